@@ -1,0 +1,21 @@
+# phasekit::options carries the language level and sanitizer flags; phasekit::warnings the warning set.
+# Every phasekit target links both (PRIVATE); nothing edits CMAKE_CXX_FLAGS.
+add_library(phasekit_options INTERFACE)
+add_library(phasekit::options ALIAS phasekit_options)
+target_compile_features(phasekit_options INTERFACE cxx_std_20)
+set(CMAKE_CXX_EXTENSIONS OFF)
+set(CMAKE_POSITION_INDEPENDENT_CODE ON)
+
+if(PHASEKIT_SANITIZE)
+  target_compile_options(phasekit_options INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer
+                                                    -fno-sanitize-recover=undefined)
+  target_link_options(phasekit_options INTERFACE -fsanitize=address,undefined)
+  target_compile_definitions(phasekit_options INTERFACE PHASEKIT_SANITIZE=1)
+endif()
+
+add_library(phasekit_warnings INTERFACE)
+add_library(phasekit::warnings ALIAS phasekit_warnings)
+target_compile_options(phasekit_warnings INTERFACE
+  -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Wunused
+  -Woverloaded-virtual -Wimplicit-fallthrough -Wformat=2
+  $<$<BOOL:${PHASEKIT_WERROR}>:-Werror>)

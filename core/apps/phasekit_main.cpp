@@ -1,0 +1,113 @@
+// phasekit: the operations command. `phasekit config` prints the effective configuration,
+// `phasekit plugins` what the plugin path holds and why any file cannot load.
+#include <boost/program_options/options_description.hpp>
+#include <boost/program_options/value_semantic.hpp>
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "config/cli.hpp"
+#include "config/print.hpp"
+#include "phasekit/plugin/abi.h"
+#include "plugin_host/loader.hpp"
+
+extern char** environ;
+
+namespace po = boost::program_options;
+namespace cfg = phasekit::config;
+namespace host = phasekit::plugin_host;
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitUsage = 2;  // bad configuration or command line
+constexpr int kExitPlugin = 3;  // a plugin cannot load
+
+constexpr const char* kUsage =
+    "Usage: phasekit <command> [options]\n"
+    "\n"
+    "Commands:\n"
+    "  config     every effective setting with its origin (flag, env, file, phase preset, default);\n"
+    "             --json for JSON, --markdown for docs/configuration.md\n"
+    "  plugins    the plugins on the plugin path: file, kind, name, ABI version, and why any cannot load\n"
+    "             (exit 3 when one cannot)\n"
+    "  version    version, plugin ABI version and build signature\n"
+    "\n"
+    "Exit codes: 0 ok, 2 bad configuration or command line, 3 a plugin cannot load.\n";
+
+int print_plugins(const cfg::Config& config) {
+  const host::Loader loader(host::Loader::search_path_from(config.text(cfg::Key::plugin_path)));
+  std::string folders;
+  for (const std::string& dir : loader.search_path()) {
+    folders += folders.empty() ? dir : ":" + dir;
+  }
+  fmt::print("plugin path: {}\nhost ABI version {}, build signature {}\n\n", folders, PHK_ABI_VERSION,
+             host::host_build_signature());
+  const auto reports = loader.probe_all();
+  std::size_t width = 4;
+  for (const auto& r : reports) {
+    width = std::max(width, r.path.size());
+  }
+  fmt::print("{:<{}}  {:<11}  {:<10}  {:>3}  {:<8}  {}\n", "file", width, "kind", "name", "abi", "version", "status");
+  bool all_ok = true;
+  for (const auto& r : reports) {
+    all_ok = all_ok && r.error.empty();
+    fmt::print("{:<{}}  {:<11}  {:<10}  {:>3}  {:<8}  {}\n", r.path, width, r.kind.empty() ? "-" : r.kind,
+               r.name.empty() ? "-" : r.name, r.abi_version ? std::to_string(*r.abi_version) : "-",
+               r.version.empty() ? "-" : r.version, !r.error.empty()     ? "error: " + r.error
+               : !r.warning.empty() ? "warning: " + r.warning
+                                    : "ok: " + r.summary);
+  }
+  return all_ok ? kExitOk : kExitPlugin;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  po::options_description own("Options");
+  own.add_options()("help,h", "show this help")("print-config", "same as `phasekit config`")(
+      "json", "config: print JSON")("markdown", "config: print docs/configuration.md");
+  try {
+    const cfg::CommandLine cli = cfg::parse_command_line(argc, argv, own, environ);
+    if (cli.extra.count("help") != 0) {
+      std::cout << kUsage << '\n' << own << '\n' << cfg::settings_options() << '\n';
+      return kExitOk;
+    }
+    std::string command = cli.positional.empty() ? "" : cli.positional.front();
+    if (cli.extra.count("print-config") != 0) {
+      command = "config";
+    }
+    if (cli.positional.size() > 1) {
+      throw cfg::ConfigError(fmt::format("unexpected argument \"{}\"", cli.positional[1]));
+    }
+    if (command == "config" && cli.extra.count("markdown") != 0) {
+      std::cout << cfg::render_markdown();  // the table itself: no environment needed
+      return kExitOk;
+    }
+    if (command == "version") {
+      fmt::print("phasekit {}\nplugin ABI version {}\nbuild signature {}\n", PHASEKIT_VERSION, PHK_ABI_VERSION,
+                 host::host_build_signature());
+      return kExitOk;
+    }
+    const cfg::Config config = cfg::Config::load(cli.inputs);
+    if (command == "config") {
+      std::cout << (cli.extra.count("json") != 0 ? cfg::render_json(config) : cfg::render_table(config));
+      return kExitOk;
+    }
+    if (command == "plugins") {
+      return print_plugins(config);
+    }
+    if (command.empty()) {
+      std::cerr << kUsage;
+      return kExitUsage;
+    }
+    throw cfg::ConfigError(fmt::format("unknown command \"{}\" (expected config, plugins or version)", command));
+  } catch (const cfg::ConfigError& e) {
+    fmt::print(stderr, "phasekit: {}\n", e.what());
+    return kExitUsage;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "phasekit: {}\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,61 @@
+#pragma once
+// kind = queue: carries approved tool calls (jobs) to whoever runs them, and their output back to
+// the session. `inproc` runs them in this process; `redis` hands them to phasekit-workers.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "phasekit/status.hpp"
+
+namespace phasekit::plugin {
+
+struct Job {
+  std::string id;          // the callId
+  std::string user_id;
+  std::string session_id;
+  std::string payload;     // JSON: {"tool":…, "args":…}
+  std::int64_t timeout_ms = 0;
+  std::uint32_t attempt = 1;
+};
+
+enum class JobEventType : std::uint8_t { output, result };
+
+struct JobEvent {
+  std::string job_id;
+  std::string session_id;
+  JobEventType type = JobEventType::result;
+  std::string data;  // JSON of the tool:output chunk or the tool:result
+};
+
+struct QueueStats {
+  std::uint64_t depth = 0;      // queued, not yet taken
+  std::uint64_t in_flight = 0;  // taken, not yet done
+  std::uint64_t enqueued = 0;
+  std::uint64_t completed = 0;
+  std::uint64_t failed = 0;
+  std::uint64_t redelivered = 0;
+  std::uint64_t rejected = 0;
+};
+
+class QueueStrategy {
+ public:
+  using EventSink = std::function<void(JobEvent)>;
+  /// Called once per job taken; the job is acknowledged when done is called (Status = how it ended).
+  using JobDone = std::function<void(Status)>;
+  using JobHandler = std::function<void(Job, EventSink, JobDone)>;
+
+  virtual ~QueueStrategy() = default;
+  /// Completes (posted) once the job is durably queued, or with UNAVAILABLE/TOO_MANY_REQUESTS.
+  virtual void enqueue(Job job, std::function<void(Status)> queued) noexcept = 0;
+  /// Starts taking jobs, at most `concurrency` at once. Called at most once.
+  virtual void consume(unsigned concurrency, JobHandler handler) noexcept = 0;
+  /// Events of jobs of this session are delivered (posted) to on_event until unsubscribe.
+  virtual void subscribe(std::string session_id, EventSink on_event) noexcept = 0;
+  virtual void unsubscribe(std::string_view session_id) noexcept = 0;
+  [[nodiscard]] virtual QueueStats stats() const noexcept = 0;
+  /// Takes no new jobs, waits for those in flight (or hands them back), then completes.
+  virtual void async_shutdown(std::function<void()> done) noexcept = 0;
+};
+
+}  // namespace phasekit::plugin

@@ -1,0 +1,2 @@
+// Boost.Asio compiled once (BOOST_ASIO_SEPARATE_COMPILATION): see cmake/PhasekitDependencies.cmake.
+#include <boost/asio/impl/src.hpp>

@@ -1,0 +1,161 @@
+#include "config/schema.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+
+#include "config/checks.hpp"
+
+namespace phasekit::config {
+namespace {
+
+constexpr std::string_view N = kNoPreset;
+
+// clang-format off
+constexpr std::array<Spec, kSettingCount> kSettings{{
+  // key, name, env, flag, group, type, min, max, choices, default, {phase 1, 2, 3}, doc, check, file_allowed
+  {Key::phase, "phase", "PHASE", "phase", "General", Type::integer, 1, 3, "", "1", {N, N, N},
+   "Scalability phase whose presets fill every setting not given explicitly: 1 monolith, 2 pooled and "
+   "horizontal, 3 queue and workers."},
+  {Key::config_file, "config", "PHASEKIT_CONFIG", "config", "General", Type::text, 0, 0, "", "", {N, N, N},
+   "JSON file of settings (an object keyed by the names in this table). A missing or malformed file, or an "
+   "unknown key in it, stops the process.", nullptr, false},
+  {Key::port, "port", "PORT", "port", "Server", Type::integer, 0, 65535, "", "3000", {N, N, N},
+   "TCP port of the HTTP and Socket.IO listener (0: any free port, logged at start)."},
+  {Key::bind_address, "bind_address", "BIND_ADDRESS", "bind-address", "Server", Type::text, 0, 0, "",
+   "127.0.0.1", {N, N, N}, "IP address to listen on (0.0.0.0 or :: for all).", &check_ip_address},
+  {Key::log_level, "log_level", "LOG_LEVEL", "log-level", "Server", Type::choice, 0, 0,
+   "trace|debug|info|warn|error|off", "info", {N, N, N}, "Lowest level of the JSON log lines written."},
+  {Key::max_payload_bytes, "max_payload_bytes", "MAX_PAYLOAD_BYTES", "max-payload-bytes", "Server", Type::integer,
+   1024, 100000000, "", "1000000", {N, N, N},
+   "Largest Engine.IO message or polling body accepted (socket.io's maxHttpBufferSize); larger ones close "
+   "that connection."},
+  {Key::ping_interval_ms, "ping_interval_ms", "PING_INTERVAL_MS", "ping-interval-ms", "Server", Type::integer,
+   100, 3600000, "", "25000", {N, N, N}, "Engine.IO heartbeat interval."},
+  {Key::ping_timeout_ms, "ping_timeout_ms", "PING_TIMEOUT_MS", "ping-timeout-ms", "Server", Type::integer, 100,
+   3600000, "", "20000", {N, N, N}, "Time allowed for a pong before the connection is closed."},
+  {Key::session_grace_ms, "session_grace_ms", "SESSION_GRACE_MS", "session-grace-ms", "Server", Type::integer, 0,
+   86400000, "", "30000", {N, N, N},
+   "How long a disconnected session keeps its backend for a reconnect before it is released."},
+  {Key::shutdown_grace_ms, "shutdown_grace_ms", "SHUTDOWN_GRACE_MS", "shutdown-grace-ms", "Server",
+   Type::integer, 0, 600000, "", "10000", {N, N, N},
+   "On SIGTERM: how long work in flight may run on before clients are closed and the process exits."},
+  {Key::auth_mode, "auth_mode", "AUTH_MODE", "auth-mode", "Auth", Type::choice, 0, 0, "none|token", "none",
+   {N, N, N},
+   "none: every connection is its own user (local runs); token: CONNECT must carry an HMAC-SHA256 signed "
+   "token with the user id and expiry."},
+  {Key::auth_secret, "auth_secret", "AUTH_SECRET", "auth-secret", "Auth", Type::secret, 0, 0, "", "", {N, N, N},
+   "Key that signs tokens (at least 32 bytes with AUTH_MODE=token). Never printed or logged."},
+  {Key::plugin_path, "plugin_path", "PHASEKIT_PLUGIN_PATH", "plugin-path", "Plugins", Type::text, 0, 0, "", "",
+   {N, N, N},
+   "Folders searched for libphasekit_<kind>_<name>.so, separated by ':' (empty: <exe>/../lib/phasekit)."},
+  {Key::pool, "pool", "POOL_PLUGIN", "pool", "Plugins", Type::plugin, 0, 0, "", "", {N, N, N},
+   "Pool plugin. Empty: warm when ENABLE_CONTAINER_POOL is on, else none."},
+  {Key::queue, "queue", "QUEUE_PLUGIN", "queue", "Plugins", Type::plugin, 0, 0, "", "", {N, N, N},
+   "Queue plugin. Empty: redis when ENABLE_WORKER_MODE is on, else inproc."},
+  {Key::store, "store", "STORE_PLUGIN", "store", "Plugins", Type::plugin, 0, 0, "", "", {N, N, N},
+   "Store plugin. Empty: redis when REDIS_URL is set, else memory."},
+  {Key::compression, "compression", "COMPRESSION_PLUGIN", "compression", "Plugins", Type::plugin, 0, 0, "", "",
+   {N, N, N}, "Compression plugin. Empty: zlib when ENABLE_CONVERSATION_COMPRESSION is on, else none."},
+  {Key::autoscaler, "autoscaler", "AUTOSCALER_PLUGIN", "autoscaler", "Plugins", Type::plugin, 0, 0, "", "",
+   {N, N, N}, "Autoscaler plugin. Empty: hpa when ENABLE_AUTOSCALER is on, else none."},
+  {Key::enable_container_pool, "enable_container_pool", "ENABLE_CONTAINER_POOL", "enable-container-pool", "Pool",
+   Type::boolean, 0, 0, "", "false", {N, "true", "true"},
+   "Keep pre-warmed backends (pool=warm) instead of a cold backend per session (pool=none)."},
+  {Key::pool_min_size, "pool_min_size", "POOL_MIN_SIZE", "pool-min-size", "Pool", Type::integer, 0, 10000, "",
+   "2", {N, "10", "20"}, "Idle backends the warm pool keeps ready."},
+  {Key::pool_max_size, "pool_max_size", "POOL_MAX_SIZE", "pool-max-size", "Pool", Type::integer, 1, 10000, "",
+   "1000", {N, "5000", "5000"}, "Most backends the pool holds in all (idle and leased)."},
+  {Key::pool_idle_timeout_ms, "pool_idle_timeout_ms", "POOL_IDLE_TIMEOUT_MS", "pool-idle-timeout-ms", "Pool",
+   Type::integer, 1000, 86400000, "", "300000", {N, N, N},
+   "An idle backend above POOL_MIN_SIZE is reaped after this long."},
+  {Key::pool_acquire_timeout_ms, "pool_acquire_timeout_ms", "POOL_ACQUIRE_TIMEOUT_MS", "pool-acquire-timeout-ms",
+   "Pool", Type::integer, 0, 600000, "", "5000", {N, N, N},
+   "How long an acquire waits for a backend when the pool is exhausted before it fails with UNAVAILABLE."},
+  {Key::backend, "backend", "BACKEND", "backend", "Backends", Type::choice, 0, 0, "process|docker", "process",
+   {N, N, N}, "Backend driver: a sandboxed shell process, or a container through the Docker Engine API."},
+  {Key::sandbox, "sandbox", "SANDBOX", "sandbox", "Backends", Type::choice, 0, 0, "auto|bwrap|unshare|none",
+   "auto", {N, N, N},
+   "Isolation of process backends. auto: bubblewrap, else unshare, else a plain process with a warning."},
+  {Key::workspace_root, "workspace_root", "WORKSPACE_ROOT", "workspace-root", "Backends", Type::text, 0, 0, "",
+   "/tmp/phasekit-workspaces", {N, N, N},
+   "Folder under which each session gets its workspace (removed when the session ends).", &check_absolute_path},
+  {Key::max_requests_per_user, "max_requests_per_user", "MAX_REQUESTS_PER_USER", "max-requests-per-user",
+   "Requests", Type::integer, 1, 10000, "", "5", {N, N, N},
+   "Tool calls a user may have in flight across all their connections; the next gets TOO_MANY_REQUESTS."},
+  {Key::job_timeout_ms, "job_timeout_ms", "JOB_TIMEOUT_MS", "job-timeout-ms", "Requests", Type::integer, 100,
+   3600000, "", "30000", {N, N, N},
+   "A tool call running longer is killed (the session's shell survives) and reported as TIMEOUT."},
+  {Key::max_output_bytes, "max_output_bytes", "MAX_OUTPUT_BYTES", "max-output-bytes", "Requests", Type::integer,
+   1024, 1073741824, "", "1048576", {N, N, N},
+   "Output kept per tool call; beyond it the result says truncated: true."},
+  {Key::stream_output_threshold_bytes, "stream_output_threshold_bytes", "STREAM_OUTPUT_THRESHOLD_BYTES",
+   "stream-output-threshold-bytes", "Requests", Type::integer, 0, 1073741824, "", "65536", {N, N, "4096"},
+   "Output larger than this is streamed as tool:output chunks before tool:result (0: always stream)."},
+  {Key::enable_worker_mode, "enable_worker_mode", "ENABLE_WORKER_MODE", "enable-worker-mode", "Queue",
+   Type::boolean, 0, 0, "", "false", {N, N, "true"},
+   "Send jobs through the redis queue to phasekit-worker processes (queue=redis) instead of running them "
+   "in process (queue=inproc)."},
+  {Key::worker_concurrency, "worker_concurrency", "WORKER_CONCURRENCY", "worker-concurrency", "Queue",
+   Type::integer, 1, 10000, "", "10", {N, N, N}, "Jobs one worker (or the in-process queue) runs at once."},
+  {Key::redis_url, "redis_url", "REDIS_URL", "redis-url", "Store", Type::text, 0, 0, "", "",
+   {N, "redis://127.0.0.1:6379", "redis://127.0.0.1:6379"},
+   "redis://[user:password@]host[:port][/db] or unix:///path. Set: sessions and conversations go to "
+   "redis (store=redis). The password is never printed.", &check_redis_url},
+  {Key::enable_conversation_compression, "enable_conversation_compression", "ENABLE_CONVERSATION_COMPRESSION",
+   "enable-conversation-compression", "Store", Type::boolean, 0, 0, "", "false", {N, N, "true"},
+   "gzip conversation history in the store (compression=zlib); older uncompressed entries stay readable."},
+  {Key::enable_autoscaler, "enable_autoscaler", "ENABLE_AUTOSCALER", "enable-autoscaler", "Autoscaler",
+   Type::boolean, 0, 0, "", "false", {N, N, "true"},
+   "Run the HPA-algorithm autoscaler (autoscaler=hpa) on the process's own metrics."},
+}};
+// clang-format on
+
+constexpr bool table_is_in_key_order() {
+  for (std::size_t i = 0; i < kSettings.size(); ++i) {
+    if (static_cast<std::size_t>(kSettings[i].key) != i) {
+      return false;
+    }
+  }
+  return true;
+}
+static_assert(table_is_in_key_order(), "kSettings must list every Key once, in enum order");
+
+constexpr std::array<PluginSelection, 5> kSelections{{
+    {Key::pool, "pool", Key::enable_container_pool, "warm", "none"},
+    {Key::queue, "queue", Key::enable_worker_mode, "redis", "inproc"},
+    {Key::store, "store", Key::redis_url, "redis", "memory"},
+    {Key::compression, "compression", Key::enable_conversation_compression, "zlib", "none"},
+    {Key::autoscaler, "autoscaler", Key::enable_autoscaler, "hpa", "none"},
+}};
+
+template <class Field>
+const Spec* find_by(std::string_view wanted, Field field) noexcept {
+  const auto it = std::find_if(kSettings.begin(), kSettings.end(),
+                               [&](const Spec& s) { return s.*field == wanted; });
+  return it == kSettings.end() ? nullptr : &*it;
+}
+
+}  // namespace
+
+std::span<const Spec> settings() noexcept { return kSettings; }
+const Spec& spec(Key key) noexcept { return kSettings[static_cast<std::size_t>(key)]; }
+const Spec* find_by_name(std::string_view name) noexcept { return find_by(name, &Spec::name); }
+const Spec* find_by_env(std::string_view env) noexcept { return find_by(env, &Spec::env); }
+const Spec* find_by_flag(std::string_view flag) noexcept { return find_by(flag, &Spec::flag); }
+std::span<const PluginSelection> plugin_selections() noexcept { return kSelections; }
+
+std::string allowed_text(const Spec& s) {
+  switch (s.type) {
+    case Type::boolean: return "true or false";
+    case Type::integer: return fmt::format("an integer in {}..{}", s.min, s.max);
+    case Type::choice: return fmt::format("one of {}", s.choices);
+    case Type::plugin: return "a plugin name of lower-case letters, digits and '_'";
+    case Type::text:
+    case Type::secret: return "text";
+  }
+  return "text";
+}
+
+}  // namespace phasekit::config

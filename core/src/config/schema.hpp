@@ -1,0 +1,107 @@
+#pragma once
+// The one table of settings. Every name, flag, environment variable, type, range, default and
+// phase preset lives here and nowhere else: --help, --print-config, the JSON config file, the
+// validation and docs/configuration.md are all generated from it.
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace phasekit::config {
+
+enum class Type : std::uint8_t {
+  boolean,   // true|false|1|0|yes|no|on|off
+  integer,   // whole number in [min, max]
+  text,      // free text (validated by `check` where it has one)
+  choice,    // one of `choices` ("a|b|c")
+  secret,    // text that is never printed or logged
+  plugin,    // a plugin name ([a-z0-9_]+); empty = derived from its ENABLE_* flag
+};
+
+enum class Key : std::uint16_t {
+  phase,
+  config_file,
+  port,
+  bind_address,
+  log_level,
+  max_payload_bytes,
+  ping_interval_ms,
+  ping_timeout_ms,
+  session_grace_ms,
+  shutdown_grace_ms,
+  auth_mode,
+  auth_secret,
+  plugin_path,
+  pool,
+  queue,
+  store,
+  compression,
+  autoscaler,
+  enable_container_pool,
+  pool_min_size,
+  pool_max_size,
+  pool_idle_timeout_ms,
+  pool_acquire_timeout_ms,
+  backend,
+  sandbox,
+  workspace_root,
+  max_requests_per_user,
+  job_timeout_ms,
+  max_output_bytes,
+  stream_output_threshold_bytes,
+  enable_worker_mode,
+  worker_concurrency,
+  redis_url,
+  enable_conversation_compression,
+  enable_autoscaler,
+  count_,
+};
+
+inline constexpr std::size_t kSettingCount = static_cast<std::size_t>(Key::count_);
+inline constexpr int kPhaseCount = 3;
+
+/// Extra check of a text value; returns nullptr when fine, else what is allowed.
+using TextCheck = const char* (*)(std::string_view value);
+
+struct Spec {
+  Key key;
+  std::string_view name;   // key in the JSON config file and in --print-config: "pool_min_size"
+  std::string_view env;    // "POOL_MIN_SIZE"
+  std::string_view flag;   // "pool-min-size" (for --pool-min-size)
+  std::string_view group;  // section of --help and of docs/configuration.md
+  Type type;
+  std::int64_t min = 0;    // integer range
+  std::int64_t max = 0;
+  std::string_view choices;  // choice: "a|b|c"
+  std::string_view default_value;
+  std::array<std::string_view, kPhaseCount> preset;  // per PHASE 1..3; kNoPreset = none
+  std::string_view doc;
+  TextCheck check = nullptr;
+  bool file_allowed = true;  // may be set in the JSON config file
+};
+
+inline constexpr std::string_view kNoPreset = "\x01";
+
+std::span<const Spec> settings() noexcept;
+const Spec& spec(Key key) noexcept;
+/// nullptr when no setting has that JSON name / env name / flag.
+const Spec* find_by_name(std::string_view name) noexcept;
+const Spec* find_by_env(std::string_view env) noexcept;
+const Spec* find_by_flag(std::string_view flag) noexcept;
+
+/// The plugin-selection settings and the flag each is derived from.
+struct PluginSelection {
+  Key selection;         // Key::pool
+  std::string_view kind; // "pool"
+  Key feature;           // Key::enable_container_pool (or redis_url for the store)
+  std::string_view enabled_name;   // plugin chosen when the feature is on: "warm"
+  std::string_view disabled_name;  // plugin chosen when off: "none"
+};
+std::span<const PluginSelection> plugin_selections() noexcept;
+
+/// "an integer in 0..10000", "one of none|token", "true or false", …
+std::string allowed_text(const Spec& s);
+
+}  // namespace phasekit::config

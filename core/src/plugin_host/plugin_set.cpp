@@ -1,0 +1,52 @@
+#include "plugin_host/plugin_set.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace phasekit::plugin_host {
+
+using config::Key;
+
+std::string plugin_config_json(std::string_view kind, const config::Config& c) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  if (kind == "pool") {
+    j["min_size"] = c.integer(Key::pool_min_size);
+    j["max_size"] = c.integer(Key::pool_max_size);
+    j["idle_timeout_ms"] = c.integer(Key::pool_idle_timeout_ms);
+    j["acquire_timeout_ms"] = c.integer(Key::pool_acquire_timeout_ms);
+  } else if (kind == "queue") {
+    j["concurrency"] = c.integer(Key::worker_concurrency);
+    j["job_timeout_ms"] = c.integer(Key::job_timeout_ms);
+    j["redis_url"] = c.text(Key::redis_url);
+  } else if (kind == "store") {
+    j["redis_url"] = c.text(Key::redis_url);
+    j["session_grace_ms"] = c.integer(Key::session_grace_ms);
+  }
+  return j.dump();
+}
+
+namespace {
+
+template <class T>
+InstancePtr<T> load_one(phk_kind kind, const config::Config& config, plugin::HostServices& host,
+                        const Loader& loader, std::vector<LoadedPlugin>& loaded) {
+  const std::string_view kind_text = kind_name(kind);
+  const config::PluginChoice& choice = config.plugin(kind_text);
+  const Candidate candidate = loader.find(kind, choice.name);
+  auto instance = instantiate<T>(candidate, host, plugin_config_json(kind_text, config));
+  loaded.push_back({std::string(kind_text), choice.name, candidate.descriptor->version, candidate.path});
+  return instance;
+}
+
+}  // namespace
+
+PluginSet load_plugins(const config::Config& config, plugin::HostServices& host, const Loader& loader) {
+  PluginSet set;
+  set.compression = load_one<plugin::CompressionStrategy>(PHK_KIND_COMPRESSION, config, host, loader, set.loaded);
+  set.store = load_one<plugin::StoreStrategy>(PHK_KIND_STORE, config, host, loader, set.loaded);
+  set.queue = load_one<plugin::QueueStrategy>(PHK_KIND_QUEUE, config, host, loader, set.loaded);
+  set.pool = load_one<plugin::PoolStrategy>(PHK_KIND_POOL, config, host, loader, set.loaded);
+  set.autoscaler = load_one<plugin::AutoscalerStrategy>(PHK_KIND_AUTOSCALER, config, host, loader, set.loaded);
+  return set;
+}
+
+}  // namespace phasekit::plugin_host

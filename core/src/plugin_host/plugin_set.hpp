@@ -1,0 +1,61 @@
+#pragma once
+// One instance of each plugin kind, chosen by the configuration, held so that each is destroyed by
+// the library that made it and no library is unloaded under a live instance.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "phasekit/plugin/autoscaler.hpp"
+#include "phasekit/plugin/compression.hpp"
+#include "phasekit/plugin/host.hpp"
+#include "phasekit/plugin/pool.hpp"
+#include "phasekit/plugin/queue.hpp"
+#include "phasekit/plugin/store.hpp"
+#include "plugin_host/loader.hpp"
+
+namespace phasekit::plugin_host {
+
+template <class T>
+struct InstanceDeleter {
+  void (*destroy)(void*) = nullptr;
+  std::shared_ptr<Library> library;  // keeps the code of destroy (and of T's vtable) mapped
+  void operator()(T* p) const noexcept {
+    if (p != nullptr && destroy != nullptr) {
+      destroy(p);
+    }
+  }
+};
+
+template <class T>
+using InstancePtr = std::unique_ptr<T, InstanceDeleter<T>>;
+
+template <class T>
+InstancePtr<T> instantiate(const Candidate& candidate, plugin::HostServices& host, std::string_view config_json) {
+  void* raw = create_instance(candidate, &host, config_json);
+  return InstancePtr<T>(static_cast<T*>(raw), InstanceDeleter<T>{candidate.descriptor->destroy, candidate.library});
+}
+
+struct LoadedPlugin {
+  std::string kind;
+  std::string name;
+  std::string version;
+  std::string path;  // "(built-in)" or the .so
+};
+
+struct PluginSet {
+  InstancePtr<plugin::CompressionStrategy> compression;
+  InstancePtr<plugin::StoreStrategy> store;
+  InstancePtr<plugin::QueueStrategy> queue;
+  InstancePtr<plugin::PoolStrategy> pool;
+  InstancePtr<plugin::AutoscalerStrategy> autoscaler;
+  std::vector<LoadedPlugin> loaded;
+};
+
+/// The JSON object a plugin of this kind receives: its own settings only.
+std::string plugin_config_json(std::string_view kind, const config::Config& config);
+
+/// Loads every kind the configuration names. Throws LoadError on the first that fails.
+PluginSet load_plugins(const config::Config& config, plugin::HostServices& host, const Loader& loader);
+
+}  // namespace phasekit::plugin_host
