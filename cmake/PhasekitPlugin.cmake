@@ -21,6 +21,8 @@ function(phasekit_add_plugin kind name)
   target_link_libraries(${ARG_TARGET} PRIVATE phasekit::plugin_api phasekit::options phasekit::warnings
                                               ${ARG_LIBRARIES})
   # --exclude-libs: code from static libraries (Asio) stays private to the plugin.
-  target_link_options(${ARG_TARGET} PRIVATE -Wl,--no-undefined -Wl,--exclude-libs,ALL)
+  target_link_options(${ARG_TARGET} PRIVATE -Wl,--no-undefined -Wl,--exclude-libs,ALL
+                      "-Wl,--version-script=${PROJECT_SOURCE_DIR}/cmake/plugin.map")
+  set_property(TARGET ${ARG_TARGET} APPEND PROPERTY LINK_DEPENDS "${PROJECT_SOURCE_DIR}/cmake/plugin.map")
   set_property(GLOBAL APPEND PROPERTY PHASEKIT_PLUGIN_TARGETS ${ARG_TARGET})
 endfunction()

@@ -134,8 +134,9 @@ class LogSink::ComponentLogger final : public Logger {
       std::string line;
       line.reserve(128);
       const auto now = std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
-      fmt::format_to(std::back_inserter(line), "{{\"time\":\"{:%Y-%m-%dT%H:%M:%S}Z\",\"level\":\"{}\",\"msg\":\"", now,
-                     level_name(level));
+      const auto millis = now.time_since_epoch().count() % 1000;
+      fmt::format_to(std::back_inserter(line), "{{\"time\":\"{:%Y-%m-%dT%H:%M:%S}.{:03}Z\",\"level\":\"{}\",\"msg\":\"",
+                     std::chrono::time_point_cast<std::chrono::seconds>(now), millis, level_name(level));
       append_json_escaped(line, msg);
       line += '"';
       if (!component_.empty()) {

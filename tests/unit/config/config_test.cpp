@@ -1,0 +1,327 @@
+#include "config/config.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "config/print.hpp"
+
+namespace phasekit::config {
+namespace {
+
+class TempFile {
+ public:
+  explicit TempFile(const std::string& content) {
+    path_ = (std::filesystem::temp_directory_path() /
+             ("phasekit-config-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++) + ".json"))
+                .string();
+    std::ofstream(path_) << content;
+  }
+  ~TempFile() { std::filesystem::remove(path_); }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  [[nodiscard]] const std::string& path() const { return path_; }
+
+ private:
+  static inline int counter_ = 0;
+  std::string path_;
+};
+
+Config load(std::map<std::string, std::string, std::less<>> env,
+            std::vector<std::pair<std::string, std::string>> flags = {}) {
+  return Config::load(Inputs{std::move(env), std::move(flags)});
+}
+
+std::string error_of(std::map<std::string, std::string, std::less<>> env,
+                     std::vector<std::pair<std::string, std::string>> flags = {}) {
+  try {
+    load(std::move(env), std::move(flags));
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(Config, NothingSet_EveryValueIsItsDefault) {
+  const Config c = load({});
+  EXPECT_EQ(c.phase(), 1);
+  for (const Spec& s : settings()) {
+    EXPECT_EQ(c.value(s.key).origin, Origin::default_value) << s.name;
+  }
+  EXPECT_EQ(c.integer(Key::port), 3000);
+  EXPECT_EQ(c.integer(Key::max_requests_per_user), 5);
+  EXPECT_EQ(c.plugin("pool").name, "none");
+  EXPECT_EQ(c.plugin("queue").name, "inproc");
+  EXPECT_EQ(c.plugin("store").name, "memory");
+  EXPECT_EQ(c.plugin("compression").name, "none");
+  EXPECT_EQ(c.plugin("autoscaler").name, "none");
+}
+
+TEST(Config, Phase2_PresetsChooseWarmPoolAndRedisStore) {
+  const Config c = load({{"PHASE", "2"}});
+  EXPECT_EQ(c.plugin("pool").name, "warm");
+  EXPECT_EQ(c.plugin("pool").origin, Origin::phase_preset);
+  EXPECT_EQ(c.plugin("pool").via, "ENABLE_CONTAINER_POOL");
+  EXPECT_EQ(c.plugin("store").name, "redis");
+  EXPECT_EQ(c.plugin("queue").name, "inproc");
+  EXPECT_EQ(c.integer(Key::pool_min_size), 10);
+  EXPECT_EQ(c.value(Key::pool_min_size).origin, Origin::phase_preset);
+}
+
+TEST(Config, Phase3_PresetsTurnOnWorkersCompressionAndAutoscaler) {
+  const Config c = load({{"PHASE", "3"}});
+  EXPECT_EQ(c.plugin("queue").name, "redis");
+  EXPECT_EQ(c.plugin("compression").name, "zlib");
+  EXPECT_EQ(c.plugin("autoscaler").name, "hpa");
+  EXPECT_EQ(c.integer(Key::stream_output_threshold_bytes), 4096);
+}
+
+TEST(Config, EnvOverridesPreset_PoolFollowsTheFlagsOrigin) {
+  const Config c = load({{"PHASE", "2"}, {"ENABLE_CONTAINER_POOL", "false"}});
+  EXPECT_EQ(c.plugin("pool").name, "none");
+  EXPECT_EQ(c.plugin("pool").origin, Origin::env);
+}
+
+TEST(Config, Precedence_FlagOverEnvOverFileOverPresetOverDefault) {
+  const TempFile file(R"({"pool_min_size": 3, "pool_max_size": 40, "port": 4000, "log_level": "debug"})");
+  const Config c = load({{"PHASE", "2"}, {"PHASEKIT_CONFIG", file.path()}, {"POOL_MAX_SIZE", "50"}, {"PORT", "5000"}},
+                        {{"port", "6000"}});
+  EXPECT_EQ(c.integer(Key::port), 6000);
+  EXPECT_EQ(c.value(Key::port).origin, Origin::flag);
+  EXPECT_EQ(c.integer(Key::pool_max_size), 50);
+  EXPECT_EQ(c.value(Key::pool_max_size).origin, Origin::env);
+  EXPECT_EQ(c.integer(Key::pool_min_size), 3);
+  EXPECT_EQ(c.value(Key::pool_min_size).origin, Origin::file);
+  EXPECT_EQ(c.text(Key::log_level), "debug");
+  EXPECT_EQ(c.integer(Key::pool_idle_timeout_ms), 300000);
+  EXPECT_EQ(c.value(Key::pool_idle_timeout_ms).origin, Origin::default_value);
+  EXPECT_EQ(c.value(Key::enable_container_pool).origin, Origin::phase_preset);
+}
+
+TEST(Config, PhaseFromTheFileSelectsThePresets) {
+  const TempFile file(R"({"phase": 3})");
+  const Config c = load({}, {{"config", file.path()}});
+  EXPECT_EQ(c.phase(), 3);
+  EXPECT_EQ(c.plugin("queue").name, "redis");
+}
+
+TEST(Config, BooleansAcceptTheUsualSpellings) {
+  for (const char* yes : {"true", "TRUE", "1", "yes", "on", "On"}) {
+    EXPECT_TRUE(load({{"ENABLE_CONTAINER_POOL", yes}}).boolean(Key::enable_container_pool)) << yes;
+  }
+  for (const char* no : {"false", "0", "no", "off", "OFF"}) {
+    EXPECT_FALSE(load({{"ENABLE_CONTAINER_POOL", no}}).boolean(Key::enable_container_pool)) << no;
+  }
+}
+
+TEST(Config, ExplicitPluginNameWinsOverItsFlagWhenTheFlagIsOnlyAPreset) {
+  const Config c = load({{"PHASE", "2"}, {"POOL_PLUGIN", "none"}});
+  EXPECT_EQ(c.plugin("pool").name, "none");
+  EXPECT_EQ(c.plugin("pool").origin, Origin::env);
+  EXPECT_TRUE(c.plugin("pool").via.empty());
+}
+
+struct BadCase {
+  const char* what;
+  std::map<std::string, std::string, std::less<>> env;
+  std::vector<std::pair<std::string, std::string>> flags;
+  const char* expected;  // the whole line
+};
+
+void PrintTo(const BadCase& c, std::ostream* os) { *os << c.what; }
+
+class ConfigErrors : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(ConfigErrors, StopWithOneLineNamingTheSettingAndWhatIsAllowed) {
+  const BadCase& c = GetParam();
+  const std::string message = error_of(c.env, c.flags);
+  EXPECT_EQ(message, c.expected) << c.what;
+  EXPECT_EQ(message.find('\n'), std::string::npos) << "one line";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, ConfigErrors,
+    ::testing::Values(
+        BadCase{"word for a number", {{"POOL_MIN_SIZE", "ten"}}, {},
+                "POOL_MIN_SIZE=ten (from env): expected an integer in 0..10000"},
+        BadCase{"min above max", {{"POOL_MIN_SIZE", "50"}, {"POOL_MAX_SIZE", "10"}}, {},
+                "POOL_MIN_SIZE=50 POOL_MAX_SIZE=10: expected POOL_MIN_SIZE <= POOL_MAX_SIZE"},
+        BadCase{"phase out of range", {{"PHASE", "7"}}, {}, "PHASE=7 (from env): expected an integer in 1..3"},
+        BadCase{"phase zero from a flag", {}, {{"phase", "0"}}, "PHASE=0 (from --phase): expected an integer in 1..3"},
+        BadCase{"number with trailing text", {{"PORT", "80x"}}, {}, "PORT=80x (from env): expected an integer in 0..65535"},
+        BadCase{"negative number", {{"MAX_REQUESTS_PER_USER", "-1"}}, {},
+                "MAX_REQUESTS_PER_USER=-1 (from env): expected an integer in 1..10000"},
+        BadCase{"empty number", {{"PORT", ""}}, {}, "PORT= (from env): expected an integer in 0..65535"},
+        BadCase{"number overflowing int64", {{"PORT", "99999999999999999999"}}, {},
+                "PORT=99999999999999999999 (from env): expected an integer in 0..65535"},
+        BadCase{"bad boolean", {{"ENABLE_WORKER_MODE", "maybe"}}, {},
+                "ENABLE_WORKER_MODE=maybe (from env): expected true or false"},
+        BadCase{"bad choice", {{"LOG_LEVEL", "loud"}}, {},
+                "LOG_LEVEL=loud (from env): expected one of trace|debug|info|warn|error|off"},
+        BadCase{"bad address", {{"BIND_ADDRESS", "localhost"}}, {},
+                "BIND_ADDRESS=localhost (from env): expected an IPv4 or IPv6 address such as 127.0.0.1, 0.0.0.0 or ::"},
+        BadCase{"bad redis url", {{"REDIS_URL", "http://x"}}, {},
+                "REDIS_URL=http://x (from env): expected empty, redis://[user:password@]host[:port][/db] or "
+                "unix:///path"},
+        BadCase{"redis url with a bad port keeps its password hidden", {{"REDIS_URL", "redis://u:hunter2@h:99999"}}, {},
+                "REDIS_URL=redis://u:***@h:99999 (from env): expected empty, redis://[user:password@]host[:port][/db] "
+                "or unix:///path"},
+        BadCase{"relative workspace", {{"WORKSPACE_ROOT", "ws"}}, {},
+                "WORKSPACE_ROOT=ws (from env): expected an absolute path"},
+        BadCase{"control character", {{"WORKSPACE_ROOT", "/a\nb"}}, {},
+                "WORKSPACE_ROOT=/a\\x0ab (from env): expected one line of text without control characters"},
+        BadCase{"bad plugin name", {{"POOL_PLUGIN", "Warm!"}}, {},
+                "POOL_PLUGIN=Warm! (from env): expected a plugin name of lower-case letters, digits and '_'"},
+        BadCase{"plugin contradicts its flag",
+                {{"POOL_PLUGIN", "none"}, {"ENABLE_CONTAINER_POOL", "true"}},
+                {},
+                "POOL_PLUGIN=none ENABLE_CONTAINER_POOL=true: they contradict each other; expected only one of them, "
+                "or POOL_PLUGIN=warm"},
+        BadCase{"worker mode without redis", {{"ENABLE_WORKER_MODE", "true"}}, {},
+                "QUEUE_PLUGIN=redis (via ENABLE_WORKER_MODE): expected REDIS_URL to be set (redis://host:port)"},
+        BadCase{"phase 3 with redis switched off", {{"PHASE", "3"}, {"REDIS_URL", ""}}, {},
+                "QUEUE_PLUGIN=redis (via ENABLE_WORKER_MODE): expected REDIS_URL to be set (redis://host:port)"},
+        BadCase{"token auth without a secret", {{"AUTH_MODE", "token"}}, {},
+                "AUTH_SECRET= (AUTH_MODE=token): expected a secret of at least 32 bytes"},
+        BadCase{"token auth with a short secret never shows it", {{"AUTH_MODE", "token"}, {"AUTH_SECRET", "short"}},
+                {}, "AUTH_SECRET=*** (AUTH_MODE=token): expected a secret of at least 32 bytes"},
+        BadCase{"missing config file", {{"PHASEKIT_CONFIG", "/nonexistent/phasekit.json"}}, {},
+                "PHASEKIT_CONFIG=/nonexistent/phasekit.json: cannot read the config file: No such file or directory"}),
+    [](const auto& info) {
+      std::string name;
+      for (const char ch : std::string(info.param.what)) {
+        name += std::isalnum(static_cast<unsigned char>(ch)) != 0 ? ch : '_';
+      }
+      return name;
+    });
+
+struct FileCase {
+  const char* what;
+  const char* content;
+  const char* expected_after_path;  // the message, after "config file <path>"
+};
+
+void PrintTo(const FileCase& c, std::ostream* os) { *os << c.what; }
+
+class ConfigFileErrors : public ::testing::TestWithParam<FileCase> {};
+
+TEST_P(ConfigFileErrors, NameTheFileAndTheProblem) {
+  const TempFile file(GetParam().content);
+  const std::string message = error_of({{"PHASEKIT_CONFIG", file.path()}});
+  const std::string expected = GetParam().expected_after_path;
+  EXPECT_NE(message.find(file.path()), std::string::npos) << message;
+  EXPECT_NE(message.find(expected), std::string::npos) << message;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, ConfigFileErrors,
+    ::testing::Values(
+        FileCase{"unknown key", R"({"pool_minsize": 3})", ": unknown key \"pool_minsize\" (did you mean \"pool_min_size\"?)"},
+        FileCase{"unknown key far from any", R"({"zzzzzzzzzzzz": 3})", ": unknown key \"zzzzzzzzzzzz\""},
+        FileCase{"invalid JSON", "{\n  \"port\": 3000,\n  oops\n}", ": invalid JSON at line 3, column 3"},
+        FileCase{"empty file", "", ": invalid JSON at line 1, column 1"},
+        FileCase{"array instead of object", "[1,2]", ": expected a JSON object of settings, found array"},
+        FileCase{"float for integer", R"({"port": 3000.5})", "PORT=3000.5 (from config file"},
+        FileCase{"object value", R"({"log_level": {"a": 1}})", "LOG_LEVEL={\"a\":1} (from config file"},
+        FileCase{"bad value names the key", R"({"pool_min_size": "ten"})",
+                 "key \"pool_min_size\"): expected an integer in 0..10000"},
+        FileCase{"config inside config", R"({"config": "/x.json"})",
+                 ": key \"config\" cannot be set in a config file (use --config or PHASEKIT_CONFIG)"}),
+    [](const auto& info) {
+      std::string name;
+      for (const char ch : std::string(info.param.what)) {
+        name += std::isalnum(static_cast<unsigned char>(ch)) != 0 ? ch : '_';
+      }
+      return name;
+    });
+
+TEST(ConfigErrors, OverriddenBadValueIsStillAnError) {
+  // A typo in the environment is reported even when a flag overrides it.
+  EXPECT_EQ(error_of({{"POOL_MIN_SIZE", "ten"}}, {{"pool_min_size", "3"}}),
+            "POOL_MIN_SIZE=ten (from env): expected an integer in 0..10000");
+}
+
+TEST(ConfigDisplay, SecretsAndRedisPasswordsAreNeverPrinted) {
+  const Config c = load({{"AUTH_MODE", "token"},
+                         {"AUTH_SECRET", "0123456789abcdef0123456789abcdef-very-secret"},
+                         {"REDIS_URL", "redis://app:hunter2@127.0.0.1:6380/2"}});
+  EXPECT_EQ(c.display(Key::auth_secret), "***");
+  EXPECT_EQ(c.display(Key::redis_url), "redis://app:***@127.0.0.1:6380/2");
+  for (const std::string& out : {render_table(c), render_json(c)}) {
+    EXPECT_EQ(out.find("very-secret"), std::string::npos);
+    EXPECT_EQ(out.find("hunter2"), std::string::npos);
+    EXPECT_NE(out.find("redis://app:***@127.0.0.1:6380/2"), std::string::npos);
+  }
+}
+
+TEST(ConfigDisplay, RedactUrlHandlesPasswordOnlyAndNoUserinfo) {
+  EXPECT_EQ(redact_url("redis://pw@h:1"), "redis://***@h:1");
+  EXPECT_EQ(redact_url("redis://h:1"), "redis://h:1");
+  EXPECT_EQ(redact_url("unix:///run/redis.sock"), "unix:///run/redis.sock");
+}
+
+TEST(ConfigDisplay, JsonHasEveryValueWithItsOrigin) {
+  const Config c = load({{"PHASE", "2"}, {"ENABLE_CONTAINER_POOL", "false"}}, {{"port", "4100"}});
+  const auto doc = nlohmann::json::parse(render_json(c));
+  EXPECT_EQ(doc["phase"], 2);
+  ASSERT_EQ(doc["settings"].size(), kSettingCount);
+  bool saw_port = false;
+  for (const auto& row : doc["settings"]) {
+    if (row["name"] == "port") {
+      saw_port = true;
+      EXPECT_EQ(row["value"], 4100);
+      EXPECT_EQ(row["origin"], "flag");
+      EXPECT_EQ(row["source"], "--port");
+    }
+  }
+  EXPECT_TRUE(saw_port);
+  EXPECT_EQ(doc["plugins"][0]["kind"], "pool");
+  EXPECT_EQ(doc["plugins"][0]["name"], "none");
+  EXPECT_EQ(doc["plugins"][0]["origin"], "env");
+}
+
+TEST(Schema, EveryNameEnvAndFlagIsUniqueAndEnvsAreUpperCase) {
+  std::set<std::string_view> names;
+  std::set<std::string_view> envs;
+  std::set<std::string_view> flags;
+  for (const Spec& s : settings()) {
+    EXPECT_TRUE(names.insert(s.name).second) << s.name;
+    EXPECT_TRUE(envs.insert(s.env).second) << s.env;
+    EXPECT_TRUE(flags.insert(s.flag).second) << s.flag;
+    for (const char ch : s.env) {
+      EXPECT_TRUE((ch >= 'A' && ch <= 'Z') || ch == '_' || (ch >= '0' && ch <= '9')) << s.env;
+    }
+    EXPECT_FALSE(s.doc.empty()) << s.name;
+  }
+}
+
+TEST(Schema, DefaultsAndPresetsAreThemselvesValid) {
+  for (const Spec& s : settings()) {
+    EXPECT_NO_THROW(parse_value(s, s.default_value, Origin::default_value, "default")) << s.name;
+    for (const std::string_view p : s.preset) {
+      if (p != kNoPreset) {
+        EXPECT_NO_THROW(parse_value(s, p, Origin::phase_preset, "preset")) << s.name;
+      }
+    }
+  }
+  for (int phase = 1; phase <= kPhaseCount; ++phase) {
+    EXPECT_NO_THROW(load({{"PHASE", std::to_string(phase)}})) << "phase " << phase;
+  }
+}
+
+TEST(Schema, SeedEnvironmentNamesOfTheOriginServiceAreKept) {
+  for (const char* env : {"PHASE", "ENABLE_CONTAINER_POOL", "POOL_MIN_SIZE", "POOL_MAX_SIZE", "POOL_IDLE_TIMEOUT_MS",
+                          "MAX_REQUESTS_PER_USER", "ENABLE_WORKER_MODE", "WORKER_CONCURRENCY", "JOB_TIMEOUT_MS",
+                          "ENABLE_CONVERSATION_COMPRESSION", "STREAM_OUTPUT_THRESHOLD_BYTES", "REDIS_URL",
+                          "LOG_LEVEL", "PORT"}) {
+    EXPECT_NE(find_by_env(env), nullptr) << env;
+  }
+}
+
+}  // namespace
+}  // namespace phasekit::config
