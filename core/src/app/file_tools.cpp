@@ -1,0 +1,313 @@
+#include "app/file_tools.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "app/auth.hpp"
+
+namespace phasekit::app {
+namespace {
+
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+  }
+  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  Fd& operator=(Fd&&) = delete;
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  [[nodiscard]] int get() const { return fd_; }
+  [[nodiscard]] bool ok() const { return fd_ >= 0; }
+
+ private:
+  int fd_;
+};
+
+Status errno_status(int err, std::string_view path) {
+  switch (err) {
+    case ENOENT: return Status(Code::not_found, fmt::format("{}: no such file or directory", path));
+    case ENOTDIR: return Status(Code::not_found, fmt::format("{}: a parent is not a directory", path));
+    case EXDEV:
+    case ELOOP: return Status(Code::bad_request, fmt::format("{}: path leads outside the workspace", path));
+    case EISDIR: return Status(Code::bad_request, fmt::format("{}: is a directory", path));
+    case EACCES:
+    case EPERM: return Status(Code::bad_request, fmt::format("{}: permission denied", path));
+    case ENOSPC:
+    case EDQUOT: return Status(Code::unavailable, fmt::format("{}: no space left", path));
+    default: return Status(Code::internal, fmt::format("{}: {}", path, std::strerror(err)));
+  }
+}
+
+/// Opens `path` beneath the workspace; the kernel refuses any resolution that would leave it.
+int open_beneath(const FileToolContext& ctx, std::string_view path, int flags, mode_t mode, int& err) {
+  Fd root(::open(ctx.workspace.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root.ok()) {
+    err = errno;
+    return -1;
+  }
+  open_how how{};
+  how.flags = static_cast<std::uint64_t>(flags | O_CLOEXEC);
+  how.mode = (flags & O_CREAT) != 0 ? mode : 0;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+  const std::string p(path);
+  const long fd = ::syscall(SYS_openat2, root.get(), p.c_str(), &how, sizeof how);
+  err = fd < 0 ? errno : 0;
+  return static_cast<int>(fd);
+}
+
+bool is_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    if (n == 0 || i + n > s.size()) {
+      return false;
+    }
+    std::uint32_t cp = n == 1 ? c : n == 2 ? (c & 0x1F) : n == 3 ? (c & 0x0F) : (c & 0x07);
+    for (std::size_t k = 1; k < n; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) {
+        return false;
+      }
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return false;
+    }
+    i += n;
+  }
+  return true;
+}
+
+std::string base64(std::string_view bytes) {
+  static constexpr char kChars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    const std::uint32_t v = (static_cast<unsigned char>(bytes[i]) << 16) |
+                            (static_cast<unsigned char>(bytes[i + 1]) << 8) | static_cast<unsigned char>(bytes[i + 2]);
+    const char quad[4] = {kChars[v >> 18], kChars[(v >> 12) & 63], kChars[(v >> 6) & 63], kChars[v & 63]};
+    out.append(quad, 4);
+  }
+  if (i + 1 == bytes.size()) {
+    const std::uint32_t v = static_cast<unsigned char>(bytes[i]) << 16;
+    const char quad[4] = {kChars[v >> 18], kChars[(v >> 12) & 63], '=', '='};
+    out.append(quad, 4);
+  } else if (i + 2 == bytes.size()) {
+    const std::uint32_t v = (static_cast<unsigned char>(bytes[i]) << 16) | (static_cast<unsigned char>(bytes[i + 1]) << 8);
+    const char quad[4] = {kChars[v >> 18], kChars[(v >> 12) & 63], kChars[(v >> 6) & 63], '='};
+    out.append(quad, 4);
+  }
+  return out;
+}
+
+bool base64_decode(std::string_view text, std::string& out) {
+  // The standard alphabet with padding, checked here, decoded by the url-safe decoder.
+  if (text.size() % 4 != 0 || text.find_first_of("-_") != std::string_view::npos) {
+    return false;
+  }
+  std::string url(text);
+  while (!url.empty() && url.back() == '=') {
+    url.pop_back();
+  }
+  if (text.size() - url.size() > 2) {
+    return false;
+  }
+  std::replace(url.begin(), url.end(), '+', '-');
+  std::replace(url.begin(), url.end(), '/', '_');
+  return base64url_decode(url, out);
+}
+
+Status path_arg(const nlohmann::json& args, const char* key, bool required, std::string& out) {
+  if (!args.is_object()) {
+    return Status(Code::bad_request, "args must be an object");
+  }
+  const auto it = args.find(key);
+  if (it == args.end()) {
+    if (required) {
+      return Status(Code::bad_request, fmt::format("args.{} is required", key));
+    }
+    out.assign(1, '.');  // not `out = "."`: GCC 12 warns falsely (-Wrestrict, PR 105329)
+    return {};
+  }
+  if (!it->is_string()) {
+    return Status(Code::bad_request, fmt::format("args.{} must be a string", key));
+  }
+  out = it->get<std::string>();
+  if (out == ".") {
+    return {};
+  }
+  return check_relative_path(out);
+}
+
+}  // namespace
+
+Status check_relative_path(std::string_view path) {
+  if (path.empty()) {
+    return Status(Code::bad_request, "path is empty");
+  }
+  if (path.size() > 4096 || path.find('\0') != std::string_view::npos) {
+    return Status(Code::bad_request, "path is too long or contains NUL");
+  }
+  if (path.front() == '/') {
+    return Status(Code::bad_request, fmt::format("{}: absolute paths are not allowed; use a path in the workspace", path));
+  }
+  std::string_view rest = path;
+  while (!rest.empty()) {
+    const auto slash = rest.find('/');
+    if (rest.substr(0, slash) == "..") {
+      return Status(Code::bad_request, fmt::format("{}: '..' is not allowed", path));
+    }
+    rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+  }
+  return {};
+}
+
+Status read_file(const FileToolContext& ctx, const nlohmann::json& args, FileToolResult& out) {
+  std::string path;
+  if (Status s = path_arg(args, "path", true, path); !s.ok()) {
+    return s;
+  }
+  int err = 0;
+  Fd fd(open_beneath(ctx, path, O_RDONLY | O_NONBLOCK, 0, err));  // a FIFO must not block us
+  if (!fd.ok()) {
+    return errno_status(err, path);
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return Status(Code::bad_request, fmt::format("{}: not a regular file", path));
+  }
+  std::string content;
+  const std::size_t want = std::min<std::size_t>(static_cast<std::size_t>(st.st_size), ctx.max_output_bytes);
+  content.resize(want);
+  std::size_t got = 0;
+  while (got < want) {
+    const ssize_t n = ::read(fd.get(), content.data() + got, want - got);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      break;
+    }
+    got += static_cast<std::size_t>(n);
+  }
+  content.resize(got);
+  out.truncated = static_cast<std::size_t>(st.st_size) > got;
+  const bool text = is_utf8(content);
+  out.output = {{"path", path},
+                {"content", text ? content : base64(content)},
+                {"encoding", text ? "utf8" : "base64"},
+                {"size", st.st_size},
+                {"truncated", out.truncated}};
+  return {};
+}
+
+Status write_file(const FileToolContext& ctx, const nlohmann::json& args, FileToolResult& out) {
+  std::string path;
+  if (Status s = path_arg(args, "path", true, path); !s.ok()) {
+    return s;
+  }
+  const auto content = args.find("content");
+  if (content == args.end() || !content->is_string()) {
+    return Status(Code::bad_request, "args.content must be a string");
+  }
+  std::string bytes = content->get<std::string>();
+  const std::string encoding = args.contains("encoding") && args["encoding"].is_string() ? args["encoding"].get<std::string>() : "utf8";
+  if (encoding == "base64") {
+    std::string decoded;
+    if (!base64_decode(bytes, decoded)) {
+      return Status(Code::bad_request, "args.content is not valid base64");
+    }
+    bytes = std::move(decoded);
+  } else if (encoding != "utf8") {
+    return Status(Code::bad_request, "args.encoding must be utf8 or base64");
+  }
+  const bool append = args.contains("append") && args["append"].is_boolean() && args["append"].get<bool>();
+  int err = 0;
+  Fd fd(open_beneath(ctx, path, O_WRONLY | O_CREAT | O_NONBLOCK | (append ? O_APPEND : O_TRUNC), 0644, err));
+  if (!fd.ok()) {
+    return errno_status(err, path);
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return Status(Code::bad_request, fmt::format("{}: not a regular file", path));
+  }
+  if (ctx.owner_uid >= 0) {
+    (void)::fchown(fd.get(), static_cast<uid_t>(ctx.owner_uid), static_cast<gid_t>(ctx.owner_gid));
+  }
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd.get(), bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      return errno_status(errno, path);
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  out.output = {{"path", path}, {"bytesWritten", done}};
+  return {};
+}
+
+Status list_dir(const FileToolContext& ctx, const nlohmann::json& args, FileToolResult& out) {
+  std::string path;
+  if (Status s = path_arg(args.is_null() ? nlohmann::json::object() : args, "path", false, path); !s.ok()) {
+    return s;
+  }
+  int err = 0;
+  const int raw = open_beneath(ctx, path, O_RDONLY | O_DIRECTORY, 0, err);
+  if (raw < 0) {
+    return errno_status(err, path);
+  }
+  DIR* dir = ::fdopendir(raw);
+  if (dir == nullptr) {
+    ::close(raw);
+    return errno_status(errno, path);
+  }
+  std::vector<nlohmann::json> entries;
+  std::size_t bytes = 0;
+  while (const dirent* e = ::readdir(dir)) {
+    const std::string name = e->d_name;
+    if (name == "." || name == "..") {
+      continue;
+    }
+    struct stat st {};
+    const char* type = "other";
+    std::int64_t size = 0;
+    if (::fstatat(::dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      type = S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "dir" : S_ISLNK(st.st_mode) ? "symlink" : "other";
+      size = st.st_size;
+    }
+    bytes += name.size() + 32;
+    if (bytes > ctx.max_output_bytes) {
+      out.truncated = true;
+      break;
+    }
+    entries.push_back({{"name", name}, {"type", type}, {"size", size}});
+  }
+  ::closedir(dir);
+  std::sort(entries.begin(), entries.end(),
+            [](const nlohmann::json& a, const nlohmann::json& b) { return a["name"] < b["name"]; });
+  out.output = {{"path", path}, {"entries", entries}, {"truncated", out.truncated}};
+  return {};
+}
+
+}  // namespace phasekit::app

@@ -1,0 +1,36 @@
+#pragma once
+// read_file, write_file and list_dir on a session's workspace. Every path is relative to the
+// workspace and resolved by the kernel beneath it (openat2 RESOLVE_BENEATH): `..`, absolute paths
+// and symlinks that lead out are refused with BAD_REQUEST, with no window for a race.
+#include <nlohmann/json.hpp>
+
+#include <cstddef>
+#include <string>
+
+#include "phasekit/status.hpp"
+
+namespace phasekit::app {
+
+struct FileToolContext {
+  std::string workspace;    // absolute path of the workspace folder
+  int owner_uid = -1;       // new files are given to the backend's user (when the host runs as root)
+  int owner_gid = -1;
+  std::size_t max_output_bytes = 1 << 20;
+};
+
+struct FileToolResult {
+  nlohmann::json output;  // the tool's result object
+  bool truncated = false;
+};
+
+/// args: {path, [encoding]}; result {path, content, encoding: "utf8"|"base64", size, truncated}.
+Status read_file(const FileToolContext& ctx, const nlohmann::json& args, FileToolResult& out);
+/// args: {path, content, [append], [encoding]}; result {path, bytesWritten}.
+Status write_file(const FileToolContext& ctx, const nlohmann::json& args, FileToolResult& out);
+/// args: {[path]}; result {path, entries: [{name, type, size}]}, sorted by name.
+Status list_dir(const FileToolContext& ctx, const nlohmann::json& args, FileToolResult& out);
+
+/// BAD_REQUEST unless `path` is relative, non-empty, without NUL or `..` components.
+Status check_relative_path(std::string_view path);
+
+}  // namespace phasekit::app

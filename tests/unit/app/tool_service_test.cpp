@@ -1,0 +1,262 @@
+// The whole tool-call flow without a socket: the built-in plugins, a real process backend, and a
+// channel that records what the client would receive.
+#include "app/tool_service.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <filesystem>
+
+#include "backend/process_backend.hpp"
+#include "observe/json_logger.hpp"
+#include "observe/metrics_registry.hpp"
+#include "plugin_host/host_services.hpp"
+
+namespace phasekit::app {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+class RecordingChannel final : public ClientChannel {
+ public:
+  void emit(std::string event, json payload) override { events.emplace_back(std::move(event), std::move(payload)); }
+  void close(std::string reason) override { closed = reason; }
+  [[nodiscard]] std::vector<json> named(const std::string& name) const {
+    std::vector<json> out;
+    for (const auto& [e, p] : events) {
+      if (e == name) {
+        out.push_back(p);
+      }
+    }
+    return out;
+  }
+  std::vector<std::pair<std::string, json>> events;
+  std::string closed;
+};
+
+class ToolServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = (std::filesystem::temp_directory_path() / ("phasekit-service-" + std::to_string(::getpid()))).string();
+    backend::ProcessOptions options;
+    options.workspace_root = root_;
+    options.sandbox = backend::detect_sandbox("auto", logs_.logger("test"));
+    if (::geteuid() == 0) {
+      options.run_as_uid = options.run_as_gid = 65534;
+    }
+    driver_ = std::make_unique<backend::ProcessDriver>(ioc_.get_executor(), options, logs_.logger("test"));
+    host_ = std::make_unique<plugin_host::BasicHost>(logs_, metrics_, clock_, ioc_.get_executor(), driver_.get());
+    const auto config = config::Config::load({});
+    plugins_ = plugin_host::load_plugins(config, *host_, plugin_host::Loader({}));
+    ServiceSettings settings = make_settings();
+    settings.backend_uid = options.run_as_uid;
+    settings.backend_gid = options.run_as_gid;
+    service_ = std::make_shared<ToolService>(settings, plugins_, *host_);
+    service_->start();
+  }
+
+  void TearDown() override {
+    bool down = false;
+    service_->shutdown([&] { down = true; });
+    EXPECT_TRUE(run_until([&] { return down; }));
+    service_.reset();
+    std::filesystem::remove_all(root_);
+  }
+
+  virtual ServiceSettings make_settings() {
+    ServiceSettings settings;
+    settings.stream_threshold_bytes = 100;
+    settings.session_grace = 0ms;
+    return settings;
+  }
+
+  template <class Pred>
+  bool run_until(Pred pred, std::chrono::milliseconds deadline = 20s) {
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    while (!pred() && std::chrono::steady_clock::now() < until) {
+      if (ioc_.stopped()) {
+        ioc_.restart();
+      }
+      ioc_.run_one_for(20ms);
+    }
+    return pred();
+  }
+
+  struct Client {
+    std::shared_ptr<RecordingChannel> channel = std::make_shared<RecordingChannel>();
+    SessionPtr session;
+  };
+
+  Client connect(const std::string& user) {
+    Client c;
+    c.session = service_->open_session(user, c.channel);
+    return c;
+  }
+
+  json call(const Client& c, const std::string& event, json args) {
+    std::optional<json> reply;
+    service_->on_event(c.session, event, std::move(args), [&](json r) { reply = std::move(r); });
+    EXPECT_TRUE(run_until([&] { return reply.has_value(); })) << event;
+    return reply.value_or(json());
+  }
+
+  json run_tool(const Client& c, json message) {
+    const json ack = call(c, "message", json::array({std::move(message)}));
+    EXPECT_EQ(ack["ok"], true) << ack.dump();
+    const std::string id = ack["callId"];
+    EXPECT_EQ(call(c, "tool:approval", json::array({{{"callId", id}, {"approved", true}}}))["ok"], true);
+    json result;
+    EXPECT_TRUE(run_until([&] {
+      for (const auto& r : c.channel->named("tool:result")) {
+        if (r["callId"] == id) {
+          result = r;
+          return true;
+        }
+      }
+      return false;
+    }));
+    return result;
+  }
+
+  std::string root_;
+  observe::LogSink logs_{[](std::string_view) {}, LogLevel::off};
+  observe::MetricsRegistry metrics_;
+  plugin_host::SystemClock clock_;
+  boost::asio::io_context ioc_;
+  std::unique_ptr<backend::ProcessDriver> driver_;
+  std::unique_ptr<plugin_host::BasicHost> host_;
+  plugin_host::PluginSet plugins_;
+  std::shared_ptr<ToolService> service_;
+};
+
+TEST_F(ToolServiceTest, MessageRequestApprovalResult) {
+  const Client alice = connect("alice");
+  const json ack = call(alice, "message", json::array({"echo hello"}));
+  ASSERT_EQ(ack["ok"], true) << ack.dump();
+  const std::string id = ack["callId"];
+  const auto requests = alice.channel->named("tool:request");
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0], (json{{"callId", id}, {"tool", "shell"}, {"args", {{"command", "echo hello"}}}}));
+  EXPECT_EQ(call(alice, "tool:approval", json::array({{{"callId", id}, {"approved", true}}})),
+            (json{{"ok", true}, {"callId", id}}));
+  ASSERT_TRUE(run_until([&] { return !alice.channel->named("tool:result").empty(); }));
+  const json result = alice.channel->named("tool:result")[0];
+  EXPECT_EQ(result["callId"], id);
+  EXPECT_EQ(result["exitCode"], 0);
+  EXPECT_EQ(result["output"], "hello\n");
+  EXPECT_EQ(result["truncated"], false);
+  EXPECT_TRUE(result["durationMs"].is_number_integer());
+}
+
+TEST_F(ToolServiceTest, ShellStatePersistsAndFileToolsShareTheWorkspace) {
+  const Client c = connect("u");
+  EXPECT_EQ(run_tool(c, "mkdir -p a/b && cd a/b && export X=42")["exitCode"], 0);
+  EXPECT_EQ(run_tool(c, "echo $X > x.txt; pwd")["output"].get<std::string>().substr(0, 1), "/");
+  const json read = run_tool(c, json{{"tool", "read_file"}, {"args", {{"path", "a/b/x.txt"}}}});
+  EXPECT_EQ(read["output"]["content"], "42\n") << read.dump();
+  const json escape = run_tool(c, json{{"tool", "read_file"}, {"args", {{"path", "../../etc/passwd"}}}});
+  EXPECT_EQ(escape["error"]["code"], "BAD_REQUEST") << escape.dump();
+}
+
+TEST_F(ToolServiceTest, DenialGivesADeniedResultAndFreesTheSlot) {
+  const Client c = connect("u");
+  const std::string id = call(c, "message", json::array({"rm -rf /"}))["callId"];
+  EXPECT_EQ(call(c, "tool:approval", json::array({{{"callId", id}, {"approved", false}}}))["ok"], true);
+  const auto results = c.channel->named("tool:result");
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0]["denied"], true);
+  EXPECT_EQ(call(c, "tool:approval", json::array({{{"callId", id}, {"approved", true}}}))["code"], "NOT_FOUND");
+}
+
+TEST_F(ToolServiceTest, SixthRequestOfAUserIsRefusedAtOnceAndOthersAreNotDisturbed) {
+  const Client a1 = connect("alice");
+  const Client a2 = connect("alice");  // the limit is per user, across connections
+  const Client b = connect("bob");
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(call(i % 2 == 0 ? a1 : a2, "message", json::array({"true"}))["ok"], true) << i;
+  }
+  const json refused = call(a2, "message", json::array({"true"}));
+  EXPECT_EQ(refused["ok"], false);
+  EXPECT_EQ(refused["code"], "TOO_MANY_REQUESTS");
+  EXPECT_EQ(run_tool(b, "echo bob")["output"], "bob\n");
+  // Finishing one of alice's calls frees a slot.
+  const std::string first = a1.channel->named("tool:request")[0]["callId"];
+  EXPECT_EQ(call(a1, "tool:approval", json::array({{{"callId", first}, {"approved", false}}}))["ok"], true);
+  EXPECT_EQ(call(a2, "message", json::array({"true"}))["ok"], true);
+}
+
+TEST_F(ToolServiceTest, AnotherUserCannotApproveACall) {
+  const Client alice = connect("alice");
+  const Client mallory = connect("mallory");
+  const std::string id = call(alice, "message", json::array({"echo mine"}))["callId"];
+  const json stolen = call(mallory, "tool:approval", json::array({{{"callId", id}, {"approved", true}}}));
+  EXPECT_EQ(stolen["code"], "NOT_FOUND");
+  EXPECT_TRUE(mallory.channel->named("tool:result").empty());
+  EXPECT_TRUE(alice.channel->named("tool:result").empty()) << "nothing ran";
+  EXPECT_EQ(call(alice, "tool:approval", json::array({{{"callId", id}, {"approved", true}}}))["ok"], true);
+  ASSERT_TRUE(run_until([&] { return !alice.channel->named("tool:result").empty(); }));
+  EXPECT_EQ(alice.channel->named("tool:result")[0]["output"], "mine\n");
+}
+
+TEST_F(ToolServiceTest, LargeOutputStreamsAsChunksBeforeTheResult) {
+  const Client c = connect("u");
+  const json result = run_tool(c, "seq 1 2000");
+  EXPECT_EQ(result["streamed"], true);
+  EXPECT_EQ(result["output"], "");
+  std::string streamed;
+  std::int64_t expected_seq = 0;
+  for (const auto& chunk : c.channel->named("tool:output")) {
+    EXPECT_EQ(chunk["seq"], expected_seq++);
+    streamed += chunk["chunk"].get<std::string>();
+  }
+  std::string want;
+  for (int i = 1; i <= 2000; ++i) {
+    want += std::to_string(i) + "\n";
+  }
+  EXPECT_EQ(streamed, want);
+  EXPECT_EQ(result["outputBytes"], want.size());
+}
+
+TEST_F(ToolServiceTest, MalformedEventsGetBadRequest) {
+  const Client c = connect("u");
+  EXPECT_EQ(call(c, "frobnicate", json::array())["code"], "BAD_REQUEST");
+  EXPECT_EQ(call(c, "message", json::array())["code"], "BAD_REQUEST");
+  EXPECT_EQ(call(c, "message", json::array({json{{"tool", "nope"}}}))["code"], "BAD_REQUEST");
+  EXPECT_EQ(call(c, "tool:approval", json::array({"callId"}))["code"], "BAD_REQUEST");
+  EXPECT_EQ(call(c, "tool:approval", json::array({{{"callId", "x"}, {"approved", "yes"}}}))["code"], "BAD_REQUEST");
+  EXPECT_EQ(call(c, "tool:approval", json::array({{{"callId", "x"}, {"approved", true}}}))["code"], "NOT_FOUND");
+  // Without an ack, the error arrives as an `error` event.
+  service_->on_event(c.session, "frobnicate", json::array(), nullptr);
+  ASSERT_TRUE(run_until([&] { return !c.channel->named("error").empty(); }));
+  EXPECT_EQ(c.channel->named("error")[0]["code"], "BAD_REQUEST");
+}
+
+class ToolServiceShortTimeout : public ToolServiceTest {
+ protected:
+  ServiceSettings make_settings() override {
+    ServiceSettings settings = ToolServiceTest::make_settings();
+    settings.job_timeout = 300ms;
+    return settings;
+  }
+};
+
+TEST_F(ToolServiceShortTimeout, TimeoutKillsTheCommandNotTheSession) {
+  const Client c = connect("u");
+  run_tool(c, "cd /tmp");
+  const json result = run_tool(c, "sleep 20");
+  EXPECT_EQ(result["timedOut"], true) << result.dump();
+  EXPECT_EQ(result["error"]["code"], "TIMEOUT");
+  EXPECT_LT(result["durationMs"].get<int>(), 5000);
+  EXPECT_EQ(run_tool(c, "pwd")["output"], "/tmp\n") << "the shell session survives";
+}
+
+TEST_F(ToolServiceTest, ConversationIsInTheStore) {
+  const Client c = connect("u");
+  run_tool(c, "echo stored");
+  EXPECT_GE(plugins_.store->stats().conversation_entries, 2u);
+}
+
+}  // namespace
+}  // namespace phasekit::app
