@@ -67,6 +67,7 @@ class ToolService : public std::enable_shared_from_this<ToolService> {
   void shutdown(std::function<void()> done);
 
   [[nodiscard]] std::size_t session_count() const;
+  [[nodiscard]] boost::asio::any_io_executor executor() const { return host_.executor(); }
   [[nodiscard]] std::uint64_t jobs_in_flight() const;
 
  private:

@@ -1,0 +1,195 @@
+// phasekit-orchestrator: configuration → plugins → the Socket.IO server, until SIGTERM drains it.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/program_options/options_description.hpp>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <iostream>
+#include <thread>
+
+#include "app/tool_service.hpp"
+#include "backend/process_backend.hpp"
+#include "config/cli.hpp"
+#include "config/print.hpp"
+#include "net/server.hpp"
+#include "observe/json_logger.hpp"
+#include "observe/metrics_registry.hpp"
+#include "plugin_host/host_services.hpp"
+#include "plugin_host/plugin_set.hpp"
+
+extern char** environ;
+
+namespace po = boost::program_options;
+namespace cfg = phasekit::config;
+using phasekit::config::Key;
+
+namespace {
+
+constexpr int kExitUsage = 2;
+constexpr int kExitPlugin = 3;
+
+/// Waits (polling every 20 ms) until pred() or the deadline, then calls done.
+void wait_then(boost::asio::io_context& ioc, std::function<bool()> pred, std::chrono::steady_clock::time_point until,
+               std::function<void()> done) {
+  if (pred() || std::chrono::steady_clock::now() >= until) {
+    done();
+    return;
+  }
+  auto timer = std::make_shared<boost::asio::steady_timer>(ioc, std::chrono::milliseconds(20));
+  timer->async_wait([&ioc, timer, pred = std::move(pred), until, done = std::move(done)](auto) mutable {
+    wait_then(ioc, std::move(pred), until, std::move(done));
+  });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);
+  po::options_description own("Options");
+  own.add_options()("help,h", "show this help")("print-config", "print every effective setting and exit");
+  cfg::CommandLine cli;
+  std::optional<cfg::Config> loaded;
+  try {
+    cli = cfg::parse_command_line(argc, argv, own, environ);
+    if (cli.extra.count("help") != 0) {
+      std::cout << "Usage: phasekit-orchestrator [options]\n\nThe Socket.IO tool-execution server.\n\n"
+                << own << '\n'
+                << cfg::settings_options() << '\n';
+      return 0;
+    }
+    if (!cli.positional.empty()) {
+      throw cfg::ConfigError(fmt::format("unexpected argument \"{}\"", cli.positional.front()));
+    }
+    loaded = cfg::Config::load(cli.inputs);
+  } catch (const cfg::ConfigError& e) {
+    fmt::print(stderr, "phasekit-orchestrator: {}\n", e.what());
+    return kExitUsage;
+  }
+  const cfg::Config& config = *loaded;
+  if (cli.extra.count("print-config") != 0) {
+    std::cout << cfg::render_table(config);
+    return 0;
+  }
+
+  phasekit::observe::LogSink logs(STDOUT_FILENO, phasekit::observe::parse_level(config.text(Key::log_level)));
+  phasekit::Logger& log = logs.logger("orchestrator");
+  const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  boost::asio::io_context ioc(static_cast<int>(threads));
+
+  if (config.text(Key::backend) != "process") {
+    log.error("config.unsupported", {{"error", "BACKEND=docker: the docker backend driver is not built yet; use "
+                                               "BACKEND=process"}});
+    return kExitUsage;
+  }
+  phasekit::backend::ProcessOptions process;
+  process.workspace_root = config.text(Key::workspace_root);
+  std::unique_ptr<phasekit::backend::ProcessDriver> driver;
+  try {
+    process.sandbox = phasekit::backend::detect_sandbox(config.text(Key::sandbox), logs.logger("backend"));
+    if (::geteuid() == 0) {
+      process.run_as_uid = 65534;  // backends never run as root
+      process.run_as_gid = 65534;
+    }
+    driver = std::make_unique<phasekit::backend::ProcessDriver>(ioc.get_executor(), process, logs.logger("backend"));
+  } catch (const std::exception& e) {
+    log.error("backend.unavailable", {{"error", e.what()}});
+    return kExitUsage;
+  }
+
+  phasekit::observe::MetricsRegistry metrics;
+  phasekit::plugin_host::SystemClock clock;
+  phasekit::plugin_host::BasicHost host(logs, metrics, clock, ioc.get_executor(), driver.get());
+  phasekit::plugin_host::PluginSet plugins;
+  try {
+    const phasekit::plugin_host::Loader loader(
+        phasekit::plugin_host::Loader::search_path_from(config.text(Key::plugin_path)));
+    plugins = phasekit::plugin_host::load_plugins(config, host, loader);
+  } catch (const phasekit::plugin_host::LoadError& e) {
+    log.error("plugin.load_failed", {{"error", e.what()}});
+    return kExitPlugin;
+  }
+
+  phasekit::app::ServiceSettings settings;
+  settings.max_requests_per_user = static_cast<std::uint32_t>(config.integer(Key::max_requests_per_user));
+  settings.job_timeout = std::chrono::milliseconds(config.integer(Key::job_timeout_ms));
+  settings.max_output_bytes = static_cast<std::size_t>(config.integer(Key::max_output_bytes));
+  settings.stream_threshold_bytes = static_cast<std::size_t>(config.integer(Key::stream_output_threshold_bytes));
+  settings.session_grace = std::chrono::milliseconds(config.integer(Key::session_grace_ms));
+  settings.concurrency = static_cast<unsigned>(config.integer(Key::worker_concurrency));
+  settings.auth_required = config.text(Key::auth_mode) == "token";
+  settings.auth_secret = config.text(Key::auth_secret);
+  settings.backend_uid = process.run_as_uid;
+  settings.backend_gid = process.run_as_gid;
+  auto service = std::make_shared<phasekit::app::ToolService>(settings, plugins, host);
+  service->start();
+
+  phasekit::net::ServerSettings server_settings;
+  server_settings.bind_address = config.text(Key::bind_address);
+  server_settings.port = static_cast<std::uint16_t>(config.integer(Key::port));
+  server_settings.max_payload_bytes = static_cast<std::size_t>(config.integer(Key::max_payload_bytes));
+  server_settings.ping_interval = std::chrono::milliseconds(config.integer(Key::ping_interval_ms));
+  server_settings.ping_timeout = std::chrono::milliseconds(config.integer(Key::ping_timeout_ms));
+  phasekit::net::Server server(ioc, server_settings, service, metrics, *plugins.pool, logs.logger("server"));
+  try {
+    server.start();
+  } catch (const std::exception& e) {
+    log.error("server.listen_failed", {{"address", server_settings.bind_address},
+                                       {"port", static_cast<unsigned>(server_settings.port)},
+                                       {"error", e.what()}});
+    return 1;
+  }
+  server.set_ready(true);
+  std::string plugin_list;
+  for (const auto& p : plugins.loaded) {
+    plugin_list += fmt::format("{}{}={}", plugin_list.empty() ? "" : ",", p.kind, p.name);
+  }
+  log.info("server.listening", {{"address", server_settings.bind_address},
+                                {"port", static_cast<unsigned>(server.port())},
+                                {"phase", config.phase()},
+                                {"plugins", plugin_list},
+                                {"sandbox", phasekit::backend::sandbox_name(process.sandbox)},
+                                {"threads", threads}});
+
+  boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
+  const auto grace = std::chrono::milliseconds(config.integer(Key::shutdown_grace_ms));
+  signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+    if (ec) {
+      return;
+    }
+    const auto started = std::chrono::steady_clock::now();
+    log.info("shutdown.begin", {{"signal", signo}, {"sessions", service->session_count()},
+                                {"jobs_in_flight", service->jobs_in_flight()}});
+    server.begin_drain();
+    wait_then(ioc, [&] { return service->jobs_in_flight() == 0; }, started + grace, [&] {
+      const auto unfinished = service->jobs_in_flight();
+      server.close_clients("server shutting down", std::chrono::milliseconds(2000), [&, unfinished] {
+        service->shutdown([&, unfinished] {
+          log.info("shutdown.done", {{"jobs_unfinished", unfinished},
+                                     {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::steady_clock::now() - started)
+                                                .count()}});
+          ioc.stop();
+        });
+      });
+    });
+    // A second signal, or the grace period plus a margin, ends it regardless.
+    signals.async_wait([&](const boost::system::error_code& e2, int) {
+      if (!e2) {
+        ioc.stop();
+      }
+    });
+  });
+
+  std::vector<std::thread> pool;
+  for (unsigned i = 1; i < threads; ++i) {
+    pool.emplace_back([&ioc] { ioc.run(); });
+  }
+  ioc.run();
+  for (auto& t : pool) {
+    t.join();
+  }
+  return 0;
+}

@@ -1,0 +1,55 @@
+#pragma once
+// Engine.IO v4 sessions (long-polling and WebSocket, with the upgrade between them and the
+// heartbeat) carrying Socket.IO v5 packets for the namespace "/" to the ToolService.
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "app/tool_service.hpp"
+#include "net/http_util.hpp"
+#include "net/server.hpp"
+
+namespace phasekit::net {
+
+class EngineSession;
+
+class EngineServer : public std::enable_shared_from_this<EngineServer> {
+ public:
+  EngineServer(ServerSettings settings, std::shared_ptr<app::ToolService> service, Metrics& metrics, Logger& log);
+
+  /// A polling request (GET/POST/OPTIONS on /socket.io/): the response to write.
+  boost::asio::awaitable<Response> handle_polling(Request req, boost::asio::any_io_executor connection);
+  /// A WebSocket upgrade on /socket.io/: runs until the socket closes.
+  boost::asio::awaitable<void> handle_websocket(boost::beast::tcp_stream stream, Request req);
+
+  void close_all(const std::string& reason);
+  [[nodiscard]] std::size_t session_count() const;
+  [[nodiscard]] const ServerSettings& settings() const noexcept { return settings_; }
+  [[nodiscard]] app::ToolService& service() noexcept { return *service_; }
+  [[nodiscard]] Logger& log() noexcept { return log_; }
+
+ private:
+  friend class EngineSession;
+  std::shared_ptr<EngineSession> find(const std::string& sid) const;
+  void forget(const std::string& sid);
+  std::shared_ptr<EngineSession> create(bool websocket);
+  Response error(const Request& req, int code, std::string_view message) const;
+  void add_cors(const Request& req, Response& res) const;
+
+  ServerSettings settings_;
+  std::shared_ptr<app::ToolService> service_;
+  Metrics& metrics_;
+  Logger& log_;
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, std::shared_ptr<EngineSession>> sessions_;
+  Gauge& connections_;
+};
+
+}  // namespace phasekit::net

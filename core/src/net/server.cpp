@@ -1,0 +1,234 @@
+#include "net/server.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "net/engine.hpp"
+
+namespace phasekit::net {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using asio::awaitable;
+using asio::use_awaitable;
+constexpr auto kTuple = asio::as_tuple(use_awaitable);
+constexpr auto kHeaderTimeout = std::chrono::seconds(30);
+
+/// Resident memory of this process in bytes (from /proc/self/statm).
+double resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  long pages_total = 0;
+  long pages_resident = 0;
+  statm >> pages_total >> pages_resident;
+  return static_cast<double>(pages_resident) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace
+
+class Server::Impl {
+ public:
+  Impl(Server& owner, asio::io_context& ioc, ServerSettings settings, std::shared_ptr<app::ToolService> service,
+       observe::MetricsRegistry& metrics, plugin::PoolStrategy& pool, Logger& log)
+      : owner_(owner),
+        ioc_(ioc),
+        settings_(settings),
+        metrics_(metrics),
+        pool_(pool),
+        log_(log),
+        acceptor_(ioc),
+        engine_(std::make_shared<EngineServer>(settings, std::move(service), metrics, log)),
+        memory_(metrics.gauge("phasekit_process_resident_memory_bytes", "Resident memory of the orchestrator.")),
+        http_requests_(metrics.counter("phasekit_http_requests_total", "HTTP requests answered (all routes).")) {}
+
+  void start() {
+    const auto address = asio::ip::make_address(settings_.bind_address);
+    const asio::ip::tcp::endpoint endpoint(address, settings_.port);
+    acceptor_.open(endpoint.protocol());
+    acceptor_.set_option(asio::socket_base::reuse_address(true));
+    acceptor_.bind(endpoint);
+    acceptor_.listen(asio::socket_base::max_listen_connections);
+    owner_.port_ = acceptor_.local_endpoint().port();
+    asio::co_spawn(ioc_, accept_loop(this), asio::detached);
+  }
+
+  void stop_accepting() {
+    asio::post(acceptor_.get_executor(), [this] {
+      beast::error_code ignored;
+      acceptor_.close(ignored);
+    });
+  }
+
+  static awaitable<void> accept_loop(Impl* self) {
+    for (;;) {
+      auto [ec, socket] = co_await self->acceptor_.async_accept(asio::make_strand(self->ioc_), kTuple);
+      if (ec) {
+        if (!self->acceptor_.is_open()) {
+          co_return;
+        }
+        // EMFILE and friends: back off briefly instead of spinning.
+        self->log_.warn("accept.failed", {{"error", ec.message()}});
+        asio::steady_timer pause(self->acceptor_.get_executor(), std::chrono::milliseconds(50));
+        co_await pause.async_wait(kTuple);
+        continue;
+      }
+      socket.set_option(asio::ip::tcp::no_delay(true), ec);
+      asio::co_spawn(socket.get_executor(), connection(self, beast::tcp_stream(std::move(socket))), asio::detached);
+    }
+  }
+
+  static awaitable<void> connection(Impl* self, beast::tcp_stream stream) {
+    beast::flat_buffer buffer;
+    for (;;) {
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(16 * 1024);
+      parser.body_limit(self->settings_.max_payload_bytes + 1024);
+      stream.expires_after(kHeaderTimeout);
+      auto [ec, n] = co_await http::async_read(stream, buffer, parser, kTuple);
+      if (ec == http::error::body_limit) {
+        Request req = parser.release();
+        Response res = make_response(req, http::status::payload_too_large, "payload too large");
+        res.keep_alive(false);
+        co_await http::async_write(stream, res, kTuple);
+        break;
+      }
+      if (ec) {
+        break;  // closed, timed out, or not HTTP: nothing to answer
+      }
+      Request req = parser.release();
+      self->http_requests_.inc();
+      const std::string_view path = target_path(req.target());
+      if (beast::websocket::is_upgrade(req)) {
+        if (path == "/socket.io/" || path == "/socket.io") {
+          co_await self->engine_->handle_websocket(std::move(stream), std::move(req));
+          co_return;
+        }
+        Response res = make_response(req, http::status::not_found, "not found");
+        co_await http::async_write(stream, res, kTuple);
+        break;
+      }
+      Response res = co_await self->route(std::move(req), stream.get_executor());
+      const bool keep_alive = res.keep_alive() && !self->owner_.draining();
+      res.keep_alive(keep_alive);
+      stream.expires_after(kHeaderTimeout);
+      auto [wec, wn] = co_await http::async_write(stream, res, kTuple);
+      if (wec || !keep_alive) {
+        break;
+      }
+    }
+    beast::error_code ignored;
+    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  }
+
+  awaitable<Response> route(Request req, asio::any_io_executor executor) {
+    const std::string path(target_path(req.target()));
+    if (path == "/socket.io/" || path == "/socket.io") {
+      co_return co_await engine_->handle_polling(std::move(req), std::move(executor));
+    }
+    if (req.method() != http::verb::get && req.method() != http::verb::head) {
+      co_return make_response(req, http::status::method_not_allowed, "method not allowed");
+    }
+    if (path == "/health") {
+      co_return make_response(req, http::status::ok, R"({"status":"ok"})", "application/json");
+    }
+    if (path == "/ready") {
+      if (owner_.draining()) {
+        co_return make_response(req, http::status::service_unavailable, R"({"status":"draining"})", "application/json");
+      }
+      if (!owner_.ready_) {
+        co_return make_response(req, http::status::service_unavailable, R"({"status":"starting"})", "application/json");
+      }
+      co_return make_response(req, http::status::ok, R"({"status":"ready"})", "application/json");
+    }
+    if (path == "/metrics") {
+      memory_.set(resident_bytes());
+      update_pool_gauges();
+      co_return make_response(req, http::status::ok, metrics_.render(), "text/plain; version=0.0.4; charset=utf-8");
+    }
+    if (path == "/stats/pool") {
+      const plugin::PoolStats s = pool_.stats();
+      const nlohmann::json body{{"idle", s.idle},
+                                {"active", s.active},
+                                {"total", s.total},
+                                {"minPoolSize", s.min_size},
+                                {"maxPoolSize", s.max_size},
+                                {"acquisitions", {{"warm", s.acquired_warm}, {"cold", s.acquired_cold},
+                                                  {"afterWait", s.acquired_after_wait}}},
+                                {"waits", s.waits},
+                                {"timeouts", s.timeouts},
+                                {"evictions", s.evictions},
+                                {"created", s.created},
+                                {"destroyed", s.destroyed},
+                                {"failures", s.failures}};
+      co_return make_response(req, http::status::ok, body.dump(), "application/json");
+    }
+    co_return make_response(req, http::status::not_found, "not found");
+  }
+
+  void update_pool_gauges() {
+    const plugin::PoolStats s = pool_.stats();
+    metrics_.gauge("phasekit_pool_backends", "Backends held by the pool, by state.", idle_label_).set(static_cast<double>(s.idle));
+    metrics_.gauge("phasekit_pool_backends", "Backends held by the pool, by state.", active_label_).set(static_cast<double>(s.active));
+  }
+
+  Server& owner_;
+  asio::io_context& ioc_;
+  ServerSettings settings_;
+  observe::MetricsRegistry& metrics_;
+  plugin::PoolStrategy& pool_;
+  Logger& log_;
+  asio::ip::tcp::acceptor acceptor_;
+  std::shared_ptr<EngineServer> engine_;
+  Gauge& memory_;
+  Counter& http_requests_;
+  std::array<Label, 1> idle_label_{{{"state", "idle"}}};
+  std::array<Label, 1> active_label_{{{"state", "active"}}};
+};
+
+Server::Server(boost::asio::io_context& ioc, ServerSettings settings, std::shared_ptr<app::ToolService> service,
+               observe::MetricsRegistry& metrics, plugin::PoolStrategy& pool, Logger& log)
+    : impl_(std::make_unique<Impl>(*this, ioc, std::move(settings), std::move(service), metrics, pool, log)) {}
+
+Server::~Server() = default;
+
+void Server::start() { impl_->start(); }
+
+void Server::begin_drain() {
+  draining_ = true;
+  impl_->stop_accepting();
+}
+
+void Server::close_clients(std::string reason, std::chrono::milliseconds deadline, std::function<void()> done) {
+  impl_->engine_->close_all(reason);
+  auto timer = std::make_shared<boost::asio::steady_timer>(impl_->ioc_);
+  auto started = std::chrono::steady_clock::now();
+  auto check = std::make_shared<std::function<void()>>();
+  *check = [this, timer, started, deadline, done = std::move(done), check]() mutable {
+    if (impl_->engine_->session_count() == 0 || std::chrono::steady_clock::now() - started >= deadline) {
+      done();
+      *check = nullptr;  // break the cycle
+      return;
+    }
+    timer->expires_after(std::chrono::milliseconds(20));
+    timer->async_wait([check](beast::error_code) {
+      if (*check) {
+        (*check)();
+      }
+    });
+  };
+  (*check)();
+}
+
+}  // namespace phasekit::net

@@ -1,0 +1,58 @@
+#pragma once
+// The HTTP front of phasekit-orchestrator: one listener, a coroutine per connection on its own
+// strand, the ops routes (/health, /ready, /metrics, /stats/pool) and the Engine.IO endpoint
+// (/socket.io/) that carries Socket.IO to the ToolService.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "app/tool_service.hpp"
+#include "observe/metrics_registry.hpp"
+
+namespace phasekit::net {
+
+struct ServerSettings {
+  std::string bind_address = "127.0.0.1";
+  std::uint16_t port = 3000;
+  std::size_t max_payload_bytes = 1000000;
+  std::chrono::milliseconds ping_interval{25000};
+  std::chrono::milliseconds ping_timeout{20000};
+  std::size_t max_outbox_bytes = 16u << 20;  // per client, before it is closed as too slow
+};
+
+class EngineServer;
+
+class Server {
+ public:
+  Server(boost::asio::io_context& ioc, ServerSettings settings, std::shared_ptr<app::ToolService> service,
+         observe::MetricsRegistry& metrics, plugin::PoolStrategy& pool, Logger& log);
+  ~Server();
+
+  /// Binds and starts accepting. Throws std::system_error when the address cannot be bound.
+  void start();
+  [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
+
+  /// /ready answers 503 from now on and new connections are refused; open clients stay.
+  void begin_drain();
+  /// Closes every client with a Socket.IO disconnect and the reason; completes when none is left
+  /// or after `deadline`.
+  void close_clients(std::string reason, std::chrono::milliseconds deadline, std::function<void()> done);
+
+  [[nodiscard]] bool draining() const noexcept { return draining_.load(); }
+  void set_ready(bool ready) noexcept { ready_ = ready; }
+
+ private:
+  friend class EngineServer;
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> draining_{false};
+  std::atomic<bool> ready_{false};
+};
+
+}  // namespace phasekit::net

@@ -1,0 +1,71 @@
+#pragma once
+// Socket.IO protocol v5 (socket.io v3/v4): packets with namespaces, ack ids and binary attachments.
+// Binary data inside a packet is a nlohmann::json binary value; encode() turns each into a
+// {"_placeholder":true,"num":N} and an attachment, and the Decoder puts them back.
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/result.hpp"
+
+namespace phasekit::socketio {
+
+using protocol::ParseError;
+using protocol::Result;
+
+enum class PacketType : std::uint8_t { connect = 0, disconnect, event, ack, connect_error, binary_event, binary_ack };
+
+struct Packet {
+  PacketType type = PacketType::event;
+  std::string nsp = "/";
+  std::optional<std::uint64_t> id;
+  nlohmann::json data;  // discarded (is_discarded()) when the packet has none
+  std::size_t attachments = 0;  // binary types: how many attachments follow
+
+  [[nodiscard]] bool has_data() const { return !data.is_discarded(); }
+
+  static Packet connect_ok(std::string nsp, std::string_view sid);
+  static Packet connect_error(std::string nsp, std::string_view message);
+  static Packet disconnect(std::string nsp);
+  static Packet event(std::string nsp, nlohmann::json args, std::optional<std::uint64_t> id = std::nullopt);
+  static Packet ack(std::string nsp, std::uint64_t id, nlohmann::json args);
+};
+
+struct Part {
+  std::string data;
+  bool binary = false;
+};
+
+/// The Engine.IO messages of one packet: its text, then one binary message per attachment.
+std::vector<Part> encode(const Packet& packet);
+
+struct Limits {
+  std::size_t max_attachments = 10;
+  std::size_t max_depth = 64;          // JSON nesting
+  std::size_t max_binary_bytes = 1000000;  // all attachments of one packet
+};
+
+/// Parses one text part; binary packets come back with their placeholders still in place.
+Result<Packet> parse_text(std::string_view text, const Limits& limits = {});
+
+/// Reassembles packets from Engine.IO messages: a binary packet is complete once all its
+/// attachments have arrived.
+class Decoder {
+ public:
+  explicit Decoder(Limits limits = {}) : limits_(limits) {}
+  Result<std::vector<Packet>> feed(std::string_view text);
+  Result<std::vector<Packet>> feed_binary(std::string bytes);
+  [[nodiscard]] bool awaiting_attachments() const noexcept { return pending_.has_value(); }
+
+ private:
+  Limits limits_;
+  std::optional<Packet> pending_;
+  std::vector<std::string> buffers_;
+  std::size_t buffered_bytes_ = 0;
+};
+
+}  // namespace phasekit::socketio
