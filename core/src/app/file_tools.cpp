@@ -210,10 +210,13 @@ Status read_file(const FileToolContext& ctx, const nlohmann::json& args, FileToo
   }
   content.resize(got);
   out.truncated = static_cast<std::size_t>(st.st_size) > got;
-  const bool text = is_utf8(content);
+  // encoding "binary": the content travels base64 inside the job and reaches the client as a binary
+  // attachment (see Session::on_job_event).
+  const bool want_binary = args.contains("encoding") && args["encoding"] == "binary";
+  const bool text = !want_binary && is_utf8(content);
   out.output = {{"path", path},
                 {"content", text ? content : base64(content)},
-                {"encoding", text ? "utf8" : "base64"},
+                {"encoding", want_binary ? "binary" : text ? "utf8" : "base64"},
                 {"size", st.st_size},
                 {"truncated", out.truncated}};
   return {};
@@ -225,12 +228,20 @@ Status write_file(const FileToolContext& ctx, const nlohmann::json& args, FileTo
     return s;
   }
   const auto content = args.find("content");
-  if (content == args.end() || !content->is_string()) {
-    return Status(Code::bad_request, "args.content must be a string");
+  if (content == args.end() || !(content->is_string() || content->is_binary())) {
+    return Status(Code::bad_request, "args.content must be a string or binary data");
   }
-  std::string bytes = content->get<std::string>();
-  const std::string encoding = args.contains("encoding") && args["encoding"].is_string() ? args["encoding"].get<std::string>() : "utf8";
-  if (encoding == "base64") {
+  // Binary data (a Socket.IO attachment, e.g. a Buffer from socket.io-client) is written as it is.
+  std::string bytes = content->is_binary()
+                          ? std::string(content->get_binary().begin(), content->get_binary().end())
+                          : content->get<std::string>();
+  const std::string encoding = content->is_binary() ? "binary"
+                               : args.contains("encoding") && args["encoding"].is_string()
+                                   ? args["encoding"].get<std::string>()
+                                   : "utf8";
+  if (encoding == "binary") {
+    // already bytes
+  } else if (encoding == "base64") {
     std::string decoded;
     if (!base64_decode(bytes, decoded)) {
       return Status(Code::bad_request, "args.content is not valid base64");

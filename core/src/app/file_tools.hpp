@@ -23,9 +23,10 @@ struct FileToolResult {
   bool truncated = false;
 };
 
-/// args: {path, [encoding]}; result {path, content, encoding: "utf8"|"base64", size, truncated}.
+/// args: {path, [encoding: "binary"]}; result {path, content, encoding: "utf8"|"base64"|"binary", size,
+/// truncated}. With "binary" the content is base64 here and becomes a binary attachment on the wire.
 Status read_file(const FileToolContext& ctx, const nlohmann::json& args, FileToolResult& out);
-/// args: {path, content, [append], [encoding]}; result {path, bytesWritten}.
+/// args: {path, content (text, or binary data), [append], [encoding: utf8|base64]}; result {path, bytesWritten}.
 Status write_file(const FileToolContext& ctx, const nlohmann::json& args, FileToolResult& out);
 /// args: {[path]}; result {path, entries: [{name, type, size}]}, sorted by name.
 Status list_dir(const FileToolContext& ctx, const nlohmann::json& args, FileToolResult& out);

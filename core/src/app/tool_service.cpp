@@ -11,6 +11,7 @@
 #include "app/auth.hpp"
 #include "app/file_tools.hpp"
 #include "backend/process_backend.hpp"
+#include "protocol/engineio.hpp"
 
 namespace phasekit::app {
 namespace {
@@ -27,6 +28,32 @@ json ok_ack(const std::string& call_id) { return json{{"ok", true}, {"callId", c
 
 json error_ack(const Status& s) {
   return json{{"ok", false}, {"code", wire_name(s.code())}, {"message", s.message()}};
+}
+
+// JSON text cannot carry binary values (Socket.IO attachments): across the queue and in the store
+// they travel as {"$binary": "<base64>"}.
+void tag_binary(json& node) {
+  if (node.is_binary()) {
+    const auto& bytes = node.get_binary();
+    node = json{{"$binary", engineio::base64_encode(std::string(bytes.begin(), bytes.end()))}};
+  } else if (node.is_array() || node.is_object()) {
+    for (auto& child : node) {
+      tag_binary(child);
+    }
+  }
+}
+
+void untag_binary(json& node) {
+  if (node.is_object() && node.size() == 1 && node.contains("$binary") && node["$binary"].is_string()) {
+    std::string bytes;
+    if (engineio::base64_decode(node["$binary"].get<std::string>(), bytes)) {
+      node = json::binary(json::binary_t::container_type(bytes.begin(), bytes.end()));
+    }
+  } else if (node.is_array() || node.is_object()) {
+    for (auto& child : node) {
+      untag_binary(child);
+    }
+  }
 }
 
 double seconds_since(Clock::time_point start) {
@@ -65,7 +92,8 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     const std::string call_id = random_id("call-");
     calls_[call_id] = Call{call.tool, call.args, Call::State::awaiting_approval, Clock::now()};
-    const json entry{{"role", "user"}, {"callId", call_id}, {"message", message}};
+    json entry{{"role", "user"}, {"callId", call_id}, {"message", message}};
+    tag_binary(entry);
     append_conversation(entry, [self = shared_from_this(), call_id, tool = call.tool, tool_args = call.args, ack,
                                 start](Status stored) {
       if (!stored.ok()) {
@@ -112,7 +140,9 @@ class Session : public std::enable_shared_from_this<Session> {
     job.id = call_id;
     job.user_id = user_;
     job.session_id = id_;
-    job.payload = json{{"tool", it->second.tool}, {"args", it->second.args}}.dump();
+    json payload{{"tool", it->second.tool}, {"args", it->second.args}};
+    tag_binary(payload);
+    job.payload = payload.dump();
     job.timeout_ms = service_.settings_.job_timeout.count();
     service_.plugins_.queue->enqueue(std::move(job), [self = shared_from_this(), call_id, ack, start](Status queued) {
       boost::asio::post(self->strand_, [self, call_id, ack, start, queued] {
@@ -152,12 +182,14 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     drop_call(event.job_id);
     append_conversation(json{{"role", "tool"}, {"result", data}}, [](Status) {});
+    restore_binary_content(data);
     emit("tool:result", std::move(data));
   }
 
   /// Runs a job on this session's backend (called on the strand).
   void execute(plugin::Job job, plugin::QueueStrategy::EventSink sink, plugin::QueueStrategy::JobDone done) {
-    const json payload = json::parse(job.payload, nullptr, false);
+    json payload = json::parse(job.payload, nullptr, false);
+    untag_binary(payload);
     const std::string call_id = job.id;
     if (const auto it = calls_.find(call_id); it != calls_.end()) {
       it->second.state = Call::State::running;
@@ -404,6 +436,18 @@ class Session : public std::enable_shared_from_this<Session> {
                                                  [self = shared_from_this(), done = std::move(done)](Status s) {
                                                    boost::asio::post(self->strand_, [done, s] { done(s); });
                                                  });
+  }
+
+  /// read_file with encoding "binary": the base64 content becomes a binary value, sent as an attachment.
+  static void restore_binary_content(json& result) {
+    auto output = result.find("output");
+    if (output == result.end() || !output->is_object() || output->value("encoding", "") != "binary") {
+      return;
+    }
+    std::string bytes;
+    if (engineio::base64_decode(output->value("content", ""), bytes)) {
+      (*output)["content"] = json::binary(json::binary_t::container_type(bytes.begin(), bytes.end()));
+    }
   }
 
   void emit(std::string event, json payload) {

@@ -19,25 +19,22 @@ base_env > "$state/env"
 printf '%s\n' "$ws" > "$state/cwd"
 : > "$state/groups"
 reply() { printf '\036%s %s %s %s\n' "$nonce" "$1" "$2" "$3"; }
+# Every fork costs milliseconds here: the loop uses bash builtins only, and the runner saves its own
+# cwd and exports on exit (so a command killed mid-way keeps what it had changed until then).
 runner='unset LC_ALL; cd -- "$1" 2>/dev/null || cd -- "$HOME"; . "$2/env" 2>/dev/null
-trap '"'"'__phk_status=$?; export -n SHLVL _ 2>/dev/null; pwd > "$2/cwd.new"; export -p > "$2/env.new"; exit $__phk_status'"'"' EXIT
+trap '"'"'__phk_status=$?; export -n SHLVL _ 2>/dev/null; pwd > "$2/cwd"; export -p > "$2/env"; exit $__phk_status'"'"' EXIT
 eval "$3"'
 reply READY 0 0
 while IFS=' ' read -r verb id arg n; do
   case "$verb" in
     RUN)
       IFS= read -r -d '' -N "$n" cmd || cmd=
-      rm -f "$state/cwd.new" "$state/env.new"
-      secs=$(printf '%d.%03d' $((arg / 1000)) $((arg % 1000)))
-      timeout -k 1 "$secs" bash --noprofile --norc -c "$runner" phasekit "$(cat "$state/cwd")" "$state" "$cmd" \
-        </dev/null 2>&1 &
+      printf -v secs '%d.%03d' $((arg / 1000)) $((arg % 1000))
+      IFS= read -r cwd < "$state/cwd" || cwd=$ws
+      timeout -k 1 "$secs" bash --noprofile --norc -c "$runner" phasekit "$cwd" "$state" "$cmd" </dev/null 2>&1 &
       printf '%s\n' "$!" >> "$state/groups"
       wait "$!"
       status=$?
-      if [[ -s "$state/cwd.new" ]]; then
-        mv -f "$state/cwd.new" "$state/cwd"
-        mv -f "$state/env.new" "$state/env"
-      fi
       reply DONE "$id" "$status"
       ;;
     PING)

@@ -106,8 +106,42 @@ class EngineSession : public std::enable_shared_from_this<EngineSession> {
     server_.forget(sid_);
   }
 
-  // ---- polling -------------------------------------------------------------------------------
-  awaitable<Response> poll(Request req) {
+  // ---- polling (every coroutine here runs on the session's strand) ----------------------------
+  static awaitable<Response> open_polling(std::shared_ptr<EngineSession> self, Request req) {
+    self->start_heartbeat();
+    Response res = make_response(req, http::status::ok, self->open_packet(false));
+    self->server_.add_cors(req, res);
+    co_return res;
+  }
+
+  static awaitable<Response> poll(std::shared_ptr<EngineSession> self, Request req) {
+    co_return co_await self->do_poll(std::move(req));
+  }
+
+  static awaitable<Response> post(std::shared_ptr<EngineSession> self, Request req) {
+    co_return co_await self->do_post(std::move(req));
+  }
+
+  /// A WebSocket for this session: a new session, or the upgrade of a polling one.
+  static awaitable<void> run_websocket(std::shared_ptr<EngineSession> self, std::shared_ptr<Ws> ws, Request req,
+                                       bool upgrade) {
+    auto [ec] = co_await ws->async_accept(req, kTuple);
+    if (ec) {
+      if (!upgrade) {
+        self->close("websocket handshake failed");
+      }
+      co_return;
+    }
+    self->attach_websocket(ws, upgrade);
+    if (!upgrade) {
+      self->send_text(self->open_packet(true));
+      self->start_heartbeat();
+      asio::co_spawn(self->strand_, ws_writer(self, ws), asio::detached);
+    }
+    co_await ws_reader(self, ws);
+  }
+
+  awaitable<Response> do_poll(Request req) {
     if (poll_active_ || ws_active_) {
       close("overlapping poll");
       co_return server_.error(req, 3, "Bad request");
@@ -140,7 +174,7 @@ class EngineSession : public std::enable_shared_from_this<EngineSession> {
     co_return make_response(req, http::status::ok, std::move(body));
   }
 
-  awaitable<Response> post(Request req) {
+  awaitable<Response> do_post(Request req) {
     if (post_active_) {
       close("overlapping post");
       co_return server_.error(req, 3, "Bad request");
@@ -175,7 +209,6 @@ class EngineSession : public std::enable_shared_from_this<EngineSession> {
     for (;;) {
       auto [ec, n] = co_await ws->async_read(buffer, kTuple);
       if (ec) {
-        co_await asio::post(self->strand_, use_awaitable);
         if (self->ws_ == ws) {
           self->close(ec == websocket::error::closed ? "transport close" : "transport error");
         }
@@ -184,7 +217,6 @@ class EngineSession : public std::enable_shared_from_this<EngineSession> {
       std::string data = beast::buffers_to_string(buffer.data());
       buffer.consume(buffer.size());
       const bool binary = !ws->got_text();
-      co_await asio::post(self->strand_, use_awaitable);
       if (self->closed_) {
         co_return;
       }
@@ -207,7 +239,6 @@ class EngineSession : public std::enable_shared_from_this<EngineSession> {
           auto pong = std::make_shared<std::string>("3probe");
           ws->text(true);
           co_await ws->async_write(asio::buffer(*pong), kTuple);
-          co_await asio::post(self->strand_, use_awaitable);
           self->send_text("6");  // a noop ends the pending poll so the client can upgrade
           continue;
         }
@@ -408,7 +439,7 @@ class EngineSession : public std::enable_shared_from_this<EngineSession> {
   bool closed_ = false;
   bool poll_active_ = false;
   bool post_active_ = false;
-  bool ws_active_ = false;
+  std::atomic<bool> ws_active_{false};  // read by the handshake of an upgrade, off the strand
   bool awaiting_pong_ = false;
   std::shared_ptr<Ws> ws_;
   socketio::Decoder decoder_;
@@ -506,24 +537,22 @@ awaitable<Response> EngineServer::handle_polling(Request req, asio::any_io_execu
       co_return error(req, 2, "Bad handshake method");
     }
     auto session = create(false);
-    co_await asio::post(session->strand(), use_awaitable);
-    session->start_heartbeat();
-    Response res = make_response(req, http::status::ok, session->open_packet(false));
-    add_cors(req, res);
+    Response res = co_await asio::co_spawn(session->strand(), EngineSession::open_polling(session, std::move(req)),
+                                           use_awaitable);
     co_return res;
   }
   auto session = find(sid->second);
   if (!session) {
     co_return error(req, 1, "Session ID unknown");
   }
-  co_await asio::post(session->strand(), use_awaitable);
-  // Plain statements only: GCC 12 miscompiles co_await inside a conditional expression.
+  // Session state lives on the session's strand: run the request there (co_spawn, not post: a
+  // posted continuation would resume on this connection's executor).
   const http::verb method = req.method();
   Response res;
   if (method == http::verb::get) {
-    res = co_await session->poll(std::move(req));
+    res = co_await asio::co_spawn(session->strand(), EngineSession::poll(session, std::move(req)), use_awaitable);
   } else if (method == http::verb::post) {
-    res = co_await session->post(std::move(req));
+    res = co_await asio::co_spawn(session->strand(), EngineSession::post(session, std::move(req)), use_awaitable);
   } else {
     res = error(req, 2, "Bad request method");
   }
@@ -547,28 +576,30 @@ awaitable<void> EngineServer::handle_websocket(beast::tcp_stream stream, Request
       co_return;
     }
   }
-  beast::get_lowest_layer(stream).expires_never();
-  auto ws = std::make_shared<EngineSession::Ws>(std::move(stream));
+  if (!session) {
+    session = create(true);
+  }
+  // Move the socket onto the session's strand: the WebSocket stream, its timers (Beast's idle pings)
+  // and the session's state are then all serialized by one strand.
+  beast::error_code ec;
+  asio::ip::tcp::socket socket = beast::get_lowest_layer(stream).release_socket();
+  const auto protocol = socket.local_endpoint(ec).protocol();
+  const auto native = socket.release(ec);
+  asio::ip::tcp::socket moved(session->strand());
+  if (!ec) {
+    moved.assign(protocol, native, ec);
+  }
+  if (ec) {
+    asio::post(session->strand(), [session] { session->close("transport error"); });
+    co_return;
+  }
+  auto ws = std::make_shared<EngineSession::Ws>(beast::tcp_stream(std::move(moved)));
   ws->set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
   ws->read_message_max(settings_.max_payload_bytes);
   ws->set_option(websocket::stream_base::decorator(
       [](websocket::response_type& res) { res.set(http::field::server, "phasekit"); }));
-  auto [ec] = co_await ws->async_accept(req, kTuple);
-  if (ec) {
-    co_return;
-  }
-  if (!session) {
-    session = create(true);
-    co_await asio::post(session->strand(), use_awaitable);
-    session->attach_websocket(ws, false);
-    session->send_text(session->open_packet(true));
-    session->start_heartbeat();
-    asio::co_spawn(session->strand(), EngineSession::ws_writer(session, ws), asio::detached);
-  } else {
-    co_await asio::post(session->strand(), use_awaitable);
-    session->attach_websocket(ws, true);
-  }
-  co_await EngineSession::ws_reader(session, ws);
+  co_await asio::co_spawn(session->strand(), EngineSession::run_websocket(session, ws, std::move(req), upgrade),
+                          use_awaitable);
 }
 
 }  // namespace phasekit::net

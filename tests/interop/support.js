@@ -1,0 +1,124 @@
+// Helpers for the interop tests: start phasekit-orchestrator for real on a free loopback port, mint
+// tokens with Node's own crypto (an independent HS256 implementation), connect official clients.
+"use strict";
+const { spawn } = require("node:child_process");
+const crypto = require("node:crypto");
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+const readline = require("node:readline");
+
+const modules = process.env.PHASEKIT_NODE_MODULES;
+const { io } = require(path.join(modules, "socket.io-client"));
+const WebSocket = require(path.join(modules, "ws"));
+
+const SECRET = "interop-secret-0123456789abcdef0123456789";
+
+function token(user, ttlSeconds = 3600) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  const input = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ sub: user, exp: Math.floor(Date.now() / 1000) + ttlSeconds })}`;
+  return `${input}.${crypto.createHmac("sha256", SECRET).update(input).digest("base64url")}`;
+}
+
+/** Starts the orchestrator; resolves {port, child, logs, stop()} once it logged server.listening. */
+function startServer(extraEnv = {}) {
+  const workspaces = fs.mkdtempSync(path.join(os.tmpdir(), "phasekit-interop-"));
+  const env = {
+    PATH: process.env.PATH,
+    PORT: "0",
+    AUTH_MODE: "token",
+    AUTH_SECRET: SECRET,
+    WORKSPACE_ROOT: workspaces,
+    LOG_LEVEL: "info",
+    SESSION_GRACE_MS: "0",
+    ...extraEnv,
+  };
+  const child = spawn(process.env.ORCHESTRATOR_BIN, [], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const logs = [];
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr += d));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${stderr}`)), 20000);
+    child.on("exit", (code) => reject(new Error(`server exited with ${code}: ${stderr}`)));
+    readline.createInterface({ input: child.stdout }).on("line", (line) => {
+      let entry;
+      try {
+        entry = JSON.parse(line);
+      } catch {
+        logs.push({ unparsable: line });
+        return;
+      }
+      logs.push(entry);
+      if (entry.msg === "server.listening") {
+        clearTimeout(timer);
+        const exited = new Promise((r) => child.on("exit", (code, signal) => r({ code, signal })));
+        resolve({
+          port: entry.port,
+          url: `http://127.0.0.1:${entry.port}`,
+          child,
+          logs,
+          exited,
+          async stop() {
+            if (child.exitCode === null) child.kill("SIGTERM");
+            const result = await exited;
+            fs.rmSync(workspaces, { recursive: true, force: true });
+            return result;
+          },
+        });
+      }
+    });
+  });
+}
+
+function connect(server, user, options = {}) {
+  const socket = io(server.url, {
+    transports: ["websocket"],
+    reconnection: false,
+    auth: user === undefined ? undefined : { token: token(user) },
+    forceNew: true,
+    ...options,
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("connect timeout")), 10000);
+    socket.on("connect", () => {
+      clearTimeout(timer);
+      resolve(socket);
+    });
+    socket.on("connect_error", (e) => {
+      clearTimeout(timer);
+      socket.close();
+      reject(e);
+    });
+  });
+}
+
+/** message → tool:request → approval → tool:result; resolves the result. */
+async function runTool(socket, message, timeoutMs = 15000) {
+  const ack = await socket.timeout(timeoutMs).emitWithAck("message", message);
+  if (!ack.ok) throw new Error(`message refused: ${JSON.stringify(ack)}`);
+  const result = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no tool:result for ${ack.callId}`)), timeoutMs);
+    const onResult = (r) => {
+      if (r.callId !== ack.callId) return;
+      clearTimeout(timer);
+      socket.off("tool:result", onResult);
+      resolve(r);
+    };
+    socket.on("tool:result", onResult);
+  });
+  const approval = await socket.timeout(timeoutMs).emitWithAck("tool:approval", { callId: ack.callId, approved: true });
+  if (!approval.ok) throw new Error(`approval refused: ${JSON.stringify(approval)}`);
+  return result;
+}
+
+function once(emitter, event, timeoutMs = 10000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${event} within ${timeoutMs} ms`)), timeoutMs);
+    emitter.once(event, (...args) => {
+      clearTimeout(timer);
+      resolve(args);
+    });
+  });
+}
+
+module.exports = { io, WebSocket, token, startServer, connect, runTool, once, SECRET };
