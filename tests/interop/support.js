@@ -23,6 +23,7 @@ function token(user, ttlSeconds = 3600) {
 /** Starts the orchestrator; resolves {port, child, logs, stop()} once it logged server.listening. */
 function startServer(extraEnv = {}) {
   const workspaces = fs.mkdtempSync(path.join(os.tmpdir(), "phasekit-interop-"));
+  fs.chmodSync(workspaces, 0o711);  // backends run as nobody when the tests run as root
   const env = {
     PATH: process.env.PATH,
     PORT: "0",

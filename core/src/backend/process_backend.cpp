@@ -100,17 +100,22 @@ Spawned spawn(const std::vector<std::string>& args, const std::string& cwd, int 
     ::dup2(out_pipe[1], STDOUT_FILENO);
     ::dup2(out_pipe[1], STDERR_FILENO);
     ::syscall(SYS_close_range, 3U, ~0U, 0U);
+    // Failures say why on the output pipe (write(2) is async-signal-safe) before exiting.
+    auto die = [](const char* what, std::size_t len, int code) {
+      (void)!::write(STDOUT_FILENO, what, len);
+      ::_exit(code);
+    };
     if (gid >= 0 && (::syscall(SYS_setgroups, 0, nullptr) != 0 || ::syscall(SYS_setresgid, gid, gid, gid) != 0)) {
-      ::_exit(126);
+      die("cannot drop group privileges\n", 29, 126);
     }
     if (uid >= 0 && ::syscall(SYS_setresuid, uid, uid, uid) != 0) {
-      ::_exit(126);
+      die("cannot drop user privileges\n", 28, 126);
     }
     if (::chdir(cwd.c_str()) != 0) {
-      ::_exit(126);
+      die("cannot enter the workspace\n", 27, 126);
     }
     ::execvpe(argv[0], argv.data(), envp);
-    ::_exit(127);
+    die("cannot execute the sandbox\n", 27, 127);
   }
   ::close(in_pipe[0]);
   ::close(out_pipe[1]);
@@ -431,6 +436,23 @@ ProcessDriver::ProcessDriver(boost::asio::any_io_executor executor, ProcessOptio
                                          ec.message()));
   }
   ::chmod(options_.workspace_root.c_str(), 0711);
+  if (options_.run_as_uid >= 0) {
+    // The backends run as another user: every folder above their workspaces must let it through.
+    for (std::filesystem::path p = std::filesystem::absolute(options_.workspace_root); !p.empty();
+         p = p.parent_path()) {
+      struct stat st {};
+      if (::stat(p.c_str(), &st) == 0 && (st.st_mode & S_IXOTH) == 0 &&
+          st.st_uid != static_cast<uid_t>(options_.run_as_uid)) {
+        throw std::runtime_error(fmt::format(
+            "WORKSPACE_ROOT={}: {} is not searchable by the backend user (uid {}); chmod o+x it or choose "
+            "another folder",
+            options_.workspace_root, p.string(), options_.run_as_uid));
+      }
+      if (p == p.root_path()) {
+        break;
+      }
+    }
+  }
 }
 
 void ProcessDriver::create(std::function<void(Status, plugin::BackendPtr)> done) noexcept {

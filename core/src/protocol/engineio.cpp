@@ -208,6 +208,11 @@ bool base64_decode(std::string_view text, std::string& out) {
     }
     const std::uint32_t n = (static_cast<std::uint32_t>(v[0]) << 18) | (static_cast<std::uint32_t>(v[1]) << 12) |
                             (static_cast<std::uint32_t>(v[2]) << 6) | static_cast<std::uint32_t>(v[3]);
+    // Canonical only: the bits that padding leaves unused must be zero ("42r=" is refused; found by
+    // the fuzzer: it decoded, but re-encoded differently).
+    if ((pad == 1 && (n & 0xff) != 0) || (pad == 2 && (n & 0xffff) != 0)) {
+      return false;
+    }
     out += static_cast<char>((n >> 16) & 0xff);
     if (pad < 2) {
       out += static_cast<char>((n >> 8) & 0xff);

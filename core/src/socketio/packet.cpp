@@ -1,1 +1,0 @@
-// placeholder, written by the protocol work
