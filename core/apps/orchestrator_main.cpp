@@ -163,6 +163,7 @@ int main(int argc, char** argv) {
     log.info("shutdown.begin", {{"signal", signo}, {"sessions", service->session_count()},
                                 {"jobs_in_flight", service->jobs_in_flight()}});
     server.begin_drain();
+    service->begin_drain();
     wait_then(ioc, [&] { return service->jobs_in_flight() == 0; }, started + grace, [&, started] {
       const auto unfinished = service->jobs_in_flight();
       server.close_clients("server shutting down", std::chrono::milliseconds(2000), [&, unfinished, started] {

@@ -554,7 +554,12 @@ void ToolService::on_event(const SessionPtr& session, std::string_view event, js
       }
       return;
     }
-    if (name == "message") {
+    if (name == "message" && draining_) {
+      if (ack) {
+        ack(error_ack(Status(Code::unavailable, "server is shutting down")));
+      }
+      record_event("message", "unavailable", start);
+    } else if (name == "message") {
       session->on_message(args, ack, start);
     } else if (name == "tool:approval") {
       session->on_approval(args, ack, start);

@@ -63,6 +63,8 @@ class ToolService : public std::enable_shared_from_this<ToolService> {
   /// The socket went away; the session keeps its backend for SESSION_GRACE_MS, then ends.
   void on_disconnect(const SessionPtr& session, std::string_view reason);
 
+  /// New `message`s get UNAVAILABLE from now on; calls already requested may still be approved and run.
+  void begin_drain() noexcept { draining_ = true; }
   /// Stops new work, waits for jobs in flight, ends every session; done once all is released.
   void shutdown(std::function<void()> done);
 
@@ -87,6 +89,7 @@ class ToolService : public std::enable_shared_from_this<ToolService> {
   std::unordered_map<std::string, std::weak_ptr<Session>> sessions_;
   std::atomic<std::uint64_t> jobs_in_flight_{0};
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> draining_{false};
   Gauge& sessions_gauge_;
   Histogram& acquire_seconds_;
 };

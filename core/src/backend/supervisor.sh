@@ -16,25 +16,34 @@ base_env() {
   printf 'declare -x LANG="C.UTF-8"\ndeclare -x TERM="dumb"\n'
 }
 base_env > "$state/env"
-printf '%s\n' "$ws" > "$state/cwd"
 : > "$state/groups"
 reply() { printf '\036%s %s %s %s\n' "$nonce" "$1" "$2" "$3"; }
-# Every fork costs milliseconds here: the loop uses bash builtins only, and the runner saves its own
-# cwd and exports on exit (so a command killed mid-way keeps what it had changed until then).
-runner='unset LC_ALL; cd -- "$1" 2>/dev/null || cd -- "$HOME"; . "$2/env" 2>/dev/null
-trap '"'"'__phk_status=$?; export -n SHLVL _ 2>/dev/null; pwd > "$2/cwd"; export -p > "$2/env"; exit $__phk_status'"'"' EXIT
+# Every fork costs milliseconds here: the loop uses bash builtins only. The runner saves its cwd and
+# exports on exit into one of two slots and marks the slot complete last; the supervisor adopts a
+# slot only when it is complete, so a command killed half-way through saving changes nothing.
+runner='unset LC_ALL; cd -- "$1" 2>/dev/null || cd -- "$HOME"; . "$5" 2>/dev/null
+trap '"'"'__phk_status=$?; export -n SHLVL _ 2>/dev/null; export -p > "$2/env.$4"; pwd > "$2/cwd.$4"; echo 1 > "$2/ok.$4"; exit $__phk_status'"'"' EXIT
 eval "$3"'
+cwd=$ws
+envfile="$state/env"
 reply READY 0 0
 while IFS=' ' read -r verb id arg n; do
   case "$verb" in
     RUN)
       IFS= read -r -d '' -N "$n" cmd || cmd=
       printf -v secs '%d.%03d' $((arg / 1000)) $((arg % 1000))
-      IFS= read -r cwd < "$state/cwd" || cwd=$ws
-      timeout -k 1 "$secs" bash --noprofile --norc -c "$runner" phasekit "$cwd" "$state" "$cmd" </dev/null 2>&1 &
+      # Write into the slot the current state is not read from.
+      if [[ "$envfile" == "$state/env.0" ]]; then slot=1; else slot=0; fi
+      : > "$state/ok.$slot"
+      timeout -k 1 "$secs" bash --noprofile --norc -c "$runner" phasekit "$cwd" "$state" "$cmd" "$slot" "$envfile" \
+        </dev/null 2>&1 &
       printf '%s\n' "$!" >> "$state/groups"
       wait "$!"
       status=$?
+      if [[ -s "$state/ok.$slot" ]] && IFS= read -r next < "$state/cwd.$slot"; then
+        cwd=$next
+        envfile="$state/env.$slot"
+      fi
       reply DONE "$id" "$status"
       ;;
     PING)
@@ -49,7 +58,8 @@ while IFS=' ' read -r verb id arg n; do
       : > "$state/groups"
       find "$ws" -mindepth 1 -delete 2>/dev/null
       base_env > "$state/env"
-      printf '%s\n' "$ws" > "$state/cwd"
+      envfile="$state/env"
+      cwd=$ws
       old=$nonce
       nonce=$arg
       printf '\036%s %s %s %s\n' "$old" RESET "$id" 0

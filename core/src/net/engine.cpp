@@ -87,6 +87,26 @@ class EngineSession : public std::enable_shared_from_this<EngineSession> {
 
   void send_text(std::string text) { send({std::move(text), false}); }
 
+  /// Tells the client why (a Socket.IO disconnect, so socket.io-client reports "io server disconnect"),
+  /// then closes once that has been written.
+  void close_gracefully(std::string reason) {
+    if (closed_) {
+      return;
+    }
+    if (app_session_) {
+      server_.service_->on_disconnect(app_session_, reason);
+      app_session_.reset();
+      send_socketio(socketio::Packet::disconnect("/"));
+    }
+    close_reason_ = std::move(reason);
+    close_after_flush_ = true;
+    if (outbox_.empty()) {
+      close(close_reason_);
+      return;
+    }
+    wake_.cancel();
+  }
+
   /// Ends the session: the transport closes, the app session detaches.
   void close(std::string_view reason) {
     if (closed_) {
@@ -170,6 +190,9 @@ class EngineSession : public std::enable_shared_from_this<EngineSession> {
         }
       }
       body = engineio::encode_payload(packets);
+      if (close_after_flush_) {
+        close(close_reason_);  // the response below still carries the last packets
+      }
     }
     co_return make_response(req, http::status::ok, std::move(body));
   }
@@ -273,6 +296,10 @@ class EngineSession : public std::enable_shared_from_this<EngineSession> {
         }
         co_return;
       }
+      if (self->close_after_flush_ && self->outbox_.empty()) {
+        self->close(self->close_reason_);
+        co_return;
+      }
     }
   }
 
@@ -289,10 +316,10 @@ class EngineSession : public std::enable_shared_from_this<EngineSession> {
     }
     void close(std::string reason) override {
       if (auto s = session_.lock()) {
-        asio::post(s->strand_, [s, reason = std::move(reason)] {
+        asio::post(s->strand_, [s, reason = std::move(reason)]() mutable {
+          s->app_session_.reset();  // the app ended the session itself: no on_disconnect back to it
           s->send_socketio(socketio::Packet::disconnect("/"));
-          s->app_session_.reset();  // the app ended the session itself
-          s->close(reason);
+          s->close_gracefully(std::move(reason));
         });
       }
     }
@@ -441,6 +468,8 @@ class EngineSession : public std::enable_shared_from_this<EngineSession> {
   bool post_active_ = false;
   std::atomic<bool> ws_active_{false};  // read by the handshake of an upgrade, off the strand
   bool awaiting_pong_ = false;
+  bool close_after_flush_ = false;
+  std::string close_reason_;
   std::shared_ptr<Ws> ws_;
   socketio::Decoder decoder_;
   std::string socket_id_;
@@ -507,7 +536,7 @@ void EngineServer::close_all(const std::string& reason) {
     }
   }
   for (auto& s : all) {
-    asio::post(s->strand(), [s, reason] { s->close(reason); });
+    asio::post(s->strand(), [s, reason] { s->close_gracefully(reason); });
   }
 }
 
@@ -535,6 +564,11 @@ awaitable<Response> EngineServer::handle_polling(Request req, asio::any_io_execu
   if (sid == query.end()) {
     if (req.method() != http::verb::get) {
       co_return error(req, 2, "Bad handshake method");
+    }
+    if (draining_) {
+      Response res = error(req, 4, "server is shutting down");
+      res.result(http::status::service_unavailable);
+      co_return res;
     }
     auto session = create(false);
     Response res = co_await asio::co_spawn(session->strand(), EngineSession::open_polling(session, std::move(req)),
@@ -568,6 +602,12 @@ awaitable<void> EngineServer::handle_websocket(beast::tcp_stream stream, Request
   }
   std::shared_ptr<EngineSession> session;
   const bool upgrade = query.count("sid") != 0;
+  if (!upgrade && draining_) {
+    Response res = error(req, 4, "server is shutting down");
+    res.result(http::status::service_unavailable);
+    co_await http::async_write(stream, res, kTuple);
+    co_return;
+  }
   if (upgrade) {
     session = find(query["sid"]);
     if (!session || session->websocket_mode()) {

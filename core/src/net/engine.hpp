@@ -30,6 +30,8 @@ class EngineServer : public std::enable_shared_from_this<EngineServer> {
   boost::asio::awaitable<void> handle_websocket(boost::beast::tcp_stream stream, Request req);
 
   void close_all(const std::string& reason);
+  /// From now on a handshake gets 503 {"code":..., "message":"server is shutting down"}.
+  void begin_drain() noexcept { draining_ = true; }
   [[nodiscard]] std::size_t session_count() const;
   [[nodiscard]] const ServerSettings& settings() const noexcept { return settings_; }
   [[nodiscard]] app::ToolService& service() noexcept { return *service_; }
@@ -50,6 +52,7 @@ class EngineServer : public std::enable_shared_from_this<EngineServer> {
   mutable std::mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<EngineSession>> sessions_;
   Gauge& connections_;
+  std::atomic<bool> draining_{false};
 };
 
 }  // namespace phasekit::net

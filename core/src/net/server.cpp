@@ -206,11 +206,14 @@ Server::~Server() = default;
 void Server::start() { impl_->start(); }
 
 void Server::begin_drain() {
+  // /ready turns 503 and new Engine.IO sessions are refused, but the listener stays open so that
+  // probes and the clients still being served get answers; close_clients() closes it.
   draining_ = true;
-  impl_->stop_accepting();
+  impl_->engine_->begin_drain();
 }
 
 void Server::close_clients(std::string reason, std::chrono::milliseconds deadline, std::function<void()> done) {
+  impl_->stop_accepting();
   impl_->engine_->close_all(reason);
   auto timer = std::make_shared<boost::asio::steady_timer>(impl_->ioc_);
   auto started = std::chrono::steady_clock::now();

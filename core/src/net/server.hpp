@@ -37,7 +37,7 @@ class Server {
   void start();
   [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
 
-  /// /ready answers 503 from now on and new connections are refused; open clients stay.
+  /// /ready answers 503 from now on and new Engine.IO sessions are refused; open clients stay.
   void begin_drain();
   /// Closes every client with a Socket.IO disconnect and the reason; completes when none is left
   /// or after `deadline`.

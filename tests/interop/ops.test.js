@@ -1,0 +1,102 @@
+// What operators rely on: /health, /ready (503 from SIGTERM on), /metrics that promtool accepts,
+// /stats/pool, sessions released after SESSION_GRACE_MS with their workspace, and a SIGTERM drain
+// that lets work in flight finish, tells clients why, and exits 0.
+"use strict";
+const { describe, it } = require("node:test");
+const assert = require("node:assert/strict");
+const { spawnSync } = require("node:child_process");
+const fs = require("node:fs");
+const http = require("node:http");
+const { startServer, connect, runTool, once } = require("./support.js");
+
+function get(server, path) {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: "127.0.0.1", port: server.port, path, agent: false }, (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (d) => (body += d));
+        res.on("end", () => resolve({ status: res.statusCode, body }));
+      })
+      .on("error", reject);
+  });
+}
+
+async function waitFor(what, predicate, timeoutMs = 10000) {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (await predicate()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.fail(`${what} did not happen within ${timeoutMs} ms`);
+}
+
+describe("operations", () => {
+  it("serves /health, /ready, /stats/pool and promtool-clean /metrics", async () => {
+    const server = await startServer();
+    try {
+      assert.deepEqual(await get(server, "/health"), { status: 200, body: '{"status":"ok"}' });
+      assert.equal((await get(server, "/ready")).status, 200);
+      const socket = await connect(server, "metrics-user");
+      await runTool(socket, "echo count me");
+      await socket.emitWithAck("frobnicate");
+      socket.close();
+      const pool = JSON.parse((await get(server, "/stats/pool")).body);
+      for (const key of ["idle", "active", "total", "minPoolSize", "maxPoolSize", "acquisitions", "waits", "evictions"]) {
+        assert.ok(key in pool, `/stats/pool has ${key}`);
+      }
+      assert.equal(pool.acquisitions.cold, 1);
+      const metrics = await get(server, "/metrics");
+      assert.equal(metrics.status, 200);
+      for (const name of [
+        "phasekit_sessions",
+        'phasekit_events_total{event="message",outcome="ok"} 1',
+        'phasekit_events_total{event="unknown",outcome="bad_request"} 1',
+        "phasekit_event_duration_seconds_bucket",
+        "phasekit_backend_acquire_seconds_count 1",
+        'phasekit_jobs_total{outcome="ok"} 1',
+        "phasekit_process_resident_memory_bytes",
+      ]) {
+        assert.ok(metrics.body.includes(name), `/metrics has ${name}`);
+      }
+      const lint = spawnSync("promtool", ["check", "metrics"], { input: metrics.body, encoding: "utf8" });
+      assert.equal(lint.status, 0, `promtool check metrics: ${lint.stdout}${lint.stderr}`);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it("ends a disconnected session after SESSION_GRACE_MS and removes its workspace", async () => {
+    const server = await startServer({ SESSION_GRACE_MS: "300" });
+    try {
+      const socket = await connect(server, "grace-user");
+      const workspace = (await runTool(socket, "pwd")).output.trim();
+      assert.ok(fs.existsSync(workspace), workspace);
+      socket.close();
+      await waitFor("workspace removal", () => !fs.existsSync(workspace));
+      await waitFor("session end", async () => (await get(server, "/metrics")).body.includes("\nphasekit_sessions 0\n"));
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it("drains on SIGTERM: /ready 503, work in flight finishes, clients are told, exit 0", async () => {
+    const server = await startServer({ SHUTDOWN_GRACE_MS: "10000" });
+    const socket = await connect(server, "drain-user");
+    const ack = await socket.emitWithAck("message", "sleep 1; echo finished");
+    const result = once(socket, "tool:result", 15000);
+    const disconnected = once(socket, "disconnect", 15000);
+    assert.equal((await socket.emitWithAck("tool:approval", { callId: ack.callId, approved: true })).ok, true);
+    server.child.kill("SIGTERM");
+    await waitFor("/ready 503", async () => (await get(server, "/ready")).status === 503);
+    const late = await socket.emitWithAck("message", "echo too late");
+    assert.deepEqual([late.ok, late.code], [false, "UNAVAILABLE"]);
+    assert.equal((await result)[0].output, "finished\n", "the job in flight completed");
+    const [reason] = await disconnected;
+    assert.equal(reason, "io server disconnect");
+    const { code } = await server.exited;
+    assert.equal(code, 0);
+    assert.ok(server.logs.some((l) => l.msg === "shutdown.done"), "logs shutdown.done");
+    await server.stop();
+  });
+});
