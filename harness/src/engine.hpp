@@ -1,0 +1,39 @@
+#pragma once
+// The load engine: virtual users that speak Socket.IO v4 (Engine.IO v4 over WebSocket, or HTTP
+// long-polling with the upgrade to WebSocket), many per thread on one io_context per thread, started
+// by the open-model schedule and measured from their intended start times.
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "report.hpp"
+#include "scenario.hpp"
+
+namespace phasekit::load {
+
+struct RunOptions {
+  unsigned threads = 0;          // 0: one per core
+  double progress_s = 10;        // interval length of the report and of the progress lines
+  double late_ms = 100;          // a user starting later than this after its intended time is late
+  double max_duration_s = 0;     // 0: the scenario's phases; else no arrival after this
+  double drain_s = 30;           // after the last arrival, users still running are stopped after this
+  double connect_timeout_s = 10;
+  std::vector<std::string> source_addresses;  // local addresses to spread connections over ("auto": 8 for loopback)
+  bool auto_source_addresses = true;
+  bool allow_remote = false;     // load only loopback targets unless told otherwise
+  bool quiet = false;
+  std::uint64_t seed = 0;        // 0: random
+  // Capacity steps: each user repeats its flow until this time (0: runs the flow once).
+  double repeat_until_s = 0;
+  // Set (to non-zero) from a signal handler: arrivals stop and running users are closed.
+  const volatile int* interrupted = nullptr;
+};
+
+using ProgressFn = std::function<void(const Interval&, double interval_s)>;
+
+/// Runs the scenario to its end and returns the report (checks evaluated). Throws
+/// std::runtime_error for what stops a run before it starts (the target does not resolve, is not
+/// loopback without allow_remote).
+Report run_scenario(const Scenario& scenario, const RunOptions& options, const ProgressFn& progress);
+
+}  // namespace phasekit::load

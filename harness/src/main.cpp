@@ -1,0 +1,469 @@
+// phasekit-load: replays Socket.IO scenarios (Artillery's format) against any Socket.IO v4 server,
+// reports latency from intended start times, and checks capacity targets for CI.
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+
+#include <cmath>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "engine.hpp"
+#include "report.hpp"
+#include "scenario.hpp"
+#include "schedule.hpp"
+
+namespace po = boost::program_options;
+namespace load = phasekit::load;
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;  // a threshold, an SLO or a comparison failed; or the harness dropped arrivals
+constexpr int kExitUsage = 2;   // bad command line, scenario or report
+
+constexpr const char* kUsage = R"(Usage: phasekit-load <command> [options]
+
+Commands:
+  run SCENARIO         run a scenario (Artillery YAML, or the same as JSON) and check its thresholds
+  validate SCENARIO…   check scenarios without sending anything; print what each would do
+  capacity SCENARIO    raise the number of concurrent users step by step; report the most that meet --slo
+  report REPORT.json   write a self-contained HTML page of a report (-o FILE.html)
+  merge A.json B.json… combine reports of load generators that ran at the same time (-o FILE.json)
+  compare BASE.json CURRENT.json
+                       fail when CURRENT is worse than BASE by more than --max-regression
+
+Exit codes: 0 pass, 1 a threshold, SLO or comparison failed (or arrivals were dropped),
+2 bad command line, scenario or report. `phasekit-load <command> --help` for its options.
+)";
+
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+po::variables_map parse(const std::vector<std::string>& args, const po::options_description& options,
+                        const po::positional_options_description& positional) {
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(options).positional(positional).run(), vm);
+  po::notify(vm);
+  return vm;
+}
+
+po::options_description run_options(load::RunOptions& o, std::string& target, std::string& sources) {
+  po::options_description d("Run options");
+  d.add_options()
+      ("target,t", po::value(&target), "override config.target (http://host:port[/namespace])")
+      ("threads", po::value(&o.threads)->default_value(0), "load threads (0: one per core)")
+      ("progress", po::value(&o.progress_s)->default_value(10.0), "seconds between progress lines and report intervals")
+      ("late-ms", po::value(&o.late_ms)->default_value(100.0), "a user starting this much after its intended time counts as late")
+      ("max-duration", po::value(&o.max_duration_s)->default_value(0.0), "stop arrivals after this many seconds (0: the phases decide)")
+      ("drain", po::value(&o.drain_s)->default_value(30.0), "seconds users may run on after the last arrival before they are stopped")
+      ("connect-timeout", po::value(&o.connect_timeout_s)->default_value(10.0), "seconds to connect and join the namespace")
+      ("source-addresses", po::value(&sources)->default_value("auto"),
+       "local addresses to spread connections over: auto (127.0.0.1-8 for loopback targets), none, or a comma list")
+      ("allow-remote", po::bool_switch(&o.allow_remote), "allow a target that is not a loopback address")
+      ("seed", po::value(&o.seed)->default_value(0), "random seed (0: random)")
+      ("quiet,q", po::bool_switch(&o.quiet), "no progress lines");
+  return d;
+}
+
+void apply_sources(load::RunOptions& o, const std::string& sources) {
+  if (sources == "auto") {
+    return;
+  }
+  o.auto_source_addresses = false;
+  if (sources == "none") {
+    return;
+  }
+  std::string_view rest = sources;
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    o.source_addresses.emplace_back(rest.substr(0, comma));
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+  }
+}
+
+void check_run_options(const load::RunOptions& o) {
+  if (!(o.progress_s >= 0.1 && o.progress_s <= 3600)) {
+    throw UsageError(fmt::format("--progress {}: expected 0.1..3600 seconds", o.progress_s));
+  }
+  if (!(o.drain_s >= 0 && o.drain_s <= 3600) || !(o.max_duration_s >= 0) || !(o.connect_timeout_s > 0) ||
+      !(o.late_ms >= 0)) {
+    throw UsageError("--drain, --max-duration, --connect-timeout and --late-ms take non-negative seconds");
+  }
+  if (o.threads > 256) {
+    throw UsageError(fmt::format("--threads {}: at most 256", o.threads));
+  }
+}
+
+load::Scenario load_with_target(const std::string& file, const std::string& target) {
+  nlohmann::json doc = load::read_document(file);
+  if (!target.empty() && doc.is_object() && doc.contains("config") && doc["config"].is_object()) {
+    doc["config"]["target"] = target;
+  }
+  return load::parse_scenario(doc, file);
+}
+
+volatile int g_interrupted = 0;  // set by SIGINT/SIGTERM
+
+int command_run(const std::vector<std::string>& args) {
+  load::RunOptions o;
+  std::string target;
+  std::string sources;
+  std::string scenario_file;
+  std::string out;
+  po::options_description d = run_options(o, target, sources);
+  d.add_options()("output,o", po::value(&out), "write the JSON report here")("scenario", po::value(&scenario_file),
+                                                                              "scenario file")("help,h", "this help");
+  po::positional_options_description p;
+  p.add("scenario", 1);
+  const auto vm = parse(args, d, p);
+  if (vm.count("help") != 0) {
+    std::cout << "Usage: phasekit-load run SCENARIO [options]\n\n" << d << '\n';
+    return kExitOk;
+  }
+  if (scenario_file.empty()) {
+    throw UsageError("run: which scenario? (phasekit-load run SCENARIO)");
+  }
+  apply_sources(o, sources);
+  check_run_options(o);
+  o.interrupted = &g_interrupted;
+  const load::Scenario scenario = load_with_target(scenario_file, target);
+  const load::Schedule schedule(scenario.phases);
+  if (!o.quiet) {
+    std::cerr << fmt::format("phasekit-load: {} → {}: {} arrivals over {:.0f} s, {} threshold(s)\n", scenario_file,
+                             scenario.target.url(), schedule.total(), scenario.duration_s(), scenario.thresholds.size());
+  }
+  const load::Report report = load::run_scenario(scenario, o, [&](const load::Interval& i, double seconds) {
+    if (!o.quiet) {
+      std::cerr << load::render_progress(i, seconds) << '\n';
+    }
+  });
+  if (!out.empty()) {
+    report.save(out);
+  }
+  std::cout << load::render_summary(report);
+  const auto dropped = report.total.counter(load::kArrivalsDropped);
+  if (dropped > 0) {
+    std::cout << fmt::format("FAIL the harness dropped {} arrivals (open-file limit): the load was lower than asked\n",
+                             dropped);
+  }
+  return load::all_ok(report.checks) && dropped == 0 ? kExitOk : kExitFailed;
+}
+
+int command_validate(const std::vector<std::string>& args) {
+  std::vector<std::string> files;
+  std::string target;
+  po::options_description d("Validate options");
+  d.add_options()("scenario", po::value(&files)->composing(), "scenario files")(
+      "target,t", po::value(&target), "override config.target")("help,h", "this help");
+  po::positional_options_description p;
+  p.add("scenario", -1);
+  const auto vm = parse(args, d, p);
+  if (vm.count("help") != 0 || files.empty()) {
+    std::cout << "Usage: phasekit-load validate SCENARIO…\n\n" << d << '\n';
+    return files.empty() && vm.count("help") == 0 ? kExitUsage : kExitOk;
+  }
+  for (const std::string& file : files) {
+    const load::Scenario s = load_with_target(file, target);
+    const load::Schedule schedule(s.phases);
+    std::size_t steps = 0;
+    for (const load::Flow& f : s.flows) {
+      steps += f.steps.size();
+    }
+    std::cout << fmt::format("{}: ok: target {}, {} phase(s), {} arrivals over {:.0f} s, {} flow(s) with {} step(s), "
+                             "{} threshold(s), transports {}\n",
+                             file, s.target.url(), s.phases.size(), schedule.total(), s.duration_s(), s.flows.size(),
+                             steps, s.thresholds.size(),
+                             s.socket.polling ? (s.socket.websocket ? "polling+websocket" : "polling") : "websocket");
+  }
+  return kExitOk;
+}
+
+int command_capacity(const std::vector<std::string>& args) {
+  load::RunOptions o;
+  std::string target;
+  std::string sources;
+  std::string scenario_file;
+  std::string slo;
+  std::string out;
+  std::string out_dir;
+  std::string users_list;
+  std::uint64_t start = 50;
+  std::uint64_t step = 50;
+  std::uint64_t max = 20000;
+  double ramp = 10;
+  double hold = 20;
+  po::options_description d = run_options(o, target, sources);
+  d.add_options()
+      ("scenario", po::value(&scenario_file), "scenario file (its flow is what each user repeats)")
+      ("slo", po::value(&slo), "what a step must meet, e.g. 'p95<200ms,errors<1%' (required)")
+      ("users", po::value(&users_list), "the user counts of the steps, e.g. 100,200,400 (instead of --start/--step/--max)")
+      ("start", po::value(&start)->default_value(50), "users in the first step")
+      ("step", po::value(&step)->default_value(50), "users added each step")
+      ("max", po::value(&max)->default_value(20000), "most users to try")
+      ("ramp", po::value(&ramp)->default_value(10.0), "seconds over which a step's users arrive")
+      ("hold", po::value(&hold)->default_value(20.0), "seconds every user keeps repeating its flow after the ramp")
+      ("out-dir", po::value(&out_dir), "write each step's JSON report here (step-<users>.json)")
+      ("output,o", po::value(&out), "write the capacity result (JSON) here")
+      ("help,h", "this help");
+  po::positional_options_description p;
+  p.add("scenario", 1);
+  const auto vm = parse(args, d, p);
+  if (vm.count("help") != 0) {
+    std::cout << "Usage: phasekit-load capacity SCENARIO --slo 'p95<200ms,errors<1%' [options]\n\n" << d << '\n';
+    return kExitOk;
+  }
+  if (scenario_file.empty() || slo.empty()) {
+    throw UsageError("capacity: needs a scenario and --slo (e.g. --slo 'p95<200ms,errors<1%')");
+  }
+  apply_sources(o, sources);
+  check_run_options(o);
+  if (!(ramp >= 0.1 && hold >= 0.1) || start == 0 || step == 0 || max < start) {
+    throw UsageError("capacity: --ramp and --hold take at least 0.1 s; --start and --step at least 1; --max >= --start");
+  }
+  load::Scenario scenario = load_with_target(scenario_file, target);
+  const std::vector<load::Threshold> thresholds = load::parse_slo(slo, scenario.catalog());
+  std::vector<std::uint64_t> steps;
+  if (!users_list.empty()) {
+    std::string_view rest = users_list;
+    while (!rest.empty()) {
+      const auto comma = rest.find(',');
+      const std::string item(rest.substr(0, comma));
+      std::uint64_t n = 0;
+      try {
+        std::size_t used = 0;
+        n = std::stoull(item, &used);
+        if (used != item.size() || n == 0) {
+          throw std::invalid_argument(item);
+        }
+      } catch (const std::exception&) {
+        throw UsageError(fmt::format("--users: \"{}\" is not a positive whole number", item));
+      }
+      steps.push_back(n);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    }
+  } else {
+    for (std::uint64_t n = start; n <= max; n += step) {
+      steps.push_back(n);
+    }
+  }
+  if (!out_dir.empty()) {
+    std::filesystem::create_directories(out_dir);
+  }
+  scenario.thresholds = thresholds;
+  o.interrupted = &g_interrupted;
+  o.repeat_until_s = ramp + hold;
+  nlohmann::json result = {{"scenario", scenario_file}, {"target", scenario.target.url()}, {"slo", slo},
+                           {"steps", nlohmann::json::array()}};
+  std::uint64_t best = 0;
+  for (const std::uint64_t users : steps) {
+    if (g_interrupted != 0) {
+      break;
+    }
+    load::Scenario stepped = scenario;
+    stepped.phases = {load::Phase{fmt::format("ramp to {} users", users), ramp, 0, std::nullopt, users, false, std::nullopt},
+                      load::Phase{fmt::format("hold {} users", users), hold, 0, std::nullopt, std::nullopt, true,
+                                  std::nullopt}};
+    if (!o.quiet) {
+      std::cerr << fmt::format("capacity: step {} users ({} s ramp, {} s hold)\n", users, ramp, hold);
+    }
+    const load::Report report = load::run_scenario(stepped, o, [&](const load::Interval& i, double seconds) {
+      if (!o.quiet) {
+        std::cerr << load::render_progress(i, seconds) << '\n';
+      }
+    });
+    std::string file;
+    if (!out_dir.empty()) {
+      file = (std::filesystem::path(out_dir) / fmt::format("step-{}.json", users)).string();
+      report.save(file);
+    }
+    const bool dropped = report.total.counter(load::kArrivalsDropped) > 0;
+    const bool pass = load::all_ok(report.checks) && !dropped;
+    nlohmann::json checks = nlohmann::json::array();
+    std::string line;
+    for (const load::CheckResult& c : report.checks) {
+      checks.push_back({{"threshold", c.threshold.text}, {"actual", c.actual ? nlohmann::json(*c.actual) : nlohmann::json()},
+                        {"ok", c.ok}});
+      line += fmt::format(" {}{}={}", c.ok ? "" : "!", c.threshold.text,
+                          c.actual ? fmt::format("{:.2f}", *c.actual) : std::string("none"));
+    }
+    std::cout << fmt::format("{:>7} users: {}{}{}\n", users, pass ? "pass" : "FAIL", line,
+                             dropped ? " (harness dropped arrivals)" : "");
+    result["steps"].push_back({{"users", users}, {"pass", pass}, {"peakUsers", report.peak_users}, {"checks", checks},
+                               {"report", file}, {"summary", report.to_json()["summary"]}});
+    if (!pass) {
+      break;
+    }
+    best = users;
+  }
+  result["maxUsers"] = best;
+  std::cout << fmt::format("capacity: {} users meet {}\n", best, slo);
+  if (!out.empty()) {
+    std::ofstream(out) << result.dump(2) << '\n';
+  }
+  return best > 0 ? kExitOk : kExitFailed;
+}
+
+int command_report(const std::vector<std::string>& args) {
+  std::string in;
+  std::string out;
+  po::options_description d("Report options");
+  d.add_options()("report", po::value(&in), "JSON report")("output,o", po::value(&out), "HTML file to write")(
+      "help,h", "this help");
+  po::positional_options_description p;
+  p.add("report", 1);
+  const auto vm = parse(args, d, p);
+  if (vm.count("help") != 0) {
+    std::cout << "Usage: phasekit-load report REPORT.json -o REPORT.html\n\n" << d << '\n';
+    return kExitOk;
+  }
+  if (in.empty() || out.empty()) {
+    throw UsageError("report: needs a JSON report and -o FILE.html");
+  }
+  const load::Report report = load::Report::load(in);
+  std::ofstream file(out, std::ios::trunc);
+  file << load::render_html(report);
+  if (!file.flush()) {
+    throw UsageError(fmt::format("{}: cannot write", out));
+  }
+  std::cout << fmt::format("wrote {}\n", out);
+  return kExitOk;
+}
+
+int command_merge(const std::vector<std::string>& args) {
+  std::vector<std::string> inputs;
+  std::string out;
+  po::options_description d("Merge options");
+  d.add_options()("reports", po::value(&inputs)->composing(), "JSON reports")("output,o", po::value(&out),
+                                                                                 "merged JSON report to write")(
+      "help,h", "this help");
+  po::positional_options_description p;
+  p.add("reports", -1);
+  const auto vm = parse(args, d, p);
+  if (vm.count("help") != 0) {
+    std::cout << "Usage: phasekit-load merge A.json B.json… -o MERGED.json\n\n" << d << '\n';
+    return kExitOk;
+  }
+  if (inputs.empty() || out.empty()) {
+    throw UsageError("merge: needs reports and -o FILE.json");
+  }
+  std::vector<load::Report> reports;
+  for (const std::string& f : inputs) {
+    reports.push_back(load::Report::load(f));
+  }
+  const load::Report merged = load::merge_reports(reports);
+  merged.save(out);
+  std::cout << load::render_summary(merged);
+  return kExitOk;
+}
+
+double parse_fraction(const std::string& text, const char* option) {
+  std::string t = text;
+  bool percent = false;
+  if (!t.empty() && t.back() == '%') {
+    t.pop_back();
+    percent = true;
+  }
+  try {
+    std::size_t used = 0;
+    const double v = std::stod(t, &used);
+    if (used != t.size() || !std::isfinite(v) || v < 0) {
+      throw std::invalid_argument(t);
+    }
+    return percent || v > 1 ? v / 100.0 : v;
+  } catch (const std::exception&) {
+    throw UsageError(fmt::format("{} \"{}\": expected a percentage such as 10% (or a fraction such as 0.1)", option, text));
+  }
+}
+
+int command_compare(const std::vector<std::string>& args) {
+  std::vector<std::string> inputs;
+  std::string regression = "10%";
+  std::string metrics;
+  load::CompareOptions o;
+  po::options_description d("Compare options");
+  d.add_options()
+      ("reports", po::value(&inputs)->composing(), "BASELINE.json CURRENT.json")
+      ("max-regression", po::value(&regression)->default_value("10%"), "latency may rise, throughput fall, by this much")
+      ("min-delta-ms", po::value(&o.min_delta_ms)->default_value(1.0), "latency changes below this never fail")
+      ("max-error-increase", po::value(&o.max_error_increase)->default_value(0.5), "percentage points error_rate may rise")
+      ("metrics", po::value(&metrics), "comma list of metrics to compare (default: response p50/p95/p99, connect p95, error_rate, emit rate)")
+      ("help,h", "this help");
+  po::positional_options_description p;
+  p.add("reports", -1);
+  const auto vm = parse(args, d, p);
+  if (vm.count("help") != 0) {
+    std::cout << "Usage: phasekit-load compare BASELINE.json CURRENT.json [--max-regression 10%]\n\n" << d << '\n';
+    return kExitOk;
+  }
+  if (inputs.size() != 2) {
+    throw UsageError("compare: needs exactly two reports, BASELINE.json CURRENT.json");
+  }
+  o.max_regression = parse_fraction(regression, "--max-regression");
+  const load::MetricCatalog catalog;
+  std::string_view rest = metrics;
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    std::string m(rest.substr(0, comma));
+    if (auto why = catalog.check(m)) {
+      throw UsageError("--metrics: " + *why);
+    }
+    o.metrics.push_back(std::move(m));
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+  }
+  const auto rows = load::compare_reports(load::Report::load(inputs[0]), load::Report::load(inputs[1]), o);
+  std::cout << load::render_compare(rows, o);
+  for (const auto& r : rows) {
+    if (r.regressed) {
+      return kExitFailed;
+    }
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGINT, [](int) { g_interrupted = 1; });
+  std::signal(SIGTERM, [](int) { g_interrupted = 1; });
+  const std::vector<std::string> all(argv + 1, argv + argc);
+  if (all.empty() || all[0] == "--help" || all[0] == "-h" || all[0] == "help") {
+    std::cout << kUsage;
+    return all.empty() ? kExitUsage : kExitOk;
+  }
+  const std::string command = all[0];
+  const std::vector<std::string> args(all.begin() + 1, all.end());
+  try {
+    if (command == "run") {
+      return command_run(args);
+    }
+    if (command == "validate") {
+      return command_validate(args);
+    }
+    if (command == "capacity") {
+      return command_capacity(args);
+    }
+    if (command == "report") {
+      return command_report(args);
+    }
+    if (command == "merge") {
+      return command_merge(args);
+    }
+    if (command == "compare") {
+      return command_compare(args);
+    }
+    std::cerr << fmt::format("phasekit-load: unknown command \"{}\"\n\n{}", command, kUsage);
+    return kExitUsage;
+  } catch (const load::ScenarioError& e) {
+    std::cerr << "phasekit-load: " << e.what() << '\n';
+  } catch (const po::error& e) {
+    std::cerr << fmt::format("phasekit-load {}: {}\n", command, e.what());
+  } catch (const std::exception& e) {
+    std::cerr << "phasekit-load: " << e.what() << '\n';
+  }
+  return kExitUsage;
+}
