@@ -8,6 +8,11 @@
 #include <stdexcept>
 
 namespace phasekit::load {
+namespace {
+
+bool is_count(const nlohmann::json& j) { return j.is_number_integer() && j.get<std::int64_t>() >= 0; }
+
+}  // namespace
 
 Histogram::Histogram() : buckets_(kBucketCount, 0) {}
 
@@ -122,7 +127,7 @@ Histogram Histogram::from_json(const nlohmann::json& j) {
   }
   const auto number = [&](const char* key) {
     const auto it = j.find(key);
-    if (it == j.end() || !it->is_number_unsigned()) {
+    if (it == j.end() || !is_count(*it)) {
       fail(std::string("\"") + key + "\" must be a non-negative integer");
     }
     return it->get<std::uint64_t>();
@@ -138,7 +143,7 @@ Histogram Histogram::from_json(const nlohmann::json& j) {
   }
   std::uint64_t total = 0;
   for (const auto& b : *it) {
-    if (!b.is_array() || b.size() != 2 || !b[0].is_number_unsigned() || !b[1].is_number_unsigned()) {
+    if (!b.is_array() || b.size() != 2 || !is_count(b[0]) || !is_count(b[1])) {
       fail("each bucket must be [index, count] with non-negative integers");
     }
     const auto index = b[0].get<std::uint64_t>();

@@ -32,7 +32,7 @@ MetricSet metrics_from_json(const json& j, const std::string& where) {
       fail(where + ".counters: expected an object");
     }
     for (const auto& [name, value] : c->items()) {
-      if (!value.is_number_unsigned()) {
+      if (!value.is_number_integer() || value.get<std::int64_t>() < 0) {
         fail(fmt::format("{}.counters.{}: expected a non-negative integer", where, name));
       }
       set.counters[name] = value.get<std::uint64_t>();
