@@ -10,7 +10,7 @@
 
 #include "app/auth.hpp"
 #include "app/file_tools.hpp"
-#include "backend/process_backend.hpp"
+#include "backend/shell_backend.hpp"
 #include "protocol/engineio.hpp"
 
 namespace phasekit::app {
@@ -283,7 +283,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void run_tool(plugin::BackendPtr backend, const json& payload, const std::string& call_id,
                 std::chrono::milliseconds timeout, const plugin::QueueStrategy::EventSink& sink,
                 const plugin::QueueStrategy::JobDone& done, const std::function<void(json)>& publish_result) {
-    auto process = std::dynamic_pointer_cast<backend::ProcessBackend>(backend);
+    auto process = std::dynamic_pointer_cast<backend::ShellBackend>(backend);
     const std::string tool = payload["tool"].get<std::string>();
     const json args = payload.value("args", json::object());
     const auto started = Clock::now();

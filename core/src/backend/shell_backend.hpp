@@ -1,0 +1,97 @@
+#pragma once
+// A backend whose tools run through the bash supervisor (supervisor.sh) over a byte stream: the
+// pipes of a sandboxed process (process backend) or the attached stdio of a container (docker
+// backend). Commands run one at a time, each in a fresh bash that starts from the cwd and exports
+// the previous one left, so `cd` and `export` persist while a timeout kills the command and never
+// the backend.
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "phasekit/plugin/backend.hpp"
+
+namespace phasekit::backend {
+
+struct RunResult {
+  int exit_code = -1;
+  bool timed_out = false;
+  bool truncated = false;
+  std::string output;  // at most max_output bytes
+  std::uint64_t output_bytes = 0;  // all the command wrote
+  std::chrono::nanoseconds duration{0};
+};
+
+/// The byte stream to one supervisor. Its I/O objects live on the backend's strand, so completions
+/// run there; close() ends the stream and whatever runs behind it (process, container attachment).
+class SupervisorChannel {
+ public:
+  using ReadDone = std::function<void(boost::system::error_code, std::size_t)>;
+  using WriteDone = std::function<void(boost::system::error_code)>;
+  virtual ~SupervisorChannel() = default;
+  virtual void async_write(std::shared_ptr<const std::string> bytes, WriteDone done) = 0;
+  virtual void async_read_some(boost::asio::mutable_buffer into, ReadDone done) = 0;
+  virtual void close() noexcept = 0;
+};
+
+class ShellBackend : public plugin::Backend, public std::enable_shared_from_this<ShellBackend> {
+ public:
+  using OutputChunk = std::function<void(std::string_view)>;
+  using RunDone = std::function<void(Status, RunResult)>;
+  using Strand = boost::asio::strand<boost::asio::any_io_executor>;
+
+  ShellBackend(Strand strand, std::string id, std::string workspace);
+  ~ShellBackend() override;
+
+  [[nodiscard]] std::string_view id() const noexcept override { return id_; }
+  [[nodiscard]] bool alive() const noexcept override { return alive_.load(); }
+  /// The workspace folder as this host sees it (file tools work on it directly).
+  [[nodiscard]] const std::string& workspace() const noexcept { return workspace_; }
+  [[nodiscard]] const Strand& strand() const noexcept { return strand_; }
+
+  /// Talks to the supervisor behind `channel`; done(ok) once it said READY.
+  void start(std::unique_ptr<SupervisorChannel> channel, std::function<void(Status)> done);
+  /// Runs a command line (queued behind any running one). on_chunk sees output as it arrives, up
+  /// to max_output bytes in all. Completions run on the backend's strand.
+  void run(std::string command, std::chrono::milliseconds timeout, std::size_t max_output, OutputChunk on_chunk,
+           RunDone done);
+  /// Kills every process the backend started, empties the workspace, resets cwd and environment.
+  void reset(std::function<void(Status)> done);
+  void ping(std::function<void(Status)> done);
+  /// Ends the supervisor; pending requests fail with UNAVAILABLE.
+  void stop();
+
+ private:
+  struct Request;
+  void enqueue(std::shared_ptr<Request> r);
+  void send_next();
+  void read_loop();
+  void on_output(std::string_view bytes);
+  void on_reply(std::string_view verb, std::string_view id, std::string_view value);
+  void fail_all(const Status& status);
+  static std::string make_nonce();
+
+  Strand strand_;
+  std::string id_;
+  std::string workspace_;
+  std::string nonce_;
+  std::atomic<bool> alive_{false};
+  std::unique_ptr<SupervisorChannel> channel_;
+  std::string read_buffer_;
+  std::string pending_;  // unparsed tail that may hold the start of a marker
+  std::deque<std::shared_ptr<Request>> queue_;
+  std::shared_ptr<Request> current_;
+  std::function<void(Status)> on_ready_;
+  std::uint64_t next_id_ = 1;
+};
+
+using ShellBackendPtr = std::shared_ptr<ShellBackend>;
+
+}  // namespace phasekit::backend
