@@ -303,12 +303,14 @@ TEST_F(Builtins, CompressionNone_RoundTripsBytesUnchanged) {
   EXPECT_EQ(unpacked, data);
 }
 
-TEST_F(Builtins, AutoscalerNone_KeepsTheCurrentCountWithinBounds) {
+TEST_F(Builtins, AutoscalerNone_KeepsTheCurrentCount) {
   auto a = make<plugin::AutoscalerStrategy>(PHK_KIND_AUTOSCALER, "none");
-  EXPECT_EQ(a->evaluate({0, 4, 1, 10, {}}).desired_replicas, 4u);
-  EXPECT_EQ(a->evaluate({0, 0, 2, 10, {}}).desired_replicas, 2u);
-  EXPECT_EQ(a->evaluate({0, 0, 2, 10, {}}).reason, "min");
-  EXPECT_EQ(a->evaluate({0, 12, 2, 10, {}}).desired_replicas, 10u);
+  plugin::ScaleInput in;
+  in.current_replicas = 4;
+  EXPECT_EQ(a->evaluate(in).desired_replicas, 4);
+  EXPECT_EQ(a->evaluate(in).limited_by, "scalingDisabled");
+  in.current_replicas = 0;
+  EXPECT_EQ(a->evaluate(in).desired_replicas, 0);
 }
 
 }  // namespace

@@ -1,6 +1,4 @@
-// autoscaler=none: recommends what there is (clamped to the bounds it was given).
-#include <algorithm>
-
+// autoscaler=none: recommends what there is.
 #include "phasekit/plugin/export.hpp"
 #include "phasekit/plugin_options.hpp"
 
@@ -12,21 +10,19 @@ class NoAutoscaler final : public plugin::AutoscalerStrategy {
   plugin::ScaleDecision evaluate(const plugin::ScaleInput& in) noexcept override {
     plugin::ScaleDecision d;
     d.desired_replicas = in.current_replicas;
-    d.reason = "disabled";
-    if (d.desired_replicas < in.min_replicas) {
-      d.desired_replicas = in.min_replicas;
-      d.reason = "min";
-    } else if (d.desired_replicas > in.max_replicas && in.max_replicas >= in.min_replicas) {
-      d.desired_replicas = in.max_replicas;
-      d.reason = "max";
-    }
+    d.metric_replicas = in.current_replicas;
+    d.limited_by = "scalingDisabled";
+    d.reason = "autoscaler=none keeps the current replica count";
     return d;
   }
 };
 
 struct Factory {
   static std::unique_ptr<plugin::AutoscalerStrategy> create(plugin::HostServices&, std::string_view json) {
-    PluginOptions(json).finish();
+    PluginOptions options(json);
+    options.ignore("spec");  // the hpa plugin's settings, passed to every autoscaler
+    options.ignore("tolerance");
+    options.finish();
     return std::make_unique<NoAutoscaler>();
   }
 };
@@ -34,5 +30,5 @@ struct Factory {
 }  // namespace
 
 PHASEKIT_BUILTIN_PLUGIN(autoscaler_none_entry, PHK_KIND_AUTOSCALER, "none", "1.0.0",
-                        "keeps the current replica count (within min and max)", Factory)
+                        "keeps the current replica count", Factory)
 }  // namespace phasekit::builtin

@@ -1,0 +1,613 @@
+#include "hpa_autoscaler.hpp"
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <map>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <string>
+
+namespace phasekit::hpa {
+namespace {
+
+using plugin::MetricProposal;
+using plugin::PodPhase;
+using plugin::ScaleInput;
+using plugin::ScalePod;
+using PodMetrics = std::map<std::string, std::int64_t>;  // pod name -> milli-value
+using PodSet = std::set<std::string>;
+
+/// A metric that cannot be computed (Kubernetes returns an error for it).
+struct MetricError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// Go's int32(math.Ceil(x)), made total: out-of-range values saturate (Go leaves them undefined).
+std::int32_t ceil_to_int32(double x) {
+  if (std::isnan(x)) {
+    return 0;
+  }
+  const double c = std::ceil(x);
+  return c >= static_cast<double>(INT32_MAX) ? INT32_MAX
+         : c <= static_cast<double>(INT32_MIN) ? INT32_MIN
+                                               : static_cast<std::int32_t>(c);
+}
+
+struct Tolerances {
+  double down;
+  double up;
+  // replica_calculator.go Tolerances.isWithin
+  [[nodiscard]] bool within(double ratio) const { return (1.0 - down) <= ratio && ratio <= (1.0 + up); }
+};
+
+struct Groups {
+  int ready = 0;
+  PodSet unready;
+  PodSet missing;
+  PodSet ignored;
+};
+
+/// groupPods(): deleted or failed pods are ignored; pending pods are unready; pods without a sample
+/// are missing; for cpu, a pod not ready or still initializing is unready.
+Groups group_pods(const std::vector<ScalePod>& pods, const PodMetrics& metrics, bool cpu) {
+  Groups g;
+  for (const ScalePod& pod : pods) {
+    if (pod.deleting || pod.phase == PodPhase::failed) {
+      g.ignored.insert(pod.name);
+      continue;
+    }
+    if (pod.phase == PodPhase::pending) {
+      g.unready.insert(pod.name);
+      continue;
+    }
+    if (metrics.count(pod.name) == 0) {
+      g.missing.insert(pod.name);
+      continue;
+    }
+    if (cpu && (!pod.ready || pod.cpu_initializing)) {
+      g.unready.insert(pod.name);
+      continue;
+    }
+    ++g.ready;
+  }
+  return g;
+}
+
+void remove(PodMetrics& metrics, const PodSet& pods) {
+  for (const std::string& name : pods) {
+    metrics.erase(name);
+  }
+}
+
+const plugin::ScaleContainer* find_container(const ScalePod& pod, const std::string& name) {
+  for (const auto& c : pod.containers) {
+    if (c.name == name) {
+      return &c;
+    }
+  }
+  return nullptr;
+}
+
+/// metrics-server samples: a pod's resource usage is the sum over its containers (no sample when one
+/// container has none), or the named container's usage for ContainerResource.
+PodMetrics resource_metrics(const ScaleInput& in, const std::string& resource, const std::string& container) {
+  PodMetrics out;
+  for (const ScalePod& pod : in.pods) {
+    if (!container.empty()) {
+      const auto* c = find_container(pod, container);
+      if (c == nullptr) {
+        throw MetricError("container " + container + " not present in metrics for pod " + pod.name);
+      }
+      if (c->usage.count(resource) != 0) {
+        out[pod.name] = c->usage.at(resource);
+      }
+      continue;
+    }
+    if (const auto it = pod.usage.find(resource); it != pod.usage.end()) {
+      out[pod.name] = it->second;
+      continue;
+    }
+    std::int64_t sum = 0;
+    bool complete = !pod.containers.empty();
+    for (const auto& c : pod.containers) {
+      const auto u = c.usage.find(resource);
+      complete = complete && u != c.usage.end();
+      sum += complete ? u->second : 0;
+    }
+    if (complete) {
+      out[pod.name] = sum;
+    }
+  }
+  return out;
+}
+
+/// calculateRequests(): every pod of the selector needs a request for the resource.
+std::map<std::string, std::int64_t> pod_requests(const ScaleInput& in, const std::string& resource,
+                                                 const std::string& container) {
+  std::map<std::string, std::int64_t> out;
+  for (const ScalePod& pod : in.pods) {
+    if (!container.empty()) {
+      const auto* c = find_container(pod, container);
+      if (c == nullptr) {
+        throw MetricError("container " + container + " not found in Pod " + pod.name);
+      }
+      if (c->requests.count(resource) == 0) {
+        throw MetricError("missing request for " + resource + " in container " + container + " of Pod " + pod.name);
+      }
+      out[pod.name] = c->requests.at(resource);
+      continue;
+    }
+    if (const auto it = pod.requests.find(resource); it != pod.requests.end()) {
+      out[pod.name] = it->second;
+      continue;
+    }
+    if (pod.containers.empty()) {
+      throw MetricError("missing request for " + resource + " in Pod " + pod.name);
+    }
+    std::int64_t sum = 0;
+    for (const auto& c : pod.containers) {
+      if (c.requests.count(resource) == 0) {
+        throw MetricError("missing request for " + resource + " in container " + c.name + " of Pod " + pod.name);
+      }
+      sum += c.requests.at(resource);
+    }
+    out[pod.name] = sum;
+  }
+  return out;
+}
+
+struct Utilization {
+  double ratio;
+  std::int32_t percent;
+};
+
+/// metricsclient.GetResourceUtilizationRatio(): the percentage is rounded down (integer division).
+Utilization utilization_ratio(const PodMetrics& metrics, const std::map<std::string, std::int64_t>& requests,
+                              std::int32_t target) {
+  std::int64_t metrics_total = 0;
+  std::int64_t requests_total = 0;
+  for (const auto& [pod, value] : metrics) {
+    const auto r = requests.find(pod);
+    if (r == requests.end()) {
+      continue;
+    }
+    metrics_total += value;
+    requests_total += r->second;
+  }
+  if (requests_total == 0) {
+    throw MetricError("no metrics returned matched known pods");
+  }
+  const auto percent = static_cast<std::int32_t>((metrics_total * 100) / requests_total);
+  return {static_cast<double>(percent) / static_cast<double>(target), percent};
+}
+
+/// metricsclient.GetMetricUsageRatio(): the average is an integer division of milli-values.
+std::pair<double, std::int64_t> usage_ratio(const PodMetrics& metrics, std::int64_t target) {
+  std::int64_t total = 0;
+  for (const auto& [pod, value] : metrics) {
+    total += value;
+  }
+  const std::int64_t average = total / static_cast<std::int64_t>(metrics.size());
+  return {static_cast<double>(average) / static_cast<double>(target), average};
+}
+
+/// The shared tail of GetResourceReplicas and calcPlainMetricReplicas: missing and unready pods,
+/// tolerance, and "no change if that reverses the direction". `recompute` gives the new ratio.
+template <class MissingOnScaleDown, class Recompute>
+MetricProposal rebalance(MetricProposal p, std::int32_t current, double ratio, const Groups& g, PodMetrics& metrics,
+                         const Tolerances& tol, MissingOnScaleDown missing_on_scale_down, Recompute recompute) {
+  const bool scale_up_with_unready = !g.unready.empty() && ratio > 1.0;
+  if (!scale_up_with_unready && g.missing.empty()) {
+    if (tol.within(ratio)) {
+      p.replicas = current;
+      p.rule = "tolerance";
+    } else {
+      p.replicas = ceil_to_int32(ratio * static_cast<double>(g.ready));
+      p.rule = "ratio";
+    }
+    return p;
+  }
+  if (!g.missing.empty()) {
+    for (const std::string& pod : g.missing) {
+      // scale-down: missing pods count as using 100% of their request (or the target, if higher)
+      // for resources, exactly the target for plain metrics; scale-up: as using nothing.
+      if (ratio < 1.0) {
+        metrics[pod] = missing_on_scale_down(pod);
+      } else if (ratio > 1.0) {
+        metrics[pod] = 0;
+      }
+    }
+  }
+  if (scale_up_with_unready) {
+    for (const std::string& pod : g.unready) {
+      metrics[pod] = 0;  // on a scale-up, unready pods count as using nothing
+    }
+  }
+  const double new_ratio = recompute(metrics);
+  if (tol.within(new_ratio)) {
+    p.replicas = current;
+    p.rule = "tolerance";
+    return p;
+  }
+  if ((ratio < 1.0 && new_ratio > 1.0) || (ratio > 1.0 && new_ratio < 1.0)) {
+    p.replicas = current;
+    p.rule = "directionReversal";
+    return p;
+  }
+  const std::int32_t replicas = ceil_to_int32(new_ratio * static_cast<double>(metrics.size()));
+  if ((new_ratio < 1.0 && replicas > current) || (new_ratio > 1.0 && replicas < current)) {
+    p.replicas = current;
+    p.rule = "directionReversal";
+    return p;
+  }
+  p.replicas = replicas;
+  p.rule = "ratio";
+  return p;
+}
+
+/// GetResourceReplicas(): Utilization targets of Resource and ContainerResource metrics.
+MetricProposal resource_utilization(const ScaleInput& in, const MetricSpec& m, const Tolerances& tol) {
+  MetricProposal p;
+  PodMetrics metrics = resource_metrics(in, m.name, m.container);
+  if (in.pods.empty()) {
+    throw MetricError("no pods returned by selector while calculating replica count");
+  }
+  const Groups g = group_pods(in.pods, metrics, m.name == "cpu");
+  remove(metrics, g.ignored);
+  remove(metrics, g.unready);
+  if (metrics.empty()) {
+    throw MetricError("did not receive metrics for targeted pods (pods might be unready)");
+  }
+  const auto requests = pod_requests(in, m.name, m.container);
+  const Utilization u = utilization_ratio(metrics, requests, m.average_utilization);
+  p.current = u.percent;
+  const std::int64_t fallback_percent = std::max<std::int64_t>(100, m.average_utilization);
+  return rebalance(
+      p, in.current_replicas, u.ratio, g, metrics, tol,
+      [&](const std::string& pod) { return requests.at(pod) * fallback_percent / 100; },
+      [&](const PodMetrics& now) { return utilization_ratio(now, requests, m.average_utilization).ratio; });
+}
+
+/// calcPlainMetricReplicas(): AverageValue targets of Resource metrics, and Pods metrics.
+MetricProposal plain_metric(const ScaleInput& in, PodMetrics metrics, std::int64_t target, bool cpu,
+                            const Tolerances& tol) {
+  MetricProposal p;
+  if (in.pods.empty()) {
+    throw MetricError("no pods returned by selector while calculating replica count");
+  }
+  const Groups g = group_pods(in.pods, metrics, cpu);
+  remove(metrics, g.ignored);
+  remove(metrics, g.unready);
+  if (metrics.empty()) {
+    throw MetricError("did not receive metrics for targeted pods (pods might be unready)");
+  }
+  const auto [ratio, average] = usage_ratio(metrics, target);
+  p.current = average;
+  return rebalance(
+      p, in.current_replicas, ratio, g, metrics, tol, [target](const std::string&) { return target; },
+      [target](const PodMetrics& now) { return usage_ratio(now, target).first; });
+}
+
+/// getReadyPodsCount(): running and ready.
+std::int64_t ready_pods(const ScaleInput& in) {
+  if (in.pods.empty()) {
+    throw MetricError("unable to calculate ready pods: no pods returned by selector while calculating replica count");
+  }
+  return std::count_if(in.pods.begin(), in.pods.end(),
+                       [](const ScalePod& p) { return p.phase == PodPhase::running && p.ready; });
+}
+
+/// getUsageRatioReplicaCount(): Value targets of Object and External metrics.
+MetricProposal value_metric(const ScaleInput& in, std::int64_t usage, std::int64_t target, const Tolerances& tol) {
+  MetricProposal p;
+  p.current = usage;
+  const double ratio = static_cast<double>(usage) / static_cast<double>(target);
+  if (in.current_replicas != 0) {
+    if (tol.within(ratio)) {
+      p.replicas = in.current_replicas;
+      p.rule = "tolerance";
+      return p;
+    }
+    p.replicas = ceil_to_int32(ratio * static_cast<double>(ready_pods(in)));
+  } else {
+    p.replicas = ceil_to_int32(ratio);  // scale from zero: ready pods and tolerance do not apply
+  }
+  p.rule = "ratio";
+  return p;
+}
+
+/// GetObjectPerPodMetricReplicas / GetExternalPerPodMetricReplicas: AverageValue targets.
+MetricProposal per_pod_metric(const ScaleInput& in, std::int64_t usage, std::int64_t target, const Tolerances& tol) {
+  MetricProposal p;
+  p.replicas = in.status_replicas;
+  const double ratio =
+      static_cast<double>(usage) / (static_cast<double>(target) * static_cast<double>(in.status_replicas));
+  if (!tol.within(ratio)) {
+    p.replicas = ceil_to_int32(static_cast<double>(usage) / static_cast<double>(target));
+    p.rule = "ratio";
+  } else {
+    p.rule = "tolerance";
+  }
+  p.current = in.status_replicas == 0
+                  ? usage
+                  : static_cast<std::int64_t>(std::ceil(static_cast<double>(usage) / in.status_replicas));
+  return p;
+}
+
+MetricProposal compute(const ScaleInput& in, const MetricSpec& m, const Tolerances& tol) {
+  switch (m.source) {
+    case SourceType::resource:
+    case SourceType::container_resource: {
+      const bool container = m.source == SourceType::container_resource;
+      if (m.target == TargetType::average_value) {
+        MetricProposal p = plain_metric(in, resource_metrics(in, m.name, m.container), m.milli, m.name == "cpu", tol);
+        p.metric = m.name + (container ? " container resource" : " resource");
+        return p;
+      }
+      MetricProposal p = resource_utilization(in, m, tol);
+      p.metric = m.name + (container ? " container" : "") + " resource utilization (percentage of request)";
+      return p;
+    }
+    case SourceType::pods: {
+      PodMetrics metrics;
+      for (const ScalePod& pod : in.pods) {
+        if (const auto it = pod.usage.find(m.name); it != pod.usage.end()) {
+          metrics[pod.name] = it->second;
+        }
+      }
+      MetricProposal p = plain_metric(in, std::move(metrics), m.milli, false, tol);
+      p.metric = "pods metric " + m.name;
+      return p;
+    }
+    case SourceType::object: {
+      const auto it = in.object_metrics.find(m.name);
+      if (it == in.object_metrics.end()) {
+        throw MetricError("unable to get metric " + m.name + " on " + m.object);
+      }
+      MetricProposal p = m.target == TargetType::value ? value_metric(in, it->second, m.milli, tol)
+                                                       : per_pod_metric(in, it->second, m.milli, tol);
+      p.metric = m.object.substr(0, m.object.find('/')) + " metric " + m.name;
+      return p;
+    }
+    case SourceType::external: {
+      const auto it = in.external_metrics.find(m.name);
+      if (it == in.external_metrics.end()) {
+        throw MetricError("unable to get external metric " + m.name);
+      }
+      std::int64_t usage = 0;
+      for (const std::int64_t v : it->second) {
+        usage = (v > 0 && usage > INT64_MAX - v) ? INT64_MAX : usage + v;  // saturate like Kubernetes
+      }
+      MetricProposal p = m.target == TargetType::value ? value_metric(in, usage, m.milli, tol)
+                                                       : per_pod_metric(in, usage, m.milli, tol);
+      p.metric = "external metric " + m.name;
+      return p;
+    }
+  }
+  throw MetricError("unknown metric source");
+}
+
+/// getReplicasChangePerPeriod(): the change of events younger than the period (strictly after).
+std::int32_t replicas_changed_in(const std::vector<ScaleEvent>& events, std::int64_t now_ms,
+                                 std::int32_t period_seconds) {
+  const std::int64_t cutoff = now_ms - std::int64_t{period_seconds} * 1000;
+  std::int32_t replicas = 0;
+  for (const ScaleEvent& e : events) {
+    if (e.at_ms > cutoff) {
+      replicas += e.change;
+    }
+  }
+  return replicas;
+}
+
+/// calculateScaleUpLimitWithScalingRules / calculateScaleDownLimitWithBehaviors.
+std::int32_t scale_limit(bool up, std::int32_t current, const std::vector<ScaleEvent>& up_events,
+                         const std::vector<ScaleEvent>& down_events, const ScalingRules& rules, std::int64_t now_ms) {
+  if (rules.select == SelectPolicy::disabled) {
+    return current;
+  }
+  // Scaling up, "Max" picks the largest limit; scaling down, the smallest (the biggest change).
+  const bool pick_larger = up == (rules.select == SelectPolicy::max);
+  std::int64_t result = pick_larger ? INT32_MIN : INT32_MAX;
+  for (const ScalingPolicy& policy : rules.policies) {
+    const std::int64_t added = replicas_changed_in(up_events, now_ms, policy.period_seconds);
+    const std::int64_t deleted = replicas_changed_in(down_events, now_ms, policy.period_seconds);
+    const std::int64_t start = current - added + deleted;
+    std::int64_t proposed = 0;
+    if (up) {
+      proposed = policy.percent
+                     ? static_cast<std::int64_t>(std::ceil(static_cast<double>(start) * (1 + policy.value / 100.0)))
+                     : start + policy.value;
+    } else {
+      proposed = policy.percent ? static_cast<std::int64_t>(static_cast<double>(start) * (1 - policy.value / 100.0))
+                                : start - policy.value;
+    }
+    result = pick_larger ? std::max(result, proposed) : std::min(result, proposed);
+  }
+  return static_cast<std::int32_t>(std::clamp<std::int64_t>(result, INT32_MIN, INT32_MAX));
+}
+
+std::int32_t longest_period(const ScalingRules& rules) {
+  std::int32_t longest = 0;
+  for (const ScalingPolicy& p : rules.policies) {
+    longest = std::max(longest, p.period_seconds);
+  }
+  return longest;
+}
+
+}  // namespace
+
+plugin::ScaleDecision HpaAutoscaler::evaluate(const plugin::ScaleInput& input) noexcept {
+  try {
+    return reconcile(input);
+  } catch (const std::exception& e) {
+    plugin::ScaleDecision d;
+    d.desired_replicas = input.current_replicas;
+    d.limited_by = "invalidMetrics";
+    d.reason = e.what();
+    return d;
+  }
+}
+
+plugin::ScaleDecision HpaAutoscaler::reconcile(const plugin::ScaleInput& in) {
+  plugin::ScaleDecision d;
+  const std::int32_t current = in.current_replicas;
+  if (recommendations_.empty()) {
+    recommendations_.push_back({current, in.now_ms});  // recordInitialRecommendation()
+  }
+  d.metric_replicas = current;
+  if (current == 0 && spec_.min_replicas != 0) {
+    d.desired_replicas = 0;
+    d.limited_by = "scalingDisabled";
+    d.reason = "scaling is disabled since the replica count of the target is zero";
+    return d;
+  }
+  if (current > spec_.max_replicas || current < spec_.min_replicas) {
+    const bool above = current > spec_.max_replicas;
+    d.desired_replicas = above ? spec_.max_replicas : spec_.min_replicas;
+    d.limited_by = above ? "max" : "min";
+    d.reason = above ? "Current number of replicas above Spec.MaxReplicas"
+                     : "Current number of replicas below Spec.MinReplicas";
+    store_scale_event(in.now_ms, current, d.desired_replicas);
+    return d;
+  }
+
+  // computeReplicasForMetrics(): every metric proposes; the highest valid proposal wins.
+  const Tolerances tol{spec_.scale_down.tolerance.value_or(spec_.tolerance),
+                       spec_.scale_up.tolerance.value_or(spec_.tolerance)};
+  std::int32_t replicas = 0;
+  std::optional<std::size_t> winner;  // index of the highest valid proposal
+  std::size_t invalid = 0;
+  std::string first_error;
+  for (const MetricSpec& m : spec_.metrics) {
+    try {
+      d.proposals.push_back(compute(in, m, tol));
+    } catch (const MetricError& e) {
+      MetricProposal p;
+      p.metric = m.name;
+      p.error = e.what();
+      d.proposals.push_back(std::move(p));
+      if (invalid++ == 0) {
+        first_error = d.proposals.back().error;
+      }
+      continue;
+    }
+    if (replicas == 0 || d.proposals.back().replicas > replicas) {
+      replicas = d.proposals.back().replicas;
+      winner = d.proposals.size() - 1;
+    }
+  }
+  if (invalid >= spec_.metrics.size() || (invalid > 0 && replicas < current)) {
+    d.desired_replicas = current;
+    d.metric_replicas = current;
+    d.limited_by = "invalidMetrics";
+    d.reason = "invalid metrics (" + std::to_string(invalid) + " invalid out of " +
+               std::to_string(spec_.metrics.size()) + "), first error is: " + first_error;
+    return d;
+  }
+  const std::int32_t metric_desired = std::max(replicas, 0);
+  d.metric_replicas = metric_desired;
+
+  // normalizeDesiredReplicasWithBehaviors(): stabilize, then limit by policies and min/max.
+  const std::int32_t stabilized = stabilize(in, metric_desired);
+  std::string rate_limit;
+  d.desired_replicas = limit_rate(in, stabilized, rate_limit);
+  if (d.desired_replicas != stabilized) {
+    d.limited_by = rate_limit;
+  } else if (stabilized != metric_desired) {
+    d.limited_by = "stabilization";
+  } else if (winner && metric_desired == current && d.proposals[*winner].rule != "ratio") {
+    d.limited_by = d.proposals[*winner].rule;  // "tolerance" or "directionReversal"
+  }
+  d.reason = d.desired_replicas > current   ? (winner ? d.proposals[*winner].metric : "metrics") + " above target"
+             : d.desired_replicas < current ? std::string("All metrics below target")
+                                            : std::string("no change");
+  if (d.desired_replicas != current) {
+    store_scale_event(in.now_ms, current, d.desired_replicas);
+  }
+  return d;
+}
+
+std::int32_t HpaAutoscaler::stabilize(const plugin::ScaleInput& in, std::int32_t desired) {
+  // stabilizeRecommendationWithBehaviors(): the recommendation stays between the lowest recent one
+  // (scale-up window) and the highest recent one (scale-down window).
+  const std::int64_t up_cutoff = in.now_ms - std::int64_t{spec_.scale_up.stabilization_window_seconds} * 1000;
+  const std::int64_t down_cutoff = in.now_ms - std::int64_t{spec_.scale_down.stabilization_window_seconds} * 1000;
+  std::int32_t up = desired;
+  std::int32_t down = desired;
+  std::optional<std::size_t> old_sample;
+  for (std::size_t i = 0; i < recommendations_.size(); ++i) {
+    const Recommendation& rec = recommendations_[i];
+    if (rec.at_ms > up_cutoff) {
+      up = std::min(rec.replicas, up);
+    }
+    if (rec.at_ms > down_cutoff) {
+      down = std::max(rec.replicas, down);
+    }
+    if (rec.at_ms < up_cutoff && rec.at_ms < down_cutoff) {
+      old_sample = i;
+    }
+  }
+  std::int32_t recommendation = in.current_replicas;
+  recommendation = std::max(recommendation, up);
+  recommendation = std::min(recommendation, down);
+  if (old_sample) {
+    recommendations_[*old_sample] = {desired, in.now_ms};
+  } else {
+    recommendations_.push_back({desired, in.now_ms});
+  }
+  return recommendation;
+}
+
+std::int32_t HpaAutoscaler::limit_rate(const plugin::ScaleInput& in, std::int32_t desired,
+                                       std::string& limited_by) const {
+  // convertDesiredReplicasWithBehaviorRate()
+  const std::int32_t current = in.current_replicas;
+  if (desired > current) {
+    const std::int32_t limit =
+        std::max(current, scale_limit(true, current, up_events_, down_events_, spec_.scale_up, in.now_ms));
+    const bool policy = spec_.max_replicas > limit;
+    const std::int32_t allowed = policy ? limit : spec_.max_replicas;
+    if (desired > allowed) {
+      limited_by = policy ? "policy" : "max";
+      return allowed;
+    }
+  } else if (desired < current) {
+    const std::int32_t limit =
+        std::min(current, scale_limit(false, current, up_events_, down_events_, spec_.scale_down, in.now_ms));
+    const bool policy = spec_.min_replicas < limit;
+    const std::int32_t allowed = policy ? limit : spec_.min_replicas;
+    if (desired < allowed) {
+      limited_by = policy ? "policy" : "min";
+      return allowed;
+    }
+  }
+  return desired;
+}
+
+void HpaAutoscaler::store_scale_event(std::int64_t now_ms, std::int32_t from, std::int32_t to) {
+  // storeScaleEvent(): mark events older than the longest policy period outdated, and reuse the last
+  // outdated slot for the new event.
+  const bool up = to > from;
+  std::vector<ScaleEvent>& events = up ? up_events_ : down_events_;
+  const std::int64_t cutoff = now_ms - std::int64_t{longest_period(up ? spec_.scale_up : spec_.scale_down)} * 1000;
+  std::optional<std::size_t> old_sample;
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    if (events[i].at_ms < cutoff) {
+      events[i].outdated = true;
+    }
+    if (events[i].outdated) {
+      old_sample = i;
+    }
+  }
+  const ScaleEvent event{up ? to - from : from - to, now_ms, false};
+  if (old_sample) {
+    events[*old_sample] = event;
+  } else {
+    events.push_back(event);
+  }
+}
+
+}  // namespace phasekit::hpa
