@@ -10,6 +10,14 @@ const modules = process.env.PHASEKIT_NODE_MODULES || path.join(__dirname, "../..
 const { Server } = require(path.join(modules, "socket.io"));
 
 const delayMs = Number(process.argv[2] || 20);
+
+// setTimeout alone fires up to a millisecond or two late; the last 2 ms are spun out on
+// setImmediate so that the hold is the delay to within a few tens of microseconds.
+function after(ms, fn) {
+  const target = process.hrtime.bigint() + BigInt(Math.round(ms * 1e6));
+  const spin = () => (process.hrtime.bigint() >= target ? fn() : setImmediate(spin));
+  setTimeout(spin, Math.max(0, ms - 2));
+}
 const counts = { connections: 0, disconnects: 0, events: {}, acks: 0, answers: 0, holdsMs: [] };
 const server = http.createServer((req, res) => {
   if (req.url === "/counts") {
@@ -34,17 +42,17 @@ io.on("connection", (socket) => {
     const received = process.hrtime.bigint();
     const hold = () => counts.holdsMs.push(Number(process.hrtime.bigint() - received) / 1e6);
     if (event === "echo" && ack) {
-      setTimeout(() => {
+      after(delayMs, () => {
         hold();
         counts.acks++;
         ack({ ok: true, seq: counts.acks, echo: args[0] ?? null });
-      }, delayMs);
+      });
     } else if (event === "ask") {
-      setTimeout(() => {
+      after(delayMs, () => {
         hold();
         counts.answers++;
         socket.emit("answer", { callId: `c${counts.answers}`, question: args[0] ?? null });
-      }, delayMs);
+      });
     } else if (ack) {
       counts.acks++;
       ack({ ok: true });
