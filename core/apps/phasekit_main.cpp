@@ -11,6 +11,7 @@
 #include "config/print.hpp"
 #include "phasekit/plugin/abi.h"
 #include "plugin_host/loader.hpp"
+#include "simulate/simulate.hpp"
 
 extern char** environ;
 
@@ -33,6 +34,9 @@ constexpr const char* kUsage =
     "  plugins    the plugins on the plugin path: file, kind, name, ABI version, and why any cannot load\n"
     "             (exit 3 when one cannot)\n"
     "  version    version, plugin ABI version and build signature\n"
+    "  simulate breaker FILE     replay call outcomes through a circuit breaker in virtual time\n"
+    "  simulate autoscaler FILE  replay metrics through the autoscaler=hpa plugin in virtual time\n"
+    "             (one JSON line per step; docs/operations.md)\n"
     "\n"
     "Exit codes: 0 ok, 2 bad configuration or command line, 3 a plugin cannot load.\n";
 
@@ -62,6 +66,28 @@ int print_plugins(const cfg::Config& config) {
   return all_ok ? kExitOk : kExitPlugin;
 }
 
+int simulate(const cfg::CommandLine& cli) {
+  const std::vector<std::string>& args = cli.positional;
+  if (args.size() != 3 || (args[1] != "breaker" && args[1] != "autoscaler")) {
+    throw cfg::ConfigError("usage: phasekit simulate breaker|autoscaler FILE");
+  }
+  try {
+    const nlohmann::json scenario = phasekit::simulate::read_document(args[2]);
+    if (args[1] == "breaker") {
+      phasekit::simulate::run_breaker(scenario, std::cout);
+    } else {
+      const cfg::Config config = cfg::Config::load(cli.inputs);
+      phasekit::simulate::run_autoscaler(scenario, config.text(cfg::Key::plugin_path), std::cout);
+    }
+  } catch (const phasekit::simulate::SimulateError& e) {
+    throw cfg::ConfigError(fmt::format("{}: {}", args[2], e.what()));
+  } catch (const host::LoadError& e) {
+    fmt::print(stderr, "phasekit: {}\n", e.what());
+    return kExitPlugin;
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -77,6 +103,9 @@ int main(int argc, char** argv) {
     std::string command = cli.positional.empty() ? "" : cli.positional.front();
     if (cli.extra.count("print-config") != 0) {
       command = "config";
+    }
+    if (command == "simulate") {
+      return simulate(cli);
     }
     if (cli.positional.size() > 1) {
       throw cfg::ConfigError(fmt::format("unexpected argument \"{}\"", cli.positional[1]));
@@ -102,7 +131,7 @@ int main(int argc, char** argv) {
       std::cerr << kUsage;
       return kExitUsage;
     }
-    throw cfg::ConfigError(fmt::format("unknown command \"{}\" (expected config, plugins or version)", command));
+    throw cfg::ConfigError(fmt::format("unknown command \"{}\" (expected config, plugins, simulate or version)", command));
   } catch (const cfg::ConfigError& e) {
     fmt::print(stderr, "phasekit: {}\n", e.what());
     return kExitUsage;

@@ -79,8 +79,11 @@ inline std::int64_t integer(const Json& v, const std::string& path, std::int64_t
 }
 
 inline double number(const Json& v, const std::string& path, double min, double max) {
+  auto show = [](double d) {  // 100 rather than 100.0
+    return d == static_cast<double>(static_cast<long long>(d)) ? std::to_string(static_cast<long long>(d)) : Json(d).dump();
+  };
   if (!v.is_number() || !(v.get<double>() >= min && v.get<double>() <= max)) {
-    throw FieldError(path, v.dump() + ": expected a number in " + Json(min).dump() + ".." + Json(max).dump());
+    throw FieldError(path, v.dump() + ": expected a number in " + show(min) + ".." + show(max));
   }
   return v.get<double>();
 }

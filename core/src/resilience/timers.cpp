@@ -59,4 +59,12 @@ std::size_t VirtualTimers::pending() const {
   return queue_.size();
 }
 
+std::optional<std::int64_t> VirtualTimers::next_due() const {
+  const std::lock_guard lock(mutex_);
+  if (queue_.empty()) {
+    return std::nullopt;
+  }
+  return queue_.begin()->first.first;
+}
+
 }  // namespace phasekit::resilience

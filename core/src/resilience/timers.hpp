@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <utility>
 
 namespace phasekit::resilience {
@@ -38,6 +39,8 @@ class VirtualTimers final : public TimerService {
   /// Moves the clock forward by `by`, stopping at each due timer to run it.
   void advance(Millis by);
   [[nodiscard]] std::size_t pending() const;
+  /// When the earliest pending timer is due, if any.
+  [[nodiscard]] std::optional<std::int64_t> next_due() const;
 
  private:
   bool run_one_due_at_or_before(std::int64_t limit);
