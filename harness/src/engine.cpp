@@ -827,7 +827,6 @@ awaitable<Outcome> VirtualUser::emit(std::shared_ptr<VirtualUser> self, const St
 }
 
 awaitable<Outcome> VirtualUser::steps(std::shared_ptr<VirtualUser> self, const std::vector<Step>* list) {
-  asio::steady_timer timer(self->worker_.ioc);
   for (const Step& step : *list) {
     if (self->conn_->dead()) {
       co_return self->conn_->death();
@@ -841,9 +840,13 @@ awaitable<Outcome> VirtualUser::steps(std::shared_ptr<VirtualUser> self, const s
         break;
       }
       case Step::Kind::think:
+        // On the connection's signal, so that a user whose connection dies (or is aborted) stops
+        // thinking at once; packets arriving meanwhile wake it early, hence the loop.
         self->intended_ += seconds(step.think_s);
-        timer.expires_at(self->intended_);
-        co_await timer.async_wait(kTuple);
+        while (!self->conn_->dead() && SteadyClock::now() < self->intended_) {
+          self->conn_->signal().expires_at(self->intended_);
+          co_await self->conn_->signal().async_wait(kTuple);
+        }
         break;
       case Step::Kind::loop:
         for (std::uint64_t i = 0; i < step.count; ++i) {
@@ -1080,7 +1083,10 @@ Report run_scenario(const Scenario& scenario, const RunOptions& options, const P
   if (options.max_duration_s > 0) {
     end_of_arrivals = std::min(end_of_arrivals, options.max_duration_s);
   }
-  const TimePoint drain_deadline = shared.start + seconds(end_of_arrivals + options.drain_s);
+  const double drain_s = options.drain_s >= 0 ? options.drain_s
+                                               : options.connect_timeout_s + scenario.flow_bound_s() + 5;
+  report.meta["drainSeconds"] = drain_s;
+  const TimePoint drain_deadline = shared.start + seconds(end_of_arrivals + drain_s);
   const auto interval = seconds(options.progress_s);
   TimePoint next_tick = shared.start + interval;
   TimePoint last_tick = shared.start;

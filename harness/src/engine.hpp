@@ -16,7 +16,8 @@ struct RunOptions {
   double progress_s = 10;        // interval length of the report and of the progress lines
   double late_ms = 100;          // a user starting later than this after its intended time is late
   double max_duration_s = 0;     // 0: the scenario's phases; else no arrival after this
-  double drain_s = 30;           // after the last arrival, users still running are stopped after this
+  double drain_s = -1;           // after the last arrival, users still running are stopped after this
+                                 // (< 0: the connect timeout plus the scenario's flow_bound_s())
   double connect_timeout_s = 10;
   std::vector<std::string> source_addresses;  // local addresses to spread connections over ("auto": 8 for loopback)
   bool auto_source_addresses = true;

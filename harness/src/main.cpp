@@ -59,7 +59,8 @@ po::options_description run_options(load::RunOptions& o, std::string& target, st
       ("progress", po::value(&o.progress_s)->default_value(10.0), "seconds between progress lines and report intervals")
       ("late-ms", po::value(&o.late_ms)->default_value(100.0), "a user starting this much after its intended time counts as late")
       ("max-duration", po::value(&o.max_duration_s)->default_value(0.0), "stop arrivals after this many seconds (0: the phases decide)")
-      ("drain", po::value(&o.drain_s)->default_value(30.0), "seconds users may run on after the last arrival before they are stopped")
+      ("drain", po::value(&o.drain_s)->default_value(-1.0, "auto"),
+       "seconds users may run on after the last arrival before they are stopped (auto: the longest a flow can take)")
       ("connect-timeout", po::value(&o.connect_timeout_s)->default_value(10.0), "seconds to connect and join the namespace")
       ("source-addresses", po::value(&sources)->default_value("auto"),
        "local addresses to spread connections over: auto (127.0.0.1-8 for loopback targets), none, or a comma list")
@@ -89,7 +90,7 @@ void check_run_options(const load::RunOptions& o) {
   if (!(o.progress_s >= 0.1 && o.progress_s <= 3600)) {
     throw UsageError(fmt::format("--progress {}: expected 0.1..3600 seconds", o.progress_s));
   }
-  if (!(o.drain_s >= 0 && o.drain_s <= 3600) || !(o.max_duration_s >= 0) || !(o.connect_timeout_s > 0) ||
+  if (!(o.drain_s >= -1 && o.drain_s <= 86400) || !(o.max_duration_s >= 0) || !(o.connect_timeout_s > 0) ||
       !(o.late_ms >= 0)) {
     throw UsageError("--drain, --max-duration, --connect-timeout and --late-ms take non-negative seconds");
   }

@@ -572,6 +572,31 @@ double Scenario::duration_s() const {
   return total;
 }
 
+namespace {
+
+double steps_bound(const std::vector<Step>& steps, double timeout_s) {
+  double total = 0;
+  for (const Step& s : steps) {
+    switch (s.kind) {
+      case Step::Kind::think: total += s.think_s; break;
+      case Step::Kind::loop: total += static_cast<double>(s.count) * steps_bound(s.steps, timeout_s); break;
+      case Step::Kind::emit: total += s.response || s.ack ? timeout_s : 0; break;
+      case Step::Kind::log: break;
+    }
+  }
+  return total;
+}
+
+}  // namespace
+
+double Scenario::flow_bound_s() const {
+  double longest = 0;
+  for (const Flow& f : flows) {
+    longest = std::max(longest, steps_bound(f.steps, timeout_s));
+  }
+  return longest;
+}
+
 Target parse_target(const std::string& url, const std::string& where) {
   std::string_view rest = url;
   Target t;
@@ -620,17 +645,11 @@ json read_document(const std::string& file) {
   const std::string text = read_file(file);
   const bool is_json = file.ends_with(".json");
   if (is_json) {
-    json j = json::parse(text, nullptr, false);
-    if (j.is_discarded()) {
-      // Parse again with exceptions to get the byte position of the error.
-      try {
-        (void)json::parse(text);
-      } catch (const json::parse_error& e) {
-        throw ScenarioError(fmt::format("{}: invalid JSON at byte {}", file, e.byte));
-      }
-      throw ScenarioError(fmt::format("{}: invalid JSON", file));
+    try {
+      return json::parse(text);
+    } catch (const json::parse_error& e) {
+      throw ScenarioError(fmt::format("{}: invalid JSON at byte {}", file, e.byte));
     }
-    return j;
   }
   try {
     const YAML::Node root = YAML::Load(text);

@@ -104,6 +104,8 @@ struct Scenario {
   std::set<std::string> channels;  // literal emit channels (each has its response-time metric)
 
   [[nodiscard]] double duration_s() const;
+  /// The longest a user can take for one flow: its think times plus a full timeout for every wait.
+  [[nodiscard]] double flow_bound_s() const;
   [[nodiscard]] MetricCatalog catalog() const { return MetricCatalog(channels); }
 };
 
