@@ -29,13 +29,17 @@ done
 echo
 echo "== phasekit-orchestrator on 127.0.0.1:$port (embedded defaults: $(grep -o '"plugins":"[^"]*"' "$log")) =="
 
-if [[ -x build/bin/phasekit-load ]]; then
-  build/bin/phasekit-load run scenarios/smoke.yml --target "http://127.0.0.1:$port"
-else
-  # phasekit-load is the next issue; until it lands, the official socket.io-client drives the flow.
-  echo "phasekit-load is not built yet: driving the orchestrator with scripts/smoke-client.js instead"
-  node scripts/smoke-client.js "http://127.0.0.1:$port" 100 50
-fi
+echo
+echo "== phasekit-load run scenarios/smoke.yml =="
+build/bin/phasekit-load run scenarios/smoke.yml --target "http://127.0.0.1:$port" --progress 5 \
+  -o "$workspaces/smoke.json"
+echo
+echo "== capacity: the most concurrent phase-1 users (scenarios/phase1.yml, repeated) that meet the phase-1 SLO =="
+build/bin/phasekit-load capacity scenarios/phase1.yml --target "http://127.0.0.1:$port" \
+  --targets scenarios/targets.json --phase 1 --users 50,100,200 --ramp 10 --hold 15 --quiet \
+  --out-dir "$workspaces/capacity" -o "$workspaces/capacity.json" || true
+build/bin/phasekit-load report "$workspaces/smoke.json" -o build/smoke-report.html >/dev/null
+echo "HTML report of the smoke run: build/smoke-report.html"
 echo
 echo "== /metrics (excerpt) =="
 curl -s "http://127.0.0.1:$port/metrics" | grep -E '^phasekit_(sessions|jobs_total|backend_acquire_seconds_(sum|count)|process_resident)' || true

@@ -192,6 +192,9 @@ int command_capacity(const std::vector<std::string>& args) {
   std::string out;
   std::string out_dir;
   std::string users_list;
+  std::string targets_file;
+  int phase = 0;
+  std::uint64_t target_users = 0;
   std::uint64_t start = 50;
   std::uint64_t step = 50;
   std::uint64_t max = 20000;
@@ -200,7 +203,9 @@ int command_capacity(const std::vector<std::string>& args) {
   po::options_description d = run_options(o, target, sources);
   d.add_options()
       ("scenario", po::value(&scenario_file), "scenario file (its flow is what each user repeats)")
-      ("slo", po::value(&slo), "what a step must meet, e.g. 'p95<200ms,errors<1%' (required)")
+      ("slo", po::value(&slo), "what a step must meet, e.g. 'p95<200ms,errors<1%' (or from --targets)")
+      ("targets", po::value(&targets_file), "a targets file (scenarios/targets.json): the SLO and user target of --phase")
+      ("phase", po::value(&phase)->default_value(0), "which phase of --targets to check (1, 2 or 3)")
       ("users", po::value(&users_list), "the user counts of the steps, e.g. 100,200,400 (instead of --start/--step/--max)")
       ("start", po::value(&start)->default_value(50), "users in the first step")
       ("step", po::value(&step)->default_value(50), "users added each step")
@@ -217,8 +222,25 @@ int command_capacity(const std::vector<std::string>& args) {
     std::cout << "Usage: phasekit-load capacity SCENARIO --slo 'p95<200ms,errors<1%' [options]\n\n" << d << '\n';
     return kExitOk;
   }
+  if (!targets_file.empty()) {
+    std::ifstream in(targets_file);
+    const nlohmann::json targets = nlohmann::json::parse(in, nullptr, false);
+    const std::string key = fmt::format("phase{}", phase);
+    if (targets.is_discarded() || !targets.is_object()) {
+      throw UsageError(fmt::format("{}: cannot read it as JSON", targets_file));
+    }
+    if (!targets.contains(key) || !targets[key].is_object() || !targets[key].contains("slo") ||
+        !targets[key]["slo"].is_string() || !targets[key].contains("users") || !targets[key]["users"].is_number_unsigned()) {
+      throw UsageError(fmt::format("{}: needs {}.slo (text) and {}.users (a whole number); --phase is 1, 2 or 3",
+                                   targets_file, key, key));
+    }
+    if (slo.empty()) {
+      slo = targets[key]["slo"].get<std::string>();
+    }
+    target_users = targets[key]["users"].get<std::uint64_t>();
+  }
   if (scenario_file.empty() || slo.empty()) {
-    throw UsageError("capacity: needs a scenario and --slo (e.g. --slo 'p95<200ms,errors<1%')");
+    throw UsageError("capacity: needs a scenario and --slo (e.g. --slo 'p95<200ms,errors<1%') or --targets with --phase");
   }
   apply_sources(o, sources);
   check_run_options(o);
@@ -302,6 +324,18 @@ int command_capacity(const std::vector<std::string>& args) {
   }
   result["maxUsers"] = best;
   std::cout << fmt::format("capacity: {} users meet {}\n", best, slo);
+  if (target_users > 0) {
+    result["targetUsers"] = target_users;
+    result["targetMet"] = best >= target_users;
+    std::cout << fmt::format("phase {} target: {} users: {}\n", phase, target_users,
+                             best >= target_users ? "met" : "NOT met");
+    if (best < target_users) {
+      if (!out.empty()) {
+        std::ofstream(out) << result.dump(2) << '\n';
+      }
+      return kExitFailed;
+    }
+  }
   if (!out.empty()) {
     std::ofstream(out) << result.dump(2) << '\n';
   }
