@@ -87,7 +87,6 @@ class Worker {
     return out;
   }
 
-  asio::io_context ioc{1};
   std::mt19937_64 rng;
   std::atomic<std::int64_t> active{0};
   std::atomic<bool> scheduled_all{false};
@@ -96,6 +95,11 @@ class Worker {
  private:
   std::mutex mutex_;
   MetricSet metrics_;
+
+ public:
+  // Last, so it is destroyed first: coroutine frames still inside it (users that never ended) are
+  // destroyed while everything they touch on the way out still exists.
+  asio::io_context ioc{1};
 };
 
 /// What all workers share for one run.
