@@ -70,6 +70,16 @@ po::options_description run_options(load::RunOptions& o, std::string& target, st
   return d;
 }
 
+std::vector<std::string> split_commas(std::string_view text) {
+  std::vector<std::string> out;
+  while (!text.empty()) {
+    const auto comma = text.find(',');
+    out.emplace_back(text.substr(0, comma));
+    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+  }
+  return out;
+}
+
 void apply_sources(load::RunOptions& o, const std::string& sources) {
   if (sources == "auto") {
     return;
@@ -78,12 +88,7 @@ void apply_sources(load::RunOptions& o, const std::string& sources) {
   if (sources == "none") {
     return;
   }
-  std::string_view rest = sources;
-  while (!rest.empty()) {
-    const auto comma = rest.find(',');
-    o.source_addresses.emplace_back(rest.substr(0, comma));
-    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-  }
+  o.source_addresses = split_commas(sources);
 }
 
 void check_run_options(const load::RunOptions& o) {
@@ -251,10 +256,7 @@ int command_capacity(const std::vector<std::string>& args) {
   const std::vector<load::Threshold> thresholds = load::parse_slo(slo, scenario.catalog());
   std::vector<std::uint64_t> steps;
   if (!users_list.empty()) {
-    std::string_view rest = users_list;
-    while (!rest.empty()) {
-      const auto comma = rest.find(',');
-      const std::string item(rest.substr(0, comma));
+    for (const std::string& item : split_commas(users_list)) {
       std::uint64_t n = 0;
       try {
         std::size_t used = 0;
@@ -266,7 +268,6 @@ int command_capacity(const std::vector<std::string>& args) {
         throw UsageError(fmt::format("--users: \"{}\" is not a positive whole number", item));
       }
       steps.push_back(n);
-      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
     }
   } else {
     for (std::uint64_t n = start; n <= max; n += step) {
@@ -439,15 +440,11 @@ int command_compare(const std::vector<std::string>& args) {
   }
   o.max_regression = parse_fraction(regression, "--max-regression");
   const load::MetricCatalog catalog;
-  std::string_view rest = metrics;
-  while (!rest.empty()) {
-    const auto comma = rest.find(',');
-    std::string m(rest.substr(0, comma));
+  for (std::string& m : split_commas(metrics)) {
     if (auto why = catalog.check(m)) {
       throw UsageError("--metrics: " + *why);
     }
     o.metrics.push_back(std::move(m));
-    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
   }
   const auto rows = load::compare_reports(load::Report::load(inputs[0]), load::Report::load(inputs[1]), o);
   std::cout << load::render_compare(rows, o);
@@ -473,23 +470,13 @@ int main(int argc, char** argv) {
   const std::string command = all[0];
   const std::vector<std::string> args(all.begin() + 1, all.end());
   try {
-    if (command == "run") {
-      return command_run(args);
-    }
-    if (command == "validate") {
-      return command_validate(args);
-    }
-    if (command == "capacity") {
-      return command_capacity(args);
-    }
-    if (command == "report") {
-      return command_report(args);
-    }
-    if (command == "merge") {
-      return command_merge(args);
-    }
-    if (command == "compare") {
-      return command_compare(args);
+    static const std::pair<std::string_view, int (*)(const std::vector<std::string>&)> kCommands[] = {
+        {"run", command_run},       {"validate", command_validate}, {"capacity", command_capacity},
+        {"report", command_report}, {"merge", command_merge},       {"compare", command_compare}};
+    for (const auto& [name, fn] : kCommands) {
+      if (command == name) {
+        return fn(args);
+      }
     }
     std::cerr << fmt::format("phasekit-load: unknown command \"{}\"\n\n{}", command, kUsage);
     return kExitUsage;

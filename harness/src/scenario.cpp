@@ -204,42 +204,49 @@ std::string read_file(const std::string& file) {
   return buffer.str();
 }
 
+// Artillery takes one mapping or a list of them: calls item(entry, its path) for each.
+template <class Item>
+void each_entry(const json& j, const std::string& path, Item item) {
+  if (!j.is_array()) {
+    item(j, path);
+    return;
+  }
+  for (std::size_t i = 0; i < j.size(); ++i) {
+    item(j[i], Reader::at(path, i));
+  }
+}
+
+JsonPath read_path(Reader& r, const json& entry, const std::string& path) {
+  const std::string p = Reader::join(path, "json");
+  try {
+    return JsonPath(r.text(entry["json"], p));
+  } catch (const std::invalid_argument& e) {
+    r.fail(p, e.what());
+  }
+}
+
 std::vector<Capture> read_captures(Reader& r, const json& j, const std::string& path, std::set<std::string>& defined) {
   std::vector<Capture> out;
-  const json list = j.is_array() ? j : json::array({j});
-  for (std::size_t i = 0; i < list.size(); ++i) {
-    const std::string p = j.is_array() ? Reader::at(path, i) : path;
-    r.keys(list[i], p, {"json", "as"});
-    if (!list[i].contains("json") || !list[i].contains("as")) {
+  each_entry(j, path, [&](const json& entry, const std::string& p) {
+    r.keys(entry, p, {"json", "as"});
+    if (!entry.contains("json") || !entry.contains("as")) {
       r.fail(p, "a capture needs both json (a JSON path such as $.callId) and as (the variable name)");
     }
-    try {
-      out.push_back(Capture{JsonPath(r.text(list[i]["json"], Reader::join(p, "json"))),
-                            r.text(list[i]["as"], Reader::join(p, "as"))});
-    } catch (const std::invalid_argument& e) {
-      r.fail(Reader::join(p, "json"), e.what());
-    }
+    out.push_back(Capture{read_path(r, entry, p), r.text(entry["as"], Reader::join(p, "as"))});
     defined.insert(out.back().as);
-  }
+  });
   return out;
 }
 
 std::vector<Match> read_matches(Reader& r, const json& j, const std::string& path) {
   std::vector<Match> out;
-  const json list = j.is_array() ? j : json::array({j});
-  for (std::size_t i = 0; i < list.size(); ++i) {
-    const std::string p = j.is_array() ? Reader::at(path, i) : path;
-    r.keys(list[i], p, {"json", "value"});
-    if (!list[i].contains("json") || !list[i].contains("value")) {
+  each_entry(j, path, [&](const json& entry, const std::string& p) {
+    r.keys(entry, p, {"json", "value"});
+    if (!entry.contains("json") || !entry.contains("value")) {
       r.fail(p, "a match needs json (a JSON path) and value");
     }
-    try {
-      out.push_back(Match{JsonPath(r.text(list[i]["json"], Reader::join(p, "json"))),
-                          r.templated(list[i]["value"], Reader::join(p, "value"))});
-    } catch (const std::invalid_argument& e) {
-      r.fail(Reader::join(p, "json"), e.what());
-    }
-  }
+    out.push_back(Match{read_path(r, entry, p), r.templated(entry["value"], Reader::join(p, "value"))});
+  });
   return out;
 }
 

@@ -106,7 +106,10 @@ describe("phasekit-load against node socket.io", () => {
       assert.equal(now.connections - before.connections, 80);
       const p50 = report.total.histograms["socketio.response_time"].summaryMs.p50;
       console.log(`${transports.join("+")}: p50 ${p50} ms for a ${DELAY_MS} ms delay (server hold p50 ${now.holdP50Ms.toFixed(3)} ms)`);
-      assert.ok(Math.abs(p50 - DELAY_MS) <= 1, `p50 ${p50} ms is not within 1 ms of ${DELAY_MS} ms`);
+      // Over WebSocket the harness adds a loopback round trip and its own wake-up to the delay. Polling
+      // alone adds an HTTP POST and the answer to a pending GET per message, so it gets 3 ms.
+      const tolerance = transports.includes("websocket") ? 1 : 3;
+      assert.ok(Math.abs(p50 - DELAY_MS) <= tolerance, `p50 ${p50} ms is not within ${tolerance} ms of ${DELAY_MS} ms`);
     });
   }
 
