@@ -13,6 +13,7 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   redis-server redis-tools nginx bubblewrap jq curl prometheus
   nodejs npm
+  docker.io busybox-static
 )
 
 missing=()

@@ -8,10 +8,13 @@
 
 #include <csignal>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include "app/tool_service.hpp"
+#include "backend/docker_backend.hpp"
 #include "backend/process_backend.hpp"
+#include "config/checks.hpp"
 #include "config/cli.hpp"
 #include "config/print.hpp"
 #include "net/server.hpp"
@@ -42,6 +45,47 @@ void wait_then(boost::asio::io_context& ioc, std::function<bool()> pred, std::ch
   timer->async_wait([&ioc, timer, pred = std::move(pred), until, done = std::move(done)](auto) mutable {
     wait_then(ioc, std::move(pred), until, std::move(done));
   });
+}
+
+/// The docker driver for BACKEND=docker, once the Engine API answers and has DOCKER_IMAGE (images are
+/// never pulled). Runs `ioc` briefly for that check; throws std::runtime_error saying what is wrong.
+std::unique_ptr<phasekit::plugin::BackendDriver> make_docker_driver(const cfg::Config& config,
+                                                                    const phasekit::backend::ProcessOptions& process,
+                                                                    boost::asio::io_context& ioc, phasekit::Logger& log) {
+  phasekit::backend::DockerOptions options;
+  options.socket_path = phasekit::backend::docker_socket_path(config.text(Key::docker_host));
+  options.image = config.text(Key::docker_image);
+  options.network = config.text(Key::docker_network);
+  options.memory_bytes = config.integer(Key::docker_memory_bytes);
+  options.nano_cpus = cfg::nano_cpus(config.text(Key::docker_cpus));
+  options.workspace_root = process.workspace_root;
+  options.run_as_uid = process.run_as_uid;
+  options.run_as_gid = process.run_as_gid;
+  options.api_timeout = std::chrono::seconds(10);
+  auto driver = std::make_unique<phasekit::backend::DockerDriver>(ioc.get_executor(), options, log);
+  std::optional<std::string> problem;
+  driver->call("GET", fmt::format("/v1.41/images/{}/json", options.image), "",
+               [&](phasekit::Status s, unsigned code, const std::string&) {
+                 if (!s.ok()) {
+                   problem = fmt::format("DOCKER_HOST={}: cannot reach the Docker Engine API: {}",
+                                         config.text(Key::docker_host), s.message());
+                 } else if (code == 404) {
+                   problem = fmt::format("DOCKER_IMAGE={}: no such image on DOCKER_HOST={} (it is never pulled: "
+                                         "build or load it first)",
+                                         options.image, config.text(Key::docker_host));
+                 } else if (code != 200) {
+                   problem = fmt::format("DOCKER_IMAGE={}: the Engine API answered HTTP {}", options.image, code);
+                 } else {
+                   problem = "";
+                 }
+               });
+  while (!problem && ioc.run_one() > 0) {
+  }
+  ioc.restart();
+  if (!problem || !problem->empty()) {
+    throw std::runtime_error(problem.value_or("the Docker Engine API check did not complete"));
+  }
+  return driver;
 }
 
 }  // namespace
@@ -79,21 +123,21 @@ int main(int argc, char** argv) {
   const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
   boost::asio::io_context ioc(static_cast<int>(threads));
 
-  if (config.text(Key::backend) != "process") {
-    log.error("config.unsupported", {{"error", "BACKEND=docker: the docker backend driver is not built yet; use "
-                                               "BACKEND=process"}});
-    return kExitUsage;
-  }
+  const bool docker = config.text(Key::backend) == "docker";
   phasekit::backend::ProcessOptions process;
   process.workspace_root = config.text(Key::workspace_root);
-  std::unique_ptr<phasekit::backend::ProcessDriver> driver;
+  if (::geteuid() == 0) {
+    process.run_as_uid = 65534;  // backends never run as root
+    process.run_as_gid = 65534;
+  }
+  std::unique_ptr<phasekit::plugin::BackendDriver> driver;
   try {
-    process.sandbox = phasekit::backend::detect_sandbox(config.text(Key::sandbox), logs.logger("backend"));
-    if (::geteuid() == 0) {
-      process.run_as_uid = 65534;  // backends never run as root
-      process.run_as_gid = 65534;
+    if (docker) {
+      driver = make_docker_driver(config, process, ioc, logs.logger("backend"));
+    } else {
+      process.sandbox = phasekit::backend::detect_sandbox(config.text(Key::sandbox), logs.logger("backend"));
+      driver = std::make_unique<phasekit::backend::ProcessDriver>(ioc.get_executor(), process, logs.logger("backend"));
     }
-    driver = std::make_unique<phasekit::backend::ProcessDriver>(ioc.get_executor(), process, logs.logger("backend"));
   } catch (const std::exception& e) {
     log.error("backend.unavailable", {{"error", e.what()}});
     return kExitUsage;
@@ -150,7 +194,8 @@ int main(int argc, char** argv) {
                                 {"port", static_cast<unsigned>(server.port())},
                                 {"phase", config.phase()},
                                 {"plugins", plugin_list},
-                                {"sandbox", phasekit::backend::sandbox_name(process.sandbox)},
+                                {"backend", driver->name()},
+                                {"sandbox", docker ? "container" : phasekit::backend::sandbox_name(process.sandbox)},
                                 {"threads", threads}});
 
   boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);

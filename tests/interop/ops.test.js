@@ -53,7 +53,7 @@ describe("operations", () => {
         'phasekit_events_total{event="message",outcome="ok"} 1',
         'phasekit_events_total{event="unknown",outcome="bad_request"} 1',
         "phasekit_event_duration_seconds_bucket",
-        "phasekit_backend_acquire_seconds_count 1",
+        'phasekit_backend_acquire_seconds_count{source="cold"} 1',
         'phasekit_jobs_total{outcome="ok"} 1',
         "phasekit_process_resident_memory_bytes",
       ]) {

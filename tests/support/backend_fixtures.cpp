@@ -1,12 +1,19 @@
 #include "backend_fixtures.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
-#include <random>
+#include <fstream>
+#include <future>
+#include <mutex>
 
+#include "backend/docker_backend.hpp"
 #include "backend/process_backend.hpp"
+#include "support/run_process.hpp"
 
 namespace phasekit::test {
 namespace {
@@ -44,17 +51,147 @@ BackendEnv process_env(boost::asio::any_io_executor executor, Logger& log) {
   return env;
 }
 
+/// One dockerd per test process, on private paths, without bridge or iptables changes; started on
+/// first use, stopped by its PID when the process exits. Its image is imported from a tarball of
+/// busybox-static (tests/support/busybox_rootfs.sh), never pulled.
+class Dockerd {
+ public:
+  static Dockerd& instance() {
+    static Dockerd d;
+    return d;
+  }
+  Dockerd(const Dockerd&) = delete;
+  Dockerd& operator=(const Dockerd&) = delete;
+
+  [[nodiscard]] const std::string& error() const { return error_; }
+  [[nodiscard]] const std::string& socket() const { return socket_; }
+  static constexpr const char* kImage = "phasekit-test-busybox:local";
+
+ private:
+  Dockerd() {
+    if (::geteuid() != 0) {
+      error_ = "dockerd needs root here";
+      return;
+    }
+    if (!std::filesystem::exists("/usr/sbin/dockerd") || !std::filesystem::exists("/usr/bin/docker")) {
+      error_ = "dockerd is not installed (apt-get install docker.io; scripts/setup.sh does)";
+      return;
+    }
+    dir_ = fresh_dir("phasekit-dockerd-");
+    socket_ = dir_ + "/docker.sock";
+    const std::string log = dir_ + "/dockerd.log";
+    const pid_t parent = ::getpid();
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (::getppid() != parent) {
+        ::_exit(127);
+      }
+      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      ::dup2(fd, STDOUT_FILENO);
+      ::dup2(fd, STDERR_FILENO);
+      const std::string host = "unix://" + socket_;
+      const std::string data = dir_ + "/data";
+      const std::string exec = dir_ + "/exec";
+      const std::string pidfile = dir_ + "/dockerd.pid";
+      ::execl("/usr/sbin/dockerd", "dockerd", "--host", host.c_str(), "--data-root", data.c_str(), "--exec-root",
+              exec.c_str(), "--pidfile", pidfile.c_str(), "--default-ulimit", "nofile=1024:1024", "--bridge=none",
+              "--iptables=false", "--ip-forward=false", nullptr);
+      ::_exit(127);
+    }
+    const auto docker = [this](std::vector<std::string> args, std::chrono::seconds deadline) {
+      args.insert(args.begin(), {"-H", "unix://" + socket_});
+      return run_process("/usr/bin/docker", args, {{"PATH", "/usr/bin:/bin:/usr/sbin:/sbin"}}, deadline);
+    };
+    const bool up = wait_until(
+        [&] {
+          int status = 0;
+          if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+            pid_ = -1;
+            return true;  // exited: nothing more to wait for
+          }
+          return docker({"version"}, std::chrono::seconds(5)).exit_code == 0;
+        },
+        std::chrono::seconds(60));
+    if (!up || pid_ < 0) {
+      std::ifstream in(log);
+      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      error_ = "dockerd could not start: " + text.substr(text.size() > 600 ? text.size() - 600 : 0);
+      stop();
+      return;
+    }
+    const std::string tar = dir_ + "/rootfs.tar";
+    const auto made = run_process("/bin/bash", {std::string(PHASEKIT_TESTS_DIR) + "/support/busybox_rootfs.sh", tar},
+                                  {{"PATH", "/usr/bin:/bin"}}, std::chrono::seconds(60));
+    const auto imported = made.exit_code == 0 ? docker({"import", tar, kImage}, std::chrono::seconds(60)) : made;
+    if (imported.exit_code != 0) {
+      error_ = "cannot build the busybox image: " + imported.err;
+      stop();
+    }
+  }
+
+  ~Dockerd() { stop(); }
+
+  void stop() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      const bool gone = wait_until([&] { return ::waitpid(pid_, nullptr, WNOHANG) == pid_; }, std::chrono::seconds(20));
+      if (!gone) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, nullptr, 0);
+      }
+      pid_ = -1;
+    }
+    if (!dir_.empty()) {
+      std::error_code ignored;
+      std::filesystem::remove_all(dir_, ignored);
+    }
+  }
+
+  std::string dir_;
+  std::string socket_;
+  std::string error_;
+  pid_t pid_ = -1;
+};
+
+BackendEnv docker_env(boost::asio::any_io_executor executor, Logger& log) {
+  BackendEnv env;
+  Dockerd& daemon = Dockerd::instance();
+  if (!daemon.error().empty()) {
+    env.skip_reason = daemon.error();
+    return env;
+  }
+  backend::DockerOptions options;
+  options.socket_path = daemon.socket();
+  options.image = Dockerd::kImage;
+  options.workspace_root = fresh_dir("phasekit-ws-");
+  options.memory_bytes = 256LL << 20;
+  options.nano_cpus = 1'000'000'000;
+  if (::geteuid() == 0) {
+    options.run_as_uid = 65534;
+    options.run_as_gid = 65534;
+  }
+  auto driver = std::make_unique<backend::DockerDriver>(std::move(executor), options, log);
+  env.kill_from_outside = [d = driver.get()](const plugin::BackendPtr& b) {
+    auto done = std::make_shared<std::promise<void>>();
+    d->call("POST", "/v1.41/containers/" + std::string(b->id()) + "/kill", "",
+            [done](Status, unsigned, std::string) { done->set_value(); });
+    done->get_future().wait_for(std::chrono::seconds(30));
+  };
+  env.driver = std::move(driver);
+  env.teardown = [root = options.workspace_root] {
+    std::error_code ignored;
+    std::filesystem::remove_all(root, ignored);
+  };
+  return env;
+}
+
 }  // namespace
 
 std::string_view backend_name(BackendKind kind) noexcept { return kind == BackendKind::docker ? "docker" : "process"; }
 
 BackendEnv make_backend_env(BackendKind kind, boost::asio::any_io_executor executor, Logger& log) {
-  if (kind == BackendKind::process) {
-    return process_env(std::move(executor), log);
-  }
-  BackendEnv env;
-  env.skip_reason = "docker driver: not built yet";
-  return env;
+  return kind == BackendKind::process ? process_env(std::move(executor), log) : docker_env(std::move(executor), log);
 }
 
 void CountingDriver::create(std::function<void(Status, plugin::BackendPtr)> done) noexcept {

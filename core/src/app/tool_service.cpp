@@ -388,7 +388,8 @@ class Session : public std::enable_shared_from_this<Session> {
     service_.plugins_.pool->acquire({user_, id_}, [self = shared_from_this(), start](Status s, plugin::Lease lease) {
       boost::asio::post(self->strand_, [self, start, s = std::move(s), lease = std::move(lease)]() mutable {
         self->acquiring_ = false;
-        self->service_.acquire_seconds_.observe(seconds_since(start));
+        const std::size_t source = s.ok() ? static_cast<std::size_t>(lease.source) : 3;
+        self->service_.acquire_seconds_[source]->observe(seconds_since(start));
         if (!s.ok()) {
           self->fail_backend_waiters(s);
           return;
@@ -477,6 +478,29 @@ class Session : public std::enable_shared_from_this<Session> {
   bool ended_ = false;
 };
 
+namespace {
+
+std::array<Histogram*, 4> acquire_histograms(Metrics& metrics) {
+  constexpr std::string_view kName = "phasekit_backend_acquire_seconds";
+  constexpr std::string_view kHelp =
+      "Time to get a backend from the pool for a session, by source: warm (idle), cold (made for it), waited "
+      "(freed by another session), failed.";
+  static constexpr std::array<double, 14> kBuckets{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                   0.025,  0.05,    0.1,    0.25,  0.5,    1,     5};
+  static constexpr std::array<std::string_view, 4> kSources{"warm", "cold", "waited", "failed"};
+  static_assert(static_cast<std::size_t>(plugin::AcquireSource::warm) == 0 &&
+                static_cast<std::size_t>(plugin::AcquireSource::cold) == 1 &&
+                static_cast<std::size_t>(plugin::AcquireSource::waited) == 2);
+  std::array<Histogram*, 4> out{};
+  for (std::size_t i = 0; i < kSources.size(); ++i) {
+    const std::array<Label, 1> label{{{"source", kSources[i]}}};
+    out[i] = &metrics.histogram(kName, kHelp, kBuckets, label);
+  }
+  return out;
+}
+
+}  // namespace
+
 ToolService::ToolService(ServiceSettings settings, plugin_host::PluginSet& plugins, plugin::HostServices& host)
     : settings_(std::move(settings)),
       plugins_(plugins),
@@ -484,10 +508,7 @@ ToolService::ToolService(ServiceSettings settings, plugin_host::PluginSet& plugi
       log_(host.logger("service")),
       limiter_(settings_.max_requests_per_user),
       sessions_gauge_(host.metrics().gauge("phasekit_sessions", "Socket.IO sessions open (connected or in grace).")),
-      acquire_seconds_(host.metrics().histogram("phasekit_backend_acquire_seconds",
-                                                "Time to get a backend from the pool for a session.",
-                                                std::array<double, 14>{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                                                       0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5})) {}
+      acquire_seconds_(acquire_histograms(host.metrics())) {}
 
 ToolService::~ToolService() = default;
 

@@ -6,6 +6,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -91,7 +92,8 @@ class ToolService : public std::enable_shared_from_this<ToolService> {
   std::atomic<bool> stopping_{false};
   std::atomic<bool> draining_{false};
   Gauge& sessions_gauge_;
-  Histogram& acquire_seconds_;
+  /// phasekit_backend_acquire_seconds by source: warm, cold, waited (AcquireSource order), failed.
+  std::array<Histogram*, 4> acquire_seconds_;
 };
 
 }  // namespace phasekit::app

@@ -80,4 +80,36 @@ const char* check_redis_url(std::string_view value) {
   return nullptr;
 }
 
+const char* check_docker_host(std::string_view value) {
+  return value.starts_with("unix:///") && value.find('\0') == std::string_view::npos
+             ? nullptr
+             : "unix:///path/to/docker.sock (a unix socket: the Engine API is never reached over TCP)";
+}
+
+long long nano_cpus(std::string_view value) {
+  const auto dot = value.find('.');
+  const std::string_view whole = value.substr(0, dot);
+  const std::string_view frac = dot == std::string_view::npos ? std::string_view() : value.substr(dot + 1);
+  long long units = 0;
+  const auto [end, ec] = std::from_chars(whole.data(), whole.data() + whole.size(), units);
+  if (whole.empty() || ec != std::errc() || end != whole.data() + whole.size() || units > 1024 ||
+      (dot != std::string_view::npos && (frac.empty() || frac.size() > 3))) {
+    return -1;
+  }
+  long long nanos = units * 1'000'000'000LL;
+  long long scale = 100'000'000LL;
+  for (const char c : frac) {
+    if (c < '0' || c > '9') {
+      return -1;
+    }
+    nanos += (c - '0') * scale;
+    scale /= 10;
+  }
+  return nanos > 1024LL * 1'000'000'000LL ? -1 : nanos;
+}
+
+const char* check_cpus(std::string_view value) {
+  return nano_cpus(value) >= 0 ? nullptr : "a number of CPUs such as 0.5, 1 or 2 (0: no limit; at most 1024)";
+}
+
 }  // namespace phasekit::config
