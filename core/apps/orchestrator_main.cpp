@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "app/tool_service.hpp"
+#include "autoscale/autoscale_loop.hpp"
 #include "backend/docker_backend.hpp"
 #include "backend/process_backend.hpp"
 #include "config/checks.hpp"
@@ -22,6 +23,9 @@
 #include "observe/metrics_registry.hpp"
 #include "plugin_host/host_services.hpp"
 #include "plugin_host/plugin_set.hpp"
+#include "resilience/asio_timers.hpp"
+#include "resilience/breaker_backend_driver.hpp"
+#include "resilience/breaker_registry.hpp"
 
 extern char** environ;
 
@@ -143,9 +147,25 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
 
+  // Every call to backends goes through the "backend" circuit breaker; redis and docker clients take
+  // theirs from the same registry (breakers.get("redis")), so all show up in /api/circuit-breakers.
+  phasekit::resilience::AsioTimers timers(ioc.get_executor());
+  phasekit::resilience::BreakerOptions breaker_options;
+  breaker_options.timeout_ms = config.integer(Key::circuit_breaker_timeout_ms);
+  breaker_options.error_threshold_percentage =
+      static_cast<double>(config.integer(Key::circuit_breaker_error_threshold_percentage));
+  breaker_options.reset_timeout_ms = config.integer(Key::circuit_breaker_reset_timeout_ms);
+  breaker_options.volume_threshold = static_cast<std::uint64_t>(config.integer(Key::circuit_breaker_volume_threshold));
+  phasekit::resilience::BreakerRegistry breakers(timers, breaker_options);
+  phasekit::Logger& breaker_log = logs.logger("breaker");
+  breakers.set_listener([&breaker_log](const std::string& name, phasekit::resilience::BreakerState to) {
+    breaker_log.warn("breaker.state", {{"breaker", name}, {"state", phasekit::resilience::state_name(to)}});
+  });
+  phasekit::resilience::BreakerBackendDriver guarded_driver(*driver, breakers.get("backend"));
+
   phasekit::observe::MetricsRegistry metrics;
   phasekit::plugin_host::SystemClock clock;
-  phasekit::plugin_host::BasicHost host(logs, metrics, clock, ioc.get_executor(), driver.get());
+  phasekit::plugin_host::BasicHost host(logs, metrics, clock, ioc.get_executor(), &guarded_driver);
   phasekit::plugin_host::PluginSet plugins;
   try {
     const phasekit::plugin_host::Loader loader(
@@ -177,6 +197,31 @@ int main(int argc, char** argv) {
   server_settings.ping_interval = std::chrono::milliseconds(config.integer(Key::ping_interval_ms));
   server_settings.ping_timeout = std::chrono::milliseconds(config.integer(Key::ping_timeout_ms));
   phasekit::net::Server server(ioc, server_settings, service, metrics, *plugins.pool, logs.logger("server"));
+  server.add_json_route("/api/circuit-breakers", [&breakers] { return breakers.to_json(); });
+  server.on_scrape([&breakers, &metrics] { breakers.export_metrics(metrics); });
+
+  // ENABLE_AUTOSCALER: the recommendation is in /metrics and in autoscale->desired().
+  std::optional<phasekit::autoscale::AutoscaleLoop> autoscale;
+  if (config.plugin("autoscaler").name != "none") {
+    autoscale.emplace(
+        *plugins.autoscaler, timers, metrics,
+        [&service, &plugins] {
+          return phasekit::autoscale::Observation{static_cast<std::int64_t>(service->session_count()),
+                                                  static_cast<std::int64_t>(service->jobs_in_flight()),
+                                                  static_cast<std::int64_t>(plugins.pool->stats().total)};
+        },
+        std::chrono::milliseconds(config.integer(Key::autoscaler_interval_ms)),
+        static_cast<std::int32_t>(config.integer(Key::autoscaler_min_replicas)));
+    phasekit::Logger& autoscale_log = logs.logger("autoscaler");
+    autoscale->on_change([&autoscale_log](const phasekit::plugin::ScaleDecision& d) {
+      autoscale_log.info("autoscaler.recommendation", {{"desired_replicas", d.desired_replicas},
+                                                       {"metric_replicas", d.metric_replicas},
+                                                       {"limited_by", d.limited_by},
+                                                       {"reason", d.reason}});
+    });
+    autoscale->start();
+  }
+
   try {
     server.start();
   } catch (const std::exception& e) {
@@ -208,6 +253,9 @@ int main(int argc, char** argv) {
     log.info("shutdown.begin", {{"signal", signo}, {"sessions", service->session_count()},
                                 {"jobs_in_flight", service->jobs_in_flight()}});
     server.begin_drain();
+    if (autoscale) {
+      autoscale->stop();
+    }
     service->begin_drain();
     wait_then(ioc, [&] { return service->jobs_in_flight() == 0; }, started + grace, [&, started] {
       const auto unfinished = service->jobs_in_flight();

@@ -169,6 +169,12 @@ void check_cross_fields(const Config& c) {
     throw ConfigError(fmt::format("POOL_MIN_SIZE={} POOL_MAX_SIZE={}: expected POOL_MIN_SIZE <= POOL_MAX_SIZE",
                                   c.integer(Key::pool_min_size), c.integer(Key::pool_max_size)));
   }
+  if (c.integer(Key::autoscaler_min_replicas) > c.integer(Key::autoscaler_max_replicas)) {
+    throw ConfigError(fmt::format(
+        "AUTOSCALER_MIN_REPLICAS={} AUTOSCALER_MAX_REPLICAS={}: expected AUTOSCALER_MIN_REPLICAS <= "
+        "AUTOSCALER_MAX_REPLICAS",
+        c.integer(Key::autoscaler_min_replicas), c.integer(Key::autoscaler_max_replicas)));
+  }
   if (c.text(Key::auth_mode) == "token" && c.text(Key::auth_secret).size() < 32) {
     throw ConfigError(fmt::format("AUTH_SECRET={} (AUTH_MODE=token): expected a secret of at least 32 bytes",
                                   c.text(Key::auth_secret).empty() ? "" : Secret::kMask));

@@ -61,6 +61,15 @@ enum class Key : std::uint16_t {
   redis_url,
   enable_conversation_compression,
   enable_autoscaler,
+  autoscaler_interval_ms,
+  autoscaler_min_replicas,
+  autoscaler_max_replicas,
+  autoscaler_target_sessions_per_replica,
+  autoscaler_tolerance_percent,
+  circuit_breaker_timeout_ms,
+  circuit_breaker_error_threshold_percentage,
+  circuit_breaker_reset_timeout_ms,
+  circuit_breaker_volume_threshold,
   count_,
 };
 

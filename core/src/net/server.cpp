@@ -155,6 +155,9 @@ class Server::Impl {
     if (path == "/metrics") {
       memory_.set(resident_bytes());
       update_pool_gauges();
+      for (const auto& refresh : scrape_hooks_) {
+        refresh();
+      }
       co_return make_response(req, http::status::ok, metrics_.render(), "text/plain; version=0.0.4; charset=utf-8");
     }
     if (path == "/stats/pool") {
@@ -173,6 +176,9 @@ class Server::Impl {
                                 {"destroyed", s.destroyed},
                                 {"failures", s.failures}};
       co_return make_response(req, http::status::ok, body.dump(), "application/json");
+    }
+    if (const auto route = json_routes_.find(path); route != json_routes_.end()) {
+      co_return make_response(req, http::status::ok, route->second(), "application/json");
     }
     co_return make_response(req, http::status::not_found, "not found");
   }
@@ -193,6 +199,8 @@ class Server::Impl {
   std::shared_ptr<EngineServer> engine_;
   Gauge& memory_;
   Counter& http_requests_;
+  std::map<std::string, std::function<std::string()>, std::less<>> json_routes_;  // set before start()
+  std::vector<std::function<void()>> scrape_hooks_;                               // set before start()
   std::array<Label, 1> idle_label_{{{"state", "idle"}}};
   std::array<Label, 1> active_label_{{{"state", "active"}}};
 };
@@ -204,6 +212,12 @@ Server::Server(boost::asio::io_context& ioc, ServerSettings settings, std::share
 Server::~Server() = default;
 
 void Server::start() { impl_->start(); }
+
+void Server::add_json_route(std::string path, std::function<std::string()> body) {
+  impl_->json_routes_[std::move(path)] = std::move(body);
+}
+
+void Server::on_scrape(std::function<void()> refresh) { impl_->scrape_hooks_.push_back(std::move(refresh)); }
 
 void Server::begin_drain() {
   // /ready turns 503 and new Engine.IO sessions are refused, but the listener stays open so that

@@ -8,8 +8,10 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "app/tool_service.hpp"
 #include "observe/metrics_registry.hpp"
@@ -45,6 +47,11 @@ class Server {
 
   [[nodiscard]] bool draining() const noexcept { return draining_.load(); }
   void set_ready(bool ready) noexcept { ready_ = ready; }
+
+  /// Before start(): GET `path` answers 200 with body() as application/json (e.g. /api/circuit-breakers).
+  void add_json_route(std::string path, std::function<std::string()> body);
+  /// Before start(): runs before every /metrics rendering, to bring gauges and counters up to date.
+  void on_scrape(std::function<void()> refresh);
 
  private:
   friend class EngineServer;

@@ -17,6 +17,19 @@ std::string plugin_config_json(std::string_view kind, const config::Config& c) {
     j["concurrency"] = c.integer(Key::worker_concurrency);
     j["job_timeout_ms"] = c.integer(Key::job_timeout_ms);
     j["redis_url"] = c.text(Key::redis_url);
+  } else if (kind == "autoscaler") {
+    // An autoscaling/v2 HPA spec over the orchestrator's own metrics (docs/operations.md).
+    nlohmann::ordered_json metric = {
+        {"type", "External"},
+        {"external",
+         {{"metric", {{"name", "phasekit_sessions"}}},
+          {"target",
+           {{"type", "AverageValue"},
+            {"averageValue", std::to_string(c.integer(Key::autoscaler_target_sessions_per_replica))}}}}}};
+    j["spec"] = {{"minReplicas", c.integer(Key::autoscaler_min_replicas)},
+                 {"maxReplicas", c.integer(Key::autoscaler_max_replicas)},
+                 {"metrics", nlohmann::ordered_json::array({metric})}};
+    j["tolerance"] = static_cast<double>(c.integer(Key::autoscaler_tolerance_percent)) / 100.0;
   } else if (kind == "store") {
     j["redis_url"] = c.text(Key::redis_url);
     j["session_grace_ms"] = c.integer(Key::session_grace_ms);
