@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace phasekit {
 
@@ -48,25 +49,17 @@ inline bool parse_quantity_milli(std::string_view text, std::int64_t& milli, std
   const std::string_view suffix = text.substr(i);
   int pow10 = 0;
   int pow2 = 0;
-  if (suffix.empty()) {
-  } else if (suffix == "n") {
-    pow10 = -9;
-  } else if (suffix == "u") {
-    pow10 = -6;
-  } else if (suffix == "m") {
-    pow10 = -3;
-  } else if (suffix == "k") {
-    pow10 = 3;
-  } else if (suffix == "M") {
-    pow10 = 6;
-  } else if (suffix == "G") {
-    pow10 = 9;
-  } else if (suffix == "T") {
-    pow10 = 12;
-  } else if (suffix == "P") {
-    pow10 = 15;
-  } else if (suffix == "E") {
-    pow10 = 18;
+  // Decimal SI suffixes and their powers of ten.
+  constexpr std::pair<std::string_view, int> kDecimal[] = {{"", 0},  {"n", -9}, {"u", -6}, {"m", -3}, {"k", 3},
+                                                           {"M", 6}, {"G", 9},  {"T", 12}, {"P", 15}, {"E", 18}};
+  bool decimal = false;
+  for (const auto& [name, power] : kDecimal) {
+    if (suffix == name) {
+      pow10 = power;
+      decimal = true;
+    }
+  }
+  if (decimal) {  // pow10 is set
   } else if (suffix.size() == 2 && suffix[1] == 'i' && std::string_view("KMGTPE").find(suffix[0]) != std::string_view::npos) {
     pow2 = 10 * (1 + static_cast<int>(std::string_view("KMGTPE").find(suffix[0])));
   } else if (suffix.front() == 'e' || suffix.front() == 'E') {
