@@ -36,6 +36,8 @@ struct Param {
   BackendKind backend;
 };
 
+void PrintTo(const Param& p, std::ostream* os) { *os << p.pool << " pool, " << test::backend_name(p.backend) << " backend"; }
+
 std::string param_name(const ::testing::TestParamInfo<Param>& info) {
   return std::string(info.param.pool) + "_" + std::string(test::backend_name(info.param.backend));
 }

@@ -307,36 +307,22 @@ void DockerDriver::create(std::function<void(Status, plugin::BackendPtr)> done) 
   // Unique in this process across drivers: a container of an earlier driver may still be going away.
   static std::atomic<std::uint64_t> next{1};
   const std::string name = fmt::format("phasekit-{}-{}", ::getpid(), next.fetch_add(1));
-  const std::string ws = (std::filesystem::path(options_.workspace_root) / name).string();
-  std::error_code ignored;
-  std::filesystem::remove_all(ws, ignored);
-  if (::mkdir(ws.c_str(), 0700) != 0 ||
-      (options_.run_as_uid >= 0 && ::chown(ws.c_str(), static_cast<uid_t>(options_.run_as_uid),
-                                           static_cast<gid_t>(options_.run_as_gid)) != 0)) {
-    const std::string why = std::strerror(errno);
-    asio::post(executor_, [done = std::move(done), why, ws] {
-      done(Status(Code::unavailable, fmt::format("cannot create workspace {}: {}", ws, why)), nullptr);
-    });
+  std::string ws;
+  if (Status made = make_workspace(options_.workspace_root, name, options_.run_as_uid, options_.run_as_gid, ws);
+      !made.ok()) {
+    asio::post(executor_, [done = std::move(done), made = std::move(made)] { done(made, nullptr); });
     return;
   }
   auto backend = std::make_shared<DockerBackend>(executor_, name, ws);
   auto finish = [this, ws, done = std::move(done)](Status s, plugin::BackendPtr b) {
     if (!s.ok()) {
       log_.warn("backend.start_failed", {{"backend", "docker"}, {"error", s.message()}});
-      std::error_code ignored_too;
-      std::filesystem::remove_all(ws, ignored_too);
+      std::error_code ignored;
+      std::filesystem::remove_all(ws, ignored);
     }
     done(std::move(s), std::move(b));
   };
   asio::co_spawn(backend->strand(), create_container(options_, backend, std::move(finish)), asio::detached);
-}
-
-void DockerDriver::reset(plugin::BackendPtr backend, std::function<void(Status)> done) noexcept {
-  std::static_pointer_cast<DockerBackend>(backend)->reset(std::move(done));
-}
-
-void DockerDriver::check(plugin::BackendPtr backend, std::function<void(Status)> done) noexcept {
-  std::static_pointer_cast<DockerBackend>(backend)->ping(std::move(done));
 }
 
 void DockerDriver::destroy(plugin::BackendPtr backend, std::function<void()> done) noexcept {

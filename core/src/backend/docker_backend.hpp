@@ -57,14 +57,12 @@ class DockerBackend final : public ShellBackend {
   std::string container_;
 };
 
-class DockerDriver final : public plugin::BackendDriver {
+class DockerDriver final : public ShellDriver {
  public:
   /// Throws std::runtime_error when the workspace root cannot be made.
   DockerDriver(boost::asio::any_io_executor executor, DockerOptions options, Logger& log);
   [[nodiscard]] std::string_view name() const noexcept override { return "docker"; }
   void create(std::function<void(Status, plugin::BackendPtr)> done) noexcept override;
-  void reset(plugin::BackendPtr backend, std::function<void(Status)> done) noexcept override;
-  void check(plugin::BackendPtr backend, std::function<void(Status)> done) noexcept override;
   void destroy(plugin::BackendPtr backend, std::function<void()> done) noexcept override;
   [[nodiscard]] const DockerOptions& options() const noexcept { return options_; }
 

@@ -218,16 +218,10 @@ ProcessDriver::ProcessDriver(boost::asio::any_io_executor executor, ProcessOptio
 
 void ProcessDriver::create(std::function<void(Status, plugin::BackendPtr)> done) noexcept {
   const std::string id = fmt::format("p{}-{}", ::getpid(), next_.fetch_add(1));
-  const std::string ws = (std::filesystem::path(options_.workspace_root) / id).string();
-  std::error_code ec;
-  std::filesystem::remove_all(ws, ec);
-  if (::mkdir(ws.c_str(), 0700) != 0 ||
-      (options_.run_as_uid >= 0 && ::chown(ws.c_str(), static_cast<uid_t>(options_.run_as_uid),
-                                           static_cast<gid_t>(options_.run_as_gid)) != 0)) {
-    const std::string why = std::strerror(errno);
-    boost::asio::post(executor_, [done = std::move(done), why, ws] {
-      done(Status(Code::unavailable, fmt::format("cannot create workspace {}: {}", ws, why)), nullptr);
-    });
+  std::string ws;
+  if (Status made = make_workspace(options_.workspace_root, id, options_.run_as_uid, options_.run_as_gid, ws);
+      !made.ok()) {
+    boost::asio::post(executor_, [done = std::move(done), made = std::move(made)] { done(made, nullptr); });
     return;
   }
   auto backend = std::make_shared<ProcessBackend>(executor_, id, ws);
@@ -241,14 +235,6 @@ void ProcessDriver::create(std::function<void(Status, plugin::BackendPtr)> done)
     }
     done(Status(), std::move(backend));
   });
-}
-
-void ProcessDriver::reset(plugin::BackendPtr backend, std::function<void(Status)> done) noexcept {
-  std::static_pointer_cast<ProcessBackend>(backend)->reset(std::move(done));
-}
-
-void ProcessDriver::check(plugin::BackendPtr backend, std::function<void(Status)> done) noexcept {
-  std::static_pointer_cast<ProcessBackend>(backend)->ping(std::move(done));
 }
 
 void ProcessDriver::destroy(plugin::BackendPtr backend, std::function<void()> done) noexcept {

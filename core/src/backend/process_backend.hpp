@@ -38,13 +38,11 @@ class ProcessBackend final : public ShellBackend {
 using ProcessBackendPtr = std::shared_ptr<ProcessBackend>;
 
 /// Makes process backends: the host's BackendDriver when BACKEND=process.
-class ProcessDriver final : public plugin::BackendDriver {
+class ProcessDriver final : public ShellDriver {
  public:
   ProcessDriver(boost::asio::any_io_executor executor, ProcessOptions options, Logger& log);
   [[nodiscard]] std::string_view name() const noexcept override { return "process"; }
   void create(std::function<void(Status, plugin::BackendPtr)> done) noexcept override;
-  void reset(plugin::BackendPtr backend, std::function<void(Status)> done) noexcept override;
-  void check(plugin::BackendPtr backend, std::function<void(Status)> done) noexcept override;
   void destroy(plugin::BackendPtr backend, std::function<void()> done) noexcept override;
   [[nodiscard]] const ProcessOptions& options() const noexcept { return options_; }
 

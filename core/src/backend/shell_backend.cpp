@@ -3,8 +3,14 @@
 #include <boost/asio/post.hpp>
 #include <fmt/format.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
+#include <filesystem>
 #include <random>
 
 namespace phasekit::backend {
@@ -267,6 +273,17 @@ void ShellBackend::fail_all(const Status& status) {
     queue_.pop_front();
     fail(r);
   }
+}
+
+Status make_workspace(const std::string& root, const std::string& name, int uid, int gid, std::string& path) {
+  path = (std::filesystem::path(root) / name).string();
+  std::error_code ignored;
+  std::filesystem::remove_all(path, ignored);
+  if (::mkdir(path.c_str(), 0700) != 0 ||
+      (uid >= 0 && ::chown(path.c_str(), static_cast<uid_t>(uid), static_cast<gid_t>(gid)) != 0)) {
+    return Status(Code::unavailable, fmt::format("cannot create workspace {}: {}", path, std::strerror(errno)));
+  }
+  return Status();
 }
 
 }  // namespace phasekit::backend

@@ -94,4 +94,19 @@ class ShellBackend : public plugin::Backend, public std::enable_shared_from_this
 
 using ShellBackendPtr = std::shared_ptr<ShellBackend>;
 
+/// What every driver of ShellBackends does alike: reset and health check go to the supervisor.
+class ShellDriver : public plugin::BackendDriver {
+ public:
+  void reset(plugin::BackendPtr backend, std::function<void(Status)> done) noexcept override {
+    std::static_pointer_cast<ShellBackend>(backend)->reset(std::move(done));
+  }
+  void check(plugin::BackendPtr backend, std::function<void(Status)> done) noexcept override {
+    std::static_pointer_cast<ShellBackend>(backend)->ping(std::move(done));
+  }
+};
+
+/// Makes <root>/<name> afresh for one backend: mode 0700, given to uid:gid when uid >= 0 (the
+/// backend's user). Returns the path, or an UNAVAILABLE status saying why it could not.
+Status make_workspace(const std::string& root, const std::string& name, int uid, int gid, std::string& path);
+
 }  // namespace phasekit::backend
