@@ -21,7 +21,7 @@ namespace phasekit::backend {
 
 struct DockerOptions {
   std::string socket_path = "/var/run/docker.sock";  // from DOCKER_HOST=unix://PATH
-  std::string image;                                  // must hold bash, timeout, find (see docs/backends.md)
+  std::string image;                                  // must hold bash, timeout and find (docs/architecture.md)
   std::string network = "none";
   std::int64_t memory_bytes = 0;  // 0: no limit
   std::int64_t nano_cpus = 0;     // 0: no limit; 1e9 = one CPU
