@@ -251,14 +251,14 @@ int main(int argc, char** argv) {
     }
     const auto started = std::chrono::steady_clock::now();
     log.info("shutdown.begin", {{"signal", signo}, {"sessions", service->session_count()},
-                                {"jobs_in_flight", service->jobs_in_flight()}});
+                                {"jobs_unfinished", service->jobs_unfinished()}});
     server.begin_drain();
     if (autoscale) {
       autoscale->stop();
     }
     service->begin_drain();
-    wait_then(ioc, [&] { return service->jobs_in_flight() == 0; }, started + grace, [&, started] {
-      const auto unfinished = service->jobs_in_flight();
+    wait_then(ioc, [&] { return service->jobs_unfinished() == 0; }, started + grace, [&, started] {
+      const auto unfinished = service->jobs_unfinished();
       server.close_clients("server shutting down", std::chrono::milliseconds(2000), [&, unfinished, started] {
         service->shutdown([&, unfinished, started] {
           log.info("shutdown.done", {{"jobs_unfinished", unfinished},

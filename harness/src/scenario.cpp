@@ -530,8 +530,8 @@ void read_thresholds(Reader& r, const json& config, Scenario& s, const MetricCat
           if (!value[i].is_object() || value[i].size() != 1) {
             r.fail(tp, "expected one {metric: value}");
           }
-          const auto& [metric, limit] = *value[i].items().begin();
-          const double v = r.number(limit, Reader::join(tp, metric), -1e18, 1e18);
+          const std::string metric = value[i].begin().key();
+          const double v = r.number(value[i].begin().value(), Reader::join(tp, metric), -1e18, 1e18);
           add(tp, [&] { return make_threshold(metric, Op::lt, v, fmt::format("{} < {}", metric, v), catalog); });
         }
       } else if (key == "maxErrorRate") {

@@ -86,7 +86,7 @@ describe("phasekit-load against node socket.io", () => {
   after(() => server.stop());
 
   for (const transports of [["websocket"], ["polling", "websocket"], ["polling"]]) {
-    it(`measures the server's delay and loses nothing (${transports.join("+")})`, async () => {
+    it(`measures the server's delay and loses nothing (${transports.join("+")})`, async (t) => {
       const before = await counts(server);
       const file = writeScenario(`echo-${transports.join("-")}.yml`, echoScenario(transports));
       const out = path.join(tmp, `echo-${transports.join("-")}.json`);
@@ -109,6 +109,12 @@ describe("phasekit-load against node socket.io", () => {
       // Over WebSocket the harness adds a loopback round trip and its own wake-up to the delay. Polling
       // alone adds an HTTP POST and the answer to a pending GET per message, so it gets 3 ms.
       const tolerance = transports.includes("websocket") ? 1 : 3;
+      if (process.env.PHASEKIT_SANITIZED === "1") {
+        // ASan+UBSan slow every instruction several times over: that build checks memory, the
+        // release build checks time.
+        t.diagnostic(`sanitized build: p50 ${p50} ms not held to ${tolerance} ms`);
+        return;
+      }
       assert.ok(Math.abs(p50 - DELAY_MS) <= tolerance, `p50 ${p50} ms is not within ${tolerance} ms of ${DELAY_MS} ms`);
     });
   }

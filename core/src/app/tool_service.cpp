@@ -5,6 +5,7 @@
 #include <boost/asio/strand.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <random>
 
@@ -636,6 +637,13 @@ std::size_t ToolService::session_count() const {
 }
 
 std::uint64_t ToolService::jobs_in_flight() const { return jobs_in_flight_.load(); }
+
+std::uint64_t ToolService::jobs_unfinished() const {
+  // The queue holds a job from enqueue (before the client's ack) until it is done; run_job counts it
+  // from the moment it is taken. Both views overlap, so the larger one plus what waits is the bound.
+  const plugin::QueueStats q = plugins_.queue->stats();
+  return std::max<std::uint64_t>(jobs_in_flight_.load(), q.in_flight) + q.depth;
+}
 
 void ToolService::record_event(std::string_view event, std::string_view outcome, Clock::time_point start) {
   const std::array<Label, 2> labels{{{"event", event}, {"outcome", outcome}}};

@@ -72,6 +72,9 @@ class ToolService : public std::enable_shared_from_this<ToolService> {
   [[nodiscard]] std::size_t session_count() const;
   [[nodiscard]] boost::asio::any_io_executor executor() const { return host_.executor(); }
   [[nodiscard]] std::uint64_t jobs_in_flight() const;
+  /// Acknowledged jobs not finished yet: running here, or still in the queue (taken or not). A drain
+  /// waits for this to reach 0, so a job approved just before SIGTERM is not lost.
+  [[nodiscard]] std::uint64_t jobs_unfinished() const;
 
  private:
   friend class Session;
