@@ -742,6 +742,7 @@ class VirtualUser {
   TimePoint intended_;  // when the next step is meant to start
   TimePoint arrival_;
   Vars vars_;
+  const Flow* flow_ = nullptr;
   std::shared_ptr<Connection> conn_;
   std::uint64_t next_ack_ = 0;
   // What the current emit waits for.
@@ -822,7 +823,9 @@ awaitable<Outcome> VirtualUser::emit(std::shared_ptr<VirtualUser> self, const St
   }
   if (step->ack) {
     self->worker_.add(kAcks);
-    Outcome o = self->expect(*step->ack, *self->ack_);
+    const json& ack_args = *self->ack_;
+    const bool unwrap = self->flow_->v3_acks && ack_args.is_array() && ack_args.size() == 1;
+    Outcome o = self->expect(*step->ack, unwrap ? ack_args[0] : ack_args);
     if (!o.ok()) {
       co_return o;
     }
@@ -883,6 +886,7 @@ awaitable<void> VirtualUser::run(std::shared_ptr<VirtualUser> self, std::size_t 
   w.add(kVusersCreated);
   self->pick_variables();
   const Flow& flow = self->pick_flow();
+  self->flow_ = &flow;
 
   self->conn_ = std::make_shared<Connection>(w, sh);
   std::weak_ptr<VirtualUser> weak = self;

@@ -337,7 +337,13 @@ Step read_step(Reader& r, const json& j, const std::string& path, std::set<std::
       s.response = read_expectation(r, *v, p, true, defined);
     }
     if (auto [v, p] = option("acknowledge"); v != nullptr) {
-      s.ack = read_expectation(r, *v, p, false, defined);
+      if (v->is_boolean()) {  // acknowledge: true waits for the ack and checks nothing
+        if (v->get<bool>()) {
+          s.ack = Expectation{};
+        }
+      } else {
+        s.ack = read_expectation(r, *v, p, false, defined);
+      }
     }
   } else if (j.contains("think")) {
     r.keys(j, path, {"think"});
@@ -758,6 +764,7 @@ Scenario parse_scenario(const json& doc, const std::string& file) {
       r.fail(Reader::join(p, "engine"),
              fmt::format("engine \"{}\": phasekit-load runs Socket.IO scenarios (engine: socketio or socketio-v3)", engine));
     }
+    f.v3_acks = engine == "socketio-v3";
     if (list[i].contains("weight")) {
       f.weight = r.number(list[i]["weight"], Reader::join(p, "weight"), 0, 1e6);
     }

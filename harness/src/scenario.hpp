@@ -62,6 +62,9 @@ struct Step {
 struct Flow {
   std::string name;
   double weight = 1;
+  // engine: socketio-v3 hands a one-argument ack to capture/match as that argument ($.ok), where
+  // Artillery's built-in engine hands the list of arguments ($.0.ok).
+  bool v3_acks = false;
   std::vector<Step> steps;
 };
 

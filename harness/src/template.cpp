@@ -243,6 +243,10 @@ JsonPath::JsonPath(std::string_view text) : text_(text) {
   while (!text.empty()) {
     if (text.front() == '.') {
       text.remove_prefix(1);
+      const bool anywhere = !text.empty() && text.front() == '.';
+      if (anywhere) {
+        text.remove_prefix(1);
+      }
       std::size_t n = 0;
       while (n < text.size() && text[n] != '.' && text[n] != '[') {
         ++n;
@@ -250,8 +254,8 @@ JsonPath::JsonPath(std::string_view text) : text_(text) {
       if (n == 0) {
         bad("empty key");
       }
-      Segment s{std::string(text.substr(0, n)), std::nullopt};
-      if (const auto i = to_int(s.key); i && *i >= 0) {
+      Segment s{std::string(text.substr(0, n)), std::nullopt, anywhere};
+      if (const auto i = to_int(s.key); i && *i >= 0 && !anywhere) {
         s.index = static_cast<std::size_t>(*i);
       }
       segments_.push_back(std::move(s));
@@ -277,10 +281,36 @@ JsonPath::JsonPath(std::string_view text) : text_(text) {
   }
 }
 
+namespace {
+
+// The first member named key at any depth, depth first in document order.
+const json* find_anywhere(const json& node, const std::string& key) {
+  if (node.is_object()) {
+    if (const auto it = node.find(key); it != node.end()) {
+      return &*it;
+    }
+  }
+  if (node.is_structured()) {
+    for (const json& child : node) {
+      if (const json* found = find_anywhere(child, key)) {
+        return found;
+      }
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
 const json* JsonPath::find(const json& root) const {
   const json* at = &root;
   for (const Segment& s : segments_) {
-    if (at->is_array() && s.index) {
+    if (s.anywhere) {
+      at = find_anywhere(*at, s.key);
+      if (at == nullptr) {
+        return nullptr;
+      }
+    } else if (at->is_array() && s.index) {
       if (*s.index >= at->size()) {
         return nullptr;
       }

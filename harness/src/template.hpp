@@ -29,7 +29,8 @@ nlohmann::json render(const nlohmann::json& value, const Vars& vars, std::mt1993
                       std::string* missing = nullptr);
 std::string render_string(std::string_view text, const Vars& vars, std::mt19937_64& rng, std::string* missing = nullptr);
 
-/// "$.a.b[0].c", "$.0", "$['key']", "$". Throws std::invalid_argument when malformed.
+/// "$.a.b[0].c", "$.0", "$['key']", "$..key" (the first "key" at any depth), "$". Throws
+/// std::invalid_argument when malformed.
 class JsonPath {
  public:
   explicit JsonPath(std::string_view text);
@@ -41,6 +42,7 @@ class JsonPath {
   struct Segment {
     std::string key;
     std::optional<std::size_t> index;  // [N], or .N on an array
+    bool anywhere = false;              // ..key: at any depth below
   };
   std::string text_;
   std::vector<Segment> segments_;

@@ -119,6 +119,31 @@ describe("phasekit-load against node socket.io", () => {
     });
   }
 
+  it("reads acks as each Artillery engine does: socketio-v3 unwraps a single argument", () => {
+    const file = writeScenario("v3.yml", `
+config:
+  target: "http://127.0.0.1:1"
+  phases: [{ duration: 1, arrivalRate: 5 }]
+  engines:
+    socketio-v3: { transports: ["websocket"] }
+  ensure: { maxErrorRate: 0 }
+scenarios:
+  - engine: socketio-v3
+    flow:
+      - emit: ["echo", "x"]
+        acknowledge:
+          match: { json: "$.ok", value: true }
+      - emit: ["echo", "y"]
+        acknowledge:
+          match: { json: "$..echo", value: "y" }
+      - emit: ["echo", "z"]
+        acknowledge: true
+`);
+    const r = load(["run", file, "--target", server.url, "--quiet"]);
+    assert.equal(r.code, 0, r.out + r.err);
+    assert.match(r.out, /acks 15/);
+  });
+
   it("fails the run (exit 1) when a threshold is missed, and says which", () => {
     const file = writeScenario("strict.yml", echoScenario(["websocket"], 1, 5).replace("maxErrorRate: 0", "p95: 5"));
     const r = load(["run", file, "--target", server.url, "--quiet"]);

@@ -114,6 +114,25 @@ TEST_F(ScenarioFiles, TheSeedServicesFileValidates) {
   EXPECT_TRUE(s.socket.polling && s.socket.websocket);
 }
 
+TEST_F(ScenarioFiles, AcknowledgeTrueWaitsForTheAckAndV3FlowsSayTheirAckForm) {
+  const Scenario s = load_scenario(write("ack.yml", R"(
+config:
+  target: "http://127.0.0.1:9"
+  phases: [{ duration: 1, arrivalRate: 1 }]
+scenarios:
+  - engine: socketio-v3
+    flow:
+      - emit: ["a"]
+        acknowledge: true
+      - emit: ["b"]
+        acknowledge: false
+)"));
+  ASSERT_EQ(s.flows.size(), 1u);
+  EXPECT_TRUE(s.flows[0].v3_acks);
+  EXPECT_TRUE(s.flows[0].steps[0].ack.has_value());
+  EXPECT_FALSE(s.flows[0].steps[1].ack.has_value());
+}
+
 TEST_F(ScenarioFiles, JsonFormIsTheSameScenario) {
   const std::string json_text = R"({"config": {"target": "http://127.0.0.1:9", "phases": [{"duration": 1, "arrivalRate": 1}]},
     "scenarios": [{"engine": "socketio", "flow": [{"emit": {"channel": "a", "data": {"x": 1}}}]}]})";

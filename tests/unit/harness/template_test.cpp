@@ -59,10 +59,13 @@ TEST(JsonPath, FindsWhatArtilleryCapturesFind) {
   EXPECT_EQ(JsonPath("$.0.missing").find(doc), nullptr);
   EXPECT_EQ(JsonPath("$.0.list[5]").find(doc), nullptr);
   EXPECT_EQ(JsonPath("$.0.ok.deeper").find(doc), nullptr);
+  EXPECT_EQ(*JsonPath("$..callId").find(doc), "c1");  // at any depth, as Artillery's JSONPath does
+  EXPECT_EQ(*JsonPath("$..list[0]").find(doc), 10);
+  EXPECT_EQ(JsonPath("$..nowhere").find(doc), nullptr);
 }
 
 TEST(JsonPath, MalformedPathsAreRefused) {
-  for (const char* bad : {"", "callId", "$.", "$[x]", "$[-1]", "$['open", "$..a", "$a"}) {
+  for (const char* bad : {"", "callId", "$.", "$[x]", "$[-1]", "$['open", "$...a", "$..", "$a"}) {
     EXPECT_THROW(JsonPath{bad}, std::invalid_argument) << bad;
   }
 }
