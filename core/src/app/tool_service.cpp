@@ -137,6 +137,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     it->second.state = Call::State::queued;
     it->second.approved_at = Clock::now();
+    ++service_.approved_unfinished_;  // settled once its tool:result has been handed to the client
     plugin::Job job;
     job.id = call_id;
     job.user_id = user_;
@@ -181,10 +182,13 @@ class Session : public std::enable_shared_from_this<Session> {
                      observe_buckets(), labels_for_tool(it->second.tool))
           .observe(seconds_since(it->second.approved_at));
     }
-    drop_call(event.job_id);
+    const bool approved = take_call(event.job_id);
     append_conversation(json{{"role", "tool"}, {"result", data}}, [](Status) {});
     restore_binary_content(data);
     emit("tool:result", std::move(data));
+    if (approved) {
+      --service_.approved_unfinished_;  // after the emit: a drain closes the client only behind it
+    }
   }
 
   /// Runs a job on this session's backend (called on the strand).
@@ -241,8 +245,11 @@ class Session : public std::enable_shared_from_this<Session> {
     ended_ = true;
     grace_.cancel();
     service_.plugins_.queue->unsubscribe(id_);
-    for (std::size_t i = 0; i < calls_.size(); ++i) {
+    for (const auto& [call_id, call] : calls_) {
       service_.limiter_.release(user_);
+      if (call.state != Call::State::awaiting_approval) {
+        --service_.approved_unfinished_;  // the session is gone: no one is left to wait for
+      }
     }
     calls_.clear();
     if (backend_) {
@@ -416,9 +423,22 @@ class Session : public std::enable_shared_from_this<Session> {
     }
   }
 
+  /// Removes a call and gives its in-flight slot back; true when it had been approved (and so is
+  /// counted in approved_unfinished_, which the caller settles).
+  bool take_call(const std::string& call_id) {
+    const auto it = calls_.find(call_id);
+    if (it == calls_.end()) {
+      return false;
+    }
+    const bool approved = it->second.state != Call::State::awaiting_approval;
+    calls_.erase(it);
+    service_.limiter_.release(user_);
+    return approved;
+  }
+
   void drop_call(const std::string& call_id) {
-    if (calls_.erase(call_id) > 0) {
-      service_.limiter_.release(user_);
+    if (take_call(call_id)) {
+      --service_.approved_unfinished_;
     }
   }
 
@@ -639,10 +659,9 @@ std::size_t ToolService::session_count() const {
 std::uint64_t ToolService::jobs_in_flight() const { return jobs_in_flight_.load(); }
 
 std::uint64_t ToolService::jobs_unfinished() const {
-  // The queue holds a job from enqueue (before the client's ack) until it is done; run_job counts it
-  // from the moment it is taken. Both views overlap, so the larger one plus what waits is the bound.
-  const plugin::QueueStats q = plugins_.queue->stats();
-  return std::max<std::uint64_t>(jobs_in_flight_.load(), q.in_flight) + q.depth;
+  // approved_unfinished_ follows this instance's calls from approval until their tool:result has been
+  // handed to the connection; jobs_in_flight_ the jobs this process runs (for any instance).
+  return std::max<std::uint64_t>(approved_unfinished_.load(), jobs_in_flight_.load());
 }
 
 void ToolService::record_event(std::string_view event, std::string_view outcome, Clock::time_point start) {

@@ -72,8 +72,8 @@ class ToolService : public std::enable_shared_from_this<ToolService> {
   [[nodiscard]] std::size_t session_count() const;
   [[nodiscard]] boost::asio::any_io_executor executor() const { return host_.executor(); }
   [[nodiscard]] std::uint64_t jobs_in_flight() const;
-  /// Acknowledged jobs not finished yet: running here, or still in the queue (taken or not). A drain
-  /// waits for this to reach 0, so a job approved just before SIGTERM is not lost.
+  /// Approved calls whose tool:result has not been handed to the client yet (queued, running, or
+  /// on their way back), and jobs running here. A drain waits for 0, so an approved job is not lost.
   [[nodiscard]] std::uint64_t jobs_unfinished() const;
 
  private:
@@ -92,6 +92,7 @@ class ToolService : public std::enable_shared_from_this<ToolService> {
   mutable std::mutex mutex_;
   std::unordered_map<std::string, std::weak_ptr<Session>> sessions_;
   std::atomic<std::uint64_t> jobs_in_flight_{0};
+  std::atomic<std::uint64_t> approved_unfinished_{0};
   std::atomic<bool> stopping_{false};
   std::atomic<bool> draining_{false};
   Gauge& sessions_gauge_;
