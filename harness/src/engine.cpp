@@ -591,6 +591,9 @@ awaitable<Outcome> Connection::open(std::shared_ptr<Connection> self, TimePoint 
   self->post_ = std::make_unique<beast::tcp_stream>(self->worker_.ioc);
   auto [outcome, body] = co_await exchange(self, *self->get_, http::verb::get, self->query("polling"), "", deadline);
   if (!outcome.ok()) {
+    if (outcome.code == "response_timeout") {
+      outcome.code = "connect_timeout";  // no answer to the handshake is a connection that did not open
+    }
     co_return outcome;
   }
   auto packets = engineio::decode_payload(body);
