@@ -294,13 +294,7 @@ DockerBackend::DockerBackend(boost::asio::any_io_executor executor, std::string 
 
 DockerDriver::DockerDriver(boost::asio::any_io_executor executor, DockerOptions options, Logger& log)
     : executor_(std::move(executor)), options_(std::move(options)), log_(log) {
-  std::error_code ec;
-  std::filesystem::create_directories(options_.workspace_root, ec);
-  if (ec) {
-    throw std::runtime_error(fmt::format("WORKSPACE_ROOT={}: cannot create it: {}", options_.workspace_root,
-                                         ec.message()));
-  }
-  ::chmod(options_.workspace_root.c_str(), 0711);
+  prepare_workspace_root(options_.workspace_root);
 }
 
 void DockerDriver::create(std::function<void(Status, plugin::BackendPtr)> done) noexcept {

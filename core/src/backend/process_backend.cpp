@@ -190,13 +190,7 @@ ProcessDriver::ProcessDriver(boost::asio::any_io_executor executor, ProcessOptio
     : executor_(std::move(executor)), options_(std::move(options)), log_(log) {
   // Writing to a backend that just died must be an error code, not a process-killing SIGPIPE.
   ::signal(SIGPIPE, SIG_IGN);
-  std::error_code ec;
-  std::filesystem::create_directories(options_.workspace_root, ec);
-  if (ec) {
-    throw std::runtime_error(fmt::format("WORKSPACE_ROOT={}: cannot create it: {}", options_.workspace_root,
-                                         ec.message()));
-  }
-  ::chmod(options_.workspace_root.c_str(), 0711);
+  prepare_workspace_root(options_.workspace_root);
   if (options_.run_as_uid >= 0) {
     // The backends run as another user: every folder above their workspaces must let it through.
     for (std::filesystem::path p = std::filesystem::absolute(options_.workspace_root); !p.empty();

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <stdexcept>
 
 namespace phasekit::backend {
 namespace {
@@ -273,6 +274,15 @@ void ShellBackend::fail_all(const Status& status) {
     queue_.pop_front();
     fail(r);
   }
+}
+
+void prepare_workspace_root(const std::string& root) {
+  std::error_code ec;
+  std::filesystem::create_directories(root, ec);
+  if (ec) {
+    throw std::runtime_error(fmt::format("WORKSPACE_ROOT={}: cannot create it: {}", root, ec.message()));
+  }
+  ::chmod(root.c_str(), 0711);
 }
 
 Status make_workspace(const std::string& root, const std::string& name, int uid, int gid, std::string& path) {

@@ -105,6 +105,11 @@ class ShellDriver : public plugin::BackendDriver {
   }
 };
 
+/// Creates the folder under which backends get their workspaces (mode 0711: backends reach their
+/// own workspace below it, but cannot list the others). Throws std::runtime_error naming
+/// WORKSPACE_ROOT when it cannot; drivers call it once, at start-up.
+void prepare_workspace_root(const std::string& root);
+
 /// Makes <root>/<name> afresh for one backend: mode 0700, given to uid:gid when uid >= 0 (the
 /// backend's user). Returns the path, or an UNAVAILABLE status saying why it could not.
 Status make_workspace(const std::string& root, const std::string& name, int uid, int gid, std::string& path);
