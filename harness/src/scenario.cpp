@@ -136,7 +136,15 @@ class Reader {
   std::vector<std::pair<std::string, std::string>> references_;  // name, path
 };
 
-json yaml_to_json(const YAML::Node& node) {
+// Aliases let a few lines of YAML stand for millions of nodes ("billion laughs"): the conversion
+// counts what it makes and stops at a bound far above any real scenario.
+constexpr std::size_t kMaxDocumentNodes = 1'000'000;
+
+json yaml_to_json(const YAML::Node& node, std::size_t& budget) {
+  if (budget == 0) {
+    throw ScenarioError(fmt::format("more than {} values (aliases expanding without end?)", kMaxDocumentNodes));
+  }
+  --budget;
   switch (node.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
@@ -144,7 +152,7 @@ json yaml_to_json(const YAML::Node& node) {
     case YAML::NodeType::Sequence: {
       json out = json::array();
       for (const auto& item : node) {
-        out.push_back(yaml_to_json(item));
+        out.push_back(yaml_to_json(item, budget));
       }
       return out;
     }
@@ -155,7 +163,7 @@ json yaml_to_json(const YAML::Node& node) {
         if (out.contains(key)) {
           throw ScenarioError(fmt::format("line {}: duplicate key \"{}\"", kv.first.Mark().line + 1, key));
         }
-        out[key] = yaml_to_json(kv.second);
+        out[key] = yaml_to_json(kv.second, budget);
       }
       return out;
     }
@@ -666,7 +674,8 @@ json read_document(const std::string& file) {
   }
   try {
     const YAML::Node root = YAML::Load(text);
-    return yaml_to_json(root);
+    std::size_t budget = kMaxDocumentNodes;
+    return yaml_to_json(root, budget);
   } catch (const YAML::Exception& e) {
     throw ScenarioError(fmt::format("{}: line {}, column {}: YAML: {}", file, e.mark.line + 1, e.mark.column + 1, e.msg));
   } catch (const ScenarioError& e) {

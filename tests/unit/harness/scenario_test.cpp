@@ -204,7 +204,13 @@ INSTANTIATE_TEST_SUITE_P(
             "$randomNumber takes two integers"},
         Bad{"unset_env", HEAD "scenarios:\n  - engine: socketio\n    flow:\n      - emit: { channel: \"a\", data: \"{{ $env.PHASEKIT_SURELY_UNSET_VAR }}\" }\n",
             "is not set"},
-        Bad{"not_a_mapping", "- 1\n- 2\n", "expected a mapping"}),
+        Bad{"not_a_mapping", "- 1\n- 2\n", "expected a mapping"},
+        Bad{"billion_laughs",
+            "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+            "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+            "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+            "config: *f\n",
+            "more than 1000000 values"}),
     [](const ::testing::TestParamInfo<Bad>& param) { return std::string(param.param.name); });
 
 TEST(Target, ParsesHostPortAndNamespace) {
