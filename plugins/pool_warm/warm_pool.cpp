@@ -121,6 +121,23 @@ class WarmPool::Core final : public std::enable_shared_from_this<Core> {
     run(std::move(act));
   }
 
+  /// The autoscaler's recommendation: more idle backends are made at once; the ones above a lower
+  /// minimum go the usual way, reaped once idle for idle_timeout.
+  void resize(std::uint64_t min_size) {
+    Actions act;
+    {
+      const std::lock_guard lock(mutex_);
+      const std::uint64_t target = std::min(min_size, config_.max_size);
+      if (target == config_.min_size) {
+        return;
+      }
+      log_.info("pool.resize", {{"from", config_.min_size}, {"to", target}});
+      config_.min_size = target;
+      top_up(act);
+    }
+    run(std::move(act));
+  }
+
   plugin::PoolStats stats() const {
     const std::lock_guard lock(mutex_);
     plugin::PoolStats s = stats_;
@@ -456,7 +473,7 @@ class WarmPool::Core final : public std::enable_shared_from_this<Core> {
 
   plugin::HostServices& host_;
   plugin::BackendDriver* const driver_;
-  const WarmConfig config_;
+  WarmConfig config_;  // min_size changes with resize(), under mutex_
   Logger& log_;
   mutable std::mutex mutex_;
   std::deque<Idle> idle_;
@@ -495,6 +512,8 @@ void WarmPool::acquire(plugin::AcquireRequest /*request*/, AcquireHandler done) 
 void WarmPool::release(BackendPtr backend, bool reusable) noexcept { core_->release(std::move(backend), reusable); }
 
 plugin::PoolStats WarmPool::stats() const noexcept { return core_->stats(); }
+
+void WarmPool::resize(std::uint64_t min_size) noexcept { core_->resize(min_size); }
 
 void WarmPool::async_shutdown(std::function<void()> done) noexcept { core_->shutdown(std::move(done)); }
 

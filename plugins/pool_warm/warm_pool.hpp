@@ -31,6 +31,7 @@ class WarmPool final : public plugin::PoolStrategy {
   void acquire(plugin::AcquireRequest request, AcquireHandler done) noexcept override;
   void release(plugin::BackendPtr backend, bool reusable) noexcept override;
   [[nodiscard]] plugin::PoolStats stats() const noexcept override;
+  void resize(std::uint64_t min_size) noexcept override;
   void async_shutdown(std::function<void()> done) noexcept override;
 
  private:

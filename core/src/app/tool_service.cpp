@@ -9,8 +9,13 @@
 #include <array>
 #include <random>
 
+#include <openssl/rand.h>
+
+#include <filesystem>
+
 #include "app/auth.hpp"
-#include "app/file_tools.hpp"
+#include "app/session_state.hpp"
+#include "app/tool_exec.hpp"
 #include "backend/shell_backend.hpp"
 #include "protocol/engineio.hpp"
 
@@ -25,36 +30,31 @@ std::string random_id(std::string_view prefix) {
   return fmt::format("{}{:016x}", prefix, rng());
 }
 
+/// A session id is also what a client presents to resume its session (Socket.IO's `pid`): 128 bits
+/// from the kernel's CSPRNG, so it cannot be guessed.
+std::string new_session_id() {
+  std::array<unsigned char, 16> bytes{};
+  if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {
+    std::random_device rd;
+    for (auto& b : bytes) {
+      b = static_cast<unsigned char>(rd());
+    }
+  }
+  std::string out = "s-";
+  for (const unsigned char b : bytes) {
+    out += fmt::format("{:02x}", b);
+  }
+  return out;
+}
+
+std::int64_t unix_ms(const phasekit::Clock& clock) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock.wall().time_since_epoch()).count();
+}
+
 json ok_ack(const std::string& call_id) { return json{{"ok", true}, {"callId", call_id}}; }
 
 json error_ack(const Status& s) {
   return json{{"ok", false}, {"code", wire_name(s.code())}, {"message", s.message()}};
-}
-
-// JSON text cannot carry binary values (Socket.IO attachments): across the queue and in the store
-// they travel as {"$binary": "<base64>"}.
-void tag_binary(json& node) {
-  if (node.is_binary()) {
-    const auto& bytes = node.get_binary();
-    node = json{{"$binary", engineio::base64_encode(std::string(bytes.begin(), bytes.end()))}};
-  } else if (node.is_array() || node.is_object()) {
-    for (auto& child : node) {
-      tag_binary(child);
-    }
-  }
-}
-
-void untag_binary(json& node) {
-  if (node.is_object() && node.size() == 1 && node.contains("$binary") && node["$binary"].is_string()) {
-    std::string bytes;
-    if (engineio::base64_decode(node["$binary"].get<std::string>(), bytes)) {
-      node = json::binary(json::binary_t::container_type(bytes.begin(), bytes.end()));
-    }
-  } else if (node.is_array() || node.is_object()) {
-    for (auto& child : node) {
-      untag_binary(child);
-    }
-  }
 }
 
 double seconds_since(Clock::time_point start) {
@@ -65,17 +65,104 @@ double seconds_since(Clock::time_point start) {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(ToolService& service, std::string id, std::string user, std::shared_ptr<ClientChannel> channel)
+  Session(ToolService& service, plugin::SessionRecord record, std::shared_ptr<ClientChannel> channel, bool resumed)
       : service_(service),
         strand_(boost::asio::make_strand(service.host_.executor())),
         grace_(strand_),
-        id_(std::move(id)),
-        user_(std::move(user)),
-        channel_(std::move(channel)) {}
+        id_(record.id),
+        user_(record.user_id),
+        channel_(std::move(channel)),
+        record_(std::move(record)),
+        restore_(resumed) {}
 
   [[nodiscard]] const std::string& id() const { return id_; }
   [[nodiscard]] const std::string& user() const { return user_; }
   [[nodiscard]] boost::asio::strand<boost::asio::any_io_executor>& strand() { return strand_; }
+
+  /// Called on the strand: a client came back to this session before its grace period ended.
+  bool reattach(const std::string& user, std::shared_ptr<ClientChannel> channel) {
+    if (ended_ || (service_.settings_.auth_required && user != user_)) {
+      return false;
+    }
+    grace_.cancel();
+    if (auto old = std::exchange(channel_, std::move(channel))) {
+      old->close("session resumed on another connection");
+    }
+    record_.status = "active";
+    save_record([] {});
+    return true;
+  }
+
+  /// Writes the session's status and instance to the store, and with `shell` its cwd, env, backend,
+  /// workspace and history too (only where this instance runs the session's calls); `then` runs on
+  /// the strand once the store answered, whatever it answered.
+  void save_record(std::function<void()> then, bool shell = false) {
+    plugin::SessionUpdate update;
+    update.status = record_.status;
+    update.instance = service_.settings_.instance_id;
+    update.updated_unix_ms = unix_ms(service_.host_.clock());
+    if (shell && service_.settings_.run_jobs) {
+      update.shell = true;
+      update.cwd = record_.cwd;
+      update.env = record_.env;
+      update.backend = record_.backend;
+      update.workspace = record_.workspace;
+      update.history = record_.history;
+    }
+    service_.plugins_.store->update_session(
+        id_, std::move(update), [self = shared_from_this(), then = std::move(then)](Status s) {
+          boost::asio::post(self->strand_, [self, s, then] {
+            if (!s.ok()) {
+              self->service_.log_.warn("store.update_session_failed", {{"session", self->id_}, {"error", s.message()}});
+            }
+            then();
+          });
+        });
+  }
+
+  /// A new session's first record in the store.
+  void create_record() {
+    record_.instance = service_.settings_.instance_id;
+    record_.updated_unix_ms = unix_ms(service_.host_.clock());
+    service_.plugins_.store->put_session(record_, [self = shared_from_this()](Status s) {
+      if (!s.ok()) {
+        self->service_.log_.warn("store.put_session_failed", {{"session", self->id_}, {"error", s.message()}});
+      }
+    });
+  }
+
+  /// `session:history`: the conversation as the store holds it, decompressed, oldest first.
+  void on_history(const Ack& ack, Clock::time_point start) {
+    service_.plugins_.store->read_conversation(
+        id_, [self = shared_from_this(), ack, start](Status s, std::vector<std::string> entries) {
+          boost::asio::post(self->strand_, [self, ack, start, s, entries = std::move(entries)] {
+            if (!s.ok()) {
+              self->reply(ack, error_ack(Status(Code::unavailable, "conversation store: " + s.message())));
+              self->service_.record_event("session:history", "unavailable", start);
+              return;
+            }
+            json list = json::array();
+            std::size_t unreadable = 0;
+            for (const std::string& blob : entries) {
+              std::string text;
+              json entry;
+              if (self->service_.plugins_.compression->decompress(blob, text).ok() &&
+                  !(entry = json::parse(text, nullptr, false)).is_discarded()) {
+                list.push_back(std::move(entry));
+              } else {
+                ++unreadable;
+              }
+            }
+            json body{{"ok", true},       {"sessionId", self->id_},       {"entries", std::move(list)},
+                      {"cwd", self->record_.cwd}, {"history", self->record_.history}};
+            if (unreadable > 0) {
+              body["unreadable"] = unreadable;  // a corrupt entry costs that entry, not the session
+            }
+            self->reply(ack, std::move(body));
+            self->service_.record_event("session:history", "ok", start);
+          });
+        });
+  }
 
   void on_message(const json& args, const Ack& ack, Clock::time_point start) {
     ToolCall call;
@@ -183,7 +270,6 @@ class Session : public std::enable_shared_from_this<Session> {
           .observe(seconds_since(it->second.approved_at));
     }
     const bool approved = take_call(event.job_id);
-    append_conversation(json{{"role", "tool"}, {"result", data}}, [](Status) {});
     restore_binary_content(data);
     emit("tool:result", std::move(data));
     if (approved) {
@@ -199,25 +285,69 @@ class Session : public std::enable_shared_from_this<Session> {
     if (const auto it = calls_.find(call_id); it != calls_.end()) {
       it->second.state = Call::State::running;
     }
-    auto publish_result = [sink, session_id = id_, call_id](json result) {
-      result["callId"] = call_id;
-      sink(plugin::JobEvent{call_id, session_id, plugin::JobEventType::result, result.dump()});
-    };
     if (payload.is_discarded() || !payload.is_object() || !payload.contains("tool")) {
-      publish_result(json{{"exitCode", nullptr}, {"output", ""}, {"truncated", false}, {"durationMs", 0},
-                          {"error", {{"code", "BAD_REQUEST"}, {"message", "malformed job"}}}});
-      done(Status(Code::bad_request, "malformed job"));
+      const Status bad(Code::bad_request, "malformed job");
+      finish_job(call_id, error_result(bad), bad, sink, done, nullptr);
       return;
     }
-    with_backend([self = shared_from_this(), payload, call_id, sink, done, publish_result,
+    const json* command = nullptr;
+    if (payload.value("tool", "") == "shell" && payload.contains("args") && payload["args"].is_object()) {
+      command = &payload["args"]["command"];
+    }
+    auto shell_command = std::make_shared<std::string>(command != nullptr && command->is_string() ? command->get<std::string>() : "");
+    const bool shell = payload.value("tool", "") == "shell";
+    with_backend([self = shared_from_this(), payload, call_id, sink, done, shell, shell_command,
                   timeout = std::chrono::milliseconds(job.timeout_ms)](Status status, plugin::BackendPtr backend) {
       if (!status.ok()) {
-        publish_result(json{{"exitCode", nullptr}, {"output", ""}, {"truncated", false}, {"durationMs", 0},
-                            {"error", {{"code", wire_name(status.code())}, {"message", status.message()}}}});
-        done(status);
+        self->finish_job(call_id, error_result(status), status, sink, done, nullptr);
         return;
       }
-      self->run_tool(std::move(backend), payload, call_id, timeout, sink, done, publish_result);
+      execute_tool(self->service_.limits_, std::dynamic_pointer_cast<backend::ShellBackend>(backend), payload, call_id,
+                   self->id_, timeout, sink,
+                   [self, call_id, sink, done, shell, shell_command](json result, Status s) {
+                     boost::asio::post(self->strand_, [self, call_id, sink, done, shell, shell_command,
+                                                       result = std::move(result), s]() mutable {
+                       self->finish_job(call_id, std::move(result), s, sink, done, shell ? shell_command : nullptr);
+                     });
+                   });
+    });
+  }
+
+  /// After a call ran: with a shared store the shell's new cwd and exports are saved first (so a
+  /// client that resumes elsewhere finds them), then the result is appended to the conversation,
+  /// then published. `shell_command` is set for shell calls.
+  void finish_job(const std::string& call_id, json result, const Status& status,
+                  const plugin::QueueStrategy::EventSink& sink, const plugin::QueueStrategy::JobDone& done,
+                  const std::shared_ptr<std::string>& shell_command) {
+    result["callId"] = call_id;
+    auto publish = [self = shared_from_this(), call_id, result, status, sink, done] {
+      self->append_conversation(json{{"role", "tool"}, {"result", result}}, [self, call_id, result, status, sink,
+                                                                             done](Status) {
+        sink(plugin::JobEvent{call_id, self->id_, plugin::JobEventType::result,
+                              result.dump(-1, ' ', false, json::error_handler_t::replace)});
+        done(status);
+      });
+    };
+    auto shell = std::dynamic_pointer_cast<backend::ShellBackend>(backend_);
+    if (!service_.settings_.persist_sessions || !shell_command || !shell) {
+      publish();
+      return;
+    }
+    record_.history.push_back(*shell_command);
+    if (record_.history.size() > service_.settings_.history_limit) {
+      record_.history.erase(record_.history.begin(),
+                            record_.history.end() - static_cast<std::ptrdiff_t>(service_.settings_.history_limit));
+    }
+    capture_state(shell, [self = shared_from_this(), publish](Status s, ShellState state) {
+      boost::asio::post(self->strand_, [self, publish, s, state = std::move(state)]() mutable {
+        if (s.ok()) {
+          self->record_.cwd = std::move(state.cwd);
+          self->record_.env = std::move(state.env);
+        } else {
+          self->service_.log_.warn("session.state_unreadable", {{"session", self->id_}, {"error", s.message()}});
+        }
+        self->save_record(publish, true);
+      });
     });
   }
 
@@ -225,6 +355,10 @@ class Session : public std::enable_shared_from_this<Session> {
     channel_.reset();
     if (ended_) {
       return;
+    }
+    if (service_.settings_.persist_sessions) {
+      record_.status = "detached";
+      save_record([] {});
     }
     if (service_.settings_.session_grace.count() == 0) {
       end("disconnected");
@@ -256,7 +390,7 @@ class Session : public std::enable_shared_from_this<Session> {
       service_.plugins_.pool->release(std::exchange(backend_, nullptr), true);
     }
     fail_backend_waiters(Status(Code::unavailable, "session ended"));
-    service_.plugins_.store->remove_session(id_, [](Status) {});
+    forget_stored(why);
     service_.forget(id_);
     service_.log_.debug("session.end", {{"session", id_}, {"user", user_}, {"why", why}});
     if (auto channel = std::exchange(channel_, nullptr)) {
@@ -274,6 +408,28 @@ class Session : public std::enable_shared_from_this<Session> {
     Clock::time_point approved_at{};
   };
 
+  /// Removes the session from the store, unless it is shared and the client has meanwhile resumed the
+  /// session on another instance (its record then names that instance).
+  void forget_stored(std::string_view why) {
+    auto& store = *service_.plugins_.store;
+    auto remove = [self = shared_from_this()] {
+      self->service_.plugins_.store->remove_session(self->id_, [](Status) {});
+      if (self->service_.settings_.persist_sessions && !self->service_.settings_.workspace_root.empty()) {
+        std::error_code ec;
+        std::filesystem::remove_all(session_folder(self->service_.settings_.workspace_root, self->id_), ec);
+      }
+    };
+    if (!service_.settings_.persist_sessions || why != "grace period over") {
+      remove();
+      return;
+    }
+    store.get_session(id_, [self = shared_from_this(), remove](Status s, plugin::SessionRecord stored) {
+      if (s.ok() && stored.instance == self->service_.settings_.instance_id) {
+        remove();
+      }
+    });
+  }
+
   static std::span<const double> observe_buckets() {
     static constexpr std::array<double, 14> kBuckets{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                                      0.25,  0.5,    1,     2.5,  5,     10,   30};
@@ -287,93 +443,6 @@ class Session : public std::enable_shared_from_this<Session> {
     static const std::array<Label, 1> kList{{{"tool", "list_dir"}}};
     return tool == "shell" ? kShell : tool == "read_file" ? kRead : tool == "write_file" ? kWrite : kList;
   }
-
-  void run_tool(plugin::BackendPtr backend, const json& payload, const std::string& call_id,
-                std::chrono::milliseconds timeout, const plugin::QueueStrategy::EventSink& sink,
-                const plugin::QueueStrategy::JobDone& done, const std::function<void(json)>& publish_result) {
-    auto process = std::dynamic_pointer_cast<backend::ShellBackend>(backend);
-    const std::string tool = payload["tool"].get<std::string>();
-    const json args = payload.value("args", json::object());
-    const auto started = Clock::now();
-    if (!process) {
-      publish_result(json{{"exitCode", nullptr}, {"output", ""}, {"truncated", false}, {"durationMs", 0},
-                          {"error", {{"code", "INTERNAL"}, {"message", "backend cannot run tools"}}}});
-      done(Status(Code::internal, "backend cannot run tools"));
-      return;
-    }
-    if (tool == "shell") {
-      const std::size_t threshold = service_.settings_.stream_threshold_bytes;
-      auto stream = std::make_shared<OutputStream>();
-      auto on_chunk = [stream, threshold, sink, session_id = id_, call_id](std::string_view chunk) {
-        stream->total += chunk.size();
-        if (!stream->streaming) {
-          stream->buffered.append(chunk);
-          if (stream->total <= threshold) {
-            return;
-          }
-          stream->streaming = true;
-          chunk = stream->buffered;
-        }
-        sink(plugin::JobEvent{call_id, session_id, plugin::JobEventType::output,
-                              json{{"callId", call_id}, {"seq", stream->seq++}, {"chunk", chunk}}.dump(
-                                  -1, ' ', false, json::error_handler_t::replace)});
-        stream->buffered.clear();
-      };
-      process->run(args.value("command", ""), timeout, service_.settings_.max_output_bytes, on_chunk,
-                   [stream, publish_result, done](Status status, backend::RunResult r) {
-                     if (!status.ok()) {
-                       publish_result(json{{"exitCode", nullptr}, {"output", ""}, {"truncated", false},
-                                           {"durationMs", 0},
-                                           {"error", {{"code", wire_name(status.code())}, {"message", status.message()}}}});
-                       done(status);
-                       return;
-                     }
-                     json result{{"exitCode", r.exit_code},
-                                 {"output", stream->streaming ? std::string() : std::move(r.output)},
-                                 {"truncated", r.truncated},
-                                 {"durationMs", std::chrono::duration_cast<std::chrono::milliseconds>(r.duration).count()}};
-                     if (stream->streaming) {
-                       result["streamed"] = true;
-                       result["outputBytes"] = r.output_bytes;
-                     }
-                     if (r.timed_out) {
-                       result["timedOut"] = true;
-                       result["error"] = {{"code", "TIMEOUT"}, {"message", "the command ran past JOB_TIMEOUT_MS and was killed"}};
-                     }
-                     publish_result(std::move(result));
-                     done(r.timed_out ? Status(Code::timeout, "timed out") : Status());
-                   });
-      return;
-    }
-    FileToolContext ctx{process->workspace(), service_.settings_.backend_uid, service_.settings_.backend_gid,
-                        service_.settings_.max_output_bytes};
-    FileToolResult out;
-    Status status;
-    if (tool == "read_file") {
-      status = read_file(ctx, args, out);
-    } else if (tool == "write_file") {
-      status = write_file(ctx, args, out);
-    } else if (tool == "list_dir") {
-      status = list_dir(ctx, args, out);
-    } else {
-      status = Status(Code::bad_request, "unknown tool");
-    }
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
-    if (!status.ok()) {
-      publish_result(json{{"exitCode", 1}, {"output", ""}, {"truncated", false}, {"durationMs", ms},
-                          {"error", {{"code", wire_name(status.code())}, {"message", status.message()}}}});
-    } else {
-      publish_result(json{{"exitCode", 0}, {"output", out.output}, {"truncated", out.truncated}, {"durationMs", ms}});
-    }
-    done(status);
-  }
-
-  struct OutputStream {
-    std::string buffered;
-    std::uint64_t total = 0;
-    std::uint64_t seq = 0;
-    bool streaming = false;
-  };
 
   void with_backend(std::function<void(Status, plugin::BackendPtr)> use) {
     if (ended_) {
@@ -408,12 +477,53 @@ class Session : public std::enable_shared_from_this<Session> {
           return;
         }
         self->backend_ = std::move(lease.backend);
-        auto waiters = std::exchange(self->waiters_, {});
-        for (auto& w : waiters) {
-          w(Status(), self->backend_);
-        }
+        self->adopt_backend([self] {
+          auto waiters = std::exchange(self->waiters_, {});
+          for (auto& w : waiters) {
+            w(Status(), self->backend_);
+          }
+        });
       });
     });
+  }
+
+  /// With a shared store: brings a resumed session's files and shell state onto the backend just
+  /// acquired, and records which backend holds the session now. Runs `then` on the strand.
+  void adopt_backend(std::function<void()> then) {
+    auto shell = std::dynamic_pointer_cast<backend::ShellBackend>(backend_);
+    if (!service_.settings_.persist_sessions || !shell) {
+      then();
+      return;
+    }
+    const std::string& root = service_.settings_.workspace_root;
+    const std::string from = record_.workspace;
+    if (restore_ && !from.empty() && from != shell->workspace()) {
+      if (Status s = check_beneath(root, from); !s.ok()) {
+        service_.log_.warn("session.workspace_refused", {{"session", id_}, {"error", s.message()}});
+      } else if (Status moved = move_entries(from, shell->workspace()); !moved.ok()) {
+        service_.log_.warn("session.workspace_not_moved", {{"session", id_}, {"error", moved.message()}});
+      } else {
+        std::error_code ec;
+        std::filesystem::remove(from, ec);  // the folder of a dead backend or of the sessions root, now empty
+      }
+    }
+    record_.backend = std::string(shell->id());
+    record_.workspace = shell->workspace();
+    const bool restore = std::exchange(restore_, false) && (!record_.cwd.empty() || !record_.env.empty());
+    if (!restore) {
+      save_record(std::move(then), true);
+      return;
+    }
+    restore_state(shell, ShellState{record_.cwd, record_.env},
+                  [self = shared_from_this(), then = std::move(then)](Status s) mutable {
+                    boost::asio::post(self->strand_, [self, s, then = std::move(then)]() mutable {
+                      if (!s.ok()) {
+                        self->service_.log_.warn("session.state_not_restored",
+                                                 {{"session", self->id_}, {"error", s.message()}});
+                      }
+                      self->save_record(std::move(then), true);
+                    });
+                  });
   }
 
   void fail_backend_waiters(const Status& s) {
@@ -497,6 +607,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool acquiring_ = false;
   std::vector<std::function<void(Status, plugin::BackendPtr)>> waiters_;
   bool ended_ = false;
+  plugin::SessionRecord record_;  // what the store holds of this session (kept current with a shared store)
+  bool restore_ = false;          // resumed: bring files and shell state onto the next backend
 };
 
 namespace {
@@ -524,6 +636,8 @@ std::array<Histogram*, 4> acquire_histograms(Metrics& metrics) {
 
 ToolService::ToolService(ServiceSettings settings, plugin_host::PluginSet& plugins, plugin::HostServices& host)
     : settings_(std::move(settings)),
+      limits_{settings_.stream_threshold_bytes, settings_.max_output_bytes, settings_.backend_uid,
+              settings_.backend_gid},
       plugins_(plugins),
       host_(host),
       log_(host.logger("service")),
@@ -534,6 +648,9 @@ ToolService::ToolService(ServiceSettings settings, plugin_host::PluginSet& plugi
 ToolService::~ToolService() = default;
 
 void ToolService::start() {
+  if (!settings_.run_jobs) {
+    return;  // phasekit-workers take the jobs
+  }
   plugins_.queue->consume(settings_.concurrency, [weak = weak_from_this()](plugin::Job job,
                                                                           plugin::QueueStrategy::EventSink sink,
                                                                           plugin::QueueStrategy::JobDone done) {
@@ -562,8 +679,19 @@ Status ToolService::authenticate(const json& auth, std::string_view connection_i
   return {};
 }
 
+const std::string& session_id_of(const SessionPtr& session) { return session->id(); }
+
 SessionPtr ToolService::open_session(std::string user_id, std::shared_ptr<ClientChannel> channel) {
-  auto session = std::make_shared<Session>(*this, random_id("s-"), std::move(user_id), std::move(channel));
+  plugin::SessionRecord record;
+  record.id = new_session_id();
+  record.user_id = std::move(user_id);
+  record.status = "active";
+  return adopt(std::move(record), std::move(channel), false);
+}
+
+SessionPtr ToolService::adopt(plugin::SessionRecord record, std::shared_ptr<ClientChannel> channel, bool resumed) {
+  record.status = "active";
+  auto session = std::make_shared<Session>(*this, std::move(record), std::move(channel), resumed);
   {
     const std::lock_guard lock(mutex_);
     sessions_[session->id()] = session;
@@ -574,16 +702,67 @@ SessionPtr ToolService::open_session(std::string user_id, std::shared_ptr<Client
       boost::asio::post(s->strand(), [s, e = std::move(e)]() mutable { s->on_job_event(std::move(e)); });
     }
   });
-  plugin::SessionRecord record{session->id(), session->user(), "active", "", {},
-                               std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   host_.clock().wall().time_since_epoch())
-                                   .count()};
-  plugins_.store->put_session(std::move(record), [this, id = session->id()](Status s) {
-    if (!s.ok()) {
-      log_.warn("store.put_session_failed", {{"session", id}, {"error", s.message()}});
-    }
-  });
+  if (resumed) {
+    boost::asio::post(session->strand(), [session] { session->save_record([] {}); });
+  } else {
+    boost::asio::post(session->strand(), [session] { session->create_record(); });
+  }
   return session;
+}
+
+void ToolService::connect(const json& auth, std::string_view connection_id, std::shared_ptr<ClientChannel> channel,
+                          std::function<void(Status, SessionPtr)> done) {
+  auto finish = [executor = host_.executor(), done = std::move(done)](Status s, SessionPtr session) {
+    boost::asio::post(executor, [done, s = std::move(s), session = std::move(session)]() mutable {
+      done(std::move(s), std::move(session));
+    });
+  };
+  std::string user;
+  if (Status s = authenticate(auth, connection_id, user); !s.ok()) {
+    finish(std::move(s), nullptr);
+    return;
+  }
+  const auto pid = auth.find("pid");
+  if (pid == auth.end() || !pid->is_string() || pid->get_ref<const std::string&>().empty() ||
+      pid->get_ref<const std::string&>().size() > 128) {
+    finish(Status(), open_session(std::move(user), std::move(channel)));
+    return;
+  }
+  const std::string id = pid->get<std::string>();
+  if (SessionPtr local = find(id)) {
+    // Still here (the client came back within its grace period): same session, new socket.
+    boost::asio::post(local->strand(), [self = shared_from_this(), local, user = std::move(user),
+                                        channel = std::move(channel), finish]() mutable {
+      if (local->reattach(user, channel)) {
+        finish(Status(), local);
+      } else {
+        finish(Status(), self->open_session(std::move(user), std::move(channel)));
+      }
+    });
+    return;
+  }
+  if (!settings_.persist_sessions) {
+    finish(Status(), open_session(std::move(user), std::move(channel)));
+    return;
+  }
+  plugins_.store->get_session(id, [self = shared_from_this(), user = std::move(user), channel = std::move(channel),
+                                   finish](Status s, plugin::SessionRecord record) mutable {
+    if (s.code() == Code::not_found || (s.ok() && (record.status == "ended" || record.user_id.empty() ||
+                                                   (self->settings_.auth_required && record.user_id != user)))) {
+      finish(Status(), self->open_session(std::move(user), std::move(channel)));  // nothing to resume: a new one
+      return;
+    }
+    if (!s.ok()) {
+      finish(Status(Code::unavailable, "session store: " + s.message()), nullptr);
+      return;
+    }
+    if (self->find(record.id)) {  // resumed meanwhile by another connection
+      finish(Status(Code::unavailable, "session is being resumed by another connection"), nullptr);
+      return;
+    }
+    self->log_.info("session.resumed", {{"session", record.id}, {"from", record.instance}});
+    finish(Status(), self->adopt(std::move(record), std::move(channel), true));
+  });
 }
 
 void ToolService::on_event(const SessionPtr& session, std::string_view event, json args, Ack ack) {
@@ -605,6 +784,8 @@ void ToolService::on_event(const SessionPtr& session, std::string_view event, js
       session->on_message(args, ack, start);
     } else if (name == "tool:approval") {
       session->on_approval(args, ack, start);
+    } else if (name == "session:history") {
+      session->on_history(ack, start);
     } else {
       session->on_unknown(name, ack, start);
     }

@@ -16,6 +16,7 @@
 
 #include "app/inflight_limiter.hpp"
 #include "app/planner.hpp"
+#include "app/tool_exec.hpp"
 #include "phasekit/plugin/host.hpp"
 #include "plugin_host/plugin_set.hpp"
 
@@ -43,10 +44,20 @@ struct ServiceSettings {
   std::string auth_secret;
   int backend_uid = -1;  // owner of files written by the file tools
   int backend_gid = -1;
+  /// false when phasekit-workers run the jobs (queue=redis): this instance only enqueues them.
+  bool run_jobs = true;
+  /// The store is shared (store=redis): sessions save their shell state after every call and can be
+  /// resumed on any instance (Socket.IO `pid`).
+  bool persist_sessions = false;
+  std::string workspace_root;
+  std::string instance_id;          // names this instance in session records
+  std::size_t history_limit = 100;  // shell command lines kept in a session record
 };
 
 class Session;
 using SessionPtr = std::shared_ptr<Session>;
+/// The session's id (also its Socket.IO `pid`).
+const std::string& session_id_of(const SessionPtr& session);
 
 class ToolService : public std::enable_shared_from_this<ToolService> {
  public:
@@ -59,6 +70,11 @@ class ToolService : public std::enable_shared_from_this<ToolService> {
   /// CONNECT's auth payload → user id. AUTH_MODE=none: the connection is its own user.
   Status authenticate(const nlohmann::json& auth, std::string_view connection_id, std::string& user_id) const;
   SessionPtr open_session(std::string user_id, std::shared_ptr<ClientChannel> channel);
+  /// A Socket.IO CONNECT: authenticates, then resumes the session named by auth `pid` (Socket.IO's
+  /// connection-state-recovery field, which socket.io-client sends back by itself after a reconnect)
+  /// when this user may, or opens a new one. done (posted) gets the session, or the reason to refuse.
+  void connect(const nlohmann::json& auth, std::string_view connection_id, std::shared_ptr<ClientChannel> channel,
+               std::function<void(Status, SessionPtr)> done);
   /// One client event: `args` is the array of its arguments (without the name).
   void on_event(const SessionPtr& session, std::string_view event, nlohmann::json args, Ack ack);
   /// The socket went away; the session keeps its backend for SESSION_GRACE_MS, then ends.
@@ -80,10 +96,12 @@ class ToolService : public std::enable_shared_from_this<ToolService> {
   friend class Session;
   void run_job(plugin::Job job, plugin::QueueStrategy::EventSink sink, plugin::QueueStrategy::JobDone done);
   SessionPtr find(const std::string& session_id) const;
+  SessionPtr adopt(plugin::SessionRecord record, std::shared_ptr<ClientChannel> channel, bool resumed);
   void forget(const std::string& session_id);
   void record_event(std::string_view event, std::string_view outcome, std::chrono::steady_clock::time_point start);
 
   ServiceSettings settings_;
+  ToolLimits limits_;
   plugin_host::PluginSet& plugins_;
   plugin::HostServices& host_;
   Logger& log_;

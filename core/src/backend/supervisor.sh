@@ -56,7 +56,11 @@ while IFS=' ' read -r verb id arg n; do
         while read -r group; do kill -9 -- "-$group" 2>/dev/null; done < "$state/groups"
       fi
       : > "$state/groups"
-      find "$ws" -mindepth 1 -delete 2>/dev/null
+      # A fork only when the workspace holds something (the worker moves a session's files out first).
+      shopt -s nullglob dotglob
+      left=("$ws"/*)
+      shopt -u nullglob dotglob
+      if ((${#left[@]} > 0)); then find "$ws" -mindepth 1 -delete 2>/dev/null; fi
       base_env > "$state/env"
       envfile="$state/env"
       cwd=$ws

@@ -99,6 +99,8 @@ class NonePool final : public plugin::PoolStrategy {
     });
   }
 
+  void resize(std::uint64_t /*min_size*/) noexcept override {}  // keeps no idle backends to size
+
   [[nodiscard]] PoolStats stats() const noexcept override {
     const std::lock_guard lock(mutex_);
     PoolStats s = stats_;

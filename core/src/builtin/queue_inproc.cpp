@@ -53,6 +53,14 @@ class InprocQueue final : public plugin::QueueStrategy {
     dispatch();
   }
 
+  void set_concurrency(unsigned concurrency) noexcept override {
+    {
+      const std::lock_guard lock(mutex_);
+      concurrency_ = concurrency == 0 ? 1 : concurrency;
+    }
+    dispatch();
+  }
+
   void subscribe(std::string session_id, EventSink on_event) noexcept override {
     const std::lock_guard lock(mutex_);
     subscribers_[std::move(session_id)] = std::move(on_event);
@@ -175,6 +183,8 @@ struct Factory {
     options.ignore("concurrency");  // given to consume()
     options.ignore("job_timeout_ms");  // enforced by the executor that runs the job
     options.ignore("redis_url");
+    options.ignore("shutdown_grace_ms");
+    options.ignore("max_attempts");  // a job here dies with its process  // the host's drain waits for jobs in flight
     options.finish();
     return std::make_unique<InprocQueue>(host, static_cast<std::uint64_t>(capacity));
   }

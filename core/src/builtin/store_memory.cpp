@@ -27,6 +27,19 @@ class MemoryStore final : public plugin::StoreStrategy {
     complete(std::move(done), Status());
   }
 
+  void update_session(std::string id, plugin::SessionUpdate update, std::function<void(Status)> done) noexcept override {
+    Status status;
+    {
+      const std::lock_guard lock(mutex_);
+      if (const auto it = sessions_.find(id); it != sessions_.end()) {
+        apply(it->second, std::move(update));
+      } else {
+        status = Status(Code::not_found, "no such session");
+      }
+    }
+    complete(std::move(done), std::move(status));
+  }
+
   void get_session(std::string id, std::function<void(Status, SessionRecord)> done) noexcept override {
     Status status;
     SessionRecord record;
@@ -112,6 +125,7 @@ struct Factory {
     PluginOptions options(json);
     options.ignore("redis_url");
     options.ignore("session_grace_ms");
+    options.ignore("ttl_ms");
     options.finish();
     return std::make_unique<MemoryStore>(host);
   }

@@ -112,10 +112,18 @@ constexpr std::array<Spec, kSettingCount> kSettings{{
    "in process (queue=inproc)."},
   {Key::worker_concurrency, "worker_concurrency", "WORKER_CONCURRENCY", "worker-concurrency", "Queue",
    Type::integer, 1, 10000, "", "10", {N, N, N}, "Jobs one worker (or the in-process queue) runs at once."},
+  {Key::job_max_attempts, "job_max_attempts", "JOB_MAX_ATTEMPTS", "job-max-attempts", "Queue", Type::integer, 1,
+   100, "", "3", {N, N, N},
+   "queue=redis: how many times a job is started when its workers keep dying under it; then it fails "
+   "with UNAVAILABLE."},
   {Key::redis_url, "redis_url", "REDIS_URL", "redis-url", "Store", Type::text, 0, 0, "", "",
    {N, "redis://127.0.0.1:6379", "redis://127.0.0.1:6379"},
    "redis://[user:password@]host[:port][/db] or unix:///path. Set: sessions and conversations go to "
    "redis (store=redis). The password is never printed.", &check_redis_url},
+  {Key::session_ttl_ms, "session_ttl_ms", "SESSION_TTL_MS", "session-ttl-ms", "Store", Type::integer, 1000,
+   31536000000, "", "86400000", {N, N, N},
+   "store=redis: an active session's record and conversation expire this long after their last write "
+   "(ended and detached ones after SESSION_GRACE_MS plus a minute)."},
   {Key::enable_conversation_compression, "enable_conversation_compression", "ENABLE_CONVERSATION_COMPRESSION",
    "enable-conversation-compression", "Store", Type::boolean, 0, 0, "", "false", {N, N, "true"},
    "gzip conversation history in the store (compression=zlib); older uncompressed entries stay readable."},

@@ -401,19 +401,30 @@ class EngineSession : public std::enable_shared_from_this<EngineSession> {
   }
 
   void on_connect(const socketio::Packet& p) {
-    if (app_session_) {
+    if (app_session_ || connecting_) {
       close("second connect on the same namespace");
       return;
     }
-    std::string user;
     const json auth = p.data.is_object() ? p.data : json::object();
-    if (Status s = server_.service_->authenticate(auth, sid_, user); !s.ok()) {
-      send_socketio(socketio::Packet::connect_error("/", s.message()));
-      return;
-    }
-    socket_id_ = random_sid();
-    app_session_ = server_.service_->open_session(std::move(user), std::make_shared<Channel>(weak_from_this()));
-    send_socketio(socketio::Packet::connect_ok("/", socket_id_));
+    connecting_ = true;
+    server_.service_->connect(
+        auth, sid_, std::make_shared<Channel>(weak_from_this()),
+        [self = shared_from_this()](Status s, app::SessionPtr session) {
+          asio::post(self->strand_, [self, s = std::move(s), session = std::move(session)]() mutable {
+            self->connecting_ = false;
+            if (!s.ok()) {
+              self->send_socketio(socketio::Packet::connect_error("/", s.message()));
+              return;
+            }
+            if (self->closed_) {
+              self->server_.service_->on_disconnect(session, "closed while connecting");
+              return;
+            }
+            self->app_session_ = std::move(session);
+            self->socket_id_ = random_sid();
+            self->send_socketio(socketio::Packet::connect_ok("/", self->socket_id_, app::session_id_of(self->app_session_)));
+          });
+        });
   }
 
   void on_event(socketio::Packet p) {
@@ -474,6 +485,7 @@ class EngineSession : public std::enable_shared_from_this<EngineSession> {
   socketio::Decoder decoder_;
   std::string socket_id_;
   app::SessionPtr app_session_;
+  bool connecting_ = false;  // a CONNECT is being authenticated or resumed
 };
 
 EngineServer::EngineServer(ServerSettings settings, std::shared_ptr<app::ToolService> service, Metrics& metrics,

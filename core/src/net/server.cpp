@@ -49,7 +49,7 @@ class Server::Impl {
         pool_(pool),
         log_(log),
         acceptor_(ioc),
-        engine_(std::make_shared<EngineServer>(settings, std::move(service), metrics, log)),
+        engine_(service ? std::make_shared<EngineServer>(settings, std::move(service), metrics, log) : nullptr),
         memory_(metrics.gauge("phasekit_process_resident_memory_bytes", "Resident memory of the orchestrator.")),
         http_requests_(metrics.counter("phasekit_http_requests_total", "HTTP requests answered (all routes).")) {}
 
@@ -111,7 +111,7 @@ class Server::Impl {
       self->http_requests_.inc();
       const std::string_view path = target_path(req.target());
       if (beast::websocket::is_upgrade(req)) {
-        if (path == "/socket.io/" || path == "/socket.io") {
+        if (self->engine_ && (path == "/socket.io/" || path == "/socket.io")) {
           co_await self->engine_->handle_websocket(std::move(stream), std::move(req));
           co_return;
         }
@@ -134,7 +134,7 @@ class Server::Impl {
 
   awaitable<Response> route(Request req, asio::any_io_executor executor) {
     const std::string path(target_path(req.target()));
-    if (path == "/socket.io/" || path == "/socket.io") {
+    if (engine_ && (path == "/socket.io/" || path == "/socket.io")) {
       co_return co_await engine_->handle_polling(std::move(req), std::move(executor));
     }
     if (req.method() != http::verb::get && req.method() != http::verb::head) {
@@ -223,17 +223,21 @@ void Server::begin_drain() {
   // /ready turns 503 and new Engine.IO sessions are refused, but the listener stays open so that
   // probes and the clients still being served get answers; close_clients() closes it.
   draining_ = true;
-  impl_->engine_->begin_drain();
+  if (impl_->engine_) {
+    impl_->engine_->begin_drain();
+  }
 }
 
 void Server::close_clients(std::string reason, std::chrono::milliseconds deadline, std::function<void()> done) {
   impl_->stop_accepting();
-  impl_->engine_->close_all(reason);
+  if (impl_->engine_) {
+    impl_->engine_->close_all(reason);
+  }
   auto timer = std::make_shared<boost::asio::steady_timer>(impl_->ioc_);
   auto started = std::chrono::steady_clock::now();
   auto check = std::make_shared<std::function<void()>>();
   *check = [this, timer, started, deadline, done = std::move(done), check]() mutable {
-    if (impl_->engine_->session_count() == 0 || std::chrono::steady_clock::now() - started >= deadline) {
+    if (!impl_->engine_ || impl_->engine_->session_count() == 0 || std::chrono::steady_clock::now() - started >= deadline) {
       done();
       *check = nullptr;  // break the cycle
       return;

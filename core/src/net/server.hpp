@@ -29,6 +29,8 @@ struct ServerSettings {
 
 class EngineServer;
 
+/// The HTTP side of a process: /health, /ready, /metrics, /stats/pool, JSON routes, and Socket.IO at
+/// /socket.io/ when it has a service (phasekit-worker has none: it serves the rest only).
 class Server {
  public:
   Server(boost::asio::io_context& ioc, ServerSettings settings, std::shared_ptr<app::ToolService> service,

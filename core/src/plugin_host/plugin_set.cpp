@@ -17,6 +17,8 @@ std::string plugin_config_json(std::string_view kind, const config::Config& c) {
     j["concurrency"] = c.integer(Key::worker_concurrency);
     j["job_timeout_ms"] = c.integer(Key::job_timeout_ms);
     j["redis_url"] = c.text(Key::redis_url);
+    j["shutdown_grace_ms"] = c.integer(Key::shutdown_grace_ms);
+    j["max_attempts"] = c.integer(Key::job_max_attempts);
   } else if (kind == "autoscaler") {
     // An autoscaling/v2 HPA spec over the orchestrator's own metrics (docs/operations.md).
     nlohmann::ordered_json metric = {
@@ -33,6 +35,7 @@ std::string plugin_config_json(std::string_view kind, const config::Config& c) {
   } else if (kind == "store") {
     j["redis_url"] = c.text(Key::redis_url);
     j["session_grace_ms"] = c.integer(Key::session_grace_ms);
+    j["ttl_ms"] = c.integer(Key::session_ttl_ms);
   }
   return j.dump();
 }

@@ -107,8 +107,12 @@ bool restore_binary(json& node, std::vector<std::string>& buffers) {
 
 }  // namespace
 
-Packet Packet::connect_ok(std::string nsp, std::string_view sid) {
-  return Packet{PacketType::connect, std::move(nsp), std::nullopt, json{{"sid", sid}}, 0};
+Packet Packet::connect_ok(std::string nsp, std::string_view sid, std::string_view pid) {
+  json data{{"sid", sid}};
+  if (!pid.empty()) {
+    data["pid"] = pid;
+  }
+  return Packet{PacketType::connect, std::move(nsp), std::nullopt, std::move(data), 0};
 }
 Packet Packet::connect_error(std::string nsp, std::string_view message) {
   return Packet{PacketType::connect_error, std::move(nsp), std::nullopt, json{{"message", message}}, 0};

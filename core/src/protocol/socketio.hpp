@@ -28,7 +28,9 @@ struct Packet {
 
   [[nodiscard]] bool has_data() const { return !data.is_discarded(); }
 
-  static Packet connect_ok(std::string nsp, std::string_view sid);
+  /// CONNECT answer: {sid} and, when the server can resume the session later, {pid} (Socket.IO's
+  /// connection-state-recovery id, which socket.io-client sends back in its auth on reconnect).
+  static Packet connect_ok(std::string nsp, std::string_view sid, std::string_view pid = {});
   static Packet connect_error(std::string nsp, std::string_view message);
   static Packet disconnect(std::string nsp);
   static Packet event(std::string nsp, nlohmann::json args, std::optional<std::uint64_t> id = std::nullopt);

@@ -49,6 +49,10 @@ class PoolStrategy {
   /// Gives a leased backend back. reusable=false: it misbehaved, destroy it.
   virtual void release(BackendPtr backend, bool reusable) noexcept = 0;
   [[nodiscard]] virtual PoolStats stats() const noexcept = 0;
+  /// A new number of idle backends to keep warm (the autoscaler's recommendation), clamped to the
+  /// pool's maximum; the pool grows or reaps towards it in the background. Pools that keep none
+  /// ignore it.
+  virtual void resize(std::uint64_t min_size) noexcept = 0;
   /// Stops handing out backends, destroys idle ones, completes when none is left that it owns.
   virtual void async_shutdown(std::function<void()> done) noexcept = 0;
 };

@@ -50,6 +50,9 @@ class QueueStrategy {
   virtual void enqueue(Job job, std::function<void(Status)> queued) noexcept = 0;
   /// Starts taking jobs, at most `concurrency` at once. Called at most once.
   virtual void consume(unsigned concurrency, JobHandler handler) noexcept = 0;
+  /// Changes how many jobs run at once from now on (the autoscaler's recommendation); jobs already
+  /// running finish.
+  virtual void set_concurrency(unsigned concurrency) noexcept = 0;
   /// Events of jobs of this session are delivered (posted) to on_event until unsubscribe.
   virtual void subscribe(std::string session_id, EventSink on_event) noexcept = 0;
   virtual void unsubscribe(std::string_view session_id) noexcept = 0;

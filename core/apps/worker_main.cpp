@@ -1,0 +1,130 @@
+// phasekit-worker: takes jobs from the redis queue (WORKER_CONCURRENCY at once), runs each in a backend
+// from the pool with its session's files and shell state, publishes the results; /health, /ready and
+// /metrics on PORT. SIGTERM: no new jobs, those in flight finish (or are handed back), then exit.
+#include <boost/asio/signal_set.hpp>
+#include <boost/program_options/options_description.hpp>
+#include <fmt/format.h>
+
+#include <csignal>
+#include <iostream>
+#include <optional>
+
+#include "app/job_runner.hpp"
+#include "config/cli.hpp"
+#include "config/print.hpp"
+#include "net/server.hpp"
+#include "runtime/runtime.hpp"
+
+extern char** environ;
+
+namespace po = boost::program_options;
+namespace cfg = phasekit::config;
+using phasekit::config::Key;
+using phasekit::runtime::kExitUsage;
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);
+  po::options_description own("Options");
+  own.add_options()("help,h", "show this help")("print-config", "print every effective setting and exit");
+  cfg::CommandLine cli;
+  std::optional<cfg::Config> loaded;
+  try {
+    cli = cfg::parse_command_line(argc, argv, own, environ);
+    if (cli.extra.count("help") != 0) {
+      std::cout << "Usage: phasekit-worker [options]\n\nRuns jobs from the redis queue (ENABLE_WORKER_MODE=true, "
+                   "REDIS_URL) in pooled backends.\n\n"
+                << own << '\n'
+                << cfg::settings_options() << '\n';
+      return 0;
+    }
+    if (!cli.positional.empty()) {
+      throw cfg::ConfigError(fmt::format("unexpected argument \"{}\"", cli.positional.front()));
+    }
+    loaded = cfg::Config::load(cli.inputs);
+    if (loaded->plugin("queue").name == "inproc") {
+      throw cfg::ConfigError(
+          "queue=inproc: a worker takes jobs from a shared queue; set ENABLE_WORKER_MODE=true and REDIS_URL");
+    }
+  } catch (const cfg::ConfigError& e) {
+    fmt::print(stderr, "phasekit-worker: {}\n", e.what());
+    return kExitUsage;
+  }
+  const cfg::Config& config = *loaded;
+  if (cli.extra.count("print-config") != 0) {
+    std::cout << cfg::render_table(config);
+    return 0;
+  }
+
+  phasekit::runtime::Runtime rt(config, "worker");
+  if (const int code = rt.start(); code != 0) {
+    return code;
+  }
+  phasekit::Logger& log = rt.log();
+  auto& plugins = rt.plugins();
+
+  phasekit::app::RunnerSettings settings;
+  settings.limits.max_output_bytes = static_cast<std::size_t>(config.integer(Key::max_output_bytes));
+  settings.limits.stream_threshold_bytes = static_cast<std::size_t>(config.integer(Key::stream_output_threshold_bytes));
+  settings.limits.backend_uid = rt.process().run_as_uid;
+  settings.limits.backend_gid = rt.process().run_as_gid;
+  settings.workspace_root = rt.process().workspace_root;
+  auto runner = std::make_shared<phasekit::app::JobRunner>(settings, plugins, rt.host());
+  const auto concurrency = static_cast<unsigned>(config.integer(Key::worker_concurrency));
+
+  phasekit::net::ServerSettings server_settings;
+  server_settings.bind_address = config.text(Key::bind_address);
+  server_settings.port = static_cast<std::uint16_t>(config.integer(Key::port));
+  phasekit::net::Server server(rt.ioc(), server_settings, nullptr, rt.metrics(), *plugins.pool,
+                               rt.logs().logger("server"));
+  auto& breakers = rt.breakers();
+  auto& metrics = rt.metrics();
+  server.add_json_route("/api/circuit-breakers", [&breakers] { return breakers.to_json(); });
+  server.on_scrape([&breakers, &metrics] { breakers.export_metrics(metrics); });
+  try {
+    server.start();
+  } catch (const std::exception& e) {
+    log.error("server.listen_failed", {{"address", server_settings.bind_address},
+                                       {"port", static_cast<unsigned>(server_settings.port)},
+                                       {"error", e.what()}});
+    return 1;
+  }
+  plugins.queue->consume(concurrency, [runner](phasekit::plugin::Job job, phasekit::plugin::QueueStrategy::EventSink sink,
+                                               phasekit::plugin::QueueStrategy::JobDone done) {
+    runner->run(std::move(job), std::move(sink), std::move(done));
+  });
+  server.set_ready(true);
+  log.info("worker.started", {{"port", static_cast<unsigned>(server.port())},
+                              {"concurrency", concurrency},
+                              {"plugins", rt.plugin_list()},
+                              {"backend", rt.driver().name()},
+                              {"sandbox", rt.sandbox()},
+                              {"threads", rt.threads()}});
+
+  boost::asio::signal_set signals(rt.ioc(), SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+    if (ec) {
+      return;
+    }
+    const auto started = std::chrono::steady_clock::now();
+    log.info("shutdown.begin", {{"signal", signo}, {"jobs_in_flight", runner->in_flight()}});
+    server.set_ready(false);
+    server.begin_drain();
+    // The queue takes no new jobs and completes once those in flight have finished or been handed back.
+    plugins.queue->async_shutdown([&, started] {
+      plugins.pool->async_shutdown([&, started] {
+        log.info("shutdown.done", {{"jobs_in_flight", runner->in_flight()},
+                                   {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              std::chrono::steady_clock::now() - started)
+                                              .count()}});
+        rt.ioc().stop();
+      });
+    });
+    signals.async_wait([&](const boost::system::error_code& e2, int) {
+      if (!e2) {
+        rt.ioc().stop();
+      }
+    });
+  });
+  rt.run();
+  return 0;
+}

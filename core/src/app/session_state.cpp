@@ -1,0 +1,167 @@
+#include "app/session_state.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+namespace phasekit::app {
+namespace {
+
+constexpr std::string_view kCaptureCommand = R"(printf '%s\0' "$HOME" "$PWD"; env -0)";
+constexpr std::size_t kMaxStateBytes = 1 << 20;
+constexpr std::chrono::milliseconds kStateTimeout{10000};
+
+bool is_identifier(std::string_view name) {
+  if (name.empty() || !(std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_')) {
+    return false;
+  }
+  for (const char c : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool is_own_variable(std::string_view name) {
+  return name == "HOME" || name == "PWD" || name == "OLDPWD" || name == "SHLVL" || name == "_";
+}
+
+std::string single_quoted(std::string_view value) {
+  std::string out = "'";
+  for (const char c : value) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  out += '\'';
+  return out;
+}
+
+}  // namespace
+
+Status parse_capture(std::string_view output, std::string_view home, ShellState& out) {
+  // "<HOME>\0<PWD>\0NAME=value\0…"
+  std::vector<std::string_view> fields;
+  std::size_t start = 0;
+  while (start < output.size()) {
+    const std::size_t end = output.find('\0', start);
+    if (end == std::string_view::npos) {
+      return Status(Code::bad_request, "shell state: unterminated field");
+    }
+    fields.push_back(output.substr(start, end - start));
+    start = end + 1;
+  }
+  if (fields.size() < 2) {
+    return Status(Code::bad_request, "shell state: no HOME and PWD");
+  }
+  const std::string_view own_home = home.empty() ? fields[0] : home;
+  const std::string_view pwd = fields[1];
+  ShellState state;
+  if (pwd == own_home) {
+    state.cwd.clear();
+  } else if (pwd.size() > own_home.size() && pwd.substr(0, own_home.size()) == own_home &&
+             pwd[own_home.size()] == '/') {
+    state.cwd = std::string(pwd.substr(own_home.size() + 1));
+  } else {
+    state.cwd = std::string(pwd);  // outside the workspace: kept absolute
+  }
+  for (std::size_t i = 2; i < fields.size(); ++i) {
+    const std::size_t eq = fields[i].find('=');
+    if (eq == std::string_view::npos) {
+      continue;
+    }
+    const std::string_view name = fields[i].substr(0, eq);
+    if (!is_identifier(name) || is_own_variable(name)) {
+      continue;
+    }
+    state.env.emplace_back(std::string(name), std::string(fields[i].substr(eq + 1)));
+  }
+  out = std::move(state);
+  return {};
+}
+
+std::string restore_command(const ShellState& state) {
+  std::string cmd;
+  if (state.cwd.empty()) {
+    cmd = "cd -- \"$HOME\"";
+  } else if (state.cwd.front() == '/') {
+    cmd = fmt::format("cd -- {} 2>/dev/null || cd -- \"$HOME\"", single_quoted(state.cwd));
+  } else {
+    cmd = fmt::format("cd -- \"$HOME\"/{} 2>/dev/null || cd -- \"$HOME\"", single_quoted(state.cwd));
+  }
+  for (const auto& [name, value] : state.env) {
+    if (is_identifier(name) && !is_own_variable(name)) {
+      cmd += fmt::format("; export {}={}", name, single_quoted(value));
+    }
+  }
+  return cmd;
+}
+
+void capture_state(const backend::ShellBackendPtr& backend, std::function<void(Status, ShellState)> done) {
+  backend->run(std::string(kCaptureCommand), kStateTimeout, kMaxStateBytes, [](std::string_view) {},
+               [done = std::move(done)](Status status, backend::RunResult r) {
+                 ShellState state;
+                 if (status.ok() && (r.timed_out || r.truncated || r.exit_code != 0)) {
+                   status = Status(Code::internal, r.truncated ? "shell state over 1 MiB" : "shell state not readable");
+                 }
+                 if (status.ok()) {
+                   status = parse_capture(r.output, {}, state);
+                 }
+                 done(std::move(status), std::move(state));
+               });
+}
+
+void restore_state(const backend::ShellBackendPtr& backend, const ShellState& state, std::function<void(Status)> done) {
+  backend->run(restore_command(state), kStateTimeout, 4096, [](std::string_view) {},
+               [done = std::move(done)](Status status, backend::RunResult r) {
+                 if (status.ok() && (r.timed_out || r.exit_code != 0)) {
+                   status = Status(Code::internal, fmt::format("restoring the shell state failed (exit {})", r.exit_code));
+                 }
+                 done(std::move(status));
+               });
+}
+
+std::string session_folder(const std::string& root, const std::string& session_id) {
+  return (std::filesystem::path(root) / "sessions" / session_id).string();
+}
+
+Status move_entries(const std::string& from, const std::string& to) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(from, ec)) {
+    return {};
+  }
+  for (std::filesystem::directory_iterator it(from, ec), end; !ec && it != end; it.increment(ec)) {
+    const auto target = std::filesystem::path(to) / it->path().filename();
+    if (std::filesystem::is_directory(target, ec) && !std::filesystem::is_symlink(target, ec)) {
+      std::filesystem::remove_all(target, ec);
+    }
+    if (::rename(it->path().c_str(), target.c_str()) != 0) {
+      return Status(Code::unavailable, fmt::format("moving {} to {}: {}", it->path().filename().string(), to,
+                                                   std::strerror(errno)));
+    }
+  }
+  if (ec) {
+    return Status(Code::unavailable, fmt::format("reading {}: {}", from, ec.message()));
+  }
+  return {};
+}
+
+Status check_beneath(const std::string& root, const std::string& path) {
+  const std::filesystem::path r = std::filesystem::path(root).lexically_normal();
+  const std::filesystem::path p = std::filesystem::path(path).lexically_normal();
+  const auto rel = p.lexically_relative(r);
+  if (path.empty() || !p.is_absolute() || rel.empty() || rel == "." || *rel.begin() == "..") {
+    return Status(Code::bad_request, fmt::format("{} is not beneath WORKSPACE_ROOT", path));
+  }
+  return {};
+}
+
+}  // namespace phasekit::app

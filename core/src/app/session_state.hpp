@@ -1,0 +1,45 @@
+#pragma once
+// What of a session outlives the backend it ran on: the shell's working directory and exported
+// variables, and the workspace's files. With a shared store (store=redis) a session is saved after
+// every shell call and restored on whichever backend, instance or worker runs its next call:
+//
+//  * cwd and env are read from the backend by running `printf '%s\0' "$PWD"; env -0` through it, and
+//    put back by running `cd` and `export` lines through it (the supervisor keeps what a command left);
+//  * files move by rename(2) between the backend's workspace and <WORKSPACE_ROOT>/sessions/<id>, so a
+//    move costs one syscall per top-level entry and never copies (both sit on one filesystem).
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "backend/shell_backend.hpp"
+#include "phasekit/status.hpp"
+
+namespace phasekit::app {
+
+struct ShellState {
+  std::string cwd;  // relative to the workspace ("" = its top); absolute when outside it
+  std::vector<std::pair<std::string, std::string>> env;  // exported variables, without HOME/PWD/OLDPWD/SHLVL/_
+};
+
+/// Reads the backend's cwd and environment (runs one command in it).
+void capture_state(const backend::ShellBackendPtr& backend, std::function<void(Status, ShellState)> done);
+/// Puts cwd and environment on a freshly reset backend (runs one command in it).
+void restore_state(const backend::ShellBackendPtr& backend, const ShellState& state,
+                   std::function<void(Status)> done);
+/// The command line restore_state runs (exposed for tests): a `cd` and one `export` per variable,
+/// every value single-quoted; variables whose names are not shell identifiers are left out.
+std::string restore_command(const ShellState& state);
+/// Parses the output of the capture command; BAD_REQUEST when it is not one.
+Status parse_capture(std::string_view output, std::string_view home, ShellState& out);
+
+/// <root>/sessions/<session_id>: where a session's files wait between calls.
+std::string session_folder(const std::string& root, const std::string& session_id);
+/// Moves every entry of `from` into `to` (both folders; `from` missing = nothing to move). An entry
+/// whose name already exists in `to` replaces it. UNAVAILABLE naming the entry when a move fails.
+Status move_entries(const std::string& from, const std::string& to);
+/// OK when `path` is a folder strictly beneath `root` (no `..`), so a path read from the store cannot
+/// point the host elsewhere.
+Status check_beneath(const std::string& root, const std::string& path);
+
+}  // namespace phasekit::app

@@ -1,0 +1,135 @@
+#include "app/tool_exec.hpp"
+
+#include "app/file_tools.hpp"
+#include "protocol/engineio.hpp"
+
+namespace phasekit::app {
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+struct OutputStream {
+  std::string buffered;
+  std::uint64_t total = 0;
+  std::uint64_t seq = 0;
+  bool streaming = false;
+};
+
+}  // namespace
+
+json error_result(const Status& status) {
+  return json{{"exitCode", nullptr},
+              {"output", ""},
+              {"truncated", false},
+              {"durationMs", 0},
+              {"error", {{"code", wire_name(status.code())}, {"message", status.message()}}}};
+}
+
+void execute_tool(const ToolLimits& limits, const backend::ShellBackendPtr& backend, const json& payload,
+                  const std::string& call_id, const std::string& session_id, std::chrono::milliseconds timeout,
+                  plugin::QueueStrategy::EventSink sink, std::function<void(json, Status)> finished) {
+  if (!payload.is_object() || !payload.contains("tool") || !payload["tool"].is_string()) {
+    const Status bad(Code::bad_request, "malformed job");
+    finished(error_result(bad), bad);
+    return;
+  }
+  if (!backend) {
+    const Status bad(Code::internal, "backend cannot run tools");
+    finished(error_result(bad), bad);
+    return;
+  }
+  const std::string tool = payload["tool"].get<std::string>();
+  const json args = payload.value("args", json::object());
+  if (tool == "shell") {
+    const std::size_t threshold = limits.stream_threshold_bytes;
+    auto stream = std::make_shared<OutputStream>();
+    auto on_chunk = [stream, threshold, sink, session_id, call_id](std::string_view chunk) {
+      stream->total += chunk.size();
+      if (!stream->streaming) {
+        stream->buffered.append(chunk);
+        if (stream->total <= threshold) {
+          return;
+        }
+        stream->streaming = true;
+        chunk = stream->buffered;
+      }
+      sink(plugin::JobEvent{call_id, session_id, plugin::JobEventType::output,
+                            json{{"callId", call_id}, {"seq", stream->seq++}, {"chunk", chunk}}.dump(
+                                -1, ' ', false, json::error_handler_t::replace)});
+      stream->buffered.clear();
+    };
+    const json command = args.is_object() ? args.value("command", json("")) : json("");
+    backend->run(command.is_string() ? command.get<std::string>() : std::string(), timeout, limits.max_output_bytes,
+                 on_chunk, [stream, finished = std::move(finished)](Status status, backend::RunResult r) {
+                   if (!status.ok()) {
+                     finished(error_result(status), status);
+                     return;
+                   }
+                   json result{{"exitCode", r.exit_code},
+                               {"output", stream->streaming ? std::string() : std::move(r.output)},
+                               {"truncated", r.truncated},
+                               {"durationMs",
+                                std::chrono::duration_cast<std::chrono::milliseconds>(r.duration).count()}};
+                   if (stream->streaming) {
+                     result["streamed"] = true;
+                     result["outputBytes"] = r.output_bytes;
+                   }
+                   if (r.timed_out) {
+                     result["timedOut"] = true;
+                     result["error"] = {{"code", "TIMEOUT"},
+                                        {"message", "the command ran past JOB_TIMEOUT_MS and was killed"}};
+                   }
+                   finished(std::move(result), r.timed_out ? Status(Code::timeout, "timed out") : Status());
+                 });
+    return;
+  }
+  const auto started = Clock::now();
+  const FileToolContext ctx{backend->workspace(), limits.backend_uid, limits.backend_gid, limits.max_output_bytes};
+  FileToolResult out;
+  Status status;
+  if (tool == "read_file") {
+    status = read_file(ctx, args, out);
+  } else if (tool == "write_file") {
+    status = write_file(ctx, args, out);
+  } else if (tool == "list_dir") {
+    status = list_dir(ctx, args, out);
+  } else {
+    status = Status(Code::bad_request, "unknown tool");
+  }
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
+  if (!status.ok()) {
+    json result = error_result(status);
+    result["exitCode"] = 1;
+    result["durationMs"] = ms;
+    finished(std::move(result), status);
+  } else {
+    finished(json{{"exitCode", 0}, {"output", out.output}, {"truncated", out.truncated}, {"durationMs", ms}}, status);
+  }
+}
+
+void tag_binary(json& node) {
+  if (node.is_binary()) {
+    const auto& bytes = node.get_binary();
+    node = json{{"$binary", engineio::base64_encode(std::string(bytes.begin(), bytes.end()))}};
+  } else if (node.is_array() || node.is_object()) {
+    for (auto& child : node) {
+      tag_binary(child);
+    }
+  }
+}
+
+void untag_binary(json& node) {
+  if (node.is_object() && node.size() == 1 && node.contains("$binary") && node["$binary"].is_string()) {
+    std::string bytes;
+    if (engineio::base64_decode(node["$binary"].get<std::string>(), bytes)) {
+      node = json::binary(json::binary_t::container_type(bytes.begin(), bytes.end()));
+    }
+  } else if (node.is_array() || node.is_object()) {
+    for (auto& child : node) {
+      untag_binary(child);
+    }
+  }
+}
+
+}  // namespace phasekit::app

@@ -1,0 +1,82 @@
+#pragma once
+// What phasekit-orchestrator and phasekit-worker set up alike from their configuration: the JSON log
+// sink, the io_context and its threads, the backend driver behind the "backend" circuit breaker, the
+// breaker registry, metrics, the plugin host and the plugins.
+#include <boost/asio/io_context.hpp>
+
+#include <memory>
+#include <string_view>
+
+#include "backend/process_backend.hpp"
+#include "config/config.hpp"
+#include "observe/json_logger.hpp"
+#include "observe/metrics_registry.hpp"
+#include "plugin_host/host_services.hpp"
+#include "plugin_host/plugin_set.hpp"
+#include "resilience/asio_timers.hpp"
+#include "resilience/breaker_backend_driver.hpp"
+#include "resilience/breaker_registry.hpp"
+
+namespace phasekit::runtime {
+
+constexpr int kExitUsage = 2;
+constexpr int kExitPlugin = 3;
+
+class Runtime {
+ public:
+  /// `component` names the binary's own log lines ("orchestrator", "worker").
+  Runtime(const config::Config& config, std::string_view component);
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  /// Makes the backend driver and loads the plugins. 0, or the exit code after a logged error
+  /// (kExitUsage: the backend cannot work here; kExitPlugin: a plugin did not load).
+  int start();
+  /// Runs the io_context on threads() threads until it is stopped.
+  void run();
+
+  [[nodiscard]] const config::Config& config() const noexcept { return config_; }
+  [[nodiscard]] Logger& log() noexcept { return log_; }
+  [[nodiscard]] observe::LogSink& logs() noexcept { return logs_; }
+  [[nodiscard]] boost::asio::io_context& ioc() noexcept { return ioc_; }
+  [[nodiscard]] unsigned threads() const noexcept { return threads_; }
+  [[nodiscard]] const backend::ProcessOptions& process() const noexcept { return process_; }
+  [[nodiscard]] bool docker() const noexcept { return docker_; }
+  [[nodiscard]] plugin::BackendDriver& driver() noexcept { return *driver_; }
+  [[nodiscard]] resilience::AsioTimers& timers() noexcept { return timers_; }
+  [[nodiscard]] resilience::BreakerRegistry& breakers() noexcept { return breakers_; }
+  [[nodiscard]] observe::MetricsRegistry& metrics() noexcept { return metrics_; }
+  [[nodiscard]] plugin::HostServices& host() noexcept { return *host_; }
+  [[nodiscard]] plugin_host::PluginSet& plugins() noexcept { return plugins_; }
+  /// "process/bwrap", "docker/container", …: for the start-up log line.
+  [[nodiscard]] std::string sandbox() const;
+  /// "queue=redis,store=redis,…".
+  [[nodiscard]] std::string plugin_list() const;
+
+ private:
+  const config::Config& config_;
+  observe::LogSink logs_;
+  Logger& log_;
+  unsigned threads_;
+  boost::asio::io_context ioc_;
+  backend::ProcessOptions process_;
+  bool docker_ = false;
+  std::unique_ptr<plugin::BackendDriver> driver_;
+  resilience::AsioTimers timers_;
+  resilience::BreakerRegistry breakers_;
+  std::unique_ptr<resilience::BreakerBackendDriver> guarded_;
+  observe::MetricsRegistry metrics_;
+  plugin_host::SystemClock clock_;
+  std::unique_ptr<plugin_host::BasicHost> host_;
+  plugin_host::PluginSet plugins_;
+};
+
+/// Waits (polling every 20 ms) until pred() or the deadline, then calls done.
+void wait_then(boost::asio::io_context& ioc, std::function<bool()> pred, std::chrono::steady_clock::time_point until,
+               std::function<void()> done);
+
+/// Names this process in session records: the host name (the pod's, under Kubernetes) and the pid.
+std::string instance_name();
+
+}  // namespace phasekit::runtime
