@@ -15,3 +15,7 @@ target_compile_definitions(phasekit_asio PUBLIC
   BOOST_ASIO_NO_DEPRECATED BOOST_BEAST_USE_STD_STRING_VIEW)
 target_link_libraries(phasekit_asio PUBLIC Boost::headers Threads::Threads PRIVATE phasekit::options)
 set_target_properties(phasekit_asio PROPERTIES POSITION_INDEPENDENT_CODE ON)
+
+# hiredis 0.14 (Debian libhiredis-dev) is used only as a RESP codec by core/src/redis; Asio owns the I/O.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis>=0.14)

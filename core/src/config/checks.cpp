@@ -5,6 +5,8 @@
 #include <charconv>
 #include <string>
 
+#include "phasekit/redis/url.hpp"
+
 namespace phasekit::config {
 
 const char* check_ip_address(std::string_view value) {
@@ -24,60 +26,19 @@ const char* check_absolute_path(std::string_view value) {
 }
 
 const char* check_redis_url(std::string_view value) {
-  constexpr const char* kAllowed = "empty, redis://[user:password@]host[:port][/db] or unix:///path";
   if (value.empty()) {
     return nullptr;
   }
-  if (value.starts_with("unix://")) {
-    const std::string_view path = value.substr(7);
-    return (!path.empty() && path.front() == '/') ? nullptr : kAllowed;
+  // One parser for the whole tree: the client's (phasekit::redis_url). Its message may name the
+  // part that is wrong, but this phrase is what the configuration error line shows.
+  redis::Endpoint endpoint;
+  if (redis::parse_url(value, endpoint)) {
+    return nullptr;
   }
-  if (!value.starts_with("redis://")) {
-    return kAllowed;
+  if (value.starts_with("rediss://")) {
+    return "empty, redis://[user:password@]host[:port][/db] or unix:///path (rediss://: TLS not supported)";
   }
-  std::string_view rest = value.substr(8);
-  if (const auto at = rest.rfind('@'); at != std::string_view::npos) {
-    rest.remove_prefix(at + 1);
-  }
-  std::string_view db;
-  if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
-    db = rest.substr(slash + 1);
-    rest = rest.substr(0, slash);
-  }
-  std::string_view host = rest;
-  std::string_view port;
-  if (rest.starts_with('[')) {  // [::1]:6379
-    const auto close = rest.find(']');
-    if (close == std::string_view::npos) {
-      return kAllowed;
-    }
-    host = rest.substr(1, close - 1);
-    const std::string_view after = rest.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') {
-        return kAllowed;
-      }
-      port = after.substr(1);
-    }
-  } else if (const auto colon = rest.rfind(':'); colon != std::string_view::npos) {
-    host = rest.substr(0, colon);
-    port = rest.substr(colon + 1);
-  }
-  if (host.empty()) {
-    return kAllowed;
-  }
-  auto is_number_in = [](std::string_view digits, unsigned lo, unsigned hi) {
-    unsigned n = 0;
-    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
-    return ec == std::errc() && end == digits.data() + digits.size() && n >= lo && n <= hi;
-  };
-  if (!port.empty() && !is_number_in(port, 1, 65535)) {
-    return kAllowed;
-  }
-  if (!db.empty() && !is_number_in(db, 0, 100000)) {
-    return kAllowed;
-  }
-  return nullptr;
+  return "empty, redis://[user:password@]host[:port][/db] or unix:///path";
 }
 
 const char* check_docker_host(std::string_view value) {

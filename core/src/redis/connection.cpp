@@ -1,0 +1,433 @@
+#include "connection.hpp"
+
+#include <hiredis/hiredis.h>
+
+#include <algorithm>
+#include <new>
+
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/write.hpp>
+#include <fmt/format.h>
+
+namespace phasekit::redis::detail {
+
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr std::size_t kReadChunk = 64 * 1024;
+// Unparsed bytes the reader may hold: one bulk string at Redis' limit plus its header. hiredis 0.14
+// checks no length itself, so a peer announcing "$9999999999" would otherwise make us buffer forever.
+constexpr std::size_t kMaxBuffered = kMaxBulkBytes + 64 * 1024;
+
+// hiredis' own reply builders, with the array constructor wrapped to refuse absurd lengths before
+// hiredis callocs room for them (its reader trusts "*2000000000").
+redisReplyObjectFunctions g_default_functions{};
+redisReplyObjectFunctions g_limited_functions{};
+
+void* create_array_limited(const redisReadTask* task, int elements) {
+  if (elements < 0 || static_cast<std::size_t>(elements) > kMaxArrayElements) {
+    if (task != nullptr && task->privdata != nullptr) {
+      *static_cast<bool*>(task->privdata) = true;
+    }
+    return nullptr;  // the reader reports "Out of memory"; the flag tells us it was our limit
+  }
+  return g_default_functions.createArray(task, elements);
+}
+
+redisReader* make_reader(bool* refused_flag) {
+  static const bool initialised = [] {
+    redisReader* probe = redisReaderCreate();
+    if (probe == nullptr) {
+      return false;
+    }
+    g_default_functions = *probe->fn;
+    g_limited_functions = g_default_functions;
+    g_limited_functions.createArray = &create_array_limited;
+    redisReaderFree(probe);
+    return true;
+  }();
+  if (!initialised) {
+    throw std::bad_alloc();
+  }
+  redisReader* r = redisReaderCreateWithFunctions(&g_limited_functions);
+  if (r == nullptr) {
+    throw std::bad_alloc();
+  }
+  r->privdata = refused_flag;
+  return r;
+}
+
+}  // namespace
+
+void encode_command(std::string& out, const std::vector<std::string>& argv) {
+  thread_local std::vector<const char*> ptrs;
+  thread_local std::vector<std::size_t> lens;
+  ptrs.clear();
+  lens.clear();
+  for (const std::string& a : argv) {
+    ptrs.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  char* cmd = nullptr;
+  const int len = redisFormatCommandArgv(&cmd, static_cast<int>(argv.size()), ptrs.data(), lens.data());
+  if (len < 0 || cmd == nullptr) {
+    throw std::bad_alloc();
+  }
+  out.append(cmd, static_cast<std::size_t>(len));
+  redisFreeCommand(cmd);
+}
+
+Connection::Connection(asio::any_io_executor ex, ClientOptions options, Logger& log, std::string_view role)
+    : ex_(ex),
+      strand_(asio::make_strand(ex)),
+      options_(std::move(options)),
+      log_(log),
+      role_(role),
+      where_(options_.endpoint.display()),
+      socket_(strand_),
+      resolver_(strand_),
+      connect_timer_(strand_),
+      backoff_timer_(strand_),
+      rng_(std::random_device{}()),
+      read_buf_(kReadChunk) {}
+
+Connection::~Connection() {
+  if (reader_ != nullptr) {
+    redisReaderFree(reader_);
+  }
+}
+
+void Connection::start() {
+  const std::lock_guard lock(mu_);
+  if (state_ != State::idle) {
+    return;
+  }
+  down_reason_ = "connecting";
+  connect_locked();
+}
+
+void Connection::stop() {
+  const std::lock_guard lock(mu_);
+  if (state_ == State::stopped) {
+    return;
+  }
+  const bool was_connected = connected_.exchange(false);
+  state_ = State::stopped;
+  ++gen_;
+  boost::system::error_code ignored;
+  socket_.close(ignored);
+  resolver_.cancel();
+  connect_timer_.cancel();
+  backoff_timer_.cancel();
+  out_.clear();
+  write_in_flight_ = false;
+  down_reason_ = "client stopped";
+  on_down_locked(Status(Code::unavailable, "redis client stopped"));
+  if (was_connected) {
+    notify_locked(false);
+  }
+  log_.debug("redis client stopped", {{"redis", options_.name}, {"role", role_}, {"endpoint", where_}});
+}
+
+void Connection::on_state(std::function<void(bool)> listener) {
+  const std::lock_guard lock(mu_);
+  listeners_.push_back(std::make_shared<std::function<void(bool)>>(std::move(listener)));
+}
+
+void Connection::connect_locked() {
+  ++gen_;
+  state_ = State::connecting;
+  endpoints_.clear();
+  const auto gen = gen_;
+  connect_timer_.expires_after(options_.connect_timeout);
+  connect_timer_.async_wait([self = self(), gen](const boost::system::error_code& ec) {
+    if (ec) {
+      return;
+    }
+    const std::lock_guard lock(self->mu_);
+    if (gen != self->gen_ || (self->state_ != State::connecting && self->state_ != State::handshaking)) {
+      return;
+    }
+    self->fail_locked(Status(Code::unavailable, fmt::format("connecting to {} timed out after {} ms", self->where_,
+                                                            self->options_.connect_timeout.count())));
+  });
+
+  const Endpoint& ep = options_.endpoint;
+  if (ep.is_unix()) {
+    endpoints_.emplace_back(asio::local::stream_protocol::endpoint(ep.unix_path));
+    try_endpoint_locked(0);
+    return;
+  }
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(ep.host, ec);
+  if (!ec) {
+    endpoints_.emplace_back(asio::ip::tcp::endpoint(address, ep.port));
+    try_endpoint_locked(0);
+    return;
+  }
+  resolver_.async_resolve(ep.host, std::to_string(ep.port),
+                          [self = self(), gen](const boost::system::error_code& rec,
+                                               const asio::ip::tcp::resolver::results_type& results) {
+                            const std::lock_guard lock(self->mu_);
+                            if (gen != self->gen_ || self->state_ != State::connecting) {
+                              return;
+                            }
+                            if (rec || results.empty()) {
+                              self->fail_locked(Status(Code::unavailable,
+                                                       fmt::format("cannot resolve {}: {}", self->options_.endpoint.host,
+                                                                   rec ? rec.message() : "no address")));
+                              return;
+                            }
+                            for (const auto& entry : results) {
+                              self->endpoints_.emplace_back(entry.endpoint());
+                            }
+                            self->try_endpoint_locked(0);
+                          });
+}
+
+void Connection::try_endpoint_locked(std::size_t index) {
+  boost::system::error_code ignored;
+  socket_.close(ignored);
+  const auto gen = gen_;
+  socket_.async_connect(endpoints_[index], [self = self(), gen, index](const boost::system::error_code& ec) {
+    const std::lock_guard lock(self->mu_);
+    if (gen != self->gen_ || self->state_ != State::connecting) {
+      return;
+    }
+    if (ec) {
+      if (index + 1 < self->endpoints_.size()) {
+        self->try_endpoint_locked(index + 1);
+        return;
+      }
+      self->fail_locked(
+          Status(Code::unavailable, fmt::format("cannot connect to {}: {}", self->where_, ec.message())));
+      return;
+    }
+    self->on_transport_connected_locked();
+  });
+}
+
+void Connection::on_transport_connected_locked() {
+  boost::system::error_code ignored;
+  if (!options_.endpoint.is_unix()) {
+    socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+  }
+  socket_.set_option(asio::socket_base::keep_alive(true), ignored);
+  if (reader_ != nullptr) {
+    redisReaderFree(reader_);
+  }
+  reader_refused_ = false;
+  reader_ = make_reader(&reader_refused_);
+  state_ = State::handshaking;
+
+  const Endpoint& ep = options_.endpoint;
+  std::string hello;
+  handshake_left_ = 0;
+  if (!ep.password.empty()) {
+    if (ep.user.empty()) {
+      encode_command(hello, {"AUTH", ep.password.reveal()});
+    } else {
+      encode_command(hello, {"AUTH", ep.user, ep.password.reveal()});
+    }
+    ++handshake_left_;
+  }
+  if (ep.db != 0) {
+    encode_command(hello, {"SELECT", std::to_string(ep.db)});
+    ++handshake_left_;
+  }
+  if (!options_.name.empty()) {
+    encode_command(hello, {"CLIENT", "SETNAME", options_.name});
+    ++handshake_left_;
+  }
+  if (handshake_left_ == 0) {  // still prove that the peer speaks RESP before calling it connected
+    encode_command(hello, {"PING"});
+    ++handshake_left_;
+  }
+  write_locked(hello);
+  start_read_locked();
+}
+
+void Connection::write_locked(std::string_view encoded) {
+  out_.append(encoded);
+  start_write_locked();
+}
+
+void Connection::start_write_locked() {
+  if (write_in_flight_ || out_.empty() || (state_ != State::handshaking && state_ != State::ready)) {
+    return;
+  }
+  // The buffer belongs to the operation: a close (stop(), timeout) cannot free it under a write.
+  auto buffer = std::make_shared<std::string>();
+  buffer->swap(out_);
+  write_in_flight_ = true;
+  const auto gen = gen_;
+  asio::async_write(socket_, asio::buffer(*buffer),
+                    [self = self(), gen, buffer](const boost::system::error_code& ec, std::size_t) {
+                      const std::lock_guard lock(self->mu_);
+                      if (gen != self->gen_) {
+                        return;
+                      }
+                      self->write_in_flight_ = false;
+                      if (ec) {
+                        self->fail_locked(Status(Code::unavailable,
+                                                 fmt::format("writing to {} failed: {}", self->where_, ec.message())));
+                        return;
+                      }
+                      self->start_write_locked();
+                    });
+}
+
+void Connection::start_read_locked() {
+  const auto gen = gen_;
+  socket_.async_read_some(asio::buffer(read_buf_),
+                          [self = self(), gen](const boost::system::error_code& ec, std::size_t n) {
+                            self->on_read(gen, ec, n);
+                          });
+}
+
+void Connection::on_read(std::uint64_t gen, const boost::system::error_code& ec, std::size_t n) {
+  const std::lock_guard lock(mu_);
+  if (gen != gen_) {
+    return;
+  }
+  if (ec) {
+    fail_locked(Status(Code::unavailable, ec == asio::error::eof
+                                              ? fmt::format("{} closed the connection", where_)
+                                              : fmt::format("connection to {} lost: {}", where_, ec.message())));
+    return;
+  }
+  auto protocol_error = [&](std::string_view what) {
+    log_.error("redis protocol error, closing the connection",
+               {{"redis", options_.name}, {"role", role_}, {"endpoint", where_}, {"error", what}});
+    fail_locked(Status(Code::unavailable, fmt::format("redis protocol error from {}: {}", where_, what)));
+  };
+  if (redisReaderFeed(reader_, read_buf_.data(), n) != REDIS_OK) {
+    protocol_error(reader_->errstr);
+    return;
+  }
+  for (;;) {
+    void* raw = nullptr;
+    if (redisReaderGetReply(reader_, &raw) != REDIS_OK) {
+      protocol_error(reader_refused_ ? fmt::format("an array longer than {} elements", kMaxArrayElements)
+                                     : std::string(reader_->errstr));
+      return;
+    }
+    if (raw == nullptr) {
+      break;
+    }
+    Reply reply;
+    const Status converted = from_hiredis(*static_cast<const redisReply*>(raw), reply);
+    freeReplyObject(raw);
+    if (!converted) {
+      protocol_error(converted.message());
+      return;
+    }
+    handle_reply_locked(std::move(reply));
+    if (gen != gen_) {
+      return;  // the reply closed the connection (handshake refused, unexpected reply …)
+    }
+  }
+  if (reader_->len - reader_->pos > kMaxBuffered) {
+    protocol_error(fmt::format("a reply over {} bytes", kMaxBulkBytes));
+    return;
+  }
+  start_read_locked();
+}
+
+void Connection::handle_reply_locked(Reply reply) {
+  if (state_ == State::handshaking) {
+    if (reply.is_error()) {
+      // The server's text ("WRONGPASS invalid username-password pair …") never contains the password.
+      log_.error("redis handshake refused",
+                 {{"redis", options_.name}, {"role", role_}, {"endpoint", where_}, {"error", reply.str()}});
+      fail_locked(Status(Code::unavailable, fmt::format("redis at {} refused the handshake: {}", where_, reply.str())));
+      return;
+    }
+    if (--handshake_left_ > 0) {
+      return;
+    }
+    state_ = State::ready;
+    connect_timer_.cancel();
+    attempt_ = 0;
+    log_.info("redis connected", {{"redis", options_.name}, {"role", role_}, {"endpoint", where_}});
+    on_ready_locked();
+    return;
+  }
+  on_reply_locked(std::move(reply));
+}
+
+void Connection::fail_locked(const Status& why) {
+  if (state_ == State::stopped || state_ == State::backoff || state_ == State::idle) {
+    return;
+  }
+  const bool was_connected = connected_.exchange(false);
+  ++gen_;
+  boost::system::error_code ignored;
+  socket_.close(ignored);
+  resolver_.cancel();
+  connect_timer_.cancel();
+  out_.clear();
+  write_in_flight_ = false;
+  handshake_left_ = 0;
+  state_ = State::backoff;
+  down_reason_ = why.message();
+  const auto delay = next_backoff_locked();
+  log_.warn(was_connected ? "redis connection lost" : "redis connect failed",
+            {{"redis", options_.name},
+             {"role", role_},
+             {"endpoint", where_},
+             {"error", why.message()},
+             {"retry_in_ms", static_cast<long long>(delay.count())}});
+  on_down_locked(why);
+  if (was_connected) {
+    notify_locked(false);
+  }
+  const auto gen = gen_;
+  backoff_timer_.expires_after(delay);
+  backoff_timer_.async_wait([self = self(), gen](const boost::system::error_code& ec) {
+    if (ec) {
+      return;
+    }
+    const std::lock_guard lock(self->mu_);
+    if (gen != self->gen_ || self->state_ != State::backoff) {
+      return;
+    }
+    self->connect_locked();
+  });
+}
+
+std::chrono::milliseconds Connection::next_backoff_locked() {
+  // Full jitter (AWS architecture blog): uniform in [0, min(max, initial * 2^attempt)].
+  const auto initial = std::max<long long>(1, options_.backoff_initial.count());
+  const auto cap_max = std::max<long long>(initial, options_.backoff_max.count());
+  const long long cap = std::min<long long>(cap_max, initial << std::min(attempt_, 30));
+  attempt_ = std::min(attempt_ + 1, 31);
+  std::uniform_int_distribution<long long> pick(0, cap);
+  return std::chrono::milliseconds(pick(rng_));
+}
+
+void Connection::set_connected_locked() {
+  connected_.store(true, std::memory_order_release);
+  down_reason_.clear();
+  notify_locked(true);
+}
+
+void Connection::notify_locked(bool up) {
+  for (const auto& listener : listeners_) {
+    post([listener, up] { (*listener)(up); });
+  }
+}
+
+std::string Connection::not_connected_message_locked() const {
+  if (state_ == State::stopped) {
+    return "redis client stopped";
+  }
+  if (state_ == State::idle) {
+    return "redis not connected: client not started";
+  }
+  return "redis not connected: " + (down_reason_.empty() ? std::string("connecting") : down_reason_);
+}
+
+}  // namespace phasekit::redis::detail
