@@ -178,10 +178,16 @@ Status ZlibCompression::compress(std::string_view in, std::string& out) noexcept
     return bad_request(fmt::format("entry of {} bytes is over max_entry_bytes={}", in.size(), config_.max_entry_bytes));
   }
   try {
-    return config_.format == Format::gzip ? compress_gzip(in, out) : compress_dict(in, out);
+    Status s = config_.format == Format::gzip ? compress_gzip(in, out) : compress_dict(in, out);
+    if (!s.ok()) {
+      out.clear();  // nothing half-written is ever handed on
+    }
+    return s;
   } catch (const std::bad_alloc&) {
+    out.clear();
     return out_of_memory();
   } catch (const std::exception& e) {
+    out.clear();
     return Status(Code::internal, e.what());
   }
 }
@@ -189,10 +195,18 @@ Status ZlibCompression::compress(std::string_view in, std::string& out) noexcept
 Status ZlibCompression::decompress(std::string_view in, std::string& out) noexcept {
   try {
     if (!in.empty() && static_cast<unsigned char>(in[0]) == kFrameMagic) {
-      return decompress_dict(in, out);
+      Status s = decompress_dict(in, out);
+      if (!s.ok()) {
+        out.clear();  // nothing half-decoded is ever handed on
+      }
+      return s;
     }
     if (in.size() >= 2 && static_cast<unsigned char>(in[0]) == 0x1f && static_cast<unsigned char>(in[1]) == 0x8b) {
-      return decompress_gzip(in, out);
+      Status s = decompress_gzip(in, out);
+      if (!s.ok()) {
+        out.clear();
+      }
+      return s;
     }
     if (in.size() > config_.max_entry_bytes) {
       return bad_request(
@@ -201,8 +215,10 @@ Status ZlibCompression::decompress(std::string_view in, std::string& out) noexce
     out.assign(in);  // written before compression was enabled (or by compression=none)
     return {};
   } catch (const std::bad_alloc&) {
+    out.clear();
     return out_of_memory();
   } catch (const std::exception& e) {
+    out.clear();
     return Status(Code::internal, e.what());
   }
 }
@@ -289,12 +305,21 @@ Status ZlibCompression::decompress_dict(std::string_view in, std::string& out) {
     return Status(Code::internal, "inflate: " + zlib_message(s, Z_STREAM_ERROR));
   }
   out.resize(static_cast<std::size_t>(length));
-  unsigned char sink = 0;  // inflate wants a non-null next_out even for an empty entry
   s.next_in = bytes(body);
   s.avail_in = static_cast<uInt>(body.size());
-  s.next_out = length == 0 ? &sink : bytes(out);
+  s.next_out = bytes(out);  // never null, even for an empty entry
   s.avail_out = static_cast<uInt>(length);
-  const int rc = inflate(&s, Z_FINISH);
+  int rc = inflate(&s, Z_FINISH);
+  if (rc == Z_BUF_ERROR && s.avail_out == 0) {
+    // Out of room: one more byte tells an entry longer than declared from one cut short.
+    unsigned char probe = 0;
+    s.next_out = &probe;
+    s.avail_out = 1;
+    rc = inflate(&s, Z_FINISH);
+    if (s.avail_out == 0) {
+      return bad_request(fmt::format("compressed entry decodes to more than the {} bytes it declares", length));
+    }
+  }
   if (rc == Z_DATA_ERROR) {
     return bad_request("compressed entry is corrupt: " + zlib_message(s, rc));
   }
@@ -302,11 +327,8 @@ Status ZlibCompression::decompress_dict(std::string_view in, std::string& out) {
     return out_of_memory();
   }
   if (rc != Z_STREAM_END) {
-    if (s.avail_in == 0) {
-      return bad_request(fmt::format("compressed entry is truncated: its DEFLATE data ends after {} of {} bytes",
-                                     s.total_out, length));
-    }
-    return bad_request(fmt::format("compressed entry decodes to more than the {} bytes it declares", length));
+    return bad_request(fmt::format("compressed entry is truncated: its DEFLATE data ends after {} of {} bytes",
+                                   s.total_out, length));
   }
   if (s.total_out != length) {
     return bad_request(fmt::format("compressed entry decodes to {} bytes, not the {} it declares", s.total_out, length));
