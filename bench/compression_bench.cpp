@@ -106,18 +106,23 @@ void print_table() {
   std::size_t small = 0;
   std::size_t users = 0;
   std::size_t denied = 0;
+  std::vector<std::size_t> lengths;
   for (const auto& e : entries) {
     bytes += e.json.size();
+    lengths.push_back(e.json.size());
     small += e.json.size() < kSmallEntry ? 1 : 0;
     users += e.kind == CorpusEntry::Kind::user ? 1 : 0;
     denied += e.kind == CorpusEntry::Kind::denied ? 1 : 0;
   }
-  fmt::print("corpus: {} entries ({} user messages, {} results of which {} denied), {} bytes, {} entries under {} bytes\n",
-             entries.size(), users, entries.size() - users, denied, bytes, small, kSmallEntry);
-  fmt::print("{:<44} {:>8} {:>9} {:>14} {:>13}\n", "format (level)", "ratio", "smaller", "small entries", "median entry");
+  std::nth_element(lengths.begin(), lengths.begin() + static_cast<std::ptrdiff_t>(lengths.size() / 2), lengths.end());
+  fmt::print("corpus: {} entries ({} user messages, {} results of which {} denied), {} bytes, median entry {} bytes, "
+             "{} entries under {} bytes\n",
+             entries.size(), users, entries.size() - users, denied, bytes, lengths[lengths.size() / 2], small,
+             kSmallEntry);
+  fmt::print("{:<50} {:>8} {:>9} {:>14} {:>13}\n", "format (level)", "ratio", "smaller", "small entries", "median entry");
   auto row = [](std::string_view name, const Sizes& s) {
     const double ratio = static_cast<double>(s.packed) / static_cast<double>(s.original);
-    fmt::print("{:<44} {:>8.3f} {:>8.1f}% {:>14.3f} {:>13.3f}\n", name, ratio, 100.0 * (1.0 - ratio),
+    fmt::print("{:<50} {:>8.3f} {:>8.1f}% {:>14.3f} {:>13.3f}\n", name, ratio, 100.0 * (1.0 - ratio),
                static_cast<double>(s.small_packed) / static_cast<double>(s.small_original), s.median_ratio);
   };
   for (const Format f : {Format::deflate_dict, Format::gzip}) {
