@@ -4,6 +4,7 @@ find_package(Boost 1.81 EXACT REQUIRED COMPONENTS program_options)
 find_package(nlohmann_json 3.11 REQUIRED)
 find_package(fmt 9 REQUIRED)
 find_package(Threads REQUIRED)
+find_package(ZLIB 1.2.11 REQUIRED)  # compression=zlib
 
 # Boost.Asio/Beast compiled once per binary or plugin (STYLE.md §14): every TU that links
 # phasekit::asio agrees on the separate-compilation defines.

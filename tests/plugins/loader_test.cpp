@@ -205,7 +205,9 @@ TEST(PluginSet, EachKindGetsOnlyItsOwnSettings) {
   const auto config = config::Config::load({{{"POOL_MIN_SIZE", "3"}, {"POOL_MAX_SIZE", "7"}}, {}});
   EXPECT_EQ(plugin_config_json("pool", config),
             R"({"min_size":3,"max_size":7,"idle_timeout_ms":300000,"acquire_timeout_ms":5000})");
-  EXPECT_EQ(plugin_config_json("compression", config), "{}");
+  EXPECT_EQ(plugin_config_json("compression", config),
+            R"({"format":"deflate_dict","level":6,"max_entry_bytes":16777216})");
+  EXPECT_EQ(plugin_config_json("nonesuch", config), "{}");
 }
 
 }  // namespace

@@ -23,7 +23,11 @@ class NoCompression final : public plugin::CompressionStrategy {
 
 struct Factory {
   static std::unique_ptr<plugin::CompressionStrategy> create(plugin::HostServices&, std::string_view json) {
-    PluginOptions(json).finish();
+    PluginOptions options(json);
+    options.ignore("format");  // compression=zlib's settings, passed to every compression plugin
+    options.ignore("level");
+    options.ignore("max_entry_bytes");
+    options.finish();
     return std::make_unique<NoCompression>();
   }
 };

@@ -32,6 +32,10 @@ std::string plugin_config_json(std::string_view kind, const config::Config& c) {
                  {"maxReplicas", c.integer(Key::autoscaler_max_replicas)},
                  {"metrics", nlohmann::ordered_json::array({metric})}};
     j["tolerance"] = static_cast<double>(c.integer(Key::autoscaler_tolerance_percent)) / 100.0;
+  } else if (kind == "compression") {
+    j["format"] = c.text(Key::compression_format);
+    j["level"] = c.integer(Key::compression_level);
+    j["max_entry_bytes"] = c.integer(Key::compression_max_entry_bytes);
   } else if (kind == "store") {
     j["redis_url"] = c.text(Key::redis_url);
     j["session_grace_ms"] = c.integer(Key::session_grace_ms);
