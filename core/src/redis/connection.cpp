@@ -340,9 +340,10 @@ void Connection::handle_reply_locked(Reply reply) {
   if (state_ == State::handshaking) {
     if (reply.is_error()) {
       // The server's text ("WRONGPASS invalid username-password pair …") never contains the password.
-      log_.error("redis handshake refused",
-                 {{"redis", options_.name}, {"role", role_}, {"endpoint", where_}, {"error", reply.str()}});
-      fail_locked(Status(Code::unavailable, fmt::format("redis at {} refused the handshake: {}", where_, reply.str())));
+      Status refused(Code::unavailable, fmt::format("redis at {} refused the handshake: {}", where_, reply.str()));
+      log_.log(refused.message() == down_reason_ ? LogLevel::debug : LogLevel::error, "redis handshake refused",
+               {{"redis", options_.name}, {"role", role_}, {"endpoint", where_}, {"error", reply.str()}});
+      fail_locked(refused);
       return;
     }
     if (--handshake_left_ > 0) {
@@ -372,14 +373,16 @@ void Connection::fail_locked(const Status& why) {
   write_in_flight_ = false;
   handshake_left_ = 0;
   state_ = State::backoff;
+  // While redis stays down the same failure repeats every backoff period: warn once, then debug.
+  const bool repeated = !was_connected && why.message() == down_reason_;
   down_reason_ = why.message();
   const auto delay = next_backoff_locked();
-  log_.warn(was_connected ? "redis connection lost" : "redis connect failed",
-            {{"redis", options_.name},
-             {"role", role_},
-             {"endpoint", where_},
-             {"error", why.message()},
-             {"retry_in_ms", static_cast<long long>(delay.count())}});
+  log_.log(repeated ? LogLevel::debug : LogLevel::warn, was_connected ? "redis connection lost" : "redis connect failed",
+           {{"redis", options_.name},
+            {"role", role_},
+            {"endpoint", where_},
+            {"error", why.message()},
+            {"retry_in_ms", static_cast<long long>(delay.count())}});
   on_down_locked(why);
   if (was_connected) {
     notify_locked(false);
