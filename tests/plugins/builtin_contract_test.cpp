@@ -248,7 +248,14 @@ TEST_F(Builtins, QueueInproc_RefusesBeyondCapacityAndAfterShutdown) {
 
 TEST_F(Builtins, StoreMemory_KeepsSessionsAndConversationsUntilRemoved) {
   auto store = make<plugin::StoreStrategy>(PHK_KIND_STORE, "memory");
-  const plugin::SessionRecord record{"s1", "u1", "active", "/work", {{"A", "1"}}, 42};
+  plugin::SessionRecord record;
+  record.id = "s1";
+  record.user_id = "u1";
+  record.status = "active";
+  record.cwd = "work";
+  record.env = {{"A", "1"}};
+  record.history = {"cd work"};
+  record.updated_unix_ms = 42;
   int done = 0;
   store->put_session(record, [&](Status s) {
     EXPECT_TRUE(s.ok());
@@ -277,6 +284,44 @@ TEST_F(Builtins, StoreMemory_KeepsSessionsAndConversationsUntilRemoved) {
   EXPECT_EQ(conversation, (std::vector<std::string>{"first", "second"}));
   EXPECT_EQ(store->stats().conversation_entries, 2u);
   EXPECT_EQ(store->stats().bytes, 11u);
+
+  // Partial writes: the status half leaves the shell half alone, and the other way round.
+  plugin::SessionUpdate status_only;
+  status_only.status = "detached";
+  status_only.instance = "host:2";
+  status_only.updated_unix_ms = 50;
+  plugin::SessionUpdate shell_only;
+  shell_only.shell = true;
+  shell_only.cwd = "work/sub";
+  shell_only.history = {"cd work", "cd sub"};
+  shell_only.updated_unix_ms = 60;
+  Status unknown;
+  store->update_session("s1", status_only, [&](Status s) {
+    EXPECT_TRUE(s.ok());
+    ++done;
+  });
+  store->update_session("s1", shell_only, [&](Status s) {
+    EXPECT_TRUE(s.ok());
+    ++done;
+  });
+  store->update_session("nobody", status_only, [&](Status s) {
+    unknown = s;
+    ++done;
+  });
+  store->get_session("s1", [&](Status, plugin::SessionRecord r) {
+    got = std::move(r);
+    ++done;
+  });
+  ASSERT_TRUE(run_until([&] { return done == 9; }));
+  EXPECT_EQ(unknown.code(), Code::not_found);
+  EXPECT_EQ(got.status, "detached");
+  EXPECT_EQ(got.instance, "host:2");
+  EXPECT_EQ(got.cwd, "work/sub");
+  EXPECT_EQ(got.env, (std::vector<std::pair<std::string, std::string>>{}));
+  EXPECT_EQ(got.history, (std::vector<std::string>{"cd work", "cd sub"}));
+  EXPECT_EQ(got.user_id, "u1");
+  EXPECT_EQ(got.updated_unix_ms, 60);
+  done = 5;
 
   store->remove_session("s1", [&](Status s) {
     EXPECT_TRUE(s.ok());

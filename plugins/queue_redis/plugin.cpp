@@ -1,0 +1,541 @@
+// queue=redis: a reliable queue in redis for phasekit-workers (scripts.hpp has the data layout).
+//
+//  * enqueue: one script stores the job and queues its id; the approval is acknowledged after it.
+//  * consume: a dedicated connection takes ids with BLMOVE into this worker's processing list, CLAIM
+//    marks the job running (one job per session at a time), the handler runs it; its result is held
+//    back until done, and COMPLETE publishes it in the same atomic step that ends the job, so a job
+//    ends once even when the reaper gave it to another worker meanwhile.
+//  * liveness: every worker refreshes a heartbeat key; any consumer reaps the jobs of workers whose
+//    heartbeat expired (redelivered, or failed after max_attempts) and of jobs past their deadline.
+//  * events: published on the session's channel, received by whichever instance subscribed to it.
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <random>
+
+#include "guarded.hpp"
+#include "phasekit/plugin/export.hpp"
+#include "phasekit/plugin_options.hpp"
+#include "phasekit/redis/subscriber.hpp"
+#include "scripts.hpp"
+
+namespace phasekit::queue_redis {
+namespace {
+
+using json = nlohmann::json;
+using plugin::HostServices;
+using plugin::Job;
+using plugin::JobEvent;
+using plugin::JobEventType;
+using plugin::QueueStats;
+using redis_plugins::guarded;
+using Strand = boost::asio::strand<boost::asio::any_io_executor>;
+using Ms = std::chrono::milliseconds;
+
+struct Options {
+  redis::Endpoint endpoint;
+  std::string prefix = "phasekit:";
+  unsigned concurrency = 10;
+  std::int64_t job_timeout_ms = 30000;
+  std::int64_t max_attempts = 3;
+  Ms heartbeat{1000};        // a worker is dead after 5 missed beats
+  Ms block{1000};            // BLMOVE block time
+  Ms shutdown_grace{25000};  // jobs still running then are handed back
+};
+
+std::string worker_name() {
+  std::array<char, 128> host{};
+  if (::gethostname(host.data(), host.size() - 1) != 0) {
+    host[0] = '\0';
+  }
+  std::mt19937_64 rng(std::random_device{}());
+  return fmt::format("{}:{}:{:08x}", host.data(), ::getpid(), static_cast<std::uint32_t>(rng()));
+}
+
+std::string envelope(char type, const std::string& job_id, const std::string& session, const std::string& data) {
+  return json{{"t", std::string(1, type)}, {"j", job_id}, {"s", session}, {"d", data}}.dump();
+}
+
+class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared_from_this<RedisQueue> {
+ public:
+  RedisQueue(HostServices& host, Options options)
+      : host_(host),
+        log_(host.logger("queue.redis")),
+        guard_(host.breaker("redis")),
+        options_(std::move(options)),
+        worker_(worker_name()),
+        strand_(boost::asio::make_strand(host.executor())),
+        ticker_(strand_),
+        retry_(strand_),
+        depth_gauge_(host.metrics().gauge("phasekit_queue_depth", "Jobs waiting in the queue, not yet taken.")),
+        enqueued_(counter("enqueued")),
+        completed_(counter("completed")),
+        failed_(counter("failed")),
+        redelivered_(counter("redelivered")),
+        deferred_(counter("deferred")) {
+    redis::ClientOptions co;
+    co.endpoint = options_.endpoint;
+    co.name = "queue";
+    client_ = redis::Client::create(host.executor(), co, log_);
+    client_->start();
+  }
+
+  ~RedisQueue() override { close(); }
+
+  /// The host destroys the strategy: timers and connections stop, which releases every completion
+  /// holding this queue. Called when no completion of the queue runs concurrently (the host's rule).
+  void close() {
+    closed_ = true;
+    ticker_.cancel();
+    retry_.cancel();
+    client_->stop();
+    if (blocking_) {
+      blocking_->stop();
+    }
+    const std::lock_guard lock(mutex_);
+    if (subscriber_) {
+      subscriber_->stop();
+    }
+  }
+
+  /// Starts the periodic work (depth gauge; heartbeat and reaper once consuming).
+  void start() { boost::asio::post(strand_, [self = shared_from_this()] { self->tick(); }); }
+
+  void enqueue(Job job, std::function<void(Status)> queued) noexcept override {
+    if (stopping_) {
+      post(std::move(queued), Status(Code::unavailable, "shutting down"));
+      return;
+    }
+    const std::string channel = options_.prefix + "session:" + job.session_id;
+    guarded(guard_, client_,
+            {"EVAL", scripts::kEnqueue, "0", options_.prefix, job.id, job.user_id, job.session_id, job.payload,
+             std::to_string(job.timeout_ms > 0 ? job.timeout_ms : options_.job_timeout_ms), channel},
+            [self = shared_from_this(), queued = std::move(queued)](Status s, redis::Reply r) {
+              if (s.ok() && r.integer() == 0) {
+                s = Status(Code::bad_request, "a job with this id is already queued");
+              }
+              if (s.ok()) {
+                self->enqueued_.inc();
+                const std::lock_guard lock(self->mutex_);
+                ++self->stats_.enqueued;
+              } else if (s.code() == Code::timeout || s.code() == Code::internal) {
+                s = Status(Code::unavailable, "job queue: " + s.message());
+              }
+              queued(s);
+            });
+  }
+
+  void consume(unsigned concurrency, JobHandler handler) noexcept override {
+    boost::asio::post(strand_, [self = shared_from_this(), concurrency, handler = std::move(handler)]() mutable {
+      if (self->handler_ || self->stopping_) {
+        return;
+      }
+      self->handler_ = std::move(handler);
+      self->concurrency_ = std::max(1u, concurrency);
+      redis::ClientOptions co;
+      co.endpoint = self->options_.endpoint;
+      co.name = "queue-take";
+      co.command_timeout = self->options_.block + Ms(2000);
+      self->blocking_ = redis::Client::create(self->host_.executor(), co, self->log_);
+      self->blocking_->start();
+      self->log_.info("queue.consuming", {{"worker", self->worker_}, {"concurrency", self->concurrency_}});
+      self->beat();
+      self->take();
+    });
+  }
+
+  void set_concurrency(unsigned concurrency) noexcept override {
+    boost::asio::post(strand_, [self = shared_from_this(), concurrency] {
+      self->concurrency_ = std::max(1u, concurrency);
+      self->take();
+    });
+  }
+
+  void subscribe(std::string session_id, EventSink on_event) noexcept override {
+    const std::lock_guard lock(mutex_);
+    if (!subscriber_) {
+      redis::ClientOptions co;
+      co.endpoint = options_.endpoint;
+      co.name = "queue-events";
+      subscriber_ = redis::Subscriber::create(host_.executor(), co, log_);
+      subscriber_->start();
+    }
+    subscriber_->subscribe(options_.prefix + "session:" + session_id,
+                           [on_event = std::move(on_event)](std::string /*channel*/, std::string payload) {
+                             json e = json::parse(payload, nullptr, false);
+                             if (e.is_discarded() || !e.is_object() || !e.contains("d") || !e["d"].is_string()) {
+                               return;
+                             }
+                             on_event(JobEvent{e.value("j", ""), e.value("s", ""),
+                                               e.value("t", "") == "o" ? JobEventType::output : JobEventType::result,
+                                               e["d"].get<std::string>()});
+                           });
+  }
+
+  void unsubscribe(std::string_view session_id) noexcept override {
+    const std::lock_guard lock(mutex_);
+    if (subscriber_) {
+      subscriber_->unsubscribe(options_.prefix + "session:" + std::string(session_id));
+    }
+  }
+
+  [[nodiscard]] QueueStats stats() const noexcept override {
+    const std::lock_guard lock(mutex_);
+    QueueStats s = stats_;
+    s.depth = depth_;
+    s.in_flight = running_.load();
+    return s;
+  }
+
+  void async_shutdown(std::function<void()> done) noexcept override {
+    boost::asio::post(strand_, [self = shared_from_this(), done = std::move(done)]() mutable {
+      self->stopping_ = true;
+      self->on_shutdown_ = std::move(done);
+      self->shutdown_deadline_ = std::chrono::steady_clock::now() + self->options_.shutdown_grace;
+      self->maybe_finish_shutdown();
+    });
+  }
+
+ private:
+  struct Running {
+    std::string result;  // the result event's data, held back until COMPLETE
+    bool has_result = false;
+  };
+
+  Counter& counter(std::string_view outcome) {
+    const std::array<Label, 1> labels{{{"outcome", outcome}}};
+    return host_.metrics().counter("phasekit_queue_jobs_total",
+                                   "Jobs through the redis queue: enqueued, completed, failed, redelivered (their "
+                                   "worker died), deferred (another job of the session was running).",
+                                   labels);
+  }
+
+  template <class F>
+  void post(F f, Status s) {
+    boost::asio::post(host_.executor(), [f = std::move(f), s = std::move(s)]() mutable { f(std::move(s)); });
+  }
+
+  // ---- taking jobs (on the strand) ----
+
+  void take() {
+    if (!handler_ || stopping_ || taking_ || running_ >= concurrency_) {
+      return;
+    }
+    taking_ = true;
+    guarded(
+        guard_, blocking_,
+        {"BLMOVE", options_.prefix + "jobs", options_.prefix + "processing:" + worker_, "RIGHT", "LEFT",
+         fmt::format("{:.3f}", static_cast<double>(options_.block.count()) / 1000.0)},
+        [self = shared_from_this()](Status s, redis::Reply r) {
+          boost::asio::post(self->strand_, [self, s, r = std::move(r)]() mutable {
+            if (!s.ok()) {
+              self->taking_ = false;
+              self->retry_later(Ms(200));
+              return;
+            }
+            if (!r.is_string()) {  // nothing within the block time
+              self->taking_ = false;
+              self->take();
+              return;
+            }
+            self->claim(r.take_str());
+          });
+        },
+        options_.block + Ms(2000));
+  }
+
+  void claim(std::string id) {
+    guarded(guard_, client_,
+            {"EVAL", scripts::kClaim, "0", options_.prefix, id, worker_, std::to_string(options_.heartbeat.count() * 5)},
+            [self = shared_from_this(), id](Status s, redis::Reply r) {
+              boost::asio::post(self->strand_, [self, id, s, r = std::move(r)]() mutable {
+                self->taking_ = false;
+                if (!s.ok() || !r.is_array() || r.elements().empty()) {
+                  // The id stays in our processing list: the reaper puts it back if we never claim it.
+                  self->retry_later(Ms(200));
+                  return;
+                }
+                const auto code = r.elements()[0].integer();
+                if (code == 2) {
+                  self->deferred_.inc();
+                  self->retry_later(Ms(5));  // let the session's running job finish
+                  return;
+                }
+                if (code == 1 && r.elements().size() >= 6) {
+                  self->run(id, r.elements());
+                }
+                self->take();
+              });
+            });
+  }
+
+  void retry_later(Ms delay) {
+    retry_.expires_after(delay);
+    retry_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec) {
+        self->take();
+      }
+    });
+  }
+
+  void run(const std::string& id, const std::vector<redis::Reply>& fields) {
+    Job job;
+    job.id = id;
+    job.user_id = fields[1].str();
+    job.session_id = fields[2].str();
+    job.payload = fields[3].str();
+    job.timeout_ms = std::strtoll(fields[4].str().c_str(), nullptr, 10);
+    job.attempt = static_cast<std::uint32_t>(std::strtoul(fields[5].str().c_str(), nullptr, 10));
+    ++running_;
+    auto state = std::make_shared<Running>();
+    auto once = std::make_shared<std::atomic<bool>>(false);
+    EventSink sink = [self = shared_from_this(), state, id, session = job.session_id](JobEvent e) {
+      if (e.type == JobEventType::result) {
+        boost::asio::post(self->strand_, [state, data = std::move(e.data)]() mutable {
+          state->result = std::move(data);
+          state->has_result = true;
+        });
+        return;
+      }
+      guarded(self->guard_, self->client_,
+              {"PUBLISH", self->options_.prefix + "session:" + session, envelope('o', id, session, e.data)},
+              [](Status, redis::Reply) {});
+    };
+    JobDone done = [self = shared_from_this(), state, id, session = job.session_id, once](Status status) {
+      if (once->exchange(true)) {
+        return;
+      }
+      boost::asio::post(self->strand_, [self, state, id, session, status] {
+        if (!state->has_result) {
+          state->result = json{{"callId", id}, {"exitCode", nullptr}, {"output", ""}, {"truncated", false},
+                               {"durationMs", 0},
+                               {"error", {{"code", wire_name(status.ok() ? Code::internal : status.code())},
+                                          {"message", status.ok() ? "the job ended without a result" : status.message()}}}}
+                              .dump();
+        }
+        self->complete(id, session, status.ok() ? "done" : "failed", envelope('r', id, session, state->result), Ms(50));
+      });
+    };
+    boost::asio::post(host_.executor(), [handler = handler_, job = std::move(job), sink = std::move(sink),
+                                         done = std::move(done)]() mutable {
+      handler(std::move(job), std::move(sink), std::move(done));
+    });
+  }
+
+  /// Ends the job; retried while redis cannot be reached (the result is not lost meanwhile, and if the
+  /// reaper gave the job to another worker, COMPLETE says 0 and this result is dropped).
+  void complete(const std::string& id, const std::string& session, const char* outcome, std::string message,
+                Ms backoff) {
+    guarded(guard_, client_, {"EVAL", scripts::kComplete, "0", options_.prefix, id, worker_, outcome, message},
+            [self = shared_from_this(), id, session, outcome, message, backoff](Status s, redis::Reply r) {
+              boost::asio::post(self->strand_, [self, id, session, outcome, message, backoff, s, r]() mutable {
+                if (!s.ok() && !self->handed_back_) {
+                  auto timer = std::make_shared<boost::asio::steady_timer>(self->strand_, backoff);
+                  timer->async_wait([self, timer, id, session, outcome, message, backoff](boost::system::error_code) {
+                    self->complete(id, session, outcome, message, std::min(backoff * 2, Ms(2000)));
+                  });
+                  return;
+                }
+                if (s.ok() && r.integer() == 1) {
+                  const bool ok = std::string_view(outcome) == "done";
+                  (ok ? self->completed_ : self->failed_).inc();
+                  const std::lock_guard lock(self->mutex_);
+                  ++(ok ? self->stats_.completed : self->stats_.failed);
+                } else if (s.ok()) {
+                  self->log_.warn("queue.result_dropped", {{"job", id}, {"why", "the job is no longer this worker's"}});
+                }
+                --self->running_;
+                self->take();
+                self->maybe_finish_shutdown();
+              });
+            });
+  }
+
+  // ---- periodic: depth, heartbeat, reaper ----
+
+  void tick() {
+    if (closed_) {
+      return;
+    }
+    guarded(guard_, client_, {"LLEN", options_.prefix + "jobs"}, [self = shared_from_this()](Status s, redis::Reply r) {
+      if (s.ok()) {
+        const std::lock_guard lock(self->mutex_);
+        self->depth_ = static_cast<std::uint64_t>(std::max(0LL, r.integer()));
+        self->depth_gauge_.set(static_cast<double>(self->depth_));
+      }
+    });
+    if (handler_ && !handed_back_) {
+      beat();
+      reap();
+    }
+    if (stopping_) {
+      maybe_finish_shutdown();
+    }
+    ticker_.expires_after(options_.heartbeat);
+    ticker_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec) {
+        self->tick();
+      }
+    });
+  }
+
+  void beat() {
+    const std::string px = std::to_string(options_.heartbeat.count() * 5);
+    guarded(guard_, client_, {"SET", options_.prefix + "worker:" + worker_, "1", "PX", px}, [](Status, redis::Reply) {});
+    guarded(guard_, client_, {"SADD", options_.prefix + "workers", worker_}, [](Status, redis::Reply) {});
+  }
+
+  /// One consumer at a time reaps (a lock that expires on its own).
+  void reap() {
+    guarded(guard_, client_,
+            {"SET", options_.prefix + "reaper", worker_, "NX", "PX", std::to_string(options_.heartbeat.count() * 2)},
+            [self = shared_from_this()](Status s, redis::Reply r) {
+              if (!s.ok() || !r.is_status()) {
+                return;
+              }
+              guarded(self->guard_, self->client_,
+                      {"EVAL", scripts::kReap, "0", self->options_.prefix, std::to_string(self->options_.max_attempts)},
+                      [self](Status s2, redis::Reply r2) {
+                        if (!s2.ok() || !r2.is_array() || r2.elements().size() < 2) {
+                          return;
+                        }
+                        const auto redelivered = r2.elements()[0].integer();
+                        const auto failed = r2.elements()[1].integer();
+                        if (redelivered > 0 || failed > 0) {
+                          self->redelivered_.inc(static_cast<double>(redelivered));
+                          self->log_.warn("queue.reaped", {{"redelivered", redelivered}, {"failed", failed}});
+                          const std::lock_guard lock(self->mutex_);
+                          self->stats_.redelivered += static_cast<std::uint64_t>(redelivered);
+                        }
+                      });
+            });
+  }
+
+  // ---- shutdown (on the strand) ----
+
+  void maybe_finish_shutdown() {
+    if (!stopping_ || !on_shutdown_ || finishing_) {
+      return;
+    }
+    const bool late = std::chrono::steady_clock::now() >= shutdown_deadline_;
+    if (handler_ && running_ > 0 && !late) {
+      return;  // the next completion or tick looks again
+    }
+    finishing_ = true;
+    if (!handler_) {
+      finish_shutdown();
+      return;
+    }
+    // Leaves the worker set; jobs still running (past the grace period) go back to the queue.
+    guarded(guard_, client_, {"EVAL", scripts::kHandBack, "0", options_.prefix, worker_},
+            [self = shared_from_this()](Status s, redis::Reply r) {
+              boost::asio::post(self->strand_, [self, s, r] {
+                if (s.ok() && r.integer() > 0) {
+                  self->log_.warn("queue.handed_back", {{"jobs", r.integer()}});
+                }
+                self->handed_back_ = true;
+                self->finish_shutdown();
+              });
+            });
+  }
+
+  void finish_shutdown() {
+    closed_ = true;
+    ticker_.cancel();
+    retry_.cancel();
+    if (blocking_) {
+      blocking_->stop();
+    }
+    {
+      const std::lock_guard lock(mutex_);
+      if (subscriber_) {
+        subscriber_->stop();
+      }
+    }
+    if (auto done = std::exchange(on_shutdown_, nullptr)) {
+      boost::asio::post(host_.executor(), std::move(done));
+    }
+  }
+
+  HostServices& host_;
+  Logger& log_;
+  plugin::Guard& guard_;
+  const Options options_;
+  const std::string worker_;
+  Strand strand_;
+  boost::asio::steady_timer ticker_;
+  boost::asio::steady_timer retry_;
+  std::shared_ptr<redis::Client> client_;
+  std::shared_ptr<redis::Client> blocking_;  // BLMOVE only: it holds up every command behind it
+  mutable std::mutex mutex_;                 // guards subscriber_, stats_, depth_
+  std::shared_ptr<redis::Subscriber> subscriber_;
+  QueueStats stats_;
+  std::uint64_t depth_ = 0;
+  // On the strand:
+  JobHandler handler_;
+  unsigned concurrency_ = 1;
+  std::atomic<unsigned> running_{0};
+  bool taking_ = false;
+  bool stopping_ = false;
+  bool finishing_ = false;
+  bool handed_back_ = false;
+  std::atomic<bool> closed_{false};
+  std::chrono::steady_clock::time_point shutdown_deadline_{};
+  std::function<void()> on_shutdown_;
+  Gauge& depth_gauge_;
+  Counter& enqueued_;
+  Counter& completed_;
+  Counter& failed_;
+  Counter& redelivered_;
+  Counter& deferred_;
+};
+
+/// The strategy the host owns; the queue itself is shared with its own completions.
+class Handle final : public plugin::QueueStrategy {
+ public:
+  explicit Handle(std::shared_ptr<RedisQueue> queue) : queue_(std::move(queue)) { queue_->start(); }
+  ~Handle() override { queue_->close(); }
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  void enqueue(Job job, std::function<void(Status)> queued) noexcept override { queue_->enqueue(std::move(job), std::move(queued)); }
+  void consume(unsigned concurrency, JobHandler handler) noexcept override { queue_->consume(concurrency, std::move(handler)); }
+  void set_concurrency(unsigned concurrency) noexcept override { queue_->set_concurrency(concurrency); }
+  void subscribe(std::string session_id, EventSink on_event) noexcept override { queue_->subscribe(std::move(session_id), std::move(on_event)); }
+  void unsubscribe(std::string_view session_id) noexcept override { queue_->unsubscribe(session_id); }
+  [[nodiscard]] QueueStats stats() const noexcept override { return queue_->stats(); }
+  void async_shutdown(std::function<void()> done) noexcept override { queue_->async_shutdown(std::move(done)); }
+
+ private:
+  std::shared_ptr<RedisQueue> queue_;
+};
+
+struct Factory {
+  static std::unique_ptr<plugin::QueueStrategy> create(HostServices& host, std::string_view config) {
+    PluginOptions o(config);
+    Options options;
+    options.endpoint = redis_plugins::endpoint_of(o.text("redis_url", "redis://127.0.0.1:6379"));
+    options.prefix = o.text("prefix", "phasekit:");
+    options.concurrency = static_cast<unsigned>(o.integer("concurrency", 10, 1, 10000));
+    options.job_timeout_ms = o.integer("job_timeout_ms", 30000, 1, 86400000);
+    options.max_attempts = o.integer("max_attempts", 3, 1, 100);
+    options.heartbeat = Ms(o.integer("heartbeat_ms", 1000, 50, 60000));
+    options.block = Ms(o.integer("block_ms", 1000, 10, 60000));
+    options.shutdown_grace = Ms(o.integer("shutdown_grace_ms", 25000, 0, 3600000));
+    o.finish();
+    return std::make_unique<Handle>(std::make_shared<RedisQueue>(host, std::move(options)));
+  }
+};
+
+}  // namespace
+}  // namespace phasekit::queue_redis
+
+PHASEKIT_PLUGIN(PHK_KIND_QUEUE, "redis", "1.0.0",
+                "reliable redis queue for phasekit-workers: redelivery after a worker dies, one job per session at a time",
+                phasekit::queue_redis::Factory)

@@ -1,0 +1,162 @@
+#pragma once
+// The reliable queue's Lua scripts. Each runs atomically in redis; together they make sure that a
+// job, once enqueued, ends exactly once as done or failed (COMPLETE and the reaper's fail both check
+// and change `state` in the same step as they publish the result).
+//
+// Keys under the prefix P (default "phasekit:"):
+//   P jobs                 list of job ids waiting (LPUSH in, BLMOVE out of the right end)
+//   P job:<id>             hash: user, session, payload, timeout, attempt, state (queued|running|done|failed),
+//                          worker, deadline, channel
+//   P processing:<worker>  list of the ids a worker has taken
+//   P workers              set of worker ids;  P worker:<id>  its heartbeat (expires when it stops beating)
+//   P lock:<session>       the id of the job of that session that runs now (one at a time per session)
+//   P stats                hash of counters (done, failed, redelivered)
+//   P session:<id>         pub/sub channel of a session's events
+#include <string>
+
+namespace phasekit::queue_redis::scripts {
+
+/// KEYS none; ARGV prefix, id, user, session, payload, timeout_ms, channel → 1 queued, 0 already known.
+inline constexpr const char* kEnqueue = R"lua(
+local p, id = ARGV[1], ARGV[2]
+local jk = p .. 'job:' .. id
+if redis.call('EXISTS', jk) == 1 then return 0 end
+redis.call('HSET', jk, 'user', ARGV[3], 'session', ARGV[4], 'payload', ARGV[5], 'timeout', ARGV[6],
+           'attempt', 1, 'state', 'queued', 'channel', ARGV[7])
+redis.call('LPUSH', p .. 'jobs', id)
+return 1
+)lua";
+
+/// ARGV prefix, id, worker, grace_ms → {1, user, session, payload, timeout, attempt} to run it;
+/// {2} when another job of its session runs (it goes to the back of the queue); {0} to skip it.
+inline constexpr const char* kClaim = R"lua(
+local p, id, w = ARGV[1], ARGV[2], ARGV[3]
+local jk = p .. 'job:' .. id
+local proc = p .. 'processing:' .. w
+local j = redis.call('HMGET', jk, 'user', 'session', 'payload', 'timeout', 'attempt', 'state')
+if j[6] ~= 'queued' then
+  redis.call('LREM', proc, 1, id)
+  return {0}
+end
+local lock = p .. 'lock:' .. j[2]
+local held = redis.call('GET', lock)
+if held and held ~= id then
+  redis.call('LREM', proc, 1, id)
+  redis.call('LPUSH', p .. 'jobs', id)
+  return {2}
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local timeout = tonumber(j[4])
+redis.call('SET', lock, id, 'PX', timeout + tonumber(ARGV[4]) + 60000)
+redis.call('HSET', jk, 'state', 'running', 'worker', w, 'deadline', now + timeout + tonumber(ARGV[4]))
+return {1, j[1], j[2], j[3], j[4], j[5]}
+)lua";
+
+/// ARGV prefix, id, worker, outcome (done|failed), message → 1 completed now, 0 not this worker's
+/// job any more (the reaper gave it to another, or it already ended).
+inline constexpr const char* kComplete = R"lua(
+local p, id, w = ARGV[1], ARGV[2], ARGV[3]
+local jk = p .. 'job:' .. id
+local j = redis.call('HMGET', jk, 'state', 'worker', 'session', 'channel')
+if j[1] ~= 'running' or j[2] ~= w then return 0 end
+redis.call('HSET', jk, 'state', ARGV[4])
+redis.call('PEXPIRE', jk, 3600000)
+redis.call('LREM', p .. 'processing:' .. w, 1, id)
+local lock = p .. 'lock:' .. j[3]
+if redis.call('GET', lock) == id then redis.call('DEL', lock) end
+redis.call('HINCRBY', p .. 'stats', ARGV[4], 1)
+redis.call('PUBLISH', j[4], ARGV[5])
+return 1
+)lua";
+
+/// What the reaper and a worker's hand-back share: put a running job back at the front of the queue,
+/// or fail it (publishing its result).
+inline constexpr const char* kHelpers = R"lua(
+local function unlock(p, id, session)
+  local lock = p .. 'lock:' .. session
+  if redis.call('GET', lock) == id then redis.call('DEL', lock) end
+end
+local function requeue(p, id, j, bump)
+  unlock(p, id, j.session)
+  redis.call('HSET', p .. 'job:' .. id, 'state', 'queued', 'worker', '', 'attempt', j.attempt + bump)
+  redis.call('RPUSH', p .. 'jobs', id)
+end
+local function fail(p, id, j, code, message)
+  unlock(p, id, j.session)
+  local jk = p .. 'job:' .. id
+  redis.call('HSET', jk, 'state', 'failed')
+  redis.call('PEXPIRE', jk, 3600000)
+  redis.call('HINCRBY', p .. 'stats', 'failed', 1)
+  local result = cjson.encode({callId = id, exitCode = cjson.null, output = '', truncated = false, durationMs = 0,
+                               error = {code = code, message = message}})
+  redis.call('PUBLISH', j.channel, cjson.encode({t = 'r', j = id, s = j.session, d = result}))
+end
+local function job(p, id)
+  local r = redis.call('HMGET', p .. 'job:' .. id, 'state', 'worker', 'attempt', 'deadline', 'session', 'channel')
+  return {state = r[1], worker = r[2], attempt = tonumber(r[3] or '1'), deadline = tonumber(r[4] or '0'),
+          session = r[5] or '', channel = r[6] or ''}
+end
+)lua";
+
+/// ARGV prefix, max_attempts → {redelivered, failed}. Jobs of a worker whose heartbeat expired go back
+/// to the front of the queue (attempt + 1), or fail after max_attempts; a job running past its
+/// deadline (JOB_TIMEOUT_MS plus grace) on a live worker fails with TIMEOUT.
+inline const std::string kReap = std::string(kHelpers) + R"lua(
+local p, maxa = ARGV[1], tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local redelivered, failed = 0, 0
+for _, w in ipairs(redis.call('SMEMBERS', p .. 'workers')) do
+  local alive = redis.call('EXISTS', p .. 'worker:' .. w) == 1
+  local proc = p .. 'processing:' .. w
+  for _, id in ipairs(redis.call('LRANGE', proc, 0, -1)) do
+    local j = job(p, id)
+    local mine = j.state == 'running' and j.worker == w
+    if not alive then
+      redis.call('LREM', proc, 1, id)
+      if mine and j.attempt < maxa then
+        requeue(p, id, j, 1)
+        redelivered = redelivered + 1
+      elseif mine then
+        fail(p, id, j, 'UNAVAILABLE', 'its worker stopped ' .. j.attempt .. ' times while running it')
+        failed = failed + 1
+      elseif j.state == 'queued' then
+        redis.call('RPUSH', p .. 'jobs', id)  -- taken but never claimed
+      end
+    elseif mine and j.deadline > 0 and j.deadline < now then
+      redis.call('LREM', proc, 1, id)
+      fail(p, id, j, 'TIMEOUT', 'the job ran past JOB_TIMEOUT_MS')
+      failed = failed + 1
+    end
+  end
+  if not alive then
+    redis.call('DEL', proc)
+    redis.call('SREM', p .. 'workers', w)
+  end
+end
+if redelivered > 0 then redis.call('HINCRBY', p .. 'stats', 'redelivered', redelivered) end
+return {redelivered, failed}
+)lua";
+
+/// ARGV prefix, worker → number of jobs handed back: a worker stopping before its jobs finished puts
+/// them back at the front of the queue (same attempt) and leaves.
+inline const std::string kHandBack = std::string(kHelpers) + R"lua(
+local p, w = ARGV[1], ARGV[2]
+local proc = p .. 'processing:' .. w
+local n = 0
+for _, id in ipairs(redis.call('LRANGE', proc, 0, -1)) do
+  local j = job(p, id)
+  if (j.state == 'running' and j.worker == w) then
+    requeue(p, id, j, 0)
+    n = n + 1
+  elseif j.state == 'queued' then
+    redis.call('RPUSH', p .. 'jobs', id)
+  end
+end
+redis.call('DEL', proc, p .. 'worker:' .. w)
+redis.call('SREM', p .. 'workers', w)
+return n
+)lua";
+
+}  // namespace phasekit::queue_redis::scripts
