@@ -21,6 +21,7 @@
 #include <random>
 
 #include "guarded.hpp"
+#include "io_thread.hpp"
 #include "phasekit/plugin/export.hpp"
 #include "phasekit/plugin_options.hpp"
 #include "phasekit/redis/subscriber.hpp"
@@ -65,13 +66,15 @@ std::string envelope(char type, const std::string& job_id, const std::string& se
 
 class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared_from_this<RedisQueue> {
  public:
-  RedisQueue(HostServices& host, Options options)
+  /// `io` runs this queue's connections and timers (io_thread.hpp says why they are not on the host's).
+  RedisQueue(HostServices& host, Options options, boost::asio::any_io_executor io)
       : host_(host),
+        io_(std::move(io)),
         log_(host.logger("queue.redis")),
         guard_(host.breaker("redis")),
         options_(std::move(options)),
         worker_(worker_name()),
-        strand_(boost::asio::make_strand(host.executor())),
+        strand_(boost::asio::make_strand(io_)),
         ticker_(strand_),
         retry_(strand_),
         depth_gauge_(host.metrics().gauge("phasekit_queue_depth", "Jobs waiting in the queue, not yet taken.")),
@@ -83,7 +86,7 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
     redis::ClientOptions co;
     co.endpoint = options_.endpoint;
     co.name = "queue";
-    client_ = redis::Client::create(host.executor(), co, log_);
+    client_ = redis::Client::create(io_, co, log_);
     client_->start();
   }
 
@@ -143,7 +146,7 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
       co.endpoint = self->options_.endpoint;
       co.name = "queue-take";
       co.command_timeout = self->options_.block + Ms(2000);
-      self->blocking_ = redis::Client::create(self->host_.executor(), co, self->log_);
+      self->blocking_ = redis::Client::create(self->io_, co, self->log_);
       self->blocking_->start();
       self->log_.info("queue.consuming", {{"worker", self->worker_}, {"concurrency", self->concurrency_}});
       self->beat();
@@ -164,7 +167,7 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
       redis::ClientOptions co;
       co.endpoint = options_.endpoint;
       co.name = "queue-events";
-      subscriber_ = redis::Subscriber::create(host_.executor(), co, log_);
+      subscriber_ = redis::Subscriber::create(io_, co, log_);
       subscriber_->start();
     }
     subscriber_->subscribe(options_.prefix + "session:" + session_id,
@@ -465,6 +468,7 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
   }
 
   HostServices& host_;
+  boost::asio::any_io_executor io_;
   Logger& log_;
   plugin::Guard& guard_;
   const Options options_;
@@ -500,8 +504,16 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
 /// The strategy the host owns; the queue itself is shared with its own completions.
 class Handle final : public plugin::QueueStrategy {
  public:
-  explicit Handle(std::shared_ptr<RedisQueue> queue) : queue_(std::move(queue)) { queue_->start(); }
-  ~Handle() override { queue_->close(); }
+  Handle(HostServices& host, Options options)
+      : io_(std::make_unique<redis_plugins::IoThread>()),
+        queue_(std::make_shared<RedisQueue>(host, std::move(options), io_->executor())) {
+    queue_->start();
+  }
+  ~Handle() override {
+    queue_->close();
+    queue_.reset();
+    io_->drain();  // the queue's last handlers run out and release it
+  }
   Handle(const Handle&) = delete;
   Handle& operator=(const Handle&) = delete;
   void enqueue(Job job, std::function<void(Status)> queued) noexcept override { queue_->enqueue(std::move(job), std::move(queued)); }
@@ -513,6 +525,7 @@ class Handle final : public plugin::QueueStrategy {
   void async_shutdown(std::function<void()> done) noexcept override { queue_->async_shutdown(std::move(done)); }
 
  private:
+  std::unique_ptr<redis_plugins::IoThread> io_;
   std::shared_ptr<RedisQueue> queue_;
 };
 
@@ -529,7 +542,7 @@ struct Factory {
     options.block = Ms(o.integer("block_ms", 1000, 10, 60000));
     options.shutdown_grace = Ms(o.integer("shutdown_grace_ms", 25000, 0, 3600000));
     o.finish();
-    return std::make_unique<Handle>(std::make_shared<RedisQueue>(host, std::move(options)));
+    return std::make_unique<Handle>(host, std::move(options));
   }
 };
 

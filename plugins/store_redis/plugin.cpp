@@ -15,6 +15,7 @@
 #include <atomic>
 
 #include "guarded.hpp"
+#include "io_thread.hpp"
 #include "phasekit/plugin/export.hpp"
 #include "phasekit/plugin_options.hpp"
 
@@ -75,10 +76,14 @@ class RedisStore final : public plugin::StoreStrategy {
     redis::ClientOptions co;
     co.endpoint = options_.endpoint;
     co.name = "store";
-    client_ = redis::Client::create(host.executor(), co, log_);
+    client_ = redis::Client::create(io_.executor(), co, log_);  // io_thread.hpp says why not the host's
     client_->start();
   }
-  ~RedisStore() override { client_->stop(); }
+  ~RedisStore() override {
+    client_->stop();
+    client_.reset();
+    io_.drain();
+  }
   RedisStore(const RedisStore&) = delete;
   RedisStore& operator=(const RedisStore&) = delete;
 
@@ -245,6 +250,7 @@ class RedisStore final : public plugin::StoreStrategy {
   Logger& log_;
   plugin::Guard& guard_;
   const Options options_;
+  redis_plugins::IoThread io_;
   std::shared_ptr<redis::Client> client_;
   std::atomic<std::uint64_t> sessions_{0};
   std::atomic<std::uint64_t> entries_{0};

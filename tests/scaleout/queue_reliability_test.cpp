@@ -1,0 +1,199 @@
+// The redis queue with real phasekit-worker processes against a real redis-server: 10,000 jobs through
+// 4 workers, one of them killed with SIGKILL half-way. Every job must end exactly once (one result
+// event each, and redis's own record of it done or failed); none lost, none completed twice.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <cstdio>
+#include <thread>
+
+#include "observe/json_logger.hpp"
+#include "observe/metrics_registry.hpp"
+#include "plugin_host/host_services.hpp"
+#include "plugin_host/plugin_set.hpp"
+#include "support/child_process.hpp"
+#include "support/redis_server.hpp"
+#include "support/run_process.hpp"
+
+namespace phasekit {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+constexpr int kJobs = 10000;
+constexpr int kSessions = 100;
+constexpr int kWorkers = 4;
+
+std::string redis_cli(int port, const std::vector<std::string>& args) {
+  std::vector<std::string> all{"-p", std::to_string(port)};
+  all.insert(all.end(), args.begin(), args.end());
+  return test::run_process("/usr/bin/redis-cli", all, {{"PATH", "/usr/bin:/bin"}}).out;
+}
+
+class QueueReliability : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!test::RedisServer::available()) {
+      GTEST_SKIP() << "redis-server is not installed (./scripts/setup.sh installs it)";
+    }
+    dir_ = std::filesystem::temp_directory_path() / ("phasekit-queue-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir_ / "workspaces");
+    ::chmod(dir_.c_str(), 0711);
+    ::chmod((dir_ / "workspaces").c_str(), 0711);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  std::map<std::string, std::string> worker_env(const test::RedisServer& redis) const {
+    return {{"PATH", "/usr/local/bin:/usr/bin:/bin"},
+            {"ENABLE_WORKER_MODE", "true"},
+            {"REDIS_URL", redis.url()},
+            {"WORKSPACE_ROOT", (dir_ / "workspaces").string()},
+            {"ENABLE_CONTAINER_POOL", "true"},
+            {"POOL_MIN_SIZE", "10"},
+            {"WORKER_CONCURRENCY", "10"},
+            {"BIND_ADDRESS", "127.0.0.1"},
+            {"PORT", "0"},
+            {"LOG_LEVEL", "warn"}};
+  }
+
+  std::filesystem::path dir_;
+};
+
+TEST_F(QueueReliability, TenThousandJobsFourWorkersOneKilledEveryJobEndsExactlyOnce) {
+  test::RedisServer redis;
+  std::vector<std::unique_ptr<test::ChildProcess>> workers;
+  for (int i = 0; i < kWorkers; ++i) {
+    workers.push_back(std::make_unique<test::ChildProcess>(PHASEKIT_WORKER_BIN, std::vector<std::string>{},
+                                                            worker_env(redis),
+                                                            (dir_ / ("worker-" + std::to_string(i) + ".log")).string()));
+  }
+
+  // This test plays the orchestrator: the queue plugin as the orchestrator loads it.
+  observe::LogSink logs(STDERR_FILENO, LogLevel::warn);
+  observe::MetricsRegistry metrics;
+  plugin_host::SystemClock clock;
+  boost::asio::io_context ioc;
+  auto work = boost::asio::make_work_guard(ioc);
+  std::thread io([&] { ioc.run(); });
+  plugin_host::BasicHost host(logs, metrics, clock, ioc.get_executor());
+  plugin_host::InstancePtr<plugin::QueueStrategy> queue;
+  {
+    const plugin_host::Loader loader({PHASEKIT_PLUGIN_DIR});
+    queue = plugin_host::instantiate<plugin::QueueStrategy>(
+        loader.find(PHK_KIND_QUEUE, "redis"), host,
+        json{{"redis_url", redis.url()}, {"job_timeout_ms", 30000}}.dump());
+
+    std::mutex mutex;
+    std::map<std::string, int> results;  // job id -> result events seen
+    std::map<std::string, int> failures;
+    for (int s = 0; s < kSessions; ++s) {
+      queue->subscribe("s" + std::to_string(s), [&](plugin::JobEvent e) {
+        if (e.type != plugin::JobEventType::result) {
+          return;
+        }
+        const json r = json::parse(e.data, nullptr, false);
+        const std::lock_guard lock(mutex);
+        ++results[e.job_id];
+        if (r.is_discarded() || r.contains("error")) {
+          ++failures[e.job_id];
+        }
+      });
+    }
+    // Subscriptions are asynchronous: give the subscriber its channels before results can arrive.
+    ASSERT_TRUE(test::poll_until([&] { return redis_cli(redis.port(), {"PUBSUB", "NUMSUB", "phasekit:session:s99"})
+                                                  .find("\n1") != std::string::npos; },
+                                 10s));
+
+    const auto started = std::chrono::steady_clock::now();
+    std::atomic<int> queued{0};
+    std::atomic<int> refused{0};
+    for (int i = 0; i < kJobs; ++i) {
+      plugin::Job job;
+      job.id = "job-" + std::to_string(i);
+      job.user_id = "u" + std::to_string(i % kSessions);
+      job.session_id = "s" + std::to_string(i % kSessions);
+      job.payload = json{{"tool", "write_file"},
+                         {"args", {{"path", "log.txt"}, {"content", std::to_string(i) + "\n"}, {"append", true}}}}
+                        .dump();
+      job.timeout_ms = 30000;
+      queue->enqueue(std::move(job), [&](Status s) { (s.ok() ? queued : refused)++; });
+    }
+    ASSERT_TRUE(test::poll_until([&] { return queued + refused == kJobs; }, 60s));
+    ASSERT_EQ(refused.load(), 0);
+
+    auto done_count = [&] {
+      const std::lock_guard lock(mutex);
+      return results.size();
+    };
+    ASSERT_TRUE(test::poll_until([&] { return done_count() >= kJobs / 3; }, 180s))
+        << "only " << done_count() << " results; worker log:\n"
+        << workers[0]->log();
+    // A crash half-way: the jobs it holds must come back to the others.
+    ASSERT_TRUE(workers[0]->running()) << workers[0]->log();
+    workers[0]->stop(SIGKILL);
+
+    ASSERT_TRUE(test::poll_until([&] { return done_count() >= static_cast<std::size_t>(kJobs); }, 240s))
+        << "results for " << done_count() << " of " << kJobs << " jobs\n"
+        << workers[1]->log();
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    // For docs/capacity.md (bench/queue_throughput.sh): end-to-end throughput of this run.
+    std::printf("queue: %d jobs in %.2f s = %.0f jobs/s end to end (%d workers x 10, one killed)\n", kJobs, seconds,
+                kJobs / seconds, kWorkers);
+    const std::lock_guard lock(mutex);
+    for (const auto& [id, n] : results) {
+      ASSERT_EQ(n, 1) << id << " completed " << n << " times";
+    }
+    EXPECT_TRUE(failures.empty()) << failures.size() << " jobs failed, e.g. " << failures.begin()->first;
+    const auto stats = redis_cli(redis.port(), {"HGETALL", "phasekit:stats"});
+    const auto lines = test::lines_of(stats);
+    std::map<std::string, long> counters;
+    for (std::size_t i = 0; i + 1 < lines.size(); i += 2) {
+      counters[lines[i]] = std::stol(lines[i + 1]);
+    }
+    EXPECT_EQ(counters["done"] + counters["failed"], kJobs) << stats;
+    EXPECT_GE(counters["redelivered"], 1) << "the killed worker held no job?\n" << stats;
+    EXPECT_EQ(redis_cli(redis.port(), {"LLEN", "phasekit:jobs"}), "0\n");
+    // Every job's own record says it ended.
+    std::size_t unfinished = 0;
+    for (int i = 0; i < kJobs; i += 97) {
+      const auto state = redis_cli(redis.port(), {"HGET", "phasekit:job:job-" + std::to_string(i), "state"});
+      unfinished += (state != "done\n" && state != "failed\n") ? 1 : 0;
+    }
+    EXPECT_EQ(unfinished, 0u);
+    // And the data: every write of a session is in its file (a redelivered one may be there twice).
+    for (int s = 0; s < kSessions; s += 9) {
+      std::ifstream in(dir_ / "workspaces" / "sessions" / ("s" + std::to_string(s)) / "log.txt");
+      std::set<int> seen;
+      for (int n; in >> n;) {
+        seen.insert(n);
+      }
+      EXPECT_EQ(seen.size(), static_cast<std::size_t>(kJobs / kSessions)) << "session s" << s;
+    }
+  }
+  for (auto& w : workers) {
+    if (w->running()) {
+      const int status = w->stop(SIGTERM, 30s);
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "a worker did not stop cleanly:\n" << w->log();
+    }
+  }
+  work.reset();
+  ioc.stop();
+  io.join();
+  queue.reset();  // with the io_context stopped: nothing of the queue runs concurrently
+}
+
+}  // namespace
+}  // namespace phasekit
