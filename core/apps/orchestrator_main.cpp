@@ -55,7 +55,9 @@ int main(int argc, char** argv) {
   }
 
   phasekit::runtime::Runtime rt(config, "orchestrator");
-  if (const int code = rt.start(); code != 0) {
+  // With ENABLE_WORKER_MODE the workers run every tool call: this process keeps no backends.
+  const bool run_jobs = config.plugin("queue").name != "redis";
+  if (const int code = rt.start(run_jobs); code != 0) {
     return code;
   }
   phasekit::Logger& log = rt.log();
@@ -76,7 +78,7 @@ int main(int argc, char** argv) {
   settings.auth_secret = config.text(Key::auth_secret);
   settings.backend_uid = process.run_as_uid;
   settings.backend_gid = process.run_as_gid;
-  settings.run_jobs = config.plugin("queue").name != "redis";
+  settings.run_jobs = run_jobs;
   settings.persist_sessions = config.plugin("store").name != "memory";
   settings.workspace_root = process.workspace_root;
   settings.instance_id = phasekit::runtime::instance_name();
@@ -128,7 +130,7 @@ int main(int argc, char** argv) {
                                 {"port", static_cast<unsigned>(server.port())},
                                 {"phase", config.phase()},
                                 {"plugins", rt.plugin_list()},
-                                {"backend", rt.driver().name()},
+                                {"backend", rt.backend_name()},
                                 {"sandbox", rt.sandbox()},
                                 {"threads", rt.threads()}});
 

@@ -96,7 +96,7 @@ int main(int argc, char** argv) {
   log.info("worker.started", {{"port", static_cast<unsigned>(server.port())},
                               {"concurrency", concurrency},
                               {"plugins", rt.plugin_list()},
-                              {"backend", rt.driver().name()},
+                              {"backend", rt.backend_name()},
                               {"sandbox", rt.sandbox()},
                               {"threads", rt.threads()}});
 

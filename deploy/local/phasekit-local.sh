@@ -190,7 +190,7 @@ $upstreams  }
 }
 NGINX
 nginx -t -q -c "$dir/nginx.conf" 2>"$dir/nginx-error.log" || die "nginx -t failed: $(cat "$dir/nginx-error.log")"
-nginx -c "$dir/nginx.conf" &
+nginx -c "$dir/nginx.conf" </dev/null >"$dir/nginx.log" 2>&1 &
 nginx_pid=$!
 started+=("$nginx_pid")
 wait_http "$lb_port" /health 10 || die "nginx did not start (see $dir/nginx-error.log)"

@@ -10,6 +10,7 @@
 #include <random>
 
 #include <openssl/rand.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 
@@ -358,7 +359,8 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (service_.settings_.persist_sessions) {
       record_.status = "detached";
-      save_record([] {});
+      park_backend();
+      save_record([] {}, true);
     }
     if (service_.settings_.session_grace.count() == 0) {
       end("disconnected");
@@ -485,6 +487,34 @@ class Session : public std::enable_shared_from_this<Session> {
         });
       });
     });
+  }
+
+  /// With a shared store, a detached session gives its backend back at once instead of holding it for
+  /// the grace period: its files wait in WORKSPACE_ROOT/sessions/<id> and its cwd and exports are in
+  /// the record, so a reconnect (here or elsewhere) restores them on whatever backend it gets next.
+  /// Not while one of its calls is queued or running on the backend.
+  void park_backend() {
+    auto shell = std::dynamic_pointer_cast<backend::ShellBackend>(backend_);
+    if (!shell || !service_.settings_.run_jobs || service_.settings_.workspace_root.empty()) {
+      return;
+    }
+    for (const auto& [id, call] : calls_) {
+      if (call.state != Call::State::awaiting_approval) {
+        return;
+      }
+    }
+    const std::string folder = session_folder(service_.settings_.workspace_root, id_);
+    std::error_code ec;
+    std::filesystem::create_directories(folder, ec);
+    ::chmod(folder.c_str(), 0700);
+    if (Status moved = move_entries(shell->workspace(), folder); !moved.ok()) {
+      service_.log_.warn("session.workspace_not_parked", {{"session", id_}, {"error", moved.message()}});
+      return;  // keep the backend: the files are still on it
+    }
+    record_.workspace = folder;
+    record_.backend.clear();
+    restore_ = true;
+    service_.plugins_.pool->release(std::exchange(backend_, nullptr), true);
   }
 
   /// With a shared store: brings a resumed session's files and shell state onto the backend just

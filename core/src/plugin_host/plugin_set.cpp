@@ -48,23 +48,27 @@ namespace {
 
 template <class T>
 InstancePtr<T> load_one(phk_kind kind, const config::Config& config, plugin::HostServices& host,
-                        const Loader& loader, std::vector<LoadedPlugin>& loaded) {
+                        const Loader& loader, std::vector<LoadedPlugin>& loaded, bool runs_backends = true) {
   const std::string_view kind_text = kind_name(kind);
-  const config::PluginChoice& choice = config.plugin(kind_text);
-  const Candidate candidate = loader.find(kind, choice.name);
+  std::string name = config.plugin(kind_text).name;
+  if (kind == PHK_KIND_POOL && !runs_backends) {
+    name = "none";
+  }
+  const Candidate candidate = loader.find(kind, name);
   auto instance = instantiate<T>(candidate, host, plugin_config_json(kind_text, config));
-  loaded.push_back({std::string(kind_text), choice.name, candidate.descriptor->version, candidate.path});
+  loaded.push_back({std::string(kind_text), name, candidate.descriptor->version, candidate.path});
   return instance;
 }
 
 }  // namespace
 
-PluginSet load_plugins(const config::Config& config, plugin::HostServices& host, const Loader& loader) {
+PluginSet load_plugins(const config::Config& config, plugin::HostServices& host, const Loader& loader,
+                       bool runs_backends) {
   PluginSet set;
   set.compression = load_one<plugin::CompressionStrategy>(PHK_KIND_COMPRESSION, config, host, loader, set.loaded);
   set.store = load_one<plugin::StoreStrategy>(PHK_KIND_STORE, config, host, loader, set.loaded);
   set.queue = load_one<plugin::QueueStrategy>(PHK_KIND_QUEUE, config, host, loader, set.loaded);
-  set.pool = load_one<plugin::PoolStrategy>(PHK_KIND_POOL, config, host, loader, set.loaded);
+  set.pool = load_one<plugin::PoolStrategy>(PHK_KIND_POOL, config, host, loader, set.loaded, runs_backends);
   set.autoscaler = load_one<plugin::AutoscalerStrategy>(PHK_KIND_AUTOSCALER, config, host, loader, set.loaded);
   return set;
 }

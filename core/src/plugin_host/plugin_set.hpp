@@ -55,7 +55,10 @@ struct PluginSet {
 /// The JSON object a plugin of this kind receives: its own settings only.
 std::string plugin_config_json(std::string_view kind, const config::Config& config);
 
-/// Loads every kind the configuration names. Throws LoadError on the first that fails.
-PluginSet load_plugins(const config::Config& config, plugin::HostServices& host, const Loader& loader);
+/// Loads every kind the configuration names. Throws LoadError on the first that fails. With
+/// `runs_backends` false (an orchestrator whose jobs go to workers) the pool is `none` whatever the
+/// configuration says: the same settings configure its workers' pools.
+PluginSet load_plugins(const config::Config& config, plugin::HostServices& host, const Loader& loader,
+                       bool runs_backends = true);
 
 }  // namespace phasekit::plugin_host

@@ -91,9 +91,11 @@ Runtime::Runtime(const config::Config& config, std::string_view component)
 
 Runtime::~Runtime() = default;
 
-int Runtime::start() {
+int Runtime::start(bool with_backends) {
   try {
-    if (docker_) {
+    if (!with_backends) {
+      // No driver: pools make nothing ("this process runs no backends").
+    } else if (docker_) {
       driver_ = make_docker_driver(config_, process_, ioc_, logs_.logger("backend"));
     } else {
       process_.sandbox = backend::detect_sandbox(config_.text(Key::sandbox), logs_.logger("backend"));
@@ -105,12 +107,14 @@ int Runtime::start() {
   }
   // Every call to backends goes through the "backend" circuit breaker; plugins take theirs from the
   // same registry through HostServices::breaker ("redis"), so all show up in /api/circuit-breakers.
-  guarded_ = std::make_unique<resilience::BreakerBackendDriver>(*driver_, breakers_.get("backend"));
+  if (driver_) {
+    guarded_ = std::make_unique<resilience::BreakerBackendDriver>(*driver_, breakers_.get("backend"));
+  }
   host_ = std::make_unique<plugin_host::BasicHost>(logs_, metrics_, clock_, ioc_.get_executor(), guarded_.get(),
                                                    &breakers_);
   try {
     const plugin_host::Loader loader(plugin_host::Loader::search_path_from(config_.text(Key::plugin_path)));
-    plugins_ = plugin_host::load_plugins(config_, *host_, loader);
+    plugins_ = plugin_host::load_plugins(config_, *host_, loader, with_backends);
   } catch (const plugin_host::LoadError& e) {
     log_.error("plugin.load_failed", {{"error", e.what()}});
     return kExitPlugin;
@@ -130,6 +134,9 @@ void Runtime::run() {
 }
 
 std::string Runtime::sandbox() const {
+  if (!driver_) {
+    return "none";
+  }
   return docker_ ? "container" : std::string(backend::sandbox_name(process_.sandbox));
 }
 

@@ -30,9 +30,10 @@ class Runtime {
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
 
-  /// Makes the backend driver and loads the plugins. 0, or the exit code after a logged error
-  /// (kExitUsage: the backend cannot work here; kExitPlugin: a plugin did not load).
-  int start();
+  /// Makes the backend driver (unless this process runs no tools: an orchestrator whose jobs go to
+  /// workers) and loads the plugins. 0, or the exit code after a logged error (kExitUsage: the backend
+  /// cannot work here; kExitPlugin: a plugin did not load).
+  int start(bool with_backends = true);
   /// Runs the io_context on threads() threads until it is stopped.
   void run();
 
@@ -43,7 +44,8 @@ class Runtime {
   [[nodiscard]] unsigned threads() const noexcept { return threads_; }
   [[nodiscard]] const backend::ProcessOptions& process() const noexcept { return process_; }
   [[nodiscard]] bool docker() const noexcept { return docker_; }
-  [[nodiscard]] plugin::BackendDriver& driver() noexcept { return *driver_; }
+  /// "process", "docker", or "none" when the process runs no backends.
+  [[nodiscard]] std::string_view backend_name() const noexcept { return driver_ ? driver_->name() : "none"; }
   [[nodiscard]] resilience::AsioTimers& timers() noexcept { return timers_; }
   [[nodiscard]] resilience::BreakerRegistry& breakers() noexcept { return breakers_; }
   [[nodiscard]] observe::MetricsRegistry& metrics() noexcept { return metrics_; }
