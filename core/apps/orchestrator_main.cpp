@@ -14,6 +14,7 @@
 
 #include "app/tool_service.hpp"
 #include "autoscale/autoscale_loop.hpp"
+#include "autoscale/sizers.hpp"
 #include "config/cli.hpp"
 #include "config/print.hpp"
 #include "net/server.hpp"
@@ -95,7 +96,8 @@ int main(int argc, char** argv) {
   server.add_json_route("/api/circuit-breakers", [&breakers] { return breakers.to_json(); });
   server.on_scrape([&breakers, &metrics] { breakers.export_metrics(metrics); });
 
-  // ENABLE_AUTOSCALER: the recommendation is in /metrics and in autoscale->desired().
+  // ENABLE_AUTOSCALER: the recommendation is in /metrics and sizes the warm pool (autoscale/sizers.hpp).
+  std::optional<phasekit::autoscale::PoolSizer> pool_sizer;
   std::optional<phasekit::autoscale::AutoscaleLoop> autoscale;
   if (config.plugin("autoscaler").name != "none") {
     autoscale.emplace(
@@ -114,6 +116,12 @@ int main(int argc, char** argv) {
                                                        {"limited_by", d.limited_by},
                                                        {"reason", d.reason}});
     });
+    if (config.plugin("pool").name != "none") {
+      pool_sizer.emplace(*plugins.pool, config, metrics, autoscale_log);
+      autoscale->on_evaluation([&pool_sizer](const phasekit::plugin::ScaleDecision& d) {
+        pool_sizer->apply(d.desired_replicas);
+      });
+    }
     autoscale->start();
   }
 

@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "app/job_runner.hpp"
+#include "autoscale/worker_autoscaler.hpp"
 #include "config/cli.hpp"
 #include "config/print.hpp"
 #include "net/server.hpp"
@@ -70,6 +71,16 @@ int main(int argc, char** argv) {
   settings.workspace_root = rt.process().workspace_root;
   auto runner = std::make_shared<phasekit::app::JobRunner>(settings, plugins, rt.host());
   const auto concurrency = static_cast<unsigned>(config.integer(Key::worker_concurrency));
+  // ENABLE_AUTOSCALER: jobs in flight and queued size the concurrency (autoscale/worker_autoscaler.hpp).
+  std::optional<phasekit::autoscale::WorkerAutoscaler> autoscale;
+  if (config.plugin("autoscaler").name != "none") {
+    try {
+      autoscale.emplace(config, rt.host(), *plugins.queue, rt.timers(), rt.metrics(), rt.logs().logger("autoscaler"));
+    } catch (const std::exception& e) {
+      log.error("plugin.load_failed", {{"error", e.what()}});
+      return phasekit::runtime::kExitPlugin;
+    }
+  }
 
   phasekit::net::ServerSettings server_settings;
   server_settings.bind_address = config.text(Key::bind_address);
@@ -92,6 +103,9 @@ int main(int argc, char** argv) {
                                                phasekit::plugin::QueueStrategy::JobDone done) {
     runner->run(std::move(job), std::move(sink), std::move(done));
   });
+  if (autoscale) {
+    autoscale->start();
+  }
   server.set_ready(true);
   log.info("worker.started", {{"port", static_cast<unsigned>(server.port())},
                               {"concurrency", concurrency},
@@ -109,6 +123,9 @@ int main(int argc, char** argv) {
     log.info("shutdown.begin", {{"signal", signo}, {"jobs_in_flight", runner->in_flight()}});
     server.set_ready(false);
     server.begin_drain();
+    if (autoscale) {
+      autoscale->stop();
+    }
     // The queue takes no new jobs and completes once those in flight have finished or been handed back.
     plugins.queue->async_shutdown([&, started] {
       plugins.pool->async_shutdown([&, started] {

@@ -47,6 +47,11 @@ void AutoscaleLoop::on_change(OnChange fn) {
   on_change_ = std::move(fn);
 }
 
+void AutoscaleLoop::on_evaluation(OnEvaluation fn) {
+  const std::lock_guard lock(mutex_);
+  on_evaluation_ = std::move(fn);
+}
+
 plugin::ScaleDecision AutoscaleLoop::evaluate() {
   const Observation seen = observe_();
   plugin::ScaleInput in;
@@ -55,17 +60,23 @@ plugin::ScaleDecision AutoscaleLoop::evaluate() {
   in.status_replicas = static_cast<std::int32_t>(std::min<std::int64_t>(seen.backends, INT32_MAX));
   in.external_metrics["phasekit_sessions"] = {seen.sessions * 1000};
   in.external_metrics["phasekit_jobs_in_flight"] = {seen.jobs_in_flight * 1000};
+  in.external_metrics["phasekit_jobs"] = {seen.jobs_in_flight * 1000, seen.jobs_queued * 1000};
   const plugin::ScaleDecision d = strategy_.evaluate(in);
   const std::int32_t before = desired_.exchange(d.desired_replicas);
   desired_gauge_.set(d.desired_replicas);
   metric_gauge_.set(d.metric_replicas);
   OnChange notify;
+  OnEvaluation evaluated;
   {
     const std::lock_guard lock(mutex_);
     notify = on_change_;
+    evaluated = on_evaluation_;
   }
   if (notify && before != d.desired_replicas) {
     notify(d);
+  }
+  if (evaluated) {
+    evaluated(d);
   }
   return d;
 }

@@ -158,6 +158,10 @@ constexpr std::array<Spec, kSettingCount> kSettings{{
   {Key::autoscaler_tolerance_percent, "autoscaler_tolerance_percent", "AUTOSCALER_TOLERANCE_PERCENT",
    "autoscaler-tolerance-percent", "Autoscaler", Type::integer, 0, 100, "", "10", {N, N, N},
    "No change while the metric is within this percentage of its target (--horizontal-pod-autoscaler-tolerance)."},
+  {Key::autoscaler_max_worker_concurrency, "autoscaler_max_worker_concurrency", "AUTOSCALER_MAX_WORKER_CONCURRENCY",
+   "autoscaler-max-worker-concurrency", "Autoscaler", Type::integer, 1, 10000, "", "100", {N, N, N},
+   "phasekit-worker: most jobs the autoscaler lets one worker run at once (its maxReplicas of job slots; "
+   "WORKER_CONCURRENCY is the floor)."},
   {Key::circuit_breaker_timeout_ms, "circuit_breaker_timeout_ms", "CIRCUIT_BREAKER_TIMEOUT_MS",
    "circuit-breaker-timeout-ms", "Circuit breakers", Type::integer, 0, 3600000, "", "3000", {N, N, N},
    "opossum timeout: a call to a backend (redis, docker) running longer fails as a timeout (0: never)."},

@@ -71,6 +71,7 @@ enum class Key : std::uint16_t {
   autoscaler_max_replicas,
   autoscaler_target_sessions_per_replica,
   autoscaler_tolerance_percent,
+  autoscaler_max_worker_concurrency,
   circuit_breaker_timeout_ms,
   circuit_breaker_error_threshold_percentage,
   circuit_breaker_reset_timeout_ms,
