@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# deploy/Dockerfile without an engine or a registry (debian:12 cannot be pulled offline): the
+# build stage installs the same build packages as scripts/setup.sh, the runtime stage the Debian
+# package of every shared library the built binaries and plugins link (from ldd + dpkg -S), the
+# image holds the four binaries with the plugins in <exe>/../lib/phasekit, runs as a non-root
+# user, and has a HEALTHCHECK on /health. Self-tests: a missing runtime library or build package
+# is caught.
+source "$(dirname "$0")/lib.sh"
+need dpkg-query ldd
+DF="$SRC/deploy/Dockerfile"
+BIN_DIR="$(dirname "${ORCHESTRATOR_BIN:?}")"
+PLUGIN_DIR="$BIN_DIR/../lib/phasekit"
+
+# apt_list DOCKERFILE STAGE: the packages of the apt-get install in that stage.
+apt_list() {
+  awk -v stage="$2" '
+    /^FROM / { cur = ($NF == stage) }
+    cur && /apt-get install/ { inst = 1 }
+    cur && inst && /^ *&&/ && !/apt-get install/ { inst = 0 }
+    cur && inst { line = $0; gsub(/\\$/, "", line); gsub(/&&.*/, "", line); n = split(line, w, /[ \t]+/)
+                  for (i = 1; i <= n; i++) if (w[i] ~ /^[a-z0-9][a-z0-9.+-]+$/ && w[i] != "apt-get" && w[i] != "install") print w[i]
+                  if ($0 !~ /\\$/) inst = 0 }' "$1" | sort -u
+}
+
+setup_packages() {
+  sed -n '/^APT_PACKAGES=(/,/^)/p' "$SRC/scripts/setup.sh" | tr ' ' '\n' | grep -E '^[a-z0-9][a-z0-9.+-]+$' | sort -u
+}
+
+stages() { grep -q '^FROM debian:12 AS build$' "$DF" && grep -q '^FROM debian:12-slim AS runtime$' "$DF"; }
+check "two stages: debian:12 build, debian:12-slim runtime" stages
+
+# Every package the build stage installs is one setup.sh installs, and every build dependency of
+# setup.sh (compiler, tools, -dev libraries other than the test frameworks) is in the build stage.
+build_packages_match() {
+  local df="$1" missing extra
+  extra="$(comm -23 <(apt_list "$df" build) <(setup_packages))"
+  missing="$(comm -13 <(apt_list "$df" build) \
+    <(setup_packages | grep -E -- '-dev$|^(g\+\+|cmake|ninja-build|ccache|pkg-config|binutils)$' | grep -Ev '^lib(gtest|gmock|benchmark)-dev$'))"
+  [[ -z "$extra" && -z "$missing" ]] || { echo "not in setup.sh: $extra"; echo "missing from the build stage: $missing"; return 1; }
+}
+check "build stage = setup.sh's build packages" build_packages_match "$DF"
+no_dev_at_runtime() { ! apt_list "$DF" runtime | grep -q -- '-dev$'; }
+check "runtime stage: no -dev packages" no_dev_at_runtime
+
+# runtime_libs_covered DOCKERFILE: each library ldd resolves for the binaries and plugins comes from
+# a Debian package that the runtime stage installs (or that debian:12-slim already has).
+runtime_libs_covered() {
+  local df="$1" files=() lib pkg missing=""
+  files=("$BIN_DIR"/phasekit-orchestrator "$BIN_DIR"/phasekit-load "$BIN_DIR"/phasekit "$PLUGIN_DIR"/*.so)
+  [[ -x "$BIN_DIR/phasekit-worker" ]] && files+=("$BIN_DIR/phasekit-worker")
+  local runtime
+  runtime="$(apt_list "$df" runtime)"
+  while read -r lib; do
+    pkg="$(dpkg -S "$(readlink -f "$lib")" 2>/dev/null | head -1 | cut -d: -f1)"
+    [[ -n "$pkg" ]] || pkg="$(dpkg -S "$lib" 2>/dev/null | head -1 | cut -d: -f1)"
+    case "$pkg" in
+      libc6 | libstdc++6 | libgcc-s1 | zlib1g) ;;  # in debian:12-slim (zlib1g too, listed anyway)
+      "") missing+=" $lib(no package)" ;;
+      *) grep -qx "$pkg" <<<"$runtime" || missing+=" $pkg($lib)" ;;
+    esac
+  done < <(ldd "${files[@]}" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 }' | sort -u)
+  [[ -z "$missing" ]] || { echo "runtime stage lacks:$missing"; return 1; }
+}
+check "runtime stage has the package of every linked library (ldd + dpkg -S)" runtime_libs_covered "$DF"
+
+image_layout() {
+  grep -q 'phasekit-orchestrator /build/bin/phasekit-worker' "$DF" &&
+    grep -q '/build/bin/phasekit-load /build/bin/phasekit /out/bin/' "$DF" &&
+    grep -q 'install -m 0644 -s /build/lib/phasekit/\*.so /out/lib/phasekit/' "$DF" &&
+    grep -q '^COPY --from=build /out/ /opt/phasekit/$' "$DF" &&
+    grep -q 'PATH=/opt/phasekit/bin' "$DF"
+}
+check "image: the four binaries in /opt/phasekit/bin, plugins in /opt/phasekit/lib/phasekit (<exe>/../lib/phasekit)" image_layout
+non_root() { local u; u="$(grep '^USER ' "$DF" | tail -1 | awk '{print $2}')"; [[ -n "$u" && "${u%%:*}" != 0 && "${u%%:*}" != root ]]; }
+check "runs as a non-root user" non_root
+healthcheck() { grep -A1 '^HEALTHCHECK' "$DF" | grep -q '/health'; }
+check "HEALTHCHECK on /health" healthcheck
+ignore() { grep -qx 'build' "$SRC/deploy/Dockerfile.dockerignore" && grep -qx '\*\*/node_modules' "$SRC/deploy/Dockerfile.dockerignore"; }
+check "build context leaves out build/ and node_modules" ignore
+
+sed 's/ libfmt9 / /' "$DF" >"$TMP/Dockerfile.nofmt"
+rejects "library check: runtime stage without libfmt9" runtime_libs_covered "$TMP/Dockerfile.nofmt"
+sed 's/ libyaml-cpp-dev / /' "$DF" >"$TMP/Dockerfile.noyaml"
+rejects "package check: build stage without libyaml-cpp-dev" build_packages_match "$TMP/Dockerfile.noyaml"
+
+summary
