@@ -27,6 +27,26 @@ rejects "port check: a port published on every address" loopback_ports "$TMP/pub
 scale_services() { docker-compose -f "$D/docker-compose.scale.yml" config --services | sort | tr '\n' ' ' | grep -q 'lb lb-nginx orchestrator prometheus redis worker'; }
 check "scale file: orchestrator, worker, redis, lb, prometheus" scale_services
 
+# The environment each compose file gives phasekit, through the real configuration schema.
+compose_env() {  # compose_env FILE SERVICE OUT [VAR=VALUE…]: rendered environment of SERVICE
+  local f="$1" svc="$2" out="$3"
+  shift 3
+  env "$@" docker-compose -f "$f" config | node "$(dirname "$0")/env_of.js" compose - "$svc" >"$out"
+}
+compose_plugins() { compose_env "$1" "$2" "$TMP/$2.env" "${@:4}" && plugins_are "$TMP/$2.env" "$3"; }
+check "docker-compose.yml orchestrator: phase 2 plugins by default" compose_plugins "$D/docker-compose.yml" orchestrator \
+  "pool=warm queue=inproc store=redis compression=none autoscaler=none"
+check "docker-compose.yml with PHASE=1 REDIS_URL= : phase 1 plugins" compose_plugins "$D/docker-compose.yml" orchestrator \
+  "pool=none queue=inproc store=memory compression=none autoscaler=none" PHASE=1 REDIS_URL=
+check "docker-compose.scale.yml orchestrator: phase 3 plugins" compose_plugins "$D/docker-compose.scale.yml" orchestrator \
+  "pool=warm queue=redis store=redis compression=zlib autoscaler=hpa"
+check "docker-compose.scale.yml worker: phase 3 plugins" compose_plugins "$D/docker-compose.scale.yml" worker \
+  "pool=warm queue=redis store=redis compression=zlib autoscaler=hpa"
+worker_cmd() { docker-compose -f "$D/docker-compose.scale.yml" config | grep -A1 'command:' | grep -q 'phasekit-worker'; }
+check "docker-compose.scale.yml runs phasekit-worker" worker_cmd
+rejects "compose environment check: PHASE=ten" compose_plugins "$D/docker-compose.yml" orchestrator \
+  "pool=warm queue=inproc store=redis compression=none autoscaler=none" PHASE=ten
+
 { cat "$D/docker-compose.yml"; echo 'name: phasekit'; } >"$TMP/named.yml"
 rejects "docker-compose: top-level name:" compose_ok "$TMP/named.yml"
 sed 's/stop_grace_period: 30s/stop_grace_periodd: 30s/' "$D/docker-compose.yml" >"$TMP/typo.yml"

@@ -80,6 +80,32 @@ check "HEALTHCHECK on /health" healthcheck
 ignore() { grep -qx 'build' "$SRC/deploy/Dockerfile.dockerignore" && grep -qx '\*\*/node_modules' "$SRC/deploy/Dockerfile.dockerignore"; }
 check "build context leaves out build/ and node_modules" ignore
 
+# The image's layout, built the way the Dockerfile's build stage does it (stripped binaries in
+# PREFIX/bin, stripped plugins in PREFIX/lib/phasekit), runs: the loader finds the plugins at
+# <exe>/../lib/phasekit with no PHASEKIT_PLUGIN_PATH.
+stage_layout() {  # stage_layout PREFIX [with-plugins]
+  install -d "$1/bin" "$1/lib/phasekit" &&
+    install -m 0755 -s "$BIN_DIR/phasekit-orchestrator" "$BIN_DIR/phasekit-load" "$BIN_DIR/phasekit" "$1/bin/" &&
+    { [[ "${2:-}" != with-plugins ]] || install -m 0644 -s "$PLUGIN_DIR"/*.so "$1/lib/phasekit/"; }
+}
+layout_runs() {  # layout_runs PREFIX: phasekit plugins lists warm and hpa; the orchestrator starts with them
+  local prefix="$1"
+  env -u PHASEKIT_PLUGIN_PATH "$prefix/bin/phasekit" plugins >"$TMP/plugins.txt" 2>&1 || { cat "$TMP/plugins.txt"; return 1; }
+  grep -Eq "^$prefix/lib/phasekit/libphasekit_pool_warm.so .* ok:" "$TMP/plugins.txt" || { cat "$TMP/plugins.txt"; return 1; }
+  ORCHESTRATOR_BIN="$prefix/bin/phasekit-orchestrator" start_orchestrator "$TMP/layout.log" -u PHASEKIT_PLUGIN_PATH \
+    ENABLE_CONTAINER_POOL=true POOL_MIN_SIZE=1 ENABLE_AUTOSCALER=true || return 1
+  grep -q 'pool=warm,autoscaler=hpa' "$TMP/layout.log"
+}
+stage_layout "$TMP/opt/phasekit" with-plugins
+check "image layout (/opt/phasekit/bin + lib/phasekit, stripped): plugins found, orchestrator runs pool=warm autoscaler=hpa" \
+  layout_runs "$TMP/opt/phasekit"
+stage_layout "$TMP/no-plugins"
+no_plugins() {  # fails (as the check must) when the orchestrator refuses to start with exit code 3
+  timeout 10 env -u PHASEKIT_PLUGIN_PATH ENABLE_CONTAINER_POOL=true "$TMP/no-plugins/bin/phasekit-orchestrator" --port 0 >"$TMP/np.log" 2>&1
+  [[ $? -ne 3 ]]
+}
+rejects "layout check: plugins missing from lib/phasekit (the orchestrator exits 3)" no_plugins
+
 sed 's/ libfmt9 / /' "$DF" >"$TMP/Dockerfile.nofmt"
 rejects "library check: runtime stage without libfmt9" runtime_libs_covered "$TMP/Dockerfile.nofmt"
 sed 's/ libyaml-cpp-dev / /' "$DF" >"$TMP/Dockerfile.noyaml"

@@ -21,6 +21,20 @@ for p in 1 2 3; do
   check "kustomize + schema + invariants: overlays/phase$p" validate_render "overlays/phase$p" "$p"
 done
 check "kustomize + schema + invariants: overlays/loadtest" validate_render overlays/loadtest loadtest
+# The real configuration schema accepts each overlay's ConfigMap + Secret and picks the phase's plugins.
+# config_ok OVERLAY NAME "pool=… queue=… store=… compression=… autoscaler=…"
+config_ok() {
+  kubectl kustomize "$SRC/k8s/$1" | node "$(dirname "$0")/env_of.js" k8s - >"$TMP/$2.env" || return 1
+  plugins_are "$TMP/$2.env" "$3"
+}
+check "phasekit config accepts overlays/phase1 (plugins of phase 1)" config_ok overlays/phase1 p1 \
+  "pool=none queue=inproc store=memory compression=none autoscaler=none"
+check "phasekit config accepts overlays/phase2 (plugins of phase 2)" config_ok overlays/phase2 p2 \
+  "pool=warm queue=inproc store=redis compression=none autoscaler=none"
+check "phasekit config accepts overlays/phase3 (plugins of phase 3)" config_ok overlays/phase3 p3 \
+  "pool=warm queue=redis store=redis compression=zlib autoscaler=hpa"
+check "phasekit config accepts overlays/loadtest" config_ok overlays/loadtest lt \
+  "pool=warm queue=inproc store=redis compression=none autoscaler=none"
 check "phasekit-load validate k8s/overlays/loadtest/scenario.yml" "${HARNESS_BIN:?}" validate "$SRC/k8s/overlays/loadtest/scenario.yml"
 
 # Self-tests.
@@ -44,6 +58,12 @@ kubectl kustomize "$SRC/k8s/overlays/phase3" | sed 's/PHASE: "3"/PHASE: "2"/' >"
 rejects "invariants: phase 3 overlay with PHASE=2" node "$(dirname "$0")/k8s_invariants.js" 3 "$TMP/wrong-phase.yaml"
 kubectl kustomize "$SRC/k8s/overlays/phase2" | sed 's/terminationGracePeriodSeconds: 50/terminationGracePeriodSeconds: 30/' >"$TMP/short-grace.yaml"
 rejects "invariants: grace period shorter than preStop + drain" node "$(dirname "$0")/k8s_invariants.js" 2 "$TMP/short-grace.yaml"
+sed 's/^POOL_MIN_SIZE=.*/POOL_MIN_SIZE=ten/' "$TMP/p2.env" >"$TMP/bad.env"
+rejects "phasekit config: POOL_MIN_SIZE=ten in the phase 2 ConfigMap" plugins_are "$TMP/bad.env" \
+  "pool=warm queue=inproc store=redis compression=none autoscaler=none"
+sed 's/^ENABLE_CONVERSATION_COMPRESSION=.*/ENABLE_CONVERSATION_COMPRESSION=false/' "$TMP/p3.env" >"$TMP/p3-plain.env"
+rejects "plugin check: phase 3 with compression off is not phase 3's plugin set" plugins_are "$TMP/p3-plain.env" \
+  "pool=warm queue=redis store=redis compression=zlib autoscaler=hpa"
 mkdir -p "$TMP/broken-overlay" && printf 'resources:\n  - ../does-not-exist\n' >"$TMP/broken-overlay/kustomization.yaml"
 rejects "kustomize: overlay of a missing base" kubectl kustomize "$TMP/broken-overlay"
 

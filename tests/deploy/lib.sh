@@ -95,3 +95,13 @@ start_orchestrator() {
   ORCH_PORT="$(grep -o '"msg":"server.listening".*' "$log" | grep -o '"port":[0-9]*' | head -1 | cut -d: -f2)"
   wait_until 20 curl -fsS "http://127.0.0.1:$ORCH_PORT/ready"
 }
+
+# plugins_are ENV_FILE EXPECTED: `phasekit config` with exactly the NAME=VALUE lines of ENV_FILE as
+# its environment succeeds and chooses EXPECTED ("pool=… queue=… store=… compression=… autoscaler=…").
+plugins_are() {
+  local out="$1.cfg" got
+  mapfile -t vars <"$1"
+  env -i PATH="$PATH" "${vars[@]}" "${PHASEKIT_BIN:?}" config >"$out" 2>&1 || { cat "$out"; return 1; }
+  got="$(awk '$1 ~ /^(pool|queue|store|compression|autoscaler)$/ && NF >= 3 { printf "%s=%s ", $1, $2 }' "$out")"
+  [[ "$got" == "$2 " ]] || { echo "plugins: $got, expected: $2"; return 1; }
+}
