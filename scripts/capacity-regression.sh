@@ -10,12 +10,14 @@
 #
 # "previous" (the default) exports --rev (HEAD~1) with `git archive` into a temporary folder under
 # the build folder (a detached copy: unlike `git worktree add` it registers nothing in the
-# repository, so an interrupted run leaves no stale worktree), builds its orchestrator and plugins there (ccache with the base dir at the repository root and
-# without the working-directory hash, so unchanged files come from the cache), and measures both
-# orchestrators with this tree's phasekit-load (the same instrument for both), alternating
-# baseline/current for --rounds rounds; each side's reports are merged exactly
-# (`phasekit-load merge`) before the comparison. Both measurements share the machine and the
-# minutes, which is what makes a tolerance meaningful on a noisy 2-core box. A stored baseline
+# repository, so an interrupted run leaves no stale worktree) and builds its orchestrator and
+# plugins in <copy>/build. Both trees are built with ccache's base dir at their root and without
+# the working-directory hash, so their compile commands are identical and a file unchanged since
+# --rev is a cache hit (in CI, the previous run built that commit as its "current"; the very first
+# run compiles it all). Both orchestrators are measured with this tree's phasekit-load (the same
+# instrument), alternating baseline/current for --rounds rounds; each side's reports are merged
+# exactly (`phasekit-load merge`) before the comparison. Both measurements share the machine and
+# the minutes, which is what makes a tolerance meaningful on a noisy 2-core box. A stored baseline
 # compares against another day (and maybe another machine): use a wider tolerance.
 #
 # Options:
@@ -99,7 +101,8 @@ build() {
   [[ "$src" == "$ROOT" ]] && targets+=(phasekit-load)
   if [[ ! -f "$dir/CMakeCache.txt" ]]; then
     cmake -S "$src" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-      -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache >"$work/configure.log" 2>&1 ||
+      -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache \
+      -DPHASEKIT_BUILD_TESTS=OFF -DPHASEKIT_BUILD_BENCH=OFF >"$work/configure.log" 2>&1 ||
       { cat "$work/configure.log" >&2; return 1; }
   fi
   nice -n 10 cmake --build "$dir" --target "${targets[@]}" >"$work/build.log" 2>&1 ||
@@ -131,7 +134,7 @@ if ((do_build)); then
     cmake --preset release >/dev/null || die "cmake --preset release failed"
   fi
   echo "capacity-regression: building this tree in $build_dir"
-  build "$ROOT" "$build_dir" || die "build of this tree failed"
+  CCACHE_BASEDIR="$ROOT" CCACHE_NOHASHDIR=1 build "$ROOT" "$build_dir" || die "build of this tree failed"
 fi
 CURRENT_BIN="$build_dir/bin/phasekit-orchestrator"
 HARNESS="$build_dir/bin/phasekit-load"
@@ -153,13 +156,14 @@ if [[ "$against" == previous ]]; then
   commit="$(git -C "$ROOT" rev-parse --verify --quiet "$rev^{commit}")" || die "--rev $rev is not a commit"
   mkdir -p "$build_dir" || die "cannot create $build_dir"
   prev_parent="$(mktemp -d "$build_dir/capacity-regression-prev.XXXXXX")"
-  prev_tree="$prev_parent/src"
-  mkdir -p "$prev_tree" && git -C "$ROOT" archive "$commit" | tar -x -C "$prev_tree" || die "git archive $rev failed"
+  prev_tree="$prev_parent"
+  git -C "$ROOT" archive "$commit" | tar -x -C "$prev_tree" || die "git archive $rev failed"
   echo "capacity-regression: building $rev ($(git -C "$ROOT" log -1 --format='%h %s' "$commit" | cut -c1-70))"
-  # Same relative paths in both trees: with the base dir at the repository root and no cwd hash,
-  # files unchanged since $rev are ccache hits.
-  CCACHE_BASEDIR="$ROOT" CCACHE_NOHASHDIR=1 build "$prev_tree" "$prev_parent/build" || die "build of $rev failed"
-  PREV_BIN="$prev_parent/build/bin/phasekit-orchestrator"
+  # The copy's build folder sits where this tree's does (<tree>/build), so both compile with the same
+  # relative paths; with ccache's base dir at each tree's root and no cwd hash, a file unchanged
+  # since $rev is a cache hit (after the first run: CI's previous run built $rev as its "current").
+  CCACHE_BASEDIR="$prev_tree" CCACHE_NOHASHDIR=1 build "$prev_tree" "$prev_tree/build" || die "build of $rev failed"
+  PREV_BIN="$prev_tree/build/bin/phasekit-orchestrator"
 else
   [[ -f "$baseline" ]] || die "stored baseline $baseline not found (create it with --write-baseline)"
 fi
