@@ -29,6 +29,8 @@
 #   --max-regression PCT        latency may rise / throughput fall by this much (default 25%)
 #   --metrics LIST              metrics to compare (default: response p95/p99, connect p95, session
 #                               length p50, error_rate, emit rate)
+#   --min-delta-ms MS           latency changes below this never count (default 5: scheduling noise
+#                               of a shared 2-core machine; compare's own default is 1)
 #   --build-dir DIR             this tree's build (default build; configured with the release preset if missing)
 #   --no-build                  use the binaries in --build-dir as they are
 #   --out-dir DIR               keep every report there (default: a temporary folder, removed)
@@ -43,6 +45,7 @@ baseline="scenarios/baseline.json"
 scenario="scenarios/regression.yml"
 rounds=2
 max_regression="25%"
+min_delta_ms=5
 # p50 of socketio.response_time sits between the fast message acks and the slower tool results
 # (half the samples each), so it jumps between them: the median of a whole session is used instead.
 metrics="socketio.response_time.p95,socketio.response_time.p99,socketio.connect_time.p95,vusers.session_length.p50,error_rate,socketio.emit_rate"
@@ -63,6 +66,7 @@ while (($# > 0)); do
     --rounds) rounds="${2:?}"; shift 2 ;;
     --max-regression) max_regression="${2:?}"; shift 2 ;;
     --metrics) metrics="${2:?}"; shift 2 ;;
+    --min-delta-ms) min_delta_ms="${2:?}"; shift 2 ;;
     --build-dir) build_dir="${2:?}"; shift 2 ;;
     --no-build) do_build=0; shift ;;
     --out-dir) out_dir="${2:?}"; shift 2 ;;
@@ -186,7 +190,7 @@ else
   base_report="$baseline"
 fi
 
-compare_args=(compare "$base_report" "$reports/current.json" --max-regression "$max_regression")
+compare_args=(compare "$base_report" "$reports/current.json" --max-regression "$max_regression" --min-delta-ms "$min_delta_ms")
 compare_args+=(--metrics "$metrics")
 echo "capacity-regression: phasekit-load ${compare_args[*]}"
 "$HARNESS" "${compare_args[@]}"
