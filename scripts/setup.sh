@@ -12,6 +12,7 @@ APT_PACKAGES=(
   nlohmann-json3-dev libfmt-dev libyaml-cpp-dev libhiredis-dev zlib1g-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   redis-server redis-tools nginx bubblewrap jq curl prometheus
+  docker-compose haproxy yamllint
   nodejs npm
   docker.io busybox-static
 )

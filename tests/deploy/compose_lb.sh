@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# docker-compose config -q of both compose files (Debian's docker-compose 1.29: no engine needed),
+# haproxy -c of deploy/haproxy.cfg, nginx -t of deploy/nginx.conf (in a private mount namespace
+# whose /etc/hosts resolves the compose service names: nginx resolves upstreams at load time), and
+# the properties the brief asks of them. Self-tests: broken copies are rejected.
+source "$(dirname "$0")/lib.sh"
+need docker-compose haproxy nginx unshare
+D="$SRC/deploy"
+
+compose_ok() { docker-compose -f "$1" config -q; }
+check "docker-compose config -q deploy/docker-compose.yml" compose_ok "$D/docker-compose.yml"
+check "docker-compose config -q deploy/docker-compose.scale.yml" compose_ok "$D/docker-compose.scale.yml"
+no_top_level_name() { ! grep -q '^name:' "$D/docker-compose.yml" "$D/docker-compose.scale.yml"; }
+check "no top-level name: (docker-compose 1.29 refuses it)" no_top_level_name
+# Everything published binds loopback only (as docker-compose renders it: "- HOST_IP:PUBLISHED:TARGET/tcp").
+loopback_ports() {
+  docker-compose -f "$1" config | awk '
+    /^    ports:$/ { inports = 1; next }
+    inports && /^    - / { n++; if ($2 !~ /^127\.0\.0\.1:/) { print "not loopback: " $2; bad = 1 } next }
+    { inports = 0 }
+    END { exit (bad || n == 0) }'
+}
+check "published ports bind 127.0.0.1 only: docker-compose.yml" loopback_ports "$D/docker-compose.yml"
+check "published ports bind 127.0.0.1 only: docker-compose.scale.yml" loopback_ports "$D/docker-compose.scale.yml"
+sed 's/"127.0.0.1:3000:3000"/"3000:3000"/' "$D/docker-compose.yml" >"$TMP/public.yml"
+rejects "port check: a port published on every address" loopback_ports "$TMP/public.yml"
+scale_services() { docker-compose -f "$D/docker-compose.scale.yml" config --services | sort | tr '\n' ' ' | grep -q 'lb lb-nginx orchestrator prometheus redis worker'; }
+check "scale file: orchestrator, worker, redis, lb, prometheus" scale_services
+
+# The environment each compose file gives phasekit, through the real configuration schema.
+compose_env() {  # compose_env FILE SERVICE OUT [VAR=VALUE…]: rendered environment of SERVICE
+  local f="$1" svc="$2" out="$3"
+  shift 3
+  env "$@" docker-compose -f "$f" config | node "$(dirname "$0")/env_of.js" compose - "$svc" >"$out"
+}
+compose_plugins() { compose_env "$1" "$2" "$TMP/$2.env" "${@:4}" && plugins_are "$TMP/$2.env" "$3"; }
+check "docker-compose.yml orchestrator: phase 2 plugins by default" compose_plugins "$D/docker-compose.yml" orchestrator \
+  "pool=warm queue=inproc store=redis compression=none autoscaler=none"
+check "docker-compose.yml with PHASE=1 REDIS_URL= : phase 1 plugins" compose_plugins "$D/docker-compose.yml" orchestrator \
+  "pool=none queue=inproc store=memory compression=none autoscaler=none" PHASE=1 REDIS_URL=
+check "docker-compose.scale.yml orchestrator: phase 3 plugins" compose_plugins "$D/docker-compose.scale.yml" orchestrator \
+  "pool=warm queue=redis store=redis compression=zlib autoscaler=hpa"
+check "docker-compose.scale.yml worker: phase 3 plugins" compose_plugins "$D/docker-compose.scale.yml" worker \
+  "pool=warm queue=redis store=redis compression=zlib autoscaler=hpa"
+worker_cmd() { docker-compose -f "$D/docker-compose.scale.yml" config | grep -A1 'command:' | grep -q 'phasekit-worker'; }
+check "docker-compose.scale.yml runs phasekit-worker" worker_cmd
+rejects "compose environment check: PHASE=ten" compose_plugins "$D/docker-compose.yml" orchestrator \
+  "pool=warm queue=inproc store=redis compression=none autoscaler=none" PHASE=ten
+
+{ cat "$D/docker-compose.yml"; echo 'name: phasekit'; } >"$TMP/named.yml"
+rejects "docker-compose: top-level name:" compose_ok "$TMP/named.yml"
+sed 's/stop_grace_period: 30s/stop_grace_periodd: 30s/' "$D/docker-compose.yml" >"$TMP/typo.yml"
+rejects "docker-compose: misspelled key" compose_ok "$TMP/typo.yml"
+
+# HAProxy.
+check "haproxy -c deploy/haproxy.cfg" haproxy -c -q -f "$D/haproxy.cfg"
+haproxy_props() {
+  grep -q '^  timeout tunnel 1h' "$D/haproxy.cfg" &&
+    grep -Eq '^  cookie phasekit_lb insert .*dynamic' "$D/haproxy.cfg" &&
+    grep -q 'http-check send meth GET uri /ready' "$D/haproxy.cfg" &&
+    grep -q 'sc_http_req_rate' "$D/haproxy.cfg"
+}
+check "haproxy: tunnel timeout, cookie stickiness, /ready check, handshake rate limit" haproxy_props
+sed 's/^  balance leastconn/  balance leastconnn/' "$D/haproxy.cfg" >"$TMP/haproxy-bad.cfg"
+rejects "haproxy -c: unknown balance algorithm" haproxy -c -q -f "$TMP/haproxy-bad.cfg"
+
+# nginx: names resolved through a private /etc/hosts (the real one is untouched).
+printf '127.0.0.1 localhost orchestrator redis prometheus\n' >"$TMP/hosts"
+nginx_t() { unshare --mount sh -c 'mount --bind "$1" /etc/hosts && nginx -t -q -e stderr -c "$2"' sh "$TMP/hosts" "$1"; }
+check "nginx -t deploy/nginx.conf" nginx_t "$D/nginx.conf"
+nginx_props() {
+  grep -q 'proxy_set_header Upgrade $http_upgrade' "$D/nginx.conf" &&
+    grep -q 'proxy_set_header Connection $connection_upgrade' "$D/nginx.conf" &&
+    grep -q 'proxy_read_timeout 3600s' "$D/nginx.conf" &&
+    grep -q 'limit_req zone=handshake' "$D/nginx.conf" &&
+    grep -q 'hash $phasekit_affinity consistent' "$D/nginx.conf" &&
+    ! grep -Eq '^\s*ip_hash' "$D/nginx.conf"
+}
+check "nginx: WebSocket headers, long read timeout, handshake limit_req, keyed hash (no ip_hash)" nginx_props
+sed 's/limit_req zone=handshake burst=50 nodelay;/limit_req zone=handshake burst=fifty;/' "$D/nginx.conf" >"$TMP/nginx-bad.conf"
+rejects "nginx -t: bad limit_req burst" nginx_t "$TMP/nginx-bad.conf"
+rejects "nginx -t: upstream name that does not resolve" nginx -t -q -e stderr -c "$D/nginx.conf"
+
+summary
