@@ -2,7 +2,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/program_options/options_description.hpp>
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -15,45 +14,22 @@
 #include "app/tool_service.hpp"
 #include "autoscale/autoscale_loop.hpp"
 #include "autoscale/sizers.hpp"
-#include "config/cli.hpp"
-#include "config/print.hpp"
+#include "config/config.hpp"
 #include "net/server.hpp"
 #include "runtime/runtime.hpp"
 
-extern char** environ;
-
-namespace po = boost::program_options;
 namespace cfg = phasekit::config;
 using phasekit::config::Key;
-using phasekit::runtime::kExitUsage;
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
-  po::options_description own("Options");
-  own.add_options()("help,h", "show this help")("print-config", "print every effective setting and exit");
-  cfg::CommandLine cli;
-  std::optional<cfg::Config> loaded;
-  try {
-    cli = cfg::parse_command_line(argc, argv, own, environ);
-    if (cli.extra.count("help") != 0) {
-      std::cout << "Usage: phasekit-orchestrator [options]\n\nThe Socket.IO tool-execution server.\n\n"
-                << own << '\n'
-                << cfg::settings_options() << '\n';
-      return 0;
-    }
-    if (!cli.positional.empty()) {
-      throw cfg::ConfigError(fmt::format("unexpected argument \"{}\"", cli.positional.front()));
-    }
-    loaded = cfg::Config::load(cli.inputs);
-  } catch (const cfg::ConfigError& e) {
-    fmt::print(stderr, "phasekit-orchestrator: {}\n", e.what());
-    return kExitUsage;
+  int exit_code = 0;
+  const auto loaded =
+      phasekit::runtime::configure(argc, argv, "phasekit-orchestrator", "The Socket.IO tool-execution server.", exit_code);
+  if (!loaded) {
+    return exit_code;
   }
   const cfg::Config& config = *loaded;
-  if (cli.extra.count("print-config") != 0) {
-    std::cout << cfg::render_table(config);
-    return 0;
-  }
 
   phasekit::runtime::Runtime rt(config, "orchestrator");
   // With ENABLE_WORKER_MODE the workers run every tool call: this process keeps no backends.

@@ -2,7 +2,6 @@
 // from the pool with its session's files and shell state, publishes the results; /health, /ready and
 // /metrics on PORT. SIGTERM: no new jobs, those in flight finish (or are handed back), then exit.
 #include <boost/asio/signal_set.hpp>
-#include <boost/program_options/options_description.hpp>
 #include <fmt/format.h>
 
 #include <csignal>
@@ -11,50 +10,28 @@
 
 #include "app/job_runner.hpp"
 #include "autoscale/worker_autoscaler.hpp"
-#include "config/cli.hpp"
-#include "config/print.hpp"
+#include "config/config.hpp"
 #include "net/server.hpp"
 #include "runtime/runtime.hpp"
 
-extern char** environ;
-
-namespace po = boost::program_options;
 namespace cfg = phasekit::config;
 using phasekit::config::Key;
-using phasekit::runtime::kExitUsage;
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
-  po::options_description own("Options");
-  own.add_options()("help,h", "show this help")("print-config", "print every effective setting and exit");
-  cfg::CommandLine cli;
-  std::optional<cfg::Config> loaded;
-  try {
-    cli = cfg::parse_command_line(argc, argv, own, environ);
-    if (cli.extra.count("help") != 0) {
-      std::cout << "Usage: phasekit-worker [options]\n\nRuns jobs from the redis queue (ENABLE_WORKER_MODE=true, "
-                   "REDIS_URL) in pooled backends.\n\n"
-                << own << '\n'
-                << cfg::settings_options() << '\n';
-      return 0;
-    }
-    if (!cli.positional.empty()) {
-      throw cfg::ConfigError(fmt::format("unexpected argument \"{}\"", cli.positional.front()));
-    }
-    loaded = cfg::Config::load(cli.inputs);
-    if (loaded->plugin("queue").name == "inproc") {
-      throw cfg::ConfigError(
-          "queue=inproc: a worker takes jobs from a shared queue; set ENABLE_WORKER_MODE=true and REDIS_URL");
-    }
-  } catch (const cfg::ConfigError& e) {
-    fmt::print(stderr, "phasekit-worker: {}\n", e.what());
-    return kExitUsage;
+  int exit_code = 0;
+  const auto loaded = phasekit::runtime::configure(
+      argc, argv, "phasekit-worker", "Runs jobs from the redis queue (ENABLE_WORKER_MODE=true, REDIS_URL) in pooled backends.",
+      exit_code, [](const cfg::Config& c) {
+        if (c.plugin("queue").name == "inproc") {
+          throw cfg::ConfigError(
+              "queue=inproc: a worker takes jobs from a shared queue; set ENABLE_WORKER_MODE=true and REDIS_URL");
+        }
+      });
+  if (!loaded) {
+    return exit_code;
   }
   const cfg::Config& config = *loaded;
-  if (cli.extra.count("print-config") != 0) {
-    std::cout << cfg::render_table(config);
-    return 0;
-  }
 
   phasekit::runtime::Runtime rt(config, "worker");
   if (const int code = rt.start(); code != 0) {

@@ -8,8 +8,16 @@
 #include <optional>
 #include <thread>
 
+#include <boost/program_options/options_description.hpp>
+
+#include <iostream>
+
 #include "backend/docker_backend.hpp"
 #include "config/checks.hpp"
+#include "config/cli.hpp"
+#include "config/print.hpp"
+
+extern char** environ;
 
 namespace phasekit::runtime {
 namespace {
@@ -146,6 +154,38 @@ std::string Runtime::plugin_list() const {
     list += fmt::format("{}{}={}", list.empty() ? "" : ",", p.kind, p.name);
   }
   return list;
+}
+
+std::optional<config::Config> configure(int argc, char** argv, std::string_view program, std::string_view usage,
+                                        int& exit_code, const std::function<void(const config::Config&)>& check) {
+  namespace po = boost::program_options;
+  po::options_description own("Options");
+  own.add_options()("help,h", "show this help")("print-config", "print every effective setting and exit");
+  exit_code = 0;
+  try {
+    const config::CommandLine cli = config::parse_command_line(argc, argv, own, environ);
+    if (cli.extra.count("help") != 0) {
+      std::cout << "Usage: " << program << " [options]\n\n" << usage << "\n\n" << own << '\n'
+                << config::settings_options() << '\n';
+      return std::nullopt;
+    }
+    if (!cli.positional.empty()) {
+      throw config::ConfigError(fmt::format("unexpected argument \"{}\"", cli.positional.front()));
+    }
+    config::Config loaded = config::Config::load(cli.inputs);
+    if (check) {
+      check(loaded);
+    }
+    if (cli.extra.count("print-config") != 0) {
+      std::cout << config::render_table(loaded);
+      return std::nullopt;
+    }
+    return loaded;
+  } catch (const config::ConfigError& e) {
+    fmt::print(stderr, "{}: {}\n", program, e.what());
+    exit_code = kExitUsage;
+    return std::nullopt;
+  }
 }
 
 void wait_then(boost::asio::io_context& ioc, std::function<bool()> pred, std::chrono::steady_clock::time_point until,

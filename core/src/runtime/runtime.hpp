@@ -4,7 +4,9 @@
 // breaker registry, metrics, the plugin host and the plugins.
 #include <boost/asio/io_context.hpp>
 
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string_view>
 
 #include "backend/process_backend.hpp"
@@ -73,6 +75,14 @@ class Runtime {
   std::unique_ptr<plugin_host::BasicHost> host_;
   plugin_host::PluginSet plugins_;
 };
+
+/// What the binaries do alike with their command line and environment: --help prints `usage` and the
+/// settings, --print-config the effective table, a bad setting or argument one line on stderr. Returns
+/// the configuration when the process goes on; otherwise nothing, with `exit_code` set (0 or
+/// kExitUsage). `check` may refuse a configuration by throwing config::ConfigError.
+std::optional<config::Config> configure(int argc, char** argv, std::string_view program, std::string_view usage,
+                                        int& exit_code,
+                                        const std::function<void(const config::Config&)>& check = {});
 
 /// Waits (polling every 20 ms) until pred() or the deadline, then calls done.
 void wait_then(boost::asio::io_context& ioc, std::function<bool()> pred, std::chrono::steady_clock::time_point until,
