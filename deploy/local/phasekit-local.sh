@@ -157,12 +157,12 @@ for port in "${orch_ports[@]}"; do
   upstreams+="    server 127.0.0.1:$port max_fails=1 fail_timeout=5s;"$'\n'
 done
 cat >"$dir/nginx.conf" <<NGINX
-worker_processes 1;
+worker_processes auto;
 worker_rlimit_nofile 20000;
 daemon off;
 pid $dir/nginx.pid;
 error_log $dir/nginx-error.log warn;
-events { worker_connections 16000; }
+events { worker_connections 19000; }  # a proxied WebSocket holds 2: about 9,500 clients per worker
 http {
   access_log off;
   client_body_temp_path $dir/nginx-tmp/body;

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "app/session_state.hpp"
+#include "app/tool_service.hpp"
 
 namespace phasekit::app {
 
@@ -28,7 +29,11 @@ struct JobRunner::Run {
 };
 
 JobRunner::JobRunner(RunnerSettings settings, plugin_host::PluginSet& plugins, plugin::HostServices& host)
-    : settings_(std::move(settings)), plugins_(plugins), host_(host), log_(host.logger("worker")) {}
+    : settings_(std::move(settings)),
+      plugins_(plugins),
+      host_(host),
+      log_(host.logger("worker")),
+      acquire_seconds_(acquire_histograms(host.metrics())) {}
 
 void JobRunner::run(plugin::Job job, plugin::QueueStrategy::EventSink sink, plugin::QueueStrategy::JobDone done) {
   ++in_flight_;
@@ -63,8 +68,12 @@ void JobRunner::run(plugin::Job job, plugin::QueueStrategy::EventSink sink, plug
 }
 
 void JobRunner::start(const std::shared_ptr<Run>& r) {
-  plugins_.pool->acquire({r->job.user_id, r->job.session_id}, [self = shared_from_this(), r](Status s,
-                                                                                            plugin::Lease lease) {
+  const auto started = std::chrono::steady_clock::now();
+  plugins_.pool->acquire({r->job.user_id, r->job.session_id}, [self = shared_from_this(), r, started](
+                                                                  Status s, plugin::Lease lease) {
+    const std::size_t source = s.ok() ? static_cast<std::size_t>(lease.source) : 3;
+    self->acquire_seconds_[source]->observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     boost::asio::post(r->strand, [self, r, s, lease = std::move(lease)]() mutable {
       if (!s.ok()) {
         self->finish(r, error_result(s), s);

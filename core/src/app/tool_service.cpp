@@ -465,10 +465,12 @@ class Session : public std::enable_shared_from_this<Session> {
     acquiring_ = true;
     const auto start = Clock::now();
     service_.plugins_.pool->acquire({user_, id_}, [self = shared_from_this(), start](Status s, plugin::Lease lease) {
-      boost::asio::post(self->strand_, [self, start, s = std::move(s), lease = std::move(lease)]() mutable {
+      // Timed when the pool answers, before the hop onto the session's strand: under load that queue
+      // is the event loop's delay, not the pool's.
+      const std::size_t source = s.ok() ? static_cast<std::size_t>(lease.source) : 3;
+      self->service_.acquire_seconds_[source]->observe(seconds_since(start));
+      boost::asio::post(self->strand_, [self, s = std::move(s), lease = std::move(lease)]() mutable {
         self->acquiring_ = false;
-        const std::size_t source = s.ok() ? static_cast<std::size_t>(lease.source) : 3;
-        self->service_.acquire_seconds_[source]->observe(seconds_since(start));
         if (!s.ok()) {
           self->fail_backend_waiters(s);
           return;
@@ -641,13 +643,11 @@ class Session : public std::enable_shared_from_this<Session> {
   bool restore_ = false;          // resumed: bring files and shell state onto the next backend
 };
 
-namespace {
-
 std::array<Histogram*, 4> acquire_histograms(Metrics& metrics) {
   constexpr std::string_view kName = "phasekit_backend_acquire_seconds";
   constexpr std::string_view kHelp =
-      "Time to get a backend from the pool for a session, by source: warm (idle), cold (made for it), waited "
-      "(freed by another session), failed.";
+      "Time to get a backend from the pool for a session (orchestrator) or a job (worker), by source: warm "
+      "(idle), cold (made for it), waited (freed by another session), failed.";
   static constexpr std::array<double, 14> kBuckets{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                                                    0.025,  0.05,    0.1,    0.25,  0.5,    1,     5};
   static constexpr std::array<std::string_view, 4> kSources{"warm", "cold", "waited", "failed"};
@@ -661,8 +661,6 @@ std::array<Histogram*, 4> acquire_histograms(Metrics& metrics) {
   }
   return out;
 }
-
-}  // namespace
 
 ToolService::ToolService(ServiceSettings settings, plugin_host::PluginSet& plugins, plugin::HostServices& host)
     : settings_(std::move(settings)),

@@ -54,6 +54,9 @@ struct ServiceSettings {
   std::size_t history_limit = 100;  // shell command lines kept in a session record
 };
 
+/// phasekit_backend_acquire_seconds by source: warm, cold, waited (AcquireSource order), failed.
+std::array<Histogram*, 4> acquire_histograms(Metrics& metrics);
+
 class Session;
 using SessionPtr = std::shared_ptr<Session>;
 /// The session's id (also its Socket.IO `pid`).
