@@ -28,14 +28,29 @@ return 1
 )lua";
 
 /// ARGV prefix, id, worker, grace_ms → {1, user, session, payload, timeout, attempt} to run it;
-/// {2} when another job of its session runs (it goes to the back of the queue); {0} to skip it.
+/// {2} when another job of its session runs (it goes to the back of the queue); {0} to skip it (gone,
+/// already ended, or a malformed record, which is failed and its result published when it can be).
 inline constexpr const char* kClaim = R"lua(
 local p, id, w = ARGV[1], ARGV[2], ARGV[3]
 local jk = p .. 'job:' .. id
 local proc = p .. 'processing:' .. w
-local j = redis.call('HMGET', jk, 'user', 'session', 'payload', 'timeout', 'attempt', 'state')
+local j = redis.call('HMGET', jk, 'user', 'session', 'payload', 'timeout', 'attempt', 'state', 'channel')
 if j[6] ~= 'queued' then
   redis.call('LREM', proc, 1, id)
+  return {0}
+end
+local timeout = tonumber(j[4])
+if not timeout or not j[2] or not j[7] then
+  -- A job hash that is not one of ours (written by hand, or by another version): it ends, failed.
+  redis.call('LREM', proc, 1, id)
+  redis.call('HSET', jk, 'state', 'failed')
+  redis.call('PEXPIRE', jk, 3600000)
+  redis.call('HINCRBY', p .. 'stats', 'failed', 1)
+  if j[7] then
+    redis.call('PUBLISH', j[7], cjson.encode({t = 'r', j = id, s = j[2] or '', d = cjson.encode({callId = id,
+      exitCode = cjson.null, output = '', truncated = false, durationMs = 0,
+      error = {code = 'BAD_REQUEST', message = 'malformed job record'}})}))
+  end
   return {0}
 end
 local lock = p .. 'lock:' .. j[2]
@@ -47,10 +62,9 @@ if held and held ~= id then
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local timeout = tonumber(j[4])
 redis.call('SET', lock, id, 'PX', timeout + tonumber(ARGV[4]) + 60000)
 redis.call('HSET', jk, 'state', 'running', 'worker', w, 'deadline', now + timeout + tonumber(ARGV[4]))
-return {1, j[1], j[2], j[3], j[4], j[5]}
+return {1, j[1] or '', j[2], j[3] or '', j[4], j[5] or '1'}
 )lua";
 
 /// ARGV prefix, id, worker, outcome (done|failed), message → 1 completed now, 0 not this worker's
@@ -94,7 +108,7 @@ local function fail(p, id, j, code, message)
 end
 local function job(p, id)
   local r = redis.call('HMGET', p .. 'job:' .. id, 'state', 'worker', 'attempt', 'deadline', 'session', 'channel')
-  return {state = r[1], worker = r[2], attempt = tonumber(r[3] or '1'), deadline = tonumber(r[4] or '0'),
+  return {state = r[1], worker = r[2], attempt = tonumber(r[3]) or 1, deadline = tonumber(r[4]) or 0,
           session = r[5] or '', channel = r[6] or ''}
 end
 )lua";

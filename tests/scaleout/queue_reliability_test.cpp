@@ -195,5 +195,58 @@ TEST_F(QueueReliability, TenThousandJobsFourWorkersOneKilledEveryJobEndsExactlyO
   queue.reset();  // with the io_context stopped: nothing of the queue runs concurrently
 }
 
+TEST_F(QueueReliability, MalformedJobRecordsEndFailedAndTheQueueGoesOn) {
+  test::RedisServer redis;
+  test::ChildProcess worker(PHASEKIT_WORKER_BIN, {}, worker_env(redis), (dir_ / "worker.log").string());
+  observe::LogSink logs(STDERR_FILENO, LogLevel::warn);
+  observe::MetricsRegistry metrics;
+  plugin_host::SystemClock clock;
+  boost::asio::io_context ioc;
+  auto work = boost::asio::make_work_guard(ioc);
+  std::thread io([&] { ioc.run(); });
+  plugin_host::BasicHost host(logs, metrics, clock, ioc.get_executor());
+  const plugin_host::Loader loader({PHASEKIT_PLUGIN_DIR});
+  auto queue = plugin_host::instantiate<plugin::QueueStrategy>(loader.find(PHK_KIND_QUEUE, "redis"), host,
+                                                               json{{"redis_url", redis.url()}}.dump());
+  std::mutex mutex;
+  std::map<std::string, std::string> results;
+  queue->subscribe("s", [&](plugin::JobEvent e) {
+    if (e.type == plugin::JobEventType::result) {
+      const std::lock_guard lock(mutex);
+      results[e.job_id] = e.data;
+    }
+  });
+  ASSERT_TRUE(test::poll_until(
+      [&] { return redis_cli(redis.port(), {"PUBSUB", "NUMSUB", "phasekit:session:s"}).find("\n1") != std::string::npos; },
+      10s));
+  // Hand-written records: a timeout that is no number and no attempt, and an id with no record at all.
+  redis_cli(redis.port(), {"HSET", "phasekit:job:bad", "user", "u", "session", "s", "payload", "{{{", "timeout",
+                           "soon", "state", "queued", "channel", "phasekit:session:s"});
+  redis_cli(redis.port(), {"LPUSH", "phasekit:jobs", "bad", "missing"});
+  plugin::Job good;
+  good.id = "good";
+  good.user_id = "u";
+  good.session_id = "s";
+  good.payload = json{{"tool", "list_dir"}, {"args", json::object()}}.dump();
+  good.timeout_ms = 10000;
+  queue->enqueue(std::move(good), [](Status) {});
+  auto result_of = [&](const std::string& id) {
+    const std::lock_guard lock(mutex);
+    const auto it = results.find(id);
+    return it == results.end() ? json() : json::parse(it->second, nullptr, false);
+  };
+  ASSERT_TRUE(test::poll_until([&] { return !result_of("bad").is_null() && !result_of("good").is_null(); }, 30s))
+      << worker.log();
+  EXPECT_EQ(result_of("bad")["error"]["code"], "BAD_REQUEST");
+  EXPECT_EQ(result_of("good")["exitCode"], 0) << result_of("good").dump();
+  EXPECT_EQ(redis_cli(redis.port(), {"HGET", "phasekit:job:bad", "state"}), "failed\n");
+  EXPECT_EQ(redis_cli(redis.port(), {"LLEN", "phasekit:jobs"}), "0\n");
+  EXPECT_TRUE(worker.running()) << worker.log();
+  work.reset();
+  ioc.stop();
+  io.join();
+  queue.reset();
+}
+
 }  // namespace
 }  // namespace phasekit
