@@ -2,9 +2,7 @@
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
-#include <sys/stat.h>
 
-#include <filesystem>
 
 #include "app/session_state.hpp"
 #include "app/tool_service.hpp"
@@ -135,11 +133,9 @@ void JobRunner::finish(const std::shared_ptr<Run>& r, json result, Status status
   }
   auto save = [self = shared_from_this(), r] {
     // The files go back to the session's folder, and the backend back to the pool (which resets it).
-    const std::string folder = session_folder(self->settings_.workspace_root, r->job.session_id);
-    std::error_code ec;
-    std::filesystem::create_directories(folder, ec);
-    ::chmod(folder.c_str(), 0700);
-    if (Status moved = move_entries(r->backend->workspace(), folder); !moved.ok()) {
+    std::string folder;
+    if (Status moved = park_files(self->settings_.workspace_root, r->job.session_id, r->backend->workspace(), folder);
+        !moved.ok()) {
       self->log_.error("worker.workspace_not_saved", {{"session", r->job.session_id}, {"error", moved.message()}});
     }
     self->plugins_.pool->release(std::exchange(r->lease, nullptr), true);
@@ -163,19 +159,12 @@ void JobRunner::finish(const std::shared_ptr<Run>& r, json result, Status status
       boost::asio::post(r->strand, [self, r] { self->publish(r); });
     });
   };
-  const bool shell = r->payload.is_object() && r->payload.value("tool", "") == "shell";
-  if (!shell) {
+  std::optional<std::string> command = shell_command(r->payload);
+  if (!command) {
     save();
     return;
   }
-  if (const auto* args = r->payload.contains("args") ? &r->payload["args"] : nullptr;
-      args != nullptr && args->is_object() && args->contains("command") && (*args)["command"].is_string()) {
-    r->record.history.push_back((*args)["command"].get<std::string>());
-    if (r->record.history.size() > settings_.history_limit) {
-      r->record.history.erase(r->record.history.begin(),
-                              r->record.history.end() - static_cast<std::ptrdiff_t>(settings_.history_limit));
-    }
-  }
+  remember_command(r->record.history, std::move(*command), settings_.history_limit);
   capture_state(r->backend, [self = shared_from_this(), r, save](Status s, ShellState state) {
     boost::asio::post(r->strand, [self, r, save, s, state = std::move(state)]() mutable {
       if (s.ok()) {
@@ -190,9 +179,6 @@ void JobRunner::finish(const std::shared_ptr<Run>& r, json result, Status status
 }
 
 void JobRunner::publish(const std::shared_ptr<Run>& r) {
-  json entry{{"role", "tool"},
-             {"result", r->result},
-             {"t", std::chrono::duration_cast<std::chrono::milliseconds>(host_.clock().wall().time_since_epoch()).count()}};
   std::string blob;
   auto deliver = [self = shared_from_this(), r] {
     r->sink(plugin::JobEvent{r->job.id, r->job.session_id, plugin::JobEventType::result,
@@ -200,7 +186,8 @@ void JobRunner::publish(const std::shared_ptr<Run>& r) {
     --self->in_flight_;
     r->done(r->status);
   };
-  if (!r->stored || !plugins_.compression->compress(entry.dump(-1, ' ', false, json::error_handler_t::replace), blob).ok()) {
+  if (!r->stored ||
+      !conversation_blob(json{{"role", "tool"}, {"result", r->result}}, host_.clock(), *plugins_.compression, blob).ok()) {
     deliver();
     return;
   }

@@ -133,6 +133,22 @@ std::string session_folder(const std::string& root, const std::string& session_i
   return (std::filesystem::path(root) / "sessions" / session_id).string();
 }
 
+void remember_command(std::vector<std::string>& history, std::string command, std::size_t limit) {
+  history.push_back(std::move(command));
+  if (history.size() > limit) {
+    history.erase(history.begin(), history.end() - static_cast<std::ptrdiff_t>(limit));
+  }
+}
+
+Status park_files(const std::string& root, const std::string& session_id, const std::string& workspace,
+                  std::string& folder) {
+  folder = session_folder(root, session_id);
+  std::error_code ec;
+  std::filesystem::create_directories(folder, ec);
+  ::chmod(folder.c_str(), 0700);
+  return move_entries(workspace, folder);
+}
+
 Status move_entries(const std::string& from, const std::string& to) {
   std::error_code ec;
   if (!std::filesystem::is_directory(from, ec)) {

@@ -35,6 +35,14 @@ Status parse_capture(std::string_view output, std::string_view home, ShellState&
 
 /// <root>/sessions/<session_id>: where a session's files wait between calls.
 std::string session_folder(const std::string& root, const std::string& session_id);
+/// Appends a shell command line to a session's history, keeping the newest `limit`.
+void remember_command(std::vector<std::string>& history, std::string command, std::size_t limit);
+
+/// Moves the files of a backend's workspace into the session's folder (made, mode 0700, if missing);
+/// `folder` gets its path.
+Status park_files(const std::string& root, const std::string& session_id, const std::string& workspace,
+                  std::string& folder);
+
 /// Moves every entry of `from` into `to` (both folders; `from` missing = nothing to move). An entry
 /// whose name already exists in `to` replaces it. UNAVAILABLE naming the entry when a move fails.
 Status move_entries(const std::string& from, const std::string& to);

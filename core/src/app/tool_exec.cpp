@@ -108,6 +108,24 @@ void execute_tool(const ToolLimits& limits, const backend::ShellBackendPtr& back
   }
 }
 
+std::optional<std::string> shell_command(const json& payload) {
+  if (!payload.is_object() || payload.value("tool", "") != "shell") {
+    return std::nullopt;
+  }
+  const auto args = payload.find("args");
+  if (args == payload.end() || !args->is_object()) {
+    return std::string();
+  }
+  const auto command = args->find("command");
+  return command != args->end() && command->is_string() ? command->get<std::string>() : std::string();
+}
+
+Status conversation_blob(json entry, const phasekit::Clock& clock, plugin::CompressionStrategy& compression,
+                         std::string& blob) {
+  entry["t"] = std::chrono::duration_cast<std::chrono::milliseconds>(clock.wall().time_since_epoch()).count();
+  return compression.compress(entry.dump(-1, ' ', false, json::error_handler_t::replace), blob);
+}
+
 void tag_binary(json& node) {
   if (node.is_binary()) {
     const auto& bytes = node.get_binary();

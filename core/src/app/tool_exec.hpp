@@ -7,9 +7,12 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "backend/shell_backend.hpp"
+#include "phasekit/plugin/compression.hpp"
+#include "phasekit/plugin/host.hpp"
 #include "phasekit/plugin/queue.hpp"
 
 namespace phasekit::app {
@@ -30,6 +33,15 @@ nlohmann::json error_result(const Status& status);
 void execute_tool(const ToolLimits& limits, const backend::ShellBackendPtr& backend, const nlohmann::json& payload,
                   const std::string& call_id, const std::string& session_id, std::chrono::milliseconds timeout,
                   plugin::QueueStrategy::EventSink sink, std::function<void(nlohmann::json, Status)> finished);
+
+/// For a shell call ({tool: "shell", args: {command}}): its command line ("" when the command is not
+/// a string); nothing for any other call.
+std::optional<std::string> shell_command(const nlohmann::json& payload);
+
+/// A conversation entry as the store keeps it: stamped with the wall time ("t", in ms), serialised
+/// and compressed.
+Status conversation_blob(nlohmann::json entry, const Clock& clock, plugin::CompressionStrategy& compression,
+                         std::string& blob);
 
 /// JSON text cannot carry binary values (Socket.IO attachments): across the queue and in the store
 /// they travel as {"$binary": "<base64>"}.

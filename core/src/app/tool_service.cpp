@@ -10,7 +10,6 @@
 #include <random>
 
 #include <openssl/rand.h>
-#include <sys/stat.h>
 
 #include <filesystem>
 
@@ -288,27 +287,21 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (payload.is_discarded() || !payload.is_object() || !payload.contains("tool")) {
       const Status bad(Code::bad_request, "malformed job");
-      finish_job(call_id, error_result(bad), bad, sink, done, nullptr);
+      finish_job(call_id, error_result(bad), bad, sink, done, std::nullopt);
       return;
     }
-    const json* command = nullptr;
-    if (payload.value("tool", "") == "shell" && payload.contains("args") && payload["args"].is_object()) {
-      command = &payload["args"]["command"];
-    }
-    auto shell_command = std::make_shared<std::string>(command != nullptr && command->is_string() ? command->get<std::string>() : "");
-    const bool shell = payload.value("tool", "") == "shell";
-    with_backend([self = shared_from_this(), payload, call_id, sink, done, shell, shell_command,
+    with_backend([self = shared_from_this(), payload, call_id, sink, done, command = shell_command(payload),
                   timeout = std::chrono::milliseconds(job.timeout_ms)](Status status, plugin::BackendPtr backend) {
       if (!status.ok()) {
-        self->finish_job(call_id, error_result(status), status, sink, done, nullptr);
+        self->finish_job(call_id, error_result(status), status, sink, done, std::nullopt);
         return;
       }
       execute_tool(self->service_.limits_, std::dynamic_pointer_cast<backend::ShellBackend>(backend), payload, call_id,
                    self->id_, timeout, sink,
-                   [self, call_id, sink, done, shell, shell_command](json result, Status s) {
-                     boost::asio::post(self->strand_, [self, call_id, sink, done, shell, shell_command,
+                   [self, call_id, sink, done, command](json result, Status s) {
+                     boost::asio::post(self->strand_, [self, call_id, sink, done, command,
                                                        result = std::move(result), s]() mutable {
-                       self->finish_job(call_id, std::move(result), s, sink, done, shell ? shell_command : nullptr);
+                       self->finish_job(call_id, std::move(result), s, sink, done, command);
                      });
                    });
     });
@@ -316,10 +309,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
   /// After a call ran: with a shared store the shell's new cwd and exports are saved first (so a
   /// client that resumes elsewhere finds them), then the result is appended to the conversation,
-  /// then published. `shell_command` is set for shell calls.
+  /// then published. `command` is set for shell calls.
   void finish_job(const std::string& call_id, json result, const Status& status,
                   const plugin::QueueStrategy::EventSink& sink, const plugin::QueueStrategy::JobDone& done,
-                  const std::shared_ptr<std::string>& shell_command) {
+                  const std::optional<std::string>& command) {
     result["callId"] = call_id;
     auto publish = [self = shared_from_this(), call_id, result, status, sink, done] {
       self->append_conversation(json{{"role", "tool"}, {"result", result}}, [self, call_id, result, status, sink,
@@ -330,15 +323,11 @@ class Session : public std::enable_shared_from_this<Session> {
       });
     };
     auto shell = std::dynamic_pointer_cast<backend::ShellBackend>(backend_);
-    if (!service_.settings_.persist_sessions || !shell_command || !shell) {
+    if (!service_.settings_.persist_sessions || !command || !shell) {
       publish();
       return;
     }
-    record_.history.push_back(*shell_command);
-    if (record_.history.size() > service_.settings_.history_limit) {
-      record_.history.erase(record_.history.begin(),
-                            record_.history.end() - static_cast<std::ptrdiff_t>(service_.settings_.history_limit));
-    }
+    remember_command(record_.history, *command, service_.settings_.history_limit);
     capture_state(shell, [self = shared_from_this(), publish](Status s, ShellState state) {
       boost::asio::post(self->strand_, [self, publish, s, state = std::move(state)]() mutable {
         if (s.ok()) {
@@ -505,11 +494,8 @@ class Session : public std::enable_shared_from_this<Session> {
         return;
       }
     }
-    const std::string folder = session_folder(service_.settings_.workspace_root, id_);
-    std::error_code ec;
-    std::filesystem::create_directories(folder, ec);
-    ::chmod(folder.c_str(), 0700);
-    if (Status moved = move_entries(shell->workspace(), folder); !moved.ok()) {
+    std::string folder;
+    if (Status moved = park_files(service_.settings_.workspace_root, id_, shell->workspace(), folder); !moved.ok()) {
       service_.log_.warn("session.workspace_not_parked", {{"session", id_}, {"error", moved.message()}});
       return;  // keep the backend: the files are still on it
     }
@@ -586,13 +572,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void append_conversation(const json& entry, std::function<void(Status)> done) {
     std::string blob;
-    json stamped = entry;
-    stamped["t"] = std::chrono::duration_cast<std::chrono::milliseconds>(
-                       service_.host_.clock().wall().time_since_epoch())
-                       .count();
-    if (Status s = service_.plugins_.compression->compress(
-            stamped.dump(-1, ' ', false, json::error_handler_t::replace), blob);
-        !s.ok()) {
+    if (Status s = conversation_blob(entry, service_.host_.clock(), *service_.plugins_.compression, blob); !s.ok()) {
       done(s);
       return;
     }

@@ -1,6 +1,7 @@
 // What of a session survives its backend: the capture/restore commands, their parsing, the file moves,
 // and a round trip through a real sandboxed backend.
 #include "app/session_state.hpp"
+#include "app/tool_exec.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -50,6 +51,23 @@ TEST(SessionState, RestoreCommandQuotesEveryValueAndDropsBadNames) {
   EXPECT_EQ(restore_command(s),
             "cd -- \"$HOME\"/'dir with '\\''quote'\\''' 2>/dev/null || cd -- \"$HOME\"; export A='it'\\''s $HOME `x`'; "
             "export _ok=''");
+}
+
+TEST(SessionState, HistoryKeepsTheNewestCommandsUpToItsLimit) {
+  std::vector<std::string> history;
+  for (int i = 0; i < 5; ++i) {
+    remember_command(history, "cmd " + std::to_string(i), 3);
+  }
+  EXPECT_EQ(history, (std::vector<std::string>{"cmd 2", "cmd 3", "cmd 4"}));
+}
+
+TEST(SessionState, ShellCommandOfAPayload) {
+  using json = nlohmann::json;
+  EXPECT_EQ(shell_command(json{{"tool", "shell"}, {"args", {{"command", "ls -la"}}}}), "ls -la");
+  EXPECT_EQ(shell_command(json{{"tool", "shell"}, {"args", {{"command", 42}}}}), "");
+  EXPECT_EQ(shell_command(json{{"tool", "shell"}}), "");
+  EXPECT_EQ(shell_command(json{{"tool", "read_file"}, {"args", {{"path", "a"}}}}), std::nullopt);
+  EXPECT_EQ(shell_command(json::array()), std::nullopt);
 }
 
 TEST(SessionState, CheckBeneathRefusesEscapesAndTheRootItself) {
