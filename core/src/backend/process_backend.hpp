@@ -20,6 +20,7 @@ struct ProcessOptions {
   SandboxKind sandbox = SandboxKind::none;
   int run_as_uid = -1;              // when the host runs as root: drop to this uid/gid (nobody)
   int run_as_gid = -1;
+  int nice = 0;                     // added to the backend's niceness (BACKEND_NICE), before privileges drop
 };
 
 /// A ShellBackend whose supervisor is a sandboxed local process on pipes.

@@ -73,11 +73,21 @@ constexpr std::array<Spec, kSettingCount> kSettings{{
   {Key::pool_acquire_timeout_ms, "pool_acquire_timeout_ms", "POOL_ACQUIRE_TIMEOUT_MS", "pool-acquire-timeout-ms",
    "Pool", Type::integer, 0, 600000, "", "5000", {N, N, N},
    "How long an acquire waits for a backend when the pool is exhausted before it fails with UNAVAILABLE."},
+  {Key::pool_create_concurrency, "pool_create_concurrency", "POOL_CREATE_CONCURRENCY", "pool-create-concurrency",
+   "Pool", Type::integer, 0, 10000, "", "0", {N, N, N},
+   "Backends the pool makes at once (filling up to POOL_MIN_SIZE, or for callers waiting); the rest wait their "
+   "turn (pool=warm). Making a sandbox is CPU work, so more at once only makes each one slower. 0: twice the "
+   "CPU cores."},
   {Key::backend, "backend", "BACKEND", "backend", "Backends", Type::choice, 0, 0, "process|docker", "process",
    {N, N, N}, "Backend driver: a sandboxed shell process, or a container through the Docker Engine API."},
   {Key::sandbox, "sandbox", "SANDBOX", "sandbox", "Backends", Type::choice, 0, 0, "auto|bwrap|unshare|none",
    "auto", {N, N, N},
    "Isolation of process backends. auto: bubblewrap, else unshare, else a plain process with a warning."},
+  {Key::backend_nice, "backend_nice", "BACKEND_NICE", "backend-nice", "Backends", Type::integer, 0, 19, "", "10",
+   {N, N, N},
+   "CPU niceness of process backends and every tool they run: when tools saturate the CPU, the "
+   "orchestrator's event loop (and the acquisitions, heartbeats and results it serves) still runs first. "
+   "0 gives tools the orchestrator's priority."},
   {Key::workspace_root, "workspace_root", "WORKSPACE_ROOT", "workspace-root", "Backends", Type::text, 0, 0, "",
    "/tmp/phasekit-workspaces", {N, N, N},
    "Folder under which each session gets its workspace (removed when the session ends).", &check_absolute_path},

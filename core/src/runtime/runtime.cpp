@@ -87,6 +87,7 @@ Runtime::Runtime(const config::Config& config, std::string_view component)
       timers_(ioc_.get_executor()),
       breakers_(timers_, breaker_options(config)) {
   process_.workspace_root = config.text(Key::workspace_root);
+  process_.nice = static_cast<int>(config.integer(Key::backend_nice));
   if (::geteuid() == 0) {
     process_.run_as_uid = 65534;  // backends never run as root
     process_.run_as_gid = 65534;

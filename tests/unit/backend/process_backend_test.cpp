@@ -3,7 +3,11 @@
 #include "backend/process_backend.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 
 #include <boost/asio/io_context.hpp>
 #include <filesystem>
@@ -18,6 +22,8 @@ using namespace std::chrono_literals;
 
 class ProcessBackendTest : public ::testing::TestWithParam<std::string> {
  protected:
+  static constexpr int kNice = 7;
+
   void SetUp() override {
     root_ = (std::filesystem::temp_directory_path() /
              ("phasekit-backend-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++)))
@@ -25,6 +31,7 @@ class ProcessBackendTest : public ::testing::TestWithParam<std::string> {
     ProcessOptions options;
     options.workspace_root = root_;
     options.sandbox = detect_sandbox(GetParam(), logs_.logger("test"));
+    options.nice = kNice;
     if (GetParam() == "auto" && options.sandbox == SandboxKind::none) {
       GTEST_SKIP() << "no sandbox works on this machine; the plain-process variant still runs";
     }
@@ -183,6 +190,16 @@ TEST_P(ProcessBackendTest, QueuedCommandsRunInOrder) {
   }
   ASSERT_TRUE(run_until([&] { return outputs.size() == 5; }));
   EXPECT_EQ(outputs, (std::vector<std::string>{"0\n", "1\n", "2\n", "3\n", "4\n"}));
+}
+
+TEST_P(ProcessBackendTest, ToolsRunLessFavouredThanTheOrchestrator) {
+  errno = 0;
+  const int ours = ::getpriority(PRIO_PROCESS, 0);
+  ASSERT_EQ(errno, 0);
+  // Every process of the backend inherits it, a background one too.
+  const RunResult r = run("nice; (nice) & wait");
+  const int expected = std::min(19, ours + kNice);
+  EXPECT_EQ(r.output, std::to_string(expected) + "\n" + std::to_string(expected) + "\n");
 }
 
 INSTANTIATE_TEST_SUITE_P(Sandboxes, ProcessBackendTest, ::testing::Values("auto", "none"),
