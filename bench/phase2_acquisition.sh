@@ -51,6 +51,12 @@ else
     sleep 0.1
   done
   [[ -n "$port" ]] || { cat "$work/log"; exit 1; }
+  # As a load balancer would: no traffic before /ready, which waits for POOL_MIN_SIZE idle backends.
+  for _ in $(seq 1200); do
+    [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/ready")" == 200 ]] && break
+    sleep 0.1
+  done
+  grep -o '"msg":"server.ready".*' "$work/log" || { echo "not ready after 120 s"; tail -5 "$work/log"; exit 1; }
   target=http://127.0.0.1:$port
   ports=("$port")
 fi

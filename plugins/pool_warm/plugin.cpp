@@ -19,6 +19,7 @@ struct Factory {
     c.idle_timeout = std::chrono::milliseconds(options.integer("idle_timeout_ms", 300000, 1, 86400000));
     c.acquire_timeout = std::chrono::milliseconds(options.integer("acquire_timeout_ms", 5000, 0, 600000));
     c.health_interval = std::chrono::milliseconds(options.integer("health_check_ms", 5000, 1, 86400000));
+    c.create_concurrency = static_cast<std::uint64_t>(options.integer("create_concurrency", 8, 1, 10000));
     options.finish();
     if (c.min_size > c.max_size) {
       throw std::invalid_argument(

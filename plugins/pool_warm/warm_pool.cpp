@@ -267,7 +267,10 @@ class WarmPool::Core final : public std::enable_shared_from_this<Core> {
 
   /// Makes what is missing: one backend per waiter nothing is on its way for, plus enough to keep
   /// min_size idle (unless making backends has just failed: then retry after a back-off), never
-  /// beyond max_size in all.
+  /// beyond max_size in all, and never more than create_concurrency at once. Making a sandbox is CPU
+  /// work: 400 started together on 2 cores all ran into the breaker's timeout and were retried, over
+  /// and over (25,000 failed creates in a 2-minute run), where a few at a time make them all; each
+  /// completion calls this again for the rest.
   void top_up(Actions& act) {
     if (shutting_down_ || driver_ == nullptr) {
       return;
@@ -279,7 +282,8 @@ class WarmPool::Core final : public std::enable_shared_from_this<Core> {
     }
     const std::uint64_t have = idle_.size() + coming;
     const std::uint64_t room = config_.max_size > total() ? config_.max_size - total() : 0;
-    const std::uint64_t n = want > have ? std::min(want - have, room) : 0;
+    const std::uint64_t slots = config_.create_concurrency > creating_ ? config_.create_concurrency - creating_ : 0;
+    const std::uint64_t n = want > have ? std::min({want - have, room, slots}) : 0;
     creating_ += n;
     act.creates += n;
   }

@@ -80,6 +80,20 @@ describe("operations", () => {
     }
   });
 
+  it("is ready only once the warm pool holds its POOL_MIN_SIZE idle backends", async () => {
+    const server = await startServer({ ENABLE_CONTAINER_POOL: "true", POOL_MIN_SIZE: "20" });
+    try {
+      assert.equal((await get(server, "/health")).status, 200, "alive while it warms");
+      await waitFor("/ready 200", async () => (await get(server, "/ready")).status === 200, 30000);
+      const pool = JSON.parse((await get(server, "/stats/pool")).body);
+      assert.ok(pool.idle >= 20, `ready with ${pool.idle} idle backends of 20`);
+      const ready = server.logs.find((e) => e.msg === "server.ready");
+      assert.ok(ready && ready.idle_backends >= 20, JSON.stringify(ready));
+    } finally {
+      await server.stop();
+    }
+  });
+
   it("drains on SIGTERM: /ready 503, work in flight finishes, clients are told, exit 0", async () => {
     const server = await startServer({ SHUTDOWN_GRACE_MS: "10000" });
     const socket = await connect(server, "drain-user");

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <thread>
+
 #include <boost/asio/io_context.hpp>
 #include <filesystem>
 #include <fstream>
@@ -202,12 +206,19 @@ TEST(PluginSet, PluginMissingFromThePath_StopsWithItsName) {
 }
 
 TEST(PluginSet, EachKindGetsOnlyItsOwnSettings) {
-  const auto config = config::Config::load({{{"POOL_MIN_SIZE", "3"}, {"POOL_MAX_SIZE", "7"}}, {}});
+  const auto config =
+      config::Config::load({{{"POOL_MIN_SIZE", "3"}, {"POOL_MAX_SIZE", "7"}, {"POOL_CREATE_CONCURRENCY", "5"}}, {}});
   EXPECT_EQ(plugin_config_json("pool", config),
-            R"({"min_size":3,"max_size":7,"idle_timeout_ms":300000,"acquire_timeout_ms":5000})");
+            R"({"min_size":3,"max_size":7,"idle_timeout_ms":300000,"acquire_timeout_ms":5000,"create_concurrency":5})");
   EXPECT_EQ(plugin_config_json("compression", config),
             R"({"format":"deflate_dict","level":6,"max_entry_bytes":16777216})");
   EXPECT_EQ(plugin_config_json("nonesuch", config), "{}");
+}
+
+TEST(PluginSet, PoolCreateConcurrencyZeroIsTwiceTheCores) {
+  const auto config = config::Config::load({{{"POOL_CREATE_CONCURRENCY", "0"}}, {}});
+  const auto pool = nlohmann::json::parse(plugin_config_json("pool", config));
+  EXPECT_EQ(pool["create_concurrency"], 2 * std::max(1u, std::thread::hardware_concurrency()));
 }
 
 }  // namespace

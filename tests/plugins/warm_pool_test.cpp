@@ -5,7 +5,10 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <algorithm>
 #include <chrono>
+#include <functional>
+#include <vector>
 
 #include "observe/json_logger.hpp"
 #include "observe/metrics_registry.hpp"
@@ -35,6 +38,10 @@ class ScriptedDriver final : public plugin::BackendDriver {
   [[nodiscard]] std::string_view name() const noexcept override { return "scripted"; }
   void create(std::function<void(Status, plugin::BackendPtr)> done) noexcept override {
     ++creates;
+    if (hold_creates) {
+      held.push_back(std::move(done));
+      return;
+    }
     if (fail_creates) {
       boost::asio::post(ioc_, [done = std::move(done)] { done(Status(Code::unavailable, "no room"), nullptr); });
       return;
@@ -58,7 +65,16 @@ class ScriptedDriver final : public plugin::BackendDriver {
     ++destroys;
     boost::asio::post(ioc_, std::move(done));
   }
+  /// Completes the oldest held create with a new backend.
+  void finish_one_held() {
+    ++made;
+    auto b = std::make_shared<FakeBackend>("held" + std::to_string(made));
+    boost::asio::post(ioc_, [done = std::move(held.front()), b] { done(Status(), b); });
+    held.erase(held.begin());
+  }
   bool fail_creates = false;
+  bool hold_creates = false;  // creates wait in `held` until finish_one_held()
+  std::vector<std::function<void(Status, plugin::BackendPtr)>> held;
   int creates = 0;
   int made = 0;
   int resets = 0;
@@ -227,11 +243,43 @@ TEST_F(WarmPoolTest, ShutdownRefusesWaitersDestroysIdleAndRefusesLaterAcquires) 
   pool_.reset();
 }
 
+TEST_F(WarmPoolTest, MakesAtMostCreateConcurrencyBackendsAtOnceAndStillFillsUp) {
+  driver_.hold_creates = true;
+  make(R"({"min_size": 20, "max_size": 100, "create_concurrency": 3})");
+  std::vector<std::shared_ptr<Result>> callers;
+  for (int i = 0; i < 10; ++i) {
+    callers.push_back(acquire());
+  }
+  auto served = [&] {
+    return std::all_of(callers.begin(), callers.end(), [](const auto& r) { return r->called; });
+  };
+  auto filled = [&] { return served() && pool_->stats().idle == 20; };
+  std::size_t most = 0;
+  for (int i = 0; i < 100; ++i) {
+    run_until([&] { return driver_.held.size() >= 3 || filled(); }, 50ms);
+    most = std::max(most, driver_.held.size());
+    if (filled()) {
+      break;
+    }
+    ASSERT_FALSE(driver_.held.empty()) << "the pool stopped making backends";
+    driver_.finish_one_held();
+  }
+  ASSERT_TRUE(filled());
+  EXPECT_EQ(most, 3u) << "three at a time, never more";
+  EXPECT_EQ(driver_.made, 30) << "ten for the callers, twenty kept idle";
+  for (const auto& r : callers) {
+    EXPECT_TRUE(r->status.ok()) << r->status.message();
+    pool_->release(std::move(r->lease.backend), true);
+  }
+  driver_.hold_creates = false;
+}
+
 TEST_F(WarmPoolTest, OptionsAreCheckedWithOneLineSayingWhatIsAllowed) {
   const Candidate c = Loader({PHASEKIT_PLUGIN_DIR}).find(PHK_KIND_POOL, "warm");
   for (const auto& [json, expected] : std::vector<std::pair<std::string, std::string>>{
            {R"({"min_size": 5, "max_size": 2})", "min_size=5 exceeds max_size=2"},
            {R"({"max_size": 0})", "max_size=0: expected an integer in 1..10000"},
+           {R"({"create_concurrency": 0})", "create_concurrency=0: expected an integer in 1..10000"},
            {R"({"min_size": "ten"})", "min_size=\"ten\": expected an integer"},
            {R"({"bogus": 1})", "unknown option \"bogus\""},
        }) {

@@ -153,6 +153,7 @@ struct Factory {
     options.ignore("min_size");  // nothing is kept warm
     options.ignore("idle_timeout_ms");
     options.ignore("acquire_timeout_ms");
+    options.ignore("create_concurrency");  // each acquire makes its own backend, at once
     options.finish();
     return std::make_unique<NonePool>(host, static_cast<std::uint64_t>(max_size));
   }

@@ -2,6 +2,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cstdint>
+#include <thread>
+
 namespace phasekit::plugin_host {
 
 using config::Key;
@@ -13,6 +17,8 @@ std::string plugin_config_json(std::string_view kind, const config::Config& c) {
     j["max_size"] = c.integer(Key::pool_max_size);
     j["idle_timeout_ms"] = c.integer(Key::pool_idle_timeout_ms);
     j["acquire_timeout_ms"] = c.integer(Key::pool_acquire_timeout_ms);
+    const std::int64_t creates = c.integer(Key::pool_create_concurrency);
+    j["create_concurrency"] = creates > 0 ? creates : 2 * std::max(1u, std::thread::hardware_concurrency());
   } else if (kind == "queue") {
     j["concurrency"] = c.integer(Key::worker_concurrency);
     j["job_timeout_ms"] = c.integer(Key::job_timeout_ms);
