@@ -76,9 +76,16 @@ struct ChildArgs {
   const sigset_t* mask;  // the signal mask to exec with
 };
 
+/// Failures say why on the output pipe (write(2) is async-signal-safe) before exiting.
+[[noreturn]] __attribute__((no_sanitize("address", "undefined"))) void child_die(const char* what, std::size_t len,
+                                                                                  int code) noexcept {
+  (void)!::write(STDOUT_FILENO, what, len);
+  ::_exit(code);
+}
+
 /// The child of spawn(), on its own stack in our address space until it execs: async-signal-safe calls
-/// only, and no writes to our memory.
-int child_main(void* p) noexcept {
+/// only, and no writes to our memory (nor to the sanitizers' shadow of it: not instrumented).
+__attribute__((no_sanitize("address", "undefined"))) int child_main(void* p) noexcept {
   const ChildArgs& a = *static_cast<const ChildArgs*>(p);
   // Our signal handlers must not run in here (they would act on the parent's memory): every caught
   // signal goes back to its default before the mask, blocked by spawn() around the clone, is restored.
@@ -100,29 +107,23 @@ int child_main(void* p) noexcept {
   ::dup2(a.out_fd, STDOUT_FILENO);
   ::dup2(a.out_fd, STDERR_FILENO);
   ::syscall(SYS_close_range, 3U, ~0U, 0U);
-  // Failures say why on the output pipe (write(2) is async-signal-safe) before exiting.
-  auto die = [](const char* what, std::size_t len, int code) {
-    (void)!::write(STDOUT_FILENO, what, len);
-    ::_exit(code);
-  };
   // Lower priority than ours, inherited by the sandbox and every tool in it (as root, before the
   // privileges drop; a raise of niceness is allowed to anyone, so this works unprivileged too).
   if (a.nice > 0 && ::setpriority(PRIO_PROCESS, 0, ::getpriority(PRIO_PROCESS, 0) + a.nice) != 0) {
-    die("cannot lower the sandbox's priority\n", 36, 126);
+    child_die("cannot lower the sandbox's priority\n", 36, 126);
   }
   if (a.gid >= 0 &&
       (::syscall(SYS_setgroups, 0, nullptr) != 0 || ::syscall(SYS_setresgid, a.gid, a.gid, a.gid) != 0)) {
-    die("cannot drop group privileges\n", 29, 126);
+    child_die("cannot drop group privileges\n", 29, 126);
   }
   if (a.uid >= 0 && ::syscall(SYS_setresuid, a.uid, a.uid, a.uid) != 0) {
-    die("cannot drop user privileges\n", 28, 126);
+    child_die("cannot drop user privileges\n", 28, 126);
   }
   if (::chdir(a.cwd) != 0) {
-    die("cannot enter the workspace\n", 27, 126);
+    child_die("cannot enter the workspace\n", 27, 126);
   }
   ::execvpe(a.argv[0], a.argv, a.envp);
-  die("cannot execute the sandbox\n", 27, 127);
-  return 127;
+  child_die("cannot execute the sandbox\n", 27, 127);
 }
 
 /// Starts a process with its stdin/stdout on pipes, in its own process group, killed if we die, and as
