@@ -109,6 +109,14 @@ int main(int argc, char** argv) {
                                        {"error", e.what()}});
     return 1;
   }
+  // Ready (for a load balancer's or Kubernetes' probe of /ready) once the pool holds its minimum of idle
+  // backends: a new instance takes no traffic it would serve from cold backends. pool=none keeps none,
+  // and is ready before it says it listens (clients may connect as soon as it does).
+  auto warm = [&plugins] {
+    const auto s = plugins.pool->stats();
+    return s.idle >= s.min_size;
+  };
+  server.set_ready(warm());
   log.info("server.listening", {{"address", server_settings.bind_address},
                                 {"port", static_cast<unsigned>(server.port())},
                                 {"phase", config.phase()},
@@ -117,17 +125,15 @@ int main(int argc, char** argv) {
                                 {"sandbox", rt.sandbox()},
                                 {"threads", rt.threads()}});
 
-  // Ready (for a load balancer's or Kubernetes' probe of /ready) once the pool holds its minimum of idle
-  // backends: a new instance takes no traffic it would serve from cold backends. pool=none keeps none.
   const auto warming_since = std::chrono::steady_clock::now();
-  phasekit::runtime::wait_then(
-      ioc, [&plugins] { const auto s = plugins.pool->stats(); return s.idle >= s.min_size; },
-      std::chrono::steady_clock::time_point::max(), [&server, &log, &plugins, warming_since] {
-        server.set_ready(true);
-        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                                              warming_since);
-        log.info("server.ready", {{"idle_backends", plugins.pool->stats().idle}, {"warm_up_ms", ms.count()}});
-      });
+  phasekit::runtime::wait_then(ioc, warm, std::chrono::steady_clock::time_point::max(),
+                               [&server, &log, &plugins, warming_since] {
+                                 server.set_ready(true);
+                                 const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::steady_clock::now() - warming_since);
+                                 log.info("server.ready", {{"idle_backends", plugins.pool->stats().idle},
+                                                           {"warm_up_ms", ms.count()}});
+                               });
 
   boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
   const auto grace = std::chrono::milliseconds(config.integer(Key::shutdown_grace_ms));
