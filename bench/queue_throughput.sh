@@ -23,5 +23,5 @@ wait $consumer
 end=$(date +%s.%N)
 awk -v s="$start" -v e="$end" \
   'BEGIN { printf "LPUSH producer + BRPOP consumer together: 100000 jobs in %.2f s = %.0f jobs/s\n", e - s, 100000 / (e - s) }'
-echo "phasekit queue=redis, 4 phasekit-workers (one killed with SIGKILL half-way), 10000 write_file jobs:"
+echo "phasekit queue=redis, 4 phasekit-workers (one SIGKILLed a fifth of the way, holding 10 jobs), 10000 write_file jobs:"
 "$build/tests/queue_reliability_test" --gtest_brief=1 | grep '^queue:'
