@@ -1,7 +1,8 @@
 // The redis queue with real phasekit-worker processes against a real redis-server: 10,000 jobs through
-// 4 workers, one of them killed with SIGKILL a fifth of the way through while it surely holds jobs (it
-// runs 10 long `sleep` jobs, one per slot). Every job must end exactly once (one result event each, and
-// redis's own record of it done or failed); none lost, none completed twice.
+// 4 workers, one of them killed with SIGKILL a fifth of the way through while it surely holds jobs: it
+// runs 10 jobs, one per slot, that wait for a gate the test opens only after the kill. Every job must
+// end exactly once (one result event each, and redis's own record of it done or failed); none lost,
+// none completed twice.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <signal.h>
@@ -38,8 +39,7 @@ constexpr int kJobs = 10000;
 constexpr int kSessions = 100;
 constexpr int kWorkers = 4;
 constexpr int kSlots = 10;        // WORKER_CONCURRENCY
-constexpr int kSlow = kSlots;      // `sleep` jobs that fill the killed worker's slots
-constexpr int kSlowSeconds = 20;   // long enough to outlast a fifth of the writes, even under ASan
+constexpr int kSlow = kSlots;      // jobs that wait for the gate: they fill the killed worker's slots
 constexpr int kWindow = 256;       // enqueues in flight
 
 // Runs an io_context on its own thread; stops and joins it when it goes out of scope. Declare it after
@@ -76,6 +76,10 @@ class QueueReliability : public ::testing::Test {
       GTEST_SKIP() << "redis-server is not installed (./scripts/setup.sh installs it)";
     }
     dir_ = std::filesystem::temp_directory_path() / ("phasekit-queue-" + std::to_string(::getpid()));
+    // Outside /tmp, which a sandbox sees as its own empty tmpfs; / is visible read-only in it.
+    gate_ = std::filesystem::path("/var/tmp") / ("phasekit-queue-gate-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(gate_);
+    ::chmod(gate_.c_str(), 0755);
     std::filesystem::create_directories(dir_ / "workspaces");
     ::chmod(dir_.c_str(), 0711);
     ::chmod((dir_ / "workspaces").c_str(), 0711);
@@ -83,6 +87,7 @@ class QueueReliability : public ::testing::Test {
   void TearDown() override {
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
+    std::filesystem::remove_all(gate_, ec);
   }
 
   std::map<std::string, std::string> worker_env(const test::RedisServer& redis) const {
@@ -99,6 +104,7 @@ class QueueReliability : public ::testing::Test {
   }
 
   std::filesystem::path dir_;
+  std::filesystem::path gate_;  // the slow jobs wait until gate_/open exists
 };
 
 TEST_F(QueueReliability, TenThousandJobsFourWorkersOneKilledEveryJobEndsExactlyOnce) {
@@ -169,15 +175,17 @@ TEST_F(QueueReliability, TenThousandJobsFourWorkersOneKilledEveryJobEndsExactlyO
                                                   .find("\n1") != std::string::npos; },
                                  10s));
 
-    // Job i < kSlow sleeps (its own session); the others append their number to their session's file.
-    auto job_of = [](int i) {
+    // Job i < kSlow waits for the gate (its own session); the others append their number to their session's file.
+    auto job_of = [this](int i) {
       plugin::Job job;
       job.timeout_ms = 60000;
       if (i < kSlow) {
         job.id = "slow-" + std::to_string(i);
         job.user_id = "slow";
         job.session_id = "slow" + std::to_string(i);
-        job.payload = json{{"tool", "shell"}, {"args", {{"command", "sleep " + std::to_string(kSlowSeconds)}}}}.dump();
+        job.payload = json{{"tool", "shell"},
+                           {"args", {{"command", "until [ -e " + (gate_ / "open").string() + " ]; do sleep 0.5; done"}}}}
+                          .dump();
         return job;
       }
       i -= kSlow;
@@ -242,6 +250,7 @@ TEST_F(QueueReliability, TenThousandJobsFourWorkersOneKilledEveryJobEndsExactlyO
     ASSERT_EQ(slow_jobs_running(), kSlow) << "worker 0 should still be running its slow jobs\n" << workers[0]->log();
     ASSERT_TRUE(workers[0]->running()) << workers[0]->log();
     workers[0]->stop(SIGKILL);
+    std::ofstream(gate_ / "open").put('\n');  // the slow jobs, redelivered to the others, may now end
     ASSERT_TRUE(test::poll_until([&] { return queued + refused == kJobs + kSlow; }, 120s));
     ASSERT_EQ(refused.load(), 0);
 
