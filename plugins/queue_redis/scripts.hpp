@@ -27,10 +27,41 @@ redis.call('LPUSH', p .. 'jobs', id)
 return 1
 )lua";
 
+/// What the claim, the reaper and a worker's hand-back share: put a running job back at the front of
+/// the queue, or fail it (publishing its result when it has a channel).
+inline constexpr const char* kHelpers = R"lua(
+local function unlock(p, id, session)
+  local lock = p .. 'lock:' .. session
+  if redis.call('GET', lock) == id then redis.call('DEL', lock) end
+end
+local function requeue(p, id, j, bump)
+  unlock(p, id, j.session)
+  redis.call('HSET', p .. 'job:' .. id, 'state', 'queued', 'worker', '', 'attempt', j.attempt + bump)
+  redis.call('RPUSH', p .. 'jobs', id)
+end
+local function fail(p, id, j, code, message)
+  unlock(p, id, j.session)
+  local jk = p .. 'job:' .. id
+  redis.call('HSET', jk, 'state', 'failed')
+  redis.call('PEXPIRE', jk, 3600000)
+  redis.call('HINCRBY', p .. 'stats', 'failed', 1)
+  local result = cjson.encode({callId = id, exitCode = cjson.null, output = '', truncated = false, durationMs = 0,
+                               error = {code = code, message = message}})
+  if j.channel ~= '' then
+    redis.call('PUBLISH', j.channel, cjson.encode({t = 'r', j = id, s = j.session, d = result}))
+  end
+end
+local function job(p, id)
+  local r = redis.call('HMGET', p .. 'job:' .. id, 'state', 'worker', 'attempt', 'deadline', 'session', 'channel')
+  return {state = r[1], worker = r[2], attempt = tonumber(r[3]) or 1, deadline = tonumber(r[4]) or 0,
+          session = r[5] or '', channel = r[6] or ''}
+end
+)lua";
+
 /// ARGV prefix, id, worker, grace_ms → {1, user, session, payload, timeout, attempt} to run it;
 /// {2} when another job of its session runs (it goes to the back of the queue); {0} to skip it (gone,
 /// already ended, or a malformed record, which is failed and its result published when it can be).
-inline constexpr const char* kClaim = R"lua(
+inline const std::string kClaim = std::string(kHelpers) + R"lua(
 local p, id, w = ARGV[1], ARGV[2], ARGV[3]
 local jk = p .. 'job:' .. id
 local proc = p .. 'processing:' .. w
@@ -43,14 +74,7 @@ local timeout = tonumber(j[4])
 if not timeout or not j[2] or not j[7] then
   -- A job hash that is not one of ours (written by hand, or by another version): it ends, failed.
   redis.call('LREM', proc, 1, id)
-  redis.call('HSET', jk, 'state', 'failed')
-  redis.call('PEXPIRE', jk, 3600000)
-  redis.call('HINCRBY', p .. 'stats', 'failed', 1)
-  if j[7] then
-    redis.call('PUBLISH', j[7], cjson.encode({t = 'r', j = id, s = j[2] or '', d = cjson.encode({callId = id,
-      exitCode = cjson.null, output = '', truncated = false, durationMs = 0,
-      error = {code = 'BAD_REQUEST', message = 'malformed job record'}})}))
-  end
+  fail(p, id, {session = j[2] or '', channel = j[7] or ''}, 'BAD_REQUEST', 'malformed job record')
   return {0}
 end
 local lock = p .. 'lock:' .. j[2]
@@ -82,35 +106,6 @@ if redis.call('GET', lock) == id then redis.call('DEL', lock) end
 redis.call('HINCRBY', p .. 'stats', ARGV[4], 1)
 redis.call('PUBLISH', j[4], ARGV[5])
 return 1
-)lua";
-
-/// What the reaper and a worker's hand-back share: put a running job back at the front of the queue,
-/// or fail it (publishing its result).
-inline constexpr const char* kHelpers = R"lua(
-local function unlock(p, id, session)
-  local lock = p .. 'lock:' .. session
-  if redis.call('GET', lock) == id then redis.call('DEL', lock) end
-end
-local function requeue(p, id, j, bump)
-  unlock(p, id, j.session)
-  redis.call('HSET', p .. 'job:' .. id, 'state', 'queued', 'worker', '', 'attempt', j.attempt + bump)
-  redis.call('RPUSH', p .. 'jobs', id)
-end
-local function fail(p, id, j, code, message)
-  unlock(p, id, j.session)
-  local jk = p .. 'job:' .. id
-  redis.call('HSET', jk, 'state', 'failed')
-  redis.call('PEXPIRE', jk, 3600000)
-  redis.call('HINCRBY', p .. 'stats', 'failed', 1)
-  local result = cjson.encode({callId = id, exitCode = cjson.null, output = '', truncated = false, durationMs = 0,
-                               error = {code = code, message = message}})
-  redis.call('PUBLISH', j.channel, cjson.encode({t = 'r', j = id, s = j.session, d = result}))
-end
-local function job(p, id)
-  local r = redis.call('HMGET', p .. 'job:' .. id, 'state', 'worker', 'attempt', 'deadline', 'session', 'channel')
-  return {state = r[1], worker = r[2], attempt = tonumber(r[3]) or 1, deadline = tonumber(r[4]) or 0,
-          session = r[5] or '', channel = r[6] or ''}
-end
 )lua";
 
 /// ARGV prefix, max_attempts → {redelivered, failed}. Jobs of a worker whose heartbeat expired go back
