@@ -3,9 +3,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 
-
 #include "app/session_state.hpp"
-#include "app/tool_service.hpp"
 
 namespace phasekit::app {
 
@@ -31,7 +29,7 @@ JobRunner::JobRunner(RunnerSettings settings, plugin_host::PluginSet& plugins, p
       plugins_(plugins),
       host_(host),
       log_(host.logger("worker")),
-      acquire_seconds_(acquire_histograms(host.metrics())) {}
+      acquire_times_(host.metrics()) {}
 
 void JobRunner::run(plugin::Job job, plugin::QueueStrategy::EventSink sink, plugin::QueueStrategy::JobDone done) {
   ++in_flight_;
@@ -69,9 +67,7 @@ void JobRunner::start(const std::shared_ptr<Run>& r) {
   const auto started = std::chrono::steady_clock::now();
   plugins_.pool->acquire({r->job.user_id, r->job.session_id}, [self = shared_from_this(), r, started](
                                                                   Status s, plugin::Lease lease) {
-    const std::size_t source = s.ok() ? static_cast<std::size_t>(lease.source) : 3;
-    self->acquire_seconds_[source]->observe(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    self->acquire_times_.observe(s, lease, started);
     boost::asio::post(r->strand, [self, r, s, lease = std::move(lease)]() mutable {
       if (!s.ok()) {
         self->finish(r, error_result(s), s);
@@ -133,9 +129,8 @@ void JobRunner::finish(const std::shared_ptr<Run>& r, json result, Status status
   }
   auto save = [self = shared_from_this(), r] {
     // The files go back to the session's folder, and the backend back to the pool (which resets it).
-    std::string folder;
-    if (Status moved = park_files(self->settings_.workspace_root, r->job.session_id, r->backend->workspace(), folder);
-        !moved.ok()) {
+    const std::string folder = session_folder(self->settings_.workspace_root, r->job.session_id);
+    if (Status moved = park_files(folder, r->backend->workspace()); !moved.ok()) {
       self->log_.error("worker.workspace_not_saved", {{"session", r->job.session_id}, {"error", moved.message()}});
     }
     self->plugins_.pool->release(std::exchange(r->lease, nullptr), true);

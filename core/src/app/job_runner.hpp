@@ -3,11 +3,11 @@
 // store and WORKSPACE_ROOT/sessions/<id>, the call runs on a pooled backend, and what it changed goes
 // back before its result is appended to the conversation and published. The queue runs one job of a
 // session at a time, so two backends never hold one session's files.
-#include <array>
 #include <memory>
 #include <string>
 
 #include "app/tool_exec.hpp"
+#include "app/tool_service.hpp"
 #include "phasekit/plugin/host.hpp"
 #include "plugin_host/plugin_set.hpp"
 
@@ -39,7 +39,7 @@ class JobRunner : public std::enable_shared_from_this<JobRunner> {
   plugin::HostServices& host_;
   Logger& log_;
   std::atomic<std::uint64_t> in_flight_{0};
-  std::array<Histogram*, 4> acquire_seconds_;  // phasekit_backend_acquire_seconds{source}
+  AcquireTimes acquire_times_;
 };
 
 }  // namespace phasekit::app

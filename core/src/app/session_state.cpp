@@ -140,9 +140,7 @@ void remember_command(std::vector<std::string>& history, std::string command, st
   }
 }
 
-Status park_files(const std::string& root, const std::string& session_id, const std::string& workspace,
-                  std::string& folder) {
-  folder = session_folder(root, session_id);
+Status park_files(const std::string& folder, const std::string& workspace) {
   std::error_code ec;
   std::filesystem::create_directories(folder, ec);
   ::chmod(folder.c_str(), 0700);

@@ -38,10 +38,9 @@ std::string session_folder(const std::string& root, const std::string& session_i
 /// Appends a shell command line to a session's history, keeping the newest `limit`.
 void remember_command(std::vector<std::string>& history, std::string command, std::size_t limit);
 
-/// Moves the files of a backend's workspace into the session's folder (made, mode 0700, if missing);
-/// `folder` gets its path.
-Status park_files(const std::string& root, const std::string& session_id, const std::string& workspace,
-                  std::string& folder);
+/// Moves the files of a backend's workspace into a session's folder (its session_folder()), which is
+/// made, mode 0700, if missing.
+Status park_files(const std::string& folder, const std::string& workspace);
 
 /// Moves every entry of `from` into `to` (both folders; `from` missing = nothing to move). An entry
 /// whose name already exists in `to` replaces it. UNAVAILABLE naming the entry when a move fails.

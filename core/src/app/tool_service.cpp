@@ -456,8 +456,7 @@ class Session : public std::enable_shared_from_this<Session> {
     service_.plugins_.pool->acquire({user_, id_}, [self = shared_from_this(), start](Status s, plugin::Lease lease) {
       // Timed when the pool answers, before the hop onto the session's strand: under load that queue
       // is the event loop's delay, not the pool's.
-      const std::size_t source = s.ok() ? static_cast<std::size_t>(lease.source) : 3;
-      self->service_.acquire_seconds_[source]->observe(seconds_since(start));
+      self->service_.acquire_times_.observe(s, lease, start);
       boost::asio::post(self->strand_, [self, s = std::move(s), lease = std::move(lease)]() mutable {
         self->acquiring_ = false;
         if (!s.ok()) {
@@ -494,12 +493,12 @@ class Session : public std::enable_shared_from_this<Session> {
         return;
       }
     }
-    std::string folder;
-    if (Status moved = park_files(service_.settings_.workspace_root, id_, shell->workspace(), folder); !moved.ok()) {
+    std::string folder = session_folder(service_.settings_.workspace_root, id_);
+    if (Status moved = park_files(folder, shell->workspace()); !moved.ok()) {
       service_.log_.warn("session.workspace_not_parked", {{"session", id_}, {"error", moved.message()}});
       return;  // keep the backend: the files are still on it
     }
-    record_.workspace = folder;
+    record_.workspace = std::move(folder);
     record_.backend.clear();
     restore_ = true;
     service_.plugins_.pool->release(std::exchange(backend_, nullptr), true);
@@ -623,7 +622,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool restore_ = false;          // resumed: bring files and shell state onto the next backend
 };
 
-std::array<Histogram*, 4> acquire_histograms(Metrics& metrics) {
+AcquireTimes::AcquireTimes(Metrics& metrics) {
   constexpr std::string_view kName = "phasekit_backend_acquire_seconds";
   constexpr std::string_view kHelp =
       "Time to get a backend from the pool for a session (orchestrator) or a job (worker), by source: warm "
@@ -634,12 +633,14 @@ std::array<Histogram*, 4> acquire_histograms(Metrics& metrics) {
   static_assert(static_cast<std::size_t>(plugin::AcquireSource::warm) == 0 &&
                 static_cast<std::size_t>(plugin::AcquireSource::cold) == 1 &&
                 static_cast<std::size_t>(plugin::AcquireSource::waited) == 2);
-  std::array<Histogram*, 4> out{};
   for (std::size_t i = 0; i < kSources.size(); ++i) {
     const std::array<Label, 1> label{{{"source", kSources[i]}}};
-    out[i] = &metrics.histogram(kName, kHelp, kBuckets, label);
+    by_source_[i] = &metrics.histogram(kName, kHelp, kBuckets, label);
   }
-  return out;
+}
+
+void AcquireTimes::observe(const Status& status, const plugin::Lease& lease, Clock::time_point started) const {
+  by_source_[status.ok() ? static_cast<std::size_t>(lease.source) : 3]->observe(seconds_since(started));
 }
 
 ToolService::ToolService(ServiceSettings settings, plugin_host::PluginSet& plugins, plugin::HostServices& host)
@@ -651,7 +652,7 @@ ToolService::ToolService(ServiceSettings settings, plugin_host::PluginSet& plugi
       log_(host.logger("service")),
       limiter_(settings_.max_requests_per_user),
       sessions_gauge_(host.metrics().gauge("phasekit_sessions", "Socket.IO sessions open (connected or in grace).")),
-      acquire_seconds_(acquire_histograms(host.metrics())) {}
+      acquire_times_(host.metrics()) {}
 
 ToolService::~ToolService() = default;
 

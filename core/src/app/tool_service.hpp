@@ -54,8 +54,17 @@ struct ServiceSettings {
   std::size_t history_limit = 100;  // shell command lines kept in a session record
 };
 
-/// phasekit_backend_acquire_seconds by source: warm, cold, waited (AcquireSource order), failed.
-std::array<Histogram*, 4> acquire_histograms(Metrics& metrics);
+/// phasekit_backend_acquire_seconds{source}: how long a session (orchestrator) or a job (worker) waited
+/// for the pool's answer, by where the backend came from (warm, cold, waited) or failed.
+class AcquireTimes {
+ public:
+  explicit AcquireTimes(Metrics& metrics);
+  /// Observes the time since `started` under the lease's source, or "failed" when `status` is not OK.
+  void observe(const Status& status, const plugin::Lease& lease, std::chrono::steady_clock::time_point started) const;
+
+ private:
+  std::array<Histogram*, 4> by_source_{};  // AcquireSource order, then failed
+};
 
 class Session;
 using SessionPtr = std::shared_ptr<Session>;
@@ -118,7 +127,7 @@ class ToolService : public std::enable_shared_from_this<ToolService> {
   std::atomic<bool> draining_{false};
   Gauge& sessions_gauge_;
   /// phasekit_backend_acquire_seconds by source: warm, cold, waited (AcquireSource order), failed.
-  std::array<Histogram*, 4> acquire_seconds_;
+  AcquireTimes acquire_times_;
 };
 
 }  // namespace phasekit::app
