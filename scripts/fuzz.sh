@@ -8,8 +8,9 @@ seconds="${1:-60}"
 command -v clang++ >/dev/null || { apt-get install -y -qq --no-install-recommends clang libclang-rt-14-dev >/dev/null; }
 cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
   -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DPHASEKIT_SANITIZE=ON -DPHASEKIT_BUILD_BENCH=OFF >/dev/null
-cmake --build build/fuzz --target engineio_payload_fuzz socketio_decoder_fuzz
-for target in engineio_payload socketio_decoder; do
+targets=(engineio_payload socketio_decoder supervisor_frames shell_exports)
+cmake --build build/fuzz --target "${targets[@]/%/_fuzz}"
+for target in "${targets[@]}"; do
   work="build/fuzz/corpus-$target"
   mkdir -p "$work"
   echo "fuzz: $target for ${seconds}s"

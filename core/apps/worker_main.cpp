@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
   phasekit::net::ServerSettings server_settings;
   server_settings.bind_address = config.text(Key::bind_address);
   server_settings.port = static_cast<std::uint16_t>(config.integer(Key::port));
+  server_settings.backend_limits = rt.backend_limits();
   phasekit::net::Server server(rt.ioc(), server_settings, nullptr, rt.metrics(), *plugins.pool,
                                rt.logs().logger("server"));
   auto& breakers = rt.breakers();

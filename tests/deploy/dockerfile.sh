@@ -2,7 +2,7 @@
 # deploy/Dockerfile without an engine or a registry (debian:12 cannot be pulled offline): the
 # build stage installs the same build packages as scripts/setup.sh, the runtime stage the Debian
 # package of every shared library the built binaries and plugins link (from ldd + dpkg -S), the
-# image holds the four binaries with the plugins in <exe>/../lib/phasekit, runs as a non-root
+# image holds the five binaries (the sandbox supervisor too) with the plugins in <exe>/../lib/phasekit, runs as a non-root
 # user, and has a HEALTHCHECK on /health. Self-tests: a missing runtime library or build package
 # is caught.
 source "$(dirname "$0")/lib.sh"
@@ -68,12 +68,12 @@ check "runtime stage has the package of every linked library (ldd + dpkg -S)" ru
 
 image_layout() {
   grep -q 'phasekit-orchestrator /build/bin/phasekit-worker' "$DF" &&
-    grep -q '/build/bin/phasekit-load /build/bin/phasekit /out/bin/' "$DF" &&
+    grep -q '/build/bin/phasekit-load /build/bin/phasekit /build/bin/phasekit-sandbox /out/bin/' "$DF" &&
     grep -q 'install -m 0644 -s /build/lib/phasekit/\*.so /out/lib/phasekit/' "$DF" &&
     grep -q '^COPY --from=build /out/ /opt/phasekit/$' "$DF" &&
     grep -q 'PATH=/opt/phasekit/bin' "$DF"
 }
-check "image: the four binaries in /opt/phasekit/bin, plugins in /opt/phasekit/lib/phasekit (<exe>/../lib/phasekit)" image_layout
+check "image: the five binaries (phasekit-sandbox too) in /opt/phasekit/bin, plugins in /opt/phasekit/lib/phasekit (<exe>/../lib/phasekit)" image_layout
 non_root() { local u; u="$(grep '^USER ' "$DF" | tail -1 | awk '{print $2}')"; [[ -n "$u" && "${u%%:*}" != 0 && "${u%%:*}" != root ]]; }
 check "runs as a non-root user" non_root
 healthcheck() { grep -A1 '^HEALTHCHECK' "$DF" | grep -q '/health'; }

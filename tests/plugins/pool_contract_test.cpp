@@ -162,12 +162,35 @@ TEST_P(PoolContract, NothingUserALeavesReachesUserB) {
   // One backend at most, so with pool=warm user B gets the very backend user A used. (pool=none
   // refuses at once while A's backend is still being destroyed, so it gets room for two.)
   make_pool(warm() ? R"({"min_size": 1, "max_size": 1})" : R"({"max_size": 2})");
-  const std::string secs = std::to_string(std::random_device{}() % 100000 + 200000);  // names A's process
+  const std::string secs = std::to_string(std::random_device{}() % 100000 + 200000);  // names A's processes
+  const std::string mark = "phk-mark-" + secs;
   const plugin::BackendPtr a = must_acquire();
   ASSERT_TRUE(a);
-  run(a, "echo secret > left.txt; mkdir sub; export LEFT=behind; cd sub; sleep " + secs +
-             " >/dev/null 2>&1 & echo started");
-  ASSERT_TRUE(wait_until([&] { return count_processes({"sleep", secs}) == 1; }, 10s)) << "A's process never ran";
+  // Every place A can write gets a marker (those it cannot write are skipped); $HOME's startup files
+  // get code; the shell gets exports, an alias and a function; the supervisor's folder gets a try;
+  // three ways to outlive a call start sleeps; a SysV segment and a message queue where the tools exist.
+  const std::string planted = run(a,
+      "for d in \"$HOME\" /tmp /var/tmp /dev/shm /run /run/lock /var/lock /dev/mqueue /run/phasekit; do "
+      "  echo A > \"$d/" + mark + "\" 2>/dev/null && echo \"wrote $d\"; done; "
+      "echo 'echo PLANTED-RC' >> ~/.bashrc; echo 'echo PLANTED-PROFILE' >> ~/.profile; "
+      "echo 'echo PLANTED-CMD' > /run/phasekit/cmd 2>/dev/null && echo wrote-cmd; "
+      "echo 'echo PLANTED-RESTORE' > /run/phasekit/restore 2>/dev/null && echo wrote-restore; "
+      "export LEFT=behind; alias ll='echo PLANTED-ALIAS'; greet() { echo PLANTED-FN; }; mkdir sub; cd sub; "
+      "setsid sleep " + secs + " >/dev/null 2>&1 & "
+      "nohup sleep " + secs + " >/dev/null 2>&1 & "
+      "( ( sleep " + secs + " >/dev/null 2>&1 & ) & ); "
+      "command -v ipcmk >/dev/null && ipcmk -M 4096 >/dev/null && echo made-shm; "
+      "echo started");
+  EXPECT_NE(planted.find("wrote " + std::dynamic_pointer_cast<ShellBackend>(a)->workspace()), std::string::npos)
+      << planted;
+  EXPECT_NE(planted.find("wrote /tmp"), std::string::npos) << planted;
+  if (GetParam().backend == BackendKind::process) {
+    EXPECT_NE(planted.find("made-shm"), std::string::npos) << planted;
+    EXPECT_EQ(planted.find("wrote-cmd"), std::string::npos) << "the supervisor's folder is not A's: " << planted;
+    EXPECT_EQ(planted.find("wrote-restore"), std::string::npos) << planted;
+  }
+  ASSERT_TRUE(wait_until([&] { return count_processes({"sleep", secs}) == 3; }, 10s))
+      << "A's processes never ran: " << count_processes({"sleep", secs}) << "\n" << planted;
   pool_->release(a, true);
 
   const plugin::BackendPtr b = must_acquire();
@@ -176,9 +199,15 @@ TEST_P(PoolContract, NothingUserALeavesReachesUserB) {
     EXPECT_EQ(b->id(), a->id()) << "max_size 1: the same backend, cleaned";
   }
   const auto ws = std::dynamic_pointer_cast<ShellBackend>(b)->workspace();
-  EXPECT_EQ(run(b, "ls -A; echo \"[${LEFT:-}]\"; pwd"), "[]\n" + ws + "\n");
+  const std::string seen = run(b,
+      "for d in \"$HOME\" /tmp /var/tmp /dev/shm /run /run/lock /var/lock /dev/mqueue /run/phasekit; do "
+      "  [ -e \"$d/" + mark + "\" ] && echo \"found in $d\"; done; "
+      "ls -A; echo \"[${LEFT:-}]\"; alias; type greet >/dev/null 2>&1 && echo has-greet; pwd; "
+      "n=0; command -v ipcs >/dev/null && n=$(ipcs -m | grep -c '^0x'); echo $n");
+  EXPECT_EQ(seen, "[]\n" + ws + "\n0\n") << "user B saw something of user A";
+  EXPECT_EQ(seen.find("PLANTED"), std::string::npos) << seen;
   EXPECT_TRUE(wait_until([&] { return count_processes({"sleep", secs}) == 0; }, 10s))
-      << "user A's background process is still running";
+      << "user A's background processes are still running on the host";
   pool_->release(b, true);
 }
 

@@ -77,7 +77,9 @@ class QueueReliability : public ::testing::Test {
     }
     dir_ = std::filesystem::temp_directory_path() / ("phasekit-queue-" + std::to_string(::getpid()));
     // Outside /tmp, which a sandbox sees as its own empty tmpfs; / is visible read-only in it.
-    gate_ = std::filesystem::path("/var/tmp") / ("phasekit-queue-gate-" + std::to_string(::getpid()));
+    // Where the sandboxes can see it: their /tmp, /var/tmp and /run are their own, the rest of the host
+    // is theirs to read.
+    gate_ = std::filesystem::path("/var/lib/phasekit-tests") / ("queue-gate-" + std::to_string(::getpid()));
     std::filesystem::create_directories(gate_);
     ::chmod(gate_.c_str(), 0755);
     std::filesystem::create_directories(dir_ / "workspaces");
@@ -88,6 +90,7 @@ class QueueReliability : public ::testing::Test {
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
     std::filesystem::remove_all(gate_, ec);
+    std::filesystem::remove(gate_.parent_path(), ec);  // when no other run uses it
   }
 
   std::map<std::string, std::string> worker_env(const test::RedisServer& redis) const {
@@ -128,6 +131,7 @@ TEST_F(QueueReliability, TenThousandJobsFourWorkersOneKilledEveryJobEndsExactlyO
   std::mutex mutex;
   std::map<std::string, int> results;  // job id -> result events seen
   std::map<std::string, int> failures;
+  std::string first_failure;  // the result of the first job that failed, to say why
   // The write_file jobs' throughput, from their first result to their last (the slow jobs excluded).
   std::optional<std::chrono::steady_clock::time_point> first_fast;
   std::chrono::steady_clock::time_point last_fast;
@@ -166,6 +170,9 @@ TEST_F(QueueReliability, TenThousandJobsFourWorkersOneKilledEveryJobEndsExactlyO
           }
         }
         if (r.is_discarded() || r.contains("error")) {
+          if (failures.empty()) {
+            first_failure = e.data.substr(0, 500);
+          }
           ++failures[e.job_id];
         }
       });
@@ -269,7 +276,7 @@ TEST_F(QueueReliability, TenThousandJobsFourWorkersOneKilledEveryJobEndsExactlyO
     for (const auto& [id, n] : results) {
       ASSERT_EQ(n, 1) << id << " completed " << n << " times";
     }
-    EXPECT_TRUE(failures.empty()) << failures.size() << " jobs failed, e.g. " << failures.begin()->first;
+    EXPECT_TRUE(failures.empty()) << failures.size() << " jobs failed, e.g. " << failures.begin()->first << ": " << first_failure;
     const auto stats = redis_cli(redis.port(), {"HGETALL", "phasekit:stats"});
     const auto lines = test::lines_of(stats);
     std::map<std::string, long> counters;

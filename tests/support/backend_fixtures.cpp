@@ -31,7 +31,8 @@ BackendEnv process_env(boost::asio::any_io_executor executor, Logger& log) {
   BackendEnv env;
   backend::ProcessOptions options;
   options.workspace_root = fresh_dir("phasekit-ws-");
-  options.sandbox = backend::detect_sandbox("auto", log);
+  options.sandbox = backend::SandboxKind::namespaces;
+  options.limits = test_limits();
   if (::geteuid() == 0) {
     options.run_as_uid = 65534;
     options.run_as_gid = 65534;
@@ -165,12 +166,11 @@ BackendEnv docker_env(boost::asio::any_io_executor executor, Logger& log) {
   options.socket_path = daemon.socket();
   options.image = Dockerd::kImage;
   options.workspace_root = fresh_dir("phasekit-ws-");
-  options.memory_bytes = 256LL << 20;
+  options.limits = test_limits();
   options.nano_cpus = 1'000'000'000;
-  if (::geteuid() == 0) {
-    options.run_as_uid = 65534;
-    options.run_as_gid = 65534;
-  }
+  options.supervisor = backend::find_supervisor();
+  options.run_as_uid = 65534;
+  options.run_as_gid = 65534;
   auto driver = std::make_unique<backend::DockerDriver>(std::move(executor), options, log);
   env.kill_from_outside = [d = driver.get()](const plugin::BackendPtr& b) {
     auto done = std::make_shared<std::promise<void>>();
@@ -187,6 +187,18 @@ BackendEnv docker_env(boost::asio::any_io_executor executor, Logger& log) {
 }
 
 }  // namespace
+
+backend::BackendLimits test_limits() {
+  backend::BackendLimits l;
+  l.memory_bytes = 256u << 20;
+  l.processes = 128;
+  l.cpus = 1;
+  l.nice = 0;
+  l.tmpfs_bytes = 16u << 20;
+  l.file_bytes = 64u << 20;
+  l.open_files = 256;
+  return l;
+}
 
 std::string_view backend_name(BackendKind kind) noexcept { return kind == BackendKind::docker ? "docker" : "process"; }
 

@@ -11,12 +11,17 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
+#include "backend/cgroups.hpp"
 #include "phasekit/plugin/backend.hpp"
 #include "phasekit/plugin/log.hpp"
 
 namespace phasekit::test {
 
 enum class BackendKind { process, docker };
+
+/// The limits test backends run under: small enough that tests reach each one quickly (memory 256 MiB,
+/// 128 processes, tmpfs 16 MiB, files 64 MiB, 256 open files, one CPU).
+backend::BackendLimits test_limits();
 std::string_view backend_name(BackendKind kind) noexcept;
 
 struct BackendEnv {

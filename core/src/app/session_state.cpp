@@ -9,11 +9,11 @@
 #include <cstring>
 #include <filesystem>
 
+#include "backend/exports_parser.hpp"
+
 namespace phasekit::app {
 namespace {
 
-constexpr std::string_view kCaptureCommand = R"(printf '%s\0' "$HOME" "$PWD"; env -0)";
-constexpr std::size_t kMaxStateBytes = 1 << 20;
 constexpr std::chrono::milliseconds kStateTimeout{10000};
 
 bool is_identifier(std::string_view name) {
@@ -47,42 +47,27 @@ std::string single_quoted(std::string_view value) {
 
 }  // namespace
 
-Status parse_capture(std::string_view output, std::string_view home, ShellState& out) {
-  // "<HOME>\0<PWD>\0NAME=value\0…"
-  std::vector<std::string_view> fields;
-  std::size_t start = 0;
-  while (start < output.size()) {
-    const std::size_t end = output.find('\0', start);
-    if (end == std::string_view::npos) {
-      return Status(Code::bad_request, "shell state: unterminated field");
-    }
-    fields.push_back(output.substr(start, end - start));
-    start = end + 1;
+Status state_from_snapshot(const backend::ShellSnapshot& snapshot, std::string_view home, ShellState& out) {
+  if (!snapshot.known) {
+    return Status(Code::unavailable, "the shell has not reported its state yet");
   }
-  if (fields.size() < 2) {
-    return Status(Code::bad_request, "shell state: no HOME and PWD");
-  }
-  const std::string_view own_home = home.empty() ? fields[0] : home;
-  const std::string_view pwd = fields[1];
   ShellState state;
-  if (pwd == own_home) {
+  const std::string_view pwd = snapshot.cwd;
+  if (pwd == home) {
     state.cwd.clear();
-  } else if (pwd.size() > own_home.size() && pwd.substr(0, own_home.size()) == own_home &&
-             pwd[own_home.size()] == '/') {
-    state.cwd = std::string(pwd.substr(own_home.size() + 1));
+  } else if (pwd.size() > home.size() && pwd.substr(0, home.size()) == home && pwd[home.size()] == '/') {
+    state.cwd = std::string(pwd.substr(home.size() + 1));
   } else {
     state.cwd = std::string(pwd);  // outside the workspace: kept absolute
   }
-  for (std::size_t i = 2; i < fields.size(); ++i) {
-    const std::size_t eq = fields[i].find('=');
-    if (eq == std::string_view::npos) {
-      continue;
+  backend::ExportList exports;
+  if (Status s = backend::parse_exports(snapshot.exports, exports); !s.ok()) {
+    return s;
+  }
+  for (auto& [name, value] : exports) {
+    if (is_identifier(name) && !is_own_variable(name)) {
+      state.env.emplace_back(std::move(name), std::move(value));
     }
-    const std::string_view name = fields[i].substr(0, eq);
-    if (!is_identifier(name) || is_own_variable(name)) {
-      continue;
-    }
-    state.env.emplace_back(std::string(name), std::string(fields[i].substr(eq + 1)));
   }
   out = std::move(state);
   return {};
@@ -106,17 +91,12 @@ std::string restore_command(const ShellState& state) {
 }
 
 void capture_state(const backend::ShellBackendPtr& backend, std::function<void(Status, ShellState)> done) {
-  backend->run(std::string(kCaptureCommand), kStateTimeout, kMaxStateBytes, [](std::string_view) {},
-               [done = std::move(done)](Status status, backend::RunResult r) {
-                 ShellState state;
-                 if (status.ok() && (r.timed_out || r.truncated || r.exit_code != 0)) {
-                   status = Status(Code::internal, r.truncated ? "shell state over 1 MiB" : "shell state not readable");
-                 }
-                 if (status.ok()) {
-                   status = parse_capture(r.output, {}, state);
-                 }
-                 done(std::move(status), std::move(state));
-               });
+  // The shell reports its cwd and exports after every call: nothing to run.
+  backend->snapshot([home = backend->workspace(), done = std::move(done)](backend::ShellSnapshot snapshot) {
+    ShellState state;
+    Status status = state_from_snapshot(snapshot, home, state);
+    done(std::move(status), std::move(state));
+  });
 }
 
 void restore_state(const backend::ShellBackendPtr& backend, const ShellState& state, std::function<void(Status)> done) {

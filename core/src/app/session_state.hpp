@@ -3,8 +3,8 @@
 // variables, and the workspace's files. With a shared store (store=redis) a session is saved after
 // every shell call and restored on whichever backend, instance or worker runs its next call:
 //
-//  * cwd and env are read from the backend by running `printf '%s\0' "$PWD"; env -0` through it, and
-//    put back by running `cd` and `export` lines through it (the supervisor keeps what a command left);
+//  * cwd and env come from the report the sandbox's shell makes after every call (no command runs for
+//    it), and are put back by running `cd` and `export` lines through the session's persistent shell;
 //  * files move by rename(2) between the backend's workspace and <WORKSPACE_ROOT>/sessions/<id>, so a
 //    move costs one syscall per top-level entry and never copies (both sit on one filesystem).
 #include <functional>
@@ -22,7 +22,7 @@ struct ShellState {
   std::vector<std::pair<std::string, std::string>> env;  // exported variables, without HOME/PWD/OLDPWD/SHLVL/_
 };
 
-/// Reads the backend's cwd and environment (runs one command in it).
+/// The backend's cwd and environment after its last call (from the shell's own report).
 void capture_state(const backend::ShellBackendPtr& backend, std::function<void(Status, ShellState)> done);
 /// Puts cwd and environment on a freshly reset backend (runs one command in it).
 void restore_state(const backend::ShellBackendPtr& backend, const ShellState& state,
@@ -30,8 +30,10 @@ void restore_state(const backend::ShellBackendPtr& backend, const ShellState& st
 /// The command line restore_state runs (exposed for tests): a `cd` and one `export` per variable,
 /// every value single-quoted; variables whose names are not shell identifiers are left out.
 std::string restore_command(const ShellState& state);
-/// Parses the output of the capture command; BAD_REQUEST when it is not one.
-Status parse_capture(std::string_view output, std::string_view home, ShellState& out);
+/// The state a shell reported (cwd absolute, exports as `declare -px`) as a session keeps it: cwd
+/// relative to `home` (the workspace) when beneath it, exports as pairs. BAD_REQUEST when the exports
+/// do not parse, UNAVAILABLE when the shell has reported nothing yet.
+Status state_from_snapshot(const backend::ShellSnapshot& snapshot, std::string_view home, ShellState& out);
 
 /// <root>/sessions/<session_id>: where a session's files wait between calls.
 std::string session_folder(const std::string& root, const std::string& session_id);

@@ -75,12 +75,30 @@ void execute_tool(const ToolLimits& limits, const backend::ShellBackendPtr& back
                      result["streamed"] = true;
                      result["outputBytes"] = r.output_bytes;
                    }
-                   if (r.timed_out) {
+                   if (r.shell_restarted) {
+                     // The command ended its shell (exit, kill, hang): the next call finds a new one with
+                     // the state of the last call that completed.
+                     result["shellRestarted"] = true;
+                   }
+                   Status outcome;
+                   if (r.limit != backend::LimitHit::none) {
+                     const bool memory = r.limit == backend::LimitHit::memory;
+                     result["error"] = {
+                         {"code", "RESOURCE_EXHAUSTED"},
+                         {"limit", memory ? "memory" : "processes"},
+                         {"message", memory ? "the call reached its backend's memory limit (BACKEND_MEMORY_BYTES); "
+                                              "the kernel killed a process and every process of the call is gone"
+                                            : "the call reached its backend's process limit (BACKEND_PROCESSES); "
+                                              "every process of the call was killed"}};
+                     outcome = Status(Code::unavailable, "resource limit");
+                   } else if (r.timed_out) {
                      result["timedOut"] = true;
                      result["error"] = {{"code", "TIMEOUT"},
-                                        {"message", "the command ran past JOB_TIMEOUT_MS and was killed"}};
+                                        {"message", "the command ran past JOB_TIMEOUT_MS; every process of the "
+                                                    "backend was killed"}};
+                     outcome = Status(Code::timeout, "timed out");
                    }
-                   finished(std::move(result), r.timed_out ? Status(Code::timeout, "timed out") : Status());
+                   finished(std::move(result), outcome);
                  });
     return;
   }

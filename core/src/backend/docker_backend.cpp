@@ -20,7 +20,6 @@
 #include <cstring>
 #include <filesystem>
 
-#include "backend/supervisor_script.hpp"
 
 namespace phasekit::backend {
 namespace {
@@ -154,24 +153,35 @@ asio::awaitable<std::unique_ptr<SupervisorChannel>> attach(std::string socket_pa
   }
 }
 
+constexpr std::string_view kSupervisorInContainer = "/.phasekit/sandbox";
+
 std::string create_body(const DockerOptions& o, const std::string& workspace) {
-  Json host{{"Binds", {workspace + ":" + workspace}},
+  const BackendLimits& l = o.limits;
+  const std::string tmpfs = fmt::format("rw,nosuid,nodev,size={}", l.tmpfs_bytes);
+  Json host{{"Binds", {workspace + ":" + workspace, fmt::format("{}:{}:ro", o.supervisor, kSupervisorInContainer)}},
             {"NetworkMode", o.network},
             {"ReadonlyRootfs", true},
-            {"Tmpfs", {{"/tmp", "rw,nosuid,nodev,size=64m"}}},
+            // /run holds the supervisor's folder; all of them are emptied between users.
+            {"Tmpfs", {{"/tmp", tmpfs}, {"/var/tmp", tmpfs}, {"/run", tmpfs}}},
+            {"ShmSize", l.tmpfs_bytes},
             {"AutoRemove", true},
             {"CapDrop", {"ALL"}},
             {"SecurityOpt", {"no-new-privileges"}},
-            {"PidsLimit", 512}};
-  if (o.memory_bytes > 0) {
-    host["Memory"] = o.memory_bytes;
-    host["MemorySwap"] = o.memory_bytes;  // no swap beyond the limit
+            {"CpuShares", std::max<std::uint32_t>(2, nice_weight(l.nice))}};
+  if (l.processes > 0) {
+    host["PidsLimit"] = l.processes;
+  }
+  if (l.memory_bytes > 0) {
+    host["Memory"] = l.memory_bytes;
+    host["MemorySwap"] = l.memory_bytes;  // no swap beyond the limit
   }
   if (o.nano_cpus > 0) {
     host["NanoCpus"] = o.nano_cpus;
   }
   Json body{{"Image", o.image},
-            {"Cmd", {"/bin/bash", "--noprofile", "--norc", "-c", kSupervisorScript, "phasekit-backend", workspace, "1"}},
+            {"Cmd",
+             {std::string(kSupervisorInContainer), "container", "--workspace=" + workspace,
+              fmt::format("--file-bytes={}", l.file_bytes), fmt::format("--open-files={}", l.open_files)}},
             {"WorkingDir", workspace},
             {"Env", {"PATH=/usr/local/bin:/usr/bin:/bin"}},
             {"AttachStdin", true},
@@ -183,9 +193,7 @@ std::string create_body(const DockerOptions& o, const std::string& workspace) {
             {"NetworkDisabled", o.network == "none"},
             {"Labels", {{"io.phasekit.backend", "1"}}},
             {"HostConfig", std::move(host)}};
-  if (o.run_as_uid >= 0) {
-    body["User"] = fmt::format("{}:{}", o.run_as_uid, o.run_as_gid);
-  }
+  body["User"] = fmt::format("{}:{}", o.run_as_uid, o.run_as_gid);
   return body.dump();
 }
 
@@ -294,6 +302,12 @@ DockerBackend::DockerBackend(boost::asio::any_io_executor executor, std::string 
 
 DockerDriver::DockerDriver(boost::asio::any_io_executor executor, DockerOptions options, Logger& log)
     : executor_(std::move(executor)), options_(std::move(options)), log_(log) {
+  if (options_.run_as_uid <= 0 || options_.run_as_gid < 0) {
+    throw std::runtime_error("docker backends run as a non-root user: set its uid and gid");
+  }
+  if (options_.supervisor.empty()) {
+    throw std::runtime_error("docker backends need phasekit-sandbox on this host, to mount into each container");
+  }
   prepare_workspace_root(options_.workspace_root);
 }
 

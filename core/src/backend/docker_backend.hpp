@@ -1,7 +1,8 @@
 #pragma once
 // The `docker` backend: one container per backend, made through the Docker Engine API over its unix
-// socket (Beast). The container's process is the same bash supervisor as the process backend's,
-// attached over a hijacked API connection, so tools, timeouts and reset behave the same. The
+// socket (Beast). The container's PID 1 is the same phasekit-sandbox as the process backend's
+// (bind-mounted read-only from this host), attached over a hijacked API connection, so tools,
+// timeouts and reset behave the same. It always runs as a non-root user, with no capabilities. The
 // workspace is a host folder bind-mounted at the same path; the network is off unless configured.
 // The container is started with StdinOnce and AutoRemove: if this process dies, the supervisor reads
 // EOF, exits, and dockerd removes the container.
@@ -14,6 +15,7 @@
 #include <memory>
 #include <string>
 
+#include "backend/cgroups.hpp"
 #include "backend/shell_backend.hpp"
 #include "phasekit/plugin/log.hpp"
 
@@ -21,9 +23,10 @@ namespace phasekit::backend {
 
 struct DockerOptions {
   std::string socket_path = "/var/run/docker.sock";  // from DOCKER_HOST=unix://PATH
-  std::string image;                                  // must hold bash, timeout and find (docs/architecture.md)
+  std::string image;                                  // must hold /bin/bash (docs/architecture.md)
   std::string network = "none";
-  std::int64_t memory_bytes = 0;  // 0: no limit
+  std::string supervisor;         // phasekit-sandbox on this host, bind-mounted read-only into each container
+  BackendLimits limits;           // memory, processes, tmpfs sizes, file size, open files
   std::int64_t nano_cpus = 0;     // 0: no limit; 1e9 = one CPU
   std::string workspace_root;     // each backend gets <root>/<id>, mounted at the same path
   int run_as_uid = -1;            // the container's user; -1: the image's

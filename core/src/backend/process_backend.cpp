@@ -2,58 +2,36 @@
 
 #include <fcntl.h>
 #include <pthread.h>
-#include <grp.h>
-#include <signal.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
 #include <vector>
 
-#include "backend/supervisor_script.hpp"
-
 namespace phasekit::backend {
 namespace {
 
-std::vector<std::string> sandbox_argv(SandboxKind kind, const std::string& root, const std::string& ws) {
-  std::vector<std::string> argv;
-  switch (kind) {
-    case SandboxKind::bwrap:
-      argv = {"bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--ro-bind", "/", "/", "--proc",
-              "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run", "--tmpfs", root, "--bind", ws, ws,
-              "--chdir", ws, "--"};
-      break;
-    case SandboxKind::unshare:
-      argv = {"unshare", "--user", "--map-root-user", "--pid", "--mount", "--net", "--ipc", "--uts", "--fork",
-              "--kill-child", "--mount-proc", "--"};
-      break;
-    case SandboxKind::none: break;
-  }
-  const std::string pidns = kind == SandboxKind::none ? "0" : "1";
-  for (const char* a : {"/bin/bash", "--noprofile", "--norc", "-c"}) {
-    argv.emplace_back(a);
-  }
-  argv.emplace_back(kSupervisorScript);
-  argv.emplace_back("phasekit-backend");
-  argv.push_back(ws);
-  argv.push_back(pidns);
-  return argv;
-}
+constexpr std::chrono::milliseconds kCgroupRetry{20};
+constexpr int kCgroupAttempts = 250;  // 5 s for the sandbox's last processes to leave its cgroup
 
 struct Spawned {
   pid_t pid = -1;
@@ -64,23 +42,47 @@ struct Spawned {
 /// What the child of spawn() reads: prepared before the clone, because the child shares our memory and
 /// must not allocate, lock or write anything but its own stack.
 struct ChildArgs {
+  const char* path;
   char* const* argv;
   char* const* envp;
-  const char* cwd;
-  int uid;
-  int gid;
+  bool namespaced;
+  bool userns;
+  const char* uid_map;
+  std::size_t uid_map_len;
+  const char* gid_map;
+  std::size_t gid_map_len;
+  const int* procs;  // cgroup.procs of the backend's groups: writing "0" moves the child in
+  std::size_t nprocs;
+  int pids_events;   // given to the supervisor as fd 3
+  int memory_events; // and fd 4
   int nice;
   pid_t parent;
   int in_fd;   // the child's stdin
-  int out_fd;  // its stdout and stderr
+  int out_fd;  // its stdout
   const sigset_t* mask;  // the signal mask to exec with
 };
 
-/// Failures say why on the output pipe (write(2) is async-signal-safe) before exiting.
-[[noreturn]] __attribute__((no_sanitize("address", "undefined"))) void child_die(const char* what, std::size_t len,
+/// Says why in a FATAL frame on the output pipe (write(2) is async-signal-safe), then exits.
+template <std::size_t N>
+[[noreturn]] __attribute__((no_sanitize("address", "undefined"))) void child_die(int fd, const char (&what)[N],
                                                                                   int code) noexcept {
-  (void)!::write(STDOUT_FILENO, what, len);
+  constexpr std::size_t len = N - 1;
+  const unsigned char header[8] = {static_cast<unsigned char>(wire::FrameType::fatal), 0, 0, 0,
+                                   static_cast<unsigned char>(len & 0xff), static_cast<unsigned char>(len >> 8), 0, 0};
+  (void)!::write(fd, header, sizeof header);
+  (void)!::write(fd, what, len);
   ::_exit(code);
+}
+
+__attribute__((no_sanitize("address", "undefined"))) bool write_file(const char* path, const char* text,
+                                                                     std::size_t len) noexcept {
+  const int fd = ::open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return false;
+  }
+  const bool ok = ::write(fd, text, len) == static_cast<ssize_t>(len);
+  ::close(fd);
+  return ok;
 }
 
 /// The child of spawn(), on its own stack in our address space until it execs: async-signal-safe calls
@@ -100,41 +102,56 @@ __attribute__((no_sanitize("address", "undefined"))) int child_main(void* p) noe
   ::sigprocmask(SIG_SETMASK, a.mask, nullptr);
   ::setpgid(0, 0);
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (::getppid() != a.parent) {
+  // In a new PID namespace the parent is outside it (getppid() is 0); the check is for the plain child.
+  if (!a.namespaced && ::getppid() != a.parent) {
     ::_exit(127);
   }
-  ::dup2(a.in_fd, STDIN_FILENO);
-  ::dup2(a.out_fd, STDOUT_FILENO);
-  ::dup2(a.out_fd, STDERR_FILENO);
-  ::syscall(SYS_close_range, 3U, ~0U, 0U);
-  // Lower priority than ours, inherited by the sandbox and every tool in it (as root, before the
-  // privileges drop; a raise of niceness is allowed to anyone, so this works unprivileged too).
+  if (a.userns && (!write_file("/proc/self/setgroups", "deny", 4) ||
+                   !write_file("/proc/self/uid_map", a.uid_map, a.uid_map_len) ||
+                   !write_file("/proc/self/gid_map", a.gid_map, a.gid_map_len))) {
+    child_die(a.out_fd, "cannot map the sandbox's user namespace\n", 126);
+  }
+  for (std::size_t i = 0; i < a.nprocs; ++i) {
+    if (::write(a.procs[i], "0", 1) != 1) {
+      child_die(a.out_fd, "cannot join the backend's cgroup\n", 126);
+    }
+  }
+  // Every source above the five targets first, so no dup2 clobbers one still to be copied.
+  const int in = ::fcntl(a.in_fd, F_DUPFD, 10);
+  const int out = ::fcntl(a.out_fd, F_DUPFD, 10);
+  const int pids = a.pids_events >= 0 ? ::fcntl(a.pids_events, F_DUPFD, 10) : -1;
+  const int memory = a.memory_events >= 0 ? ::fcntl(a.memory_events, F_DUPFD, 10) : -1;
+  if (in < 0 || out < 0 || ::dup2(in, STDIN_FILENO) < 0 || ::dup2(out, STDOUT_FILENO) < 0) {
+    child_die(a.out_fd, "cannot set up the sandbox's pipes\n", 126);
+  }
+  ::close(3);
+  ::close(4);
+  if ((pids >= 0 && ::dup2(pids, 3) < 0) || (memory >= 0 && ::dup2(memory, 4) < 0)) {
+    child_die(STDOUT_FILENO, "cannot pass the cgroup's event files\n", 126);
+  }
+  ::syscall(SYS_close_range, 5U, ~0U, 0U);
+  // Lower priority than ours, inherited by the sandbox and every tool in it (a raise of niceness is
+  // allowed to anyone).
   if (a.nice > 0 && ::setpriority(PRIO_PROCESS, 0, ::getpriority(PRIO_PROCESS, 0) + a.nice) != 0) {
-    child_die("cannot lower the sandbox's priority\n", 36, 126);
+    child_die(STDOUT_FILENO, "cannot lower the sandbox's priority\n", 126);
   }
-  if (a.gid >= 0 &&
-      (::syscall(SYS_setgroups, 0, nullptr) != 0 || ::syscall(SYS_setresgid, a.gid, a.gid, a.gid) != 0)) {
-    child_die("cannot drop group privileges\n", 29, 126);
+  if (::chdir("/") != 0) {
+    child_die(STDOUT_FILENO, "cannot enter /\n", 126);
   }
-  if (a.uid >= 0 && ::syscall(SYS_setresuid, a.uid, a.uid, a.uid) != 0) {
-    child_die("cannot drop user privileges\n", 28, 126);
-  }
-  if (::chdir(a.cwd) != 0) {
-    child_die("cannot enter the workspace\n", 27, 126);
-  }
-  ::execvpe(a.argv[0], a.argv, a.envp);
-  child_die("cannot execute the sandbox\n", 27, 127);
+  ::execve(a.path, a.argv, a.envp);
+  child_die(STDOUT_FILENO, "cannot execute phasekit-sandbox\n", 127);
 }
 
-/// Starts a process with its stdin/stdout on pipes, in its own process group, killed if we die, and as
-/// an unprivileged user when uid >= 0.
+/// Starts the supervisor with its stdin/stdout on pipes, in its own process group, killed if we die;
+/// with `namespaced`, as PID 1 of new pid, mount, network, IPC and UTS namespaces (and a user
+/// namespace when we are not root), in the backend's cgroup.
 ///
 /// Not fork(): after a fork every page this process writes faults once (copy-on-write, a TLB
-/// shootdown across CPUs), and under the phase-2 load (15+ sandboxes a second) those faults were a
-/// third of the orchestrator's CPU (perf, bench/phase2_acquisition.sh). As posix_spawn does, the child
-/// shares our memory (CLONE_VM) and this thread waits until it has called exec (CLONE_VFORK), with
-/// every signal blocked so that no handler of ours runs in the child.
-Spawned spawn(const std::vector<std::string>& args, const std::string& cwd, int uid, int gid, int nice) {
+/// shootdown across CPUs), and under the phase-2 load those faults were a third of the orchestrator's
+/// CPU (perf, bench/phase2_acquisition.sh). As posix_spawn does, the child shares our memory (CLONE_VM)
+/// and this thread waits until it has called exec (CLONE_VFORK), with every signal blocked so that no
+/// handler of ours runs in the child.
+Spawned spawn(const std::vector<std::string>& args, bool namespaced, int nice, const CgroupHandles* cgroup) {
   std::array<int, 2> in_pipe{};
   std::array<int, 2> out_pipe{};
   if (::pipe2(in_pipe.data(), O_CLOEXEC) != 0) {
@@ -156,7 +173,14 @@ Spawned spawn(const std::vector<std::string>& args, const std::string& cwd, int 
   }
   argv.push_back(nullptr);
   char* envp[] = {const_cast<char*>("PATH=/usr/local/bin:/usr/bin:/bin"), nullptr};
-  // The child's stack: execvpe builds candidate paths on it.
+  const bool userns = namespaced && ::geteuid() != 0;
+  const std::string uid_map = fmt::format("0 {} 1\n", ::geteuid());
+  const std::string gid_map = fmt::format("0 {} 1\n", ::getegid());
+  int flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
+  if (namespaced) {
+    flags |= CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | (userns ? CLONE_NEWUSER : 0);
+  }
+  // The child's stack: execve and the namespace set-up run on it.
   constexpr std::size_t kStackBytes = 256 * 1024;
   void* stack = ::mmap(nullptr, kStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED) {
@@ -168,9 +192,25 @@ Spawned spawn(const std::vector<std::string>& args, const std::string& cwd, int 
   sigset_t old;
   ::sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &old);
-  const ChildArgs child{argv.data(), envp, cwd.c_str(), uid, gid, nice, ::getpid(), in_pipe[0], out_pipe[1], &old};
-  const pid_t pid = ::clone(child_main, static_cast<char*>(stack) + kStackBytes, CLONE_VM | CLONE_VFORK | SIGCHLD,
-                            const_cast<ChildArgs*>(&child));
+  const ChildArgs child{argv[0],
+                        argv.data(),
+                        envp,
+                        namespaced,
+                        userns,
+                        uid_map.c_str(),
+                        uid_map.size(),
+                        gid_map.c_str(),
+                        gid_map.size(),
+                        cgroup != nullptr ? cgroup->procs.data() : nullptr,
+                        cgroup != nullptr ? cgroup->procs.size() : 0,
+                        cgroup != nullptr ? cgroup->pids_events : -1,
+                        cgroup != nullptr ? cgroup->memory_events : -1,
+                        nice,
+                        ::getpid(),
+                        in_pipe[0],
+                        out_pipe[1],
+                        &old};
+  const pid_t pid = ::clone(child_main, static_cast<char*>(stack) + kStackBytes, flags, const_cast<ChildArgs*>(&child));
   const int err = errno;
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   ::munmap(stack, kStackBytes);
@@ -187,6 +227,8 @@ void kill_and_reap(pid_t pid) {
   if (pid <= 0) {
     return;
   }
+  // The supervisor is PID 1 of its namespace (its death takes every process in it) or, plain, the
+  // subreaper of every process its shell left; its group goes too.
   ::kill(-pid, SIGKILL);
   ::kill(pid, SIGKILL);
   int status = 0;
@@ -194,7 +236,7 @@ void kill_and_reap(pid_t pid) {
   }
 }
 
-/// The supervisor's stdin and stdout pipes; close() kills its process group and reaps it.
+/// The supervisor's stdin and stdout pipes; close() kills it and reaps it.
 class PipeChannel final : public SupervisorChannel {
  public:
   PipeChannel(const ShellBackend::Strand& strand, Spawned child) : pid_(child.pid), in_(strand), out_(strand) {
@@ -223,31 +265,87 @@ class PipeChannel final : public SupervisorChannel {
   boost::asio::posix::stream_descriptor out_;
 };
 
+std::vector<std::string> supervisor_argv(const ProcessOptions& o, const std::string& supervisor,
+                                         const std::string& workspace, const CgroupHandles* cgroup,
+                                         bool memory_by_cgroup) {
+  const bool namespaced = o.sandbox == SandboxKind::namespaces;
+  std::vector<std::string> argv{supervisor, namespaced ? "namespaces" : "plain", "--workspace=" + workspace,
+                                "--workspace-root=" + o.workspace_root};
+  if (namespaced && ::geteuid() != 0) {
+    argv.emplace_back("--userns");
+  } else if (o.run_as_uid >= 0) {
+    argv.push_back(fmt::format("--uid={}", o.run_as_uid));
+    argv.push_back(fmt::format("--gid={}", o.run_as_gid));
+  }
+  argv.push_back(fmt::format("--tmpfs-bytes={}", std::max<std::uint64_t>(o.limits.tmpfs_bytes, 4096)));
+  argv.push_back(fmt::format("--file-bytes={}", o.limits.file_bytes));
+  argv.push_back(fmt::format("--open-files={}", o.limits.open_files));
+  if (!memory_by_cgroup && o.limits.memory_bytes > 0) {
+    argv.push_back(fmt::format("--address-space-bytes={}", o.limits.memory_bytes));
+  }
+  if (cgroup != nullptr && cgroup->pids_events >= 0) {
+    argv.emplace_back("--pids-events-fd=3");
+  }
+  if (cgroup != nullptr && cgroup->memory_events >= 0) {
+    argv.emplace_back("--memory-events-fd=4");
+  }
+  return argv;
+}
+
 }  // namespace
 
 std::string_view sandbox_name(SandboxKind kind) noexcept {
   switch (kind) {
-    case SandboxKind::bwrap: return "bwrap";
-    case SandboxKind::unshare: return "unshare";
+    case SandboxKind::namespaces: return "namespaces";
     case SandboxKind::none: return "none";
   }
   return "none";
 }
 
+std::string find_supervisor() {
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  std::vector<std::filesystem::path> candidates;
+  if (!ec) {
+    candidates.push_back(exe.parent_path() / "phasekit-sandbox");
+    candidates.push_back(exe.parent_path().parent_path() / "libexec" / "phasekit" / "phasekit-sandbox");
+  }
+#ifdef PHASEKIT_SANDBOX_BUILD_PATH
+  candidates.emplace_back(PHASEKIT_SANDBOX_BUILD_PATH);
+#endif
+  for (const auto& c : candidates) {
+    if (::access(c.c_str(), X_OK) == 0) {
+      return c.string();
+    }
+  }
+  throw std::runtime_error(fmt::format("phasekit-sandbox not found beside {} (nor in ../libexec/phasekit)",
+                                       exe.string()));
+}
+
 ProcessBackend::ProcessBackend(boost::asio::any_io_executor executor, std::string id, std::string workspace)
     : ShellBackend(boost::asio::make_strand(std::move(executor)), std::move(id), std::move(workspace)) {}
 
-void ProcessBackend::start(const ProcessOptions& options, std::function<void(Status)> done) {
-  std::vector<std::string> argv = sandbox_argv(options.sandbox, options.workspace_root, workspace());
+void ProcessBackend::start(const ProcessOptions& options, const Cgroups* cgroups, std::function<void(Status)> done) {
+  auto fail = [&](const Status& s) { boost::asio::post(strand(), [done = std::move(done), s] { done(s); }); };
+  if (cgroups != nullptr) {
+    if (Status made = cgroups->create(std::string(id()), cgroup_); !made.ok()) {
+      cgroups->remove(cgroup_);
+      fail(made);
+      return;
+    }
+  }
+  const CgroupHandles* cgroup = cgroups != nullptr ? &cgroup_ : nullptr;
+  const std::vector<std::string> argv = supervisor_argv(options, options.supervisor, workspace(), cgroup,
+                                                        cgroups != nullptr && cgroups->limits_memory());
   Spawned child;
   try {
-    child = spawn(argv, workspace(), options.run_as_uid, options.run_as_gid, options.nice);
+    child = spawn(argv, options.sandbox == SandboxKind::namespaces, options.nice, cgroup);
   } catch (const std::exception& e) {
-    boost::asio::post(strand(), [done = std::move(done), what = std::string(e.what())] {
-      done(Status(Code::unavailable, "cannot start backend: " + what));
-    });
+    cgroup_.close_fds();
+    fail(Status(Code::unavailable, std::string("cannot start backend: ") + e.what()));
     return;
   }
+  cgroup_.close_fds();  // the sandbox holds what it needs; the folders stay known for removal
   pid_ = child.pid;
   ShellBackend::start(std::make_unique<PipeChannel>(strand(), child), std::move(done));
 }
@@ -256,6 +354,9 @@ ProcessDriver::ProcessDriver(boost::asio::any_io_executor executor, ProcessOptio
     : executor_(std::move(executor)), options_(std::move(options)), log_(log) {
   // Writing to a backend that just died must be an error code, not a process-killing SIGPIPE.
   ::signal(SIGPIPE, SIG_IGN);
+  if (options_.supervisor.empty()) {
+    options_.supervisor = find_supervisor();
+  }
   prepare_workspace_root(options_.workspace_root);
   if (options_.run_as_uid >= 0) {
     // The backends run as another user: every folder above their workspaces must let it through.
@@ -274,23 +375,46 @@ ProcessDriver::ProcessDriver(boost::asio::any_io_executor executor, ProcessOptio
       }
     }
   }
+  const BackendLimits& l = options_.limits;
+  if (options_.use_cgroups) {
+    cgroups_ = Cgroups::open_here(l, limits_.why_no_cgroups);
+  } else {
+    limits_.why_no_cgroups = "cgroups not used (configuration)";
+  }
+  const std::string by = cgroups_ ? std::string(cgroups_->mechanism()) : "rlimit";
+  limits_.mechanism = by;
+  limits_.memory_bytes = l.memory_bytes;
+  limits_.memory_by = l.memory_bytes == 0 ? "none" : cgroups_ && cgroups_->limits_memory() ? by : "rlimit-as";
+  limits_.processes = l.processes;
+  limits_.processes_by = l.processes == 0 ? "none" : cgroups_ && cgroups_->limits_processes() ? by : "none";
+  limits_.cpus = l.cpus;
+  limits_.cpu_by = l.cpus == 0 ? "none" : cgroups_ && cgroups_->limits_cpu() ? by : "none";
+  limits_.cpu_weight = cgroups_ && cgroups_->limits_cpu() ? nice_weight(l.nice) : 0;
+  limits_.tmpfs_bytes = options_.sandbox == SandboxKind::namespaces ? l.tmpfs_bytes : 0;
+  limits_.file_bytes = l.file_bytes;
+  limits_.open_files = l.open_files;
+  limits_.user_namespaces = false;  // the shell's seccomp filter refuses them in every mode
 }
+
+ProcessDriver::~ProcessDriver() = default;
 
 void ProcessDriver::create(std::function<void(Status, plugin::BackendPtr)> done) noexcept {
   const std::string id = fmt::format("p{}-{}", ::getpid(), next_.fetch_add(1));
   std::string ws;
+  // Namespaced as root, the supervisor (root) hands the shell its user; the workspace is the shell's.
   if (Status made = make_workspace(options_.workspace_root, id, options_.run_as_uid, options_.run_as_gid, ws);
       !made.ok()) {
     boost::asio::post(executor_, [done = std::move(done), made = std::move(made)] { done(made, nullptr); });
     return;
   }
   auto backend = std::make_shared<ProcessBackend>(executor_, id, ws);
-  backend->start(options_, [backend, done = std::move(done), this](Status status) mutable {
+  backend->start(options_, cgroups_.get(), [backend, done = std::move(done), this](Status status) mutable {
     if (!status.ok()) {
       log_.warn("backend.start_failed", {{"backend", backend->id()}, {"error", status.message()}});
-      std::error_code ignored;
-      std::filesystem::remove_all(backend->workspace(), ignored);
-      done(std::move(status), nullptr);
+      backend->stop();
+      destroy(backend, [done = std::move(done), status = std::move(status)]() mutable {
+        done(std::move(status), nullptr);
+      });
       return;
     }
     done(Status(), std::move(backend));
@@ -299,68 +423,102 @@ void ProcessDriver::create(std::function<void(Status, plugin::BackendPtr)> done)
 
 void ProcessDriver::destroy(plugin::BackendPtr backend, std::function<void()> done) noexcept {
   auto process = std::static_pointer_cast<ProcessBackend>(backend);
-  auto finish = [process, done = std::move(done)](Status) mutable {
+  auto finish = [this, process, done = std::move(done)](Status) mutable {
     process->stop();
-    // stop() runs on the backend's strand; the workspace goes once it has.
-    process->ping([process, done = std::move(done)](Status) {
-      std::error_code ignored;
-      std::filesystem::remove_all(process->workspace(), ignored);
-      done();
+    // stop() runs on the backend's strand (it kills and reaps the supervisor, and with it a namespaced
+    // sandbox); the cgroup and workspace go once it has.
+    process->ping([this, process, done = std::move(done)](Status) mutable {
+      remove_cgroup(process, 0, std::move(done));
     });
   };
-  if (options_.sandbox == SandboxKind::none) {
-    // Without a PID namespace, killing the supervisor would leave the commands' process groups behind.
+  if (options_.sandbox == SandboxKind::none && process->alive()) {
+    // No PID namespace: killing the supervisor would leave what the shell started running. Its reset
+    // kills every descendant first.
     process->reset(std::move(finish));
   } else {
     finish(Status());
   }
 }
 
-SandboxKind detect_sandbox(std::string_view mode, Logger& log) {
-  auto works = [](const std::vector<std::string>& argv) {
-    try {
-      Spawned s = spawn(argv, "/", -1, -1, 0);
-      ::close(s.in);
-      std::array<char, 64> buf{};
-      std::string out;
-      ssize_t n = 0;
-      while ((n = ::read(s.out, buf.data(), buf.size())) > 0) {
-        out.append(buf.data(), static_cast<std::size_t>(n));
-      }
-      ::close(s.out);
-      int status = 0;
-      ::waitpid(s.pid, &status, 0);
-      return WIFEXITED(status) && WEXITSTATUS(status) == 0 && out == "ok\n";
-    } catch (const std::exception&) {
-      return false;
-    }
-  };
-  const std::vector<std::string> bwrap{"bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/",
-                                       "--proc", "/proc", "--dev", "/dev", "--", "/bin/echo", "ok"};
-  const std::vector<std::string> unshare{"unshare", "--user", "--map-root-user", "--pid", "--mount", "--net",
-                                         "--fork", "--mount-proc", "--", "/bin/echo", "ok"};
-  if (mode == "bwrap" || mode == "auto") {
-    if (works(bwrap)) {
-      return SandboxKind::bwrap;
-    }
-    if (mode == "bwrap") {
-      throw std::runtime_error("SANDBOX=bwrap: bubblewrap does not work on this machine");
-    }
+void ProcessDriver::remove_cgroup(ProcessBackendPtr backend, int attempt, std::function<void()> done) {
+  // The sandbox's last processes take a moment to leave its cgroup after their PID 1 died.
+  if (cgroups_ && !cgroups_->remove(backend->cgroup()) && attempt < kCgroupAttempts) {
+    auto timer = std::make_shared<boost::asio::steady_timer>(executor_, kCgroupRetry);
+    timer->async_wait([this, timer, backend, attempt, done = std::move(done)](boost::system::error_code) mutable {
+      remove_cgroup(std::move(backend), attempt + 1, std::move(done));
+    });
+    return;
   }
-  if (mode == "unshare" || mode == "auto") {
-    if (works(unshare)) {
-      log.warn("sandbox.partial", {{"sandbox", "unshare"},
-                                   {"detail", "bubblewrap unavailable: backends get private pid, net, ipc and mount "
-                                              "namespaces but the filesystem is not confined to the workspace"}});
-      return SandboxKind::unshare;
-    }
-    if (mode == "unshare") {
-      throw std::runtime_error("SANDBOX=unshare: unshare does not work on this machine");
-    }
+  if (attempt >= kCgroupAttempts) {
+    log_.warn("backend.cgroup_left", {{"backend", backend->id()}});
   }
-  log.warn("sandbox.none", {{"detail", "no sandbox available (or SANDBOX=none): backends run as plain processes "
-                                       "with the workspace as their working directory only"}});
-  return SandboxKind::none;
+  std::error_code ignored;
+  std::filesystem::remove_all(backend->workspace(), ignored);
+  done();
+}
+
+void verify_sandbox(const ProcessOptions& options, Logger& log) {
+  if (options.sandbox == SandboxKind::none) {
+    log.warn("sandbox.none", {{"detail", "SANDBOX=none: backends run as plain processes, with no isolation from "
+                                         "the host or from each other; for development only"}});
+    return;
+  }
+  // One real sandbox, up to its READY, then gone.
+  const std::string supervisor = options.supervisor.empty() ? find_supervisor() : options.supervisor;
+  prepare_workspace_root(options.workspace_root);
+  std::string ws;
+  const std::string name = fmt::format(".verify-{}", ::getpid());
+  if (Status made = make_workspace(options.workspace_root, name, options.run_as_uid, options.run_as_gid, ws);
+      !made.ok()) {
+    throw std::runtime_error(made.message());
+  }
+  Spawned s;
+  try {
+    s = spawn(supervisor_argv(options, supervisor, ws, nullptr, false), true, 0, nullptr);
+  } catch (const std::exception& e) {
+    std::filesystem::remove_all(ws);
+    throw std::runtime_error(std::string("SANDBOX=namespaces: ") + e.what());
+  }
+  std::string got;
+  wire::FrameReader reader;
+  wire::FrameType type{};
+  std::string_view payload;
+  std::string problem = "no answer from phasekit-sandbox in 10 s";
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  std::array<char, 4096> buf{};
+  while (std::chrono::steady_clock::now() < until) {
+    pollfd p{s.out, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) {
+      continue;
+    }
+    const ssize_t n = ::read(s.out, buf.data(), buf.size());
+    if (n <= 0) {
+      problem = "phasekit-sandbox exited before it was ready";
+      break;
+    }
+    reader.feed(std::string_view(buf.data(), static_cast<std::size_t>(n)));
+    const auto r = reader.next(type, payload);
+    if (r == wire::FrameReader::Result::need_more) {
+      continue;
+    }
+    problem = r == wire::FrameReader::Result::error ? "phasekit-sandbox spoke out of protocol"
+              : type == wire::FrameType::ready      ? ""
+              : type == wire::FrameType::fatal      ? std::string(payload)
+                                                    : "unexpected first frame";
+    break;
+  }
+  ::close(s.in);
+  ::close(s.out);
+  kill_and_reap(s.pid);
+  std::error_code ignored;
+  std::filesystem::remove_all(ws, ignored);
+  if (!problem.empty()) {
+    throw std::runtime_error(fmt::format(
+        "SANDBOX=namespaces: cannot make a sandbox here: {} (the process backend needs root, or unprivileged "
+        "user namespaces; SANDBOX=none runs backends without isolation, for development only)",
+        problem));
+  }
+  log.info("sandbox.ready", {{"sandbox", "namespaces"}, {"supervisor", supervisor}});
 }
 
 }  // namespace phasekit::backend

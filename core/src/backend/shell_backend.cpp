@@ -8,10 +8,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 #include <filesystem>
-#include <random>
 #include <stdexcept>
 
 namespace phasekit::backend {
@@ -19,26 +17,27 @@ namespace {
 
 constexpr std::chrono::seconds kWatchdogSlack{5};
 constexpr std::chrono::seconds kStartTimeout{10};
+constexpr std::chrono::seconds kResetTimeout{20};
+constexpr std::chrono::seconds kPingTimeout{5};
+constexpr std::size_t kReadChunk = 65536;
 
 }  // namespace
 
 struct ShellBackend::Request {
   enum class Kind { run, ping, reset } kind = Kind::run;
-  std::string id;
   std::string command;
   std::chrono::milliseconds timeout{0};
   std::size_t max_output = 0;
   OutputChunk on_chunk;
   RunDone on_run;
   std::function<void(Status)> on_simple;
-  std::string new_nonce;
   RunResult result;
   std::chrono::steady_clock::time_point started;
   std::unique_ptr<boost::asio::steady_timer> watchdog;
 };
 
 ShellBackend::ShellBackend(Strand strand, std::string id, std::string workspace)
-    : strand_(std::move(strand)), id_(std::move(id)), workspace_(std::move(workspace)), nonce_(make_nonce()) {}
+    : strand_(std::move(strand)), id_(std::move(id)), workspace_(std::move(workspace)) {}
 
 ShellBackend::~ShellBackend() {
   if (channel_) {
@@ -46,19 +45,11 @@ ShellBackend::~ShellBackend() {
   }
 }
 
-std::string ShellBackend::make_nonce() {
-  static thread_local std::mt19937_64 rng(std::random_device{}());
-  return fmt::format("{:016x}{:016x}", rng(), rng());
-}
-
 void ShellBackend::start(std::unique_ptr<SupervisorChannel> channel, std::function<void(Status)> done) {
   channel_ = std::move(channel);
   alive_ = true;
   boost::asio::post(strand_, [self = shared_from_this(), done = std::move(done)]() mutable {
     self->on_ready_ = std::move(done);
-    // The nonce goes first, on stdin, so it never appears in the sandbox's command lines.
-    self->channel_->async_write(std::make_shared<const std::string>(self->nonce_ + "\n"),
-                                [](boost::system::error_code) {});
     auto timer = std::make_shared<boost::asio::steady_timer>(self->strand_, kStartTimeout);
     timer->async_wait([self, timer](boost::system::error_code ec) {
       if (!ec && self->on_ready_) {
@@ -77,6 +68,13 @@ void ShellBackend::run(std::string command, std::chrono::milliseconds timeout, s
     });
     return;
   }
+  if (command.size() > wire::kMaxPayload - 64) {
+    boost::asio::post(strand_, [done = std::move(done)] {
+      done(Status(Code::bad_request, fmt::format("a command line is limited to {} bytes", wire::kMaxPayload - 64)),
+           RunResult{});
+    });
+    return;
+  }
   auto r = std::make_shared<Request>();
   r->kind = Request::Kind::run;
   r->command = std::move(command);
@@ -91,7 +89,7 @@ void ShellBackend::reset(std::function<void(Status)> done) {
   auto r = std::make_shared<Request>();
   r->kind = Request::Kind::reset;
   r->on_simple = std::move(done);
-  r->timeout = std::chrono::seconds(10);
+  r->timeout = kResetTimeout;
   enqueue(std::move(r));
 }
 
@@ -99,8 +97,12 @@ void ShellBackend::ping(std::function<void(Status)> done) {
   auto r = std::make_shared<Request>();
   r->kind = Request::Kind::ping;
   r->on_simple = std::move(done);
-  r->timeout = std::chrono::seconds(5);
+  r->timeout = kPingTimeout;
   enqueue(std::move(r));
+}
+
+void ShellBackend::snapshot(std::function<void(ShellSnapshot)> done) {
+  boost::asio::post(strand_, [self = shared_from_this(), done = std::move(done)] { done(self->snapshot_); });
 }
 
 void ShellBackend::enqueue(std::shared_ptr<Request> r) {
@@ -127,18 +129,18 @@ void ShellBackend::send_next() {
   current_ = queue_.front();
   queue_.pop_front();
   Request& r = *current_;
-  r.id = std::to_string(next_id_++);
   r.started = std::chrono::steady_clock::now();
   auto message = std::make_shared<std::string>();
   switch (r.kind) {
-    case Request::Kind::run:
-      *message = fmt::format("RUN {} {} {}\n{}", r.id, r.timeout.count(), r.command.size(), r.command);
+    case Request::Kind::run: {
+      const wire::RunRequest request{
+          static_cast<std::uint32_t>(std::clamp<std::int64_t>(r.timeout.count(), 1, 0x7fffffff)),
+          static_cast<std::uint32_t>(std::min<std::size_t>(r.max_output, 0xffffffffU)), std::move(r.command)};
+      wire::append_frame(*message, wire::FrameType::run, wire::encode_run(request));
       break;
-    case Request::Kind::ping: *message = fmt::format("PING {} 0 0\n", r.id); break;
-    case Request::Kind::reset:
-      r.new_nonce = make_nonce();
-      *message = fmt::format("RESET {} {} 0\n", r.id, r.new_nonce);
-      break;
+    }
+    case Request::Kind::ping: wire::append_frame(*message, wire::FrameType::ping, {}); break;
+    case Request::Kind::reset: wire::append_frame(*message, wire::FrameType::reset, {}); break;
   }
   // The supervisor enforces the command's timeout; this watchdog only catches a wedged supervisor.
   r.watchdog = std::make_unique<boost::asio::steady_timer>(strand_, r.timeout + kWatchdogSlack);
@@ -155,95 +157,118 @@ void ShellBackend::send_next() {
 }
 
 void ShellBackend::read_loop() {
-  read_buffer_.resize(16384);
+  read_buffer_.resize(kReadChunk);
   channel_->async_read_some(boost::asio::buffer(read_buffer_),
                             [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
                               if (ec) {
-                                // Whatever it printed last says why (bwrap and bash errors go to this stream).
-                                std::string last = self->pending_.substr(0, 300);
-                                std::replace(last.begin(), last.end(), '\n', ' ');
-                                self->fail_all(Status(Code::unavailable,
-                                                      last.empty() ? "backend exited" : "backend exited: " + last));
+                                self->fail_all(Status(Code::unavailable, "backend exited"));
                                 return;
                               }
-                              self->on_output(std::string_view(self->read_buffer_.data(), n));
+                              self->on_bytes(std::string_view(self->read_buffer_.data(), n));
                               if (self->alive_) {
                                 self->read_loop();
                               }
                             });
 }
-void ShellBackend::on_output(std::string_view bytes) {
-  pending_.append(bytes);
+
+void ShellBackend::on_bytes(std::string_view bytes) {
+  reader_.feed(bytes);
+  wire::FrameType type{};
+  std::string_view payload;
   for (;;) {
-    const std::string marker = "\x1e" + nonce_ + " ";
-    const auto at = pending_.find(marker);
-    const std::size_t plain = at == std::string::npos
-                                  ? (pending_.size() > marker.size() ? pending_.size() - (marker.size() - 1) : 0)
-                                  : at;
-    if (plain > 0 && current_ && current_->kind == Request::Kind::run) {
-      RunResult& res = current_->result;
-      const std::string_view chunk(pending_.data(), plain);
-      res.output_bytes += chunk.size();
-      const std::size_t room = current_->max_output > res.output.size() ? current_->max_output - res.output.size() : 0;
-      const std::string_view kept = chunk.substr(0, std::min(room, chunk.size()));
-      if (kept.size() < chunk.size()) {
-        res.truncated = true;
-      }
-      if (!kept.empty()) {
-        res.output.append(kept);
-        if (current_->on_chunk) {
-          current_->on_chunk(kept);
+    switch (reader_.next(type, payload)) {
+      case wire::FrameReader::Result::need_more: return;
+      case wire::FrameReader::Result::error:
+        fail_all(Status(Code::internal, "backend spoke out of protocol: " + reader_.error()));
+        return;
+      case wire::FrameReader::Result::frame:
+        on_frame(type, payload);
+        if (!alive_) {
+          return;
         }
-      }
+        break;
     }
-    pending_.erase(0, plain);
-    if (at == std::string::npos) {
-      return;
-    }
-    const auto eol = pending_.find('\n', marker.size());
-    if (eol == std::string::npos) {
-      return;  // the rest of the reply is still on its way
-    }
-    const std::string line = pending_.substr(marker.size(), eol - marker.size());
-    pending_.erase(0, eol + 1);
-    const auto s1 = line.find(' ');
-    const auto s2 = line.find(' ', s1 == std::string::npos ? s1 : s1 + 1);
-    if (s1 == std::string::npos || s2 == std::string::npos) {
-      continue;
-    }
-    on_reply(std::string_view(line).substr(0, s1), std::string_view(line).substr(s1 + 1, s2 - s1 - 1),
-             std::string_view(line).substr(s2 + 1));
   }
 }
 
-void ShellBackend::on_reply(std::string_view verb, std::string_view id, std::string_view value) {
-  if (verb == "READY") {
-    if (auto done = std::exchange(on_ready_, nullptr)) {
-      done(Status());
+void ShellBackend::on_frame(wire::FrameType type, std::string_view payload) {
+  using wire::FrameType;
+  switch (type) {
+    case FrameType::ready:
+      if (auto done = std::exchange(on_ready_, nullptr)) {
+        done(Status());
+      }
+      send_next();
+      return;
+    case FrameType::fatal: {
+      std::string why(payload.substr(0, 300));
+      std::replace(why.begin(), why.end(), '\n', ' ');
+      fail_all(Status(Code::unavailable, "backend failed: " + why));
+      return;
     }
-    send_next();
-    return;
+    case FrameType::output:
+      if (current_ && current_->kind == Request::Kind::run) {
+        RunResult& res = current_->result;
+        const std::size_t room =
+            current_->max_output > res.output.size() ? current_->max_output - res.output.size() : 0;
+        const std::string_view kept = payload.substr(0, std::min(room, payload.size()));
+        res.truncated = res.truncated || kept.size() < payload.size();
+        if (!kept.empty()) {
+          res.output.append(kept);
+          if (current_->on_chunk) {
+            current_->on_chunk(kept);
+          }
+        }
+      }
+      return;
+    case FrameType::done: {
+      wire::RunDone done;
+      if (!current_ || current_->kind != Request::Kind::run || !wire::decode_done(payload, done)) {
+        fail_all(Status(Code::internal, "backend sent an unexpected or malformed DONE"));
+        return;
+      }
+      RunResult& res = current_->result;
+      res.exit_code = done.exit_code;
+      res.output_bytes = done.output_bytes;
+      res.timed_out = (done.flags & wire::kTimedOut) != 0;
+      res.truncated = res.truncated || (done.flags & wire::kTruncated) != 0;
+      res.shell_restarted = (done.flags & wire::kShellRestarted) != 0;
+      res.limit = (done.flags & wire::kMemoryLimit) != 0    ? LimitHit::memory
+                  : (done.flags & wire::kProcessLimit) != 0 ? LimitHit::processes
+                                                            : LimitHit::none;
+      if (res.limit != LimitHit::none) {
+        spent_ = true;
+      }
+      if ((done.flags & wire::kState) != 0) {
+        snapshot_ = ShellSnapshot{true, std::move(done.cwd), std::move(done.exports)};
+      }
+      complete(FrameType::done);
+      return;
+    }
+    case FrameType::reset_done:
+      snapshot_ = ShellSnapshot{};
+      complete(FrameType::reset_done);
+      return;
+    case FrameType::pong: complete(FrameType::pong); return;
+    default: fail_all(Status(Code::internal, "backend sent a request frame")); return;
   }
-  if (!current_ || id != current_->id) {
+}
+
+void ShellBackend::complete(wire::FrameType got) {
+  const Request::Kind expected = got == wire::FrameType::done         ? Request::Kind::run
+                                 : got == wire::FrameType::reset_done ? Request::Kind::reset
+                                                                      : Request::Kind::ping;
+  if (!current_ || current_->kind != expected) {
+    fail_all(Status(Code::internal, fmt::format("unexpected backend reply {}", wire::type_name(got))));
     return;
   }
   auto r = std::exchange(current_, nullptr);
   r->watchdog->cancel();
-  if (verb == "DONE" && r->kind == Request::Kind::run) {
-    int code = -1;
-    std::from_chars(value.data(), value.data() + value.size(), code);
-    r->result.exit_code = code;
+  if (r->kind == Request::Kind::run) {
     r->result.duration = std::chrono::steady_clock::now() - r->started;
-    r->result.timed_out = (code == 124 || code == 137) && r->result.duration >= r->timeout;
     r->on_run(Status(), std::move(r->result));
-  } else if (verb == "RESET" && r->kind == Request::Kind::reset) {
-    nonce_ = r->new_nonce;
-    r->on_simple(Status());
-  } else if (verb == "PONG" && r->kind == Request::Kind::ping) {
-    r->on_simple(Status());
   } else {
-    fail_all(Status(Code::internal, fmt::format("unexpected backend reply {}", verb)));
-    return;
+    r->on_simple(Status());
   }
   send_next();
 }
@@ -274,6 +299,17 @@ void ShellBackend::fail_all(const Status& status) {
     queue_.pop_front();
     fail(r);
   }
+}
+
+void ShellDriver::reset(plugin::BackendPtr backend, std::function<void(Status)> done) noexcept {
+  auto shell = std::static_pointer_cast<ShellBackend>(backend);
+  if (shell->spent()) {
+    boost::asio::post(shell->strand(), [done = std::move(done)] {
+      done(Status(Code::unavailable, "the backend ran into a limit: it is replaced, not reused"));
+    });
+    return;
+  }
+  shell->reset(std::move(done));
 }
 
 void prepare_workspace_root(const std::string& root) {

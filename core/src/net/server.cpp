@@ -174,7 +174,8 @@ class Server::Impl {
                                 {"evictions", s.evictions},
                                 {"created", s.created},
                                 {"destroyed", s.destroyed},
-                                {"failures", s.failures}};
+                                {"failures", s.failures},
+                                {"limits", settings_.backend_limits}};
       co_return make_response(req, http::status::ok, body.dump(), "application/json");
     }
     if (const auto route = json_routes_.find(path); route != json_routes_.end()) {

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "app/tool_service.hpp"
 #include "observe/metrics_registry.hpp"
 
@@ -25,6 +27,8 @@ struct ServerSettings {
   std::chrono::milliseconds ping_interval{25000};
   std::chrono::milliseconds ping_timeout{20000};
   std::size_t max_outbox_bytes = 16u << 20;  // per client, before it is closed as too slow
+  /// /stats/pool's "limits": what each backend runs under, and what enforces it.
+  nlohmann::json backend_limits = nlohmann::json::object();
 };
 
 class EngineServer;

@@ -2,6 +2,7 @@
 
 #include <boost/asio/steady_timer.hpp>
 #include <fmt/format.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <array>
@@ -24,6 +25,9 @@ namespace {
 
 using config::Key;
 
+/// The user tools run as: nobody.
+constexpr int kBackendUid = 65534;
+
 resilience::BreakerOptions breaker_options(const config::Config& config) {
   resilience::BreakerOptions options;
   options.timeout_ms = config.integer(Key::circuit_breaker_timeout_ms);
@@ -43,11 +47,14 @@ std::unique_ptr<plugin::BackendDriver> make_docker_driver(const config::Config& 
   options.socket_path = backend::docker_socket_path(config.text(Key::docker_host));
   options.image = config.text(Key::docker_image);
   options.network = config.text(Key::docker_network);
-  options.memory_bytes = config.integer(Key::docker_memory_bytes);
-  options.nano_cpus = config::nano_cpus(config.text(Key::docker_cpus));
+  options.limits = process.limits;
+  options.nano_cpus = config::nano_cpus(config.text(Key::backend_cpus));
+  options.supervisor = process.supervisor;
   options.workspace_root = process.workspace_root;
-  options.run_as_uid = process.run_as_uid;
-  options.run_as_gid = process.run_as_gid;
+  // Never root in a container: nobody when this process is root, else this process's own user (whom
+  // the workspaces belong to).
+  options.run_as_uid = ::geteuid() == 0 ? kBackendUid : static_cast<int>(::geteuid());
+  options.run_as_gid = ::geteuid() == 0 ? kBackendUid : static_cast<int>(::getegid());
   options.api_timeout = std::chrono::seconds(10);
   auto driver = std::make_unique<backend::DockerDriver>(ioc.get_executor(), options, log);
   std::optional<std::string> problem;
@@ -75,6 +82,24 @@ std::unique_ptr<plugin::BackendDriver> make_docker_driver(const config::Config& 
   return driver;
 }
 
+void log_limits(const backend::LimitsInForce& l, Logger& log) {
+  log.info("backend.limits", {{"enforced_by", l.mechanism},
+                              {"memory_bytes", l.memory_bytes},
+                              {"memory_by", l.memory_by},
+                              {"processes", l.processes},
+                              {"processes_by", l.processes_by},
+                              {"cpus", l.cpus},
+                              {"cpu_by", l.cpu_by},
+                              {"tmpfs_bytes", l.tmpfs_bytes},
+                              {"file_bytes", l.file_bytes},
+                              {"open_files", l.open_files}});
+  if (!l.why_no_cgroups.empty()) {
+    log.warn("backend.no_cgroups", {{"detail", "per-backend memory, process and CPU limits fall back to rlimits, "
+                                               "and the process count is not limited: " +
+                                                   l.why_no_cgroups}});
+  }
+}
+
 }  // namespace
 
 Runtime::Runtime(const config::Config& config, std::string_view component)
@@ -86,11 +111,22 @@ Runtime::Runtime(const config::Config& config, std::string_view component)
       docker_(config.text(Key::backend) == "docker"),
       timers_(ioc_.get_executor()),
       breakers_(timers_, breaker_options(config)) {
+  // Nothing a tool runs may read this process's memory or environment (AUTH_SECRET, REDIS_URL's
+  // password) through /proc or ptrace, whatever user it runs as.
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   process_.workspace_root = config.text(Key::workspace_root);
   process_.nice = static_cast<int>(config.integer(Key::backend_nice));
+  process_.sandbox = config.text(Key::sandbox) == "none" ? backend::SandboxKind::none : backend::SandboxKind::namespaces;
+  process_.limits.memory_bytes = static_cast<std::uint64_t>(config.integer(Key::backend_memory_bytes));
+  process_.limits.cpus = static_cast<double>(config::nano_cpus(config.text(Key::backend_cpus))) / 1e9;
+  process_.limits.processes = static_cast<std::uint64_t>(config.integer(Key::backend_processes));
+  process_.limits.tmpfs_bytes = static_cast<std::uint64_t>(config.integer(Key::backend_tmpfs_bytes));
+  process_.limits.file_bytes = static_cast<std::uint64_t>(config.integer(Key::backend_file_bytes));
+  process_.limits.open_files = static_cast<std::uint64_t>(config.integer(Key::backend_open_files));
+  process_.limits.nice = process_.nice;
   if (::geteuid() == 0) {
-    process_.run_as_uid = 65534;  // backends never run as root
-    process_.run_as_gid = 65534;
+    process_.run_as_uid = kBackendUid;  // backends never run as root
+    process_.run_as_gid = kBackendUid;
   }
   Logger& breaker_log = logs_.logger("breaker");
   breakers_.set_listener([&breaker_log](const std::string& name, resilience::BreakerState to) {
@@ -105,10 +141,16 @@ int Runtime::start(bool with_backends) {
     if (!with_backends) {
       // No driver: pools make nothing ("this process runs no backends").
     } else if (docker_) {
+      process_.supervisor = backend::find_supervisor();
       driver_ = make_docker_driver(config_, process_, ioc_, logs_.logger("backend"));
     } else {
-      process_.sandbox = backend::detect_sandbox(config_.text(Key::sandbox), logs_.logger("backend"));
-      driver_ = std::make_unique<backend::ProcessDriver>(ioc_.get_executor(), process_, logs_.logger("backend"));
+      // Below the isolation it is configured for, the process does not start (let alone become ready).
+      process_.supervisor = backend::find_supervisor();
+      backend::verify_sandbox(process_, logs_.logger("backend"));
+      auto driver = std::make_unique<backend::ProcessDriver>(ioc_.get_executor(), process_, logs_.logger("backend"));
+      log_limits(driver->limits(), logs_.logger("backend"));
+      process_driver_ = driver.get();
+      driver_ = std::move(driver);
     }
   } catch (const std::exception& e) {
     log_.error("backend.unavailable", {{"error", e.what()}});
@@ -147,6 +189,39 @@ std::string Runtime::sandbox() const {
     return "none";
   }
   return docker_ ? "container" : std::string(backend::sandbox_name(process_.sandbox));
+}
+
+nlohmann::json Runtime::backend_limits() const {
+  const backend::BackendLimits& l = process_.limits;
+  if (!driver_) {
+    return nlohmann::json::object();
+  }
+  if (docker_) {
+    // The engine's cgroup enforces memory, processes and CPU; the supervisor the rlimits.
+    return {{"enforcedBy", "docker"},
+            {"memoryBytes", {{"max", l.memory_bytes}, {"by", l.memory_bytes > 0 ? "docker" : "none"}}},
+            {"processes", {{"max", l.processes}, {"by", l.processes > 0 ? "docker" : "none"}}},
+            {"cpus", {{"max", l.cpus}, {"by", l.cpus > 0 ? "docker" : "none"}}},
+            {"tmpfsBytes", l.tmpfs_bytes},
+            {"fileBytes", l.file_bytes},
+            {"openFiles", l.open_files},
+            {"userNamespaces", false}};
+  }
+  const backend::LimitsInForce& f = process_driver_->limits();
+  nlohmann::json out{{"enforcedBy", f.mechanism},
+                     {"sandbox", backend::sandbox_name(process_.sandbox)},
+                     {"memoryBytes", {{"max", f.memory_bytes}, {"by", f.memory_by}}},
+                     {"processes", {{"max", f.processes}, {"by", f.processes_by}}},
+                     {"cpus", {{"max", f.cpus}, {"by", f.cpu_by}}},
+                     {"cpuWeight", f.cpu_weight},
+                     {"tmpfsBytes", f.tmpfs_bytes},
+                     {"fileBytes", f.file_bytes},
+                     {"openFiles", f.open_files},
+                     {"userNamespaces", f.user_namespaces}};
+  if (!f.why_no_cgroups.empty()) {
+    out["noCgroups"] = f.why_no_cgroups;
+  }
+  return out;
 }
 
 std::string Runtime::plugin_list() const {

@@ -3,6 +3,7 @@
 // sink, the io_context and its threads, the backend driver behind the "backend" circuit breaker, the
 // breaker registry, metrics, the plugin host and the plugins.
 #include <boost/asio/io_context.hpp>
+#include <nlohmann/json.hpp>
 
 #include <functional>
 #include <memory>
@@ -53,8 +54,12 @@ class Runtime {
   [[nodiscard]] observe::MetricsRegistry& metrics() noexcept { return metrics_; }
   [[nodiscard]] plugin::HostServices& host() noexcept { return *host_; }
   [[nodiscard]] plugin_host::PluginSet& plugins() noexcept { return plugins_; }
-  /// "process/bwrap", "docker/container", …: for the start-up log line.
+  /// The process driver when BACKEND=process (nullptr otherwise), for /stats/pool's limits.
+  [[nodiscard]] const backend::ProcessDriver* process_driver() const noexcept { return process_driver_; }
+  /// "namespaces", "none", "container": for the start-up log line.
   [[nodiscard]] std::string sandbox() const;
+  /// What each backend runs under and what enforces each limit, as /stats/pool shows it.
+  [[nodiscard]] nlohmann::json backend_limits() const;
   /// "queue=redis,store=redis,…".
   [[nodiscard]] std::string plugin_list() const;
 
@@ -67,6 +72,7 @@ class Runtime {
   backend::ProcessOptions process_;
   bool docker_ = false;
   std::unique_ptr<plugin::BackendDriver> driver_;
+  const backend::ProcessDriver* process_driver_ = nullptr;
   resilience::AsioTimers timers_;
   resilience::BreakerRegistry breakers_;
   std::unique_ptr<resilience::BreakerBackendDriver> guarded_;

@@ -1,4 +1,4 @@
-// What of a session survives its backend: the capture/restore commands, their parsing, the file moves,
+// What of a session survives its backend: the shell's report and its parsing, the restore command, the file moves,
 // and a round trip through a real sandboxed backend.
 #include "app/session_state.hpp"
 #include "app/tool_exec.hpp"
@@ -19,10 +19,16 @@ namespace {
 
 using namespace std::string_literals;
 
+backend::ShellSnapshot snapshot(std::string cwd, std::string exports) {
+  return backend::ShellSnapshot{true, std::move(cwd), std::move(exports)};
+}
+
 TEST(SessionState, ParsesHomeRelativeCwdAndSkipsTheShellsOwnVariables) {
-  const std::string out = "/w/b1\0/w/b1/src/app\0FOO=bar\0PWD=/w/b1/src/app\0HOME=/w/b1\0MULTI=a\nb=c\0SHLVL=1\0"s;
+  const std::string exports =
+      "declare -x FOO=\"bar\"\ndeclare -x HOME=\"/w/b1\"\ndeclare -x MULTI=$'a\\nb=c'\ndeclare -x OLDPWD\n"
+      "declare -x PWD=\"/w/b1/src/app\"\ndeclare -x SHLVL=\"1\"\n";
   ShellState s;
-  ASSERT_TRUE(parse_capture(out, {}, s).ok());
+  ASSERT_TRUE(state_from_snapshot(snapshot("/w/b1/src/app", exports), "/w/b1", s).ok());
   EXPECT_EQ(s.cwd, "src/app");
   ASSERT_EQ(s.env.size(), 2u);
   EXPECT_EQ(s.env[0], (std::pair<std::string, std::string>{"FOO", "bar"}));
@@ -31,19 +37,20 @@ TEST(SessionState, ParsesHomeRelativeCwdAndSkipsTheShellsOwnVariables) {
 
 TEST(SessionState, CwdAtTheTopIsEmptyAndOutsideTheWorkspaceStaysAbsolute) {
   ShellState s;
-  ASSERT_TRUE(parse_capture("/w/b1\0/w/b1\0"s, {}, s).ok());
+  ASSERT_TRUE(state_from_snapshot(snapshot("/w/b1", ""), "/w/b1", s).ok());
   EXPECT_EQ(s.cwd, "");
-  ASSERT_TRUE(parse_capture("/w/b1\0/w/b10/x\0"s, {}, s).ok());  // a sibling that shares the prefix
+  ASSERT_TRUE(state_from_snapshot(snapshot("/w/b10/x", ""), "/w/b1", s).ok());  // a sibling sharing the prefix
   EXPECT_EQ(s.cwd, "/w/b10/x");
-  ASSERT_TRUE(parse_capture("/w/b1\0/tmp\0"s, {}, s).ok());
+  ASSERT_TRUE(state_from_snapshot(snapshot("/tmp", ""), "/w/b1", s).ok());
   EXPECT_EQ(s.cwd, "/tmp");
 }
 
-TEST(SessionState, MalformedCaptureIsRefused) {
+TEST(SessionState, AMalformedOrMissingReportIsRefused) {
   ShellState s;
-  EXPECT_EQ(parse_capture("", {}, s).code(), Code::bad_request);
-  EXPECT_EQ(parse_capture("/w/b1\0"s, {}, s).code(), Code::bad_request);
-  EXPECT_EQ(parse_capture("/w/b1\0/w/b1\0FOO=unterminated"s, {}, s).code(), Code::bad_request);
+  EXPECT_EQ(state_from_snapshot(backend::ShellSnapshot{}, "/w/b1", s).code(), Code::unavailable);
+  EXPECT_EQ(state_from_snapshot(snapshot("/w/b1", "declare -x FOO=\"unterminated"), "/w/b1", s).code(),
+            Code::bad_request);
+  EXPECT_EQ(state_from_snapshot(snapshot("/w/b1", "export FOO=1"), "/w/b1", s).code(), Code::bad_request);
 }
 
 TEST(SessionState, RestoreCommandQuotesEveryValueAndDropsBadNames) {

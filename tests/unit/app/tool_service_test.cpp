@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "backend/process_backend.hpp"
+#include "support/backend_fixtures.hpp"
 #include "observe/json_logger.hpp"
 #include "observe/metrics_registry.hpp"
 #include "plugin_host/host_services.hpp"
@@ -42,7 +43,8 @@ class ToolServiceTest : public ::testing::Test {
     root_ = (std::filesystem::temp_directory_path() / ("phasekit-service-" + std::to_string(::getpid()))).string();
     backend::ProcessOptions options;
     options.workspace_root = root_;
-    options.sandbox = backend::detect_sandbox("auto", logs_.logger("test"));
+    options.sandbox = backend::SandboxKind::namespaces;
+    options.limits = test::test_limits();
     if (::geteuid() == 0) {
       options.run_as_uid = options.run_as_gid = 65534;
     }

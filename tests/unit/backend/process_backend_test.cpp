@@ -1,18 +1,23 @@
-// The process backend against the real sandbox of this machine (bubblewrap when it works) and as a
-// plain process: persistence of cd/export, timeouts that spare the backend, output caps, cleanup.
+// The process backend against the real sandbox (namespaces, cgroups on this machine) and as a plain
+// process: the persistent shell, timeouts and shells that die, output framing, reset, and — sandboxed —
+// isolation from the host and from the next user, and every limit, each ended cleanly.
 #include "backend/process_backend.hpp"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
+#include <thread>
 
 #include <boost/asio/io_context.hpp>
 #include <filesystem>
 #include <fstream>
 
+#include "backend_fixtures.hpp"
 #include "observe/json_logger.hpp"
 
 namespace phasekit::backend {
@@ -20,51 +25,89 @@ namespace {
 
 using namespace std::chrono_literals;
 
+/// Processes of this host (sandboxes' included) whose command line is `sleep <secs>`, not zombies.
+int sleeping(const std::string& secs) {
+  int n = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    std::ifstream cmd(entry.path() / "cmdline", std::ios::binary);
+    const std::string cmdline((std::istreambuf_iterator<char>(cmd)), std::istreambuf_iterator<char>());
+    if (cmdline != std::string("sleep\0", 6) + secs + '\0') {
+      continue;
+    }
+    std::ifstream in(entry.path() / "stat");
+    std::string stat;
+    std::getline(in, stat);
+    const auto close = stat.rfind(')');
+    n += close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z' ? 1 : 0;
+  }
+  return n;
+}
+
+/// A sleep duration no other process of this host is likely to have.
+std::string unique_secs() { return std::to_string(100000 + ::getpid() % 1000 * 100 + std::rand() % 100); }
+
 class ProcessBackendTest : public ::testing::TestWithParam<std::string> {
  protected:
   static constexpr int kNice = 7;
 
-  void SetUp() override {
+  void SetUp() override { make(test::test_limits()); }
+
+  void make(const BackendLimits& limits) {
     root_ = (std::filesystem::temp_directory_path() /
              ("phasekit-backend-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++)))
                 .string();
     ProcessOptions options;
     options.workspace_root = root_;
-    options.sandbox = detect_sandbox(GetParam(), logs_.logger("test"));
+    options.sandbox = GetParam() == "namespaces" ? SandboxKind::namespaces : SandboxKind::none;
     options.nice = kNice;
-    if (GetParam() == "auto" && options.sandbox == SandboxKind::none) {
-      GTEST_SKIP() << "no sandbox works on this machine; the plain-process variant still runs";
-    }
+    options.limits = limits;
     if (::geteuid() == 0) {
       options.run_as_uid = 65534;
       options.run_as_gid = 65534;
     }
     driver_ = std::make_unique<ProcessDriver>(ioc_.get_executor(), options, logs_.logger("test"));
+    backend_ = create();
+    ASSERT_TRUE(backend_);
+  }
+
+  std::shared_ptr<ProcessBackend> create() {
     Status status(Code::internal, "not called");
+    std::shared_ptr<ProcessBackend> made;
     bool done = false;
     driver_->create([&](Status s, plugin::BackendPtr b) {
       status = std::move(s);
-      backend_ = std::static_pointer_cast<ProcessBackend>(b);
+      made = std::static_pointer_cast<ProcessBackend>(b);
       done = true;
     });
-    ASSERT_TRUE(run_until([&] { return done; }));
-    ASSERT_TRUE(status.ok()) << status.message();
+    EXPECT_TRUE(run_until([&] { return done; }));
+    EXPECT_TRUE(status.ok()) << status.message();
+    return made;
+  }
+
+  void destroy(const std::shared_ptr<ProcessBackend>& b) {
+    const std::vector<std::string> groups = b->cgroup().dirs;
+    bool gone = false;
+    driver_->destroy(b, [&] { gone = true; });
+    EXPECT_TRUE(run_until([&] { return gone; }));
+    EXPECT_FALSE(std::filesystem::exists(b->workspace()));
+    for (const auto& dir : groups) {
+      EXPECT_FALSE(std::filesystem::exists(dir)) << "cgroup left behind: " << dir;
+    }
   }
 
   void TearDown() override {
     if (backend_) {
-      bool gone = false;
-      driver_->destroy(backend_, [&] { gone = true; });
-      EXPECT_TRUE(run_until([&] { return gone; }));
-      EXPECT_FALSE(std::filesystem::exists(backend_->workspace()));
+      destroy(backend_);
       backend_.reset();
     }
+    driver_.reset();
     std::error_code ignored;
     std::filesystem::remove_all(root_, ignored);
   }
 
   template <class Pred>
-  bool run_until(Pred pred, std::chrono::milliseconds deadline = 20s) {
+  bool run_until(Pred pred, std::chrono::milliseconds deadline = 30s) {
     const auto until = std::chrono::steady_clock::now() + deadline;
     while (!pred() && std::chrono::steady_clock::now() < until) {
       if (ioc_.stopped()) {
@@ -75,17 +118,18 @@ class ProcessBackendTest : public ::testing::TestWithParam<std::string> {
     return pred();
   }
 
-  RunResult run(const std::string& command, std::chrono::milliseconds timeout = 10s, std::size_t max_output = 65536,
-                Status* status_out = nullptr) {
+  RunResult run_on(const std::shared_ptr<ProcessBackend>& b, const std::string& command,
+                   std::chrono::milliseconds timeout = 10s, std::size_t max_output = 65536,
+                   Status* status_out = nullptr) {
     RunResult result;
     Status status(Code::internal, "not called");
     bool done = false;
-    backend_->run(command, timeout, max_output, nullptr, [&](Status s, RunResult r) {
+    b->run(command, timeout, max_output, nullptr, [&](Status s, RunResult r) {
       status = std::move(s);
       result = std::move(r);
       done = true;
     });
-    EXPECT_TRUE(run_until([&] { return done; })) << command;
+    EXPECT_TRUE(run_until([&] { return done; }, timeout + 30s)) << command;
     if (status_out != nullptr) {
       *status_out = status;
     } else {
@@ -93,6 +137,35 @@ class ProcessBackendTest : public ::testing::TestWithParam<std::string> {
     }
     return result;
   }
+
+  RunResult run(const std::string& command, std::chrono::milliseconds timeout = 10s, std::size_t max_output = 65536,
+                Status* status_out = nullptr) {
+    return run_on(backend_, command, timeout, max_output, status_out);
+  }
+
+  Status reset(const std::shared_ptr<ProcessBackend>& b) {
+    Status status(Code::internal, "not called");
+    bool done = false;
+    driver_->reset(b, [&](Status s) {
+      status = std::move(s);
+      done = true;
+    });
+    EXPECT_TRUE(run_until([&] { return done; }));
+    return status;
+  }
+
+  ShellSnapshot snapshot() {
+    ShellSnapshot got;
+    bool done = false;
+    backend_->snapshot([&](ShellSnapshot s) {
+      got = std::move(s);
+      done = true;
+    });
+    EXPECT_TRUE(run_until([&] { return done; }));
+    return got;
+  }
+
+  [[nodiscard]] bool sandboxed() const { return GetParam() == "namespaces"; }
 
   static inline int counter_ = 0;
   std::string root_;
@@ -103,17 +176,24 @@ class ProcessBackendTest : public ::testing::TestWithParam<std::string> {
 };
 
 TEST_P(ProcessBackendTest, RunsACommandAndReportsItsOutputAndExitCode) {
-  const RunResult r = run("echo hello; echo oops >&2; exit 3");
+  const RunResult r = run("echo hello; echo oops >&2; (exit 3)");
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_EQ(r.output, "hello\noops\n");
   EXPECT_FALSE(r.timed_out);
   EXPECT_FALSE(r.truncated);
+  EXPECT_FALSE(r.shell_restarted);
 }
 
-TEST_P(ProcessBackendTest, CdAndExportPersistBetweenCommands) {
-  EXPECT_EQ(run("mkdir -p sub/dir && cd sub/dir && export GREETING='hi there'").exit_code, 0);
-  const RunResult r = run("pwd; echo \"$GREETING\"");
-  EXPECT_EQ(r.output, backend_->workspace() + "/sub/dir\nhi there\n");
+TEST_P(ProcessBackendTest, CdExportsFunctionsAndAliasesLiveOnInTheSessionsShell) {
+  EXPECT_EQ(run("mkdir -p sub/dir && cd sub/dir && export GREETING='hi there' && greet() { echo \"$GREETING\"; } "
+                "&& alias shout='echo LOUD'")
+                .exit_code,
+            0);
+  const RunResult r = run("pwd; greet; shout; echo $$");
+  EXPECT_EQ(r.output.substr(0, r.output.rfind('\n', r.output.size() - 2) + 1),
+            backend_->workspace() + "/sub/dir\nhi there\nLOUD\n");
+  // One shell for the session: the same process answers every call.
+  EXPECT_EQ(run("echo $$").output, r.output.substr(r.output.rfind('\n', r.output.size() - 2) + 1));
 }
 
 TEST_P(ProcessBackendTest, StartsInItsWorkspaceWithHomeThere) {
@@ -122,16 +202,45 @@ TEST_P(ProcessBackendTest, StartsInItsWorkspaceWithHomeThere) {
   EXPECT_TRUE(std::filesystem::exists(backend_->workspace() + "/made-here"));
 }
 
-TEST_P(ProcessBackendTest, TimeoutKillsTheCommandButNotTheBackend) {
+TEST_P(ProcessBackendTest, ReportsTheShellsStateAfterEveryCall) {
+  run("cd /tmp && export PHK_A='x y' PHK_B=$'tab\\there'");
+  const ShellSnapshot s = snapshot();
+  ASSERT_TRUE(s.known);
+  EXPECT_EQ(s.cwd, "/tmp");
+  EXPECT_NE(s.exports.find("declare -x PHK_A=\"x y\""), std::string::npos) << s.exports;
+  EXPECT_NE(s.exports.find("declare -x PHK_B=$'tab\\there'"), std::string::npos) << s.exports;
+}
+
+TEST_P(ProcessBackendTest, ATimeoutKillsEveryProcessAndTheNextCallFindsTheSavedState) {
   run("cd /tmp && export KEEP=1");
+  const std::string secs = unique_secs();
+  run("setsid sleep " + secs + " >/dev/null 2>&1 & nohup sleep " + secs + " >/dev/null 2>&1 &");
+  ASSERT_TRUE(test::wait_until([&] { return sleeping(secs) == 2; }, 10s));
   for (const std::string cmd : {"sleep 30", "while :; do :; done", "sleep 30 & wait"}) {
     const RunResult r = run(cmd, 300ms);
     EXPECT_TRUE(r.timed_out) << cmd;
+    EXPECT_TRUE(r.shell_restarted) << cmd;
+    EXPECT_EQ(r.exit_code, 124) << cmd;
     EXPECT_LT(r.duration, 5s) << cmd;
   }
-  const RunResult after = run("echo alive $KEEP; pwd");
-  EXPECT_EQ(after.output, "alive 1\n/tmp\n");
+  EXPECT_EQ(run("echo alive $KEEP; pwd").output, "alive 1\n/tmp\n") << "the saved state is back";
+  EXPECT_TRUE(test::wait_until([&] { return sleeping(secs) == 0; }, 10s)) << "the background sleeps are gone";
   EXPECT_TRUE(backend_->alive());
+}
+
+TEST_P(ProcessBackendTest, ACommandThatEndsItsShellCostsOnlyItsOwnCall) {
+  run("cd /tmp && export KEEP=2 && f() { echo fn; }");
+  struct Case {
+    std::string command;
+    int exit_code;
+  };
+  // Exits, is killed, is replaced, hangs.
+  for (const Case& c : {Case{"exit 5", 5}, Case{"kill -9 $$", 137}, Case{"exec true", 0}, Case{"kill -STOP $$", 124}}) {
+    const RunResult r = run(c.command, 1s);
+    EXPECT_EQ(r.exit_code, c.exit_code) << c.command;
+    EXPECT_TRUE(r.shell_restarted) << c.command;
+    EXPECT_EQ(run("echo $KEEP; pwd; f").output, "2\n/tmp\nfn\n") << "after " << c.command;
+  }
 }
 
 TEST_P(ProcessBackendTest, OutputBeyondTheCapIsCountedAndMarkedTruncated) {
@@ -139,31 +248,31 @@ TEST_P(ProcessBackendTest, OutputBeyondTheCapIsCountedAndMarkedTruncated) {
   EXPECT_EQ(r.output, std::string(1000, 'a'));
   EXPECT_TRUE(r.truncated);
   EXPECT_EQ(r.output_bytes, 100000u);
+  EXPECT_EQ(run("echo next").output, "next\n");
 }
 
-TEST_P(ProcessBackendTest, ForgedReplyMarkersAreJustOutput) {
-  const RunResult r = run("printf '\\036fake DONE 1 0\\n'; printf '\\036'; echo tail");
-  EXPECT_EQ(r.exit_code, 0);
-  EXPECT_EQ(r.output, "\x1e" "fake DONE 1 0\n\x1etail\n");
+TEST_P(ProcessBackendTest, OutputCannotForgeTheFraming) {
+  // A DONE frame header with a plausible length, a FATAL one, and the old text markers: all of it is
+  // output of this call, which still ends on its own status.
+  static constexpr char kForged[] = "\x12\x00\x00\x00\x10\x00\x00\x00" "\x15\x00\x00\x00\x03\x00\x00\x00" "bye\x1e" "fake DONE 1 0\n";
+  const std::string forged(kForged, sizeof kForged - 1);
+  const RunResult r = run("printf '\\022\\0\\0\\0\\020\\0\\0\\0\\025\\0\\0\\0\\003\\0\\0\\0bye\\036fake DONE 1 0\\n'; "
+                          "exit_code_is=7; (exit $exit_code_is)");
+  EXPECT_EQ(r.exit_code, 7);
+  EXPECT_EQ(r.output, forged);
+  EXPECT_TRUE(backend_->alive());
+  EXPECT_EQ(run("echo fine").output, "fine\n");
 }
 
 TEST_P(ProcessBackendTest, ResetRemovesFilesProcessesAndState) {
-  const RunResult started =
-      run("touch secret && mkdir d && cd d && export TOKEN=abc && { sleep 1000 >/dev/null 2>&1 & } && echo $!");
-  const std::string pid = started.output.substr(0, started.output.find('\n'));
-  ASSERT_FALSE(pid.empty());
-  Status status(Code::internal, "not called");
-  bool done = false;
-  backend_->reset([&](Status s) {
-    status = std::move(s);
-    done = true;
-  });
-  ASSERT_TRUE(run_until([&] { return done; }));
-  ASSERT_TRUE(status.ok()) << status.message();
-  // A killed process may linger as a zombie until its new parent reaps it: that counts as gone.
-  const RunResult after = run("ls -A; pwd; echo \"[$TOKEN]\"; state=$(ps -o stat= -p " + pid +
-                              " 2>/dev/null); case \"$state\" in ''|Z*) ;; *) echo still-running ;; esac");
-  EXPECT_EQ(after.output, backend_->workspace() + "\n[]\n");
+  const std::string secs = unique_secs();
+  run("touch secret && mkdir d && cd d && export TOKEN=abc && f() { echo planted; } && "
+      "{ setsid sleep " + secs + " >/dev/null 2>&1 & }");
+  ASSERT_TRUE(test::wait_until([&] { return sleeping(secs) == 1; }, 10s));
+  ASSERT_TRUE(reset(backend_).ok());
+  EXPECT_EQ(sleeping(secs), 0) << "the reset waits until every process is gone";
+  const RunResult after = run("ls -A; pwd; echo \"[$TOKEN]\"; type f 2>/dev/null || echo no-f");
+  EXPECT_EQ(after.output, backend_->workspace() + "\n[]\nno-f\n");
 }
 
 TEST_P(ProcessBackendTest, NulInACommandIsRefused) {
@@ -202,23 +311,121 @@ TEST_P(ProcessBackendTest, ToolsRunLessFavouredThanTheOrchestrator) {
   EXPECT_EQ(r.output, std::to_string(expected) + "\n" + std::to_string(expected) + "\n");
 }
 
-INSTANTIATE_TEST_SUITE_P(Sandboxes, ProcessBackendTest, ::testing::Values("auto", "none"),
-                         [](const auto& info) { return info.param == "auto" ? "sandboxed" : "plain"; });
+TEST_P(ProcessBackendTest, ToolsCannotCreateUserNamespaces) {
+  const RunResult r = run("unshare -r id; echo rc=$?; unshare --user true; echo rc=$?");
+  EXPECT_NE(r.output.find("rc=1\n"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("uid=0"), std::string::npos) << "a nested user namespace made root: " << r.output;
+  EXPECT_EQ(r.output.find("rc=0"), std::string::npos) << r.output;
+}
 
-class SandboxedBackend : public ProcessBackendTest {};
+INSTANTIATE_TEST_SUITE_P(Sandboxes, ProcessBackendTest, ::testing::Values("namespaces", "none"),
+                         [](const auto& info) { return info.param == "namespaces" ? "sandboxed" : "plain"; });
 
-TEST_P(SandboxedBackend, OnlyTheWorkspaceIsWritableAndThereIsNoNetwork) {
+class SandboxedBackend : public ProcessBackendTest {
+ protected:
+  void require_cgroups() {
+    if (driver_->limits().mechanism == "rlimit") {
+      GTEST_SKIP() << "no cgroup can be made here: " << driver_->limits().why_no_cgroups;
+    }
+  }
+};
+
+TEST_P(SandboxedBackend, OnlyTheWorkspaceAndFreshScratchAreWritableAndThereIsNoNetwork) {
+  const std::string marker = "phasekit-marker-" + unique_secs();
   const RunResult r = run("touch /etc/phasekit-escape 2>/dev/null && echo wrote-etc; "
-                          "ls " + std::filesystem::path(root_).string() + " | wc -l; "
-                          "cat /proc/net/dev | grep -c : ");
+                          "ls " + root_ + " | wc -l; "
+                          "cat /proc/net/dev | grep -c : ; "
+                          "touch /tmp/" + marker + " /var/tmp/" + marker + " /dev/shm/" + marker + " && echo scratch-ok; "
+                          "ls /dev | tr '\\n' ' '");
   EXPECT_EQ(r.output.find("wrote-etc"), std::string::npos) << r.output;
   EXPECT_FALSE(std::filesystem::exists("/etc/phasekit-escape"));
   // Other workspaces are hidden: the root shows only this backend's own folder.
   EXPECT_EQ(r.output.substr(0, 2), "1\n") << r.output;
   EXPECT_NE(r.output.find("\n1\n"), std::string::npos) << "only loopback in the network namespace: " << r.output;
+  EXPECT_NE(r.output.find("scratch-ok"), std::string::npos) << r.output;
+  for (const char* dir : {"/tmp/", "/var/tmp/", "/dev/shm/"}) {
+    EXPECT_FALSE(std::filesystem::exists(dir + marker)) << "the sandbox's " << dir << " is its own";
+  }
+  EXPECT_EQ(r.output.find("kmsg"), std::string::npos) << "a minimal /dev: " << r.output;
 }
 
-INSTANTIATE_TEST_SUITE_P(Bubblewrap, SandboxedBackend, ::testing::Values("auto"));
+TEST_P(SandboxedBackend, ABuiltinSpawnsNoProcessAndACommandOnlyWhatItRuns) {
+  // /proc/loadavg ends with the last pid given out in the reader's PID namespace: the sandbox's own.
+  const std::string last = "read -r _ _ _ _ last < /proc/loadavg; echo ${last}";
+  auto pid_after = [&](const std::string& command) {
+    const RunResult r = run(command + "\n" + last);
+    const std::string tail = r.output.substr(r.output.rfind('\n', r.output.size() - 2) + 1);
+    int pid = 0;
+    std::from_chars(tail.data(), tail.data() + tail.size() - 1, pid);
+    return pid;
+  };
+  const int before = pid_after("true");
+  EXPECT_EQ(pid_after("echo hi; cd /tmp; export X=1; cd - >/dev/null"), before) << "builtins spawn nothing";
+  EXPECT_EQ(pid_after("ls -la >/dev/null"), before + 1) << "ls is the only process";
+}
+
+TEST_P(SandboxedBackend, TheSupervisorAndTheHostAreOutOfReach) {
+  const RunResult r = run("cat /proc/1/environ >/dev/null 2>&1 || echo environ-denied; "
+                          "cat /proc/1/mem >/dev/null 2>&1 || echo mem-denied; "
+                          "ls /proc | grep -c '^[0-9]'; ls -A /run/phasekit | tr '\\n' ' '; "
+                          "echo x > /run/phasekit/cmd 2>/dev/null && echo wrote-cmd");
+  EXPECT_NE(r.output.find("environ-denied"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("mem-denied"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("wrote-cmd"), std::string::npos) << "the command file is the supervisor's: " << r.output;
+  // The supervisor, the shell, and the pipeline's two: nothing of the host.
+  EXPECT_NE(r.output.find("\n4\n"), std::string::npos) << r.output;
+}
+
+#if defined(__x86_64__)
+TEST_P(SandboxedBackend, KernelKeyringsAreRefused) {
+  // add_key(2) (248 on x86_64) into the user keyring, which every backend's nobody would share.
+  const RunResult r = run("perl -e 'my ($t, $d, $p) = (\"user\", \"phk\", \"secret\"); "
+                          "my $r = syscall(248, $t, $d, $p, 6, -4); print \"$r $!\\n\"'");
+  EXPECT_EQ(r.output, "-1 Operation not permitted\n");
+}
+#endif
+
+TEST_P(SandboxedBackend, AForkBombEndsItsCallAndNothingOfItRemains) {
+  require_cgroups();
+  const auto started = std::chrono::steady_clock::now();
+  const RunResult r = run("bomb() { bomb | bomb & }; bomb; sleep 20", 30s);
+  EXPECT_EQ(r.limit, LimitHit::processes);
+  EXPECT_TRUE(r.shell_restarted);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 15s);
+  EXPECT_TRUE(backend_->spent());
+  EXPECT_EQ(run("echo alive; ls /proc | grep -c '^[0-9]'").output, "alive\n4\n");
+  EXPECT_FALSE(reset(backend_).ok()) << "a spent backend is replaced, not reset";
+}
+
+TEST_P(SandboxedBackend, AMemoryHogEndsItsCallWhileAnotherBackendKeepsWorking) {
+  require_cgroups();
+  auto other = create();
+  ASSERT_TRUE(other);
+  bool hog_done = false;
+  RunResult hog;
+  // tail keeps a line it has not finished: 2 GiB without a newline, against a 256 MiB limit.
+  backend_->run("head -c 2G /dev/zero | tail -n 1 | wc -c", 60s, 4096, nullptr, [&](Status s, RunResult r) {
+    EXPECT_TRUE(s.ok()) << s.message();
+    hog = std::move(r);
+    hog_done = true;
+  });
+  EXPECT_EQ(run_on(other, "echo other user").output, "other user\n");
+  ASSERT_TRUE(run_until([&] { return hog_done; }, 60s));
+  EXPECT_EQ(hog.limit, LimitHit::memory);
+  EXPECT_EQ(run("echo alive").output, "alive\n");
+  destroy(other);
+}
+
+TEST_P(SandboxedBackend, FilesTmpfsAndOpenFilesAreBounded) {
+  const RunResult big = run("head -c 100M /dev/zero > big; echo rc=$?; stat -c %s big");
+  EXPECT_NE(big.output.find("File too large"), std::string::npos) << big.output;
+  EXPECT_NE(big.output.find("rc=1\n" + std::to_string(64u << 20) + "\n"), std::string::npos) << big.output;
+  const RunResult tmp = run("head -c 32M /dev/zero > /tmp/x; echo rc=$?");
+  EXPECT_NE(tmp.output.find("No space left on device"), std::string::npos) << tmp.output;
+  EXPECT_EQ(run("ulimit -n; ulimit -f").output, "256\n65536\n");  // bash's ulimit -f counts KiB
+}
+
+INSTANTIATE_TEST_SUITE_P(Namespaces, SandboxedBackend, ::testing::Values("namespaces"));
 
 }  // namespace
 }  // namespace phasekit::backend

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# What one approved tool call costs the machine, against the floor of one spawn of the same command
+# line, measured in the same run:
+#   * the call: phasekit-orchestrator (warm fixed pool, in-process queue) in a cpuacct cgroup of its
+#     own, which holds it and every sandbox it starts; phasekit-load (outside it) runs USERS users
+#     doing CALLS calls each (message → tool:request → approval → tool:result, no think time). CPU of
+#     the cgroup during the run, less its idle rate, divided by the calls that completed.
+#   * the spawn: bench/spawn_cost in a cgroup of its own, posix_spawn of the same command line (read
+#     to the end, reaped) COUNT times; the cgroup's CPU divided by COUNT.
+# Targets (issue 14): `echo hi` at most 1.0× one spawn of `sh -c 'echo hi'`; `ls -la` at most 1.5× one
+# spawn of `ls -la`.
+#   bench/toolcall_cost.sh [CALLS] [USERS]        (after ./scripts/build.sh; root; loopback only)
+# KEEP=1 keeps the work folder (logs, reports) and prints its name.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+calls=${1:-100}
+users=${2:-2}
+acct=/sys/fs/cgroup/cpuacct
+[[ -w "$acct" ]] || { echo "toolcall_cost: needs the cgroup v1 cpuacct hierarchy, writable (root)" >&2; exit 2; }
+for bin in build/bin/phasekit-orchestrator build/bin/phasekit-load build/bench/spawn_cost; do
+  [[ -x "$bin" ]] || { echo "toolcall_cost: $bin missing; run ./scripts/build.sh" >&2; exit 2; }
+done
+work=$(mktemp -d /tmp/phasekit-cost-XXXXXX)
+chmod 711 "$work"
+cg="$acct/phasekit-cost-$$"
+mkdir -p "$cg/orchestrator" "$cg/spawn"
+server=
+cleanup() {
+  [[ -n "$server" ]] && { kill -TERM "$server" 2>/dev/null; wait "$server" 2>/dev/null || true; }
+  for d in "$cg/spawn" "$cg/orchestrator" "$cg"; do
+    while read -r pid; do echo "$pid" > "$acct/tasks"; done < "$d/tasks" 2>/dev/null || true
+    rmdir "$d" 2>/dev/null || true
+  done
+  [[ -n "${KEEP:-}" ]] && echo "toolcall_cost: work folder $work" || rm -rf "$work"
+}
+trap cleanup EXIT
+usage() { cat "$1/cpuacct.usage"; }
+
+# A warm fixed pool of one backend per user: acquisition costs nothing, each call runs in its user's
+# persistent shell.
+sh -c 'echo $$ > "$1/tasks"; shift; exec "$@"' _ "$cg/orchestrator" env PORT=0 WORKSPACE_ROOT="$work/ws" \
+  ENABLE_CONTAINER_POOL=true POOL_MIN_SIZE="$users" POOL_MAX_SIZE="$users" \
+  build/bin/phasekit-orchestrator --log-level info > "$work/log" 2>&1 &
+server=$!
+port=
+for _ in $(seq 200); do
+  port=$(grep -o '"msg":"server.listening".*"port":[0-9]*' "$work/log" | grep -o '[0-9]*$' || true)
+  [[ -n "$port" ]] && break
+  sleep 0.05
+done
+[[ -n "$port" ]] || { cat "$work/log"; exit 1; }
+for _ in $(seq 600); do
+  [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/ready")" == 200 ]] && break
+  sleep 0.1
+done
+
+jobs_done() {
+  curl -s "http://127.0.0.1:$port/metrics" |
+    awk '/^phasekit_jobs_total\{outcome="ok"\}/ { n += $NF } END { printf "%d\n", n }'
+}
+
+# USERS users at once, each doing N calls of COMMAND back to back.
+scenario() {
+  local command=$1 n=$2
+  cat > "$work/cost.yml" <<EOF
+config:
+  target: "http://127.0.0.1:$port"
+  phases:
+    - { duration: 1, arrivalCount: $users }
+  socketio:
+    transports: ["websocket"]
+  timeout: 60
+scenarios:
+  - engine: socketio
+    flow:
+      - loop:
+          - emit:
+              channel: "message"
+              data: "$command"
+            acknowledge:
+              match: { json: "\$.0.ok", value: true }
+            response:
+              channel: "tool:request"
+              capture: { json: "\$.callId", as: "callId" }
+          - emit:
+              channel: "tool:approval"
+              data: { callId: "{{ callId }}", approved: true }
+            response:
+              channel: "tool:result"
+              match: { json: "\$.callId", value: "{{ callId }}" }
+        count: $n
+EOF
+}
+
+# CPU ns of `cg` while COMMAND runs CALLS times per user, less the idle rate; and the calls done.
+measure_calls() {
+  local command=$1
+  scenario "$command" 5
+  build/bin/phasekit-load run "$work/cost.yml" --quiet -o "$work/warmup.json" >/dev/null 2>&1 || true
+  local i0 t0 i1 t1
+  i0=$(usage "$cg/orchestrator"); t0=$(date +%s%N)
+  sleep 1
+  i1=$(usage "$cg/orchestrator"); t1=$(date +%s%N)
+  idle_rate=$(awk -v u=$((i1 - i0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.9f", u / t }')
+  scenario "$command" "$calls"
+  local j0 j1 u0 u1 s0 s1
+  j0=$(jobs_done); u0=$(usage "$cg/orchestrator"); s0=$(date +%s%N)
+  build/bin/phasekit-load run "$work/cost.yml" --quiet -o "$work/run.json" >/dev/null 2>&1 || true
+  u1=$(usage "$cg/orchestrator"); s1=$(date +%s%N); j1=$(jobs_done)
+  call_jobs=$((j1 - j0))
+  call_ns=$(awk -v u=$((u1 - u0)) -v r="$idle_rate" -v t=$((s1 - s0)) -v n="$call_jobs" \
+    'BEGIN { if (n <= 0) { print "nan"; exit } printf "%.0f", (u - r * t) / n }')
+}
+
+# CPU ns of one posix_spawn of ARGV (in its own cgroup), over COUNT spawns.
+measure_spawn() {
+  local count=$((calls * users)) u0 u1
+  u0=$(usage "$cg/spawn")
+  sh -c 'echo $$ > "$1/tasks"; shift; exec "$@"' _ "$cg/spawn" build/bench/spawn_cost "$count" "$@"
+  u1=$(usage "$cg/spawn")
+  spawn_ns=$(awk -v u=$((u1 - u0)) -v n="$count" 'BEGIN { printf "%.0f", u / n }')
+}
+
+printf '%-10s %8s %14s %18s %12s %8s %6s\n' command calls "call CPU ms" "spawn of" "spawn CPU ms" ratio target
+row() {
+  local command=$1 label=$2 target=$3
+  shift 3
+  measure_calls "$command"
+  measure_spawn "$@"
+  awk -v c="$command" -v n="$call_jobs" -v cn="$call_ns" -v l="$label" -v sn="$spawn_ns" -v t="$target" 'BEGIN {
+    r = cn / sn
+    printf "%-10s %8d %14.3f %18s %12.3f %7.2fx %5.1fx %s\n", c, n, cn / 1e6, l, sn / 1e6, r, t, (r <= t ? "met" : "MISSED")
+  }'
+}
+row "echo hi" "sh -c 'echo hi'" 1.0 sh -c 'echo hi'
+row "ls -la" "ls -la" 1.5 ls -la
+echo "toolcall_cost: $users users x $calls calls per command; orchestrator idle $(awk -v r="$idle_rate" 'BEGIN { printf "%.2f", r * 100 }') % of a CPU; $(nproc) CPUs"

@@ -1,0 +1,23 @@
+#pragma once
+// What the sandbox's shell gives up before it execs: the supervisor's privileges (uid, or every
+// capability inside a user namespace), the right to gain any (no_new_privs), a few system calls
+// (seccomp), and resources beyond its limits (rlimits). Called in the forked child only.
+#include <string>
+
+#include "sandbox/options.hpp"
+
+namespace phasekit::sandbox {
+
+/// Resource limits of the shell and everything it starts. "" or what failed.
+std::string apply_rlimits(const Options& options);
+
+/// Drops to options.uid/gid (root supervisor) or to no capabilities at all (user namespace), then sets
+/// no_new_privs. "" or what failed.
+std::string drop_privileges(const Options& options);
+
+/// Installs the seccomp filter: no new user namespaces (clone/unshare with CLONE_NEWUSER, clone3 whose
+/// flags a filter cannot read), no kernel keyrings (shared by every process of a uid, so by every
+/// backend), no io_uring, no other system-call ABI than the native one. Needs no_new_privs.
+std::string install_seccomp();
+
+}  // namespace phasekit::sandbox

@@ -1,0 +1,719 @@
+#include "sandbox/supervisor.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <string_view>
+#include <vector>
+
+#include "sandbox/confine.hpp"
+#include "sandbox/filesystem.hpp"
+
+namespace phasekit::sandbox {
+namespace {
+
+using backend::wire::FrameType;
+namespace wire = backend::wire;
+
+// The session's shell. It runs every command at the top level (never inside a function), so `cd`,
+// exports, functions, aliases and `declare` carry over as at a terminal prompt. fd 3 brings a line per
+// command (the command is in $__phk_d/cmd); fd 4 takes back, first when the shell is up and then
+// after each command: status NUL cwd NUL `declare -px` NUL `declare -f; alias -p` NUL. A command runs
+// with fds 3 and 4 closed (bash keeps its copies close-on-exec), so what it starts cannot reach them.
+constexpr std::string_view kShellLoop = R"(__phk_d=$1
+shift
+exec </dev/null
+shopt -s expand_aliases
+if [[ -r $__phk_d/restore ]]; then builtin . "$__phk_d/restore" >/dev/null 2>&1 3<&- 4>&-; fi
+__phk_s=ready
+while :; do
+  { builtin printf '%s\0%s\0' "$__phk_s" "$PWD"; builtin declare -px; builtin printf '\0'; builtin declare -f; builtin alias -p; builtin printf '\0'; } >&4 2>/dev/null
+  IFS= builtin read -r -u 3 __phk_t || builtin exit 0
+  builtin . "$__phk_d/cmd" 3<&- 4>&-
+  __phk_s=$?
+  { builtin set +x; } 2>/dev/null
+done
+)";
+
+constexpr std::size_t kMaxStatusBytes = 4u << 20;  // a report larger than this breaks the shell's state
+constexpr std::size_t kDrainBytes = 4u << 20;      // output read at the end of a call, at most
+constexpr std::chrono::milliseconds kLimitCheck{50};
+constexpr std::chrono::seconds kShellStart{10};
+constexpr std::chrono::seconds kKillDeadline{5};
+
+void write_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      ::_exit(0);  // the host is gone: nothing left to serve
+    }
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+std::string single_quoted(std::string_view s) {
+  std::string out = "'";
+  for (const char c : s) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  out += '\'';
+  return out;
+}
+
+void close_fd(int& fd) {
+  if (fd >= 0) {
+    ::close(fd);
+    fd = -1;
+  }
+}
+
+int exit_code_of(int wait_status) {
+  if (WIFEXITED(wait_status)) {
+    return WEXITSTATUS(wait_status);
+  }
+  if (WIFSIGNALED(wait_status)) {
+    return 128 + WTERMSIG(wait_status);
+  }
+  return -1;
+}
+
+/// This process's children, read from /proc (as a subreaper, every orphan of the sandbox is one).
+std::vector<pid_t> children_of(pid_t self) {
+  std::vector<pid_t> out;
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) {
+    return out;
+  }
+  while (const dirent* e = ::readdir(proc)) {
+    pid_t pid = 0;
+    const std::string_view name = e->d_name;
+    if (std::from_chars(name.data(), name.data() + name.size(), pid).ec != std::errc() || pid <= 0) {
+      continue;
+    }
+    const std::string path = "/proc/" + std::string(name) + "/stat";
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      continue;
+    }
+    std::array<char, 512> buf{};
+    const ssize_t n = ::read(fd, buf.data(), buf.size() - 1);
+    ::close(fd);
+    if (n <= 0) {
+      continue;
+    }
+    // "pid (comm) state ppid ...": comm may hold anything, so parse from its last ')'.
+    const std::string_view stat(buf.data(), static_cast<std::size_t>(n));
+    const auto close = stat.rfind(')');
+    if (close == std::string_view::npos || close + 4 >= stat.size()) {
+      continue;
+    }
+    const std::string_view rest = stat.substr(close + 4);  // ") S " then ppid
+    pid_t ppid = 0;
+    std::from_chars(rest.data(), rest.data() + rest.size(), ppid);
+    if (ppid == self) {
+      out.push_back(pid);
+    }
+  }
+  ::closedir(proc);
+  return out;
+}
+
+}  // namespace
+
+std::uint64_t read_counter(int fd, std::string_view key) {
+  if (fd < 0) {
+    return 0;
+  }
+  std::array<char, 512> buf{};
+  const ssize_t n = ::pread(fd, buf.data(), buf.size() - 1, 0);
+  if (n <= 0) {
+    return 0;
+  }
+  const std::string_view text(buf.data(), static_cast<std::size_t>(n));
+  std::size_t at = 0;
+  while (at < text.size()) {
+    const std::size_t eol = std::min(text.find('\n', at), text.size());
+    const std::string_view line = text.substr(at, eol - at);
+    if (line.size() > key.size() && line.substr(0, key.size()) == key && line[key.size()] == ' ') {
+      std::uint64_t v = 0;
+      const std::string_view digits = line.substr(key.size() + 1);
+      std::from_chars(digits.data(), digits.data() + digits.size(), v);
+      return v;
+    }
+    at = eol + 1;
+  }
+  return 0;
+}
+
+Supervisor::Supervisor(Options options, std::string state_dir)
+    : o_(std::move(options)), state_dir_(std::move(state_dir)) {}
+
+void Supervisor::send(FrameType type, std::string_view payload) {
+  std::string frame;
+  frame.reserve(wire::kHeaderBytes + payload.size());
+  wire::append_frame(frame, type, payload);
+  write_all(STDOUT_FILENO, frame);
+}
+
+void Supervisor::fatal(const std::string& why) {
+  send(FrameType::fatal, why);
+  if (shell_ > 0) {
+    kill_all();
+  }
+  ::_exit(1);
+}
+
+std::string Supervisor::write_file(const char* name, std::string_view content) {
+  const int fd = ::openat(state_fd_, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) {
+    return std::string("cannot write ") + name + ": " + std::strerror(errno);
+  }
+  write_all(fd, content);
+  ::close(fd);
+  return {};
+}
+
+int Supervisor::run() {
+  pid_one_ = ::getpid() == 1;
+  state_fd_ = ::open(state_dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (state_fd_ < 0) {
+    fatal("cannot open " + state_dir_ + ": " + std::strerror(errno));
+  }
+  sigset_t chld;
+  ::sigemptyset(&chld);
+  ::sigaddset(&chld, SIGCHLD);
+  ::sigprocmask(SIG_BLOCK, &chld, nullptr);
+  signal_fd_ = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (signal_fd_ < 0) {
+    fatal(std::string("signalfd: ") + std::strerror(errno));
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+  if (std::string e = spawn_shell(); !e.empty()) {
+    fatal(e);
+  }
+  if (std::string e = wait_ready(); !e.empty()) {
+    fatal(e);
+  }
+  send(FrameType::ready, o_.mode == Mode::namespaces ? "namespaces" : o_.mode == Mode::container ? "container" : "plain");
+  serve_host();
+  kill_all();
+  return 0;
+}
+
+void Supervisor::serve_host() {
+  std::array<char, 65536> buf{};
+  while (host_open_) {
+    int timeout = -1;
+    const auto now = Clock::now();
+    if (running_) {
+      const auto until = std::min(deadline_, next_check_);
+      timeout = static_cast<int>(std::max<std::int64_t>(
+          0, std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count() + 1));
+    }
+    std::array<pollfd, 4> fds{};
+    fds[0] = {STDIN_FILENO, POLLIN, 0};
+    fds[1] = {signal_fd_, POLLIN, 0};
+    fds[2] = {out_fd_, POLLIN, 0};
+    fds[3] = {status_fd_, POLLIN, 0};
+    if (::poll(fds.data(), fds.size(), timeout) < 0 && errno != EINTR) {
+      fatal(std::string("poll: ") + std::strerror(errno));
+    }
+    // Output first, then the report that ends a call, then deaths: each sees what came before it.
+    if (fds[2].revents != 0) {
+      read_output(false);
+    }
+    if (fds[3].revents != 0) {
+      read_status();
+    }
+    if (fds[1].revents != 0) {
+      signalfd_siginfo info{};
+      while (::read(signal_fd_, &info, sizeof info) > 0) {
+      }
+      reap();
+    }
+    if (running_) {
+      if (Clock::now() >= deadline_) {
+        if (std::string e = kill_all(); !e.empty()) {
+          fatal(e);
+        }
+        end_in_restart(124, wire::kTimedOut);
+      } else if (Clock::now() >= next_check_) {
+        if (const std::uint32_t hit = limits_hit(); hit != 0) {
+          // A fork bomb or a runaway allocation: nothing of it may go on. Everything in the sandbox dies.
+          if (std::string e = kill_all(); !e.empty()) {
+            fatal(e);
+          }
+          end_in_restart(137, hit);
+        }
+      }
+    }
+    if (fds[0].revents != 0) {
+      const ssize_t n = ::read(STDIN_FILENO, buf.data(), buf.size());
+      if (n <= 0) {
+        if (n < 0 && errno == EINTR) {
+          continue;
+        }
+        host_open_ = false;
+        break;
+      }
+      host_.feed(std::string_view(buf.data(), static_cast<std::size_t>(n)));
+      FrameType type{};
+      std::string_view payload;
+      for (;;) {
+        const auto r = host_.next(type, payload);
+        if (r == wire::FrameReader::Result::error) {
+          fatal("bad request from the host: " + host_.error());
+        }
+        if (r == wire::FrameReader::Result::need_more) {
+          break;
+        }
+        on_frame(type, payload);
+      }
+    }
+  }
+}
+
+void Supervisor::on_frame(FrameType type, std::string_view payload) {
+  switch (type) {
+    case FrameType::run: {
+      wire::RunRequest request;
+      if (running_ || !wire::decode_run(payload, request)) {
+        fatal("malformed or overlapping RUN");
+      }
+      start_run(std::move(request));
+      return;
+    }
+    case FrameType::reset:
+      if (running_) {
+        fatal("RESET during a RUN");
+      }
+      reset();
+      return;
+    case FrameType::ping:
+      send(FrameType::pong, {});
+      return;
+    default: fatal("unexpected frame " + std::string(wire::type_name(type)));
+  }
+}
+
+std::string Supervisor::spawn_shell() {
+  std::string restore;
+  if (saved_) {
+    restore = saved_exports_ + "\n" + saved_functions_ + "\nbuiltin cd -- " + single_quoted(saved_cwd_) +
+              " 2>/dev/null || builtin cd -- \"$HOME\"\n";
+    if (std::string e = write_file("restore", restore); !e.empty()) {
+      return e;
+    }
+  } else {
+    ::unlinkat(state_fd_, "restore", 0);
+  }
+  std::array<int, 2> cmd{};
+  std::array<int, 2> out{};
+  std::array<int, 2> status{};
+  if (::pipe2(cmd.data(), O_CLOEXEC) != 0 || ::pipe2(out.data(), O_CLOEXEC) != 0 ||
+      ::pipe2(status.data(), O_CLOEXEC) != 0) {
+    return std::string("pipe2: ") + std::strerror(errno);
+  }
+  const std::string home = "HOME=" + o_.workspace;
+  const std::string loop(kShellLoop);
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    return std::string("fork: ") + std::strerror(errno);
+  }
+  if (pid == 0) {
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGPIPE, SIG_DFL);
+    ::signal(SIGXFSZ, SIG_IGN);  // a write past the file-size limit fails with EFBIG and says so
+    ::setsid();
+    const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    // Move everything above the five descriptors the shell gets before dup2 can clobber it.
+    const int o = ::fcntl(out[1], F_DUPFD_CLOEXEC, 10);
+    const int c = ::fcntl(cmd[0], F_DUPFD_CLOEXEC, 10);
+    const int s = ::fcntl(status[1], F_DUPFD_CLOEXEC, 10);
+    if (null < 0 || o < 0 || c < 0 || s < 0 || ::dup2(null, 0) < 0 || ::dup2(o, 1) < 0 || ::dup2(o, 2) < 0 ||
+        ::dup2(c, 3) < 0 || ::dup2(s, 4) < 0) {
+      ::_exit(125);
+    }
+    ::syscall(SYS_close_range, 5U, ~0U, 0U);
+    std::string e = apply_rlimits(o_);
+    if (e.empty()) {
+      e = drop_privileges(o_);
+    }
+    if (e.empty()) {
+      e = install_seccomp();
+    }
+    if (e.empty() && ::chdir(o_.workspace.c_str()) != 0) {
+      e = std::string("chdir ") + o_.workspace + ": " + std::strerror(errno);
+    }
+    if (e.empty()) {
+      const char* argv[] = {"bash", "--noprofile", "--norc", "-c", loop.c_str(), "phasekit", state_dir_.c_str(),
+                            nullptr};
+      const char* envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", home.c_str(), "LANG=C.UTF-8", "TERM=dumb",
+                            nullptr};
+      ::execve("/bin/bash", const_cast<char* const*>(argv), const_cast<char* const*>(envp));
+      e = std::string("exec /bin/bash: ") + std::strerror(errno);
+    }
+    e = "cannot start the shell: " + e + "\n";
+    (void)!::write(2, e.data(), e.size());
+    ::_exit(126);
+  }
+  ::close(cmd[0]);
+  ::close(out[1]);
+  ::close(status[1]);
+  shell_ = pid;
+  phase_ = ShellPhase::starting;
+  cmd_fd_ = cmd[1];
+  out_fd_ = out[0];
+  status_fd_ = status[0];
+  ::fcntl(out_fd_, F_SETFL, O_NONBLOCK);
+  ::fcntl(status_fd_, F_SETFL, O_NONBLOCK);
+  status_buffer_.clear();
+  startup_output_.clear();
+  return {};
+}
+
+std::string Supervisor::wait_ready() {
+  const auto until = Clock::now() + kShellStart;
+  while (phase_ == ShellPhase::starting && Clock::now() < until) {
+    std::array<pollfd, 3> fds{};
+    fds[0] = {status_fd_, POLLIN, 0};
+    fds[1] = {out_fd_, POLLIN, 0};
+    fds[2] = {signal_fd_, POLLIN, 0};
+    ::poll(fds.data(), fds.size(), 100);
+    if (fds[1].revents != 0) {
+      read_output(false);
+    }
+    if (fds[0].revents != 0) {
+      read_status();
+    }
+    if (fds[2].revents != 0) {
+      signalfd_siginfo info{};
+      while (::read(signal_fd_, &info, sizeof info) > 0) {
+      }
+      if (shell_ > 0 && ::waitpid(shell_, nullptr, WNOHANG) == shell_) {
+        shell_ = -1;
+        std::string why = startup_output_.substr(0, 300);
+        std::replace(why.begin(), why.end(), '\n', ' ');
+        return why.empty() ? "the shell exited as it started" : why;
+      }
+    }
+  }
+  return phase_ == ShellPhase::ready ? std::string() : "the shell did not start in time";
+}
+
+void Supervisor::close_shell() {
+  close_fd(cmd_fd_);
+  close_fd(out_fd_);
+  close_fd(status_fd_);
+  status_buffer_.clear();
+  phase_ = ShellPhase::none;
+  shell_ = -1;
+}
+
+void Supervisor::read_output(bool drain) {
+  std::array<char, 65536> buf{};
+  std::size_t drained = 0;
+  while (out_fd_ >= 0) {
+    const ssize_t n = ::read(out_fd_, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      if (n == 0) {
+        close_fd(out_fd_);  // every writer is gone (a killed shell): nothing more will come
+      }
+      return;
+    }
+    const std::string_view bytes(buf.data(), static_cast<std::size_t>(n));
+    if (!running_ && phase_ == ShellPhase::starting) {
+      startup_output_.append(bytes.substr(0, 4096 - std::min<std::size_t>(4096, startup_output_.size())));
+    } else if (running_) {
+      output_bytes_ += bytes.size();
+      const std::uint64_t room = request_.max_output > output_sent_ ? request_.max_output - output_sent_ : 0;
+      const std::size_t keep = static_cast<std::size_t>(std::min<std::uint64_t>(room, bytes.size()));
+      if (keep < bytes.size()) {
+        truncated_ = true;
+      }
+      if (keep > 0) {
+        send(FrameType::output, bytes.substr(0, keep));
+        output_sent_ += keep;
+      }
+    }
+    // Between calls, what background processes print goes nowhere.
+    drained += bytes.size();
+    if (!drain || drained >= kDrainBytes) {
+      return;
+    }
+  }
+}
+
+void Supervisor::read_status() {
+  std::array<char, 65536> buf{};
+  for (;;) {
+    const ssize_t n = ::read(status_fd_, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      if (n == 0) {
+        close_fd(status_fd_);
+      }
+      break;
+    }
+    status_buffer_.append(buf.data(), static_cast<std::size_t>(n));
+    if (status_buffer_.size() > kMaxStatusBytes) {
+      // Not a report the loop writes: the shell (its user) wrote it. Its state cannot be trusted.
+      if (std::string e = kill_all(); !e.empty()) {
+        fatal(e);
+      }
+      if (running_) {
+        end_in_restart(-1, 0);
+      } else {
+        close_shell();
+      }
+      return;
+    }
+  }
+  // Complete reports: four NUL-terminated fields each.
+  for (;;) {
+    std::array<std::string_view, 4> fields{};
+    std::size_t at = 0;
+    bool complete = true;
+    for (auto& f : fields) {
+      const std::size_t nul = status_buffer_.find('\0', at);
+      if (nul == std::string::npos) {
+        complete = false;
+        break;
+      }
+      f = std::string_view(status_buffer_).substr(at, nul - at);
+      at = nul + 1;
+    }
+    if (!complete) {
+      return;
+    }
+    const std::string message = status_buffer_.substr(0, at);
+    status_buffer_.erase(0, at);
+    const std::string_view m(message);
+    std::array<std::string_view, 4> copy{};
+    std::size_t pos = 0;
+    for (auto& f : copy) {
+      const std::size_t nul = m.find('\0', pos);
+      f = m.substr(pos, nul - pos);
+      pos = nul + 1;
+    }
+    on_shell_message(copy[0], copy[1], copy[2], copy[3]);
+  }
+}
+
+void Supervisor::on_shell_message(std::string_view status, std::string_view cwd, std::string_view exports,
+                                  std::string_view functions) {
+  int code = -1;
+  const bool numeric = std::from_chars(status.data(), status.data() + status.size(), code).ec == std::errc() &&
+                       code >= 0 && code <= 255;
+  if (phase_ == ShellPhase::starting) {
+    // A new shell is up (restored, when there was a state to restore). A call may already wait for it.
+    if (status == "ready") {
+      phase_ = ShellPhase::ready;
+      saved_cwd_.assign(cwd);
+      saved_exports_.assign(exports);
+      saved_functions_.assign(functions);
+      saved_ = true;
+    }
+    return;
+  }
+  if (!running_ || !numeric) {
+    return;  // not a report of the loop's (a command wrote to a copy of its pipe): ignored
+  }
+  saved_cwd_.assign(cwd);
+  saved_exports_.assign(exports);
+  saved_functions_.assign(functions);
+  saved_ = true;
+  {
+    finish(code, limits_hit());  // it ended anyway; a limit it ran into says why it may have failed
+  }
+}
+
+void Supervisor::reap() {
+  for (;;) {
+    int wstatus = 0;
+    const pid_t pid = ::waitpid(-1, &wstatus, WNOHANG);
+    if (pid <= 0) {
+      return;
+    }
+    if (pid != shell_) {
+      continue;  // a command's orphan, adopted by us
+    }
+    if (phase_ == ShellPhase::starting) {
+      read_output(true);
+      std::string why = startup_output_.substr(0, 300);
+      std::replace(why.begin(), why.end(), '\n', ' ');
+      fatal("the shell exited as it started: " + (why.empty() ? std::to_string(exit_code_of(wstatus)) : why));
+    }
+    // The shell itself ended: what it printed last is still in the pipes.
+    read_output(true);
+    read_status();
+    const bool was_running = running_;
+    close_shell();
+    if (std::string e = kill_all(); !e.empty()) {
+      fatal(e);
+    }
+    if (was_running) {
+      finish(exit_code_of(wstatus), wire::kShellRestarted);
+    }
+    return;  // the next command starts a shell restored from the last report
+  }
+}
+
+void Supervisor::start_run(wire::RunRequest request) {
+  if (shell_ < 0) {
+    if (std::string e = spawn_shell(); !e.empty()) {
+      fatal(e);
+    }
+  }
+  if (std::string e = write_file("cmd", request.command); !e.empty()) {
+    fatal(e);
+  }
+  request_ = std::move(request);
+  running_ = true;
+  output_bytes_ = 0;
+  output_sent_ = 0;
+  truncated_ = false;
+  pids_refused_ = read_counter(o_.pids_events_fd, "max");
+  oom_kills_ = read_counter(o_.memory_events_fd, "oom_kill");
+  const auto now = Clock::now();
+  deadline_ = now + std::chrono::milliseconds(request_.timeout_ms);
+  next_check_ = now + kLimitCheck;
+  if (::write(cmd_fd_, "\n", 1) != 1) {
+    // The shell is gone or closed its end: its death (reaped next) ends this call.
+    return;
+  }
+}
+
+void Supervisor::finish(int exit_code, std::uint32_t flags) {
+  read_output(true);
+  wire::RunDone done;
+  done.exit_code = exit_code;
+  done.flags = flags | (truncated_ ? std::uint32_t{wire::kTruncated} : 0U);
+  done.output_bytes = output_bytes_;
+  if (saved_ && (!sent_ || saved_cwd_ != sent_cwd_ || saved_exports_ != sent_exports_)) {
+    done.flags |= wire::kState;
+    done.cwd = saved_cwd_;
+    done.exports = saved_exports_;
+    sent_cwd_ = saved_cwd_;
+    sent_exports_ = saved_exports_;
+    sent_ = true;
+  }
+  running_ = false;
+  send(FrameType::done, wire::encode_done(done));
+}
+
+void Supervisor::end_in_restart(int exit_code, std::uint32_t flags) {
+  // Everything is dead by now (kill_all): read the output to its end, then start over.
+  read_output(true);
+  close_shell();
+  finish(exit_code, flags | wire::kShellRestarted);
+  // The next command starts a shell restored from the last report.
+}
+
+std::uint32_t Supervisor::limits_hit() {
+  next_check_ = Clock::now() + kLimitCheck;
+  std::uint32_t hit = 0;
+  if (read_counter(o_.pids_events_fd, "max") > pids_refused_) {
+    hit |= wire::kProcessLimit;
+  }
+  if (read_counter(o_.memory_events_fd, "oom_kill") > oom_kills_) {
+    hit |= wire::kMemoryLimit;
+  }
+  return hit;
+}
+
+std::string Supervisor::kill_all() {
+  const auto until = Clock::now() + kKillDeadline;
+  const pid_t self = ::getpid();
+  for (;;) {
+    if (pid_one_) {
+      // PID 1 of the sandbox's namespace: -1 is every other process in it, and none outside.
+      ::kill(-1, SIGKILL);
+    } else {
+      // No namespace: as the subreaper, every process the shell left behind is our child.
+      for (const pid_t child : children_of(self)) {
+        ::kill(child, SIGKILL);
+      }
+    }
+    int wstatus = 0;
+    pid_t pid = 0;
+    while ((pid = ::waitpid(-1, &wstatus, WNOHANG)) > 0) {
+      if (pid == shell_) {
+        shell_ = -1;
+      }
+    }
+    if (pid < 0 && errno == ECHILD) {
+      shell_ = -1;
+      return {};
+    }
+    if (Clock::now() >= until) {
+      return "processes of the sandbox would not die";
+    }
+    pollfd p{signal_fd_, POLLIN, 0};
+    ::poll(&p, 1, 5);
+    signalfd_siginfo info{};
+    while (::read(signal_fd_, &info, sizeof info) > 0) {
+    }
+  }
+}
+
+void Supervisor::reset() {
+  if (std::string e = kill_all(); !e.empty()) {
+    fatal(e);
+  }
+  close_shell();
+  if (std::string e = refresh_scratch(o_); !e.empty()) {
+    fatal("reset: " + e);
+  }
+  if (std::string e = wipe_contents(o_.workspace); !e.empty()) {
+    fatal("reset: cannot empty the workspace: " + e);
+  }
+  if (o_.mode == Mode::container) {
+    // The folder went with /run (its last user could write there, and swap it for one of its own).
+    close_fd(state_fd_);
+    if (::mkdir(state_dir_.c_str(), 0755) != 0 && errno != EEXIST) {
+      fatal("reset: cannot make " + state_dir_ + ": " + std::strerror(errno));
+    }
+    state_fd_ = ::open(state_dir_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (state_fd_ < 0) {
+      fatal("reset: cannot open " + state_dir_ + ": " + std::strerror(errno));
+    }
+  }
+  saved_ = false;
+  saved_cwd_.clear();
+  saved_exports_.clear();
+  saved_functions_.clear();
+  sent_ = false;
+  // The next user's shell starts with its first command: a backend that only serves file tools (a
+  // worker's write_file job) never pays for one.
+  send(FrameType::reset_done, {});
+}
+
+}  // namespace phasekit::sandbox
