@@ -18,7 +18,7 @@ struct Recommendation {
 };
 
 struct ScaleEvent {
-  std::int32_t change;
+  std::int64_t change;  // replicas added (up events) or removed (down events), always positive
   std::int64_t at_ms;
   bool outdated;
 };

@@ -773,6 +773,173 @@ TEST(HpaTolerance, PerDirectionTolerance) {
   EXPECT_EQ(hpa3.evaluate(input(10, pods(1000, std::vector<std::int64_t>(10, 850)))).desired_replicas, 9);
 }
 
+// ---- Metric values at the int64 limits ------------------------------------------------------------
+//
+// No undefined behaviour whatever the samples: each of these overflowed a signed integer or converted an
+// out-of-range double in the C++ before, which the asan preset (UBSan, float-cast-overflow included)
+// stops at. The expected values follow upstream where it decided (MaxInt32 for replica counts,
+// MaxInt64 for External sums and per-pod averages) and saturation where Go merely wraps.
+
+constexpr std::int64_t kMax64 = INT64_MAX;
+constexpr std::int64_t kMin64 = INT64_MIN;
+constexpr std::int32_t kMax32 = INT32_MAX;
+
+// GetObjectPerPodMetricReplicas with usage math.MaxInt64 and 1 replica: the per-pod average is
+// ceil(2^63 / 1) = 2^63, one past int64 (was a cast of 2^63 to int64); it saturates. The proposal
+// ceil(MaxInt64 / 1000) ≈ 9.2e15 saturates at MaxInt32, then maxReplicas (5) binds.
+TEST(HpaInt64Limits, ObjectAverageValueAtMaxInt64) {
+  auto hpa = make(object_spec("AverageValue", "averageValue", "1").replace(15, 3, "5"));
+  const ScaleDecision d = hpa.evaluate(object_input(3, kMax64, 3));
+  EXPECT_EQ(d.proposals.at(0).replicas, kMax32);
+  EXPECT_EQ(d.desired_replicas, 5);
+  EXPECT_EQ(d.limited_by, "max");
+  ScaleInput one = object_input(1, kMax64, 1);
+  auto hpa1 = make(object_spec("AverageValue", "averageValue", "1"));
+  EXPECT_EQ(hpa1.evaluate(one).proposals.at(0).current, kMax64);
+  // Over 2 replicas the Object variant has no guard: ceil(2^63 / 2) = 2^62.
+  auto hpa2 = make(object_spec("AverageValue", "averageValue", "1"));
+  EXPECT_EQ(hpa2.evaluate(object_input(2, kMax64, 2)).proposals.at(0).current, std::int64_t{1} << 62);
+}
+
+// GetExternalPerPodMetricReplicas: "if float64(usage) >= float64(math.MaxInt64) { usage = math.MaxInt64 }"
+// — the average reported is MaxInt64 over any number of replicas (2 here, where Object gives 2^62).
+TEST(HpaInt64Limits, ExternalAverageValueAtMaxInt64) {
+  for (const std::int32_t replicas : {1, 2}) {
+    auto hpa = make(external_spec("AverageValue", "averageValue", "1"));
+    ScaleInput in = object_input(replicas, 0, replicas);
+    in.external_metrics["queue_depth"] = {kMax64};
+    const ScaleDecision d = hpa.evaluate(in);
+    EXPECT_EQ(d.proposals.at(0).current, kMax64) << replicas;
+    EXPECT_EQ(d.proposals.at(0).replicas, kMax32) << replicas;
+  }
+}
+
+// GetExternalPerPodMetricReplicas sums the series and takes a sum that turns negative as an overflow:
+// 5 - 6 = -1 < 0 → MaxInt64 (upstream's rule, applied to a negative sample too), so ceil(MaxInt64 / 1000)
+// saturates at MaxInt32. Two samples of MaxInt64 overflow for real: the same.
+TEST(HpaInt64Limits, ExternalAverageValueNegativeOrOverflowingSumIsMaxInt64) {
+  for (const std::vector<std::int64_t>& series :
+       {std::vector<std::int64_t>{5000, -6000, 3000}, std::vector<std::int64_t>{kMax64, kMax64}}) {
+    auto hpa = make(external_spec("AverageValue", "averageValue", "1"));
+    ScaleInput in = object_input(2, 0, 2);
+    in.external_metrics["queue_depth"] = series;
+    const ScaleDecision d = hpa.evaluate(in);
+    EXPECT_EQ(d.proposals.at(0).current, kMax64);
+    EXPECT_EQ(d.proposals.at(0).replicas, kMax32);
+  }
+}
+
+// GetExternalMetricReplicas (Value): a positive overflow stops the sum at MaxInt64 — the -MaxInt64
+// after it is not added (kubernetes#133888). ratio ≈ 9.2e15 × 1 ready pod → MaxInt32.
+TEST(HpaInt64Limits, ExternalValueSumStopsAtMaxInt64) {
+  auto hpa = make(external_spec("Value", "value", "1"));
+  ScaleInput in = object_input(1, 0, 1);
+  in.external_metrics["queue_depth"] = {kMax64, 1, -kMax64};
+  const ScaleDecision d = hpa.evaluate(in);
+  EXPECT_EQ(d.proposals.at(0).current, kMax64);
+  EXPECT_EQ(d.proposals.at(0).replicas, kMax32);
+}
+
+// Below MinInt64 Go wraps (MinInt64 - 1 would become MaxInt64 and scale up); we saturate at MinInt64:
+// the ratio is hugely negative, the proposal saturates at MinInt32, and the metric asks for 0.
+TEST(HpaInt64Limits, ExternalValueSumSaturatesAtMinInt64) {
+  auto hpa = make(external_spec("Value", "value", "1"));
+  ScaleInput in = object_input(1, 0, 1);
+  in.external_metrics["queue_depth"] = {kMin64, -1};
+  const ScaleDecision d = hpa.evaluate(in);
+  EXPECT_EQ(d.proposals.at(0).current, kMin64);
+  EXPECT_EQ(d.proposals.at(0).replicas, INT32_MIN);
+  EXPECT_EQ(d.metric_replicas, 0);
+}
+
+// GetMetricUsageRatio: two pods at MaxInt64 overflow the sum; the average is exactly MaxInt64, the
+// ratio ≈ 9.2e15, and ceil(ratio × 2) saturates at MaxInt32.
+TEST(HpaInt64Limits, PodsMetricSumPastMaxInt64) {
+  auto hpa = make(pods_spec("1"));
+  const ScaleDecision d = hpa.evaluate(input(2, metric_pods({kMax64, kMax64})));
+  EXPECT_EQ(d.proposals.at(0).current, kMax64);
+  EXPECT_EQ(d.proposals.at(0).replicas, kMax32);
+}
+
+// GetResourceUtilizationRatio: metricsTotal * 100 overflows for a sample of MaxInt64 milli-cpu. Exactly,
+// MaxInt64 * 100 / 1000 = 922337203685477580 %, saturated to MaxInt32 %; against a 50% target that is
+// a ratio of 2147483647 / 50 = 42949672.94 → ceil(42949672.94 × 1 pod) = 42949673.
+TEST(HpaInt64Limits, ResourceUtilizationPercentPastInt32) {
+  auto hpa = make(resource_spec("cpu", 50));
+  const ScaleDecision d = hpa.evaluate(input(1, pods(1000, {kMax64})));
+  EXPECT_EQ(d.proposals.at(0).current, kMax32);
+  EXPECT_EQ(d.proposals.at(0).replicas, 42949673);
+}
+
+// A pod's usage is the sum over its containers (two at MaxInt64: saturates at MaxInt64), and so is its
+// request (two at MaxInt64 against usage 2000m: 2000 × 100 / MaxInt64 = 0 %, a ratio of 0 → 0).
+TEST(HpaInt64Limits, ContainerSumsPastMaxInt64) {
+  ScalePod hot;
+  hot.name = "hot";
+  hot.containers = {{"a", {{"cpu", 1000}}, {{"cpu", kMax64}}}, {"b", {{"cpu", 1000}}, {{"cpu", kMax64}}}};
+  auto hpa = make(resource_spec("cpu", 50));
+  EXPECT_EQ(hpa.evaluate(input(1, {hot})).proposals.at(0).current, kMax32);
+
+  ScalePod huge_request;
+  huge_request.name = "big";
+  huge_request.containers = {{"a", {{"cpu", kMax64}}, {{"cpu", 1000}}}, {"b", {{"cpu", kMax64}}, {{"cpu", 1000}}}};
+  auto hpa2 = make(resource_spec("cpu", 50));
+  const ScaleDecision d = hpa2.evaluate(input(1, {huge_request}));
+  EXPECT_EQ(d.proposals.at(0).current, 0);
+  EXPECT_EQ(d.proposals.at(0).replicas, 0);
+}
+
+// A missing pod on a scale-down counts as request × max(100, target) / 100: MaxInt64 × 200 overflows;
+// it saturates at MaxInt64. Then (100 + MaxInt64) × 100 / (1000 + MaxInt64) = 99 % of a 200 % target
+// → ceil(0.495 × 2 pods) = 1.
+TEST(HpaInt64Limits, MissingPodFallbackPastMaxInt64) {
+  auto hpa = make(resource_spec("cpu", 200));
+  std::vector<ScalePod> list{pod("a", 1000, 100), pod("missing", kMax64, std::nullopt)};
+  EXPECT_EQ(hpa.evaluate(input(2, list)).metric_replicas, 1);
+}
+
+// Scale events inside a policy's period are summed (getReplicasChangePerPeriod); two scale-downs of
+// 2147483646 within 1800 s overflow Go's int32 sum. Percent 100 down allows everything whatever the
+// period started at, so each evaluation goes from MaxInt32 to minReplicas 1.
+TEST(HpaInt64Limits, ScaleEventsSummedPastInt32) {
+  auto hpa = make(R"({"minReplicas":1,"maxReplicas":2147483647,"behavior":{"scaleDown":{
+      "stabilizationWindowSeconds":0,"policies":[{"type":"Percent","value":100,"periodSeconds":1800}]}},
+      "metrics":[{"type":"External","external":{"metric":{"name":"queue_depth"},
+      "target":{"type":"AverageValue","averageValue":"1"}}}]})");
+  for (int t = 0; t < 3; ++t) {
+    ScaleInput in = input(kMax32, {}, t * kSecond);
+    in.external_metrics["queue_depth"] = {0};
+    const ScaleDecision d = hpa.evaluate(in);
+    EXPECT_EQ(d.desired_replicas, 1) << "t=" << t;
+    EXPECT_EQ(d.limited_by, "min") << "t=" << t;
+  }
+}
+
+// A current count of MinInt32 (below minReplicas) goes to minReplicas at once; the scale event's
+// change, 1 - MinInt32, does not fit an int32.
+TEST(HpaInt64Limits, ScaleEventFromMinInt32) {
+  auto hpa = make(pods_spec("10").insert(1, R"("behavior":{},)"));
+  const ScaleDecision d = hpa.evaluate(input(INT32_MIN, {}));
+  EXPECT_EQ(d.desired_replicas, 1);
+  EXPECT_EQ(d.limited_by, "min");
+}
+
+// Policies past MaxInt32 saturate rather than wrap: Go's int32 Pods policy 10 + 2147483647 wraps
+// negative and Percent's int32(math.Ceil(1000 × 21474837.47)) is out of range — both froze scale-up
+// on amd64 (kubernetes#141397). Here the limit is MaxInt32 and the proposal goes through.
+TEST(HpaInt64Limits, PoliciesPastInt32Saturate) {
+  for (const char* policy : {R"({"type":"Pods","value":2147483647,"periodSeconds":15})",
+                             R"({"type":"Percent","value":2147483647,"periodSeconds":15})"}) {
+    auto hpa = make(R"({"maxReplicas":2147483647,"behavior":{"scaleUp":{"policies":[)" + std::string(policy) +
+                    R"(]}},"metrics":[{"type":"External","external":{"metric":{"name":"queue_depth"},
+        "target":{"type":"AverageValue","averageValue":"1"}}}]})");
+    ScaleInput in = input(1000, {});
+    in.external_metrics["queue_depth"] = {2000000000LL * 1000};
+    const ScaleDecision d = hpa.evaluate(in);
+    EXPECT_EQ(d.desired_replicas, 2000000000) << policy;
+  }
+}
+
 // ---- Spec parsing: defaults and validation, each error naming the field ----------------------------
 
 TEST(HpaSpecParse, DefaultsWhenBehaviorIsAbsent) {
