@@ -511,6 +511,13 @@ std::int32_t longest_period(const ScalingRules& rules) {
   return longest;
 }
 
+/// calculateScaleUpLimit(): int32(math.Max(scaleUpLimitFactor*float64(currentReplicas),
+/// scaleUpLimitMinimum)) with scaleUpLimitFactor 2.0 and scaleUpLimitMinimum 4.0 — the legacy path's
+/// only rate limit, per evaluation (no periods, no scale events). Saturates at MaxInt32.
+std::int32_t legacy_scale_up_limit(std::int32_t current) {
+  return ceil_to_int32(std::max(2.0 * static_cast<double>(current), 4.0));
+}
+
 }  // namespace
 
 plugin::ScaleDecision HpaAutoscaler::evaluate(const plugin::ScaleInput& input) noexcept {
@@ -549,8 +556,10 @@ plugin::ScaleDecision HpaAutoscaler::reconcile(const plugin::ScaleInput& in) {
   }
 
   // computeReplicasForMetrics(): every metric proposes; the highest valid proposal wins.
-  const Tolerances tol{spec_.scale_down.tolerance.value_or(spec_.tolerance),
-                       spec_.scale_up.tolerance.value_or(spec_.tolerance)};
+  const Tolerances tol =
+      spec_.behavior ? Tolerances{spec_.behavior->scale_down.tolerance.value_or(spec_.tolerance),
+                                  spec_.behavior->scale_up.tolerance.value_or(spec_.tolerance)}
+                     : Tolerances{spec_.tolerance, spec_.tolerance};
   std::int32_t replicas = 0;
   std::optional<std::size_t> winner;  // index of the highest valid proposal
   std::size_t invalid = 0;
@@ -584,10 +593,17 @@ plugin::ScaleDecision HpaAutoscaler::reconcile(const plugin::ScaleInput& in) {
   const std::int32_t metric_desired = std::max(replicas, 0);
   d.metric_replicas = metric_desired;
 
-  // normalizeDesiredReplicasWithBehaviors(): stabilize, then limit by policies and min/max.
-  const std::int32_t stabilized = stabilize(in, metric_desired);
+  // reconcileAutoscaler(): "if hpa.Spec.Behavior == nil { normalizeDesiredReplicas } else
+  // { normalizeDesiredReplicasWithBehaviors }" — each stabilizes, then limits the rate and min/max.
+  std::int32_t stabilized = 0;
   std::string rate_limit;
-  d.desired_replicas = limit_rate(in, stabilized, rate_limit);
+  if (spec_.behavior) {
+    stabilized = stabilize(in, metric_desired);
+    d.desired_replicas = limit_rate(in, stabilized, rate_limit);
+  } else {
+    stabilized = stabilize_legacy(in, metric_desired);
+    d.desired_replicas = limit_legacy(in, stabilized, rate_limit);
+  }
   if (d.desired_replicas != stabilized) {
     d.limited_by = rate_limit;
   } else if (stabilized != metric_desired) {
@@ -604,11 +620,54 @@ plugin::ScaleDecision HpaAutoscaler::reconcile(const plugin::ScaleInput& in) {
   return d;
 }
 
+std::int32_t HpaAutoscaler::stabilize_legacy(const plugin::ScaleInput& in, std::int32_t desired) {
+  // stabilizeRecommendation(): the highest recommendation not older than the downscale window
+  // (--horizontal-pod-autoscaler-downscale-stabilization, 5 min). A record exactly at the cutoff still
+  // counts ("rec.timestamp.Before(cutoff)" marks the old ones) — one evaluation longer than the
+  // behavior path, whose records must be strictly after it. No scale-up window.
+  const std::int64_t cutoff = in.now_ms - std::int64_t{kDefaultDownscaleStabilizationSeconds} * 1000;
+  std::int32_t highest = desired;
+  std::optional<std::size_t> old_sample;
+  for (std::size_t i = 0; i < recommendations_.size(); ++i) {
+    const Recommendation& rec = recommendations_[i];
+    if (rec.at_ms < cutoff) {
+      old_sample = i;
+    } else if (rec.replicas > highest) {
+      highest = rec.replicas;
+    }
+  }
+  if (old_sample) {
+    recommendations_[*old_sample] = {desired, in.now_ms};
+  } else {
+    recommendations_.push_back({desired, in.now_ms});
+  }
+  return highest;
+}
+
+std::int32_t HpaAutoscaler::limit_legacy(const plugin::ScaleInput& in, std::int32_t desired,
+                                         std::string& limited_by) const {
+  // convertDesiredReplicasWithRules(): at least minReplicas ("TooFewReplicas"), at most the smaller of
+  // maxReplicas ("TooManyReplicas") and max(2 × current, 4) ("ScaleUpLimit").
+  const std::int32_t limit = legacy_scale_up_limit(in.current_replicas);
+  const bool rate = spec_.max_replicas > limit;
+  const std::int32_t maximum = rate ? limit : spec_.max_replicas;
+  if (desired < spec_.min_replicas) {
+    limited_by = "min";
+    return spec_.min_replicas;
+  }
+  if (desired > maximum) {
+    limited_by = rate ? "scaleUpLimit" : "max";
+    return maximum;
+  }
+  return desired;
+}
+
 std::int32_t HpaAutoscaler::stabilize(const plugin::ScaleInput& in, std::int32_t desired) {
   // stabilizeRecommendationWithBehaviors(): the recommendation stays between the lowest recent one
   // (scale-up window) and the highest recent one (scale-down window).
-  const std::int64_t up_cutoff = in.now_ms - std::int64_t{spec_.scale_up.stabilization_window_seconds} * 1000;
-  const std::int64_t down_cutoff = in.now_ms - std::int64_t{spec_.scale_down.stabilization_window_seconds} * 1000;
+  const Behavior& b = *spec_.behavior;
+  const std::int64_t up_cutoff = in.now_ms - std::int64_t{b.scale_up.stabilization_window_seconds} * 1000;
+  const std::int64_t down_cutoff = in.now_ms - std::int64_t{b.scale_down.stabilization_window_seconds} * 1000;
   std::int32_t up = desired;
   std::int32_t down = desired;
   std::optional<std::size_t> old_sample;
@@ -638,10 +697,11 @@ std::int32_t HpaAutoscaler::stabilize(const plugin::ScaleInput& in, std::int32_t
 std::int32_t HpaAutoscaler::limit_rate(const plugin::ScaleInput& in, std::int32_t desired,
                                        std::string& limited_by) const {
   // convertDesiredReplicasWithBehaviorRate()
+  const Behavior& b = *spec_.behavior;
   const std::int32_t current = in.current_replicas;
   if (desired > current) {
     const std::int32_t limit =
-        std::max(current, scale_limit(true, current, up_events_, down_events_, spec_.scale_up, in.now_ms));
+        std::max(current, scale_limit(true, current, up_events_, down_events_, b.scale_up, in.now_ms));
     const bool policy = spec_.max_replicas > limit;
     const std::int32_t allowed = policy ? limit : spec_.max_replicas;
     if (desired > allowed) {
@@ -650,7 +710,7 @@ std::int32_t HpaAutoscaler::limit_rate(const plugin::ScaleInput& in, std::int32_
     }
   } else if (desired < current) {
     const std::int32_t limit =
-        std::min(current, scale_limit(false, current, up_events_, down_events_, spec_.scale_down, in.now_ms));
+        std::min(current, scale_limit(false, current, up_events_, down_events_, b.scale_down, in.now_ms));
     const bool policy = spec_.min_replicas < limit;
     const std::int32_t allowed = policy ? limit : spec_.min_replicas;
     if (desired < allowed) {
@@ -662,11 +722,15 @@ std::int32_t HpaAutoscaler::limit_rate(const plugin::ScaleInput& in, std::int32_
 }
 
 void HpaAutoscaler::store_scale_event(std::int64_t now_ms, std::int32_t from, std::int32_t to) {
-  // storeScaleEvent(): mark events older than the longest policy period outdated, and reuse the last
-  // outdated slot for the new event.
+  // storeScaleEvent(): "if behavior == nil { return }" — the legacy path keeps no events. Otherwise
+  // mark events older than the longest policy period outdated, and reuse the last outdated slot.
+  if (!spec_.behavior) {
+    return;
+  }
   const bool up = to > from;
   std::vector<ScaleEvent>& events = up ? up_events_ : down_events_;
-  const std::int64_t cutoff = now_ms - std::int64_t{longest_period(up ? spec_.scale_up : spec_.scale_down)} * 1000;
+  const std::int64_t cutoff =
+      now_ms - std::int64_t{longest_period(up ? spec_.behavior->scale_up : spec_.behavior->scale_down)} * 1000;
   std::optional<std::size_t> old_sample;
   for (std::size_t i = 0; i < events.size(); ++i) {
     if (events[i].at_ms < cutoff) {
