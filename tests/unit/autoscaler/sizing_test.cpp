@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -176,20 +177,25 @@ bool has_line(const std::vector<std::string>& lines, const std::string& wanted) 
 
 // ---- orchestrator: the warm pool -------------------------------------------------------------------
 
-config::Config orchestrator_config() {
-  return config::Config::load({{{"ENABLE_AUTOSCALER", "true"},
-                                {"ENABLE_CONTAINER_POOL", "true"},
-                                {"POOL_MIN_SIZE", "2"},
-                                {"POOL_MAX_SIZE", "50"},
-                                {"AUTOSCALER_MIN_REPLICAS", "1"},
-                                {"AUTOSCALER_MAX_REPLICAS", "100"},
-                                {"AUTOSCALER_TARGET_SESSIONS_PER_REPLICA", "1"}},
-                               {}});
+using Env = std::map<std::string, std::string, std::less<>>;
+
+config::Config orchestrator_config(const Env& extra = {}) {
+  Env env{{"ENABLE_AUTOSCALER", "true"},
+          {"ENABLE_CONTAINER_POOL", "true"},
+          {"POOL_MIN_SIZE", "2"},
+          {"POOL_MAX_SIZE", "50"},
+          {"AUTOSCALER_MIN_REPLICAS", "1"},
+          {"AUTOSCALER_MAX_REPLICAS", "100"},
+          {"AUTOSCALER_TARGET_SESSIONS_PER_REPLICA", "1"}};
+  env.insert(extra.begin(), extra.end());
+  return config::Config::load({env, {}});
 }
 
 /// The orchestrator's wiring (core/apps/orchestrator_main.cpp) on virtual time.
 struct PoolRig {
-  config::Config config = orchestrator_config();
+  explicit PoolRig(const Env& extra = {}) : config(orchestrator_config(extra)) { start(); }
+
+  config::Config config;
   hpa::HpaAutoscaler hpa = hpa_from(plugin_host::plugin_config_json("autoscaler", config));
   VirtualTimers timers;
   observe::MetricsRegistry metrics;
@@ -203,7 +209,7 @@ struct PoolRig {
                      },
                      kInterval, static_cast<std::int32_t>(config.integer(config::Key::autoscaler_min_replicas))};
 
-  PoolRig() {
+  void start() {
     loop.on_evaluation([this](const plugin::ScaleDecision& d) { sizer.apply(d.desired_replicas); });
     loop.start();
   }
@@ -286,6 +292,26 @@ TEST(PoolSizer, ABurstBeyondTheScaleUpLimitIsWarmedInDoublingSteps_AndCappedAtPo
   EXPECT_EQ(rig.pool.resizes, (std::vector<std::uint64_t>{4, 8, 16, 32, 50}));
 }
 
+// AUTOSCALER_BEHAVIOR becomes the spec's behavior: with a Pods 1000 per 15 s scale-up policy the same
+// burst of 80 is warmed at the first evaluation — 80 is within 1 + 1000, the idle target 80 - 0 capped
+// at POOL_MAX_SIZE — where the legacy path needed five evaluations (ABurstBeyondTheScaleUpLimit…).
+TEST(PoolSizer, AutoscalerBehaviorIsTheSpecsBehavior_ABurstIsWarmedAtOnce) {
+  const std::string fast = R"({"scaleUp":{"policies":[{"type":"Pods","value":1000,"periodSeconds":15}]}})";
+  PoolRig rig({{"AUTOSCALER_BEHAVIOR", fast}});
+  EXPECT_EQ(plugin_host::plugin_config_json("autoscaler", rig.config),
+            R"({"spec":{"minReplicas":1,"maxReplicas":100,"metrics":[{"type":"External","external":{"metric":)"
+            R"({"name":"phasekit_sessions"},"target":{"type":"AverageValue","averageValue":"1"}}}],)"
+            R"("behavior":{"scaleUp":{"policies":[{"periodSeconds":15,"type":"Pods","value":1000}]}}},"tolerance":0.1})");
+  rig.tick(0, 0);  // t=15 s: desired 1
+  rig.tick(80, 0);
+  EXPECT_EQ(rig.loop.desired(), 80);
+  EXPECT_EQ(rig.pool.resizes, (std::vector<std::uint64_t>{50}));
+  // Unset, the spec carries no behavior at all (Kubernetes' legacy path), not an empty one.
+  EXPECT_EQ(nlohmann::json::parse(plugin_host::plugin_config_json("autoscaler", orchestrator_config()))["spec"]
+                .count("behavior"),
+            0u);
+}
+
 // ---- worker: the queue's concurrency ---------------------------------------------------------------
 
 config::Config worker_config() {
@@ -305,6 +331,20 @@ TEST(WorkerAutoscalerConfig, ExternalMetricOfJobsPerSlotBetweenWorkerConcurrency
   const auto doc = nlohmann::json::parse(worker_autoscaler_config_json(capped));
   EXPECT_EQ(doc["spec"]["minReplicas"], 20);
   EXPECT_NO_THROW(hpa_from(worker_autoscaler_config_json(capped)));
+}
+
+// AUTOSCALER_WORKER_BEHAVIOR is the worker spec's behavior; AUTOSCALER_BEHAVIOR (the orchestrator's) is not.
+TEST(WorkerAutoscalerConfig, WorkerBehaviorIsItsOwnSetting) {
+  const auto only_orchestrators = config::Config::load(
+      {{{"ENABLE_AUTOSCALER", "true"}, {"AUTOSCALER_BEHAVIOR", R"({"scaleUp":{"selectPolicy":"Disabled"}})"}}, {}});
+  EXPECT_EQ(nlohmann::json::parse(worker_autoscaler_config_json(only_orchestrators))["spec"].count("behavior"), 0u);
+  const auto worker = config::Config::load(
+      {{{"ENABLE_AUTOSCALER", "true"}, {"AUTOSCALER_WORKER_BEHAVIOR", R"({"scaleDown":{"stabilizationWindowSeconds":60}})"}},
+       {}});
+  const auto doc = nlohmann::json::parse(worker_autoscaler_config_json(worker));
+  EXPECT_EQ(doc["spec"]["behavior"], nlohmann::json::parse(R"({"scaleDown":{"stabilizationWindowSeconds":60}})"));
+  EXPECT_EQ(hpa_from(worker_autoscaler_config_json(worker)).spec().behavior->scale_down.stabilization_window_seconds,
+            60);
 }
 
 TEST(WorkerAutoscaler, OpensSlotsForQueuedJobsAtOnceAndClosesThemAfterTheWindow) {
