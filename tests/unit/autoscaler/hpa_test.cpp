@@ -920,12 +920,13 @@ TEST(HpaLegacy, APartialBehaviorTakesTheBehaviorPathWithDefaults) {
   EXPECT_EQ(d.limited_by, "scaleUpLimit");
 }
 
-// The scale-up the 50 users/s ramp needs (docs/operations.md): 750 sessions per 15 s with one session per
-// replica. From 1 replica, the legacy path allows 4, the default behavior 5; a behavior with a Pods 1000
-// per 15 s policy allows 1001, and the next period (the +749 event left at exactly 15 s) 750 + 1000.
+// The scale-up the 50 users/s ramp needs (docs/operations.md "Following a ramp"): 750 sessions per 15 s
+// with one session per replica. From 1 replica, the legacy path allows 4, the default behavior 5; a
+// behavior with a Pods 1500 per 15 s policy allows 1501, and the next period (the +749 event left at
+// exactly 15 s) 750 + 1500.
 TEST(HpaLegacy, APodsPolicyFollowsARampTheLegacyLimitDoesNot) {
   const std::string fast = R"(,"behavior":{"scaleUp":{"stabilizationWindowSeconds":0,
-      "policies":[{"type":"Pods","value":1000,"periodSeconds":15}],"selectPolicy":"Max"}})";
+      "policies":[{"type":"Pods","value":1500,"periodSeconds":15}],"selectPolicy":"Max"}})";
   auto follows = make(proposal_spec(fast, 1, 10000));
   auto legacy = make(proposal_spec("", 1, 10000));
   std::int32_t current_fast = 1;
