@@ -7,9 +7,12 @@ set(CMAKE_CXX_EXTENSIONS OFF)
 set(CMAKE_POSITION_INDEPENDENT_CODE ON)
 
 if(PHASEKIT_SANITIZE)
-  target_compile_options(phasekit_options INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer
-                                                    -fno-sanitize-recover=undefined)
-  target_link_options(phasekit_options INTERFACE -fsanitize=address,undefined)
+  # GCC leaves float-cast-overflow (a double out of an integer's range converted to it) out of
+  # -fsanitize=undefined; it is undefined behaviour all the same, so it is trapped too.
+  target_compile_options(phasekit_options INTERFACE -fsanitize=address,undefined,float-cast-overflow
+                                                    -fno-omit-frame-pointer
+                                                    -fno-sanitize-recover=undefined,float-cast-overflow)
+  target_link_options(phasekit_options INTERFACE -fsanitize=address,undefined,float-cast-overflow)
   target_compile_definitions(phasekit_options INTERFACE PHASEKIT_SANITIZE=1)
 endif()
 

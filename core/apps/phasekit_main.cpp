@@ -36,6 +36,7 @@ constexpr const char* kUsage =
     "  version    version, plugin ABI version and build signature\n"
     "  simulate breaker FILE     replay call outcomes through a circuit breaker in virtual time\n"
     "  simulate autoscaler FILE  replay metrics through the autoscaler=hpa plugin in virtual time\n"
+    "                            (AUTOSCALER_BEHAVIOR, if set, is the spec's behavior)\n"
     "             (one JSON line per step; docs/operations.md)\n"
     "\n"
     "Exit codes: 0 ok, 2 bad configuration or command line, 3 a plugin cannot load.\n";
@@ -77,7 +78,12 @@ int simulate(const cfg::CommandLine& cli) {
       phasekit::simulate::run_breaker(scenario, std::cout);
     } else {
       const cfg::Config config = cfg::Config::load(cli.inputs);
-      phasekit::simulate::run_autoscaler(scenario, config.text(cfg::Key::plugin_path), std::cout);
+      const cfg::Value& behavior = config.value(cfg::Key::autoscaler_behavior);
+      phasekit::simulate::run_autoscaler(
+          scenario,
+          {config.text(cfg::Key::plugin_path), behavior.text,
+           behavior.source.empty() ? std::string(cfg::origin_name(behavior.origin)) : behavior.source},
+          std::cout);
     }
   } catch (const phasekit::simulate::SimulateError& e) {
     throw cfg::ConfigError(fmt::format("{}: {}", args[2], e.what()));

@@ -24,16 +24,48 @@ struct MetricError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// Go's int32(math.Ceil(x)), made total: out-of-range values saturate (Go leaves them undefined).
-std::int32_t ceil_to_int32(double x) {
+// ---- Arithmetic at the integer limits ----------------------------------------------------------------
+//
+// Go defines integer overflow (it wraps) and leaves a float→int conversion out of range
+// implementation-defined (amd64 gives MinInt, arm64 saturates); in C++ the first is undefined and so is
+// the second. Where upstream decided what a limit gives, we do the same:
+//   * replica counts from int32(math.Ceil(x)) saturate at MaxInt32 (kubernetes#126979, #127050, and
+//     #141397 which routes every such conversion through a saturating ceilToInt32);
+//   * External series summed for a Value target stop at MaxInt64 on a positive overflow (#133888), and
+//     for an AverageValue target a running sum that turns negative is taken as MaxInt64 (#127050), as is
+//     the per-pod average of a usage at float64(MaxInt64) or above.
+// Where upstream wraps silently (sums of pod samples and requests, metricsTotal * 100, a Pods policy
+// past MaxInt32), we compute exactly in 128 bits and saturate to the type the value is kept in, the
+// direction upstream took wherever it did decide. NaN, which no Kubernetes input produces here, is 0.
+__extension__ typedef __int128 Wide;  // NOLINT(modernize-use-using): __extension__ needs typedef
+
+std::int64_t saturate_int64(Wide v) {
+  return v > INT64_MAX ? INT64_MAX : v < INT64_MIN ? INT64_MIN : static_cast<std::int64_t>(v);
+}
+
+std::int32_t saturate_int32(Wide v) {
+  return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : static_cast<std::int32_t>(v);
+}
+
+/// Go's int64(x): truncation toward zero, made total (out of range saturates, NaN is 0).
+std::int64_t trunc_to_int64(double x) {
   if (std::isnan(x)) {
     return 0;
   }
-  const double c = std::ceil(x);
-  return c >= static_cast<double>(INT32_MAX) ? INT32_MAX
-         : c <= static_cast<double>(INT32_MIN) ? INT32_MIN
-                                               : static_cast<std::int32_t>(c);
+  if (x >= 0x1p63) {  // 2^63 = float64(math.MaxInt64): not an int64
+    return INT64_MAX;
+  }
+  if (x < -0x1p63) {
+    return INT64_MIN;
+  }
+  return static_cast<std::int64_t>(x);
 }
+
+/// Go's int64(math.Ceil(x)), made total.
+std::int64_t ceil_to_int64(double x) { return trunc_to_int64(std::ceil(x)); }
+
+/// Go's int32(math.Ceil(x)), made total: upstream's ceilToInt32 (saturates), NaN is 0.
+std::int32_t ceil_to_int32(double x) { return saturate_int32(ceil_to_int64(x)); }
 
 struct Tolerances {
   double down;
@@ -109,7 +141,7 @@ PodMetrics resource_metrics(const ScaleInput& in, const std::string& resource, c
       out[pod.name] = it->second;
       continue;
     }
-    std::int64_t sum = 0;
+    Wide sum = 0;  // getPodMetrics: podSum += MilliValue() (Go wraps; we saturate)
     bool complete = !pod.containers.empty();
     for (const auto& c : pod.containers) {
       const auto u = c.usage.find(resource);
@@ -117,7 +149,7 @@ PodMetrics resource_metrics(const ScaleInput& in, const std::string& resource, c
       sum += complete ? u->second : 0;
     }
     if (complete) {
-      out[pod.name] = sum;
+      out[pod.name] = saturate_int64(sum);
     }
   }
   return out;
@@ -146,14 +178,14 @@ std::map<std::string, std::int64_t> pod_requests(const ScaleInput& in, const std
     if (pod.containers.empty()) {
       throw MetricError("missing request for " + resource + " in Pod " + pod.name);
     }
-    std::int64_t sum = 0;
+    Wide sum = 0;  // calculatePodRequestsFromContainers: request += MilliValue() (Go wraps; we saturate)
     for (const auto& c : pod.containers) {
       if (c.requests.count(resource) == 0) {
         throw MetricError("missing request for " + resource + " in container " + c.name + " of Pod " + pod.name);
       }
       sum += c.requests.at(resource);
     }
-    out[pod.name] = sum;
+    out[pod.name] = saturate_int64(sum);
   }
   return out;
 }
@@ -164,10 +196,11 @@ struct Utilization {
 };
 
 /// metricsclient.GetResourceUtilizationRatio(): the percentage is rounded down (integer division).
+/// int32((metricsTotal * 100) / requestsTotal) is computed exactly and saturated to int32.
 Utilization utilization_ratio(const PodMetrics& metrics, const std::map<std::string, std::int64_t>& requests,
                               std::int32_t target) {
-  std::int64_t metrics_total = 0;
-  std::int64_t requests_total = 0;
+  Wide metrics_total = 0;
+  Wide requests_total = 0;
   for (const auto& [pod, value] : metrics) {
     const auto r = requests.find(pod);
     if (r == requests.end()) {
@@ -179,17 +212,18 @@ Utilization utilization_ratio(const PodMetrics& metrics, const std::map<std::str
   if (requests_total == 0) {
     throw MetricError("no metrics returned matched known pods");
   }
-  const auto percent = static_cast<std::int32_t>((metrics_total * 100) / requests_total);
+  const std::int32_t percent = saturate_int32((metrics_total * 100) / requests_total);
   return {static_cast<double>(percent) / static_cast<double>(target), percent};
 }
 
-/// metricsclient.GetMetricUsageRatio(): the average is an integer division of milli-values.
+/// metricsclient.GetMetricUsageRatio(): the average is an integer division of milli-values (the sum
+/// exact: an average of int64 values is always an int64).
 std::pair<double, std::int64_t> usage_ratio(const PodMetrics& metrics, std::int64_t target) {
-  std::int64_t total = 0;
+  Wide total = 0;
   for (const auto& [pod, value] : metrics) {
     total += value;
   }
-  const std::int64_t average = total / static_cast<std::int64_t>(metrics.size());
+  const std::int64_t average = saturate_int64(total / static_cast<Wide>(metrics.size()));
   return {static_cast<double>(average) / static_cast<double>(target), average};
 }
 
@@ -266,7 +300,7 @@ MetricProposal resource_utilization(const ScaleInput& in, const MetricSpec& m, c
   const std::int64_t fallback_percent = std::max<std::int64_t>(100, m.average_utilization);
   return rebalance(
       p, in.current_replicas, u.ratio, g, metrics, tol,
-      [&](const std::string& pod) { return requests.at(pod) * fallback_percent / 100; },
+      [&](const std::string& pod) { return saturate_int64(Wide{requests.at(pod)} * fallback_percent / 100); },
       [&](const PodMetrics& now) { return utilization_ratio(now, requests, m.average_utilization).ratio; });
 }
 
@@ -319,7 +353,8 @@ MetricProposal value_metric(const ScaleInput& in, std::int64_t usage, std::int64
 }
 
 /// GetObjectPerPodMetricReplicas / GetExternalPerPodMetricReplicas: AverageValue targets.
-MetricProposal per_pod_metric(const ScaleInput& in, std::int64_t usage, std::int64_t target, const Tolerances& tol) {
+MetricProposal per_pod_metric(const ScaleInput& in, std::int64_t usage, std::int64_t target, const Tolerances& tol,
+                              bool external) {
   MetricProposal p;
   p.replicas = in.status_replicas;
   const double ratio =
@@ -330,10 +365,49 @@ MetricProposal per_pod_metric(const ScaleInput& in, std::int64_t usage, std::int
   } else {
     p.rule = "tolerance";
   }
-  p.current = in.status_replicas == 0
-                  ? usage
-                  : static_cast<std::int64_t>(std::ceil(static_cast<double>(usage) / in.status_replicas));
+  // The per-pod average reported. GetExternalPerPodMetricReplicas: "if float64(usage) >=
+  // float64(math.MaxInt64) { usage = math.MaxInt64 }" (kubernetes#127050); the Object variant has no
+  // such guard, its int64(math.Ceil(...)) saturates here. With no replicas (Go: a division by zero,
+  // implementation-defined) the total is shown.
+  if (external && static_cast<double>(usage) >= static_cast<double>(INT64_MAX)) {
+    p.current = INT64_MAX;
+  } else if (in.status_replicas == 0) {
+    p.current = usage;
+  } else {
+    p.current = ceil_to_int64(static_cast<double>(usage) / static_cast<double>(in.status_replicas));
+  }
   return p;
+}
+
+/// GetExternalMetricReplicas (Value target): the series summed; a positive overflow stops the sum at
+/// math.MaxInt64 (kubernetes#133888). Below math.MinInt64 Go wraps; we saturate.
+std::int64_t external_total_for_value(const std::vector<std::int64_t>& series) {
+  std::int64_t usage = 0;
+  for (const std::int64_t v : series) {
+    if (v > 0 && usage > INT64_MAX - v) {
+      return INT64_MAX;
+    }
+    usage = saturate_int64(Wide{usage} + v);
+  }
+  return usage;
+}
+
+/// GetExternalPerPodMetricReplicas (AverageValue target): "usage = usage + val; if usage < 0 { usage =
+/// math.MaxInt64; break }" (kubernetes#127050) — a running sum that turns negative, by overflow or by a
+/// negative sample, counts as math.MaxInt64. The sum is never negative before an addition, so only a
+/// positive overflow can happen, and Go's wrap of it is negative: the same MaxInt64.
+std::int64_t external_total_for_average(const std::vector<std::int64_t>& series) {
+  std::int64_t usage = 0;
+  for (const std::int64_t v : series) {
+    if (v > 0 && usage > INT64_MAX - v) {
+      return INT64_MAX;
+    }
+    usage += v;
+    if (usage < 0) {
+      return INT64_MAX;
+    }
+  }
+  return usage;
 }
 
 MetricProposal compute(const ScaleInput& in, const MetricSpec& m, const Tolerances& tol) {
@@ -367,7 +441,7 @@ MetricProposal compute(const ScaleInput& in, const MetricSpec& m, const Toleranc
         throw MetricError("unable to get metric " + m.name + " on " + m.object);
       }
       MetricProposal p = m.target == TargetType::value ? value_metric(in, it->second, m.milli, tol)
-                                                       : per_pod_metric(in, it->second, m.milli, tol);
+                                                       : per_pod_metric(in, it->second, m.milli, tol, false);
       p.metric = m.object.substr(0, m.object.find('/')) + " metric " + m.name;
       return p;
     }
@@ -376,12 +450,10 @@ MetricProposal compute(const ScaleInput& in, const MetricSpec& m, const Toleranc
       if (it == in.external_metrics.end()) {
         throw MetricError("unable to get external metric " + m.name);
       }
-      std::int64_t usage = 0;
-      for (const std::int64_t v : it->second) {
-        usage = (v > 0 && usage > INT64_MAX - v) ? INT64_MAX : usage + v;  // saturate like Kubernetes
-      }
-      MetricProposal p = m.target == TargetType::value ? value_metric(in, usage, m.milli, tol)
-                                                       : per_pod_metric(in, usage, m.milli, tol);
+      MetricProposal p =
+          m.target == TargetType::value
+              ? value_metric(in, external_total_for_value(it->second), m.milli, tol)
+              : per_pod_metric(in, external_total_for_average(it->second), m.milli, tol, true);
       p.metric = "external metric " + m.name;
       return p;
     }
@@ -389,11 +461,12 @@ MetricProposal compute(const ScaleInput& in, const MetricSpec& m, const Toleranc
   throw MetricError("unknown metric source");
 }
 
-/// getReplicasChangePerPeriod(): the change of events younger than the period (strictly after).
-std::int32_t replicas_changed_in(const std::vector<ScaleEvent>& events, std::int64_t now_ms,
+/// getReplicasChangePerPeriod(): the change of events younger than the period (strictly after),
+/// summed in 64 bits (Go's int32 sum wraps).
+std::int64_t replicas_changed_in(const std::vector<ScaleEvent>& events, std::int64_t now_ms,
                                  std::int32_t period_seconds) {
   const std::int64_t cutoff = now_ms - std::int64_t{period_seconds} * 1000;
-  std::int32_t replicas = 0;
+  std::int64_t replicas = 0;
   for (const ScaleEvent& e : events) {
     if (e.at_ms > cutoff) {
       replicas += e.change;
@@ -416,12 +489,13 @@ std::int32_t scale_limit(bool up, std::int32_t current, const std::vector<ScaleE
     const std::int64_t deleted = replicas_changed_in(down_events, now_ms, policy.period_seconds);
     const std::int64_t start = current - added + deleted;
     std::int64_t proposed = 0;
+    // Pods: start ± value; Percent: rounded up on the way up ("the proposed change might not increase
+    // the replica count"), truncated on the way down — each saturating, never wrapping.
     if (up) {
-      proposed = policy.percent
-                     ? static_cast<std::int64_t>(std::ceil(static_cast<double>(start) * (1 + policy.value / 100.0)))
-                     : start + policy.value;
+      proposed = policy.percent ? ceil_to_int64(static_cast<double>(start) * (1 + policy.value / 100.0))
+                                : start + policy.value;
     } else {
-      proposed = policy.percent ? static_cast<std::int64_t>(static_cast<double>(start) * (1 - policy.value / 100.0))
+      proposed = policy.percent ? trunc_to_int64(static_cast<double>(start) * (1 - policy.value / 100.0))
                                 : start - policy.value;
     }
     result = pick_larger ? std::max(result, proposed) : std::min(result, proposed);
@@ -435,6 +509,13 @@ std::int32_t longest_period(const ScalingRules& rules) {
     longest = std::max(longest, p.period_seconds);
   }
   return longest;
+}
+
+/// calculateScaleUpLimit(): int32(math.Max(scaleUpLimitFactor*float64(currentReplicas),
+/// scaleUpLimitMinimum)) with scaleUpLimitFactor 2.0 and scaleUpLimitMinimum 4.0 — the legacy path's
+/// only rate limit, per evaluation (no periods, no scale events). Saturates at MaxInt32.
+std::int32_t legacy_scale_up_limit(std::int32_t current) {
+  return ceil_to_int32(std::max(2.0 * static_cast<double>(current), 4.0));
 }
 
 }  // namespace
@@ -475,8 +556,10 @@ plugin::ScaleDecision HpaAutoscaler::reconcile(const plugin::ScaleInput& in) {
   }
 
   // computeReplicasForMetrics(): every metric proposes; the highest valid proposal wins.
-  const Tolerances tol{spec_.scale_down.tolerance.value_or(spec_.tolerance),
-                       spec_.scale_up.tolerance.value_or(spec_.tolerance)};
+  const Tolerances tol =
+      spec_.behavior ? Tolerances{spec_.behavior->scale_down.tolerance.value_or(spec_.tolerance),
+                                  spec_.behavior->scale_up.tolerance.value_or(spec_.tolerance)}
+                     : Tolerances{spec_.tolerance, spec_.tolerance};
   std::int32_t replicas = 0;
   std::optional<std::size_t> winner;  // index of the highest valid proposal
   std::size_t invalid = 0;
@@ -510,10 +593,17 @@ plugin::ScaleDecision HpaAutoscaler::reconcile(const plugin::ScaleInput& in) {
   const std::int32_t metric_desired = std::max(replicas, 0);
   d.metric_replicas = metric_desired;
 
-  // normalizeDesiredReplicasWithBehaviors(): stabilize, then limit by policies and min/max.
-  const std::int32_t stabilized = stabilize(in, metric_desired);
+  // reconcileAutoscaler(): "if hpa.Spec.Behavior == nil { normalizeDesiredReplicas } else
+  // { normalizeDesiredReplicasWithBehaviors }" — each stabilizes, then limits the rate and min/max.
+  std::int32_t stabilized = 0;
   std::string rate_limit;
-  d.desired_replicas = limit_rate(in, stabilized, rate_limit);
+  if (spec_.behavior) {
+    stabilized = stabilize(in, metric_desired);
+    d.desired_replicas = limit_rate(in, stabilized, rate_limit);
+  } else {
+    stabilized = stabilize_legacy(in, metric_desired);
+    d.desired_replicas = limit_legacy(in, stabilized, rate_limit);
+  }
   if (d.desired_replicas != stabilized) {
     d.limited_by = rate_limit;
   } else if (stabilized != metric_desired) {
@@ -530,11 +620,54 @@ plugin::ScaleDecision HpaAutoscaler::reconcile(const plugin::ScaleInput& in) {
   return d;
 }
 
+std::int32_t HpaAutoscaler::stabilize_legacy(const plugin::ScaleInput& in, std::int32_t desired) {
+  // stabilizeRecommendation(): the highest recommendation not older than the downscale window
+  // (--horizontal-pod-autoscaler-downscale-stabilization, 5 min). A record exactly at the cutoff still
+  // counts ("rec.timestamp.Before(cutoff)" marks the old ones) — one evaluation longer than the
+  // behavior path, whose records must be strictly after it. No scale-up window.
+  const std::int64_t cutoff = in.now_ms - std::int64_t{kDefaultDownscaleStabilizationSeconds} * 1000;
+  std::int32_t highest = desired;
+  std::optional<std::size_t> old_sample;
+  for (std::size_t i = 0; i < recommendations_.size(); ++i) {
+    const Recommendation& rec = recommendations_[i];
+    if (rec.at_ms < cutoff) {
+      old_sample = i;
+    } else if (rec.replicas > highest) {
+      highest = rec.replicas;
+    }
+  }
+  if (old_sample) {
+    recommendations_[*old_sample] = {desired, in.now_ms};
+  } else {
+    recommendations_.push_back({desired, in.now_ms});
+  }
+  return highest;
+}
+
+std::int32_t HpaAutoscaler::limit_legacy(const plugin::ScaleInput& in, std::int32_t desired,
+                                         std::string& limited_by) const {
+  // convertDesiredReplicasWithRules(): at least minReplicas ("TooFewReplicas"), at most the smaller of
+  // maxReplicas ("TooManyReplicas") and max(2 × current, 4) ("ScaleUpLimit").
+  const std::int32_t limit = legacy_scale_up_limit(in.current_replicas);
+  const bool rate = spec_.max_replicas > limit;
+  const std::int32_t maximum = rate ? limit : spec_.max_replicas;
+  if (desired < spec_.min_replicas) {
+    limited_by = "min";
+    return spec_.min_replicas;
+  }
+  if (desired > maximum) {
+    limited_by = rate ? "scaleUpLimit" : "max";
+    return maximum;
+  }
+  return desired;
+}
+
 std::int32_t HpaAutoscaler::stabilize(const plugin::ScaleInput& in, std::int32_t desired) {
   // stabilizeRecommendationWithBehaviors(): the recommendation stays between the lowest recent one
   // (scale-up window) and the highest recent one (scale-down window).
-  const std::int64_t up_cutoff = in.now_ms - std::int64_t{spec_.scale_up.stabilization_window_seconds} * 1000;
-  const std::int64_t down_cutoff = in.now_ms - std::int64_t{spec_.scale_down.stabilization_window_seconds} * 1000;
+  const Behavior& b = *spec_.behavior;
+  const std::int64_t up_cutoff = in.now_ms - std::int64_t{b.scale_up.stabilization_window_seconds} * 1000;
+  const std::int64_t down_cutoff = in.now_ms - std::int64_t{b.scale_down.stabilization_window_seconds} * 1000;
   std::int32_t up = desired;
   std::int32_t down = desired;
   std::optional<std::size_t> old_sample;
@@ -564,10 +697,11 @@ std::int32_t HpaAutoscaler::stabilize(const plugin::ScaleInput& in, std::int32_t
 std::int32_t HpaAutoscaler::limit_rate(const plugin::ScaleInput& in, std::int32_t desired,
                                        std::string& limited_by) const {
   // convertDesiredReplicasWithBehaviorRate()
+  const Behavior& b = *spec_.behavior;
   const std::int32_t current = in.current_replicas;
   if (desired > current) {
     const std::int32_t limit =
-        std::max(current, scale_limit(true, current, up_events_, down_events_, spec_.scale_up, in.now_ms));
+        std::max(current, scale_limit(true, current, up_events_, down_events_, b.scale_up, in.now_ms));
     const bool policy = spec_.max_replicas > limit;
     const std::int32_t allowed = policy ? limit : spec_.max_replicas;
     if (desired > allowed) {
@@ -576,7 +710,7 @@ std::int32_t HpaAutoscaler::limit_rate(const plugin::ScaleInput& in, std::int32_
     }
   } else if (desired < current) {
     const std::int32_t limit =
-        std::min(current, scale_limit(false, current, up_events_, down_events_, spec_.scale_down, in.now_ms));
+        std::min(current, scale_limit(false, current, up_events_, down_events_, b.scale_down, in.now_ms));
     const bool policy = spec_.min_replicas < limit;
     const std::int32_t allowed = policy ? limit : spec_.min_replicas;
     if (desired < allowed) {
@@ -588,11 +722,15 @@ std::int32_t HpaAutoscaler::limit_rate(const plugin::ScaleInput& in, std::int32_
 }
 
 void HpaAutoscaler::store_scale_event(std::int64_t now_ms, std::int32_t from, std::int32_t to) {
-  // storeScaleEvent(): mark events older than the longest policy period outdated, and reuse the last
-  // outdated slot for the new event.
+  // storeScaleEvent(): "if behavior == nil { return }" — the legacy path keeps no events. Otherwise
+  // mark events older than the longest policy period outdated, and reuse the last outdated slot.
+  if (!spec_.behavior) {
+    return;
+  }
   const bool up = to > from;
   std::vector<ScaleEvent>& events = up ? up_events_ : down_events_;
-  const std::int64_t cutoff = now_ms - std::int64_t{longest_period(up ? spec_.scale_up : spec_.scale_down)} * 1000;
+  const std::int64_t cutoff =
+      now_ms - std::int64_t{longest_period(up ? spec_.behavior->scale_up : spec_.behavior->scale_down)} * 1000;
   std::optional<std::size_t> old_sample;
   for (std::size_t i = 0; i < events.size(); ++i) {
     if (events[i].at_ms < cutoff) {
@@ -602,7 +740,8 @@ void HpaAutoscaler::store_scale_event(std::int64_t now_ms, std::int32_t from, st
       old_sample = i;
     }
   }
-  const ScaleEvent event{up ? to - from : from - to, now_ms, false};
+  const std::int64_t change = up ? std::int64_t{to} - from : std::int64_t{from} - to;
+  const ScaleEvent event{change, now_ms, false};
   if (old_sample) {
     events[*old_sample] = event;
   } else {

@@ -1,9 +1,11 @@
 #pragma once
 // The Kubernetes HorizontalPodAutoscaler algorithm (autoscaling/v2), as pkg/controller/podautoscaler
 // implements it: replica_calculator.go turns each metric into a proposal, horizontal.go
-// (reconcileAutoscaler, computeReplicasForMetrics, normalizeDesiredReplicasWithBehaviors) picks the
-// highest, stabilizes it and limits it by the scaling policies and min/max. One instance keeps the
-// controller's per-HPA memory: recent recommendations and scale events.
+// (reconcileAutoscaler, computeReplicasForMetrics) picks the highest, then normalises it — with a
+// `behavior`, normalizeDesiredReplicasWithBehaviors (both stabilization windows, the scaling policies,
+// min/max); without one, the legacy normalizeDesiredReplicas (the downscale window, at most
+// max(2 × current, 4) per evaluation, min/max). One instance keeps the controller's per-HPA memory:
+// recent recommendations and, with a behavior, scale events.
 #include <cstdint>
 #include <vector>
 
@@ -18,7 +20,7 @@ struct Recommendation {
 };
 
 struct ScaleEvent {
-  std::int32_t change;
+  std::int64_t change;  // replicas added (up events) or removed (down events), always positive
   std::int64_t at_ms;
   bool outdated;
 };
@@ -33,6 +35,8 @@ class HpaAutoscaler final : public plugin::AutoscalerStrategy {
   plugin::ScaleDecision reconcile(const plugin::ScaleInput& in);
   std::int32_t stabilize(const plugin::ScaleInput& in, std::int32_t desired);
   std::int32_t limit_rate(const plugin::ScaleInput& in, std::int32_t desired, std::string& limited_by) const;
+  std::int32_t stabilize_legacy(const plugin::ScaleInput& in, std::int32_t desired);
+  std::int32_t limit_legacy(const plugin::ScaleInput& in, std::int32_t desired, std::string& limited_by) const;
   void store_scale_event(std::int64_t now_ms, std::int32_t from, std::int32_t to);
 
   HpaSpec spec_;

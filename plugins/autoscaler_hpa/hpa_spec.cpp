@@ -100,68 +100,6 @@ MetricSpec parse_metric(const Json& j, const std::string& path) {
   return m;
 }
 
-/// GenerateHPAScaleUpRules / GenerateHPAScaleDownRules: absent fields take the defaults.
-ScalingRules parse_rules(const Json* j, const std::string& path, bool up) {
-  ScalingRules r;
-  r.stabilization_window_seconds = up ? 0 : kDefaultDownscaleStabilizationSeconds;
-  r.select = SelectPolicy::max;
-  if (up) {
-    r.policies = {{false, 4, 15}, {true, 100, 15}};
-  } else {
-    r.policies = {{true, 100, 15}};
-  }
-  if (j == nullptr) {
-    return r;
-  }
-  only_keys(*j, path, {"stabilizationWindowSeconds", "selectPolicy", "policies", "tolerance"});
-  if (const Json* w = optional(*j, "stabilizationWindowSeconds")) {
-    r.stabilization_window_seconds =
-        static_cast<std::int32_t>(integer(*w, child(path, "stabilizationWindowSeconds"), 0, 3600));
-  }
-  if (const Json* s = optional(*j, "selectPolicy")) {
-    const std::string v = text(*s, child(path, "selectPolicy"));
-    if (v == "Max") {
-      r.select = SelectPolicy::max;
-    } else if (v == "Min") {
-      r.select = SelectPolicy::min;
-    } else if (v == "Disabled") {
-      r.select = SelectPolicy::disabled;
-    } else {
-      throw FieldError(child(path, "selectPolicy"), "\"" + v + "\": expected one of Max|Min|Disabled");
-    }
-  }
-  if (const Json* t = optional(*j, "tolerance")) {
-    r.tolerance = static_cast<double>(quantity(*t, child(path, "tolerance"))) / 1000.0;
-    if (*r.tolerance < 0) {
-      throw FieldError(child(path, "tolerance"), "must not be negative");
-    }
-  }
-  if (const Json* p = optional(*j, "policies")) {
-    const std::string ppath = child(path, "policies");
-    array(*p, ppath);
-    if (p->empty()) {
-      throw FieldError(ppath, "must specify at least one Policy");
-    }
-    r.policies.clear();
-    for (std::size_t i = 0; i < p->size(); ++i) {
-      const std::string ipath = item(ppath, i);
-      const Json& e = object((*p)[i], ipath);
-      only_keys(e, ipath, {"type", "value", "periodSeconds"});
-      ScalingPolicy policy;
-      const std::string type = text(required(e, ipath, "type"), child(ipath, "type"));
-      if (type != "Pods" && type != "Percent") {
-        throw FieldError(child(ipath, "type"), "\"" + type + "\": expected one of Pods|Percent");
-      }
-      policy.percent = type == "Percent";
-      policy.value = static_cast<std::int32_t>(integer(required(e, ipath, "value"), child(ipath, "value"), 1, kInt32Max));
-      policy.period_seconds = static_cast<std::int32_t>(
-          integer(required(e, ipath, "periodSeconds"), child(ipath, "periodSeconds"), 1, 1800));
-      r.policies.push_back(policy);
-    }
-  }
-  return r;
-}
-
 }  // namespace
 
 HpaSpec parse_spec(const Json& j, double tolerance, const std::string& path) {
@@ -200,15 +138,10 @@ HpaSpec parse_spec(const Json& j, double tolerance, const std::string& path) {
                        "0 requires at least one Object or External metric (HPAScaleToZero)");
     }
   }
-  const Json* behavior = optional(j, "behavior");
-  const std::string bpath = child(path, "behavior");
-  if (behavior != nullptr) {
-    object(*behavior, bpath);
-    only_keys(*behavior, bpath, {"scaleUp", "scaleDown"});
+  // SetDefaults_HorizontalPodAutoscalerBehavior: defaults only for a behavior that is given (even {}).
+  if (const Json* behavior = optional(j, "behavior")) {
+    spec.behavior = parse_behavior(*behavior, child(path, "behavior"));
   }
-  spec.scale_up = parse_rules(behavior ? optional(*behavior, "scaleUp") : nullptr, child(bpath, "scaleUp"), true);
-  spec.scale_down =
-      parse_rules(behavior ? optional(*behavior, "scaleDown") : nullptr, child(bpath, "scaleDown"), false);
   return spec;
 }
 

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "phasekit/hpa_behavior.hpp"
+
 namespace phasekit::hpa {
 
 enum class SourceType : std::uint8_t { resource, container_resource, pods, object, external };
@@ -24,33 +26,16 @@ struct MetricSpec {
   std::int64_t milli = 0;                // Value or AverageValue targets, as a milli-value
 };
 
-enum class SelectPolicy : std::uint8_t { max, min, disabled };
-
-struct ScalingPolicy {
-  bool percent = false;  // Percent, else Pods
-  std::int32_t value = 0;
-  std::int32_t period_seconds = 0;
-};
-
-struct ScalingRules {
-  std::int32_t stabilization_window_seconds = 0;
-  SelectPolicy select = SelectPolicy::max;
-  std::vector<ScalingPolicy> policies;
-  std::optional<double> tolerance;  // behavior.scale{Up,Down}.tolerance (overrides the global one)
-};
-
 struct HpaSpec {
   std::int32_t min_replicas = 1;
   std::int32_t max_replicas = 0;
   std::vector<MetricSpec> metrics;
-  ScalingRules scale_up;
-  ScalingRules scale_down;
+  /// spec.behavior with the defaults filled in; absent (no `behavior` key, or null) selects the
+  /// controller's legacy normalisation (horizontal.go normalizeDesiredReplicas), as Kubernetes does:
+  /// the API server fills in defaults only for a behavior that is there (SetDefaults_HorizontalPodAutoscalerBehavior).
+  std::optional<Behavior> behavior;
   double tolerance = 0.1;  // --horizontal-pod-autoscaler-tolerance
 };
-
-/// The controller's --horizontal-pod-autoscaler-downscale-stabilization default, used when
-/// behavior.scaleDown.stabilizationWindowSeconds is absent.
-inline constexpr std::int32_t kDefaultDownscaleStabilizationSeconds = 300;
 
 /// `spec` holds autoscaling/v2 field names (minReplicas, maxReplicas, metrics, behavior). Throws
 /// json_fields::FieldError naming the first bad field ("spec.metrics[1].pods.target.averageValue: …").

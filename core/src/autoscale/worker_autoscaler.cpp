@@ -34,6 +34,9 @@ std::string worker_autoscaler_config_json(const config::Config& c) {
   j["spec"] = {{"minReplicas", worker_floor(c)},
                {"maxReplicas", c.integer(Key::autoscaler_max_worker_concurrency)},
                {"metrics", nlohmann::ordered_json::array({metric})}};
+  if (const std::string& behavior = c.text(Key::autoscaler_worker_behavior); !behavior.empty()) {
+    j["spec"]["behavior"] = nlohmann::ordered_json::parse(behavior);  // validated at start-up
+  }
   j["tolerance"] = static_cast<double>(c.integer(Key::autoscaler_tolerance_percent)) / 100.0;
   return j.dump();
 }

@@ -6,7 +6,8 @@
 // The replicas are job slots. The one metric is the External metric phasekit_jobs (jobs in flight
 // plus jobs queued) with an AverageValue target of 1 job per slot, so the proposal is
 // ceil(in flight + queued); minReplicas is WORKER_CONCURRENCY, maxReplicas
-// AUTOSCALER_MAX_WORKER_CONCURRENCY (which also caps the floor).
+// AUTOSCALER_MAX_WORKER_CONCURRENCY (which also caps the floor), behavior AUTOSCALER_WORKER_BEHAVIOR
+// (unset: none, Kubernetes' legacy rules).
 #include <memory>
 #include <optional>
 #include <string>

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <string>
 
+#include "phasekit/hpa_behavior.hpp"
 #include "phasekit/redis/url.hpp"
 
 namespace phasekit::config {
@@ -71,6 +72,15 @@ long long nano_cpus(std::string_view value) {
 
 const char* check_cpus(std::string_view value) {
   return nano_cpus(value) >= 0 ? nullptr : "a number of CPUs such as 0.5, 1 or 2 (0: no limit; at most 1024)";
+}
+
+std::string check_hpa_behavior(const nlohmann::json& value) {
+  try {
+    hpa::parse_behavior(value, "");
+    return {};
+  } catch (const json_fields::FieldError& e) {
+    return e.what();
+  }
 }
 
 }  // namespace phasekit::config

@@ -1,5 +1,8 @@
 #pragma once
 // Validators of text settings: nullptr when the value is fine, else a phrase saying what is allowed.
+#include <nlohmann/json_fwd.hpp>
+
+#include <string>
 #include <string_view>
 
 namespace phasekit::config {
@@ -15,5 +18,11 @@ const char* check_docker_host(std::string_view value);
 const char* check_cpus(std::string_view value);
 /// check_cpus's value in billionths of a CPU (Docker's NanoCpus); -1 for anything check_cpus refuses.
 long long nano_cpus(std::string_view value);
+
+/// An autoscaling/v2 HorizontalPodAutoscalerBehavior object as the HPA API accepts it (unknown fields,
+/// periodSeconds outside 1..1800, stabilizationWindowSeconds outside 0..3600, selectPolicy other than
+/// Max|Min|Disabled, an empty policies list … are refused), read by the same code as the hpa plugin's
+/// (phasekit/hpa_behavior.hpp). "" when fine, else "field: reason".
+std::string check_hpa_behavior(const nlohmann::json& value);
 
 }  // namespace phasekit::config

@@ -149,7 +149,9 @@ std::vector<Raw> read_config_file(const std::string& path) {
     }
     std::string raw;
     const std::string source = fmt::format("config file {} key \"{}\"", path, key);
-    if (value.is_string()) {
+    if (spec->type == Type::json && value.is_object()) {
+      raw = value.dump();  // a JSON setting may hold the object itself
+    } else if (value.is_string()) {
       raw = value.get<std::string>();
     } else if (value.is_boolean()) {
       raw = value.get<bool>() ? "true" : "false";
@@ -157,7 +159,9 @@ std::vector<Raw> read_config_file(const std::string& path) {
       raw = value.dump();
     } else {
       throw ConfigError(fmt::format("{}={} (from {}): expected {}", spec->env, value.dump(), source,
-                                    spec->type == Type::integer ? allowed_text(*spec) : "a string or boolean"));
+                                    spec->type == Type::integer ? allowed_text(*spec)
+                                    : spec->type == Type::json  ? "a JSON object, or a string holding one"
+                                                                : "a string or boolean"));
     }
     out.push_back({spec, std::move(raw), Origin::file, source});
   }
@@ -239,6 +243,34 @@ Value parse_value(const Spec& spec, std::string_view raw, Origin origin, std::st
       }
       v.text = std::string(raw);
       break;
+    case Type::json: {
+      // Empty is unset. Otherwise a JSON object (line breaks allowed: JSON white space), then the
+      // setting's own check; errors name the setting and the field, never echo the whole value.
+      if (raw.empty()) {
+        break;
+      }
+      nlohmann::json doc;
+      try {
+        doc = nlohmann::json::parse(raw);
+      } catch (const nlohmann::json::parse_error& e) {
+        std::string what = e.what();  // "[json.exception.parse_error.101] parse error at line 1, column 7: …"
+        if (const auto at = what.find("] "); what.starts_with("[json.exception") && at != std::string::npos) {
+          what.erase(0, at + 2);
+        }
+        throw ConfigError(fmt::format("{} (from {}): not valid JSON: {}", spec.env, source, what));
+      }
+      if (!doc.is_object()) {
+        throw ConfigError(fmt::format("{} (from {}): expected a JSON object, found {}", spec.env, source,
+                                      doc.type_name()));
+      }
+      if (spec.json_check != nullptr) {
+        if (const std::string why = spec.json_check(doc); !why.empty()) {
+          throw ConfigError(fmt::format("{} (from {}): {}", spec.env, source, why));
+        }
+      }
+      v.text = doc.dump();
+      break;
+    }
     case Type::text:
     case Type::secret:
       if (has_control_char(raw)) {

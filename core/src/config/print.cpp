@@ -23,6 +23,7 @@ std::string type_cell(const Spec& s) {
     case Type::choice: return fmt::format("`{}`", s.choices);
     case Type::plugin: return "plugin name";
     case Type::secret: return "secret";
+    case Type::json: return "JSON object";
     case Type::text: return "text";
   }
   return "text";
@@ -123,8 +124,10 @@ std::string render_markdown() {
       "is allowed, for example `POOL_MIN_SIZE=ten (from env): expected an integer in 0..10000`. That includes "
       "unknown keys in the config file (with a did-you-mean hint), a missing or unreadable config file, "
       "`PHASE` outside 1..3, `POOL_MIN_SIZE` above `POOL_MAX_SIZE`, a redis plugin without `REDIS_URL`, "
-      "`AUTH_MODE=token` without a 32-byte `AUTH_SECRET`, and a plugin name that contradicts its `ENABLE_*` "
-      "flag when both are given.\n\n"
+      "`AUTH_MODE=token` without a 32-byte `AUTH_SECRET`, a plugin name that contradicts its `ENABLE_*` "
+      "flag when both are given, and a JSON setting that is not valid JSON or that its object form refuses "
+      "(the line names the field inside it, e.g. `AUTOSCALER_BEHAVIOR (from env): "
+      "scaleUp.policies[0].periodSeconds: 2000: expected an integer in 1..1800`).\n\n"
       "Booleans accept `true|false|1|0|yes|no|on|off`; choices are case-insensitive. Secrets print as `***`, "
       "and the password of a `REDIS_URL` is masked.\n\n"
       "## Plugin selection\n\n"

@@ -188,6 +188,18 @@ constexpr std::array<Spec, kSettingCount> kSettings{{
    "autoscaler-max-worker-concurrency", "Autoscaler", Type::integer, 1, 10000, "", "100", {N, N, N},
    "phasekit-worker: most jobs the autoscaler lets one worker run at once (its maxReplicas of job slots; "
    "WORKER_CONCURRENCY is the floor)."},
+  {Key::autoscaler_behavior, "autoscaler_behavior", "AUTOSCALER_BEHAVIOR", "autoscaler-behavior", "Autoscaler",
+   Type::json, 0, 0, "", "", {N, N, N},
+   "The orchestrator's HPA behavior: the autoscaling/v2 spec.behavior object, e.g. {\"scaleUp\": "
+   "{\"stabilizationWindowSeconds\": 0, \"policies\": [{\"type\": \"Pods\", \"value\": 100, "
+   "\"periodSeconds\": 15}], \"selectPolicy\": \"Max\"}, \"scaleDown\": {...}}; what it leaves out "
+   "takes Kubernetes' defaults ({} is the default behavior). Empty: no behavior, Kubernetes' legacy rules "
+   "(up at most max(2 x current, 4) per evaluation, down once the 300 s window has passed). In a config "
+   "file, the object itself or a string.", nullptr, true, &check_hpa_behavior},
+  {Key::autoscaler_worker_behavior, "autoscaler_worker_behavior", "AUTOSCALER_WORKER_BEHAVIOR",
+   "autoscaler-worker-behavior", "Autoscaler", Type::json, 0, 0, "", "", {N, N, N},
+   "phasekit-worker: the same for the spec over its job slots (AUTOSCALER_BEHAVIOR is the orchestrator's).",
+   nullptr, true, &check_hpa_behavior},
   {Key::circuit_breaker_timeout_ms, "circuit_breaker_timeout_ms", "CIRCUIT_BREAKER_TIMEOUT_MS",
    "circuit-breaker-timeout-ms", "Circuit breakers", Type::integer, 0, 3600000, "", "3000", {N, N, N},
    "opossum timeout: a call to a backend (redis, docker) running longer fails as a timeout (0: never)."},
@@ -245,6 +257,7 @@ std::string allowed_text(const Spec& s) {
     case Type::integer: return fmt::format("an integer in {}..{}", s.min, s.max);
     case Type::choice: return fmt::format("one of {}", s.choices);
     case Type::plugin: return "a plugin name of lower-case letters, digits and '_'";
+    case Type::json: return "a JSON object";
     case Type::text:
     case Type::secret: return "text";
   }

@@ -2,6 +2,8 @@
 // The one table of settings. Every name, flag, environment variable, type, range, default and
 // phase preset lives here and nowhere else: --help, --print-config, the JSON config file, the
 // validation and docs/configuration.md are all generated from it.
+#include <nlohmann/json_fwd.hpp>
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -18,6 +20,7 @@ enum class Type : std::uint8_t {
   choice,    // one of `choices` ("a|b|c")
   secret,    // text that is never printed or logged
   plugin,    // a plugin name ([a-z0-9_]+); empty = derived from its ENABLE_* flag
+  json,      // a JSON object (empty = unset), checked by `json_check`; kept as its compact text
 };
 
 enum class Key : std::uint16_t {
@@ -78,6 +81,8 @@ enum class Key : std::uint16_t {
   autoscaler_target_sessions_per_replica,
   autoscaler_tolerance_percent,
   autoscaler_max_worker_concurrency,
+  autoscaler_behavior,
+  autoscaler_worker_behavior,
   circuit_breaker_timeout_ms,
   circuit_breaker_error_threshold_percentage,
   circuit_breaker_reset_timeout_ms,
@@ -90,6 +95,9 @@ inline constexpr int kPhaseCount = 3;
 
 /// Extra check of a text value; returns nullptr when fine, else what is allowed.
 using TextCheck = const char* (*)(std::string_view value);
+/// Check of a json value (already a JSON object); returns "" when fine, else one line naming the field
+/// inside it and what is wrong ("scaleUp.policies[0].periodSeconds: 2000: expected an integer in 1..1800").
+using JsonCheck = std::string (*)(const nlohmann::json& value);
 
 struct Spec {
   Key key;
@@ -106,6 +114,7 @@ struct Spec {
   std::string_view doc;
   TextCheck check = nullptr;
   bool file_allowed = true;  // may be set in the JSON config file
+  JsonCheck json_check = nullptr;
 };
 
 inline constexpr std::string_view kNoPreset = "\x01";

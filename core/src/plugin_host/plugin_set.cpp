@@ -37,6 +37,11 @@ std::string plugin_config_json(std::string_view kind, const config::Config& c) {
     j["spec"] = {{"minReplicas", c.integer(Key::autoscaler_min_replicas)},
                  {"maxReplicas", c.integer(Key::autoscaler_max_replicas)},
                  {"metrics", nlohmann::ordered_json::array({metric})}};
+    // AUTOSCALER_BEHAVIOR (validated at start-up) is spec.behavior; unset, the spec has none and the
+    // plugin follows Kubernetes' legacy rules for such a spec.
+    if (const std::string& behavior = c.text(Key::autoscaler_behavior); !behavior.empty()) {
+      j["spec"]["behavior"] = nlohmann::ordered_json::parse(behavior);
+    }
     j["tolerance"] = static_cast<double>(c.integer(Key::autoscaler_tolerance_percent)) / 100.0;
   } else if (kind == "compression") {
     j["format"] = c.text(Key::compression_format);

@@ -1,5 +1,8 @@
 // phasekit simulate autoscaler: {"spec": autoscaling/v2 spec, "tolerance": 0.1, "evaluations": [...]}
 // through the real autoscaler=hpa plugin, loaded from the plugin path like the orchestrator loads it.
+// AUTOSCALER_BEHAVIOR, when set, is the spec's behavior (a spec that has one already is refused), so
+// a setting can be tried on a timeline before it is deployed. An evaluation without currentReplicas
+// takes the previous one's desiredReplicas, as the orchestrator's AutoscaleLoop feeds the plugin.
 #include <unistd.h>
 
 #include <cmath>
@@ -83,20 +86,35 @@ plugin::ScalePod parse_pod(const Json& j, const std::string& path) {
   return pod;
 }
 
-plugin::ScaleInput parse_evaluation(const Json& j, const std::string& path, std::int64_t previous_ms) {
+/// One evaluation of the file. currentReplicas and statusReplicas are filled in at run time when the
+/// file leaves them out (the previous desiredReplicas; currentReplicas).
+struct Evaluation {
+  plugin::ScaleInput in;
+  bool follows_previous = false;  // no currentReplicas: the previous evaluation's desiredReplicas
+  bool status_is_current = true;  // no statusReplicas: currentReplicas
+};
+
+Evaluation parse_evaluation(const Json& j, const std::string& path, const Evaluation* previous) {
   object(j, path);
   only_keys(j, path, {"t", "currentReplicas", "statusReplicas", "pods", "objectMetrics", "externalMetrics"});
-  plugin::ScaleInput in;
+  Evaluation e;
+  plugin::ScaleInput& in = e.in;
   const double t = number(required(j, path, "t"), child(path, "t"), 0, 1e9);
   in.now_ms = std::llround(t * 1000);
-  if (in.now_ms < previous_ms) {
+  if (previous != nullptr && in.now_ms < previous->in.now_ms) {
     throw FieldError(child(path, "t"), "must not be earlier than the previous evaluation's t");
   }
-  in.current_replicas =
-      static_cast<std::int32_t>(integer(required(j, path, "currentReplicas"), child(path, "currentReplicas"), 0, INT32_MAX));
-  in.status_replicas = in.current_replicas;
+  if (const Json* c = optional(j, "currentReplicas")) {
+    in.current_replicas = static_cast<std::int32_t>(integer(*c, child(path, "currentReplicas"), 0, INT32_MAX));
+  } else if (previous == nullptr) {
+    throw FieldError(child(path, "currentReplicas"), "required in the first evaluation (later ones default to the "
+                                                     "previous desiredReplicas)");
+  } else {
+    e.follows_previous = true;
+  }
   if (const Json* s = optional(j, "statusReplicas")) {
     in.status_replicas = static_cast<std::int32_t>(integer(*s, child(path, "statusReplicas"), 0, INT32_MAX));
+    e.status_is_current = false;
   }
   if (const Json* pods = optional(j, "pods")) {
     const std::string ppath = child(path, "pods");
@@ -119,7 +137,7 @@ plugin::ScaleInput parse_evaluation(const Json& j, const std::string& path, std:
       }
     }
   }
-  return in;
+  return e;
 }
 
 std::string milli_text(std::int64_t milli) {
@@ -128,19 +146,28 @@ std::string milli_text(std::int64_t milli) {
 
 }  // namespace
 
-void run_autoscaler(const Json& scenario, const std::string& plugin_path, std::ostream& out) {
-  std::vector<plugin::ScaleInput> evaluations;
+void run_autoscaler(const Json& scenario, const AutoscalerOptions& options, std::ostream& out) {
+  std::vector<Evaluation> evaluations;
   nlohmann::json config;
   try {
     only_keys(scenario, "", {"spec", "tolerance", "evaluations"});
     config["spec"] = required(scenario, "", "spec");
+    if (!options.behavior.empty()) {
+      if (config["spec"].is_object() && optional(config["spec"], "behavior") != nullptr) {
+        throw FieldError("spec.behavior", "given here and in AUTOSCALER_BEHAVIOR (from " + options.behavior_origin +
+                                              "); expected only one of them");
+      }
+      if (config["spec"].is_object()) {
+        config["spec"]["behavior"] = Json::parse(options.behavior);  // validated with the configuration
+      }
+    }
     if (const Json* t = optional(scenario, "tolerance")) {
       config["tolerance"] = number(*t, "tolerance", 0, 1);
     }
     const Json& list = array(required(scenario, "", "evaluations"), "evaluations");
     for (std::size_t i = 0; i < list.size(); ++i) {
       evaluations.push_back(
-          parse_evaluation(list[i], item("evaluations", i), evaluations.empty() ? 0 : evaluations.back().now_ms));
+          parse_evaluation(list[i], item("evaluations", i), evaluations.empty() ? nullptr : &evaluations.back()));
     }
   } catch (const FieldError& e) {
     throw SimulateError(e.what());
@@ -150,7 +177,7 @@ void run_autoscaler(const Json& scenario, const std::string& plugin_path, std::o
   observe::MetricsRegistry metrics;
   plugin_host::SystemClock clock;
   plugin_host::BasicHost host(logs, metrics, clock, boost::asio::any_io_executor());
-  const plugin_host::Loader loader(plugin_host::Loader::search_path_from(plugin_path));
+  const plugin_host::Loader loader(plugin_host::Loader::search_path_from(options.plugin_path));
   plugin_host::InstancePtr<plugin::AutoscalerStrategy> hpa;
   try {
     hpa = plugin_host::instantiate<plugin::AutoscalerStrategy>(loader.find(PHK_KIND_AUTOSCALER, "hpa"), host,
@@ -166,8 +193,17 @@ void run_autoscaler(const Json& scenario, const std::string& plugin_path, std::o
     throw;
   }
 
-  for (const plugin::ScaleInput& in : evaluations) {
+  std::int32_t previous_desired = 0;
+  for (Evaluation& e : evaluations) {
+    plugin::ScaleInput& in = e.in;
+    if (e.follows_previous) {
+      in.current_replicas = previous_desired;
+    }
+    if (e.status_is_current) {
+      in.status_replicas = in.current_replicas;
+    }
     const plugin::ScaleDecision d = hpa->evaluate(in);
+    previous_desired = d.desired_replicas;
     nlohmann::ordered_json proposals = nlohmann::ordered_json::array();
     for (const plugin::MetricProposal& p : d.proposals) {
       nlohmann::ordered_json entry{{"metric", p.metric}};

@@ -20,7 +20,12 @@ nlohmann::json read_document(const std::string& path);
 
 void run_breaker(const nlohmann::json& scenario, std::ostream& out);
 
-/// plugin_path: PHASEKIT_PLUGIN_PATH's value (where libphasekit_autoscaler_hpa.so is searched).
-void run_autoscaler(const nlohmann::json& scenario, const std::string& plugin_path, std::ostream& out);
+struct AutoscalerOptions {
+  std::string plugin_path;      // PHASEKIT_PLUGIN_PATH's value (where libphasekit_autoscaler_hpa.so is searched)
+  std::string behavior;         // AUTOSCALER_BEHAVIOR's value: spec.behavior when the file has none ("" unset)
+  std::string behavior_origin;  // where it came from, for the message when the file has one too ("env", …)
+};
+
+void run_autoscaler(const nlohmann::json& scenario, const AutoscalerOptions& options, std::ostream& out);
 
 }  // namespace phasekit::simulate

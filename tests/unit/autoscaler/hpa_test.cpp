@@ -402,11 +402,12 @@ ScaleInput object_input(std::int32_t current, std::int64_t value, int ready_pods
   return in;
 }
 
-// Value target: ratio 3 times the ready pods → 6.
+// Value target: ratio 3 times the ready pods → 6 (no behavior: the legacy limit max(2 × 2, 4) = 4 applies).
 TEST(HpaObject, ValueTargetUsesReadyPods) {
   auto hpa = make(object_spec("Value", "value", "10"));
   const ScaleDecision d = hpa.evaluate(object_input(2, 30000, 2));
-  EXPECT_EQ(d.desired_replicas, 6);
+  EXPECT_EQ(d.metric_replicas, 6);
+  EXPECT_EQ(d.desired_replicas, 4);
   EXPECT_EQ(d.proposals.at(0).metric, "Service metric requests");
 }
 
@@ -462,12 +463,14 @@ TEST(HpaExternal, ValueSumsTheSeries) {
   EXPECT_EQ(hpa.evaluate(in).desired_replicas, 3);
 }
 
-// AverageValue: ceil(45 / 10) = 5.
+// AverageValue: ceil(45 / 10) = 5 (the legacy limit from 2 is 4).
 TEST(HpaExternal, AverageValueIsSumOverTarget) {
   auto hpa = make(external_spec("AverageValue", "averageValue", "10"));
   ScaleInput in = object_input(2, 0, 2);
   in.external_metrics["queue_depth"] = {45000};
-  EXPECT_EQ(hpa.evaluate(in).desired_replicas, 5);
+  const ScaleDecision d = hpa.evaluate(in);
+  EXPECT_EQ(d.metric_replicas, 5);
+  EXPECT_EQ(d.desired_replicas, 4);
 }
 
 // Scale from zero (minReplicas 0): with 0 replicas the proposal is ceil(ratio), no pods needed.
@@ -479,7 +482,8 @@ TEST(HpaExternal, ScaleFromZero) {
 }
 
 // Scale to zero needs the scale-down window to pass: a zero queue proposes 0 at once, applied when the
-// 300 s window no longer holds a higher recommendation.
+// 300 s window no longer holds a higher recommendation (legacy path: the initial 2 of t=0 still counts
+// at exactly t=300, not at t=301).
 TEST(HpaExternal, ScaleToZeroAfterTheStabilizationWindow) {
   auto hpa = make(external_spec("Value", "value", "10", "0"));
   ScaleInput in = object_input(2, 0, 2);
@@ -489,6 +493,8 @@ TEST(HpaExternal, ScaleToZeroAfterTheStabilizationWindow) {
   EXPECT_EQ(first.desired_replicas, 2);
   EXPECT_EQ(first.limited_by, "stabilization");
   in.now_ms = 300 * kSecond;
+  EXPECT_EQ(hpa.evaluate(in).desired_replicas, 2);
+  in.now_ms = 301 * kSecond;
   EXPECT_EQ(hpa.evaluate(in).desired_replicas, 0);
 }
 
@@ -577,9 +583,10 @@ TEST(HpaBounds, ProposalBelowMinIsRaised) {
 // ---- Stabilization (stabilizeRecommendationWithBehaviors) ---------------------------------------
 
 // recordInitialRecommendation + the default 300 s scale-down window: a new HPA does not scale down
-// before 300 s have passed since its first evaluation; at exactly 300 s the initial record has left.
+// before 300 s have passed since its first evaluation. With a behavior (stabilizeRecommendationWithBehaviors
+// keeps records strictly after the cutoff) the initial record has left at exactly 300 s ...
 TEST(HpaStabilization, DefaultScaleDownWindowIs300Seconds) {
-  auto hpa = make(resource_spec("cpu", 50));
+  auto hpa = make(resource_spec("cpu", 50, R"(,"behavior":{})"));
   const auto list = pods(1000, {100, 100, 100, 100, 100});
   ScaleDecision d = hpa.evaluate(input(5, list, 0));
   EXPECT_EQ(d.desired_replicas, 5);
@@ -588,6 +595,23 @@ TEST(HpaStabilization, DefaultScaleDownWindowIs300Seconds) {
   EXPECT_EQ(d.desired_replicas, 5);
   d = hpa.evaluate(input(5, list, 300 * kSecond));
   EXPECT_EQ(d.desired_replicas, 1);
+}
+
+// ... without one (stabilizeRecommendation: only records *before* the cutoff are old) it still counts
+// at 300 s, and the scale-down comes one evaluation later. 10% of a 50% target: ceil(0.2 × 5) = 1.
+TEST(HpaStabilization, LegacyScaleDownWindowIncludesItsCutoff) {
+  auto hpa = make(resource_spec("cpu", 50));
+  const auto list = pods(1000, {100, 100, 100, 100, 100});
+  ScaleDecision d = hpa.evaluate(input(5, list, 0));
+  EXPECT_EQ(d.desired_replicas, 5);
+  EXPECT_EQ(d.limited_by, "stabilization");
+  d = hpa.evaluate(input(5, list, 300 * kSecond));
+  EXPECT_EQ(d.desired_replicas, 5);
+  EXPECT_EQ(d.limited_by, "stabilization");
+  d = hpa.evaluate(input(5, list, 301 * kSecond));
+  EXPECT_EQ(d.metric_replicas, 1);
+  EXPECT_EQ(d.desired_replicas, 1);
+  EXPECT_EQ(d.limited_by, "");
 }
 
 // The scale-down window applies the highest recommendation still inside it.
@@ -620,17 +644,22 @@ TEST(HpaStabilization, ScaleUpWindowTakesTheLowestRecentRecommendation) {
   EXPECT_EQ(at(61, 2, 30000).desired_replicas, 6);  // t=0 left; lowest of {6 at 10 s, 6 now}
 }
 
-// Without a scale-up window (default 0) a scale-up is immediate.
+// Without a scale-up window (default 0; the legacy path has none) a scale-up is immediate.
 TEST(HpaStabilization, DefaultScaleUpIsImmediate) {
-  auto hpa = make(pods_spec("10"));
-  EXPECT_EQ(hpa.evaluate(input(2, metric_pods({20000, 20000}))).desired_replicas, 4);
+  auto with_behavior = make(pods_spec("10").insert(1, R"("behavior":{},)"));
+  EXPECT_EQ(with_behavior.evaluate(input(2, metric_pods({20000, 20000}))).desired_replicas, 4);
+  auto legacy = make(pods_spec("10"));
+  EXPECT_EQ(legacy.evaluate(input(2, metric_pods({20000, 20000}))).desired_replicas, 4);
 }
 
 // ---- Scaling policies (calculateScale{Up,Down}Limit…) ----------------------------------------------
 
+/// The Pods-metric spec with `"behavior": {}`: every rule at its default (GenerateHPAScale{Up,Down}Rules).
+std::string default_behavior_spec() { return pods_spec("10").insert(1, R"("behavior":{},)"); }
+
 // Default scale-up: max(+4 pods, +100%) per 15 s: from 2, at most 6.
 TEST(HpaPolicies, DefaultScaleUpFromTwoIsFourPods) {
-  auto hpa = make(pods_spec("10"));
+  auto hpa = make(default_behavior_spec());
   const ScaleDecision d = hpa.evaluate(input(2, metric_pods({100000, 100000})));
   EXPECT_EQ(d.metric_replicas, 20);
   EXPECT_EQ(d.desired_replicas, 6);
@@ -639,7 +668,7 @@ TEST(HpaPolicies, DefaultScaleUpFromTwoIsFourPods) {
 
 // From 10, +100% (20) beats +4 (14).
 TEST(HpaPolicies, DefaultScaleUpFromTenIsDoubling) {
-  auto hpa = make(pods_spec("10"));
+  auto hpa = make(default_behavior_spec());
   EXPECT_EQ(hpa.evaluate(input(10, metric_pods(std::vector<std::optional<std::int64_t>>(10, 50000))))
                 .desired_replicas,
             20);
@@ -648,7 +677,7 @@ TEST(HpaPolicies, DefaultScaleUpFromTenIsDoubling) {
 // Scale events inside the period count against it: after 10 → 20 at t=0, at t=10 the period started
 // at 10 replicas, so the limit is still 20; at t=15 the event has left (strictly after the cutoff).
 TEST(HpaPolicies, ScaleUpEventsInsideThePeriodCount) {
-  auto hpa = make(pods_spec("10"));
+  auto hpa = make(default_behavior_spec());
   auto at = [&](std::int64_t s, std::int32_t current) {
     return hpa.evaluate(
         input(current, metric_pods(std::vector<std::optional<std::int64_t>>(current, 50000)), s * kSecond));
@@ -745,10 +774,170 @@ TEST(HpaPolicies, DefaultScaleDownPolicyAllowsEverything) {
 
 // A policy limit above maxReplicas leaves max as the binding rule.
 TEST(HpaPolicies, MaxBindsBeforeALooserPolicy) {
-  auto hpa = make(pods_spec("10").replace(pods_spec("10").find("100"), 3, "12"));
+  auto hpa = make(default_behavior_spec().replace(default_behavior_spec().find("100"), 3, "12"));
   const ScaleDecision d = hpa.evaluate(input(10, metric_pods(std::vector<std::optional<std::int64_t>>(10, 50000))));
   EXPECT_EQ(d.desired_replicas, 12);
   EXPECT_EQ(d.limited_by, "max");
+}
+
+// ---- No behavior: the legacy normalisation (normalizeDesiredReplicas) ---------------------------------
+//
+// reconcileAutoscaler: "if hpa.Spec.Behavior == nil { normalizeDesiredReplicas } else
+// { normalizeDesiredReplicasWithBehaviors }". The legacy path stabilizes only downward (the 300 s
+// downscale window) and limits a scale-up to calculateScaleUpLimit = max(2 × current, 4) per
+// evaluation — no periods, no scale events, no scale-down limit. A behavior, even {}, takes the other
+// path with every missing rule at its default: +4 pods or +100% per 15 s up, -100% per 15 s down.
+
+/// External AverageValue 1 per replica: the metric proposes exactly `proposal`, whatever the pods.
+std::string proposal_spec(const std::string& behavior, std::int32_t min_replicas = 1,
+                          std::int32_t max_replicas = 100) {
+  return R"({"minReplicas":)" + std::to_string(min_replicas) + R"(,"maxReplicas":)" + std::to_string(max_replicas) +
+         behavior + R"(,"metrics":[{"type":"External","external":{"metric":{"name":"queue_depth"},
+         "target":{"type":"AverageValue","averageValue":"1"}}}]})";
+}
+
+ScaleInput proposal_input(std::int32_t current, std::int64_t proposal, std::int64_t now_ms = 0) {
+  ScaleInput in = input(current, {}, now_ms);
+  in.external_metrics["queue_depth"] = {proposal * 1000};
+  return in;
+}
+
+struct ScaleUpRow {
+  std::int32_t current;
+  std::int32_t proposal;
+  std::int32_t max_replicas;
+  std::int32_t legacy;             // min(proposal, maxReplicas, max(2 × current, 4))
+  std::string legacy_limited_by;
+  std::int32_t with_behavior;      // behavior {}: min(proposal, maxReplicas, max(current + 4, 2 × current))
+  std::string behavior_limited_by;
+};
+
+TEST(HpaLegacy, ScaleUpLimitIsTwiceCurrentOrFour_VersusTheDefaultBehavior) {
+  const std::vector<ScaleUpRow> rows = {
+      {1, 20, 100, 4, "scaleUpLimit", 5, "policy"},    // max(2, 4) = 4;    max(1 + 4, 2) = 5
+      {2, 20, 100, 4, "scaleUpLimit", 6, "policy"},    // max(4, 4) = 4;    max(6, 4) = 6
+      {3, 20, 100, 6, "scaleUpLimit", 7, "policy"},    // max(6, 4) = 6;    max(7, 6) = 7
+      {4, 20, 100, 8, "scaleUpLimit", 8, "policy"},    // 8 either way from 4 on
+      {10, 20, 100, 20, "", 20, ""},                   // the proposal is within both limits
+      {10, 50, 100, 20, "scaleUpLimit", 20, "policy"}, // doubling
+      {10, 50, 15, 15, "max", 15, "max"},              // maxReplicas below the rate limit binds
+      {3, 5, 100, 5, "", 5, ""},                       // a small step is never limited
+  };
+  for (const ScaleUpRow& r : rows) {
+    auto legacy = make(proposal_spec("", 1, r.max_replicas));
+    const ScaleDecision l = legacy.evaluate(proposal_input(r.current, r.proposal));
+    EXPECT_EQ(l.metric_replicas, r.proposal) << "current=" << r.current;
+    EXPECT_EQ(l.desired_replicas, r.legacy) << "legacy, current=" << r.current << " proposal=" << r.proposal;
+    EXPECT_EQ(l.limited_by, r.legacy_limited_by) << "legacy, current=" << r.current;
+    auto with_behavior = make(proposal_spec(R"(,"behavior":{})", 1, r.max_replicas));
+    const ScaleDecision b = with_behavior.evaluate(proposal_input(r.current, r.proposal));
+    EXPECT_EQ(b.desired_replicas, r.with_behavior) << "behavior {}, current=" << r.current << " proposal=" << r.proposal;
+    EXPECT_EQ(b.limited_by, r.behavior_limited_by) << "behavior {}, current=" << r.current;
+  }
+}
+
+// Scale from zero (minReplicas 0): the legacy limit from 0 is max(0, 4) = 4; the default behavior's
+// is max(0 + 4, 0 × 200%) = 4 as well.
+TEST(HpaLegacy, ScaleFromZeroIsLimitedToFour) {
+  auto legacy = make(proposal_spec("", 0));
+  const ScaleDecision d = legacy.evaluate(proposal_input(0, 25));
+  EXPECT_EQ(d.metric_replicas, 25);
+  EXPECT_EQ(d.desired_replicas, 4);
+  EXPECT_EQ(d.limited_by, "scaleUpLimit");
+}
+
+// The limit is per evaluation: no scale events are kept, so 10 s after 10 → 20 the next evaluation may
+// double again to 40. With a behavior, the +100% per 15 s period started at 10 and holds 20 (see
+// HpaPolicies.ScaleUpEventsInsideThePeriodCount).
+TEST(HpaLegacy, NoPeriodsEachEvaluationMayDouble) {
+  auto legacy = make(proposal_spec(""));
+  EXPECT_EQ(legacy.evaluate(proposal_input(10, 80, 0)).desired_replicas, 20);
+  EXPECT_EQ(legacy.evaluate(proposal_input(20, 80, 10 * kSecond)).desired_replicas, 40);
+  EXPECT_EQ(legacy.evaluate(proposal_input(40, 80, 11 * kSecond)).desired_replicas, 80);
+
+  auto with_behavior = make(proposal_spec(R"(,"behavior":{})"));
+  EXPECT_EQ(with_behavior.evaluate(proposal_input(10, 80, 0)).desired_replicas, 20);
+  const ScaleDecision held = with_behavior.evaluate(proposal_input(20, 80, 10 * kSecond));
+  EXPECT_EQ(held.desired_replicas, 20);
+  EXPECT_EQ(held.limited_by, "policy");
+}
+
+// Scale-down has no rate limit on the legacy path: once the window has passed (t=301 s; the records
+// of t=0 count until t=300 inclusive) 10 goes to the proposal 2 in one step; a proposal of 0 is raised
+// to minReplicas ("TooFewReplicas").
+TEST(HpaLegacy, ScaleDownIsOnlyStabilizedThenBoundedByMin) {
+  auto legacy = make(proposal_spec("", 2));
+  ScaleDecision d = legacy.evaluate(proposal_input(10, 3, 0));
+  EXPECT_EQ(d.desired_replicas, 10);
+  EXPECT_EQ(d.limited_by, "stabilization");
+  d = legacy.evaluate(proposal_input(10, 3, 300 * kSecond));
+  EXPECT_EQ(d.desired_replicas, 10);
+  d = legacy.evaluate(proposal_input(10, 3, 301 * kSecond));
+  EXPECT_EQ(d.desired_replicas, 3);  // highest of {3 at t=0, 3 at t=300, 3 now}
+  d = legacy.evaluate(proposal_input(3, 0, 700 * kSecond));
+  EXPECT_EQ(d.desired_replicas, 2);
+  EXPECT_EQ(d.limited_by, "min");
+}
+
+// The downscale window keeps the highest recommendation of the last 300 s, also when it was the
+// metric's and never applied: 10, 30 (limited to 20), 5 → the window holds 30, and 30 is then limited by
+// max(2 × 20, 4) = 40, so desired is 30, not 5.
+TEST(HpaLegacy, TheWindowHoldsTheHighestProposalNotTheHighestApplied) {
+  auto legacy = make(proposal_spec(""));
+  EXPECT_EQ(legacy.evaluate(proposal_input(10, 10, 0)).desired_replicas, 10);
+  EXPECT_EQ(legacy.evaluate(proposal_input(10, 30, 15 * kSecond)).desired_replicas, 20);
+  const ScaleDecision d = legacy.evaluate(proposal_input(20, 5, 30 * kSecond));
+  EXPECT_EQ(d.metric_replicas, 5);
+  EXPECT_EQ(d.desired_replicas, 30);
+  EXPECT_EQ(d.limited_by, "stabilization");
+}
+
+// max(2 × current, 4) in float64 is 3e9 from 1.5e9 replicas: past int32, it saturates (Go's int32()
+// gave MinInt32 on amd64 and a limit below current); maxReplicas then binds, the proposal MaxInt32 fits.
+TEST(HpaLegacy, ScaleUpLimitSaturatesAtMaxInt32) {
+  auto legacy = make(proposal_spec("", 1, INT32_MAX));
+  const ScaleDecision d = legacy.evaluate(proposal_input(1500000000, INT32_MAX));
+  EXPECT_EQ(d.desired_replicas, INT32_MAX);
+  EXPECT_EQ(d.limited_by, "");
+}
+
+// A partial behavior takes the behavior path, the rest at its defaults: only a scale-down window
+// given, the scale-up from 1 follows the default policies (max(1 + 4, 2) = 5, not the legacy 4) ...
+TEST(HpaLegacy, APartialBehaviorTakesTheBehaviorPathWithDefaults) {
+  auto down_only = make(proposal_spec(R"(,"behavior":{"scaleDown":{"stabilizationWindowSeconds":0}})"));
+  ScaleDecision d = down_only.evaluate(proposal_input(1, 20));
+  EXPECT_EQ(d.desired_replicas, 5);
+  EXPECT_EQ(d.limited_by, "policy");
+  // ... and only scaleUp given, the scale-down window is the default 300 s, its cutoff excluded.
+  auto up_only = make(proposal_spec(R"(,"behavior":{"scaleUp":{"selectPolicy":"Max"}})"));
+  EXPECT_EQ(up_only.evaluate(proposal_input(10, 3, 0)).desired_replicas, 10);
+  EXPECT_EQ(up_only.evaluate(proposal_input(10, 3, 299 * kSecond)).desired_replicas, 10);
+  EXPECT_EQ(up_only.evaluate(proposal_input(10, 3, 300 * kSecond)).desired_replicas, 3);
+  // "behavior": null is no behavior (Kubernetes reads null as absent): the legacy path.
+  auto null_behavior = make(proposal_spec(R"(,"behavior":null)"));
+  d = null_behavior.evaluate(proposal_input(1, 20));
+  EXPECT_EQ(d.desired_replicas, 4);
+  EXPECT_EQ(d.limited_by, "scaleUpLimit");
+}
+
+// The scale-up the 50 users/s ramp needs (docs/operations.md "Following a ramp"): 750 sessions per 15 s
+// with one session per replica. From 1 replica, the legacy path allows 4, the default behavior 5; a
+// behavior with a Pods 1500 per 15 s policy allows 1501, and the next period (the +749 event left at
+// exactly 15 s) 750 + 1500.
+TEST(HpaLegacy, APodsPolicyFollowsARampTheLegacyLimitDoesNot) {
+  const std::string fast = R"(,"behavior":{"scaleUp":{"stabilizationWindowSeconds":0,
+      "policies":[{"type":"Pods","value":1500,"periodSeconds":15}],"selectPolicy":"Max"}})";
+  auto follows = make(proposal_spec(fast, 1, 10000));
+  auto legacy = make(proposal_spec("", 1, 10000));
+  std::int32_t current_fast = 1;
+  std::int32_t current_legacy = 1;
+  for (int k = 1; k <= 4; ++k) {
+    const std::int64_t sessions = 750 * k;
+    current_fast = follows.evaluate(proposal_input(current_fast, sessions, k * 15 * kSecond)).desired_replicas;
+    current_legacy = legacy.evaluate(proposal_input(current_legacy, sessions, k * 15 * kSecond)).desired_replicas;
+    EXPECT_EQ(current_fast, sessions) << "t=" << k * 15;
+  }
+  EXPECT_EQ(current_legacy, 32);  // 4, 8, 16, 32
 }
 
 // ---- Tolerance settings ----------------------------------------------------------------------------
@@ -773,18 +962,211 @@ TEST(HpaTolerance, PerDirectionTolerance) {
   EXPECT_EQ(hpa3.evaluate(input(10, pods(1000, std::vector<std::int64_t>(10, 850)))).desired_replicas, 9);
 }
 
+// ---- Metric values at the int64 limits ------------------------------------------------------------
+//
+// No undefined behaviour whatever the samples: each of these overflowed a signed integer or converted an
+// out-of-range double in the C++ before, which the asan preset (UBSan, float-cast-overflow included)
+// stops at. The expected values follow upstream where it decided (MaxInt32 for replica counts,
+// MaxInt64 for External sums and per-pod averages) and saturation where Go merely wraps.
+
+constexpr std::int64_t kMax64 = INT64_MAX;
+constexpr std::int64_t kMin64 = INT64_MIN;
+constexpr std::int32_t kMax32 = INT32_MAX;
+
+// GetObjectPerPodMetricReplicas with usage math.MaxInt64 and 1 replica: the per-pod average is
+// ceil(2^63 / 1) = 2^63, one past int64 (was a cast of 2^63 to int64); it saturates. The proposal
+// ceil(MaxInt64 / 1000) ≈ 9.2e15 saturates at MaxInt32, then maxReplicas (5) binds.
+TEST(HpaInt64Limits, ObjectAverageValueAtMaxInt64) {
+  auto hpa = make(object_spec("AverageValue", "averageValue", "1").replace(15, 3, "5"));
+  const ScaleDecision d = hpa.evaluate(object_input(3, kMax64, 3));
+  EXPECT_EQ(d.proposals.at(0).replicas, kMax32);
+  EXPECT_EQ(d.desired_replicas, 5);
+  EXPECT_EQ(d.limited_by, "max");
+  ScaleInput one = object_input(1, kMax64, 1);
+  auto hpa1 = make(object_spec("AverageValue", "averageValue", "1"));
+  EXPECT_EQ(hpa1.evaluate(one).proposals.at(0).current, kMax64);
+  // Over 2 replicas the Object variant has no guard: ceil(2^63 / 2) = 2^62.
+  auto hpa2 = make(object_spec("AverageValue", "averageValue", "1"));
+  EXPECT_EQ(hpa2.evaluate(object_input(2, kMax64, 2)).proposals.at(0).current, std::int64_t{1} << 62);
+}
+
+// GetExternalPerPodMetricReplicas: "if float64(usage) >= float64(math.MaxInt64) { usage = math.MaxInt64 }"
+// — the average reported is MaxInt64 over any number of replicas (2 here, where Object gives 2^62).
+TEST(HpaInt64Limits, ExternalAverageValueAtMaxInt64) {
+  for (const std::int32_t replicas : {1, 2}) {
+    auto hpa = make(external_spec("AverageValue", "averageValue", "1"));
+    ScaleInput in = object_input(replicas, 0, replicas);
+    in.external_metrics["queue_depth"] = {kMax64};
+    const ScaleDecision d = hpa.evaluate(in);
+    EXPECT_EQ(d.proposals.at(0).current, kMax64) << replicas;
+    EXPECT_EQ(d.proposals.at(0).replicas, kMax32) << replicas;
+  }
+}
+
+// GetExternalPerPodMetricReplicas sums the series and takes a sum that turns negative as an overflow:
+// 5 - 6 = -1 < 0 → MaxInt64 (upstream's rule, applied to a negative sample too), so ceil(MaxInt64 / 1000)
+// saturates at MaxInt32. Two samples of MaxInt64 overflow for real: the same.
+TEST(HpaInt64Limits, ExternalAverageValueNegativeOrOverflowingSumIsMaxInt64) {
+  for (const std::vector<std::int64_t>& series :
+       {std::vector<std::int64_t>{5000, -6000, 3000}, std::vector<std::int64_t>{kMax64, kMax64}}) {
+    auto hpa = make(external_spec("AverageValue", "averageValue", "1"));
+    ScaleInput in = object_input(2, 0, 2);
+    in.external_metrics["queue_depth"] = series;
+    const ScaleDecision d = hpa.evaluate(in);
+    EXPECT_EQ(d.proposals.at(0).current, kMax64);
+    EXPECT_EQ(d.proposals.at(0).replicas, kMax32);
+  }
+}
+
+// GetExternalMetricReplicas (Value): a positive overflow stops the sum at MaxInt64 — the -MaxInt64
+// after it is not added (kubernetes#133888). ratio ≈ 9.2e15 × 1 ready pod → MaxInt32.
+TEST(HpaInt64Limits, ExternalValueSumStopsAtMaxInt64) {
+  auto hpa = make(external_spec("Value", "value", "1"));
+  ScaleInput in = object_input(1, 0, 1);
+  in.external_metrics["queue_depth"] = {kMax64, 1, -kMax64};
+  const ScaleDecision d = hpa.evaluate(in);
+  EXPECT_EQ(d.proposals.at(0).current, kMax64);
+  EXPECT_EQ(d.proposals.at(0).replicas, kMax32);
+}
+
+// Below MinInt64 Go wraps (MinInt64 - 1 would become MaxInt64 and scale up); we saturate at MinInt64:
+// the ratio is hugely negative, the proposal saturates at MinInt32, and the metric asks for 0.
+TEST(HpaInt64Limits, ExternalValueSumSaturatesAtMinInt64) {
+  auto hpa = make(external_spec("Value", "value", "1"));
+  ScaleInput in = object_input(1, 0, 1);
+  in.external_metrics["queue_depth"] = {kMin64, -1};
+  const ScaleDecision d = hpa.evaluate(in);
+  EXPECT_EQ(d.proposals.at(0).current, kMin64);
+  EXPECT_EQ(d.proposals.at(0).replicas, INT32_MIN);
+  EXPECT_EQ(d.metric_replicas, 0);
+}
+
+// GetMetricUsageRatio: two pods at MaxInt64 overflow the sum; the average is exactly MaxInt64, the
+// ratio ≈ 9.2e15, and ceil(ratio × 2) saturates at MaxInt32.
+TEST(HpaInt64Limits, PodsMetricSumPastMaxInt64) {
+  auto hpa = make(pods_spec("1"));
+  const ScaleDecision d = hpa.evaluate(input(2, metric_pods({kMax64, kMax64})));
+  EXPECT_EQ(d.proposals.at(0).current, kMax64);
+  EXPECT_EQ(d.proposals.at(0).replicas, kMax32);
+}
+
+// GetResourceUtilizationRatio: metricsTotal * 100 overflows for a sample of MaxInt64 milli-cpu. Exactly,
+// MaxInt64 * 100 / 1000 = 922337203685477580 %, saturated to MaxInt32 %; against a 50% target that is
+// a ratio of 2147483647 / 50 = 42949672.94 → ceil(42949672.94 × 1 pod) = 42949673.
+TEST(HpaInt64Limits, ResourceUtilizationPercentPastInt32) {
+  auto hpa = make(resource_spec("cpu", 50));
+  const ScaleDecision d = hpa.evaluate(input(1, pods(1000, {kMax64})));
+  EXPECT_EQ(d.proposals.at(0).current, kMax32);
+  EXPECT_EQ(d.proposals.at(0).replicas, 42949673);
+}
+
+// A pod's usage is the sum over its containers (two at MaxInt64: saturates at MaxInt64), and so is its
+// request (two at MaxInt64 against usage 2000m: 2000 × 100 / MaxInt64 = 0 %, a ratio of 0 → 0).
+TEST(HpaInt64Limits, ContainerSumsPastMaxInt64) {
+  ScalePod hot;
+  hot.name = "hot";
+  hot.containers = {{"a", {{"cpu", 1000}}, {{"cpu", kMax64}}}, {"b", {{"cpu", 1000}}, {{"cpu", kMax64}}}};
+  auto hpa = make(resource_spec("cpu", 50));
+  EXPECT_EQ(hpa.evaluate(input(1, {hot})).proposals.at(0).current, kMax32);
+
+  ScalePod huge_request;
+  huge_request.name = "big";
+  huge_request.containers = {{"a", {{"cpu", kMax64}}, {{"cpu", 1000}}}, {"b", {{"cpu", kMax64}}, {{"cpu", 1000}}}};
+  auto hpa2 = make(resource_spec("cpu", 50));
+  const ScaleDecision d = hpa2.evaluate(input(1, {huge_request}));
+  EXPECT_EQ(d.proposals.at(0).current, 0);
+  EXPECT_EQ(d.proposals.at(0).replicas, 0);
+}
+
+// A missing pod on a scale-down counts as request × max(100, target) / 100: MaxInt64 × 200 overflows;
+// it saturates at MaxInt64. Then (100 + MaxInt64) × 100 / (1000 + MaxInt64) = 99 % of a 200 % target
+// → ceil(0.495 × 2 pods) = 1.
+TEST(HpaInt64Limits, MissingPodFallbackPastMaxInt64) {
+  auto hpa = make(resource_spec("cpu", 200));
+  std::vector<ScalePod> list{pod("a", 1000, 100), pod("missing", kMax64, std::nullopt)};
+  EXPECT_EQ(hpa.evaluate(input(2, list)).metric_replicas, 1);
+}
+
+// Scale events inside a policy's period are summed (getReplicasChangePerPeriod); two scale-downs of
+// 2147483646 within 1800 s overflow Go's int32 sum. Percent 100 down allows everything whatever the
+// period started at, so each evaluation goes from MaxInt32 to minReplicas 1.
+TEST(HpaInt64Limits, ScaleEventsSummedPastInt32) {
+  auto hpa = make(R"({"minReplicas":1,"maxReplicas":2147483647,"behavior":{"scaleDown":{
+      "stabilizationWindowSeconds":0,"policies":[{"type":"Percent","value":100,"periodSeconds":1800}]}},
+      "metrics":[{"type":"External","external":{"metric":{"name":"queue_depth"},
+      "target":{"type":"AverageValue","averageValue":"1"}}}]})");
+  for (int t = 0; t < 3; ++t) {
+    ScaleInput in = input(kMax32, {}, t * kSecond);
+    in.external_metrics["queue_depth"] = {0};
+    const ScaleDecision d = hpa.evaluate(in);
+    EXPECT_EQ(d.desired_replicas, 1) << "t=" << t;
+    EXPECT_EQ(d.limited_by, "min") << "t=" << t;
+  }
+}
+
+// A current count of MinInt32 (below minReplicas) goes to minReplicas at once; the scale event's
+// change, 1 - MinInt32, does not fit an int32.
+TEST(HpaInt64Limits, ScaleEventFromMinInt32) {
+  auto hpa = make(pods_spec("10").insert(1, R"("behavior":{},)"));
+  const ScaleDecision d = hpa.evaluate(input(INT32_MIN, {}));
+  EXPECT_EQ(d.desired_replicas, 1);
+  EXPECT_EQ(d.limited_by, "min");
+}
+
+// Policies past MaxInt32 saturate rather than wrap: Go's int32 Pods policy 10 + 2147483647 wraps
+// negative and Percent's int32(math.Ceil(1000 × 21474837.47)) is out of range — both froze scale-up
+// on amd64 (kubernetes#141397). Here the limit is MaxInt32 and the proposal goes through.
+TEST(HpaInt64Limits, PoliciesPastInt32Saturate) {
+  for (const char* policy : {R"({"type":"Pods","value":2147483647,"periodSeconds":15})",
+                             R"({"type":"Percent","value":2147483647,"periodSeconds":15})"}) {
+    auto hpa = make(R"({"maxReplicas":2147483647,"behavior":{"scaleUp":{"policies":[)" + std::string(policy) +
+                    R"(]}},"metrics":[{"type":"External","external":{"metric":{"name":"queue_depth"},
+        "target":{"type":"AverageValue","averageValue":"1"}}}]})");
+    ScaleInput in = input(1000, {});
+    in.external_metrics["queue_depth"] = {2000000000LL * 1000};
+    const ScaleDecision d = hpa.evaluate(in);
+    EXPECT_EQ(d.desired_replicas, 2000000000) << policy;
+  }
+}
+
 // ---- Spec parsing: defaults and validation, each error naming the field ----------------------------
 
-TEST(HpaSpecParse, DefaultsWhenBehaviorIsAbsent) {
+TEST(HpaSpecParse, NoBehaviorWhenAbsent) {
   const HpaSpec s = parse_spec(json::parse(R"({"maxReplicas":5})"), 0.1);
   EXPECT_EQ(s.min_replicas, 1);
-  EXPECT_EQ(s.scale_up.stabilization_window_seconds, 0);
-  ASSERT_EQ(s.scale_up.policies.size(), 2u);
-  EXPECT_EQ(s.scale_up.policies[0].value, 4);
-  EXPECT_EQ(s.scale_up.policies[1].value, 100);
-  EXPECT_EQ(s.scale_down.stabilization_window_seconds, 300);
-  ASSERT_EQ(s.scale_down.policies.size(), 1u);
-  EXPECT_TRUE(s.scale_down.policies[0].percent);
+  EXPECT_FALSE(s.behavior.has_value());
+}
+
+TEST(HpaSpecParse, DefaultsForAnEmptyBehavior) {
+  const HpaSpec s = parse_spec(json::parse(R"({"maxReplicas":5,"behavior":{}})"), 0.1);
+  ASSERT_TRUE(s.behavior.has_value());
+  const Behavior& b = *s.behavior;
+  EXPECT_EQ(b.scale_up.stabilization_window_seconds, 0);
+  EXPECT_EQ(b.scale_up.select, SelectPolicy::max);
+  ASSERT_EQ(b.scale_up.policies.size(), 2u);
+  EXPECT_FALSE(b.scale_up.policies[0].percent);
+  EXPECT_EQ(b.scale_up.policies[0].value, 4);
+  EXPECT_EQ(b.scale_up.policies[0].period_seconds, 15);
+  EXPECT_TRUE(b.scale_up.policies[1].percent);
+  EXPECT_EQ(b.scale_up.policies[1].value, 100);
+  EXPECT_EQ(b.scale_down.stabilization_window_seconds, 300);
+  ASSERT_EQ(b.scale_down.policies.size(), 1u);
+  EXPECT_TRUE(b.scale_down.policies[0].percent);
+  EXPECT_EQ(b.scale_down.policies[0].value, 100);
+  EXPECT_FALSE(b.scale_up.tolerance.has_value());
+}
+
+// copyHPAScalingRules: a given field replaces the default, the others stay (policies as a whole).
+TEST(HpaSpecParse, PartialRulesKeepTheOtherDefaults) {
+  const HpaSpec s = parse_spec(json::parse(R"({"maxReplicas":5,"behavior":{"scaleUp":{"selectPolicy":"Min"},
+      "scaleDown":{"policies":[{"type":"Pods","value":1,"periodSeconds":60}]}}})"), 0.1);
+  const Behavior& b = *s.behavior;
+  EXPECT_EQ(b.scale_up.select, SelectPolicy::min);
+  EXPECT_EQ(b.scale_up.policies.size(), 2u);
+  EXPECT_EQ(b.scale_down.stabilization_window_seconds, 300);
+  ASSERT_EQ(b.scale_down.policies.size(), 1u);
+  EXPECT_FALSE(b.scale_down.policies[0].percent);
+  EXPECT_EQ(b.scale_down.policies[0].period_seconds, 60);
 }
 
 void expect_error(const std::string& spec, const std::string& field) {

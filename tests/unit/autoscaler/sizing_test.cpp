@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -176,20 +177,25 @@ bool has_line(const std::vector<std::string>& lines, const std::string& wanted) 
 
 // ---- orchestrator: the warm pool -------------------------------------------------------------------
 
-config::Config orchestrator_config() {
-  return config::Config::load({{{"ENABLE_AUTOSCALER", "true"},
-                                {"ENABLE_CONTAINER_POOL", "true"},
-                                {"POOL_MIN_SIZE", "2"},
-                                {"POOL_MAX_SIZE", "50"},
-                                {"AUTOSCALER_MIN_REPLICAS", "1"},
-                                {"AUTOSCALER_MAX_REPLICAS", "100"},
-                                {"AUTOSCALER_TARGET_SESSIONS_PER_REPLICA", "1"}},
-                               {}});
+using Env = std::map<std::string, std::string, std::less<>>;
+
+config::Config orchestrator_config(const Env& extra = {}) {
+  Env env{{"ENABLE_AUTOSCALER", "true"},
+          {"ENABLE_CONTAINER_POOL", "true"},
+          {"POOL_MIN_SIZE", "2"},
+          {"POOL_MAX_SIZE", "50"},
+          {"AUTOSCALER_MIN_REPLICAS", "1"},
+          {"AUTOSCALER_MAX_REPLICAS", "100"},
+          {"AUTOSCALER_TARGET_SESSIONS_PER_REPLICA", "1"}};
+  env.insert(extra.begin(), extra.end());
+  return config::Config::load({env, {}});
 }
 
 /// The orchestrator's wiring (core/apps/orchestrator_main.cpp) on virtual time.
 struct PoolRig {
-  config::Config config = orchestrator_config();
+  explicit PoolRig(const Env& extra = {}) : config(orchestrator_config(extra)) { start(); }
+
+  config::Config config;
   hpa::HpaAutoscaler hpa = hpa_from(plugin_host::plugin_config_json("autoscaler", config));
   VirtualTimers timers;
   observe::MetricsRegistry metrics;
@@ -203,7 +209,7 @@ struct PoolRig {
                      },
                      kInterval, static_cast<std::int32_t>(config.integer(config::Key::autoscaler_min_replicas))};
 
-  PoolRig() {
+  void start() {
     loop.on_evaluation([this](const plugin::ScaleDecision& d) { sizer.apply(d.desired_replicas); });
     loop.start();
   }
@@ -225,62 +231,85 @@ TEST(PoolSizer, FollowsArrivalsAtOnceAndShrinksOnlyAfterTheStabilizationWindow) 
   EXPECT_EQ(rig.loop.desired(), 1);
   EXPECT_TRUE(rig.pool.resizes.empty());
 
+  // No AUTOSCALER_BEHAVIOR: the spec has no behavior, so Kubernetes' legacy normalisation applies — at
+  // most max(2 × current, 4) up per evaluation, down only through the 300 s window (cutoff included).
+  //
   // t=30 s: 5 sessions connected, none has run a tool yet (no backend). External metric 5 per
-  // AverageValue 1 → 5; the scale-up policy allows max(1 + 4 pods, 1 × 200%) = 5. Idle 5 - 0 = 5, at once.
+  // AverageValue 1 → 5; the legacy limit from 1 is max(2, 4) = 4. Idle 4 - 0 = 4, at once.
   rig.tick(5, 0);
-  EXPECT_EQ(rig.loop.desired(), 5);
-  EXPECT_EQ(rig.pool.resizes, (std::vector<std::uint64_t>{5}));
+  EXPECT_EQ(rig.loop.desired(), 4);
+  EXPECT_EQ(rig.pool.resizes, (std::vector<std::uint64_t>{4}));
   EXPECT_TRUE(has_line(rig.log.lines,
-                       "autoscaler.applied knob=pool_target_idle from=2 to=5 desired_replicas=5 backends_in_use=0"));
+                       "autoscaler.applied knob=pool_target_idle from=2 to=4 desired_replicas=4 backends_in_use=0"));
 
-  // t=45 s: those 5 hold their backends, 3 more connected: 8 sessions → desired 8 (policy allows 10),
-  // 8 - 5 in use = 3 idle for the newcomers.
+  // t=45 s: those 5 hold backends (one made cold), 3 more connected: 8 sessions over 5 + 4 = 9 backends
+  // is 0.89, outside the tolerance → 8, within the limit max(2 × 4, 4) = 8; 8 - 5 in use = 3 idle.
   rig.tick(8, 5);
   EXPECT_EQ(rig.loop.desired(), 8);
-  EXPECT_EQ(rig.pool.resizes, (std::vector<std::uint64_t>{5, 3}));
+  EXPECT_EQ(rig.pool.resizes, (std::vector<std::uint64_t>{4, 3}));
 
   // t=60 s: all 8 hold one: 8 - 8 = 0 → the floor.
   rig.tick(8, 8);
   EXPECT_EQ(rig.loop.desired(), 8);
-  EXPECT_EQ(rig.pool.resizes, (std::vector<std::uint64_t>{5, 3, 2}));
+  EXPECT_EQ(rig.pool.resizes, (std::vector<std::uint64_t>{4, 3, 2}));
 
   // t=75 s: 6 sessions end. The metric asks for 2, but the 300 s scale-down window keeps the
   // highest recent recommendation, 8: the 6 backends given back stay warm (8 - 2 = 6 idle).
   rig.tick(2, 2);
   EXPECT_EQ(rig.loop.desired(), 8);
-  EXPECT_EQ(rig.pool.resizes, (std::vector<std::uint64_t>{5, 3, 2, 6}));
+  EXPECT_EQ(rig.pool.resizes, (std::vector<std::uint64_t>{4, 3, 2, 6}));
 
-  // t=90 s … 345 s: nothing shrinks while a recommendation of 8 (the last at t=60 s) is in the window.
-  for (int t = 90; t <= 345; t += 15) {
+  // t=90 s … 360 s: nothing shrinks while a recommendation of 8 (the last at t=60 s) is in the window;
+  // at t=360 s it is exactly at the cutoff, which the legacy window still counts.
+  for (int t = 90; t <= 360; t += 15) {
     rig.tick(2, 2);
     ASSERT_EQ(rig.loop.desired(), 8) << "t=" << t;
   }
   EXPECT_EQ(rig.pool.resizes.size(), 4u);
   EXPECT_NE(rig.metrics.render().find("phasekit_pool_target_idle 6"), std::string::npos);
 
-  // t=360 s: t=60 s has left the window; down to 2 in one step (−100% per 15 s allowed), idle back to the floor.
+  // t=375 s: t=60 s has left the window; down to 2 in one step (no scale-down limit), idle back to the floor.
   rig.tick(2, 2);
   EXPECT_EQ(rig.loop.desired(), 2);
-  EXPECT_EQ(rig.pool.resizes, (std::vector<std::uint64_t>{5, 3, 2, 6, 2}));
+  EXPECT_EQ(rig.pool.resizes, (std::vector<std::uint64_t>{4, 3, 2, 6, 2}));
   EXPECT_TRUE(has_line(rig.log.lines,
                        "autoscaler.applied knob=pool_target_idle from=6 to=2 desired_replicas=2 backends_in_use=2"));
   EXPECT_NE(rig.metrics.render().find("phasekit_pool_target_idle 2"), std::string::npos);
   EXPECT_NE(rig.metrics.render().find("phasekit_autoscaler_desired_replicas 2"), std::string::npos);
 }
 
-TEST(PoolSizer, ABurstBeyondThePolicyIsWarmedInDoublingSteps_AndCappedAtPoolMaxSize) {
+TEST(PoolSizer, ABurstBeyondTheScaleUpLimitIsWarmedInDoublingSteps_AndCappedAtPoolMaxSize) {
   PoolRig rig;
   rig.tick(0, 0);  // t=15 s: desired 1
-  // 80 sessions arrive, none holding a backend yet: 1 → 5 (+4 pods) → 10 → 20 → 40 (+100%) → 80.
+  // 80 sessions arrive, none holding a backend yet: 1 → 4 (max(2 × 1, 4)) → 8 → 16 → 32 → 64 → 80.
   std::vector<std::int32_t> desired;
-  for (int i = 0; i < 5; ++i) {
+  for (int i = 0; i < 6; ++i) {
     rig.tick(80, 0);
     desired.push_back(rig.loop.desired());
   }
-  EXPECT_EQ(desired, (std::vector<std::int32_t>{5, 10, 20, 40, 80}));
-  // Idle = desired - 0, capped at POOL_MAX_SIZE=50 (80 is asked, 50 applied; the next evaluation
-  // changes nothing).
-  EXPECT_EQ(rig.pool.resizes, (std::vector<std::uint64_t>{5, 10, 20, 40, 50}));
+  EXPECT_EQ(desired, (std::vector<std::int32_t>{4, 8, 16, 32, 64, 80}));
+  // Idle = desired - 0, capped at POOL_MAX_SIZE=50 (64 is asked, 50 applied; 80 changes nothing).
+  EXPECT_EQ(rig.pool.resizes, (std::vector<std::uint64_t>{4, 8, 16, 32, 50}));
+}
+
+// AUTOSCALER_BEHAVIOR becomes the spec's behavior: with a Pods 1000 per 15 s scale-up policy the same
+// burst of 80 is warmed at the first evaluation — 80 is within 1 + 1000, the idle target 80 - 0 capped
+// at POOL_MAX_SIZE — where the legacy path needed five evaluations (ABurstBeyondTheScaleUpLimit…).
+TEST(PoolSizer, AutoscalerBehaviorIsTheSpecsBehavior_ABurstIsWarmedAtOnce) {
+  const std::string fast = R"({"scaleUp":{"policies":[{"type":"Pods","value":1000,"periodSeconds":15}]}})";
+  PoolRig rig({{"AUTOSCALER_BEHAVIOR", fast}});
+  EXPECT_EQ(plugin_host::plugin_config_json("autoscaler", rig.config),
+            R"({"spec":{"minReplicas":1,"maxReplicas":100,"metrics":[{"type":"External","external":{"metric":)"
+            R"({"name":"phasekit_sessions"},"target":{"type":"AverageValue","averageValue":"1"}}}],)"
+            R"("behavior":{"scaleUp":{"policies":[{"periodSeconds":15,"type":"Pods","value":1000}]}}},"tolerance":0.1})");
+  rig.tick(0, 0);  // t=15 s: desired 1
+  rig.tick(80, 0);
+  EXPECT_EQ(rig.loop.desired(), 80);
+  EXPECT_EQ(rig.pool.resizes, (std::vector<std::uint64_t>{50}));
+  // Unset, the spec carries no behavior at all (Kubernetes' legacy path), not an empty one.
+  EXPECT_EQ(nlohmann::json::parse(plugin_host::plugin_config_json("autoscaler", orchestrator_config()))["spec"]
+                .count("behavior"),
+            0u);
 }
 
 // ---- worker: the queue's concurrency ---------------------------------------------------------------
@@ -304,6 +333,20 @@ TEST(WorkerAutoscalerConfig, ExternalMetricOfJobsPerSlotBetweenWorkerConcurrency
   EXPECT_NO_THROW(hpa_from(worker_autoscaler_config_json(capped)));
 }
 
+// AUTOSCALER_WORKER_BEHAVIOR is the worker spec's behavior; AUTOSCALER_BEHAVIOR (the orchestrator's) is not.
+TEST(WorkerAutoscalerConfig, WorkerBehaviorIsItsOwnSetting) {
+  const auto only_orchestrators = config::Config::load(
+      {{{"ENABLE_AUTOSCALER", "true"}, {"AUTOSCALER_BEHAVIOR", R"({"scaleUp":{"selectPolicy":"Disabled"}})"}}, {}});
+  EXPECT_EQ(nlohmann::json::parse(worker_autoscaler_config_json(only_orchestrators))["spec"].count("behavior"), 0u);
+  const auto worker = config::Config::load(
+      {{{"ENABLE_AUTOSCALER", "true"}, {"AUTOSCALER_WORKER_BEHAVIOR", R"({"scaleDown":{"stabilizationWindowSeconds":60}})"}},
+       {}});
+  const auto doc = nlohmann::json::parse(worker_autoscaler_config_json(worker));
+  EXPECT_EQ(doc["spec"]["behavior"], nlohmann::json::parse(R"({"scaleDown":{"stabilizationWindowSeconds":60}})"));
+  EXPECT_EQ(hpa_from(worker_autoscaler_config_json(worker)).spec().behavior->scale_down.stabilization_window_seconds,
+            60);
+}
+
 TEST(WorkerAutoscaler, OpensSlotsForQueuedJobsAtOnceAndClosesThemAfterTheWindow) {
   const config::Config config = worker_config();
   hpa::HpaAutoscaler hpa = hpa_from(worker_autoscaler_config_json(config));
@@ -325,25 +368,26 @@ TEST(WorkerAutoscaler, OpensSlotsForQueuedJobsAtOnceAndClosesThemAfterTheWindow)
   EXPECT_EQ(scaler.desired(), 4);
   EXPECT_TRUE(queue.concurrencies.empty());
 
-  // t=30 s: 4 running, 6 queued → 10 jobs per 1 → 10; the policy allows max(4 + 4, 4 × 200%) = 8.
+  // t=30 s: 4 running, 6 queued → 10 jobs per 1 → 10; the legacy limit allows max(2 × 4, 4) = 8.
   tick(4, 6);
   EXPECT_EQ(queue.concurrencies, (std::vector<unsigned>{8}));
   EXPECT_TRUE(has_line(log.lines, "autoscaler.applied knob=worker_concurrency from=4 to=8 desired_replicas=8"));
 
-  // t=45 s: 8 running, 2 queued → 10 (the policy would allow 16).
+  // t=45 s: 8 running, 2 queued → 10 (the limit would allow 16).
   tick(8, 2);
   EXPECT_EQ(queue.concurrencies, (std::vector<unsigned>{8, 10}));
 
   // t=60 s: 10 running, queue empty: 10 of 10 slots, within tolerance.
   tick(10, 0);
-  // t=75 s … 345 s: the queue drained, 1 job running. The scale-down window still holds 10.
-  for (int t = 75; t <= 345; t += 15) {
+  // t=75 s … 360 s: the queue drained, 1 job running. The scale-down window still holds 10 (the last at
+  // t=60 s, exactly at the cutoff at t=360 s: still in the legacy window).
+  for (int t = 75; t <= 360; t += 15) {
     tick(1, 0);
     ASSERT_EQ(scaler.desired(), 10) << "t=" << t;
   }
   EXPECT_EQ(queue.concurrencies, (std::vector<unsigned>{8, 10}));
 
-  // t=360 s: the last 10 (t=60 s) has left the window: the metric's 1 is raised to minReplicas, 4.
+  // t=375 s: the last 10 has left the window: the metric's 1 is raised to minReplicas, 4.
   tick(1, 0);
   EXPECT_EQ(queue.concurrencies, (std::vector<unsigned>{8, 10, 4}));
 

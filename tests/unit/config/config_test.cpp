@@ -240,6 +240,127 @@ INSTANTIATE_TEST_SUITE_P(
       return name;
     });
 
+std::string bad_case_name(const ::testing::TestParamInfo<BadCase>& param) {
+  std::string name;
+  for (const char ch : std::string(param.param.what)) {
+    name += std::isalnum(static_cast<unsigned char>(ch)) != 0 ? ch : '_';
+  }
+  return name;
+}
+
+// AUTOSCALER_BEHAVIOR / AUTOSCALER_WORKER_BEHAVIOR: the autoscaling/v2 behavior object, refused as the
+// HPA API refuses it (validation.go validateScalingRules / validateScalingPolicy), each with one line
+// naming the setting, where it came from, the field inside the object and the reason.
+INSTANTIATE_TEST_SUITE_P(
+    Behavior, ConfigErrors,
+    ::testing::Values(
+        BadCase{"behavior not JSON", {{"AUTOSCALER_BEHAVIOR", R"({"scaleUp":)"}}, {},
+                "AUTOSCALER_BEHAVIOR (from env): not valid JSON: parse error at line 1, column 12: syntax error "
+                "while parsing value - unexpected end of input; expected '[', '{', or a literal"},
+        BadCase{"behavior with a trailing comma", {{"AUTOSCALER_BEHAVIOR", R"({"scaleUp":{},})"}}, {},
+                "AUTOSCALER_BEHAVIOR (from env): not valid JSON: parse error at line 1, column 15: syntax error "
+                "while parsing object key - unexpected '}'; expected string literal"},
+        BadCase{"behavior an array", {{"AUTOSCALER_BEHAVIOR", "[]"}}, {},
+                "AUTOSCALER_BEHAVIOR (from env): expected a JSON object, found array"},
+        BadCase{"behavior null", {{"AUTOSCALER_BEHAVIOR", "null"}}, {},
+                "AUTOSCALER_BEHAVIOR (from env): expected a JSON object, found null"},
+        BadCase{"behavior unknown key", {{"AUTOSCALER_BEHAVIOR", R"({"scaleup":{}})"}}, {},
+                "AUTOSCALER_BEHAVIOR (from env): scaleup: unknown field"},
+        BadCase{"behavior unknown nested key", {{"AUTOSCALER_BEHAVIOR", R"({"scaleUp":{"stabilizationWindow":0}})"}},
+                {}, "AUTOSCALER_BEHAVIOR (from env): scaleUp.stabilizationWindow: unknown field"},
+        BadCase{"behavior unknown policy key",
+                {{"AUTOSCALER_BEHAVIOR",
+                  R"({"scaleUp":{"policies":[{"type":"Pods","value":4,"periodSeconds":15,"period":1}]}})"}},
+                {}, "AUTOSCALER_BEHAVIOR (from env): scaleUp.policies[0].period: unknown field"},
+        BadCase{"behavior negative period",
+                {{"AUTOSCALER_BEHAVIOR", R"({"scaleDown":{"policies":[{"type":"Pods","value":1,"periodSeconds":-15}]}})"}},
+                {},
+                "AUTOSCALER_BEHAVIOR (from env): scaleDown.policies[0].periodSeconds: -15: expected an integer in "
+                "1..1800"},
+        BadCase{"behavior zero period",
+                {{"AUTOSCALER_BEHAVIOR", R"({"scaleDown":{"policies":[{"type":"Pods","value":1,"periodSeconds":0}]}})"}},
+                {},
+                "AUTOSCALER_BEHAVIOR (from env): scaleDown.policies[0].periodSeconds: 0: expected an integer in "
+                "1..1800"},
+        BadCase{"behavior period over 1800",
+                {{"AUTOSCALER_BEHAVIOR",
+                  R"({"scaleUp":{"policies":[{"type":"Percent","value":100,"periodSeconds":1801}]}})"}},
+                {},
+                "AUTOSCALER_BEHAVIOR (from env): scaleUp.policies[0].periodSeconds: 1801: expected an integer in "
+                "1..1800"},
+        BadCase{"behavior window over 3600", {{"AUTOSCALER_BEHAVIOR", R"({"scaleDown":{"stabilizationWindowSeconds":3601}})"}},
+                {},
+                "AUTOSCALER_BEHAVIOR (from env): scaleDown.stabilizationWindowSeconds: 3601: expected an integer in "
+                "0..3600"},
+        BadCase{"behavior negative window", {{"AUTOSCALER_BEHAVIOR", R"({"scaleUp":{"stabilizationWindowSeconds":-1}})"}},
+                {},
+                "AUTOSCALER_BEHAVIOR (from env): scaleUp.stabilizationWindowSeconds: -1: expected an integer in "
+                "0..3600"},
+        BadCase{"behavior window as a string", {{"AUTOSCALER_BEHAVIOR", R"({"scaleUp":{"stabilizationWindowSeconds":"60"}})"}},
+                {},
+                "AUTOSCALER_BEHAVIOR (from env): scaleUp.stabilizationWindowSeconds: \"60\": expected an integer in "
+                "0..3600"},
+        BadCase{"behavior bad selectPolicy", {{"AUTOSCALER_BEHAVIOR", R"({"scaleUp":{"selectPolicy":"Maximum"}})"}}, {},
+                "AUTOSCALER_BEHAVIOR (from env): scaleUp.selectPolicy: \"Maximum\": expected one of Max|Min|Disabled"},
+        BadCase{"behavior empty policies", {{"AUTOSCALER_BEHAVIOR", R"({"scaleUp":{"policies":[]}})"}}, {},
+                "AUTOSCALER_BEHAVIOR (from env): scaleUp.policies: must specify at least one Policy"},
+        BadCase{"behavior policies not a list", {{"AUTOSCALER_BEHAVIOR", R"({"scaleUp":{"policies":{"type":"Pods"}}})"}},
+                {}, "AUTOSCALER_BEHAVIOR (from env): scaleUp.policies: expected an array"},
+        BadCase{"behavior bad policy type",
+                {{"AUTOSCALER_BEHAVIOR", R"({"scaleUp":{"policies":[{"type":"Replicas","value":4,"periodSeconds":15}]}})"}},
+                {}, "AUTOSCALER_BEHAVIOR (from env): scaleUp.policies[0].type: \"Replicas\": expected one of Pods|Percent"},
+        BadCase{"behavior zero policy value",
+                {{"AUTOSCALER_BEHAVIOR", R"({"scaleUp":{"policies":[{"type":"Pods","value":0,"periodSeconds":15}]}})"}},
+                {},
+                "AUTOSCALER_BEHAVIOR (from env): scaleUp.policies[0].value: 0: expected an integer in 1..2147483647"},
+        BadCase{"behavior policy without a period",
+                {{"AUTOSCALER_BEHAVIOR", R"({"scaleUp":{"policies":[{"type":"Pods","value":4}]}})"}}, {},
+                "AUTOSCALER_BEHAVIOR (from env): scaleUp.policies[0].periodSeconds: required"},
+        BadCase{"behavior negative tolerance", {{"AUTOSCALER_BEHAVIOR", R"({"scaleDown":{"tolerance":"-0.1"}})"}}, {},
+                "AUTOSCALER_BEHAVIOR (from env): scaleDown.tolerance: must not be negative"},
+        BadCase{"worker behavior from a flag", {},
+                {{"autoscaler_worker_behavior", R"({"scaleDown":{"selectPolicy":"None"}})"}},
+                "AUTOSCALER_WORKER_BEHAVIOR (from --autoscaler-worker-behavior): scaleDown.selectPolicy: \"None\": "
+                "expected one of Max|Min|Disabled"}),
+    bad_case_name);
+
+TEST(ConfigBehavior, UnsetIsEmpty_AnObjectIsKeptCompact_LineBreaksAreJsonWhiteSpace) {
+  const Config unset = load({});
+  EXPECT_EQ(unset.text(Key::autoscaler_behavior), "");
+  EXPECT_EQ(unset.text(Key::autoscaler_worker_behavior), "");
+  const Config empty = load({{"AUTOSCALER_BEHAVIOR", "{}"}});
+  EXPECT_EQ(empty.text(Key::autoscaler_behavior), "{}");
+  // As a Kubernetes ConfigMap block scalar would give it: several lines.
+  const Config multi = load({{"AUTOSCALER_WORKER_BEHAVIOR",
+                              "{\n  \"scaleUp\": {\n    \"policies\": [{\"type\": \"Pods\", \"value\": 100, "
+                              "\"periodSeconds\": 15}]\n  }\n}\n"}});
+  EXPECT_EQ(multi.text(Key::autoscaler_worker_behavior),
+            R"({"scaleUp":{"policies":[{"periodSeconds":15,"type":"Pods","value":100}]}})");
+  EXPECT_EQ(multi.value(Key::autoscaler_worker_behavior).origin, Origin::env);
+}
+
+TEST(ConfigBehavior, AConfigFileMayHoldTheObjectItselfOrAString) {
+  const TempFile object(R"({"autoscaler_behavior": {"scaleDown": {"stabilizationWindowSeconds": 60}}})");
+  EXPECT_EQ(load({{"PHASEKIT_CONFIG", object.path()}}).text(Key::autoscaler_behavior),
+            R"({"scaleDown":{"stabilizationWindowSeconds":60}})");
+  const TempFile text(R"({"autoscaler_behavior": "{\"scaleDown\": {\"stabilizationWindowSeconds\": 60}}"})");
+  EXPECT_EQ(load({{"PHASEKIT_CONFIG", text.path()}}).text(Key::autoscaler_behavior),
+            R"({"scaleDown":{"stabilizationWindowSeconds":60}})");
+  const TempFile bad(R"({"autoscaler_behavior": {"scaleDown": {"stabilizationWindowSeconds": 7200}}})");
+  EXPECT_EQ(error_of({{"PHASEKIT_CONFIG", bad.path()}}),
+            "AUTOSCALER_BEHAVIOR (from config file " + bad.path() +
+                " key \"autoscaler_behavior\"): scaleDown.stabilizationWindowSeconds: 7200: expected an integer in "
+                "0..3600");
+  const TempFile number(R"({"autoscaler_behavior": 5})");
+  EXPECT_EQ(error_of({{"PHASEKIT_CONFIG", number.path()}}),
+            "AUTOSCALER_BEHAVIOR (from config file " + number.path() +
+                " key \"autoscaler_behavior\"): expected a JSON object, found number");
+  const TempFile list(R"({"autoscaler_behavior": [1]})");
+  EXPECT_EQ(error_of({{"PHASEKIT_CONFIG", list.path()}}),
+            "AUTOSCALER_BEHAVIOR=[1] (from config file " + list.path() +
+                " key \"autoscaler_behavior\"): expected a JSON object, or a string holding one");
+}
+
 TEST(ConfigErrors, OverriddenBadValueIsStillAnError) {
   // A typo in the environment is reported even when a flag overrides it.
   EXPECT_EQ(error_of({{"POOL_MIN_SIZE", "ten"}}, {{"pool_min_size", "3"}}),

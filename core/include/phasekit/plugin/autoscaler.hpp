@@ -56,7 +56,8 @@ struct ScaleDecision {
   std::vector<MetricProposal> proposals;  // one per configured metric, in order
   std::int32_t metric_replicas = 0;       // the highest proposal, before stabilization and policies
   /// Which rule decided when the result differs from the metrics' proposal or from a change:
-  /// "" (none), "tolerance", "stabilization", "policy", "min", "max", "invalidMetrics", "scalingDisabled".
+  /// "" (none), "tolerance", "stabilization", "policy", "scaleUpLimit" (no behavior: max(2 × current, 4)),
+  /// "min", "max", "invalidMetrics", "scalingDisabled".
   std::string limited_by;
   std::string reason;  // one human line
 };
