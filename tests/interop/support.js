@@ -20,8 +20,11 @@ function token(user, ttlSeconds = 3600) {
   return `${input}.${crypto.createHmac("sha256", SECRET).update(input).digest("base64url")}`;
 }
 
-/** Starts the orchestrator; resolves {port, child, logs, stop()} once it logged server.listening. */
-function startServer(extraEnv = {}) {
+/**
+ * Starts the orchestrator; resolves {port, child, logs, stop()} once it logged server.listening.
+ * spawnOptions go to child_process.spawn (uid and gid, to run it as another user).
+ */
+function startServer(extraEnv = {}, spawnOptions = {}) {
   const workspaces = fs.mkdtempSync(path.join(os.tmpdir(), "phasekit-interop-"));
   fs.chmodSync(workspaces, 0o711);  // backends run as nobody when the tests run as root
   const env = {
@@ -34,7 +37,7 @@ function startServer(extraEnv = {}) {
     SESSION_GRACE_MS: "0",
     ...extraEnv,
   };
-  const child = spawn(process.env.ORCHESTRATOR_BIN, [], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.env.ORCHESTRATOR_BIN, [], { env, stdio: ["ignore", "pipe", "pipe"], ...spawnOptions });
   const logs = [];
   let stderr = "";
   child.stderr.on("data", (d) => (stderr += d));

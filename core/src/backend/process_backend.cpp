@@ -45,12 +45,7 @@ struct ChildArgs {
   const char* path;
   char* const* argv;
   char* const* envp;
-  bool namespaced;
-  bool userns;
-  const char* uid_map;
-  std::size_t uid_map_len;
-  const char* gid_map;
-  std::size_t gid_map_len;
+  bool namespaced;  // the child is PID 1 of new namespaces (its parent is outside them)
   const int* procs;  // cgroup.procs of the backend's groups: writing "0" moves the child in
   std::size_t nprocs;
   int pids_events;   // given to the supervisor as fd 3
@@ -74,17 +69,6 @@ template <std::size_t N>
   ::_exit(code);
 }
 
-__attribute__((no_sanitize("address", "undefined"))) bool write_file(const char* path, const char* text,
-                                                                     std::size_t len) noexcept {
-  const int fd = ::open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return false;
-  }
-  const bool ok = ::write(fd, text, len) == static_cast<ssize_t>(len);
-  ::close(fd);
-  return ok;
-}
-
 /// The child of spawn(), on its own stack in our address space until it execs: async-signal-safe calls
 /// only, and no writes to our memory (nor to the sanitizers' shadow of it: not instrumented).
 __attribute__((no_sanitize("address", "undefined"))) int child_main(void* p) noexcept {
@@ -105,11 +89,6 @@ __attribute__((no_sanitize("address", "undefined"))) int child_main(void* p) noe
   // In a new PID namespace the parent is outside it (getppid() is 0); the check is for the plain child.
   if (!a.namespaced && ::getppid() != a.parent) {
     ::_exit(127);
-  }
-  if (a.userns && (!write_file("/proc/self/setgroups", "deny", 4) ||
-                   !write_file("/proc/self/uid_map", a.uid_map, a.uid_map_len) ||
-                   !write_file("/proc/self/gid_map", a.gid_map, a.gid_map_len))) {
-    child_die(a.out_fd, "cannot map the sandbox's user namespace\n", 126);
   }
   for (std::size_t i = 0; i < a.nprocs; ++i) {
     if (::write(a.procs[i], "0", 1) != 1) {
@@ -174,12 +153,13 @@ Spawned spawn(const std::vector<std::string>& args, bool namespaced, int nice, c
   argv.push_back(nullptr);
   char* envp[] = {const_cast<char*>("PATH=/usr/local/bin:/usr/bin:/bin"), nullptr};
   const bool userns = namespaced && ::geteuid() != 0;
-  const std::string uid_map = fmt::format("0 {} 1\n", ::geteuid());
-  const std::string gid_map = fmt::format("0 {} 1\n", ::getegid());
   int flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
-  if (namespaced) {
-    flags |= CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | (userns ? CLONE_NEWUSER : 0);
+  if (namespaced && !userns) {
+    flags |= CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
   }
+  // Not root: the supervisor makes its user namespace, then the others, itself (--userns). The child
+  // of this clone shares our memory, which is not dumpable, so its /proc/self/uid_map belongs to root
+  // and it could not map its own namespace.
   // The child's stack: execve and the namespace set-up run on it.
   constexpr std::size_t kStackBytes = 256 * 1024;
   void* stack = ::mmap(nullptr, kStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
@@ -195,12 +175,7 @@ Spawned spawn(const std::vector<std::string>& args, bool namespaced, int nice, c
   const ChildArgs child{argv[0],
                         argv.data(),
                         envp,
-                        namespaced,
-                        userns,
-                        uid_map.c_str(),
-                        uid_map.size(),
-                        gid_map.c_str(),
-                        gid_map.size(),
+                        namespaced && !userns,
                         cgroup != nullptr ? cgroup->procs.data() : nullptr,
                         cgroup != nullptr ? cgroup->procs.size() : 0,
                         cgroup != nullptr ? cgroup->pids_events : -1,
@@ -282,6 +257,10 @@ std::vector<std::string> supervisor_argv(const ProcessOptions& o, const std::str
   argv.push_back(fmt::format("--open-files={}", o.limits.open_files));
   if (!memory_by_cgroup && o.limits.memory_bytes > 0) {
     argv.push_back(fmt::format("--address-space-bytes={}", o.limits.memory_bytes));
+  }
+  // In its own user namespace a sandbox's processes are counted apart from every other's (Linux 5.14+).
+  if (namespaced && ::geteuid() != 0 && (cgroup == nullptr || cgroup->pids_events < 0) && o.limits.processes > 0) {
+    argv.push_back(fmt::format("--processes={}", o.limits.processes));
   }
   if (cgroup != nullptr && cgroup->pids_events >= 0) {
     argv.emplace_back("--pids-events-fd=3");
@@ -386,7 +365,10 @@ ProcessDriver::ProcessDriver(boost::asio::any_io_executor executor, ProcessOptio
   limits_.memory_bytes = l.memory_bytes;
   limits_.memory_by = l.memory_bytes == 0 ? "none" : cgroups_ && cgroups_->limits_memory() ? by : "rlimit-as";
   limits_.processes = l.processes;
-  limits_.processes_by = l.processes == 0 ? "none" : cgroups_ && cgroups_->limits_processes() ? by : "none";
+  limits_.processes_by = l.processes == 0                               ? "none"
+                         : cgroups_ && cgroups_->limits_processes()     ? by
+                         : options_.sandbox == SandboxKind::namespaces && ::geteuid() != 0 ? "rlimit-nproc"
+                                                                        : "none";
   limits_.cpus = l.cpus;
   limits_.cpu_by = l.cpus == 0 ? "none" : cgroups_ && cgroups_->limits_cpu() ? by : "none";
   limits_.cpu_weight = cgroups_ && cgroups_->limits_cpu() ? nice_weight(l.nice) : 0;

@@ -94,9 +94,8 @@ void log_limits(const backend::LimitsInForce& l, Logger& log) {
                               {"file_bytes", l.file_bytes},
                               {"open_files", l.open_files}});
   if (!l.why_no_cgroups.empty()) {
-    log.warn("backend.no_cgroups", {{"detail", "per-backend memory, process and CPU limits fall back to rlimits, "
-                                               "and the process count is not limited: " +
-                                                   l.why_no_cgroups}});
+    log.warn("backend.no_cgroups", {{"detail", "per-backend memory, process and CPU limits fall back to rlimits "
+                                               "(processes: " + l.processes_by + "): " + l.why_no_cgroups}});
   }
 }
 

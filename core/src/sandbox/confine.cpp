@@ -78,6 +78,11 @@ std::string apply_rlimits(const Options& o) {
       return e;
     }
   }
+  if (o.processes > 0) {
+    if (std::string e = set_limit(RLIMIT_NPROC, o.processes, "RLIMIT_NPROC"); !e.empty()) {
+      return e;
+    }
+  }
   if (o.address_space_bytes > 0) {
     if (std::string e = set_limit(RLIMIT_AS, o.address_space_bytes, "RLIMIT_AS"); !e.empty()) {
       return e;

@@ -4,10 +4,13 @@
 //
 //   phasekit-sandbox namespaces|container|plain --workspace=DIR [--workspace-root=DIR]
 //       [--uid=N --gid=N | --userns] [--tmpfs-bytes=N] [--file-bytes=N] [--open-files=N]
-//       [--address-space-bytes=N] [--pids-events-fd=N] [--memory-events-fd=N]
+//       [--address-space-bytes=N] [--processes=N] [--pids-events-fd=N] [--memory-events-fd=N]
 //
 // A small static binary: no library beyond libc and libstdc++, so a container runs it from a bind mount.
 #include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -80,6 +83,8 @@ std::string parse(int argc, char** argv, Options& o) {
       ok = number(value, o.open_files);
     } else if (key == "--address-space-bytes") {
       ok = number(value, o.address_space_bytes);
+    } else if (key == "--processes") {
+      ok = number(value, o.processes);
     } else if (key == "--pids-events-fd") {
       ok = number(value, o.pids_events_fd);
     } else if (key == "--memory-events-fd") {
@@ -106,6 +111,49 @@ std::string parse(int argc, char** argv, Options& o) {
   return {};
 }
 
+bool write_file(const char* path, std::string_view text) {
+  const int fd = ::open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return false;
+  }
+  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::close(fd);
+  return ok;
+}
+
+/// Not root: a user namespace of our own first (uid and gid 0 in it mapped to ours, which needs no
+/// privilege), then the other namespaces, and a fork to become PID 1 of the new PID namespace. This
+/// process stays behind only to wait: killed, it takes the sandbox with it (PR_SET_PDEATHSIG).
+void enter_namespaces_unprivileged() {
+  const uid_t uid = ::geteuid();
+  const gid_t gid = ::getegid();
+  if (::unshare(CLONE_NEWUSER) != 0) {
+    die(std::string("cannot make a user namespace: ") + std::strerror(errno), 1);
+  }
+  if (!write_file("/proc/self/setgroups", "deny") || !write_file("/proc/self/uid_map", "0 " + std::to_string(uid) + " 1") ||
+      !write_file("/proc/self/gid_map", "0 " + std::to_string(gid) + " 1")) {
+    die(std::string("cannot map the user namespace: ") + std::strerror(errno), 1);
+  }
+  if (::unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID) != 0) {
+    die(std::string("cannot make the sandbox's namespaces: ") + std::strerror(errno), 1);
+  }
+  const pid_t child = ::fork();
+  if (child < 0) {
+    die(std::string("fork: ") + std::strerror(errno), 1);
+  }
+  if (child == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    return;  // PID 1 of the new namespace: the supervisor
+  }
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  ::close(STDIN_FILENO);
+  ::close(STDOUT_FILENO);
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  std::_Exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
+}
+
 void write_text(const char* path, std::string_view text) {
   const int fd = ::open(path, O_WRONLY | O_CLOEXEC);
   if (fd >= 0) {
@@ -127,12 +175,15 @@ int open_first(std::initializer_list<const char*> paths) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Nothing in the sandbox may read this process's memory or attach to it, whatever its uid.
-  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   Options o;
   if (std::string e = parse(argc, argv, o); !e.empty()) {
     die(e, 2);
   }
+  if (o.mode == Mode::namespaces && o.userns && ::getpid() != 1) {
+    enter_namespaces_unprivileged();  // while still dumpable: a process writes its own uid_map
+  }
+  // Nothing in the sandbox may read this process's memory or attach to it, whatever its uid.
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   for (const int fd : {o.pids_events_fd, o.memory_events_fd}) {
     if (fd >= 0 && ::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
       die("descriptor " + std::to_string(fd) + " is not open", 2);
