@@ -3,7 +3,9 @@
 // ready. The release (destroy, or reset before reuse) happens outside the timed region, and each
 // iteration starts from the steady state (every warm backend idle again, every cold one destroyed).
 // Reported per iteration: p50_us and p95_us of the timed acquisitions, and non_warm, the warm-pool
-// acquisitions that did not come from an idle backend (should be 0).
+// acquisitions that did not come from an idle backend (should be 0). The *_first_call variants time
+// up to the end of a first command (`true`) on the backend: a session's shell starts with its first
+// command, so this is what a new session waits before its first result.
 #include <benchmark/benchmark.h>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -13,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "backend/shell_backend.hpp"
 #include "backend_fixtures.hpp"
 #include "observe/json_logger.hpp"
 #include "observe/metrics_registry.hpp"
@@ -103,7 +106,17 @@ void report(benchmark::State& state, std::vector<double>& seconds) {
   state.counters["max_us"] = seconds.back() * 1e6;
 }
 
-void BM_Acquire(benchmark::State& state, BackendKind kind, bool warm) {
+/// Runs `true` on a backend; false when it did not succeed.
+bool first_command(const phasekit::plugin::BackendPtr& backend) {
+  auto shell = std::dynamic_pointer_cast<phasekit::backend::ShellBackend>(backend);
+  std::promise<bool> done;
+  shell->run("true", 10s, 1024, nullptr, [&](phasekit::Status s, phasekit::backend::RunResult r) {
+    done.set_value(s.ok() && r.exit_code == 0);
+  });
+  return done.get_future().get();
+}
+
+void BM_Acquire(benchmark::State& state, BackendKind kind, bool warm, bool with_command) {
   constexpr std::uint64_t kWarm = 4;
   Rig rig(kind, warm ? "warm" : "none", warm ? R"({"min_size": 4, "max_size": 4})" : R"({"max_size": 4})");
   if (!rig.skip_reason().empty()) {
@@ -124,10 +137,18 @@ void BM_Acquire(benchmark::State& state, BackendKind kind, bool warm) {
       state.SkipWithError("the pool did not return to its steady state");
       break;
     }
+    const auto start = std::chrono::steady_clock::now();
     auto [elapsed, lease] = rig.acquire();
     if (!lease.backend) {
       state.SkipWithError("acquire failed");
       break;
+    }
+    if (with_command) {
+      if (!first_command(lease.backend)) {
+        state.SkipWithError("the first command failed");
+        break;
+      }
+      elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
     state.SetIterationTime(elapsed);
     seconds.push_back(elapsed);
@@ -140,13 +161,17 @@ void BM_Acquire(benchmark::State& state, BackendKind kind, bool warm) {
   }
 }
 
-BENCHMARK_CAPTURE(BM_Acquire, cold_process, BackendKind::process, false)->UseManualTime()->Iterations(200)
+BENCHMARK_CAPTURE(BM_Acquire, cold_process, BackendKind::process, false, false)->UseManualTime()->Iterations(200)
     ->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_Acquire, warm_process, BackendKind::process, true)->UseManualTime()->Iterations(2000)
+BENCHMARK_CAPTURE(BM_Acquire, cold_process_first_call, BackendKind::process, false, true)->UseManualTime()
+    ->Iterations(200)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Acquire, warm_process, BackendKind::process, true, false)->UseManualTime()->Iterations(2000)
     ->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_Acquire, cold_docker, BackendKind::docker, false)->UseManualTime()->Iterations(30)
+BENCHMARK_CAPTURE(BM_Acquire, warm_process_first_call, BackendKind::process, true, true)->UseManualTime()
+    ->Iterations(500)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Acquire, cold_docker, BackendKind::docker, false, false)->UseManualTime()->Iterations(30)
     ->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_Acquire, warm_docker, BackendKind::docker, true)->UseManualTime()->Iterations(2000)
+BENCHMARK_CAPTURE(BM_Acquire, warm_docker, BackendKind::docker, true, false)->UseManualTime()->Iterations(2000)
     ->Unit(benchmark::kMicrosecond);
 
 }  // namespace

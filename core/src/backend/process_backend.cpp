@@ -456,7 +456,9 @@ void verify_sandbox(const ProcessOptions& options, Logger& log) {
   }
   Spawned s;
   try {
-    s = spawn(supervisor_argv(options, supervisor, ws, nullptr, false), true, 0, nullptr);
+    std::vector<std::string> argv = supervisor_argv(options, supervisor, ws, nullptr, false);
+    argv.emplace_back("--check");  // a shell too, up to its first report
+    s = spawn(argv, true, 0, nullptr);
   } catch (const std::exception& e) {
     std::filesystem::remove_all(ws);
     throw std::runtime_error(std::string("SANDBOX=namespaces: ") + e.what());

@@ -4,7 +4,7 @@
 //
 //   phasekit-sandbox namespaces|container|plain --workspace=DIR [--workspace-root=DIR]
 //       [--uid=N --gid=N | --userns] [--tmpfs-bytes=N] [--file-bytes=N] [--open-files=N]
-//       [--address-space-bytes=N] [--processes=N] [--pids-events-fd=N] [--memory-events-fd=N]
+//       [--address-space-bytes=N] [--processes=N] [--pids-events-fd=N] [--memory-events-fd=N] [--check]
 //
 // A small static binary: no library beyond libc and libstdc++, so a container runs it from a bind mount.
 #include <fcntl.h>
@@ -75,6 +75,8 @@ std::string parse(int argc, char** argv, Options& o) {
       ok = number(value, o.gid);
     } else if (key == "--userns") {
       o.userns = true;
+    } else if (key == "--check") {
+      o.check_shell = true;
     } else if (key == "--tmpfs-bytes") {
       ok = number(value, o.tmpfs_bytes) && o.tmpfs_bytes > 0;
     } else if (key == "--file-bytes") {
