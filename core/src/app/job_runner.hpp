@@ -7,7 +7,7 @@
 #include <string>
 
 #include "app/tool_exec.hpp"
-#include "app/tool_service.hpp"
+#include "app/acquire_times.hpp"
 #include "phasekit/plugin/host.hpp"
 #include "plugin_host/plugin_set.hpp"
 

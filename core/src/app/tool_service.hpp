@@ -14,6 +14,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "app/acquire_times.hpp"
 #include "app/inflight_limiter.hpp"
 #include "app/planner.hpp"
 #include "app/tool_exec.hpp"
@@ -52,18 +53,6 @@ struct ServiceSettings {
   std::string workspace_root;
   std::string instance_id;          // names this instance in session records
   std::size_t history_limit = 100;  // shell command lines kept in a session record
-};
-
-/// phasekit_backend_acquire_seconds{source}: how long a session (orchestrator) or a job (worker) waited
-/// for the pool's answer, by where the backend came from (warm, cold, waited) or failed.
-class AcquireTimes {
- public:
-  explicit AcquireTimes(Metrics& metrics);
-  /// Observes the time since `started` under the lease's source, or "failed" when `status` is not OK.
-  void observe(const Status& status, const plugin::Lease& lease, std::chrono::steady_clock::time_point started) const;
-
- private:
-  std::array<Histogram*, 4> by_source_{};  // AcquireSource order, then failed
 };
 
 class Session;
