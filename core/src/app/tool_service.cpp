@@ -15,6 +15,7 @@
 
 #include "app/auth.hpp"
 #include "app/session_state.hpp"
+#include "app/session_status.hpp"
 #include "app/tool_exec.hpp"
 #include "backend/shell_backend.hpp"
 #include "protocol/engineio.hpp"
@@ -88,7 +89,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (auto old = std::exchange(channel_, std::move(channel))) {
       old->close("session resumed on another connection");
     }
-    record_.status = "active";
+    status_ = SessionStatus::active;
     save_record([] {});
     return true;
   }
@@ -98,7 +99,7 @@ class Session : public std::enable_shared_from_this<Session> {
   /// the strand once the store answered, whatever it answered.
   void save_record(std::function<void()> then, bool shell = false) {
     plugin::SessionUpdate update;
-    update.status = record_.status;
+    update.status = std::string(to_string(status_));
     update.instance = service_.settings_.instance_id;
     update.updated_unix_ms = unix_ms(service_.host_.clock());
     if (shell && service_.settings_.run_jobs) {
@@ -122,6 +123,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   /// A new session's first record in the store.
   void create_record() {
+    record_.status = std::string(to_string(status_));
     record_.instance = service_.settings_.instance_id;
     record_.updated_unix_ms = unix_ms(service_.host_.clock());
     service_.plugins_.store->put_session(record_, [self = shared_from_this()](Status s) {
@@ -347,7 +349,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     if (service_.settings_.persist_sessions) {
-      record_.status = "detached";
+      status_ = SessionStatus::detached;
       park_backend();
       save_record([] {}, true);
     }
@@ -618,6 +620,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool acquiring_ = false;
   std::vector<std::function<void(Status, plugin::BackendPtr)>> waiters_;
   bool ended_ = false;
+  SessionStatus status_ = SessionStatus::active;
   plugin::SessionRecord record_;  // what the store holds of this session (kept current with a shared store)
   bool restore_ = false;          // resumed: bring files and shell state onto the next backend
 };
@@ -673,12 +676,10 @@ SessionPtr ToolService::open_session(std::string user_id, std::shared_ptr<Client
   plugin::SessionRecord record;
   record.id = new_session_id();
   record.user_id = std::move(user_id);
-  record.status = "active";
   return adopt(std::move(record), std::move(channel), false);
 }
 
 SessionPtr ToolService::adopt(plugin::SessionRecord record, std::shared_ptr<ClientChannel> channel, bool resumed) {
-  record.status = "active";
   auto session = std::make_shared<Session>(*this, std::move(record), std::move(channel), resumed);
   {
     const std::lock_guard lock(mutex_);
@@ -735,7 +736,13 @@ void ToolService::connect(const json& auth, std::string_view connection_id, std:
   }
   plugins_.store->get_session(id, [self = shared_from_this(), user = std::move(user), channel = std::move(channel),
                                    finish](Status s, plugin::SessionRecord record) mutable {
-    if (s.code() == Code::not_found || (s.ok() && (record.status == "ended" || record.user_id.empty() ||
+    const std::optional<SessionStatus> status = parse_session_status(record.status);
+    if (s.ok() && !status) {
+      // Not a status this version writes: resuming what it cannot read could revive an ended session.
+      self->log_.warn("session.status_unknown", {{"session", record.id}, {"status", record.status.substr(0, 32)}});
+    }
+    if (s.code() == Code::not_found || (s.ok() && (status.value_or(SessionStatus::ended) == SessionStatus::ended ||
+                                                   record.user_id.empty() ||
                                                    (self->settings_.auth_required && record.user_id != user)))) {
       finish(Status(), self->open_session(std::move(user), std::move(channel)));  // nothing to resume: a new one
       return;

@@ -1,0 +1,23 @@
+#include "app/session_status.hpp"
+
+namespace phasekit::app {
+
+std::string_view to_string(SessionStatus status) noexcept {
+  switch (status) {
+    case SessionStatus::active: return "active";
+    case SessionStatus::detached: return "detached";
+    case SessionStatus::ended: return "ended";
+  }
+  return "ended";
+}
+
+std::optional<SessionStatus> parse_session_status(std::string_view text) noexcept {
+  for (const SessionStatus s : {SessionStatus::active, SessionStatus::detached, SessionStatus::ended}) {
+    if (text == to_string(s)) {
+      return s;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace phasekit::app
