@@ -20,4 +20,13 @@ std::optional<SessionStatus> parse_session_status(std::string_view text) noexcep
   return std::nullopt;
 }
 
+std::string_view to_string(EndReason reason) noexcept {
+  switch (reason) {
+    case EndReason::disconnected: return "disconnected";
+    case EndReason::grace_over: return "grace period over";
+    case EndReason::shutdown: return "server shutting down";
+  }
+  return "ended";
+}
+
 }  // namespace phasekit::app

@@ -354,18 +354,18 @@ class Session : public std::enable_shared_from_this<Session> {
       save_record([] {}, true);
     }
     if (service_.settings_.session_grace.count() == 0) {
-      end("disconnected");
+      end(EndReason::disconnected);
       return;
     }
     grace_.expires_after(service_.settings_.session_grace);
     grace_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
       if (!ec) {
-        self->end("grace period over");
+        self->end(EndReason::grace_over);
       }
     });
   }
 
-  void end(std::string_view why) {
+  void end(EndReason why) {
     if (ended_) {
       return;
     }
@@ -385,9 +385,9 @@ class Session : public std::enable_shared_from_this<Session> {
     fail_backend_waiters(Status(Code::unavailable, "session ended"));
     forget_stored(why);
     service_.forget(id_);
-    service_.log_.debug("session.end", {{"session", id_}, {"user", user_}, {"why", why}});
+    service_.log_.debug("session.end", {{"session", id_}, {"user", user_}, {"why", to_string(why)}});
     if (auto channel = std::exchange(channel_, nullptr)) {
-      channel->close(std::string(why));
+      channel->close(std::string(to_string(why)));
     }
   }
 
@@ -403,7 +403,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   /// Removes the session from the store, unless it is shared and the client has meanwhile resumed the
   /// session on another instance (its record then names that instance).
-  void forget_stored(std::string_view why) {
+  void forget_stored(EndReason why) {
     auto& store = *service_.plugins_.store;
     auto remove = [self = shared_from_this()] {
       self->service_.plugins_.store->remove_session(self->id_, [](Status) {});
@@ -412,7 +412,7 @@ class Session : public std::enable_shared_from_this<Session> {
         std::filesystem::remove_all(session_folder(self->service_.settings_.workspace_root, self->id_), ec);
       }
     };
-    if (!service_.settings_.persist_sessions || why != "grace period over") {
+    if (!service_.settings_.persist_sessions || why != EndReason::grace_over) {
       remove();
       return;
     }
@@ -864,7 +864,7 @@ void ToolService::shutdown(std::function<void()> done) {
       }
     }
     for (const auto& s : open) {
-      boost::asio::post(s->strand(), [s] { s->end("server shutting down"); });
+      boost::asio::post(s->strand(), [s] { s->end(EndReason::shutdown); });
     }
     // Let the sessions release their backends before the pool goes.
     boost::asio::post(self->host_.executor(), [self, done = std::move(done)]() mutable {

@@ -21,5 +21,11 @@ TEST(SessionStatus, UnknownTextIsNoStatus) {
   EXPECT_EQ(parse_session_status(std::string_view("active\0", 7)), std::nullopt);
 }
 
+TEST(EndReason, EachReasonHasItsOwnWords) {
+  EXPECT_EQ(to_string(EndReason::disconnected), "disconnected");
+  EXPECT_EQ(to_string(EndReason::grace_over), "grace period over");
+  EXPECT_EQ(to_string(EndReason::shutdown), "server shutting down");
+}
+
 }  // namespace
 }  // namespace phasekit::app
