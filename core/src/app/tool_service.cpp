@@ -14,10 +14,11 @@
 #include <filesystem>
 
 #include "app/auth.hpp"
+#include "app/job_lifecycle.hpp"
+#include "app/session_hold.hpp"
 #include "app/session_state.hpp"
 #include "app/session_status.hpp"
 #include "app/tool_exec.hpp"
-#include "backend/shell_backend.hpp"
 #include "protocol/engineio.hpp"
 
 namespace phasekit::app {
@@ -66,67 +67,56 @@ double seconds_since(Clock::time_point start) {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(ToolService& service, plugin::SessionRecord record, std::shared_ptr<ClientChannel> channel, bool resumed)
+  Session(ToolService& service, const plugin::SessionRecord& record, std::shared_ptr<ClientChannel> channel,
+          bool resumed)
       : service_(service),
         strand_(boost::asio::make_strand(service.host_.executor())),
         grace_(strand_),
         id_(record.id),
         user_(record.user_id),
         channel_(std::move(channel)),
-        record_(std::move(record)),
-        restore_(resumed) {}
+        hold_(std::make_shared<SessionHold>(record.id, record.user_id, strand_)) {
+    hold_->take_shell_fields(record);
+    hold_->stored = true;
+    hold_->restore = resumed;  // its files and shell state are where its last instance left them
+  }
 
   [[nodiscard]] const std::string& id() const { return id_; }
   [[nodiscard]] const std::string& user() const { return user_; }
   [[nodiscard]] boost::asio::strand<boost::asio::any_io_executor>& strand() { return strand_; }
+  /// What the session's calls work on; JobLifecycle runs them on it.
+  [[nodiscard]] const HoldPtr& hold() const { return hold_; }
 
   /// Called on the strand: a client came back to this session before its grace period ended.
   bool reattach(const std::string& user, std::shared_ptr<ClientChannel> channel) {
-    if (ended_ || (service_.settings_.auth_required && user != user_)) {
+    if (hold_->ended || (service_.settings_.auth_required && user != user_)) {
       return false;
     }
     grace_.cancel();
     if (auto old = std::exchange(channel_, std::move(channel))) {
       old->close("session resumed on another connection");
     }
-    status_ = SessionStatus::active;
+    hold_->status = SessionStatus::active;
     save_record([] {});
     return true;
   }
 
   /// Writes the session's status and instance to the store, and with `shell` its cwd, env, backend,
-  /// workspace and history too (only where this instance runs the session's calls); `then` runs on
-  /// the strand once the store answered, whatever it answered.
+  /// workspace and history too (only where this instance runs the session's calls: elsewhere its copy
+  /// of them is stale); `then` runs on the strand once the store answered, whatever it answered.
   void save_record(std::function<void()> then, bool shell = false) {
-    plugin::SessionUpdate update;
-    update.status = std::string(to_string(status_));
-    update.instance = service_.settings_.instance_id;
-    update.updated_unix_ms = unix_ms(service_.host_.clock());
-    if (shell && service_.settings_.run_jobs) {
-      update.shell = true;
-      update.cwd = record_.cwd;
-      update.env = record_.env;
-      update.backend = record_.backend;
-      update.workspace = record_.workspace;
-      update.history = record_.history;
-    }
-    service_.plugins_.store->update_session(
-        id_, std::move(update), [self = shared_from_this(), then = std::move(then)](Status s) {
-          boost::asio::post(self->strand_, [self, s, then] {
-            if (!s.ok()) {
-              self->service_.log_.warn("store.update_session_failed", {{"session", self->id_}, {"error", s.message()}});
-            }
-            then();
-          });
-        });
+    service_.lifecycle_->save(hold_, shell && service_.settings_.run_jobs, std::move(then));
   }
 
   /// A new session's first record in the store.
   void create_record() {
-    record_.status = std::string(to_string(status_));
-    record_.instance = service_.settings_.instance_id;
-    record_.updated_unix_ms = unix_ms(service_.host_.clock());
-    service_.plugins_.store->put_session(record_, [self = shared_from_this()](Status s) {
+    plugin::SessionRecord record;
+    record.id = id_;
+    record.user_id = user_;
+    record.status = std::string(to_string(hold_->status));
+    record.instance = service_.settings_.instance_id;
+    record.updated_unix_ms = unix_ms(service_.host_.clock());
+    service_.plugins_.store->put_session(std::move(record), [self = shared_from_this()](Status s) {
       if (!s.ok()) {
         self->service_.log_.warn("store.put_session_failed", {{"session", self->id_}, {"error", s.message()}});
       }
@@ -156,7 +146,7 @@ class Session : public std::enable_shared_from_this<Session> {
               }
             }
             json body{{"ok", true},       {"sessionId", self->id_},       {"entries", std::move(list)},
-                      {"cwd", self->record_.cwd}, {"history", self->record_.history}};
+                      {"cwd", self->hold_->shell.cwd}, {"history", self->hold_->history}};
             if (unreadable > 0) {
               body["unreadable"] = unreadable;  // a corrupt entry costs that entry, not the session
             }
@@ -224,7 +214,7 @@ class Session : public std::enable_shared_from_this<Session> {
       service_.record_event("tool:approval", "denied", start);
       return;
     }
-    it->second.state = Call::State::queued;
+    it->second.state = Call::State::approved;
     it->second.approved_at = Clock::now();
     ++service_.approved_unfinished_;  // settled once its tool:result has been handed to the client
     plugin::Job job;
@@ -279,78 +269,21 @@ class Session : public std::enable_shared_from_this<Session> {
     }
   }
 
-  /// Runs a job on this session's backend (called on the strand).
-  void execute(plugin::Job job, plugin::QueueStrategy::EventSink sink, plugin::QueueStrategy::JobDone done) {
-    json payload = json::parse(job.payload, nullptr, false);
-    untag_binary(payload);
-    const std::string call_id = job.id;
-    if (const auto it = calls_.find(call_id); it != calls_.end()) {
-      it->second.state = Call::State::running;
-    }
-    if (payload.is_discarded() || !payload.is_object() || !payload.contains("tool")) {
-      const Status bad(Code::bad_request, "malformed job");
-      finish_job(call_id, error_result(bad), bad, sink, done, std::nullopt);
-      return;
-    }
-    with_backend([self = shared_from_this(), payload, call_id, sink, done, command = shell_command(payload),
-                  timeout = std::chrono::milliseconds(job.timeout_ms)](Status status, plugin::BackendPtr backend) {
-      if (!status.ok()) {
-        self->finish_job(call_id, error_result(status), status, sink, done, std::nullopt);
-        return;
-      }
-      execute_tool(self->service_.limits_, std::dynamic_pointer_cast<backend::ShellBackend>(backend), payload, call_id,
-                   self->id_, timeout, sink,
-                   [self, call_id, sink, done, command](json result, Status s) {
-                     boost::asio::post(self->strand_, [self, call_id, sink, done, command,
-                                                       result = std::move(result), s]() mutable {
-                       self->finish_job(call_id, std::move(result), s, sink, done, command);
-                     });
-                   });
-    });
-  }
-
-  /// After a call ran: with a shared store the shell's new cwd and exports are saved first (so a
-  /// client that resumes elsewhere finds them), then the result is appended to the conversation,
-  /// then published. `command` is set for shell calls.
-  void finish_job(const std::string& call_id, json result, const Status& status,
-                  const plugin::QueueStrategy::EventSink& sink, const plugin::QueueStrategy::JobDone& done,
-                  const std::optional<std::string>& command) {
-    result["callId"] = call_id;
-    auto publish = [self = shared_from_this(), call_id, result, status, sink, done] {
-      self->append_conversation(json{{"role", "tool"}, {"result", result}}, [self, call_id, result, status, sink,
-                                                                             done](Status) {
-        sink(plugin::JobEvent{call_id, self->id_, plugin::JobEventType::result,
-                              result.dump(-1, ' ', false, json::error_handler_t::replace)});
-        done(status);
-      });
-    };
-    auto shell = std::dynamic_pointer_cast<backend::ShellBackend>(backend_);
-    if (!service_.settings_.persist_sessions || !command || !shell) {
-      publish();
-      return;
-    }
-    remember_command(record_.history, *command, service_.settings_.history_limit);
-    capture_state(shell, [self = shared_from_this(), publish](Status s, ShellState state) {
-      boost::asio::post(self->strand_, [self, publish, s, state = std::move(state)]() mutable {
-        if (s.ok()) {
-          self->record_.cwd = std::move(state.cwd);
-          self->record_.env = std::move(state.env);
-        } else {
-          self->service_.log_.warn("session.state_unreadable", {{"session", self->id_}, {"error", s.message()}});
-        }
-        self->save_record(publish, true);
-      });
-    });
-  }
-
   void detach() {
     channel_.reset();
-    if (ended_) {
+    if (hold_->ended) {
       return;
     }
     if (service_.settings_.persist_sessions) {
-      status_ = SessionStatus::detached;
-      park_backend();
+      hold_->status = SessionStatus::detached;
+      // With a shared store a detached session gives its backend back at once instead of holding it for
+      // the grace period: its files wait in WORKSPACE_ROOT/sessions/<id>, its cwd and exports are in the
+      // record, so a reconnect (here or elsewhere) brings them onto whatever backend it gets next. Not
+      // while one of its calls is queued or running on the backend.
+      if (std::none_of(calls_.begin(), calls_.end(),
+                       [](const auto& c) { return c.second.state != Call::State::awaiting_approval; })) {
+        service_.lifecycle_->park(hold_);
+      }
       save_record([] {}, true);
     }
     if (service_.settings_.session_grace.count() == 0) {
@@ -366,10 +299,10 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void end(EndReason why) {
-    if (ended_) {
+    if (hold_->ended) {
       return;
     }
-    ended_ = true;
+    service_.lifecycle_->end(hold_);
     grace_.cancel();
     service_.plugins_.queue->unsubscribe(id_);
     for (const auto& [call_id, call] : calls_) {
@@ -379,10 +312,6 @@ class Session : public std::enable_shared_from_this<Session> {
       }
     }
     calls_.clear();
-    if (backend_) {
-      service_.plugins_.pool->release(std::exchange(backend_, nullptr), true);
-    }
-    fail_backend_waiters(Status(Code::unavailable, "session ended"));
     forget_stored(why);
     service_.forget(id_);
     service_.log_.debug("session.end", {{"session", id_}, {"user", user_}, {"why", to_string(why)}});
@@ -393,7 +322,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   struct Call {
-    enum class State { awaiting_approval, queued, running } ;
+    enum class State { awaiting_approval, approved };
     std::string tool;
     json args;
     State state = State::awaiting_approval;
@@ -437,121 +366,6 @@ class Session : public std::enable_shared_from_this<Session> {
     return tool == "shell" ? kShell : tool == "read_file" ? kRead : tool == "write_file" ? kWrite : kList;
   }
 
-  void with_backend(std::function<void(Status, plugin::BackendPtr)> use) {
-    if (ended_) {
-      use(Status(Code::unavailable, "session ended"), nullptr);
-      return;
-    }
-    if (backend_ && !backend_->alive()) {
-      service_.plugins_.pool->release(std::exchange(backend_, nullptr), false);
-    }
-    if (backend_) {
-      use(Status(), backend_);
-      return;
-    }
-    waiters_.push_back(std::move(use));
-    if (acquiring_) {
-      return;
-    }
-    acquiring_ = true;
-    const auto start = Clock::now();
-    service_.plugins_.pool->acquire({user_, id_}, [self = shared_from_this(), start](Status s, plugin::Lease lease) {
-      // Timed when the pool answers, before the hop onto the session's strand: under load that queue
-      // is the event loop's delay, not the pool's.
-      self->service_.acquire_times_.observe(s, lease, start);
-      boost::asio::post(self->strand_, [self, s = std::move(s), lease = std::move(lease)]() mutable {
-        self->acquiring_ = false;
-        if (!s.ok()) {
-          self->fail_backend_waiters(s);
-          return;
-        }
-        if (self->ended_) {
-          self->service_.plugins_.pool->release(std::move(lease.backend), true);
-          self->fail_backend_waiters(Status(Code::unavailable, "session ended"));
-          return;
-        }
-        self->backend_ = std::move(lease.backend);
-        self->adopt_backend([self] {
-          auto waiters = std::exchange(self->waiters_, {});
-          for (auto& w : waiters) {
-            w(Status(), self->backend_);
-          }
-        });
-      });
-    });
-  }
-
-  /// With a shared store, a detached session gives its backend back at once instead of holding it for
-  /// the grace period: its files wait in WORKSPACE_ROOT/sessions/<id> and its cwd and exports are in
-  /// the record, so a reconnect (here or elsewhere) restores them on whatever backend it gets next.
-  /// Not while one of its calls is queued or running on the backend.
-  void park_backend() {
-    auto shell = std::dynamic_pointer_cast<backend::ShellBackend>(backend_);
-    if (!shell || !service_.settings_.run_jobs || service_.settings_.workspace_root.empty()) {
-      return;
-    }
-    for (const auto& [id, call] : calls_) {
-      if (call.state != Call::State::awaiting_approval) {
-        return;
-      }
-    }
-    std::string folder = session_folder(service_.settings_.workspace_root, id_);
-    if (Status moved = park_files(folder, shell->workspace()); !moved.ok()) {
-      service_.log_.warn("session.workspace_not_parked", {{"session", id_}, {"error", moved.message()}});
-      return;  // keep the backend: the files are still on it
-    }
-    record_.workspace = std::move(folder);
-    record_.backend.clear();
-    restore_ = true;
-    service_.plugins_.pool->release(std::exchange(backend_, nullptr), true);
-  }
-
-  /// With a shared store: brings a resumed session's files and shell state onto the backend just
-  /// acquired, and records which backend holds the session now. Runs `then` on the strand.
-  void adopt_backend(std::function<void()> then) {
-    auto shell = std::dynamic_pointer_cast<backend::ShellBackend>(backend_);
-    if (!service_.settings_.persist_sessions || !shell) {
-      then();
-      return;
-    }
-    const std::string& root = service_.settings_.workspace_root;
-    const std::string from = record_.workspace;
-    if (restore_ && !from.empty() && from != shell->workspace()) {
-      if (Status s = check_beneath(root, from); !s.ok()) {
-        service_.log_.warn("session.workspace_refused", {{"session", id_}, {"error", s.message()}});
-      } else if (Status moved = move_entries(from, shell->workspace()); !moved.ok()) {
-        service_.log_.warn("session.workspace_not_moved", {{"session", id_}, {"error", moved.message()}});
-      } else {
-        std::error_code ec;
-        std::filesystem::remove(from, ec);  // the folder of a dead backend or of the sessions root, now empty
-      }
-    }
-    record_.backend = std::string(shell->id());
-    record_.workspace = shell->workspace();
-    const bool restore = std::exchange(restore_, false) && (!record_.cwd.empty() || !record_.env.empty());
-    if (!restore) {
-      save_record(std::move(then), true);
-      return;
-    }
-    restore_state(shell, ShellState{record_.cwd, record_.env},
-                  [self = shared_from_this(), then = std::move(then)](Status s) mutable {
-                    boost::asio::post(self->strand_, [self, s, then = std::move(then)]() mutable {
-                      if (!s.ok()) {
-                        self->service_.log_.warn("session.state_not_restored",
-                                                 {{"session", self->id_}, {"error", s.message()}});
-                      }
-                      self->save_record(std::move(then), true);
-                    });
-                  });
-  }
-
-  void fail_backend_waiters(const Status& s) {
-    auto waiters = std::exchange(waiters_, {});
-    for (auto& w : waiters) {
-      w(s, nullptr);
-    }
-  }
-
   /// Removes a call and gives its in-flight slot back; true when it had been approved (and so is
   /// counted in approved_unfinished_, which the caller settles).
   bool take_call(const std::string& call_id) {
@@ -572,15 +386,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void append_conversation(const json& entry, std::function<void(Status)> done) {
-    std::string blob;
-    if (Status s = conversation_blob(entry, service_.host_.clock(), *service_.plugins_.compression, blob); !s.ok()) {
-      done(s);
-      return;
-    }
-    service_.plugins_.store->append_conversation(id_, std::move(blob),
-                                                 [self = shared_from_this(), done = std::move(done)](Status s) {
-                                                   boost::asio::post(self->strand_, [done, s] { done(s); });
-                                                 });
+    service_.lifecycle_->append(hold_, entry, std::move(done));
   }
 
   /// read_file with encoding "binary": the base64 content becomes a binary value, sent as an attachment.
@@ -616,25 +422,31 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string user_;
   std::shared_ptr<ClientChannel> channel_;
   std::unordered_map<std::string, Call> calls_;
-  plugin::BackendPtr backend_;
-  bool acquiring_ = false;
-  std::vector<std::function<void(Status, plugin::BackendPtr)>> waiters_;
-  bool ended_ = false;
-  SessionStatus status_ = SessionStatus::active;
-  plugin::SessionRecord record_;  // what the store holds of this session (kept current with a shared store)
-  bool restore_ = false;          // resumed: bring files and shell state onto the next backend
+  HoldPtr hold_;  // its backend, files and shell state, and what the store holds of them
 };
 
 ToolService::ToolService(ServiceSettings settings, plugin_host::PluginSet& plugins, plugin::HostServices& host)
     : settings_(std::move(settings)),
-      limits_{settings_.stream_threshold_bytes, settings_.max_output_bytes, settings_.backend_uid,
-              settings_.backend_gid},
       plugins_(plugins),
       host_(host),
       log_(host.logger("service")),
       limiter_(settings_.max_requests_per_user),
-      sessions_gauge_(host.metrics().gauge("phasekit_sessions", "Socket.IO sessions open (connected or in grace).")),
-      acquire_times_(host.metrics()) {}
+      sessions_gauge_(host.metrics().gauge("phasekit_sessions", "Socket.IO sessions open (connected or in grace).")) {
+  LifecycleOptions options;
+  options.tenure = Tenure::held;
+  options.persist = settings_.persist_sessions;
+  options.limits = ToolLimits{settings_.stream_threshold_bytes, settings_.max_output_bytes, settings_.backend_uid,
+                              settings_.backend_gid};
+  options.workspace_root = settings_.workspace_root;
+  options.instance_id = settings_.instance_id;
+  options.history_limit = settings_.history_limit;
+  // find() is called from run() only, which start()'s handler calls while it holds this service.
+  lifecycle_ = std::make_shared<JobLifecycle>(std::move(options), *plugins_.pool, *plugins_.store,
+                                              *plugins_.compression, host_, log_, [this](const std::string& id) {
+                                                SessionPtr session = find(id);
+                                                return session ? session->hold() : nullptr;
+                                              });
+}
 
 ToolService::~ToolService() = default;
 
@@ -646,7 +458,7 @@ void ToolService::start() {
                                                                           plugin::QueueStrategy::EventSink sink,
                                                                           plugin::QueueStrategy::JobDone done) {
     if (auto self = weak.lock()) {
-      self->run_job(std::move(job), std::move(sink), std::move(done));
+      self->lifecycle_->run(std::move(job), std::move(sink), std::move(done));
     } else {
       done(Status(Code::unavailable, "shutting down"));
     }
@@ -792,29 +604,6 @@ void ToolService::on_disconnect(const SessionPtr& session, std::string_view reas
   boost::asio::post(session->strand(), [session] { session->detach(); });
 }
 
-void ToolService::run_job(plugin::Job job, plugin::QueueStrategy::EventSink sink, plugin::QueueStrategy::JobDone done) {
-  auto session = find(job.session_id);
-  ++jobs_in_flight_;
-  auto counted_done = [this, done = std::move(done)](Status s) {
-    --jobs_in_flight_;
-    const char* outcome = s.ok() ? "ok" : s.code() == Code::timeout ? "timeout" : "error";
-    const std::array<Label, 1> labels{{{"outcome", outcome}}};
-    host_.metrics().counter("phasekit_jobs_total", "Jobs run, by outcome.", labels).inc();
-    done(s);
-  };
-  if (!session) {
-    json result{{"callId", job.id}, {"exitCode", nullptr}, {"output", ""}, {"truncated", false}, {"durationMs", 0},
-                {"error", {{"code", "UNAVAILABLE"}, {"message", "session ended before the job ran"}}}};
-    sink(plugin::JobEvent{job.id, job.session_id, plugin::JobEventType::result, result.dump()});
-    counted_done(Status(Code::unavailable, "session ended"));
-    return;
-  }
-  boost::asio::post(session->strand(), [session, job = std::move(job), sink = std::move(sink),
-                                        done = std::move(counted_done)]() mutable {
-    session->execute(std::move(job), std::move(sink), std::move(done));
-  });
-}
-
 SessionPtr ToolService::find(const std::string& session_id) const {
   const std::lock_guard lock(mutex_);
   const auto it = sessions_.find(session_id);
@@ -832,12 +621,12 @@ std::size_t ToolService::session_count() const {
   return sessions_.size();
 }
 
-std::uint64_t ToolService::jobs_in_flight() const { return jobs_in_flight_.load(); }
+std::uint64_t ToolService::jobs_in_flight() const { return lifecycle_->in_flight(); }
 
 std::uint64_t ToolService::jobs_unfinished() const {
   // approved_unfinished_ follows this instance's calls from approval until their tool:result has been
   // handed to the connection; jobs_in_flight_ the jobs this process runs (for any instance).
-  return std::max<std::uint64_t>(approved_unfinished_.load(), jobs_in_flight_.load());
+  return std::max<std::uint64_t>(approved_unfinished_.load(), lifecycle_->in_flight());
 }
 
 void ToolService::record_event(std::string_view event, std::string_view outcome, Clock::time_point start) {

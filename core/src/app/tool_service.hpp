@@ -14,8 +14,8 @@
 #include <string>
 #include <unordered_map>
 
-#include "app/acquire_times.hpp"
 #include "app/inflight_limiter.hpp"
+#include "app/job_lifecycle.hpp"
 #include "app/planner.hpp"
 #include "app/tool_exec.hpp"
 #include "phasekit/plugin/host.hpp"
@@ -95,14 +95,12 @@ class ToolService : public std::enable_shared_from_this<ToolService> {
 
  private:
   friend class Session;
-  void run_job(plugin::Job job, plugin::QueueStrategy::EventSink sink, plugin::QueueStrategy::JobDone done);
   SessionPtr find(const std::string& session_id) const;
   SessionPtr adopt(plugin::SessionRecord record, std::shared_ptr<ClientChannel> channel, bool resumed);
   void forget(const std::string& session_id);
   void record_event(std::string_view event, std::string_view outcome, std::chrono::steady_clock::time_point start);
 
   ServiceSettings settings_;
-  ToolLimits limits_;
   plugin_host::PluginSet& plugins_;
   plugin::HostServices& host_;
   Logger& log_;
@@ -110,13 +108,11 @@ class ToolService : public std::enable_shared_from_this<ToolService> {
   InflightLimiter limiter_;
   mutable std::mutex mutex_;
   std::unordered_map<std::string, std::weak_ptr<Session>> sessions_;
-  std::atomic<std::uint64_t> jobs_in_flight_{0};
   std::atomic<std::uint64_t> approved_unfinished_{0};
   std::atomic<bool> stopping_{false};
   std::atomic<bool> draining_{false};
   Gauge& sessions_gauge_;
-  /// phasekit_backend_acquire_seconds by source: warm, cold, waited (AcquireSource order), failed.
-  AcquireTimes acquire_times_;
+  std::shared_ptr<JobLifecycle> lifecycle_;  // runs this instance's jobs (queue=inproc) on its sessions' backends
 };
 
 }  // namespace phasekit::app
