@@ -14,10 +14,10 @@
 #include <map>
 
 #include "app/session_state.hpp"
-#include "backend/process_backend.hpp"
 #include "observe/json_logger.hpp"
 #include "observe/metrics_registry.hpp"
 #include "plugin_host/host_services.hpp"
+#include "support/backend_fixtures.hpp"
 
 namespace phasekit::app {
 namespace {
@@ -179,20 +179,15 @@ struct Outcome {
 class JobLifecycleTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    // WORKSPACE_ROOT of the sessions' folders; the backends' workspaces are the fixture's, on the same
+    // filesystem (/tmp), so files move between them by rename(2) as in production.
     root_ = (std::filesystem::temp_directory_path() / ("phasekit-lifecycle-" + std::to_string(::getpid()))).string();
     std::filesystem::remove_all(root_);
-    backend::ProcessOptions options;
-    options.workspace_root = root_;
-    options.sandbox = backend::detect_sandbox("auto", logs_.logger("test"));
-    if (::geteuid() == 0) {
-      options.run_as_uid = options.run_as_gid = 65534;
-    }
-    uid_ = options.run_as_uid;
-    gid_ = options.run_as_gid;
-    driver_ = std::make_unique<backend::ProcessDriver>(ioc_.get_executor(), options, logs_.logger("test"));
-    host_ = std::make_unique<plugin_host::BasicHost>(logs_, metrics_, clock_, ioc_.get_executor(), driver_.get());
+    std::filesystem::create_directories(root_);
+    env_ = test::make_backend_env(test::BackendKind::process, ioc_.get_executor(), logs_.logger("test"));
+    host_ = std::make_unique<plugin_host::BasicHost>(logs_, metrics_, clock_, ioc_.get_executor(), env_.driver.get());
     store_ = std::make_unique<FakeStore>(ioc_.get_executor(), order_);
-    pool_ = std::make_unique<FakePool>(ioc_.get_executor(), driver_.get());
+    pool_ = std::make_unique<FakePool>(ioc_.get_executor(), env_.skip_reason.empty() ? env_.driver.get() : nullptr);
   }
 
   void TearDown() override {
@@ -201,15 +196,22 @@ class JobLifecycleTest : public ::testing::Test {
     }
     EXPECT_TRUE(run_until([&] { return pool_->live == 0; })) << pool_->live << " backends still alive";
     holds_.clear();
+    lifecycle_.reset();
+    pool_.reset();
+    env_.teardown();
     std::filesystem::remove_all(root_);
   }
+
+  /// For tests where a call has to run: a real backend.
+  [[nodiscard]] bool backends_here() const { return env_.skip_reason.empty(); }
 
   void make_lifecycle(Tenure tenure, bool persist) {
     LifecycleOptions options;
     options.tenure = tenure;
     options.persist = persist;
-    options.limits.backend_uid = uid_;
-    options.limits.backend_gid = gid_;
+    if (::geteuid() == 0) {
+      options.limits.backend_uid = options.limits.backend_gid = 65534;  // as the fixture's backends run
+    }
     options.workspace_root = root_;
     options.instance_id = "instance-1";
     lifecycle_ = std::make_shared<JobLifecycle>(options, *pool_, *store_, compression_, *host_, logs_.logger("test"),
@@ -308,13 +310,11 @@ class JobLifecycleTest : public ::testing::Test {
   }
 
   std::string root_;
-  int uid_ = -1;
-  int gid_ = -1;
   observe::LogSink logs_{[](std::string_view) {}, LogLevel::off};
   observe::MetricsRegistry metrics_;
   plugin_host::SystemClock clock_;
   boost::asio::io_context ioc_;
-  std::unique_ptr<backend::ProcessDriver> driver_;
+  test::BackendEnv env_;
   std::unique_ptr<plugin_host::BasicHost> host_;
   std::vector<std::string> order_;
   std::unique_ptr<FakeStore> store_;
@@ -327,6 +327,9 @@ class JobLifecycleTest : public ::testing::Test {
 // ---- Tenure::leased (phasekit-worker) -------------------------------------------------------------
 
 TEST_F(JobLifecycleTest, Leased_SessionComesOverFromFolderAndRecordAndGoesBackBeforeThePublish) {
+  if (!backends_here()) {
+    GTEST_SKIP() << env_.skip_reason;
+  }
   make_lifecycle(Tenure::leased, false);  // a leased backend always persists
   store_->sessions["s1"] = record("s1", "alice");
 
@@ -412,6 +415,9 @@ TEST_F(JobLifecycleTest, Leased_BackendThatCannotRunToolsFailsAndItsLeaseGoesBac
 }
 
 TEST_F(JobLifecycleTest, Leased_SessionEndedWhileTheJobRanIsNotWrittenBack) {
+  if (!backends_here()) {
+    GTEST_SKIP() << env_.skip_reason;
+  }
   make_lifecycle(Tenure::leased, true);
   store_->sessions["s1"] = record("s1", "alice");
   store_->forget_after_get = true;
@@ -425,6 +431,9 @@ TEST_F(JobLifecycleTest, Leased_SessionEndedWhileTheJobRanIsNotWrittenBack) {
 }
 
 TEST_F(JobLifecycleTest, Leased_UnknownSessionRunsWithoutRecordOrConversation) {
+  if (!backends_here()) {
+    GTEST_SKIP() << env_.skip_reason;
+  }
   make_lifecycle(Tenure::leased, true);
   const Outcome out = run_job(job("gone", "alice", shell("echo hi")));
   EXPECT_EQ(out.results[0]["output"], "hi\n");
@@ -436,6 +445,9 @@ TEST_F(JobLifecycleTest, Leased_UnknownSessionRunsWithoutRecordOrConversation) {
 // ---- Tenure::held (the orchestrator) --------------------------------------------------------------
 
 TEST_F(JobLifecycleTest, Held_OneBackendForTheSessionsCallsAndStateSavedBeforeThePublish) {
+  if (!backends_here()) {
+    GTEST_SKIP() << env_.skip_reason;
+  }
   make_lifecycle(Tenure::held, true);
   const HoldPtr hold = hold_session("s1", "alice");
   const Outcome first = run_job(job("s1", "alice", shell("mkdir -p w && cd w && export Y=7")));
@@ -459,6 +471,9 @@ TEST_F(JobLifecycleTest, Held_OneBackendForTheSessionsCallsAndStateSavedBeforeTh
 }
 
 TEST_F(JobLifecycleTest, Held_WithoutPersistNothingIsSavedAndTheConversationStillIs) {
+  if (!backends_here()) {
+    GTEST_SKIP() << env_.skip_reason;
+  }
   make_lifecycle(Tenure::held, false);
   hold_session("s1", "alice");
   const Outcome out = run_job(job("s1", "alice", shell("cd /tmp && echo hi")));
@@ -504,6 +519,9 @@ TEST_F(JobLifecycleTest, Held_MalformedJobReadsAndWritesNothing) {
 }
 
 TEST_F(JobLifecycleTest, Held_SessionEndedMidRunPublishesOnceAndSavesNothingAfter) {
+  if (!backends_here()) {
+    GTEST_SKIP() << env_.skip_reason;
+  }
   make_lifecycle(Tenure::held, true);
   const HoldPtr hold = hold_session("s1", "alice");
   Outcome out;
@@ -528,6 +546,9 @@ TEST_F(JobLifecycleTest, Held_SessionEndedMidRunPublishesOnceAndSavesNothingAfte
 }
 
 TEST_F(JobLifecycleTest, Held_ParkedSessionGetsItsFilesAndStateOnItsNextBackend) {
+  if (!backends_here()) {
+    GTEST_SKIP() << env_.skip_reason;
+  }
   make_lifecycle(Tenure::held, true);
   const HoldPtr hold = hold_session("s1", "alice");
   run_job(job("s1", "alice", shell("mkdir -p d && cd d && export Z=9 && echo hi > f")));
@@ -548,6 +569,9 @@ TEST_F(JobLifecycleTest, Held_ParkedSessionGetsItsFilesAndStateOnItsNextBackend)
 }
 
 TEST_F(JobLifecycleTest, Held_ParkWithoutPersistKeepsTheBackend) {
+  if (!backends_here()) {
+    GTEST_SKIP() << env_.skip_reason;
+  }
   make_lifecycle(Tenure::held, false);
   const HoldPtr hold = hold_session("s1", "alice");
   run_job(job("s1", "alice", shell("echo hi > f")));
@@ -558,6 +582,9 @@ TEST_F(JobLifecycleTest, Held_ParkWithoutPersistKeepsTheBackend) {
 }
 
 TEST_F(JobLifecycleTest, JobsInFlightCountsFromRunUntilDone) {
+  if (!backends_here()) {
+    GTEST_SKIP() << env_.skip_reason;
+  }
   make_lifecycle(Tenure::held, false);
   hold_session("s1", "alice");
   Outcome out;
