@@ -8,7 +8,7 @@
 #include <iostream>
 #include <optional>
 
-#include "app/job_runner.hpp"
+#include "app/job_lifecycle.hpp"
 #include "autoscale/worker_autoscaler.hpp"
 #include "config/config.hpp"
 #include "net/server.hpp"
@@ -40,13 +40,20 @@ int main(int argc, char** argv) {
   phasekit::Logger& log = rt.log();
   auto& plugins = rt.plugins();
 
-  phasekit::app::RunnerSettings settings;
-  settings.limits.max_output_bytes = static_cast<std::size_t>(config.integer(Key::max_output_bytes));
-  settings.limits.stream_threshold_bytes = static_cast<std::size_t>(config.integer(Key::stream_output_threshold_bytes));
-  settings.limits.backend_uid = rt.process().run_as_uid;
-  settings.limits.backend_gid = rt.process().run_as_gid;
-  settings.workspace_root = rt.process().workspace_root;
-  auto runner = std::make_shared<phasekit::app::JobRunner>(settings, plugins, rt.host());
+  // A job's session comes from the store and its backend from the pool, for this job only; its files
+  // come from and go back to WORKSPACE_ROOT/sessions/<id>. The queue runs one job of a session at a
+  // time, so two backends never hold one session's files.
+  phasekit::app::LifecycleOptions options;
+  options.tenure = phasekit::app::Tenure::leased;
+  options.persist = true;
+  options.limits.max_output_bytes = static_cast<std::size_t>(config.integer(Key::max_output_bytes));
+  options.limits.stream_threshold_bytes = static_cast<std::size_t>(config.integer(Key::stream_output_threshold_bytes));
+  options.limits.backend_uid = rt.process().run_as_uid;
+  options.limits.backend_gid = rt.process().run_as_gid;
+  options.workspace_root = rt.process().workspace_root;
+  auto lifecycle = std::make_shared<phasekit::app::JobLifecycle>(options, *plugins.pool, *plugins.store,
+                                                                 *plugins.compression, rt.host(),
+                                                                 rt.host().logger("worker"));
   const auto concurrency = static_cast<unsigned>(config.integer(Key::worker_concurrency));
   // ENABLE_AUTOSCALER: jobs in flight and queued size the concurrency (autoscale/worker_autoscaler.hpp).
   std::optional<phasekit::autoscale::WorkerAutoscaler> autoscale;
@@ -77,9 +84,10 @@ int main(int argc, char** argv) {
                                        {"error", e.what()}});
     return 1;
   }
-  plugins.queue->consume(concurrency, [runner](phasekit::plugin::Job job, phasekit::plugin::QueueStrategy::EventSink sink,
-                                               phasekit::plugin::QueueStrategy::JobDone done) {
-    runner->run(std::move(job), std::move(sink), std::move(done));
+  plugins.queue->consume(concurrency, [lifecycle](phasekit::plugin::Job job,
+                                                  phasekit::plugin::QueueStrategy::EventSink sink,
+                                                  phasekit::plugin::QueueStrategy::JobDone done) {
+    lifecycle->run(std::move(job), std::move(sink), std::move(done));
   });
   if (autoscale) {
     autoscale->start();
@@ -98,7 +106,7 @@ int main(int argc, char** argv) {
       return;
     }
     const auto started = std::chrono::steady_clock::now();
-    log.info("shutdown.begin", {{"signal", signo}, {"jobs_in_flight", runner->in_flight()}});
+    log.info("shutdown.begin", {{"signal", signo}, {"jobs_in_flight", lifecycle->in_flight()}});
     server.set_ready(false);
     server.begin_drain();
     if (autoscale) {
@@ -107,7 +115,7 @@ int main(int argc, char** argv) {
     // The queue takes no new jobs and completes once those in flight have finished or been handed back.
     plugins.queue->async_shutdown([&, started] {
       plugins.pool->async_shutdown([&, started] {
-        log.info("shutdown.done", {{"jobs_in_flight", runner->in_flight()},
+        log.info("shutdown.done", {{"jobs_in_flight", lifecycle->in_flight()},
                                    {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(
                                               std::chrono::steady_clock::now() - started)
                                               .count()}});

@@ -1,34 +1,22 @@
 #include "app/tool_service.hpp"
 
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <fmt/format.h>
+#include <openssl/rand.h>
 
 #include <algorithm>
 #include <array>
+#include <optional>
 #include <random>
 
-#include <openssl/rand.h>
-
-#include <filesystem>
-
 #include "app/auth.hpp"
-#include "app/session_state.hpp"
-#include "app/tool_exec.hpp"
-#include "backend/shell_backend.hpp"
-#include "protocol/engineio.hpp"
+#include "app/session_status.hpp"
 
 namespace phasekit::app {
 namespace {
 
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
-
-std::string random_id(std::string_view prefix) {
-  static thread_local std::mt19937_64 rng(std::random_device{}());
-  return fmt::format("{}{:016x}", prefix, rng());
-}
 
 /// A session id is also what a client presents to resume its session (Socket.IO's `pid`): 128 bits
 /// from the kernel's CSPRNG, so it cannot be guessed.
@@ -47,612 +35,45 @@ std::string new_session_id() {
   return out;
 }
 
-std::int64_t unix_ms(const phasekit::Clock& clock) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(clock.wall().time_since_epoch()).count();
-}
-
-json ok_ack(const std::string& call_id) { return json{{"ok", true}, {"callId", call_id}}; }
-
-json error_ack(const Status& s) {
-  return json{{"ok", false}, {"code", wire_name(s.code())}, {"message", s.message()}};
-}
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
+LifecycleOptions lifecycle_options(const ServiceSettings& settings) {
+  LifecycleOptions options;
+  options.tenure = Tenure::held;
+  options.persist = settings.persist_sessions;
+  options.limits = ToolLimits{settings.stream_threshold_bytes, settings.max_output_bytes, settings.backend_uid,
+                              settings.backend_gid};
+  options.workspace_root = settings.workspace_root;
+  options.instance_id = settings.instance_id;
+  options.history_limit = settings.history_limit;
+  return options;
 }
 
 }  // namespace
 
-class Session : public std::enable_shared_from_this<Session> {
- public:
-  Session(ToolService& service, plugin::SessionRecord record, std::shared_ptr<ClientChannel> channel, bool resumed)
-      : service_(service),
-        strand_(boost::asio::make_strand(service.host_.executor())),
-        grace_(strand_),
-        id_(record.id),
-        user_(record.user_id),
-        channel_(std::move(channel)),
-        record_(std::move(record)),
-        restore_(resumed) {}
-
-  [[nodiscard]] const std::string& id() const { return id_; }
-  [[nodiscard]] const std::string& user() const { return user_; }
-  [[nodiscard]] boost::asio::strand<boost::asio::any_io_executor>& strand() { return strand_; }
-
-  /// Called on the strand: a client came back to this session before its grace period ended.
-  bool reattach(const std::string& user, std::shared_ptr<ClientChannel> channel) {
-    if (ended_ || (service_.settings_.auth_required && user != user_)) {
-      return false;
-    }
-    grace_.cancel();
-    if (auto old = std::exchange(channel_, std::move(channel))) {
-      old->close("session resumed on another connection");
-    }
-    record_.status = "active";
-    save_record([] {});
-    return true;
-  }
-
-  /// Writes the session's status and instance to the store, and with `shell` its cwd, env, backend,
-  /// workspace and history too (only where this instance runs the session's calls); `then` runs on
-  /// the strand once the store answered, whatever it answered.
-  void save_record(std::function<void()> then, bool shell = false) {
-    plugin::SessionUpdate update;
-    update.status = record_.status;
-    update.instance = service_.settings_.instance_id;
-    update.updated_unix_ms = unix_ms(service_.host_.clock());
-    if (shell && service_.settings_.run_jobs) {
-      update.shell = true;
-      update.cwd = record_.cwd;
-      update.env = record_.env;
-      update.backend = record_.backend;
-      update.workspace = record_.workspace;
-      update.history = record_.history;
-    }
-    service_.plugins_.store->update_session(
-        id_, std::move(update), [self = shared_from_this(), then = std::move(then)](Status s) {
-          boost::asio::post(self->strand_, [self, s, then] {
-            if (!s.ok()) {
-              self->service_.log_.warn("store.update_session_failed", {{"session", self->id_}, {"error", s.message()}});
-            }
-            then();
-          });
-        });
-  }
-
-  /// A new session's first record in the store.
-  void create_record() {
-    record_.instance = service_.settings_.instance_id;
-    record_.updated_unix_ms = unix_ms(service_.host_.clock());
-    service_.plugins_.store->put_session(record_, [self = shared_from_this()](Status s) {
-      if (!s.ok()) {
-        self->service_.log_.warn("store.put_session_failed", {{"session", self->id_}, {"error", s.message()}});
-      }
-    });
-  }
-
-  /// `session:history`: the conversation as the store holds it, decompressed, oldest first.
-  void on_history(const Ack& ack, Clock::time_point start) {
-    service_.plugins_.store->read_conversation(
-        id_, [self = shared_from_this(), ack, start](Status s, std::vector<std::string> entries) {
-          boost::asio::post(self->strand_, [self, ack, start, s, entries = std::move(entries)] {
-            if (!s.ok()) {
-              self->reply(ack, error_ack(Status(Code::unavailable, "conversation store: " + s.message())));
-              self->service_.record_event("session:history", "unavailable", start);
-              return;
-            }
-            json list = json::array();
-            std::size_t unreadable = 0;
-            for (const std::string& blob : entries) {
-              std::string text;
-              json entry;
-              if (self->service_.plugins_.compression->decompress(blob, text).ok() &&
-                  !(entry = json::parse(text, nullptr, false)).is_discarded()) {
-                list.push_back(std::move(entry));
-              } else {
-                ++unreadable;
-              }
-            }
-            json body{{"ok", true},       {"sessionId", self->id_},       {"entries", std::move(list)},
-                      {"cwd", self->record_.cwd}, {"history", self->record_.history}};
-            if (unreadable > 0) {
-              body["unreadable"] = unreadable;  // a corrupt entry costs that entry, not the session
-            }
-            self->reply(ack, std::move(body));
-            self->service_.record_event("session:history", "ok", start);
-          });
-        });
-  }
-
-  void on_message(const json& args, const Ack& ack, Clock::time_point start) {
-    ToolCall call;
-    const json message = args.empty() ? json() : args[0];
-    if (Status s = service_.planner_.plan(message, call); !s.ok()) {
-      reply(ack, error_ack(s));
-      service_.record_event("message", "bad_request", start);
-      return;
-    }
-    if (!service_.limiter_.try_acquire(user_)) {
-      reply(ack, error_ack(Status(Code::too_many_requests,
-                                  fmt::format("at most {} requests in flight per user", service_.limiter_.limit()))));
-      service_.record_event("message", "too_many_requests", start);
-      return;
-    }
-    const std::string call_id = random_id("call-");
-    calls_[call_id] = Call{call.tool, call.args, Call::State::awaiting_approval, Clock::now()};
-    json entry{{"role", "user"}, {"callId", call_id}, {"message", message}};
-    tag_binary(entry);
-    append_conversation(entry, [self = shared_from_this(), call_id, tool = call.tool, tool_args = call.args, ack,
-                                start](Status stored) {
-      if (!stored.ok()) {
-        self->drop_call(call_id);
-        self->reply(ack, error_ack(Status(Code::unavailable, "conversation store: " + stored.message())));
-        self->service_.record_event("message", "unavailable", start);
-        return;
-      }
-      self->emit("tool:request", json{{"callId", call_id}, {"tool", tool}, {"args", tool_args}});
-      self->reply(ack, ok_ack(call_id));
-      self->service_.record_event("message", "ok", start);
-    });
-  }
-
-  void on_approval(const json& args, const Ack& ack, Clock::time_point start) {
-    const json body = args.empty() ? json() : args[0];
-    if (!body.is_object() || !body.contains("callId") || !body["callId"].is_string() || !body.contains("approved") ||
-        !body["approved"].is_boolean()) {
-      reply(ack, error_ack(Status(Code::bad_request, "tool:approval needs {callId: string, approved: boolean}")));
-      service_.record_event("tool:approval", "bad_request", start);
-      return;
-    }
-    const std::string call_id = body["callId"].get<std::string>();
-    const auto it = calls_.find(call_id);
-    if (it == calls_.end() || it->second.state != Call::State::awaiting_approval) {
-      // Another user's callId, an unknown one, or one already approved: all look the same.
-      reply(ack, error_ack(Status(Code::not_found, "no tool call awaiting approval with this callId")));
-      service_.record_event("tool:approval", "not_found", start);
-      return;
-    }
-    if (!body["approved"].get<bool>()) {
-      drop_call(call_id);
-      const json result{{"callId", call_id}, {"denied", true},  {"exitCode", nullptr},
-                        {"output", ""},      {"truncated", false}, {"durationMs", 0}};
-      append_conversation(json{{"role", "tool"}, {"result", result}}, [](Status) {});
-      emit("tool:result", result);
-      reply(ack, ok_ack(call_id));
-      service_.record_event("tool:approval", "denied", start);
-      return;
-    }
-    it->second.state = Call::State::queued;
-    it->second.approved_at = Clock::now();
-    ++service_.approved_unfinished_;  // settled once its tool:result has been handed to the client
-    plugin::Job job;
-    job.id = call_id;
-    job.user_id = user_;
-    job.session_id = id_;
-    json payload{{"tool", it->second.tool}, {"args", it->second.args}};
-    tag_binary(payload);
-    job.payload = payload.dump();
-    job.timeout_ms = service_.settings_.job_timeout.count();
-    service_.plugins_.queue->enqueue(std::move(job), [self = shared_from_this(), call_id, ack, start](Status queued) {
-      boost::asio::post(self->strand_, [self, call_id, ack, start, queued] {
-        if (!queued.ok()) {
-          self->drop_call(call_id);
-          self->reply(ack, error_ack(queued));
-          self->service_.record_event("tool:approval", "unavailable", start);
-          return;
-        }
-        self->reply(ack, ok_ack(call_id));
-        self->service_.record_event("tool:approval", "ok", start);
-      });
-    });
-  }
-
-  void on_unknown(const std::string& name, const Ack& ack, Clock::time_point start) {
-    reply(ack, error_ack(Status(Code::bad_request, fmt::format("unknown event \"{}\"", name.substr(0, 64)))));
-    service_.record_event("unknown", "bad_request", start);
-  }
-
-  /// A job event from the queue (in-process, or from a worker through pub/sub).
-  void on_job_event(plugin::JobEvent event) {
-    json data = json::parse(event.data, nullptr, false);
-    if (data.is_discarded()) {
-      return;
-    }
-    if (event.type == plugin::JobEventType::output) {
-      emit("tool:output", std::move(data));
-      return;
-    }
-    const auto it = calls_.find(event.job_id);
-    if (it != calls_.end()) {
-      service_.host_.metrics()
-          .histogram("phasekit_tool_call_duration_seconds", "Time from approval to tool:result.",
-                     observe_buckets(), labels_for_tool(it->second.tool))
-          .observe(seconds_since(it->second.approved_at));
-    }
-    const bool approved = take_call(event.job_id);
-    restore_binary_content(data);
-    emit("tool:result", std::move(data));
-    if (approved) {
-      --service_.approved_unfinished_;  // after the emit: a drain closes the client only behind it
-    }
-  }
-
-  /// Runs a job on this session's backend (called on the strand).
-  void execute(plugin::Job job, plugin::QueueStrategy::EventSink sink, plugin::QueueStrategy::JobDone done) {
-    json payload = json::parse(job.payload, nullptr, false);
-    untag_binary(payload);
-    const std::string call_id = job.id;
-    if (const auto it = calls_.find(call_id); it != calls_.end()) {
-      it->second.state = Call::State::running;
-    }
-    if (payload.is_discarded() || !payload.is_object() || !payload.contains("tool")) {
-      const Status bad(Code::bad_request, "malformed job");
-      finish_job(call_id, error_result(bad), bad, sink, done, std::nullopt);
-      return;
-    }
-    with_backend([self = shared_from_this(), payload, call_id, sink, done, command = shell_command(payload),
-                  timeout = std::chrono::milliseconds(job.timeout_ms)](Status status, plugin::BackendPtr backend) {
-      if (!status.ok()) {
-        self->finish_job(call_id, error_result(status), status, sink, done, std::nullopt);
-        return;
-      }
-      execute_tool(self->service_.limits_, std::dynamic_pointer_cast<backend::ShellBackend>(backend), payload, call_id,
-                   self->id_, timeout, sink,
-                   [self, call_id, sink, done, command](json result, Status s) {
-                     boost::asio::post(self->strand_, [self, call_id, sink, done, command,
-                                                       result = std::move(result), s]() mutable {
-                       self->finish_job(call_id, std::move(result), s, sink, done, command);
-                     });
-                   });
-    });
-  }
-
-  /// After a call ran: with a shared store the shell's new cwd and exports are saved first (so a
-  /// client that resumes elsewhere finds them), then the result is appended to the conversation,
-  /// then published. `command` is set for shell calls.
-  void finish_job(const std::string& call_id, json result, const Status& status,
-                  const plugin::QueueStrategy::EventSink& sink, const plugin::QueueStrategy::JobDone& done,
-                  const std::optional<std::string>& command) {
-    result["callId"] = call_id;
-    auto publish = [self = shared_from_this(), call_id, result, status, sink, done] {
-      self->append_conversation(json{{"role", "tool"}, {"result", result}}, [self, call_id, result, status, sink,
-                                                                             done](Status) {
-        sink(plugin::JobEvent{call_id, self->id_, plugin::JobEventType::result,
-                              result.dump(-1, ' ', false, json::error_handler_t::replace)});
-        done(status);
-      });
-    };
-    auto shell = std::dynamic_pointer_cast<backend::ShellBackend>(backend_);
-    if (!service_.settings_.persist_sessions || !command || !shell) {
-      publish();
-      return;
-    }
-    remember_command(record_.history, *command, service_.settings_.history_limit);
-    capture_state(shell, [self = shared_from_this(), publish](Status s, ShellState state) {
-      boost::asio::post(self->strand_, [self, publish, s, state = std::move(state)]() mutable {
-        if (s.ok()) {
-          self->record_.cwd = std::move(state.cwd);
-          self->record_.env = std::move(state.env);
-        } else {
-          self->service_.log_.warn("session.state_unreadable", {{"session", self->id_}, {"error", s.message()}});
-        }
-        self->save_record(publish, true);
-      });
-    });
-  }
-
-  void detach() {
-    channel_.reset();
-    if (ended_) {
-      return;
-    }
-    if (service_.settings_.persist_sessions) {
-      record_.status = "detached";
-      park_backend();
-      save_record([] {}, true);
-    }
-    if (service_.settings_.session_grace.count() == 0) {
-      end("disconnected");
-      return;
-    }
-    grace_.expires_after(service_.settings_.session_grace);
-    grace_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-      if (!ec) {
-        self->end("grace period over");
-      }
-    });
-  }
-
-  void end(std::string_view why) {
-    if (ended_) {
-      return;
-    }
-    ended_ = true;
-    grace_.cancel();
-    service_.plugins_.queue->unsubscribe(id_);
-    for (const auto& [call_id, call] : calls_) {
-      service_.limiter_.release(user_);
-      if (call.state != Call::State::awaiting_approval) {
-        --service_.approved_unfinished_;  // the session is gone: no one is left to wait for
-      }
-    }
-    calls_.clear();
-    if (backend_) {
-      service_.plugins_.pool->release(std::exchange(backend_, nullptr), true);
-    }
-    fail_backend_waiters(Status(Code::unavailable, "session ended"));
-    forget_stored(why);
-    service_.forget(id_);
-    service_.log_.debug("session.end", {{"session", id_}, {"user", user_}, {"why", why}});
-    if (auto channel = std::exchange(channel_, nullptr)) {
-      channel->close(std::string(why));
-    }
-  }
-
- private:
-  struct Call {
-    enum class State { awaiting_approval, queued, running } ;
-    std::string tool;
-    json args;
-    State state = State::awaiting_approval;
-    Clock::time_point created;
-    Clock::time_point approved_at{};
-  };
-
-  /// Removes the session from the store, unless it is shared and the client has meanwhile resumed the
-  /// session on another instance (its record then names that instance).
-  void forget_stored(std::string_view why) {
-    auto& store = *service_.plugins_.store;
-    auto remove = [self = shared_from_this()] {
-      self->service_.plugins_.store->remove_session(self->id_, [](Status) {});
-      if (self->service_.settings_.persist_sessions && !self->service_.settings_.workspace_root.empty()) {
-        std::error_code ec;
-        std::filesystem::remove_all(session_folder(self->service_.settings_.workspace_root, self->id_), ec);
-      }
-    };
-    if (!service_.settings_.persist_sessions || why != "grace period over") {
-      remove();
-      return;
-    }
-    store.get_session(id_, [self = shared_from_this(), remove](Status s, plugin::SessionRecord stored) {
-      if (s.ok() && stored.instance == self->service_.settings_.instance_id) {
-        remove();
-      }
-    });
-  }
-
-  static std::span<const double> observe_buckets() {
-    static constexpr std::array<double, 14> kBuckets{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                                     0.25,  0.5,    1,     2.5,  5,     10,   30};
-    return kBuckets;
-  }
-
-  static std::span<const Label> labels_for_tool(const std::string& tool) {
-    static const std::array<Label, 1> kShell{{{"tool", "shell"}}};
-    static const std::array<Label, 1> kRead{{{"tool", "read_file"}}};
-    static const std::array<Label, 1> kWrite{{{"tool", "write_file"}}};
-    static const std::array<Label, 1> kList{{{"tool", "list_dir"}}};
-    return tool == "shell" ? kShell : tool == "read_file" ? kRead : tool == "write_file" ? kWrite : kList;
-  }
-
-  void with_backend(std::function<void(Status, plugin::BackendPtr)> use) {
-    if (ended_) {
-      use(Status(Code::unavailable, "session ended"), nullptr);
-      return;
-    }
-    if (backend_ && !backend_->alive()) {
-      service_.plugins_.pool->release(std::exchange(backend_, nullptr), false);
-    }
-    if (backend_) {
-      use(Status(), backend_);
-      return;
-    }
-    waiters_.push_back(std::move(use));
-    if (acquiring_) {
-      return;
-    }
-    acquiring_ = true;
-    const auto start = Clock::now();
-    service_.plugins_.pool->acquire({user_, id_}, [self = shared_from_this(), start](Status s, plugin::Lease lease) {
-      // Timed when the pool answers, before the hop onto the session's strand: under load that queue
-      // is the event loop's delay, not the pool's.
-      self->service_.acquire_times_.observe(s, lease, start);
-      boost::asio::post(self->strand_, [self, s = std::move(s), lease = std::move(lease)]() mutable {
-        self->acquiring_ = false;
-        if (!s.ok()) {
-          self->fail_backend_waiters(s);
-          return;
-        }
-        if (self->ended_) {
-          self->service_.plugins_.pool->release(std::move(lease.backend), true);
-          self->fail_backend_waiters(Status(Code::unavailable, "session ended"));
-          return;
-        }
-        self->backend_ = std::move(lease.backend);
-        self->adopt_backend([self] {
-          auto waiters = std::exchange(self->waiters_, {});
-          for (auto& w : waiters) {
-            w(Status(), self->backend_);
-          }
-        });
-      });
-    });
-  }
-
-  /// With a shared store, a detached session gives its backend back at once instead of holding it for
-  /// the grace period: its files wait in WORKSPACE_ROOT/sessions/<id> and its cwd and exports are in
-  /// the record, so a reconnect (here or elsewhere) restores them on whatever backend it gets next.
-  /// Not while one of its calls is queued or running on the backend.
-  void park_backend() {
-    auto shell = std::dynamic_pointer_cast<backend::ShellBackend>(backend_);
-    if (!shell || !service_.settings_.run_jobs || service_.settings_.workspace_root.empty()) {
-      return;
-    }
-    for (const auto& [id, call] : calls_) {
-      if (call.state != Call::State::awaiting_approval) {
-        return;
-      }
-    }
-    std::string folder = session_folder(service_.settings_.workspace_root, id_);
-    if (Status moved = park_files(folder, shell->workspace()); !moved.ok()) {
-      service_.log_.warn("session.workspace_not_parked", {{"session", id_}, {"error", moved.message()}});
-      return;  // keep the backend: the files are still on it
-    }
-    record_.workspace = std::move(folder);
-    record_.backend.clear();
-    restore_ = true;
-    service_.plugins_.pool->release(std::exchange(backend_, nullptr), true);
-  }
-
-  /// With a shared store: brings a resumed session's files and shell state onto the backend just
-  /// acquired, and records which backend holds the session now. Runs `then` on the strand.
-  void adopt_backend(std::function<void()> then) {
-    auto shell = std::dynamic_pointer_cast<backend::ShellBackend>(backend_);
-    if (!service_.settings_.persist_sessions || !shell) {
-      then();
-      return;
-    }
-    const std::string& root = service_.settings_.workspace_root;
-    const std::string from = record_.workspace;
-    if (restore_ && !from.empty() && from != shell->workspace()) {
-      if (Status s = check_beneath(root, from); !s.ok()) {
-        service_.log_.warn("session.workspace_refused", {{"session", id_}, {"error", s.message()}});
-      } else if (Status moved = move_entries(from, shell->workspace()); !moved.ok()) {
-        service_.log_.warn("session.workspace_not_moved", {{"session", id_}, {"error", moved.message()}});
-      } else {
-        std::error_code ec;
-        std::filesystem::remove(from, ec);  // the folder of a dead backend or of the sessions root, now empty
-      }
-    }
-    record_.backend = std::string(shell->id());
-    record_.workspace = shell->workspace();
-    const bool restore = std::exchange(restore_, false) && (!record_.cwd.empty() || !record_.env.empty());
-    if (!restore) {
-      save_record(std::move(then), true);
-      return;
-    }
-    restore_state(shell, ShellState{record_.cwd, record_.env},
-                  [self = shared_from_this(), then = std::move(then)](Status s) mutable {
-                    boost::asio::post(self->strand_, [self, s, then = std::move(then)]() mutable {
-                      if (!s.ok()) {
-                        self->service_.log_.warn("session.state_not_restored",
-                                                 {{"session", self->id_}, {"error", s.message()}});
-                      }
-                      self->save_record(std::move(then), true);
-                    });
-                  });
-  }
-
-  void fail_backend_waiters(const Status& s) {
-    auto waiters = std::exchange(waiters_, {});
-    for (auto& w : waiters) {
-      w(s, nullptr);
-    }
-  }
-
-  /// Removes a call and gives its in-flight slot back; true when it had been approved (and so is
-  /// counted in approved_unfinished_, which the caller settles).
-  bool take_call(const std::string& call_id) {
-    const auto it = calls_.find(call_id);
-    if (it == calls_.end()) {
-      return false;
-    }
-    const bool approved = it->second.state != Call::State::awaiting_approval;
-    calls_.erase(it);
-    service_.limiter_.release(user_);
-    return approved;
-  }
-
-  void drop_call(const std::string& call_id) {
-    if (take_call(call_id)) {
-      --service_.approved_unfinished_;
-    }
-  }
-
-  void append_conversation(const json& entry, std::function<void(Status)> done) {
-    std::string blob;
-    if (Status s = conversation_blob(entry, service_.host_.clock(), *service_.plugins_.compression, blob); !s.ok()) {
-      done(s);
-      return;
-    }
-    service_.plugins_.store->append_conversation(id_, std::move(blob),
-                                                 [self = shared_from_this(), done = std::move(done)](Status s) {
-                                                   boost::asio::post(self->strand_, [done, s] { done(s); });
-                                                 });
-  }
-
-  /// read_file with encoding "binary": the base64 content becomes a binary value, sent as an attachment.
-  static void restore_binary_content(json& result) {
-    auto output = result.find("output");
-    if (output == result.end() || !output->is_object() || output->value("encoding", "") != "binary") {
-      return;
-    }
-    std::string bytes;
-    if (engineio::base64_decode(output->value("content", ""), bytes)) {
-      (*output)["content"] = json::binary(json::binary_t::container_type(bytes.begin(), bytes.end()));
-    }
-  }
-
-  void emit(std::string event, json payload) {
-    if (channel_) {
-      channel_->emit(std::move(event), std::move(payload));
-    }
-  }
-
-  void reply(const Ack& ack, json body) {
-    if (ack) {
-      ack(std::move(body));
-    } else if (!body.value("ok", false)) {
-      emit("error", json{{"code", body["code"]}, {"message", body["message"]}});
-    }
-  }
-
-  ToolService& service_;
-  boost::asio::strand<boost::asio::any_io_executor> strand_;
-  boost::asio::steady_timer grace_;
-  std::string id_;
-  std::string user_;
-  std::shared_ptr<ClientChannel> channel_;
-  std::unordered_map<std::string, Call> calls_;
-  plugin::BackendPtr backend_;
-  bool acquiring_ = false;
-  std::vector<std::function<void(Status, plugin::BackendPtr)>> waiters_;
-  bool ended_ = false;
-  plugin::SessionRecord record_;  // what the store holds of this session (kept current with a shared store)
-  bool restore_ = false;          // resumed: bring files and shell state onto the next backend
-};
-
-AcquireTimes::AcquireTimes(Metrics& metrics) {
-  constexpr std::string_view kName = "phasekit_backend_acquire_seconds";
-  constexpr std::string_view kHelp =
-      "Time to get a backend from the pool for a session (orchestrator) or a job (worker), by source: warm "
-      "(idle), cold (made for it), waited (freed by another session), failed.";
-  static constexpr std::array<double, 14> kBuckets{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                                   0.025,  0.05,    0.1,    0.25,  0.5,    1,     5};
-  static constexpr std::array<std::string_view, 4> kSources{"warm", "cold", "waited", "failed"};
-  static_assert(static_cast<std::size_t>(plugin::AcquireSource::warm) == 0 &&
-                static_cast<std::size_t>(plugin::AcquireSource::cold) == 1 &&
-                static_cast<std::size_t>(plugin::AcquireSource::waited) == 2);
-  for (std::size_t i = 0; i < kSources.size(); ++i) {
-    const std::array<Label, 1> label{{{"source", kSources[i]}}};
-    by_source_[i] = &metrics.histogram(kName, kHelp, kBuckets, label);
-  }
-}
-
-void AcquireTimes::observe(const Status& status, const plugin::Lease& lease, Clock::time_point started) const {
-  by_source_[status.ok() ? static_cast<std::size_t>(lease.source) : 3]->observe(seconds_since(started));
-}
-
 ToolService::ToolService(ServiceSettings settings, plugin_host::PluginSet& plugins, plugin::HostServices& host)
     : settings_(std::move(settings)),
-      limits_{settings_.stream_threshold_bytes, settings_.max_output_bytes, settings_.backend_uid,
-              settings_.backend_gid},
       plugins_(plugins),
       host_(host),
       log_(host.logger("service")),
       limiter_(settings_.max_requests_per_user),
       sessions_gauge_(host.metrics().gauge("phasekit_sessions", "Socket.IO sessions open (connected or in grace).")),
-      acquire_times_(host.metrics()) {}
+      // The lookup runs inside run() only, which start()'s handler calls while it holds this service.
+      lifecycle_(std::make_shared<JobLifecycle>(lifecycle_options(settings_), *plugins_.pool, *plugins_.store,
+                                                *plugins_.compression, host_, log_,
+                                                [this](const std::string& id) -> HoldPtr {
+                                                  SessionPtr session = find(id);
+                                                  return session ? session->hold() : nullptr;
+                                                })),
+      context_{settings_,
+               *plugins_.store,
+               *plugins_.queue,
+               *plugins_.compression,
+               host_,
+               log_,
+               planner_,
+               limiter_,
+               approved_unfinished_,
+               *lifecycle_,
+               [this](const std::string& id) { forget(id); }} {}
 
 ToolService::~ToolService() = default;
 
@@ -664,7 +85,7 @@ void ToolService::start() {
                                                                           plugin::QueueStrategy::EventSink sink,
                                                                           plugin::QueueStrategy::JobDone done) {
     if (auto self = weak.lock()) {
-      self->run_job(std::move(job), std::move(sink), std::move(done));
+      self->lifecycle_->run(std::move(job), std::move(sink), std::move(done));
     } else {
       done(Status(Code::unavailable, "shutting down"));
     }
@@ -688,34 +109,22 @@ Status ToolService::authenticate(const json& auth, std::string_view connection_i
   return {};
 }
 
-const std::string& session_id_of(const SessionPtr& session) { return session->id(); }
-
 SessionPtr ToolService::open_session(std::string user_id, std::shared_ptr<ClientChannel> channel) {
   plugin::SessionRecord record;
   record.id = new_session_id();
   record.user_id = std::move(user_id);
-  record.status = "active";
-  return adopt(std::move(record), std::move(channel), false);
+  return adopt(record, std::move(channel), false);
 }
 
-SessionPtr ToolService::adopt(plugin::SessionRecord record, std::shared_ptr<ClientChannel> channel, bool resumed) {
-  record.status = "active";
-  auto session = std::make_shared<Session>(*this, std::move(record), std::move(channel), resumed);
+SessionPtr ToolService::adopt(const plugin::SessionRecord& record, std::shared_ptr<ClientChannel> channel,
+                              bool resumed) {
+  auto session = std::make_shared<Session>(context_, record, std::move(channel), resumed);
   {
     const std::lock_guard lock(mutex_);
     sessions_[session->id()] = session;
     sessions_gauge_.set(static_cast<double>(sessions_.size()));
   }
-  plugins_.queue->subscribe(session->id(), [weak = std::weak_ptr<Session>(session)](plugin::JobEvent e) {
-    if (auto s = weak.lock()) {
-      boost::asio::post(s->strand(), [s, e = std::move(e)]() mutable { s->on_job_event(std::move(e)); });
-    }
-  });
-  if (resumed) {
-    boost::asio::post(session->strand(), [session] { session->save_record([] {}); });
-  } else {
-    boost::asio::post(session->strand(), [session] { session->create_record(); });
-  }
+  session->open();
   return session;
 }
 
@@ -756,7 +165,13 @@ void ToolService::connect(const json& auth, std::string_view connection_id, std:
   }
   plugins_.store->get_session(id, [self = shared_from_this(), user = std::move(user), channel = std::move(channel),
                                    finish](Status s, plugin::SessionRecord record) mutable {
-    if (s.code() == Code::not_found || (s.ok() && (record.status == "ended" || record.user_id.empty() ||
+    const std::optional<SessionStatus> status = parse_session_status(record.status);
+    if (s.ok() && !status) {
+      // Not a status this version writes: resuming what it cannot read could revive an ended session.
+      self->log_.warn("session.status_unknown", {{"session", record.id}, {"status", record.status.substr(0, 32)}});
+    }
+    if (s.code() == Code::not_found || (s.ok() && (status.value_or(SessionStatus::ended) == SessionStatus::ended ||
+                                                   record.user_id.empty() ||
                                                    (self->settings_.auth_required && record.user_id != user)))) {
       finish(Status(), self->open_session(std::move(user), std::move(channel)));  // nothing to resume: a new one
       return;
@@ -770,7 +185,7 @@ void ToolService::connect(const json& auth, std::string_view connection_id, std:
       return;
     }
     self->log_.info("session.resumed", {{"session", record.id}, {"from", record.instance}});
-    finish(Status(), self->adopt(std::move(record), std::move(channel), true));
+    finish(Status(), self->adopt(record, std::move(channel), true));
   });
 }
 
@@ -788,7 +203,7 @@ void ToolService::on_event(const SessionPtr& session, std::string_view event, js
       if (ack) {
         ack(error_ack(Status(Code::unavailable, "server is shutting down")));
       }
-      record_event("message", "unavailable", start);
+      record_event(host_.metrics(), "message", "unavailable", start);
     } else if (name == "message") {
       session->on_message(args, ack, start);
     } else if (name == "tool:approval") {
@@ -804,29 +219,6 @@ void ToolService::on_event(const SessionPtr& session, std::string_view event, js
 void ToolService::on_disconnect(const SessionPtr& session, std::string_view reason) {
   log_.debug("session.disconnect", {{"session", session->id()}, {"reason", reason}});
   boost::asio::post(session->strand(), [session] { session->detach(); });
-}
-
-void ToolService::run_job(plugin::Job job, plugin::QueueStrategy::EventSink sink, plugin::QueueStrategy::JobDone done) {
-  auto session = find(job.session_id);
-  ++jobs_in_flight_;
-  auto counted_done = [this, done = std::move(done)](Status s) {
-    --jobs_in_flight_;
-    const char* outcome = s.ok() ? "ok" : s.code() == Code::timeout ? "timeout" : "error";
-    const std::array<Label, 1> labels{{{"outcome", outcome}}};
-    host_.metrics().counter("phasekit_jobs_total", "Jobs run, by outcome.", labels).inc();
-    done(s);
-  };
-  if (!session) {
-    json result{{"callId", job.id}, {"exitCode", nullptr}, {"output", ""}, {"truncated", false}, {"durationMs", 0},
-                {"error", {{"code", "UNAVAILABLE"}, {"message", "session ended before the job ran"}}}};
-    sink(plugin::JobEvent{job.id, job.session_id, plugin::JobEventType::result, result.dump()});
-    counted_done(Status(Code::unavailable, "session ended"));
-    return;
-  }
-  boost::asio::post(session->strand(), [session, job = std::move(job), sink = std::move(sink),
-                                        done = std::move(counted_done)]() mutable {
-    session->execute(std::move(job), std::move(sink), std::move(done));
-  });
 }
 
 SessionPtr ToolService::find(const std::string& session_id) const {
@@ -846,23 +238,12 @@ std::size_t ToolService::session_count() const {
   return sessions_.size();
 }
 
-std::uint64_t ToolService::jobs_in_flight() const { return jobs_in_flight_.load(); }
+std::uint64_t ToolService::jobs_in_flight() const { return lifecycle_->in_flight(); }
 
 std::uint64_t ToolService::jobs_unfinished() const {
   // approved_unfinished_ follows this instance's calls from approval until their tool:result has been
-  // handed to the connection; jobs_in_flight_ the jobs this process runs (for any instance).
-  return std::max<std::uint64_t>(approved_unfinished_.load(), jobs_in_flight_.load());
-}
-
-void ToolService::record_event(std::string_view event, std::string_view outcome, Clock::time_point start) {
-  const std::array<Label, 2> labels{{{"event", event}, {"outcome", outcome}}};
-  host_.metrics().counter("phasekit_events_total", "Client events handled, by event and outcome.", labels).inc();
-  host_.metrics()
-      .histogram("phasekit_event_duration_seconds", "Time from a client event to its acknowledgement.",
-                 std::array<double, 14>{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                        0.5, 1, 5},
-                 labels)
-      .observe(seconds_since(start));
+  // handed to the connection; the lifecycle's in_flight() the jobs this process runs (for any instance).
+  return std::max<std::uint64_t>(approved_unfinished_.load(), lifecycle_->in_flight());
 }
 
 void ToolService::shutdown(std::function<void()> done) {
@@ -878,7 +259,7 @@ void ToolService::shutdown(std::function<void()> done) {
       }
     }
     for (const auto& s : open) {
-      boost::asio::post(s->strand(), [s] { s->end("server shutting down"); });
+      boost::asio::post(s->strand(), [s] { s->end(EndReason::shutdown); });
     }
     // Let the sessions release their backends before the pool goes.
     boost::asio::post(self->host_.executor(), [self, done = std::move(done)]() mutable {

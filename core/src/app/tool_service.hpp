@@ -6,7 +6,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <nlohmann/json.hpp>
 
-#include <array>
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -14,62 +14,16 @@
 #include <string>
 #include <unordered_map>
 
+#include "app/client_channel.hpp"
 #include "app/inflight_limiter.hpp"
+#include "app/job_lifecycle.hpp"
 #include "app/planner.hpp"
-#include "app/tool_exec.hpp"
+#include "app/service_settings.hpp"
+#include "app/session.hpp"
 #include "phasekit/plugin/host.hpp"
 #include "plugin_host/plugin_set.hpp"
 
 namespace phasekit::app {
-
-/// One client socket as the application sees it. Implemented by the transport; thread-safe.
-class ClientChannel {
- public:
-  virtual ~ClientChannel() = default;
-  virtual void emit(std::string event, nlohmann::json payload) = 0;
-  virtual void close(std::string reason) = 0;
-};
-
-/// The acknowledgement callback of one client event; empty when the client asked for none.
-using Ack = std::function<void(nlohmann::json)>;
-
-struct ServiceSettings {
-  std::uint32_t max_requests_per_user = 5;
-  std::chrono::milliseconds job_timeout{30000};
-  std::size_t max_output_bytes = 1 << 20;
-  std::size_t stream_threshold_bytes = 65536;
-  std::chrono::milliseconds session_grace{30000};
-  unsigned concurrency = 10;
-  bool auth_required = false;
-  std::string auth_secret;
-  int backend_uid = -1;  // owner of files written by the file tools
-  int backend_gid = -1;
-  /// false when phasekit-workers run the jobs (queue=redis): this instance only enqueues them.
-  bool run_jobs = true;
-  /// The store is shared (store=redis): sessions save their shell state after every call and can be
-  /// resumed on any instance (Socket.IO `pid`).
-  bool persist_sessions = false;
-  std::string workspace_root;
-  std::string instance_id;          // names this instance in session records
-  std::size_t history_limit = 100;  // shell command lines kept in a session record
-};
-
-/// phasekit_backend_acquire_seconds{source}: how long a session (orchestrator) or a job (worker) waited
-/// for the pool's answer, by where the backend came from (warm, cold, waited) or failed.
-class AcquireTimes {
- public:
-  explicit AcquireTimes(Metrics& metrics);
-  /// Observes the time since `started` under the lease's source, or "failed" when `status` is not OK.
-  void observe(const Status& status, const plugin::Lease& lease, std::chrono::steady_clock::time_point started) const;
-
- private:
-  std::array<Histogram*, 4> by_source_{};  // AcquireSource order, then failed
-};
-
-class Session;
-using SessionPtr = std::shared_ptr<Session>;
-/// The session's id (also its Socket.IO `pid`).
-const std::string& session_id_of(const SessionPtr& session);
 
 class ToolService : public std::enable_shared_from_this<ToolService> {
  public:
@@ -105,15 +59,11 @@ class ToolService : public std::enable_shared_from_this<ToolService> {
   [[nodiscard]] std::uint64_t jobs_unfinished() const;
 
  private:
-  friend class Session;
-  void run_job(plugin::Job job, plugin::QueueStrategy::EventSink sink, plugin::QueueStrategy::JobDone done);
   SessionPtr find(const std::string& session_id) const;
-  SessionPtr adopt(plugin::SessionRecord record, std::shared_ptr<ClientChannel> channel, bool resumed);
+  SessionPtr adopt(const plugin::SessionRecord& record, std::shared_ptr<ClientChannel> channel, bool resumed);
   void forget(const std::string& session_id);
-  void record_event(std::string_view event, std::string_view outcome, std::chrono::steady_clock::time_point start);
 
   ServiceSettings settings_;
-  ToolLimits limits_;
   plugin_host::PluginSet& plugins_;
   plugin::HostServices& host_;
   Logger& log_;
@@ -121,13 +71,12 @@ class ToolService : public std::enable_shared_from_this<ToolService> {
   InflightLimiter limiter_;
   mutable std::mutex mutex_;
   std::unordered_map<std::string, std::weak_ptr<Session>> sessions_;
-  std::atomic<std::uint64_t> jobs_in_flight_{0};
   std::atomic<std::uint64_t> approved_unfinished_{0};
   std::atomic<bool> stopping_{false};
   std::atomic<bool> draining_{false};
   Gauge& sessions_gauge_;
-  /// phasekit_backend_acquire_seconds by source: warm, cold, waited (AcquireSource order), failed.
-  AcquireTimes acquire_times_;
+  std::shared_ptr<JobLifecycle> lifecycle_;  // runs this instance's jobs (queue=inproc) on its sessions' backends
+  SessionContext context_;                   // what the sessions get of this service
 };
 
 }  // namespace phasekit::app

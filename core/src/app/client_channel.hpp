@@ -1,0 +1,35 @@
+#pragma once
+// One client socket as the application sees it, and the acknowledgement of one client event.
+// Implemented by the transport (net/engine.cpp), so sessions and the tool-call flow are testable
+// without a socket.
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <string>
+
+#include "phasekit/status.hpp"
+
+namespace phasekit::app {
+
+/// Thread-safe.
+class ClientChannel {
+ public:
+  virtual ~ClientChannel() = default;
+  virtual void emit(std::string event, nlohmann::json payload) = 0;
+  virtual void close(std::string reason) = 0;
+};
+
+/// The acknowledgement callback of one client event; empty when the client asked for none.
+using Ack = std::function<void(nlohmann::json)>;
+
+/// {ok: true, callId}: an accepted message or approval.
+inline nlohmann::json ok_ack(const std::string& call_id) {
+  return nlohmann::json{{"ok", true}, {"callId", call_id}};
+}
+
+/// {ok: false, code, message}: how every refused client event is answered.
+inline nlohmann::json error_ack(const Status& s) {
+  return nlohmann::json{{"ok", false}, {"code", wire_name(s.code())}, {"message", s.message()}};
+}
+
+}  // namespace phasekit::app

@@ -1,0 +1,407 @@
+#include "app/job_lifecycle.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <array>
+#include <chrono>
+#include <filesystem>
+#include <optional>
+
+#include "app/session_state.hpp"
+#include "backend/shell_backend.hpp"
+
+namespace phasekit::app {
+namespace {
+
+using json = nlohmann::json;
+
+backend::ShellBackendPtr shell_of(const plugin::BackendPtr& backend) {
+  return std::dynamic_pointer_cast<backend::ShellBackend>(backend);
+}
+
+}  // namespace
+
+struct JobLifecycle::Run {
+  plugin::Job job;
+  json payload;
+  std::optional<std::string> command;  // set for shell calls
+  plugin::QueueStrategy::EventSink sink;
+  plugin::QueueStrategy::JobDone done;
+  HoldPtr hold;                // null while the session is not found, and when the job may not touch it
+  plugin::BackendPtr backend;  // what the tool runs on
+  bool ran = false;            // execute_tool was called: the shell state may have changed
+  json result;
+  Status status;
+};
+
+JobLifecycle::JobLifecycle(LifecycleOptions options, plugin::PoolStrategy& pool, plugin::StoreStrategy& store,
+                           plugin::CompressionStrategy& compression, plugin::HostServices& host, Logger& log,
+                           FindHeld find_held)
+    : options_(std::move(options)),
+      pool_(pool),
+      store_(store),
+      compression_(compression),
+      host_(host),
+      log_(log),
+      find_held_(std::move(find_held)),
+      acquire_times_(host.metrics()) {
+  if (options_.tenure == Tenure::leased) {
+    options_.persist = true;  // nothing stays on a leased backend
+  }
+}
+
+void JobLifecycle::run(plugin::Job job, plugin::QueueStrategy::EventSink sink, plugin::QueueStrategy::JobDone done) {
+  ++in_flight_;
+  auto r = std::make_shared<Run>();
+  r->job = std::move(job);
+  r->sink = std::move(sink);
+  r->done = std::move(done);
+  r->payload = json::parse(r->job.payload, nullptr, false);
+  untag_binary(r->payload);
+  if (r->payload.is_discarded() || !r->payload.is_object() || !r->payload.contains("tool")) {
+    const Status bad(Code::bad_request, "malformed job");
+    finish(r, error_result(bad), bad);
+    return;
+  }
+  r->command = shell_command(r->payload);
+  if (options_.tenure == Tenure::leased) {
+    load_record(r);
+    return;
+  }
+  r->hold = find_held_ ? find_held_(r->job.session_id) : nullptr;
+  if (!r->hold) {
+    const Status gone(Code::unavailable, "session ended before the job ran");
+    finish(r, error_result(gone), gone);
+    return;
+  }
+  boost::asio::post(r->hold->strand, [self = shared_from_this(), r] { self->start(r); });
+}
+
+void JobLifecycle::load_record(const RunPtr& r) {
+  store_.get_session(r->job.session_id, [self = shared_from_this(), r](Status s, plugin::SessionRecord record) {
+    if (!s.ok() && s.code() != Code::not_found) {
+      const Status down(Code::unavailable, "session store: " + s.message());
+      self->finish(r, error_result(down), down);
+      return;
+    }
+    auto hold = std::make_shared<SessionHold>(r->job.session_id, s.ok() ? record.user_id : std::string(),
+                                              boost::asio::make_strand(self->host_.executor()));
+    if (s.ok()) {
+      hold->take_shell_fields(record);
+      hold->stored = true;
+    }
+    hold->restore = true;  // a leased backend comes fresh from the pool: the session is elsewhere
+    r->hold = std::move(hold);
+    boost::asio::post(r->hold->strand, [self, r] { self->start(r); });
+  });
+}
+
+void JobLifecycle::start(const RunPtr& r) {
+  if (!r->hold->user.empty() && r->hold->user != r->job.user_id) {
+    r->hold = nullptr;  // another user's session: nothing of it is read or written
+    const Status denied(Code::unauthorized, "the job's user does not own its session");
+    finish(r, error_result(denied), denied);
+    return;
+  }
+  if (options_.tenure == Tenure::held) {
+    use_held_backend(r);
+  } else {
+    lease_backend(r);
+  }
+}
+
+void JobLifecycle::use_held_backend(const RunPtr& r) {
+  SessionHold& hold = *r->hold;
+  if (hold.ended) {
+    const Status ended(Code::unavailable, "session ended");
+    finish(r, error_result(ended), ended);
+    return;
+  }
+  if (hold.backend && !hold.backend->alive()) {
+    pool_.release(std::exchange(hold.backend, nullptr), false);
+  }
+  if (hold.backend) {
+    r->backend = hold.backend;
+    run_tool(r);
+    return;
+  }
+  hold.waiters.push_back([self = shared_from_this(), r](Status s) {
+    if (!s.ok()) {
+      self->finish(r, error_result(s), s);
+      return;
+    }
+    r->backend = r->hold->backend;
+    self->run_tool(r);
+  });
+  if (hold.acquiring) {
+    return;
+  }
+  hold.acquiring = true;
+  const auto started = std::chrono::steady_clock::now();
+  pool_.acquire({hold.user, hold.id}, [self = shared_from_this(), hold = r->hold, started](Status s,
+                                                                                          plugin::Lease lease) {
+    // Timed when the pool answers, before the hop onto the session's strand: under load that queue
+    // is the event loop's delay, not the pool's.
+    self->acquire_times_.observe(s, lease, started);
+    boost::asio::post(hold->strand, [self, hold, s = std::move(s), lease = std::move(lease)]() mutable {
+      hold->acquiring = false;
+      if (!s.ok()) {
+        self->wake(*hold, s);
+        return;
+      }
+      if (hold->ended) {
+        self->pool_.release(std::move(lease.backend), true);
+        self->wake(*hold, Status(Code::unavailable, "session ended"));
+        return;
+      }
+      hold->backend = std::move(lease.backend);
+      self->bring_over(hold, [self, hold](Status brought) { self->wake(*hold, brought); });
+    });
+  });
+}
+
+void JobLifecycle::lease_backend(const RunPtr& r) {
+  const auto started = std::chrono::steady_clock::now();
+  pool_.acquire({r->job.user_id, r->job.session_id}, [self = shared_from_this(), r, started](Status s,
+                                                                                           plugin::Lease lease) {
+    self->acquire_times_.observe(s, lease, started);
+    boost::asio::post(r->hold->strand, [self, r, s = std::move(s), lease = std::move(lease)]() mutable {
+      if (!s.ok()) {
+        self->finish(r, error_result(s), s);
+        return;
+      }
+      r->backend = lease.backend;
+      r->hold->backend = std::move(lease.backend);
+      self->bring_over(r->hold, [self, r](Status brought) {
+        if (!brought.ok()) {
+          self->finish(r, error_result(brought), brought);
+          return;
+        }
+        self->run_tool(r);
+      });
+    });
+  });
+}
+
+void JobLifecycle::wake(SessionHold& hold, const Status& status) {
+  auto waiters = std::exchange(hold.waiters, {});
+  for (auto& w : waiters) {
+    w(status);
+  }
+}
+
+void JobLifecycle::bring_over(const HoldPtr& hold, std::function<void(Status)> then) {
+  if (!options_.persist) {
+    then(Status());  // the session lives on this backend alone
+    return;
+  }
+  auto shell = shell_of(hold->backend);
+  if (!shell) {
+    then(Status(Code::internal, "backend cannot run tools"));
+    return;
+  }
+  const bool held = options_.tenure == Tenure::held;
+  if (!std::exchange(hold->restore, false)) {
+    settle_on(hold, std::string(shell->id()), shell->workspace(), std::move(then));
+    return;
+  }
+  const std::string& root = options_.workspace_root;
+  const std::string parked = session_folder(root, hold->id);
+  std::string from = parked;
+  if (!hold->workspace.empty()) {
+    if (Status s = check_beneath(root, hold->workspace); s.ok()) {
+      from = hold->workspace;
+    } else {
+      log_.warn("session.workspace_refused", {{"session", hold->id}, {"error", s.message()}});
+    }
+  }
+  if (from != shell->workspace()) {
+    if (Status moved = move_entries(from, shell->workspace()); !moved.ok()) {
+      if (!held) {
+        then(moved);
+        return;
+      }
+      log_.warn("session.workspace_not_moved", {{"session", hold->id}, {"error", moved.message()}});
+    } else if (held || from != parked) {
+      // Nothing comes back to it: a dead backend's workspace or, for a held session, the sessions
+      // folder until the next park makes it again. A leased job parks its files there at its end.
+      std::error_code ec;
+      std::filesystem::remove(from, ec);
+    }
+  }
+  if (hold->shell.cwd.empty() && hold->shell.env.empty()) {
+    settle_on(hold, std::string(shell->id()), shell->workspace(), std::move(then));
+    return;
+  }
+  restore_state(shell, hold->shell, [self = shared_from_this(), hold, shell, held,
+                                     then = std::move(then)](Status s) mutable {
+    boost::asio::post(hold->strand, [self, hold, shell, held, s, then = std::move(then)]() mutable {
+      if (!s.ok()) {
+        if (!held) {
+          then(s);
+          return;
+        }
+        self->log_.warn("session.state_not_restored", {{"session", hold->id}, {"error", s.message()}});
+      }
+      self->settle_on(hold, std::string(shell->id()), shell->workspace(), std::move(then));
+    });
+  });
+}
+
+void JobLifecycle::settle_on(const HoldPtr& hold, const std::string& backend_id, const std::string& workspace,
+                             std::function<void(Status)> then) {
+  if (options_.tenure == Tenure::leased) {
+    then(Status());  // recorded when the job hands the backend back
+    return;
+  }
+  // The record names the backend that holds the session's files now, for a client resuming elsewhere.
+  hold->backend_id = backend_id;
+  hold->workspace = workspace;
+  save(hold, true, [then = std::move(then)] { then(Status()); });
+}
+
+void JobLifecycle::run_tool(const RunPtr& r) {
+  r->ran = true;
+  execute_tool(options_.limits, shell_of(r->backend), r->payload, r->job.id, r->job.session_id,
+               std::chrono::milliseconds(r->job.timeout_ms), r->sink,
+               [self = shared_from_this(), r](json result, Status status) {
+                 boost::asio::post(r->hold->strand, [self, r, result = std::move(result), status]() mutable {
+                   self->finish(r, std::move(result), std::move(status));
+                 });
+               });
+}
+
+void JobLifecycle::finish(const RunPtr& r, json result, Status status) {
+  result["callId"] = r->job.id;
+  r->result = std::move(result);
+  r->status = std::move(status);
+  read_back(r);
+}
+
+void JobLifecycle::read_back(const RunPtr& r) {
+  // Only a command that ran can have changed the shell; a held session that ended meanwhile has
+  // given its backend away, and nothing of it is saved any more.
+  auto shell = shell_of(r->backend);
+  if (!options_.persist || !r->hold || !r->ran || !r->command || !shell || r->hold->backend != r->backend) {
+    put_away(r, false);
+    return;
+  }
+  remember_command(r->hold->history, *r->command, options_.history_limit);
+  capture_state(shell, [self = shared_from_this(), r](Status s, ShellState state) {
+    boost::asio::post(r->hold->strand, [self, r, s, state = std::move(state)]() mutable {
+      if (s.ok()) {
+        r->hold->shell = std::move(state);
+      } else {
+        self->log_.warn("session.state_unreadable", {{"session", r->hold->id}, {"error", s.message()}});
+      }
+      self->put_away(r, true);
+    });
+  });
+}
+
+void JobLifecycle::put_away(const RunPtr& r, bool changed) {
+  if (r->hold && options_.tenure == Tenure::leased && r->hold->backend) {
+    hand_back(*r->hold);
+    changed = true;
+  }
+  if (!r->hold || !r->hold->stored || !changed) {
+    publish(r);
+    return;
+  }
+  // Saved before the result is published: a client that resumes elsewhere after seeing it finds it.
+  save(r->hold, true, [self = shared_from_this(), r] { self->publish(r); });
+}
+
+Status JobLifecycle::hand_back(SessionHold& hold) {
+  const std::string folder = session_folder(options_.workspace_root, hold.id);
+  if (auto shell = shell_of(hold.backend)) {
+    if (Status moved = park_files(folder, shell->workspace()); !moved.ok()) {
+      if (options_.tenure == Tenure::held) {
+        log_.warn("session.workspace_not_parked", {{"session", hold.id}, {"error", moved.message()}});
+        return moved;  // keep the backend: the files are still on it
+      }
+      // A lease ends with its job whatever happens: the pool resets the backend and the files are lost.
+      log_.error("worker.workspace_not_saved", {{"session", hold.id}, {"error", moved.message()}});
+    }
+  }
+  hold.workspace = folder;
+  hold.backend_id.clear();
+  hold.restore = true;
+  pool_.release(std::exchange(hold.backend, nullptr), true);
+  return Status();
+}
+
+void JobLifecycle::publish(const RunPtr& r) {
+  if (!r->hold || !r->hold->stored) {
+    deliver(r);
+    return;
+  }
+  append(r->hold, json{{"role", "tool"}, {"result", r->result}},
+         [self = shared_from_this(), r](Status) { self->deliver(r); });
+}
+
+void JobLifecycle::deliver(const RunPtr& r) {
+  r->sink(plugin::JobEvent{r->job.id, r->job.session_id, plugin::JobEventType::result,
+                           r->result.dump(-1, ' ', false, json::error_handler_t::replace)});
+  --in_flight_;
+  const char* outcome = r->status.ok() ? "ok" : r->status.code() == Code::timeout ? "timeout" : "error";
+  const std::array<Label, 1> labels{{{"outcome", outcome}}};
+  host_.metrics().counter("phasekit_jobs_total", "Jobs run, by outcome.", labels).inc();
+  r->done(r->status);
+}
+
+void JobLifecycle::save(const HoldPtr& hold, bool shell, std::function<void()> then) {
+  plugin::SessionUpdate update;
+  if (options_.tenure == Tenure::held) {
+    update.status = std::string(to_string(hold->status));
+    update.instance = options_.instance_id;
+  }
+  update.updated_unix_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(host_.clock().wall().time_since_epoch()).count();
+  if (shell) {
+    update.shell = true;
+    update.cwd = hold->shell.cwd;
+    update.env = hold->shell.env;
+    update.backend = hold->backend_id;
+    update.workspace = hold->workspace;
+    update.history = hold->history;
+  }
+  store_.update_session(hold->id, std::move(update), [self = shared_from_this(), hold,
+                                                      then = std::move(then)](Status s) mutable {
+    // A leased job's session may have ended while it ran; a held session's record is there until
+    // its end.
+    if (!s.ok() && !(s.code() == Code::not_found && self->options_.tenure == Tenure::leased)) {
+      self->log_.warn("store.update_session_failed", {{"session", hold->id}, {"error", s.message()}});
+    }
+    boost::asio::post(hold->strand, std::move(then));
+  });
+}
+
+void JobLifecycle::append(const HoldPtr& hold, json entry, std::function<void(Status)> done) {
+  std::string blob;
+  if (Status s = conversation_blob(std::move(entry), host_.clock(), compression_, blob); !s.ok()) {
+    done(s);
+    return;
+  }
+  store_.append_conversation(hold->id, std::move(blob), [hold, done = std::move(done)](Status s) mutable {
+    boost::asio::post(hold->strand, [done = std::move(done), s] { done(s); });
+  });
+}
+
+bool JobLifecycle::park(const HoldPtr& hold) {
+  if (!options_.persist || options_.workspace_root.empty() || !shell_of(hold->backend)) {
+    return false;
+  }
+  return hand_back(*hold).ok();
+}
+
+void JobLifecycle::end(const HoldPtr& hold) {
+  hold->ended = true;
+  if (hold->backend) {
+    pool_.release(std::exchange(hold->backend, nullptr), true);
+  }
+  wake(*hold, Status(Code::unavailable, "session ended"));
+}
+
+}  // namespace phasekit::app

@@ -1,0 +1,395 @@
+#include "app/session.hpp"
+
+#include <boost/asio/post.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <filesystem>
+#include <random>
+#include <span>
+
+#include "app/session_state.hpp"
+#include "app/tool_exec.hpp"
+#include "protocol/engineio.hpp"
+
+namespace phasekit::app {
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+std::string random_id(std::string_view prefix) {
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  return fmt::format("{}{:016x}", prefix, rng());
+}
+
+std::int64_t unix_ms(const phasekit::Clock& clock) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock.wall().time_since_epoch()).count();
+}
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::span<const double> call_buckets() {
+  static constexpr std::array<double, 14> kBuckets{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                   0.25,  0.5,    1,     2.5,  5,     10,   30};
+  return kBuckets;
+}
+
+std::span<const Label> labels_for_tool(const std::string& tool) {
+  static const std::array<Label, 1> kShell{{{"tool", "shell"}}};
+  static const std::array<Label, 1> kRead{{{"tool", "read_file"}}};
+  static const std::array<Label, 1> kWrite{{{"tool", "write_file"}}};
+  static const std::array<Label, 1> kList{{{"tool", "list_dir"}}};
+  return tool == "shell" ? kShell : tool == "read_file" ? kRead : tool == "write_file" ? kWrite : kList;
+}
+
+/// read_file with encoding "binary": the base64 content becomes a binary value, sent as an attachment.
+void restore_binary_content(json& result) {
+  auto output = result.find("output");
+  if (output == result.end() || !output->is_object() || output->value("encoding", "") != "binary") {
+    return;
+  }
+  std::string bytes;
+  if (engineio::base64_decode(output->value("content", ""), bytes)) {
+    (*output)["content"] = json::binary(json::binary_t::container_type(bytes.begin(), bytes.end()));
+  }
+}
+
+}  // namespace
+
+void record_event(Metrics& metrics, std::string_view event, std::string_view outcome, Clock::time_point start) {
+  const std::array<Label, 2> labels{{{"event", event}, {"outcome", outcome}}};
+  metrics.counter("phasekit_events_total", "Client events handled, by event and outcome.", labels).inc();
+  metrics
+      .histogram("phasekit_event_duration_seconds", "Time from a client event to its acknowledgement.",
+                 std::array<double, 14>{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                        0.5, 1, 5},
+                 labels)
+      .observe(seconds_since(start));
+}
+
+const std::string& session_id_of(const SessionPtr& session) { return session->id(); }
+
+Session::Session(const SessionContext& context, const plugin::SessionRecord& record,
+                 std::shared_ptr<ClientChannel> channel, bool resumed)
+    : context_(context),
+      strand_(boost::asio::make_strand(context.host.executor())),
+      grace_(strand_),
+      id_(record.id),
+      user_(record.user_id),
+      resumed_(resumed),
+      channel_(std::move(channel)),
+      hold_(std::make_shared<SessionHold>(record.id, record.user_id, strand_)) {
+  hold_->take_shell_fields(record);
+  hold_->stored = true;
+  hold_->restore = resumed;  // its files and shell state are where its last instance left them
+}
+
+void Session::open() {
+  context_.queue.subscribe(id_, [weak = weak_from_this()](plugin::JobEvent e) {
+    if (auto self = weak.lock()) {
+      boost::asio::post(self->strand_, [self, e = std::move(e)]() mutable { self->on_job_event(std::move(e)); });
+    }
+  });
+  boost::asio::post(strand_, [self = shared_from_this()] {
+    if (self->resumed_) {
+      self->save_record([] {});
+    } else {
+      self->create_record();
+    }
+  });
+}
+
+bool Session::reattach(const std::string& user, std::shared_ptr<ClientChannel> channel) {
+  if (hold_->ended || (context_.settings.auth_required && user != user_)) {
+    return false;
+  }
+  grace_.cancel();
+  if (auto old = std::exchange(channel_, std::move(channel))) {
+    old->close("session resumed on another connection");
+  }
+  hold_->status = SessionStatus::active;
+  save_record([] {});
+  return true;
+}
+
+/// The status and instance, and with `shell` the shell fields too, but only where this instance runs
+/// the session's calls: elsewhere its copy of them is stale.
+void Session::save_record(std::function<void()> then, bool shell) {
+  context_.lifecycle.save(hold_, shell && context_.settings.run_jobs, std::move(then));
+}
+
+void Session::create_record() {
+  plugin::SessionRecord record;
+  record.id = id_;
+  record.user_id = user_;
+  record.status = std::string(to_string(hold_->status));
+  record.instance = context_.settings.instance_id;
+  record.updated_unix_ms = unix_ms(context_.host.clock());
+  context_.store.put_session(std::move(record), [self = shared_from_this()](Status s) {
+    if (!s.ok()) {
+      self->context_.log.warn("store.put_session_failed", {{"session", self->id_}, {"error", s.message()}});
+    }
+  });
+}
+
+void Session::on_history(const Ack& ack, TimePoint start) {
+  context_.store.read_conversation(id_, [self = shared_from_this(), ack, start](Status s,
+                                                                              std::vector<std::string> entries) {
+    boost::asio::post(self->strand_, [self, ack, start, s, entries = std::move(entries)] {
+      if (!s.ok()) {
+        self->reply(ack, error_ack(Status(Code::unavailable, "conversation store: " + s.message())));
+        self->record("session:history", "unavailable", start);
+        return;
+      }
+      json list = json::array();
+      std::size_t unreadable = 0;
+      for (const std::string& blob : entries) {
+        std::string text;
+        json entry;
+        if (self->context_.compression.decompress(blob, text).ok() &&
+            !(entry = json::parse(text, nullptr, false)).is_discarded()) {
+          list.push_back(std::move(entry));
+        } else {
+          ++unreadable;
+        }
+      }
+      json body{{"ok", true},
+                {"sessionId", self->id_},
+                {"entries", std::move(list)},
+                {"cwd", self->hold_->shell.cwd},
+                {"history", self->hold_->history}};
+      if (unreadable > 0) {
+        body["unreadable"] = unreadable;  // a corrupt entry costs that entry, not the session
+      }
+      self->reply(ack, std::move(body));
+      self->record("session:history", "ok", start);
+    });
+  });
+}
+
+void Session::on_message(const json& args, const Ack& ack, TimePoint start) {
+  ToolCall call;
+  const json message = args.empty() ? json() : args[0];
+  if (Status s = context_.planner.plan(message, call); !s.ok()) {
+    reply(ack, error_ack(s));
+    record("message", "bad_request", start);
+    return;
+  }
+  if (!context_.limiter.try_acquire(user_)) {
+    reply(ack, error_ack(Status(Code::too_many_requests,
+                                fmt::format("at most {} requests in flight per user", context_.limiter.limit()))));
+    record("message", "too_many_requests", start);
+    return;
+  }
+  const std::string call_id = random_id("call-");
+  calls_[call_id] = Call{call.tool, call.args, Call::State::awaiting_approval, Clock::now()};
+  json entry{{"role", "user"}, {"callId", call_id}, {"message", message}};
+  tag_binary(entry);
+  context_.lifecycle.append(hold_, std::move(entry), [self = shared_from_this(), call_id, tool = call.tool,
+                                                      tool_args = call.args, ack, start](Status stored) {
+    if (!stored.ok()) {
+      self->drop_call(call_id);
+      self->reply(ack, error_ack(Status(Code::unavailable, "conversation store: " + stored.message())));
+      self->record("message", "unavailable", start);
+      return;
+    }
+    self->emit("tool:request", json{{"callId", call_id}, {"tool", tool}, {"args", tool_args}});
+    self->reply(ack, ok_ack(call_id));
+    self->record("message", "ok", start);
+  });
+}
+
+void Session::on_approval(const json& args, const Ack& ack, TimePoint start) {
+  const json body = args.empty() ? json() : args[0];
+  if (!body.is_object() || !body.contains("callId") || !body["callId"].is_string() || !body.contains("approved") ||
+      !body["approved"].is_boolean()) {
+    reply(ack, error_ack(Status(Code::bad_request, "tool:approval needs {callId: string, approved: boolean}")));
+    record("tool:approval", "bad_request", start);
+    return;
+  }
+  const std::string call_id = body["callId"].get<std::string>();
+  const auto it = calls_.find(call_id);
+  if (it == calls_.end() || it->second.state != Call::State::awaiting_approval) {
+    // Another user's callId, an unknown one, or one already approved: all look the same.
+    reply(ack, error_ack(Status(Code::not_found, "no tool call awaiting approval with this callId")));
+    record("tool:approval", "not_found", start);
+    return;
+  }
+  if (!body["approved"].get<bool>()) {
+    drop_call(call_id);
+    const json result{{"callId", call_id}, {"denied", true},     {"exitCode", nullptr},
+                      {"output", ""},      {"truncated", false}, {"durationMs", 0}};
+    context_.lifecycle.append(hold_, json{{"role", "tool"}, {"result", result}}, [](Status) {});
+    emit("tool:result", result);
+    reply(ack, ok_ack(call_id));
+    record("tool:approval", "denied", start);
+    return;
+  }
+  it->second.state = Call::State::approved;
+  it->second.approved_at = Clock::now();
+  ++context_.approved_unfinished;  // settled once its tool:result has been handed to the client
+  plugin::Job job;
+  job.id = call_id;
+  job.user_id = user_;
+  job.session_id = id_;
+  json payload{{"tool", it->second.tool}, {"args", it->second.args}};
+  tag_binary(payload);
+  job.payload = payload.dump();
+  job.timeout_ms = context_.settings.job_timeout.count();
+  context_.queue.enqueue(std::move(job), [self = shared_from_this(), call_id, ack, start](Status queued) {
+    boost::asio::post(self->strand_, [self, call_id, ack, start, queued] {
+      if (!queued.ok()) {
+        self->drop_call(call_id);
+        self->reply(ack, error_ack(queued));
+        self->record("tool:approval", "unavailable", start);
+        return;
+      }
+      self->reply(ack, ok_ack(call_id));
+      self->record("tool:approval", "ok", start);
+    });
+  });
+}
+
+void Session::on_unknown(const std::string& name, const Ack& ack, TimePoint start) {
+  reply(ack, error_ack(Status(Code::bad_request, fmt::format("unknown event \"{}\"", name.substr(0, 64)))));
+  record("unknown", "bad_request", start);
+}
+
+void Session::on_job_event(plugin::JobEvent event) {
+  json data = json::parse(event.data, nullptr, false);
+  if (data.is_discarded()) {
+    return;
+  }
+  if (event.type == plugin::JobEventType::output) {
+    emit("tool:output", std::move(data));
+    return;
+  }
+  const auto it = calls_.find(event.job_id);
+  if (it != calls_.end()) {
+    context_.host.metrics()
+        .histogram("phasekit_tool_call_duration_seconds", "Time from approval to tool:result.", call_buckets(),
+                   labels_for_tool(it->second.tool))
+        .observe(seconds_since(it->second.approved_at));
+  }
+  const bool approved = take_call(event.job_id);
+  restore_binary_content(data);
+  emit("tool:result", std::move(data));
+  if (approved) {
+    --context_.approved_unfinished;  // after the emit: a drain closes the client only behind it
+  }
+}
+
+void Session::detach() {
+  channel_.reset();
+  if (hold_->ended) {
+    return;
+  }
+  if (context_.settings.persist_sessions) {
+    hold_->status = SessionStatus::detached;
+    // With a shared store a detached session gives its backend back at once instead of holding it for
+    // the grace period: its files wait in WORKSPACE_ROOT/sessions/<id>, its cwd and exports are in the
+    // record, so a reconnect (here or elsewhere) brings them onto whatever backend it gets next. Not
+    // while one of its calls is queued or running on the backend.
+    if (std::none_of(calls_.begin(), calls_.end(),
+                     [](const auto& c) { return c.second.state != Call::State::awaiting_approval; })) {
+      context_.lifecycle.park(hold_);
+    }
+    save_record([] {}, true);
+  }
+  if (context_.settings.session_grace.count() == 0) {
+    end(EndReason::disconnected);
+    return;
+  }
+  grace_.expires_after(context_.settings.session_grace);
+  grace_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec) {
+      self->end(EndReason::grace_over);
+    }
+  });
+}
+
+void Session::end(EndReason why) {
+  if (hold_->ended) {
+    return;
+  }
+  context_.lifecycle.end(hold_);
+  grace_.cancel();
+  context_.queue.unsubscribe(id_);
+  for (const auto& [call_id, call] : calls_) {
+    context_.limiter.release(user_);
+    if (call.state != Call::State::awaiting_approval) {
+      --context_.approved_unfinished;  // the session is gone: no one is left to wait for
+    }
+  }
+  calls_.clear();
+  forget_stored(why);
+  context_.forget(id_);
+  context_.log.debug("session.end", {{"session", id_}, {"user", user_}, {"why", to_string(why)}});
+  if (auto channel = std::exchange(channel_, nullptr)) {
+    channel->close(std::string(to_string(why)));
+  }
+}
+
+/// Removes the session from the store, unless it is shared and the client may have resumed the session
+/// on another instance during the grace period (its record then names that instance).
+void Session::forget_stored(EndReason why) {
+  auto remove = [self = shared_from_this()] {
+    self->context_.store.remove_session(self->id_, [](Status) {});
+    if (self->context_.settings.persist_sessions && !self->context_.settings.workspace_root.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(session_folder(self->context_.settings.workspace_root, self->id_), ec);
+    }
+  };
+  if (!context_.settings.persist_sessions || why != EndReason::grace_over) {
+    remove();
+    return;
+  }
+  context_.store.get_session(id_, [self = shared_from_this(), remove](Status s, plugin::SessionRecord stored) {
+    if (s.ok() && stored.instance == self->context_.settings.instance_id) {
+      remove();
+    }
+  });
+}
+
+/// Removes a call and gives its in-flight slot back; true when it had been approved (and so is counted
+/// in approved_unfinished, which the caller settles).
+bool Session::take_call(const std::string& call_id) {
+  const auto it = calls_.find(call_id);
+  if (it == calls_.end()) {
+    return false;
+  }
+  const bool approved = it->second.state != Call::State::awaiting_approval;
+  calls_.erase(it);
+  context_.limiter.release(user_);
+  return approved;
+}
+
+void Session::drop_call(const std::string& call_id) {
+  if (take_call(call_id)) {
+    --context_.approved_unfinished;
+  }
+}
+
+void Session::emit(std::string event, json payload) {
+  if (channel_) {
+    channel_->emit(std::move(event), std::move(payload));
+  }
+}
+
+void Session::reply(const Ack& ack, json body) {
+  if (ack) {
+    ack(std::move(body));
+  } else if (!body.value("ok", false)) {
+    emit("error", json{{"code", body["code"]}, {"message", body["message"]}});
+  }
+}
+
+void Session::record(std::string_view event, std::string_view outcome, TimePoint start) {
+  record_event(context_.host.metrics(), event, outcome, start);
+}
+
+}  // namespace phasekit::app
