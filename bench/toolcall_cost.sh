@@ -54,11 +54,6 @@ for _ in $(seq 600); do
   sleep 0.1
 done
 
-jobs_done() {
-  curl -s "http://127.0.0.1:$port/metrics" |
-    awk '/^phasekit_jobs_total\{outcome="ok"\}/ { n += $NF } END { printf "%d\n", n }'
-}
-
 # USERS users at once, each doing N calls of COMMAND back to back.
 scenario() {
   local command=$1 n=$2
@@ -103,20 +98,25 @@ measure_calls() {
   i1=$(usage "$cg/orchestrator"); t1=$(date +%s%N)
   idle_rate=$(awk -v u=$((i1 - i0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.9f", u / t }')
   scenario "$command" "$calls"
-  local j0 j1 u0 u1 s0 s1
-  j0=$(jobs_done); u0=$(usage "$cg/orchestrator"); s0=$(date +%s%N)
+  local u0 u1 s0 s1
+  u0=$(usage "$cg/orchestrator"); s0=$(date +%s%N)
   build/bin/phasekit-load run "$work/cost.yml" --quiet -o "$work/run.json" >/dev/null 2>&1 || true
-  u1=$(usage "$cg/orchestrator"); s1=$(date +%s%N); j1=$(jobs_done)
-  call_jobs=$((j1 - j0))
+  u1=$(usage "$cg/orchestrator"); s1=$(date +%s%N)
+  # Calls that ended with their tool:result (each call waits for two responses: request and result).
+  call_jobs=$(jq '(.total.counters["socketio.response"] // 0) / 2 | floor' "$work/run.json")
   call_ns=$(awk -v u=$((u1 - u0)) -v r="$idle_rate" -v t=$((s1 - s0)) -v n="$call_jobs" \
     'BEGIN { if (n <= 0) { print "nan"; exit } printf "%.0f", (u - r * t) / n }')
 }
 
-# CPU ns of one posix_spawn of ARGV (in its own cgroup), over COUNT spawns.
+# CPU ns of one posix_spawn of ARGV (in its own cgroup), over COUNT spawns, run where a call runs: in
+# an empty folder of the backends' user, with the same locale.
 measure_spawn() {
   local count=$((calls * users)) u0 u1
+  mkdir -p "$work/empty"
+  [[ $(id -u) -ne 0 ]] || chown 65534:65534 "$work/empty"
   u0=$(usage "$cg/spawn")
-  sh -c 'echo $$ > "$1/tasks"; shift; exec "$@"' _ "$cg/spawn" build/bench/spawn_cost "$count" "$@"
+  (cd "$work/empty" && sh -c 'echo $$ > "$1/tasks"; shift; exec env -i PATH=/usr/local/bin:/usr/bin:/bin LANG=C.utf8 "$@"' \
+    _ "$cg/spawn" "$OLDPWD/build/bench/spawn_cost" "$count" "$@")
   u1=$(usage "$cg/spawn")
   spawn_ns=$(awk -v u=$((u1 - u0)) -v n="$count" 'BEGIN { printf "%.0f", u / n }')
 }
