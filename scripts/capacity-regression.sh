@@ -114,7 +114,7 @@ build() {
 }
 
 # measure ORCHESTRATOR_BIN REPORT: start it on a free loopback port (pool=warm, so the figures are
-# the server's and not bubblewrap's spawn time), run the scenario, stop it by PID.
+# the server's and not a sandbox's start), run the scenario, stop it by PID.
 measure() {
   local bin="$1" report="$2" log="$work/orchestrator.$$.$RANDOM.log" pid port rc
   ENABLE_CONTAINER_POOL=true POOL_MIN_SIZE=20 PORT=0 BIND_ADDRESS=127.0.0.1 LOG_LEVEL=info "$bin" >"$log" 2>&1 &
