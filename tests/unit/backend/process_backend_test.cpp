@@ -385,10 +385,21 @@ TEST_P(SandboxedBackend, KernelKeyringsAreRefused) {
 }
 #endif
 
-TEST_P(SandboxedBackend, AForkBombEndsItsCallAndNothingOfItRemains) {
+TEST_P(SandboxedBackend, AForkBombEndsItsCallAndNothingOfItRemainsWhileAnotherBackendKeepsWorking) {
   require_cgroups();
+  auto other = create();
+  ASSERT_TRUE(other);
   const auto started = std::chrono::steady_clock::now();
-  const RunResult r = run("bomb() { bomb | bomb & }; bomb; sleep 20", 30s);
+  bool bomb_done = false;
+  RunResult r;
+  backend_->run("bomb() { bomb | bomb & }; bomb; sleep 20", 30s, 65536, nullptr, [&](Status s, RunResult got) {
+    EXPECT_TRUE(s.ok()) << s.message();
+    r = std::move(got);
+    bomb_done = true;
+  });
+  EXPECT_EQ(run_on(other, "echo other user").output, "other user\n");
+  ASSERT_TRUE(run_until([&] { return bomb_done; }, 30s));
+  destroy(other);
   EXPECT_EQ(r.limit, LimitHit::processes);
   EXPECT_TRUE(r.shell_restarted);
   EXPECT_LT(std::chrono::steady_clock::now() - started, 15s);
