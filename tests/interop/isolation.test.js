@@ -69,6 +69,33 @@ test("as an unprivileged user, the sandbox is a user namespace with no capabilit
     }
   });
 
+test("as an unprivileged user, a user cannot plant code or sysctls for the next user of a reused backend",
+  { skip: !root && "needs root to start the orchestrator as another user" }, async () => {
+    const ws = workspaces(NOBODY);
+    const server = await startServer(
+      { WORKSPACE_ROOT: ws, ENABLE_CONTAINER_POOL: "true", POOL_MIN_SIZE: "1", POOL_MAX_SIZE: "1" },
+      { uid: NOBODY, gid: NOBODY });
+    try {
+      // In the sandbox's user namespace the shell has the supervisor's uid: modes alone would let it
+      // swap the supervisor's folder for one of its own, and change the namespaces' sysctls.
+      const a = await connect(server, "mallory");
+      const before = (await runTool(a, "cat /proc/sys/kernel/shmmni")).output;
+      const tried = await runTool(a,
+        "mv /run/phasekit /run/.orig 2>/dev/null && echo swapped; mkdir /run/phasekit 2>/dev/null && echo made; " +
+        "{ echo 'echo PLANTED' > /run/phasekit/cmd; } 2>/dev/null && echo planted; " +
+        "{ echo 1 > /proc/sys/kernel/shmmni; } 2>/dev/null && echo sysctl; echo tried");
+      assert.strictEqual(tried.output, "tried\n", JSON.stringify(tried));
+      a.close();
+      const b = await connect(server, "bob");
+      const r = await runTool(b, "echo hello; cat /proc/sys/kernel/shmmni");
+      assert.strictEqual(r.output, `hello\n${before}`, JSON.stringify(r));
+      b.close();
+    } finally {
+      await server.stop();
+      fs.rmSync(ws, { recursive: true, force: true });
+    }
+  });
+
 test("as root, sandboxed: the orchestrator is out of sight and tools run as nobody", async () => {
   const ws = workspaces();
   const server = await startServer({ WORKSPACE_ROOT: ws });

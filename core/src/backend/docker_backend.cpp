@@ -309,6 +309,8 @@ DockerDriver::DockerDriver(boost::asio::any_io_executor executor, DockerOptions 
     throw std::runtime_error("docker backends need phasekit-sandbox on this host, to mount into each container");
   }
   prepare_workspace_root(options_.workspace_root);
+  // The engine binds each workspace into its container: no other account of this host needs to enter.
+  ::chmod(options_.workspace_root.c_str(), 0700);
 }
 
 void DockerDriver::create(std::function<void(Status, plugin::BackendPtr)> done) noexcept {

@@ -337,8 +337,12 @@ ProcessDriver::ProcessDriver(boost::asio::any_io_executor executor, ProcessOptio
     options_.supervisor = find_supervisor();
   }
   prepare_workspace_root(options_.workspace_root);
-  if (options_.run_as_uid >= 0) {
-    // The backends run as another user: every folder above their workspaces must let it through.
+  if (options_.sandbox == SandboxKind::namespaces) {
+    // Only this process and the sandboxes' root supervisors reach the workspaces (each sandbox sees its
+    // own through a mount): no other account of this host may enter, or run what a user left there.
+    ::chmod(options_.workspace_root.c_str(), 0700);
+  } else if (options_.run_as_uid >= 0) {
+    // Plain processes as another user: every folder above their workspaces must let it through.
     for (std::filesystem::path p = std::filesystem::absolute(options_.workspace_root); !p.empty();
          p = p.parent_path()) {
       struct stat st {};
@@ -378,7 +382,7 @@ ProcessDriver::ProcessDriver(boost::asio::any_io_executor executor, ProcessOptio
   limits_.user_namespaces = false;  // the shell's seccomp filter refuses them in every mode
 }
 
-ProcessDriver::~ProcessDriver() = default;
+ProcessDriver::~ProcessDriver() { remover_.join(); }
 
 void ProcessDriver::create(std::function<void(Status, plugin::BackendPtr)> done) noexcept {
   const std::string id = fmt::format("p{}-{}", ::getpid(), next_.fetch_add(1));
@@ -434,8 +438,11 @@ void ProcessDriver::remove_cgroup(ProcessBackendPtr backend, int attempt, std::f
   if (attempt >= kCgroupAttempts) {
     log_.warn("backend.cgroup_left", {{"backend", backend->id()}});
   }
-  std::error_code ignored;
-  std::filesystem::remove_all(backend->workspace(), ignored);
+  // A workspace may hold any number of files: removed on a thread of its own, never on the event loop.
+  boost::asio::post(remover_, [workspace = backend->workspace()] {
+    std::error_code ignored;
+    std::filesystem::remove_all(workspace, ignored);
+  });
   done();
 }
 

@@ -4,6 +4,7 @@
 // where the machine offers one. SANDBOX=none runs it as a plain child instead: no isolation, said at
 // every start.
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include <atomic>
 #include <memory>
@@ -87,6 +88,7 @@ class ProcessDriver final : public ShellDriver {
   Logger& log_;
   std::unique_ptr<Cgroups> cgroups_;
   LimitsInForce limits_;
+  boost::asio::thread_pool remover_{1};  // removes destroyed backends' workspaces
   std::atomic<std::uint64_t> next_{1};
 };
 

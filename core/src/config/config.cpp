@@ -179,6 +179,15 @@ void check_cross_fields(const Config& c) {
         "AUTOSCALER_MAX_REPLICAS",
         c.integer(Key::autoscaler_min_replicas), c.integer(Key::autoscaler_max_replicas)));
   }
+  // tmpfs pages count against the memory limit: a user who filled all three would leave the backend
+  // none, and every later command of the session would be killed.
+  const std::int64_t memory = c.integer(Key::backend_memory_bytes);
+  if (memory > 0 && 3 * c.integer(Key::backend_tmpfs_bytes) >= memory) {
+    throw ConfigError(fmt::format(
+        "BACKEND_TMPFS_BYTES={} BACKEND_MEMORY_BYTES={}: expected the three tmpfs of a backend (/tmp, /var/tmp, "
+        "/dev/shm) to fit in its memory with room to spare: 3 x BACKEND_TMPFS_BYTES < BACKEND_MEMORY_BYTES",
+        c.integer(Key::backend_tmpfs_bytes), memory));
+  }
   if (c.text(Key::auth_mode) == "token" && c.text(Key::auth_secret).size() < 32) {
     throw ConfigError(fmt::format("AUTH_SECRET={} (AUTH_MODE=token): expected a secret of at least 32 bytes",
                                   c.text(Key::auth_secret).empty() ? "" : Secret::kMask));

@@ -10,6 +10,7 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -92,9 +93,11 @@ std::string_view scratch_holding(const std::string& root) {
 /// Removes what `dir` (an open folder) holds; folders at kMaxDepth are renamed into `top` instead.
 /// Sets `moved` when it did so (the caller then wipes `top` again).
 std::string remove_children(int dir, int top, int depth, bool& moved, unsigned& serial, std::string_view keep) {
-  const int listing = ::dup(dir);
+  // A fresh descriptor to list from: a dup would share `dir`'s offset, and a second pass over the
+  // same folder would list nothing.
+  const int listing = ::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (listing < 0) {
-    return failed("dup", "folder");
+    return failed("open", "folder");
   }
   DIR* d = ::fdopendir(listing);
   if (d == nullptr) {
@@ -173,16 +176,42 @@ std::string wipe_contents(const std::string& dir, std::string_view keep) {
       break;
     }
   }
+  // Whatever happened above, the folder is empty (but for `keep`) or this says it is not.
+  if (error.empty()) {
+    const int listing = ::openat(top, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR* d = listing >= 0 ? ::fdopendir(listing) : nullptr;
+    if (d == nullptr) {
+      error = failed("open", dir);
+      if (listing >= 0) {
+        ::close(listing);
+      }
+    } else {
+      while (const dirent* entry = ::readdir(d)) {
+        const std::string_view name = entry->d_name;
+        if (name != "." && name != ".." && name != keep) {
+          error = "cannot empty " + dir + ": " + std::string(name) + " is left";
+          break;
+        }
+      }
+      ::closedir(d);
+    }
+  }
   ::close(top);
   return error;
 }
 
-std::string setup_filesystem(const Options& o) {
+std::string setup_filesystem(const Options& o, int& state_fd) {
   // Detached copies of what gets covered below: the workspace (beneath a fresh tmpfs) and the devices
   // (beneath a fresh /dev).
   const int workspace = ::open_tree(AT_FDCWD, o.workspace.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
   if (workspace < 0) {
     return failed("open_tree", o.workspace);
+  }
+  // Its files are the user's: nothing in it is setuid or a device, inside or (for the sandbox) out.
+  mount_attr plain{};
+  plain.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+  if (::mount_setattr(workspace, "", AT_EMPTY_PATH, &plain, sizeof plain) != 0) {
+    return failed("mount_setattr nosuid", o.workspace);
   }
   std::array<int, kDevices.size()> devices{};
   for (std::size_t i = 0; i < kDevices.size(); ++i) {
@@ -207,8 +236,29 @@ std::string setup_filesystem(const Options& o) {
       }
     }
   }
+  state_fd = -1;
+  // /run, with the supervisor's folder on a tmpfs of its own: the sandbox sees both read-only (in a
+  // user namespace its shell has the supervisor's uid, so modes alone would not keep it out, and a
+  // mount point cannot be renamed); the supervisor writes through a detached writable clone.
   if (std::string e = mount_tmpfs("/run", 0755, 1u << 20); !e.empty()) {
     return e;
+  }
+  if (::mkdir("/run/phasekit", 0755) != 0) {
+    return failed("mkdir", "/run/phasekit");
+  }
+  if (std::string e = mount_tmpfs("/run/phasekit", 0755, 16u << 20); !e.empty()) {
+    return e;
+  }
+  state_fd = ::open_tree(AT_FDCWD, "/run/phasekit", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+  if (state_fd < 0) {
+    return failed("open_tree", "/run/phasekit");
+  }
+  mount_attr read_only{};
+  read_only.attr_set = MOUNT_ATTR_RDONLY;
+  for (const char* p : {"/run/phasekit", "/run"}) {
+    if (::mount_setattr(AT_FDCWD, p, 0, &read_only, sizeof read_only) != 0) {
+      return failed("mount_setattr read-only", p);
+    }
   }
   // A /dev of a few harmless devices (no /dev/kmsg, no disks), read-only once made.
   if (std::string e = mount_tmpfs("/dev", 0755, 1u << 16, MS_NOEXEC); !e.empty()) {
@@ -252,6 +302,16 @@ std::string setup_filesystem(const Options& o) {
   if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
     return failed("mount proc on", "/proc");
   }
+  // The namespaces' own sysctls (IPC limits, pid_max, message queues) would otherwise be the shell's
+  // to change in a user namespace, and outlive its user.
+  const int sys = ::open_tree(AT_FDCWD, "/proc/sys", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+  mount_attr sys_ro{};
+  sys_ro.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+  if (sys < 0 || ::mount_setattr(sys, "", AT_EMPTY_PATH, &sys_ro, sizeof sys_ro) != 0 ||
+      ::move_mount(sys, "", AT_FDCWD, "/proc/sys", MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+    return failed("bind read-only", "/proc/sys");
+  }
+  ::close(sys);
   // The host's cgroup tree names every backend; nothing in here needs it.
   struct stat cg {};
   if (::stat("/sys/fs/cgroup", &cg) == 0 && S_ISDIR(cg.st_mode)) {
@@ -259,8 +319,10 @@ std::string setup_filesystem(const Options& o) {
       return e;
     }
   }
-  // Every workspace but this one hidden: beneath a scratch tmpfs already, or beneath one of its own.
-  if (scratch_holding(o.workspace_root).empty()) {
+  // Every workspace but this one hidden: beneath a scratch tmpfs already, or beneath one of its own,
+  // read-only once the workspace is on it.
+  const bool own_root = scratch_holding(o.workspace_root).empty();
+  if (own_root) {
     if (std::string e = mount_tmpfs(o.workspace_root.c_str(), 0755, 1u << 16); !e.empty()) {
       return e;
     }
@@ -269,8 +331,8 @@ std::string setup_filesystem(const Options& o) {
     return e;
   }
   ::close(workspace);
-  if (::mkdir("/run/phasekit", 0755) != 0) {
-    return failed("mkdir", "/run/phasekit");
+  if (own_root && ::mount_setattr(AT_FDCWD, o.workspace_root.c_str(), 0, &read_only, sizeof read_only) != 0) {
+    return failed("mount_setattr read-only", o.workspace_root);
   }
   return {};
 }
@@ -310,6 +372,18 @@ std::string refresh_scratch(const Options& o) {
     }
   }
   return remove_sysv_ipc();
+}
+
+std::string reset_workspace_mode(const std::string& workspace) {
+  if (::chmod(workspace.c_str(), 0700) != 0) {
+    return failed("chmod", workspace);
+  }
+  for (const char* acl : {"system.posix_acl_access", "system.posix_acl_default"}) {
+    if (::removexattr(workspace.c_str(), acl) != 0 && errno != ENODATA && errno != ENOTSUP && errno != EOPNOTSUPP) {
+      return failed("removexattr", workspace);
+    }
+  }
+  return {};
 }
 
 std::string remove_sysv_ipc() {

@@ -10,8 +10,12 @@
 
 namespace phasekit::sandbox {
 
-/// Builds the filesystem above. Needs CAP_SYS_ADMIN in the mount namespace's owner.
-std::string setup_filesystem(const Options& options);
+/// Builds the filesystem above. Needs CAP_SYS_ADMIN in the mount namespace's owner. `state_fd`
+/// receives a writable folder that the sandbox sees read-only at /run/phasekit (the supervisor's).
+std::string setup_filesystem(const Options& options, int& state_fd);
+
+/// Gives the workspace folder itself back its first mode (0700) and no ACL: a user may have opened it.
+std::string reset_workspace_mode(const std::string& workspace);
 
 /// Empties every place a user can write besides the workspace: /tmp, /var/tmp, /dev/shm, the message
 /// queues, and in a container /run; and removes the SysV IPC objects. (The supervisor's folder in a

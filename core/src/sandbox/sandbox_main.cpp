@@ -192,12 +192,13 @@ int main(int argc, char** argv) {
     }
   }
   std::string state_dir;
+  int state_fd = -1;
   switch (o.mode) {
     case Mode::namespaces:
       if (::getpid() != 1) {
         die("namespaces mode needs to be PID 1 of a new PID namespace", 2);
       }
-      if (std::string e = phasekit::sandbox::setup_filesystem(o); !e.empty()) {
+      if (std::string e = phasekit::sandbox::setup_filesystem(o, state_fd); !e.empty()) {
         die("cannot build the sandbox: " + e, 1);
       }
       if (std::string e = phasekit::sandbox::loopback_up(); !e.empty()) {
@@ -236,7 +237,7 @@ int main(int argc, char** argv) {
   if (::chdir(o.workspace.c_str()) != 0) {
     die("cannot enter " + o.workspace + ": " + std::strerror(errno), 1);
   }
-  phasekit::sandbox::Supervisor supervisor(o, state_dir);
+  phasekit::sandbox::Supervisor supervisor(o, state_dir, state_fd);
   const int code = supervisor.run();
   if (o.mode == Mode::plain) {
     phasekit::sandbox::wipe_contents(state_dir);

@@ -33,13 +33,15 @@ namespace wire = backend::wire;
 // command (the command is in $__phk_d/cmd); fd 4 takes back, first when the shell is up and then
 // after each command: status NUL cwd NUL `declare -px` NUL `declare -f; alias -p` NUL. A command runs
 // with fds 3 and 4 closed (bash keeps its copies close-on-exec), so what it starts cannot reach them.
+// Every command of the loop itself goes through `builtin` (its user may define functions called
+// `printf` or `:`; the restore file never defines one called `builtin`).
 constexpr std::string_view kShellLoop = R"(__phk_d=$1
-shift
-exec </dev/null
-shopt -s expand_aliases
+builtin shift
+builtin exec </dev/null
+builtin shopt -s expand_aliases
 if [[ -r $__phk_d/restore ]]; then builtin . "$__phk_d/restore" >/dev/null 2>&1 3<&- 4>&-; fi
 __phk_s=ready
-while :; do
+while builtin true; do
   { builtin printf '%s\0%s\0' "$__phk_s" "$PWD"; builtin declare -px; builtin printf '\0'; builtin declare -f; builtin alias -p; builtin printf '\0'; } >&4 2>/dev/null
   IFS= builtin read -r -u 3 __phk_t || builtin exit 0
   builtin . "$__phk_d/cmd" 3<&- 4>&-
@@ -65,6 +67,34 @@ void write_all(int fd, std::string_view bytes) {
     }
     bytes.remove_prefix(static_cast<std::size_t>(n));
   }
+}
+
+/// `declare -f; alias -p` output without the function named `builtin` (bash prints each function from
+/// a line `name () ` to a line `}` at the margin, and `declare -fx name` after it when exported): the
+/// loop needs the real builtin to run at all.
+std::string without_builtin_function(std::string_view text) {
+  std::string out;
+  bool skipping = false;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    const std::size_t eol = std::min(text.find('\n', at), text.size());
+    const std::string_view line = text.substr(at, eol - at);
+    at = eol + 1;
+    if (!skipping && (line == "builtin () " || line == "builtin ()")) {
+      skipping = true;
+      continue;
+    }
+    if (skipping) {
+      skipping = line != "}";
+      continue;
+    }
+    if (line == "declare -fx builtin") {
+      continue;
+    }
+    out.append(line);
+    out.push_back('\n');
+  }
+  return out;
 }
 
 std::string single_quoted(std::string_view s) {
@@ -165,8 +195,8 @@ std::uint64_t read_counter(int fd, std::string_view key) {
   return 0;
 }
 
-Supervisor::Supervisor(Options options, std::string state_dir)
-    : o_(std::move(options)), state_dir_(std::move(state_dir)) {}
+Supervisor::Supervisor(Options options, std::string state_dir, int state_fd)
+    : o_(std::move(options)), state_dir_(std::move(state_dir)), state_fd_(state_fd) {}
 
 void Supervisor::send(FrameType type, std::string_view payload) {
   std::string frame;
@@ -195,7 +225,9 @@ std::string Supervisor::write_file(const char* name, std::string_view content) {
 
 int Supervisor::run() {
   pid_one_ = ::getpid() == 1;
-  state_fd_ = ::open(state_dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (state_fd_ < 0) {
+    state_fd_ = ::open(state_dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  }
   if (state_fd_ < 0) {
     fatal("cannot open " + state_dir_ + ": " + std::strerror(errno));
   }
@@ -323,7 +355,7 @@ void Supervisor::on_frame(FrameType type, std::string_view payload) {
 std::string Supervisor::spawn_shell() {
   std::string restore;
   if (saved_) {
-    restore = saved_exports_ + "\n" + saved_functions_ + "\nbuiltin cd -- " + single_quoted(saved_cwd_) +
+    restore = saved_exports_ + "\n" + without_builtin_function(saved_functions_) + "\nbuiltin cd -- " + single_quoted(saved_cwd_) +
               " 2>/dev/null || builtin cd -- \"$HOME\"\n";
     if (std::string e = write_file("restore", restore); !e.empty()) {
       return e;
@@ -588,7 +620,8 @@ void Supervisor::reap() {
       fatal(e);
     }
     if (was_running) {
-      finish(exit_code_of(wstatus), wire::kShellRestarted);
+      // The kernel's OOM killer may have taken the shell itself.
+      finish(exit_code_of(wstatus), wire::kShellRestarted | limits_hit());
     }
     return;  // the next command starts a shell restored from the last report
   }
@@ -702,6 +735,9 @@ void Supervisor::reset() {
   }
   if (std::string e = wipe_contents(o_.workspace); !e.empty()) {
     fatal("reset: cannot empty the workspace: " + e);
+  }
+  if (std::string e = reset_workspace_mode(o_.workspace); !e.empty()) {
+    fatal("reset: " + e);
   }
   if (o_.mode == Mode::container) {
     // The folder went with /run (its last user could write there, and swap it for one of its own).

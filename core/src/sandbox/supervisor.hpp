@@ -26,9 +26,9 @@ namespace phasekit::sandbox {
 
 class Supervisor {
  public:
-  /// `state_dir`: a folder the shell may read and, where the supervisor is root, not write; the
-  /// command and the restore script are put there.
-  Supervisor(Options options, std::string state_dir);
+  /// `state_dir`: a folder the shell may read and not write; the command and the restore script are
+  /// put there, through `state_fd` when given (a writable view of a folder the shell sees read-only).
+  Supervisor(Options options, std::string state_dir, int state_fd = -1);
   /// Starts the shell, says READY, and serves the host until it closes stdin. Returns the exit code.
   int run();
 

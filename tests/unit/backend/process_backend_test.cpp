@@ -90,7 +90,8 @@ class ProcessBackendTest : public ::testing::TestWithParam<std::string> {
     bool gone = false;
     driver_->destroy(b, [&] { gone = true; });
     EXPECT_TRUE(run_until([&] { return gone; }));
-    EXPECT_FALSE(std::filesystem::exists(b->workspace()));
+    // The workspace goes on a thread of its own, after.
+    EXPECT_TRUE(test::wait_until([&] { return !std::filesystem::exists(b->workspace()); }, 10s)) << b->workspace();
     for (const auto& dir : groups) {
       EXPECT_FALSE(std::filesystem::exists(dir)) << "cgroup left behind: " << dir;
     }
@@ -275,6 +276,32 @@ TEST_P(ProcessBackendTest, ResetRemovesFilesProcessesAndState) {
   EXPECT_EQ(after.output, backend_->workspace() + "\n[]\nno-f\n");
 }
 
+TEST_P(ProcessBackendTest, AResetEmptiesTreesDeeperThanItsDescentAndGivesTheWorkspaceItsModeBack) {
+  // Deeper than the wipe descends at once (it moves what lies below up and goes again), and the
+  // workspace opened to everyone.
+  const std::string deep = "p=$1; for i in $(seq 200); do p=$p/d; done; mkdir -p $p && echo secret > $p/leaf";
+  // (Without a sandbox /tmp and /dev/shm are the host's: the workspace only.)
+  run("f() { " + deep + "; }; f $HOME/tree; chmod 0777 $HOME; " +
+      (sandboxed() ? "f /dev/shm/tree; f /tmp/tree" : "true"));
+  ASSERT_TRUE(reset(backend_).ok());
+  // In the sandbox /tmp holds the folders down to the workspace's mount point, and nothing else.
+  const RunResult r = run("find $HOME -mindepth 1 | head -3; " +
+                          std::string(sandboxed() ? "find /dev/shm /tmp -mindepth 1 ! -path \"$(dirname $HOME)\" "
+                                                    "! -path \"$HOME\" | grep -v \"^$(dirname $(dirname $HOME))$\" | head -3; "
+                                                  : "") +
+                          "stat -c %a $HOME");
+  EXPECT_EQ(r.output, "700\n");
+}
+
+TEST_P(ProcessBackendTest, ALoopBuiltinRedefinedByTheUserDoesNotBreakTheSessionsShell) {
+  // Functions named after what the shell's own loop runs, then a restart from the saved state.
+  run("builtin() { echo hijacked; }; :() { echo colon; }; printf() { echo fake; }; true() { return 1; }");
+  EXPECT_TRUE(run("exit 3").shell_restarted);
+  const RunResult r = run("echo ok; builtin printf '%s\\n' real");
+  EXPECT_EQ(r.output, "ok\nreal\n");
+  EXPECT_EQ(run("echo again").output, "again\n");
+}
+
 TEST_P(ProcessBackendTest, NulInACommandIsRefused) {
   Status status;
   run(std::string("echo a\0b", 8), 1s, 100, &status);
@@ -347,6 +374,15 @@ TEST_P(SandboxedBackend, OnlyTheWorkspaceAndFreshScratchAreWritableAndThereIsNoN
     EXPECT_FALSE(std::filesystem::exists(dir + marker)) << "the sandbox's " << dir << " is its own";
   }
   EXPECT_EQ(r.output.find("kmsg"), std::string::npos) << "a minimal /dev: " << r.output;
+}
+
+TEST_P(SandboxedBackend, TheSupervisorsFolderProcSysAndTheWorkspaceMountAreOutOfTheUsersHands) {
+  const RunResult r = run(
+      "mv /run/phasekit /run/x 2>/dev/null && echo moved; touch /run/x 2>/dev/null && echo wrote-run; "
+      "{ echo x > /run/phasekit/cmd; } 2>/dev/null && echo wrote-cmd; "
+      "{ echo 1 > /proc/sys/kernel/shmmni; } 2>/dev/null && echo wrote-sysctl; "
+      "grep \" $HOME \" /proc/self/mountinfo | grep -c nosuid");
+  EXPECT_EQ(r.output, "1\n") << "the workspace is nosuid and nothing else changed";
 }
 
 TEST_P(SandboxedBackend, ABuiltinSpawnsNoProcessAndACommandOnlyWhatItRuns) {
@@ -425,6 +461,16 @@ TEST_P(SandboxedBackend, AMemoryHogEndsItsCallWhileAnotherBackendKeepsWorking) {
   EXPECT_EQ(hog.limit, LimitHit::memory);
   EXPECT_EQ(run("echo alive").output, "alive\n");
   destroy(other);
+}
+
+TEST_P(SandboxedBackend, AMemoryLimitThatTakesTheShellItselfIsReported) {
+  require_cgroups();
+  // bash holds the whole command substitution: the biggest process when the limit is reached.
+  const RunResult r = run("x=$(head -c 400M /dev/zero | tr '\\0' a); echo ${#x}", 60s);
+  EXPECT_EQ(r.limit, LimitHit::memory);
+  EXPECT_TRUE(r.shell_restarted);
+  EXPECT_TRUE(backend_->spent());
+  EXPECT_EQ(run("echo alive").output, "alive\n");
 }
 
 TEST_P(SandboxedBackend, FilesTmpfsAndOpenFilesAreBounded) {

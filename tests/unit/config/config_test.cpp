@@ -151,6 +151,16 @@ INSTANTIATE_TEST_SUITE_P(
                 "POOL_MIN_SIZE=ten (from env): expected an integer in 0..10000"},
         BadCase{"min above max", {{"POOL_MIN_SIZE", "50"}, {"POOL_MAX_SIZE", "10"}}, {},
                 "POOL_MIN_SIZE=50 POOL_MAX_SIZE=10: expected POOL_MIN_SIZE <= POOL_MAX_SIZE"},
+        BadCase{"tmpfs that would fill the memory", {{"BACKEND_TMPFS_BYTES", "100000000"}}, {},
+                "BACKEND_TMPFS_BYTES=100000000 BACKEND_MEMORY_BYTES=268435456: expected the three tmpfs of a backend "
+                "(/tmp, /var/tmp, /dev/shm) to fit in its memory with room to spare: 3 x BACKEND_TMPFS_BYTES < "
+                "BACKEND_MEMORY_BYTES"},
+        BadCase{"a sandbox kind that fell back silently", {{"SANDBOX", "auto"}}, {},
+                "SANDBOX=auto (from env): expected one of namespaces|none"},
+        BadCase{"a limit that is no number", {{"BACKEND_PROCESSES", "many"}}, {},
+                "BACKEND_PROCESSES=many (from env): expected an integer in 0..1000000"},
+        BadCase{"cpus that are no number", {{"BACKEND_CPUS", "fast"}}, {},
+                "BACKEND_CPUS=fast (from env): expected a number of CPUs such as 0.5, 1 or 2 (0: no limit; at most 1024)"},
         BadCase{"phase out of range", {{"PHASE", "7"}}, {}, "PHASE=7 (from env): expected an integer in 1..3"},
         BadCase{"phase zero from a flag", {}, {{"phase", "0"}}, "PHASE=0 (from --phase): expected an integer in 1..3"},
         BadCase{"number with trailing text", {{"PORT", "80x"}}, {}, "PORT=80x (from env): expected an integer in 0..65535"},
