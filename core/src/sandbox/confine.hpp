@@ -1,7 +1,8 @@
 #pragma once
 // What the sandbox's shell gives up before it execs: the supervisor's privileges (uid, or every
-// capability inside a user namespace), the right to gain any (no_new_privs), a few system calls
-// (seccomp), and resources beyond its limits (rlimits). Called in the forked child only.
+// capability inside a user namespace), the right to gain any (no_new_privs), and resources beyond its
+// limits (rlimits); and the system calls nobody in the sandbox may make (seccomp, installed by the
+// supervisor on itself and inherited).
 #include <string>
 
 #include "sandbox/options.hpp"
@@ -17,7 +18,8 @@ std::string drop_privileges(const Options& options);
 
 /// Installs the seccomp filter: no new user namespaces (clone/unshare with CLONE_NEWUSER, clone3 whose
 /// flags a filter cannot read), no kernel keyrings (shared by every process of a uid, so by every
-/// backend), no io_uring, no other system-call ABI than the native one. Needs no_new_privs.
+/// backend), no io_uring, no other system-call ABI than the native one. Needs no_new_privs. The
+/// supervisor installs it on itself once its namespaces are made; every shell inherits it.
 std::string install_seccomp();
 
 }  // namespace phasekit::sandbox

@@ -196,7 +196,7 @@ std::uint64_t read_counter(int fd, std::string_view key) {
 }
 
 Supervisor::Supervisor(Options options, std::string state_dir, int state_fd)
-    : o_(std::move(options)), state_dir_(std::move(state_dir)), state_fd_(state_fd) {}
+    : o_(std::move(options)), state_dir_(std::move(state_dir)), state_fd_(state_fd), buffer_(65536) {}
 
 void Supervisor::send(FrameType type, std::string_view payload) {
   std::string frame;
@@ -240,6 +240,15 @@ int Supervisor::run() {
     fatal(std::string("signalfd: ") + std::strerror(errno));
   }
   ::signal(SIGPIPE, SIG_IGN);
+  // The filter every shell runs under, installed once here and inherited (building it per shell cost
+  // a BPF compilation each time). no_new_privs first, as seccomp requires without CAP_SYS_ADMIN; the
+  // supervisor never execs anything but the shell, which drops its privileges itself.
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    fatal(std::string("PR_SET_NO_NEW_PRIVS: ") + std::strerror(errno));
+  }
+  if (std::string e = install_seccomp(); !e.empty()) {
+    fatal(e);
+  }
   // The session's shell starts with its first command (a backend may serve file tools only, or wait
   // idle in a pool); --check starts one now and waits for it, to prove this machine can run one.
   if (o_.check_shell) {
@@ -257,7 +266,7 @@ int Supervisor::run() {
 }
 
 void Supervisor::serve_host() {
-  std::array<char, 65536> buf{};
+  char* const buf = buffer_.data();
   while (host_open_) {
     int timeout = -1;
     const auto now = Clock::now();
@@ -304,7 +313,7 @@ void Supervisor::serve_host() {
       }
     }
     if (fds[0].revents != 0) {
-      const ssize_t n = ::read(STDIN_FILENO, buf.data(), buf.size());
+      const ssize_t n = ::read(STDIN_FILENO, buf, buffer_.size());
       if (n <= 0) {
         if (n < 0 && errno == EINTR) {
           continue;
@@ -312,7 +321,7 @@ void Supervisor::serve_host() {
         host_open_ = false;
         break;
       }
-      host_.feed(std::string_view(buf.data(), static_cast<std::size_t>(n)));
+      host_.feed(std::string_view(buf, static_cast<std::size_t>(n)));
       FrameType type{};
       std::string_view payload;
       for (;;) {
@@ -393,12 +402,10 @@ std::string Supervisor::spawn_shell() {
       ::_exit(125);
     }
     ::syscall(SYS_close_range, 5U, ~0U, 0U);
+    // (The seccomp filter is the supervisor's own since start: inherited, not built again.)
     std::string e = apply_rlimits(o_);
     if (e.empty()) {
       e = drop_privileges(o_);
-    }
-    if (e.empty()) {
-      e = install_seccomp();
     }
     if (e.empty() && ::chdir(o_.workspace.c_str()) != 0) {
       e = std::string("chdir ") + o_.workspace + ": " + std::strerror(errno);
@@ -473,10 +480,10 @@ void Supervisor::close_shell() {
 }
 
 void Supervisor::read_output(bool drain) {
-  std::array<char, 65536> buf{};
+  char* const buf = buffer_.data();
   std::size_t drained = 0;
   while (out_fd_ >= 0) {
-    const ssize_t n = ::read(out_fd_, buf.data(), buf.size());
+    const ssize_t n = ::read(out_fd_, buf, buffer_.size());
     if (n < 0 && errno == EINTR) {
       continue;
     }
@@ -486,7 +493,7 @@ void Supervisor::read_output(bool drain) {
       }
       return;
     }
-    const std::string_view bytes(buf.data(), static_cast<std::size_t>(n));
+    const std::string_view bytes(buf, static_cast<std::size_t>(n));
     if (!running_ && phase_ == ShellPhase::starting) {
       startup_output_.append(bytes.substr(0, 4096 - std::min<std::size_t>(4096, startup_output_.size())));
     } else if (running_) {
@@ -510,9 +517,9 @@ void Supervisor::read_output(bool drain) {
 }
 
 void Supervisor::read_status() {
-  std::array<char, 65536> buf{};
+  char* const buf = buffer_.data();
   for (;;) {
-    const ssize_t n = ::read(status_fd_, buf.data(), buf.size());
+    const ssize_t n = ::read(status_fd_, buf, buffer_.size());
     if (n < 0 && errno == EINTR) {
       continue;
     }
@@ -522,7 +529,7 @@ void Supervisor::read_status() {
       }
       break;
     }
-    status_buffer_.append(buf.data(), static_cast<std::size_t>(n));
+    status_buffer_.append(buf, static_cast<std::size_t>(n));
     if (status_buffer_.size() > kMaxStatusBytes) {
       // Not a report the loop writes: the shell (its user) wrote it. Its state cannot be trusted.
       if (std::string e = kill_all(); !e.empty()) {

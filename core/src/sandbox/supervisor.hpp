@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "backend/supervisor_protocol.hpp"
 #include "sandbox/options.hpp"
@@ -61,6 +62,7 @@ class Supervisor {
   Options o_;
   std::string state_dir_;
   int state_fd_ = -1;
+  std::vector<char> buffer_;  // for every read: made once (zeroing 64 KiB per read showed in profiles)
   int signal_fd_ = -1;
   bool pid_one_ = false;
   backend::wire::FrameReader host_;
