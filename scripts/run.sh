@@ -14,7 +14,7 @@ echo "== plugins (build/bin/phasekit plugins) =="
 build/bin/phasekit plugins || true
 
 workspaces=$(mktemp -d /tmp/phasekit-run-XXXXXX)
-chmod 711 "$workspaces"  # backends run as nobody and must reach their workspaces below it
+chmod 711 "$workspaces"
 log="$workspaces/orchestrator.log"
 PORT=0 WORKSPACE_ROOT="$workspaces/ws" build/bin/phasekit-orchestrator > "$log" 2>&1 &
 server=$!
@@ -36,7 +36,7 @@ build/bin/phasekit-load run scenarios/smoke.yml --target "http://127.0.0.1:$port
 echo
 echo "== capacity: the most concurrent phase-1 users (scenarios/phase1.yml, repeated) that meet the phase-1 SLO =="
 build/bin/phasekit-load capacity scenarios/phase1.yml --target "http://127.0.0.1:$port" \
-  --targets scenarios/targets.json --phase 1 --users 50,100,200 --ramp 10 --hold 15 --quiet \
+  --targets scenarios/targets.json --phase 1 --users 100,300,600 --ramp 10 --hold 15 --quiet \
   --out-dir "$workspaces/capacity" -o "$workspaces/capacity.json" || true
 build/bin/phasekit-load report "$workspaces/smoke.json" -o build/smoke-report.html >/dev/null
 echo "HTML report of the smoke run: build/smoke-report.html"
