@@ -13,6 +13,7 @@
 # KEEP=1 keeps the work folder (logs, step reports).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 phase=${1:?usage: bench/capacity_phase.sh PHASE USERS [RAMP] [HOLD] [SCENARIO]}
 users=${2:?the steps, e.g. 300,600,1200}
 ramp=${3:-10}
@@ -35,15 +36,7 @@ trap cleanup EXIT
 
 ports=()
 if [[ "$phase" == 1 ]]; then
-  PHASE=1 PORT=0 WORKSPACE_ROOT="$work/ws" build/bin/phasekit-orchestrator > "$work/orchestrator.log" 2>&1 &
-  server=$!
-  port=
-  for _ in $(seq 200); do
-    port=$(grep -o '"msg":"server.listening".*"port":[0-9]*' "$work/orchestrator.log" | grep -o '[0-9]*$' || true)
-    [[ -n "$port" ]] && break
-    sleep 0.05
-  done
-  [[ -n "$port" ]] || { cat "$work/orchestrator.log"; exit 1; }
+  start_orchestrator "$work/orchestrator.log" PHASE=1 WORKSPACE_ROOT="$work/ws"
   target=http://127.0.0.1:$port
   ports=("$port")
 else
@@ -87,24 +80,9 @@ awk -v bs="$base_server" -v bx="$base_sandboxes" '
   "$work/memory.txt"
 : > "$work/metrics.txt"
 for p in "${ports[@]}"; do curl -s "http://127.0.0.1:$p/metrics" >> "$work/metrics.txt" || true; done
-awk -v name=phasekit_backend_acquire_seconds_bucket '
-  index($0, name "{") == 1 {
-    match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5); v = $NF
-    total[le] += v; if (!(le in seen)) { seen[le] = 1; order[n++] = le }
-  }
-  END {
-    if (n == 0) { print "no backend acquisitions in /metrics"; exit }
-    count = total["+Inf"]
-    printf "backend acquisition (%d):", count
-    for (qi = 1; qi <= 3; qi++) {
-      q = (qi == 1 ? 0.5 : qi == 2 ? 0.95 : 0.99); rank = q * count; prev_le = 0; prev = 0
-      for (i = 0; i < n; i++) {
-        le = order[i]; if (le == "+Inf") continue
-        if (total[le] >= rank) { f = total[le] > prev ? (rank - prev) / (total[le] - prev) : 0
-          printf " p%g %.2f ms", q * 100, 1000 * (prev_le + f * (le - prev_le)); break }
-        prev_le = le; prev = total[le]
-      }
-    }
-    printf "\n"
-  }' "$work/metrics.txt"
+if read -r count p50 p95 p99 < <(histogram_quantiles 'phasekit_backend_acquire_seconds_bucket{' "$work/metrics.txt"); then
+  echo "backend acquisition ($count): p50 $p50 ms p95 $p95 ms p99 $p99 ms"
+else
+  echo "no backend acquisitions in /metrics"
+fi
 grep -E '^phasekit_backend_acquire_seconds_count' "$work/metrics.txt" | awk '{ split($1, a, "source=\""); split(a[2], b, "\""); n[b[1]] += $2 } END { for (s in n) printf "  %s: %d\n", s, n[s] }' || true

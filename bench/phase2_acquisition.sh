@@ -13,6 +13,7 @@
 # the work folder (logs, report, /metrics) and prints its name.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 seconds=60
 autoscaler=0
 local_n=0
@@ -41,22 +42,10 @@ if ((local_n > 0)); then
   target=$LB_URL
   read -r -a ports <<<"$ORCHESTRATOR_PORTS"
 else
-  PORT=0 WORKSPACE_ROOT="$work/ws" build/bin/phasekit-orchestrator > "$work/log" 2>&1 &
-  server=$!
   trap 'kill -TERM "$server" 2>/dev/null; wait "$server" 2>/dev/null; [[ -n "${KEEP:-}" ]] || rm -rf "$work"' EXIT
-  port=
-  for _ in $(seq 100); do
-    port=$(grep -o '"msg":"server.listening".*"port":[0-9]*' "$work/log" | grep -o '[0-9]*$' || true)
-    [[ -n "$port" ]] && break
-    sleep 0.1
-  done
-  [[ -n "$port" ]] || { cat "$work/log"; exit 1; }
   # As a load balancer would: no traffic before /ready, which waits for POOL_MIN_SIZE idle backends.
-  for _ in $(seq 1200); do
-    [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/ready")" == 200 ]] && break
-    sleep 0.1
-  done
-  grep -o '"msg":"server.ready".*' "$work/log" || { echo "not ready after 120 s"; tail -5 "$work/log"; exit 1; }
+  start_orchestrator "$work/log" WORKSPACE_ROOT="$work/ws"
+  grep -o '"msg":"server.ready".*' "$work/log"
   target=http://127.0.0.1:$port
   ports=("$port")
 fi
@@ -64,26 +53,9 @@ build/bin/phasekit-load run scenarios/phase2.yml --target "$target" --max-durati
   --progress 10 -o "$work/phase2.json" || true
 : > "$work/metrics.txt"
 for p in "${ports[@]}"; do curl -s "http://127.0.0.1:$p/metrics" >> "$work/metrics.txt"; done
-# Quantiles of a Prometheus histogram (cumulative buckets, all sources and instances added), linear
-# within a bucket.
-awk -v name=phasekit_backend_acquire_seconds_bucket '
-  index($0, name "{") == 1 {
-    match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5); v = $NF
-    total[le] += v; if (!(le in seen)) { seen[le] = 1; order[n++] = le }
-  }
-  END {
-    if (n == 0) { print "no phasekit_backend_acquire_seconds in /metrics"; exit 1 }
-    count = total["+Inf"]
-    for (qi = 1; qi <= 3; qi++) {
-      q = (qi == 1 ? 0.5 : qi == 2 ? 0.95 : 0.99); rank = q * count; prev_le = 0; prev = 0
-      for (i = 0; i < n; i++) {
-        le = order[i]; if (le == "+Inf") continue
-        if (total[le] >= rank) { frac = total[le] > prev ? (rank - prev) / (total[le] - prev) : 0
-          printf "backend acquisition p%g: %.3f ms (bucket %s–%s s)\n", q * 100, 1000 * (prev_le + frac * (le - prev_le)), prev_le, le; break }
-        prev_le = le; prev = total[le]
-      }
-    }
-    printf "acquisitions: %d\n", count
-  }' "$work/metrics.txt"
+read -r count p50 p95 p99 < <(histogram_quantiles 'phasekit_backend_acquire_seconds_bucket{' "$work/metrics.txt") ||
+  { echo "no phasekit_backend_acquire_seconds in /metrics"; exit 1; }
+printf 'backend acquisition p50: %s ms\nbackend acquisition p95: %s ms\nbackend acquisition p99: %s ms\nacquisitions: %d\n' \
+  "$p50" "$p95" "$p99" "$count"
 grep -E '^phasekit_backend_acquire_seconds_count|^phasekit_pool_backends_created_total|^phasekit_pool_waits_total|^phasekit_pool_acquire_timeouts_total|^phasekit_pool_target_idle|^phasekit_autoscaler_desired_replicas' \
   "$work/metrics.txt" || true

@@ -13,6 +13,7 @@
 # KEEP=1 keeps the work folder (logs, reports) and prints its name.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 calls=${1:-100}
 users=${2:-2}
 acct=/sys/fs/cgroup/cpuacct
@@ -38,66 +39,20 @@ usage() { cat "$1/cpuacct.usage"; }
 
 # A warm fixed pool of one backend per user: acquisition costs nothing, each call runs in its user's
 # persistent shell.
-sh -c 'echo $$ > "$1/tasks"; shift; exec "$@"' _ "$cg/orchestrator" env PORT=0 WORKSPACE_ROOT="$work/ws" \
-  ENABLE_CONTAINER_POOL=true POOL_MIN_SIZE="$users" POOL_MAX_SIZE="$users" \
-  build/bin/phasekit-orchestrator --log-level info > "$work/log" 2>&1 &
-server=$!
-port=
-for _ in $(seq 200); do
-  port=$(grep -o '"msg":"server.listening".*"port":[0-9]*' "$work/log" | grep -o '[0-9]*$' || true)
-  [[ -n "$port" ]] && break
-  sleep 0.05
-done
-[[ -n "$port" ]] || { cat "$work/log"; exit 1; }
-for _ in $(seq 600); do
-  [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/ready")" == 200 ]] && break
-  sleep 0.1
-done
-
-# USERS users at once, each doing N calls of COMMAND back to back.
-scenario() {
-  local command=$1 n=$2
-  cat > "$work/cost.yml" <<EOF
-config:
-  target: "http://127.0.0.1:$port"
-  phases:
-    - { duration: 1, arrivalCount: $users }
-  socketio:
-    transports: ["websocket"]
-  timeout: 60
-scenarios:
-  - engine: socketio
-    flow:
-      - loop:
-          - emit:
-              channel: "message"
-              data: "$command"
-            acknowledge:
-              match: { json: "\$.0.ok", value: true }
-            response:
-              channel: "tool:request"
-              capture: { json: "\$.callId", as: "callId" }
-          - emit:
-              channel: "tool:approval"
-              data: { callId: "{{ callId }}", approved: true }
-            response:
-              channel: "tool:result"
-              match: { json: "\$.callId", value: "{{ callId }}" }
-        count: $n
-EOF
-}
+CGROUP_TASKS="$cg/orchestrator/tasks" start_orchestrator "$work/log" WORKSPACE_ROOT="$work/ws" \
+  ENABLE_CONTAINER_POOL=true POOL_MIN_SIZE="$users" POOL_MAX_SIZE="$users"
 
 # CPU ns of `cg` while COMMAND runs CALLS times per user, less the idle rate; and the calls done.
 measure_calls() {
   local command=$1
-  scenario "$command" 5
+  call_scenario "$work/cost.yml" "http://127.0.0.1:$port" "{ duration: 1, arrivalCount: $users }" "$command" 5
   build/bin/phasekit-load run "$work/cost.yml" --quiet -o "$work/warmup.json" >/dev/null 2>&1 || true
   local i0 t0 i1 t1
   i0=$(usage "$cg/orchestrator"); t0=$(date +%s%N)
   sleep 1
   i1=$(usage "$cg/orchestrator"); t1=$(date +%s%N)
   idle_rate=$(awk -v u=$((i1 - i0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.9f", u / t }')
-  scenario "$command" "$calls"
+  call_scenario "$work/cost.yml" "http://127.0.0.1:$port" "{ duration: 1, arrivalCount: $users }" "$command" "$calls"
   local u0 u1 s0 s1
   u0=$(usage "$cg/orchestrator"); s0=$(date +%s%N)
   build/bin/phasekit-load run "$work/cost.yml" --quiet -o "$work/run.json" >/dev/null 2>&1 || true

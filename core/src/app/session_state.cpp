@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "backend/exports_parser.hpp"
+#include "backend/shell_quote.hpp"
 
 namespace phasekit::app {
 namespace {
@@ -30,19 +31,6 @@ bool is_identifier(std::string_view name) {
 
 bool is_own_variable(std::string_view name) {
   return name == "HOME" || name == "PWD" || name == "OLDPWD" || name == "SHLVL" || name == "_";
-}
-
-std::string single_quoted(std::string_view value) {
-  std::string out = "'";
-  for (const char c : value) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  out += '\'';
-  return out;
 }
 
 }  // namespace
@@ -78,13 +66,13 @@ std::string restore_command(const ShellState& state) {
   if (state.cwd.empty()) {
     cmd = "cd -- \"$HOME\"";
   } else if (state.cwd.front() == '/') {
-    cmd = fmt::format("cd -- {} 2>/dev/null || cd -- \"$HOME\"", single_quoted(state.cwd));
+    cmd = fmt::format("cd -- {} 2>/dev/null || cd -- \"$HOME\"", backend::single_quoted(state.cwd));
   } else {
-    cmd = fmt::format("cd -- \"$HOME\"/{} 2>/dev/null || cd -- \"$HOME\"", single_quoted(state.cwd));
+    cmd = fmt::format("cd -- \"$HOME\"/{} 2>/dev/null || cd -- \"$HOME\"", backend::single_quoted(state.cwd));
   }
   for (const auto& [name, value] : state.env) {
     if (is_identifier(name) && !is_own_variable(name)) {
-      cmd += fmt::format("; export {}={}", name, single_quoted(value));
+      cmd += fmt::format("; export {}={}", name, backend::single_quoted(value));
     }
   }
   return cmd;

@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "backend/shell_quote.hpp"
 #include "sandbox/confine.hpp"
 #include "sandbox/filesystem.hpp"
 
@@ -94,19 +95,6 @@ std::string without_builtin_function(std::string_view text) {
     out.append(line);
     out.push_back('\n');
   }
-  return out;
-}
-
-std::string single_quoted(std::string_view s) {
-  std::string out = "'";
-  for (const char c : s) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  out += '\'';
   return out;
 }
 
@@ -364,7 +352,7 @@ void Supervisor::on_frame(FrameType type, std::string_view payload) {
 std::string Supervisor::spawn_shell() {
   std::string restore;
   if (saved_) {
-    restore = saved_exports_ + "\n" + without_builtin_function(saved_functions_) + "\nbuiltin cd -- " + single_quoted(saved_cwd_) +
+    restore = saved_exports_ + "\n" + without_builtin_function(saved_functions_) + "\nbuiltin cd -- " + backend::single_quoted(saved_cwd_) +
               " 2>/dev/null || builtin cd -- \"$HOME\"\n";
     if (std::string e = write_file("restore", restore); !e.empty()) {
       return e;
