@@ -473,6 +473,42 @@ TEST_P(SandboxedBackend, AMemoryLimitThatTakesTheShellItselfIsReported) {
   EXPECT_EQ(run("echo alive").output, "alive\n");
 }
 
+TEST_P(SandboxedBackend, ACpuHogIsHeldToItsShareWhileAnotherBackendKeepsWorking) {
+  require_cgroups();
+  if (!driver_->limits().cpu_by.starts_with("cgroup")) {
+    GTEST_SKIP() << "no cpu cgroup here";
+  }
+  // Two spinning processes for a second against a quarter of a CPU: over it whatever else this
+  // machine runs meanwhile.
+  destroy(backend_);
+  backend_.reset();
+  driver_.reset();
+  std::filesystem::remove_all(root_);
+  BackendLimits limits = test::test_limits();
+  limits.cpus = 0.25;
+  make(limits);
+  const RunResult hog = run("(while :; do :; done) & (while :; do :; done) & sleep 1; kill %1 %2; wait", 20s);
+  EXPECT_EQ(hog.exit_code, 0);
+  std::string cpu_dir;
+  for (const auto& dir : backend_->cgroup().dirs) {
+    if (std::filesystem::exists(dir + "/cpu.stat")) {
+      cpu_dir = dir;
+    }
+  }
+  ASSERT_FALSE(cpu_dir.empty());
+  std::ifstream stat(cpu_dir + "/cpu.stat");
+  std::string key;
+  long long value = 0;
+  long long throttled = -1;
+  while (stat >> key >> value) {
+    if (key == "nr_throttled") {
+      throttled = value;
+    }
+  }
+  EXPECT_GT(throttled, 0) << "two CPUs of demand against a quarter of one were never throttled";
+  EXPECT_EQ(run("echo alive").output, "alive\n");
+}
+
 TEST_P(SandboxedBackend, FilesTmpfsAndOpenFilesAreBounded) {
   const RunResult big = run("head -c 100M /dev/zero > big; echo rc=$?; stat -c %s big");
   EXPECT_NE(big.output.find("File too large"), std::string::npos) << big.output;
