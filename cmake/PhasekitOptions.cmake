@@ -16,6 +16,12 @@ if(PHASEKIT_SANITIZE)
   target_compile_definitions(phasekit_options INTERFACE PHASEKIT_SANITIZE=1)
 endif()
 
+if(PHASEKIT_FUZZ)
+  # The libraries a fuzzer links must report coverage too, or libFuzzer mutates blind: only the
+  # fuzz target itself gets -fsanitize=fuzzer (tests/fuzz), everything else this.
+  target_compile_options(phasekit_options INTERFACE -fsanitize=fuzzer-no-link)
+endif()
+
 add_library(phasekit_warnings INTERFACE)
 add_library(phasekit::warnings ALIAS phasekit_warnings)
 target_compile_options(phasekit_warnings INTERFACE

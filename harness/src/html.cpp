@@ -167,7 +167,7 @@ td:first-child,th:first-child{text-align:left}.ok{color:#2f855a;font-weight:600}
 
   html += "<h2>Latency (ms)</h2><table><tr><th>metric</th><th>count</th><th>p50</th><th>p95</th><th>p99</th><th>p99.9</th><th>max</th></tr>";
   for (const auto& [name, h] : t.histograms) {
-    const auto v = [&](const char* stat) { return cell(metric_value(t, r.duration_s, name + "." + stat)); };
+    const auto v = [&, &metric = name](const char* stat) { return cell(metric_value(t, r.duration_s, metric + "." + stat)); };
     html += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                         escape(name), h.count(), v("p50"), v("p95"), v("p99"), v("p999"), v("max"));
   }

@@ -219,7 +219,7 @@ std::string render_summary(const Report& r) {
     if (name == kArrivalLag) {
       continue;
     }
-    const auto v = [&](const char* stat) { return ms_text(metric_value(t, r.duration_s, name + "." + stat)); };
+    const auto v = [&, &metric = name](const char* stat) { return ms_text(metric_value(t, r.duration_s, metric + "." + stat)); };
     out += fmt::format("  {:<40} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}\n", name, h.count(), v("p50"), v("p95"), v("p99"),
                        v("p999"), v("max"));
   }

@@ -554,7 +554,8 @@ void read_thresholds(Reader& r, const json& config, Scenario& s, const MetricCat
       } else {
         const double v = r.number(value, p, 0, 1e12);
         const std::string metric = fmt::format("{}.{}", kResponseTime, key);
-        add(p, [&] { return make_threshold(metric, Op::lt, v, fmt::format("{} < {} ms", key, v), catalog); });
+        const std::string label = fmt::format("{} < {} ms", key, v);
+        add(p, [&] { return make_threshold(metric, Op::lt, v, label, catalog); });
       }
     }
   }
@@ -577,7 +578,7 @@ void read_thresholds(Reader& r, const json& config, Scenario& s, const MetricCat
         } else {
           expression = r.text(list[i], ip);
         }
-        add(ip, [&] { return parse_k6_threshold(metric, expression, catalog); });
+        add(ip, [&, &name = metric] { return parse_k6_threshold(name, expression, catalog); });
       }
     }
   }
@@ -662,9 +663,9 @@ Target parse_target(const std::string& url, const std::string& where) {
   return t;
 }
 
-json read_document(const std::string& file) {
-  const std::string text = read_file(file);
-  const bool is_json = file.ends_with(".json");
+json read_document(const std::string& file) { return parse_document(read_file(file), file.ends_with(".json"), file); }
+
+json parse_document(const std::string& text, bool is_json, const std::string& file) {
   if (is_json) {
     try {
       return json::parse(text);

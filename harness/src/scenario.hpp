@@ -119,6 +119,8 @@ Target parse_target(const std::string& url, const std::string& where);
 Scenario load_scenario(const std::string& file);
 /// The document as JSON (YAML plain scalars typed by the YAML 1.2 core schema, as js-yaml does).
 nlohmann::json read_document(const std::string& file);
+/// The same from text already read: JSON when is_json, else YAML; errors name `file`.
+nlohmann::json parse_document(const std::string& text, bool is_json, const std::string& file);
 Scenario parse_scenario(const nlohmann::json& document, const std::string& file);
 
 }  // namespace phasekit::load

@@ -34,6 +34,11 @@ bool decode_component(std::string_view in, std::string& out) {
 
 }  // namespace
 
+void limit_request(RequestParser& parser, std::size_t max_payload_bytes) {
+  parser.header_limit(kMaxRequestHeaderBytes);
+  parser.body_limit(max_payload_bytes + 1024);
+}
+
 std::string_view target_path(std::string_view target) { return target.substr(0, target.find('?')); }
 
 bool parse_query(std::string_view target, std::map<std::string, std::string, std::less<>>& out) {

@@ -1,7 +1,10 @@
 #pragma once
 // Small HTTP helpers shared by the server's routes.
 #include <boost/beast/http/message.hpp>
+#include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
+
+#include <cstddef>
 
 #include <map>
 #include <string>
@@ -12,6 +15,14 @@ namespace phasekit::net {
 namespace http = boost::beast::http;
 using Request = http::request<http::string_body>;
 using Response = http::response<http::string_body>;
+using RequestParser = http::request_parser<http::string_body>;
+
+/// Request line and headers together: what a browser or socket.io-client sends fits many times over.
+inline constexpr std::size_t kMaxRequestHeaderBytes = 16 * 1024;
+
+/// The limits of every request the server reads: headers up to kMaxRequestHeaderBytes, a body up to
+/// the largest Engine.IO payload plus 1 KiB of slack (more is answered 413 without being read).
+void limit_request(RequestParser& parser, std::size_t max_payload_bytes);
 
 /// The decoded query parameters of a request target ("/socket.io/?EIO=4&sid=x" → {EIO: 4, sid: x}).
 /// Malformed percent escapes make the whole query invalid (returns false).

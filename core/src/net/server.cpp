@@ -92,9 +92,8 @@ class Server::Impl {
   static awaitable<void> connection(Impl* self, beast::tcp_stream stream) {
     beast::flat_buffer buffer;
     for (;;) {
-      http::request_parser<http::string_body> parser;
-      parser.header_limit(16 * 1024);
-      parser.body_limit(self->settings_.max_payload_bytes + 1024);
+      RequestParser parser;
+      limit_request(parser, self->settings_.max_payload_bytes);
       stream.expires_after(kHeaderTimeout);
       auto [ec, n] = co_await http::async_read(stream, buffer, parser, kTuple);
       if (ec == http::error::body_limit) {

@@ -17,47 +17,6 @@ namespace asio = boost::asio;
 namespace {
 
 constexpr std::size_t kReadChunk = 64 * 1024;
-// Unparsed bytes the reader may hold: one bulk string at Redis' limit plus its header. hiredis 0.14
-// checks no length itself, so a peer announcing "$9999999999" would otherwise make us buffer forever.
-constexpr std::size_t kMaxBuffered = kMaxBulkBytes + 64 * 1024;
-
-// hiredis' own reply builders, with the array constructor wrapped to refuse absurd lengths before
-// hiredis callocs room for them (its reader trusts "*2000000000").
-redisReplyObjectFunctions g_default_functions{};
-redisReplyObjectFunctions g_limited_functions{};
-
-void* create_array_limited(const redisReadTask* task, int elements) {
-  if (elements < 0 || static_cast<std::size_t>(elements) > kMaxArrayElements) {
-    if (task != nullptr && task->privdata != nullptr) {
-      *static_cast<bool*>(task->privdata) = true;
-    }
-    return nullptr;  // the reader reports "Out of memory"; the flag tells us it was our limit
-  }
-  return g_default_functions.createArray(task, elements);
-}
-
-redisReader* make_reader(bool* refused_flag) {
-  static const bool initialised = [] {
-    redisReader* probe = redisReaderCreate();
-    if (probe == nullptr) {
-      return false;
-    }
-    g_default_functions = *probe->fn;
-    g_limited_functions = g_default_functions;
-    g_limited_functions.createArray = &create_array_limited;
-    redisReaderFree(probe);
-    return true;
-  }();
-  if (!initialised) {
-    throw std::bad_alloc();
-  }
-  redisReader* r = redisReaderCreateWithFunctions(&g_limited_functions);
-  if (r == nullptr) {
-    throw std::bad_alloc();
-  }
-  r->privdata = refused_flag;
-  return r;
-}
 
 }  // namespace
 
@@ -93,11 +52,7 @@ Connection::Connection(asio::any_io_executor ex, ClientOptions options, Logger& 
       rng_(std::random_device{}()),
       read_buf_(kReadChunk) {}
 
-Connection::~Connection() {
-  if (reader_ != nullptr) {
-    redisReaderFree(reader_);
-  }
-}
+Connection::~Connection() = default;
 
 void Connection::start() {
   const std::lock_guard lock(mu_);
@@ -215,11 +170,7 @@ void Connection::on_transport_connected_locked() {
     socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
   }
   socket_.set_option(asio::socket_base::keep_alive(true), ignored);
-  if (reader_ != nullptr) {
-    redisReaderFree(reader_);
-  }
-  reader_refused_ = false;
-  reader_ = make_reader(&reader_refused_);
+  reader_ = std::make_unique<ReplyReader>();
   state_ = State::handshaking;
 
   const Endpoint& ep = options_.endpoint;
@@ -303,33 +254,25 @@ void Connection::on_read(std::uint64_t gen, const boost::system::error_code& ec,
                {{"redis", options_.name}, {"role", role_}, {"endpoint", where_}, {"error", what}});
     fail_locked(Status(Code::unavailable, fmt::format("redis protocol error from {}: {}", where_, what)));
   };
-  if (redisReaderFeed(reader_, read_buf_.data(), n) != REDIS_OK) {
-    protocol_error(reader_->errstr);
+  if (Status fed = reader_->feed(std::string_view(read_buf_.data(), n)); !fed) {
+    protocol_error(fed.message());
     return;
   }
   for (;;) {
-    void* raw = nullptr;
-    if (redisReaderGetReply(reader_, &raw) != REDIS_OK) {
-      protocol_error(reader_refused_ ? fmt::format("an array longer than {} elements", kMaxArrayElements)
-                                     : std::string(reader_->errstr));
+    std::optional<Reply> reply;
+    if (Status parsed = reader_->next(reply); !parsed) {
+      protocol_error(parsed.message());
       return;
     }
-    if (raw == nullptr) {
+    if (!reply) {
       break;
     }
-    Reply reply;
-    const Status converted = from_hiredis(*static_cast<const redisReply*>(raw), reply);
-    freeReplyObject(raw);
-    if (!converted) {
-      protocol_error(converted.message());
-      return;
-    }
-    handle_reply_locked(std::move(reply));
+    handle_reply_locked(std::move(*reply));
     if (gen != gen_) {
       return;  // the reply closed the connection (handshake refused, unexpected reply …)
     }
   }
-  if (reader_->len - reader_->pos > kMaxBuffered) {
+  if (reader_->over_buffer_limit()) {
     protocol_error(fmt::format("a reply over {} bytes", kMaxBulkBytes));
     return;
   }

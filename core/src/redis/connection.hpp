@@ -26,8 +26,8 @@
 #include <boost/asio/strand.hpp>
 
 #include "phasekit/redis/client.hpp"
+#include "reply_reader.hpp"
 
-struct redisReader;
 
 namespace phasekit::redis::detail {
 
@@ -110,8 +110,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   int attempt_ = 0;
   std::mt19937_64 rng_;
 
-  redisReader* reader_ = nullptr;
-  bool reader_refused_ = false;  // set by the array-size guard: the reader's OOM error is our limit
+  std::unique_ptr<ReplyReader> reader_;  // a new one for every connection
   std::vector<char> read_buf_;
   std::string out_;       // queued, not yet written
   std::string writing_;   // being written
