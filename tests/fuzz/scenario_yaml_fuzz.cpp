@@ -1,0 +1,24 @@
+// libFuzzer target: phasekit-load's scenario files (Artillery's YAML, or JSON when the input starts
+// with '{'), read and validated as `phasekit-load run FILE` does. A bad file is a ScenarioError
+// naming what is wrong; anything else thrown, a crash or a hang is a finding. A scenario that loads
+// answers its derived questions (duration, bounds, metric catalog) without trouble.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "scenario.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  using namespace phasekit::load;
+  const std::string text(reinterpret_cast<const char*>(data), size);
+  const bool is_json = !text.empty() && text.front() == '{';
+  try {
+    const Scenario s = parse_scenario(parse_document(text, is_json, "fuzz.yml"), "fuzz.yml");
+    (void)s.duration_s();
+    (void)s.flow_bound_s();
+    (void)s.catalog();
+  } catch (const ScenarioError&) {
+    // refused with a message: what a bad file should get
+  }
+  return 0;
+}
