@@ -39,6 +39,12 @@ class StoreContract : public ::testing::TestWithParam<StoreCase> {
     options += "}";
     store_ = instantiate<plugin::StoreStrategy>(Loader({PHASEKIT_PLUGIN_DIR}).find(PHK_KIND_STORE, GetParam().name),
                                                 host_, options);
+    // The redis client fails fast (UNAVAILABLE) until it has connected: wait for an answer.
+    ASSERT_TRUE(run_until([&] {
+      std::optional<Status> probe;
+      store_->get_session("probe", [&](Status s, plugin::SessionRecord) { probe = std::move(s); });
+      return run_until([&] { return probe.has_value(); }) && probe->code() != Code::unavailable;
+    })) << "the store never answered";
   }
 
   template <class Pred>

@@ -206,9 +206,13 @@ class JobLifecycleTest : public ::testing::Test {
     redis_store_ = plugin_host::instantiate<plugin::StoreStrategy>(
         plugin_host::Loader({PHASEKIT_PLUGIN_DIR}).find(PHK_KIND_STORE, "redis"), *host_,
         R"({"redis_url": ")" + redis_->url() + "\"}");
+    // The redis client fails fast (UNAVAILABLE) until it has connected: retry with a deadline.
     std::optional<Status> put;
-    redis_store_->put_session(record(session, user), [&](Status s) { put = std::move(s); });
-    EXPECT_TRUE(run_until([&] { return put.has_value(); }));
+    EXPECT_TRUE(run_until([&] {
+      put.reset();
+      redis_store_->put_session(record(session, user), [&](Status s) { put = std::move(s); });
+      return run_until([&] { return put.has_value(); }) && put->code() != Code::unavailable;
+    }));
     return put && put->ok();
   }
 
