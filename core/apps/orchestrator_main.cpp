@@ -46,6 +46,9 @@ int main(int argc, char** argv) {
 
   phasekit::app::ServiceSettings settings;
   settings.max_requests_per_user = static_cast<std::uint32_t>(config.integer(Key::max_requests_per_user));
+  settings.max_sessions_per_user = static_cast<std::uint32_t>(config.integer(Key::max_sessions_per_user));
+  settings.max_backends_per_user = static_cast<std::uint32_t>(config.integer(Key::max_backends_per_user));
+  settings.history_page_bytes = static_cast<std::size_t>(config.integer(Key::history_page_bytes));
   settings.job_timeout = std::chrono::milliseconds(config.integer(Key::job_timeout_ms));
   settings.max_output_bytes = static_cast<std::size_t>(config.integer(Key::max_output_bytes));
   settings.stream_threshold_bytes = static_cast<std::size_t>(config.integer(Key::stream_output_threshold_bytes));

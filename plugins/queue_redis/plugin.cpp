@@ -18,12 +18,13 @@
 #include <atomic>
 #include <map>
 #include <mutex>
-#include <random>
 
 #include "guarded.hpp"
 #include "io_thread.hpp"
+#include "phasekit/bytes.hpp"
 #include "phasekit/plugin/export.hpp"
 #include "phasekit/plugin_options.hpp"
+#include "phasekit/random_id.hpp"
 #include "phasekit/redis/subscriber.hpp"
 #include "scripts.hpp"
 
@@ -56,12 +57,12 @@ std::string worker_name() {
   if (::gethostname(host.data(), host.size() - 1) != 0) {
     host[0] = '\0';
   }
-  std::mt19937_64 rng(std::random_device{}());
-  return fmt::format("{}:{}:{:08x}", host.data(), ::getpid(), static_cast<std::uint32_t>(rng()));
+  return random_id(fmt::format("{}:{}:", host.data(), ::getpid()));
 }
 
 std::string envelope(char type, const std::string& job_id, const std::string& session, const std::string& data) {
-  return json{{"t", std::string(1, type)}, {"j", job_id}, {"s", session}, {"d", data}}.dump();
+  // Every field is host-made text, but a dump that throws would end the process in a callback.
+  return bytes::dump(json{{"t", std::string(1, type)}, {"j", job_id}, {"s", session}, {"d", data}});
 }
 
 class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared_from_this<RedisQueue> {
@@ -317,11 +318,10 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
       }
       boost::asio::post(self->strand_, [self, state, id, session, status] {
         if (!state->has_result) {
-          state->result = json{{"callId", id}, {"exitCode", nullptr}, {"output", ""}, {"truncated", false},
-                               {"durationMs", 0},
-                               {"error", {{"code", wire_name(status.ok() ? Code::internal : status.code())},
-                                          {"message", status.ok() ? "the job ended without a result" : status.message()}}}}
-                              .dump();
+          state->result = bytes::dump(json{
+              {"callId", id}, {"exitCode", nullptr}, {"output", ""}, {"truncated", false}, {"durationMs", 0},
+              {"error", {{"code", wire_name(status.ok() ? Code::internal : status.code())},
+                         {"message", status.ok() ? "the job ended without a result" : status.message()}}}});
         }
         self->complete(id, session, status.ok() ? "done" : "failed", envelope('r', id, session, state->result), Ms(50));
       });

@@ -2,8 +2,11 @@
 // that reconnects to another instance finds its session as it left it.
 //
 //   <prefix>sess:<id>   hash: user, status, cwd, env (JSON [[name, value], …]), backend, workspace,
-//                       history (JSON array), instance, updated
-//   <prefix>conv:<id>   list of conversation entries (opaque: compressed by the host when enabled)
+//                       history (JSON array), instance, updated. Hash fields are bytes; inside the JSON
+//                       ones a string that is not UTF-8 is {"base64": …} (phasekit/bytes.hpp)
+//   <prefix>conv:<id>   list of conversation entries (opaque: compressed by the host when enabled),
+//                       the newest conversation_max_entries / conversation_max_bytes of them
+//   <prefix>convmeta:<id>  hash: bytes (of the list), dropped (entries the caps removed, oldest first)
 //
 // Every key carries a TTL, renewed on each write: ttl_ms while the session is active, the grace period
 // plus a minute once it is detached or ended, so sessions whose instance died without ending them go
@@ -12,10 +15,12 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 
 #include "guarded.hpp"
 #include "io_thread.hpp"
+#include "phasekit/bytes.hpp"
 #include "phasekit/plugin/export.hpp"
 #include "phasekit/plugin_options.hpp"
 
@@ -41,16 +46,53 @@ for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
 if #fields > 0 then redis.call('HSET', sk, unpack(fields)) end
 redis.call('PEXPIRE', sk, ttl)
 if redis.call('EXISTS', p .. 'conv:' .. id) == 1 then redis.call('PEXPIRE', p .. 'conv:' .. id, ttl) end
+if redis.call('EXISTS', p .. 'convmeta:' .. id) == 1 then redis.call('PEXPIRE', p .. 'convmeta:' .. id, ttl) end
 return 1
 )lua";
 
-/// ARGV: prefix, id, ttl_ms, max_entries, entry → the list's length.
+/// ARGV: prefix, id, ttl_ms, max_entries, max_bytes, entry → the list's length. Appends, then drops the
+/// oldest entries while the list is over either cap (the newest always stays).
 constexpr const char* kAppend = R"lua(
-local ck = ARGV[1] .. 'conv:' .. ARGV[2]
-local n = redis.call('RPUSH', ck, ARGV[5])
-if n > tonumber(ARGV[4]) then redis.call('LTRIM', ck, -tonumber(ARGV[4]), -1) end
+local ck, mk = ARGV[1] .. 'conv:' .. ARGV[2], ARGV[1] .. 'convmeta:' .. ARGV[2]
+local maxn, maxb = tonumber(ARGV[4]), tonumber(ARGV[5])
+local n = redis.call('RPUSH', ck, ARGV[6])
+local bytes = redis.call('HINCRBY', mk, 'bytes', #ARGV[6])
+local dropped = 0
+while n > 1 and (n > maxn or bytes > maxb) do
+  bytes = bytes - #redis.call('LPOP', ck)
+  n = n - 1
+  dropped = dropped + 1
+end
+if dropped > 0 then
+  redis.call('HSET', mk, 'bytes', bytes)
+  redis.call('HINCRBY', mk, 'dropped', dropped)
+end
 redis.call('PEXPIRE', ck, ARGV[3])
+redis.call('PEXPIRE', mk, ARGV[3])
 return n
+)lua";
+
+/// ARGV: prefix, id, before (-1: the newest), max_entries, max_bytes → {dropped, first, total, entries…}:
+/// the newest entries below index `before` that fit (at least one when there is one).
+constexpr const char* kPage = R"lua(
+local ck = ARGV[1] .. 'conv:' .. ARGV[2]
+local dropped = tonumber(redis.call('HGET', ARGV[1] .. 'convmeta:' .. ARGV[2], 'dropped') or '0')
+local n = redis.call('LLEN', ck)
+local before, maxn, maxb = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local e = n
+if before >= 0 then e = math.min(math.max(before - dropped, 0), n) end
+local b = math.max(e - maxn, 0)
+local items = {}
+if e > b then items = redis.call('LRANGE', ck, b, e - 1) end
+local keep, bytes = 0, 0
+for i = #items, 1, -1 do
+  if keep > 0 and bytes + #items[i] > maxb then break end
+  bytes = bytes + #items[i]
+  keep = keep + 1
+end
+local out = {dropped, dropped + e - keep, dropped + n}
+for i = #items - keep + 1, #items do out[#out + 1] = items[i] end
+return out
 )lua";
 
 struct Options {
@@ -58,15 +100,24 @@ struct Options {
   std::string prefix = "phasekit:";
   std::int64_t ttl_ms = 86400000;
   std::int64_t grace_ms = 30000;
-  std::int64_t max_entries = 10000;
+  plugin::ConversationCaps caps;
 };
 
-json env_json(const std::vector<std::pair<std::string, std::string>>& env) {
+/// Exports and history as JSON text, byte-safe: `export X=$'\xff'` is a value like any other.
+std::string env_text(const std::vector<std::pair<std::string, std::string>>& env) {
   json out = json::array();
   for (const auto& [k, v] : env) {
-    out.push_back(json::array({k, v}));
+    out.push_back(json::array({bytes::to_json(k), bytes::to_json(v)}));
   }
-  return out;
+  return bytes::dump(out);
+}
+
+std::string history_text(const std::vector<std::string>& history) {
+  json out = json::array();
+  for (const auto& line : history) {
+    out.push_back(bytes::to_json(line));
+  }
+  return bytes::dump(out);
 }
 
 class RedisStore final : public plugin::StoreStrategy {
@@ -132,7 +183,8 @@ class RedisStore final : public plugin::StoreStrategy {
   }
 
   void remove_session(std::string id, std::function<void(Status)> done) noexcept override {
-    guarded(guard_, client_, {"DEL", options_.prefix + "sess:" + id, options_.prefix + "conv:" + id},
+    guarded(guard_, client_,
+            {"DEL", options_.prefix + "sess:" + id, options_.prefix + "conv:" + id, options_.prefix + "convmeta:" + id},
             [done = std::move(done)](Status s, redis::Reply) { done(std::move(s)); });
   }
 
@@ -140,7 +192,7 @@ class RedisStore final : public plugin::StoreStrategy {
     const std::size_t bytes = entry.size();
     guarded(guard_, client_,
             {"EVAL", kAppend, "0", options_.prefix, session_id, std::to_string(options_.ttl_ms),
-             std::to_string(options_.max_entries), std::move(entry)},
+             std::to_string(options_.caps.max_entries), std::to_string(options_.caps.max_bytes), std::move(entry)},
             [this, bytes, done = std::move(done)](Status s, redis::Reply) {
               if (s.ok()) {
                 ++entries_;
@@ -150,18 +202,28 @@ class RedisStore final : public plugin::StoreStrategy {
             });
   }
 
-  void read_conversation(std::string session_id,
-                         std::function<void(Status, std::vector<std::string>)> done) noexcept override {
-    guarded(guard_, client_, {"LRANGE", options_.prefix + "conv:" + session_id, "0", "-1"},
+  void read_conversation(std::string session_id, plugin::ConversationRange range,
+                         std::function<void(Status, plugin::ConversationPage)> done) noexcept override {
+    const std::string before = range.before == UINT64_MAX ? "-1" : std::to_string(range.before);
+    guarded(guard_, client_,
+            {"EVAL", kPage, "0", options_.prefix, session_id, before, std::to_string(range.max_entries),
+             std::to_string(range.max_bytes)},
             [done = std::move(done)](Status s, redis::Reply r) {
-              std::vector<std::string> entries;
-              if (s.ok() && r.is_array()) {
-                entries.reserve(r.elements().size());
-                for (auto& e : r.elements()) {
-                  entries.push_back(e.take_str());
+              plugin::ConversationPage page;
+              if (s.ok() && (!r.is_array() || r.elements().size() < 3)) {
+                s = Status(Code::internal, "conversation page: unexpected reply");
+              }
+              if (s.ok()) {
+                auto& e = r.elements();
+                page.dropped = static_cast<std::uint64_t>(std::max(0LL, e[0].integer()));
+                page.first = static_cast<std::uint64_t>(std::max(0LL, e[1].integer()));
+                page.total = static_cast<std::uint64_t>(std::max(0LL, e[2].integer()));
+                page.entries.reserve(e.size() - 3);
+                for (std::size_t i = 3; i < e.size(); ++i) {
+                  page.entries.push_back(e[i].take_str());
                 }
               }
-              done(std::move(s), std::move(entries));
+              done(std::move(s), std::move(page));
             });
   }
 
@@ -188,8 +250,8 @@ class RedisStore final : public plugin::StoreStrategy {
       argv.insert(argv.end(), {"instance", instance});
     }
     if (shell) {
-      argv.insert(argv.end(), {"cwd", r.cwd, "env", env_json(r.env).dump(), "backend", r.backend, "workspace",
-                               r.workspace, "history", json(r.history).dump(-1, ' ', false, json::error_handler_t::replace)});
+      argv.insert(argv.end(), {"cwd", r.cwd, "env", env_text(r.env), "backend", r.backend, "workspace",
+                               r.workspace, "history", history_text(r.history)});
     }
     if (argv[3] == "0") {
       argv.insert(argv.end(), {"updated", std::to_string(r.updated_unix_ms)});
@@ -233,10 +295,14 @@ class RedisStore final : public plugin::StoreStrategy {
           return Status(Code::internal, fmt::format("session {}: field {} is not a JSON array", id, k));
         }
         for (const auto& item : j) {
-          if (k == "history" && item.is_string()) {
-            out.history.push_back(item.get<std::string>());
-          } else if (k == "env" && item.is_array() && item.size() == 2 && item[0].is_string() && item[1].is_string()) {
-            out.env.emplace_back(item[0].get<std::string>(), item[1].get<std::string>());
+          std::string line;
+          std::string name;
+          std::string value;
+          if (k == "history" && bytes::from_json(item, line)) {
+            out.history.push_back(std::move(line));
+          } else if (k == "env" && item.is_array() && item.size() == 2 && bytes::from_json(item[0], name) &&
+                     bytes::from_json(item[1], value)) {
+            out.env.emplace_back(std::move(name), std::move(value));
           } else {
             return Status(Code::internal, fmt::format("session {}: malformed {} entry", id, k));
           }
@@ -265,7 +331,8 @@ struct Factory {
     options.prefix = o.text("prefix", "phasekit:");
     options.ttl_ms = o.integer("ttl_ms", 86400000, 1000, 365LL * 86400000);
     options.grace_ms = o.integer("session_grace_ms", 30000, 0, 86400000);
-    options.max_entries = o.integer("max_conversation_entries", 10000, 1, 10000000);
+    options.caps.max_entries = static_cast<std::size_t>(o.integer("conversation_max_entries", 1000, 1, 10000000));
+    options.caps.max_bytes = static_cast<std::size_t>(o.integer("conversation_max_bytes", 4194304, 1024, 1LL << 40));
     o.finish();
     return std::make_unique<RedisStore>(host, std::move(options));
   }

@@ -275,8 +275,8 @@ TEST_F(Builtins, StoreMemory_KeepsSessionsAndConversationsUntilRemoved) {
     got = std::move(r);
     ++done;
   });
-  store->read_conversation("s1", [&](Status, std::vector<std::string> c) {
-    conversation = std::move(c);
+  store->read_conversation("s1", {}, [&](Status, plugin::ConversationPage page) {
+    conversation = std::move(page.entries);
     ++done;
   });
   ASSERT_TRUE(run_until([&] { return done == 5; }));

@@ -18,6 +18,7 @@ enum class Code : std::uint8_t {
   timeout,
   unavailable,
   internal,
+  resource_exhausted,  // a per-user cap (sessions, backends) or a backend's own limit was reached
 };
 
 /// "TOO_MANY_REQUESTS", "BAD_REQUEST", … ("OK" for Code::ok).
@@ -31,6 +32,7 @@ constexpr std::string_view wire_name(Code code) noexcept {
     case Code::timeout: return "TIMEOUT";
     case Code::unavailable: return "UNAVAILABLE";
     case Code::internal: return "INTERNAL";
+    case Code::resource_exhausted: return "RESOURCE_EXHAUSTED";
   }
   return "INTERNAL";
 }

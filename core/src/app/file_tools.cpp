@@ -14,7 +14,7 @@
 #include <cstring>
 #include <vector>
 
-#include "app/auth.hpp"
+#include "phasekit/bytes.hpp"
 
 namespace phasekit::app {
 namespace {
@@ -70,71 +70,6 @@ int open_beneath(const FileToolContext& ctx, std::string_view path, int flags, m
   return static_cast<int>(fd);
 }
 
-bool is_utf8(std::string_view s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    std::size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-    if (n == 0 || i + n > s.size()) {
-      return false;
-    }
-    std::uint32_t cp = n == 1 ? c : n == 2 ? (c & 0x1F) : n == 3 ? (c & 0x0F) : (c & 0x07);
-    for (std::size_t k = 1; k < n; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) {
-        return false;
-      }
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF)) {
-      return false;
-    }
-    i += n;
-  }
-  return true;
-}
-
-std::string base64(std::string_view bytes) {
-  static constexpr char kChars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    const std::uint32_t v = (static_cast<unsigned char>(bytes[i]) << 16) |
-                            (static_cast<unsigned char>(bytes[i + 1]) << 8) | static_cast<unsigned char>(bytes[i + 2]);
-    const char quad[4] = {kChars[v >> 18], kChars[(v >> 12) & 63], kChars[(v >> 6) & 63], kChars[v & 63]};
-    out.append(quad, 4);
-  }
-  if (i + 1 == bytes.size()) {
-    const std::uint32_t v = static_cast<unsigned char>(bytes[i]) << 16;
-    const char quad[4] = {kChars[v >> 18], kChars[(v >> 12) & 63], '=', '='};
-    out.append(quad, 4);
-  } else if (i + 2 == bytes.size()) {
-    const std::uint32_t v = (static_cast<unsigned char>(bytes[i]) << 16) | (static_cast<unsigned char>(bytes[i + 1]) << 8);
-    const char quad[4] = {kChars[v >> 18], kChars[(v >> 12) & 63], kChars[(v >> 6) & 63], '='};
-    out.append(quad, 4);
-  }
-  return out;
-}
-
-bool base64_decode(std::string_view text, std::string& out) {
-  // The standard alphabet with padding, checked here, decoded by the url-safe decoder.
-  if (text.size() % 4 != 0 || text.find_first_of("-_") != std::string_view::npos) {
-    return false;
-  }
-  std::string url(text);
-  while (!url.empty() && url.back() == '=') {
-    url.pop_back();
-  }
-  if (text.size() - url.size() > 2) {
-    return false;
-  }
-  std::replace(url.begin(), url.end(), '+', '-');
-  std::replace(url.begin(), url.end(), '/', '_');
-  return base64url_decode(url, out);
-}
-
 Status path_arg(const nlohmann::json& args, const char* key, bool required, std::string& out) {
   if (!args.is_object()) {
     return Status(Code::bad_request, "args must be an object");
@@ -147,10 +82,10 @@ Status path_arg(const nlohmann::json& args, const char* key, bool required, std:
     out.assign(1, '.');  // not `out = "."`: GCC 12 warns falsely (-Wrestrict, PR 105329)
     return {};
   }
-  if (!it->is_string()) {
-    return Status(Code::bad_request, fmt::format("args.{} must be a string", key));
+  // A name that is not UTF-8 comes as list_dir gives it: {"base64": "…"}.
+  if (!bytes::from_json(*it, out)) {
+    return Status(Code::bad_request, fmt::format("args.{} must be a string or {{\"base64\": string}}", key));
   }
-  out = it->get<std::string>();
   if (out == ".") {
     return {};
   }
@@ -213,9 +148,9 @@ Status read_file(const FileToolContext& ctx, const nlohmann::json& args, FileToo
   // encoding "binary": the content travels base64 inside the job and reaches the client as a binary
   // attachment (see Session::on_job_event).
   const bool want_binary = args.contains("encoding") && args["encoding"] == "binary";
-  const bool text = !want_binary && is_utf8(content);
-  out.output = {{"path", path},
-                {"content", text ? content : base64(content)},
+  const bool text = !want_binary && bytes::valid_utf8(content);
+  out.output = {{"path", bytes::to_json(path)},
+                {"content", text ? content : bytes::base64_encode(content)},
                 {"encoding", want_binary ? "binary" : text ? "utf8" : "base64"},
                 {"size", st.st_size},
                 {"truncated", out.truncated}};
@@ -232,7 +167,7 @@ Status write_file(const FileToolContext& ctx, const nlohmann::json& args, FileTo
     return Status(Code::bad_request, "args.content must be a string or binary data");
   }
   // Binary data (a Socket.IO attachment, e.g. a Buffer from socket.io-client) is written as it is.
-  std::string bytes = content->is_binary()
+  std::string data = content->is_binary()
                           ? std::string(content->get_binary().begin(), content->get_binary().end())
                           : content->get<std::string>();
   const std::string encoding = content->is_binary() ? "binary"
@@ -243,10 +178,10 @@ Status write_file(const FileToolContext& ctx, const nlohmann::json& args, FileTo
     // already bytes
   } else if (encoding == "base64") {
     std::string decoded;
-    if (!base64_decode(bytes, decoded)) {
+    if (!bytes::base64_decode(data, decoded)) {
       return Status(Code::bad_request, "args.content is not valid base64");
     }
-    bytes = std::move(decoded);
+    data = std::move(decoded);
   } else if (encoding != "utf8") {
     return Status(Code::bad_request, "args.encoding must be utf8 or base64");
   }
@@ -264,8 +199,8 @@ Status write_file(const FileToolContext& ctx, const nlohmann::json& args, FileTo
     (void)::fchown(fd.get(), static_cast<uid_t>(ctx.owner_uid), static_cast<gid_t>(ctx.owner_gid));
   }
   std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd.get(), bytes.data() + done, bytes.size() - done);
+  while (done < data.size()) {
+    const ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
     if (n < 0 && errno == EINTR) {
       continue;
     }
@@ -274,7 +209,7 @@ Status write_file(const FileToolContext& ctx, const nlohmann::json& args, FileTo
     }
     done += static_cast<std::size_t>(n);
   }
-  out.output = {{"path", path}, {"bytesWritten", done}};
+  out.output = {{"path", bytes::to_json(path)}, {"bytesWritten", done}};
   return {};
 }
 
@@ -293,10 +228,15 @@ Status list_dir(const FileToolContext& ctx, const nlohmann::json& args, FileTool
     ::close(raw);
     return errno_status(errno, path);
   }
-  std::vector<nlohmann::json> entries;
-  std::size_t bytes = 0;
+  struct Entry {
+    std::string name;  // the bytes the kernel gave: sorted by them, sent byte-safe
+    const char* type;
+    std::int64_t size;
+  };
+  std::vector<Entry> entries;
+  std::size_t listed = 0;
   while (const dirent* e = ::readdir(dir)) {
-    const std::string name = e->d_name;
+    std::string name = e->d_name;
     if (name == "." || name == "..") {
       continue;
     }
@@ -307,17 +247,20 @@ Status list_dir(const FileToolContext& ctx, const nlohmann::json& args, FileTool
       type = S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "dir" : S_ISLNK(st.st_mode) ? "symlink" : "other";
       size = st.st_size;
     }
-    bytes += name.size() + 32;
-    if (bytes > ctx.max_output_bytes) {
+    listed += name.size() + 32;
+    if (listed > ctx.max_output_bytes) {
       out.truncated = true;
       break;
     }
-    entries.push_back({{"name", name}, {"type", type}, {"size", size}});
+    entries.push_back({std::move(name), type, size});
   }
   ::closedir(dir);
-  std::sort(entries.begin(), entries.end(),
-            [](const nlohmann::json& a, const nlohmann::json& b) { return a["name"] < b["name"]; });
-  out.output = {{"path", path}, {"entries", entries}, {"truncated", out.truncated}};
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.name < b.name; });
+  nlohmann::json list = nlohmann::json::array();
+  for (const Entry& e : entries) {
+    list.push_back({{"name", bytes::to_json(e.name)}, {"type", e.type}, {"size", e.size}});
+  }
+  out.output = {{"path", bytes::to_json(path)}, {"entries", std::move(list)}, {"truncated", out.truncated}};
   return {};
 }
 

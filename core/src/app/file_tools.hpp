@@ -25,10 +25,13 @@ struct FileToolResult {
 
 /// args: {path, [encoding: "binary"]}; result {path, content, encoding: "utf8"|"base64"|"binary", size,
 /// truncated}. With "binary" the content is base64 here and becomes a binary attachment on the wire.
+/// A `path`, given or answered, is byte-safe (phasekit/bytes.hpp): a string, or {"base64": …} for a name
+/// that is not UTF-8.
 Status read_file(const FileToolContext& ctx, const nlohmann::json& args, FileToolResult& out);
 /// args: {path, content (text, or binary data), [append], [encoding: utf8|base64]}; result {path, bytesWritten}.
 Status write_file(const FileToolContext& ctx, const nlohmann::json& args, FileToolResult& out);
-/// args: {[path]}; result {path, entries: [{name, type, size}]}, sorted by name.
+/// args: {[path]}; result {path, entries: [{name, type, size}]}, sorted by the names' bytes; a name
+/// that is not UTF-8 is {"base64": …}.
 Status list_dir(const FileToolContext& ctx, const nlohmann::json& args, FileToolResult& out);
 
 /// BAD_REQUEST unless `path` is relative, non-empty, without NUL or `..` components.

@@ -2,6 +2,7 @@
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
+#include <fmt/format.h>
 
 #include <array>
 #include <chrono>
@@ -10,6 +11,7 @@
 
 #include "app/session_state.hpp"
 #include "backend/shell_backend.hpp"
+#include "phasekit/bytes.hpp"
 
 namespace phasekit::app {
 namespace {
@@ -37,7 +39,7 @@ struct JobLifecycle::Run {
 
 JobLifecycle::JobLifecycle(LifecycleOptions options, plugin::PoolStrategy& pool, plugin::StoreStrategy& store,
                            plugin::CompressionStrategy& compression, plugin::HostServices& host, Logger& log,
-                           FindHeld find_held)
+                           FindHeld find_held, InflightLimiter* backends_per_user)
     : options_(std::move(options)),
       pool_(pool),
       store_(store),
@@ -45,6 +47,7 @@ JobLifecycle::JobLifecycle(LifecycleOptions options, plugin::PoolStrategy& pool,
       host_(host),
       log_(log),
       find_held_(std::move(find_held)),
+      backends_per_user_(options_.tenure == Tenure::held ? backends_per_user : nullptr),
       acquire_times_(host.metrics()) {
   if (options_.tenure == Tenure::leased) {
     options_.persist = true;  // nothing stays on a leased backend
@@ -119,7 +122,7 @@ void JobLifecycle::use_held_backend(const RunPtr& r) {
     return;
   }
   if (hold.backend && !hold.backend->alive()) {
-    pool_.release(std::exchange(hold.backend, nullptr), false);
+    drop_backend(hold, false);
   }
   if (hold.backend) {
     r->backend = hold.backend;
@@ -137,6 +140,13 @@ void JobLifecycle::use_held_backend(const RunPtr& r) {
   if (hold.acquiring) {
     return;
   }
+  if (backends_per_user_ != nullptr && !backends_per_user_->try_acquire(hold.user)) {
+    wake(hold, Status(Code::resource_exhausted,
+                      fmt::format("this user's sessions hold {} backends already (MAX_BACKENDS_PER_USER); end "
+                                  "or disconnect one of them",
+                                  backends_per_user_->limit())));
+    return;
+  }
   hold.acquiring = true;
   const auto started = std::chrono::steady_clock::now();
   pool_.acquire({hold.user, hold.id}, [self = shared_from_this(), hold = r->hold, started](Status s,
@@ -147,11 +157,13 @@ void JobLifecycle::use_held_backend(const RunPtr& r) {
     boost::asio::post(hold->strand, [self, hold, s = std::move(s), lease = std::move(lease)]() mutable {
       hold->acquiring = false;
       if (!s.ok()) {
+        self->uncount_backend(*hold);
         self->wake(*hold, s);
         return;
       }
       if (hold->ended) {
         self->pool_.release(std::move(lease.backend), true);
+        self->uncount_backend(*hold);
         self->wake(*hold, Status(Code::unavailable, "session ended"));
         return;
       }
@@ -328,8 +340,19 @@ Status JobLifecycle::hand_back(SessionHold& hold) {
   hold.workspace = folder;
   hold.backend_id.clear();
   hold.restore = true;
-  pool_.release(std::exchange(hold.backend, nullptr), true);
+  drop_backend(hold, true);
   return Status();
+}
+
+void JobLifecycle::drop_backend(SessionHold& hold, bool reusable) {
+  pool_.release(std::exchange(hold.backend, nullptr), reusable);
+  uncount_backend(hold);
+}
+
+void JobLifecycle::uncount_backend(const SessionHold& hold) {
+  if (backends_per_user_ != nullptr) {
+    backends_per_user_->release(hold.user);
+  }
 }
 
 void JobLifecycle::publish(const RunPtr& r) {
@@ -343,7 +366,7 @@ void JobLifecycle::publish(const RunPtr& r) {
 
 void JobLifecycle::deliver(const RunPtr& r) {
   r->sink(plugin::JobEvent{r->job.id, r->job.session_id, plugin::JobEventType::result,
-                           r->result.dump(-1, ' ', false, json::error_handler_t::replace)});
+                           bytes::dump(r->result)});
   --in_flight_;
   const char* outcome = r->status.ok() ? "ok" : r->status.code() == Code::timeout ? "timeout" : "error";
   const std::array<Label, 1> labels{{{"outcome", outcome}}};
@@ -399,7 +422,7 @@ bool JobLifecycle::park(const HoldPtr& hold) {
 void JobLifecycle::end(const HoldPtr& hold) {
   hold->ended = true;
   if (hold->backend) {
-    pool_.release(std::exchange(hold->backend, nullptr), true);
+    drop_backend(*hold, true);
   }
   wake(*hold, Status(Code::unavailable, "session ended"));
 }

@@ -37,6 +37,7 @@
 #include <string>
 
 #include "app/acquire_times.hpp"
+#include "app/inflight_limiter.hpp"
 #include "app/session_hold.hpp"
 #include "app/tool_exec.hpp"
 #include "phasekit/plugin/compression.hpp"
@@ -71,9 +72,11 @@ class JobLifecycle : public std::enable_shared_from_this<JobLifecycle> {
   /// Called from run() only, synchronously.
   using FindHeld = std::function<HoldPtr(const std::string& session_id)>;
 
+  /// `backends_per_user` (held only; null: no cap) counts the backends each user's sessions hold: a
+  /// call that would take one more ends with RESOURCE_EXHAUSTED.
   JobLifecycle(LifecycleOptions options, plugin::PoolStrategy& pool, plugin::StoreStrategy& store,
                plugin::CompressionStrategy& compression, plugin::HostServices& host, Logger& log,
-               FindHeld find_held = {});
+               FindHeld find_held = {}, InflightLimiter* backends_per_user = nullptr);
 
   /// The queue's JobHandler. Thread-safe.
   void run(plugin::Job job, plugin::QueueStrategy::EventSink sink, plugin::QueueStrategy::JobDone done);
@@ -113,6 +116,9 @@ class JobLifecycle : public std::enable_shared_from_this<JobLifecycle> {
   void read_back(const RunPtr& r);
   void put_away(const RunPtr& r, bool changed);
   Status hand_back(SessionHold& hold);
+  /// The hold's backend goes back to the pool, and out of its user's count.
+  void drop_backend(SessionHold& hold, bool reusable);
+  void uncount_backend(const SessionHold& hold);
   void publish(const RunPtr& r);
   void deliver(const RunPtr& r);
 
@@ -123,6 +129,7 @@ class JobLifecycle : public std::enable_shared_from_this<JobLifecycle> {
   plugin::HostServices& host_;
   Logger& log_;
   FindHeld find_held_;
+  InflightLimiter* backends_per_user_;
   AcquireTimes acquire_times_;
   std::atomic<std::uint64_t> in_flight_{0};
 };

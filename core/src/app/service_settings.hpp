@@ -9,6 +9,9 @@ namespace phasekit::app {
 
 struct ServiceSettings {
   std::uint32_t max_requests_per_user = 5;
+  std::uint32_t max_sessions_per_user = 10;  // on this instance, connected or in grace
+  std::uint32_t max_backends_per_user = 2;   // held by the user's sessions on this instance
+  std::size_t history_page_bytes = 512 * 1024;  // largest session:history page (stored bytes)
   std::chrono::milliseconds job_timeout{30000};
   std::size_t max_output_bytes = 1 << 20;
   std::size_t stream_threshold_bytes = 65536;

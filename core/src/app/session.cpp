@@ -6,23 +6,18 @@
 #include <algorithm>
 #include <array>
 #include <filesystem>
-#include <random>
 #include <span>
 
 #include "app/session_state.hpp"
 #include "app/tool_exec.hpp"
-#include "protocol/engineio.hpp"
+#include "phasekit/bytes.hpp"
+#include "phasekit/random_id.hpp"
 
 namespace phasekit::app {
 namespace {
 
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
-
-std::string random_id(std::string_view prefix) {
-  static thread_local std::mt19937_64 rng(std::random_device{}());
-  return fmt::format("{}{:016x}", prefix, rng());
-}
 
 std::int64_t unix_ms(const phasekit::Clock& clock) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(clock.wall().time_since_epoch()).count();
@@ -52,9 +47,9 @@ void restore_binary_content(json& result) {
   if (output == result.end() || !output->is_object() || output->value("encoding", "") != "binary") {
     return;
   }
-  std::string bytes;
-  if (engineio::base64_decode(output->value("content", ""), bytes)) {
-    (*output)["content"] = json::binary(json::binary_t::container_type(bytes.begin(), bytes.end()));
+  std::string data;
+  if (bytes::base64_decode(output->value("content", ""), data)) {
+    (*output)["content"] = json::binary(json::binary_t::container_type(data.begin(), data.end()));
   }
 }
 
@@ -136,32 +131,96 @@ void Session::create_record() {
   });
 }
 
-void Session::on_history(const Ack& ack, TimePoint start) {
-  context_.store.read_conversation(id_, [self = shared_from_this(), ack, start](Status s,
-                                                                              std::vector<std::string> entries) {
-    boost::asio::post(self->strand_, [self, ack, start, s, entries = std::move(entries)] {
+namespace {
+
+constexpr std::int64_t kHistoryPageEntries = 100;  // most entries a session:history page may ask for
+
+/// session:history's optional {before, limit}; BAD_REQUEST names the field.
+Status history_range(const json& args, std::size_t page_bytes, plugin::ConversationRange& range) {
+  range.max_bytes = page_bytes;
+  const json query = args.is_array() && !args.empty() ? args[0] : json();
+  if (query.is_null()) {
+    return {};
+  }
+  if (!query.is_object()) {
+    return Status(Code::bad_request, "session:history takes nothing or {before, limit}");
+  }
+  for (const auto& [key, value] : query.items()) {
+    if (key == "before" && value.is_number_unsigned()) {
+      range.before = value.get<std::uint64_t>();
+    } else if (key == "before" && value.is_null()) {
+      // the newest page
+    } else if (key == "limit" && value.is_number_integer() && value.get<std::int64_t>() >= 1 &&
+               value.get<std::int64_t>() <= kHistoryPageEntries) {
+      range.max_entries = static_cast<std::size_t>(value.get<std::int64_t>());
+    } else {
+      return Status(Code::bad_request, fmt::format("session:history: {} must be {}", key.substr(0, 32),
+                                                   key == "before" ? "an entry index (an integer >= 0)"
+                                                   : key == "limit" ? "an integer in 1..100"
+                                                                    : "absent (unknown field)"));
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+void Session::on_history(const json& args, const Ack& ack, TimePoint start) {
+  plugin::ConversationRange range;
+  if (Status s = history_range(args, context_.settings.history_page_bytes, range); !s.ok()) {
+    reply(ack, error_ack(s));
+    record("session:history", "bad_request", start);
+    return;
+  }
+  context_.store.read_conversation(id_, range, [self = shared_from_this(), ack, start](Status s,
+                                                                                     plugin::ConversationPage page) {
+    boost::asio::post(self->strand_, [self, ack, start, s, page = std::move(page)] {
       if (!s.ok()) {
         self->reply(ack, error_ack(Status(Code::unavailable, "conversation store: " + s.message())));
         self->record("session:history", "unavailable", start);
         return;
       }
-      json list = json::array();
+      // Newest first, as the store chose them, until HISTORY_PAGE_BYTES of decompressed text (a
+      // compressed page may be many times larger once inflated); older ones are the next page's.
+      std::vector<json> newest_first;
       std::size_t unreadable = 0;
-      for (const std::string& blob : entries) {
+      std::size_t text_bytes = 0;
+      const std::uint64_t end = page.first + page.entries.size();
+      std::uint64_t first = end;
+      for (auto blob = page.entries.rbegin(); blob != page.entries.rend(); ++blob) {
         std::string text;
         json entry;
-        if (self->context_.compression.decompress(blob, text).ok() &&
-            !(entry = json::parse(text, nullptr, false)).is_discarded()) {
-          list.push_back(std::move(entry));
+        const bool readable = self->context_.compression.decompress(*blob, text).ok() &&
+                              !(entry = json::parse(text, nullptr, false)).is_discarded();
+        if (first < end && text_bytes + text.size() > self->context_.settings.history_page_bytes) {
+          break;  // a page holds at least one entry
+        }
+        text_bytes += text.size();
+        --first;
+        if (readable) {
+          newest_first.push_back(std::move(entry));
         } else {
           ++unreadable;
         }
       }
+      json list = json::array();
+      for (auto it = newest_first.rbegin(); it != newest_first.rend(); ++it) {
+        list.push_back(std::move(*it));
+      }
+      json commands = json::array();
+      for (const std::string& line : self->hold_->history) {
+        commands.push_back(bytes::to_json(line));
+      }
       json body{{"ok", true},
                 {"sessionId", self->id_},
                 {"entries", std::move(list)},
-                {"cwd", self->hold_->shell.cwd},
-                {"history", self->hold_->history}};
+                {"first", first},
+                {"total", page.total},
+                {"dropped", page.dropped},
+                // The `before` of the next older page; null when this one starts at the oldest kept.
+                {"next", first > page.dropped ? json(first) : json(nullptr)},
+                {"cwd", bytes::to_json(self->hold_->shell.cwd)},
+                {"history", std::move(commands)}};
       if (unreadable > 0) {
         body["unreadable"] = unreadable;  // a corrupt entry costs that entry, not the session
       }
@@ -238,7 +297,7 @@ void Session::on_approval(const json& args, const Ack& ack, TimePoint start) {
   job.session_id = id_;
   json payload{{"tool", it->second.tool}, {"args", it->second.args}};
   tag_binary(payload);
-  job.payload = payload.dump();
+  job.payload = bytes::dump(payload);
   job.timeout_ms = context_.settings.job_timeout.count();
   context_.queue.enqueue(std::move(job), [self = shared_from_this(), call_id, ack, start](Status queued) {
     boost::asio::post(self->strand_, [self, call_id, ack, start, queued] {

@@ -78,8 +78,10 @@ class Session : public std::enable_shared_from_this<Session> {
   bool reattach(const std::string& user, std::shared_ptr<ClientChannel> channel);
   void on_message(const nlohmann::json& args, const Ack& ack, TimePoint start);
   void on_approval(const nlohmann::json& args, const Ack& ack, TimePoint start);
-  /// `session:history`: the conversation as the store holds it, decompressed, oldest first.
-  void on_history(const Ack& ack, TimePoint start);
+  /// `session:history [{before, limit}]`: one page of the conversation as the store holds it,
+  /// decompressed, oldest first: the newest `limit` (1..100, default 50) entries below index `before`
+  /// (default: the newest), no more than HISTORY_PAGE_BYTES of them.
+  void on_history(const nlohmann::json& args, const Ack& ack, TimePoint start);
   void on_unknown(const std::string& name, const Ack& ack, TimePoint start);
   /// A job event from the queue (in-process, or from a worker through pub/sub).
   void on_job_event(plugin::JobEvent event);

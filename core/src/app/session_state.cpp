@@ -11,6 +11,7 @@
 
 #include "backend/exports_parser.hpp"
 #include "backend/shell_quote.hpp"
+#include "phasekit/bytes.hpp"
 
 namespace phasekit::app {
 namespace {
@@ -102,6 +103,11 @@ std::string session_folder(const std::string& root, const std::string& session_i
 }
 
 void remember_command(std::vector<std::string>& history, std::string command, std::size_t limit) {
+  if (command.size() > kCommandBytes) {
+    // A 1 MB command line is kept as its beginning: the record stays small whatever the user sends.
+    command.resize(bytes::utf8_complete_prefix(std::string_view(command).substr(0, kCommandBytes)));
+    command += "\u2026";  // …
+  }
   history.push_back(std::move(command));
   if (history.size() > limit) {
     history.erase(history.begin(), history.end() - static_cast<std::ptrdiff_t>(limit));

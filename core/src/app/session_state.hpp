@@ -37,6 +37,8 @@ Status state_from_snapshot(const backend::ShellSnapshot& snapshot, std::string_v
 
 /// <root>/sessions/<session_id>: where a session's files wait between calls.
 std::string session_folder(const std::string& root, const std::string& session_id);
+/// Longest command line a session's history keeps (longer ones are cut, and end with "…").
+inline constexpr std::size_t kCommandBytes = 4096;
 /// Appends a shell command line to a session's history, keeping the newest `limit`.
 void remember_command(std::vector<std::string>& history, std::string command, std::size_t limit);
 

@@ -1,7 +1,7 @@
 #include "app/tool_exec.hpp"
 
 #include "app/file_tools.hpp"
-#include "protocol/engineio.hpp"
+#include "phasekit/bytes.hpp"
 
 namespace phasekit::app {
 namespace {
@@ -44,30 +44,40 @@ void execute_tool(const ToolLimits& limits, const backend::ShellBackendPtr& back
   if (tool == "shell") {
     const std::size_t threshold = limits.stream_threshold_bytes;
     auto stream = std::make_shared<OutputStream>();
-    auto on_chunk = [stream, threshold, sink, session_id, call_id](std::string_view chunk) {
+    auto emit_chunk = [stream, sink, session_id, call_id](std::string_view text) {
+      sink(plugin::JobEvent{call_id, session_id, plugin::JobEventType::output,
+                            bytes::dump(json{{"callId", call_id}, {"seq", stream->seq++}, {"chunk", bytes::to_json(text)}})});
+    };
+    auto on_chunk = [stream, threshold, emit_chunk](std::string_view chunk) {
       stream->total += chunk.size();
+      stream->buffered.append(chunk);
       if (!stream->streaming) {
-        stream->buffered.append(chunk);
         if (stream->total <= threshold) {
           return;
         }
         stream->streaming = true;
-        chunk = stream->buffered;
       }
-      sink(plugin::JobEvent{call_id, session_id, plugin::JobEventType::output,
-                            json{{"callId", call_id}, {"seq", stream->seq++}, {"chunk", chunk}}.dump(
-                                -1, ' ', false, json::error_handler_t::replace)});
-      stream->buffered.clear();
+      // A character cut in two by the pipe waits for its other half: a chunk is text whenever the
+      // output is, and {"base64": …} only when its bytes are not UTF-8.
+      const std::size_t whole = bytes::utf8_complete_prefix(stream->buffered);
+      if (whole > 0) {
+        emit_chunk(std::string_view(stream->buffered).substr(0, whole));
+        stream->buffered.erase(0, whole);
+      }
     };
     const json command = args.is_object() ? args.value("command", json("")) : json("");
     backend->run(command.is_string() ? command.get<std::string>() : std::string(), timeout, limits.max_output_bytes,
-                 on_chunk, [stream, finished = std::move(finished)](Status status, backend::RunResult r) {
+                 on_chunk, [stream, emit_chunk, finished = std::move(finished)](Status status, backend::RunResult r) {
+                   if (stream->streaming && !stream->buffered.empty()) {
+                     emit_chunk(stream->buffered);  // the tail a cut character held back
+                     stream->buffered.clear();
+                   }
                    if (!status.ok()) {
                      finished(error_result(status), status);
                      return;
                    }
                    json result{{"exitCode", r.exit_code},
-                               {"output", stream->streaming ? std::string() : std::move(r.output)},
+                               {"output", bytes::to_json(stream->streaming ? std::string_view() : r.output)},
                                {"truncated", r.truncated},
                                {"durationMs",
                                 std::chrono::duration_cast<std::chrono::milliseconds>(r.duration).count()}};
@@ -141,13 +151,13 @@ std::optional<std::string> shell_command(const json& payload) {
 Status conversation_blob(json entry, const phasekit::Clock& clock, plugin::CompressionStrategy& compression,
                          std::string& blob) {
   entry["t"] = std::chrono::duration_cast<std::chrono::milliseconds>(clock.wall().time_since_epoch()).count();
-  return compression.compress(entry.dump(-1, ' ', false, json::error_handler_t::replace), blob);
+  return compression.compress(bytes::dump(entry), blob);
 }
 
 void tag_binary(json& node) {
   if (node.is_binary()) {
-    const auto& bytes = node.get_binary();
-    node = json{{"$binary", engineio::base64_encode(std::string(bytes.begin(), bytes.end()))}};
+    const auto& data = node.get_binary();
+    node = json{{"$binary", bytes::base64_encode(std::string(data.begin(), data.end()))}};
   } else if (node.is_array() || node.is_object()) {
     for (auto& child : node) {
       tag_binary(child);
@@ -157,9 +167,9 @@ void tag_binary(json& node) {
 
 void untag_binary(json& node) {
   if (node.is_object() && node.size() == 1 && node.contains("$binary") && node["$binary"].is_string()) {
-    std::string bytes;
-    if (engineio::base64_decode(node["$binary"].get<std::string>(), bytes)) {
-      node = json::binary(json::binary_t::container_type(bytes.begin(), bytes.end()));
+    std::string data;
+    if (bytes::base64_decode(node["$binary"].get<std::string>(), data)) {
+      node = json::binary(json::binary_t::container_type(data.begin(), data.end()));
     }
   } else if (node.is_array() || node.is_object()) {
     for (auto& child : node) {

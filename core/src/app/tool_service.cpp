@@ -2,7 +2,6 @@
 
 #include <boost/asio/post.hpp>
 #include <fmt/format.h>
-#include <openssl/rand.h>
 
 #include <algorithm>
 #include <array>
@@ -11,29 +10,13 @@
 
 #include "app/auth.hpp"
 #include "app/session_status.hpp"
+#include "phasekit/random_id.hpp"
 
 namespace phasekit::app {
 namespace {
 
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
-
-/// A session id is also what a client presents to resume its session (Socket.IO's `pid`): 128 bits
-/// from the kernel's CSPRNG, so it cannot be guessed.
-std::string new_session_id() {
-  std::array<unsigned char, 16> bytes{};
-  if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {
-    std::random_device rd;
-    for (auto& b : bytes) {
-      b = static_cast<unsigned char>(rd());
-    }
-  }
-  std::string out = "s-";
-  for (const unsigned char b : bytes) {
-    out += fmt::format("{:02x}", b);
-  }
-  return out;
-}
 
 LifecycleOptions lifecycle_options(const ServiceSettings& settings) {
   LifecycleOptions options;
@@ -55,6 +38,8 @@ ToolService::ToolService(ServiceSettings settings, plugin_host::PluginSet& plugi
       host_(host),
       log_(host.logger("service")),
       limiter_(settings_.max_requests_per_user),
+      sessions_per_user_(settings_.max_sessions_per_user),
+      backends_per_user_(settings_.max_backends_per_user),
       sessions_gauge_(host.metrics().gauge("phasekit_sessions", "Socket.IO sessions open (connected or in grace).")),
       // The lookup runs inside run() only, which start()'s handler calls while it holds this service.
       lifecycle_(std::make_shared<JobLifecycle>(lifecycle_options(settings_), *plugins_.pool, *plugins_.store,
@@ -62,7 +47,8 @@ ToolService::ToolService(ServiceSettings settings, plugin_host::PluginSet& plugi
                                                 [this](const std::string& id) -> HoldPtr {
                                                   SessionPtr session = find(id);
                                                   return session ? session->hold() : nullptr;
-                                                })),
+                                                },
+                                                &backends_per_user_)),
       context_{settings_,
                *plugins_.store,
                *plugins_.queue,
@@ -111,17 +97,30 @@ Status ToolService::authenticate(const json& auth, std::string_view connection_i
 
 SessionPtr ToolService::open_session(std::string user_id, std::shared_ptr<ClientChannel> channel) {
   plugin::SessionRecord record;
-  record.id = new_session_id();
+  record.id = random_id("s-");  // also what a client presents to resume it (Socket.IO `pid`)
   record.user_id = std::move(user_id);
   return adopt(record, std::move(channel), false);
 }
 
+Status ToolService::refused_session() const {
+  return Status(Code::resource_exhausted,
+                fmt::format("this user holds {} sessions already (MAX_SESSIONS_PER_USER); close one first",
+                            sessions_per_user_.limit()));
+}
+
 SessionPtr ToolService::adopt(const plugin::SessionRecord& record, std::shared_ptr<ClientChannel> channel,
                               bool resumed) {
+  if (!sessions_per_user_.try_acquire(record.user_id)) {
+    log_.info("session.refused", {{"user", record.user_id}, {"why", "max_sessions_per_user"}});
+    return nullptr;
+  }
   auto session = std::make_shared<Session>(context_, record, std::move(channel), resumed);
   {
     const std::lock_guard lock(mutex_);
-    sessions_[session->id()] = session;
+    if (const auto old = sessions_.find(session->id()); old != sessions_.end()) {
+      sessions_per_user_.release(old->second.user);  // replaced: counted once
+    }
+    sessions_[session->id()] = Registered{session, record.user_id};
     sessions_gauge_.set(static_cast<double>(sessions_.size()));
   }
   session->open();
@@ -130,7 +129,11 @@ SessionPtr ToolService::adopt(const plugin::SessionRecord& record, std::shared_p
 
 void ToolService::connect(const json& auth, std::string_view connection_id, std::shared_ptr<ClientChannel> channel,
                           std::function<void(Status, SessionPtr)> done) {
-  auto finish = [executor = host_.executor(), done = std::move(done)](Status s, SessionPtr session) {
+  auto finish = [executor = host_.executor(), refused = refused_session(), done = std::move(done)](Status s,
+                                                                                                 SessionPtr session) {
+    if (s.ok() && !session) {
+      s = refused;  // the user is at MAX_SESSIONS_PER_USER
+    }
     boost::asio::post(executor, [done, s = std::move(s), session = std::move(session)]() mutable {
       done(std::move(s), std::move(session));
     });
@@ -209,7 +212,7 @@ void ToolService::on_event(const SessionPtr& session, std::string_view event, js
     } else if (name == "tool:approval") {
       session->on_approval(args, ack, start);
     } else if (name == "session:history") {
-      session->on_history(ack, start);
+      session->on_history(args, ack, start);
     } else {
       session->on_unknown(name, ack, start);
     }
@@ -224,12 +227,15 @@ void ToolService::on_disconnect(const SessionPtr& session, std::string_view reas
 SessionPtr ToolService::find(const std::string& session_id) const {
   const std::lock_guard lock(mutex_);
   const auto it = sessions_.find(session_id);
-  return it == sessions_.end() ? nullptr : it->second.lock();
+  return it == sessions_.end() ? nullptr : it->second.session.lock();
 }
 
 void ToolService::forget(const std::string& session_id) {
   const std::lock_guard lock(mutex_);
-  sessions_.erase(session_id);
+  if (const auto it = sessions_.find(session_id); it != sessions_.end()) {
+    sessions_per_user_.release(it->second.user);
+    sessions_.erase(it);
+  }
   sessions_gauge_.set(static_cast<double>(sessions_.size()));
 }
 
@@ -252,8 +258,8 @@ void ToolService::shutdown(std::function<void()> done) {
     std::vector<SessionPtr> open;
     {
       const std::lock_guard lock(self->mutex_);
-      for (const auto& [id, weak] : self->sessions_) {
-        if (auto s = weak.lock()) {
+      for (const auto& [id, registered] : self->sessions_) {
+        if (auto s = registered.session.lock()) {
           open.push_back(std::move(s));
         }
       }

@@ -35,7 +35,10 @@ class ToolService : public std::enable_shared_from_this<ToolService> {
 
   /// CONNECT's auth payload → user id. AUTH_MODE=none: the connection is its own user.
   Status authenticate(const nlohmann::json& auth, std::string_view connection_id, std::string& user_id) const;
+  /// A new session; null when the user holds MAX_SESSIONS_PER_USER here already (refused_session()
+  /// says why).
   SessionPtr open_session(std::string user_id, std::shared_ptr<ClientChannel> channel);
+  [[nodiscard]] Status refused_session() const;
   /// A Socket.IO CONNECT: authenticates, then resumes the session named by auth `pid` (Socket.IO's
   /// connection-state-recovery field, which socket.io-client sends back by itself after a reconnect)
   /// when this user may, or opens a new one. done (posted) gets the session, or the reason to refuse.
@@ -60,6 +63,7 @@ class ToolService : public std::enable_shared_from_this<ToolService> {
 
  private:
   SessionPtr find(const std::string& session_id) const;
+  /// Registers and opens the session; null when its user is at MAX_SESSIONS_PER_USER.
   SessionPtr adopt(const plugin::SessionRecord& record, std::shared_ptr<ClientChannel> channel, bool resumed);
   void forget(const std::string& session_id);
 
@@ -69,8 +73,14 @@ class ToolService : public std::enable_shared_from_this<ToolService> {
   Logger& log_;
   DefaultPlanner planner_;
   InflightLimiter limiter_;
+  InflightLimiter sessions_per_user_;  // MAX_SESSIONS_PER_USER, counted from adopt() to forget()
+  InflightLimiter backends_per_user_;  // MAX_BACKENDS_PER_USER, counted by the lifecycle
   mutable std::mutex mutex_;
-  std::unordered_map<std::string, std::weak_ptr<Session>> sessions_;
+  struct Registered {
+    std::weak_ptr<Session> session;
+    std::string user;
+  };
+  std::unordered_map<std::string, Registered> sessions_;
   std::atomic<std::uint64_t> approved_unfinished_{0};
   std::atomic<bool> stopping_{false};
   std::atomic<bool> draining_{false};

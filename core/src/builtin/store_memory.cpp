@@ -1,6 +1,8 @@
 // store=memory: sessions and conversations in this process's memory (one instance only).
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
+#include <deque>
 #include <map>
 #include <mutex>
 
@@ -14,9 +16,16 @@ using plugin::HostServices;
 using plugin::SessionRecord;
 using plugin::StoreStats;
 
+/// One session's conversation, within the caps: the oldest entries go first (the newest always stays).
+struct Conversation {
+  std::deque<std::string> entries;
+  std::uint64_t bytes = 0;
+  std::uint64_t dropped = 0;
+};
+
 class MemoryStore final : public plugin::StoreStrategy {
  public:
-  explicit MemoryStore(HostServices& host) : host_(host) {}
+  MemoryStore(HostServices& host, plugin::ConversationCaps caps) : host_(host), caps_(caps) {}
 
   void put_session(SessionRecord record, std::function<void(Status)> done) noexcept override {
     {
@@ -62,10 +71,8 @@ class MemoryStore final : public plugin::StoreStrategy {
       const std::lock_guard lock(mutex_);
       sessions_.erase(id);
       if (const auto it = conversations_.find(id); it != conversations_.end()) {
-        for (const std::string& entry : it->second) {
-          bytes_ -= entry.size();
-        }
-        entries_ -= it->second.size();
+        bytes_ -= it->second.bytes;
+        entries_ -= it->second.entries.size();
         conversations_.erase(it);
       }
     }
@@ -76,24 +83,33 @@ class MemoryStore final : public plugin::StoreStrategy {
                            std::function<void(Status)> done) noexcept override {
     {
       const std::lock_guard lock(mutex_);
+      Conversation& c = conversations_[std::move(session_id)];
       bytes_ += entry.size();
       ++entries_;
-      conversations_[std::move(session_id)].push_back(std::move(entry));
+      c.bytes += entry.size();
+      c.entries.push_back(std::move(entry));
+      while (c.entries.size() > 1 && (c.entries.size() > caps_.max_entries || c.bytes > caps_.max_bytes)) {
+        c.bytes -= c.entries.front().size();
+        bytes_ -= c.entries.front().size();
+        --entries_;
+        ++c.dropped;
+        c.entries.pop_front();
+      }
     }
     complete(std::move(done), Status());
   }
 
-  void read_conversation(std::string session_id,
-                         std::function<void(Status, std::vector<std::string>)> done) noexcept override {
-    std::vector<std::string> entries;
+  void read_conversation(std::string session_id, plugin::ConversationRange range,
+                         std::function<void(Status, plugin::ConversationPage)> done) noexcept override {
+    plugin::ConversationPage page;
     {
       const std::lock_guard lock(mutex_);
       if (const auto it = conversations_.find(session_id); it != conversations_.end()) {
-        entries = it->second;
+        page = read_page(it->second, range);
       }
     }
-    boost::asio::post(host_.executor(), [done = std::move(done), entries = std::move(entries)]() mutable {
-      done(Status(), std::move(entries));
+    boost::asio::post(host_.executor(), [done = std::move(done), page = std::move(page)]() mutable {
+      done(Status(), std::move(page));
     });
   }
 
@@ -112,10 +128,29 @@ class MemoryStore final : public plugin::StoreStrategy {
                       [done = std::move(done), status = std::move(status)]() mutable { done(std::move(status)); });
   }
 
+  /// The newest entries below range.before that fit the range (at least one when there is one).
+  static plugin::ConversationPage read_page(const Conversation& c, const plugin::ConversationRange& range) {
+    plugin::ConversationPage page;
+    page.dropped = c.dropped;
+    page.total = c.dropped + c.entries.size();
+    const std::uint64_t end = std::clamp(range.before, c.dropped, page.total) - c.dropped;  // in c.entries
+    std::uint64_t begin = end;
+    std::size_t bytes = 0;
+    while (begin > 0 && end - begin < range.max_entries &&
+           (begin == end || bytes + c.entries[begin - 1].size() <= range.max_bytes)) {
+      bytes += c.entries[--begin].size();
+    }
+    page.first = c.dropped + begin;
+    page.entries.assign(c.entries.begin() + static_cast<std::ptrdiff_t>(begin),
+                        c.entries.begin() + static_cast<std::ptrdiff_t>(end));
+    return page;
+  }
+
   HostServices& host_;
+  const plugin::ConversationCaps caps_;
   mutable std::mutex mutex_;
   std::map<std::string, SessionRecord, std::less<>> sessions_;
-  std::map<std::string, std::vector<std::string>, std::less<>> conversations_;
+  std::map<std::string, Conversation, std::less<>> conversations_;
   std::uint64_t entries_ = 0;
   std::uint64_t bytes_ = 0;
 };
@@ -126,8 +161,11 @@ struct Factory {
     options.ignore("redis_url");
     options.ignore("session_grace_ms");
     options.ignore("ttl_ms");
+    plugin::ConversationCaps caps;
+    caps.max_entries = static_cast<std::size_t>(options.integer("conversation_max_entries", 1000, 1, 10000000));
+    caps.max_bytes = static_cast<std::size_t>(options.integer("conversation_max_bytes", 4194304, 1024, 1LL << 40));
     options.finish();
-    return std::make_unique<MemoryStore>(host);
+    return std::make_unique<MemoryStore>(host, caps);
   }
 };
 

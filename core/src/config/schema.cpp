@@ -123,6 +123,25 @@ constexpr std::array<Spec, kSettingCount> kSettings{{
   {Key::max_requests_per_user, "max_requests_per_user", "MAX_REQUESTS_PER_USER", "max-requests-per-user",
    "Requests", Type::integer, 1, 10000, "", "5", {N, N, N},
    "Tool calls a user may have in flight across all their connections; the next gets TOO_MANY_REQUESTS."},
+  {Key::max_sessions_per_user, "max_sessions_per_user", "MAX_SESSIONS_PER_USER", "max-sessions-per-user",
+   "Requests", Type::integer, 1, 100000, "", "10", {N, N, N},
+   "Sessions a user may hold on one instance at once, connected or within their grace period; the next "
+   "connect is refused with RESOURCE_EXHAUSTED."},
+  {Key::max_backends_per_user, "max_backends_per_user", "MAX_BACKENDS_PER_USER", "max-backends-per-user",
+   "Requests", Type::integer, 1, 100000, "", "2", {N, N, N},
+   "Backends a user's sessions may hold on one instance at once (a session keeps its backend between "
+   "calls); a call that would take one more ends with RESOURCE_EXHAUSTED."},
+  {Key::history_max_entries, "history_max_entries", "HISTORY_MAX_ENTRIES", "history-max-entries", "Requests",
+   Type::integer, 1, 10000000, "", "1000", {N, N, N},
+   "Conversation entries the store keeps per session; older ones are dropped (session:history reports how "
+   "many)."},
+  {Key::history_max_bytes, "history_max_bytes", "HISTORY_MAX_BYTES", "history-max-bytes", "Requests",
+   Type::integer, 65536, 1073741824, "", "4194304", {N, N, N},
+   "Bytes of conversation the store keeps per session (as stored, compressed when compression is on); "
+   "older entries are dropped, the newest always stays."},
+  {Key::history_page_bytes, "history_page_bytes", "HISTORY_PAGE_BYTES", "history-page-bytes", "Requests",
+   Type::integer, 4096, 67108864, "", "524288", {N, N, N},
+   "Largest session:history page (stored bytes of its entries); a page holds at least one entry."},
   {Key::job_timeout_ms, "job_timeout_ms", "JOB_TIMEOUT_MS", "job-timeout-ms", "Requests", Type::integer, 100,
    3600000, "", "30000", {N, N, N},
    "A tool call running longer is killed (the session's shell survives) and reported as TIMEOUT."},

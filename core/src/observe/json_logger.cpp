@@ -9,42 +9,10 @@
 #include <chrono>
 #include <cmath>
 
+#include "phasekit/bytes.hpp"
+
 namespace phasekit::observe {
 namespace {
-
-/// Length of the valid UTF-8 sequence at s[i], or 0 if invalid.
-std::size_t utf8_sequence(std::string_view s, std::size_t i) {
-  const auto c = static_cast<unsigned char>(s[i]);
-  std::size_t n = 0;
-  std::uint32_t cp = 0;
-  if (c < 0x80) {
-    return 1;
-  } else if ((c & 0xE0) == 0xC0) {
-    n = 2;
-    cp = c & 0x1F;
-  } else if ((c & 0xF0) == 0xE0) {
-    n = 3;
-    cp = c & 0x0F;
-  } else if ((c & 0xF8) == 0xF0) {
-    n = 4;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) {
-    return 0;
-  }
-  for (std::size_t k = 1; k < n; ++k) {
-    const auto cc = static_cast<unsigned char>(s[i + k]);
-    if ((cc & 0xC0) != 0x80) {
-      return 0;
-    }
-    cp = (cp << 6) | (cc & 0x3F);
-  }
-  const bool overlong = (n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000);
-  const bool surrogate = cp >= 0xD800 && cp <= 0xDFFF;
-  return (overlong || surrogate || cp > 0x10FFFF) ? 0 : n;
-}
 
 void append_field_value(std::string& out, const LogField& f) {
   switch (f.type()) {
@@ -110,7 +78,7 @@ void append_json_escaped(std::string& out, std::string_view s) {
       ++i;
       continue;
     }
-    const std::size_t n = utf8_sequence(s, i);
+    const std::size_t n = bytes::utf8_sequence(s, i);
     if (n == 0) {
       out += "\\ufffd";
       ++i;

@@ -51,6 +51,8 @@ std::string plugin_config_json(std::string_view kind, const config::Config& c) {
     j["redis_url"] = c.text(Key::redis_url);
     j["session_grace_ms"] = c.integer(Key::session_grace_ms);
     j["ttl_ms"] = c.integer(Key::session_ttl_ms);
+    j["conversation_max_entries"] = c.integer(Key::history_max_entries);
+    j["conversation_max_bytes"] = c.integer(Key::history_max_bytes);
   }
   return j.dump();
 }

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "phasekit/bytes.hpp"
 #include "protocol/result.hpp"
 
 namespace phasekit::engineio {
@@ -43,11 +44,9 @@ std::string encode_payload(const std::vector<Packet>& packets);
 std::string open_payload(std::string_view sid, const std::vector<std::string>& upgrades, std::int64_t ping_interval_ms,
                          std::int64_t ping_timeout_ms, std::size_t max_payload);
 
-/// Strict UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
-bool valid_utf8(std::string_view text) noexcept;
-
-std::string base64_encode(std::string_view bytes);
-/// Strict: standard alphabet, '=' padding only at the end, length a multiple of 4.
-bool base64_decode(std::string_view text, std::string& out);
+// Strict UTF-8 and base64 live in the lowest layer (phasekit/bytes.hpp); the codec uses them as its own.
+using bytes::base64_decode;
+using bytes::base64_encode;
+using bytes::valid_utf8;
 
 }  // namespace phasekit::engineio

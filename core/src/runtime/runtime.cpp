@@ -175,11 +175,28 @@ int Runtime::start(bool with_backends) {
 void Runtime::run() {
   std::vector<std::thread> pool;
   for (unsigned i = 1; i < threads_; ++i) {
-    pool.emplace_back([this] { ioc_.run(); });
+    pool.emplace_back([this] { run_handlers(); });
   }
-  ioc_.run();
+  run_handlers();
   for (auto& t : pool) {
     t.join();
+  }
+}
+
+/// Runs the event loop until it stops. Nothing is meant to throw out of a handler (errors are values);
+/// should one do it anyway, Asio rethrows it here: it is logged and counted, and the loop goes on
+/// serving everyone else instead of ending the process for one connection's sake.
+void Runtime::run_handlers() {
+  for (;;) {
+    try {
+      ioc_.run();
+      return;
+    } catch (const std::exception& e) {
+      log_.error("handler.exception", {{"error", e.what()}});
+    } catch (...) {
+      log_.error("handler.exception", {{"error", "not a std::exception"}});
+    }
+    metrics_.counter("phasekit_handler_exceptions_total", "Exceptions that escaped an event handler (a bug).").inc();
   }
 }
 

@@ -64,6 +64,8 @@ class Runtime {
   [[nodiscard]] std::string plugin_list() const;
 
  private:
+  void run_handlers();
+
   const config::Config& config_;
   observe::LogSink logs_;
   Logger& log_;

@@ -12,12 +12,16 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 
 #include "app/session_state.hpp"
 #include "observe/json_logger.hpp"
 #include "observe/metrics_registry.hpp"
 #include "plugin_host/host_services.hpp"
+#include "phasekit/bytes.hpp"
+#include "plugin_host/plugin_set.hpp"
 #include "support/backend_fixtures.hpp"
+#include "support/redis_server.hpp"
 
 namespace phasekit::app {
 namespace {
@@ -77,10 +81,13 @@ class FakeStore final : public plugin::StoreStrategy {
     conversations[session_id].push_back(std::move(entry));
     answer(std::move(done), Status());
   }
-  void read_conversation(std::string session_id,
-                         std::function<void(Status, std::vector<std::string>)> done) noexcept override {
-    boost::asio::post(executor_, [done = std::move(done), entries = conversations[session_id]]() mutable {
-      done(Status(), std::move(entries));
+  void read_conversation(std::string session_id, plugin::ConversationRange,
+                         std::function<void(Status, plugin::ConversationPage)> done) noexcept override {
+    plugin::ConversationPage page;
+    page.entries = conversations[session_id];
+    page.total = page.entries.size();
+    boost::asio::post(executor_, [done = std::move(done), page = std::move(page)]() mutable {
+      done(Status(), std::move(page));
     });
   }
   [[nodiscard]] plugin::StoreStats stats() const noexcept override { return {}; }
@@ -190,6 +197,25 @@ class JobLifecycleTest : public ::testing::Test {
     pool_ = std::make_unique<FakePool>(ioc_.get_executor(), env_.skip_reason.empty() ? env_.driver.get() : nullptr);
   }
 
+  /// store=redis against a real redis-server, with `session` of `user` in it; false when there is none.
+  bool use_redis_store(const std::string& session, const std::string& user) {
+    if (!test::RedisServer::available()) {
+      return false;
+    }
+    redis_.emplace();
+    redis_store_ = plugin_host::instantiate<plugin::StoreStrategy>(
+        plugin_host::Loader({PHASEKIT_PLUGIN_DIR}).find(PHK_KIND_STORE, "redis"), *host_,
+        R"({"redis_url": ")" + redis_->url() + "\"}");
+    // The redis client fails fast (UNAVAILABLE) until it has connected: retry with a deadline.
+    std::optional<Status> put;
+    EXPECT_TRUE(run_until([&] {
+      put.reset();
+      redis_store_->put_session(record(session, user), [&](Status s) { put = std::move(s); });
+      return run_until([&] { return put.has_value(); }) && put->code() != Code::unavailable;
+    }));
+    return put && put->ok();
+  }
+
   void TearDown() override {
     for (auto& [id, hold] : holds_) {
       boost::asio::post(hold->strand, [this, hold = hold] { lifecycle_->end(hold); });
@@ -197,6 +223,7 @@ class JobLifecycleTest : public ::testing::Test {
     EXPECT_TRUE(run_until([&] { return pool_->live == 0; })) << pool_->live << " backends still alive";
     holds_.clear();
     lifecycle_.reset();
+    redis_store_.reset();
     pool_.reset();
     env_.teardown();
     std::filesystem::remove_all(root_);
@@ -214,7 +241,8 @@ class JobLifecycleTest : public ::testing::Test {
     }
     options.workspace_root = root_;
     options.instance_id = "instance-1";
-    lifecycle_ = std::make_shared<JobLifecycle>(options, *pool_, *store_, compression_, *host_, logs_.logger("test"),
+    plugin::StoreStrategy& store = redis_store_ ? *redis_store_ : static_cast<plugin::StoreStrategy&>(*store_);
+    lifecycle_ = std::make_shared<JobLifecycle>(options, *pool_, store, compression_, *host_, logs_.logger("test"),
                                                 [this](const std::string& id) -> HoldPtr {
                                                   const auto it = holds_.find(id);
                                                   return it == holds_.end() ? nullptr : it->second;
@@ -322,6 +350,8 @@ class JobLifecycleTest : public ::testing::Test {
   NoCompression compression_;
   std::map<std::string, HoldPtr> holds_;
   std::shared_ptr<JobLifecycle> lifecycle_;
+  std::optional<test::RedisServer> redis_;
+  plugin_host::InstancePtr<plugin::StoreStrategy> redis_store_;  // set: the lifecycle uses store=redis
 };
 
 // ---- Tenure::leased (phasekit-worker) -------------------------------------------------------------
@@ -593,6 +623,42 @@ TEST_F(JobLifecycleTest, JobsInFlightCountsFromRunUntilDone) {
   ASSERT_TRUE(run_until([&] { return !out.done.empty(); }));
   EXPECT_EQ(lifecycle_->in_flight(), 0u);
 }
+
+// ---- Issue 15, finding 3: bytes that are not UTF-8 in a session's exports and cwd, with store=redis --
+// Saving them threw nlohmann's type_error inside the store's noexcept update_session: the orchestrator
+// (held) or the worker (leased, once per redelivery of the job) ended. Now they go to redis byte-safe
+// and come back exact on the next backend.
+
+class JobLifecycleRedis : public JobLifecycleTest, public ::testing::WithParamInterface<Tenure> {};
+
+TEST_P(JobLifecycleRedis, ExportsAndCwdThatAreNotUtf8SurviveTheStoreAndComeBackExact) {
+  if (!backends_here()) {
+    GTEST_SKIP() << env_.skip_reason;
+  }
+  if (!use_redis_store("s1", "alice")) {
+    GTEST_SKIP() << "redis-server is not installed (./scripts/setup.sh installs it)";
+  }
+  const bool held = GetParam() == Tenure::held;
+  make_lifecycle(GetParam(), true);
+  HoldPtr hold;
+  if (held) {
+    hold = hold_session("s1", "alice");
+  }
+  const Outcome first = run_job(job("s1", "alice", shell("mkdir $'d\\376' && cd $'d\\376' && export X=$'\\377'")));
+  ASSERT_EQ(first.results[0]["exitCode"], 0) << bytes::dump(first.results[0]);
+  if (held) {
+    // Next call on a fresh backend, as after a disconnect or on another instance.
+    on_strand(hold, [&] { ASSERT_TRUE(lifecycle_->park(hold)); });
+  }
+  const Outcome second = run_job(job("s1", "alice", shell("printf '%s|' \"$X\"; basename \"$PWD\""), "call-2"));
+  std::string output;
+  ASSERT_TRUE(bytes::from_json(second.results[0]["output"], output)) << bytes::dump(second.results[0]);
+  EXPECT_EQ(output, "\xff|d\xfe\n");
+  EXPECT_EQ(second.results[0]["output"], (json{{"base64", bytes::base64_encode("\xff|d\xfe\n")}}));
+}
+
+INSTANTIATE_TEST_SUITE_P(Tenures, JobLifecycleRedis, ::testing::Values(Tenure::held, Tenure::leased),
+                         [](const auto& info) { return info.param == Tenure::held ? "Held" : "Leased"; });
 
 }  // namespace
 }  // namespace phasekit::app

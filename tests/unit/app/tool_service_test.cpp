@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "backend/process_backend.hpp"
+#include "phasekit/bytes.hpp"
 #include "support/backend_fixtures.hpp"
 #include "observe/json_logger.hpp"
 #include "observe/metrics_registry.hpp"
@@ -20,9 +21,19 @@ namespace {
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 
+/// Records what the client would receive. Every payload must be JSON text as it is (a strict dump():
+/// a string that is not UTF-8 would throw, or reach the client mangled); `unencodable` counts those
+/// that are not.
 class RecordingChannel final : public ClientChannel {
  public:
-  void emit(std::string event, json payload) override { events.emplace_back(std::move(event), std::move(payload)); }
+  void emit(std::string event, json payload) override {
+    try {
+      (void)payload.dump();
+    } catch (const json::exception&) {
+      ++unencodable;
+    }
+    events.emplace_back(std::move(event), std::move(payload));
+  }
   void close(std::string reason) override { closed = reason; }
   [[nodiscard]] std::vector<json> named(const std::string& name) const {
     std::vector<json> out;
@@ -35,6 +46,7 @@ class RecordingChannel final : public ClientChannel {
   }
   std::vector<std::pair<std::string, json>> events;
   std::string closed;
+  int unencodable = 0;
 };
 
 class ToolServiceTest : public ::testing::Test {
@@ -50,7 +62,7 @@ class ToolServiceTest : public ::testing::Test {
     }
     driver_ = std::make_unique<backend::ProcessDriver>(ioc_.get_executor(), options, logs_.logger("test"));
     host_ = std::make_unique<plugin_host::BasicHost>(logs_, metrics_, clock_, ioc_.get_executor(), driver_.get());
-    const auto config = config::Config::load({});
+    const auto config = config::Config::load(config_inputs());
     plugins_ = plugin_host::load_plugins(config, *host_, plugin_host::Loader({}));
     ServiceSettings settings = make_settings();
     settings.backend_uid = options.run_as_uid;
@@ -66,6 +78,8 @@ class ToolServiceTest : public ::testing::Test {
     service_.reset();
     std::filesystem::remove_all(root_);
   }
+
+  virtual config::Inputs config_inputs() { return {}; }
 
   virtual ServiceSettings make_settings() {
     ServiceSettings settings;
@@ -95,6 +109,13 @@ class ToolServiceTest : public ::testing::Test {
     Client c;
     c.session = service_->open_session(user, c.channel);
     return c;
+  }
+
+  /// The client goes away; with no grace period its session ends at once.
+  void disconnect(const Client& c) {
+    const std::size_t before = service_->session_count();
+    service_->on_disconnect(c.session, "test");
+    EXPECT_TRUE(run_until([&] { return service_->session_count() < before; }));
   }
 
   json call(const Client& c, const std::string& event, json args) {
@@ -258,6 +279,164 @@ TEST_F(ToolServiceTest, ConversationIsInTheStore) {
   const Client c = connect("u");
   run_tool(c, "echo stored");
   EXPECT_GE(plugins_.store->stats().conversation_entries, 2u);
+}
+
+// ---- Issue 15: the server under attack -----------------------------------------------------------
+
+std::string bytes_of(const json& value) {
+  std::string out;
+  EXPECT_TRUE(bytes::from_json(value, out)) << value.dump();
+  return out;
+}
+
+// Finding 3: bytes that are not UTF-8 in output, streamed chunks and file names reached the client
+// as strings nlohmann cannot encode (and, with store=redis, ended the process). Each now travels
+// byte-safe: a string when it is UTF-8, {"base64": …} when not, and comes back exact.
+TEST_F(ToolServiceTest, BytesThatAreNotUtf8ReachTheClientExactAndAsJson) {
+  const Client c = connect("u");
+  const json plain = run_tool(c, "printf 'a\\377b'");
+  EXPECT_EQ(plain["output"], (json{{"base64", bytes::base64_encode("a\xff" "b")}})) << plain["output"].dump(-1, ' ', false, json::error_handler_t::replace);
+  EXPECT_EQ(run_tool(c, "printf 'caf\\303\\251'")["output"], "caf\xc3\xa9") << "UTF-8 stays a string";
+
+  // Streamed (threshold 100): 300 bytes 0xff, then 300 two-byte characters the pipe may cut anywhere.
+  const json raw = run_tool(c, "head -c 300 /dev/zero | tr '\\0' '\\377'");
+  EXPECT_EQ(raw["streamed"], true);
+  std::string streamed;
+  for (const auto& chunk : c.channel->named("tool:output")) {
+    streamed += bytes_of(chunk["chunk"]);
+  }
+  EXPECT_EQ(streamed, std::string(300, '\xff'));
+  const std::size_t before = c.channel->named("tool:output").size();
+  const json text = run_tool(c, "for i in $(seq 1 300); do printf '\\303\\251'; done");
+  EXPECT_EQ(text["streamed"], true);
+  std::string accents;
+  const auto chunks = c.channel->named("tool:output");
+  for (std::size_t i = before; i < chunks.size(); ++i) {
+    EXPECT_TRUE(chunks[i]["chunk"].is_string()) << "a character cut in two waits for its other half";
+    accents += bytes_of(chunks[i]["chunk"]);
+  }
+  std::string want;
+  for (int i = 0; i < 300; ++i) {
+    want += "\xc3\xa9";
+  }
+  EXPECT_EQ(accents, want);
+
+  // File names: list_dir gives them byte-safe, read_file takes them back in the same form.
+  EXPECT_EQ(run_tool(c, "printf hi > $'n\\377'")["exitCode"], 0);
+  const json listed = run_tool(c, json{{"tool", "list_dir"}, {"args", json::object()}});
+  ASSERT_TRUE(listed["output"]["entries"].is_array()) << listed.dump();
+  json name;
+  for (const auto& e : listed["output"]["entries"]) {
+    if (bytes_of(e["name"]) == "n\xff") {
+      name = e["name"];
+    }
+  }
+  EXPECT_EQ(name, (json{{"base64", bytes::base64_encode("n\xff")}}));
+  const json read = run_tool(c, json{{"tool", "read_file"}, {"args", {{"path", name}}}});
+  EXPECT_EQ(read["output"]["content"], "hi") << read.dump();
+  EXPECT_EQ(read["output"]["path"], name);
+  EXPECT_EQ(c.channel->unencodable, 0);
+}
+
+class ToolServiceUserCaps : public ToolServiceTest {
+ protected:
+  ServiceSettings make_settings() override {
+    ServiceSettings settings = ToolServiceTest::make_settings();
+    settings.max_sessions_per_user = 2;
+    settings.max_backends_per_user = 1;
+    return settings;
+  }
+};
+
+// Finding 4: every session keeps its backend, so one user with many sessions held every backend.
+TEST_F(ToolServiceUserCaps, SessionsPerUserAreCappedAndTheNextIsRefusedWithResourceExhausted) {
+  const Client a1 = connect("alice");
+  const Client a2 = connect("alice");
+  ASSERT_TRUE(a1.session && a2.session);
+  EXPECT_EQ(service_->open_session("alice", std::make_shared<RecordingChannel>()), nullptr);
+  EXPECT_EQ(service_->refused_session().code(), Code::resource_exhausted);
+  EXPECT_NE(connect("bob").session, nullptr) << "another user is not disturbed";
+  // Through CONNECT (AUTH_MODE=none: the user is the connection, so the cap is per connection id).
+  std::vector<SessionPtr> held;  // as the transport holds its sessions
+  for (int i = 0; i < 2; ++i) {
+    service_->connect(json::object(), "conn-1", std::make_shared<RecordingChannel>(),
+                      [&](Status, SessionPtr s) { held.push_back(std::move(s)); });
+  }
+  std::optional<Status> third;
+  service_->connect(json::object(), "conn-1", std::make_shared<RecordingChannel>(),
+                    [&](Status s, SessionPtr) { third = std::move(s); });
+  ASSERT_TRUE(run_until([&] { return third.has_value() && held.size() == 2; }));
+  EXPECT_TRUE(held[0] && held[1]);
+  EXPECT_EQ(third->code(), Code::resource_exhausted);
+  EXPECT_NE(third->message().find("MAX_SESSIONS_PER_USER"), std::string::npos) << third->message();
+  // A session that ends gives its place back.
+  disconnect(a1);
+  EXPECT_NE(connect("alice").session, nullptr);
+}
+
+TEST_F(ToolServiceUserCaps, BackendsPerUserAreCappedAndFreedWhenTheSessionEnds) {
+  const Client a1 = connect("alice");
+  const Client a2 = connect("alice");
+  const Client bob = connect("bob");
+  EXPECT_EQ(run_tool(a1, "echo one")["output"], "one\n");  // a1 keeps its backend from now on
+  const json refused = run_tool(a2, "echo two");
+  EXPECT_EQ(refused["error"]["code"], "RESOURCE_EXHAUSTED") << refused.dump();
+  EXPECT_NE(refused["error"]["message"].get<std::string>().find("MAX_BACKENDS_PER_USER"), std::string::npos);
+  EXPECT_EQ(run_tool(bob, "echo bob")["output"], "bob\n") << "the next user still gets a backend";
+  EXPECT_EQ(run_tool(a1, "echo again")["output"], "again\n") << "the session that holds one goes on";
+  disconnect(a1);
+  EXPECT_EQ(run_tool(a2, "echo two")["output"], "two\n");
+}
+
+class ToolServiceHistoryCaps : public ToolServiceTest {
+ protected:
+  config::Inputs config_inputs() override {
+    config::Inputs inputs;
+    inputs.env = {{"HISTORY_MAX_BYTES", "1048576"}};
+    return inputs;
+  }
+  ServiceSettings make_settings() override {
+    ServiceSettings settings = ToolServiceTest::make_settings();
+    settings.history_page_bytes = 262144;
+    return settings;
+  }
+};
+
+// Finding 6: 40 denied 500 KiB messages grew the process by 68 MB, and session:history answered all
+// of them at once. The store keeps HISTORY_MAX_BYTES; session:history answers pages.
+TEST_F(ToolServiceHistoryCaps, ConversationIsCappedAndHistoryComesInBoundedPages) {
+  const Client c = connect("u");
+  const std::string big(500 * 1024, 'x');
+  for (int i = 0; i < 40; ++i) {
+    const json write{{"tool", "write_file"}, {"args", {{"path", "f" + std::to_string(i)}, {"content", big}}}};
+    const json ack = call(c, "message", json::array({write}));
+    ASSERT_EQ(ack["ok"], true) << i;
+    EXPECT_EQ(call(c, "tool:approval", json::array({{{"callId", ack["callId"]}, {"approved", false}}}))["ok"], true);
+  }
+  EXPECT_LE(plugins_.store->stats().bytes, 1048576u + big.size() + 1024) << "HISTORY_MAX_BYTES, plus the newest entry";
+
+  json page = call(c, "session:history", json::array());
+  ASSERT_EQ(page["ok"], true) << page.dump().substr(0, 200);
+  EXPECT_EQ(page["total"], 80);
+  EXPECT_GT(page["dropped"].get<int>(), 70);
+  std::size_t kept = 0;
+  int pages = 0;
+  while (true) {
+    ASSERT_LE(page["entries"].dump().size(), 262144u + big.size() + 1024) << "a page holds HISTORY_PAGE_BYTES, or one entry";
+    ASSERT_FALSE(page["entries"].empty());
+    kept += page["entries"].size();
+    ++pages;
+    if (page["next"].is_null()) {
+      break;
+    }
+    page = call(c, "session:history", json::array({{{"before", page["next"]}, {"limit", 100}}}));
+    ASSERT_EQ(page["ok"], true);
+  }
+  EXPECT_EQ(kept + page["dropped"].get<std::size_t>(), 80u);
+  EXPECT_GT(pages, 1);
+  EXPECT_EQ(call(c, "session:history", json::array({{{"limit", 0}}}))["code"], "BAD_REQUEST");
+  EXPECT_EQ(call(c, "session:history", json::array({{{"before", -1}}}))["code"], "BAD_REQUEST");
+  EXPECT_EQ(call(c, "session:history", json::array({{{"cursor", "x"}}}))["code"], "BAD_REQUEST");
 }
 
 }  // namespace

@@ -60,6 +60,31 @@ inline void apply(SessionRecord& record, SessionUpdate update) {
   record.updated_unix_ms = update.updated_unix_ms;
 }
 
+/// One page of a conversation, oldest first. Entries are numbered from 0 (the session's first) for
+/// good: an entry keeps its index when older ones are dropped by the store's caps.
+struct ConversationPage {
+  std::vector<std::string> entries;
+  std::uint64_t first = 0;    // index of entries[0] (when there are none: where the page would start)
+  std::uint64_t dropped = 0;  // the oldest entries the caps removed: indexes below this are gone
+  std::uint64_t total = 0;    // entries ever appended (dropped ones included)
+};
+
+/// Which page: the newest entries below index `before` (UINT64_MAX: the newest of all), at most
+/// `max_entries` of them, and no more than `max_bytes` together, except that a page holds at least
+/// one entry when there is one below `before`.
+struct ConversationRange {
+  std::uint64_t before = UINT64_MAX;
+  std::size_t max_entries = 50;
+  std::size_t max_bytes = 512 * 1024;
+};
+
+/// What a store keeps of one conversation at most: appending beyond either cap drops the oldest
+/// entries (ConversationPage::dropped counts them).
+struct ConversationCaps {
+  std::size_t max_entries = 1000;
+  std::size_t max_bytes = 4 * 1024 * 1024;
+};
+
 struct StoreStats {
   std::uint64_t sessions = 0;
   std::uint64_t conversation_entries = 0;
@@ -76,11 +101,14 @@ class StoreStrategy {
   virtual void get_session(std::string id, std::function<void(Status, SessionRecord)> done) noexcept = 0;
   /// Removes the session and its conversation. Removing an unknown session is not an error.
   virtual void remove_session(std::string id, std::function<void(Status)> done) noexcept = 0;
-  /// Appends one opaque entry (already compressed by the host if compression is on).
+  /// Appends one opaque entry (already compressed by the host if compression is on), then drops the
+  /// oldest entries while the conversation is over the store's ConversationCaps (the `conversation_max_entries`
+  /// and `conversation_max_bytes` options).
   virtual void append_conversation(std::string session_id, std::string entry,
                                    std::function<void(Status)> done) noexcept = 0;
-  virtual void read_conversation(std::string session_id,
-                                 std::function<void(Status, std::vector<std::string>)> done) noexcept = 0;
+  /// One page of the conversation (an unknown session's is empty).
+  virtual void read_conversation(std::string session_id, ConversationRange range,
+                                 std::function<void(Status, ConversationPage)> done) noexcept = 0;
   [[nodiscard]] virtual StoreStats stats() const noexcept = 0;
   virtual void async_shutdown(std::function<void()> done) noexcept = 0;
 };

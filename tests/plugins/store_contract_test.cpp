@@ -1,0 +1,196 @@
+// What every store promises, run against store=memory and store=redis (a real redis-server on a free
+// port): a session's shell fields come back byte for byte whatever their bytes (issue 15, finding 3:
+// `export X=$'\xff'` ended the process inside a noexcept function), and a conversation is kept within
+// its caps and read back in pages bounded in bytes (finding 6).
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "observe/json_logger.hpp"
+#include "observe/metrics_registry.hpp"
+#include "plugin_host/host_services.hpp"
+#include "plugin_host/plugin_set.hpp"
+#include "support/redis_server.hpp"
+
+namespace phasekit::plugin_host {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct StoreCase {
+  const char* name;
+};
+
+class StoreContract : public ::testing::TestWithParam<StoreCase> {
+ protected:
+  void SetUp() override {
+    std::string options = R"({"conversation_max_entries": 8, "conversation_max_bytes": 4096)";
+    if (std::string(GetParam().name) == "redis") {
+      if (!test::RedisServer::available()) {
+        GTEST_SKIP() << "redis-server is not installed (./scripts/setup.sh installs it)";
+      }
+      redis_.emplace();
+      options += R"(, "redis_url": ")" + redis_->url() + "\"";
+    }
+    options += "}";
+    store_ = instantiate<plugin::StoreStrategy>(Loader({PHASEKIT_PLUGIN_DIR}).find(PHK_KIND_STORE, GetParam().name),
+                                                host_, options);
+    // The redis client fails fast (UNAVAILABLE) until it has connected: wait for an answer.
+    ASSERT_TRUE(run_until([&] {
+      std::optional<Status> probe;
+      store_->get_session("probe", [&](Status s, plugin::SessionRecord) { probe = std::move(s); });
+      return run_until([&] { return probe.has_value(); }) && probe->code() != Code::unavailable;
+    })) << "the store never answered";
+  }
+
+  template <class Pred>
+  bool run_until(Pred pred, std::chrono::milliseconds deadline = 10s) {
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    while (!pred() && std::chrono::steady_clock::now() < until) {
+      if (ioc_.stopped()) {
+        ioc_.restart();
+      }
+      ioc_.run_one_for(10ms);
+    }
+    return pred();
+  }
+
+  Status append(const std::string& session, std::string entry) {
+    std::optional<Status> result;
+    store_->append_conversation(session, std::move(entry), [&](Status s) { result = std::move(s); });
+    EXPECT_TRUE(run_until([&] { return result.has_value(); }));
+    return result.value_or(Status(Code::timeout, "no answer"));
+  }
+
+  plugin::ConversationPage page(const std::string& session, plugin::ConversationRange range) {
+    std::optional<plugin::ConversationPage> result;
+    store_->read_conversation(session, range, [&](Status s, plugin::ConversationPage p) {
+      EXPECT_TRUE(s.ok()) << s.message();
+      result = std::move(p);
+    });
+    EXPECT_TRUE(run_until([&] { return result.has_value(); }));
+    return result.value_or(plugin::ConversationPage{});
+  }
+
+  observe::LogSink logs_{[](std::string_view) {}, LogLevel::off};
+  observe::MetricsRegistry metrics_;
+  SystemClock clock_;
+  boost::asio::io_context ioc_;
+  BasicHost host_{logs_, metrics_, clock_, ioc_.get_executor(), nullptr};
+  std::optional<test::RedisServer> redis_;
+  InstancePtr<plugin::StoreStrategy> store_;
+};
+
+TEST_P(StoreContract, ShellFieldsThatAreNotUtf8ComeBackByteForByte) {
+  plugin::SessionRecord record;
+  record.id = "s1";
+  record.user_id = "u1";
+  record.status = "active";
+  record.instance = "i1";
+  std::optional<Status> put;
+  store_->put_session(record, [&](Status s) { put = std::move(s); });
+  ASSERT_TRUE(run_until([&] { return put.has_value(); }));
+  ASSERT_TRUE(put->ok()) << put->message();
+
+  // What a shell reports after `export X=$'\xff'; mkdir $'d\xfe'; cd $'d\xfe'`, and a valid UTF-8 value
+  // that looks like the byte-safe form, which must not be mistaken for it.
+  plugin::SessionUpdate update;
+  update.shell = true;
+  update.cwd = "d\xfe";
+  update.env = {{"X", "\xff"}, {"Y", "caf\xc3\xa9"}, {"Z", R"({"base64":"/w=="})"}, {"W", std::string("a\0b", 3)}};
+  update.history = {"export X=$'\\xff'", "echo \xfe\xfe"};
+  update.workspace = "/ws/sessions/s1";
+  update.updated_unix_ms = 7;
+  std::optional<Status> updated;
+  store_->update_session("s1", update, [&](Status s) { updated = std::move(s); });
+  ASSERT_TRUE(run_until([&] { return updated.has_value(); }));
+  ASSERT_TRUE(updated->ok()) << updated->message();
+
+  std::optional<plugin::SessionRecord> got;
+  store_->get_session("s1", [&](Status s, plugin::SessionRecord r) {
+    EXPECT_TRUE(s.ok()) << s.message();
+    got = std::move(r);
+  });
+  ASSERT_TRUE(run_until([&] { return got.has_value(); }));
+  EXPECT_EQ(got->cwd, update.cwd);
+  EXPECT_EQ(got->env, update.env);
+  EXPECT_EQ(got->history, update.history);
+  EXPECT_EQ(got->user_id, "u1");
+}
+
+TEST_P(StoreContract, ConversationKeepsTheNewestWithinItsCapsAndCountsWhatItDropped) {
+  // 40 entries of 1000 bytes into caps of 8 entries / 4096 bytes: 4 stay (4000 bytes).
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_TRUE(append("s1", std::string(999, 'a') + static_cast<char>('A' + i % 26)).ok());
+  }
+  const plugin::ConversationPage newest = page("s1", {});
+  EXPECT_EQ(newest.total, 40u);
+  EXPECT_EQ(newest.dropped, 36u);
+  EXPECT_EQ(newest.first, 36u);
+  ASSERT_EQ(newest.entries.size(), 4u);
+  EXPECT_EQ(newest.entries.back().back(), static_cast<char>('A' + 39 % 26));
+  // By count: small entries, the entry cap binds.
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(append("s2", "e" + std::to_string(i)).ok());
+  }
+  const plugin::ConversationPage small = page("s2", {});
+  EXPECT_EQ(small.dropped, 12u);
+  ASSERT_EQ(small.entries.size(), 8u);
+  EXPECT_EQ(small.entries.front(), "e12");
+  EXPECT_EQ(small.entries.back(), "e19");
+  // One entry over the byte cap on its own is kept (the newest always stays), alone.
+  ASSERT_TRUE(append("s3", "small").ok());
+  ASSERT_TRUE(append("s3", std::string(10000, 'x')).ok());
+  const plugin::ConversationPage big = page("s3", {});
+  ASSERT_EQ(big.entries.size(), 1u);
+  EXPECT_EQ(big.entries[0].size(), 10000u);
+  EXPECT_EQ(big.dropped, 1u);
+}
+
+TEST_P(StoreContract, PagesWalkBackwardsWithinTheirBytesAndEntries) {
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_TRUE(append("s1", std::to_string(i) + std::string(99, '.')).ok());  // 100 bytes each
+  }
+  plugin::ConversationRange range;
+  range.max_bytes = 250;  // two entries a page
+  plugin::ConversationPage p = page("s1", range);
+  ASSERT_EQ(p.entries.size(), 2u);
+  EXPECT_EQ(p.first, 6u);
+  EXPECT_EQ(p.entries[0][0], '6');
+  EXPECT_EQ(p.entries[1][0], '7');
+  std::string seen;
+  while (p.first > p.dropped) {
+    range.before = p.first;
+    p = page("s1", range);
+    ASSERT_FALSE(p.entries.empty());
+    ASSERT_LE(p.entries.size(), 2u);
+    for (auto it = p.entries.rbegin(); it != p.entries.rend(); ++it) {
+      seen += (*it)[0];
+    }
+  }
+  EXPECT_EQ(seen, "543210");
+  range.before = 3;
+  range.max_entries = 1;
+  range.max_bytes = 1 << 20;
+  p = page("s1", range);
+  ASSERT_EQ(p.entries.size(), 1u);
+  EXPECT_EQ(p.entries[0][0], '2');
+  EXPECT_EQ(p.first, 2u);
+  range.max_bytes = 10;  // smaller than any entry: still one
+  p = page("s1", range);
+  ASSERT_EQ(p.entries.size(), 1u);
+  // Unknown sessions and pages past the start are empty, not errors.
+  EXPECT_TRUE(page("nobody", {}).entries.empty());
+  range.before = 0;
+  EXPECT_TRUE(page("s1", range).entries.empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, StoreContract, ::testing::Values(StoreCase{"memory"}, StoreCase{"redis"}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+}  // namespace
+}  // namespace phasekit::plugin_host
