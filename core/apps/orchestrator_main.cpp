@@ -55,7 +55,11 @@ int main(int argc, char** argv) {
   settings.session_grace = std::chrono::milliseconds(config.integer(Key::session_grace_ms));
   settings.concurrency = static_cast<unsigned>(config.integer(Key::worker_concurrency));
   settings.auth_required = config.text(Key::auth_mode) == "token";
-  settings.auth_secret = config.text(Key::auth_secret);
+  settings.auth.secret = config.text(Key::auth_secret);
+  settings.auth.issuer = config.text(Key::auth_issuer);
+  settings.auth.audience = config.text(Key::auth_audience);
+  settings.auth.max_lifetime = std::chrono::seconds(config.integer(Key::auth_max_token_lifetime_s));
+  settings.auth.leeway = std::chrono::seconds(config.integer(Key::auth_clock_leeway_s));
   settings.backend_uid = process.run_as_uid;
   settings.backend_gid = process.run_as_gid;
   settings.run_jobs = run_jobs;

@@ -533,7 +533,8 @@ struct Factory {
   static std::unique_ptr<plugin::QueueStrategy> create(HostServices& host, std::string_view config) {
     PluginOptions o(config);
     Options options;
-    options.endpoint = redis_plugins::endpoint_of(o.text("redis_url", "redis://127.0.0.1:6379"));
+    options.endpoint = redis_plugins::endpoint_of(o.text("redis_url", "redis://127.0.0.1:6379"),
+                                                   o.text("redis_password", ""));
     options.prefix = o.text("prefix", "phasekit:");
     options.concurrency = static_cast<unsigned>(o.integer("concurrency", 10, 1, 10000));
     options.job_timeout_ms = o.integer("job_timeout_ms", 30000, 1, 86400000);

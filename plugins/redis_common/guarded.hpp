@@ -41,12 +41,19 @@ inline void guarded(plugin::Guard& guard, const std::shared_ptr<redis::Client>& 
       });
 }
 
-/// The endpoint of a redis_url option; throws std::invalid_argument naming the problem (the plugin's
-/// load error), never with the password in it.
-inline redis::Endpoint endpoint_of(const std::string& url) {
+/// The endpoint of the redis_url option, with the redis_password option (REDIS_PASSWORD) as its password
+/// when set; throws std::invalid_argument naming the problem (the plugin's load error), never with the
+/// password in it.
+inline redis::Endpoint endpoint_of(const std::string& url, const std::string& password = {}) {
   redis::Endpoint endpoint;
   if (Status s = redis::parse_url(url, endpoint); !s.ok()) {
     throw std::invalid_argument(fmt::format("redis_url: {}", s.message()));
+  }
+  if (!password.empty()) {
+    if (!endpoint.password.empty()) {
+      throw std::invalid_argument("redis_url has a password and redis_password is set: expected only one of them");
+    }
+    endpoint.password = Secret(password);
   }
   return endpoint;
 }

@@ -327,7 +327,8 @@ struct Factory {
   static std::unique_ptr<plugin::StoreStrategy> create(HostServices& host, std::string_view config) {
     PluginOptions o(config);
     Options options;
-    options.endpoint = redis_plugins::endpoint_of(o.text("redis_url", "redis://127.0.0.1:6379"));
+    options.endpoint = redis_plugins::endpoint_of(o.text("redis_url", "redis://127.0.0.1:6379"),
+                                                   o.text("redis_password", ""));
     options.prefix = o.text("prefix", "phasekit:");
     options.ttl_ms = o.integer("ttl_ms", 86400000, 1000, 365LL * 86400000);
     options.grace_ms = o.integer("session_grace_ms", 30000, 0, 86400000);

@@ -6,10 +6,24 @@
 source "$(dirname "$0")/lib.sh"
 need docker-compose haproxy nginx unshare
 D="$SRC/deploy"
+# Both files require a Redis password (finding 10): the checks below render them with one.
+REDIS_PASSWORD="$(openssl rand -hex 32)"
+export REDIS_PASSWORD
 
 compose_ok() { docker-compose -f "$1" config -q; }
 check "docker-compose config -q deploy/docker-compose.yml" compose_ok "$D/docker-compose.yml"
 check "docker-compose config -q deploy/docker-compose.scale.yml" compose_ok "$D/docker-compose.scale.yml"
+no_redis_password() { env -u REDIS_PASSWORD docker-compose -f "$1" config -q; }
+rejects "docker-compose.yml without REDIS_PASSWORD" no_redis_password "$D/docker-compose.yml"
+rejects "docker-compose.scale.yml without REDIS_PASSWORD" no_redis_password "$D/docker-compose.scale.yml"
+# Redis asks for the password, and phasekit is given the same one.
+redis_password_used() {
+  local out
+  out="$(docker-compose -f "$1" config)" || return 1
+  grep -q -- "- --requirepass" <<<"$out" && [ "$(grep -c "$REDIS_PASSWORD" <<<"$out")" -ge 3 ]
+}
+check "docker-compose.yml: redis --requirepass, phasekit has REDIS_PASSWORD" redis_password_used "$D/docker-compose.yml"
+check "docker-compose.scale.yml: redis --requirepass, phasekit has REDIS_PASSWORD" redis_password_used "$D/docker-compose.scale.yml"
 no_top_level_name() { ! grep -q '^name:' "$D/docker-compose.yml" "$D/docker-compose.scale.yml"; }
 check "no top-level name: (docker-compose 1.29 refuses it)" no_top_level_name
 # Everything published binds loopback only (as docker-compose renders it: "- HOST_IP:PUBLISHED:TARGET/tcp").

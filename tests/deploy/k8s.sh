@@ -23,8 +23,12 @@ done
 check "kustomize + schema + invariants: overlays/loadtest" validate_render overlays/loadtest loadtest
 # The real configuration schema accepts each overlay's ConfigMap + Secret and picks the phase's plugins.
 # config_ok OVERLAY NAME "pool=… queue=… store=… compression=… autoscaler=…"
+# The Secret ships placeholders that phasekit refuses (findings 7 and 10): a deployment replaces them,
+# and so does this check (NAME.shipped.env keeps them).
 config_ok() {
-  kubectl kustomize "$SRC/k8s/$1" | node "$(dirname "$0")/env_of.js" k8s - >"$TMP/$2.env" || return 1
+  kubectl kustomize "$SRC/k8s/$1" | node "$(dirname "$0")/env_of.js" k8s - >"$TMP/$2.shipped.env" || return 1
+  sed -e "s|^AUTH_SECRET=.*|AUTH_SECRET=$(openssl rand -base64 48)|" \
+    -e "s|^REDIS_PASSWORD=.*|REDIS_PASSWORD=$(openssl rand -hex 32)|" "$TMP/$2.shipped.env" >"$TMP/$2.env"
   plugins_are "$TMP/$2.env" "$3"
 }
 check "phasekit config accepts overlays/phase1 (plugins of phase 1)" config_ok overlays/phase1 p1 \
@@ -36,6 +40,29 @@ check "phasekit config accepts overlays/phase3 (plugins of phase 3)" config_ok o
 check "phasekit config accepts overlays/loadtest" config_ok overlays/loadtest lt \
   "pool=warm queue=inproc store=redis compression=none autoscaler=none"
 check "phasekit-load validate k8s/overlays/loadtest/scenario.yml" "${HARNESS_BIN:?}" validate "$SRC/k8s/overlays/loadtest/scenario.yml"
+
+# The shipped placeholders are refused, each on its own, and for that reason.
+placeholder_refused() { ! plugins_are "$1" "$2" && grep -q "not a placeholder" "$1.cfg"; }
+grep -v '^AUTH_SECRET=' "$TMP/p2.env" >"$TMP/p2-auth-placeholder.env"
+grep '^AUTH_SECRET=' "$TMP/p2.shipped.env" >>"$TMP/p2-auth-placeholder.env"
+check "phasekit config refuses the AUTH_SECRET placeholder of k8s/base/secret.yaml" placeholder_refused \
+  "$TMP/p2-auth-placeholder.env" "pool=warm queue=inproc store=redis compression=none autoscaler=none"
+grep -v '^REDIS_PASSWORD=' "$TMP/p2.env" >"$TMP/p2-redis-placeholder.env"
+grep '^REDIS_PASSWORD=' "$TMP/p2.shipped.env" >>"$TMP/p2-redis-placeholder.env"
+check "phasekit config refuses the REDIS_PASSWORD placeholder of k8s/base/secret.yaml" placeholder_refused \
+  "$TMP/p2-redis-placeholder.env" "pool=warm queue=inproc store=redis compression=none autoscaler=none"
+redis_asks_password() {
+  kubectl kustomize "$SRC/k8s/overlays/phase2" | node -e '
+    const yaml = require(process.env.PHASEKIT_SOURCE_DIR + "/tools/node/node_modules/js-yaml");
+    const docs = yaml.loadAll(require("fs").readFileSync(0, "utf8")).filter(Boolean);
+    const c = docs.find((d) => d.kind === "StatefulSet" && d.metadata.name === "redis").spec.template.spec.containers[0];
+    const i = c.args.indexOf("--requirepass");
+    const env = (c.env || []).find((e) => e.name === "REDIS_PASSWORD");
+    const ref = env && env.valueFrom && env.valueFrom.secretKeyRef;
+    process.exit(i >= 0 && c.args[i + 1] === "$(REDIS_PASSWORD)" && ref && ref.name === "phasekit-secret" &&
+      ref.key === "REDIS_PASSWORD" ? 0 : 1);'
+}
+check "redis asks for REDIS_PASSWORD of phasekit-secret (--requirepass)" redis_asks_password
 
 # Self-tests.
 cat >"$TMP/bad-hpa.yaml" <<'YAML'

@@ -3,7 +3,7 @@
 "use strict";
 const { describe, it, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { startServer, connect, runTool, once, token, io } = require("./support.js");
+const { startServer, connect, runTool, once, token, io, SECRET } = require("./support.js");
 
 describe("phasekit-orchestrator with socket.io-client", () => {
   let server;
@@ -157,6 +157,28 @@ describe("phasekit-orchestrator with socket.io-client", () => {
     const [nsErr] = await once(ns, "connect_error");
     assert.match(nsErr.message, /Invalid namespace/);
     ns.close();
+  });
+
+  // Finding 7: a header whose alg is not a string threw inside the CONNECT handler and the client
+  // waited forever. Each of these CONNECTs is answered with connect_error, and the server goes on.
+  it("answers a CONNECT whose token header has the wrong shape with connect_error", async () => {
+    const crypto = require("node:crypto");
+    const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+    const signed = (header) => {
+      const input = `${b64(header)}.${b64({ sub: "x", exp: Math.floor(Date.now() / 1000) + 600 })}`;
+      return `${input}.${crypto.createHmac("sha256", SECRET).update(input).digest("base64url")}`;
+    };
+    for (const header of [{ alg: 1 }, { alg: null }, { alg: ["HS256"] }, [1], "HS256"]) {
+      const socket = io(server.url, { transports: ["websocket"], reconnection: false, forceNew: true, auth: { token: signed(header) } });
+      try {
+        const [err] = await once(socket, "connect_error", 5000);
+        assert.match(err.message, /unsupported token|malformed token/, JSON.stringify(header));
+      } finally {
+        socket.close();
+      }
+    }
+    const fine = await connect(server, "after-bad-headers");
+    fine.close();
   });
 
   it("answers unknown events and bad arguments with BAD_REQUEST", async () => {

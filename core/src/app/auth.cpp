@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include <array>
+#include <cstdint>
+#include <string>
 
 namespace phasekit::app {
 namespace {
@@ -81,14 +83,104 @@ bool base64url_decode(std::string_view text, std::string& out) {
   return (acc & ((1u << bits) - 1)) == 0;  // leftover bits must be zero (canonical encoding)
 }
 
-std::string sign_token(std::string_view user_id, std::int64_t expires_unix, std::string_view secret) {
-  const std::string header = base64url_encode(R"({"alg":"HS256","typ":"JWT"})");
-  const std::string payload = base64url_encode(nlohmann::json{{"sub", user_id}, {"exp", expires_unix}}.dump());
-  const std::string signing_input = header + "." + payload;
+std::string sign_jwt(std::string_view header_json, std::string_view payload_json, std::string_view secret) {
+  const std::string signing_input = base64url_encode(header_json) + "." + base64url_encode(payload_json);
   return signing_input + "." + base64url_encode(hmac_sha256(secret, signing_input));
 }
 
-Status verify_token(std::string_view token, std::string_view secret, std::chrono::system_clock::time_point now,
+std::string sign_token(std::string_view user_id, std::int64_t expires_unix, std::string_view secret) {
+  return sign_jwt(R"({"alg":"HS256","typ":"JWT"})", nlohmann::json{{"sub", user_id}, {"exp", expires_unix}}.dump(),
+                  secret);
+}
+
+namespace {
+
+enum class Claim : std::uint8_t { absent, present, malformed };
+
+/// A NumericDate claim (RFC 7519 §2), in whole seconds, not negative.
+Claim time_claim(const nlohmann::json& payload, const char* name, std::int64_t& out) {
+  const auto it = payload.find(name);
+  if (it == payload.end()) {
+    return Claim::absent;
+  }
+  if (!it->is_number_integer() || (it->is_number_unsigned() && it->get<std::uint64_t>() > INT64_MAX)) {
+    return Claim::malformed;
+  }
+  out = it->get<std::int64_t>();
+  return out < 0 ? Claim::malformed : Claim::present;
+}
+
+/// `aud` is a string or an array of strings (RFC 7519 §4.1.3); one of them must be ours.
+bool has_audience(const nlohmann::json& payload, std::string_view audience) {
+  const auto it = payload.find("aud");
+  if (it == payload.end()) {
+    return false;
+  }
+  if (it->is_string()) {
+    return it->get_ref<const std::string&>() == audience;
+  }
+  if (!it->is_array()) {
+    return false;
+  }
+  for (const auto& a : *it) {
+    if (a.is_string() && a.get_ref<const std::string&>() == audience) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/// The claims of a payload whose signature is good, against the rules.
+Status check_claims(const nlohmann::json& payload, const TokenRules& rules, std::int64_t now_unix) {
+  const std::int64_t leeway = rules.leeway.count();
+  std::int64_t exp = 0;
+  std::int64_t nbf = 0;
+  std::int64_t iat = 0;
+  const Claim has_exp = time_claim(payload, "exp", exp);
+  if (has_exp == Claim::absent) {
+    return unauthorized("token has no exp");
+  }
+  if (has_exp == Claim::malformed) {
+    return unauthorized("token exp is not a whole number of seconds since the epoch");
+  }
+  if (exp <= now_unix - leeway) {
+    return unauthorized("token expired");
+  }
+  const Claim has_nbf = time_claim(payload, "nbf", nbf);
+  if (has_nbf == Claim::malformed) {
+    return unauthorized("token nbf is not a whole number of seconds since the epoch");
+  }
+  if (has_nbf == Claim::present && nbf > now_unix + leeway) {
+    return unauthorized("token not valid yet (nbf)");
+  }
+  const Claim has_iat = time_claim(payload, "iat", iat);
+  if (has_iat == Claim::malformed) {
+    return unauthorized("token iat is not a whole number of seconds since the epoch");
+  }
+  if (has_iat == Claim::present && iat > now_unix + leeway) {
+    return unauthorized("token issued in the future (iat)");
+  }
+  if (const std::int64_t max = rules.max_lifetime.count(); max > 0) {
+    // A stolen token is good until exp: cap how far ahead exp may be, whatever iat claims.
+    if (exp - now_unix > max + leeway || (has_iat == Claim::present && exp - iat > max + leeway)) {
+      return unauthorized("token lifetime over the maximum of " + std::to_string(max) + " s");
+    }
+  }
+  if (!rules.issuer.empty()) {
+    const auto iss = payload.find("iss");
+    if (iss == payload.end() || !iss->is_string() || iss->get_ref<const std::string&>() != rules.issuer) {
+      return unauthorized("token iss is not the expected issuer");
+    }
+  }
+  if (!rules.audience.empty() && !has_audience(payload, rules.audience)) {
+    return unauthorized("token aud does not name this service");
+  }
+  return {};
+}
+
+}  // namespace
+
+Status verify_token(std::string_view token, const TokenRules& rules, std::chrono::system_clock::time_point now,
                     Identity& out) {
   if (token.empty()) {
     return unauthorized("missing token: connect with auth {token}");
@@ -110,11 +202,19 @@ Status verify_token(std::string_view token, std::string_view secret, std::chrono
       !base64url_decode(token.substr(dot2 + 1), signature)) {
     return unauthorized("malformed token: bad base64url");
   }
+  // Every JSON access below checks the type first: json::value() and get() throw on a mismatch.
   const auto header = nlohmann::json::parse(header_json, nullptr, false);
-  if (header.is_discarded() || !header.is_object() || header.value("alg", "") != "HS256") {
+  if (header.is_discarded() || !header.is_object()) {
+    return unauthorized("malformed token: header is not a JSON object");
+  }
+  const auto alg = header.find("alg");
+  if (alg == header.end() || !alg->is_string() || alg->get_ref<const std::string&>() != "HS256") {
     return unauthorized("unsupported token: alg must be HS256");
   }
-  const std::string expected = hmac_sha256(secret, signing_input);
+  if (header.contains("crit")) {  // RFC 7515 §4.1.11: extensions we do not know must be refused
+    return unauthorized("unsupported token: crit header");
+  }
+  const std::string expected = hmac_sha256(rules.secret, signing_input);
   if (signature.size() != expected.size() ||
       CRYPTO_memcmp(signature.data(), expected.data(), expected.size()) != 0) {
     return unauthorized("bad token signature");
@@ -124,19 +224,15 @@ Status verify_token(std::string_view token, std::string_view secret, std::chrono
     return unauthorized("malformed token: payload is not a JSON object");
   }
   const auto sub = payload.find("sub");
-  const auto exp = payload.find("exp");
-  if (sub == payload.end() || !sub->is_string() || !valid_user_id(sub->get<std::string>())) {
+  if (sub == payload.end() || !sub->is_string() || !valid_user_id(sub->get_ref<const std::string&>())) {
     return unauthorized("token has no valid sub (user id)");
   }
-  if (exp == payload.end() || !exp->is_number_integer()) {
-    return unauthorized("token has no exp");
-  }
   const auto now_unix = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
-  if (exp->get<std::int64_t>() <= now_unix) {
-    return unauthorized("token expired");
+  if (Status s = check_claims(payload, rules, now_unix); !s.ok()) {
+    return s;
   }
   out.user_id = sub->get<std::string>();
-  out.expires_unix = exp->get<std::int64_t>();
+  out.expires_unix = payload.find("exp")->get<std::int64_t>();
   return {};
 }
 

@@ -14,29 +14,12 @@
 #include <cstring>
 #include <vector>
 
+#include "app/auth.hpp"
+#include "backend/fd.hpp"
 #include "phasekit/bytes.hpp"
 
 namespace phasekit::app {
 namespace {
-
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) {
-      ::close(fd_);
-    }
-  }
-  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  Fd& operator=(Fd&&) = delete;
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  [[nodiscard]] int get() const { return fd_; }
-  [[nodiscard]] bool ok() const { return fd_ >= 0; }
-
- private:
-  int fd_;
-};
 
 Status errno_status(int err, std::string_view path) {
   switch (err) {
@@ -53,9 +36,12 @@ Status errno_status(int err, std::string_view path) {
   }
 }
 
-/// Opens `path` beneath the workspace; the kernel refuses any resolution that would leave it.
+/// Opens `path` beneath the workspace; the kernel refuses any resolution that would leave it. The
+/// workspace itself is never a symlink (O_NOFOLLOW): one swapped for a link to a root-only folder would
+/// have this process, often root, read and write there. The folders above it are WORKSPACE_ROOT's,
+/// which only this process may write (prepare_workspace_root checks).
 int open_beneath(const FileToolContext& ctx, std::string_view path, int flags, mode_t mode, int& err) {
-  Fd root(::open(ctx.workspace.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  Fd root(::open(ctx.workspace.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!root.ok()) {
     err = errno;
     return -1;

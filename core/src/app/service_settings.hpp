@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "app/auth.hpp"
+
 namespace phasekit::app {
 
 struct ServiceSettings {
@@ -18,7 +20,7 @@ struct ServiceSettings {
   std::chrono::milliseconds session_grace{30000};
   unsigned concurrency = 10;
   bool auth_required = false;
-  std::string auth_secret;
+  TokenRules auth;  // secret, issuer, audience, lifetime cap, leeway
   int backend_uid = -1;  // owner of files written by the file tools
   int backend_gid = -1;
   /// false when phasekit-workers run the jobs (queue=redis): this instance only enqueues them.

@@ -87,7 +87,7 @@ Status ToolService::authenticate(const json& auth, std::string_view connection_i
     return Status(Code::unauthorized, "missing token: connect with auth {token}");
   }
   Identity identity;
-  if (Status s = verify_token(auth["token"].get<std::string>(), settings_.auth_secret, host_.clock().wall(), identity);
+  if (Status s = verify_token(auth["token"].get<std::string>(), settings_.auth, host_.clock().wall(), identity);
       !s.ok()) {
     return s;
   }

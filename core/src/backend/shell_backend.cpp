@@ -1,5 +1,9 @@
 #include "backend/shell_backend.hpp"
 
+#include <fcntl.h>
+
+#include "backend/fd.hpp"
+
 #include <boost/asio/post.hpp>
 #include <fmt/format.h>
 
@@ -312,21 +316,73 @@ void ShellDriver::reset(plugin::BackendPtr backend, std::function<void(Status)> 
   shell->reset(std::move(done));
 }
 
+namespace {
+
+/// WORKSPACE_ROOT may be written by this process alone: whoever else could would swap a workspace for a
+/// symlink to anywhere, and this process (often root) would read and write there for the user.
+Status check_trusted_root(int fd, const std::string& root) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    return Status(Code::unavailable, fmt::format("WORKSPACE_ROOT={}: {}", root, std::strerror(errno)));
+  }
+  if (st.st_uid != ::geteuid()) {
+    return Status(Code::unavailable,
+                  fmt::format("WORKSPACE_ROOT={}: owned by uid {}, not by this process (uid {}); expected a folder "
+                              "of this user's that no other user can write",
+                              root, st.st_uid, ::geteuid()));
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    return Status(Code::unavailable,
+                  fmt::format("WORKSPACE_ROOT={}: writable by group or others (mode {:o}); expected chmod go-w", root,
+                              st.st_mode & 07777));
+  }
+  return Status();
+}
+
+/// WORKSPACE_ROOT itself, not a symlink to it, checked by check_trusted_root.
+Status open_trusted_root(const std::string& root, Fd& out) {
+  Fd fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.ok()) {
+    return Status(Code::unavailable, fmt::format("WORKSPACE_ROOT={}: cannot open it as a folder (symlinks are "
+                                                 "refused): {}",
+                                                 root, std::strerror(errno)));
+  }
+  if (Status s = check_trusted_root(fd.get(), root); !s.ok()) {
+    return s;
+  }
+  out = std::move(fd);
+  return Status();
+}
+
+}  // namespace
+
 void prepare_workspace_root(const std::string& root) {
   std::error_code ec;
   std::filesystem::create_directories(root, ec);
   if (ec) {
     throw std::runtime_error(fmt::format("WORKSPACE_ROOT={}: cannot create it: {}", root, ec.message()));
   }
-  ::chmod(root.c_str(), 0711);
+  Fd fd;
+  if (Status s = open_trusted_root(root, fd); !s.ok()) {
+    throw std::runtime_error(s.message());
+  }
+  ::fchmod(fd.get(), 0711);
 }
 
 Status make_workspace(const std::string& root, const std::string& name, int uid, int gid, std::string& path) {
   path = (std::filesystem::path(root) / name).string();
+  Fd dir;
+  if (Status s = open_trusted_root(root, dir); !s.ok()) {
+    return s;
+  }
+  // Whatever has the name goes first; a symlink is removed, never followed.
   std::error_code ignored;
   std::filesystem::remove_all(path, ignored);
-  if (::mkdir(path.c_str(), 0700) != 0 ||
-      (uid >= 0 && ::chown(path.c_str(), static_cast<uid_t>(uid), static_cast<gid_t>(gid)) != 0)) {
+  if (::mkdirat(dir.get(), name.c_str(), 0700) != 0) {
+    return Status(Code::unavailable, fmt::format("cannot create workspace {}: {}", path, std::strerror(errno)));
+  }
+  const Fd ws(::openat(dir.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!ws.ok() || (uid >= 0 && ::fchown(ws.get(), static_cast<uid_t>(uid), static_cast<gid_t>(gid)) != 0)) {
     return Status(Code::unavailable, fmt::format("cannot create workspace {}: {}", path, std::strerror(errno)));
   }
   return Status();

@@ -183,6 +183,7 @@ struct Factory {
     options.ignore("concurrency");  // given to consume()
     options.ignore("job_timeout_ms");  // enforced by the executor that runs the job
     options.ignore("redis_url");
+    options.ignore("redis_password");
     options.ignore("shutdown_grace_ms");
     options.ignore("max_attempts");  // a job here dies with its process  // the host's drain waits for jobs in flight
     options.finish();

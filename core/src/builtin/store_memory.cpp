@@ -159,6 +159,7 @@ struct Factory {
   static std::unique_ptr<plugin::StoreStrategy> create(HostServices& host, std::string_view json) {
     PluginOptions options(json);
     options.ignore("redis_url");
+    options.ignore("redis_password");
     options.ignore("session_grace_ms");
     options.ignore("ttl_ms");
     plugin::ConversationCaps caps;

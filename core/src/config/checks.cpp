@@ -2,6 +2,9 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
+#include <array>
+#include <cctype>
 #include <charconv>
 #include <string>
 
@@ -36,10 +39,78 @@ const char* check_redis_url(std::string_view value) {
   if (redis::parse_url(value, endpoint)) {
     return nullptr;
   }
-  if (value.starts_with("rediss://")) {
-    return "empty, redis://[user:password@]host[:port][/db] or unix:///path (rediss://: TLS not supported)";
+  return "empty, redis://[user:password@]host[:port][/db], rediss://... (TLS) or unix:///path";
+}
+
+namespace {
+
+// Every example secret this repository ships (k8s/base/secret.yaml, deploy/, docs): a deployment that
+// kept one is signed with a key the whole world has.
+constexpr std::array<std::string_view, 2> kPlaceholderSecrets{
+    "replace-me-with-at-least-32-random-bytes-0123456789",
+    "replace-me-with-a-random-redis-password",
+};
+
+bool contains_marker(std::string_view value) {
+  std::string lowered(value);
+  std::transform(lowered.begin(), lowered.end(), lowered.begin(), [](unsigned char c) { return std::tolower(c); });
+  for (const std::string_view marker : {"replace-me", "replace_me", "change-me", "change_me", "changeme"}) {
+    if (lowered.find(marker) != std::string::npos) {
+      return true;
+    }
   }
-  return "empty, redis://[user:password@]host[:port][/db] or unix:///path";
+  return false;
+}
+
+bool low_entropy(std::string_view value) {
+  std::array<bool, 256> seen{};
+  std::size_t distinct = 0;
+  std::size_t close_neighbours = 0;  // equal or consecutive: runs ("aaaa") and sequences ("abcd", "4321")
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    const auto c = static_cast<unsigned char>(value[i]);
+    distinct += seen[c] ? 0 : 1;
+    seen[c] = true;
+    if (i > 0) {
+      const int diff = static_cast<int>(c) - static_cast<unsigned char>(value[i - 1]);
+      close_neighbours += diff >= -1 && diff <= 1 ? 1 : 0;
+    }
+  }
+  if (distinct < 8 || 4 * close_neighbours > 3 * (value.size() - 1)) {
+    return true;
+  }
+  for (std::size_t period = 1; period <= value.size() / 2; ++period) {
+    if (value.substr(period) == value.substr(0, value.size() - period)) {
+      return true;  // one shorter string repeated
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+bool is_placeholder_secret(std::string_view value) {
+  return std::find(kPlaceholderSecrets.begin(), kPlaceholderSecrets.end(), value) != kPlaceholderSecrets.end() ||
+         contains_marker(value);
+}
+
+const char* check_auth_secret(std::string_view value) {
+  if (value.size() < 32) {
+    return "a secret of at least 32 bytes";
+  }
+  if (is_placeholder_secret(value)) {
+    return "a secret of your own, not a placeholder (openssl rand -base64 48)";
+  }
+  if (low_entropy(value)) {
+    return "a random secret: at least 8 distinct bytes, not a shorter string repeated, not mostly runs or "
+           "sequences (openssl rand -base64 48)";
+  }
+  return nullptr;
+}
+
+const char* check_claim_value(std::string_view value) {
+  const bool printable =
+      std::all_of(value.begin(), value.end(), [](unsigned char c) { return c >= 0x20 && c < 0x7f; });
+  return value.size() <= 256 && printable ? nullptr : "empty or 1..256 printable ASCII characters";
 }
 
 const char* check_docker_host(std::string_view value) {

@@ -1,5 +1,8 @@
 #include "config/config.hpp"
 
+#include "config/checks.hpp"
+#include "phasekit/redis/url.hpp"
+
 #include "phasekit/plugin/log.hpp"
 
 #include <fmt/format.h>
@@ -188,9 +191,23 @@ void check_cross_fields(const Config& c) {
         "/dev/shm) to fit in its memory with room to spare: 3 x BACKEND_TMPFS_BYTES < BACKEND_MEMORY_BYTES",
         c.integer(Key::backend_tmpfs_bytes), memory));
   }
-  if (c.text(Key::auth_mode) == "token" && c.text(Key::auth_secret).size() < 32) {
-    throw ConfigError(fmt::format("AUTH_SECRET={} (AUTH_MODE=token): expected a secret of at least 32 bytes",
-                                  c.text(Key::auth_secret).empty() ? "" : Secret::kMask));
+  if (!c.text(Key::redis_password).empty()) {
+    if (is_placeholder_secret(c.text(Key::redis_password))) {
+      throw ConfigError(fmt::format("REDIS_PASSWORD={}: expected a password of your own, not a placeholder "
+                                    "(openssl rand -hex 32)",
+                                    Secret::kMask));
+    }
+    redis::Endpoint endpoint;
+    if (redis::parse_url(c.text(Key::redis_url), endpoint).ok() && !endpoint.password.empty()) {
+      throw ConfigError(fmt::format("REDIS_URL={} REDIS_PASSWORD={}: expected only one of them to carry the password",
+                                    c.display(Key::redis_url), Secret::kMask));
+    }
+  }
+  if (c.text(Key::auth_mode) == "token") {
+    if (const char* expected = check_auth_secret(c.text(Key::auth_secret))) {
+      throw ConfigError(fmt::format("AUTH_SECRET={} (AUTH_MODE=token): expected {}",
+                                    c.text(Key::auth_secret).empty() ? "" : Secret::kMask, expected));
+    }
   }
 }
 

@@ -46,7 +46,21 @@ constexpr std::array<Spec, kSettingCount> kSettings{{
    "none: every connection is its own user (local runs); token: CONNECT must carry an HMAC-SHA256 signed "
    "token with the user id and expiry."},
   {Key::auth_secret, "auth_secret", "AUTH_SECRET", "auth-secret", "Auth", Type::secret, 0, 0, "", "", {N, N, N},
-   "Key that signs tokens (at least 32 bytes with AUTH_MODE=token). Never printed or logged."},
+   "Key that signs tokens (AUTH_MODE=token): at least 32 bytes, at least 12 distinct bytes, not a placeholder "
+   "shipped in the examples. Never printed or logged."},
+  {Key::auth_issuer, "auth_issuer", "AUTH_ISSUER", "auth-issuer", "Auth", Type::text, 0, 0, "", "", {N, N, N},
+   "When set, a token's iss claim must equal it (tokens minted for another service are refused).",
+   &check_claim_value},
+  {Key::auth_audience, "auth_audience", "AUTH_AUDIENCE", "auth-audience", "Auth", Type::text, 0, 0, "", "",
+   {N, N, N}, "When set, a token's aud claim (a string or an array of strings) must contain it.",
+   &check_claim_value},
+  {Key::auth_max_token_lifetime_s, "auth_max_token_lifetime_s", "AUTH_MAX_TOKEN_LIFETIME_S",
+   "auth-max-token-lifetime-s", "Auth", Type::integer, 0, 31536000, "", "0", {N, N, N},
+   "Longest a token may be valid: exp may be at most this far ahead of now (and of iat when present). "
+   "0: no cap."},
+  {Key::auth_clock_leeway_s, "auth_clock_leeway_s", "AUTH_CLOCK_LEEWAY_S", "auth-clock-leeway-s", "Auth",
+   Type::integer, 0, 300, "", "0", {N, N, N},
+   "Clock skew allowed between the token issuer and this server when exp, nbf and iat are checked."},
   {Key::plugin_path, "plugin_path", "PHASEKIT_PLUGIN_PATH", "plugin-path", "Plugins", Type::text, 0, 0, "", "",
    {N, N, N},
    "Folders searched for libphasekit_<kind>_<name>.so, separated by ':' (empty: <exe>/../lib/phasekit)."},
@@ -163,8 +177,14 @@ constexpr std::array<Spec, kSettingCount> kSettings{{
    "with UNAVAILABLE."},
   {Key::redis_url, "redis_url", "REDIS_URL", "redis-url", "Store", Type::text, 0, 0, "", "",
    {N, "redis://127.0.0.1:6379", "redis://127.0.0.1:6379"},
-   "redis://[user:password@]host[:port][/db] or unix:///path. Set: sessions and conversations go to "
-   "redis (store=redis). The password is never printed.", &check_redis_url},
+   "redis://[user:password@]host[:port][/db], rediss://... (TLS: ?ssl_ca_certs=/ca.pem, and ssl_certfile + "
+   "ssl_keyfile for a client certificate; the server's certificate and name are verified) or unix:///path. "
+   "Set: sessions and conversations go to redis (store=redis). The password is never printed.", &check_redis_url},
+  {Key::redis_password, "redis_password", "REDIS_PASSWORD", "redis-password", "Store", Type::secret, 0, 0, "", "",
+   {N, N, N},
+   "Password of REDIS_URL's server (AUTH, as its requirepass), kept out of the URL: for a Kubernetes Secret or "
+   "a compose variable. An ACL user goes in the URL with its password (redis://user:password@host). Not both: "
+   "a URL with a password and REDIS_PASSWORD are refused. Never printed or logged."},
   {Key::session_ttl_ms, "session_ttl_ms", "SESSION_TTL_MS", "session-ttl-ms", "Store", Type::integer, 1000,
    31536000000, "", "86400000", {N, N, N},
    "store=redis: an active session's record and conversation expire this long after their last write "

@@ -23,6 +23,7 @@ std::string plugin_config_json(std::string_view kind, const config::Config& c) {
     j["concurrency"] = c.integer(Key::worker_concurrency);
     j["job_timeout_ms"] = c.integer(Key::job_timeout_ms);
     j["redis_url"] = c.text(Key::redis_url);
+    j["redis_password"] = c.text(Key::redis_password);
     j["shutdown_grace_ms"] = c.integer(Key::shutdown_grace_ms);
     j["max_attempts"] = c.integer(Key::job_max_attempts);
   } else if (kind == "autoscaler") {
@@ -49,6 +50,7 @@ std::string plugin_config_json(std::string_view kind, const config::Config& c) {
     j["max_entry_bytes"] = c.integer(Key::compression_max_entry_bytes);
   } else if (kind == "store") {
     j["redis_url"] = c.text(Key::redis_url);
+    j["redis_password"] = c.text(Key::redis_password);
     j["session_grace_ms"] = c.integer(Key::session_grace_ms);
     j["ttl_ms"] = c.integer(Key::session_ttl_ms);
     j["conversation_max_entries"] = c.integer(Key::history_max_entries);

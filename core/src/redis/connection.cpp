@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <new>
 
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/write.hpp>
 #include <fmt/format.h>
@@ -17,6 +19,38 @@ namespace asio = boost::asio;
 namespace {
 
 constexpr std::size_t kReadChunk = 64 * 1024;
+
+/// The client side of rediss://: TLS 1.2 or later; the server's chain verified against ssl_ca_certs (or
+/// the system's CAs); a client certificate when the URL names one. "" when made, else why not.
+std::string make_tls_context(const Endpoint& ep, std::optional<asio::ssl::context>& out) {
+  asio::ssl::context ctx(asio::ssl::context::tls_client);
+  boost::system::error_code ec;
+  ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                      asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1,
+                  ec);
+  ctx.set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert, ec);
+  if (ep.tls_ca_file.empty()) {
+    ctx.set_default_verify_paths(ec);
+  } else {
+    ctx.load_verify_file(ep.tls_ca_file, ec);
+  }
+  if (ec) {
+    return fmt::format("cannot load the CA certificates {}: {}",
+                       ep.tls_ca_file.empty() ? "of the system" : ep.tls_ca_file, ec.message());
+  }
+  if (!ep.tls_cert_file.empty()) {
+    ctx.use_certificate_chain_file(ep.tls_cert_file, ec);
+    if (ec) {
+      return fmt::format("cannot load the client certificate {}: {}", ep.tls_cert_file, ec.message());
+    }
+    ctx.use_private_key_file(ep.tls_key_file, asio::ssl::context::pem, ec);
+    if (ec) {
+      return fmt::format("cannot load the client key {}: {}", ep.tls_key_file, ec.message());
+    }
+  }
+  out.emplace(std::move(ctx));
+  return "";
+}
 
 }  // namespace
 
@@ -50,7 +84,11 @@ Connection::Connection(asio::any_io_executor ex, ClientOptions options, Logger& 
       connect_timer_(strand_),
       backoff_timer_(strand_),
       rng_(std::random_device{}()),
-      read_buf_(kReadChunk) {}
+      read_buf_(kReadChunk) {
+  if (options_.endpoint.tls) {
+    tls_setup_error_ = make_tls_context(options_.endpoint, tls_context_);
+  }
+}
 
 Connection::~Connection() = default;
 
@@ -71,8 +109,7 @@ void Connection::stop() {
   const bool was_connected = connected_.exchange(false);
   state_ = State::stopped;
   ++gen_;
-  boost::system::error_code ignored;
-  socket_.close(ignored);
+  close_transport_locked();
   resolver_.cancel();
   connect_timer_.cancel();
   backoff_timer_.cancel();
@@ -109,6 +146,10 @@ void Connection::connect_locked() {
                                                             self->options_.connect_timeout.count())));
   });
 
+  if (!tls_setup_error_.empty()) {
+    fail_locked(Status(Code::unavailable, fmt::format("TLS to {}: {}", where_, tls_setup_error_)));
+    return;
+  }
   const Endpoint& ep = options_.endpoint;
   if (ep.is_unix()) {
     endpoints_.emplace_back(asio::local::stream_protocol::endpoint(ep.unix_path));
@@ -143,8 +184,7 @@ void Connection::connect_locked() {
 }
 
 void Connection::try_endpoint_locked(std::size_t index) {
-  boost::system::error_code ignored;
-  socket_.close(ignored);
+  close_transport_locked();
   const auto gen = gen_;
   socket_.async_connect(endpoints_[index], [self = self(), gen, index](const boost::system::error_code& ec) {
     const std::lock_guard lock(self->mu_);
@@ -160,16 +200,57 @@ void Connection::try_endpoint_locked(std::size_t index) {
           Status(Code::unavailable, fmt::format("cannot connect to {}: {}", self->where_, ec.message())));
       return;
     }
+    boost::system::error_code ignored;
+    if (!self->options_.endpoint.is_unix()) {
+      self->socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+    }
+    self->socket_.set_option(asio::socket_base::keep_alive(true), ignored);
+    if (self->options_.endpoint.tls) {
+      self->start_tls_locked();
+    } else {
+      self->on_transport_connected_locked();
+    }
+  });
+}
+
+void Connection::start_tls_locked() {
+  // On the strand (the connect's handler): every operation on the stream runs there, as an SSL stream
+  // needs — its reads and writes share one engine.
+  auto tls = std::make_shared<TlsStream>(std::move(socket_), *tls_context_);
+  tls_ = tls;
+  const std::string& host = options_.endpoint.host;
+  boost::system::error_code not_an_address;
+  asio::ip::make_address(host, not_an_address);
+  if (not_an_address) {
+    SSL_set_tlsext_host_name(tls->native_handle(), host.c_str());  // SNI: names only (RFC 6066)
+  }
+  // The certificate must name the host of the URL (its DNS name, or its IP address).
+  tls->set_verify_callback(asio::ssl::host_name_verification(host));
+  const auto gen = gen_;
+  tls->async_handshake(asio::ssl::stream_base::client, [self = self(), gen, tls](const boost::system::error_code& ec) {
+    const std::lock_guard lock(self->mu_);
+    if (gen != self->gen_ || self->state_ != State::connecting) {
+      return;
+    }
+    if (ec) {
+      self->fail_locked(
+          Status(Code::unavailable, fmt::format("TLS handshake with {} failed: {}", self->where_, ec.message())));
+      return;
+    }
     self->on_transport_connected_locked();
   });
 }
 
-void Connection::on_transport_connected_locked() {
+void Connection::close_transport_locked() {
   boost::system::error_code ignored;
-  if (!options_.endpoint.is_unix()) {
-    socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+  socket_.close(ignored);
+  if (tls_) {
+    tls_->next_layer().close(ignored);  // operations still on it end with operation_aborted
+    tls_.reset();
   }
-  socket_.set_option(asio::socket_base::keep_alive(true), ignored);
+}
+
+void Connection::on_transport_connected_locked() {
   reader_ = std::make_unique<ReplyReader>();
   state_ = State::handshaking;
 
@@ -214,8 +295,7 @@ void Connection::start_write_locked() {
   buffer->swap(out_);
   write_in_flight_ = true;
   const auto gen = gen_;
-  asio::async_write(socket_, asio::buffer(*buffer),
-                    [self = self(), gen, buffer](const boost::system::error_code& ec, std::size_t) {
+  auto on_written = [self = self(), gen, buffer](const boost::system::error_code& ec, std::size_t) {
                       const std::lock_guard lock(self->mu_);
                       if (gen != self->gen_) {
                         return;
@@ -227,11 +307,30 @@ void Connection::start_write_locked() {
                         return;
                       }
                       self->start_write_locked();
-                    });
+  };
+  if (tls_) {
+    // Commands are written from any thread; an SSL stream is used from its strand only.
+    asio::dispatch(strand_, [tls = tls_, buffer, on_written = std::move(on_written)]() mutable {
+      asio::async_write(*tls, asio::buffer(*buffer),
+                        [tls, on_written = std::move(on_written)](const boost::system::error_code& ec,
+                                                                  std::size_t n) mutable { on_written(ec, n); });
+    });
+    return;
+  }
+  asio::async_write(socket_, asio::buffer(*buffer), std::move(on_written));
 }
 
 void Connection::start_read_locked() {
   const auto gen = gen_;
+  if (tls_) {
+    asio::dispatch(strand_, [self = self(), gen, tls = tls_] {
+      tls->async_read_some(asio::buffer(self->read_buf_),
+                           [self, gen, tls](const boost::system::error_code& ec, std::size_t n) {
+                             self->on_read(gen, ec, n);
+                           });
+    });
+    return;
+  }
   socket_.async_read_some(asio::buffer(read_buf_),
                           [self = self(), gen](const boost::system::error_code& ec, std::size_t n) {
                             self->on_read(gen, ec, n);
@@ -308,8 +407,7 @@ void Connection::fail_locked(const Status& why) {
   }
   const bool was_connected = connected_.exchange(false);
   ++gen_;
-  boost::system::error_code ignored;
-  socket_.close(ignored);
+  close_transport_locked();
   resolver_.cancel();
   connect_timer_.cancel();
   out_.clear();

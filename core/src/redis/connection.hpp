@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -22,6 +23,8 @@
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
@@ -89,7 +92,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
  private:
   void connect_locked();
   void try_endpoint_locked(std::size_t index);
+  void start_tls_locked();
   void on_transport_connected_locked();
+  void close_transport_locked();
   void start_read_locked();
   void start_write_locked();
   void on_read(std::uint64_t gen, const boost::system::error_code& ec, std::size_t n);
@@ -102,7 +107,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::atomic<bool> connected_{false};
   std::string down_reason_ = "not started";
 
+  using TlsStream = boost::asio::ssl::stream<boost::asio::generic::stream_protocol::socket>;
+
   boost::asio::generic::stream_protocol::socket socket_;
+  // rediss://: the context is made once (tls_setup_error_ says why it could not be); each connection
+  // takes socket_ into a stream of its own, which every operation on it keeps alive (shared_ptr), so a
+  // close never frees a stream under an operation.
+  std::optional<boost::asio::ssl::context> tls_context_;
+  std::string tls_setup_error_;
+  std::shared_ptr<TlsStream> tls_;
   boost::asio::ip::tcp::resolver resolver_;
   std::vector<boost::asio::generic::stream_protocol::endpoint> endpoints_;
   boost::asio::steady_timer connect_timer_;   // connect + handshake deadline

@@ -87,12 +87,50 @@ Status parse_db(std::string_view text, Endpoint& out) {
   return {};
 }
 
+/// rediss:// parameters: the files of the TLS set-up, each an absolute path (percent-encoded or not).
+Status parse_tls_query(std::string_view query, Endpoint& out) {
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view item = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    const auto eq = item.find('=');
+    const std::string_view key = item.substr(0, eq);
+    std::string* target = key == "ssl_ca_certs"   ? &out.tls_ca_file
+                          : key == "ssl_certfile" ? &out.tls_cert_file
+                          : key == "ssl_keyfile"  ? &out.tls_key_file
+                                                  : nullptr;
+    if (target == nullptr) {
+      const bool printable = key.size() <= 32 && key.find_first_of(":@/%") == std::string_view::npos;
+      return bad("unknown query parameter" + (printable ? " '" + std::string(key) + "'" : std::string()) +
+                 " in a rediss:// URL (ssl_ca_certs, ssl_certfile, ssl_keyfile)");
+    }
+    if (eq == std::string_view::npos || !percent_decode(item.substr(eq + 1), *target) || target->empty() ||
+        target->front() != '/' || target->find('\0') != std::string::npos) {
+      return bad(std::string(key) + " must be an absolute path");
+    }
+  }
+  if (out.tls_cert_file.empty() != out.tls_key_file.empty()) {
+    return bad("ssl_certfile and ssl_keyfile go together (a client certificate and its key)");
+  }
+  return {};
+}
+
 Status parse_tcp(std::string_view rest, Endpoint& out) {
   if (Status s = take_userinfo(rest, out); !s) {
     return s;
   }
-  if (rest.find('?') != std::string_view::npos || rest.find('#') != std::string_view::npos) {
-    return bad("query strings and fragments are not supported in redis:// URLs");
+  if (rest.find('#') != std::string_view::npos) {
+    return bad("fragments are not supported in redis:// URLs");
+  }
+  if (const auto q = rest.find('?'); q != std::string_view::npos) {
+    if (!out.tls) {
+      return bad("query strings are not supported in redis:// URLs (rediss:// takes ssl_ca_certs, ssl_certfile, "
+                 "ssl_keyfile)");
+    }
+    if (Status s = parse_tls_query(rest.substr(q + 1), out); !s) {
+      return s;
+    }
+    rest = rest.substr(0, q);
   }
   if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
     const std::string_view db = rest.substr(slash + 1);
@@ -218,12 +256,13 @@ Status parse_url(std::string_view url, Endpoint& out) {
   } else if (scheme == "unix") {
     s = parse_unix(rest, out);
   } else if (scheme == "rediss") {
-    s = bad("rediss:// (TLS) not supported: hiredis 0.14 has no TLS; use redis:// or unix://");
+    out.tls = true;
+    s = parse_tcp(rest, out);
   } else {
     // The scheme is shown only when it is short and printable: it cannot hold the password.
     const bool printable = scheme.size() <= 16 && scheme.find_first_of(":@/") == std::string_view::npos;
     s = bad("unknown scheme" + (printable ? " '" + std::string(scheme) + "'" : std::string()) +
-            " (expected redis:// or unix://)");
+            " (expected redis://, rediss:// or unix://)");
   }
   if (!s) {
     out = Endpoint{};

@@ -112,6 +112,25 @@ TEST_F(FileTools, EveryWayOutIsRefused) {
   EXPECT_EQ(text, "top secret") << "writing through a symlink must not reach outside";
 }
 
+// Finding 8: a workspace replaced by a symlink to a root-only folder had this process (root) read a 0600
+// root file there and create files in a 0700 root folder.
+TEST_F(FileTools, AWorkspaceSwappedForASymlinkIsNotFollowed) {
+  fs::create_directories(base_ / "root-only");
+  fs::permissions(base_ / "root-only", fs::perms::owner_all);
+  std::ofstream(base_ / "root-only" / "shadow") << "root:secret";
+  fs::permissions(base_ / "root-only" / "shadow", fs::perms::owner_read | fs::perms::owner_write);
+  fs::create_symlink(base_ / "root-only", base_ / "swapped");
+  FileToolContext swapped = ctx_;
+  swapped.workspace = (base_ / "swapped").string();
+  FileToolResult out;
+  const Status read = read_file(swapped, json{{"path", "shadow"}}, out);
+  EXPECT_FALSE(read.ok());
+  EXPECT_EQ(out.output.dump().find("root:secret"), std::string::npos);
+  EXPECT_FALSE(write_file(swapped, json{{"path", "planted"}, {"content", "x"}}, out).ok());
+  EXPECT_FALSE(fs::exists(base_ / "root-only" / "planted"));
+  EXPECT_FALSE(list_dir(swapped, json::object(), out).ok());
+}
+
 TEST_F(FileTools, SymlinksThatStayInsideWork) {
   FileToolResult out;
   ASSERT_TRUE(read_file(ctx_, json{{"path", "inside_link"}}, out).ok());

@@ -130,8 +130,12 @@ struct BadCase {
   const char* what;
   std::map<std::string, std::string, std::less<>> env;
   std::vector<std::pair<std::string, std::string>> flags;
-  const char* expected;  // the whole line
+  std::string expected;  // the whole line
 };
+
+constexpr const char* kLowEntropy =
+    "AUTH_SECRET=*** (AUTH_MODE=token): expected a random secret: at least 8 distinct bytes, not a shorter string "
+    "repeated, not mostly runs or sequences (openssl rand -base64 48)";
 
 void PrintTo(const BadCase& c, std::ostream* os) { *os << c.what; }
 
@@ -186,11 +190,14 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"bad address", {{"BIND_ADDRESS", "localhost"}}, {},
                 "BIND_ADDRESS=localhost (from env): expected an IPv4 or IPv6 address such as 127.0.0.1, 0.0.0.0 or ::"},
         BadCase{"bad redis url", {{"REDIS_URL", "http://x"}}, {},
-                "REDIS_URL=http://x (from env): expected empty, redis://[user:password@]host[:port][/db] or "
-                "unix:///path"},
+                "REDIS_URL=http://x (from env): expected empty, redis://[user:password@]host[:port][/db], "
+                "rediss://... (TLS) or unix:///path"},
         BadCase{"redis url with a bad port keeps its password hidden", {{"REDIS_URL", "redis://u:hunter2@h:99999"}}, {},
-                "REDIS_URL=redis://u:***@h:99999 (from env): expected empty, redis://[user:password@]host[:port][/db] "
-                "or unix:///path"},
+                "REDIS_URL=redis://u:***@h:99999 (from env): expected empty, redis://[user:password@]host[:port][/db], "
+                "rediss://... (TLS) or unix:///path"},
+        BadCase{"rediss url with an unknown parameter", {{"REDIS_URL", "rediss://h:6380?ssl_cert_reqs=none"}}, {},
+                "REDIS_URL=rediss://h:6380?ssl_cert_reqs=none (from env): expected empty, "
+                "redis://[user:password@]host[:port][/db], rediss://... (TLS) or unix:///path"},
         BadCase{"relative workspace", {{"WORKSPACE_ROOT", "ws"}}, {},
                 "WORKSPACE_ROOT=ws (from env): expected an absolute path"},
         BadCase{"control character", {{"WORKSPACE_ROOT", "/a\nb"}}, {},
@@ -210,6 +217,42 @@ INSTANTIATE_TEST_SUITE_P(
                 "AUTH_SECRET= (AUTH_MODE=token): expected a secret of at least 32 bytes"},
         BadCase{"token auth with a short secret never shows it", {{"AUTH_MODE", "token"}, {"AUTH_SECRET", "short"}},
                 {}, "AUTH_SECRET=*** (AUTH_MODE=token): expected a secret of at least 32 bytes"},
+        // Finding 7: the placeholder of k8s/base/secret.yaml was accepted, so a deployment that kept it
+        // accepted tokens anyone could sign.
+        BadCase{"token auth with the shipped k8s placeholder secret",
+                {{"AUTH_MODE", "token"}, {"AUTH_SECRET", "replace-me-with-at-least-32-random-bytes-0123456789"}}, {},
+                "AUTH_SECRET=*** (AUTH_MODE=token): expected a secret of your own, not a placeholder (openssl rand "
+                "-base64 48)"},
+        BadCase{"redis password twice",
+                {{"REDIS_URL", "redis://:hunter2@h:6379"}, {"REDIS_PASSWORD", "hunter3"}}, {},
+                "REDIS_URL=redis://***@h:6379 REDIS_PASSWORD=***: expected only one of them to carry the password"},
+        BadCase{"the shipped k8s placeholder redis password",
+                {{"REDIS_URL", "redis://redis:6379/0"}, {"REDIS_PASSWORD", "replace-me-with-a-random-redis-password"}},
+                {}, "REDIS_PASSWORD=***: expected a password of your own, not a placeholder (openssl rand -hex 32)"},
+        BadCase{"token auth with a changeme secret",
+                {{"AUTH_MODE", "token"}, {"AUTH_SECRET", "ChangeMe-9f8e7d6c5b4a39281706f5e4d3c2b1a0"}}, {},
+                "AUTH_SECRET=*** (AUTH_MODE=token): expected a secret of your own, not a placeholder (openssl rand "
+                "-base64 48)"},
+        BadCase{"token auth with one byte repeated",
+                {{"AUTH_MODE", "token"}, {"AUTH_SECRET", std::string(40, 'x')}}, {}, kLowEntropy},
+        BadCase{"token auth with seven distinct bytes",
+                {{"AUTH_MODE", "token"}, {"AUTH_SECRET", "a1b2c3da1c3b2dd3c2b1aab3c1d2a3b1"}}, {}, kLowEntropy},
+        BadCase{"token auth with a sequence",
+                {{"AUTH_MODE", "token"}, {"AUTH_SECRET", "abcdefghijklmnopqrstuvwxyz0123456789"}}, {}, kLowEntropy},
+        BadCase{"token auth with a short string repeated",
+                {{"AUTH_MODE", "token"}, {"AUTH_SECRET", "k3Q!z9vP_k3Q!z9vP_k3Q!z9vP_k3Q!z9vP_"}}, {}, kLowEntropy},
+        BadCase{"auth issuer outside ASCII", {{"AUTH_ISSUER", "https://issuer.example/\xc3\xbc"}}, {},
+                "AUTH_ISSUER=https://issuer.example/\xc3\xbc (from env): expected empty or 1..256 printable ASCII "
+                "characters"},
+        BadCase{"auth audience too long", {{"AUTH_AUDIENCE", std::string(257, 'a')}}, {},
+                "AUTH_AUDIENCE=" + std::string(257, 'a') +
+                    " (from env): expected empty or 1..256 printable ASCII characters"},
+        BadCase{"negative token lifetime", {{"AUTH_MAX_TOKEN_LIFETIME_S", "-1"}}, {},
+                "AUTH_MAX_TOKEN_LIFETIME_S=-1 (from env): expected an integer in 0..31536000"},
+        BadCase{"token lifetime in words", {{"AUTH_MAX_TOKEN_LIFETIME_S", "1d"}}, {},
+                "AUTH_MAX_TOKEN_LIFETIME_S=1d (from env): expected an integer in 0..31536000"},
+        BadCase{"clock leeway over five minutes", {{"AUTH_CLOCK_LEEWAY_S", "301"}}, {},
+                "AUTH_CLOCK_LEEWAY_S=301 (from env): expected an integer in 0..300"},
         BadCase{"missing config file", {{"PHASEKIT_CONFIG", "/nonexistent/phasekit.json"}}, {},
                 "PHASEKIT_CONFIG=/nonexistent/phasekit.json: cannot read the config file: No such file or directory"}),
     [](const auto& info) {
@@ -385,6 +428,24 @@ TEST(ConfigErrors, OverriddenBadValueIsStillAnError) {
   // A typo in the environment is reported even when a flag overrides it.
   EXPECT_EQ(error_of({{"POOL_MIN_SIZE", "ten"}}, {{"pool_min_size", "3"}}),
             "POOL_MIN_SIZE=ten (from env): expected an integer in 0..10000");
+}
+
+TEST(ConfigAuth, RandomSecretsAreAccepted) {
+  // openssl rand -base64 48, openssl rand -hex 16: what the error line and k8s/README.md suggest.
+  for (const char* secret : {"02EfxaMRtCxUqcuvSWQ5b06Ut/Qs/sig8mXPQsgGsBfaRcNyQTswtFtg2PCIyHeD",
+                             "230fef5bc199c603b197497e84e99a10"}) {
+    const Config c = load({{"AUTH_MODE", "token"}, {"AUTH_SECRET", secret}});
+    EXPECT_EQ(c.text(Key::auth_secret), secret);
+  }
+}
+
+TEST(ConfigDisplay, RedisPasswordIsNeverPrinted) {
+  const Config c = load({{"REDIS_URL", "redis://127.0.0.1:6380/2"}, {"REDIS_PASSWORD", "hunter2-pw"}});
+  EXPECT_EQ(c.display(Key::redis_password), "***");
+  EXPECT_EQ(c.text(Key::redis_password), "hunter2-pw");
+  for (const std::string& out : {render_table(c), render_json(c)}) {
+    EXPECT_EQ(out.find("hunter2-pw"), std::string::npos);
+  }
 }
 
 TEST(ConfigDisplay, SecretsAndRedisPasswordsAreNeverPrinted) {

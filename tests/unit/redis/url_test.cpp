@@ -77,8 +77,14 @@ INSTANTIATE_TEST_SUITE_P(
                       Bad{"redis://h/x", "database 'x'"}, Bad{"redis://h/-1", "database '-1'"},
                       Bad{"redis://h/100001", "database '100001'"}, Bad{"redis://", "missing host"},
                       Bad{"redis://:hunter2@:6379", "missing host"}, Bad{"redis://:hunter2@/0", "missing host"},
-                      Bad{"http://h:80", "unknown scheme 'http'"}, Bad{"rediss://h:6380", "TLS"},
-                      Bad{"rediss://u:hunter2@h", "TLS) not supported"},
+                      Bad{"http://h:80", "unknown scheme 'http'"},
+                      Bad{"rediss://h:6380?ssl_cert_reqs=none", "unknown query parameter 'ssl_cert_reqs'"},
+                      Bad{"rediss://u:hunter2@h?ssl_ca_certs=ca.pem", "ssl_ca_certs must be an absolute path"},
+                      Bad{"rediss://h?ssl_ca_certs", "ssl_ca_certs must be an absolute path"},
+                      Bad{"rediss://h?ssl_certfile=/c.pem", "ssl_certfile and ssl_keyfile go together"},
+                      Bad{"rediss://h?ssl_keyfile=/k.pem", "ssl_certfile and ssl_keyfile go together"},
+                      Bad{"rediss://h?ssl_ca_certs=/a%zz", "ssl_ca_certs must be an absolute path"},
+                      Bad{"redis://h?ssl_ca_certs=/ca.pem", "query strings are not supported in redis:// URLs"},
                       Bad{"redis://u:hunter2@h:99999", "port '99999'"},
                       Bad{"redis://u:hunter2%zz@h", "percent-encoding in the password"},
                       Bad{"redis://user:@h", "needs a password"}, Bad{"redis://h?db=1", "query strings"},
@@ -87,6 +93,28 @@ INSTANTIATE_TEST_SUITE_P(
                       Bad{"unix://relative.sock", "absolute path"}, Bad{"unix://", "absolute path"},
                       Bad{"unix:///tmp/r.sock?db=x", "database 'x'"},
                       Bad{"unix:///tmp/r.sock?password=hunter2", "unknown query parameter 'password'"}));
+
+TEST(RedisUrl, RedissIsTlsWithItsFiles) {
+  Endpoint e;
+  ASSERT_TRUE(parse_url("rediss://app:pw@redis.internal:6380/2", e).ok());
+  EXPECT_TRUE(e.tls);
+  EXPECT_EQ(e.host, "redis.internal");
+  EXPECT_EQ(e.port, 6380);
+  EXPECT_EQ(e.db, 2);
+  EXPECT_EQ(e.user, "app");
+  EXPECT_EQ(e.password.reveal(), "pw");
+  EXPECT_TRUE(e.tls_ca_file.empty()) << "the system's CAs";
+  ASSERT_TRUE(parse_url("rediss://:pw@h/1?ssl_ca_certs=/etc/redis/ca%20dir/ca.pem&ssl_certfile=/c.pem&"
+                        "ssl_keyfile=/k.pem",
+                        e)
+                  .ok());
+  EXPECT_EQ(e.tls_ca_file, "/etc/redis/ca dir/ca.pem");
+  EXPECT_EQ(e.tls_cert_file, "/c.pem");
+  EXPECT_EQ(e.tls_key_file, "/k.pem");
+  EXPECT_EQ(e.db, 1);
+  ASSERT_TRUE(parse_url("redis://h", e).ok());
+  EXPECT_FALSE(e.tls);
+}
 
 TEST(RedisUrl, DisplayHasNoCredentials) {
   Endpoint e;

@@ -1,6 +1,6 @@
 #pragma once
-// An asynchronous Redis client on Boost.Asio: one TCP (or unix socket) connection, many commands in
-// flight, replies matched to commands in order. hiredis is used only as the RESP codec.
+// An asynchronous Redis client on Boost.Asio: one TCP (TLS with rediss://, or unix socket) connection,
+// many commands in flight, replies matched to commands in order. hiredis is used only as the RESP codec.
 //
 // Semantics (the queue and store plugins rely on them):
 // * Thread-safe: every member may be called from any thread.
