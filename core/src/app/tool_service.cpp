@@ -2,7 +2,6 @@
 
 #include <boost/asio/post.hpp>
 #include <fmt/format.h>
-#include <openssl/rand.h>
 
 #include <algorithm>
 #include <array>
@@ -10,6 +9,7 @@
 #include <random>
 
 #include "app/auth.hpp"
+#include "app/random_id.hpp"
 #include "app/session_status.hpp"
 
 namespace phasekit::app {
@@ -22,12 +22,7 @@ using Clock = std::chrono::steady_clock;
 /// from the kernel's CSPRNG, so it cannot be guessed.
 std::string new_session_id() {
   std::array<unsigned char, 16> bytes{};
-  if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {
-    std::random_device rd;
-    for (auto& b : bytes) {
-      b = static_cast<unsigned char>(rd());
-    }
-  }
+  random_bytes(bytes);
   std::string out = "s-";
   for (const unsigned char b : bytes) {
     out += fmt::format("{:02x}", b);
