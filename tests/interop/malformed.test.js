@@ -141,7 +141,7 @@ describe("malformed input", () => {
         if (connectFirst) {
           const answer = new Promise((resolve) => ws.once("message", (d) => resolve(String(d))));
           ws.send(`40{"token":"${token("attacker")}"}`);
-          assert.match(await answer, /^40\{"sid"/);
+          assert.match(await answer, /^40\{/);
         }
         ws.send(manyPlaceholders);
         ws.send(attachment, { binary: true });

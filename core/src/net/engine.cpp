@@ -296,6 +296,12 @@ class EngineSessionImpl final : public EngineSession, public std::enable_shared_
     if (packet.type == PacketType::upgrade) {
       upgraded_ = true;
       upgrading_ = false;
+      // The noops that were to end a poll are not for the WebSocket.
+      std::erase_if(outbox_, [this](const engineio::Packet& p) {
+        const bool noop = p.type == engineio::PacketType::noop;
+        outbox_bytes_ -= noop ? weight(p) : 0;
+        return noop;
+      });
       wake_.cancel();
       asio::co_spawn(strand_, ws_writer(shared_from_this(), ws), asio::detached);
       co_return true;
