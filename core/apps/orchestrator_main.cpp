@@ -75,6 +75,7 @@ int main(int argc, char** argv) {
   server_settings.max_payload_bytes = static_cast<std::size_t>(config.integer(Key::max_payload_bytes));
   server_settings.ping_interval = std::chrono::milliseconds(config.integer(Key::ping_interval_ms));
   server_settings.ping_timeout = std::chrono::milliseconds(config.integer(Key::ping_timeout_ms));
+  server_settings.connect_timeout = std::chrono::milliseconds(config.integer(Key::connect_timeout_ms));
   server_settings.backend_limits = rt.backend_limits();
   phasekit::net::Server server(ioc, server_settings, service, metrics, *plugins.pool, rt.logs().logger("server"));
   server.add_json_route("/api/circuit-breakers", [&breakers] { return breakers.to_json(); });

@@ -122,6 +122,45 @@ describe("malformed input", () => {
     });
   }
 
+  /** Peak resident memory of the server process (VmHWM), in bytes. */
+  function peakMemory() {
+    const status = require("node:fs").readFileSync(`/proc/${server.child.pid}/status`, "utf8");
+    return Number(/VmHWM:\s+(\d+) kB/.exec(status)[1]) * 1024;
+  }
+
+  // Finding 1: one attachment named by 2,000 placeholders was copied 2,000 times (7.6 MB -> 204 MB),
+  // before the CONNECT check. Now the packet is refused at its text, the attachment never buffered.
+  const manyPlaceholders = `451-["message"${',{"_placeholder":true,"num":0}'.repeat(2000)}]`;
+  const attachment = Buffer.alloc(90000, 7);
+  for (const [what, connectFirst] of [["before CONNECT", false], ["after CONNECT", true]]) {
+    it(`an attachment named by 2,000 placeholders ${what} is refused without copying it`, async () => {
+      const before = peakMemory();
+      for (let i = 0; i < 3; i++) {
+        const { ws, closed, opened } = rawSocket(server);
+        await opened;
+        if (connectFirst) {
+          const answer = new Promise((resolve) => ws.once("message", (d) => resolve(String(d))));
+          ws.send(`40{"token":"${token("attacker")}"}`);
+          assert.match(await answer, /^40\{/);
+        }
+        ws.send(manyPlaceholders);
+        ws.send(attachment, { binary: true });
+        await expectClosed(closed, "placeholder attack");
+      }
+      const grown = peakMemory() - before;
+      assert.ok(grown < 40 * 1024 * 1024, `peak memory grew by ${Math.round(grown / 1048576)} MB`);
+      await stillServing();
+    });
+  }
+
+  it("closes a websocket that sends an event before CONNECT", async () => {
+    const { ws, closed, opened } = rawSocket(server);
+    await opened;
+    ws.send('42["message","echo too early"]');
+    await expectClosed(closed, "event before CONNECT");
+    await stillServing();
+  });
+
   it("survives half-open TCP connections and unfinished requests", async () => {
     const sockets = [];
     for (let i = 0; i < 20; i++) {
@@ -136,5 +175,29 @@ describe("malformed input", () => {
     );
     assert.equal(ready, 200);
     sockets.forEach((s) => s.destroy());
+  });
+});
+
+describe("CONNECT_TIMEOUT_MS", () => {
+  it("closes a client that answers pings but never CONNECTs, and keeps one that did", async () => {
+    const server = await startServer({ CONNECT_TIMEOUT_MS: "500", PING_INTERVAL_MS: "200", PING_TIMEOUT_MS: "1000" });
+    try {
+      const idle = rawSocket(server);
+      await idle.opened;
+      idle.ws.on("message", (d) => String(d) === "2" && idle.ws.send("3"));
+      const started = Date.now();
+      await expectClosed(idle.closed, "a client that never CONNECTs");
+      assert.ok(Date.now() - started >= 400, `closed after ${Date.now() - started} ms`);
+      const healthy = await connect(server, "patient");
+      try {
+        const deadline = Date.now() + 1000;
+        while (Date.now() < deadline) await runTool(healthy, "true");
+        assert.ok(healthy.connected);
+      } finally {
+        healthy.close();
+      }
+    } finally {
+      await server.stop();
+    }
   });
 });

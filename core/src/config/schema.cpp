@@ -35,6 +35,10 @@ constexpr std::array<Spec, kSettingCount> kSettings{{
    100, 3600000, "", "25000", {N, N, N}, "Engine.IO heartbeat interval."},
   {Key::ping_timeout_ms, "ping_timeout_ms", "PING_TIMEOUT_MS", "ping-timeout-ms", "Server", Type::integer, 100,
    3600000, "", "20000", {N, N, N}, "Time allowed for a pong before the connection is closed."},
+  {Key::connect_timeout_ms, "connect_timeout_ms", "CONNECT_TIMEOUT_MS", "connect-timeout-ms", "Server",
+   Type::integer, 100, 3600000, "", "45000", {N, N, N},
+   "A connection that has joined no Socket.IO namespace this long after its Engine.IO handshake is closed "
+   "(socket.io's connectTimeout): a client that answers pings but never CONNECTs holds no socket for long."},
   {Key::session_grace_ms, "session_grace_ms", "SESSION_GRACE_MS", "session-grace-ms", "Server", Type::integer, 0,
    86400000, "", "30000", {N, N, N},
    "How long a disconnected session keeps its backend for a reconnect before it is released."},

@@ -32,6 +32,7 @@ enum class Key : std::uint16_t {
   max_payload_bytes,
   ping_interval_ms,
   ping_timeout_ms,
+  connect_timeout_ms,
   session_grace_ms,
   shutdown_grace_ms,
   auth_mode,

@@ -4,16 +4,18 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/websocket.hpp>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <deque>
-#include <random>
+#include <optional>
 
-#include "protocol/engineio.hpp"
-#include "protocol/socketio.hpp"
+#include "phasekit/random_id.hpp"
 
 namespace phasekit::net {
 namespace {
@@ -25,30 +27,37 @@ using json = nlohmann::json;
 using asio::awaitable;
 using asio::use_awaitable;
 constexpr auto kTuple = asio::as_tuple(use_awaitable);
+using Query = std::map<std::string, std::string, std::less<>>;
 
-std::string random_sid() {
-  static thread_local std::mt19937_64 rng(std::random_device{}());
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string sid(20, ' ');
-  for (auto& c : sid) {
-    c = kAlphabet[rng() % 64];
-  }
-  return sid;
+std::string_view query_value(const Query& query, std::string_view key) {
+  const auto it = query.find(key);
+  return it == query.end() ? std::string_view{} : std::string_view(it->second);
 }
+
+/// Bytes a packet holds in the outbox.
+std::size_t weight(const engineio::Packet& p) { return p.data.size() + 1; }
 
 }  // namespace
 
-/// One Engine.IO session: its transport, outbox, heartbeat and the Socket.IO socket on "/".
-class EngineSession : public std::enable_shared_from_this<EngineSession> {
+std::string_view message_of(EngineError error) noexcept {
+  switch (error) {
+    case EngineError::unknown_transport: return "Transport unknown";
+    case EngineError::unknown_sid: return "Session ID unknown";
+    case EngineError::bad_handshake_method: return "Bad handshake method";
+    case EngineError::bad_request: return "Bad request";
+    case EngineError::forbidden: return "Forbidden";
+    case EngineError::unsupported_protocol_version: return "Unsupported protocol version";
+  }
+  return "Bad request";
+}
+
+/// One Engine.IO session: its transport (polling, then perhaps a WebSocket), outbox and heartbeat.
+/// All state lives on the strand.
+class EngineSessionImpl final : public EngineSession, public std::enable_shared_from_this<EngineSessionImpl> {
  public:
   using Ws = websocket::stream<beast::tcp_stream>;
 
-  struct Outgoing {
-    std::string data;  // Engine.IO packet as text ("4…") or, when binary, the raw bytes
-    bool binary = false;
-  };
-
-  EngineSession(EngineServer& server, std::string sid, asio::any_io_executor executor)
+  EngineSessionImpl(EngineServer& server, std::string sid, asio::any_io_executor executor)
       : server_(server),
         sid_(std::move(sid)),
         strand_(asio::make_strand(std::move(executor))),
@@ -57,46 +66,54 @@ class EngineSession : public std::enable_shared_from_this<EngineSession> {
     wake_.expires_at(asio::steady_timer::time_point::max());
   }
 
-  [[nodiscard]] const std::string& sid() const { return sid_; }
-  [[nodiscard]] asio::strand<asio::any_io_executor>& strand() { return strand_; }
-  [[nodiscard]] bool closed() const { return closed_; }
-  [[nodiscard]] bool websocket_mode() const { return ws_active_; }
+  void set_handler(std::shared_ptr<EngineHandler> handler) { handler_ = std::move(handler); }
 
-  std::string open_packet(bool websocket) const {
-    return "0" + engineio::open_payload(sid_, websocket ? std::vector<std::string>{} : std::vector<std::string>{"websocket"},
-                                        server_.settings_.ping_interval.count(), server_.settings_.ping_timeout.count(),
-                                        server_.settings_.max_payload_bytes);
+  [[nodiscard]] const std::string& sid() const override { return sid_; }
+  [[nodiscard]] asio::strand<asio::any_io_executor> strand() const override { return strand_; }
+  [[nodiscard]] bool closed() const override { return closed_; }
+  /// Read off the strand by a WebSocket handshake: the WebSocket carries the session.
+  [[nodiscard]] bool upgraded() const noexcept { return upgraded_; }
+  /// Off the strand: claims the one upgrade a session may have; false when it has one already.
+  bool claim_upgrade() noexcept {
+    bool expected = false;
+    return !upgraded_ && upgrading_.compare_exchange_strong(expected, true);
   }
 
-  void start_heartbeat() { schedule_ping(); }
-
-  /// Queues an Engine.IO packet (on the strand).
-  void send(Outgoing packet) {
+  void send(engineio::Packet packet) override {
     if (closed_) {
       return;
     }
-    outbox_bytes_ += packet.data.size();
+    outbox_bytes_ += weight(packet);
     outbox_.push_back(std::move(packet));
     if (outbox_bytes_ > server_.settings_.max_outbox_bytes) {
       server_.log_.warn("client.too_slow", {{"sid", sid_}, {"queued_bytes", outbox_bytes_}});
-      close("client too slow");
+      close("client too slow", CloseCode::too_slow);
       return;
     }
     wake_.cancel();
   }
 
-  void send_text(std::string text) { send({std::move(text), false}); }
-
-  /// Tells the client why (a Socket.IO disconnect, so socket.io-client reports "io server disconnect"),
-  /// then closes once that has been written.
-  void close_gracefully(std::string reason) {
+  void close(std::string_view reason, CloseCode code = CloseCode::normal) override {
     if (closed_) {
       return;
     }
-    if (app_session_) {
-      server_.service_->on_disconnect(app_session_, reason);
-      app_session_.reset();
-      send_socketio(socketio::Packet::disconnect("/"));
+    closed_ = true;
+    ping_timer_.cancel();
+    wake_.cancel();
+    if (handler_) {
+      handler_->on_close(reason);
+    }
+    if (ws_) {
+      websocket::close_reason why(static_cast<std::uint16_t>(code));
+      why.reason = std::string(reason).substr(0, 100);
+      ws_->async_close(why, [ws = ws_](beast::error_code) {});
+    }
+    server_.forget(sid_);
+  }
+
+  void close_after_flush(std::string reason) override {
+    if (closed_) {
+      return;
     }
     close_reason_ = std::move(reason);
     close_after_flush_ = true;
@@ -107,88 +124,89 @@ class EngineSession : public std::enable_shared_from_this<EngineSession> {
     wake_.cancel();
   }
 
-  /// Ends the session: the transport closes, the app session detaches.
-  void close(std::string_view reason) {
+  void shutdown(std::string_view reason) {
     if (closed_) {
       return;
     }
-    closed_ = true;
-    ping_timer_.cancel();
-    wake_.cancel();
-    if (app_session_) {
-      server_.service_->on_disconnect(app_session_, reason);
-      app_session_.reset();
+    if (handler_) {
+      handler_->on_shutdown(reason);
     }
-    if (ws_) {
-      ws_->async_close(websocket::close_reason(websocket::close_code::normal, std::string(reason).substr(0, 100)),
-                       [ws = ws_](beast::error_code) {});
-    }
-    server_.forget(sid_);
+    close_after_flush(std::string(reason));
+  }
+
+  std::string open_packet(bool websocket) const {
+    const auto& s = server_.settings_;
+    return "0" + engineio::open_payload(sid_, websocket ? std::vector<std::string>{} : std::vector<std::string>{"websocket"},
+                                        s.ping_interval.count(), s.ping_timeout.count(), s.max_payload_bytes);
   }
 
   // ---- polling (every coroutine here runs on the session's strand) ----------------------------
-  static awaitable<Response> open_polling(std::shared_ptr<EngineSession> self, Request req) {
-    self->start_heartbeat();
+  static awaitable<Response> open_polling(std::shared_ptr<EngineSessionImpl> self, Request req) {
+    self->schedule_ping();
     Response res = make_response(req, http::status::ok, self->open_packet(false));
     self->server_.add_cors(req, res);
     co_return res;
   }
 
-  static awaitable<Response> poll(std::shared_ptr<EngineSession> self, Request req) {
+  static awaitable<Response> poll(std::shared_ptr<EngineSessionImpl> self, Request req) {
     co_return co_await self->do_poll(std::move(req));
   }
 
-  static awaitable<Response> post(std::shared_ptr<EngineSession> self, Request req) {
-    co_return co_await self->do_post(std::move(req));
+  static awaitable<Response> post(std::shared_ptr<EngineSessionImpl> self, Request req) {
+    co_return self->do_post(std::move(req));
   }
 
   /// A WebSocket for this session: a new session, or the upgrade of a polling one.
-  static awaitable<void> run_websocket(std::shared_ptr<EngineSession> self, std::shared_ptr<Ws> ws, Request req,
+  static awaitable<void> run_websocket(std::shared_ptr<EngineSessionImpl> self, std::shared_ptr<Ws> ws, Request req,
                                        bool upgrade) {
     auto [ec] = co_await ws->async_accept(req, kTuple);
     if (ec) {
-      if (!upgrade) {
+      if (upgrade) {
+        self->upgrading_ = false;
+      } else {
         self->close("websocket handshake failed");
       }
       co_return;
     }
-    self->attach_websocket(ws, upgrade);
+    if (self->closed_) {
+      co_return;
+    }
+    self->ws_ = ws;
     if (!upgrade) {
-      self->send_text(self->open_packet(true));
-      self->start_heartbeat();
+      self->upgraded_ = true;
+      self->send(engineio::Packet{engineio::PacketType::open, self->open_packet(true).substr(1), false});
+      self->schedule_ping();
       asio::co_spawn(self->strand_, ws_writer(self, ws), asio::detached);
     }
     co_await ws_reader(self, ws);
   }
 
+ private:
+  /// The reference server answers an HTTP request on a session the WebSocket carries with 400
+  /// (TRANSPORT_MISMATCH) and leaves the session alone.
   awaitable<Response> do_poll(Request req) {
-    if (poll_active_ || ws_active_) {
+    if (upgraded_) {
+      co_return server_.error(req, EngineError::bad_request);
+    }
+    if (poll_active_) {
       close("overlapping poll");
-      co_return server_.error(req, 3, "Bad request");
+      co_return server_.error(req, EngineError::bad_request);
     }
     poll_active_ = true;
-    while (outbox_.empty() && !closed_) {
+    while (outbox_.empty() && !closed_ && !upgraded_) {
       co_await wake_.async_wait(kTuple);
     }
     poll_active_ = false;
     std::string body;
-    if (closed_ && outbox_.empty()) {
-      body = "1";  // close packet
+    if (outbox_.empty()) {
+      // Closed by the client (its close packet): a noop ends this poll, as the reference server's
+      // polling transport does; closed by the server: the close packet. Upgraded: a noop.
+      body = closed_ && !closed_by_client_ ? "1" : "6";
     } else {
-      std::vector<engineio::Packet> packets;
-      while (!outbox_.empty()) {
-        Outgoing o = std::move(outbox_.front());
-        outbox_.pop_front();
-        outbox_bytes_ -= o.data.size();
-        if (o.binary) {
-          packets.push_back(engineio::Packet{engineio::PacketType::message, std::move(o.data), true});
-        } else {
-          auto decoded = engineio::decode_text(o.data);
-          if (decoded) {
-            packets.push_back(std::move(*decoded));
-          }
-        }
-      }
+      std::vector<engineio::Packet> packets(std::make_move_iterator(outbox_.begin()),
+                                            std::make_move_iterator(outbox_.end()));
+      outbox_.clear();
+      outbox_bytes_ = 0;
       body = engineio::encode_payload(packets);
       if (close_after_flush_) {
         close(close_reason_);  // the response below still carries the last packets
@@ -197,53 +215,49 @@ class EngineSession : public std::enable_shared_from_this<EngineSession> {
     co_return make_response(req, http::status::ok, std::move(body));
   }
 
-  awaitable<Response> do_post(Request req) {
+  Response do_post(Request req) {
+    if (upgraded_) {
+      return server_.error(req, EngineError::bad_request);
+    }
     if (post_active_) {
       close("overlapping post");
-      co_return server_.error(req, 3, "Bad request");
+      return server_.error(req, EngineError::bad_request);
     }
-    post_active_ = true;
     engineio::Limits limits;
     limits.max_payload = server_.settings_.max_payload_bytes;
     auto packets = engineio::decode_payload(req.body(), limits);
-    post_active_ = false;
     if (!packets) {
       server_.log_.info("client.bad_payload", {{"sid", sid_}, {"error", packets.error().message}});
       close("parse error");
-      co_return server_.error(req, 3, "Bad request");
+      return server_.error(req, EngineError::bad_request);
     }
+    post_active_ = true;
     for (auto& p : *packets) {
+      if (closed_) {
+        break;
+      }
       on_packet(std::move(p));
     }
-    co_return make_response(req, http::status::ok, "ok");
+    post_active_ = false;
+    return make_response(req, http::status::ok, "ok");
   }
 
   // ---- websocket -----------------------------------------------------------------------------
-  void attach_websocket(std::shared_ptr<Ws> ws, bool upgrade) {
-    ws_ = std::move(ws);
-    if (!upgrade) {
-      ws_active_ = true;
-    }
-  }
-
   /// Reads frames until the socket closes.
-  static awaitable<void> ws_reader(std::shared_ptr<EngineSession> self, std::shared_ptr<Ws> ws) {
+  static awaitable<void> ws_reader(std::shared_ptr<EngineSessionImpl> self, std::shared_ptr<Ws> ws) {
     beast::flat_buffer buffer;
     for (;;) {
       auto [ec, n] = co_await ws->async_read(buffer, kTuple);
+      if (self->closed_ || self->ws_ != ws) {
+        co_return;
+      }
       if (ec) {
-        if (self->ws_ == ws) {
-          self->close(ec == websocket::error::closed ? "transport close" : "transport error");
-        }
+        self->lose_websocket(ws, ec == websocket::error::closed ? "transport close" : "transport error");
         co_return;
       }
       std::string data = beast::buffers_to_string(buffer.data());
       buffer.consume(buffer.size());
-      const bool binary = !ws->got_text();
-      if (self->closed_) {
-        co_return;
-      }
-      if (binary) {
+      if (!ws->got_text()) {
         self->on_packet(engineio::Packet{engineio::PacketType::message, std::move(data), true});
         continue;
       }
@@ -256,28 +270,63 @@ class EngineSession : public std::enable_shared_from_this<EngineSession> {
         self->close("parse error");
         co_return;
       }
-      if (!self->ws_active_) {
-        // Upgrade handshake from polling: "2probe" → "3probe", then "5" switches transports.
-        if (packet->type == engineio::PacketType::ping && packet->data == "probe") {
-          auto pong = std::make_shared<std::string>("3probe");
-          ws->text(true);
-          co_await ws->async_write(asio::buffer(*pong), kTuple);
-          self->send_text("6");  // a noop ends the pending poll so the client can upgrade
-          continue;
-        }
-        if (packet->type == engineio::PacketType::upgrade) {
-          self->ws_active_ = true;
-          self->wake_.cancel();
-          asio::co_spawn(self->strand_, ws_writer(self, ws), asio::detached);
-          continue;
-        }
+      if (self->upgraded_) {
+        self->on_packet(std::move(*packet));
+      } else if (!co_await self->on_probe_packet(ws, *packet)) {
+        co_return;
       }
-      self->on_packet(std::move(*packet));
     }
   }
 
+  /// The upgrade of a polling session: "2probe" → "3probe", then "5" moves the session to this
+  /// WebSocket. Anything else aborts the upgrade (the polling session stays). False: stop reading.
+  awaitable<bool> on_probe_packet(const std::shared_ptr<Ws>& ws, const engineio::Packet& packet) {
+    using engineio::PacketType;
+    if (packet.type == PacketType::ping && packet.data == "probe") {
+      const std::string pong = "3probe";
+      ws->text(true);
+      auto [ec, n] = co_await ws->async_write(asio::buffer(pong), kTuple);
+      if (ec) {
+        lose_websocket(ws, "transport error");
+        co_return false;
+      }
+      send(engineio::Packet{PacketType::noop, "", false});  // ends the pending poll so the client can upgrade
+      co_return true;
+    }
+    if (packet.type == PacketType::upgrade) {
+      upgraded_ = true;
+      upgrading_ = false;
+      // The noops that were to end a poll are not for the WebSocket.
+      std::erase_if(outbox_, [this](const engineio::Packet& p) {
+        const bool noop = p.type == engineio::PacketType::noop;
+        outbox_bytes_ -= noop ? weight(p) : 0;
+        return noop;
+      });
+      wake_.cancel();
+      asio::co_spawn(strand_, ws_writer(shared_from_this(), ws), asio::detached);
+      co_return true;
+    }
+    lose_websocket(ws, "unexpected packet during upgrade");
+    co_return false;
+  }
+
+  /// The WebSocket failed or closed: the session ends if it was the transport; an upgrade that
+  /// did not complete is dropped and the polling session goes on.
+  void lose_websocket(const std::shared_ptr<Ws>& ws, std::string_view reason) {
+    if (ws_ != ws) {
+      return;
+    }
+    if (upgraded_) {
+      close(reason);
+      return;
+    }
+    ws_.reset();
+    upgrading_ = false;
+    ws->async_close(websocket::close_reason(websocket::close_code::normal), [ws](beast::error_code) {});
+  }
+
   /// Writes the outbox to the socket while the session lives.
-  static awaitable<void> ws_writer(std::shared_ptr<EngineSession> self, std::shared_ptr<Ws> ws) {
+  static awaitable<void> ws_writer(std::shared_ptr<EngineSessionImpl> self, std::shared_ptr<Ws> ws) {
     for (;;) {
       while (self->outbox_.empty() && !self->closed_) {
         co_await self->wake_.async_wait(kTuple);
@@ -285,11 +334,12 @@ class EngineSession : public std::enable_shared_from_this<EngineSession> {
       if (self->closed_) {
         co_return;
       }
-      Outgoing o = std::move(self->outbox_.front());
+      engineio::Packet packet = std::move(self->outbox_.front());
       self->outbox_.pop_front();
-      self->outbox_bytes_ -= o.data.size();
-      ws->text(!o.binary);
-      auto [ec, n] = co_await ws->async_write(asio::buffer(o.data), kTuple);
+      self->outbox_bytes_ -= weight(packet);
+      ws->text(!packet.binary);
+      const std::string frame = packet.binary ? std::move(packet.data) : engineio::encode_text(packet);
+      auto [ec, n] = co_await ws->async_write(asio::buffer(frame), kTuple);
       if (ec) {
         if (self->ws_ == ws) {
           self->close("transport error");
@@ -303,38 +353,13 @@ class EngineSession : public std::enable_shared_from_this<EngineSession> {
     }
   }
 
- private:
-  class Channel final : public app::ClientChannel {
-   public:
-    explicit Channel(std::weak_ptr<EngineSession> session) : session_(std::move(session)) {}
-    void emit(std::string event, json payload) override {
-      if (auto s = session_.lock()) {
-        asio::post(s->strand_, [s, event = std::move(event), payload = std::move(payload)]() mutable {
-          s->emit_event(event, std::move(payload));
-        });
-      }
-    }
-    void close(std::string reason) override {
-      if (auto s = session_.lock()) {
-        asio::post(s->strand_, [s, reason = std::move(reason)]() mutable {
-          s->app_session_.reset();  // the app ended the session itself: no on_disconnect back to it
-          s->send_socketio(socketio::Packet::disconnect("/"));
-          s->close_gracefully(std::move(reason));
-        });
-      }
-    }
-
-   private:
-    std::weak_ptr<EngineSession> session_;
-  };
-
   void schedule_ping() {
     ping_timer_.expires_after(server_.settings_.ping_interval);
     ping_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
       if (ec || self->closed_) {
         return;
       }
-      self->send_text("2");
+      self->send(engineio::Packet{engineio::PacketType::ping, "", false});
       self->awaiting_pong_ = true;
       self->ping_timer_.expires_after(self->server_.settings_.ping_timeout);
       self->ping_timer_.async_wait([self](beast::error_code ec2) {
@@ -357,113 +382,17 @@ class EngineSession : public std::enable_shared_from_this<EngineSession> {
           schedule_ping();
         }
         return;
-      case PacketType::message: on_message(std::move(packet)); return;
-      case PacketType::close: close("client close"); return;
-      case PacketType::noop: return;
-      default: close("unexpected packet"); return;
-    }
-  }
-
-  void on_message(engineio::Packet packet) {
-    auto result = packet.binary ? decoder_.feed_binary(std::move(packet.data)) : decoder_.feed(packet.data);
-    if (!result) {
-      server_.log_.info("client.bad_packet", {{"sid", sid_}, {"error", result.error().message}});
-      close("parse error");
-      return;
-    }
-    for (auto& sio : *result) {
-      on_socketio(std::move(sio));
-    }
-  }
-
-  void on_socketio(socketio::Packet p) {
-    using socketio::PacketType;
-    if (p.nsp != "/") {
-      if (p.type == PacketType::connect) {
-        send_socketio(socketio::Packet::connect_error(p.nsp, "Invalid namespace"));
-      }
-      return;
-    }
-    switch (p.type) {
-      case PacketType::connect: on_connect(p); return;
-      case PacketType::disconnect:
-        if (app_session_) {
-          server_.service_->on_disconnect(app_session_, "client namespace disconnect");
-          app_session_.reset();
+      case PacketType::message:
+        if (handler_) {
+          handler_->on_message(std::move(packet));
         }
         return;
-      case PacketType::event:
-      case PacketType::binary_event: on_event(std::move(p)); return;
-      case PacketType::ack:
-      case PacketType::binary_ack: return;  // the server asks for no acks from clients
+      case PacketType::close:
+        closed_by_client_ = true;
+        close("transport close");
+        return;
+      case PacketType::noop: return;
       default: close("unexpected packet"); return;
-    }
-  }
-
-  void on_connect(const socketio::Packet& p) {
-    if (app_session_ || connecting_) {
-      close("second connect on the same namespace");
-      return;
-    }
-    const json auth = p.data.is_object() ? p.data : json::object();
-    connecting_ = true;
-    server_.service_->connect(
-        auth, sid_, std::make_shared<Channel>(weak_from_this()),
-        [self = shared_from_this()](Status s, app::SessionPtr session) {
-          asio::post(self->strand_, [self, s = std::move(s), session = std::move(session)]() mutable {
-            self->connecting_ = false;
-            if (!s.ok()) {
-              self->send_socketio(socketio::Packet::connect_error("/", s.message()));
-              return;
-            }
-            if (self->closed_) {
-              self->server_.service_->on_disconnect(session, "closed while connecting");
-              return;
-            }
-            self->app_session_ = std::move(session);
-            self->socket_id_ = random_sid();
-            self->send_socketio(socketio::Packet::connect_ok("/", self->socket_id_, app::session_id_of(self->app_session_)));
-          });
-        });
-  }
-
-  void on_event(socketio::Packet p) {
-    if (!app_session_) {
-      return;  // not connected to "/": socket.io ignores such packets too
-    }
-    if (!p.data.is_array() || p.data.empty() || !p.data[0].is_string()) {
-      close("parse error");
-      return;
-    }
-    const std::string name = p.data[0].get<std::string>();
-    json args = json::array();
-    for (std::size_t i = 1; i < p.data.size(); ++i) {
-      args.push_back(std::move(p.data[i]));
-    }
-    app::Ack ack;
-    if (p.id) {
-      ack = [weak = weak_from_this(), id = *p.id](json body) {
-        if (auto s = weak.lock()) {
-          asio::post(s->strand_, [s, id, body = std::move(body)]() mutable {
-            s->send_socketio(socketio::Packet::ack("/", id, json::array({std::move(body)})));
-          });
-        }
-      };
-    }
-    server_.service_->on_event(app_session_, name, std::move(args), std::move(ack));
-  }
-
-  void emit_event(const std::string& event, json payload) {
-    send_socketio(socketio::Packet::event("/", json::array({event, std::move(payload)})));
-  }
-
-  void send_socketio(const socketio::Packet& packet) {
-    for (auto& part : socketio::encode(packet)) {
-      if (part.binary) {
-        send({std::move(part.data), true});
-      } else {
-        send_text("4" + part.data);
-      }
     }
   }
 
@@ -472,29 +401,32 @@ class EngineSession : public std::enable_shared_from_this<EngineSession> {
   asio::strand<asio::any_io_executor> strand_;
   asio::steady_timer wake_;
   asio::steady_timer ping_timer_;
-  std::deque<Outgoing> outbox_;
+  std::shared_ptr<EngineHandler> handler_;
+  std::deque<engineio::Packet> outbox_;
   std::size_t outbox_bytes_ = 0;
   bool closed_ = false;
+  bool closed_by_client_ = false;
   bool poll_active_ = false;
   bool post_active_ = false;
-  std::atomic<bool> ws_active_{false};  // read by the handshake of an upgrade, off the strand
+  std::atomic<bool> upgraded_{false};   // the WebSocket carries the session (read by handshakes, off the strand)
+  std::atomic<bool> upgrading_{false};  // an upgrade WebSocket is being probed
   bool awaiting_pong_ = false;
   bool close_after_flush_ = false;
   std::string close_reason_;
   std::shared_ptr<Ws> ws_;
-  socketio::Decoder decoder_;
-  std::string socket_id_;
-  app::SessionPtr app_session_;
-  bool connecting_ = false;  // a CONNECT is being authenticated or resumed
 };
 
-EngineServer::EngineServer(ServerSettings settings, std::shared_ptr<app::ToolService> service, Metrics& metrics,
-                           Logger& log)
+EngineServer::EngineServer(ServerSettings settings, asio::any_io_executor executor, HandlerFactory handlers,
+                           Metrics& metrics, Logger& log)
     : settings_(std::move(settings)),
-      service_(std::move(service)),
-      metrics_(metrics),
+      executor_(std::move(executor)),
+      handlers_(std::move(handlers)),
       log_(log),
       connections_(metrics.gauge("phasekit_engineio_sessions", "Engine.IO sessions open.")) {}
+
+Response EngineServer::error(const Request& req, EngineError code) const {
+  return error(req, static_cast<int>(code), message_of(code));
+}
 
 Response EngineServer::error(const Request& req, int code, std::string_view message) const {
   Response res = make_response(req, http::status::bad_request, json{{"code", code}, {"message", message}}.dump(),
@@ -514,7 +446,7 @@ void EngineServer::add_cors(const Request& req, Response& res) const {
   }
 }
 
-std::shared_ptr<EngineSession> EngineServer::find(const std::string& sid) const {
+std::shared_ptr<EngineSessionImpl> EngineServer::find(const std::string& sid) const {
   const std::lock_guard lock(mutex_);
   const auto it = sessions_.find(sid);
   return it == sessions_.end() ? nullptr : it->second;
@@ -531,8 +463,9 @@ std::size_t EngineServer::session_count() const {
   return sessions_.size();
 }
 
-std::shared_ptr<EngineSession> EngineServer::create(bool /*websocket*/) {
-  auto session = std::make_shared<EngineSession>(*this, random_sid(), service_->executor());
+std::shared_ptr<EngineSessionImpl> EngineServer::create() {
+  auto session = std::make_shared<EngineSessionImpl>(*this, random_url_id(), executor_);
+  session->set_handler(handlers_(session));
   const std::lock_guard lock(mutex_);
   sessions_[session->sid()] = session;
   connections_.set(static_cast<double>(sessions_.size()));
@@ -540,7 +473,7 @@ std::shared_ptr<EngineSession> EngineServer::create(bool /*websocket*/) {
 }
 
 void EngineServer::close_all(const std::string& reason) {
-  std::vector<std::shared_ptr<EngineSession>> all;
+  std::vector<std::shared_ptr<EngineSessionImpl>> all;
   {
     const std::lock_guard lock(mutex_);
     for (const auto& [sid, s] : sessions_) {
@@ -548,14 +481,14 @@ void EngineServer::close_all(const std::string& reason) {
     }
   }
   for (auto& s : all) {
-    asio::post(s->strand(), [s, reason] { s->close_gracefully(reason); });
+    asio::post(s->strand(), [s, reason] { s->shutdown(reason); });
   }
 }
 
 awaitable<Response> EngineServer::handle_polling(Request req, asio::any_io_executor /*connection*/) {
-  std::map<std::string, std::string, std::less<>> query;
+  Query query;
   if (!parse_query(req.target(), query)) {
-    co_return error(req, 3, "Bad request");
+    co_return error(req, EngineError::bad_request);
   }
   if (req.method() == http::verb::options) {
     Response res = make_response(req, http::status::no_content, "");
@@ -566,70 +499,75 @@ awaitable<Response> EngineServer::handle_polling(Request req, asio::any_io_execu
     }
     co_return res;
   }
-  if (query["EIO"] != "4") {
-    co_return error(req, 5, "Unsupported protocol version");
+  if (query_value(query, "EIO") != "4") {
+    co_return error(req, EngineError::unsupported_protocol_version);
   }
-  if (query["transport"] != "polling") {
-    co_return error(req, 0, "Transport unknown");
+  if (query_value(query, "transport") != "polling") {
+    co_return error(req, EngineError::unknown_transport);
   }
   const auto sid = query.find("sid");
   if (sid == query.end()) {
     if (req.method() != http::verb::get) {
-      co_return error(req, 2, "Bad handshake method");
+      co_return error(req, EngineError::bad_handshake_method);
     }
     if (draining_) {
-      Response res = error(req, 4, "server is shutting down");
+      Response res = error(req, static_cast<int>(EngineError::forbidden), "server is shutting down");
       res.result(http::status::service_unavailable);
       co_return res;
     }
-    auto session = create(false);
-    Response res = co_await asio::co_spawn(session->strand(), EngineSession::open_polling(session, std::move(req)),
-                                           use_awaitable);
-    co_return res;
+    auto session = create();
+    co_return co_await asio::co_spawn(session->strand(), EngineSessionImpl::open_polling(session, std::move(req)),
+                                      use_awaitable);
   }
   auto session = find(sid->second);
   if (!session) {
-    co_return error(req, 1, "Session ID unknown");
+    co_return error(req, EngineError::unknown_sid);
   }
   // Session state lives on the session's strand: run the request there (co_spawn, not post: a
   // posted continuation would resume on this connection's executor).
   const http::verb method = req.method();
-  Response res;
   if (method == http::verb::get) {
-    res = co_await asio::co_spawn(session->strand(), EngineSession::poll(session, std::move(req)), use_awaitable);
-  } else if (method == http::verb::post) {
-    res = co_await asio::co_spawn(session->strand(), EngineSession::post(session, std::move(req)), use_awaitable);
-  } else {
-    res = error(req, 2, "Bad request method");
+    co_return co_await asio::co_spawn(session->strand(), EngineSessionImpl::poll(session, std::move(req)),
+                                      use_awaitable);
   }
-  co_return res;
+  if (method == http::verb::post) {
+    co_return co_await asio::co_spawn(session->strand(), EngineSessionImpl::post(session, std::move(req)),
+                                      use_awaitable);
+  }
+  co_return error(req, static_cast<int>(EngineError::bad_handshake_method), "Bad request method");
 }
 
 awaitable<void> EngineServer::handle_websocket(beast::tcp_stream stream, Request req) {
-  std::map<std::string, std::string, std::less<>> query;
-  if (!parse_query(req.target(), query) || query["EIO"] != "4" || query["transport"] != "websocket") {
-    Response res = error(req, 3, "Bad request");
+  Query query;
+  if (!parse_query(req.target(), query) || query_value(query, "EIO") != "4" ||
+      query_value(query, "transport") != "websocket") {
+    Response res = error(req, EngineError::bad_request);
     co_await http::async_write(stream, res, kTuple);
     co_return;
   }
-  std::shared_ptr<EngineSession> session;
+  std::shared_ptr<EngineSessionImpl> session;
   const bool upgrade = query.count("sid") != 0;
   if (!upgrade && draining_) {
-    Response res = error(req, 4, "server is shutting down");
+    Response res = error(req, static_cast<int>(EngineError::forbidden), "server is shutting down");
     res.result(http::status::service_unavailable);
     co_await http::async_write(stream, res, kTuple);
     co_return;
   }
   if (upgrade) {
     session = find(query["sid"]);
-    if (!session || session->websocket_mode()) {
-      Response res = error(req, 1, "Session ID unknown");
+    // A session the WebSocket already carries, or one with an upgrade under way, keeps its
+    // transport: the second WebSocket gets 400 Bad request (the session exists: not "unknown").
+    const auto refused = !session ? std::optional(EngineError::unknown_sid)
+                         : !session->claim_upgrade() ? std::optional(EngineError::bad_request)
+                                                     : std::nullopt;
+    if (refused) {
+      Response res = error(req, *refused);
+      res.keep_alive(false);
       co_await http::async_write(stream, res, kTuple);
       co_return;
     }
-  }
-  if (!session) {
-    session = create(true);
+  } else {
+    session = create();
   }
   // Move the socket onto the session's strand: the WebSocket stream, its timers (Beast's idle pings)
   // and the session's state are then all serialized by one strand.
@@ -645,12 +583,12 @@ awaitable<void> EngineServer::handle_websocket(beast::tcp_stream stream, Request
     asio::post(session->strand(), [session] { session->close("transport error"); });
     co_return;
   }
-  auto ws = std::make_shared<EngineSession::Ws>(beast::tcp_stream(std::move(moved)));
+  auto ws = std::make_shared<EngineSessionImpl::Ws>(beast::tcp_stream(std::move(moved)));
   ws->set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
   ws->read_message_max(settings_.max_payload_bytes);
   ws->set_option(websocket::stream_base::decorator(
       [](websocket::response_type& res) { res.set(http::field::server, "phasekit"); }));
-  co_await asio::co_spawn(session->strand(), EngineSession::run_websocket(session, ws, std::move(req), upgrade),
+  co_await asio::co_spawn(session->strand(), EngineSessionImpl::run_websocket(session, ws, std::move(req), upgrade),
                           use_awaitable);
 }
 

@@ -1,56 +1,111 @@
 #pragma once
-// Engine.IO v4 sessions (long-polling and WebSocket, with the upgrade between them and the
-// heartbeat) carrying Socket.IO v5 packets for the namespace "/" to the ToolService.
+// The Engine.IO v4 transport: sessions over HTTP long-polling and WebSocket, the upgrade between
+// them, the heartbeat and a bounded outbox of packets. What the messages mean is the business of the
+// layer above, one EngineHandler per session: Socket.IO (net/socketio_server.hpp), or an echo.
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 
+#include <atomic>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
-#include "app/tool_service.hpp"
 #include "net/http_util.hpp"
 #include "net/server.hpp"
+#include "phasekit/plugin/host.hpp"
+#include "protocol/engineio.hpp"
 
 namespace phasekit::net {
 
-class EngineSession;
+/// Engine.IO's error codes, the {"code","message"} body of its 400 answers.
+enum class EngineError : std::uint8_t {
+  unknown_transport = 0,
+  unknown_sid = 1,
+  bad_handshake_method = 2,
+  bad_request = 3,
+  forbidden = 4,
+  unsupported_protocol_version = 5,
+};
+/// The reference server's message for each code ("Session ID unknown", …).
+std::string_view message_of(EngineError error) noexcept;
+
+/// How the server closes a WebSocket (RFC 6455 §7.4: 4000-4999 are the application's).
+enum class CloseCode : std::uint16_t {
+  normal = 1000,
+  too_slow = 4000,  // the client did not read what it was sent (the outbox went over max_outbox_bytes)
+};
+
+/// One Engine.IO session as the layer above sees it. Every member runs on strand() only.
+class EngineSession {
+ public:
+  virtual ~EngineSession() = default;
+  [[nodiscard]] virtual const std::string& sid() const = 0;
+  [[nodiscard]] virtual boost::asio::strand<boost::asio::any_io_executor> strand() const = 0;
+  [[nodiscard]] virtual bool closed() const = 0;
+  /// Queues a message packet (text or binary) for the client.
+  virtual void send(engineio::Packet packet) = 0;
+  /// Closes now; the handler's on_close follows.
+  virtual void close(std::string_view reason, CloseCode code = CloseCode::normal) = 0;
+  /// Closes once what is queued has been written.
+  virtual void close_after_flush(std::string reason) = 0;
+};
+
+/// The layer above one session; called on the session's strand.
+class EngineHandler {
+ public:
+  virtual ~EngineHandler() = default;
+  virtual void on_message(engineio::Packet packet) = 0;
+  /// The session is over (client, transport, heartbeat or server); nothing follows.
+  virtual void on_close(std::string_view reason) = 0;
+  /// The server shuts down: queue any goodbye; the session then closes after a flush.
+  virtual void on_shutdown(std::string_view reason) = 0;
+};
+
+/// Makes the handler of a new session (which holds it only weakly: the session owns its handler).
+using HandlerFactory = std::function<std::shared_ptr<EngineHandler>(const std::shared_ptr<EngineSession>&)>;
+
+class EngineSessionImpl;
 
 class EngineServer : public std::enable_shared_from_this<EngineServer> {
  public:
-  EngineServer(ServerSettings settings, std::shared_ptr<app::ToolService> service, Metrics& metrics, Logger& log);
+  /// Sessions run on strands of `executor`.
+  EngineServer(ServerSettings settings, boost::asio::any_io_executor executor, HandlerFactory handlers,
+               Metrics& metrics, Logger& log);
 
-  /// A polling request (GET/POST/OPTIONS on /socket.io/): the response to write.
+  /// A polling request (GET/POST/OPTIONS): the response to write.
   boost::asio::awaitable<Response> handle_polling(Request req, boost::asio::any_io_executor connection);
-  /// A WebSocket upgrade on /socket.io/: runs until the socket closes.
+  /// A WebSocket upgrade: runs until the socket closes.
   boost::asio::awaitable<void> handle_websocket(boost::beast::tcp_stream stream, Request req);
 
+  /// Each session's handler says goodbye (on_shutdown), then the session closes.
   void close_all(const std::string& reason);
-  /// From now on a handshake gets 503 {"code":..., "message":"server is shutting down"}.
+  /// From now on a handshake gets 503 {"code":4, "message":"server is shutting down"}.
   void begin_drain() noexcept { draining_ = true; }
   [[nodiscard]] std::size_t session_count() const;
   [[nodiscard]] const ServerSettings& settings() const noexcept { return settings_; }
-  [[nodiscard]] app::ToolService& service() noexcept { return *service_; }
   [[nodiscard]] Logger& log() noexcept { return log_; }
 
  private:
-  friend class EngineSession;
-  std::shared_ptr<EngineSession> find(const std::string& sid) const;
+  friend class EngineSessionImpl;
+  std::shared_ptr<EngineSessionImpl> find(const std::string& sid) const;
   void forget(const std::string& sid);
-  std::shared_ptr<EngineSession> create(bool websocket);
+  std::shared_ptr<EngineSessionImpl> create();
+  Response error(const Request& req, EngineError code) const;
   Response error(const Request& req, int code, std::string_view message) const;
   void add_cors(const Request& req, Response& res) const;
 
   ServerSettings settings_;
-  std::shared_ptr<app::ToolService> service_;
-  Metrics& metrics_;
+  boost::asio::any_io_executor executor_;
+  HandlerFactory handlers_;
   Logger& log_;
   mutable std::mutex mutex_;
-  std::unordered_map<std::string, std::shared_ptr<EngineSession>> sessions_;
+  std::unordered_map<std::string, std::shared_ptr<EngineSessionImpl>> sessions_;
   Gauge& connections_;
   std::atomic<bool> draining_{false};
 };

@@ -16,6 +16,8 @@
 #include <fstream>
 
 #include "net/engine.hpp"
+#include "net/socketio_server.hpp"
+#include "net/tool_namespace.hpp"
 
 namespace phasekit::net {
 namespace {
@@ -36,6 +38,17 @@ double resident_bytes() {
   return static_cast<double>(pages_resident) * static_cast<double>(::sysconf(_SC_PAGESIZE));
 }
 
+/// Socket.IO on namespace "/" to the ToolService, over Engine.IO.
+std::shared_ptr<EngineServer> make_engine(const ServerSettings& settings, std::shared_ptr<app::ToolService> service,
+                                          Metrics& metrics, Logger& log) {
+  auto executor = service->executor();
+  SocketIoSettings socketio;
+  socketio.connect_timeout = settings.connect_timeout;
+  socketio.limits.max_binary_bytes = settings.max_payload_bytes;
+  auto handlers = socketio_handlers({{"/", tool_namespace(std::move(service))}}, socketio, log);
+  return std::make_shared<EngineServer>(settings, std::move(executor), std::move(handlers), metrics, log);
+}
+
 }  // namespace
 
 class Server::Impl {
@@ -49,7 +62,7 @@ class Server::Impl {
         pool_(pool),
         log_(log),
         acceptor_(ioc),
-        engine_(service ? std::make_shared<EngineServer>(settings, std::move(service), metrics, log) : nullptr),
+        engine_(service ? make_engine(settings, std::move(service), metrics, log) : nullptr),
         memory_(metrics.gauge("phasekit_process_resident_memory_bytes", "Resident memory of the orchestrator.")),
         http_requests_(metrics.counter("phasekit_http_requests_total", "HTTP requests answered (all routes).")) {}
 

@@ -26,6 +26,8 @@ struct ServerSettings {
   std::size_t max_payload_bytes = 1000000;
   std::chrono::milliseconds ping_interval{25000};
   std::chrono::milliseconds ping_timeout{20000};
+  /// A connection that has joined no Socket.IO namespace this long after its handshake is closed.
+  std::chrono::milliseconds connect_timeout{45000};
   std::size_t max_outbox_bytes = 16u << 20;  // per client, before it is closed as too slow
   /// /stats/pool's "limits": what each backend runs under, and what enforces it.
   nlohmann::json backend_limits = nlohmann::json::object();

@@ -81,28 +81,71 @@ void extract_binary(json& node, std::vector<std::string>& attachments) {
 }
 
 bool is_placeholder(const json& node) {
-  return node.is_object() && node.size() == 2 && node.contains("_placeholder") && node["_placeholder"] == true &&
-         node.contains("num");
+  // As socket.io-parser: any object whose _placeholder is true stands for an attachment.
+  if (!node.is_object()) {
+    return false;
+  }
+  const auto it = node.find("_placeholder");
+  return it != node.end() && it->is_boolean() && it->get<bool>();
 }
 
-bool restore_binary(json& node, std::vector<std::string>& buffers) {
+/// Checks the placeholders of a binary packet against its attachment count before any attachment
+/// is buffered: each one names a distinct attachment in [0, attachments), and every attachment is
+/// named once. So reassembly moves each attachment into place once, and no packet can multiply
+/// one attachment into many copies.
+std::optional<ParseError> check_placeholders(const json& node, std::size_t attachments, std::vector<bool>& seen) {
   if (is_placeholder(node)) {
-    const json& num = node["num"];
-    if (!num.is_number_unsigned() || num.get<std::uint64_t>() >= buffers.size()) {
-      return false;
+    const auto num = node.find("num");
+    if (num == node.end() || !num->is_number_unsigned() || num->get<std::uint64_t>() >= attachments) {
+      return error("placeholder refers to a missing attachment");
     }
-    const std::string& b = buffers[num.get<std::size_t>()];
-    node = json::binary(json::binary_t::container_type(b.begin(), b.end()));
-    return true;
+    const auto index = num->get<std::size_t>();
+    if (seen[index]) {
+      return error("attachment referenced by more than one placeholder");
+    }
+    seen[index] = true;
+    return std::nullopt;
   }
   if (node.is_array() || node.is_object()) {
-    for (auto& child : node) {
-      if (!restore_binary(child, buffers)) {
-        return false;
+    for (const auto& child : node) {
+      if (auto e = check_placeholders(child, attachments, seen)) {
+        return e;
       }
     }
   }
-  return true;
+  return std::nullopt;
+}
+
+std::optional<ParseError> check_placeholders(const Packet& p) {
+  std::vector<bool> seen(p.attachments, false);
+  if (p.has_data()) {
+    if (auto e = check_placeholders(p.data, p.attachments, seen)) {
+      return e;
+    }
+  }
+  for (const bool used : seen) {
+    if (!used) {
+      return error("attachment without a placeholder");
+    }
+  }
+  return std::nullopt;
+}
+
+/// Puts each attachment in place of its placeholder, moving it (check_placeholders guarantees
+/// that each is used exactly once).
+void restore_binary(json& node, std::vector<std::string>& buffers) {
+  if (is_placeholder(node)) {
+    std::string& b = buffers[node["num"].get<std::size_t>()];
+    json::binary_t::container_type bytes(b.begin(), b.end());
+    std::string().swap(b);
+    node = json::binary(std::move(bytes));
+    return;
+  }
+  if (node.is_array() || node.is_object()) {
+    for (auto& child : node) {
+      restore_binary(child, buffers);
+    }
+  }
 }
 
 }  // namespace
@@ -230,15 +273,15 @@ Result<std::vector<Packet>> Decoder::feed(std::string_view text) {
     return p.error();
   }
   std::vector<Packet> out;
-  if ((p->type == PacketType::binary_event || p->type == PacketType::binary_ack) && p->attachments > 0) {
-    pending_ = std::move(*p);
-    buffers_.clear();
-    buffered_bytes_ = 0;
-    return out;
-  }
   if (p->type == PacketType::binary_event || p->type == PacketType::binary_ack) {
-    if (!restore_binary(p->data, buffers_)) {
-      return error("placeholder refers to a missing attachment");
+    if (auto e = check_placeholders(*p)) {
+      return *e;
+    }
+    if (p->attachments > 0) {
+      pending_ = std::move(*p);
+      buffers_.clear();
+      buffered_bytes_ = 0;
+      return out;
     }
   }
   out.push_back(std::move(*p));
@@ -251,8 +294,7 @@ Result<std::vector<Packet>> Decoder::feed_binary(std::string bytes) {
   }
   buffered_bytes_ += bytes.size();
   if (buffered_bytes_ > limits_.max_binary_bytes) {
-    pending_.reset();
-    buffers_.clear();
+    reset();
     return error("attachments too large");
   }
   buffers_.push_back(std::move(bytes));
@@ -261,14 +303,16 @@ Result<std::vector<Packet>> Decoder::feed_binary(std::string bytes) {
     return out;
   }
   Packet p = std::move(*pending_);
-  pending_.reset();
-  if (!restore_binary(p.data, buffers_)) {
-    buffers_.clear();
-    return error("placeholder refers to a missing attachment");
-  }
-  buffers_.clear();
+  restore_binary(p.data, buffers_);
+  reset();
   out.push_back(std::move(p));
   return out;
+}
+
+void Decoder::reset() noexcept {
+  pending_.reset();
+  buffers_.clear();
+  buffered_bytes_ = 0;
 }
 
 }  // namespace phasekit::socketio

@@ -55,13 +55,20 @@ struct Limits {
 Result<Packet> parse_text(std::string_view text, const Limits& limits = {});
 
 /// Reassembles packets from Engine.IO messages: a binary packet is complete once all its
-/// attachments have arrived.
+/// attachments have arrived. Its placeholders are checked when its text arrives: as many as it
+/// announces attachments, each naming a different one, so an attachment is used exactly once and the
+/// memory a packet takes is bounded by max_attachments and max_binary_bytes.
 class Decoder {
  public:
   explicit Decoder(Limits limits = {}) : limits_(limits) {}
   Result<std::vector<Packet>> feed(std::string_view text);
   Result<std::vector<Packet>> feed_binary(std::string bytes);
   [[nodiscard]] bool awaiting_attachments() const noexcept { return pending_.has_value(); }
+  /// The binary packet whose attachments are awaited (placeholders in place), or null: lets the
+  /// caller refuse it (e.g. before CONNECT) before any attachment is buffered.
+  [[nodiscard]] const Packet* pending() const noexcept { return pending_ ? &*pending_ : nullptr; }
+  /// Forgets a partly received binary packet.
+  void reset() noexcept;
 
  private:
   Limits limits_;

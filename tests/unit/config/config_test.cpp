@@ -55,6 +55,7 @@ TEST(Config, NothingSet_EveryValueIsItsDefault) {
   }
   EXPECT_EQ(c.integer(Key::port), 3000);
   EXPECT_EQ(c.integer(Key::max_requests_per_user), 5);
+  EXPECT_EQ(c.integer(Key::connect_timeout_ms), 45000);  // socket.io's connectTimeout
   EXPECT_EQ(c.plugin("pool").name, "none");
   EXPECT_EQ(c.plugin("queue").name, "inproc");
   EXPECT_EQ(c.plugin("store").name, "memory");
@@ -166,6 +167,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"cpus that are no number", {{"BACKEND_CPUS", "fast"}}, {},
                 "BACKEND_CPUS=fast (from env): expected a number of CPUs such as 0.5, 1 or 2 (0: no limit; at most 1024)"},
         BadCase{"phase out of range", {{"PHASE", "7"}}, {}, "PHASE=7 (from env): expected an integer in 1..3"},
+        BadCase{"connect timeout below its floor", {{"CONNECT_TIMEOUT_MS", "99"}}, {},
+                "CONNECT_TIMEOUT_MS=99 (from env): expected an integer in 100..3600000"},
+        BadCase{"connect timeout that is no number", {{"CONNECT_TIMEOUT_MS", "45s"}}, {},
+                "CONNECT_TIMEOUT_MS=45s (from env): expected an integer in 100..3600000"},
         BadCase{"phase zero from a flag", {}, {{"phase", "0"}}, "PHASE=0 (from --phase): expected an integer in 1..3"},
         BadCase{"number with trailing text", {{"PORT", "80x"}}, {}, "PORT=80x (from env): expected an integer in 0..65535"},
         BadCase{"negative number", {{"MAX_REQUESTS_PER_USER", "-1"}}, {},

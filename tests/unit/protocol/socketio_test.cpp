@@ -1,5 +1,6 @@
 #include "protocol/socketio.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 namespace phasekit::socketio {
@@ -104,8 +105,9 @@ TEST(SocketIo, DecoderRefusesOutOfOrderParts) {
   EXPECT_EQ(d.feed(R"(2["b"])").error().message, "text packet while binary attachments were expected");
 
   Decoder missing;
-  ASSERT_TRUE(missing.feed(R"(51-["a",{"_placeholder":true,"num":5}])"));
-  EXPECT_EQ(missing.feed_binary("x").error().message, "placeholder refers to a missing attachment");
+  EXPECT_EQ(missing.feed(R"(51-["a",{"_placeholder":true,"num":5}])").error().message,
+            "placeholder refers to a missing attachment");
+  EXPECT_FALSE(missing.awaiting_attachments());
 
   Limits tight;
   tight.max_binary_bytes = 4;
@@ -114,6 +116,58 @@ TEST(SocketIo, DecoderRefusesOutOfOrderParts) {
   ASSERT_TRUE(big.feed_binary("abc"));
   EXPECT_EQ(big.feed_binary("de").error().message, "attachments too large");
   EXPECT_FALSE(big.awaiting_attachments());
+}
+
+std::string placeholders(std::size_t count, std::size_t num) {
+  std::string text = R"(["upload")";
+  for (std::size_t i = 0; i < count; ++i) {
+    text += fmt::format(R"(,{{"_placeholder":true,"num":{}}})", num);
+  }
+  return text + "]";
+}
+
+// Finding 1: one 100 KB attachment named by 2,000 placeholders was copied 2,000 times (200 MB).
+TEST(SocketIo, AnAttachmentNamedByManyPlaceholdersIsRefusedBeforeItIsBuffered) {
+  Decoder d;
+  const auto r = d.feed("51-" + placeholders(2000, 0));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "attachment referenced by more than one placeholder");
+  EXPECT_FALSE(d.awaiting_attachments());
+  EXPECT_EQ(d.feed_binary(std::string(100000, 'x')).error().message, "binary data without a binary packet");
+}
+
+TEST(SocketIo, PlaceholdersMatchTheAttachmentsOneToOne) {
+  const std::vector<Bad> cases{
+      {"two placeholders, one attachment", "51-" + placeholders(2, 0),
+       "attachment referenced by more than one placeholder"},
+      {"an attachment nobody names", "52-" + placeholders(1, 0), "attachment without a placeholder"},
+      {"placeholders without attachments", "50-" + placeholders(1, 0), "placeholder refers to a missing attachment"},
+      {"num not a number", R"(51-["a",{"_placeholder":true,"num":"0"}])", "placeholder refers to a missing attachment"},
+      {"num negative", R"(51-["a",{"_placeholder":true,"num":-1}])", "placeholder refers to a missing attachment"},
+      {"placeholder with extra keys", R"(51-["a",{"_placeholder":true,"num":0},{"_placeholder":true,"num":0,"x":1}])",
+       "attachment referenced by more than one placeholder"},
+  };
+  for (const Bad& c : cases) {
+    Decoder d;
+    const auto r = d.feed(c.text);
+    ASSERT_FALSE(r) << c.what;
+    EXPECT_EQ(r.error().message, c.message) << c.what;
+    EXPECT_FALSE(d.awaiting_attachments()) << c.what;
+  }
+}
+
+TEST(SocketIo, EachAttachmentLandsOnceWhereItsPlaceholderWas) {
+  Decoder d;
+  ASSERT_TRUE(d.feed(R"(52-["a",{"x":{"_placeholder":true,"num":1}},{"_placeholder":true,"num":0}])"));
+  ASSERT_NE(d.pending(), nullptr);
+  EXPECT_EQ(d.pending()->attachments, 2u);
+  ASSERT_TRUE(d.feed_binary("first"));
+  const auto r = d.feed_binary("second");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->size(), 1u);
+  const json& data = (*r)[0].data;
+  EXPECT_EQ(data[1]["x"], json::binary({'s', 'e', 'c', 'o', 'n', 'd'}));
+  EXPECT_EQ(data[2], json::binary({'f', 'i', 'r', 's', 't'}));
 }
 
 TEST(SocketIo, NamespacesAndIdsAreParsed) {
