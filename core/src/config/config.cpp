@@ -188,6 +188,11 @@ void check_cross_fields(const Config& c) {
         "/dev/shm) to fit in its memory with room to spare: 3 x BACKEND_TMPFS_BYTES < BACKEND_MEMORY_BYTES",
         c.integer(Key::backend_tmpfs_bytes), memory));
   }
+  if (c.integer(Key::admin_port) != 0 && c.integer(Key::admin_port) == c.integer(Key::port)) {
+    throw ConfigError(fmt::format("ADMIN_PORT={} PORT={}: expected ADMIN_PORT != PORT (the operations listener "
+                                  "is a listener of its own)",
+                                  c.integer(Key::admin_port), c.integer(Key::port)));
+  }
   if (c.text(Key::auth_mode) == "token" && c.text(Key::auth_secret).size() < 32) {
     throw ConfigError(fmt::format("AUTH_SECRET={} (AUTH_MODE=token): expected a secret of at least 32 bytes",
                                   c.text(Key::auth_secret).empty() ? "" : Secret::kMask));

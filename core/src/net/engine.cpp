@@ -123,6 +123,7 @@ class EngineSession : public std::enable_shared_from_this<EngineSession> {
       ws_->async_close(websocket::close_reason(websocket::close_code::normal, std::string(reason).substr(0, 100)),
                        [ws = ws_](beast::error_code) {});
     }
+    place_.release();
     server_.forget(sid_);
   }
 
@@ -486,6 +487,9 @@ class EngineSession : public std::enable_shared_from_this<EngineSession> {
   std::string socket_id_;
   app::SessionPtr app_session_;
   bool connecting_ = false;  // a CONNECT is being authenticated or resumed
+
+ public:
+  ConnectionLimits::Ticket place_;  // this session's place under MAX_CONNECTIONS(_PER_ADDRESS)
 };
 
 EngineServer::EngineServer(ServerSettings settings, std::shared_ptr<app::ToolService> service, Metrics& metrics,
@@ -494,7 +498,8 @@ EngineServer::EngineServer(ServerSettings settings, std::shared_ptr<app::ToolSer
       service_(std::move(service)),
       metrics_(metrics),
       log_(log),
-      connections_(metrics.gauge("phasekit_engineio_sessions", "Engine.IO sessions open.")) {}
+      connections_(metrics.gauge("phasekit_engineio_sessions", "Engine.IO sessions open.")),
+      session_limits_("session", settings_.max_connections, settings_.max_connections_per_address, metrics) {}
 
 Response EngineServer::error(const Request& req, int code, std::string_view message) const {
   Response res = make_response(req, http::status::bad_request, json{{"code", code}, {"message", message}}.dump(),
@@ -504,14 +509,18 @@ Response EngineServer::error(const Request& req, int code, std::string_view mess
 }
 
 void EngineServer::add_cors(const Request& req, Response& res) const {
-  const auto origin = req.find(http::field::origin);
-  if (origin != req.end()) {
-    res.set(http::field::access_control_allow_origin, origin->value());
-    res.set(http::field::access_control_allow_credentials, "true");
-    res.set(http::field::vary, "Origin");
-  } else {
-    res.set(http::field::access_control_allow_origin, "*");
+  net::add_cors(req, judge_origin(settings_.origins, req), res);
+}
+
+std::optional<Response> EngineServer::admit(const Request& req, const asio::ip::address& peer,
+                                            ConnectionLimits::Ticket& place) {
+  switch (session_limits_.admit(peer, place)) {
+    case Admission::admitted: return std::nullopt;
+    case Admission::total_full: return json_error(req, http::status::service_unavailable, 4, "server is full");
+    case Admission::address_full:
+      return json_error(req, http::status::service_unavailable, 4, "too many connections from this address");
   }
+  return json_error(req, http::status::service_unavailable, 4, "server is full");
 }
 
 std::shared_ptr<EngineSession> EngineServer::find(const std::string& sid) const {
@@ -531,8 +540,9 @@ std::size_t EngineServer::session_count() const {
   return sessions_.size();
 }
 
-std::shared_ptr<EngineSession> EngineServer::create(bool /*websocket*/) {
+std::shared_ptr<EngineSession> EngineServer::create(bool /*websocket*/, ConnectionLimits::Ticket place) {
   auto session = std::make_shared<EngineSession>(*this, random_sid(), service_->executor());
+  session->place_ = std::move(place);
   const std::lock_guard lock(mutex_);
   sessions_[session->sid()] = session;
   connections_.set(static_cast<double>(sessions_.size()));
@@ -552,19 +562,18 @@ void EngineServer::close_all(const std::string& reason) {
   }
 }
 
-awaitable<Response> EngineServer::handle_polling(Request req, asio::any_io_executor /*connection*/) {
+awaitable<Response> EngineServer::handle_polling(Request req, asio::any_io_executor /*connection*/,
+                                                 asio::ip::address peer) {
+  const OriginVerdict origin = judge_origin(settings_.origins, req);
+  if (req.method() == http::verb::options) {
+    co_return preflight(req, origin);
+  }
+  if (origin == OriginVerdict::refused) {
+    co_return origin_refused(req);
+  }
   std::map<std::string, std::string, std::less<>> query;
   if (!parse_query(req.target(), query)) {
     co_return error(req, 3, "Bad request");
-  }
-  if (req.method() == http::verb::options) {
-    Response res = make_response(req, http::status::no_content, "");
-    add_cors(req, res);
-    res.set(http::field::access_control_allow_methods, "GET,HEAD,PUT,PATCH,POST,DELETE");
-    if (const auto h = req.find(http::field::access_control_request_headers); h != req.end()) {
-      res.set(http::field::access_control_allow_headers, h->value());
-    }
-    co_return res;
   }
   if (query["EIO"] != "4") {
     co_return error(req, 5, "Unsupported protocol version");
@@ -582,7 +591,11 @@ awaitable<Response> EngineServer::handle_polling(Request req, asio::any_io_execu
       res.result(http::status::service_unavailable);
       co_return res;
     }
-    auto session = create(false);
+    ConnectionLimits::Ticket place;
+    if (auto refused = admit(req, peer, place)) {
+      co_return std::move(*refused);
+    }
+    auto session = create(false, std::move(place));
     Response res = co_await asio::co_spawn(session->strand(), EngineSession::open_polling(session, std::move(req)),
                                            use_awaitable);
     co_return res;
@@ -605,7 +618,13 @@ awaitable<Response> EngineServer::handle_polling(Request req, asio::any_io_execu
   co_return res;
 }
 
-awaitable<void> EngineServer::handle_websocket(beast::tcp_stream stream, Request req) {
+awaitable<void> EngineServer::handle_websocket(beast::tcp_stream stream, Request req, asio::ip::address peer) {
+  if (judge_origin(settings_.origins, req) == OriginVerdict::refused) {
+    // Browsers send Origin on every WebSocket handshake and apply no CORS to it: this is the check.
+    Response res = origin_refused(req);
+    co_await http::async_write(stream, res, kTuple);
+    co_return;
+  }
   std::map<std::string, std::string, std::less<>> query;
   if (!parse_query(req.target(), query) || query["EIO"] != "4" || query["transport"] != "websocket") {
     Response res = error(req, 3, "Bad request");
@@ -629,7 +648,12 @@ awaitable<void> EngineServer::handle_websocket(beast::tcp_stream stream, Request
     }
   }
   if (!session) {
-    session = create(true);
+    ConnectionLimits::Ticket place;
+    if (auto refused = admit(req, peer, place)) {
+      co_await http::async_write(stream, *refused, kTuple);
+      co_return;
+    }
+    session = create(true, std::move(place));
   }
   // Move the socket onto the session's strand: the WebSocket stream, its timers (Beast's idle pings)
   // and the session's state are then all serialized by one strand.

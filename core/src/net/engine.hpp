@@ -9,10 +9,12 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
 #include "app/tool_service.hpp"
+#include "net/connection_limits.hpp"
 #include "net/http_util.hpp"
 #include "net/server.hpp"
 
@@ -25,9 +27,12 @@ class EngineServer : public std::enable_shared_from_this<EngineServer> {
   EngineServer(ServerSettings settings, std::shared_ptr<app::ToolService> service, Metrics& metrics, Logger& log);
 
   /// A polling request (GET/POST/OPTIONS on /socket.io/): the response to write.
-  boost::asio::awaitable<Response> handle_polling(Request req, boost::asio::any_io_executor connection);
+  /// `peer` is the client's address (for MAX_CONNECTIONS_PER_ADDRESS).
+  boost::asio::awaitable<Response> handle_polling(Request req, boost::asio::any_io_executor connection,
+                                                  boost::asio::ip::address peer);
   /// A WebSocket upgrade on /socket.io/: runs until the socket closes.
-  boost::asio::awaitable<void> handle_websocket(boost::beast::tcp_stream stream, Request req);
+  boost::asio::awaitable<void> handle_websocket(boost::beast::tcp_stream stream, Request req,
+                                                boost::asio::ip::address peer);
 
   void close_all(const std::string& reason);
   /// From now on a handshake gets 503 {"code":..., "message":"server is shutting down"}.
@@ -41,7 +46,10 @@ class EngineServer : public std::enable_shared_from_this<EngineServer> {
   friend class EngineSession;
   std::shared_ptr<EngineSession> find(const std::string& sid) const;
   void forget(const std::string& sid);
-  std::shared_ptr<EngineSession> create(bool websocket);
+  std::shared_ptr<EngineSession> create(bool websocket, ConnectionLimits::Ticket place);
+  /// A place for a new session from `peer`, or the 503 that refuses it.
+  std::optional<Response> admit(const Request& req, const boost::asio::ip::address& peer,
+                                ConnectionLimits::Ticket& place);
   Response error(const Request& req, int code, std::string_view message) const;
   void add_cors(const Request& req, Response& res) const;
 
@@ -53,6 +61,7 @@ class EngineServer : public std::enable_shared_from_this<EngineServer> {
   std::unordered_map<std::string, std::shared_ptr<EngineSession>> sessions_;
   Gauge& connections_;
   std::atomic<bool> draining_{false};
+  CountedLimits session_limits_;  // MAX_CONNECTIONS(_PER_ADDRESS) over sessions
 };
 
 }  // namespace phasekit::net
