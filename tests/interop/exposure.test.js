@@ -7,7 +7,7 @@ const { describe, it } = require("node:test");
 const assert = require("node:assert/strict");
 const http = require("node:http");
 const net = require("node:net");
-const { startServer, io, WebSocket } = require("./support.js");
+const { startServer, io, token, WebSocket } = require("./support.js");
 
 const EVIL = "https://evil.example";
 const APP = "https://app.example.com";
@@ -142,7 +142,12 @@ describe("origins (ALLOWED_ORIGINS)", () => {
       assertForbidden(await websocket(server, { origin: "http://localhost:5174" }), "other port");
 
       // socket.io-client as a page of the listed site: polling, then the upgrade to WebSocket.
-      const socket = io(server.url, { reconnection: false, forceNew: true, extraHeaders: { Origin: APP } });
+      const socket = io(server.url, {
+        reconnection: false,
+        forceNew: true,
+        auth: { token: token("page-user") },
+        extraHeaders: { Origin: APP },
+      });
       try {
         await new Promise((resolve, reject) => {
           const timer = setTimeout(() => reject(new Error("no upgrade")), 10000);
