@@ -38,7 +38,7 @@ ports=()
 if [[ "$phase" == 1 ]]; then
   start_orchestrator "$work/orchestrator.log" PHASE=1 WORKSPACE_ROOT="$work/ws"
   target=http://127.0.0.1:$port
-  ports=("$port")
+  ports=("$admin_port")
 else
   workers=()
   [[ "$phase" == 3 ]] && workers=(-m 2)
@@ -46,7 +46,7 @@ else
   # shellcheck disable=SC1091
   source "$work/local/state.env"
   target=$LB_URL
-  read -r -a ports <<<"$ORCHESTRATOR_PORTS ${WORKER_PORTS:-}"
+  read -r -a ports <<<"$ORCHESTRATOR_ADMIN_PORTS ${WORKER_ADMIN_PORTS:-}"
 fi
 
 # RSS in KiB: phasekit's own processes with redis and nginx, and the sandboxes with all they run.

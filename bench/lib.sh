@@ -1,14 +1,16 @@
 # What the bench scripts do alike. Sourced, from the repository's root:
 #   source bench/lib.sh
 
-# start_orchestrator LOG [NAME=value ...]: build/bin/phasekit-orchestrator on a free loopback port
-# (PORT=0) with the given settings, its output in LOG; in the cgroup whose tasks file is $CGROUP_TASKS
-# when that is set. Sets `server` (its pid) and `port`, and returns once /ready answers 200 (a warm
-# pool is full), or fails after 120 s saying why.
+# start_orchestrator LOG [NAME=value ...]: build/bin/phasekit-orchestrator on free loopback ports
+# (PORT=0, ADMIN_PORT=0) with the given settings, its output in LOG; in the cgroup whose tasks file is
+# $CGROUP_TASKS when that is set. The load generator is one address: no per-address connection limit.
+# Sets `server` (its pid), `port` and `admin_port` (/metrics, /stats/pool), and returns once /ready
+# answers 200 (a warm pool is full), or fails after 120 s saying why.
 start_orchestrator() {
   local log=$1
   shift
-  sh -c '[ -z "$1" ] || echo $$ > "$1"; shift; exec env "$@"' _ "${CGROUP_TASKS:-}" PORT=0 "$@" \
+  sh -c '[ -z "$1" ] || echo $$ > "$1"; shift; exec env "$@"' _ "${CGROUP_TASKS:-}" PORT=0 ADMIN_PORT=0 \
+    MAX_CONNECTIONS_PER_ADDRESS=0 "$@" \
     build/bin/phasekit-orchestrator > "$log" 2>&1 &
   server=$!
   port=
@@ -20,6 +22,7 @@ start_orchestrator() {
     sleep 0.05
   done
   [[ -n "$port" ]] || { echo "the orchestrator did not start:" >&2; cat "$log" >&2; return 1; }
+  admin_port=$(grep -o '"msg":"server.listening".*"admin_port":[0-9]*' "$log" | grep -o '[0-9]*$')
   for _ in $(seq 1200); do
     [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/ready")" == 200 ]] && return 0
     sleep 0.1

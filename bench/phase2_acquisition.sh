@@ -40,14 +40,14 @@ if ((local_n > 0)); then
   # shellcheck disable=SC1091
   source "$work/local/state.env"
   target=$LB_URL
-  read -r -a ports <<<"$ORCHESTRATOR_PORTS"
+  read -r -a ports <<<"$ORCHESTRATOR_ADMIN_PORTS"
 else
   trap 'kill -TERM "$server" 2>/dev/null; wait "$server" 2>/dev/null; [[ -n "${KEEP:-}" ]] || rm -rf "$work"' EXIT
   # As a load balancer would: no traffic before /ready, which waits for POOL_MIN_SIZE idle backends.
   start_orchestrator "$work/log" WORKSPACE_ROOT="$work/ws"
   grep -o '"msg":"server.ready".*' "$work/log"
   target=http://127.0.0.1:$port
-  ports=("$port")
+  ports=("$admin_port")
 fi
 build/bin/phasekit-load run scenarios/phase2.yml --target "$target" --max-duration "$seconds" \
   --progress 10 -o "$work/phase2.json" || true

@@ -25,7 +25,7 @@ start_orchestrator "$work/log" WORKSPACE_ROOT="$work/ws" ENABLE_CONTAINER_POOL=t
   POOL_MIN_SIZE="${POOL_MIN_SIZE:-40}" POOL_MAX_SIZE="${POOL_MAX_SIZE:-400}" SESSION_GRACE_MS=0
 call_scenario "$work/stream.yml" "http://127.0.0.1:$port" "{ duration: $seconds, arrivalRate: $rate }" "$command"
 build/bin/phasekit-load run "$work/stream.yml" --progress 10 -o "$work/run.json" 2>&1 | tail -25 || true
-curl -s "http://127.0.0.1:$port/metrics" > "$work/metrics.txt"
+curl -s "http://127.0.0.1:$admin_port/metrics" > "$work/metrics.txt"
 read -r count p50 p95 p99 < <(histogram_quantiles 'phasekit_tool_call_duration_seconds_bucket{tool="shell"' \
   "$work/metrics.txt") || { echo "stream_output: no shell calls in /metrics"; exit 1; }
 echo "server: $count calls, approval -> tool:result  p50 $p50 ms  p95 $p95 ms  p99 $p99 ms"

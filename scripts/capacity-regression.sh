@@ -117,7 +117,7 @@ build() {
 # the server's and not a sandbox's start), run the scenario, stop it by PID.
 measure() {
   local bin="$1" report="$2" log="$work/orchestrator.$$.$RANDOM.log" pid port rc
-  ENABLE_CONTAINER_POOL=true POOL_MIN_SIZE=20 PORT=0 BIND_ADDRESS=127.0.0.1 LOG_LEVEL=info "$bin" >"$log" 2>&1 &
+  ENABLE_CONTAINER_POOL=true POOL_MIN_SIZE=20 PORT=0 ADMIN_PORT=0 MAX_CONNECTIONS_PER_ADDRESS=0 BIND_ADDRESS=127.0.0.1 LOG_LEVEL=info "$bin" >"$log" 2>&1 &
   pid=$!
   pids+=("$pid")
   for _ in $(seq 200); do grep -q '"msg":"server.listening"' "$log" && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done

@@ -16,11 +16,13 @@ build/bin/phasekit plugins || true
 workspaces=$(mktemp -d /tmp/phasekit-run-XXXXXX)
 chmod 711 "$workspaces"
 log="$workspaces/orchestrator.log"
-PORT=0 WORKSPACE_ROOT="$workspaces/ws" build/bin/phasekit-orchestrator > "$log" 2>&1 &
+# The load generator is one address (600 users): no per-address connection limit.
+PORT=0 ADMIN_PORT=0 MAX_CONNECTIONS_PER_ADDRESS=0 WORKSPACE_ROOT="$workspaces/ws" build/bin/phasekit-orchestrator > "$log" 2>&1 &
 server=$!
 trap 'kill -TERM "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$workspaces"' EXIT
 for _ in $(seq 100); do
   port=$(grep -o '"msg":"server.listening".*"port":[0-9]*' "$log" | grep -o '[0-9]*$' || true)
+  admin_port=$(grep -o '"msg":"server.listening".*"admin_port":[0-9]*' "$log" | grep -o '[0-9]*$' || true)
   [[ -n "$port" ]] && break
   kill -0 "$server" 2>/dev/null || { cat "$log"; exit 1; }
   sleep 0.1
@@ -41,5 +43,5 @@ build/bin/phasekit-load capacity scenarios/phase1.yml --target "http://127.0.0.1
 build/bin/phasekit-load report "$workspaces/smoke.json" -o build/smoke-report.html >/dev/null
 echo "HTML report of the smoke run: build/smoke-report.html"
 echo
-echo "== /metrics (excerpt) =="
-curl -s "http://127.0.0.1:$port/metrics" | grep -E '^phasekit_(sessions|jobs_total|backend_acquire_seconds_(sum|count)|process_resident)' || true
+echo "== /metrics (excerpt, from ADMIN_PORT $admin_port) =="
+curl -s "http://127.0.0.1:$admin_port/metrics" | grep -E '^phasekit_(sessions|jobs_total|backend_acquire_seconds_(sum|count)|process_resident)' || true

@@ -69,13 +69,7 @@ int main(int argc, char** argv) {
   auto service = std::make_shared<phasekit::app::ToolService>(settings, plugins, rt.host());
   service->start();
 
-  phasekit::net::ServerSettings server_settings;
-  server_settings.bind_address = config.text(Key::bind_address);
-  server_settings.port = static_cast<std::uint16_t>(config.integer(Key::port));
-  server_settings.max_payload_bytes = static_cast<std::size_t>(config.integer(Key::max_payload_bytes));
-  server_settings.ping_interval = std::chrono::milliseconds(config.integer(Key::ping_interval_ms));
-  server_settings.ping_timeout = std::chrono::milliseconds(config.integer(Key::ping_timeout_ms));
-  server_settings.connect_timeout = std::chrono::milliseconds(config.integer(Key::connect_timeout_ms));
+  phasekit::net::ServerSettings server_settings = phasekit::net::server_settings(config);
   server_settings.backend_limits = rt.backend_limits();
   phasekit::net::Server server(ioc, server_settings, service, metrics, *plugins.pool, rt.logs().logger("server"));
   server.add_json_route("/api/circuit-breakers", [&breakers] { return breakers.to_json(); });
@@ -113,9 +107,7 @@ int main(int argc, char** argv) {
   try {
     server.start();
   } catch (const std::exception& e) {
-    log.error("server.listen_failed", {{"address", server_settings.bind_address},
-                                       {"port", static_cast<unsigned>(server_settings.port)},
-                                       {"error", e.what()}});
+    log.error("server.listen_failed", {{"error", e.what()}});
     return 1;
   }
   // Ready (for a load balancer's or Kubernetes' probe of /ready) once the pool holds its minimum of idle
@@ -128,6 +120,8 @@ int main(int argc, char** argv) {
   server.set_ready(warm());
   log.info("server.listening", {{"address", server_settings.bind_address},
                                 {"port", static_cast<unsigned>(server.port())},
+                                {"admin_address", server_settings.admin_bind_address},
+                                {"admin_port", static_cast<unsigned>(server.admin_port())},
                                 {"phase", config.phase()},
                                 {"plugins", rt.plugin_list()},
                                 {"backend", rt.backend_name()},

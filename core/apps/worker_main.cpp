@@ -1,6 +1,6 @@
 // phasekit-worker: takes jobs from the redis queue (WORKER_CONCURRENCY at once), runs each in a backend
 // from the pool with its session's files and shell state, publishes the results; /health, /ready and
-// /metrics on PORT. SIGTERM: no new jobs, those in flight finish (or are handed back), then exit.
+// /metrics on ADMIN_PORT (/health and /ready on PORT too). SIGTERM: no new jobs, those in flight finish (or are handed back), then exit.
 #include <boost/asio/signal_set.hpp>
 #include <fmt/format.h>
 
@@ -66,9 +66,7 @@ int main(int argc, char** argv) {
     }
   }
 
-  phasekit::net::ServerSettings server_settings;
-  server_settings.bind_address = config.text(Key::bind_address);
-  server_settings.port = static_cast<std::uint16_t>(config.integer(Key::port));
+  phasekit::net::ServerSettings server_settings = phasekit::net::server_settings(config);
   server_settings.backend_limits = rt.backend_limits();
   phasekit::net::Server server(rt.ioc(), server_settings, nullptr, rt.metrics(), *plugins.pool,
                                rt.logs().logger("server"));
@@ -79,9 +77,7 @@ int main(int argc, char** argv) {
   try {
     server.start();
   } catch (const std::exception& e) {
-    log.error("server.listen_failed", {{"address", server_settings.bind_address},
-                                       {"port", static_cast<unsigned>(server_settings.port)},
-                                       {"error", e.what()}});
+    log.error("server.listen_failed", {{"error", e.what()}});
     return 1;
   }
   plugins.queue->consume(concurrency, [lifecycle](phasekit::plugin::Job job,
@@ -94,6 +90,7 @@ int main(int argc, char** argv) {
   }
   server.set_ready(true);
   log.info("worker.started", {{"port", static_cast<unsigned>(server.port())},
+                              {"admin_port", static_cast<unsigned>(server.admin_port())},
                               {"concurrency", concurrency},
                               {"plugins", rt.plugin_list()},
                               {"backend", rt.backend_name()},

@@ -97,7 +97,8 @@ chmod 711 "$dir" "$dir/workspaces"
 chmod 777 "$dir/nginx-tmp"
 
 # Free loopback ports, asked of the kernel.
-count=$((2 + orchestrators + workers))
+# redis, the balancer, then PORT and ADMIN_PORT of each orchestrator and worker.
+count=$((2 + 2 * (orchestrators + workers)))
 read -r -a ports <<<"$(node -e '
   const net = require("net"); const n = +process.argv[1]; const servers = []; const ports = [];
   (function next() {
@@ -123,29 +124,37 @@ done
 export REDIS_URL="redis://127.0.0.1:$redis_port"
 export WORKSPACE_ROOT="$dir/workspaces"
 export BIND_ADDRESS=127.0.0.1
+# Every client comes through nginx (one address): no per-address limit in the orchestrators.
+export MAX_CONNECTIONS_PER_ADDRESS=0
 export ENABLE_CONTAINER_POOL=${ENABLE_CONTAINER_POOL:-true}
 if [[ "$phase" == 3 ]]; then
   export ENABLE_WORKER_MODE=true
 fi
 
 orch_ports=()
+orch_admin_ports=()
 orch_pids=()
 for ((i = 0; i < orchestrators; i++)); do
-  port=${ports[$((2 + i))]}
-  PORT=$port "$bin/phasekit-orchestrator" >"$dir/orchestrator-$i.log" 2>&1 &
+  port=${ports[$((2 + 2 * i))]}
+  admin_port=${ports[$((3 + 2 * i))]}
+  PORT=$port ADMIN_PORT=$admin_port "$bin/phasekit-orchestrator" >"$dir/orchestrator-$i.log" 2>&1 &
   orch_pids+=($!)
   started+=($!)
   orch_ports+=("$port")
+  orch_admin_ports+=("$admin_port")
 done
 worker_ports=()
+worker_admin_ports=()
 worker_pids=()
 if [[ "$phase" == 3 ]]; then
   for ((i = 0; i < workers; i++)); do
-    port=${ports[$((2 + orchestrators + i))]}
-    PORT=$port "$bin/phasekit-worker" >"$dir/worker-$i.log" 2>&1 &
+    port=${ports[$((2 + 2 * (orchestrators + i)))]}
+    admin_port=${ports[$((3 + 2 * (orchestrators + i)))]}
+    PORT=$port ADMIN_PORT=$admin_port "$bin/phasekit-worker" >"$dir/worker-$i.log" 2>&1 &
     worker_pids+=($!)
     started+=($!)
     worker_ports+=("$port")
+    worker_admin_ports+=("$admin_port")
   done
 fi
 for port in "${orch_ports[@]}" "${worker_ports[@]}"; do
@@ -202,8 +211,10 @@ LB_PORT=$lb_port
 REDIS_PORT=$redis_port
 REDIS_URL=$REDIS_URL
 ORCHESTRATOR_PORTS="${orch_ports[*]}"
+ORCHESTRATOR_ADMIN_PORTS="${orch_admin_ports[*]}"
 ORCHESTRATOR_PIDS="${orch_pids[*]}"
 WORKER_PORTS="${worker_ports[*]}"
+WORKER_ADMIN_PORTS="${worker_admin_ports[*]}"
 WORKER_PIDS="${worker_pids[*]}"
 REDIS_PID=$redis_pid
 NGINX_PID=$nginx_pid

@@ -44,7 +44,7 @@ rule_files:
 scrape_configs:
   - job_name: phasekit-orchestrator
     static_configs:
-      - targets: ["127.0.0.1:$ORCH_PORT"]
+      - targets: ["127.0.0.1:$ORCH_ADMIN_PORT"]
 YAML
 check "promtool check config of the test's Prometheus config" promtool check config "$TMP/prom/prometheus.yml"
 
@@ -90,7 +90,7 @@ track_pid "$LOAD_PID"
 firing() { [[ "$(alert_state PhasekitHighLatency)" == firing ]]; }
 check "PhasekitHighLatency fires under 200 ms tool calls (deadline 90 s)" wait_until 90 firing
 alert_labels() {
-  curl -fsS "$P/api/v1/alerts" | jq -e --arg i "127.0.0.1:$ORCH_PORT" \
+  curl -fsS "$P/api/v1/alerts" | jq -e --arg i "127.0.0.1:$ORCH_ADMIN_PORT" \
     '.data.alerts[] | select(.labels.alertname == "PhasekitHighLatency") | .labels.instance == $i and .labels.severity == "warning"'
 }
 check "the alert names the orchestrator instance" alert_labels
@@ -106,7 +106,7 @@ load_rc=$?
 load_ok() { [[ $load_rc -eq 0 ]] || { cat "$TMP/load.log"; return 1; }; }
 check "phasekit-load run of the slow scenario passed (every call answered)" load_ok
 
-curl -fsS "http://127.0.0.1:$ORCH_PORT/metrics" >"$TMP/metrics.txt"
+curl -fsS "http://127.0.0.1:$ORCH_ADMIN_PORT/metrics" >"$TMP/metrics.txt"
 check "promtool check metrics on /metrics" promtool check metrics <"$TMP/metrics.txt"
 names_exported() {
   local used exported missing=""

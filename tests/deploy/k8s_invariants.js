@@ -1,6 +1,6 @@
 // What the schema cannot see, checked on a rendered overlay (kubectl kustomize … | node k8s_invariants.js PHASE -):
 // the ConfigMap selects the phase's plugins; probes, drain timing and resources of the orchestrator;
-// what each phase runs. PHASE is 1, 2, 3, "base" or "loadtest". Prints one line per problem, exit 1 on any.
+// the operations port (ADMIN_PORT) scraped, never behind a Service or the Ingress; what each phase runs. PHASE is 1, 2, 3, "base" or "loadtest". Prints one line per problem, exit 1 on any.
 "use strict";
 const fs = require("fs");
 const path = require("path");
@@ -51,6 +51,40 @@ if (orch) {
   expect(refs.includes("phasekit-config") && refs.includes("phasekit-secret"), "orchestrator must read phasekit-config and phasekit-secret");
   expect(c.ports.some((p) => String(p.containerPort) === data.PORT), `containerPort must equal PORT ${data.PORT}`);
 }
+// The operations routes (ADMIN_PORT): a port of their own, scraped there, never behind a Service or
+// the Ingress, reachable only as the NetworkPolicy phasekit-admin allows.
+const adminPort = data.ADMIN_PORT;
+expect(adminPort && adminPort !== data.PORT, `ConfigMap ADMIN_PORT=${JSON.stringify(adminPort)} must be set and differ from PORT`);
+const serverPorts = new Set([String(data.PORT), String(adminPort)]);
+for (const d of docs.filter((x) => x.kind === "Deployment")) {
+  const name = d.metadata.name;
+  const c = d.spec.template.spec.containers[0];
+  const ports = (c.ports || []).map((p) => String(p.containerPort));
+  if (!ports.some((p) => serverPorts.has(p))) continue;  // not a phasekit server (redis, …)
+  const ann = d.spec.template.metadata.annotations || {};
+  expect(ann["prometheus.io/port"] === adminPort, `${name}: prometheus.io/port must be ADMIN_PORT ${adminPort}, not ${ann["prometheus.io/port"]}`);
+  expect(ann["prometheus.io/path"] === "/metrics", `${name}: prometheus.io/path must be /metrics`);
+  expect(ports.includes(adminPort), `${name}: containerPort ADMIN_PORT ${adminPort} missing`);
+  for (const probe of [c.livenessProbe, c.readinessProbe, c.startupProbe].filter(Boolean)) {
+    expect(probe.httpGet.port === "http" || String(probe.httpGet.port) === data.PORT, `${name}: probes go to PORT`);
+  }
+}
+for (const s of docs.filter((x) => x.kind === "Service")) {
+  for (const p of s.spec.ports || []) {
+    expect(String(p.port) !== adminPort && String(p.targetPort) !== adminPort && p.targetPort !== "admin",
+      `Service ${s.metadata.name} must not expose ADMIN_PORT`);
+  }
+}
+const adminPolicy = find("NetworkPolicy", "phasekit-admin");
+expect(adminPolicy, "NetworkPolicy phasekit-admin missing");
+if (adminPolicy) {
+  for (const rule of adminPolicy.spec.ingress) {
+    const ports = (rule.ports || []).map((p) => String(p.port));
+    expect(ports.length > 0, "phasekit-admin: every rule names its ports");
+    expect(!ports.includes(adminPort) || (rule.from && rule.from.length > 0), "phasekit-admin: ADMIN_PORT only from named sources");
+  }
+}
+expect(data.ALLOWED_ORIGINS !== "*", "ConfigMap ALLOWED_ORIGINS=*: name the sites instead");
 const svc = find("Service", "orchestrator");
 expect(svc && svc.spec.sessionAffinity === "ClientIP", "Service orchestrator needs sessionAffinity ClientIP");
 const ing = find("Ingress", "orchestrator");
@@ -58,6 +92,13 @@ const ann = (ing && ing.metadata.annotations) || {};
 expect(ann["nginx.ingress.kubernetes.io/affinity"] === "cookie", "Ingress needs cookie affinity");
 expect(Number(ann["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 60, "Ingress needs a long proxy-read-timeout for WebSockets");
 expect(find("PodDisruptionBudget", "orchestrator"), "PodDisruptionBudget orchestrator missing");
+expect(data.MAX_CONNECTIONS_PER_ADDRESS !== "0" || Number(ann["nginx.ingress.kubernetes.io/limit-connections"]) > 0,
+  "MAX_CONNECTIONS_PER_ADDRESS=0 needs the Ingress to limit connections per address (limit-connections)");
+for (const rule of (ing && ing.spec.rules) || []) {
+  for (const p of rule.http.paths) {
+    expect(p.backend.service.port.name === "http", `Ingress path ${p.path} must go to the http port`);
+  }
+}
 
 const workers = find("Deployment", "worker");
 const redis = find("StatefulSet", "redis");

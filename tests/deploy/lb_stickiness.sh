@@ -17,12 +17,15 @@ source "$(dirname "$0")/lib.sh"
 need haproxy nginx curl jq
 : "${HARNESS_BIN:?}"
 
-check "orchestrator A starts" start_orchestrator "$TMP/a.log"
-A_PORT="$ORCH_PORT"
-check "orchestrator B starts" start_orchestrator "$TMP/b.log"
-B_PORT="$ORCH_PORT"
+# Behind a balancer every client has its address: no per-address limit in the orchestrators (as in
+# deploy/docker-compose.scale.yml); the balancers limit per client address.
+check "orchestrator A starts" start_orchestrator "$TMP/a.log" MAX_CONNECTIONS_PER_ADDRESS=0
+A_PORT="$ORCH_PORT" A_ADMIN="$ORCH_ADMIN_PORT"
+check "orchestrator B starts" start_orchestrator "$TMP/b.log" MAX_CONNECTIONS_PER_ADDRESS=0
+B_PORT="$ORCH_PORT" B_ADMIN="$ORCH_ADMIN_PORT"
 [[ -n "${A_PORT:-}" && -n "${B_PORT:-}" ]] || { summary; exit 1; }
 
+# engineio_sessions ADMIN_PORT: the orchestrator's phasekit_engineio_sessions.
 engineio_sessions() { curl -fsS "http://127.0.0.1:$1/metrics" | awk '$1 == "phasekit_engineio_sessions" { print $2 + 0 }'; }
 
 # polling_session URL [curl options…]: handshake, CONNECT, 4 events, each a separate HTTP request,
@@ -69,7 +72,7 @@ sticky_sessions() {
   grep -q phasekit_lb "$TMP/jar1"
 }
 check "12 polling sessions keeping the phasekit_lb cookie: every request reaches its orchestrator" sticky_sessions
-both_used() { (($(engineio_sessions "$A_PORT") > 0 && $(engineio_sessions "$B_PORT") > 0)); }
+both_used() { (($(engineio_sessions "$A_ADMIN") > 0 && $(engineio_sessions "$B_ADMIN") > 0)); }
 check "sessions spread over both orchestrators" both_used
 without_cookie() {
   local i bad total=0
@@ -130,8 +133,8 @@ track_pid $!
 NGX="http://127.0.0.1:$NGX_PORT"
 check "nginx up" wait_until 20 curl -fsS "$NGX/lb/health"
 
-a0="$(engineio_sessions "$A_PORT")"
-b0="$(engineio_sessions "$B_PORT")"
+a0="$(engineio_sessions "$A_ADMIN")"
+b0="$(engineio_sessions "$B_ADMIN")"
 keyed_sessions() {
   local i bad total=0
   for i in $(seq 16); do
@@ -144,8 +147,8 @@ keyed_sessions() {
 check "16 polling sessions with X-Phasekit-Affinity keys: every request reaches its orchestrator" keyed_sessions
 spread() {
   local a b
-  a=$(($(engineio_sessions "$A_PORT") - a0))
-  b=$(($(engineio_sessions "$B_PORT") - b0))
+  a=$(($(engineio_sessions "$A_ADMIN") - a0))
+  b=$(($(engineio_sessions "$B_ADMIN") - b0))
   echo "new sessions: A $a, B $b"
   ((a > 0 && b > 0))
 }

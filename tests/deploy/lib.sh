@@ -83,16 +83,17 @@ wait_until() {
   done
 }
 
-# start_orchestrator LOG [ENV=VALUE…]: phasekit-orchestrator on a kernel-chosen loopback port;
-# sets ORCH_PID and ORCH_PORT once it logs server.listening.
+# start_orchestrator LOG [ENV=VALUE…]: phasekit-orchestrator on kernel-chosen loopback ports; sets
+# ORCH_PID, ORCH_PORT and ORCH_ADMIN_PORT (/metrics, /stats/pool, /api/*) once it logs server.listening.
 start_orchestrator() {
   local log="$1"
   shift
-  env "$@" "${ORCHESTRATOR_BIN:?}" --port 0 --bind-address 127.0.0.1 >"$log" 2>&1 &
+  env "$@" "${ORCHESTRATOR_BIN:?}" --port 0 --bind-address 127.0.0.1 --admin-port 0 >"$log" 2>&1 &
   ORCH_PID=$!
   track_pid "$ORCH_PID"
   wait_until 20 grep -q '"msg":"server.listening"' "$log" || { echo "orchestrator did not start:"; cat "$log"; return 1; }
   ORCH_PORT="$(grep -o '"msg":"server.listening".*' "$log" | grep -o '"port":[0-9]*' | head -1 | cut -d: -f2)"
+  ORCH_ADMIN_PORT="$(grep -o '"msg":"server.listening".*' "$log" | grep -o '"admin_port":[0-9]*' | head -1 | cut -d: -f2)"
   wait_until 20 curl -fsS "http://127.0.0.1:$ORCH_PORT/ready"
 }
 

@@ -1,6 +1,7 @@
 // What operators rely on: /health, /ready (503 from SIGTERM on), /metrics that promtool accepts,
-// /stats/pool, sessions released after SESSION_GRACE_MS with their workspace, and a SIGTERM drain
-// that lets work in flight finish, tells clients why, and exits 0.
+// /stats/pool and /api/circuit-breakers on the admin listener only, sessions released after
+// SESSION_GRACE_MS with their workspace, and a SIGTERM drain that lets work in flight finish, tells
+// clients why, and exits 0.
 "use strict";
 const { describe, it } = require("node:test");
 const assert = require("node:assert/strict");
@@ -9,10 +10,11 @@ const fs = require("node:fs");
 const http = require("node:http");
 const { startServer, connect, runTool, once } = require("./support.js");
 
-function get(server, path) {
+/** GET on the public listener (PORT), or on the admin listener with { admin: true }. */
+function get(server, path, { admin = false } = {}) {
   return new Promise((resolve, reject) => {
     http
-      .get({ host: "127.0.0.1", port: server.port, path, agent: false }, (res) => {
+      .get({ host: "127.0.0.1", port: admin ? server.adminPort : server.port, path, agent: false }, (res) => {
         let body = "";
         res.setEncoding("utf8");
         res.on("data", (d) => (body += d));
@@ -41,12 +43,12 @@ describe("operations", () => {
       await runTool(socket, "echo count me");
       await socket.emitWithAck("frobnicate");
       socket.close();
-      const pool = JSON.parse((await get(server, "/stats/pool")).body);
+      const pool = JSON.parse((await get(server, "/stats/pool", { admin: true })).body);
       for (const key of ["idle", "active", "total", "minPoolSize", "maxPoolSize", "acquisitions", "waits", "evictions"]) {
         assert.ok(key in pool, `/stats/pool has ${key}`);
       }
       assert.equal(pool.acquisitions.cold, 1);
-      const metrics = await get(server, "/metrics");
+      const metrics = await get(server, "/metrics", { admin: true });
       assert.equal(metrics.status, 200);
       for (const name of [
         "phasekit_sessions",
@@ -66,6 +68,30 @@ describe("operations", () => {
     }
   });
 
+  // Finding 9: the operations routes were served to anyone who reached PORT.
+  it("serves the operations routes on ADMIN_PORT (loopback) only: PORT answers 404 for them", async () => {
+    const server = await startServer();
+    try {
+      assert.notEqual(server.adminPort, server.port);
+      for (const path of ["/metrics", "/stats/pool", "/api/circuit-breakers", "/metrics?x=1"]) {
+        const pub = await get(server, path);
+        assert.equal(pub.status, 404, `${path} on PORT: ${pub.body.slice(0, 80)}`);
+        assert.ok(!pub.body.includes("phasekit_"), `${path} on PORT leaks nothing`);
+        assert.equal((await get(server, path, { admin: true })).status, 200, `${path} on ADMIN_PORT`);
+      }
+      for (const path of ["/health", "/ready"]) {
+        assert.equal((await get(server, path)).status, 200, `${path} on PORT, for balancers and probes`);
+        assert.equal((await get(server, path, { admin: true })).status, 200, `${path} on ADMIN_PORT`);
+      }
+      assert.equal((await get(server, "/socket.io/?EIO=4&transport=polling", { admin: true })).status, 404,
+        "no Socket.IO on the admin listener");
+      const listening = server.logs.find((e) => e.msg === "server.listening");
+      assert.equal(listening.admin_address, "127.0.0.1", "loopback unless ADMIN_BIND_ADDRESS says otherwise");
+    } finally {
+      await server.stop();
+    }
+  });
+
   it("ends a disconnected session after SESSION_GRACE_MS and removes its workspace", async () => {
     const server = await startServer({ SESSION_GRACE_MS: "300" });
     try {
@@ -74,7 +100,7 @@ describe("operations", () => {
       assert.ok(fs.existsSync(workspace), workspace);
       socket.close();
       await waitFor("workspace removal", () => !fs.existsSync(workspace));
-      await waitFor("session end", async () => (await get(server, "/metrics")).body.includes("\nphasekit_sessions 0\n"));
+      await waitFor("session end", async () => (await get(server, "/metrics", { admin: true })).body.includes("\nphasekit_sessions 0\n"));
     } finally {
       await server.stop();
     }
@@ -85,7 +111,7 @@ describe("operations", () => {
     try {
       assert.equal((await get(server, "/health")).status, 200, "alive while it warms");
       await waitFor("/ready 200", async () => (await get(server, "/ready")).status === 200, 30000);
-      const pool = JSON.parse((await get(server, "/stats/pool")).body);
+      const pool = JSON.parse((await get(server, "/stats/pool", { admin: true })).body);
       assert.ok(pool.idle >= 20, `ready with ${pool.idle} idle backends of 20`);
       const ready = server.logs.find((e) => e.msg === "server.ready");
       assert.ok(ready && ready.idle_backends >= 20, JSON.stringify(ready));

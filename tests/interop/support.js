@@ -21,7 +21,8 @@ function token(user, ttlSeconds = 3600) {
 }
 
 /**
- * Starts the orchestrator; resolves {port, child, logs, stop()} once it logged server.listening.
+ * Starts the orchestrator; resolves {port, adminPort, child, logs, stop()} once it logged server.listening
+ * (PORT and ADMIN_PORT are free ports unless extraEnv says otherwise).
  * spawnOptions go to child_process.spawn (uid and gid, to run it as another user).
  */
 function startServer(extraEnv = {}, spawnOptions = {}) {
@@ -30,6 +31,7 @@ function startServer(extraEnv = {}, spawnOptions = {}) {
   const env = {
     PATH: process.env.PATH,
     PORT: "0",
+    ADMIN_PORT: "0",
     AUTH_MODE: "token",
     AUTH_SECRET: SECRET,
     WORKSPACE_ROOT: workspaces,
@@ -59,6 +61,7 @@ function startServer(extraEnv = {}, spawnOptions = {}) {
         resolve({
           port: entry.port,
           url: `http://127.0.0.1:${entry.port}`,
+          adminPort: entry.admin_port,
           child,
           logs,
           exited,

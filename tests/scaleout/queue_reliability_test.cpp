@@ -103,6 +103,7 @@ class QueueReliability : public ::testing::Test {
             {"WORKER_CONCURRENCY", std::to_string(kSlots)},
             {"BIND_ADDRESS", "127.0.0.1"},
             {"PORT", "0"},
+            {"ADMIN_PORT", "0"},  // several workers at once: none on the default 3001
             {"LOG_LEVEL", "warn"}};
   }
 

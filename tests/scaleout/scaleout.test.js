@@ -42,6 +42,8 @@ function start(phase, extraEnv = {}) {
     dir,
     state,
     orchestratorPorts: state.ORCHESTRATOR_PORTS.split(" ").map(Number),
+    // /metrics and /api/* are on each orchestrator's ADMIN_PORT.
+    orchestratorAdminPorts: state.ORCHESTRATOR_ADMIN_PORTS.split(" ").map(Number),
     orchestratorPids: state.ORCHESTRATOR_PIDS.split(" ").map(Number),
     stop() {
       execFileSync(launcher, ["stop", "--dir", dir], { stdio: "ignore", timeout: 60000 });
@@ -102,7 +104,7 @@ for (const phase of [2, 3]) {
       // Which instance holds the socket: the one that counts a session.
       const holder = await waitFor(async () => {
         for (let i = 0; i < 2; i++) {
-          if ((await metric(local.orchestratorPorts[i], "phasekit_sessions")) === 1) return { i };
+          if ((await metric(local.orchestratorAdminPorts[i], "phasekit_sessions")) === 1) return { i };
         }
         return undefined;
       }, 10000, "the instance holding the session");
@@ -116,7 +118,7 @@ for (const phase of [2, 3]) {
       await waitFor(() => socket.connected, 10000, "the socket to connect again");
       assert.strictEqual(socket.recovered, true, "the server did not resume the session (pid)");
       const other = 1 - holder.i;
-      assert.strictEqual(await metric(local.orchestratorPorts[other], "phasekit_sessions"), 1);
+      assert.strictEqual(await metric(local.orchestratorAdminPorts[other], "phasekit_sessions"), 1);
 
       const after = await runTool(socket, 'printf "%s|%s|%s" "${PWD#$HOME/}" "$PROJECT" "$(cat note.txt)"', 30000);
       assert.strictEqual(after.exitCode, 0, JSON.stringify(after));
@@ -162,7 +164,7 @@ test("redis restarted mid-run: UNAVAILABLE fast while down, recovery by itself",
       assert.strictEqual(ack.ok, false, JSON.stringify(ack));
       assert.strictEqual(ack.code, "UNAVAILABLE", JSON.stringify(ack));
     }
-    const breakers = await Promise.all(local.orchestratorPorts.map(async (p) =>
+    const breakers = await Promise.all(local.orchestratorAdminPorts.map(async (p) =>
       (await (await fetch(`http://127.0.0.1:${p}/api/circuit-breakers`)).json())));
     assert.ok(breakers.some((b) => b.redis && b.redis.state === "open"), JSON.stringify(breakers));
     assert.ok(Math.min(...timings.slice(-3)) < 100, `not failing fast: ${timings.join(", ")} ms`);

@@ -8,6 +8,7 @@
 #include <charconv>
 #include <string>
 
+#include "net/origin_policy.hpp"
 #include "phasekit/hpa_behavior.hpp"
 #include "phasekit/redis/url.hpp"
 
@@ -27,6 +28,12 @@ const char* check_absolute_path(std::string_view value) {
     return nullptr;
   }
   return "an absolute path";
+}
+
+const char* check_allowed_origins(std::string_view value) {
+  return net::OriginPolicy::parse(value) ? nullptr
+                                         : "empty, * alone, or origins scheme://host[:port] separated by commas (no "
+                                           "path, no trailing slash)";
 }
 
 const char* check_redis_url(std::string_view value) {

@@ -9,6 +9,8 @@ namespace phasekit::config {
 
 const char* check_ip_address(std::string_view value);
 const char* check_absolute_path(std::string_view value);
+/// ALLOWED_ORIGINS: empty, * alone, or comma-separated scheme://host[:port] (net::OriginPolicy's parser).
+const char* check_allowed_origins(std::string_view value);
 /// redis://[user:password@]host[:port][/db], rediss://… (TLS), unix:///path;
 /// the empty string means "no redis".
 const char* check_redis_url(std::string_view value);

@@ -191,6 +191,11 @@ void check_cross_fields(const Config& c) {
         "/dev/shm) to fit in its memory with room to spare: 3 x BACKEND_TMPFS_BYTES < BACKEND_MEMORY_BYTES",
         c.integer(Key::backend_tmpfs_bytes), memory));
   }
+  if (c.integer(Key::admin_port) != 0 && c.integer(Key::admin_port) == c.integer(Key::port)) {
+    throw ConfigError(fmt::format("ADMIN_PORT={} PORT={}: expected ADMIN_PORT != PORT (the operations listener "
+                                  "is a listener of its own)",
+                                  c.integer(Key::admin_port), c.integer(Key::port)));
+  }
   if (!c.text(Key::redis_password).empty()) {
     if (is_placeholder_secret(c.text(Key::redis_password))) {
       throw ConfigError(fmt::format("REDIS_PASSWORD={}: expected a password of your own, not a placeholder "

@@ -45,6 +45,32 @@ constexpr std::array<Spec, kSettingCount> kSettings{{
   {Key::shutdown_grace_ms, "shutdown_grace_ms", "SHUTDOWN_GRACE_MS", "shutdown-grace-ms", "Server",
    Type::integer, 0, 600000, "", "10000", {N, N, N},
    "On SIGTERM: how long work in flight may run on before clients are closed and the process exits."},
+  {Key::allowed_origins, "allowed_origins", "ALLOWED_ORIGINS", "allowed-origins", "Server", Type::text, 0, 0, "",
+   "", {N, N, N},
+   "Web pages (origins) of other sites that may use the Socket.IO endpoint, comma-separated, each exactly "
+   "scheme://host[:port] (https://app.example.com, http://localhost:5173): they get CORS answers with "
+   "credentials, and their WebSocket upgrades are accepted. * alone: any site, without credentials. Empty: "
+   "no other site; a request from one gets 403 (polling, preflight and WebSocket alike). Requests without "
+   "an Origin header (non-browser clients) and same-origin pages are always allowed.",
+   &check_allowed_origins},
+  {Key::admin_port, "admin_port", "ADMIN_PORT", "admin-port", "Server", Type::integer, 0, 65535, "", "3001",
+   {N, N, N},
+   "TCP port of the operations listener: /metrics, /stats/pool, /api/* (and /health, /ready); PORT answers "
+   "404 for these. 0: any free port, logged at start. Must differ from PORT."},
+  {Key::admin_bind_address, "admin_bind_address", "ADMIN_BIND_ADDRESS", "admin-bind-address", "Server", Type::text,
+   0, 0, "", "127.0.0.1", {N, N, N},
+   "IP address of the operations listener. Keep it on loopback, or on an address only Prometheus and "
+   "operators reach (never behind the public load balancer).", &check_ip_address},
+  {Key::max_connections, "max_connections", "MAX_CONNECTIONS", "max-connections", "Server", Type::integer, 1,
+   1000000, "", "20000", {N, N, N},
+   "Most clients at once on PORT: open TCP connections, and Engine.IO sessions (a polling session holds "
+   "none between requests), each counted up to this. A connection beyond it is closed at accept; a "
+   "handshake beyond it gets 503 {\"code\":4,\"message\":\"server is full\"}."},
+  {Key::max_connections_per_address, "max_connections_per_address", "MAX_CONNECTIONS_PER_ADDRESS",
+   "max-connections-per-address", "Server", Type::integer, 0, 1000000, "", "256", {N, N, N},
+   "The same for one client address (an IPv6 client by its /64): open TCP connections and Engine.IO "
+   "sessions each. 0: no limit, for a server behind a load balancer (every client then has the balancer's "
+   "address: limit clients at the balancer instead)."},
   {Key::auth_mode, "auth_mode", "AUTH_MODE", "auth-mode", "Auth", Type::choice, 0, 0, "none|token", "none",
    {N, N, N},
    "none: every connection is its own user (local runs); token: CONNECT must carry an HMAC-SHA256 signed "

@@ -108,6 +108,7 @@ class EngineSessionImpl final : public EngineSession, public std::enable_shared_
       why.reason = std::string(reason).substr(0, 100);
       ws_->async_close(why, [ws = ws_](beast::error_code) {});
     }
+    place_.release();
     server_.forget(sid_);
   }
 
@@ -414,6 +415,8 @@ class EngineSessionImpl final : public EngineSession, public std::enable_shared_
   bool close_after_flush_ = false;
   std::string close_reason_;
   std::shared_ptr<Ws> ws_;
+ public:
+  ConnectionLimits::Ticket place_;  // this session's place under MAX_CONNECTIONS(_PER_ADDRESS)
 };
 
 EngineServer::EngineServer(ServerSettings settings, asio::any_io_executor executor, HandlerFactory handlers,
@@ -422,7 +425,8 @@ EngineServer::EngineServer(ServerSettings settings, asio::any_io_executor execut
       executor_(std::move(executor)),
       handlers_(std::move(handlers)),
       log_(log),
-      connections_(metrics.gauge("phasekit_engineio_sessions", "Engine.IO sessions open.")) {}
+      connections_(metrics.gauge("phasekit_engineio_sessions", "Engine.IO sessions open.")),
+      session_limits_("session", settings_.max_connections, settings_.max_connections_per_address, metrics) {}
 
 Response EngineServer::error(const Request& req, EngineError code) const {
   return error(req, static_cast<int>(code), message_of(code));
@@ -436,14 +440,18 @@ Response EngineServer::error(const Request& req, int code, std::string_view mess
 }
 
 void EngineServer::add_cors(const Request& req, Response& res) const {
-  const auto origin = req.find(http::field::origin);
-  if (origin != req.end()) {
-    res.set(http::field::access_control_allow_origin, origin->value());
-    res.set(http::field::access_control_allow_credentials, "true");
-    res.set(http::field::vary, "Origin");
-  } else {
-    res.set(http::field::access_control_allow_origin, "*");
+  net::add_cors(req, judge_origin(settings_.origins, req), res);
+}
+
+std::optional<Response> EngineServer::admit(const Request& req, const asio::ip::address& peer,
+                                            ConnectionLimits::Ticket& place) {
+  switch (session_limits_.admit(peer, place)) {
+    case Admission::admitted: return std::nullopt;
+    case Admission::total_full: return json_error(req, http::status::service_unavailable, 4, "server is full");
+    case Admission::address_full:
+      return json_error(req, http::status::service_unavailable, 4, "too many connections from this address");
   }
+  return json_error(req, http::status::service_unavailable, 4, "server is full");
 }
 
 std::shared_ptr<EngineSessionImpl> EngineServer::find(const std::string& sid) const {
@@ -463,8 +471,9 @@ std::size_t EngineServer::session_count() const {
   return sessions_.size();
 }
 
-std::shared_ptr<EngineSessionImpl> EngineServer::create() {
+std::shared_ptr<EngineSessionImpl> EngineServer::create(ConnectionLimits::Ticket place) {
   auto session = std::make_shared<EngineSessionImpl>(*this, random_url_id(), executor_);
+  session->place_ = std::move(place);
   session->set_handler(handlers_(session));
   const std::lock_guard lock(mutex_);
   sessions_[session->sid()] = session;
@@ -485,19 +494,18 @@ void EngineServer::close_all(const std::string& reason) {
   }
 }
 
-awaitable<Response> EngineServer::handle_polling(Request req, asio::any_io_executor /*connection*/) {
+awaitable<Response> EngineServer::handle_polling(Request req, asio::any_io_executor /*connection*/,
+                                                 asio::ip::address peer) {
+  const OriginVerdict origin = judge_origin(settings_.origins, req);
+  if (req.method() == http::verb::options) {
+    co_return preflight(req, origin);
+  }
+  if (origin == OriginVerdict::refused) {
+    co_return origin_refused(req);
+  }
   Query query;
   if (!parse_query(req.target(), query)) {
     co_return error(req, EngineError::bad_request);
-  }
-  if (req.method() == http::verb::options) {
-    Response res = make_response(req, http::status::no_content, "");
-    add_cors(req, res);
-    res.set(http::field::access_control_allow_methods, "GET,HEAD,PUT,PATCH,POST,DELETE");
-    if (const auto h = req.find(http::field::access_control_request_headers); h != req.end()) {
-      res.set(http::field::access_control_allow_headers, h->value());
-    }
-    co_return res;
   }
   if (query_value(query, "EIO") != "4") {
     co_return error(req, EngineError::unsupported_protocol_version);
@@ -515,7 +523,11 @@ awaitable<Response> EngineServer::handle_polling(Request req, asio::any_io_execu
       res.result(http::status::service_unavailable);
       co_return res;
     }
-    auto session = create();
+    ConnectionLimits::Ticket place;
+    if (auto refused = admit(req, peer, place)) {
+      co_return std::move(*refused);
+    }
+    auto session = create(std::move(place));
     co_return co_await asio::co_spawn(session->strand(), EngineSessionImpl::open_polling(session, std::move(req)),
                                       use_awaitable);
   }
@@ -537,7 +549,13 @@ awaitable<Response> EngineServer::handle_polling(Request req, asio::any_io_execu
   co_return error(req, static_cast<int>(EngineError::bad_handshake_method), "Bad request method");
 }
 
-awaitable<void> EngineServer::handle_websocket(beast::tcp_stream stream, Request req) {
+awaitable<void> EngineServer::handle_websocket(beast::tcp_stream stream, Request req, asio::ip::address peer) {
+  if (judge_origin(settings_.origins, req) == OriginVerdict::refused) {
+    // Browsers send Origin on every WebSocket handshake and apply no CORS to it: this is the check.
+    Response res = origin_refused(req);
+    co_await http::async_write(stream, res, kTuple);
+    co_return;
+  }
   Query query;
   if (!parse_query(req.target(), query) || query_value(query, "EIO") != "4" ||
       query_value(query, "transport") != "websocket") {
@@ -566,8 +584,14 @@ awaitable<void> EngineServer::handle_websocket(beast::tcp_stream stream, Request
       co_await http::async_write(stream, res, kTuple);
       co_return;
     }
-  } else {
-    session = create();
+  }
+  if (!session) {
+    ConnectionLimits::Ticket place;
+    if (auto refused = admit(req, peer, place)) {
+      co_await http::async_write(stream, *refused, kTuple);
+      co_return;
+    }
+    session = create(std::move(place));
   }
   // Move the socket onto the session's strand: the WebSocket stream, its timers (Beast's idle pings)
   // and the session's state are then all serialized by one strand.

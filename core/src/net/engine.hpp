@@ -12,10 +12,12 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 
+#include "net/connection_limits.hpp"
 #include "net/http_util.hpp"
 #include "net/server.hpp"
 #include "phasekit/plugin/host.hpp"
@@ -79,9 +81,12 @@ class EngineServer : public std::enable_shared_from_this<EngineServer> {
                Metrics& metrics, Logger& log);
 
   /// A polling request (GET/POST/OPTIONS): the response to write.
-  boost::asio::awaitable<Response> handle_polling(Request req, boost::asio::any_io_executor connection);
+  /// `peer` is the client's address (for MAX_CONNECTIONS_PER_ADDRESS).
+  boost::asio::awaitable<Response> handle_polling(Request req, boost::asio::any_io_executor connection,
+                                                  boost::asio::ip::address peer);
   /// A WebSocket upgrade: runs until the socket closes.
-  boost::asio::awaitable<void> handle_websocket(boost::beast::tcp_stream stream, Request req);
+  boost::asio::awaitable<void> handle_websocket(boost::beast::tcp_stream stream, Request req,
+                                                boost::asio::ip::address peer);
 
   /// Each session's handler says goodbye (on_shutdown), then the session closes.
   void close_all(const std::string& reason);
@@ -95,8 +100,11 @@ class EngineServer : public std::enable_shared_from_this<EngineServer> {
   friend class EngineSessionImpl;
   std::shared_ptr<EngineSessionImpl> find(const std::string& sid) const;
   void forget(const std::string& sid);
-  std::shared_ptr<EngineSessionImpl> create();
+  std::shared_ptr<EngineSessionImpl> create(ConnectionLimits::Ticket place);
   Response error(const Request& req, EngineError code) const;
+  /// A place for a new session from `peer`, or the 503 that refuses it.
+  std::optional<Response> admit(const Request& req, const boost::asio::ip::address& peer,
+                                ConnectionLimits::Ticket& place);
   Response error(const Request& req, int code, std::string_view message) const;
   void add_cors(const Request& req, Response& res) const;
 
@@ -108,6 +116,7 @@ class EngineServer : public std::enable_shared_from_this<EngineServer> {
   std::unordered_map<std::string, std::shared_ptr<EngineSessionImpl>> sessions_;
   Gauge& connections_;
   std::atomic<bool> draining_{false};
+  CountedLimits session_limits_;  // MAX_CONNECTIONS(_PER_ADDRESS) over sessions
 };
 
 }  // namespace phasekit::net

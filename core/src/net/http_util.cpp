@@ -1,6 +1,7 @@
 #include "net/http_util.hpp"
 
 #include <boost/beast/version.hpp>
+#include <nlohmann/json.hpp>
 
 namespace phasekit::net {
 namespace {
@@ -75,6 +76,52 @@ Response make_response(const Request& req, http::status status, std::string body
   res.body() = std::move(body);
   res.prepare_payload();
   return res;
+}
+
+Response json_error(const Request& req, http::status status, int code, std::string_view message) {
+  return make_response(req, status, nlohmann::json{{"code", code}, {"message", message}}.dump(), "application/json");
+}
+
+OriginVerdict judge_origin(const OriginPolicy& policy, const Request& req) {
+  const auto origin = req.find(http::field::origin);
+  const auto host = req.find(http::field::host);
+  const auto view = [](boost::beast::string_view v) { return std::string_view(v.data(), v.size()); };
+  return policy.judge(origin == req.end() ? std::nullopt : std::optional<std::string_view>(view(origin->value())),
+                      host == req.end() ? std::string_view() : view(host->value()));
+}
+
+void add_cors(const Request& req, OriginVerdict verdict, Response& res) {
+  switch (verdict) {
+    case OriginVerdict::listed:
+      res.set(http::field::access_control_allow_origin, req[http::field::origin]);
+      res.set(http::field::access_control_allow_credentials, "true");
+      res.set(http::field::vary, "Origin");
+      return;
+    case OriginVerdict::any:
+      res.set(http::field::access_control_allow_origin, "*");
+      return;
+    case OriginVerdict::no_origin:
+    case OriginVerdict::same_origin:
+    case OriginVerdict::refused:
+      return;
+  }
+}
+
+Response preflight(const Request& req, OriginVerdict verdict) {
+  if (verdict == OriginVerdict::refused) {
+    return origin_refused(req);
+  }
+  Response res = make_response(req, http::status::no_content, "");
+  add_cors(req, verdict, res);
+  // What socket.io-client's polling transport sends: GET and POST, with a Content-Type on POST.
+  res.set(http::field::access_control_allow_methods, "GET, POST");
+  res.set(http::field::access_control_allow_headers, "Content-Type");
+  res.set(http::field::access_control_max_age, "600");
+  return res;
+}
+
+Response origin_refused(const Request& req) {
+  return json_error(req, http::status::forbidden, 4, "Origin not allowed");
 }
 
 }  // namespace phasekit::net

@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "net/origin_policy.hpp"
+
 namespace phasekit::net {
 
 namespace http = boost::beast::http;
@@ -32,5 +34,18 @@ std::string_view target_path(std::string_view target);
 
 Response make_response(const Request& req, http::status status, std::string body,
                        std::string_view content_type = "text/plain; charset=UTF-8");
+
+/// An Engine.IO error as its clients read it: `status` with {"code":code,"message":message}.
+Response json_error(const Request& req, http::status status, int code, std::string_view message);
+
+/// The policy's verdict on the request's Origin (against its Host).
+OriginVerdict judge_origin(const OriginPolicy& policy, const Request& req);
+/// The CORS headers of an allowed cross-origin request (none for the other verdicts).
+void add_cors(const Request& req, OriginVerdict verdict, Response& res);
+/// The answer to a CORS preflight (OPTIONS): 403 for a refused origin; else 204 naming the methods
+/// and request headers the Engine.IO endpoint takes — a fixed list, never the ones asked for.
+Response preflight(const Request& req, OriginVerdict verdict);
+/// 403 {"code":4,"message":"Origin not allowed"}: a page of a site ALLOWED_ORIGINS does not list.
+Response origin_refused(const Request& req);
 
 }  // namespace phasekit::net

@@ -15,6 +15,7 @@
 
 #include <fstream>
 
+#include "net/connection_limits.hpp"
 #include "net/engine.hpp"
 #include "net/socketio_server.hpp"
 #include "net/tool_namespace.hpp"
@@ -28,6 +29,13 @@ using asio::awaitable;
 using asio::use_awaitable;
 constexpr auto kTuple = asio::as_tuple(use_awaitable);
 constexpr auto kHeaderTimeout = std::chrono::seconds(30);
+/// The admin listener is for Prometheus and a few operators: a small fixed number of connections.
+constexpr std::size_t kAdminConnections = 64;
+
+/// Which listener a connection came through: it decides the routes it may reach.
+enum class Listener : std::uint8_t { public_, admin };
+
+bool is_engine_path(std::string_view path) { return path == "/socket.io/" || path == "/socket.io"; }
 
 /// Resident memory of this process in bytes (from /proc/self/statm).
 double resident_bytes() {
@@ -62,47 +70,97 @@ class Server::Impl {
         pool_(pool),
         log_(log),
         acceptor_(ioc),
+        admin_acceptor_(ioc),
+        connections_("tcp", settings_.max_connections, settings_.max_connections_per_address, metrics),
+        admin_connections_(kAdminConnections, 0),
         engine_(service ? make_engine(settings, std::move(service), metrics, log) : nullptr),
         memory_(metrics.gauge("phasekit_process_resident_memory_bytes", "Resident memory of the orchestrator.")),
-        http_requests_(metrics.counter("phasekit_http_requests_total", "HTTP requests answered (all routes).")) {}
+        http_requests_(metrics.counter("phasekit_http_requests_total", "HTTP requests answered (all routes).")),
+        open_connections_(metrics.gauge("phasekit_http_connections", "TCP connections open on the public listener.")) {}
 
   void start() {
-    const auto address = asio::ip::make_address(settings_.bind_address);
-    const asio::ip::tcp::endpoint endpoint(address, settings_.port);
-    acceptor_.open(endpoint.protocol());
-    acceptor_.set_option(asio::socket_base::reuse_address(true));
-    acceptor_.bind(endpoint);
-    acceptor_.listen(asio::socket_base::max_listen_connections);
+    open(acceptor_, settings_.bind_address, settings_.port, "PORT");
+    open(admin_acceptor_, settings_.admin_bind_address, settings_.admin_port, "ADMIN_PORT");
     owner_.port_ = acceptor_.local_endpoint().port();
-    asio::co_spawn(ioc_, accept_loop(this), asio::detached);
+    owner_.admin_port_ = admin_acceptor_.local_endpoint().port();
+    asio::co_spawn(ioc_, accept_loop(this, Listener::public_), asio::detached);
+    asio::co_spawn(ioc_, accept_loop(this, Listener::admin), asio::detached);
+  }
+
+  static void open(asio::ip::tcp::acceptor& acceptor, const std::string& address, std::uint16_t port,
+                   std::string_view setting) {
+    try {
+      const asio::ip::tcp::endpoint endpoint(asio::ip::make_address(address), port);
+      acceptor.open(endpoint.protocol());
+      acceptor.set_option(asio::socket_base::reuse_address(true));
+      acceptor.bind(endpoint);
+      acceptor.listen(asio::socket_base::max_listen_connections);
+    } catch (const std::system_error& e) {
+      throw std::system_error(e.code(), fmt::format("{} {}:{}", setting, address, port));
+    }
   }
 
   void stop_accepting() {
     asio::post(acceptor_.get_executor(), [this] {
       beast::error_code ignored;
       acceptor_.close(ignored);
+      admin_acceptor_.close(ignored);
     });
   }
 
-  static awaitable<void> accept_loop(Impl* self) {
+  static awaitable<void> accept_loop(Impl* self, Listener listener) {
+    auto& acceptor = listener == Listener::admin ? self->admin_acceptor_ : self->acceptor_;
     for (;;) {
-      auto [ec, socket] = co_await self->acceptor_.async_accept(asio::make_strand(self->ioc_), kTuple);
+      auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(self->ioc_), kTuple);
       if (ec) {
-        if (!self->acceptor_.is_open()) {
+        if (!acceptor.is_open()) {
           co_return;
         }
         // EMFILE and friends: back off briefly instead of spinning.
         self->log_.warn("accept.failed", {{"error", ec.message()}});
-        asio::steady_timer pause(self->acceptor_.get_executor(), std::chrono::milliseconds(50));
+        asio::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(50));
         co_await pause.async_wait(kTuple);
         continue;
       }
+      const auto peer = socket.remote_endpoint(ec);
+      if (ec) {
+        continue;  // gone already: the socket closes here
+      }
+      // Over a limit the socket is closed unread: before a request has been read there is nothing an
+      // answer could be written after, and reading one is the work a flood wants from us.
+      ConnectionLimits::Ticket ticket;
+      const Admission admission = listener == Listener::admin
+                                      ? self->admin_connections_.admit(peer.address(), ticket)
+                                      : self->connections_.admit(peer.address(), ticket);
+      if (admission != Admission::admitted) {
+        continue;
+      }
       socket.set_option(asio::ip::tcp::no_delay(true), ec);
-      asio::co_spawn(socket.get_executor(), connection(self, beast::tcp_stream(std::move(socket))), asio::detached);
+      asio::co_spawn(socket.get_executor(),
+                     connection(self, beast::tcp_stream(std::move(socket)), listener, peer.address(), std::move(ticket)),
+                     asio::detached);
     }
   }
 
-  static awaitable<void> connection(Impl* self, beast::tcp_stream stream) {
+  /// Counts a public connection in phasekit_http_connections while it lives.
+  class OpenConnection {
+   public:
+    OpenConnection(Gauge& gauge, Listener listener) : gauge_(listener == Listener::public_ ? &gauge : nullptr) {
+      if (gauge_ != nullptr) gauge_->add(1);
+    }
+    ~OpenConnection() {
+      if (gauge_ != nullptr) gauge_->add(-1);
+    }
+    OpenConnection(const OpenConnection&) = delete;
+    OpenConnection& operator=(const OpenConnection&) = delete;
+
+   private:
+    Gauge* gauge_;
+  };
+
+  static awaitable<void> connection(Impl* self, beast::tcp_stream stream, Listener listener, asio::ip::address peer,
+                                    ConnectionLimits::Ticket ticket) {
+    const OpenConnection open(self->open_connections_, listener);
     beast::flat_buffer buffer;
     for (;;) {
       RequestParser parser;
@@ -123,15 +181,20 @@ class Server::Impl {
       self->http_requests_.inc();
       const std::string_view path = target_path(req.target());
       if (beast::websocket::is_upgrade(req)) {
-        if (self->engine_ && (path == "/socket.io/" || path == "/socket.io")) {
-          co_await self->engine_->handle_websocket(std::move(stream), std::move(req));
+        if (listener == Listener::public_ && self->engine_ && is_engine_path(path)) {
+          co_await self->engine_->handle_websocket(std::move(stream), std::move(req), peer);
           co_return;
         }
         Response res = make_response(req, http::status::not_found, "not found");
         co_await http::async_write(stream, res, kTuple);
         break;
       }
-      Response res = co_await self->route(std::move(req), stream.get_executor());
+      Response res;
+      if (listener == Listener::admin) {
+        res = self->admin_route(req);
+      } else {
+        res = co_await self->public_route(std::move(req), stream.get_executor(), peer);
+      }
       const bool keep_alive = res.keep_alive() && !self->owner_.draining();
       res.keep_alive(keep_alive);
       stream.expires_after(kHeaderTimeout);
@@ -142,27 +205,29 @@ class Server::Impl {
     }
     beast::error_code ignored;
     stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    ticket.release();
   }
 
-  awaitable<Response> route(Request req, asio::any_io_executor executor) {
-    const std::string path(target_path(req.target()));
-    if (engine_ && (path == "/socket.io/" || path == "/socket.io")) {
-      co_return co_await engine_->handle_polling(std::move(req), std::move(executor));
+  /// PORT: the probes and Socket.IO, nothing an operator reads.
+  awaitable<Response> public_route(Request req, asio::any_io_executor executor, asio::ip::address peer) {
+    const std::string_view path = target_path(req.target());
+    if (engine_ && is_engine_path(path)) {
+      co_return co_await engine_->handle_polling(std::move(req), std::move(executor), peer);
     }
+    if (path == "/health" || path == "/ready") {
+      co_return probe_route(req, path);
+    }
+    co_return make_response(req, http::status::not_found, "not found");
+  }
+
+  /// ADMIN_PORT: the probes and the operations routes.
+  Response admin_route(const Request& req) {
+    const std::string_view path = target_path(req.target());
     if (req.method() != http::verb::get && req.method() != http::verb::head) {
-      co_return make_response(req, http::status::method_not_allowed, "method not allowed");
+      return make_response(req, http::status::method_not_allowed, "method not allowed");
     }
-    if (path == "/health") {
-      co_return make_response(req, http::status::ok, R"({"status":"ok"})", "application/json");
-    }
-    if (path == "/ready") {
-      if (owner_.draining()) {
-        co_return make_response(req, http::status::service_unavailable, R"({"status":"draining"})", "application/json");
-      }
-      if (!owner_.ready_) {
-        co_return make_response(req, http::status::service_unavailable, R"({"status":"starting"})", "application/json");
-      }
-      co_return make_response(req, http::status::ok, R"({"status":"ready"})", "application/json");
+    if (path == "/health" || path == "/ready") {
+      return probe_route(req, path);
     }
     if (path == "/metrics") {
       memory_.set(resident_bytes());
@@ -170,30 +235,50 @@ class Server::Impl {
       for (const auto& refresh : scrape_hooks_) {
         refresh();
       }
-      co_return make_response(req, http::status::ok, metrics_.render(), "text/plain; version=0.0.4; charset=utf-8");
+      return make_response(req, http::status::ok, metrics_.render(), "text/plain; version=0.0.4; charset=utf-8");
     }
     if (path == "/stats/pool") {
-      const plugin::PoolStats s = pool_.stats();
-      const nlohmann::json body{{"idle", s.idle},
-                                {"active", s.active},
-                                {"total", s.total},
-                                {"minPoolSize", s.min_size},
-                                {"maxPoolSize", s.max_size},
-                                {"acquisitions", {{"warm", s.acquired_warm}, {"cold", s.acquired_cold},
-                                                  {"afterWait", s.acquired_after_wait}}},
-                                {"waits", s.waits},
-                                {"timeouts", s.timeouts},
-                                {"evictions", s.evictions},
-                                {"created", s.created},
-                                {"destroyed", s.destroyed},
-                                {"failures", s.failures},
-                                {"limits", settings_.backend_limits}};
-      co_return make_response(req, http::status::ok, body.dump(), "application/json");
+      return make_response(req, http::status::ok, pool_stats().dump(), "application/json");
     }
     if (const auto route = json_routes_.find(path); route != json_routes_.end()) {
-      co_return make_response(req, http::status::ok, route->second(), "application/json");
+      return make_response(req, http::status::ok, route->second(), "application/json");
     }
-    co_return make_response(req, http::status::not_found, "not found");
+    return make_response(req, http::status::not_found, "not found");
+  }
+
+  /// /health and /ready, on both listeners (balancers and Kubernetes probe PORT).
+  Response probe_route(const Request& req, std::string_view path) const {
+    if (req.method() != http::verb::get && req.method() != http::verb::head) {
+      return make_response(req, http::status::method_not_allowed, "method not allowed");
+    }
+    if (path == "/health") {
+      return make_response(req, http::status::ok, R"({"status":"ok"})", "application/json");
+    }
+    if (owner_.draining()) {
+      return make_response(req, http::status::service_unavailable, R"({"status":"draining"})", "application/json");
+    }
+    if (!owner_.ready_) {
+      return make_response(req, http::status::service_unavailable, R"({"status":"starting"})", "application/json");
+    }
+    return make_response(req, http::status::ok, R"({"status":"ready"})", "application/json");
+  }
+
+  [[nodiscard]] nlohmann::json pool_stats() const {
+    const plugin::PoolStats s = pool_.stats();
+    return nlohmann::json{{"idle", s.idle},
+                          {"active", s.active},
+                          {"total", s.total},
+                          {"minPoolSize", s.min_size},
+                          {"maxPoolSize", s.max_size},
+                          {"acquisitions", {{"warm", s.acquired_warm}, {"cold", s.acquired_cold},
+                                            {"afterWait", s.acquired_after_wait}}},
+                          {"waits", s.waits},
+                          {"timeouts", s.timeouts},
+                          {"evictions", s.evictions},
+                          {"created", s.created},
+                          {"destroyed", s.destroyed},
+                          {"failures", s.failures},
+                          {"limits", settings_.backend_limits}};
   }
 
   void update_pool_gauges() {
@@ -209,14 +294,35 @@ class Server::Impl {
   plugin::PoolStrategy& pool_;
   Logger& log_;
   asio::ip::tcp::acceptor acceptor_;
+  asio::ip::tcp::acceptor admin_acceptor_;
+  CountedLimits connections_;
+  ConnectionLimits admin_connections_;
   std::shared_ptr<EngineServer> engine_;
   Gauge& memory_;
   Counter& http_requests_;
+  Gauge& open_connections_;
   std::map<std::string, std::function<std::string()>, std::less<>> json_routes_;  // set before start()
   std::vector<std::function<void()>> scrape_hooks_;                               // set before start()
   std::array<Label, 1> idle_label_{{{"state", "idle"}}};
   std::array<Label, 1> active_label_{{{"state", "active"}}};
 };
+
+ServerSettings server_settings(const config::Config& config) {
+  using config::Key;
+  ServerSettings s;
+  s.bind_address = config.text(Key::bind_address);
+  s.port = static_cast<std::uint16_t>(config.integer(Key::port));
+  s.admin_bind_address = config.text(Key::admin_bind_address);
+  s.admin_port = static_cast<std::uint16_t>(config.integer(Key::admin_port));
+  s.origins = OriginPolicy::parse(config.text(Key::allowed_origins)).value_or(OriginPolicy());  // checked at load
+  s.max_connections = static_cast<std::size_t>(config.integer(Key::max_connections));
+  s.max_connections_per_address = static_cast<std::size_t>(config.integer(Key::max_connections_per_address));
+  s.max_payload_bytes = static_cast<std::size_t>(config.integer(Key::max_payload_bytes));
+  s.ping_interval = std::chrono::milliseconds(config.integer(Key::ping_interval_ms));
+  s.ping_timeout = std::chrono::milliseconds(config.integer(Key::ping_timeout_ms));
+  s.connect_timeout = std::chrono::milliseconds(config.integer(Key::connect_timeout_ms));
+  return s;
+}
 
 Server::Server(boost::asio::io_context& ioc, ServerSettings settings, std::shared_ptr<app::ToolService> service,
                observe::MetricsRegistry& metrics, plugin::PoolStrategy& pool, Logger& log)

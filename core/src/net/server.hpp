@@ -1,7 +1,11 @@
 #pragma once
-// The HTTP front of phasekit-orchestrator: one listener, a coroutine per connection on its own
-// strand, the ops routes (/health, /ready, /metrics, /stats/pool) and the Engine.IO endpoint
-// (/socket.io/) that carries Socket.IO to the ToolService.
+// The HTTP front of phasekit-orchestrator and phasekit-worker: a coroutine per connection on its own
+// strand, on two listeners.
+//   PORT (public):       /health, /ready and the Engine.IO endpoint (/socket.io/) that carries
+//                        Socket.IO to the ToolService; every other path is 404. Connections and
+//                        Engine.IO sessions are limited in all and per client address.
+//   ADMIN_PORT (admin):  /health, /ready, /metrics, /stats/pool and the JSON routes (/api/...),
+//                        on loopback by default: what operators and Prometheus read, never clients.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
@@ -16,6 +20,8 @@
 #include <nlohmann/json.hpp>
 
 #include "app/tool_service.hpp"
+#include "config/config.hpp"
+#include "net/origin_policy.hpp"
 #include "observe/metrics_registry.hpp"
 
 namespace phasekit::net {
@@ -23,6 +29,14 @@ namespace phasekit::net {
 struct ServerSettings {
   std::string bind_address = "127.0.0.1";
   std::uint16_t port = 3000;
+  std::string admin_bind_address = "127.0.0.1";
+  std::uint16_t admin_port = 0;  // 0: any free port
+  /// Which other sites' pages may use /socket.io/ (ALLOWED_ORIGINS).
+  OriginPolicy origins;
+  /// Open TCP connections on the public listener, and Engine.IO sessions, each at most (0: no limit
+  /// per address).
+  std::size_t max_connections = 20000;
+  std::size_t max_connections_per_address = 256;
   std::size_t max_payload_bytes = 1000000;
   std::chrono::milliseconds ping_interval{25000};
   std::chrono::milliseconds ping_timeout{20000};
@@ -33,19 +47,25 @@ struct ServerSettings {
   nlohmann::json backend_limits = nlohmann::json::object();
 };
 
+/// PORT, BIND_ADDRESS, ADMIN_PORT, ADMIN_BIND_ADDRESS, ALLOWED_ORIGINS, MAX_CONNECTIONS(_PER_ADDRESS),
+/// MAX_PAYLOAD_BYTES, PING_INTERVAL_MS and PING_TIMEOUT_MS, as the configuration holds them.
+ServerSettings server_settings(const config::Config& config);
+
 class EngineServer;
 
-/// The HTTP side of a process: /health, /ready, /metrics, /stats/pool, JSON routes, and Socket.IO at
-/// /socket.io/ when it has a service (phasekit-worker has none: it serves the rest only).
+/// The HTTP side of a process: Socket.IO at /socket.io/ on the public listener when it has a service
+/// (phasekit-worker has none), the operations routes on the admin listener.
 class Server {
  public:
   Server(boost::asio::io_context& ioc, ServerSettings settings, std::shared_ptr<app::ToolService> service,
          observe::MetricsRegistry& metrics, plugin::PoolStrategy& pool, Logger& log);
   ~Server();
 
-  /// Binds and starts accepting. Throws std::system_error when the address cannot be bound.
+  /// Binds both listeners and starts accepting. Throws std::system_error when an address cannot be
+  /// bound (the message names the listener).
   void start();
   [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
+  [[nodiscard]] std::uint16_t admin_port() const noexcept { return admin_port_; }
 
   /// /ready answers 503 from now on and new Engine.IO sessions are refused; open clients stay.
   void begin_drain();
@@ -56,7 +76,8 @@ class Server {
   [[nodiscard]] bool draining() const noexcept { return draining_.load(); }
   void set_ready(bool ready) noexcept { ready_ = ready; }
 
-  /// Before start(): GET `path` answers 200 with body() as application/json (e.g. /api/circuit-breakers).
+  /// Before start(): GET `path` on the admin listener answers 200 with body() as application/json
+  /// (e.g. /api/circuit-breakers).
   void add_json_route(std::string path, std::function<std::string()> body);
   /// Before start(): runs before every /metrics rendering, to bring gauges and counters up to date.
   void on_scrape(std::function<void()> refresh);
@@ -66,6 +87,7 @@ class Server {
   class Impl;
   std::unique_ptr<Impl> impl_;
   std::uint16_t port_ = 0;
+  std::uint16_t admin_port_ = 0;
   std::atomic<bool> draining_{false};
   std::atomic<bool> ready_{false};
 };

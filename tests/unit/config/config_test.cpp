@@ -56,6 +56,12 @@ TEST(Config, NothingSet_EveryValueIsItsDefault) {
   EXPECT_EQ(c.integer(Key::port), 3000);
   EXPECT_EQ(c.integer(Key::max_requests_per_user), 5);
   EXPECT_EQ(c.integer(Key::connect_timeout_ms), 45000);  // socket.io's connectTimeout
+  // The exposure defaults: ops routes on loopback only, no other site, bounded connections.
+  EXPECT_EQ(c.integer(Key::admin_port), 3001);
+  EXPECT_EQ(c.text(Key::admin_bind_address), "127.0.0.1");
+  EXPECT_EQ(c.text(Key::allowed_origins), "");
+  EXPECT_EQ(c.integer(Key::max_connections), 20000);
+  EXPECT_EQ(c.integer(Key::max_connections_per_address), 256);
   EXPECT_EQ(c.plugin("pool").name, "none");
   EXPECT_EQ(c.plugin("queue").name, "inproc");
   EXPECT_EQ(c.plugin("store").name, "memory");
@@ -194,6 +200,27 @@ INSTANTIATE_TEST_SUITE_P(
                 "LOG_LEVEL=loud (from env): expected one of trace|debug|info|warn|error|off"},
         BadCase{"bad address", {{"BIND_ADDRESS", "localhost"}}, {},
                 "BIND_ADDRESS=localhost (from env): expected an IPv4 or IPv6 address such as 127.0.0.1, 0.0.0.0 or ::"},
+        BadCase{"admin address that is a name", {{"ADMIN_BIND_ADDRESS", "localhost"}}, {},
+                "ADMIN_BIND_ADDRESS=localhost (from env): expected an IPv4 or IPv6 address such as 127.0.0.1, 0.0.0.0 "
+                "or ::"},
+        BadCase{"admin port on the public port", {{"PORT", "3000"}, {"ADMIN_PORT", "3000"}}, {},
+                "ADMIN_PORT=3000 PORT=3000: expected ADMIN_PORT != PORT (the operations listener is a listener of its "
+                "own)"},
+        BadCase{"admin port out of range", {{"ADMIN_PORT", "70000"}}, {},
+                "ADMIN_PORT=70000 (from env): expected an integer in 0..65535"},
+        BadCase{"origin with a path", {{"ALLOWED_ORIGINS", "https://app.example.com/"}}, {},
+                "ALLOWED_ORIGINS=https://app.example.com/ (from env): expected empty, * alone, or origins "
+                "scheme://host[:port] separated by commas (no path, no trailing slash)"},
+        BadCase{"star among origins", {{"ALLOWED_ORIGINS", "https://a.example,*"}}, {},
+                "ALLOWED_ORIGINS=https://a.example,* (from env): expected empty, * alone, or origins "
+                "scheme://host[:port] separated by commas (no path, no trailing slash)"},
+        BadCase{"origin without a scheme", {{"ALLOWED_ORIGINS", "app.example.com"}}, {},
+                "ALLOWED_ORIGINS=app.example.com (from env): expected empty, * alone, or origins "
+                "scheme://host[:port] separated by commas (no path, no trailing slash)"},
+        BadCase{"no connection at all", {{"MAX_CONNECTIONS", "0"}}, {},
+                "MAX_CONNECTIONS=0 (from env): expected an integer in 1..1000000"},
+        BadCase{"negative connections per address", {{"MAX_CONNECTIONS_PER_ADDRESS", "-1"}}, {},
+                "MAX_CONNECTIONS_PER_ADDRESS=-1 (from env): expected an integer in 0..1000000"},
         BadCase{"bad redis url", {{"REDIS_URL", "http://x"}}, {},
                 "REDIS_URL=http://x (from env): expected empty, redis://[user:password@]host[:port][/db], "
                 "rediss://... (TLS) or unix:///path"},
