@@ -134,15 +134,17 @@ asio::awaitable<void> connection(const Endpoints& endpoints, std::size_t max_pay
       break;
     }
     Request req = parser.release();
+    beast::error_code peer_ec;
+    const asio::ip::address peer = stream.socket().remote_endpoint(peer_ec).address();
     EngineServer* engine = endpoints.route(target_path(req.target()));
     if (engine != nullptr && beast::websocket::is_upgrade(req)) {
       stream.expires_never();
-      co_await engine->handle_websocket(std::move(stream), std::move(req));
+      co_await engine->handle_websocket(std::move(stream), std::move(req), peer);
       co_return;
     }
     Response res;  // (not a conditional around co_await: gcc 12 miscompiles its temporaries)
     if (engine != nullptr) {
-      res = co_await engine->handle_polling(std::move(req), stream.get_executor());
+      res = co_await engine->handle_polling(std::move(req), stream.get_executor(), peer);
     } else {
       res = make_response(req, http::status::not_found, "not found");
     }

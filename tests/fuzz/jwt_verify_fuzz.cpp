@@ -30,11 +30,28 @@ std::string signed_token(std::string_view header, std::string_view claims) {
   return signing_input + "." + base64url_encode(std::string_view(reinterpret_cast<const char*>(mac.data()), len));
 }
 
+// Checked twice: with the secret only, and with every rule an operator can add (issuer, audience,
+// a lifetime cap and clock leeway), so the claims checks behind each rule are reached.
+const TokenRules& plain_rules() {
+  static const TokenRules rules{std::string(kSecret), {}, {}, std::chrono::seconds(0), std::chrono::seconds(0)};
+  return rules;
+}
+const TokenRules& strict_rules() {
+  static const TokenRules rules{std::string(kSecret), "phasekit-fuzz", "phasekit", std::chrono::seconds(3600),
+                                std::chrono::seconds(30)};
+  return rules;
+}
+
 void verify(std::string_view token) {
-  Identity id;
   const auto now = std::chrono::system_clock::time_point(std::chrono::seconds(kNow));
-  if (verify_token(token, kSecret, now, id).ok() && (!valid_user_id(id.user_id) || id.expires_unix <= kNow)) {
+  Identity id;
+  if (verify_token(token, plain_rules(), now, id).ok() && (!valid_user_id(id.user_id) || id.expires_unix <= kNow)) {
     __builtin_trap();  // accepted a token for an invalid user, or an expired one
+  }
+  Identity strict;
+  if (verify_token(token, strict_rules(), now, strict).ok() &&
+      (!valid_user_id(strict.user_id) || strict.expires_unix + 30 <= kNow || strict.expires_unix - kNow > 3600 + 30)) {
+    __builtin_trap();  // accepted an expired token, or one living past the lifetime cap
   }
 }
 
