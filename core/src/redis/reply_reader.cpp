@@ -12,21 +12,25 @@ namespace phasekit::redis::detail {
 namespace {
 
 // hiredis' own reply builders, with the array constructor wrapped to refuse absurd lengths before
-// hiredis callocs room for them (its reader trusts "*2000000000").
+// hiredis callocs room for them (its reader trusts "*2000000000"). The count is per reply, over all
+// its arrays: nested headers ("*1000000\r\n*1000000\r\n…") each allocate before any element arrives.
 redisReplyObjectFunctions g_default_functions{};
 redisReplyObjectFunctions g_limited_functions{};
 
 void* create_array_limited(const redisReadTask* task, int elements) {
-  if (elements < 0 || static_cast<std::size_t>(elements) > kMaxArrayElements) {
-    if (task != nullptr && task->privdata != nullptr) {
-      *static_cast<bool*>(task->privdata) = true;
-    }
+  auto* budget = static_cast<ReplyReader::ArrayBudget*>(task->privdata);
+  if (task->parent == nullptr) {
+    budget->elements = 0;  // the root of a new reply
+  }
+  if (elements < 0 || static_cast<std::size_t>(elements) > kMaxArrayElements - budget->elements) {
+    budget->refused = true;
     return nullptr;  // the reader reports "Out of memory"; the flag tells us it was our limit
   }
+  budget->elements += static_cast<std::size_t>(elements);
   return g_default_functions.createArray(task, elements);
 }
 
-redisReader* make_reader(bool* refused_flag) {
+redisReader* make_reader(ReplyReader::ArrayBudget* budget) {
   static const bool initialised = [] {
     redisReader* probe = redisReaderCreate();
     if (probe == nullptr) {
@@ -45,7 +49,7 @@ redisReader* make_reader(bool* refused_flag) {
   if (r == nullptr) {
     throw std::bad_alloc();
   }
-  r->privdata = refused_flag;
+  r->privdata = budget;
   return r;
 }
 
@@ -53,7 +57,7 @@ Status protocol_error(std::string what) { return {Code::unavailable, std::move(w
 
 }  // namespace
 
-ReplyReader::ReplyReader() : reader_(make_reader(&refused_)) {}
+ReplyReader::ReplyReader() : reader_(make_reader(&budget_)) {}
 
 ReplyReader::~ReplyReader() { redisReaderFree(reader_); }
 
@@ -68,7 +72,7 @@ Status ReplyReader::next(std::optional<Reply>& out) {
   out.reset();
   void* raw = nullptr;
   if (redisReaderGetReply(reader_, &raw) != REDIS_OK) {
-    return protocol_error(refused_ ? fmt::format("an array longer than {} elements", kMaxArrayElements)
+    return protocol_error(budget_.refused ? fmt::format("arrays of more than {} elements", kMaxArrayElements)
                                    : std::string(reader_->errstr));
   }
   if (raw == nullptr) {

@@ -19,6 +19,12 @@ inline constexpr std::size_t kMaxBuffered = kMaxBulkBytes + 64 * 1024;
 
 class ReplyReader {
  public:
+  /// What the array constructor counts for the reply being read.
+  struct ArrayBudget {
+    std::size_t elements = 0;  // announced by the reply's arrays so far
+    bool refused = false;      // set when a header went past kMaxArrayElements: the reader's OOM is our limit
+  };
+
   ReplyReader();  // throws std::bad_alloc
   ~ReplyReader();
   ReplyReader(const ReplyReader&) = delete;
@@ -33,8 +39,8 @@ class ReplyReader {
   [[nodiscard]] bool over_buffer_limit() const noexcept;
 
  private:
+  ArrayBudget budget_;
   redisReader* reader_ = nullptr;
-  bool refused_ = false;  // set by the array-size guard: the reader's OOM error is our limit
 };
 
 }  // namespace phasekit::redis::detail

@@ -420,7 +420,7 @@ TEST(RedisClient, GarbageFromAPeerIsAConnectionErrorNotACrash) {
   };
   const std::vector<Case> cases{
       {"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", "Protocol error"},
-      {"*20000000\r\n", "an array longer than 16777216 elements"},
+      {"*20000000\r\n", "arrays of more than 1048576 elements"},
       {"*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", "nested multi bulk"},
       {"+PONG\r\n+PONG\r\n", "a reply no command waits for"},
   };

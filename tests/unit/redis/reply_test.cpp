@@ -1,10 +1,16 @@
 #include "phasekit/redis/reply.hpp"
 
+#include <malloc.h>
+
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
 
 #include <deque>
 #include <memory>
+#include <optional>
+#include <string>
+
+#include "reply_reader.hpp"
 
 namespace phasekit::redis {
 namespace {
@@ -89,6 +95,63 @@ TEST(RedisReply, OversizedArrayAndStringAreRefusedBeforeCopying) {
   str.len = kMaxBulkBytes + 1;
   str.str = nullptr;  // never read
   EXPECT_EQ(from_hiredis(str, r).code(), Code::internal);
+}
+
+// glibc's bytes in use, mmapped chunks included (an 8 MiB calloc is one). Zero under ASan, whose
+// allocator glibc does not see: the bound below is then checked by the fuzzer's malloc limit instead.
+std::size_t heap_in_use() {
+  const struct mallinfo2 m = mallinfo2();
+  return m.uordblks + m.hblkhd;
+}
+
+// What a peer can make the reader allocate with headers alone: hiredis callocs each array's element
+// pointers when its header arrives. "*16777216" once took 128 MiB; nested headers multiplied it.
+TEST(RedisReplyReader, ArrayHeadersCannotMakeItAllocateMoreThanTheBudget) {
+  struct Case {
+    std::string bytes;
+    bool refused;
+  };
+  const std::string big = "*" + std::to_string(kMaxArrayElements) + "\r\n";
+  const std::string half = "*" + std::to_string(kMaxArrayElements / 2 + 1) + "\r\n";  // two: one too many
+  const std::vector<Case> cases{
+      {"*16777216\r\n", true},             // one header past the limit
+      {big, false},                         // exactly the limit, awaiting its elements
+      {half + half + ":1\r\n", true},       // nested: the budget is per reply, not per array
+      {half + "*0\r\n", false},             // a small nested array fits
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.bytes.substr(0, 40));
+    detail::ReplyReader reader;
+    const std::size_t before = heap_in_use();
+    ASSERT_TRUE(reader.feed(c.bytes).ok());
+    std::optional<Reply> reply;
+    const Status s = reader.next(reply);
+    EXPECT_FALSE(reply.has_value());
+    if (c.refused) {
+      EXPECT_EQ(s.code(), Code::unavailable);
+      EXPECT_NE(s.message().find("arrays of more than 1048576 elements"), std::string::npos) << s.message();
+    } else {
+      EXPECT_TRUE(s.ok()) << s.message();
+    }
+    const std::size_t after = heap_in_use();
+    EXPECT_LE(after > before ? after - before : 0, kMaxArrayElements * sizeof(void*) + 64 * 1024);  // + the reader's buffer and tasks
+  }
+}
+
+TEST(RedisReplyReader, TheBudgetStartsAgainWithEachReply) {
+  detail::ReplyReader reader;
+  const std::string half = "*" + std::to_string(kMaxArrayElements / 2 + 1) + "\r\n";
+  std::string bytes = half;
+  for (std::size_t i = 0; i < kMaxArrayElements / 2 + 1; ++i) {
+    bytes += ":1\r\n";
+  }
+  ASSERT_TRUE(reader.feed(bytes + bytes).ok());  // two replies, together over the per-reply budget
+  for (int i = 0; i < 2; ++i) {
+    std::optional<Reply> reply;
+    ASSERT_TRUE(reader.next(reply).ok());
+    ASSERT_TRUE(reply.has_value());
+    EXPECT_EQ(reply->elements().size(), kMaxArrayElements / 2 + 1);
+  }
 }
 
 TEST(RedisReply, ReplyStatusFoldsErrorReplies) {

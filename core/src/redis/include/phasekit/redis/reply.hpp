@@ -14,7 +14,9 @@ namespace phasekit::redis {
 
 /// Limits applied to what a server sends (a reply beyond them closes the connection with an error).
 inline constexpr std::size_t kMaxBulkBytes = std::size_t{512} << 20;   // Redis' own proto-max-bulk-len
-inline constexpr std::size_t kMaxArrayElements = std::size_t{16} << 20; // 16M elements in one array
+// Elements in one reply, all its arrays together: hiredis callocs a pointer for each as soon as an
+// array's header arrives, so this bounds what one header can make us allocate (8 MiB).
+inline constexpr std::size_t kMaxArrayElements = std::size_t{1} << 20;
 inline constexpr int kMaxDepth = 16;                                   // nested arrays
 
 class Reply {
