@@ -67,9 +67,10 @@ describe("official clients", () => {
         const main = connect("/", { token: "abc" });
         const custom = connect("/custom", { user: 1 });
         try {
-          const [auth] = await once(main, "auth");
+          // Both listen before either is awaited: the two connections answer in any order.
+          const [[auth], [customAuth]] = await Promise.all([once(main, "auth"), once(custom, "auth")]);
           assert.deepEqual(auth, { token: "abc" });
-          assert.deepEqual((await once(custom, "auth"))[0], { user: 1 });
+          assert.deepEqual(customAuth, { user: 1 });
           assert.ok(main.connected && custom.connected);
           assert.notEqual(main.id, custom.id);
 

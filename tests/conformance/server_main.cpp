@@ -127,7 +127,10 @@ asio::awaitable<void> connection(const Endpoints& endpoints, std::size_t max_pay
     if (ec == http::error::body_limit) {
       Response res = make_response(parser.get(), http::status::payload_too_large, "payload too large");
       res.keep_alive(false);
-      co_await http::async_write(stream, res, kTuple);
+      auto [wec, wn] = co_await http::async_write(stream, res, kTuple);
+      if (!wec) {
+        co_await lingering_close(stream);
+      }
       break;
     }
     if (ec) {

@@ -1,5 +1,7 @@
 #include "net/engine.hpp"
 
+#include "net/lingering_stream.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -55,7 +57,7 @@ std::string_view message_of(EngineError error) noexcept {
 /// All state lives on the strand.
 class EngineSessionImpl final : public EngineSession, public std::enable_shared_from_this<EngineSessionImpl> {
  public:
-  using Ws = websocket::stream<beast::tcp_stream>;
+  using Ws = websocket::stream<LingeringTcpStream>;  // its teardown reads what the client still sends
 
   EngineSessionImpl(EngineServer& server, std::string sid, asio::any_io_executor executor)
       : server_(server),
@@ -607,7 +609,7 @@ awaitable<void> EngineServer::handle_websocket(beast::tcp_stream stream, Request
     asio::post(session->strand(), [session] { session->close("transport error"); });
     co_return;
   }
-  auto ws = std::make_shared<EngineSessionImpl::Ws>(beast::tcp_stream(std::move(moved)));
+  auto ws = std::make_shared<EngineSessionImpl::Ws>(LingeringTcpStream(std::move(moved)));
   ws->set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
   ws->read_message_max(settings_.max_payload_bytes);
   ws->set_option(websocket::stream_base::decorator(

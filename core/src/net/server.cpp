@@ -171,7 +171,10 @@ class Server::Impl {
         Request req = parser.release();
         Response res = make_response(req, http::status::payload_too_large, "payload too large");
         res.keep_alive(false);
-        co_await http::async_write(stream, res, kTuple);
+        auto [wec, wn] = co_await http::async_write(stream, res, kTuple);
+        if (!wec) {
+          co_await lingering_close(stream);  // the rest of the body is on its way: let the answer arrive
+        }
         break;
       }
       if (ec) {
