@@ -76,8 +76,9 @@ constexpr std::array<Spec, kSettingCount> kSettings{{
    "none: every connection is its own user (local runs); token: CONNECT must carry an HMAC-SHA256 signed "
    "token with the user id and expiry."},
   {Key::auth_secret, "auth_secret", "AUTH_SECRET", "auth-secret", "Auth", Type::secret, 0, 0, "", "", {N, N, N},
-   "Key that signs tokens (AUTH_MODE=token): at least 32 bytes, at least 12 distinct bytes, not a placeholder "
-   "shipped in the examples. Never printed or logged."},
+   "Key that signs tokens (AUTH_MODE=token): at least 32 bytes, random-looking (8 or more distinct bytes, no "
+   "repeated string, not mostly runs or sequences), not a placeholder shipped in the examples. Never printed or "
+   "logged."},
   {Key::auth_issuer, "auth_issuer", "AUTH_ISSUER", "auth-issuer", "Auth", Type::text, 0, 0, "", "", {N, N, N},
    "When set, a token's iss claim must equal it (tokens minted for another service are refused).",
    &check_claim_value},
