@@ -25,6 +25,7 @@
 #include <optional>
 
 #include "net/engine.hpp"
+#include "net/lingering_stream.hpp"
 #include "net/socketio_server.hpp"
 #include "observe/json_logger.hpp"
 #include "observe/metrics_registry.hpp"

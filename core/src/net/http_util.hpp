@@ -1,12 +1,9 @@
 #pragma once
 // Small HTTP helpers shared by the server's routes.
-#include <boost/asio/awaitable.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 
-#include <chrono>
 #include <cstddef>
 
 #include <map>
@@ -28,14 +25,6 @@ inline constexpr std::size_t kMaxRequestHeaderBytes = 16 * 1024;
 /// The limits of every request the server reads: headers up to kMaxRequestHeaderBytes, a body up to
 /// the largest Engine.IO payload plus 1 KiB of slack (more is answered 413 without being read).
 void limit_request(RequestParser& parser, std::size_t max_payload_bytes);
-
-/// Ends a connection whose request was answered without being read whole (413): half-closes, then
-/// reads and discards what the client still sends, for at most `time` and `bytes`, before closing.
-/// Closing with unread bytes makes the kernel send a reset, which can reach the client before it has
-/// read the answer (RFC 9112 §9.6, "tear-down").
-boost::asio::awaitable<void> lingering_close(boost::beast::tcp_stream& stream,
-                                             std::chrono::milliseconds time = std::chrono::seconds(2),
-                                             std::size_t bytes = std::size_t{4} << 20);
 
 /// The decoded query parameters of a request target ("/socket.io/?EIO=4&sid=x" → {EIO: 4, sid: x}).
 /// Malformed percent escapes make the whole query invalid (returns false).

@@ -1,6 +1,7 @@
 #pragma once
-// The TCP stream under the server's WebSockets: Beast's tcp_stream, with a teardown that drains what
-// the peer still sends before it closes.
+// Closing a connection the peer is still writing to: lingering_close for HTTP (a 413), and the TCP
+// stream under the server's WebSockets, Beast's tcp_stream with a teardown that drains what the peer
+// still sends before it closes.
 //
 // Why: a server fails a WebSocket mid-message (1009, a message over MAX_PAYLOAD_BYTES) by sending its
 // close frame and tearing the connection down. Beast 1.81's teardown (websocket/impl/teardown.hpp)
@@ -8,6 +9,7 @@
 // with the rest of the message unread; the kernel then answers with a reset, which can destroy the
 // close frame before the client reads it (the client reports 1006 instead of 1009). RFC 6455 §7.1.1
 // and RFC 9112 §9.6 both ask the server to half-close and read on.
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/beast/core/role.hpp>
@@ -19,6 +21,15 @@
 #include <memory>
 
 namespace phasekit::net {
+
+/// Ends a connection whose request was answered without being read whole (413): half-closes, then
+/// reads and discards what the client still sends, for at most `time` and `bytes`, before closing.
+/// Closing with unread bytes makes the kernel send a reset, which can reach the client before it has
+/// read the answer (RFC 9112 §9.6, "tear-down").
+boost::asio::awaitable<void> lingering_close(boost::beast::tcp_stream& stream,
+                                             std::chrono::milliseconds time = std::chrono::seconds(2),
+                                             std::size_t bytes = std::size_t{4} << 20);
+
 
 class LingeringTcpStream : public boost::beast::tcp_stream {
  public:

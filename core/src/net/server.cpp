@@ -17,6 +17,7 @@
 
 #include "net/connection_limits.hpp"
 #include "net/engine.hpp"
+#include "net/lingering_stream.hpp"
 #include "net/socketio_server.hpp"
 #include "net/tool_namespace.hpp"
 
