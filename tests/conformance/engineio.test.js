@@ -286,6 +286,30 @@ describe("Engine.IO v4", () => {
       socket.ws.close();
     });
 
+    it("an upgrade not completed within upgradeTimeout is dropped and the polling session goes on", async () => {
+      const sid = await openPolling();
+      const socket = await openWs(sid);
+      socket.send("2probe");
+      assert.equal(await socket.next(), "3probe");
+      const started = Date.now();
+      let closed = false;
+      const closing = socket.waitClosed().then(() => (closed = true));
+      // The client never sends 5; it keeps the polling session alive by answering its pings.
+      const pollUntil = async (done) => {
+        for (let deadline = Date.now() + 5000; Date.now() < deadline; ) {
+          const body = (await get(sid)).body;
+          if (body.split("\x1e").includes("2")) assert.equal((await post(sid, "3")).body, "ok");
+          if (done(body)) return true;
+        }
+        return false;
+      };
+      assert.ok(await pollUntil(() => closed), "the WebSocket was not closed");
+      await withTimeout(closing, 1000, "close");
+      assert.ok(Date.now() - started >= SETTINGS.UPGRADE_TIMEOUT_MS - 50, "closed before upgradeTimeout");
+      assert.equal((await post(sid, "4still-polling")).body, "ok");
+      assert.ok(await pollUntil((body) => body.includes("4still-polling")), "the polling session is gone");
+    });
+
     it("an upgrade that fails before 5 leaves the polling session working", async () => {
       const sid = await openPolling();
       const socket = await openWs(sid);

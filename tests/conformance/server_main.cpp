@@ -186,7 +186,8 @@ int main() {
   const auto ping_timeout = env_integer("PING_TIMEOUT_MS", 200, 1, 3600000);
   const auto max_payload = env_integer("MAX_PAYLOAD_BYTES", 1000000, 1024, 100000000);
   const auto connect_timeout = env_integer("CONNECT_TIMEOUT_MS", 1000, 1, 3600000);
-  if (!port || !ping_interval || !ping_timeout || !max_payload || !connect_timeout) {
+  const auto upgrade_timeout = env_integer("UPGRADE_TIMEOUT_MS", 10000, 1, 3600000);
+  if (!port || !ping_interval || !ping_timeout || !max_payload || !connect_timeout || !upgrade_timeout) {
     return 2;
   }
   const char* bind = std::getenv("BIND_ADDRESS");
@@ -207,6 +208,7 @@ int main() {
   settings.ping_timeout = std::chrono::milliseconds(*ping_timeout);
   settings.max_payload_bytes = static_cast<std::size_t>(*max_payload);
   settings.connect_timeout = std::chrono::milliseconds(*connect_timeout);
+  settings.upgrade_timeout = std::chrono::milliseconds(*upgrade_timeout);
 
   SocketIoSettings socketio;
   socketio.connect_timeout = settings.connect_timeout;

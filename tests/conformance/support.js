@@ -9,7 +9,8 @@ const readline = require("node:readline");
 const modules = process.env.PHASEKIT_NODE_MODULES;
 const WebSocket = require(path.join(modules, "ws"));
 
-const SETTINGS = { PING_INTERVAL_MS: 300, PING_TIMEOUT_MS: 200, MAX_PAYLOAD_BYTES: 1000000, CONNECT_TIMEOUT_MS: 1000 };
+const SETTINGS = { PING_INTERVAL_MS: 300, PING_TIMEOUT_MS: 200, MAX_PAYLOAD_BYTES: 1000000, CONNECT_TIMEOUT_MS: 1000,
+                   UPGRADE_TIMEOUT_MS: 600 };
 
 /** Starts the server; resolves {port, url, wsUrl, stop()} once it printed server.listening. */
 function startServer(extraEnv = {}) {

@@ -175,6 +175,9 @@ class EngineSessionImpl final : public EngineSession, public std::enable_shared_
       co_return;
     }
     self->ws_ = ws;
+    if (upgrade) {
+      asio::co_spawn(self->strand_, upgrade_deadline(self, ws, self->server_.settings_.upgrade_timeout), asio::detached);
+    }
     if (!upgrade) {
       self->upgraded_ = true;
       self->send(engineio::Packet{engineio::PacketType::open, self->open_packet(true).substr(1), false});
@@ -311,6 +314,21 @@ class EngineSessionImpl final : public EngineSession, public std::enable_shared_
     }
     lose_websocket(ws, "unexpected packet during upgrade");
     co_return false;
+  }
+
+  /// An upgrade that has not completed within upgrade_timeout is dropped (its WebSocket closed), so
+  /// a client cannot hold a second connection per session by probing and never upgrading.
+  /// (Nothing to cancel: it holds neither the session nor the WebSocket, only a timer in its frame.)
+  static awaitable<void> upgrade_deadline(std::weak_ptr<EngineSessionImpl> weak, std::weak_ptr<Ws> weak_ws,
+                                          std::chrono::milliseconds timeout) {
+    asio::steady_timer timer(co_await asio::this_coro::executor, timeout);
+    co_await timer.async_wait(kTuple);
+    const auto self = weak.lock();
+    const auto ws = weak_ws.lock();
+    if (self && ws && !self->closed_ && self->ws_ == ws && !self->upgraded_) {
+      self->server_.log_.info("client.upgrade_timeout", {{"sid", self->sid_}});
+      self->lose_websocket(ws, "upgrade timeout");
+    }
   }
 
   /// The WebSocket failed or closed: the session ends if it was the transport; an upgrade that

@@ -42,6 +42,9 @@ struct ServerSettings {
   std::chrono::milliseconds ping_timeout{20000};
   /// A connection that has joined no Socket.IO namespace this long after its handshake is closed.
   std::chrono::milliseconds connect_timeout{45000};
+  /// A WebSocket that probed a polling session's upgrade ("2probe") but has not completed it ("5")
+  /// this long after is closed; the polling session goes on (Engine.IO's upgradeTimeout).
+  std::chrono::milliseconds upgrade_timeout{10000};
   std::size_t max_outbox_bytes = 16u << 20;  // per client, before it is closed as too slow
   /// /stats/pool's "limits": what each backend runs under, and what enforces it.
   nlohmann::json backend_limits = nlohmann::json::object();
