@@ -163,6 +163,7 @@ describe("Engine.IO v4", () => {
       const sid = await openPolling();
       const res = await post(sid, "4" + "x".repeat(SETTINGS.MAX_PAYLOAD_BYTES + 2048));
       assert.equal(res.status, 413);
+      assert.equal((await get(sid)).status, 400, "the polling session is closed");
       const socket = await openWs();
       await socket.next();
       socket.send("4" + "x".repeat(SETTINGS.MAX_PAYLOAD_BYTES + 10));

@@ -126,6 +126,9 @@ asio::awaitable<void> connection(const Endpoints& endpoints, std::size_t max_pay
     stream.expires_after(std::chrono::seconds(30));
     auto [ec, n] = co_await http::async_read(stream, buffer, parser, kTuple);
     if (ec == http::error::body_limit) {
+      if (EngineServer* engine = endpoints.route(target_path(parser.get().target())); engine != nullptr) {
+        engine->refuse_oversized(parser.get());
+      }
       Response res = make_response(parser.get(), http::status::payload_too_large, "payload too large");
       res.keep_alive(false);
       auto [wec, wn] = co_await http::async_write(stream, res, kTuple);

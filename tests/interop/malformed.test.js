@@ -98,10 +98,13 @@ describe("malformed input", () => {
     });
   }
 
-  it("refuses a polling body over maxPayload with 413", async () => {
+  it("refuses a polling body over maxPayload with 413 and closes its session", async () => {
     const sid = await handshake(server);
     const res = await request(server, "POST", `EIO=4&transport=polling&sid=${sid}`, "4" + "x".repeat(MAX_PAYLOAD + 2048));
     assert.equal(res.status, 413);
+    // Closed on the session's strand: a GET either finds it gone (400) or is answered by its close packet.
+    const after = await request(server, "GET", `EIO=4&transport=polling&sid=${sid}`);
+    assert.ok(after.status === 400 || after.body === "1", `get ${after.status} ${after.body}`);
     await stillServing();
   });
 

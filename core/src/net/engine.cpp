@@ -501,6 +501,17 @@ std::shared_ptr<EngineSessionImpl> EngineServer::create(ConnectionLimits::Ticket
   return session;
 }
 
+void EngineServer::refuse_oversized(const Request& req) {
+  Query query;
+  if (!parse_query(req.target(), query) || query.count("sid") == 0) {
+    return;
+  }
+  if (auto session = find(query["sid"])) {
+    log_.info("client.bad_payload", {{"sid", query["sid"]}, {"error", "payload over MAX_PAYLOAD_BYTES"}});
+    asio::post(session->strand(), [session] { session->close("payload too large"); });
+  }
+}
+
 void EngineServer::close_all(const std::string& reason) {
   std::vector<std::shared_ptr<EngineSessionImpl>> all;
   {

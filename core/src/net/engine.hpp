@@ -88,6 +88,9 @@ class EngineServer : public std::enable_shared_from_this<EngineServer> {
   boost::asio::awaitable<void> handle_websocket(boost::beast::tcp_stream stream, Request req,
                                                 boost::asio::ip::address peer);
 
+  /// A polling request whose body was over MAX_PAYLOAD_BYTES (answered 413 unread): the session it
+  /// names is closed, as the reference server closes a transport that sent too much.
+  void refuse_oversized(const Request& req);
   /// Each session's handler says goodbye (on_shutdown), then the session closes.
   void close_all(const std::string& reason);
   /// From now on a handshake gets 503 {"code":4, "message":"server is shutting down"}.

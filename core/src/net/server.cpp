@@ -170,6 +170,9 @@ class Server::Impl {
       auto [ec, n] = co_await http::async_read(stream, buffer, parser, kTuple);
       if (ec == http::error::body_limit) {
         Request req = parser.release();
+        if (listener == Listener::public_ && self->engine_ && is_engine_path(target_path(req.target()))) {
+          self->engine_->refuse_oversized(req);
+        }
         Response res = make_response(req, http::status::payload_too_large, "payload too large");
         res.keep_alive(false);
         auto [wec, wn] = co_await http::async_write(stream, res, kTuple);
