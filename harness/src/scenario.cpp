@@ -671,6 +671,8 @@ json parse_document(const std::string& text, bool is_json, const std::string& fi
       return json::parse(text);
     } catch (const json::parse_error& e) {
       throw ScenarioError(fmt::format("{}: invalid JSON at byte {}", file, e.byte));
+    } catch (const json::exception& e) {  // a number out of range (406) and the like
+      throw ScenarioError(fmt::format("{}: invalid JSON: {}", file, e.what()));
     }
   }
   try {
