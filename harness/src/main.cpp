@@ -9,8 +9,9 @@
 #include <fstream>
 #include <iostream>
 
-#include "engine.hpp"
+#include "client/socketio_driver.hpp"
 #include "report.hpp"
+#include "runner/run.hpp"
 #include "scenario.hpp"
 #include "schedule.hpp"
 
@@ -142,11 +143,12 @@ int command_run(const std::vector<std::string>& args) {
     std::cerr << fmt::format("phasekit-load: {} → {}: {} arrivals over {:.0f} s, {} threshold(s)\n", scenario_file,
                              scenario.target.url(), schedule.total(), scenario.duration_s(), scenario.thresholds.size());
   }
-  const load::Report report = load::run_scenario(scenario, o, [&](const load::Interval& i, double seconds) {
-    if (!o.quiet) {
-      std::cerr << load::render_progress(i, seconds) << '\n';
-    }
-  });
+  const load::Report report =
+      load::run_scenario(scenario, o, load::make_socketio_driver, [&](const load::Interval& i, double seconds) {
+        if (!o.quiet) {
+          std::cerr << load::render_progress(i, seconds) << '\n';
+        }
+      });
   if (!out.empty()) {
     report.save(out);
   }
@@ -294,11 +296,12 @@ int command_capacity(const std::vector<std::string>& args) {
     if (!o.quiet) {
       std::cerr << fmt::format("capacity: step {} users ({} s ramp, {} s hold)\n", users, ramp, hold);
     }
-    const load::Report report = load::run_scenario(stepped, o, [&](const load::Interval& i, double seconds) {
-      if (!o.quiet) {
-        std::cerr << load::render_progress(i, seconds) << '\n';
-      }
-    });
+    const load::Report report =
+        load::run_scenario(stepped, o, load::make_socketio_driver, [&](const load::Interval& i, double seconds) {
+          if (!o.quiet) {
+            std::cerr << load::render_progress(i, seconds) << '\n';
+          }
+        });
     std::string file;
     if (!out_dir.empty()) {
       file = (std::filesystem::path(out_dir) / fmt::format("step-{}.json", users)).string();
