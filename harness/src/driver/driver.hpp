@@ -141,7 +141,7 @@ struct ClientOptions {
   bool allow_remote = false;                  // load only loopback targets unless told otherwise
 };
 
-/// Makes the connections of one run.
+/// Makes the connections of one run, and outlives them (run_scenario drops it after its workers).
 class Driver {
  public:
   virtual ~Driver() = default;
