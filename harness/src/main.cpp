@@ -9,8 +9,10 @@
 #include <fstream>
 #include <iostream>
 
-#include "engine.hpp"
+#include "capacity/capacity.hpp"
+#include "client/socketio_driver.hpp"
 #include "report.hpp"
+#include "runner/run.hpp"
 #include "scenario.hpp"
 #include "schedule.hpp"
 
@@ -142,11 +144,12 @@ int command_run(const std::vector<std::string>& args) {
     std::cerr << fmt::format("phasekit-load: {} → {}: {} arrivals over {:.0f} s, {} threshold(s)\n", scenario_file,
                              scenario.target.url(), schedule.total(), scenario.duration_s(), scenario.thresholds.size());
   }
-  const load::Report report = load::run_scenario(scenario, o, [&](const load::Interval& i, double seconds) {
-    if (!o.quiet) {
-      std::cerr << load::render_progress(i, seconds) << '\n';
-    }
-  });
+  const load::Report report =
+      load::run_scenario(scenario, o, load::make_socketio_driver, [&](const load::Interval& i, double seconds) {
+        if (!o.quiet) {
+          std::cerr << load::render_progress(i, seconds) << '\n';
+        }
+      });
   if (!out.empty()) {
     report.save(out);
   }
@@ -228,21 +231,11 @@ int command_capacity(const std::vector<std::string>& args) {
     return kExitOk;
   }
   if (!targets_file.empty()) {
-    std::ifstream in(targets_file);
-    const nlohmann::json targets = nlohmann::json::parse(in, nullptr, false);
-    const std::string key = fmt::format("phase{}", phase);
-    if (targets.is_discarded() || !targets.is_object()) {
-      throw UsageError(fmt::format("{}: cannot read it as JSON", targets_file));
-    }
-    if (!targets.contains(key) || !targets[key].is_object() || !targets[key].contains("slo") ||
-        !targets[key]["slo"].is_string() || !targets[key].contains("users") || !targets[key]["users"].is_number_unsigned()) {
-      throw UsageError(fmt::format("{}: needs {}.slo (text) and {}.users (a whole number); --phase is 1, 2 or 3",
-                                   targets_file, key, key));
-    }
+    const load::CapacityTarget t = load::read_capacity_target(targets_file, phase);
     if (slo.empty()) {
-      slo = targets[key]["slo"].get<std::string>();
+      slo = t.slo;
     }
-    target_users = targets[key]["users"].get<std::uint64_t>();
+    target_users = t.users;
   }
   if (scenario_file.empty() || slo.empty()) {
     throw UsageError("capacity: needs a scenario and --slo (e.g. --slo 'p95<200ms,errors<1%') or --targets with --phase");
@@ -252,9 +245,14 @@ int command_capacity(const std::vector<std::string>& args) {
   if (!(ramp >= 0.1 && hold >= 0.1) || start == 0 || step == 0 || max < start) {
     throw UsageError("capacity: --ramp and --hold take at least 0.1 s; --start and --step at least 1; --max >= --start");
   }
-  load::Scenario scenario = load_with_target(scenario_file, target);
-  const std::vector<load::Threshold> thresholds = load::parse_slo(slo, scenario.catalog());
-  std::vector<std::uint64_t> steps;
+  const load::Scenario scenario = load_with_target(scenario_file, target);
+  load::CapacityOptions c;
+  c.slo = slo;
+  c.thresholds = load::parse_slo(slo, scenario.catalog());
+  c.ramp_s = ramp;
+  c.hold_s = hold;
+  c.out_dir = out_dir;
+  c.target_users = target_users;
   if (!users_list.empty()) {
     for (const std::string& item : split_commas(users_list)) {
       std::uint64_t n = 0;
@@ -267,80 +265,42 @@ int command_capacity(const std::vector<std::string>& args) {
       } catch (const std::exception&) {
         throw UsageError(fmt::format("--users: \"{}\" is not a positive whole number", item));
       }
-      steps.push_back(n);
+      c.steps.push_back(n);
     }
   } else {
     for (std::uint64_t n = start; n <= max; n += step) {
-      steps.push_back(n);
+      c.steps.push_back(n);
     }
   }
   if (!out_dir.empty()) {
     std::filesystem::create_directories(out_dir);
   }
-  scenario.thresholds = thresholds;
   o.interrupted = &g_interrupted;
-  o.repeat_until_s = ramp + hold;
-  nlohmann::json result = {{"scenario", scenario_file}, {"target", scenario.target.url()}, {"slo", slo},
-                           {"steps", nlohmann::json::array()}};
-  std::uint64_t best = 0;
-  for (const std::uint64_t users : steps) {
-    if (g_interrupted != 0) {
-      break;
-    }
-    load::Scenario stepped = scenario;
-    stepped.phases = {load::Phase{fmt::format("ramp to {} users", users), ramp, 0, std::nullopt, users, false, std::nullopt},
-                      load::Phase{fmt::format("hold {} users", users), hold, 0, std::nullopt, std::nullopt, true,
-                                  std::nullopt}};
+  load::CapacityHooks hooks;
+  hooks.step_started = [&](std::uint64_t users) {
     if (!o.quiet) {
       std::cerr << fmt::format("capacity: step {} users ({} s ramp, {} s hold)\n", users, ramp, hold);
     }
-    const load::Report report = load::run_scenario(stepped, o, [&](const load::Interval& i, double seconds) {
-      if (!o.quiet) {
-        std::cerr << load::render_progress(i, seconds) << '\n';
-      }
-    });
-    std::string file;
-    if (!out_dir.empty()) {
-      file = (std::filesystem::path(out_dir) / fmt::format("step-{}.json", users)).string();
-      report.save(file);
+  };
+  hooks.progress = [&](const load::Interval& i, double seconds) {
+    if (!o.quiet) {
+      std::cerr << load::render_progress(i, seconds) << '\n';
     }
-    const bool dropped = report.total.counter(load::kArrivalsDropped) > 0;
-    const bool pass = load::all_ok(report.checks) && !dropped;
-    nlohmann::json checks = nlohmann::json::array();
-    std::string line;
-    for (const load::CheckResult& c : report.checks) {
-      checks.push_back({{"threshold", c.threshold.text}, {"actual", c.actual ? nlohmann::json(*c.actual) : nlohmann::json()},
-                        {"ok", c.ok}});
-      line += fmt::format(" {}{}={}", c.ok ? "" : "!", c.threshold.text,
-                          c.actual ? fmt::format("{:.2f}", *c.actual) : std::string("none"));
-    }
-    std::cout << fmt::format("{:>7} users: {}{}{}\n", users, pass ? "pass" : "FAIL", line,
-                             dropped ? " (harness dropped arrivals)" : "");
-    result["steps"].push_back({{"users", users}, {"pass", pass}, {"peakUsers", report.peak_users}, {"checks", checks},
-                               {"report", file}, {"summary", report.to_json()["summary"]}});
-    if (!pass) {
-      break;
-    }
-    best = users;
-  }
-  result["maxUsers"] = best;
-  std::cout << fmt::format("capacity: {} users meet {}\n", best, slo);
+  };
+  hooks.step_done = [](const load::CapacityStep& s) { std::cout << load::render_capacity_step(s); };
+  const load::CapacityResult result = load::run_capacity(scenario, c, o, load::make_socketio_driver, hooks);
+  std::cout << fmt::format("capacity: {} users meet {}\n", result.max_users, slo);
   if (target_users > 0) {
-    result["targetUsers"] = target_users;
-    result["targetMet"] = best >= target_users;
     std::cout << fmt::format("phase {} target: {} users: {}\n", phase, target_users,
-                             best >= target_users ? "met" : "NOT met");
-    if (best < target_users) {
-      if (!out.empty()) {
-        std::ofstream(out) << result.dump(2) << '\n';
-      }
-      return kExitFailed;
-    }
+                             result.target_met() ? "met" : "NOT met");
   }
   if (!out.empty()) {
-    std::ofstream(out) << result.dump(2) << '\n';
+    std::ofstream(out) << result.to_json().dump(2) << '\n';
   }
-  return best > 0 ? kExitOk : kExitFailed;
+  if (target_users > 0 && !result.target_met()) {
+    return kExitFailed;
+  }
+  return result.max_users > 0 ? kExitOk : kExitFailed;
 }
 
 int command_report(const std::vector<std::string>& args) {

@@ -48,6 +48,15 @@ struct MetricSet {
   [[nodiscard]] bool empty() const { return counters.empty() && histograms.empty(); }
 };
 
+/// Where a running load's measurements go as they are taken (a worker thread's share of the run's
+/// metrics).
+class MetricSink {
+ public:
+  virtual ~MetricSink() = default;
+  virtual void add(std::string_view counter, std::uint64_t by = 1) = 0;
+  virtual void record(std::string_view histogram, std::uint64_t micros) = 0;
+};
+
 /// The names thresholds may use. channels: the emit channels of the scenario, each of which has its
 /// own socketio.response_time.<channel> histogram.
 class MetricCatalog {

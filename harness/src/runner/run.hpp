@@ -1,11 +1,13 @@
 #pragma once
-// The load engine: virtual users that speak Socket.IO v4 (Engine.IO v4 over WebSocket, or HTTP
-// long-polling with the upgrade to WebSocket), many per thread on one io_context per thread, started
-// by the open-model schedule and measured from their intended start times.
+// The runner: virtual users started by the open-model schedule, many per thread on one io_context
+// per thread, measured from their intended start times. They speak to the server through a Driver
+// (driver/driver.hpp), which main takes from client/.
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "driver/driver.hpp"
 #include "report.hpp"
 #include "scenario.hpp"
 
@@ -32,9 +34,10 @@ struct RunOptions {
 
 using ProgressFn = std::function<void(const Interval&, double interval_s)>;
 
-/// Runs the scenario to its end and returns the report (checks evaluated). Throws
-/// std::runtime_error for what stops a run before it starts (the target does not resolve, is not
-/// loopback without allow_remote).
-Report run_scenario(const Scenario& scenario, const RunOptions& options, const ProgressFn& progress);
+/// Runs the scenario to its end on the connections of the driver that make_driver makes for it,
+/// and returns the report (checks evaluated). Throws std::runtime_error for what stops a run before
+/// it starts (from make_driver: the target does not resolve, is not loopback without allow_remote).
+Report run_scenario(const Scenario& scenario, const RunOptions& options, const DriverFactory& make_driver,
+                    const ProgressFn& progress);
 
 }  // namespace phasekit::load

@@ -1,0 +1,184 @@
+#include "runner/run.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <memory>
+#include <random>
+#include <thread>
+
+#include "runner/arrivals.hpp"
+#include "runner/worker.hpp"
+
+namespace phasekit::load {
+namespace {
+
+namespace asio = boost::asio;
+using nlohmann::json;
+
+/// How the run's connections reach the server: the scenario's target and transports, the command
+/// line's network options.
+ClientOptions client_options(const Scenario& scenario, const RunOptions& options) {
+  ClientOptions c;
+  c.target = scenario.target;
+  c.path = scenario.socket.path;
+  c.polling = scenario.socket.polling;
+  c.websocket = scenario.socket.websocket;
+  c.connect_timeout_s = options.connect_timeout_s;
+  c.request_timeout_s = scenario.timeout_s;
+  c.source_addresses = options.source_addresses;
+  c.auto_source_addresses = options.auto_source_addresses;
+  c.allow_remote = options.allow_remote;
+  return c;
+}
+
+std::string iso_now() {
+  return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(std::chrono::system_clock::to_time_t(std::chrono::system_clock::now())));
+}
+
+}  // namespace
+
+Report run_scenario(const Scenario& scenario, const RunOptions& options, const DriverFactory& make_driver,
+                    const ProgressFn& progress) {
+  const std::vector<Phase>& phases = scenario.phases;
+  // Before the run state and the workers, so that it outlives every connection it made.
+  const DriverPtr driver = make_driver(client_options(scenario, options));
+  RunState run(scenario, options, *driver);
+  double cumulative = 0;
+  for (const Flow& f : scenario.flows) {
+    cumulative += f.weight;
+    run.flow_weights.push_back(cumulative);
+  }
+
+  const unsigned threads = options.threads != 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::random_device entropy;
+  const std::uint64_t seed = options.seed != 0 ? options.seed : (std::uint64_t{entropy()} << 32) ^ entropy();
+  for (unsigned i = 0; i < threads; ++i) {
+    workers.push_back(std::make_unique<Worker>());
+    workers.back()->rng.seed(seed + i);
+  }
+
+  Report report;
+  report.meta = {{"scenario", scenario.file},
+                 {"target", scenario.target.url()},
+                 {"startedAt", iso_now()},
+                 {"generator", "phasekit-load"},
+                 {"threads", threads},
+                 {"intervalSeconds", options.progress_s},
+                 {"transports", scenario.socket.polling ? (scenario.socket.websocket ? "polling+websocket" : "polling")
+                                                        : "websocket"},
+                 {"phases", json::array()}};
+  for (std::size_t i = 0; i < phases.size(); ++i) {
+    report.meta["phases"].push_back({{"name", phases[i].name},
+                                     {"start", run.schedule.phase_start(i)},
+                                     {"duration", phases[i].duration_s}});
+  }
+
+  run.start = SteadyClock::now() + std::chrono::milliseconds(20);
+  std::vector<std::thread> pool;
+  for (unsigned i = 0; i < threads; ++i) {
+    Worker* w = workers[i].get();
+    asio::co_spawn(w->ioc, arrivals(w, &run, i, threads), asio::detached);
+    pool.emplace_back([w] {
+      auto guard = asio::make_work_guard(w->ioc);
+      w->ioc.run();
+    });
+  }
+
+  const double last_arrival_s = run.schedule.total() == 0 ? 0 : run.schedule.at(run.schedule.total() - 1).at_s;
+  double end_of_arrivals = std::max(last_arrival_s, options.repeat_until_s);
+  if (options.max_duration_s > 0) {
+    end_of_arrivals = std::min(end_of_arrivals, options.max_duration_s);
+  }
+  const double drain_s = options.drain_s >= 0 ? options.drain_s
+                                               : options.connect_timeout_s + scenario.flow_bound_s() + 5;
+  report.meta["drainSeconds"] = drain_s;
+  const TimePoint drain_deadline = run.start + seconds(end_of_arrivals + drain_s);
+  const auto interval = seconds(options.progress_s);
+  TimePoint next_tick = run.start + interval;
+  TimePoint last_tick = run.start;
+  bool aborted = false;
+  TimePoint abort_started = TimePoint::max() - std::chrono::hours(1);
+  const auto all_done = [&] {
+    for (const auto& w : workers) {
+      if (!w->scheduled_all || w->active.load() != 0) {
+        return false;
+      }
+    }
+    return true;
+  };
+  const auto take_interval = [&](TimePoint now) {
+    Interval i;
+    i.start_s = std::chrono::duration<double>(last_tick - run.start).count();
+    i.end_s = std::chrono::duration<double>(now - run.start).count();
+    for (const auto& w : workers) {
+      i.metrics.merge(w->take());
+    }
+    i.users_active = static_cast<std::uint64_t>(std::max<std::int64_t>(0, run.users.load()));
+    const std::size_t phase = run.schedule.phase_at(std::max(0.0, i.end_s - 1e-6));
+    i.phase = phase < phases.size() ? (phases[phase].name.empty() ? fmt::format("phase {}", phase + 1)
+                                                                   : phases[phase].name)
+                                    : "";
+    last_tick = now;
+    return i;
+  };
+  while (true) {
+    const bool done = all_done();
+    const TimePoint now = SteadyClock::now();
+    if (now >= next_tick || done) {
+      Interval i = take_interval(now);
+      if (i.end_s - i.start_s > 1e-3 || !i.metrics.empty()) {
+        if (progress) {
+          progress(i, i.end_s - i.start_s);
+        }
+        report.total.merge(i.metrics);
+        report.intervals.push_back(std::move(i));
+      }
+      next_tick += interval;
+    }
+    if (done) {
+      break;
+    }
+    const bool interrupted = options.interrupted != nullptr && *options.interrupted != 0;
+    if (!aborted && (now >= drain_deadline || interrupted)) {
+      aborted = true;
+      abort_started = now;
+      run.stop_arrivals = true;
+      for (const auto& w : workers) {
+        Worker* wp = w.get();
+        asio::post(wp->ioc, [wp] { wp->scheduled_all = true; });
+      }
+      for (const auto& w : workers) {
+        Worker* wp = w.get();
+        asio::post(wp->ioc, [wp] {
+          const std::vector<Connection*> live(wp->live.begin(), wp->live.end());
+          for (Connection* c : live) {
+            c->abort("still running when the drain period ended");
+          }
+        });
+      }
+    }
+    if (aborted && now >= std::max(drain_deadline, abort_started) + std::chrono::seconds(10)) {
+      break;  // users that do not end even when their sockets close: give up on them
+    }
+    std::this_thread::sleep_until(std::min(next_tick, now + std::chrono::milliseconds(20)));
+  }
+  for (const auto& w : workers) {
+    w->ioc.stop();
+  }
+  for (std::thread& t : pool) {
+    t.join();
+  }
+  report.duration_s = std::chrono::duration<double>(SteadyClock::now() - run.start).count();
+  report.peak_users = static_cast<std::uint64_t>(run.peak_users.load());
+  report.checks = evaluate(scenario.thresholds, report.total, report.duration_s);
+  return report;
+}
+
+}  // namespace phasekit::load

@@ -1,0 +1,52 @@
+#pragma once
+// A virtual user: picks its variables and a flow, opens its connection through the run's driver,
+// runs the flow's steps on it (repeating it in a capacity step) and counts how it went.
+#include <boost/asio/awaitable.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "driver/driver.hpp"
+#include "runner/outcome.hpp"
+#include "runner/worker.hpp"
+#include "scenario.hpp"
+#include "template.hpp"
+
+namespace phasekit::load {
+
+class VirtualUser {
+ public:
+  VirtualUser(Worker& w, RunState& run, std::uint64_t id, TimePoint intended)
+      : worker_(w), run_(run), id_(id), rng_(w.rng()), intended_(intended), arrival_(intended) {}
+  ~VirtualUser();
+  VirtualUser(const VirtualUser&) = delete;
+  VirtualUser& operator=(const VirtualUser&) = delete;
+
+  /// The user's whole life, from its arrival in phase to its connection closed.
+  static boost::asio::awaitable<void> run(std::shared_ptr<VirtualUser> self, std::size_t phase);
+
+ private:
+  static boost::asio::awaitable<Outcome> steps(std::shared_ptr<VirtualUser> self, const std::vector<Step>* list);
+  static boost::asio::awaitable<Outcome> emit(std::shared_ptr<VirtualUser> self, const Step* step);
+
+  nlohmann::json render_value(const nlohmann::json& t, Outcome& error);
+  void pick_variables();
+  const Flow& pick_flow();
+  /// Checks and captures of an awaited payload.
+  Outcome expect(const Expectation& e, const nlohmann::json& payload);
+
+  Worker& worker_;
+  RunState& run_;
+  std::uint64_t id_;
+  std::mt19937_64 rng_;
+  TimePoint intended_;  // when the next step is meant to start
+  TimePoint arrival_;
+  Vars vars_;
+  const Flow* flow_ = nullptr;
+  ConnectionPtr conn_;
+};
+
+}  // namespace phasekit::load
