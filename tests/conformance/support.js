@@ -1,10 +1,8 @@
 // Helpers for the conformance tests: start phasekit-conformance-server on a free loopback port and
 // speak raw Engine.IO to it over HTTP long-polling and WebSocket.
 "use strict";
-const { spawn } = require("node:child_process");
-const http = require("node:http");
 const path = require("node:path");
-const readline = require("node:readline");
+const { spawnListening, stopProcess, httpRequest } = require("../support/node/server_process.js");
 
 const modules = process.env.PHASEKIT_NODE_MODULES;
 const WebSocket = require(path.join(modules, "ws"));
@@ -12,53 +10,22 @@ const WebSocket = require(path.join(modules, "ws"));
 const SETTINGS = { PING_INTERVAL_MS: 300, PING_TIMEOUT_MS: 200, MAX_PAYLOAD_BYTES: 1000000, CONNECT_TIMEOUT_MS: 1000,
                    UPGRADE_TIMEOUT_MS: 600 };
 
-/** Starts the server; resolves {port, url, wsUrl, stop()} once it printed server.listening. */
-function startServer(extraEnv = {}) {
+/** Starts the server; resolves {port, url, wsUrl, child, stop()} once it printed server.listening. */
+async function startServer(extraEnv = {}) {
   const env = { PATH: process.env.PATH, PORT: "0", ...Object.fromEntries(Object.entries(SETTINGS).map(([k, v]) => [k, String(v)])), ...extraEnv };
-  const child = spawn(process.env.CONFORMANCE_BIN, [], { env, stdio: ["ignore", "pipe", "pipe"] });
-  let stderr = "";
-  child.stderr.on("data", (d) => (stderr += d));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${stderr}`)), 20000);
-    child.on("exit", (code) => reject(new Error(`server exited with ${code}: ${stderr}`)));
-    readline.createInterface({ input: child.stdout }).on("line", (line) => {
-      let entry;
-      try {
-        entry = JSON.parse(line);
-      } catch {
-        return;
-      }
-      if (entry.msg !== "server.listening") return;
-      clearTimeout(timer);
-      const exited = new Promise((r) => child.on("exit", (code, signal) => r({ code, signal })));
-      resolve({
-        port: entry.port,
-        url: `http://127.0.0.1:${entry.port}`,
-        wsUrl: `ws://127.0.0.1:${entry.port}`,
-        child,
-        async stop() {
-          if (child.exitCode === null) child.kill("SIGTERM");
-          return exited;
-        },
-      });
-    });
-  });
+  const { child, entry, exited } = await spawnListening(process.env.CONFORMANCE_BIN, env);
+  return {
+    port: entry.port,
+    url: `http://127.0.0.1:${entry.port}`,
+    wsUrl: `ws://127.0.0.1:${entry.port}`,
+    child,
+    stop: () => stopProcess(child, exited),
+  };
 }
 
 /** One HTTP request; resolves {status, headers, body} (body as text). */
 function request(server, method, pathAndQuery, body) {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: "127.0.0.1", port: server.port, method, path: pathAndQuery, agent: false }, (res) => {
-      let data = "";
-      res.setEncoding("utf8");
-      res.on("data", (d) => (data += d));
-      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: data }));
-    });
-    req.on("error", reject);
-    req.setTimeout(10000, () => req.destroy(new Error("request timeout")));
-    if (body !== undefined) req.write(body);
-    req.end();
-  });
+  return httpRequest({ port: server.port, method, path: pathAndQuery, body });
 }
 
 function withTimeout(promise, ms, what) {

@@ -7,29 +7,10 @@ const { describe, it } = require("node:test");
 const assert = require("node:assert/strict");
 const http = require("node:http");
 const net = require("node:net");
-const { startServer, io, token, WebSocket } = require("./support.js");
+const { startServer, request, io, token, WebSocket } = require("./support.js");
 
 const EVIL = "https://evil.example";
 const APP = "https://app.example.com";
-
-/** An HTTP request to the public listener (or the admin one); resolves {status, headers, body}. */
-function request(server, { method = "GET", path, headers = {}, body, agent = false, localAddress, admin = false }) {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: "127.0.0.1", port: admin ? server.adminPort : server.port, method, path, headers, agent, localAddress },
-      (res) => {
-        let data = "";
-        res.setEncoding("utf8");
-        res.on("data", (d) => (data += d));
-        res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: data }));
-      },
-    );
-    req.on("error", reject);
-    req.setTimeout(10000, () => req.destroy(new Error("request timeout")));
-    if (body !== undefined) req.write(body);
-    req.end();
-  });
-}
 
 const HANDSHAKE = "/socket.io/?EIO=4&transport=polling";
 

@@ -7,21 +7,12 @@ const { describe, it } = require("node:test");
 const assert = require("node:assert/strict");
 const { spawnSync } = require("node:child_process");
 const fs = require("node:fs");
-const http = require("node:http");
-const { startServer, connect, runTool, once } = require("./support.js");
+const { startServer, request, connect, runTool, once } = require("./support.js");
 
 /** GET on the public listener (PORT), or on the admin listener with { admin: true }. */
-function get(server, path, { admin = false } = {}) {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: "127.0.0.1", port: admin ? server.adminPort : server.port, path, agent: false }, (res) => {
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (d) => (body += d));
-        res.on("end", () => resolve({ status: res.statusCode, body }));
-      })
-      .on("error", reject);
-  });
+async function get(server, path, { admin = false } = {}) {
+  const { status, body } = await request(server, { path, admin });
+  return { status, body };
 }
 
 async function waitFor(what, predicate, timeoutMs = 10000) {

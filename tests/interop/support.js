@@ -1,12 +1,11 @@
 // Helpers for the interop tests: start phasekit-orchestrator for real on a free loopback port, mint
 // tokens with Node's own crypto (an independent HS256 implementation), connect official clients.
 "use strict";
-const { spawn } = require("node:child_process");
 const crypto = require("node:crypto");
 const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
-const readline = require("node:readline");
+const { spawnListening, stopProcess, httpRequest } = require("../support/node/server_process.js");
 
 const modules = process.env.PHASEKIT_NODE_MODULES;
 const { io } = require(path.join(modules, "socket.io-client"));
@@ -25,7 +24,7 @@ function token(user, ttlSeconds = 3600) {
  * (PORT and ADMIN_PORT are free ports unless extraEnv says otherwise).
  * spawnOptions go to child_process.spawn (uid and gid, to run it as another user).
  */
-function startServer(extraEnv = {}, spawnOptions = {}) {
+async function startServer(extraEnv = {}, spawnOptions = {}) {
   const workspaces = fs.mkdtempSync(path.join(os.tmpdir(), "phasekit-interop-"));
   fs.chmodSync(workspaces, 0o711);  // backends run as nobody when the tests run as root
   const env = {
@@ -39,42 +38,25 @@ function startServer(extraEnv = {}, spawnOptions = {}) {
     SESSION_GRACE_MS: "0",
     ...extraEnv,
   };
-  const child = spawn(process.env.ORCHESTRATOR_BIN, [], { env, stdio: ["ignore", "pipe", "pipe"], ...spawnOptions });
-  const logs = [];
-  let stderr = "";
-  child.stderr.on("data", (d) => (stderr += d));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${stderr}`)), 20000);
-    child.on("exit", (code) => reject(new Error(`server exited with ${code}: ${stderr}`)));
-    readline.createInterface({ input: child.stdout }).on("line", (line) => {
-      let entry;
-      try {
-        entry = JSON.parse(line);
-      } catch {
-        logs.push({ unparsable: line });
-        return;
-      }
-      logs.push(entry);
-      if (entry.msg === "server.listening") {
-        clearTimeout(timer);
-        const exited = new Promise((r) => child.on("exit", (code, signal) => r({ code, signal })));
-        resolve({
-          port: entry.port,
-          url: `http://127.0.0.1:${entry.port}`,
-          adminPort: entry.admin_port,
-          child,
-          logs,
-          exited,
-          async stop() {
-            if (child.exitCode === null) child.kill("SIGTERM");
-            const result = await exited;
-            fs.rmSync(workspaces, { recursive: true, force: true });
-            return result;
-          },
-        });
-      }
-    });
-  });
+  const { child, entry, logs, exited } = await spawnListening(process.env.ORCHESTRATOR_BIN, env, spawnOptions);
+  return {
+    port: entry.port,
+    url: `http://127.0.0.1:${entry.port}`,
+    adminPort: entry.admin_port,
+    child,
+    logs,
+    exited,
+    async stop() {
+      const result = await stopProcess(child, exited);
+      fs.rmSync(workspaces, { recursive: true, force: true });
+      return result;
+    },
+  };
+}
+
+/** An HTTP request to the public listener, or the admin one with admin: true; resolves {status, headers, body}. */
+function request(server, { admin = false, ...options }) {
+  return httpRequest({ port: admin ? server.adminPort : server.port, ...options });
 }
 
 function connect(server, user, options = {}) {
@@ -128,4 +110,4 @@ function once(emitter, event, timeoutMs = 10000) {
   });
 }
 
-module.exports = { io, WebSocket, token, startServer, connect, runTool, once, SECRET };
+module.exports = { io, WebSocket, token, startServer, request, connect, runTool, once, SECRET };

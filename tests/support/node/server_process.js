@@ -1,0 +1,65 @@
+// What the node tests share to run a server of ours: start it, wait for the one line that says it
+// listens, stop it by its PID; and one plain HTTP request with a deadline.
+"use strict";
+const { spawn } = require("node:child_process");
+const http = require("node:http");
+const readline = require("node:readline");
+
+/**
+ * Spawns `bin` with exactly `env` and resolves {child, entry, logs, exited, stderr()} once it writes the
+ * JSON line {"msg":"server.listening", …} (`entry`) on stdout; rejects if it exits first or takes
+ * longer than timeoutMs. `logs` keeps every stdout line (parsed, or {unparsable: line}).
+ */
+function spawnListening(bin, env, spawnOptions = {}, timeoutMs = 20000) {
+  const child = spawn(bin, [], { env, stdio: ["ignore", "pipe", "pipe"], ...spawnOptions });
+  const logs = [];
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr += d));
+  const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${bin} did not start within ${timeoutMs} ms: ${stderr}`)), timeoutMs);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${bin} exited with ${code}: ${stderr}`));
+    });
+    readline.createInterface({ input: child.stdout }).on("line", (line) => {
+      let entry;
+      try {
+        entry = JSON.parse(line);
+      } catch {
+        logs.push({ unparsable: line });
+        return;
+      }
+      logs.push(entry);
+      if (entry.msg === "server.listening") {
+        clearTimeout(timer);
+        resolve({ child, entry, logs, exited, stderr: () => stderr });
+      }
+    });
+  });
+}
+
+/** SIGTERM unless it has exited already; resolves {code, signal}. */
+async function stopProcess(child, exited) {
+  if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+  return exited;
+}
+
+/** One HTTP request on a connection of its own; resolves {status, headers, body} (body as text). */
+function httpRequest({ host = "127.0.0.1", port, method = "GET", path, headers = {}, body, agent = false, localAddress,
+                       timeoutMs = 10000 }) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host, port, method, path, headers, agent, localAddress }, (res) => {
+      let data = "";
+      res.setEncoding("utf8");
+      res.on("data", (d) => (data += d));
+      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: data }));
+    });
+    req.on("error", reject);
+    req.setTimeout(timeoutMs, () => req.destroy(new Error("request timeout")));
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
+
+module.exports = { spawnListening, stopProcess, httpRequest };
