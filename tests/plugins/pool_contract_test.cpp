@@ -29,6 +29,7 @@ using namespace std::chrono_literals;
 using backend::ShellBackend;
 using test::BackendKind;
 using test::CountingDriver;
+using test::count_processes;
 using test::wait_until;
 
 struct Param {
@@ -40,23 +41,6 @@ void PrintTo(const Param& p, std::ostream* os) { *os << p.pool << " pool, " << t
 
 std::string param_name(const ::testing::TestParamInfo<Param>& info) {
   return std::string(info.param.pool) + "_" + std::string(test::backend_name(info.param.backend));
-}
-
-/// Processes on this host whose command line is exactly `argv` (NUL-separated in /proc).
-int count_processes(const std::vector<std::string>& argv) {
-  std::string want;
-  for (const auto& a : argv) {
-    want += a;
-    want.push_back('\0');
-  }
-  int n = 0;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
-    std::ifstream in(entry.path() / "cmdline", std::ios::binary);
-    const std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    n += cmdline == want ? 1 : 0;
-  }
-  return n;
 }
 
 class PoolContract : public ::testing::TestWithParam<Param> {

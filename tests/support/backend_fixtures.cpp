@@ -6,10 +6,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <mutex>
+#include <optional>
 
 #include "backend/docker_backend.hpp"
 #include "backend/process_backend.hpp"
@@ -223,6 +225,57 @@ void CountingDriver::destroy(plugin::BackendPtr backend, std::function<void()> d
     --live_;
     done();
   });
+}
+
+namespace {
+
+/// The whole of a /proc file, or nullopt when it cannot be read (the process is gone). Not an
+/// ifstream: libstdc++'s filebuf throws from underflow when read(2) fails, whatever the stream's mask.
+std::optional<std::string> read_proc_file(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return std::nullopt;
+  }
+  std::string out;
+  char buffer[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      ::close(fd);
+      return std::nullopt;
+    }
+    if (n == 0) {
+      break;
+    }
+    out.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+}  // namespace
+
+int count_processes(const std::vector<std::string>& argv) {
+  std::string want;
+  for (const auto& a : argv) {
+    want += a;
+    want.push_back('\0');
+  }
+  int n = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const auto cmdline = read_proc_file(entry.path() / "cmdline");
+    if (!cmdline || *cmdline != want) {
+      continue;
+    }
+    const auto stat = read_proc_file(entry.path() / "stat");
+    const auto close = stat ? stat->rfind(')') : std::string::npos;
+    n += close != std::string::npos && close + 2 < stat->size() && (*stat)[close + 2] != 'Z' ? 1 : 0;
+  }
+  return n;
 }
 
 }  // namespace phasekit::test

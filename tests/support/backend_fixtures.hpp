@@ -1,13 +1,15 @@
 #pragma once
 // Real backend drivers for tests and benchmarks: the process driver on this machine's sandbox, and
 // the docker driver against a private dockerd the fixture starts (and stops by PID). Plus a driver
-// decorator that counts live backends, and wait_until for conditions with a deadline.
+// decorator that counts live backends, wait_until for conditions with a deadline, and a count of the
+// host's processes by command line.
 #include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 
@@ -56,6 +58,10 @@ class CountingDriver final : public plugin::BackendDriver {
   std::atomic<std::uint64_t> live_{0};
   std::atomic<std::uint64_t> max_live_{0};
 };
+
+/// Processes of this host (sandboxes' included) whose command line is exactly `argv`, zombies left
+/// out. A process that exits while it is read is skipped (its /proc files fail with ESRCH).
+int count_processes(const std::vector<std::string>& argv);
 
 /// Polls pred every millisecond until it holds or the deadline passes; returns pred().
 template <class Pred>

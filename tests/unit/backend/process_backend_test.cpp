@@ -26,23 +26,7 @@ namespace {
 using namespace std::chrono_literals;
 
 /// Processes of this host (sandboxes' included) whose command line is `sleep <secs>`, not zombies.
-int sleeping(const std::string& secs) {
-  int n = 0;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
-    std::ifstream cmd(entry.path() / "cmdline", std::ios::binary);
-    const std::string cmdline((std::istreambuf_iterator<char>(cmd)), std::istreambuf_iterator<char>());
-    if (cmdline != std::string("sleep\0", 6) + secs + '\0') {
-      continue;
-    }
-    std::ifstream in(entry.path() / "stat");
-    std::string stat;
-    std::getline(in, stat);
-    const auto close = stat.rfind(')');
-    n += close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z' ? 1 : 0;
-  }
-  return n;
-}
+int sleeping(const std::string& secs) { return test::count_processes({"sleep", secs}); }
 
 /// A sleep duration no other process of this host is likely to have.
 std::string unique_secs() { return std::to_string(100000 + ::getpid() % 1000 * 100 + std::rand() % 100); }
