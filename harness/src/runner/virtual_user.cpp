@@ -158,9 +158,13 @@ awaitable<Outcome> VirtualUser::steps(std::shared_ptr<VirtualUser> self, const s
         break;
       }
       case Step::Kind::think:
-        // Ends at once when the connection dies (or is aborted), so the user stops thinking.
+        // Ends at once when the connection dies (or is aborted), so the user stops thinking; a user
+        // whose connection ended while it thought did not finish its flow, even on its last step.
         self->intended_ += seconds(step.think_s);
         co_await self->conn_->idle(self->intended_);
+        if (const std::optional<ConnError>& ended = self->conn_->ended()) {
+          co_return *ended;
+        }
         break;
       case Step::Kind::loop:
         for (std::uint64_t i = 0; i < step.count; ++i) {

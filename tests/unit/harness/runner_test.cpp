@@ -26,11 +26,13 @@ struct Script {
   std::optional<ConnError> connect_error;
   json ack = json::array({{{"ok", true}}});
   json response = {{"callId", "c-1"}};
+  bool dies_while_idle = false;  // the server closes the connection while its user thinks
 };
 
 class FakeConnection final : public Connection {
  public:
-  FakeConnection(const asio::any_io_executor& executor, const Script& script) : executor_(executor), script_(script) {}
+  FakeConnection(const asio::any_io_executor& executor, const Script& script)
+      : executor_(executor), script_(script), timer_(executor) {}
 
   asio::awaitable<ConnResult<void>> connect(TimePoint) override {
     if (script_.connect_error) {
@@ -51,20 +53,34 @@ class FakeConnection final : public Connection {
     }
     co_return reply;
   }
+  // As the real connection: returns at until, or as soon as the connection ends.
   asio::awaitable<void> idle(TimePoint until) override {
-    asio::steady_timer timer(executor_, until);
-    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (script_.dies_while_idle) {
+      ended_ = ConnError{ConnErrc::server_closed, "closed by the server"};
+      co_return;
+    }
+    if (ended_) {
+      co_return;
+    }
+    timer_.expires_at(until);
+    co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
   }
   asio::awaitable<void> close() override {
-    ended_ = ConnError{ConnErrc::closed, ""};
+    if (!ended_) {
+      ended_ = ConnError{ConnErrc::closed, ""};
+    }
     co_return;
   }
-  void abort(std::string detail) override { ended_ = ConnError{ConnErrc::aborted, std::move(detail)}; }
+  void abort(std::string detail) override {
+    ended_ = ConnError{ConnErrc::aborted, std::move(detail)};
+    timer_.cancel();
+  }
   [[nodiscard]] const std::optional<ConnError>& ended() const override { return ended_; }
 
  private:
   asio::any_io_executor executor_;
   const Script& script_;
+  asio::steady_timer timer_;
   std::optional<ConnError> ended_;
 };
 
@@ -104,8 +120,8 @@ RunOptions quick() {
   return o;
 }
 
-Report run(const Scenario& s, const Script& script, ClientOptions* seen = nullptr) {
-  return run_scenario(s, quick(), [&](const ClientOptions& c) {
+Report run(const Scenario& s, const Script& script, ClientOptions* seen = nullptr, RunOptions options = quick()) {
+  return run_scenario(s, options, [&](const ClientOptions& c) {
     if (seen != nullptr) {
       *seen = c;
     }
@@ -165,6 +181,29 @@ TEST(RunScenario, FlowErrorIsCountedByName) {
   const Report r = run(scenario(kAskFlow), script);
   EXPECT_EQ(r.total.counter("errors.match_failed"), 4u);
   EXPECT_EQ(r.total.counter(kEmits), 4u) << "the note is never sent";
+}
+
+// docs/load.md: users still running when the drain period ends are counted as aborted. A user whose
+// connection ends while it thinks on the last step of its flow has not finished it either.
+TEST(RunScenario, ConnectionThatDiesWhileTheLastStepThinksFailsTheUser) {
+  Script script;
+  script.dies_while_idle = true;
+  const Report r = run(scenario("      - emit: [\"hello\"]\n      - think: 0.05\n"), script);
+  EXPECT_EQ(r.total.counter(kVusersCompleted), 0u);
+  EXPECT_EQ(r.total.counter(kVusersFailed), 4u);
+  EXPECT_EQ(r.total.counter("errors.server_closed"), 4u);
+}
+
+TEST(RunScenario, UserThinkingWhenTheDrainEndsIsCountedAsAborted) {
+  const Script script;
+  RunOptions o = quick();
+  o.drain_s = 0.2;
+  const auto started = SteadyClock::now();
+  const Report r = run(scenario("      - emit: [\"hello\"]\n      - think: 30\n"), script, nullptr, o);
+  EXPECT_LT(SteadyClock::now() - started, std::chrono::seconds(10)) << "the users stopped thinking when aborted";
+  EXPECT_EQ(r.total.counter(kVusersCompleted), 0u);
+  EXPECT_EQ(r.total.counter(kVusersFailed), 4u);
+  EXPECT_EQ(r.total.counter("errors.aborted"), 4u);
 }
 
 TEST(RunScenario, DriverThatRefusesTheTargetStopsTheRunBeforeItStarts) {
