@@ -386,7 +386,8 @@ void read_over(Reader& r, const json& j, const std::string& path, FlowContext& c
   while (!name.empty() && name.back() == ' ') {
     name.remove_suffix(1);
   }
-  if (check_expression(name) || (name.starts_with('$') && name != "$loopElement")) {
+  const bool loop_element = name == "$loopElement" || name.starts_with("$loopElement.");
+  if (check_expression(name) || (name.starts_with('$') && !loop_element)) {
     r.fail(path, fmt::format("\"{}\": expected a list, or the name of a variable holding one", j.get<std::string>()));
   }
   s.over_variable = std::string(name);

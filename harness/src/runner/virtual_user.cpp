@@ -236,9 +236,9 @@ awaitable<Outcome> VirtualUser::loop(std::shared_ptr<VirtualUser> self, const St
     const json* list = &own;
     if (step->over) {
       own = self->render_value(*step->over, outcome);
-    } else if (const auto it = vars.find(step->over_variable); it != vars.end()) {
-      own = it->second;
-    } else if (const json* shared = self->scope().find(step->over_variable)) {
+    } else if (const json* mine = lookup(Scope(vars), step->over_variable)) {
+      own = *mine;
+    } else if (const json* shared = lookup(self->scope(), step->over_variable)) {
       list = shared;
     } else {
       outcome = Outcome{FlowErrc::template_value, fmt::format("loop over {}: it has no value", step->over_variable)};

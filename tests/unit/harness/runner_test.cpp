@@ -343,6 +343,24 @@ TEST(RunScenario, LoopOverAListOrALoadAllVariable) {
   EXPECT_EQ(seen.emitted("count"), (std::vector<json>{{"count", 0}, {"count", 1}}));
 }
 
+TEST(RunScenario, InnerLoopGoesOverAMemberOfTheOuterElement) {
+  Seen seen;
+  Script script;
+  script.seen = &seen;
+  const std::string config = R"(  variables:
+    teams: [[{ name: "a", members: ["x", "y"] }, { name: "b", members: ["z"] }]]
+)";
+  const Report r = run(scenario(R"(      - loop:
+          - loop:
+              - emit: ["member", "{{ $loopElement }}"]
+            over: "{{ $loopElement.members }}"
+          - emit: ["team", "{{ $loopElement.name }}"]
+        over: teams
+)", config, 1), script);
+  EXPECT_EQ(r.total.counter(kVusersCompleted), 1u);
+  EXPECT_EQ(seen.emits, (std::vector<json>{{"member", "x"}, {"member", "y"}, {"team", "a"}, {"member", "z"}, {"team", "b"}}));
+}
+
 TEST(RunScenario, LoopOverAValueThatIsNotAListIsATemplateError) {
   const Script script;
   const Report r = run(scenario(R"(      - loop:
