@@ -734,6 +734,9 @@ void read_thresholds(Reader& r, const json& config, Scenario& s, const MetricCat
   }
 }
 
+// Payload files a scenario may name (each up to kMaxPayloadBytes).
+constexpr std::size_t kMaxPayloads = 16;
+
 // A CSV cell as Artillery's cast makes it: an unquoted number becomes a number, anything else stays
 // text.
 json cast_cell(const CsvField& f, bool cast) {
@@ -1109,6 +1112,9 @@ Scenario parse_scenario(const json& doc, const std::string& file, const SourceLi
   std::set<std::string> defined{"$loopCount", "$loopElement", "$uuid"};
   std::map<std::string, std::uint64_t, std::less<>> list_sizes;  // what a loop can go over, and how long
   if (config.contains("payload")) {
+    if (config["payload"].is_array() && config["payload"].size() > kMaxPayloads) {
+      r.fail("config.payload", fmt::format("{} files; at most {}", config["payload"].size(), kMaxPayloads));
+    }
     each_entry(config["payload"], "config.payload", [&](const json& entry, const std::string& p) {
       s.payloads.push_back(read_payload(r, entry, p, read, defined));
       if (!s.payloads.back().name.empty()) {

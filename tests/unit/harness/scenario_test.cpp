@@ -406,6 +406,10 @@ INSTANTIATE_TEST_SUITE_P(
             "config.payload.fields[0]: \"$x\" is not a variable name"},
         Bad{"payload_list_entry", HEAD "  payload:\n    - path: \"users.csv\"\n      fields: [a]\n    - path: \"users.csv\"\n      fields: [b]\n      skipHeader: yes\n" FLOW,
             "config.payload[1].skipHeader: expected true or false"},
+        Bad{"payload_too_many_files",
+            HEAD "  payload:\n    - &u { path: \"users.csv\", fields: [a] }\n" "    - *u\n    - *u\n    - *u\n    - *u\n    - *u\n    - *u\n    - *u\n"
+                 "    - *u\n    - *u\n    - *u\n    - *u\n    - *u\n    - *u\n    - *u\n    - *u\n    - *u\n" FLOW,
+            "config.payload: 17 files; at most 16"},
         Bad{"loop_over_not_a_list", HEAD "scenarios:\n  - engine: socketio\n    flow:\n      - loop:\n          - think: 1\n        over: 5\n",
             "over: expected a list"},
         Bad{"loop_over_and_count", HEAD "scenarios:\n  - engine: socketio\n    flow:\n      - loop:\n          - think: 1\n        over: [1]\n        count: 2\n",
