@@ -17,6 +17,7 @@ const { startServer, token } = require("./support.js");
 const LOAD = process.env.HARNESS_BIN;
 const SOURCE = process.env.PHASEKIT_SOURCE_DIR;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "phasekit-load-features-"));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 /** Starts record_server.js; resolves {url, seen(), stop()} once it printed its port (10 s at most). */
 function startRecordServer() {
@@ -59,9 +60,11 @@ function writeScenario(name, text, files = {}) {
   return file;
 }
 
-/** Runs phasekit-load; returns its exit code, output and the JSON report. */
+let runs = 0;
+
+/** Runs phasekit-load; returns its exit code, output and the JSON report (written under tmp). */
 function load(file, target, extra = []) {
-  const out = `${file}.json`;
+  const out = path.join(tmp, `${path.basename(file)}-${++runs}.json`);
   const r = spawnSync(LOAD, ["run", file, "--target", target, "--quiet", "-o", out, ...extra],
                       { encoding: "utf8", timeout: 120000 });
   const report = fs.existsSync(out) ? JSON.parse(fs.readFileSync(out, "utf8")) : null;
@@ -291,6 +294,17 @@ describe("the shipped staging example against phasekit-orchestrator", () => {
   it("validates as it is", () => {
     const r = spawnSync(LOAD, ["validate", example], { encoding: "utf8" });
     assert.equal(r.status, 0, r.stdout + r.stderr);
+  });
+
+  it("runs as it is against a server that checks no tokens (AUTH_MODE=none)", async () => {
+    const server = await startServer({ AUTH_MODE: "none" });
+    try {
+      const r = load(example, server.url, ["--max-duration", "1"]);
+      assert.equal(r.code, 0, r.out);
+      assert.equal(r.report.total.counters["vusers.completed"], 2);
+    } finally {
+      await server.stop();
+    }
   });
 
   it("logs every user in with the token of its CSV row (AUTH_MODE=token) and loops over its commands", async () => {
