@@ -21,14 +21,14 @@ std::vector<std::vector<std::string>> texts(const std::vector<CsvRecord>& record
 
 using Rows = std::vector<std::vector<std::string>>;
 
-TEST(Csv, ReadsRecordsOfFields) {
+TEST(ScenarioCsv, ReadsRecordsOfFields) {
   const auto records = parse_csv("alice,pw1,t-1\nbob,pw2,t-2\n", {});
   EXPECT_EQ(texts(records), (Rows{{"alice", "pw1", "t-1"}, {"bob", "pw2", "t-2"}}));
   EXPECT_EQ(records[0].line, 1u);
   EXPECT_EQ(records[1].line, 2u);
 }
 
-TEST(Csv, QuotedFieldsHoldDelimitersQuotesAndLineBreaks) {
+TEST(ScenarioCsv, QuotedFieldsHoldDelimitersQuotesAndLineBreaks) {
   const auto records = parse_csv("\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\"\nnext,\"\",x\r\n", {});
   EXPECT_EQ(texts(records), (Rows{{"a,b", "say \"hi\"", "two\nlines"}, {"next", "", "x"}}));
   EXPECT_TRUE(records[0].fields[0].quoted);
@@ -36,7 +36,7 @@ TEST(Csv, QuotedFieldsHoldDelimitersQuotesAndLineBreaks) {
   EXPECT_EQ(records[1].line, 3u) << "the line break inside the quotes counts";
 }
 
-TEST(Csv, HeaderEmptyLinesDelimiterAndByteOrderMark) {
+TEST(ScenarioCsv, HeaderEmptyLinesDelimiterAndByteOrderMark) {
   CsvOptions o;
   o.skip_header = true;
   o.delimiter = ';';
@@ -48,7 +48,7 @@ TEST(Csv, HeaderEmptyLinesDelimiterAndByteOrderMark) {
   EXPECT_EQ(texts(parse_csv("a\n\nb\n", o)), (Rows{{"a"}, {""}, {"b"}}));
 }
 
-TEST(Csv, TrailingDelimiterIsAnEmptyLastField) {
+TEST(ScenarioCsv, TrailingDelimiterIsAnEmptyLastField) {
   EXPECT_EQ(texts(parse_csv("a,b,\n", {})), (Rows{{"a", "b", ""}}));
   EXPECT_EQ(texts(parse_csv("a\rb\r", {})), (Rows{{"a"}, {"b"}})) << "a lone CR ends a record too";
 }
@@ -60,9 +60,9 @@ struct BadCsv {
   const char* expect;
 };
 
-class MalformedCsv : public ::testing::TestWithParam<BadCsv> {};
+class MalformedScenarioCsv : public ::testing::TestWithParam<BadCsv> {};
 
-TEST_P(MalformedCsv, NamesTheLineAndTheReason) {
+TEST_P(MalformedScenarioCsv, NamesTheLineAndTheReason) {
   const BadCsv& c = GetParam();
   CsvOptions o;
   o.max_records = 3;
@@ -77,7 +77,7 @@ TEST_P(MalformedCsv, NamesTheLineAndTheReason) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Table, MalformedCsv,
+    Table, MalformedScenarioCsv,
     ::testing::Values(BadCsv{"unclosed_quote", "a,b\nc,\"never\nclosed\n", 2, "never closed"},
                       BadCsv{"text_after_quote", "a\n\"x\"y,z\n", 2, "text after a closing quote"},
                       BadCsv{"quote_inside", "a,b\"c\n", 1, "a quote inside an unquoted field"},

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <string>
+#include <string_view>
+
 namespace phasekit::load {
 namespace {
 
@@ -70,7 +74,7 @@ TEST(Template, DottedNamesReadMembers) {
   EXPECT_NE(check_expression("$loopElements"), std::nullopt);
 }
 
-TEST(Uri, EncodesAsEncodeUriComponentAndDecodesBack) {
+TEST(TemplateUri, EncodesAsEncodeUriComponentAndDecodesBack) {
   EXPECT_EQ(encode_uri_component("a b&c=d/é~*'()!-_."), "a%20b%26c%3Dd%2F%C3%A9~*'()!-_.");
   EXPECT_EQ(decode_uri_component("a%20b%26c%3dd%2F%C3%A9"), "a b&c=d/é");
   EXPECT_EQ(decode_uri_component("100%"), "100%");
@@ -82,9 +86,9 @@ struct Cond {
   bool expect;
 };
 
-class ConditionTable : public ::testing::TestWithParam<Cond> {};
+class TemplateConditionTable : public ::testing::TestWithParam<Cond> {};
 
-TEST_P(ConditionTable, EvaluatesAsArtilleryWould) {
+TEST_P(TemplateConditionTable, EvaluatesAsArtilleryWould) {
   const Vars vars{{"n", 5},           {"s", "5"},    {"name", "ada"},  {"ok", true},
                   {"zero", 0},        {"empty", ""}, {"nul", nullptr}, {"user", json{{"role", "admin"}}},
                   {"list", {1, 2}},   {"big", "10"}};
@@ -93,7 +97,7 @@ TEST_P(ConditionTable, EvaluatesAsArtilleryWould) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Table, ConditionTable,
+    Table, TemplateConditionTable,
     ::testing::Values(Cond{"n == 5", true}, Cond{"n != 5", false}, Cond{"n > 4 and n < 6", true},
                       Cond{"n >= 6 or n <= 4", false}, Cond{"s == 5", true} /* "5" == 5 in JavaScript */,
                       Cond{"big > 9", true} /* a string beside a number compares as a number */,
@@ -105,14 +109,21 @@ INSTANTIATE_TEST_SUITE_P(
                       Cond{"missing > 0 or missing <= 0", false} /* NaN compares false */,
                       Cond{"user.role == \"admin\"", true}, Cond{"user.age > 1", false}, Cond{"list", true},
                       Cond{"(n > 1 or zero) and (name == \"ada\")", true}, Cond{"-1 < zero", true},
-                      Cond{"1.5 < 2", true}, Cond{"$loopCount == 0", false}));
+                      Cond{"1.5 < 2", true}, Cond{"$loopCount == 0", false}),
+    [](const ::testing::TestParamInfo<Cond>& param) {
+      std::string name = std::to_string(param.index) + "_";
+      for (const char c : std::string_view(param.param.text)) {
+        name += std::isalnum(static_cast<unsigned char>(c)) != 0 ? c : '_';
+      }
+      return name;
+    });
 
-TEST(Condition, ReadsItsVariableNames) {
+TEST(TemplateCondition, ReadsItsVariableNames) {
   const Condition c("user.role == \"x\" or (n > 1 and not $loopElement) or $env.HOME");
   EXPECT_EQ(c.names(), (std::vector<std::string>{"user", "n", "$loopElement", "$env.HOME"}));
 }
 
-TEST(Condition, RefusesWhatIsNotSupportedWithTheReason) {
+TEST(TemplateCondition, RefusesWhatIsNotSupportedWithTheReason) {
   const std::pair<const char*, const char*> cases[] = {
       {"", "empty expression"},
       {"n = 5", "compare with =="},
