@@ -107,11 +107,7 @@ void check_run_options(const load::RunOptions& o) {
 }
 
 load::Scenario load_with_target(const std::string& file, const std::string& target) {
-  nlohmann::json doc = load::read_document(file);
-  if (!target.empty() && doc.is_object() && doc.contains("config") && doc["config"].is_object()) {
-    doc["config"]["target"] = target;
-  }
-  return load::parse_scenario(doc, file);
+  return load::load_scenario(file, target);
 }
 
 volatile int g_interrupted = 0;  // set by SIGINT/SIGTERM

@@ -3,12 +3,17 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <initializer_list>
 #include <sstream>
+#include <stdexcept>
+
+#include "csv.hpp"
 
 namespace phasekit::load {
 namespace {
@@ -31,11 +36,29 @@ std::string type_name(const json& j) {
 // Reads one document, remembering the path of what it reads so every error names it.
 class Reader {
  public:
-  explicit Reader(std::string file) : file_(std::move(file)) {}
+  Reader(std::string file, const SourceLines* lines) : file_(std::move(file)), lines_(lines) {}
 
   [[noreturn]] void fail(const std::string& path, const std::string& what) const {
-    throw ScenarioError(fmt::format("{}: {}: {}", file_, path.empty() ? "(document)" : path, what));
+    throw ScenarioError(fmt::format("{}: {}: {}", where(path), path.empty() ? "(document)" : path, what));
   }
+
+  /// "file:line" for the value at path (or the nearest value around it that has a line), "file" for
+  /// a JSON document.
+  std::string where(const std::string& path) const {
+    if (lines_ != nullptr) {
+      std::string_view p = path;
+      while (!p.empty()) {
+        if (const auto it = lines_->find(p); it != lines_->end()) {
+          return fmt::format("{}:{}", file_, it->second);
+        }
+        const auto cut = p.find_last_of(".[");
+        p = p.substr(0, cut == std::string_view::npos ? 0 : cut);
+      }
+    }
+    return file_;
+  }
+
+  const std::string& file() const { return file_; }
 
   void keys(const json& j, const std::string& path, std::initializer_list<std::string_view> allowed) const {
     if (!j.is_object()) {
@@ -129,10 +152,14 @@ class Reader {
     return value;
   }
 
+  /// A variable name that something at path reads (an ifTrue, a loop's over).
+  void reference(std::string name, const std::string& path) { references_.emplace_back(std::move(name), path); }
+
   const std::vector<std::pair<std::string, std::string>>& references() const { return references_; }
 
  private:
   std::string file_;
+  const SourceLines* lines_;
   std::vector<std::pair<std::string, std::string>> references_;  // name, path
 };
 
@@ -140,9 +167,16 @@ class Reader {
 // counts what it makes and stops at a bound far above any real scenario.
 constexpr std::size_t kMaxDocumentNodes = 1'000'000;
 
-json yaml_to_json(const YAML::Node& node, std::size_t& budget) {
+// What is wrong with a YAML document beyond its syntax, and on which line when there is one.
+struct DocumentError {
+  int line = 0;
+  std::string what;
+};
+
+// Converts node, recording in lines (when given) where each value is, by the path errors name it with.
+json yaml_to_json(const YAML::Node& node, std::size_t& budget, SourceLines* lines, const std::string& path) {
   if (budget == 0) {
-    throw ScenarioError(fmt::format("more than {} values (aliases expanding without end?)", kMaxDocumentNodes));
+    throw DocumentError{0, fmt::format("more than {} values (aliases expanding without end?)", kMaxDocumentNodes)};
   }
   --budget;
   switch (node.Type()) {
@@ -152,7 +186,11 @@ json yaml_to_json(const YAML::Node& node, std::size_t& budget) {
     case YAML::NodeType::Sequence: {
       json out = json::array();
       for (const auto& item : node) {
-        out.push_back(yaml_to_json(item, budget));
+        const std::string p = lines != nullptr ? Reader::at(path, out.size()) : std::string();
+        if (lines != nullptr && item.Mark().line >= 0) {
+          lines->emplace(p, item.Mark().line + 1);
+        }
+        out.push_back(yaml_to_json(item, budget, lines, p));
       }
       return out;
     }
@@ -161,9 +199,13 @@ json yaml_to_json(const YAML::Node& node, std::size_t& budget) {
       for (const auto& kv : node) {
         const std::string key = kv.first.as<std::string>();
         if (out.contains(key)) {
-          throw ScenarioError(fmt::format("line {}: duplicate key \"{}\"", kv.first.Mark().line + 1, key));
+          throw DocumentError{kv.first.Mark().line + 1, fmt::format("duplicate key \"{}\"", key)};
         }
-        out[key] = yaml_to_json(kv.second, budget);
+        const std::string p = lines != nullptr ? Reader::join(path, key) : std::string();
+        if (lines != nullptr && kv.first.Mark().line >= 0) {
+          lines->emplace(p, kv.first.Mark().line + 1);
+        }
+        out[key] = yaml_to_json(kv.second, budget, lines, p);
       }
       return out;
     }
@@ -292,18 +334,81 @@ std::string read_namespace(Reader& r, const json& j, const std::string& path) {
   return ns;
 }
 
-std::vector<Step> read_flow(Reader& r, const json& j, const std::string& path, std::set<std::string>& defined,
-                            std::set<std::string>& channels, int depth);
+// What reading a flow needs besides the reader: the names defined so far (captures add theirs), the
+// literal emit channels, and how long a list each variable a loop can go over may be.
+struct FlowContext {
+  std::set<std::string>& defined;
+  std::set<std::string>& channels;
+  const std::map<std::string, std::uint64_t, std::less<>>& list_sizes;
+};
 
-Step read_step(Reader& r, const json& j, const std::string& path, std::set<std::string>& defined,
-               std::set<std::string>& channels, int depth) {
+// A loop over a list whose length the scenario does not say (a captured list) counts as this many
+// iterations in the bound of a flow (the default drain period).
+constexpr std::uint64_t kUnknownListLength = 100;
+
+std::vector<Step> read_flow(Reader& r, const json& j, const std::string& path, FlowContext& c, int depth);
+
+Condition read_condition(Reader& r, const json& j, const std::string& path) {
+  if (!j.is_string()) {
+    r.fail(path, fmt::format("expected an expression such as \"status == 200 and retries < 3\", got {}", type_name(j)));
+  }
+  try {
+    Condition c(j.get_ref<const std::string&>());
+    for (const std::string& name : c.names()) {
+      if (auto why = check_expression(name)) {
+        r.fail(path, *why);
+      }
+      r.reference(name, path);
+    }
+    return c;
+  } catch (const std::invalid_argument& e) {
+    r.fail(path, e.what());
+  }
+}
+
+// loop's over: a list, or the name of a variable that holds one ("items" or "{{ items }}").
+void read_over(Reader& r, const json& j, const std::string& path, FlowContext& c, Step& s) {
+  if (j.is_array()) {
+    s.over = r.templated(j, path);
+    s.over_bound = j.size();
+    return;
+  }
+  if (!j.is_string()) {
+    r.fail(path, fmt::format("expected a list, or the name of a variable holding one, got {}", type_name(j)));
+  }
+  std::string_view name = j.get_ref<const std::string&>();
+  if (name.starts_with("{{") && name.ends_with("}}")) {
+    name = name.substr(2, name.size() - 4);
+  }
+  while (!name.empty() && name.front() == ' ') {
+    name.remove_prefix(1);
+  }
+  while (!name.empty() && name.back() == ' ') {
+    name.remove_suffix(1);
+  }
+  const bool loop_element = name == "$loopElement" || name.starts_with("$loopElement.");
+  if (check_expression(name) || (name.starts_with('$') && !loop_element)) {
+    r.fail(path, fmt::format("\"{}\": expected a list, or the name of a variable holding one", j.get<std::string>()));
+  }
+  s.over_variable = std::string(name);
+  r.reference(s.over_variable, path);
+  const auto it = c.list_sizes.find(name);
+  s.over_bound = it != c.list_sizes.end() ? it->second : kUnknownListLength;
+}
+
+Step read_step(Reader& r, const json& j, const std::string& path, FlowContext& c, int depth) {
+  std::set<std::string>& defined = c.defined;
+  std::set<std::string>& channels = c.channels;
   if (!j.is_object()) {
     r.fail(path, fmt::format("expected a step (emit, think, loop or log), got {}", type_name(j)));
   }
   Step s;
   s.where = path;
+  if (j.contains("ifTrue")) {
+    s.if_true = read_condition(r, j["ifTrue"], Reader::join(path, "ifTrue"));
+  }
   if (j.contains("emit")) {
-    r.keys(j, path, {"emit", "response", "acknowledge", "namespace"});
+    r.keys(j, path, {"emit", "response", "acknowledge", "namespace", "ifTrue"});
     const json& e = j["emit"];
     const std::string ep = Reader::join(path, "emit");
     if (e.is_array()) {  // the socketio-v3 engine form: [channel, arg, …]
@@ -354,26 +459,39 @@ Step read_step(Reader& r, const json& j, const std::string& path, std::set<std::
       }
     }
   } else if (j.contains("think")) {
-    r.keys(j, path, {"think"});
+    r.keys(j, path, {"think", "ifTrue"});
     s.kind = Step::Kind::think;
     s.think_s = r.seconds(j["think"], Reader::join(path, "think"), 0);
   } else if (j.contains("loop")) {
-    r.keys(j, path, {"loop", "count"});
+    r.keys(j, path, {"loop", "count", "over", "ifTrue", "whileTrue"});
     if (depth >= 8) {
       r.fail(path, "loops nest at most 8 deep");
     }
     s.kind = Step::Kind::loop;
-    if (!j.contains("count")) {
-      r.fail(path, "a loop needs a count (loops without one would never end)");
+    if (j.contains("whileTrue")) {
+      r.fail(Reader::join(path, "whileTrue"), "whileTrue names a JavaScript function, which phasekit-load does not run; "
+                                              "loop with count or over");
     }
-    s.count = r.integer(j["count"], Reader::join(path, "count"), 1, 1'000'000);
-    s.steps = read_flow(r, j["loop"], Reader::join(path, "loop"), defined, channels, depth + 1);
+    if (j.contains("count") && j.contains("over")) {
+      r.fail(path, "a loop takes count or over, not both");
+    }
+    if (j.contains("over")) {
+      read_over(r, j["over"], Reader::join(path, "over"), c, s);
+    } else if (j.contains("count")) {
+      s.count = r.integer(j["count"], Reader::join(path, "count"), 1, 1'000'000);
+    } else {
+      r.fail(path, "a loop needs a count or a list to go over (loops without either would never end)");
+    }
+    s.steps = read_flow(r, j["loop"], Reader::join(path, "loop"), c, depth + 1);
   } else if (j.contains("log")) {
-    r.keys(j, path, {"log"});
+    r.keys(j, path, {"log", "ifTrue"});
     s.kind = Step::Kind::log;
     s.message = r.templated(r.text(j["log"], Reader::join(path, "log"), true), Reader::join(path, "log"));
   } else {
-    const std::string first = j.empty() ? std::string("(empty)") : j.begin().key();
+    std::string first = j.empty() ? std::string("(empty)") : j.begin().key();
+    if (first == "ifTrue" && j.size() > 1) {
+      first = std::next(j.begin()).key();
+    }
     if (first == "function") {
       r.fail(path, "function steps run JavaScript processors, which phasekit-load does not run");
     }
@@ -382,14 +500,13 @@ Step read_step(Reader& r, const json& j, const std::string& path, std::set<std::
   return s;
 }
 
-std::vector<Step> read_flow(Reader& r, const json& j, const std::string& path, std::set<std::string>& defined,
-                            std::set<std::string>& channels, int depth) {
+std::vector<Step> read_flow(Reader& r, const json& j, const std::string& path, FlowContext& c, int depth) {
   if (!j.is_array() || j.empty()) {
     r.fail(path, fmt::format("expected a non-empty list of steps, got {}", type_name(j)));
   }
   std::vector<Step> steps;
   for (std::size_t i = 0; i < j.size(); ++i) {
-    steps.push_back(read_step(r, j[i], Reader::at(path, i), defined, channels, depth));
+    steps.push_back(read_step(r, j[i], Reader::at(path, i), c, depth));
   }
   return steps;
 }
@@ -438,24 +555,54 @@ Phase read_phase(Reader& r, const json& j, const std::string& path) {
   return p;
 }
 
+// An extraHeaders name: an HTTP token, and none of the headers the client itself must write for the
+// request to mean what it says (framing, the WebSocket handshake).
+void check_header_name(Reader& r, const std::string& name, const std::string& path) {
+  static constexpr std::string_view kTokenChars = "!#$%&'*+-.^_`|~";
+  bool token = !name.empty();
+  for (const char c : name) {
+    token = token && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      kTokenChars.find(c) != std::string_view::npos);
+  }
+  if (!token) {
+    r.fail(path, "not an HTTP header name");
+  }
+  std::string lower;
+  for (const char c : name) {
+    lower += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  }
+  for (std::string_view reserved : {"content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer",
+                                    "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
+                                    "sec-websocket-accept"}) {
+    if (lower == reserved) {
+      r.fail(path, "the client writes this header itself");
+    }
+  }
+}
+
 void read_socket_options(Reader& r, const json& j, const std::string& path, SocketOptions& o) {
   r.keys(j, path, {"query", "path", "extraHeaders", "transports", "auth", "upgrade", "reconnection", "forceNew",
                    "timeout"});
-  if (j.contains("query")) {
+  if (j.contains("query")) {  // replaces the query of config.socketio, as Artillery merges them
     const json& q = j["query"];
     const std::string qp = Reader::join(path, "query");
+    o.query_text.reset();
+    o.query.clear();
     if (q.is_string()) {
-      o.query = q.get<std::string>();
+      o.query_text = r.templated(q, qp).get<std::string>();
     } else if (q.is_object()) {
-      o.query.clear();
       for (const auto& [k, v] : q.items()) {
-        o.query += fmt::format("{}{}={}", o.query.empty() ? "" : "&", k,
-                               v.is_string() ? v.get<std::string>() : v.dump());
+        if (k.empty()) {
+          r.fail(qp, "a query parameter needs a name");
+        }
+        if (v.is_structured()) {
+          r.fail(Reader::join(qp, k), fmt::format("expected a text or a number, got {}", type_name(v)));
+        }
+        o.query.emplace_back(k, r.templated(v, Reader::join(qp, k)));
       }
     } else {
       r.fail(qp, fmt::format("expected a string (a=1&b=2) or a mapping, got {}", type_name(q)));
     }
-    r.templated(o.query, qp);
   }
   if (j.contains("path")) {
     o.path = r.text(j["path"], Reader::join(path, "path"));
@@ -471,8 +618,11 @@ void read_socket_options(Reader& r, const json& j, const std::string& path, Sock
     if (!j["extraHeaders"].is_object()) {
       r.fail(hp, "expected a mapping of header names to values");
     }
+    o.headers.clear();  // replaces the headers of config.socketio, as Artillery merges them
     for (const auto& [k, v] : j["extraHeaders"].items()) {
-      o.headers[k] = r.templated(r.text(v, Reader::join(hp, k), true), Reader::join(hp, k)).get<std::string>();
+      check_header_name(r, k, Reader::join(hp, k));
+      const json value = v.is_number() || v.is_boolean() ? json(v.dump()) : v;
+      o.headers[k] = r.templated(r.text(value, Reader::join(hp, k), true), Reader::join(hp, k)).get<std::string>();
     }
   }
   if (j.contains("transports")) {
@@ -584,6 +734,204 @@ void read_thresholds(Reader& r, const json& config, Scenario& s, const MetricCat
   }
 }
 
+// Payload files a scenario may name (each up to kMaxPayloadBytes).
+constexpr std::size_t kMaxPayloads = 16;
+
+// A CSV cell as Artillery's cast makes it: an unquoted number becomes a number, anything else stays
+// text.
+json cast_cell(const CsvField& f, bool cast) {
+  const std::string& t = f.text;
+  if (!cast || f.quoted || t.empty() || t.find_first_not_of("+-.0123456789eE") != std::string::npos ||
+      t.find_first_of("0123456789") == std::string::npos) {
+    return t;
+  }
+  const char* begin = t.data() + (t.front() == '+' ? 1 : 0);
+  const char* end = t.data() + t.size();
+  if (t.find_first_of(".eE") == std::string::npos) {
+    std::int64_t i = 0;
+    const auto [p, ec] = std::from_chars(begin, end, i);
+    if (ec == std::errc() && p == end) {
+      return i;
+    }
+  }
+  double d = 0;
+  const auto [p, ec] = std::from_chars(begin, end, d);
+  return ec == std::errc() && p == end && std::isfinite(d) ? json(d) : json(t);
+}
+
+bool flag(Reader& r, const json& entry, const std::string& path, const char* key, bool fallback) {
+  if (!entry.contains(key)) {
+    return fallback;
+  }
+  if (!entry[key].is_boolean()) {
+    r.fail(Reader::join(path, key), fmt::format("expected true or false, got {}", type_name(entry[key])));
+  }
+  return entry[key].get<bool>();
+}
+
+// One config.payload entry: its CSV file read, parsed and checked against fields.
+Payload read_payload(Reader& r, const json& entry, const std::string& path, const FileReader& read_file,
+                     std::set<std::string>& defined) {
+  r.keys(entry, path, {"path", "fields", "order", "skipHeader", "delimiter", "cast", "skipEmptyLines", "loadAll", "name"});
+  if (!entry.contains("path")) {
+    r.fail(path, "a payload needs path (the CSV file, relative to this scenario)");
+  }
+  Payload p;
+  const auto name_ok = [](std::string_view n) { return !n.empty() && !n.starts_with('$') && !check_expression(n); };
+  if (entry.contains("fields")) {
+    const json& f = entry["fields"];
+    const std::string fp = Reader::join(path, "fields");
+    if (!f.is_array() || f.empty()) {
+      r.fail(fp, "expected a list of variable names, one per column");
+    }
+    for (std::size_t i = 0; i < f.size(); ++i) {
+      const std::string name = r.text(f[i], Reader::at(fp, i));
+      if (!name_ok(name)) {
+        r.fail(Reader::at(fp, i), fmt::format("\"{}\" is not a variable name (letters, digits, _ - .)", name));
+      }
+      if (std::find(p.fields.begin(), p.fields.end(), name) != p.fields.end()) {
+        r.fail(Reader::at(fp, i), fmt::format("\"{}\" is named twice", name));
+      }
+      p.fields.push_back(name);
+    }
+  }
+  const bool load_all = flag(r, entry, path, "loadAll", false);
+  if (entry.contains("order")) {
+    const std::string order = r.text(entry["order"], Reader::join(path, "order"));
+    if (order != "random" && order != "sequence") {
+      r.fail(Reader::join(path, "order"), fmt::format("\"{}\": expected random or sequence", order));
+    }
+    if (load_all) {
+      r.fail(Reader::join(path, "order"), "loadAll gives every row to every user: order does not apply");
+    }
+    p.sequence = order == "sequence";
+  }
+  if (entry.contains("name") && !load_all) {
+    r.fail(Reader::join(path, "name"), "name goes with loadAll: true (the variable that holds every row)");
+  }
+  if (load_all) {
+    if (!entry.contains("name")) {
+      r.fail(path, "loadAll: true needs name (the variable that holds every row)");
+    }
+    p.name = r.text(entry["name"], Reader::join(path, "name"));
+    if (!name_ok(p.name)) {
+      r.fail(Reader::join(path, "name"), fmt::format("\"{}\" is not a variable name (letters, digits, _ - .)", p.name));
+    }
+  } else if (p.fields.empty()) {
+    r.fail(path, "a payload needs fields (the variable each column sets), or loadAll: true with a name");
+  }
+  CsvOptions csv;
+  csv.skip_header = flag(r, entry, path, "skipHeader", false);
+  csv.skip_empty_lines = flag(r, entry, path, "skipEmptyLines", true);
+  const bool cast = flag(r, entry, path, "cast", true);
+  if (entry.contains("delimiter")) {
+    const std::string d = r.text(entry["delimiter"], Reader::join(path, "delimiter"));
+    if (d.size() != 1 || d == "\"" || d == "\n" || d == "\r") {
+      r.fail(Reader::join(path, "delimiter"), fmt::format("\"{}\": expected one character (not a quote or a line break)", d));
+    }
+    csv.delimiter = d.front();
+  }
+
+  const std::string pp = Reader::join(path, "path");
+  const std::string written = r.text(entry["path"], pp);
+  const std::filesystem::path relative(written);
+  p.file = relative.is_absolute() ? written : (std::filesystem::path(r.file()).parent_path() / relative).string();
+  std::string text;
+  try {
+    text = read_file(p.file);
+  } catch (const std::exception& e) {
+    r.fail(pp, fmt::format("{}: {}", p.file, e.what()));
+  }
+  if (text.size() > kMaxPayloadBytes) {
+    r.fail(pp, fmt::format("{}: larger than {} MiB", p.file, kMaxPayloadBytes >> 20));
+  }
+  std::vector<CsvRecord> records;
+  try {
+    records = parse_csv(text, csv);
+  } catch (const CsvError& e) {
+    r.fail(pp, fmt::format("{}:{}: {}", p.file, e.line(), e.what()));
+  }
+  if (records.empty()) {
+    r.fail(pp, fmt::format("{}: no rows{}", p.file, csv.skip_header ? " after the header" : ""));
+  }
+  if (load_all) {
+    p.all = json::array();
+  } else {
+    p.rows.reserve(records.size());
+  }
+  for (const CsvRecord& rec : records) {
+    if (rec.fields.size() < p.fields.size()) {
+      std::string names;
+      for (const std::string& n : p.fields) {
+        names += fmt::format("{}{}", names.empty() ? "" : ", ", n);
+      }
+      r.fail(pp, fmt::format("{}:{}: {} field(s), expected {} ({})", p.file, rec.line, rec.fields.size(), p.fields.size(),
+                             names));
+    }
+    if (!load_all) {
+      std::vector<json>& row = p.rows.emplace_back();
+      row.reserve(p.fields.size());
+      for (std::size_t i = 0; i < p.fields.size(); ++i) {
+        row.push_back(cast_cell(rec.fields[i], cast));
+      }
+    } else if (p.fields.empty()) {
+      json row = json::array();
+      for (const CsvField& f : rec.fields) {
+        row.push_back(cast_cell(f, cast));
+      }
+      p.all.push_back(std::move(row));
+    } else {
+      json row = json::object();
+      for (std::size_t i = 0; i < p.fields.size(); ++i) {
+        row[p.fields[i]] = cast_cell(rec.fields[i], cast);
+      }
+      p.all.push_back(std::move(row));
+    }
+  }
+  if (load_all) {
+    defined.insert(p.name);
+  } else {
+    defined.insert(p.fields.begin(), p.fields.end());
+  }
+  return p;
+}
+
+// One entry of scenarios (or before, after): its socketio over config's, its flow.
+Flow read_flow_entry(Reader& r, const json& j, const std::string& path, const SocketOptions& base, FlowContext& c,
+                     bool hook, std::string default_name) {
+  if (hook) {
+    r.keys(j, path, {"name", "engine", "flow", "socketio"});
+  } else {
+    r.keys(j, path, {"name", "engine", "weight", "flow", "socketio", "beforeScenario", "afterScenario",
+                     "beforeRequest", "afterResponse"});
+  }
+  for (const char* processor_hook : {"beforeScenario", "afterScenario", "beforeRequest", "afterResponse"}) {
+    if (j.contains(processor_hook)) {
+      r.fail(Reader::join(path, processor_hook), "names a JavaScript function, which phasekit-load does not run");
+    }
+  }
+  Flow f;
+  f.name = j.contains("name") ? r.text(j["name"], Reader::join(path, "name")) : std::move(default_name);
+  const std::string engine = j.contains("engine") ? r.text(j["engine"], Reader::join(path, "engine")) : "http";
+  if (engine != "socketio" && engine != "socketio-v3") {
+    r.fail(Reader::join(path, "engine"),
+           fmt::format("engine \"{}\": phasekit-load runs Socket.IO scenarios (engine: socketio or socketio-v3)", engine));
+  }
+  f.v3_acks = engine == "socketio-v3";
+  if (j.contains("weight")) {
+    f.weight = r.number(j["weight"], Reader::join(path, "weight"), 0, 1e6);
+  }
+  f.socket = base;
+  if (j.contains("socketio")) {
+    read_socket_options(r, j["socketio"], Reader::join(path, "socketio"), f.socket);
+  }
+  if (!j.contains("flow")) {
+    r.fail(Reader::join(path, "flow"), "missing (the list of steps)");
+  }
+  f.steps = read_flow(r, j["flow"], Reader::join(path, "flow"), c, 0);
+  return f;
+}
+
 }  // namespace
 
 double Scenario::duration_s() const {
@@ -601,7 +949,11 @@ double steps_bound(const std::vector<Step>& steps, double timeout_s) {
   for (const Step& s : steps) {
     switch (s.kind) {
       case Step::Kind::think: total += s.think_s; break;
-      case Step::Kind::loop: total += static_cast<double>(s.count) * steps_bound(s.steps, timeout_s); break;
+      case Step::Kind::loop: {
+        const bool over = s.over || !s.over_variable.empty();
+        total += static_cast<double>(over ? s.over_bound : s.count) * steps_bound(s.steps, timeout_s);
+        break;
+      }
       case Step::Kind::emit: total += s.response || s.ack ? timeout_s : 0; break;
       case Step::Kind::log: break;
     }
@@ -614,10 +966,12 @@ double steps_bound(const std::vector<Step>& steps, double timeout_s) {
 double Scenario::flow_bound_s() const {
   double longest = 0;
   for (const Flow& f : flows) {
-    longest = std::max(longest, steps_bound(f.steps, timeout_s));
+    longest = std::max(longest, flow_bound_s(f));
   }
   return longest;
 }
+
+double Scenario::flow_bound_s(const Flow& flow) const { return steps_bound(flow.steps, timeout_s); }
 
 Target parse_target(const std::string& url, const std::string& where) {
   std::string_view rest = url;
@@ -663,9 +1017,31 @@ Target parse_target(const std::string& url, const std::string& where) {
   return t;
 }
 
-json read_document(const std::string& file) { return parse_document(read_file(file), file.ends_with(".json"), file); }
+std::string read_payload_file(const std::string& path) {
+  std::error_code ec;
+  const std::uintmax_t size = std::filesystem::file_size(path, ec);
+  if (ec) {
+    throw std::runtime_error(ec.message());
+  }
+  if (size > kMaxPayloadBytes) {
+    throw std::runtime_error(fmt::format("{} bytes, more than the {} MiB a payload file may have", size,
+                                         kMaxPayloadBytes >> 20));
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw std::runtime_error("cannot open the file");
+  }
+  std::string text(static_cast<std::size_t>(size), '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  return text;
+}
 
-json parse_document(const std::string& text, bool is_json, const std::string& file) {
+json read_document(const std::string& file, SourceLines* lines) {
+  return parse_document(read_file(file), file.ends_with(".json"), file, lines);
+}
+
+json parse_document(const std::string& text, bool is_json, const std::string& file, SourceLines* lines) {
   if (is_json) {
     try {
       return json::parse(text);
@@ -678,35 +1054,42 @@ json parse_document(const std::string& text, bool is_json, const std::string& fi
   try {
     const YAML::Node root = YAML::Load(text);
     std::size_t budget = kMaxDocumentNodes;
-    return yaml_to_json(root, budget);
+    return yaml_to_json(root, budget, lines, "");
   } catch (const YAML::Exception& e) {
-    throw ScenarioError(fmt::format("{}: line {}, column {}: YAML: {}", file, e.mark.line + 1, e.mark.column + 1, e.msg));
-  } catch (const ScenarioError& e) {
-    throw ScenarioError(fmt::format("{}: {}", file, e.what()));
+    if (e.mark.is_null()) {
+      throw ScenarioError(fmt::format("{}: YAML: {}", file, e.msg));
+    }
+    throw ScenarioError(fmt::format("{}:{}: YAML: {} (line {}, column {})", file, e.mark.line + 1, e.msg, e.mark.line + 1,
+                                    e.mark.column + 1));
+  } catch (const DocumentError& e) {
+    throw ScenarioError(e.line > 0 ? fmt::format("{}:{}: {}", file, e.line, e.what) : fmt::format("{}: {}", file, e.what));
   }
 }
 
-Scenario load_scenario(const std::string& file) { return parse_scenario(read_document(file), file); }
-
-Scenario parse_scenario(const json& doc, const std::string& file) {
-  Reader r(file);
-  r.keys(doc, "", {"config", "scenarios", "before", "after"});
-  if (doc.contains("before") || doc.contains("after")) {
-    r.fail(doc.contains("before") ? "before" : "after", "before/after flows are not supported");
+Scenario load_scenario(const std::string& file, const std::string& target) {
+  SourceLines lines;
+  json doc = read_document(file, &lines);
+  if (!target.empty() && doc.is_object() && doc.contains("config") && doc["config"].is_object()) {
+    doc["config"]["target"] = target;
   }
+  return parse_scenario(doc, file, &lines);
+}
+
+Scenario parse_scenario(const json& doc, const std::string& file, const SourceLines* lines, const FileReader& read) {
+  Reader r(file, lines);
+  r.keys(doc, "", {"config", "scenarios", "before", "after"});
   if (!doc.contains("config")) {
     r.fail("config", "missing (it holds target and phases)");
   }
   const json& config = doc["config"];
   r.keys(config, "config",
-         {"target", "phases", "variables", "socketio", "engines", "timeout", "ensure", "thresholds", "plugins",
-          "processor", "environments", "payload", "http", "tls", "defaults"});
-  for (const char* unsupported : {"processor", "environments", "payload", "http", "tls", "defaults"}) {
+         {"target", "phases", "variables", "payload", "socketio", "engines", "timeout", "ensure", "thresholds",
+          "plugins", "processor", "environments", "http", "tls", "defaults"});
+  for (const char* unsupported : {"processor", "environments", "http", "tls", "defaults"}) {
     if (config.contains(unsupported)) {
-      r.fail(Reader::join("config", unsupported),
-             std::string_view(unsupported) == "processor" ? "JavaScript processors are not supported"
-             : std::string_view(unsupported) == "payload" ? "CSV payloads are not supported; use config.variables"
-                                                          : "not supported by phasekit-load");
+      r.fail(Reader::join("config", unsupported), std::string_view(unsupported) == "processor"
+                                                      ? "JavaScript processors are not supported"
+                                                      : "not supported by phasekit-load");
     }
   }
   Scenario s;
@@ -714,7 +1097,7 @@ Scenario parse_scenario(const json& doc, const std::string& file) {
   if (!config.contains("target")) {
     r.fail("config.target", "missing (the server's URL, e.g. http://127.0.0.1:3000)");
   }
-  s.target = parse_target(r.text(config["target"], "config.target"), fmt::format("{}: config.target", file));
+  s.target = parse_target(r.text(config["target"], "config.target"), fmt::format("{}: config.target", r.where("config.target")));
 
   if (!config.contains("phases")) {
     r.fail("config.phases", "missing (a list of phases with duration and arrivalRate)");
@@ -727,6 +1110,18 @@ Scenario parse_scenario(const json& doc, const std::string& file) {
   }
 
   std::set<std::string> defined{"$loopCount", "$loopElement", "$uuid"};
+  std::map<std::string, std::uint64_t, std::less<>> list_sizes;  // what a loop can go over, and how long
+  if (config.contains("payload")) {
+    if (config["payload"].is_array() && config["payload"].size() > kMaxPayloads) {
+      r.fail("config.payload", fmt::format("{} files; at most {}", config["payload"].size(), kMaxPayloads));
+    }
+    each_entry(config["payload"], "config.payload", [&](const json& entry, const std::string& p) {
+      s.payloads.push_back(read_payload(r, entry, p, read, defined));
+      if (!s.payloads.back().name.empty()) {
+        list_sizes[s.payloads.back().name] = s.payloads.back().all.size();
+      }
+    });
+  }
   if (config.contains("variables")) {
     const json& v = config["variables"];
     if (!v.is_object()) {
@@ -737,9 +1132,12 @@ Scenario parse_scenario(const json& doc, const std::string& file) {
         r.fail(Reader::join("config.variables", name), "an empty list has no value to pick");
       }
       s.variables[name] = values.is_array() ? values.get<std::vector<json>>() : std::vector<json>{values};
+      std::uint64_t longest = 0;
       for (const json& one : s.variables[name]) {
         r.templated(one, Reader::join("config.variables", name));
+        longest = std::max<std::uint64_t>(longest, one.is_array() ? one.size() : 0);
       }
+      list_sizes[name] = longest;
       defined.insert(name);
     }
   }
@@ -759,6 +1157,11 @@ Scenario parse_scenario(const json& doc, const std::string& file) {
     r.keys(config["plugins"], "config.plugins", {"ensure", "metrics-by-endpoint"});
   }
 
+  std::set<std::string> hook_channels;  // a hook's emits have no metrics of their own
+  FlowContext hooks{defined, hook_channels, list_sizes};
+  if (doc.contains("before")) {
+    s.before = read_flow_entry(r, doc["before"], "before", s.socket, hooks, true, "before");
+  }
   if (!doc.contains("scenarios")) {
     r.fail("scenarios", "missing (a list of scenarios, each with engine: socketio and a flow)");
   }
@@ -766,28 +1169,13 @@ Scenario parse_scenario(const json& doc, const std::string& file) {
   if (!list.is_array() || list.empty()) {
     r.fail("scenarios", "expected a non-empty list of scenarios");
   }
+  FlowContext users{defined, s.channels, list_sizes};
   for (std::size_t i = 0; i < list.size(); ++i) {
-    const std::string p = Reader::at("scenarios", i);
-    r.keys(list[i], p, {"name", "engine", "weight", "flow", "socketio"});
-    Flow f;
-    f.name = list[i].contains("name") ? r.text(list[i]["name"], Reader::join(p, "name")) : fmt::format("scenario {}", i);
-    const std::string engine = list[i].contains("engine") ? r.text(list[i]["engine"], Reader::join(p, "engine")) : "http";
-    if (engine != "socketio" && engine != "socketio-v3") {
-      r.fail(Reader::join(p, "engine"),
-             fmt::format("engine \"{}\": phasekit-load runs Socket.IO scenarios (engine: socketio or socketio-v3)", engine));
-    }
-    f.v3_acks = engine == "socketio-v3";
-    if (list[i].contains("weight")) {
-      f.weight = r.number(list[i]["weight"], Reader::join(p, "weight"), 0, 1e6);
-    }
-    if (list[i].contains("socketio")) {
-      read_socket_options(r, list[i]["socketio"], Reader::join(p, "socketio"), s.socket);
-    }
-    if (!list[i].contains("flow")) {
-      r.fail(Reader::join(p, "flow"), "missing (the list of steps)");
-    }
-    f.steps = read_flow(r, list[i]["flow"], Reader::join(p, "flow"), defined, s.channels, 0);
-    s.flows.push_back(std::move(f));
+    s.flows.push_back(read_flow_entry(r, list[i], Reader::at("scenarios", i), s.socket, users, false,
+                                      fmt::format("scenario {}", i)));
+  }
+  if (doc.contains("after")) {
+    s.after = read_flow_entry(r, doc["after"], "after", s.socket, hooks, true, "after");
   }
   double weights = 0;
   for (const Flow& f : s.flows) {
@@ -796,6 +1184,27 @@ Scenario parse_scenario(const json& doc, const std::string& file) {
   if (weights <= 0) {
     r.fail("scenarios", "the weights add up to 0: no scenario would run");
   }
+  // path and transports belong to the run: a scenario's socketio may set them only as every other does.
+  const Flow& first = s.flows.front();
+  const auto same_client = [&](const Flow& f, const std::string& path) {
+    if (f.socket.path != first.socket.path || f.socket.polling != first.socket.polling ||
+        f.socket.websocket != first.socket.websocket) {
+      r.fail(Reader::join(path, "socketio"), "path and transports are the same for every user of a run: these differ "
+                                             "from scenarios[0]'s (set them in config.socketio)");
+    }
+  };
+  for (std::size_t i = 1; i < s.flows.size(); ++i) {
+    same_client(s.flows[i], Reader::at("scenarios", i));
+  }
+  if (s.before) {
+    same_client(*s.before, "before");
+  }
+  if (s.after) {
+    same_client(*s.after, "after");
+  }
+  s.socket.path = first.socket.path;
+  s.socket.polling = first.socket.polling;
+  s.socket.websocket = first.socket.websocket;
 
   for (const auto& [name, path] : r.references()) {
     if (name.starts_with("$env.")) {
@@ -804,8 +1213,9 @@ Scenario parse_scenario(const json& doc, const std::string& file) {
         r.fail(path, fmt::format("\"{{{{ {} }}}}\": the environment variable {} is not set", name, name.substr(5)));
       }
       s.environment[name] = value;
-    } else if (!name.starts_with('$') && defined.count(name) == 0) {
-      r.fail(path, fmt::format("\"{{{{ {} }}}}\": {} is neither in config.variables nor captured by any step", name, name));
+    } else if (!name.starts_with('$') && defined.count(name) == 0 && defined.count(name.substr(0, name.find('.'))) == 0) {
+      r.fail(path, fmt::format("\"{{{{ {} }}}}\": {} is not in config.variables or config.payload, nor captured by any "
+                               "step", name, name));
     }
   }
   read_thresholds(r, config, s, s.catalog());

@@ -1,7 +1,8 @@
-// libFuzzer target: phasekit-load's "{{ expr }}" templates and capture/match JSON paths, as a scenario
-// file supplies them ("template\xffpath"; the template is also taken as a JSON document when it
-// parses as one). A template that passes the load-time check renders without throwing; a bad one
-// or a bad path is std::invalid_argument; nothing crashes.
+// libFuzzer target: phasekit-load's "{{ expr }}" templates, ifTrue conditions and capture/match JSON
+// paths, as a scenario file supplies them ("template\xffpath"; the template is also taken as a JSON
+// document when it parses as one, and as a condition). A template that passes the load-time check
+// renders without throwing, a condition that parses evaluates; a bad one or a bad path is
+// std::invalid_argument; nothing crashes.
 #include <cstddef>
 #include <cstdint>
 #include <random>
@@ -18,7 +19,8 @@ using namespace phasekit::load;
 
 const Vars& vars() {
   static const Vars v{{"callId", 7}, {"name", "ada"}, {"list", json::array({1, "two", nullptr})},
-                      {"$loopCount", 3}, {"$loopElement", json{{"k", "v"}}}, {"$env.TOKEN", "t0k"}};
+                      {"$loopCount", 3}, {"$loopElement", json{{"k", "v"}}}, {"$env.TOKEN", "t0k"},
+                      {"n", 5}, {"s", "5"}};
   return v;
 }
 
@@ -33,6 +35,15 @@ void render_checked(const json& value) {
   (void)render(value, vars(), rng, &missing);
   if (value.is_string()) {
     (void)render_string(value.get_ref<const std::string&>(), vars(), rng, &missing);
+  }
+}
+
+void evaluate_condition(std::string_view text) {
+  try {
+    const Condition c(text);
+    (void)c.evaluate(vars());
+    (void)c.names();
+  } catch (const std::invalid_argument&) {
   }
 }
 
@@ -55,6 +66,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const json as_string = std::string(text);
   (void)check_expression(text);
   render_checked(as_string);
+  evaluate_condition(text);
   const json document = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (!document.is_discarded()) {
     render_checked(document);

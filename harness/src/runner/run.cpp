@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "runner/arrivals.hpp"
+#include "runner/virtual_user.hpp"
 #include "runner/worker.hpp"
 
 namespace phasekit::load {
@@ -37,6 +38,49 @@ ClientOptions client_options(const Scenario& scenario, const RunOptions& options
   return c;
 }
 
+/// Runs a before or after flow as one user on a worker of its own (its metrics are not the run's), on
+/// this thread, until it ends or its deadline: the connect timeout, the flow's bound and 5 s.
+HookResult run_hook(RunState& run, const Flow& flow, std::uint64_t seed) {
+  Worker w;
+  w.rng.seed(seed);
+  HookResult result;
+  const TimePoint now = SteadyClock::now();
+  const TimePoint deadline = now + seconds(run.options.connect_timeout_s + run.scenario.flow_bound_s(flow) + 5);
+  asio::co_spawn(w.ioc, VirtualUser::run_hook(std::make_shared<VirtualUser>(w, run, 0, now), &flow, &result),
+                 asio::detached);
+  const auto interrupted = [&] { return run.options.interrupted != nullptr && *run.options.interrupted != 0; };
+  while (!result.done && !w.ioc.stopped() && SteadyClock::now() < deadline && !interrupted()) {
+    w.ioc.run_for(std::chrono::milliseconds(50));
+  }
+  if (!result.done) {
+    const std::vector<Connection*> live(w.live.begin(), w.live.end());
+    for (Connection* c : live) {
+      c->abort(interrupted() ? "interrupted" : fmt::format("the {} flow ran past its deadline", flow.name));
+    }
+    w.ioc.restart();
+    const TimePoint give_up = SteadyClock::now() + std::chrono::seconds(10);
+    while (!result.done && !w.ioc.stopped() && SteadyClock::now() < give_up) {
+      w.ioc.run_for(std::chrono::milliseconds(50));
+    }
+    if (!result.done) {
+      result.outcome = ConnError{ConnErrc::aborted, fmt::format("the {} flow did not end", flow.name)};
+    }
+  }
+  return result;
+}
+
+/// A hook that failed, as a check of the report (the run fails with it).
+CheckResult hook_failed(std::string_view hook, const Outcome& o) {
+  CheckResult c;
+  c.threshold.metric = fmt::format("hooks.{}.failed", hook);
+  c.threshold.op = Op::eq;
+  c.threshold.value = 0;
+  c.threshold.text = fmt::format("{} flow: errors.{} {:.80}", hook, o.code(), o.detail());
+  c.actual = 1;
+  c.ok = false;
+  return c;
+}
+
 std::string iso_now() {
   return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(std::chrono::system_clock::to_time_t(std::chrono::system_clock::now())));
 }
@@ -53,6 +97,14 @@ Report run_scenario(const Scenario& scenario, const RunOptions& options, const D
   for (const Flow& f : scenario.flows) {
     cumulative += f.weight;
     run.flow_weights.push_back(cumulative);
+  }
+  for (const Payload& p : scenario.payloads) {
+    if (!p.name.empty()) {
+      run.shared[p.name] = p.all;
+    }
+  }
+  for (const auto& [name, value] : scenario.environment) {
+    run.shared[name] = value;
   }
 
   const unsigned threads = options.threads != 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
@@ -78,6 +130,22 @@ Report run_scenario(const Scenario& scenario, const RunOptions& options, const D
     report.meta["phases"].push_back({{"name", phases[i].name},
                                      {"start", run.schedule.phase_start(i)},
                                      {"duration", phases[i].duration_s}});
+  }
+
+  if (scenario.before) {
+    const TimePoint started = SteadyClock::now();
+    HookResult before = run_hook(run, *scenario.before, seed ^ 0x6265666f7265ULL);
+    report.meta["before"] = {{"ok", before.outcome.ok()},
+                             {"seconds", std::chrono::duration<double>(SteadyClock::now() - started).count()}};
+    if (!before.outcome.ok()) {
+      // As Artillery: no load without what the before flow was to set up.
+      report.meta["before"]["error"] = fmt::format("{}: {}", before.outcome.code(), before.outcome.detail());
+      report.checks.push_back(hook_failed("before", before.outcome));
+      return report;
+    }
+    for (auto& [name, value] : before.vars) {
+      run.shared.emplace(name, std::move(value));  // a loadAll payload of the same name stays: Artillery's order
+    }
   }
 
   run.start = SteadyClock::now() + std::chrono::milliseconds(20);
@@ -178,6 +246,16 @@ Report run_scenario(const Scenario& scenario, const RunOptions& options, const D
   report.duration_s = std::chrono::duration<double>(SteadyClock::now() - run.start).count();
   report.peak_users = static_cast<std::uint64_t>(run.peak_users.load());
   report.checks = evaluate(scenario.thresholds, report.total, report.duration_s);
+  if (scenario.after && !(options.interrupted != nullptr && *options.interrupted != 0)) {
+    const TimePoint started = SteadyClock::now();
+    const HookResult after = run_hook(run, *scenario.after, seed ^ 0x6166746572ULL);
+    report.meta["after"] = {{"ok", after.outcome.ok()},
+                            {"seconds", std::chrono::duration<double>(SteadyClock::now() - started).count()}};
+    if (!after.outcome.ok()) {
+      report.meta["after"]["error"] = fmt::format("{}: {}", after.outcome.code(), after.outcome.detail());
+      report.checks.push_back(hook_failed("after", after.outcome));
+    }
+  }
   return report;
 }
 

@@ -13,6 +13,27 @@ namespace phasekit::load {
 using boost::asio::awaitable;
 using nlohmann::json;
 
+namespace {
+
+// A rendered value as text: a string as it is, anything else as JSON.
+std::string as_text(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
+// Puts back a loop variable as it was before a loop (an outer loop's value, or none).
+void restore(Vars& vars, const char* name, std::optional<json> saved) {
+  if (saved) {
+    vars[name] = std::move(*saved);
+  } else {
+    vars.erase(name);
+  }
+}
+
+std::optional<json> saved(const Vars& vars, const char* name) {
+  const auto it = vars.find(name);
+  return it == vars.end() ? std::nullopt : std::optional<json>(it->second);
+}
+
+}  // namespace
+
 VirtualUser::~VirtualUser() {
   if (conn_) {
     worker_.live.erase(conn_.get());
@@ -21,20 +42,75 @@ VirtualUser::~VirtualUser() {
 
 json VirtualUser::render_value(const json& t, Outcome& error) {
   std::string missing;
-  json v = render(t, vars_, rng_, &missing);
+  json v = render(t, scope(), rng_, &missing);
   if (!missing.empty() && error.ok()) {
     error = Outcome{FlowErrc::template_value, fmt::format("{{{{ {} }}}} has no value", missing)};
   }
   return v;
 }
 
+std::string VirtualUser::render_text(std::string_view t, Outcome& error) {
+  std::string missing;
+  std::string v = render_string(t, scope(), rng_, &missing);
+  if (!missing.empty() && error.ok()) {
+    error = Outcome{FlowErrc::template_value, fmt::format("{{{{ {} }}}} has no value", missing)};
+  }
+  return v;
+}
+
+ConnectOptions VirtualUser::connect_options(Outcome& error) {
+  const SocketOptions& o = flow_->socket;
+  ConnectOptions c;
+  for (const auto& [name, value] : o.headers) {
+    std::string v = render_text(value, error);
+    if (v.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos && error.ok()) {
+      error = Outcome{FlowErrc::template_value, fmt::format("extraHeaders {}: a value with a line break", name)};
+    }
+    c.headers[name] = std::move(v);
+  }
+  // As socket.io-client does: a text query is split into names and values and each is decoded; then
+  // every name and value is encoded as encodeURIComponent does.
+  const auto add = [&c](std::string_view name, std::string_view value) {
+    c.query += fmt::format("{}{}={}", c.query.empty() ? "" : "&", encode_uri_component(name),
+                           encode_uri_component(value));
+  };
+  if (o.query_text) {
+    std::string_view rest;
+    const std::string text = render_text(*o.query_text, error);
+    rest = text;
+    while (!rest.empty()) {
+      const auto amp = rest.find('&');
+      const std::string_view part = rest.substr(0, amp);
+      rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+      if (part.empty()) {
+        continue;
+      }
+      const auto eq = part.find('=');
+      add(decode_uri_component(part.substr(0, eq)),
+          eq == std::string_view::npos ? std::string() : decode_uri_component(part.substr(eq + 1)));
+    }
+  }
+  for (const auto& [name, value] : o.query) {
+    add(name, as_text(render_value(value, error)));
+  }
+  return c;
+}
+
 void VirtualUser::pick_variables() {
+  // Artillery's order: a payload row, then config.variables over it (one value of a list, at random).
+  for (const Payload& p : run_.scenario.payloads) {
+    if (p.rows.empty()) {
+      continue;  // loadAll: in the run's shared variables
+    }
+    const std::size_t row = p.sequence ? static_cast<std::size_t>(id_ % p.rows.size())
+                                       : std::uniform_int_distribution<std::size_t>(0, p.rows.size() - 1)(rng_);
+    for (std::size_t i = 0; i < p.fields.size(); ++i) {
+      vars_[p.fields[i]] = p.rows[row][i];
+    }
+  }
   for (const auto& [name, values] : run_.scenario.variables) {
     vars_[name] = values.size() == 1 ? values[0]
                                      : values[std::uniform_int_distribution<std::size_t>(0, values.size() - 1)(rng_)];
-  }
-  for (const auto& [name, value] : run_.scenario.environment) {
-    vars_[name] = value;
   }
 }
 
@@ -88,8 +164,11 @@ awaitable<Outcome> VirtualUser::emit(std::shared_ptr<VirtualUser> self, const St
   const std::string ns = step->ns == "/" ? sc.target.ns : step->ns;
   Outcome error;
   if (ns != sc.target.ns) {
-    const std::optional<json> auth = sc.socket.auth ? std::optional<json>(self->render_value(*sc.socket.auth, error))
-                                                    : std::nullopt;
+    const SocketOptions& so = self->flow_->socket;
+    const std::optional<json> auth = so.auth ? std::optional<json>(self->render_value(*so.auth, error)) : std::nullopt;
+    if (!error.ok()) {
+      co_return error;
+    }
     ConnResult<void> joined = co_await self->conn_->join(
         ns, auth, SteadyClock::now() + seconds(self->run_.options.connect_timeout_s));
     if (!joined) {
@@ -98,12 +177,12 @@ awaitable<Outcome> VirtualUser::emit(std::shared_ptr<VirtualUser> self, const St
   }
   Emit request;
   request.ns = ns;
-  request.args.push_back(render_string(step->channel, self->vars_, self->rng_));
+  request.args.push_back(self->render_text(step->channel, error));
   for (const json& a : step->args) {
     request.args.push_back(self->render_value(a, error));
   }
   if (step->response) {
-    request.response = render_string(step->response->channel, self->vars_, self->rng_);
+    request.response = self->render_text(step->response->channel, error);
   }
   if (!error.ok()) {
     co_return error;
@@ -144,10 +223,54 @@ awaitable<Outcome> VirtualUser::emit(std::shared_ptr<VirtualUser> self, const St
   co_return Outcome{};
 }
 
+awaitable<Outcome> VirtualUser::loop(std::shared_ptr<VirtualUser> self, const Step* step) {
+  Vars& vars = self->vars_;
+  // A loop inside another sets $loopCount and $loopElement for its own steps only.
+  std::optional<json> outer_count = saved(vars, "$loopCount");
+  std::optional<json> outer_element = saved(vars, "$loopElement");
+  Outcome outcome;
+  if (step->over || !step->over_variable.empty()) {
+    // The list: written in the scenario (rendered now), a user's own variable (copied: the loop's
+    // steps may capture over it), or one of the run's shared ones (read in place: loadAll lists).
+    json own;
+    const json* list = &own;
+    if (step->over) {
+      own = self->render_value(*step->over, outcome);
+    } else if (const json* mine = lookup(Scope(vars), step->over_variable)) {
+      own = *mine;
+    } else if (const json* shared = lookup(self->scope(), step->over_variable)) {
+      list = shared;
+    } else {
+      outcome = Outcome{FlowErrc::template_value, fmt::format("loop over {}: it has no value", step->over_variable)};
+    }
+    if (outcome.ok() && !list->is_array()) {
+      outcome = Outcome{FlowErrc::template_value,
+                        fmt::format("loop over {}: {:.60} is not a list", step->over_variable, list->dump())};
+    }
+    for (std::size_t i = 0; outcome.ok() && i < list->size(); ++i) {
+      vars["$loopCount"] = i;
+      vars["$loopElement"] = (*list)[i];
+      outcome = co_await steps(self, &step->steps);
+    }
+  } else {
+    for (std::uint64_t i = 0; outcome.ok() && i < step->count; ++i) {
+      vars["$loopCount"] = i;
+      vars["$loopElement"] = i;  // as Artillery: a counted loop's element is its count
+      outcome = co_await steps(self, &step->steps);
+    }
+  }
+  restore(vars, "$loopCount", std::move(outer_count));
+  restore(vars, "$loopElement", std::move(outer_element));
+  co_return outcome;
+}
+
 awaitable<Outcome> VirtualUser::steps(std::shared_ptr<VirtualUser> self, const std::vector<Step>* list) {
   for (const Step& step : *list) {
     if (const std::optional<ConnError>& ended = self->conn_->ended()) {
       co_return *ended;
+    }
+    if (step.if_true && !step.if_true->evaluate(self->scope())) {
+      continue;
     }
     switch (step.kind) {
       case Step::Kind::emit: {
@@ -158,22 +281,25 @@ awaitable<Outcome> VirtualUser::steps(std::shared_ptr<VirtualUser> self, const s
         break;
       }
       case Step::Kind::think:
-        // Ends at once when the connection dies (or is aborted), so the user stops thinking.
+        // Ends at once when the connection dies (or is aborted), so the user stops thinking; a user
+        // whose connection ended while it thought did not finish its flow, even on its last step.
         self->intended_ += seconds(step.think_s);
         co_await self->conn_->idle(self->intended_);
-        break;
-      case Step::Kind::loop:
-        for (std::uint64_t i = 0; i < step.count; ++i) {
-          self->vars_["$loopCount"] = i;
-          Outcome o = co_await steps(self, &step.steps);
-          if (!o.ok()) {
-            co_return o;
-          }
+        if (const std::optional<ConnError>& ended = self->conn_->ended()) {
+          co_return *ended;
         }
         break;
+      case Step::Kind::loop: {
+        Outcome o = co_await loop(self, &step);
+        if (!o.ok()) {
+          co_return o;
+        }
+        break;
+      }
       case Step::Kind::log:
         if (!self->run_.options.quiet && self->run_.log_lines.fetch_add(1) < 1000) {
-          std::cerr << fmt::format("[vu {}] {}\n", self->id_, render_string(step.message, self->vars_, self->rng_));
+          Outcome ignored;
+          std::cerr << fmt::format("[vu {}] {}\n", self->id_, self->render_text(step.message, ignored));
         }
         break;
     }
@@ -181,10 +307,47 @@ awaitable<Outcome> VirtualUser::steps(std::shared_ptr<VirtualUser> self, const s
   co_return Outcome{};
 }
 
-awaitable<void> VirtualUser::run(std::shared_ptr<VirtualUser> self, std::size_t phase) {
+awaitable<Outcome> VirtualUser::session(std::shared_ptr<VirtualUser> self, TimePoint started, bool repeat) {
   RunState& rs = self->run_;
   Worker& w = self->worker_;
   const Scenario& sc = rs.scenario;
+  Outcome outcome;
+  ConnectOptions options = self->connect_options(outcome);
+  if (!outcome.ok()) {
+    co_return outcome;
+  }
+  self->conn_ = rs.driver.new_connection(w.ioc.get_executor(), w, std::move(options));
+  w.live.insert(self->conn_.get());
+  const TimePoint deadline = started + seconds(rs.options.connect_timeout_s);
+  ConnResult<void> opened = co_await self->conn_->connect(deadline);
+  if (!opened) {
+    co_return opened.error();
+  }
+  const SocketOptions& so = self->flow_->socket;
+  const std::optional<json> auth = so.auth ? std::optional<json>(self->render_value(*so.auth, outcome)) : std::nullopt;
+  if (!outcome.ok()) {
+    co_return outcome;
+  }
+  ConnResult<void> joined = co_await self->conn_->join(sc.target.ns, auth, deadline);
+  if (!joined) {
+    co_return joined.error();
+  }
+  const TimePoint connected = SteadyClock::now();
+  w.record(kConnectTime, micros(connected - self->arrival_));
+  self->intended_ = connected;
+  const TimePoint repeat_until = rs.start + seconds(rs.options.repeat_until_s);
+  do {
+    outcome = co_await steps(self, &self->flow_->steps);
+    if (outcome.ok()) {
+      w.add(kFlowsCompleted);
+    }
+  } while (outcome.ok() && repeat && rs.options.repeat_until_s > 0 && SteadyClock::now() < repeat_until);
+  co_return outcome;
+}
+
+awaitable<void> VirtualUser::run(std::shared_ptr<VirtualUser> self, std::size_t phase) {
+  RunState& rs = self->run_;
+  Worker& w = self->worker_;
   const TimePoint started = SteadyClock::now();
   w.record(kArrivalLag, micros(started - self->arrival_));
   if (started - self->arrival_ > seconds(rs.options.late_ms / 1000.0)) {
@@ -192,44 +355,8 @@ awaitable<void> VirtualUser::run(std::shared_ptr<VirtualUser> self, std::size_t 
   }
   w.add(kVusersCreated);
   self->pick_variables();
-  const Flow& flow = self->pick_flow();
-  self->flow_ = &flow;
-
-  ConnectOptions connect_options;
-  for (const auto& [k, v] : sc.socket.headers) {
-    connect_options.headers[k] = render_string(v, self->vars_, self->rng_);
-  }
-  connect_options.query = render_string(sc.socket.query, self->vars_, self->rng_);
-  self->conn_ = rs.driver.new_connection(w.ioc.get_executor(), w, std::move(connect_options));
-  w.live.insert(self->conn_.get());
-  const TimePoint deadline = started + seconds(rs.options.connect_timeout_s);
-  Outcome outcome;
-  ConnResult<void> opened = co_await self->conn_->connect(deadline);
-  if (!opened) {
-    outcome = opened.error();
-  }
-  if (outcome.ok()) {
-    const std::optional<json> auth = sc.socket.auth ? std::optional<json>(self->render_value(*sc.socket.auth, outcome))
-                                                    : std::nullopt;
-    if (outcome.ok()) {
-      ConnResult<void> joined = co_await self->conn_->join(sc.target.ns, auth, deadline);
-      if (!joined) {
-        outcome = joined.error();
-      }
-    }
-  }
-  if (outcome.ok()) {
-    const TimePoint connected = SteadyClock::now();
-    w.record(kConnectTime, micros(connected - self->arrival_));
-    self->intended_ = connected;
-    const TimePoint repeat_until = rs.start + seconds(rs.options.repeat_until_s);
-    do {
-      outcome = co_await steps(self, &flow.steps);
-      if (outcome.ok()) {
-        w.add(kFlowsCompleted);
-      }
-    } while (outcome.ok() && rs.options.repeat_until_s > 0 && SteadyClock::now() < repeat_until);
-  }
+  self->flow_ = &self->pick_flow();
+  const Outcome outcome = co_await session(self, started, true);
   if (outcome.is(ConnErrc::sockets_exhausted)) {
     w.add(kArrivalsDropped);
   }
@@ -240,10 +367,27 @@ awaitable<void> VirtualUser::run(std::shared_ptr<VirtualUser> self, std::size_t 
     w.add(kVusersFailed);
     w.add(fmt::format("{}{}", kErrorPrefix, outcome.code()));
   }
-  co_await self->conn_->close();
+  if (self->conn_) {
+    co_await self->conn_->close();
+  }
   rs.phase_active[phase].fetch_sub(1);
   rs.users.fetch_sub(1);
   w.active.fetch_sub(1);
+}
+
+awaitable<void> VirtualUser::run_hook(std::shared_ptr<VirtualUser> self, const Flow* flow, HookResult* out) {
+  self->pick_variables();
+  self->flow_ = flow;
+  out->outcome = co_await session(self, SteadyClock::now(), false);
+  if (self->conn_) {
+    co_await self->conn_->close();
+  }
+  for (const auto& [name, value] : self->vars_) {
+    if (!name.starts_with('$')) {
+      out->vars[name] = value;
+    }
+  }
+  out->done = true;
 }
 
 }  // namespace phasekit::load

@@ -74,6 +74,9 @@ struct RunState {
   std::atomic<std::uint64_t> log_lines{0};
   std::atomic<bool> stop_arrivals{false};
   std::vector<double> flow_weights;  // cumulative
+  // What every user reads and none writes, set before the first arrival: $env values, loadAll
+  // payloads, the before flow's variables. A user's own variables hide these.
+  Vars shared;
 };
 
 }  // namespace phasekit::load

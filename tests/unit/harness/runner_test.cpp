@@ -9,7 +9,11 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <mutex>
+#include <set>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -21,16 +25,38 @@ namespace {
 namespace asio = boost::asio;
 using nlohmann::json;
 
+/// What the connections of a FakeDriver were asked, in order.
+struct Seen {
+  std::mutex mutex;
+  std::vector<ConnectOptions> connects;
+  std::vector<std::optional<json>> auths;
+  std::vector<json> emits;  // [event, args…]
+
+  std::vector<json> emitted(const std::string& event) {
+    const std::lock_guard lock(mutex);
+    std::vector<json> out;
+    for (const json& e : emits) {
+      if (e[0] == event) {
+        out.push_back(e);
+      }
+    }
+    return out;
+  }
+};
+
 /// How every connection of a FakeDriver behaves.
 struct Script {
+  Seen* seen = nullptr;
   std::optional<ConnError> connect_error;
   json ack = json::array({{{"ok", true}}});
   json response = {{"callId", "c-1"}};
+  bool dies_while_idle = false;  // the server closes the connection while its user thinks
 };
 
 class FakeConnection final : public Connection {
  public:
-  FakeConnection(const asio::any_io_executor& executor, const Script& script) : executor_(executor), script_(script) {}
+  FakeConnection(const asio::any_io_executor& executor, const Script& script)
+      : executor_(executor), script_(script), timer_(executor) {}
 
   asio::awaitable<ConnResult<void>> connect(TimePoint) override {
     if (script_.connect_error) {
@@ -38,10 +64,18 @@ class FakeConnection final : public Connection {
     }
     co_return ConnResult<void>{};
   }
-  asio::awaitable<ConnResult<void>> join(std::string, std::optional<json>, TimePoint) override {
+  asio::awaitable<ConnResult<void>> join(std::string, std::optional<json> auth, TimePoint) override {
+    if (script_.seen != nullptr) {
+      const std::lock_guard lock(script_.seen->mutex);
+      script_.seen->auths.push_back(std::move(auth));
+    }
     co_return ConnResult<void>{};
   }
   asio::awaitable<ConnResult<Reply>> emit(Emit request, TimePoint) override {
+    if (script_.seen != nullptr) {
+      const std::lock_guard lock(script_.seen->mutex);
+      script_.seen->emits.push_back(request.args);
+    }
     Reply reply;
     if (request.ack) {
       reply.ack = script_.ack;
@@ -51,27 +85,45 @@ class FakeConnection final : public Connection {
     }
     co_return reply;
   }
+  // As the real connection: returns at until, or as soon as the connection ends.
   asio::awaitable<void> idle(TimePoint until) override {
-    asio::steady_timer timer(executor_, until);
-    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (script_.dies_while_idle) {
+      ended_ = ConnError{ConnErrc::server_closed, "closed by the server"};
+      co_return;
+    }
+    if (ended_) {
+      co_return;
+    }
+    timer_.expires_at(until);
+    co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
   }
   asio::awaitable<void> close() override {
-    ended_ = ConnError{ConnErrc::closed, ""};
+    if (!ended_) {
+      ended_ = ConnError{ConnErrc::closed, ""};
+    }
     co_return;
   }
-  void abort(std::string detail) override { ended_ = ConnError{ConnErrc::aborted, std::move(detail)}; }
+  void abort(std::string detail) override {
+    ended_ = ConnError{ConnErrc::aborted, std::move(detail)};
+    timer_.cancel();
+  }
   [[nodiscard]] const std::optional<ConnError>& ended() const override { return ended_; }
 
  private:
   asio::any_io_executor executor_;
   const Script& script_;
+  asio::steady_timer timer_;
   std::optional<ConnError> ended_;
 };
 
 class FakeDriver final : public Driver {
  public:
   explicit FakeDriver(const Script& script) : script_(script) {}
-  ConnectionPtr new_connection(const asio::any_io_executor& executor, MetricSink&, ConnectOptions) override {
+  ConnectionPtr new_connection(const asio::any_io_executor& executor, MetricSink&, ConnectOptions options) override {
+    if (script_.seen != nullptr) {
+      const std::lock_guard lock(script_.seen->mutex);
+      script_.seen->connects.push_back(std::move(options));
+    }
     return std::make_shared<FakeConnection>(executor, script_);
   }
 
@@ -79,19 +131,30 @@ class FakeDriver final : public Driver {
   const Script& script_;
 };
 
-Scenario scenario(const std::string& flow) {
-  const std::string text = R"(
+Scenario scenario(const std::string& flow, const std::string& config = "", int users = 4,
+                  const std::string& after_scenarios = "") {
+  const std::string text = fmt::format(R"(
 config:
   target: "http://127.0.0.1:9/chat"
   phases:
-    - { duration: 0.2, arrivalCount: 4 }
-  socketio: { transports: ["websocket"], path: "/sio/" }
+    - {{ duration: {}, arrivalCount: {} }}
+  socketio: {{ transports: ["websocket"], path: "/sio/" }}
   timeout: 3
-scenarios:
+{}scenarios:
   - engine: socketio
     flow:
-)" + flow;
-  return parse_scenario(parse_document(text, false, "runner_test.yml"), "runner_test.yml");
+{}{})", users * 0.05, users, config, flow, after_scenarios);
+  // The payload files of these scenarios, in memory.
+  const FileReader files = [](const std::string& path) -> std::string {
+    if (path == "users.csv") {
+      return "name,role,token\nalice,admin,\"a b&c\"\nbob,user,t2\ncarol,user,t3\n";
+    }
+    if (path == "rooms.csv") {
+      return "lobby,1\nkitchen,2\n";
+    }
+    throw std::runtime_error("no such file");
+  };
+  return parse_scenario(parse_document(text, false, "runner_test.yml"), "runner_test.yml", nullptr, files);
 }
 
 RunOptions quick() {
@@ -104,8 +167,8 @@ RunOptions quick() {
   return o;
 }
 
-Report run(const Scenario& s, const Script& script, ClientOptions* seen = nullptr) {
-  return run_scenario(s, quick(), [&](const ClientOptions& c) {
+Report run(const Scenario& s, const Script& script, ClientOptions* seen = nullptr, RunOptions options = quick()) {
+  return run_scenario(s, options, [&](const ClientOptions& c) {
     if (seen != nullptr) {
       *seen = c;
     }
@@ -165,6 +228,189 @@ TEST(RunScenario, FlowErrorIsCountedByName) {
   const Report r = run(scenario(kAskFlow), script);
   EXPECT_EQ(r.total.counter("errors.match_failed"), 4u);
   EXPECT_EQ(r.total.counter(kEmits), 4u) << "the note is never sent";
+}
+
+// docs/load.md: users still running when the drain period ends are counted as aborted. A user whose
+// connection ends while it thinks on the last step of its flow has not finished it either.
+TEST(RunScenario, ConnectionThatDiesWhileTheLastStepThinksFailsTheUser) {
+  Script script;
+  script.dies_while_idle = true;
+  const Report r = run(scenario("      - emit: [\"hello\"]\n      - think: 0.05\n"), script);
+  EXPECT_EQ(r.total.counter(kVusersCompleted), 0u);
+  EXPECT_EQ(r.total.counter(kVusersFailed), 4u);
+  EXPECT_EQ(r.total.counter("errors.server_closed"), 4u);
+}
+
+TEST(RunScenario, UserThinkingWhenTheDrainEndsIsCountedAsAborted) {
+  const Script script;
+  RunOptions o = quick();
+  o.drain_s = 0.2;
+  const auto started = SteadyClock::now();
+  const Report r = run(scenario("      - emit: [\"hello\"]\n      - think: 30\n"), script, nullptr, o);
+  EXPECT_LT(SteadyClock::now() - started, std::chrono::seconds(10)) << "the users stopped thinking when aborted";
+  EXPECT_EQ(r.total.counter(kVusersCompleted), 0u);
+  EXPECT_EQ(r.total.counter(kVusersFailed), 4u);
+  EXPECT_EQ(r.total.counter("errors.aborted"), 4u);
+}
+
+constexpr const char* kUsersPayload = R"(  payload:
+    path: "users.csv"
+    fields: [name, role, token]
+    skipHeader: true
+    order: sequence
+  engines:
+    socketio:
+      extraHeaders: { x-user: "{{ name }}", x-run: "r1" }
+      query: { user: "{{ name }}", token: "{{ token }}" }
+      auth: { token: "{{ token }}" }
+)";
+
+TEST(RunScenario, SequencePayloadGivesUserIRowIAndTemplatesTheConnection) {
+  Seen seen;
+  Script script;
+  script.seen = &seen;
+  RunOptions o = quick();
+  o.threads = 1;
+  const Report r = run(scenario("      - emit: [\"hello\", \"{{ name }}\"]\n", kUsersPayload, 4), script, nullptr, o);
+  EXPECT_EQ(r.total.counter(kVusersCompleted), 4u);
+  ASSERT_EQ(seen.connects.size(), 4u);
+  std::vector<std::string> users;
+  for (const ConnectOptions& c : seen.connects) {
+    users.push_back(c.headers.at("x-user"));
+    EXPECT_EQ(c.headers.at("x-run"), "r1");
+  }
+  EXPECT_EQ(users, (std::vector<std::string>{"alice", "bob", "carol", "alice"})) << "row i for user i, wrapping";
+  EXPECT_EQ(seen.connects[0].query, "token=a%20b%26c&user=alice") << "each value encoded as socket.io-client does";
+  ASSERT_TRUE(seen.auths[0].has_value());
+  EXPECT_EQ((*seen.auths[0])["token"], "a b&c");
+}
+
+TEST(RunScenario, RandomPayloadGivesEveryUserARowAndCoversThem) {
+  Seen seen;
+  Script script;
+  script.seen = &seen;
+  std::string config = kUsersPayload;
+  config.replace(config.find("order: sequence"), 15, "order: random");
+  const Report r = run(scenario("      - emit: [\"hello\", \"{{ name }}\", \"{{ role }}\"]\n", config, 40), script);
+  EXPECT_EQ(r.total.counter(kVusersCompleted), 40u);
+  std::set<std::string> names;
+  for (const json& e : seen.emitted("hello")) {
+    names.insert(e[1].get<std::string>());
+    EXPECT_EQ(e[2], e[1] == "alice" ? "admin" : "user") << "the fields of one row together";
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"alice", "bob", "carol"}));
+}
+
+TEST(RunScenario, IfTrueSkipsOrRunsAStep) {
+  Seen seen;
+  Script script;
+  script.seen = &seen;
+  const Report r = run(scenario(R"yaml(      - emit: ["admin-only", "{{ name }}"]
+        ifTrue: "role == \"admin\""
+      - emit: ["everyone", "{{ name }}"]
+      - think: 0.01
+        ifTrue: "not (role == \"admin\" or role == \"user\")"
+)yaml", kUsersPayload, 3), script);
+  EXPECT_EQ(r.total.counter(kVusersCompleted), 3u);
+  EXPECT_EQ(seen.emitted("everyone").size(), 3u);
+  ASSERT_EQ(seen.emitted("admin-only").size(), 1u);
+  EXPECT_EQ(seen.emitted("admin-only")[0][1], "alice");
+}
+
+TEST(RunScenario, LoopOverAListOrALoadAllVariable) {
+  Seen seen;
+  Script script;
+  script.seen = &seen;
+  const std::string config = R"(  payload: { path: "rooms.csv", fields: [room, size], loadAll: true, name: rooms }
+)";
+  const Report r = run(scenario(R"(      - loop:
+          - emit: ["join", "{{ $loopElement.room }}", "{{ $loopCount }}"]
+          - loop:
+              - emit: ["inner", "{{ $loopElement }}", "{{ $loopCount }}"]
+            over: ["x", "y"]
+          - emit: ["after-inner", "{{ $loopElement.size }}", "{{ $loopCount }}"]
+        over: rooms
+      - loop:
+          - emit: ["count", "{{ $loopCount }}"]
+        count: 2
+)", config, 1), script);
+  EXPECT_EQ(r.total.counter(kVusersCompleted), 1u);
+  EXPECT_EQ(seen.emitted("join"), (std::vector<json>{{"join", "lobby", 0}, {"join", "kitchen", 1}}));
+  EXPECT_EQ(seen.emitted("inner").size(), 4u);
+  EXPECT_EQ(seen.emitted("inner")[1], (json{"inner", "y", 1}));
+  EXPECT_EQ(seen.emitted("after-inner"), (std::vector<json>{{"after-inner", 1, 0}, {"after-inner", 2, 1}}))
+      << "an inner loop leaves the outer loop's $loopElement and $loopCount as they were";
+  EXPECT_EQ(seen.emitted("count"), (std::vector<json>{{"count", 0}, {"count", 1}}));
+}
+
+TEST(RunScenario, InnerLoopGoesOverAMemberOfTheOuterElement) {
+  Seen seen;
+  Script script;
+  script.seen = &seen;
+  const std::string config = R"(  variables:
+    teams: [[{ name: "a", members: ["x", "y"] }, { name: "b", members: ["z"] }]]
+)";
+  const Report r = run(scenario(R"(      - loop:
+          - loop:
+              - emit: ["member", "{{ $loopElement }}"]
+            over: "{{ $loopElement.members }}"
+          - emit: ["team", "{{ $loopElement.name }}"]
+        over: teams
+)", config, 1), script);
+  EXPECT_EQ(r.total.counter(kVusersCompleted), 1u);
+  EXPECT_EQ(seen.emits, (std::vector<json>{{"member", "x"}, {"member", "y"}, {"team", "a"}, {"member", "z"}, {"team", "b"}}));
+}
+
+TEST(RunScenario, LoopOverAValueThatIsNotAListIsATemplateError) {
+  const Script script;
+  const Report r = run(scenario(R"(      - loop:
+          - emit: ["x"]
+        over: name
+)", kUsersPayload, 2), script);
+  EXPECT_EQ(r.total.counter("errors.template"), 2u);
+}
+
+TEST(RunScenario, BeforeRunsOnceFirstAndItsCapturesReachEveryUserAndAfter) {
+  Seen seen;
+  Script script;
+  script.seen = &seen;
+  script.ack = json::array({{{"room", "r-42"}}});
+  const std::string before = R"(before:
+  engine: socketio
+  flow:
+    - emit: ["create-room"]
+      acknowledge:
+        capture: { json: "$.0.room", as: "room" }
+)";
+  const std::string after = R"(after:
+  engine: socketio
+  flow:
+    - emit: ["delete-room", "{{ room }}"]
+)";
+  const Report r = run(scenario("      - emit: [\"join\", \"{{ room }}\"]\n", before, 4, after), script);
+  EXPECT_EQ(r.total.counter(kVusersCreated), 4u) << "the hooks are not users of the run";
+  EXPECT_EQ(r.total.counter(kEmits), 4u) << "nor are their emits";
+  EXPECT_EQ(seen.connects.size(), 6u);
+  ASSERT_EQ(seen.emits.size(), 6u);
+  EXPECT_EQ(seen.emits.front(), (json{"create-room"}));
+  EXPECT_EQ(seen.emits.back(), (json{"delete-room", "r-42"}));
+  EXPECT_EQ(seen.emitted("join").size(), 4u);
+  for (const json& e : seen.emitted("join")) {
+    EXPECT_EQ(e[1], "r-42");
+  }
+  EXPECT_EQ(r.meta["before"]["ok"], true);
+  EXPECT_EQ(r.meta["after"]["ok"], true);
+  EXPECT_TRUE(all_ok(r.checks));
+}
+
+TEST(RunScenario, FailedBeforeFlowStopsTheRunWithAFailedCheck) {
+  Script script;
+  script.connect_error = ConnError{ConnErrc::connect_refused, "refused"};
+  const Report r = run(scenario("      - emit: [\"x\"]\n", "before:\n  engine: socketio\n  flow:\n    - think: 0.01\n"), script);
+  EXPECT_EQ(r.total.counter(kVusersCreated), 0u);
+  ASSERT_EQ(r.checks.size(), 1u);
+  EXPECT_FALSE(r.checks[0].ok);
+  EXPECT_NE(r.checks[0].threshold.text.find("before flow: errors.connect_refused"), std::string::npos);
 }
 
 TEST(RunScenario, DriverThatRefusesTheTargetStopsTheRunBeforeItStarts) {
