@@ -175,6 +175,17 @@ Report run_scenario(const Scenario& scenario, const RunOptions& options, const D
   for (std::thread& t : pool) {
     t.join();
   }
+  json details = json::object();
+  for (const auto& w : workers) {
+    for (const auto& [code, detail] : w->error_details()) {
+      if (!details.contains(code)) {
+        details[code] = detail;
+      }
+    }
+  }
+  if (!details.empty()) {
+    report.meta["errorDetails"] = std::move(details);  // the first of each code, for a person
+  }
   report.duration_s = std::chrono::duration<double>(SteadyClock::now() - run.start).count();
   report.peak_users = static_cast<std::uint64_t>(run.peak_users.load());
   report.checks = evaluate(scenario.thresholds, report.total, report.duration_s);

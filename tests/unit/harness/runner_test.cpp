@@ -167,6 +167,18 @@ TEST(RunScenario, FlowErrorIsCountedByName) {
   EXPECT_EQ(r.total.counter(kEmits), 4u) << "the note is never sent";
 }
 
+TEST(RunScenario, TheFirstDetailOfEachErrorGoesInTheReportAndTheSummary) {
+  Script script;
+  script.connect_error = ConnError{ConnErrc::handshake_failed, "POST: HTTP 400: Session ID unknown"};
+  const Report r = run(scenario(kAskFlow), script);
+  EXPECT_EQ(r.total.counter("errors.handshake_failed"), 4u);
+  ASSERT_TRUE(r.meta.contains("errorDetails"));
+  EXPECT_EQ(r.meta["errorDetails"], (json{{"handshake_failed", "POST: HTTP 400: Session ID unknown"}}));
+  EXPECT_NE(render_summary(r).find("    handshake_failed: POST: HTTP 400: Session ID unknown\n"), std::string::npos)
+      << render_summary(r);
+  EXPECT_FALSE(run(scenario(kAskFlow), Script{}).meta.contains("errorDetails")) << "no error, no details";
+}
+
 TEST(RunScenario, DriverThatRefusesTheTargetStopsTheRunBeforeItStarts) {
   const Scenario s = scenario(kAskFlow);
   EXPECT_THROW(run_scenario(s, quick(), [](const ClientOptions&) -> DriverPtr {
