@@ -179,6 +179,40 @@ TEST(RunScenario, TheFirstDetailOfEachErrorGoesInTheReportAndTheSummary) {
   EXPECT_FALSE(run(scenario(kAskFlow), Script{}).meta.contains("errorDetails")) << "no error, no details";
 }
 
+TEST(RunScenario, TlsAndCookieOptionsFromTheScenarioAndTheCommandLine) {
+  std::string text = R"(
+config:
+  target: "wss://localhost:8443"
+  phases: [{ duration: 0.1, arrivalCount: 1 }]
+  tls: { rejectUnauthorized: false }
+scenarios:
+  - engine: socketio
+    flow: [{ think: 0.01 }]
+)";
+  const Scenario s = parse_scenario(parse_document(text, false, "tls.yml"), "tls.yml");
+  const Script script;
+  const auto seen_with = [&](const RunOptions& o) {
+    ClientOptions seen;
+    run_scenario(s, o, [&](const ClientOptions& c) {
+      seen = c;
+      return std::make_unique<FakeDriver>(script);
+    }, nullptr);
+    return seen;
+  };
+  const ClientOptions from_scenario = seen_with(quick());
+  EXPECT_TRUE(from_scenario.target.tls);
+  EXPECT_EQ(from_scenario.target.port, "8443");
+  EXPECT_TRUE(from_scenario.insecure);
+  EXPECT_TRUE(from_scenario.ca_file.empty());
+  EXPECT_TRUE(from_scenario.cookies);
+  RunOptions o = quick();
+  o.ca_file = "/etc/phasekit/ca.pem";
+  o.cookies = false;
+  const ClientOptions from_command_line = seen_with(o);
+  EXPECT_EQ(from_command_line.ca_file, "/etc/phasekit/ca.pem");
+  EXPECT_FALSE(from_command_line.cookies);
+}
+
 TEST(RunScenario, DriverThatRefusesTheTargetStopsTheRunBeforeItStarts) {
   const Scenario s = scenario(kAskFlow);
   EXPECT_THROW(run_scenario(s, quick(), [](const ClientOptions&) -> DriverPtr {
