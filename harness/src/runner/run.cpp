@@ -35,7 +35,7 @@ ClientOptions client_options(const Scenario& scenario, const RunOptions& options
   c.auto_source_addresses = options.auto_source_addresses;
   c.allow_remote = options.allow_remote;
   c.ca_file = options.ca_file.empty() ? scenario.tls.ca_file : options.ca_file;
-  c.insecure = options.insecure || scenario.tls.insecure;
+  c.insecure = options.insecure || (options.ca_file.empty() && scenario.tls.insecure);  // --ca verifies
   c.cookies = options.cookies;
   return c;
 }

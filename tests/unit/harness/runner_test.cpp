@@ -210,6 +210,7 @@ scenarios:
   o.cookies = false;
   const ClientOptions from_command_line = seen_with(o);
   EXPECT_EQ(from_command_line.ca_file, "/etc/phasekit/ca.pem");
+  EXPECT_FALSE(from_command_line.insecure) << "--ca verifies, whatever the scenario's rejectUnauthorized";
   EXPECT_FALSE(from_command_line.cookies);
 }
 
