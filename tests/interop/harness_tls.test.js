@@ -154,6 +154,12 @@ function run(name, target, transports, args = [], tls = "") {
 
 const TRANSPORTS = [["websocket"], ["polling", "websocket"], ["polling"]];
 
+// Last, after both suites: every process stopped, the certificates and reports removed.
+after(async () => {
+  await Promise.all(started.map(stop));
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
 describe("phasekit-load over TLS (node https + socket.io, a private CA)", () => {
   let file;
   let good;
