@@ -193,9 +193,12 @@ td:first-child,th:first-child{text-align:left}.ok{color:#2f855a;font-weight:600}
   }
   const auto errors_total = t.errors();
   if (!errors_total.empty()) {
-    html += "<h2>Errors</h2><table><tr><th>code</th><th>count</th></tr>";
+    const nlohmann::json details = r.meta.value("errorDetails", nlohmann::json::object());
+    html += "<h2>Errors</h2><table><tr><th>code</th><th>count</th><th>first</th></tr>";
     for (const auto& [code, n] : errors_total) {
-      html += fmt::format("<tr><td>{}</td><td>{}</td></tr>", escape(code), n);
+      const auto d = details.find(code);
+      const std::string first = d != details.end() && d->is_string() ? d->get<std::string>() : "";
+      html += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td></tr>", escape(code), n, escape(first));
     }
     html += "</table>\n";
   }

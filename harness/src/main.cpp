@@ -67,6 +67,12 @@ po::options_description run_options(load::RunOptions& o, std::string& target, st
       ("source-addresses", po::value(&sources)->default_value("auto"),
        "local addresses to spread connections over: auto (127.0.0.1-8 for loopback targets), none, or a comma list")
       ("allow-remote", po::bool_switch(&o.allow_remote), "allow a target that is not a loopback address")
+      ("ca", po::value(&o.ca_file),
+       "PEM file of the CA certificates a TLS target's certificate must chain to (default: the system's; "
+       "instead of config.tls.ca)")
+      ("insecure", po::bool_switch(&o.insecure), "do not verify a TLS target's certificate (as config.tls.insecure)")
+      ("no-cookies", po::bool_switch()->notifier([&o](bool off) { o.cookies = !off; }),
+       "users keep no cookies (to see what a balancer does without its sticky cookie)")
       ("seed", po::value(&o.seed)->default_value(0), "random seed (0: random)")
       ("quiet,q", po::bool_switch(&o.quiet), "no progress lines");
   return d;
@@ -100,6 +106,12 @@ void check_run_options(const load::RunOptions& o) {
   if (!(o.drain_s >= -1 && o.drain_s <= 86400) || !(o.max_duration_s >= 0) || !(o.connect_timeout_s > 0) ||
       !(o.late_ms >= 0)) {
     throw UsageError("--drain, --max-duration, --connect-timeout and --late-ms take non-negative seconds");
+  }
+  if (!o.ca_file.empty() && o.insecure) {
+    throw UsageError("--ca and --insecure: one verifies the certificate against FILE, the other not at all; choose one");
+  }
+  if (!o.ca_file.empty() && !std::ifstream(o.ca_file)) {
+    throw UsageError(fmt::format("--ca {}: cannot read the file", o.ca_file));
   }
   if (o.threads > 256) {
     throw UsageError(fmt::format("--threads {}: at most 256", o.threads));

@@ -105,8 +105,8 @@ std::map<std::string, std::uint64_t> MetricSet::errors() const {
 }
 
 MetricCatalog::MetricCatalog(const std::set<std::string>& channels)
-    : histograms_{std::string(kResponseTime), std::string(kConnectTime), std::string(kSessionLength),
-                  std::string(kArrivalLag)} {
+    : histograms_{std::string(kResponseTime), std::string(kConnectTime), std::string(kTlsHandshake),
+                  std::string(kSessionLength), std::string(kArrivalLag)} {
   for (const std::string& c : channels) {
     histograms_.insert(fmt::format("{}.{}", kResponseTime, c));
   }

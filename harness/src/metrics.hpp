@@ -28,6 +28,7 @@ inline constexpr std::string_view kErrorPrefix = "errors.";  // errors.<code>
 // Histograms (µs inside, milliseconds wherever a person or a threshold sees them).
 inline constexpr std::string_view kResponseTime = "socketio.response_time";  // emit → awaited ack/response
 inline constexpr std::string_view kConnectTime = "socketio.connect_time";    // intended arrival → namespace joined
+inline constexpr std::string_view kTlsHandshake = "socketio.tls_handshake";  // TCP connected → TLS established
 inline constexpr std::string_view kSessionLength = "vusers.session_length";
 inline constexpr std::string_view kArrivalLag = "harness.arrival_lag";       // actual − intended start of a VU
 // Derived.

@@ -230,6 +230,14 @@ std::string render_summary(const Report& r) {
       out += fmt::format(" {}={}", code, n);
     }
     out += "\n";
+    // Why, in the words of the first user each code stopped.
+    if (const auto details = r.meta.find("errorDetails"); details != r.meta.end() && details->is_object()) {
+      for (const auto& [code, text] : details->items()) {
+        if (text.is_string()) {
+          out += fmt::format("    {}: {}\n", code, text.get<std::string>());
+        }
+      }
+    }
   }
   if (!r.checks.empty()) {
     std::size_t passed = 0;

@@ -580,6 +580,38 @@ void check_header_name(Reader& r, const std::string& name, const std::string& pa
   }
 }
 
+// config.tls: ca (a PEM file, relative to the scenario's directory), insecure, and Artillery's
+// rejectUnauthorized (false is insecure).
+TlsOptions read_tls_options(Reader& r, const json& j, const std::string& file) {
+  r.keys(j, "config.tls", {"ca", "insecure", "rejectUnauthorized"});
+  TlsOptions o;
+  if (j.contains("ca")) {
+    const std::filesystem::path ca = r.text(j["ca"], "config.tls.ca");
+    o.ca_file = (ca.is_absolute() ? ca : std::filesystem::path(file).parent_path() / ca).string();
+    if (!std::ifstream(o.ca_file)) {
+      r.fail("config.tls.ca", fmt::format("cannot read {} (a PEM file of CA certificates, relative to the scenario)",
+                                          o.ca_file));
+    }
+  }
+  std::optional<bool> insecure;
+  for (const char* key : {"insecure", "rejectUnauthorized"}) {
+    if (!j.contains(key)) {
+      continue;
+    }
+    const std::string path = Reader::join("config.tls", key);
+    if (!j[key].is_boolean()) {
+      r.fail(path, fmt::format("expected true or false, got {}", type_name(j[key])));
+    }
+    const bool this_insecure = std::string_view(key) == "insecure" ? j[key].get<bool>() : !j[key].get<bool>();
+    if (insecure && *insecure != this_insecure) {
+      r.fail(path, "contradicts config.tls.insecure (rejectUnauthorized: false is insecure: true)");
+    }
+    insecure = this_insecure;
+  }
+  o.insecure = insecure.value_or(false);
+  return o;
+}
+
 void read_socket_options(Reader& r, const json& j, const std::string& path, SocketOptions& o) {
   r.keys(j, path, {"query", "path", "extraHeaders", "transports", "auth", "upgrade", "reconnection", "forceNew",
                    "timeout"});
@@ -976,16 +1008,20 @@ double Scenario::flow_bound_s(const Flow& flow) const { return steps_bound(flow.
 Target parse_target(const std::string& url, const std::string& where) {
   std::string_view rest = url;
   Target t;
-  if (rest.starts_with("http://")) {
-    rest.remove_prefix(7);
-  } else if (rest.starts_with("ws://")) {
-    rest.remove_prefix(5);
-  } else if (rest.starts_with("https://") || rest.starts_with("wss://")) {
-    throw ScenarioError(fmt::format("{}: \"{}\": TLS targets (https, wss) are not supported yet; use http:// or ws://",
-                                    where, url));
-  } else {
-    throw ScenarioError(fmt::format("{}: \"{}\": expected a URL such as http://127.0.0.1:3000", where, url));
+  static constexpr std::pair<std::string_view, bool> kSchemes[] = {
+      {"http://", false}, {"ws://", false}, {"https://", true}, {"wss://", true}};
+  bool known = false;
+  for (const auto& [scheme, tls] : kSchemes) {
+    if (!known && rest.starts_with(scheme)) {
+      rest.remove_prefix(scheme.size());
+      t.tls = tls;
+      known = true;
+    }
   }
+  if (!known) {
+    throw ScenarioError(fmt::format("{}: \"{}\": expected a URL such as http://127.0.0.1:3000 (or https://)", where, url));
+  }
+  const std::string default_port = t.tls ? "443" : "80";
   const auto slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
   std::string_view ns = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
@@ -996,11 +1032,11 @@ Target parse_target(const std::string& url, const std::string& where) {
     }
     t.host = std::string(authority.substr(1, close - 1));
     authority.remove_prefix(close + 1);
-    t.port = authority.starts_with(':') ? std::string(authority.substr(1)) : "80";
+    t.port = authority.starts_with(':') ? std::string(authority.substr(1)) : default_port;
   } else {
     const auto colon = authority.rfind(':');
     t.host = std::string(authority.substr(0, colon));
-    t.port = colon == std::string_view::npos ? "80" : std::string(authority.substr(colon + 1));
+    t.port = colon == std::string_view::npos ? default_port : std::string(authority.substr(colon + 1));
   }
   unsigned port = 0;
   const auto [end, ec] = std::from_chars(t.port.data(), t.port.data() + t.port.size(), port);
@@ -1085,7 +1121,7 @@ Scenario parse_scenario(const json& doc, const std::string& file, const SourceLi
   r.keys(config, "config",
          {"target", "phases", "variables", "payload", "socketio", "engines", "timeout", "ensure", "thresholds",
           "plugins", "processor", "environments", "http", "tls", "defaults"});
-  for (const char* unsupported : {"processor", "environments", "http", "tls", "defaults"}) {
+  for (const char* unsupported : {"processor", "environments", "http", "defaults"}) {
     if (config.contains(unsupported)) {
       r.fail(Reader::join("config", unsupported), std::string_view(unsupported) == "processor"
                                                       ? "JavaScript processors are not supported"
@@ -1149,6 +1185,9 @@ Scenario parse_scenario(const json& doc, const std::string& file, const SourceLi
     for (const auto& [engine, options] : config["engines"].items()) {
       read_socket_options(r, options, Reader::join("config.engines", engine), s.socket);
     }
+  }
+  if (config.contains("tls")) {
+    s.tls = read_tls_options(r, config["tls"], file);
   }
   if (config.contains("timeout")) {
     s.timeout_s = r.seconds(config["timeout"], "config.timeout", 0.001);

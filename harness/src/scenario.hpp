@@ -114,7 +114,17 @@ struct Target {
   std::string host;
   std::string port;
   std::string ns = "/";  // the path of the target URL, as socket.io-client reads it
-  [[nodiscard]] std::string url() const { return "http://" + host + ":" + port + (ns == "/" ? "" : ns); }
+  bool tls = false;      // https:// or wss://
+  [[nodiscard]] std::string url() const {
+    const bool v6 = host.find(':') != std::string::npos;
+    return (tls ? "https://" : "http://") + (v6 ? "[" + host + "]" : host) + ":" + port + (ns == "/" ? "" : ns);
+  }
+};
+
+/// config.tls: how a TLS target's certificate is checked (the command line's --ca and --insecure win).
+struct TlsOptions {
+  std::string ca_file;    // config.tls.ca, relative to the scenario's directory; "": the system's CAs
+  bool insecure = false;  // config.tls.insecure, or Artillery's rejectUnauthorized: false
 };
 
 struct Scenario {
@@ -125,6 +135,7 @@ struct Scenario {
   std::vector<Payload> payloads;
   Vars environment;      // $env.NAME values read when the scenario was loaded
   SocketOptions socket;  // config.socketio (the flows have theirs, with the same path and transports)
+  TlsOptions tls;
   double timeout_s = 10;  // waiting for a response or an ack
   std::vector<Threshold> thresholds;
   std::vector<Flow> flows;
@@ -140,7 +151,8 @@ struct Scenario {
   [[nodiscard]] MetricCatalog catalog() const { return MetricCatalog(channels); }
 };
 
-/// Parses "http://host:port/namespace" (ws:// is accepted as http://). Throws ScenarioError.
+/// Parses "http://host:port/namespace" (ws:// is accepted as http://; https:// and wss:// are TLS,
+/// port 443 by default). Throws ScenarioError.
 Target parse_target(const std::string& url, const std::string& where);
 
 /// Where each value of a YAML document is: its path as errors name it ("config.phases[0].duration",

@@ -3,6 +3,8 @@
 #include <boost/asio/io_context.hpp>
 #include <fmt/format.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -29,6 +31,43 @@ std::int64_t raise_file_limit() {
     ::getrlimit(RLIMIT_NOFILE, &lim);
   }
   return static_cast<std::int64_t>(lim.rlim_cur) - 64;  // for the process's own files
+}
+
+/// The client side of a TLS target: TLS 1.2 or later; the peer's chain verified against ca_file, or
+/// the system's CAs (/etc/ssl/certs), unless insecure.
+asio::ssl::context make_tls_context(const ClientOptions& o) {
+  asio::ssl::context ctx(asio::ssl::context::tls_client);
+  boost::system::error_code ec;
+  ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                      asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1,
+                  ec);
+  ctx.set_verify_mode(o.insecure ? asio::ssl::verify_none : asio::ssl::verify_peer, ec);
+  if (o.ca_file.empty()) {
+    ctx.set_default_verify_paths(ec);
+  } else {
+    ctx.load_verify_file(o.ca_file, ec);
+  }
+  if (ec) {
+    throw std::runtime_error(fmt::format("target {}: cannot load the CA certificates {}: {}", o.target.url(),
+                                         o.ca_file.empty() ? "of the system" : o.ca_file, ec.message()));
+  }
+  return ctx;
+}
+
+/// What a refused certificate's verify result means, in the words a person searches for.
+std::string_view verify_reason(long result) {
+  switch (result) {
+    case X509_V_ERR_CERT_HAS_EXPIRED: return "expired";
+    case X509_V_ERR_CERT_NOT_YET_VALID: return "not yet valid";
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN: return "unknown CA";
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH: return "name mismatch";
+    default: return "";  // OpenSSL's own words say it
+  }
 }
 
 }  // namespace
@@ -73,6 +112,9 @@ Dialer::Dialer(ClientOptions options) : options_(std::move(options)) {
       sources_.push_back(asio::ip::make_address_v4((127u << 24) | i));
     }
   }
+  if (target.tls) {
+    tls_.emplace(make_tls_context(options_));
+  }
   max_sockets_ = raise_file_limit();
   const std::string host = target.host.find(':') != std::string::npos ? "[" + target.host + "]" : target.host;
   host_header_ = fmt::format("{}:{}", host, target.port);
@@ -98,6 +140,46 @@ std::optional<ConnError> Dialer::open(tcp::socket& socket) {
     return ConnError{ConnErrc::connect_failed, ec.message()};
   }
   return std::nullopt;
+}
+
+void Dialer::prepare_tls(SSL* ssl) const {
+  const std::string& host = options_.target.host;
+  boost::system::error_code not_an_address;
+  asio::ip::make_address(host, not_an_address);
+  if (not_an_address) {
+    // SNI carries names only (RFC 6066). SSL_set_tlsext_host_name without the macro's C cast.
+    SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, const_cast<char*>(host.c_str()));
+  }
+  if (options_.insecure) {
+    return;
+  }
+  // OpenSSL checks the name itself during the handshake, so a mismatch is its verify result.
+  if (not_an_address) {
+    SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    SSL_set1_host(ssl, host.c_str());
+  } else {
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str());
+  }
+}
+
+std::string Dialer::tls_failure(SSL* ssl, const boost::system::error_code& ec) const {
+  const long result = options_.insecure ? X509_V_OK : SSL_get_verify_result(ssl);
+  if (result == X509_V_OK) {
+    return fmt::format("TLS handshake with {}: {}", host_header_, ec.message());
+  }
+  const std::string_view reason = verify_reason(result);
+  std::string hint;
+  if (reason == "unknown CA") {
+    hint = options_.ca_file.empty() ? "; pass --ca FILE with the CA that signed it (or --insecure)"
+                                    : fmt::format("; it does not chain to a CA of {}", options_.ca_file);
+  } else if (reason == "name mismatch") {
+    hint = fmt::format("; it does not name {}", options_.target.host);
+  }
+  const char* openssl = X509_verify_cert_error_string(result);
+  if (reason.empty()) {
+    return fmt::format("TLS handshake with {}: certificate refused: {}", host_header_, openssl);
+  }
+  return fmt::format("TLS handshake with {}: certificate refused: {} ({}){}", host_header_, reason, openssl, hint);
 }
 
 }  // namespace phasekit::load

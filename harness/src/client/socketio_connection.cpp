@@ -15,6 +15,8 @@
 #include <deque>
 #include <map>
 
+#include "client/cookie_jar.hpp"
+#include "client/flex_stream.hpp"
 #include "protocol/engineio.hpp"
 #include "protocol/socketio.hpp"
 
@@ -29,6 +31,11 @@ using tcp = asio::ip::tcp;
 using nlohmann::json;
 using asio::awaitable;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+std::uint64_t micros(SteadyClock::duration d) {
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+  return us < 0 ? 0 : static_cast<std::uint64_t>(us);
+}
 
 /// One Engine.IO connection with its Socket.IO namespaces, on one worker's thread.
 class SocketioConnection final : public Connection, public std::enable_shared_from_this<SocketioConnection> {
@@ -55,7 +62,7 @@ class SocketioConnection final : public Connection, public std::enable_shared_fr
  private:
   // Every coroutine holds the connection (self), so that it lives while any of them runs.
   using Self = std::shared_ptr<SocketioConnection>;
-  using Ws = websocket::stream<beast::tcp_stream>;
+  using Ws = websocket::stream<FlexStream>;
   enum class Mode { none, polling, websocket };
 
   [[nodiscard]] bool dead() const { return death_.has_value(); }
@@ -79,7 +86,7 @@ class SocketioConnection final : public Connection, public std::enable_shared_fr
 
   void shutdown_sockets() {
     beast::error_code ignored;
-    for (beast::tcp_stream* s : {get_.get(), post_.get()}) {
+    for (FlexStream* s : {get_.get(), post_.get()}) {
       if (s != nullptr) {
         s->socket().close(ignored);
       }
@@ -129,22 +136,69 @@ class SocketioConnection final : public Connection, public std::enable_shared_fr
     return {ConnErrc::connect_failed, ec.message()};
   }
 
-  static awaitable<ConnResult<void>> connect_tcp(Self self, beast::tcp_stream& stream, TimePoint deadline) {
+  /// The connection's request URL, as its cookies see it.
+  CookieUrl cookie_url() const {
+    const ClientOptions& o = dialer_.options();
+    return CookieUrl{o.target.host, o.path, o.target.tls};
+  }
+
+  /// Adds the jar's cookies for the next request to fields (after any Cookie of extraHeaders).
+  void add_cookies(http::fields& fields) {
+    if (!dialer_.options().cookies) {
+      return;
+    }
+    std::string cookies = jar_.header(cookie_url());
+    if (cookies.empty()) {
+      return;
+    }
+    if (const auto given = fields.find(http::field::cookie); given != fields.end()) {
+      cookies = fmt::format("{}; {}", given->value(), cookies);
+    }
+    fields.set(http::field::cookie, cookies);
+  }
+
+  /// Keeps what a response's Set-Cookie headers say (whatever its status, as a browser does).
+  void keep_cookies(const http::fields& fields) {
+    if (!dialer_.options().cookies) {
+      return;
+    }
+    const auto [first, last] = fields.equal_range(http::field::set_cookie);
+    for (auto it = first; it != last; ++it) {
+      jar_.store(it->value(), cookie_url());
+    }
+  }
+
+  /// Opens a new socket on stream and connects it, then shakes hands over TLS for a TLS target.
+  static awaitable<ConnResult<void>> connect_tcp(Self self, FlexStream& stream, TimePoint deadline) {
+    stream.renew();  // a TLS session cannot be reused once its socket closed
     if (auto refused = self->dialer_.open(stream.socket())) {
       co_return std::move(*refused);
     }
     ++self->sockets_held_;
-    stream.expires_at(deadline);
-    auto [ec] = co_await stream.async_connect(self->dialer_.endpoint(), kTuple);
+    beast::tcp_stream& transport = stream.next_layer();
+    transport.expires_at(deadline);
+    auto [ec] = co_await transport.async_connect(self->dialer_.endpoint(), kTuple);
     if (ec) {
       co_return connect_failure(ec);
     }
-    stream.socket().set_option(tcp::no_delay(true), ec);
+    transport.socket().set_option(tcp::no_delay(true), ec);
+    if (stream.is_tls()) {
+      self->dialer_.prepare_tls(stream.tls().native_handle());
+      const TimePoint started = SteadyClock::now();
+      auto [hec] = co_await stream.tls().async_handshake(asio::ssl::stream_base::client, kTuple);
+      if (hec) {
+        if (hec == beast::error::timeout) {
+          co_return ConnError{ConnErrc::connect_timeout, "TLS handshake timed out"};
+        }
+        co_return ConnError{ConnErrc::tls_failed, self->dialer_.tls_failure(stream.tls().native_handle(), hec)};
+      }
+      self->metrics_.record(kTlsHandshake, micros(SteadyClock::now() - started));
+    }
     co_return ConnResult<void>{};
   }
 
   /// One HTTP exchange on a keep-alive stream, connecting first where needed: the body of a 200.
-  static awaitable<ConnResult<std::string>> exchange(Self self, beast::tcp_stream& stream, http::verb verb,
+  static awaitable<ConnResult<std::string>> exchange(Self self, FlexStream& stream, http::verb verb,
                                                      std::string target, std::string body, TimePoint deadline) {
     if (!stream.socket().is_open()) {
       ConnResult<void> connected = co_await connect_tcp(self, stream, deadline);
@@ -158,12 +212,13 @@ class SocketioConnection final : public Connection, public std::enable_shared_fr
     for (const auto& [k, v] : self->options_.headers) {
       req.set(k, v);
     }
+    self->add_cookies(req);
     if (verb == http::verb::post) {
       req.set(http::field::content_type, "text/plain;charset=UTF-8");
       req.body() = std::move(body);
     }
     req.prepare_payload();
-    stream.expires_at(deadline);
+    stream.next_layer().expires_at(deadline);
     auto [wec, written] = co_await http::async_write(stream, req, kTuple);
     if (wec) {
       co_return ConnError{ConnErrc::transport_error, wec.message()};
@@ -172,14 +227,15 @@ class SocketioConnection final : public Connection, public std::enable_shared_fr
     http::response_parser<http::string_body> parser;
     parser.body_limit(self->max_payload_ + 1024);
     auto [rec, read] = co_await http::async_read(stream, buffer, parser, kTuple);
-    stream.expires_never();
+    stream.next_layer().expires_never();
     if (rec) {
       co_return ConnError{rec == beast::error::timeout ? ConnErrc::response_timeout : ConnErrc::transport_error,
                           rec.message()};
     }
     auto res = parser.release();
+    self->keep_cookies(res);
     if (!res.keep_alive()) {
-      self->drop_socket(stream);
+      self->drop_socket(stream.next_layer());
     }
     if (res.result() != http::status::ok) {
       co_return ConnError{ConnErrc::handshake_failed, fmt::format("HTTP {}: {}", res.result_int(), res.body())};
@@ -209,20 +265,26 @@ class SocketioConnection final : public Connection, public std::enable_shared_fr
 
   static awaitable<ConnResult<void>> open_websocket(Self self, std::unique_ptr<Ws>& ws, TimePoint deadline,
                                                     bool probe) {
-    ws = std::make_unique<Ws>(self->executor_);
-    ConnResult<void> connected = co_await connect_tcp(self, beast::get_lowest_layer(*ws), deadline);
+    ws = std::make_unique<Ws>(self->executor_, self->dialer_.tls_context());
+    ConnResult<void> connected = co_await connect_tcp(self, ws->next_layer(), deadline);
     if (!connected) {
       co_return connected;
     }
-    ws->set_option(websocket::stream_base::decorator([headers = self->options_.headers](websocket::request_type& req) {
+    http::fields extra;
+    for (const auto& [k, v] : self->options_.headers) {
+      extra.set(k, v);
+    }
+    self->add_cookies(extra);
+    ws->set_option(websocket::stream_base::decorator([extra = std::move(extra)](websocket::request_type& req) {
       req.set(http::field::user_agent, "phasekit-load");
-      for (const auto& [k, v] : headers) {
-        req.set(k, v);
+      for (const auto& field : extra) {
+        req.set(field.name_string(), field.value());
       }
     }));
     ws->read_message_max(self->max_payload_ + 16);
     websocket::response_type res;
     auto [ec] = co_await ws->async_handshake(res, self->dialer_.host_header(), self->query("websocket"), kTuple);
+    self->keep_cookies(res);
     if (ec) {
       co_return ConnError{ec == beast::error::timeout ? ConnErrc::connect_timeout : ConnErrc::handshake_failed,
                           fmt::format("WebSocket handshake: {} (HTTP {})", ec.message(), res.result_int())};
@@ -407,7 +469,7 @@ class SocketioConnection final : public Connection, public std::enable_shared_fr
     }
     if (!probed || self->dead()) {
       if (self->probe_) {
-        self->drop_socket(beast::get_lowest_layer(*self->probe_));
+        self->drop_socket(self->probe_->next_layer().next_layer());
         self->probe_.reset();
       }
       co_return;  // stays on polling, as socket.io-client does
@@ -431,8 +493,8 @@ class SocketioConnection final : public Connection, public std::enable_shared_fr
     self->ws_ = std::move(self->probe_);
     self->mode_ = Mode::websocket;
     self->upgrading_ = false;
-    self->drop_socket(*self->get_);
-    self->drop_socket(*self->post_);
+    self->drop_socket(self->get_->next_layer());
+    self->drop_socket(self->post_->next_layer());
     asio::co_spawn(self->executor_, ws_reader(self), asio::detached);
     self->kick_writer();
   }
@@ -447,8 +509,9 @@ class SocketioConnection final : public Connection, public std::enable_shared_fr
   Mode mode_ = Mode::none;
   std::unique_ptr<Ws> ws_;
   std::unique_ptr<Ws> probe_;
-  std::unique_ptr<beast::tcp_stream> get_;
-  std::unique_ptr<beast::tcp_stream> post_;
+  std::unique_ptr<FlexStream> get_;
+  std::unique_ptr<FlexStream> post_;
+  CookieJar jar_;  // the user's cookies, from every response of this connection
   std::deque<engineio::Packet> outbox_;
   bool writing_ = false;
   bool upgrading_ = false;
@@ -482,8 +545,8 @@ awaitable<ConnResult<void>> SocketioConnection::connect(TimePoint deadline) {
     asio::co_spawn(self->executor_, ws_reader(self), asio::detached);
     co_return ConnResult<void>{};
   }
-  self->get_ = std::make_unique<beast::tcp_stream>(self->executor_);
-  self->post_ = std::make_unique<beast::tcp_stream>(self->executor_);
+  self->get_ = std::make_unique<FlexStream>(self->executor_, self->dialer_.tls_context());
+  self->post_ = std::make_unique<FlexStream>(self->executor_, self->dialer_.tls_context());
   ConnResult<std::string> body = co_await exchange(self, *self->get_, http::verb::get, self->query("polling"), "",
                                                    deadline);
   if (!body) {

@@ -37,6 +37,8 @@ enum class ConnErrc : std::uint8_t {
   connect_failed,
   connect_timeout,    // TCP connect, a handshake, or a namespace's CONNECT unanswered in time
   handshake_failed,   // an answer to a handshake the client cannot use (HTTP status, open packet)
+  tls_failed,         // the TLS handshake failed: the certificate was refused (why: expired, unknown
+                      // CA, name mismatch) or the server does not speak TLS
   connect_error,      // the server refused to let the user join a namespace
   upgrade_failed,
   transport_error,
@@ -57,6 +59,7 @@ constexpr std::string_view error_name(ConnErrc code) noexcept {
     case ConnErrc::connect_failed: return "connect_failed";
     case ConnErrc::connect_timeout: return "connect_timeout";
     case ConnErrc::handshake_failed: return "handshake_failed";
+    case ConnErrc::tls_failed: return "tls_failed";
     case ConnErrc::connect_error: return "connect_error";
     case ConnErrc::upgrade_failed: return "upgrade_failed";
     case ConnErrc::transport_error: return "transport_error";
@@ -139,6 +142,11 @@ struct ClientOptions {
   std::vector<std::string> source_addresses;  // local addresses to spread connections over
   bool auto_source_addresses = true;          // 127.0.0.1-8 for a loopback target
   bool allow_remote = false;                  // load only loopback targets unless told otherwise
+  // TLS targets (https://, wss://): the server's certificate is verified against the system's CAs,
+  // or those of ca_file, and must name the target's host; insecure verifies nothing.
+  std::string ca_file;
+  bool insecure = false;
+  bool cookies = true;  // each connection keeps the cookies its server sets, as a browser does
 };
 
 /// Makes the connections of one run, and outlives them (run_scenario drops it after its workers).

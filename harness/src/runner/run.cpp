@@ -35,6 +35,9 @@ ClientOptions client_options(const Scenario& scenario, const RunOptions& options
   c.source_addresses = options.source_addresses;
   c.auto_source_addresses = options.auto_source_addresses;
   c.allow_remote = options.allow_remote;
+  c.ca_file = options.ca_file.empty() ? scenario.tls.ca_file : options.ca_file;
+  c.insecure = options.insecure || (options.ca_file.empty() && scenario.tls.insecure);  // --ca verifies
+  c.cookies = options.cookies;
   return c;
 }
 
@@ -242,6 +245,17 @@ Report run_scenario(const Scenario& scenario, const RunOptions& options, const D
   }
   for (std::thread& t : pool) {
     t.join();
+  }
+  json details = json::object();
+  for (const auto& w : workers) {
+    for (const auto& [code, detail] : w->error_details()) {
+      if (!details.contains(code)) {
+        details[code] = detail;
+      }
+    }
+  }
+  if (!details.empty()) {
+    report.meta["errorDetails"] = std::move(details);  // the first of each code, for a person
   }
   report.duration_s = std::chrono::duration<double>(SteadyClock::now() - run.start).count();
   report.peak_users = static_cast<std::uint64_t>(run.peak_users.load());

@@ -24,6 +24,9 @@ struct RunOptions {
   std::vector<std::string> source_addresses;  // local addresses to spread connections over ("auto": 8 for loopback)
   bool auto_source_addresses = true;
   bool allow_remote = false;     // load only loopback targets unless told otherwise
+  std::string ca_file;           // --ca: instead of config.tls.ca
+  bool insecure = false;         // --insecure, or with config.tls.insecure
+  bool cookies = true;           // --no-cookies turns each user's cookie jar off
   bool quiet = false;
   std::uint64_t seed = 0;        // 0: random
   // Capacity steps: each user repeats its flow until this time (0: runs the flow once).

@@ -366,6 +366,7 @@ awaitable<void> VirtualUser::run(std::shared_ptr<VirtualUser> self, std::size_t 
   } else {
     w.add(kVusersFailed);
     w.add(fmt::format("{}{}", kErrorPrefix, outcome.code()));
+    w.note_error(outcome.code(), outcome.detail());
   }
   if (self->conn_) {
     co_await self->conn_->close();

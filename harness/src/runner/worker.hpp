@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <random>
 #include <unordered_set>
@@ -35,6 +36,17 @@ class Worker final : public MetricSink {
     const std::lock_guard lock(mutex_);
     metrics_.record(histogram, us);
   }
+  /// Keeps the first detail of each error code: the report's meta.errorDetails, why users failed.
+  void note_error(std::string_view code, const std::string& detail) {
+    const std::lock_guard lock(mutex_);
+    if (!detail.empty() && error_details_.size() < 64) {
+      error_details_.try_emplace(std::string(code), detail);
+    }
+  }
+  std::map<std::string, std::string, std::less<>> error_details() {
+    const std::lock_guard lock(mutex_);
+    return error_details_;
+  }
   MetricSet take() {
     MetricSet out;
     const std::lock_guard lock(mutex_);
@@ -50,6 +62,7 @@ class Worker final : public MetricSink {
  private:
   std::mutex mutex_;
   MetricSet metrics_;
+  std::map<std::string, std::string, std::less<>> error_details_;
 
  public:
   // Last, so it is destroyed first: coroutine frames still inside it (users that never ended) are

@@ -411,6 +411,52 @@ TEST(RunScenario, FailedBeforeFlowStopsTheRunWithAFailedCheck) {
   ASSERT_EQ(r.checks.size(), 1u);
   EXPECT_FALSE(r.checks[0].ok);
   EXPECT_NE(r.checks[0].threshold.text.find("before flow: errors.connect_refused"), std::string::npos);
+
+TEST(RunScenario, TheFirstDetailOfEachErrorGoesInTheReportAndTheSummary) {
+  Script script;
+  script.connect_error = ConnError{ConnErrc::handshake_failed, "POST: HTTP 400: Session ID unknown"};
+  const Report r = run(scenario(kAskFlow), script);
+  EXPECT_EQ(r.total.counter("errors.handshake_failed"), 4u);
+  ASSERT_TRUE(r.meta.contains("errorDetails"));
+  EXPECT_EQ(r.meta["errorDetails"], (json{{"handshake_failed", "POST: HTTP 400: Session ID unknown"}}));
+  EXPECT_NE(render_summary(r).find("    handshake_failed: POST: HTTP 400: Session ID unknown\n"), std::string::npos)
+      << render_summary(r);
+  EXPECT_FALSE(run(scenario(kAskFlow), Script{}).meta.contains("errorDetails")) << "no error, no details";
+}
+
+TEST(RunScenario, TlsAndCookieOptionsFromTheScenarioAndTheCommandLine) {
+  std::string text = R"(
+config:
+  target: "wss://localhost:8443"
+  phases: [{ duration: 0.1, arrivalCount: 1 }]
+  tls: { rejectUnauthorized: false }
+scenarios:
+  - engine: socketio
+    flow: [{ think: 0.01 }]
+)";
+  const Scenario s = parse_scenario(parse_document(text, false, "tls.yml"), "tls.yml");
+  const Script script;
+  const auto seen_with = [&](const RunOptions& o) {
+    ClientOptions seen;
+    run_scenario(s, o, [&](const ClientOptions& c) {
+      seen = c;
+      return std::make_unique<FakeDriver>(script);
+    }, nullptr);
+    return seen;
+  };
+  const ClientOptions from_scenario = seen_with(quick());
+  EXPECT_TRUE(from_scenario.target.tls);
+  EXPECT_EQ(from_scenario.target.port, "8443");
+  EXPECT_TRUE(from_scenario.insecure);
+  EXPECT_TRUE(from_scenario.ca_file.empty());
+  EXPECT_TRUE(from_scenario.cookies);
+  RunOptions o = quick();
+  o.ca_file = "/etc/phasekit/ca.pem";
+  o.cookies = false;
+  const ClientOptions from_command_line = seen_with(o);
+  EXPECT_EQ(from_command_line.ca_file, "/etc/phasekit/ca.pem");
+  EXPECT_FALSE(from_command_line.insecure) << "--ca verifies, whatever the scenario's rejectUnauthorized";
+  EXPECT_FALSE(from_command_line.cookies);
 }
 
 TEST(RunScenario, DriverThatRefusesTheTargetStopsTheRunBeforeItStarts) {

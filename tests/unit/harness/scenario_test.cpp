@@ -364,7 +364,12 @@ INSTANTIATE_TEST_SUITE_P(
             "must start with $"},
         Bad{"loop_without_count", HEAD "scenarios:\n  - engine: socketio\n    flow:\n      - loop:\n          - think: 1\n",
             "needs a count"},
-        Bad{"tls_target", "config:\n  target: \"https://example.test\"\n  phases:\n    - duration: 1\n      arrivalRate: 1\n" FLOW, "TLS targets"},
+        Bad{"tls_client_cert", HEAD "  tls:\n    cert: \"client.pem\"\n" FLOW,
+            "config.tls.cert: unknown key (expected one of: ca, insecure, rejectUnauthorized)"},
+        Bad{"tls_insecure_not_bool", HEAD "  tls:\n    insecure: \"yes\"\n" FLOW, "config.tls.insecure: expected true or false"},
+        Bad{"tls_contradiction", HEAD "  tls:\n    insecure: true\n    rejectUnauthorized: true\n" FLOW,
+            "config.tls.rejectUnauthorized: contradicts config.tls.insecure"},
+        Bad{"tls_missing_ca", HEAD "  tls:\n    ca: \"no-such-ca.pem\"\n" FLOW, "config.tls.ca: cannot read "},
         Bad{"bad_port", "config:\n  target: \"http://127.0.0.1:99999\"\n  phases:\n    - duration: 1\n      arrivalRate: 1\n" FLOW, "port in 1..65535"},
         Bad{"duplicate_key", HEAD "  timeout: 1\n  timeout: 2\n" FLOW, "duplicate key"},
         Bad{"no_phases", "config:\n  target: \"http://127.0.0.1:1\"\n  phases: []\n" FLOW, "non-empty list of phases"},
@@ -440,6 +445,34 @@ INSTANTIATE_TEST_SUITE_P(
             "config: *f\n",
             "more than 1000000 values"}),
     [](const ::testing::TestParamInfo<Bad>& param) { return std::string(param.param.name); });
+
+TEST_F(ScenarioFiles, TlsOptionsReadTheCaBesideTheScenarioAndArtillerysRejectUnauthorized) {
+  write("ca.pem", "-----BEGIN CERTIFICATE-----\n");
+  const std::string head = "config:\n  target: \"wss://localhost:8443/chat\"\n  phases:\n    - duration: 1\n"
+                           "      arrivalRate: 1\n";
+  const Scenario a = load_scenario(write("a.yml", head + "  tls:\n    ca: \"ca.pem\"\n" FLOW));
+  EXPECT_TRUE(a.target.tls);
+  EXPECT_EQ(a.target.url(), "https://localhost:8443/chat");
+  EXPECT_EQ(a.tls.ca_file, (dir_ / "ca.pem").string());
+  EXPECT_FALSE(a.tls.insecure);
+  const Scenario b = load_scenario(write("b.yml", head + "  tls:\n    rejectUnauthorized: false\n" FLOW));
+  EXPECT_TRUE(b.tls.insecure);
+  EXPECT_TRUE(b.tls.ca_file.empty());
+  const Scenario c = load_scenario(write("c.yml", head + "  tls:\n    insecure: true\n    rejectUnauthorized: false\n" FLOW));
+  EXPECT_TRUE(c.tls.insecure);
+  const Scenario d = load_scenario(write("d.yml", head + "  tls:\n    rejectUnauthorized: true\n" FLOW));
+  EXPECT_FALSE(d.tls.insecure);
+}
+
+TEST(ScenarioTarget, HttpsAndWssAreTlsOnPort443ByDefault) {
+  EXPECT_TRUE(parse_target("https://example.test", "t").tls);
+  EXPECT_EQ(parse_target("https://example.test", "t").port, "443");
+  EXPECT_EQ(parse_target("wss://example.test:8443/admin", "t").port, "8443");
+  EXPECT_TRUE(parse_target("wss://example.test:8443/admin", "t").tls);
+  EXPECT_FALSE(parse_target("ws://example.test", "t").tls);
+  EXPECT_EQ(parse_target("https://[::1]:8443", "t").url(), "https://[::1]:8443");
+  EXPECT_EQ(parse_target("http://127.0.0.1:3000/ns", "t").url(), "http://127.0.0.1:3000/ns");
+}
 
 TEST(Target, ParsesHostPortAndNamespace) {
   EXPECT_EQ(parse_target("http://localhost:3000", "t").ns, "/");
