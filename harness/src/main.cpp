@@ -58,7 +58,8 @@ po::options_description run_options(load::RunOptions& o, std::string& target, st
   d.add_options()
       ("target,t", po::value(&target), "override config.target (http://host:port[/namespace])")
       ("threads", po::value(&o.threads)->default_value(0), "load threads (0: one per core)")
-      ("progress", po::value(&o.progress_s)->default_value(10.0), "seconds between progress lines and report intervals")
+      ("progress", po::value(&o.progress_s)->default_value(0, "auto"),
+       "seconds between progress lines and report intervals (auto: at least 60 per run, never under 1 s)")
       ("late-ms", po::value(&o.late_ms)->default_value(100.0), "a user starting this much after its intended time counts as late")
       ("max-duration", po::value(&o.max_duration_s)->default_value(0.0), "stop arrivals after this many seconds (0: the phases decide)")
       ("drain", po::value(&o.drain_s)->default_value(-1.0, "auto"),
@@ -94,7 +95,7 @@ void apply_sources(load::RunOptions& o, const std::string& sources) {
 }
 
 void check_run_options(const load::RunOptions& o) {
-  if (!(o.progress_s >= 0.1 && o.progress_s <= 3600)) {
+  if (o.progress_s != 0 && !(o.progress_s >= 0.1 && o.progress_s <= 3600)) {
     throw UsageError(fmt::format("--progress {}: expected 0.1..3600 seconds", o.progress_s));
   }
   if (!(o.drain_s >= -1 && o.drain_s <= 86400) || !(o.max_duration_s >= 0) || !(o.connect_timeout_s > 0) ||

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -69,6 +70,22 @@ std::string ms_text(std::optional<double> v) {
 }
 
 }  // namespace
+
+double auto_interval_s(double run_s) {
+  static constexpr std::array<double, 16> kRound{1,   2,   3,   5,   10,  15,  20,   30,
+                                                 60,  120, 180, 300, 600, 900, 1200, 1800};
+  const double longest = std::isfinite(run_s) ? run_s / kMinChartPoints : 0;
+  if (longest >= 3600) {
+    return 3600 * std::floor(longest / 3600);
+  }
+  double chosen = kMinIntervalSeconds;
+  for (const double r : kRound) {
+    if (r <= longest) {
+      chosen = r;
+    }
+  }
+  return std::max(chosen, kMinIntervalSeconds);
+}
 
 json Report::to_json() const {
   json intervals_json = json::array();

@@ -14,6 +14,16 @@ namespace phasekit::load {
 
 inline constexpr std::string_view kReportSchema = "phasekit-load/report@1";
 
+// The report interval when the user chose none: enough points for every chart, never a sub-second
+// interval (a second is the grain of the progress lines and of a Prometheus scrape).
+inline constexpr double kMinChartPoints = 60;
+inline constexpr double kMinIntervalSeconds = 1;
+
+/// The interval of a run expected to last run_s seconds: at most run_s / kMinChartPoints (so every
+/// chart has at least 60 points), at least kMinIntervalSeconds, rounded down to a round length
+/// (1, 2, 3, 5, 10, 15, 20, 30 s; 1, 2, 3, 5, 10, 15, 20, 30 min; then whole hours).
+double auto_interval_s(double run_s);
+
 struct Interval {
   double start_s = 0;  // from the start of the run
   double end_s = 0;

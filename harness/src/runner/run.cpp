@@ -64,13 +64,25 @@ Report run_scenario(const Scenario& scenario, const RunOptions& options, const D
     workers.back()->rng.seed(seed + i);
   }
 
+  const double last_arrival_s = run.schedule.total() == 0 ? 0 : run.schedule.at(run.schedule.total() - 1).at_s;
+  double end_of_arrivals = std::max(last_arrival_s, options.repeat_until_s);
+  if (options.max_duration_s > 0) {
+    end_of_arrivals = std::min(end_of_arrivals, options.max_duration_s);
+  }
+  // The phases' length when arrivals end sooner (a last phase of pauses, or one that starts nobody).
+  double expected_s = end_of_arrivals;
+  if (options.max_duration_s <= 0) {
+    expected_s = std::max(expected_s, scenario.duration_s());
+  }
+  const double interval_s = options.progress_s > 0 ? options.progress_s : auto_interval_s(expected_s);
+
   Report report;
   report.meta = {{"scenario", scenario.file},
                  {"target", scenario.target.url()},
                  {"startedAt", iso_now()},
                  {"generator", "phasekit-load"},
                  {"threads", threads},
-                 {"intervalSeconds", options.progress_s},
+                 {"intervalSeconds", interval_s},
                  {"transports", scenario.socket.polling ? (scenario.socket.websocket ? "polling+websocket" : "polling")
                                                         : "websocket"},
                  {"phases", json::array()}};
@@ -91,16 +103,11 @@ Report run_scenario(const Scenario& scenario, const RunOptions& options, const D
     });
   }
 
-  const double last_arrival_s = run.schedule.total() == 0 ? 0 : run.schedule.at(run.schedule.total() - 1).at_s;
-  double end_of_arrivals = std::max(last_arrival_s, options.repeat_until_s);
-  if (options.max_duration_s > 0) {
-    end_of_arrivals = std::min(end_of_arrivals, options.max_duration_s);
-  }
   const double drain_s = options.drain_s >= 0 ? options.drain_s
                                                : options.connect_timeout_s + scenario.flow_bound_s() + 5;
   report.meta["drainSeconds"] = drain_s;
   const TimePoint drain_deadline = run.start + seconds(end_of_arrivals + drain_s);
-  const auto interval = seconds(options.progress_s);
+  const auto interval = seconds(interval_s);
   TimePoint next_tick = run.start + interval;
   TimePoint last_tick = run.start;
   bool aborted = false;

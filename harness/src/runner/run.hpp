@@ -15,7 +15,8 @@ namespace phasekit::load {
 
 struct RunOptions {
   unsigned threads = 0;          // 0: one per core
-  double progress_s = 10;        // interval length of the report and of the progress lines
+  double progress_s = 0;         // interval length of the report and of the progress lines
+                                 // (0: auto_interval_s of the run's length, report.hpp)
   double late_ms = 100;          // a user starting later than this after its intended time is late
   double max_duration_s = 0;     // 0: the scenario's phases; else no arrival after this
   double drain_s = -1;           // after the last arrival, users still running are stopped after this
