@@ -31,7 +31,7 @@ Commands:
   run SCENARIO         run a scenario (Artillery YAML, or the same as JSON) and check its thresholds
   validate SCENARIO…   check scenarios without sending anything; print what each would do
   capacity SCENARIO    raise the number of concurrent users step by step; report the most that meet --slo
-  report REPORT.json   write a self-contained HTML page of a report (-o FILE.html)
+  report REPORT.json   write a self-contained HTML page of a report or capacity result (-o FILE.html)
   merge A.json B.json… combine reports of load generators that ran at the same time (-o FILE.json)
   compare BASE.json CURRENT.json
                        fail when CURRENT is worse than BASE by more than --max-regression
@@ -104,6 +104,14 @@ void check_run_options(const load::RunOptions& o) {
   }
   if (o.threads > 256) {
     throw UsageError(fmt::format("--threads {}: at most 256", o.threads));
+  }
+}
+
+void write_text(const std::string& file, const std::string& text) {
+  std::ofstream out(file, std::ios::binary | std::ios::trunc);
+  out << text;
+  if (!out.flush()) {
+    throw std::runtime_error(fmt::format("{}: cannot write", file));
   }
 }
 
@@ -254,6 +262,7 @@ int command_capacity(const std::vector<std::string>& args) {
   c.hold_s = hold;
   c.out_dir = out_dir;
   c.target_users = target_users;
+  c.phase = target_users > 0 ? phase : 0;
   if (!users_list.empty()) {
     for (const std::string& item : split_commas(users_list)) {
       std::uint64_t n = 0;
@@ -314,17 +323,28 @@ int command_report(const std::vector<std::string>& args) {
   p.add("report", 1);
   const auto vm = parse(args, d, p);
   if (vm.count("help") != 0) {
-    std::cout << "Usage: phasekit-load report REPORT.json -o REPORT.html\n\n" << d << '\n';
+    std::cout << "Usage: phasekit-load report REPORT.json -o REPORT.html  (a run, merge or capacity result)\n\n" << d
+              << '\n';
     return kExitOk;
   }
   if (in.empty() || out.empty()) {
-    throw UsageError("report: needs a JSON report and -o FILE.html");
+    throw UsageError("report: needs a JSON report (of run, merge or capacity) and -o FILE.html");
   }
-  const load::Report report = load::Report::load(in);
-  std::ofstream file(out, std::ios::trunc);
-  file << load::render_html(report);
-  if (!file.flush()) {
-    throw UsageError(fmt::format("{}: cannot write", out));
+  std::ifstream file(in, std::ios::binary);
+  if (!file) {
+    throw UsageError(fmt::format("{}: cannot open", in));
+  }
+  const nlohmann::json doc = nlohmann::json::parse(file, nullptr, false);
+  if (doc.is_object() && doc.value("schema", std::string()) == load::kCapacitySchema) {
+    load::CapacityResult result;
+    try {
+      result = load::CapacityResult::from_json(doc);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(fmt::format("{}: {}", in, e.what()));
+    }
+    write_text(out, load::render_capacity_html(result));
+  } else {
+    write_text(out, load::render_html(load::Report::load(in)));
   }
   std::cout << fmt::format("wrote {}\n", out);
   return kExitOk;
