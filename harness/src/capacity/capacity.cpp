@@ -221,6 +221,9 @@ CapacityResult run_capacity(const Scenario& scenario, const CapacityOptions& cap
     if (hooks.step_started) {
       hooks.step_started(users);
     }
+    if (options.live != nullptr) {
+      options.live->begin_step(users);
+    }
     const Report report = run_scenario(stepped, options, make_driver, hooks.progress);
     CapacityStep step;
     step.users = users;

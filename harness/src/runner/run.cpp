@@ -11,6 +11,7 @@
 #include <memory>
 #include <random>
 #include <thread>
+#include <utility>
 
 #include "runner/arrivals.hpp"
 #include "runner/worker.hpp"
@@ -36,6 +37,9 @@ ClientOptions client_options(const Scenario& scenario, const RunOptions& options
   c.allow_remote = options.allow_remote;
   return c;
 }
+
+// How often the figures so far go to RunOptions::live: what a scrape sees is at most this old.
+constexpr auto kLiveEvery = std::chrono::seconds(1);
 
 std::string iso_now() {
   return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(std::chrono::system_clock::to_time_t(std::chrono::system_clock::now())));
@@ -110,6 +114,11 @@ Report run_scenario(const Scenario& scenario, const RunOptions& options, const D
   const auto interval = seconds(interval_s);
   TimePoint next_tick = run.start + interval;
   TimePoint last_tick = run.start;
+  TimePoint next_live = run.start + kLiveEvery;
+  MetricSet pending;  // taken from the workers since the last interval ended
+  if (options.live != nullptr) {
+    options.live->begin_run();
+  }
   bool aborted = false;
   TimePoint abort_started = TimePoint::max() - std::chrono::hours(1);
   const auto all_done = [&] {
@@ -120,20 +129,34 @@ Report run_scenario(const Scenario& scenario, const RunOptions& options, const D
     }
     return true;
   };
+  // Each worker's share is swapped out under its own lock (a swap of two maps), so neither an
+  // interval nor a live sample holds a worker up for longer than that.
+  const auto take_from_workers = [&] {
+    for (const auto& w : workers) {
+      pending.merge(w->take());
+    }
+  };
+  const auto active_users = [&] { return static_cast<std::uint64_t>(std::max<std::int64_t>(0, run.users.load())); };
+  const auto phase_name = [&](double at_s) {
+    const std::size_t phase = run.schedule.phase_at(std::max(0.0, at_s - 1e-6));
+    return phase < phases.size() ? (phases[phase].name.empty() ? fmt::format("phase {}", phase + 1) : phases[phase].name)
+                                 : std::string();
+  };
   const auto take_interval = [&](TimePoint now) {
     Interval i;
     i.start_s = std::chrono::duration<double>(last_tick - run.start).count();
     i.end_s = std::chrono::duration<double>(now - run.start).count();
-    for (const auto& w : workers) {
-      i.metrics.merge(w->take());
-    }
-    i.users_active = static_cast<std::uint64_t>(std::max<std::int64_t>(0, run.users.load()));
-    const std::size_t phase = run.schedule.phase_at(std::max(0.0, i.end_s - 1e-6));
-    i.phase = phase < phases.size() ? (phases[phase].name.empty() ? fmt::format("phase {}", phase + 1)
-                                                                   : phases[phase].name)
-                                    : "";
+    take_from_workers();
+    i.metrics = std::exchange(pending, MetricSet());
+    i.users_active = active_users();
+    i.phase = phase_name(i.end_s);
     last_tick = now;
     return i;
+  };
+  const auto publish_live = [&](TimePoint now) {
+    const double elapsed = std::chrono::duration<double>(now - run.start).count();
+    options.live->publish(report.total, pending, active_users(), elapsed, phase_name(elapsed));
+    next_live = now + kLiveEvery;
   };
   while (true) {
     const bool done = all_done();
@@ -148,6 +171,12 @@ Report run_scenario(const Scenario& scenario, const RunOptions& options, const D
         report.intervals.push_back(std::move(i));
       }
       next_tick += interval;
+      if (options.live != nullptr) {
+        publish_live(now);
+      }
+    } else if (options.live != nullptr && now >= next_live) {
+      take_from_workers();
+      publish_live(now);
     }
     if (done) {
       break;
@@ -182,9 +211,20 @@ Report run_scenario(const Scenario& scenario, const RunOptions& options, const D
   for (std::thread& t : pool) {
     t.join();
   }
+  // What users that were given up on measured after the last interval (or a live sample took).
+  if (Interval last = take_interval(SteadyClock::now()); !last.metrics.empty()) {
+    if (progress) {
+      progress(last, last.end_s - last.start_s);
+    }
+    report.total.merge(last.metrics);
+    report.intervals.push_back(std::move(last));
+  }
   report.duration_s = std::chrono::duration<double>(SteadyClock::now() - run.start).count();
   report.peak_users = static_cast<std::uint64_t>(run.peak_users.load());
   report.checks = evaluate(scenario.thresholds, report.total, report.duration_s);
+  if (options.live != nullptr) {
+    options.live->end_run(report.total);
+  }
   return report;
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "driver/driver.hpp"
+#include "live_metrics.hpp"
 #include "report.hpp"
 #include "scenario.hpp"
 
@@ -31,6 +32,8 @@ struct RunOptions {
   double repeat_until_s = 0;
   // Set (to non-zero) from a signal handler: arrivals stop and running users are closed.
   const volatile int* interrupted = nullptr;
+  // When set, the run's figures so far are published to it about once a second (for --metrics-port).
+  LiveMetrics* live = nullptr;
 };
 
 using ProgressFn = std::function<void(const Interval&, double interval_s)>;

@@ -1,6 +1,6 @@
 // The capacity search and the runner's outputs against a driver of the test's own (no network):
 // each step's verdict and why, the result as JSON and back, its page; the run's report interval
-// when none is given.
+// when none is given; the live figures a scrape would see.
 #include "capacity/capacity.hpp"
 
 #include <fmt/format.h>
@@ -9,6 +9,9 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+
+#include <atomic>
+#include <thread>
 
 namespace phasekit::load {
 namespace {
@@ -170,6 +173,36 @@ TEST(RunOutputs, WithoutAChosenIntervalAShortRunGetsOneSecondIntervals) {
   }
   o.progress_s = 0.5;  // a chosen interval wins
   EXPECT_EQ(run_scenario(s, o, acking(), nullptr).meta["intervalSeconds"], 0.5);
+}
+
+TEST(RunOutputs, LiveFiguresGrowDuringTheRunAndEndAtTheReportsTotals) {
+  const Scenario s = echo_scenario(2.5, 8);
+  RunOptions o = quiet();
+  LiveMetrics live({s.file, s.target.url()});
+  o.live = &live;
+  std::atomic<bool> done{false};
+  std::vector<std::uint64_t> seen;
+  std::thread scraper([&] {
+    while (!done.load()) {
+      const auto snap = live.snapshot();
+      if (snap->running && (seen.empty() || seen.back() != snap->total.counter(kVusersCreated))) {
+        seen.push_back(snap->total.counter(kVusersCreated));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  const Report r = run_scenario(s, o, acking(), nullptr);
+  done = true;
+  scraper.join();
+  ASSERT_GE(seen.size(), 2u) << "the figures were published while the run went on";
+  for (std::size_t i = 1; i < seen.size(); ++i) {
+    EXPECT_GT(seen[i], seen[i - 1]);
+  }
+  const auto end = live.snapshot();
+  EXPECT_FALSE(end->running);
+  EXPECT_EQ(end->runs_completed, 1u);
+  EXPECT_EQ(end->total.counters, r.total.counters);
+  EXPECT_EQ(end->total.histograms, r.total.histograms);
 }
 
 }  // namespace

@@ -135,6 +135,21 @@ TEST(IntervalRule, LongerRunsGetRoundIntervalsAndAtLeastSixtyPoints) {
   }
 }
 
+TEST(IntervalLine, CarriesTheIntervalsCountersAndPercentiles) {
+  const Report r = make_report(1, 10, 2);
+  const nlohmann::json line = interval_line(r.intervals[1], "2026-12-05T07:00:00.000Z", 300);
+  EXPECT_EQ(line["time"], "2026-12-05T07:00:00.000Z");
+  EXPECT_EQ(line["start"], 10.0);
+  EXPECT_EQ(line["end"], 20.0);
+  EXPECT_EQ(line["step"], 300);
+  EXPECT_EQ(line["usersActive"], 5);
+  EXPECT_EQ(line["counters"]["vusers.failed"], 2);
+  const auto& rt = line["latencyMs"]["socketio.response_time"];
+  EXPECT_EQ(rt["count"], 1000);
+  EXPECT_GT(rt["p95"].get<double>(), rt["p50"].get<double>());
+  EXPECT_FALSE(interval_line(r.intervals[0], "t").contains("step"));
+}
+
 TEST(Html, IsSelfContained) {
   Report r = make_report(1, 10, 3);
   r.intervals[0].metrics.add("errors.response_timeout", 3);
