@@ -33,15 +33,15 @@ echo "== phasekit-orchestrator on 127.0.0.1:$port (embedded defaults: $(grep -o 
 
 echo
 echo "== phasekit-load run scenarios/smoke.yml =="
-build/bin/phasekit-load run scenarios/smoke.yml --target "http://127.0.0.1:$port" --progress 5 \
-  -o "$workspaces/smoke.json"
+build/bin/phasekit-load run scenarios/smoke.yml --target "http://127.0.0.1:$port" \
+  -o "$workspaces/smoke.json" -o build/smoke-report.html
 echo
 echo "== capacity: the most concurrent phase-1 users (scenarios/phase1.yml, repeated) that meet the phase-1 SLO =="
 build/bin/phasekit-load capacity scenarios/phase1.yml --target "http://127.0.0.1:$port" \
   --targets scenarios/targets.json --phase 1 --users 100,300,600 --ramp 10 --hold 15 --quiet \
-  --out-dir "$workspaces/capacity" -o "$workspaces/capacity.json" || true
-build/bin/phasekit-load report "$workspaces/smoke.json" -o build/smoke-report.html >/dev/null
+  --out-dir "$workspaces/capacity" -o "$workspaces/capacity.json" -o build/capacity-report.html || true
 echo "HTML report of the smoke run: build/smoke-report.html"
+echo "HTML report of the capacity search: build/capacity-report.html"
 echo
 echo "== /metrics (excerpt, from ADMIN_PORT $admin_port) =="
 curl -s "http://127.0.0.1:$admin_port/metrics" | grep -E '^phasekit_(sessions|jobs_total|backend_acquire_seconds_(sum|count)|process_resident)' || true

@@ -15,6 +15,7 @@ APT_PACKAGES=(
   docker-compose haproxy yamllint
   nodejs npm
   docker.io busybox-static
+  chromium fonts-dejavu-core
 )
 
 missing=()

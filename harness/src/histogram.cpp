@@ -69,6 +69,21 @@ void Histogram::clear() noexcept {
   count_ = min_ = max_ = sum_ = 0;
 }
 
+std::vector<std::uint64_t> Histogram::count_at_or_below(std::span<const std::uint64_t> bounds) const {
+  std::vector<std::uint64_t> out;
+  out.reserve(bounds.size());
+  std::uint64_t cumulative = 0;
+  std::size_t next = 0;  // the first bucket not yet added
+  for (const std::uint64_t bound : bounds) {
+    const std::size_t last = index_of(bound);
+    for (; next <= last && next < kBucketCount; ++next) {
+      cumulative += buckets_[next];
+    }
+    out.push_back(cumulative);
+  }
+  return out;
+}
+
 double Histogram::mean() const noexcept {
   return count_ == 0 ? 0.0 : static_cast<double>(sum_) / static_cast<double>(count_);
 }

@@ -6,6 +6,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -28,10 +29,17 @@ class Histogram {
   [[nodiscard]] std::uint64_t count() const noexcept { return count_; }
   [[nodiscard]] std::uint64_t min() const noexcept { return count_ == 0 ? 0 : min_; }
   [[nodiscard]] std::uint64_t max() const noexcept { return max_; }
+  [[nodiscard]] std::uint64_t sum() const noexcept { return sum_; }  // µs
   [[nodiscard]] double mean() const noexcept;
   /// The value at quantile q in [0, 1]: the middle of the bucket holding the ceil(q·count)-th value,
   /// kept within [min, max]. 0 when empty.
   [[nodiscard]] std::uint64_t quantile(double q) const noexcept;
+
+  /// For each bound (µs, ascending), how many values are at most that bound at this histogram's
+  /// precision: the values of every bucket up to and including the one that holds the bound. Exact
+  /// below 128 µs and at bucket edges; elsewhere a bucket straddling the bound (0.4 % wide) counts
+  /// whole. What a Prometheus histogram's cumulative `le` buckets need.
+  [[nodiscard]] std::vector<std::uint64_t> count_at_or_below(std::span<const std::uint64_t> bounds) const;
 
   static std::size_t index_of(std::uint64_t value) noexcept;
   static std::uint64_t lower_bound(std::size_t index) noexcept;

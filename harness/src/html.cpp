@@ -4,93 +4,15 @@
 #include <algorithm>
 #include <cmath>
 
+#include "html_page.hpp"
 #include "report.hpp"
 
 namespace phasekit::load {
 namespace {
 
-std::string escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
-struct Series {
-  std::string name;
-  std::string color;
-  std::vector<std::optional<double>> values;
-};
-
-double nice_ceiling(double v) {
-  if (v <= 0) {
-    return 1;
-  }
-  const double magnitude = std::pow(10.0, std::floor(std::log10(v)));
-  for (double m : {1.0, 2.0, 2.5, 5.0, 10.0}) {
-    if (v <= m * magnitude) {
-      return m * magnitude;
-    }
-  }
-  return 10 * magnitude;
-}
-
-std::string number(double v) { return v >= 100 || v == std::floor(v) ? fmt::format("{:.0f}", v) : fmt::format("{:.2f}", v); }
-
-std::string line_chart(std::string_view title, std::string_view unit, const std::vector<double>& x,
-                       const std::vector<Series>& series) {
-  constexpr double kW = 720, kH = 240, kLeft = 56, kRight = 12, kTop = 28, kBottom = 30;
-  double y_max = 0;
-  for (const Series& s : series) {
-    for (const auto& v : s.values) {
-      y_max = std::max(y_max, v.value_or(0));
-    }
-  }
-  y_max = nice_ceiling(y_max);
-  const double x_max = x.empty() ? 1 : std::max(1e-9, x.back());
-  const auto px = [&](double v) { return kLeft + v / x_max * (kW - kLeft - kRight); };
-  const auto py = [&](double v) { return kTop + (1 - v / y_max) * (kH - kTop - kBottom); };
-  std::string svg = fmt::format(
-      R"(<svg class="chart" viewBox="0 0 {} {}" role="img" aria-label="{}"><text x="{}" y="16" class="title">{}</text>)",
-      kW, kH, escape(title), kLeft, escape(title));
-  for (int i = 0; i <= 4; ++i) {
-    const double v = y_max * i / 4;
-    svg += fmt::format(R"(<line x1="{}" x2="{}" y1="{:.1f}" y2="{:.1f}" class="grid"/><text x="{}" y="{:.1f}" class="axis" text-anchor="end">{}</text>)",
-                       kLeft, kW - kRight, py(v), py(v), kLeft - 6, py(v) + 4, number(v));
-  }
-  for (int i = 0; i <= 4; ++i) {
-    const double v = x_max * i / 4;
-    svg += fmt::format(R"(<text x="{:.1f}" y="{}" class="axis" text-anchor="middle">{} s</text>)", px(v), kH - 8, number(v));
-  }
-  svg += fmt::format(R"(<text x="{}" y="{}" class="axis">{}</text>)", 4, kTop - 10, escape(unit));
-  double legend_x = kLeft + 200;
-  for (const Series& s : series) {
-    std::string points;
-    for (std::size_t i = 0; i < x.size() && i < s.values.size(); ++i) {
-      if (s.values[i]) {
-        points += fmt::format("{:.1f},{:.1f} ", px(x[i]), py(*s.values[i]));
-      }
-    }
-    svg += fmt::format(R"(<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>)", s.color, points);
-    for (std::size_t i = 0; i < x.size() && i < s.values.size(); ++i) {
-      if (s.values[i]) {
-        svg += fmt::format(R"(<circle cx="{:.1f}" cy="{:.1f}" r="2.5" fill="{}"><title>{}: {} at {} s</title></circle>)",
-                           px(x[i]), py(*s.values[i]), s.color, escape(s.name), number(*s.values[i]), number(x[i]));
-      }
-    }
-    svg += fmt::format(R"(<rect x="{:.0f}" y="8" width="10" height="10" fill="{}"/><text x="{:.0f}" y="17" class="axis">{}</text>)",
-                       legend_x, s.color, legend_x + 14, escape(s.name));
-    legend_x += 24 + 7.0 * static_cast<double>(s.name.size());
-  }
-  return svg + "</svg>\n";
-}
+using html::escape;
+using html::number;
+using html::Series;
 
 std::string cell(std::optional<double> v) { return v ? number(*v) : "–"; }
 
@@ -133,26 +55,17 @@ std::string render_html(const Report& r) {
     return r.meta.contains(key) ? escape(r.meta[key].is_string() ? r.meta[key].get<std::string>() : r.meta[key].dump())
                                 : std::string("–");
   };
-  std::string html = R"(<!doctype html><html lang="en"><head><meta charset="utf-8"><title>phasekit-load report</title>
-<style>
-body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:780px;color:#1a202c}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px}
-table{border-collapse:collapse;width:100%}td,th{padding:4px 8px;border-bottom:1px solid #e2e8f0;text-align:right}
-td:first-child,th:first-child{text-align:left}.ok{color:#2f855a;font-weight:600}.fail{color:#c53030;font-weight:600}
-.chart{width:100%;height:auto;margin:8px 0}.chart .grid{stroke:#e2e8f0}.chart .axis{font-size:11px;fill:#4a5568}
-.chart .title{font-size:13px;font-weight:600;fill:#1a202c}.muted{color:#718096}
-</style></head><body>
-)";
-  html += fmt::format("<h1>phasekit-load report</h1><p class=\"muted\">{} → {} · started {} · {:.1f} s · {} thread(s)",
+  std::string page = html::page_start("phasekit-load report");
+  page += fmt::format("<h1>phasekit-load report</h1><p class=\"muted\">{} → {} · started {} · {:.1f} s · {} thread(s)",
                       meta("scenario"), meta("target"), meta("startedAt"), r.duration_s, meta("threads"));
   if (r.meta.contains("generators")) {
-    html += fmt::format(" · merged from {} generators", meta("generators"));
+    page += fmt::format(" · merged from {} generators", meta("generators"));
   }
-  html += "</p>\n";
+  page += "</p>\n";
   const MetricSet& t = r.total;
-  html += "<h2>Summary</h2><table>";
+  page += "<h2>Summary</h2><table>";
   const auto row = [&](std::string_view k, const std::string& v) {
-    html += fmt::format("<tr><td>{}</td><td>{}</td></tr>", k, v);
+    page += fmt::format("<tr><td>{}</td><td>{}</td></tr>", k, v);
   };
   row("peak users", std::to_string(r.peak_users));
   row("virtual users created / completed / failed / skipped",
@@ -163,47 +76,64 @@ td:first-child,th:first-child{text-align:left}.ok{color:#2f855a;font-weight:600}
   row("acks / responses / events received",
       fmt::format("{} / {} / {}", t.counter(kAcks), t.counter(kResponses), t.counter(kEventsReceived)));
   row("arrivals late / dropped", fmt::format("{} / {}", t.counter(kArrivalsLate), t.counter(kArrivalsDropped)));
-  html += "</table>\n";
+  page += "</table>\n";
 
-  html += "<h2>Latency (ms)</h2><table><tr><th>metric</th><th>count</th><th>p50</th><th>p95</th><th>p99</th><th>p99.9</th><th>max</th></tr>";
+  page += "<h2>Latency (ms)</h2><table><tr><th>metric</th><th>count</th><th>p50</th><th>p95</th><th>p99</th><th>p99.9</th><th>max</th></tr>";
   for (const auto& [name, h] : t.histograms) {
     const auto v = [&, &metric = name](const char* stat) { return cell(metric_value(t, r.duration_s, metric + "." + stat)); };
-    html += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+    page += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                         escape(name), h.count(), v("p50"), v("p95"), v("p99"), v("p999"), v("max"));
   }
-  html += "</table>\n";
+  page += "</table>\n";
 
   if (!r.checks.empty()) {
-    html += "<h2>Checks</h2><table><tr><th>threshold</th><th>actual</th><th>result</th></tr>";
+    page += "<h2>Checks</h2><table><tr><th>threshold</th><th>actual</th><th>result</th></tr>";
     for (const CheckResult& c : r.checks) {
-      html += fmt::format("<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>", escape(c.threshold.text),
+      page += fmt::format("<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>", escape(c.threshold.text),
                           c.actual ? number(*c.actual) : "no samples", c.ok ? "ok" : "fail", c.ok ? "pass" : "FAIL");
     }
-    html += "</table>\n";
+    page += "</table>\n";
   }
 
-  html += "<h2>Over time</h2>\n";
-  html += line_chart("Response time percentiles (socketio.response_time)", "ms", x, {p50, p95, p99});
-  html += line_chart("Throughput", "per second", x, {rate, arrivals});
-  html += line_chart("Users", "users", x, {users});
+  const auto interval_s = r.meta.contains("intervalSeconds") && r.meta["intervalSeconds"].is_number()
+                              ? fmt::format(" (one point per {} s interval)", number(r.meta["intervalSeconds"].get<double>()))
+                              : std::string();
+  page += fmt::format("<h2>Over time</h2><p class=\"muted\">{} intervals{}</p>\n", r.intervals.size(), interval_s);
+  const std::string elapsed = "elapsed (s)";
+  page += html::render({.id = "latency",
+                        .title = "Response time percentiles (socketio.response_time)",
+                        .y_title = "ms",
+                        .x_title = elapsed,
+                        .x = x,
+                        .series = {p50, p95, p99}});
+  page += html::render(
+      {.id = "throughput", .title = "Throughput", .y_title = "per second", .x_title = elapsed, .x = x, .series = {rate, arrivals}});
+  page += html::render(
+      {.id = "users", .title = "Users", .y_title = "users", .x_title = elapsed, .x = x, .series = {users}, .counts = true});
   if (!error_series.empty()) {
-    html += line_chart("Errors per interval, by code", "errors", x, error_series);
+    page += html::render({.id = "errors",
+                          .title = "Errors per interval, by code",
+                          .y_title = "errors",
+                          .x_title = elapsed,
+                          .x = x,
+                          .series = error_series,
+                          .counts = true});
   } else {
-    html += "<p class=\"muted\">No errors.</p>\n";
+    page += "<p class=\"muted\">No errors.</p>\n";
   }
   const auto errors_total = t.errors();
   if (!errors_total.empty()) {
     const nlohmann::json details = r.meta.value("errorDetails", nlohmann::json::object());
-    html += "<h2>Errors</h2><table><tr><th>code</th><th>count</th><th>first</th></tr>";
+    page += "<h2>Errors</h2><table><tr><th>code</th><th>count</th><th>first</th></tr>";
     for (const auto& [code, n] : errors_total) {
       const auto d = details.find(code);
       const std::string first = d != details.end() && d->is_string() ? d->get<std::string>() : "";
-      html += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td></tr>", escape(code), n, escape(first));
+      page += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td></tr>", escape(code), n, escape(first));
     }
-    html += "</table>\n";
+    page += "</table>\n";
   }
-  html += "</body></html>\n";
-  return html;
+  page += html::page_end();
+  return page;
 }
 
 }  // namespace phasekit::load

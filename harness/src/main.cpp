@@ -3,14 +3,19 @@
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
+#include <optional>
 
 #include "capacity/capacity.hpp"
 #include "client/socketio_driver.hpp"
+#include "exporter/metrics_server.hpp"
+#include "live_metrics.hpp"
 #include "report.hpp"
 #include "runner/run.hpp"
 #include "scenario.hpp"
@@ -31,7 +36,7 @@ Commands:
   run SCENARIO         run a scenario (Artillery YAML, or the same as JSON) and check its thresholds
   validate SCENARIO…   check scenarios without sending anything; print what each would do
   capacity SCENARIO    raise the number of concurrent users step by step; report the most that meet --slo
-  report REPORT.json   write a self-contained HTML page of a report (-o FILE.html)
+  report REPORT.json   write a self-contained HTML page of a report or capacity result (-o FILE.html)
   merge A.json B.json… combine reports of load generators that ran at the same time (-o FILE.json)
   compare BASE.json CURRENT.json
                        fail when CURRENT is worse than BASE by more than --max-regression
@@ -58,7 +63,8 @@ po::options_description run_options(load::RunOptions& o, std::string& target, st
   d.add_options()
       ("target,t", po::value(&target), "override config.target (http://host:port[/namespace])")
       ("threads", po::value(&o.threads)->default_value(0), "load threads (0: one per core)")
-      ("progress", po::value(&o.progress_s)->default_value(10.0), "seconds between progress lines and report intervals")
+      ("progress", po::value(&o.progress_s)->default_value(0, "auto"),
+       "seconds between progress lines and report intervals (auto: at least 60 per run, never under 1 s)")
       ("late-ms", po::value(&o.late_ms)->default_value(100.0), "a user starting this much after its intended time counts as late")
       ("max-duration", po::value(&o.max_duration_s)->default_value(0.0), "stop arrivals after this many seconds (0: the phases decide)")
       ("drain", po::value(&o.drain_s)->default_value(-1.0, "auto"),
@@ -100,7 +106,7 @@ void apply_sources(load::RunOptions& o, const std::string& sources) {
 }
 
 void check_run_options(const load::RunOptions& o) {
-  if (!(o.progress_s >= 0.1 && o.progress_s <= 3600)) {
+  if (o.progress_s != 0 && !(o.progress_s >= 0.1 && o.progress_s <= 3600)) {
     throw UsageError(fmt::format("--progress {}: expected 0.1..3600 seconds", o.progress_s));
   }
   if (!(o.drain_s >= -1 && o.drain_s <= 86400) || !(o.max_duration_s >= 0) || !(o.connect_timeout_s > 0) ||
@@ -118,6 +124,111 @@ void check_run_options(const load::RunOptions& o) {
   }
 }
 
+// What -o asks for: each kind at most once.
+struct Outputs {
+  std::string json;   // the JSON report (run) or result (capacity)
+  std::string html;   // the same as a page
+  std::string jsonl;  // a line per interval, as the run goes
+};
+
+// -o FILE and -o KIND=FILE (k6's --out json=FILE); `-o KIND FILE` is joined into KIND=FILE before
+// parsing. Without a kind, the extension decides: .html/.htm, .jsonl/.ndjson, anything else JSON.
+constexpr std::string_view kOutputKinds[] = {"json", "html", "jsonl"};
+
+std::vector<std::string> join_output_kinds(const std::vector<std::string>& args) {
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const bool output = args[i] == "-o" || args[i] == "--output";
+    const bool kind = i + 2 < args.size() &&
+                      std::find(std::begin(kOutputKinds), std::end(kOutputKinds), args[i + 1]) != std::end(kOutputKinds);
+    if (output && kind) {
+      out.push_back(args[i]);
+      out.push_back(args[i + 1] + "=" + args[i + 2]);
+      i += 2;
+      continue;
+    }
+    out.push_back(args[i]);
+  }
+  return out;
+}
+
+Outputs parse_outputs(const std::vector<std::string>& values) {
+  Outputs o;
+  for (const std::string& value : values) {
+    std::string kind;
+    std::string file = value;
+    if (const auto eq = value.find('='); eq != std::string::npos &&
+        std::find(std::begin(kOutputKinds), std::end(kOutputKinds), value.substr(0, eq)) != std::end(kOutputKinds)) {
+      kind = value.substr(0, eq);
+      file = value.substr(eq + 1);
+    } else {
+      const std::string ext = std::filesystem::path(value).extension().string();
+      kind = ext == ".html" || ext == ".htm" ? "html" : ext == ".jsonl" || ext == ".ndjson" ? "jsonl" : "json";
+    }
+    if (file.empty()) {
+      throw UsageError(fmt::format("-o {}: which file?", value));
+    }
+    std::string& slot = kind == "html" ? o.html : kind == "jsonl" ? o.jsonl : o.json;
+    if (!slot.empty()) {
+      throw UsageError(fmt::format("-o {}: a {} output is already {}", value, kind, slot));
+    }
+    slot = file;
+  }
+  return o;
+}
+
+struct MetricsArgs {
+  unsigned port = 0;
+  std::string address = "127.0.0.1";
+  bool enabled = false;  // --metrics-port was given
+};
+
+po::options_description output_options(std::vector<std::string>& outputs, MetricsArgs& metrics, const char* json_what) {
+  po::options_description d("Output options");
+  d.add_options()
+      ("output,o", po::value(&outputs)->composing(),
+       fmt::format("[KIND=]FILE, repeatable: KIND json ({}), html (the same as a page), jsonl (a JSON line per "
+                   "interval, flushed as it ends); without KIND the extension decides (.html, .jsonl, else json)",
+                   json_what).c_str())
+      ("metrics-port", po::value(&metrics.port)->value_name("PORT"),
+       "serve the run's counters and histograms at http://ADDRESS:PORT/metrics (Prometheus text) while it runs "
+       "(0: a free port, printed on stderr)")
+      ("metrics-address", po::value(&metrics.address)->default_value("127.0.0.1"), "the address --metrics-port listens on");
+  return d;
+}
+
+/// The --metrics-port listener and what it serves, for as long as the command runs.
+struct LiveExport {
+  std::unique_ptr<load::LiveMetrics> live;
+  std::unique_ptr<load::MetricsServer> server;
+};
+
+LiveExport start_metrics(const MetricsArgs& m, const load::Scenario& scenario) {
+  LiveExport e;
+  if (!m.enabled) {
+    return e;
+  }
+  if (m.port > 65535) {
+    throw UsageError(fmt::format("--metrics-port {}: expected 0..65535", m.port));
+  }
+  e.live = std::make_unique<load::LiveMetrics>(load::ExpositionInfo{scenario.file, scenario.target.url()});
+  load::LiveMetrics* live = e.live.get();
+  e.server = std::make_unique<load::MetricsServer>(m.address, static_cast<std::uint16_t>(m.port),
+                                                   [live] { return live->render(); });
+  const bool v6 = m.address.find(':') != std::string::npos;
+  std::cerr << fmt::format("phasekit-load: metrics at http://{}{}{}:{}/metrics\n", v6 ? "[" : "", m.address,
+                           v6 ? "]" : "", e.server->port());
+  return e;
+}
+
+void write_text(const std::string& file, const std::string& text) {
+  std::ofstream out(file, std::ios::binary | std::ios::trunc);
+  out << text;
+  if (!out.flush()) {
+    throw std::runtime_error(fmt::format("{}: cannot write", file));
+  }
+}
+
 load::Scenario load_with_target(const std::string& file, const std::string& target) {
   return load::load_scenario(file, target);
 }
@@ -129,13 +240,15 @@ int command_run(const std::vector<std::string>& args) {
   std::string target;
   std::string sources;
   std::string scenario_file;
-  std::string out;
+  std::vector<std::string> output_values;
+  MetricsArgs metrics;
   po::options_description d = run_options(o, target, sources);
-  d.add_options()("output,o", po::value(&out), "write the JSON report here")("scenario", po::value(&scenario_file),
-                                                                              "scenario file")("help,h", "this help");
+  d.add(output_options(output_values, metrics, "the report"));
+  d.add_options()("scenario", po::value(&scenario_file), "scenario file")("help,h", "this help");
   po::positional_options_description p;
   p.add("scenario", 1);
-  const auto vm = parse(args, d, p);
+  const auto vm = parse(join_output_kinds(args), d, p);
+  metrics.enabled = vm.count("metrics-port") != 0;
   if (vm.count("help") != 0) {
     std::cout << "Usage: phasekit-load run SCENARIO [options]\n\n" << d << '\n';
     return kExitOk;
@@ -145,6 +258,7 @@ int command_run(const std::vector<std::string>& args) {
   }
   apply_sources(o, sources);
   check_run_options(o);
+  const Outputs out = parse_outputs(output_values);
   o.interrupted = &g_interrupted;
   const load::Scenario scenario = load_with_target(scenario_file, target);
   const load::Schedule schedule(scenario.phases);
@@ -152,14 +266,26 @@ int command_run(const std::vector<std::string>& args) {
     std::cerr << fmt::format("phasekit-load: {} → {}: {} arrivals over {:.0f} s, {} threshold(s)\n", scenario_file,
                              scenario.target.url(), schedule.total(), scenario.duration_s(), scenario.thresholds.size());
   }
+  std::optional<load::IntervalLog> interval_log;
+  if (!out.jsonl.empty()) {
+    interval_log.emplace(out.jsonl);
+  }
+  const LiveExport live = start_metrics(metrics, scenario);
+  o.live = live.live.get();
   const load::Report report =
       load::run_scenario(scenario, o, load::make_socketio_driver, [&](const load::Interval& i, double seconds) {
+        if (interval_log) {
+          interval_log->write(i);
+        }
         if (!o.quiet) {
           std::cerr << load::render_progress(i, seconds) << '\n';
         }
       });
-  if (!out.empty()) {
-    report.save(out);
+  if (!out.json.empty()) {
+    report.save(out.json);
+  }
+  if (!out.html.empty()) {
+    write_text(out.html, load::render_html(report));
   }
   std::cout << load::render_summary(report);
   const auto dropped = report.total.counter(load::kArrivalsDropped);
@@ -205,7 +331,8 @@ int command_capacity(const std::vector<std::string>& args) {
   std::string sources;
   std::string scenario_file;
   std::string slo;
-  std::string out;
+  std::vector<std::string> output_values;
+  MetricsArgs metrics;
   std::string out_dir;
   std::string users_list;
   std::string targets_file;
@@ -229,11 +356,12 @@ int command_capacity(const std::vector<std::string>& args) {
       ("ramp", po::value(&ramp)->default_value(10.0), "seconds over which a step's users arrive")
       ("hold", po::value(&hold)->default_value(20.0), "seconds every user keeps repeating its flow after the ramp")
       ("out-dir", po::value(&out_dir), "write each step's JSON report here (step-<users>.json)")
-      ("output,o", po::value(&out), "write the capacity result (JSON) here")
       ("help,h", "this help");
+  d.add(output_options(output_values, metrics, "the capacity result"));
   po::positional_options_description p;
   p.add("scenario", 1);
-  const auto vm = parse(args, d, p);
+  const auto vm = parse(join_output_kinds(args), d, p);
+  metrics.enabled = vm.count("metrics-port") != 0;
   if (vm.count("help") != 0) {
     std::cout << "Usage: phasekit-load capacity SCENARIO --slo 'p95<200ms,errors<1%' [options]\n\n" << d << '\n';
     return kExitOk;
@@ -250,6 +378,7 @@ int command_capacity(const std::vector<std::string>& args) {
   }
   apply_sources(o, sources);
   check_run_options(o);
+  const Outputs out = parse_outputs(output_values);
   if (!(ramp >= 0.1 && hold >= 0.1) || start == 0 || step == 0 || max < start) {
     throw UsageError("capacity: --ramp and --hold take at least 0.1 s; --start and --step at least 1; --max >= --start");
   }
@@ -261,6 +390,7 @@ int command_capacity(const std::vector<std::string>& args) {
   c.hold_s = hold;
   c.out_dir = out_dir;
   c.target_users = target_users;
+  c.phase = target_users > 0 ? phase : 0;
   if (!users_list.empty()) {
     for (const std::string& item : split_commas(users_list)) {
       std::uint64_t n = 0;
@@ -284,13 +414,24 @@ int command_capacity(const std::vector<std::string>& args) {
     std::filesystem::create_directories(out_dir);
   }
   o.interrupted = &g_interrupted;
+  std::optional<load::IntervalLog> interval_log;
+  if (!out.jsonl.empty()) {
+    interval_log.emplace(out.jsonl);
+  }
+  const LiveExport live = start_metrics(metrics, scenario);
+  o.live = live.live.get();
+  std::uint64_t step_users = 0;
   load::CapacityHooks hooks;
   hooks.step_started = [&](std::uint64_t users) {
+    step_users = users;
     if (!o.quiet) {
       std::cerr << fmt::format("capacity: step {} users ({} s ramp, {} s hold)\n", users, ramp, hold);
     }
   };
   hooks.progress = [&](const load::Interval& i, double seconds) {
+    if (interval_log) {
+      interval_log->write(i, step_users);
+    }
     if (!o.quiet) {
       std::cerr << load::render_progress(i, seconds) << '\n';
     }
@@ -302,8 +443,11 @@ int command_capacity(const std::vector<std::string>& args) {
     std::cout << fmt::format("phase {} target: {} users: {}\n", phase, target_users,
                              result.target_met() ? "met" : "NOT met");
   }
-  if (!out.empty()) {
-    std::ofstream(out) << result.to_json().dump(2) << '\n';
+  if (!out.json.empty()) {
+    write_text(out.json, result.to_json().dump(2) + '\n');
+  }
+  if (!out.html.empty()) {
+    write_text(out.html, load::render_capacity_html(result));
   }
   if (target_users > 0 && !result.target_met()) {
     return kExitFailed;
@@ -321,17 +465,28 @@ int command_report(const std::vector<std::string>& args) {
   p.add("report", 1);
   const auto vm = parse(args, d, p);
   if (vm.count("help") != 0) {
-    std::cout << "Usage: phasekit-load report REPORT.json -o REPORT.html\n\n" << d << '\n';
+    std::cout << "Usage: phasekit-load report REPORT.json -o REPORT.html  (a run, merge or capacity result)\n\n" << d
+              << '\n';
     return kExitOk;
   }
   if (in.empty() || out.empty()) {
-    throw UsageError("report: needs a JSON report and -o FILE.html");
+    throw UsageError("report: needs a JSON report (of run, merge or capacity) and -o FILE.html");
   }
-  const load::Report report = load::Report::load(in);
-  std::ofstream file(out, std::ios::trunc);
-  file << load::render_html(report);
-  if (!file.flush()) {
-    throw UsageError(fmt::format("{}: cannot write", out));
+  std::ifstream file(in, std::ios::binary);
+  if (!file) {
+    throw UsageError(fmt::format("{}: cannot open", in));
+  }
+  const nlohmann::json doc = nlohmann::json::parse(file, nullptr, false);
+  if (doc.is_object() && doc.value("schema", std::string()) == load::kCapacitySchema) {
+    load::CapacityResult result;
+    try {
+      result = load::CapacityResult::from_json(doc);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(fmt::format("{}: {}", in, e.what()));
+    }
+    write_text(out, load::render_capacity_html(result));
+  } else {
+    write_text(out, load::render_html(load::Report::load(in)));
   }
   std::cout << fmt::format("wrote {}\n", out);
   return kExitOk;

@@ -23,11 +23,6 @@ constexpr std::array<Stat, 11> kStats{{{"p50", 0.50},
                                        {"mean", -3},
                                        {"count", -4}}};
 
-constexpr std::array<std::string_view, 11> kCounters{kVusersCreated, kVusersCompleted, kVusersFailed,
-                                                     kVusersSkipped, kArrivalsLate,    kArrivalsDropped,
-                                                     kEmits,         kAcks,            kResponses,
-                                                     kEventsReceived, kFlowsCompleted};
-
 // "socketio.response_time.p95" → {"socketio.response_time", stat}
 std::pair<std::string_view, const Stat*> split_stat(std::string_view metric) {
   const auto dot = metric.rfind('.');
@@ -44,7 +39,7 @@ std::pair<std::string_view, const Stat*> split_stat(std::string_view metric) {
 }
 
 bool is_counter(std::string_view name) {
-  for (std::string_view c : kCounters) {
+  for (std::string_view c : kKnownCounters) {
     if (c == name) {
       return true;
     }

@@ -1,6 +1,7 @@
 #pragma once
 // What one load run measures: named counters and latency histograms, the names a threshold, an SLO
 // or `compare` may use, and how a name turns into a number.
+#include <array>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -31,6 +32,13 @@ inline constexpr std::string_view kConnectTime = "socketio.connect_time";    // 
 inline constexpr std::string_view kTlsHandshake = "socketio.tls_handshake";  // TCP connected → TLS established
 inline constexpr std::string_view kSessionLength = "vusers.session_length";
 inline constexpr std::string_view kArrivalLag = "harness.arrival_lag";       // actual − intended start of a VU
+// Every counter but errors.<code>, and every histogram but the per-channel response times: what a
+// report or a scrape shows even before the first sample.
+inline constexpr std::array<std::string_view, 11> kKnownCounters{
+    kVusersCreated, kVusersCompleted, kVusersFailed,   kVusersSkipped,  kArrivalsLate,  kArrivalsDropped,
+    kEmits,         kAcks,            kResponses,      kEventsReceived, kFlowsCompleted};
+inline constexpr std::array<std::string_view, 4> kKnownHistograms{kResponseTime, kConnectTime, kSessionLength,
+                                                                  kArrivalLag};
 // Derived.
 inline constexpr std::string_view kErrorRate = "error_rate";  // percent of vusers.created that failed
 inline constexpr std::string_view kEmitRate = "socketio.emit_rate";  // emits per second

@@ -1,8 +1,11 @@
 #include "report.hpp"
 
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 
+#include <array>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -69,6 +72,22 @@ std::string ms_text(std::optional<double> v) {
 }
 
 }  // namespace
+
+double auto_interval_s(double run_s) {
+  static constexpr std::array<double, 16> kRound{1,   2,   3,   5,   10,  15,  20,   30,
+                                                 60,  120, 180, 300, 600, 900, 1200, 1800};
+  const double longest = std::isfinite(run_s) ? run_s / kMinChartPoints : 0;
+  if (longest >= 3600) {
+    return 3600 * std::floor(longest / 3600);
+  }
+  double chosen = kMinIntervalSeconds;
+  for (const double r : kRound) {
+    if (r <= longest) {
+      chosen = r;
+    }
+  }
+  return std::max(chosen, kMinIntervalSeconds);
+}
 
 json Report::to_json() const {
   json intervals_json = json::array();
@@ -184,6 +203,55 @@ Report merge_reports(const std::vector<Report>& reports) {
   out.meta["mergedFrom"] = std::move(sources);
   out.meta["generators"] = reports.size();
   return out;
+}
+
+json interval_line(const Interval& i, std::string_view time, std::optional<std::uint64_t> step_users) {
+  json latency = json::object();
+  const double seconds = std::max(1e-9, i.end_s - i.start_s);
+  for (const auto& [name, h] : i.metrics.histograms) {
+    json stats = {{"count", h.count()}};
+    for (const char* stat : {"p50", "p95", "p99", "max", "mean"}) {
+      const auto v = metric_value(i.metrics, seconds, fmt::format("{}.{}", name, stat));
+      stats[stat] = v ? json(*v) : json(nullptr);
+    }
+    latency[name] = std::move(stats);
+  }
+  json line = {{"time", time},
+               {"start", i.start_s},
+               {"end", i.end_s},
+               {"phase", i.phase},
+               {"usersActive", i.users_active},
+               {"counters", i.metrics.counters},
+               {"latencyMs", std::move(latency)}};
+  if (step_users) {
+    line["step"] = *step_users;
+  }
+  return line;
+}
+
+IntervalLog::IntervalLog(std::string path)
+    : path_(std::move(path)),
+      out_(path_, std::ios::binary | std::ios::trunc),
+      wall_start_(std::chrono::system_clock::now()),
+      steady_start_(std::chrono::steady_clock::now()) {
+  if (!out_) {
+    throw std::runtime_error(fmt::format("{}: cannot write", path_));
+  }
+}
+
+void IntervalLog::write(const Interval& interval, std::optional<std::uint64_t> step_users) {
+  const auto since = std::chrono::steady_clock::now() - steady_start_;
+  const auto at = std::chrono::time_point_cast<std::chrono::milliseconds>(
+      wall_start_ + std::chrono::duration_cast<std::chrono::system_clock::duration>(since));
+  const auto ms = at.time_since_epoch().count() % 1000;
+  const std::string time = fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03}Z",
+                                       fmt::gmtime(std::chrono::system_clock::to_time_t(at)), ms);
+  out_ << interval_line(interval, time, step_users).dump() << '\n';
+  out_.flush();
+  if (!out_ && !failed_) {
+    failed_ = true;
+    std::fprintf(stderr, "phasekit-load: %s: cannot write the interval log (the run goes on)\n", path_.c_str());
+  }
 }
 
 std::string render_progress(const Interval& i, double interval_s) {

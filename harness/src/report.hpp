@@ -4,6 +4,10 @@
 // comparison against a baseline that CI uses.
 #include <nlohmann/json.hpp>
 
+#include <chrono>
+#include <cstdint>
+#include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +17,16 @@
 namespace phasekit::load {
 
 inline constexpr std::string_view kReportSchema = "phasekit-load/report@1";
+
+// The report interval when the user chose none: enough points for every chart, never a sub-second
+// interval (a second is the grain of the progress lines and of a Prometheus scrape).
+inline constexpr double kMinChartPoints = 60;
+inline constexpr double kMinIntervalSeconds = 1;
+
+/// The interval of a run expected to last run_s seconds: at most run_s / kMinChartPoints (so every
+/// chart has at least 60 points), at least kMinIntervalSeconds, rounded down to a round length
+/// (1, 2, 3, 5, 10, 15, 20, 30 s; 1, 2, 3, 5, 10, 15, 20, 30 min; then whole hours).
+double auto_interval_s(double run_s);
 
 struct Interval {
   double start_s = 0;  // from the start of the run
@@ -41,6 +55,29 @@ struct Report {
 /// histograms merge bucket by bucket, interval i of each lands in interval i. Throws when they
 /// cannot be combined (another schema).
 Report merge_reports(const std::vector<Report>& reports);
+
+/// One line of --output jsonl: the interval's time (wall clock, RFC 3339 with milliseconds), its
+/// start and end in seconds of the run, phase, users active, counters (this interval's increments),
+/// and per histogram count, p50, p95, p99, max and mean in ms; plus "step" (users) in a capacity search.
+nlohmann::json interval_line(const Interval& interval, std::string_view time,
+                             std::optional<std::uint64_t> step_users = std::nullopt);
+
+/// --output jsonl=FILE: a line per interval, written and flushed as each interval ends. Times come
+/// from the wall clock when the log opened plus the steady clock since, so they never go backwards.
+class IntervalLog {
+ public:
+  /// Throws std::runtime_error naming the file when it cannot be opened.
+  explicit IntervalLog(std::string path);
+  /// On a failed write, says so once on stderr and keeps the run going.
+  void write(const Interval& interval, std::optional<std::uint64_t> step_users = std::nullopt);
+
+ private:
+  std::string path_;
+  std::ofstream out_;
+  std::chrono::system_clock::time_point wall_start_;
+  std::chrono::steady_clock::time_point steady_start_;
+  bool failed_ = false;
+};
 
 /// The end-of-run text: totals, latency table, errors, checks.
 std::string render_summary(const Report& report);

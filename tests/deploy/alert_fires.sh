@@ -9,6 +9,9 @@
 # 10 s threshold, must stay silent under the same traffic. Also checked: every phasekit_* metric
 # that rules.yml and the dashboards use is one the orchestrator exports (a short allowlist names
 # the metrics still being added), and /metrics passes promtool check metrics.
+# The load generator is scraped too (--metrics-port), as dashboards/prometheus.yml does: its text
+# passes promtool, the live dashboard's harness panels (dashboards/loadtest-live.json) get data from
+# the real Prometheus while the load runs, and its phasekit_load_* names count as exported.
 # Every process is started here and stopped by PID on exit; waits poll with a deadline.
 source "$(dirname "$0")/lib.sh"
 need prometheus promtool curl jq
@@ -33,6 +36,7 @@ groups:
         for: 3s
 YAML
 PROM_PORT="$(free_port)"
+LOAD_METRICS_PORT="$(free_port)"
 cat >"$TMP/prom/prometheus.yml" <<YAML
 global:
   scrape_interval: 1s
@@ -45,6 +49,9 @@ scrape_configs:
   - job_name: phasekit-orchestrator
     static_configs:
       - targets: ["127.0.0.1:$ORCH_ADMIN_PORT"]
+  - job_name: phasekit-load
+    static_configs:
+      - targets: ["127.0.0.1:$LOAD_METRICS_PORT"]
 YAML
 check "promtool check config of the test's Prometheus config" promtool check config "$TMP/prom/prometheus.yml"
 
@@ -83,9 +90,39 @@ scenarios:
             response: { channel: "tool:result", match: { json: "\$.callId", value: "{{ callId }}" } }
         count: 3
 YAML
-"$HARNESS_BIN" run "$TMP/slow.yml" --quiet --max-duration 20 -o "$TMP/slow.json" >"$TMP/load.log" 2>&1 &
+"$HARNESS_BIN" run "$TMP/slow.yml" --quiet --max-duration 20 -o "$TMP/slow.json" \
+  --metrics-port "$LOAD_METRICS_PORT" >"$TMP/load.log" 2>&1 &
 LOAD_PID=$!
 track_pid "$LOAD_PID"
+
+# The load generator, live: scraped, valid text, and the live dashboard's harness panels have data.
+load_scraped() { query 'up{job="phasekit-load"}' | jq -e '.data.result[0].value[1] == "1"'; }
+check "load generator scraped: up{job=\"phasekit-load\"} == 1" wait_until 30 load_scraped
+load_text() {
+  curl -fsS "http://127.0.0.1:$LOAD_METRICS_PORT/metrics" >"$TMP/load-metrics.txt" &&
+    grep -q '^phasekit_load_running 1$' "$TMP/load-metrics.txt"
+}
+check "load generator's /metrics while it runs" load_text
+check "promtool check metrics on the load generator's /metrics" promtool check metrics <"$TMP/load-metrics.txt"
+LIVE="$SRC/dashboards/loadtest-live.json"
+panel_expr() {  # panel_expr TITLE REFID: that query of the live dashboard, its variables filled in
+  jq -r --arg t "$1" --arg r "$2" '.panels[] | select(.title == $t) | .targets[] | select(.refId == $r) | .expr' "$LIVE" |
+    sed -e 's/\$load_job/phasekit-load/g; s/\$job/phasekit-orchestrator/g; s/\$instance/.*/g; s/\$__rate_interval/5s/g'
+}
+panel_above() {  # panel_above TITLE REFID MIN: the query returns a value above MIN now
+  local expr
+  expr="$(panel_expr "$1" "$2")"
+  [[ -n "$expr" ]] || { echo "no query $2 in panel \"$1\""; return 1; }
+  query "$expr" | jq -e --argjson min "$3" '[.data.result[].value[1] | tonumber] | max > $min'
+}
+check "live dashboard: arrivals per second (harness)" \
+  wait_until 30 panel_above "Arrivals and users (harness)" A 0
+check "live dashboard: users active (harness)" \
+  wait_until 30 panel_above "Arrivals and users (harness)" B 0
+check "live dashboard: response time p95 (harness) over 50 ms for 200 ms tool calls" \
+  wait_until 30 panel_above "Response time from the intended start (harness)" B 0.05
+check "live dashboard: connections (servers) beside it" \
+  wait_until 30 panel_above "Connections and sessions (servers)" A 0
 
 firing() { [[ "$(alert_state PhasekitHighLatency)" == firing ]]; }
 check "PhasekitHighLatency fires under 200 ms tool calls (deadline 90 s)" wait_until 90 firing
@@ -111,7 +148,10 @@ check "promtool check metrics on /metrics" promtool check metrics <"$TMP/metrics
 names_exported() {
   local used exported missing=""
   used="$(grep -ohE 'phasekit_[a-z_]+' "$@" | sort -u)"
-  exported="$(grep -oE '^phasekit_[a-z_]+' "$TMP/metrics.txt" | sed -E 's/_(bucket|sum|count)$//' | sort -u)"
+  # A sample's name, or a family declared by # TYPE (phasekit_load_errors_total has no sample
+  # until the first error).
+  exported="$(cat "$TMP/metrics.txt" "$TMP/load-metrics.txt" 2>/dev/null |
+    sed -nE 's/^(# TYPE )?(phasekit_[a-z_]+).*/\2/p' | sed -E 's/_(bucket|sum|count)$//' | sort -u)"
   for m in $used; do
     grep -qx "$m" <<<"$exported" && continue
     grep -qx "${m%_bucket}" <<<"$exported" && continue
@@ -121,7 +161,7 @@ names_exported() {
   done
   [[ -z "$missing" ]] || { echo "used but not exported:$missing"; return 1; }
 }
-check "every phasekit_* metric in rules and dashboards is exported (or pending: $PENDING_METRICS)" \
+check "every phasekit_* metric in rules and dashboards is exported by the orchestrator or phasekit-load (or pending: $PENDING_METRICS)" \
   names_exported "$SRC/dashboards/rules.yml" "$SRC"/dashboards/*.json
 echo 'expr: rate(phasekit_tool_calls_total[5m])' >"$TMP/invented.yml"
 rejects "name check: a metric the orchestrator does not export" names_exported "$TMP/invented.yml"

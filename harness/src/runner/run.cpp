@@ -11,6 +11,7 @@
 #include <memory>
 #include <random>
 #include <thread>
+#include <utility>
 
 #include "runner/arrivals.hpp"
 #include "runner/virtual_user.hpp"
@@ -84,6 +85,9 @@ CheckResult hook_failed(std::string_view hook, const Outcome& o) {
   return c;
 }
 
+// How often the figures so far go to RunOptions::live: what a scrape sees is at most this old.
+constexpr auto kLiveEvery = std::chrono::seconds(1);
+
 std::string iso_now() {
   return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(std::chrono::system_clock::to_time_t(std::chrono::system_clock::now())));
 }
@@ -119,13 +123,25 @@ Report run_scenario(const Scenario& scenario, const RunOptions& options, const D
     workers.back()->rng.seed(seed + i);
   }
 
+  const double last_arrival_s = run.schedule.total() == 0 ? 0 : run.schedule.at(run.schedule.total() - 1).at_s;
+  double end_of_arrivals = std::max(last_arrival_s, options.repeat_until_s);
+  if (options.max_duration_s > 0) {
+    end_of_arrivals = std::min(end_of_arrivals, options.max_duration_s);
+  }
+  // The phases' length when arrivals end sooner (a last phase of pauses, or one that starts nobody).
+  double expected_s = end_of_arrivals;
+  if (options.max_duration_s <= 0) {
+    expected_s = std::max(expected_s, scenario.duration_s());
+  }
+  const double interval_s = options.progress_s > 0 ? options.progress_s : auto_interval_s(expected_s);
+
   Report report;
   report.meta = {{"scenario", scenario.file},
                  {"target", scenario.target.url()},
                  {"startedAt", iso_now()},
                  {"generator", "phasekit-load"},
                  {"threads", threads},
-                 {"intervalSeconds", options.progress_s},
+                 {"intervalSeconds", interval_s},
                  {"transports", scenario.socket.polling ? (scenario.socket.websocket ? "polling+websocket" : "polling")
                                                         : "websocket"},
                  {"phases", json::array()}};
@@ -162,18 +178,18 @@ Report run_scenario(const Scenario& scenario, const RunOptions& options, const D
     });
   }
 
-  const double last_arrival_s = run.schedule.total() == 0 ? 0 : run.schedule.at(run.schedule.total() - 1).at_s;
-  double end_of_arrivals = std::max(last_arrival_s, options.repeat_until_s);
-  if (options.max_duration_s > 0) {
-    end_of_arrivals = std::min(end_of_arrivals, options.max_duration_s);
-  }
   const double drain_s = options.drain_s >= 0 ? options.drain_s
                                                : options.connect_timeout_s + scenario.flow_bound_s() + 5;
   report.meta["drainSeconds"] = drain_s;
   const TimePoint drain_deadline = run.start + seconds(end_of_arrivals + drain_s);
-  const auto interval = seconds(options.progress_s);
+  const auto interval = seconds(interval_s);
   TimePoint next_tick = run.start + interval;
   TimePoint last_tick = run.start;
+  TimePoint next_live = run.start + kLiveEvery;
+  MetricSet pending;  // taken from the workers since the last interval ended
+  if (options.live != nullptr) {
+    options.live->begin_run();
+  }
   bool aborted = false;
   TimePoint abort_started = TimePoint::max() - std::chrono::hours(1);
   const auto all_done = [&] {
@@ -184,20 +200,34 @@ Report run_scenario(const Scenario& scenario, const RunOptions& options, const D
     }
     return true;
   };
+  // Each worker's share is swapped out under its own lock (a swap of two maps), so neither an
+  // interval nor a live sample holds a worker up for longer than that.
+  const auto take_from_workers = [&] {
+    for (const auto& w : workers) {
+      pending.merge(w->take());
+    }
+  };
+  const auto active_users = [&] { return static_cast<std::uint64_t>(std::max<std::int64_t>(0, run.users.load())); };
+  const auto phase_name = [&](double at_s) {
+    const std::size_t phase = run.schedule.phase_at(std::max(0.0, at_s - 1e-6));
+    return phase < phases.size() ? (phases[phase].name.empty() ? fmt::format("phase {}", phase + 1) : phases[phase].name)
+                                 : std::string();
+  };
   const auto take_interval = [&](TimePoint now) {
     Interval i;
     i.start_s = std::chrono::duration<double>(last_tick - run.start).count();
     i.end_s = std::chrono::duration<double>(now - run.start).count();
-    for (const auto& w : workers) {
-      i.metrics.merge(w->take());
-    }
-    i.users_active = static_cast<std::uint64_t>(std::max<std::int64_t>(0, run.users.load()));
-    const std::size_t phase = run.schedule.phase_at(std::max(0.0, i.end_s - 1e-6));
-    i.phase = phase < phases.size() ? (phases[phase].name.empty() ? fmt::format("phase {}", phase + 1)
-                                                                   : phases[phase].name)
-                                    : "";
+    take_from_workers();
+    i.metrics = std::exchange(pending, MetricSet());
+    i.users_active = active_users();
+    i.phase = phase_name(i.end_s);
     last_tick = now;
     return i;
+  };
+  const auto publish_live = [&](TimePoint now) {
+    const double elapsed = std::chrono::duration<double>(now - run.start).count();
+    options.live->publish(report.total, pending, active_users(), elapsed, phase_name(elapsed));
+    next_live = now + kLiveEvery;
   };
   while (true) {
     const bool done = all_done();
@@ -212,6 +242,12 @@ Report run_scenario(const Scenario& scenario, const RunOptions& options, const D
         report.intervals.push_back(std::move(i));
       }
       next_tick += interval;
+      if (options.live != nullptr) {
+        publish_live(now);
+      }
+    } else if (options.live != nullptr && now >= next_live) {
+      take_from_workers();
+      publish_live(now);
     }
     if (done) {
       break;
@@ -257,6 +293,14 @@ Report run_scenario(const Scenario& scenario, const RunOptions& options, const D
   if (!details.empty()) {
     report.meta["errorDetails"] = std::move(details);  // the first of each code, for a person
   }
+  // What users that were given up on measured after the last interval (or a live sample took).
+  if (Interval last = take_interval(SteadyClock::now()); !last.metrics.empty()) {
+    if (progress) {
+      progress(last, last.end_s - last.start_s);
+    }
+    report.total.merge(last.metrics);
+    report.intervals.push_back(std::move(last));
+  }
   report.duration_s = std::chrono::duration<double>(SteadyClock::now() - run.start).count();
   report.peak_users = static_cast<std::uint64_t>(run.peak_users.load());
   report.checks = evaluate(scenario.thresholds, report.total, report.duration_s);
@@ -269,6 +313,9 @@ Report run_scenario(const Scenario& scenario, const RunOptions& options, const D
       report.meta["after"]["error"] = fmt::format("{}: {}", after.outcome.code(), after.outcome.detail());
       report.checks.push_back(hook_failed("after", after.outcome));
     }
+  }
+  if (options.live != nullptr) {
+    options.live->end_run(report.total);
   }
   return report;
 }

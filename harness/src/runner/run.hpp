@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "driver/driver.hpp"
+#include "live_metrics.hpp"
 #include "report.hpp"
 #include "scenario.hpp"
 
@@ -15,7 +16,8 @@ namespace phasekit::load {
 
 struct RunOptions {
   unsigned threads = 0;          // 0: one per core
-  double progress_s = 10;        // interval length of the report and of the progress lines
+  double progress_s = 0;         // interval length of the report and of the progress lines
+                                 // (0: auto_interval_s of the run's length, report.hpp)
   double late_ms = 100;          // a user starting later than this after its intended time is late
   double max_duration_s = 0;     // 0: the scenario's phases; else no arrival after this
   double drain_s = -1;           // after the last arrival, users still running are stopped after this
@@ -33,6 +35,8 @@ struct RunOptions {
   double repeat_until_s = 0;
   // Set (to non-zero) from a signal handler: arrivals stop and running users are closed.
   const volatile int* interrupted = nullptr;
+  // When set, the run's figures so far are published to it about once a second (for --metrics-port).
+  LiveMetrics* live = nullptr;
 };
 
 using ProgressFn = std::function<void(const Interval&, double interval_s)>;

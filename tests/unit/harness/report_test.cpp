@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <random>
 
 namespace phasekit::load {
@@ -105,6 +106,48 @@ TEST(Compare, SmallAbsoluteChangesBelowTheNoiseFloorPass) {
   for (const auto& r : compare_reports(base, current, CompareOptions{})) {
     EXPECT_FALSE(r.regressed) << r.metric;
   }
+}
+
+TEST(IntervalRule, ShortRunsGetOneSecondIntervalsNeverLess) {
+  EXPECT_EQ(auto_interval_s(0), 1);
+  EXPECT_EQ(auto_interval_s(0.2), 1);
+  EXPECT_EQ(auto_interval_s(10), 1);   // 10 points: a second is the finest grain
+  EXPECT_EQ(auto_interval_s(60), 1);
+  EXPECT_EQ(auto_interval_s(119), 1);
+  EXPECT_EQ(auto_interval_s(-5), 1);
+  EXPECT_EQ(auto_interval_s(std::numeric_limits<double>::infinity()), 1);
+  EXPECT_EQ(auto_interval_s(std::numeric_limits<double>::quiet_NaN()), 1);
+}
+
+TEST(IntervalRule, LongerRunsGetRoundIntervalsAndAtLeastSixtyPoints) {
+  EXPECT_EQ(auto_interval_s(120), 2);
+  EXPECT_EQ(auto_interval_s(300), 5);
+  EXPECT_EQ(auto_interval_s(600), 10);
+  EXPECT_EQ(auto_interval_s(1000), 15);  // 16.7 s would be the most: rounded down
+  EXPECT_EQ(auto_interval_s(3600), 60);
+  EXPECT_EQ(auto_interval_s(86400), 1200);
+  EXPECT_EQ(auto_interval_s(7 * 86400), 2 * 3600);  // 2.8 h would be the most
+  for (double run_s = 60; run_s < 30 * 86400; run_s *= 1.07) {
+    const double interval = auto_interval_s(run_s);
+    EXPECT_GE(interval, kMinIntervalSeconds) << run_s;
+    EXPECT_GE(run_s / interval, kMinChartPoints) << run_s << " s in intervals of " << interval << " s";
+    EXPECT_LT(run_s / interval, 2 * kMinChartPoints + 60) << run_s << ": far more points than needed";
+  }
+}
+
+TEST(IntervalLine, CarriesTheIntervalsCountersAndPercentiles) {
+  const Report r = make_report(1, 10, 2);
+  const nlohmann::json line = interval_line(r.intervals[1], "2026-12-05T07:00:00.000Z", 300);
+  EXPECT_EQ(line["time"], "2026-12-05T07:00:00.000Z");
+  EXPECT_EQ(line["start"], 10.0);
+  EXPECT_EQ(line["end"], 20.0);
+  EXPECT_EQ(line["step"], 300);
+  EXPECT_EQ(line["usersActive"], 5);
+  EXPECT_EQ(line["counters"]["vusers.failed"], 2);
+  const auto& rt = line["latencyMs"]["socketio.response_time"];
+  EXPECT_EQ(rt["count"], 1000);
+  EXPECT_GT(rt["p95"].get<double>(), rt["p50"].get<double>());
+  EXPECT_FALSE(interval_line(r.intervals[0], "t").contains("step"));
 }
 
 TEST(Html, IsSelfContained) {
