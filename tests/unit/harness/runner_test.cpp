@@ -411,6 +411,7 @@ TEST(RunScenario, FailedBeforeFlowStopsTheRunWithAFailedCheck) {
   ASSERT_EQ(r.checks.size(), 1u);
   EXPECT_FALSE(r.checks[0].ok);
   EXPECT_NE(r.checks[0].threshold.text.find("before flow: errors.connect_refused"), std::string::npos);
+}
 
 TEST(RunScenario, TheFirstDetailOfEachErrorGoesInTheReportAndTheSummary) {
   Script script;
