@@ -14,7 +14,10 @@
 # counts no late arrivals, its phase ends within 1 s of its duration. (Artillery's CPU is reported but
 # not judged: its arrival timer busy-waits, so it takes the whole core at any rate of 40/s and up.)
 #
-# Environment: DURATION (s per rate, 20), EMITS (5), DELAY_MS (server ack delay, 1), TOOLS
+# SERVER=node (default) is that node server; SERVER=cpp is phasekit's own network layer
+# (build/bin/phasekit-conformance-server, which acks `echo` at once and serves the same /counts): a
+# server that is not the limit, to find the load generators' own ceiling.
+# Environment: SERVER (node), DURATION (s per rate, 20), EMITS (5), DELAY_MS (server ack delay, 1), TOOLS
 # ("phasekit-load artillery"), TOOL_CPU (1), SERVER_CPU (0), OUT (work dir, default a new temp dir),
 # PHASEKIT_LOAD (binary, default build/bin/phasekit-load; never built here), PHASEKIT_NODE_MODULES,
 # NICE (0; e.g. -10 as root on a machine busy with other work: the script, the server and the tools).
@@ -27,6 +30,8 @@ DURATION=${DURATION:-20}
 EMITS=${EMITS:-5}
 DELAY_MS=${DELAY_MS:-1}
 TOOLS=${TOOLS:-"phasekit-load artillery"}
+SERVER=${SERVER:-node}
+[[ $SERVER == node || $SERVER == cpp ]] || { echo "SERVER: node or cpp" >&2; exit 2; }
 TOOL_CPU=${TOOL_CPU:-1}
 SERVER_CPU=${SERVER_CPU:-0}
 PHASEKIT_LOAD=${PHASEKIT_LOAD:-$ROOT/build/bin/phasekit-load}
@@ -71,7 +76,15 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-taskset -c "$SERVER_CPU" node "$ROOT/tests/harness/delay_server.js" "$DELAY_MS" >"$OUT/server.out" 2>"$OUT/server.err" &
+if [[ $SERVER == cpp ]]; then
+  CPP_SERVER=$(dirname "$PHASEKIT_LOAD")/phasekit-conformance-server
+  [[ -x $CPP_SERVER ]] || { log "no $CPP_SERVER: build it first (./scripts/build.sh)"; exit 2; }
+  # pings far apart, as a production server's: a user's session lasts milliseconds
+  taskset -c "$SERVER_CPU" env PORT=0 PING_INTERVAL_MS=25000 PING_TIMEOUT_MS=20000 CONNECT_TIMEOUT_MS=45000 \
+    "$CPP_SERVER" >"$OUT/server.out" 2>"$OUT/server.err" &
+else
+  taskset -c "$SERVER_CPU" node "$ROOT/tests/harness/delay_server.js" "$DELAY_MS" >"$OUT/server.out" 2>"$OUT/server.err" &
+fi
 SERVER_PID=$!
 PORT=""
 for _ in $(seq 100); do
@@ -82,7 +95,11 @@ for _ in $(seq 100); do
 done
 [[ -n $PORT ]] || { log "server did not print its port"; exit 1; }
 TARGET=http://127.0.0.1:$PORT
-log "node socket.io server $TARGET (pid $SERVER_PID, core $SERVER_CPU, ack delay ${DELAY_MS} ms); work dir $OUT"
+if [[ $SERVER == cpp ]]; then
+  log "phasekit-conformance-server $TARGET (pid $SERVER_PID, core $SERVER_CPU, acks at once); work dir $OUT"
+else
+  log "node socket.io server $TARGET (pid $SERVER_PID, core $SERVER_CPU, ack delay ${DELAY_MS} ms); work dir $OUT"
+fi
 
 counts() {
   if command -v curl >/dev/null; then curl -s --max-time 10 "$TARGET/counts" || true
@@ -100,7 +117,7 @@ child() { pgrep -P "$1" | head -1; }
 # the scenario, in Artillery's format for the socketio-v3 engine; both tools run this very file
 scenario() {
   local rate=$1 file=$OUT/echo-$1.yml
-  [[ $rate =~ ^[0-9]+$ && $rate -ge 1 && $rate -le 5000 ]] || { log "rate $rate: 1 to 5000 arrivals/s"; exit 2; }
+  [[ $rate =~ ^[0-9]+$ && $rate -ge 1 && $rate -le 20000 ]] || { log "rate $rate: 1 to 20000 arrivals/s"; exit 2; }
   cat >"$file" <<EOF
 # bench/artillery_compare.sh: $rate arrivals/s for $DURATION s; each user emits "echo" $EMITS times (ack awaited), then leaves
 config:

@@ -4,6 +4,9 @@
 //   /socket.io/  Socket.IO on "/" and "/custom": on connect it emits `auth` with the handshake's auth,
 //                answers `message` with `message-back` and the same arguments, and acknowledges
 //                `message-with-ack` with its arguments.
+// For benchmarks (bench/artillery_compare.sh SERVER=cpp), as tests/harness/delay_server.js with no
+// delay: `echo` is acknowledged at once with {ok: true, seq}, and GET /counts returns the
+// connections, disconnects and acks seen so far.
 // Settings from the environment: PORT, BIND_ADDRESS, PING_INTERVAL_MS, PING_TIMEOUT_MS,
 // MAX_PAYLOAD_BYTES, CONNECT_TIMEOUT_MS (defaults: the reference application's 300, 200, 1e6, 1000).
 #include <boost/asio/as_tuple.hpp>
@@ -72,10 +75,18 @@ class Echo final : public EngineHandler {
   std::weak_ptr<EngineSession> session_;
 };
 
+/// What the Socket.IO application saw (one thread runs the server).
+struct Counts {
+  std::uint64_t connections = 0;
+  std::uint64_t disconnects = 0;
+  std::uint64_t acks = 0;
+};
+Counts counts;
+
 /// Socket.IO test application: one connected socket.
 class TestSocket final : public SocketIoHandler {
  public:
-  explicit TestSocket(std::shared_ptr<SocketIoSocket> socket) : socket_(std::move(socket)) {}
+  explicit TestSocket(std::shared_ptr<SocketIoSocket> socket) : socket_(std::move(socket)) { ++counts.connections; }
   void on_event(std::string name, json args, SocketIoAck ack) override {
     if (name == "message") {
       json back = json::array({"message-back"});
@@ -85,9 +96,12 @@ class TestSocket final : public SocketIoHandler {
       socket_->emit(std::move(back));
     } else if (name == "message-with-ack" && ack) {
       ack(std::move(args));
+    } else if (name == "echo" && ack) {
+      ++counts.acks;
+      ack(json::array({{{"ok", true}, {"seq", counts.acks}}}));
     }
   }
-  void on_disconnect(std::string_view) override {}
+  void on_disconnect(std::string_view) override { ++counts.disconnects; }
 
  private:
   std::shared_ptr<SocketIoSocket> socket_;
@@ -152,6 +166,14 @@ asio::awaitable<void> connection(const Endpoints& endpoints, std::size_t max_pay
     Response res;  // (not a conditional around co_await: gcc 12 miscompiles its temporaries)
     if (engine != nullptr) {
       res = co_await engine->handle_polling(std::move(req), stream.get_executor(), peer);
+    } else if (target_path(req.target()) == "/counts") {
+      res = make_response(req, http::status::ok,
+                          json{{"connections", counts.connections},
+                               {"disconnects", counts.disconnects},
+                               {"acks", counts.acks},
+                               {"events", {{"echo", counts.acks}}}}
+                              .dump());
+      res.set(http::field::content_type, "application/json");
     } else {
       res = make_response(req, http::status::not_found, "not found");
     }
@@ -175,6 +197,8 @@ asio::awaitable<void> accept_loop(asio::ip::tcp::acceptor& acceptor, const Endpo
       }
       continue;
     }
+    beast::error_code ignored;
+    socket.set_option(asio::ip::tcp::no_delay(true), ignored);  // as the orchestrator: no Nagle delay on acks
     asio::co_spawn(acceptor.get_executor(), connection(endpoints, max_payload, beast::tcp_stream(std::move(socket))),
                    asio::detached);
   }
