@@ -79,8 +79,10 @@ trap 'exit 130' INT TERM
 if [[ $SERVER == cpp ]]; then
   CPP_SERVER=$(dirname "$PHASEKIT_LOAD")/phasekit-conformance-server
   [[ -x $CPP_SERVER ]] || { log "no $CPP_SERVER: build it first (./scripts/build.sh)"; exit 2; }
-  # pings far apart, as a production server's: a user's session lasts milliseconds
+  # pings far apart, as a production server's (a user's session lasts milliseconds); no limit per
+  # client address: every user comes from the few loopback addresses of one load generator
   taskset -c "$SERVER_CPU" env PORT=0 PING_INTERVAL_MS=25000 PING_TIMEOUT_MS=20000 CONNECT_TIMEOUT_MS=45000 \
+    MAX_CONNECTIONS_PER_ADDRESS=0 \
     "$CPP_SERVER" >"$OUT/server.out" 2>"$OUT/server.err" &
 else
   taskset -c "$SERVER_CPU" node "$ROOT/tests/harness/delay_server.js" "$DELAY_MS" >"$OUT/server.out" 2>"$OUT/server.err" &

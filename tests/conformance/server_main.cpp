@@ -8,7 +8,8 @@
 // delay: `echo` is acknowledged at once with {ok: true, seq}, and GET /counts returns the
 // connections, disconnects and acks seen so far.
 // Settings from the environment: PORT, BIND_ADDRESS, PING_INTERVAL_MS, PING_TIMEOUT_MS,
-// MAX_PAYLOAD_BYTES, CONNECT_TIMEOUT_MS (defaults: the reference application's 300, 200, 1e6, 1000).
+// MAX_PAYLOAD_BYTES, CONNECT_TIMEOUT_MS (defaults: the reference application's 300, 200, 1e6, 1000),
+// UPGRADE_TIMEOUT_MS, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS (the orchestrator's defaults).
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -214,7 +215,12 @@ int main() {
   const auto max_payload = env_integer("MAX_PAYLOAD_BYTES", 1000000, 1024, 100000000);
   const auto connect_timeout = env_integer("CONNECT_TIMEOUT_MS", 1000, 1, 3600000);
   const auto upgrade_timeout = env_integer("UPGRADE_TIMEOUT_MS", 10000, 1, 3600000);
-  if (!port || !ping_interval || !ping_timeout || !max_payload || !connect_timeout || !upgrade_timeout) {
+  const ServerSettings defaults;
+  const auto max_connections = env_integer("MAX_CONNECTIONS", static_cast<long long>(defaults.max_connections), 1, 1000000);
+  const auto max_per_address = env_integer("MAX_CONNECTIONS_PER_ADDRESS",
+                                           static_cast<long long>(defaults.max_connections_per_address), 0, 1000000);
+  if (!port || !ping_interval || !ping_timeout || !max_payload || !connect_timeout || !upgrade_timeout ||
+      !max_connections || !max_per_address) {
     return 2;
   }
   const char* bind = std::getenv("BIND_ADDRESS");
@@ -236,6 +242,8 @@ int main() {
   settings.max_payload_bytes = static_cast<std::size_t>(*max_payload);
   settings.connect_timeout = std::chrono::milliseconds(*connect_timeout);
   settings.upgrade_timeout = std::chrono::milliseconds(*upgrade_timeout);
+  settings.max_connections = static_cast<std::size_t>(*max_connections);
+  settings.max_connections_per_address = static_cast<std::size_t>(*max_per_address);
 
   SocketIoSettings socketio;
   socketio.connect_timeout = settings.connect_timeout;
