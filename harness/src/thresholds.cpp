@@ -4,21 +4,13 @@
 
 #include <charconv>
 #include <stdexcept>
+#include "phasekit/text.hpp"
 
 namespace phasekit::load {
 namespace {
 
 [[noreturn]] void fail(const std::string& what) { throw std::invalid_argument(what); }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
 
 std::optional<double> parse_number(std::string_view s) {
   double v = 0;
@@ -81,14 +73,14 @@ Threshold make_threshold(std::string metric, Op op, double value, std::string te
 }
 
 Threshold parse_slo_term(std::string_view term, const MetricCatalog& catalog) {
-  term = trim(term);
+  term = text::trim_ows(term);
   const auto op = find_op(term);
   if (!op) {
     fail(fmt::format("SLO term \"{}\": expected <metric><op><value> such as p95<200ms or errors<1%", term));
   }
   const auto [pos, len, which] = *op;
-  const std::string metric = shorthand(trim(term.substr(0, pos)));
-  std::string_view value = trim(term.substr(pos + len));
+  const std::string metric = shorthand(text::trim_ows(term.substr(0, pos)));
+  std::string_view value = text::trim_ows(term.substr(pos + len));
   double scale = 1.0;
   bool percent = false;
   bool has_time_unit = false;
@@ -107,9 +99,9 @@ Threshold parse_slo_term(std::string_view term, const MetricCatalog& catalog) {
     value.remove_suffix(1);
     percent = true;
   }
-  const auto number = parse_number(trim(value));
+  const auto number = parse_number(text::trim_ows(value));
   if (!number) {
-    fail(fmt::format("SLO term \"{}\": \"{}\" is not a number", term, trim(value)));
+    fail(fmt::format("SLO term \"{}\": \"{}\" is not a number", term, text::trim_ows(value)));
   }
   Threshold t = make_threshold(metric, which, *number * scale, std::string(term), catalog);
   if (has_time_unit && !catalog.is_time(metric)) {
@@ -125,7 +117,7 @@ std::vector<Threshold> parse_slo(std::string_view list, const MetricCatalog& cat
   std::vector<Threshold> out;
   while (!list.empty()) {
     const auto comma = list.find(',');
-    const std::string_view term = trim(list.substr(0, comma));
+    const std::string_view term = text::trim_ows(list.substr(0, comma));
     if (!term.empty()) {
       out.push_back(parse_slo_term(term, catalog));
     }
@@ -144,10 +136,10 @@ Threshold parse_k6_threshold(std::string_view metric, std::string_view expressio
     fail(fmt::format("threshold \"{}\": expected <aggregation><op><value> such as p(95)<200", text));
   }
   const auto [pos, len, which] = *op;
-  const std::string_view agg = trim(expression.substr(0, pos));
-  const auto number = parse_number(trim(expression.substr(pos + len)));
+  const std::string_view agg = text::trim_ows(expression.substr(0, pos));
+  const auto number = parse_number(text::trim_ows(expression.substr(pos + len)));
   if (!number) {
-    fail(fmt::format("threshold \"{}\": \"{}\" is not a number", text, trim(expression.substr(pos + len))));
+    fail(fmt::format("threshold \"{}\": \"{}\" is not a number", text, text::trim_ows(expression.substr(pos + len))));
   }
   std::string full;
   if (agg.starts_with("p(") && agg.ends_with(")")) {

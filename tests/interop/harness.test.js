@@ -4,34 +4,17 @@
 "use strict";
 const { describe, it, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { spawn, spawnSync } = require("node:child_process");
+const { spawnSync } = require("node:child_process");
 const fs = require("node:fs");
 const http = require("node:http");
 const os = require("node:os");
 const path = require("node:path");
-const readline = require("node:readline");
-const { startServer } = require("./support.js");
+const { startDelayServer, startServer } = require("./support.js");
 
 const LOAD = process.env.HARNESS_BIN;
 const SOURCE = process.env.PHASEKIT_SOURCE_DIR;
 const DELAY_MS = 20;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "phasekit-load-test-"));
-
-function startDelayServer(delayMs) {
-  const child = spawn(process.execPath, [path.join(SOURCE, "tests/harness/delay_server.js"), String(delayMs)], {
-    env: { ...process.env },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("delay server did not start")), 10000);
-    child.on("exit", (code) => reject(new Error(`delay server exited with ${code}`)));
-    readline.createInterface({ input: child.stdout }).once("line", (line) => {
-      clearTimeout(timer);
-      const { port } = JSON.parse(line);
-      resolve({ port, url: `http://127.0.0.1:${port}`, stop: () => child.kill("SIGTERM") });
-    });
-  });
-}
 
 function counts(server) {
   return new Promise((resolve, reject) => {

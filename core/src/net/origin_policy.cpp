@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include "phasekit/text.hpp"
 
 namespace phasekit::net {
 namespace {
@@ -62,11 +63,6 @@ bool parse_port(std::string_view text, std::uint16_t& port) {
   return true;
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 /// The Host header names the origin's host and port (its scheme's default port when it has none).
 bool same_authority(const Origin& origin, std::string_view host_header) {
@@ -110,16 +106,16 @@ std::optional<Origin> parse_origin(std::string_view text) {
 
 std::optional<OriginPolicy> OriginPolicy::parse(std::string_view list, std::string* error) {
   OriginPolicy policy;
-  if (trim(list).empty()) {
+  if (text::trim_ows(list).empty()) {
     return policy;
   }
-  if (trim(list) == "*") {
+  if (text::trim_ows(list) == "*") {
     policy.any_ = true;
     return policy;
   }
   while (true) {
     const std::size_t comma = list.find(',');
-    const std::string_view entry = trim(list.substr(0, comma));
+    const std::string_view entry = text::trim_ows(list.substr(0, comma));
     auto origin = parse_origin(entry);
     if (!origin) {
       if (error != nullptr) {

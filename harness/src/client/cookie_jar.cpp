@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include "phasekit/text.hpp"
 
 namespace phasekit::load {
 namespace {
@@ -28,15 +29,6 @@ bool iequals(std::string_view a, std::string_view b) {
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
 
 // Control characters other than tab end the cookie (6265bis §5.6): nothing from a header ever puts
 // a CR, LF or NUL into the Cookie header we send.
@@ -233,8 +225,8 @@ bool CookieJar::store(std::string_view set_cookie, const CookieUrl& url, WallClo
   if (equals == std::string_view::npos) {
     return false;  // RFC 6265 §5.2: no '=', no cookie
   }
-  const std::string_view name = trim(pair.substr(0, equals));
-  const std::string_view value = trim(pair.substr(equals + 1));
+  const std::string_view name = text::trim_ows(pair.substr(0, equals));
+  const std::string_view value = text::trim_ows(pair.substr(equals + 1));
   if (name.empty() || name.size() + value.size() > limits_.max_cookie_bytes) {
     return false;
   }
@@ -250,8 +242,8 @@ bool CookieJar::store(std::string_view set_cookie, const CookieUrl& url, WallClo
     const std::string_view av = attributes.substr(0, next);
     attributes = next == std::string_view::npos ? std::string_view() : attributes.substr(next);
     const auto eq = av.find('=');
-    const std::string_view key = trim(av.substr(0, eq));
-    const std::string_view v = eq == std::string_view::npos ? std::string_view() : trim(av.substr(eq + 1));
+    const std::string_view key = text::trim_ows(av.substr(0, eq));
+    const std::string_view v = eq == std::string_view::npos ? std::string_view() : text::trim_ows(av.substr(eq + 1));
     if (v.size() > kMaxAttributeValue) {
       continue;
     }
