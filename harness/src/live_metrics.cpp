@@ -1,5 +1,7 @@
 #include "live_metrics.hpp"
 
+#include "phasekit/prometheus_text.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -58,30 +60,13 @@ std::string family_name(std::string_view metric) {
   return out;
 }
 
-void append_label_value(std::string& out, std::string_view value) {
-  for (const char c : value) {
-    switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '"': out += "\\\""; break;
-      case '\n': out += "\\n"; break;
-      default: out += c;
-    }
-  }
-}
 
 std::string label(std::string_view name, std::string_view value) {
   std::string out = fmt::format("{}=\"", name);
-  append_label_value(out, value);
+  prometheus::append_label_value(out, value);
   return out + '"';
 }
 
-// Shortest text that reads back as the same double ("0.00025", "60", "1e-05").
-std::string number(double v) {
-  if (std::isinf(v)) {
-    return v > 0 ? "+Inf" : "-Inf";
-  }
-  return fmt::format("{}", v);
-}
 
 void header(std::string& out, std::string_view family, std::string_view type, std::string_view help) {
   out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", family, help, family, type);
@@ -98,11 +83,12 @@ void histogram_series(std::string& out, std::string_view family, const std::stri
   const std::vector<std::uint64_t> cumulative = h.count_at_or_below(kBoundsUs);
   const std::string sep = labels.empty() ? "" : ",";
   for (std::size_t i = 0; i < kBucketsS.size(); ++i) {
-    out += fmt::format("{}_bucket{{{}{}le=\"{}\"}} {}\n", family, labels, sep, number(kBucketsS[i]), cumulative[i]);
+    out += fmt::format("{}_bucket{{{}{}le=\"{}\"}} {}\n", family, labels, sep, prometheus::format_number(kBucketsS[i]),
+                       cumulative[i]);
   }
   out += fmt::format("{}_bucket{{{}{}le=\"+Inf\"}} {}\n", family, labels, sep, h.count());
   const std::string braces = labels.empty() ? "" : fmt::format("{{{}}}", labels);
-  out += fmt::format("{}_sum{} {}\n", family, braces, number(static_cast<double>(h.sum()) / 1e6));
+  out += fmt::format("{}_sum{} {}\n", family, braces, prometheus::format_number(static_cast<double>(h.sum()) / 1e6));
   out += fmt::format("{}_count{} {}\n", family, braces, h.count());
 }
 
@@ -176,7 +162,7 @@ std::string render_prometheus(const LiveSnapshot& s, const ExpositionInfo& info)
   header(out, "phasekit_load_vusers_active", "gauge", "Virtual users running now.");
   out += fmt::format("phasekit_load_vusers_active {}\n", s.users_active);
   header(out, "phasekit_load_run_elapsed_seconds", "gauge", "Seconds since the running run started.");
-  out += fmt::format("phasekit_load_run_elapsed_seconds {}\n", number(s.run_elapsed_s));
+  out += fmt::format("phasekit_load_run_elapsed_seconds {}\n", prometheus::format_number(s.run_elapsed_s));
   header(out, "phasekit_load_capacity_step_users", "gauge", "Users of the running capacity step (0: none).");
   out += fmt::format("phasekit_load_capacity_step_users {}\n", s.step_users);
   header(out, "phasekit_load_runs_completed_total", "counter", "Runs (capacity steps) that ended.");

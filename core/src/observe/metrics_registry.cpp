@@ -1,5 +1,7 @@
 #include "observe/metrics_registry.hpp"
 
+#include "phasekit/prometheus_text.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -10,6 +12,9 @@
 
 namespace phasekit::observe {
 namespace {
+
+using prometheus::append_label_value;
+using prometheus::format_number;
 
 enum FamilyType : int { kCounter = 0, kGauge = 1, kHistogram = 2 };
 constexpr std::array<std::string_view, 3> kTypeNames{"counter", "gauge", "histogram"};
@@ -23,26 +28,7 @@ bool valid_name(std::string_view name) {
   });
 }
 
-std::string format_number(double v) {
-  if (std::isnan(v)) {
-    return "NaN";
-  }
-  if (std::isinf(v)) {
-    return v > 0 ? "+Inf" : "-Inf";
-  }
-  return fmt::format("{}", v);
-}
 
-void append_label_value(std::string& out, std::string_view v) {
-  for (const char c : v) {
-    switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '"': out += "\\\""; break;
-      case '\n': out += "\\n"; break;
-      default: out += c;
-    }
-  }
-}
 
 void add(std::atomic<double>& a, double by) noexcept {
   double old = a.load(std::memory_order_relaxed);
