@@ -1,5 +1,5 @@
 // A Node.js socket.io v4 server that answers after a known delay, for testing phasekit-load.
-//   node delay_server.js DELAY_MS   → prints {"port":N} on stdout once listening on 127.0.0.1
+//   node delay_server.js DELAY_MS   → prints {"msg":"server.listening","port":N} on stdout once listening on 127.0.0.1
 // Events: "echo" (acked after the delay with {ok:true, seq}), "ask" (answered with an "answer" event
 // after the delay), anything else (counted). GET /counts returns what the server saw and sent, with
 // the hold times it really applied (the delay as the server measured it, per answer).
@@ -59,5 +59,5 @@ io.on("connection", (socket) => {
     }
   });
 });
-server.listen(0, "127.0.0.1", () => console.log(JSON.stringify({ port: server.address().port })));
+server.listen(0, "127.0.0.1", () => console.log(JSON.stringify({ msg: "server.listening", port: server.address().port })));
 process.on("SIGTERM", () => process.exit(0));

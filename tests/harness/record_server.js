@@ -1,6 +1,6 @@
 // A Node.js socket.io v4 server that records what phasekit-load sends it, for the tests of the
 // Artillery features (payload rows, extraHeaders, query, auth, before/after, loop over, ifTrue).
-//   node record_server.js   → prints {"port":N} on stdout once listening on 127.0.0.1
+//   node record_server.js   → prints {"msg":"server.listening","port":N} on stdout once listening on 127.0.0.1
 // It records every HTTP request and WebSocket upgrade under /socket.io/ (transport, query, x-*
 // headers), every connection (its handshake query, auth and x-* headers) and every event in the order
 // it arrived. An event with an ack is acked with {ok: true, room: "room-<n>"} (n counts the acks).
@@ -67,5 +67,5 @@ io.on("connection", (socket) => {
     }
   });
 });
-server.listen(0, "127.0.0.1", () => console.log(JSON.stringify({ port: server.address().port })));
+server.listen(0, "127.0.0.1", () => console.log(JSON.stringify({ msg: "server.listening", port: server.address().port })));
 process.on("SIGTERM", () => process.exit(0));

@@ -71,6 +71,6 @@ io.on("connection", (socket) => {
   });
 });
 server.listen(0, "127.0.0.1", () => {
-  console.log(JSON.stringify({ port: server.address().port }));
+  console.log(JSON.stringify({ msg: "server.listening", port: server.address().port }));
 });
 process.on("SIGTERM", () => process.exit(0));

@@ -14,7 +14,7 @@ const https = require("node:https");
 const net = require("node:net");
 const os = require("node:os");
 const path = require("node:path");
-const readline = require("node:readline");
+const { spawnListening } = require("../support/node/server_process.js");
 
 const LOAD = process.env.HARNESS_BIN;
 const SOURCE = process.env.PHASEKIT_SOURCE_DIR;
@@ -49,20 +49,13 @@ function makeCertificates(dir) {
 }
 
 /** tests/harness/tls_server.js, over HTTPS with cert/key, or plain HTTP without. */
-function startSocketioServer(cert, key) {
+async function startSocketioServer(cert, key) {
   const args = [path.join(SOURCE, "tests/harness/tls_server.js")];
   if (cert) args.push("--cert", cert, "--key", key);
-  const child = spawn(process.execPath, args, { env: { ...process.env }, stdio: ["ignore", "pipe", "inherit"] });
+  const { child, entry } = await spawnListening(process.execPath, { ...process.env }, {}, 10000, "server.listening",
+                                                args);
   started.push(child);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("tls_server.js did not start within 10 s")), 10000);
-    child.on("exit", (code) => reject(new Error(`tls_server.js exited with ${code}`)));
-    readline.createInterface({ input: child.stdout }).once("line", (line) => {
-      clearTimeout(timer);
-      const { port } = JSON.parse(line);
-      resolve({ port, child });
-    });
-  });
+  return { port: entry.port, child };
 }
 
 function freePort() {

@@ -6,49 +6,28 @@
 "use strict";
 const { describe, it, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { spawn, spawnSync } = require("node:child_process");
+const { spawnSync } = require("node:child_process");
 const fs = require("node:fs");
-const http = require("node:http");
 const os = require("node:os");
 const path = require("node:path");
-const readline = require("node:readline");
 const { startServer, token } = require("./support.js");
+const { spawnListening, stopProcess, httpRequest } = require("../support/node/server_process.js");
 
 const LOAD = process.env.HARNESS_BIN;
 const SOURCE = process.env.PHASEKIT_SOURCE_DIR;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "phasekit-load-features-"));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-/** Starts record_server.js; resolves {url, seen(), stop()} once it printed its port (10 s at most). */
-function startRecordServer() {
-  const child = spawn(process.execPath, [path.join(SOURCE, "tests/harness/record_server.js")], {
-    env: { ...process.env },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("record server did not start within 10 s")), 10000);
-    child.on("exit", (code) => reject(new Error(`record server exited with ${code}`)));
-    readline.createInterface({ input: child.stdout }).once("line", (line) => {
-      clearTimeout(timer);
-      const { port } = JSON.parse(line);
-      const exited = new Promise((r) => child.on("exit", r));
-      resolve({
-        url: `http://127.0.0.1:${port}`,
-        seen: () =>
-          new Promise((res, rej) => {
-            http.get({ host: "127.0.0.1", port, path: "/seen", agent: false }, (r) => {
-              let body = "";
-              r.on("data", (d) => (body += d));
-              r.on("end", () => res(JSON.parse(body)));
-            }).on("error", rej);
-          }),
-        stop: async () => {
-          if (child.exitCode === null) child.kill("SIGTERM");
-          await exited;
-        },
-      });
-    });
-  });
+/** Starts record_server.js; resolves {url, seen(), stop()} once it logged server.listening (10 s at most). */
+async function startRecordServer() {
+  const { child, entry, exited } = await spawnListening(process.execPath, { ...process.env }, {}, 10000,
+                                                        "server.listening",
+                                                        [path.join(SOURCE, "tests/harness/record_server.js")]);
+  return {
+    url: `http://127.0.0.1:${entry.port}`,
+    seen: async () => JSON.parse((await httpRequest({ port: entry.port, path: "/seen" })).body),
+    stop: () => stopProcess(child, exited),
+  };
 }
 
 /** Writes a scenario and its CSV files into a directory of their own; returns the scenario's path. */

@@ -1,12 +1,10 @@
 // Helpers for the interop tests: start phasekit-orchestrator for real on a free loopback port, mint
 // tokens with Node's own crypto (an independent HS256 implementation), connect official clients.
 "use strict";
-const childProcess = require("node:child_process");
 const crypto = require("node:crypto");
 const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
-const readline = require("node:readline");
 const { spawnListening, stopProcess, httpRequest } = require("../support/node/server_process.js");
 
 const modules = process.env.PHASEKIT_NODE_MODULES;
@@ -114,22 +112,13 @@ function once(emitter, event, timeoutMs = 10000) {
 
 /**
  * Starts tests/harness/delay_server.js (a node socket.io server that answers after delayMs); resolves
- * {port, url, stop()} once it printed its port.
+ * {port, url, stop()} once it logged server.listening.
  */
-function startDelayServer(delayMs) {
-  const child = childProcess.spawn(process.execPath, [path.join(__dirname, "../harness/delay_server.js"), String(delayMs)], {
-    env: { ...process.env },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("delay server did not start")), 10000);
-    child.on("exit", (code) => reject(new Error(`delay server exited with ${code}`)));
-    readline.createInterface({ input: child.stdout }).once("line", (line) => {
-      clearTimeout(timer);
-      const { port } = JSON.parse(line);
-      resolve({ port, url: `http://127.0.0.1:${port}`, stop: () => child.kill("SIGTERM") });
-    });
-  });
+async function startDelayServer(delayMs) {
+  const script = path.join(__dirname, "../harness/delay_server.js");
+  const { child, entry, exited } = await spawnListening(process.execPath, { ...process.env }, {}, 10000,
+                                                        "server.listening", [script, String(delayMs)]);
+  return { port: entry.port, url: `http://127.0.0.1:${entry.port}`, stop: () => stopProcess(child, exited) };
 }
 
 module.exports = { io, startDelayServer, WebSocket, token, startServer, request, connect, runTool, once, SECRET };

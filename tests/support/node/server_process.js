@@ -7,17 +7,22 @@ const readline = require("node:readline");
 
 /**
  * Spawns `bin` with exactly `env` and resolves {child, entry, logs, exited, stderr()} once it writes the
- * JSON line {"msg":"server.listening", …} (`entry`) on stdout; rejects if it exits first or takes
- * longer than timeoutMs. `logs` keeps every stdout line (parsed, or {unparsable: line}).
+ * JSON line {"msg":"server.listening", …} (`entry`; another msg with readyMsg, e.g. "worker.started")
+ * on stdout; rejects if it exits first, and kills it and rejects if it takes longer than timeoutMs.
+ * `logs` keeps every stdout line (parsed, or {unparsable: line}). `args` are its arguments: a wrapper
+ * such as `ip netns exec NS` can be `bin`, with the real binary first in `args`.
  */
-function spawnListening(bin, env, spawnOptions = {}, timeoutMs = 20000) {
-  const child = spawn(bin, [], { env, stdio: ["ignore", "pipe", "pipe"], ...spawnOptions });
+function spawnListening(bin, env, spawnOptions = {}, timeoutMs = 20000, readyMsg = "server.listening", args = []) {
+  const child = spawn(bin, args, { env, stdio: ["ignore", "pipe", "pipe"], ...spawnOptions });
   const logs = [];
   let stderr = "";
   child.stderr.on("data", (d) => (stderr += d));
   const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${bin} did not start within ${timeoutMs} ms: ${stderr}`)), timeoutMs);
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");  // never left running behind a test that gave up on it
+      reject(new Error(`${bin} did not start within ${timeoutMs} ms: ${stderr}`));
+    }, timeoutMs);
     child.on("exit", (code) => {
       clearTimeout(timer);
       reject(new Error(`${bin} exited with ${code}: ${stderr}`));
@@ -31,7 +36,7 @@ function spawnListening(bin, env, spawnOptions = {}, timeoutMs = 20000) {
         return;
       }
       logs.push(entry);
-      if (entry.msg === "server.listening") {
+      if (entry.msg === readyMsg) {
         clearTimeout(timer);
         resolve({ child, entry, logs, exited, stderr: () => stderr });
       }
