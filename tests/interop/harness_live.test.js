@@ -9,6 +9,7 @@ const assert = require("node:assert/strict");
 const { spawn, spawnSync } = require("node:child_process");
 const fs = require("node:fs");
 const http = require("node:http");
+const net = require("node:net");
 const os = require("node:os");
 const path = require("node:path");
 const { startDelayServer } = require("./support.js");
@@ -190,6 +191,51 @@ describe("phasekit-load --metrics-port and --output jsonl", () => {
       await assert.rejects(get(port, "/metrics"));
     } finally {
       load.child.kill("SIGKILL");
+    }
+  });
+
+  // What a stranger on the host can do to the load generator's metrics port: hold connections open,
+  // send a header too big to keep. At most 16 connections (metrics_server.cpp), each header 8 KiB.
+  it("holds at most 16 connections and drops an oversized header, then serves again", async () => {
+    const scenario = writeScenario("bounds.yml", 30, 1);
+    const load = startLoad(["run", scenario, "--target", server.url, "--quiet", "--metrics-port", "0"]);
+    const idle = [];
+    try {
+      const port = await waitFor("the metrics address on stderr", 10000, () => {
+        const m = load.stderr().match(/metrics at http:\/\/127\.0\.0\.1:(\d+)\/metrics/);
+        return m && Number(m[1]);
+      });
+      // One request on a connection of its own: what came back before the server closed it.
+      const raw = (text) => new Promise((resolve, reject) => {
+        const socket = net.connect(port, "127.0.0.1", () => socket.end(text));
+        let data = "";
+        socket.on("data", (d) => (data += d));
+        socket.on("error", (e) => (["ECONNRESET", "EPIPE"].includes(e.code) ? resolve(data) : reject(e)));
+        socket.on("close", () => resolve(data));
+        socket.setTimeout(15000, () => reject(new Error("no answer and no close within 15 s")));
+      });
+      const scrape = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+      assert.match(await raw(scrape), /^HTTP\/1\.1 200/);
+
+      for (let i = 0; i < 16; ++i) {
+        idle.push(await new Promise((resolve, reject) => {
+          const socket = net.connect(port, "127.0.0.1", () => resolve(socket));
+          socket.on("error", reject);
+        }));
+      }
+      // Once the server has taken the 16, a 17th is closed at once, unanswered.
+      await waitFor("a 17th connection closed without an answer", 10000, async () => (await raw(scrape)) === "");
+      for (const socket of idle.splice(0)) socket.destroy();
+      await waitFor("a scrape answered again", 10000, async () => /^HTTP\/1\.1 200/.test(await raw(scrape)));
+
+      const oversized = `GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${"a".repeat(16384)}\r\n\r\n`;
+      assert.equal(await raw(oversized), "", "a header over 8 KiB is dropped, not answered");
+      assert.match(await raw(scrape), /^HTTP\/1\.1 200/, "and the server goes on");
+      assert.equal(load.child.exitCode, null, "the run goes on");
+    } finally {
+      for (const socket of idle) socket.destroy();
+      load.child.kill("SIGKILL");
+      await load.exited;
     }
   });
 
