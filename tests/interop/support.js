@@ -20,6 +20,38 @@ function token(user, ttlSeconds = 3600) {
 }
 
 /**
+ * The orchestrator as another user can run it: the build tree may sit below a folder only its owner
+ * may enter (a clone in `mktemp -d`, mode 0700), so the binaries that run (the orchestrator, the
+ * sandbox beside it, the plugins in ../lib/phasekit) are linked, or copied across file systems, into
+ * a folder of the test's own that every user may enter. Made once per test process.
+ */
+let staged = null;
+function orchestratorForOtherUsers() {
+  if (staged) return staged;
+  const bin = process.env.ORCHESTRATOR_BIN;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "phasekit-bin-"));
+  const place = (from, to) => {
+    try {
+      fs.linkSync(from, to);
+    } catch {
+      fs.copyFileSync(from, to);
+      fs.chmodSync(to, fs.statSync(from).mode);
+    }
+  };
+  fs.mkdirSync(path.join(dir, "bin"));
+  fs.mkdirSync(path.join(dir, "lib/phasekit"), { recursive: true });
+  for (const name of [path.basename(bin), "phasekit-sandbox"]) {
+    place(path.join(path.dirname(bin), name), path.join(dir, "bin", name));
+  }
+  const plugins = path.join(path.dirname(bin), "../lib/phasekit");
+  for (const name of fs.readdirSync(plugins)) place(path.join(plugins, name), path.join(dir, "lib/phasekit", name));
+  for (const d of [dir, path.join(dir, "bin"), path.join(dir, "lib"), path.join(dir, "lib/phasekit")]) fs.chmodSync(d, 0o755);
+  process.on("exit", () => fs.rmSync(dir, { recursive: true, force: true }));
+  staged = path.join(dir, "bin", path.basename(bin));
+  return staged;
+}
+
+/**
  * Starts the orchestrator; resolves {port, adminPort, child, logs, stop()} once it logged server.listening
  * (PORT and ADMIN_PORT are free ports unless extraEnv says otherwise).
  * spawnOptions go to child_process.spawn (uid and gid, to run it as another user).
@@ -38,7 +70,8 @@ async function startServer(extraEnv = {}, spawnOptions = {}) {
     SESSION_GRACE_MS: "0",
     ...extraEnv,
   };
-  const { child, entry, logs, exited } = await spawnListening(process.env.ORCHESTRATOR_BIN, env, spawnOptions);
+  const bin = spawnOptions.uid !== undefined ? orchestratorForOtherUsers() : process.env.ORCHESTRATOR_BIN;
+  const { child, entry, logs, exited } = await spawnListening(bin, env, spawnOptions);
   return {
     port: entry.port,
     url: `http://127.0.0.1:${entry.port}`,
