@@ -122,7 +122,8 @@ describe("operations", () => {
     await waitFor("/ready 503", async () => (await get(server, "/ready")).status === 503);
     const late = await socket.emitWithAck("message", "echo too late");
     assert.deepEqual([late.ok, late.code], [false, "UNAVAILABLE"]);
-    assert.equal((await result)[0].output, "finished\n", "the job in flight completed");
+    const [finished] = await result;
+    assert.equal(finished.output, "finished\n", `the job in flight completed: ${JSON.stringify(finished)}`);
     const [reason] = await disconnected;
     assert.equal(reason, "io server disconnect");
     const { code } = await server.exited;
