@@ -161,7 +161,7 @@ asio::awaitable<void> connection(const Endpoints& endpoints, std::size_t max_pay
     EngineServer* engine = endpoints.route(target_path(req.target()));
     if (engine != nullptr && beast::websocket::is_upgrade(req)) {
       stream.expires_never();
-      co_await engine->handle_websocket(std::move(stream), std::move(req), peer);
+      co_await engine->handle_websocket(std::move(stream), std::move(req), peer, nullptr);
       co_return;
     }
     Response res;  // (not a conditional around co_await: gcc 12 miscompiles its temporaries)

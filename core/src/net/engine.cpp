@@ -159,10 +159,14 @@ class EngineSessionImpl final : public EngineSession, public std::enable_shared_
     co_return self->do_post(std::move(req));
   }
 
-  /// A WebSocket for this session: a new session, or the upgrade of a polling one.
-  static awaitable<void> run_websocket(std::shared_ptr<EngineSessionImpl> self, std::shared_ptr<Ws> ws, Request req,
-                                       bool upgrade) {
-    auto [ec] = co_await ws->async_accept(req, kTuple);
+  /// A WebSocket for this session (a new session, or the upgrade of a polling one), read until it
+  /// closes. This one frame is all an idle WebSocket holds of coroutines besides its writer: the
+  /// handshake request is freed once answered, and the read buffer between messages.
+  static awaitable<void> run_websocket(std::shared_ptr<EngineSessionImpl> self, std::shared_ptr<Ws> ws,
+                                       std::unique_ptr<Request> req, bool upgrade,
+                                       [[maybe_unused]] std::shared_ptr<void> connection) {  // held while it reads
+    auto [ec] = co_await ws->async_accept(*req, kTuple);
+    req.reset();
     if (ec) {
       if (upgrade) {
         self->upgrading_ = false;
@@ -184,7 +188,23 @@ class EngineSessionImpl final : public EngineSession, public std::enable_shared_
       self->schedule_ping();
       asio::co_spawn(self->strand_, ws_writer(self, ws), asio::detached);
     }
-    co_await ws_reader(self, ws);
+    beast::flat_buffer buffer;
+    for (;;) {
+      auto [rec, n] = co_await ws->async_read(buffer, kTuple);
+      if (self->closed_ || self->ws_ != ws) {
+        co_return;
+      }
+      if (rec) {
+        self->lose_websocket(ws, rec == websocket::error::closed ? "transport close" : "transport error");
+        co_return;
+      }
+      std::string data = beast::buffers_to_string(buffer.data());
+      buffer.consume(buffer.size());
+      buffer.shrink_to_fit();  // an idle connection holds no read buffer
+      if (!(co_await self->on_frame(ws, std::move(data)))) {
+        co_return;
+      }
+    }
   }
 
  private:
@@ -249,39 +269,26 @@ class EngineSessionImpl final : public EngineSession, public std::enable_shared_
   }
 
   // ---- websocket -----------------------------------------------------------------------------
-  /// Reads frames until the socket closes.
-  static awaitable<void> ws_reader(std::shared_ptr<EngineSessionImpl> self, std::shared_ptr<Ws> ws) {
-    beast::flat_buffer buffer;
-    for (;;) {
-      auto [ec, n] = co_await ws->async_read(buffer, kTuple);
-      if (self->closed_ || self->ws_ != ws) {
-        co_return;
-      }
-      if (ec) {
-        self->lose_websocket(ws, ec == websocket::error::closed ? "transport close" : "transport error");
-        co_return;
-      }
-      std::string data = beast::buffers_to_string(buffer.data());
-      buffer.consume(buffer.size());
-      if (!ws->got_text()) {
-        self->on_packet(engineio::Packet{engineio::PacketType::message, std::move(data), true});
-        continue;
-      }
-      if (!engineio::valid_utf8(data)) {
-        self->close("invalid UTF-8");
-        co_return;
-      }
-      auto packet = engineio::decode_text(data);
-      if (!packet) {
-        self->close("parse error");
-        co_return;
-      }
-      if (self->upgraded_) {
-        self->on_packet(std::move(*packet));
-      } else if (!co_await self->on_probe_packet(ws, *packet)) {
-        co_return;
-      }
+  /// One frame the WebSocket carried. False: stop reading.
+  awaitable<bool> on_frame(const std::shared_ptr<Ws>& ws, std::string data) {
+    if (!ws->got_text()) {
+      on_packet(engineio::Packet{engineio::PacketType::message, std::move(data), true});
+      co_return true;
     }
+    if (!engineio::valid_utf8(data)) {
+      close("invalid UTF-8");
+      co_return false;
+    }
+    auto packet = engineio::decode_text(data);
+    if (!packet) {
+      close("parse error");
+      co_return false;
+    }
+    if (upgraded_) {
+      on_packet(std::move(*packet));
+      co_return true;
+    }
+    co_return co_await on_probe_packet(ws, *packet);
   }
 
   /// The upgrade of a polling session: "2probe" → "3probe", then "5" moves the session to this
@@ -580,7 +587,8 @@ awaitable<Response> EngineServer::handle_polling(Request req, asio::any_io_execu
   co_return error(req, static_cast<int>(EngineError::bad_handshake_method), "Bad request method");
 }
 
-awaitable<void> EngineServer::handle_websocket(beast::tcp_stream stream, Request req, asio::ip::address peer) {
+awaitable<void> EngineServer::handle_websocket(beast::tcp_stream stream, Request req, asio::ip::address peer,
+                                               std::shared_ptr<void> connection) {
   if (judge_origin(settings_.origins, req) == OriginVerdict::refused) {
     // Browsers send Origin on every WebSocket handshake and apply no CORS to it: this is the check.
     Response res = origin_refused(req);
@@ -643,8 +651,11 @@ awaitable<void> EngineServer::handle_websocket(beast::tcp_stream stream, Request
   ws->read_message_max(settings_.max_payload_bytes);
   ws->set_option(websocket::stream_base::decorator(
       [](websocket::response_type& res) { res.set(http::field::server, "phasekit"); }));
-  co_await asio::co_spawn(session->strand(), EngineSessionImpl::run_websocket(session, ws, std::move(req), upgrade),
-                          use_awaitable);
+  // Detached: the HTTP connection's coroutine (its parser, buffer and stream) ends here.
+  asio::co_spawn(session->strand(),
+                 EngineSessionImpl::run_websocket(session, std::move(ws), std::make_unique<Request>(std::move(req)),
+                                                  upgrade, std::move(connection)),
+                 asio::detached);
 }
 
 }  // namespace phasekit::net

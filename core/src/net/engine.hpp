@@ -84,9 +84,12 @@ class EngineServer : public std::enable_shared_from_this<EngineServer> {
   /// `peer` is the client's address (for MAX_CONNECTIONS_PER_ADDRESS).
   boost::asio::awaitable<Response> handle_polling(Request req, boost::asio::any_io_executor connection,
                                                   boost::asio::ip::address peer);
-  /// A WebSocket upgrade: runs until the socket closes.
+  /// A WebSocket upgrade: answers a refused handshake, or hands the socket to the session's strand,
+  /// where it is read until it closes, and returns. `connection` is what the HTTP connection held (its
+  /// place under the connection limits, the open-connection gauge): it lives as long as the WebSocket.
+  /// Nothing of the HTTP request stays: an idle WebSocket holds its session, its stream and one frame.
   boost::asio::awaitable<void> handle_websocket(boost::beast::tcp_stream stream, Request req,
-                                                boost::asio::ip::address peer);
+                                                boost::asio::ip::address peer, std::shared_ptr<void> connection);
 
   /// A polling request whose body was over MAX_PAYLOAD_BYTES (answered 413 unread): the session it
   /// names is closed, as the reference server closes a transport that sent too much.

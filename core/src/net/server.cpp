@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <utility>
 
 #include "net/connection_limits.hpp"
 #include "net/engine.hpp"
@@ -152,16 +153,25 @@ class Server::Impl {
     ~OpenConnection() {
       if (gauge_ != nullptr) gauge_->add(-1);
     }
+    OpenConnection(OpenConnection&& other) noexcept : gauge_(std::exchange(other.gauge_, nullptr)) {}
     OpenConnection(const OpenConnection&) = delete;
     OpenConnection& operator=(const OpenConnection&) = delete;
+    OpenConnection& operator=(OpenConnection&&) = delete;
 
    private:
     Gauge* gauge_;
   };
 
+  /// What a connection that became a WebSocket holds while the WebSocket lives.
+  struct WebSocketConnection {
+    WebSocketConnection(OpenConnection o, ConnectionLimits::Ticket t) : open(std::move(o)), ticket(std::move(t)) {}
+    OpenConnection open;
+    ConnectionLimits::Ticket ticket;
+  };
+
   static awaitable<void> connection(Impl* self, beast::tcp_stream stream, Listener listener, asio::ip::address peer,
                                     ConnectionLimits::Ticket ticket) {
-    const OpenConnection open(self->open_connections_, listener);
+    OpenConnection open(self->open_connections_, listener);
     beast::flat_buffer buffer;
     for (;;) {
       RequestParser parser;
@@ -189,7 +199,10 @@ class Server::Impl {
       const std::string_view path = target_path(req.target());
       if (beast::websocket::is_upgrade(req)) {
         if (listener == Listener::public_ && self->engine_ && is_engine_path(path)) {
-          co_await self->engine_->handle_websocket(std::move(stream), std::move(req), peer);
+          // This coroutine ends with the handshake; the WebSocket holds the connection's place. (A named
+          // local, not a temporary in the co_await: gcc 12 destroys such temporaries twice.)
+          auto held = std::make_shared<WebSocketConnection>(std::move(open), std::move(ticket));
+          co_await self->engine_->handle_websocket(std::move(stream), std::move(req), peer, std::move(held));
           co_return;
         }
         Response res = make_response(req, http::status::not_found, "not found");
