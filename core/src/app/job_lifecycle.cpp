@@ -183,6 +183,12 @@ void JobLifecycle::lease_backend(const RunPtr& r) {
         self->finish(r, error_result(s), s);
         return;
       }
+      if (lease_lost(r)) {
+        // Before the session's files move: they stay where the job's next run finds them.
+        self->pool_.release(std::move(lease.backend), true);
+        self->abandon(r, "before its files were brought over");
+        return;
+      }
       r->backend = lease.backend;
       r->hold->backend = std::move(lease.backend);
       self->bring_over(r->hold, [self, r](Status brought) {
@@ -273,7 +279,29 @@ void JobLifecycle::settle_on(const HoldPtr& hold, const std::string& backend_id,
   save(hold, true, [then = std::move(then)] { then(Status()); });
 }
 
+bool JobLifecycle::lease_lost(const RunPtr& r) {
+  return r->job.leased && !r->job.leased();
+}
+
+void JobLifecycle::abandon(const RunPtr& r, const char* when) {
+  // The queue gave (or will give) the job to another run: this one writes, commits and publishes
+  // nothing more, and its backend goes back without its files being parked over the next run's.
+  log_.warn("job.lease_lost", {{"callId", r->job.id}, {"session", r->job.session_id},
+                               {"epoch", r->job.lease_epoch}, {"when", when}});
+  if (r->hold && options_.tenure == Tenure::leased && r->hold->backend) {
+    drop_backend(*r->hold, false);
+  }
+  const std::array<Label, 1> labels{{{"outcome", "lease_lost"}}};
+  host_.metrics().counter("phasekit_jobs_total", "Jobs run, by outcome.", labels).inc();
+  --in_flight_;
+  r->done(Status(Code::unavailable, "the job's lease was lost; it is redelivered"));
+}
+
 void JobLifecycle::run_tool(const RunPtr& r) {
+  if (lease_lost(r)) {
+    abandon(r, "before the tool started");
+    return;
+  }
   r->ran = true;
   execute_tool(options_.limits, shell_of(r->backend), r->payload, r->job.id, r->job.session_id,
                std::chrono::milliseconds(r->job.timeout_ms), r->sink,
@@ -313,6 +341,10 @@ void JobLifecycle::read_back(const RunPtr& r) {
 }
 
 void JobLifecycle::put_away(const RunPtr& r, bool changed) {
+  if (lease_lost(r)) {
+    abandon(r, "after the tool ran");
+    return;
+  }
   if (r->hold && options_.tenure == Tenure::leased && r->hold->backend) {
     hand_back(*r->hold);
     changed = true;
@@ -356,6 +388,10 @@ void JobLifecycle::uncount_backend(const SessionHold& hold) {
 }
 
 void JobLifecycle::publish(const RunPtr& r) {
+  if (lease_lost(r)) {
+    abandon(r, "before its result was appended");
+    return;
+  }
   if (!r->hold || !r->hold->stored) {
     deliver(r);
     return;
@@ -365,6 +401,10 @@ void JobLifecycle::publish(const RunPtr& r) {
 }
 
 void JobLifecycle::deliver(const RunPtr& r) {
+  if (lease_lost(r)) {
+    abandon(r, "before its result was published");
+    return;
+  }
   r->sink(plugin::JobEvent{r->job.id, r->job.session_id, plugin::JobEventType::result,
                            bytes::dump(r->result)});
   --in_flight_;
