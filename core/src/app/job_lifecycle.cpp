@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <optional>
 
+#include <sys/stat.h>
+
 #include "app/session_state.hpp"
 #include "backend/shell_backend.hpp"
 #include "phasekit/bytes.hpp"
@@ -234,14 +236,33 @@ void JobLifecycle::bring_over(const HoldPtr& hold, std::function<void(Status)> t
       log_.warn("session.workspace_refused", {{"session", hold->id}, {"error", s.message()}});
     }
   }
-  if (from != shell->workspace()) {
+  if (from != shell->workspace() && !held) {
+    // Copied, not moved: the session folder stays whole until this job commits over it, so a run of
+    // this job whose lease is lost meanwhile leaves it as the next run needs it.
+    if (Status copied = copy_entries(from, shell->workspace(), hold->files_base_dev, hold->files_base_ino);
+        !copied.ok()) {
+      then(copied);
+      return;
+    }
+    if (from != parked) {
+      std::uint64_t dev = 0;
+      std::uint64_t ino = 0;
+      struct stat st {};
+      if (::stat(parked.c_str(), &st) == 0) {
+        dev = static_cast<std::uint64_t>(st.st_dev);
+        ino = static_cast<std::uint64_t>(st.st_ino);
+      }
+      hold->files_base_dev = dev;
+      hold->files_base_ino = ino;
+    }
+  } else if (from != shell->workspace()) {
     if (Status moved = move_entries(from, shell->workspace()); !moved.ok()) {
       if (!held) {
         then(moved);
         return;
       }
       log_.warn("session.workspace_not_moved", {{"session", hold->id}, {"error", moved.message()}});
-    } else if (held || from != parked) {
+    } else {
       // Nothing comes back to it: a dead backend's workspace or, for a held session, the sessions
       // folder until the next park makes it again. A leased job parks its files there at its end.
       std::error_code ec;
@@ -314,6 +335,10 @@ void JobLifecycle::run_tool(const RunPtr& r) {
 
 void JobLifecycle::finish(const RunPtr& r, json result, Status status) {
   result["callId"] = r->job.id;
+  if (r->job.attempt > 1) {
+    // A redelivery, said to the user: its command may have run in the lost attempt too.
+    result["attempt"] = r->job.attempt;
+  }
   r->result = std::move(result);
   r->status = std::move(status);
   read_back(r);
@@ -346,7 +371,9 @@ void JobLifecycle::put_away(const RunPtr& r, bool changed) {
     return;
   }
   if (r->hold && options_.tenure == Tenure::leased && r->hold->backend) {
-    hand_back(*r->hold);
+    if (!commit(r)) {
+      return;
+    }
     changed = true;
   }
   if (!r->hold || !r->hold->stored || !changed) {
@@ -355,6 +382,29 @@ void JobLifecycle::put_away(const RunPtr& r, bool changed) {
   }
   // Saved before the result is published: a client that resumes elsewhere after seeing it finds it.
   save(r->hold, true, [self = shared_from_this(), r] { self->publish(r); });
+}
+
+bool JobLifecycle::commit(const RunPtr& r) {
+  SessionHold& hold = *r->hold;
+  const std::string folder = session_folder(options_.workspace_root, hold.id);
+  if (auto shell = shell_of(hold.backend)) {
+    bool conflict = false;
+    const Status s = commit_files(folder, shell->workspace(), fmt::format("{}.{}", r->job.id, r->job.lease_epoch),
+                                  hold.files_base_dev, hold.files_base_ino, r->job.leased, conflict);
+    if (conflict) {
+      abandon(r, s.message().c_str());
+      return false;
+    }
+    if (!s.ok()) {
+      // A lease ends with its job whatever happens: the pool resets the backend and the files are lost.
+      log_.error("worker.workspace_not_saved", {{"session", hold.id}, {"error", s.message()}});
+    }
+  }
+  hold.workspace = folder;
+  hold.backend_id.clear();
+  hold.restore = true;
+  drop_backend(hold, true);
+  return true;
 }
 
 Status JobLifecycle::hand_back(SessionHold& hold) {

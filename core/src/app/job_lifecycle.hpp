@@ -117,6 +117,9 @@ class JobLifecycle : public std::enable_shared_from_this<JobLifecycle> {
   void read_back(const RunPtr& r);
   void put_away(const RunPtr& r, bool changed);
   Status hand_back(SessionHold& hold);
+  /// Leased: commits the job's files over the session folder (commit_files) and hands the backend
+  /// back; false when another run committed or the lease was lost (the run is abandoned).
+  bool commit(const RunPtr& r);
   /// The hold's backend goes back to the pool, and out of its user's count.
   void drop_backend(SessionHold& hold, bool reusable);
   void uncount_backend(const SessionHold& hold);
