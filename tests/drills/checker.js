@@ -47,7 +47,8 @@ function check(history, effects) {
   }
   const effectCount = new Map();
   for (const op of effects) effectCount.set(op, (effectCount.get(op) || 0) + 1);
-  let redeliveries = 0;
+  let redeliveries = 0;  // effects beyond the first of redelivered calls
+  let redeliveredResults = 0;  // results that say attempt > 1
   let approvedCalls = 0;
   let okResults = 0;
   let errorResults = 0;
@@ -80,6 +81,7 @@ function check(history, effects) {
     } else {
       errorResults += 1;
     }
+    if (attempt > 1) redeliveredResults += 1;
     if (n > attempt) add("doubled_effect", `${n} effects for ${attempt} attempt(s)`);
     else if (n > 1) redeliveries += n - 1;
   }
@@ -87,13 +89,15 @@ function check(history, effects) {
     if (!ops.has(op)) anomalies.push({ kind: "phantom_effect", op, callId: null, detail: "an effect of no call sent" });
   }
   const counts = Object.fromEntries(KINDS.map((k) => [k, anomalies.filter((a) => a.kind === k).length]));
-  return { anomalies, counts, approvedCalls, okResults, errorResults, codes, redeliveries, calls: ops.size };
+  return { anomalies, counts, approvedCalls, okResults, errorResults, codes, redeliveries, redeliveredResults,
+           calls: ops.size };
 }
 
 function table(result) {
   const lines = [];
   lines.push(`calls sent ${result.calls}, approved ${result.approvedCalls}, ok ${result.okResults}, ` +
-             `errors ${result.errorResults} ${JSON.stringify(result.codes)}, counted redeliveries ${result.redeliveries}`);
+             `errors ${result.errorResults} ${JSON.stringify(result.codes)}, redelivered ${result.redeliveredResults} ` +
+             `(effects run twice: ${result.redeliveries})`);
   lines.push("anomaly            | count | first examples");
   lines.push("-------------------+-------+---------------");
   for (const k of KINDS) {

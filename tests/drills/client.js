@@ -44,7 +44,7 @@ async function emitAck(socket, event, payload, timeoutMs) {
 
 async function user(index) {
   const name = `${cfg.prefix}u${index}`;
-  const url = cfg.urls[index % cfg.urls.length];
+  const url = cfg.urls[index % cfg.urls.length];  // user i on orchestrator i % 2
   const socket = io(url, {
     transports: ["websocket"],
     auth: { token: token(name) },
@@ -64,9 +64,20 @@ async function user(index) {
     if (socket.connected) resolve();
     socket.once("connect", resolve);
   });
+  log({ user: name, ev: "connected" });
+  // A probe waits for its go: connected before a fault, calling only while it lasts.
+  while (cfg.goFile && !fs.existsSync(cfg.goFile) && !stopped()) await sleep(20);
+  await Promise.all(Array.from({ length: cfg.inflight ?? 1 }, (_, lane) => calls(socket, name, lane, results)));
+  // Late results still count (and doubled ones must be seen): linger a moment before leaving.
+  await sleep(cfg.lingerMs ?? 1000);
+  socket.close();
+}
+
+/** One lane of a user's calls, one after the other (cfg.inflight lanes per user run at once). */
+async function calls(socket, name, lane, results) {
   let n = 0;
   while (!stopped()) {
-    const op = `${name}-${n++}`;
+    const op = `${name}-${lane}-${n++}`;
     const sleepS = (cfg.commandSleepMs ?? 200) / 1000;
     const command = `echo ${op} >> effects.log; sleep ${sleepS}`;
     if (!socket.connected) {
@@ -102,10 +113,8 @@ async function user(index) {
     const timer = sleep(cfg.resultWaitMs ?? 60000).then(() => "timeout");
     const outcome = await Promise.race([got.then(() => "result"), timer]);
     if (outcome === "timeout") log({ user: name, op, ev: "no_result", callId });
+    if (cfg.pauseMs) await sleep(cfg.pauseMs);
   }
-  // Late results still count (and doubled ones must be seen): linger a moment before leaving.
-  await sleep(cfg.lingerMs ?? 1000);
-  socket.close();
 }
 
 (async () => {

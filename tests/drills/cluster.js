@@ -134,10 +134,12 @@ class Cluster {
   }
 
   /** Starts client.js in the client host; resolves {stop(), exited, history} at once. */
-  startClient({ users = 4, commandSleepMs = 200, resultWaitMs = 60000, prefix = "d" } = {}) {
+  startClient({ users = 4, inflight = 1, commandSleepMs = 200, resultWaitMs = 60000, prefix = "d", urls = this.urls(),
+                pauseMs = 0, go = false } = {}) {
     const history = path.join(this.dir, `history-${prefix}.jsonl`);
     const stopFile = path.join(this.dir, `stop-${prefix}`);
-    const cfg = { modules: process.env.PHASEKIT_NODE_MODULES, secret: SECRET, urls: this.urls(), users, history,
+    const cfg = { modules: process.env.PHASEKIT_NODE_MODULES, secret: SECRET, urls, users, inflight, pauseMs, history,
+                  goFile: go ? path.join(this.dir, `go-${prefix}`) : undefined,
                   stopFile, commandSleepMs, resultWaitMs, prefix };
     const child = spawn("ip", ["netns", "exec", this.topo.host("client").ns, process.execPath,
                                path.join(__dirname, "client.js"), JSON.stringify(cfg)],
@@ -149,6 +151,7 @@ class Cluster {
     return {
       history,
       exited,
+      go: () => fs.writeFileSync(path.join(this.dir, `go-${prefix}`), ""),
       read: () => (fs.existsSync(history) ? fs.readFileSync(history, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l)) : []),
       stop: async () => {
         fs.writeFileSync(stopFile, "");

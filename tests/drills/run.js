@@ -31,7 +31,8 @@ const drills = {
   // SIGSTOP worker0 past its lease, then SIGCONT. worker0 takes up to 4 jobs but has one backend, so
   // when it stops it holds a job that runs and claimed jobs that have not started.
   worker_pause: {
-    cluster: { leaseMs: 2000, workerEnv: [{ WORKER_CONCURRENCY: "4", POOL_MAX_SIZE: "1" }, {}] },
+    cluster: { leaseMs: 2000, workerEnv: [{ WORKER_CONCURRENCY: "4", POOL_MAX_SIZE: "1",
+                                                 POOL_ACQUIRE_TIMEOUT_MS: "60000" }, {}] },
     load: { users: 6, commandSleepMs: 800 },
     async run(c) {
       const pausedMs = 6000;
@@ -44,8 +45,8 @@ const drills = {
     evidence(c) {
       const lost = c.logged("worker0", "job.lease_lost");
       const fenced = c.logged("worker0", "queue.result_fenced");
-      const notStarted = lost.filter((e) => /before (the tool started|its files were brought over)/.test(e.when));
-      const midJob = lost.filter((e) => !/before (the tool started|its files were brought over)/.test(e.when))
+      const notStarted = lost.filter((e) => /^before/.test(e.when));
+      const midJob = lost.filter((e) => !/^before/.test(e.when))
         .concat(fenced);
       return {
         ok: notStarted.length > 0 && midJob.length > 0 && c.logged("worker0", "queue.new_incarnation").length > 0,
@@ -95,24 +96,30 @@ const drills = {
   },
 
   // orch0 <-> redis cut for 6 s: its users get UNAVAILABLE fast, orch1's are untouched, and orch0's
-  // sessions go on after the heal.
+  // sessions go on after the heal. A probe (2 users on orch0, connected before the cut) calls only
+  // while it lasts, one call every 300 ms, so that what a user sees during a cut is measured.
   orchestrator_partition: {
     cluster: {},
     load: { users: 4, commandSleepMs: 100 },
     async run(c) {
+      const probe = c.startClient({ users: 2, prefix: "p", urls: [c.urls()[0]], commandSleepMs: 0, pauseMs: 300,
+                                    resultWaitMs: 30000, go: true });
+      await waitFor(() => probe.read().filter((e) => e.ev === "connected").length === 2, 15000, "the probe to connect");
       const heal = c.topo.partition("orch0", "redis");
       const at = Date.now();
+      probe.go();
       await sleep(6000);
       const dropped = c.topo.droppedPackets("orch0");
       heal();
-      return { injected: "iptables DROP orch0<->redis 6 s", healedAt: Date.now(), faultAt: at, dropped };
+      return { injected: "iptables DROP orch0<->redis 6 s", healedAt: Date.now(), faultAt: at, dropped,
+               clients: [probe] };
     },
     evidence(c, facts, h) {
       const during = h.filter((e) => e.t >= facts.faultAt && e.t <= facts.healedAt);
       const refusals = during.filter((e) => (e.ev === "refused" || e.ev === "approval_refused"));
       const unavailable = refusals.filter((e) => e.code === "UNAVAILABLE");
       const slowest = Math.max(0, ...unavailable.map((e) => e.ms || 0));
-      const orch1Users = new Set(h.filter((e) => e.user && Number(e.user.replace(/^\D+/, "")) % 2 === 1).map((e) => e.user));
+      const orch1Users = new Set(h.filter((e) => e.user && e.user.startsWith("du") && Number(e.user.replace(/^\D+/, "")) % 2 === 1).map((e) => e.user));
       const orch1Ok = okResults(during).filter((e) => orch1Users.has(e.user)).length;
       return { ok: facts.dropped > 0 && unavailable.length > 0 && orch1Ok > 0,
                facts: { dropped: facts.dropped, unavailableDuring: unavailable.length,
@@ -147,14 +154,15 @@ async function main() {
     const allBackMs = Math.max(...[...new Set(okResults(client.read(), healedAt).map((e) => e.user))]
       .map((u) => Math.min(...okResults(client.read(), healedAt).filter((e) => e.user === u).map((e) => e.t)))) - healedAt;
     await client.stop();
-    const history = client.read();
+    for (const extra of facts.clients ?? []) await extra.stop();
+    const history = [client, ...(facts.clients ?? [])].flatMap((x) => x.read());
     const result = check(history, readEffects(path.join(c.workspaces, "sessions")));
     console.log(`drill ${name}: ${facts.injected ?? "no fault"}`);
     console.log(table(result));
     const evidence = drill.evidence ? drill.evidence(c, facts, history) : { ok: true, facts: {} };
     const summary = { drill: name, injected: facts.injected ?? "none", counts: result.counts, calls: result.calls,
                       approved: result.approvedCalls, ok: result.okResults, errors: result.codes,
-                      redeliveries: result.redeliveries, recoveryMs: facts.healedAt ? recoveryMs : null,
+                      redelivered: result.redeliveredResults, effectsTwice: result.redeliveries, recoveryMs: facts.healedAt ? recoveryMs : null,
                       allUsersBackMs: facts.healedAt ? allBackMs : null, evidence: evidence.facts,
                       seconds: Math.round((Date.now() - t0) / 100) / 10 };
     console.log(JSON.stringify(summary));

@@ -367,7 +367,7 @@ void JobLifecycle::read_back(const RunPtr& r) {
 
 void JobLifecycle::put_away(const RunPtr& r, bool changed) {
   if (lease_lost(r)) {
-    abandon(r, "after the tool ran");
+    abandon(r, r->ran ? "after the tool ran" : "before the tool started (it ended without running)");
     return;
   }
   if (r->hold && options_.tenure == Tenure::leased && r->hold->backend) {
