@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <map>
+#include <set>
 #include <mutex>
 
 #include "guarded.hpp"
@@ -238,6 +239,10 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
     if (!handler_ || stopping_ || taking_ || running_ >= concurrency_) {
       return;
     }
+    if (recovering_) {
+      recover();
+      return;
+    }
     if (lease_lapsed()) {
       // Nothing is taken without a lease that redis acknowledged for this incarnation: its
       // processing list is then one the reaper watches.
@@ -256,10 +261,10 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
               return;  // an earlier incarnation's take: what it moved is the reaper's
             }
             if (!s.ok()) {
-              // Whether redis moved an id into our processing list is unknown: this incarnation ends,
-              // and the reaper hands back whatever it holds once its lease expires.
+              // Whether redis moved an id into our processing list is unknown: before the next take,
+              // recover() hands back whatever the list holds that this worker does not run.
               self->taking_ = false;
-              self->renew_incarnation("take failed: " + s.message());
+              self->recovering_ = true;
               self->retry_later(Ms(200));
               return;
             }
@@ -284,9 +289,8 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
                 }
                 self->taking_ = false;
                 if (!s.ok() || !r.is_array() || r.elements().empty()) {
-                  // The id stays in this incarnation's processing list, claimed or not: end the
-                  // incarnation so that the reaper hands it back when the lease expires.
-                  self->renew_incarnation("claim failed: " + s.message());
+                  // The id stays in our processing list, claimed or not: recover() hands it back.
+                  self->recovering_ = true;
                   self->retry_later(Ms(200));
                   return;
                 }
@@ -302,6 +306,29 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
                 self->take();
               });
             });
+  }
+
+  /// Hands back what this incarnation's processing list holds beyond the jobs it runs (kRecover), then
+  /// takes again; retried while redis cannot be reached. On the strand.
+  void recover() {
+    taking_ = true;
+    std::vector<std::string> args{"EVAL", scripts::kRecover, "0", options_.prefix, worker_};
+    args.insert(args.end(), running_ids_.begin(), running_ids_.end());
+    const std::uint64_t epoch = epoch_.load();
+    guarded(guard_, client_, std::move(args), [self = shared_from_this(), epoch](Status s, redis::Reply r) {
+      boost::asio::post(self->strand_, [self, s, r, epoch] {
+        self->taking_ = false;
+        if (epoch != self->epoch_.load()) {
+          self->recovering_ = false;  // a new incarnation starts with an empty list
+        } else if (s.ok()) {
+          self->recovering_ = false;
+          if (r.integer() > 0) {
+            self->log_.warn("queue.recovered", {{"worker", self->worker_}, {"handed_back", r.integer()}});
+          }
+        }
+        self->retry_later(s.ok() ? Ms(0) : Ms(200));
+      });
+    });
   }
 
   void retry_later(Ms delay) {
@@ -322,6 +349,7 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
     job.timeout_ms = std::strtoll(fields[4].str().c_str(), nullptr, 10);
     job.attempt = static_cast<std::uint32_t>(std::strtoul(fields[5].str().c_str(), nullptr, 10));
     job.lease_epoch = epoch;
+    running_ids_.insert(id);
     job.leased = [self = shared_from_this(), epoch] { return self->holds_lease(epoch); };
     ++running_;
     auto state = std::make_shared<Running>();
@@ -346,6 +374,7 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
         return;
       }
       boost::asio::post(self->strand_, [self, state, id, session, status, epoch] {
+        self->running_ids_.erase(id);
         if (!self->holds_lease(epoch)) {
           // The lease lapsed while the job ran: the reaper redelivers it (or did), and this run's
           // result is refused here rather than raced against the next run's.
@@ -588,6 +617,8 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
   unsigned concurrency_ = 1;
   std::atomic<unsigned> running_{0};
   bool taking_ = false;
+  bool recovering_ = false;               // a take or claim reply was lost: recover() before the next take
+  std::set<std::string> running_ids_;     // the jobs handed to the handler and not yet done
   bool stopping_ = false;
   bool finishing_ = false;
   bool handed_back_ = false;

@@ -35,7 +35,7 @@ const drills = {
                                                  POOL_ACQUIRE_TIMEOUT_MS: "60000" }, {}] },
     load: { users: 6, commandSleepMs: 800 },
     async run(c) {
-      const pausedMs = 6000;
+      const pausedMs = Number(process.env.DRILL_PAUSE_MS || 6000);
       c.signal("worker0", "SIGSTOP");
       const at = Date.now();
       await sleep(pausedMs);
