@@ -11,7 +11,7 @@ APT_PACKAGES=(
   libboost1.81-dev libboost-program-options1.81-dev
   nlohmann-json3-dev libfmt-dev libyaml-cpp-dev libhiredis-dev zlib1g-dev libssl-dev openssl ca-certificates
   libgtest-dev libgmock-dev libbenchmark-dev
-  redis-server redis-tools nginx jq curl prometheus bash-static
+  redis-server redis-tools nginx jq curl prometheus bash-static iproute2 iptables
   docker-compose haproxy yamllint
   nodejs npm
   docker.io busybox-static

@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <map>
+#include <set>
 #include <mutex>
 
 #include "guarded.hpp"
@@ -47,7 +48,8 @@ struct Options {
   unsigned concurrency = 10;
   std::int64_t job_timeout_ms = 30000;
   std::int64_t max_attempts = 3;
-  Ms heartbeat{1000};        // a worker is dead after 5 missed beats
+  Ms lease{5000};            // JOB_LEASE_MS: a worker that has not renewed it for this long loses its jobs
+  Ms heartbeat{1000};        // how often the lease is renewed (lease / 5)
   Ms block{1000};            // BLMOVE block time
   Ms shutdown_grace{25000};  // jobs still running then are handed back
 };
@@ -74,7 +76,8 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
         log_(host.logger("queue.redis")),
         guard_(host.breaker("redis")),
         options_(std::move(options)),
-        worker_(worker_name()),
+        worker_base_(worker_name()),
+        worker_(worker_base_ + ":1"),
         strand_(boost::asio::make_strand(io_)),
         ticker_(strand_),
         retry_(strand_),
@@ -83,7 +86,11 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
         completed_(counter("completed")),
         failed_(counter("failed")),
         redelivered_(counter("redelivered")),
-        deferred_(counter("deferred")) {
+        deferred_(counter("deferred")),
+        lease_refused_(counter("fenced")),
+        lease_lapses_(host.metrics().counter("phasekit_queue_lease_lapses_total",
+                                             "Times this worker's job lease lapsed (paused, or cut off from "
+                                             "redis) and it went on as a new incarnation.")) {
     redis::ClientOptions co;
     co.endpoint = options_.endpoint;
     co.name = "queue";
@@ -232,15 +239,32 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
     if (!handler_ || stopping_ || taking_ || running_ >= concurrency_) {
       return;
     }
+    if (recovering_) {
+      recover();
+      return;
+    }
+    if (lease_lapsed()) {
+      // Nothing is taken without a lease that redis acknowledged for this incarnation: its
+      // processing list is then one the reaper watches.
+      retry_later(Ms(100));
+      return;
+    }
     taking_ = true;
+    const std::uint64_t epoch = epoch_.load();
     guarded(
         guard_, blocking_,
         {"BLMOVE", options_.prefix + "jobs", options_.prefix + "processing:" + worker_, "RIGHT", "LEFT",
          fmt::format("{:.3f}", static_cast<double>(options_.block.count()) / 1000.0)},
-        [self = shared_from_this()](Status s, redis::Reply r) {
-          boost::asio::post(self->strand_, [self, s, r = std::move(r)]() mutable {
+        [self = shared_from_this(), epoch](Status s, redis::Reply r) {
+          boost::asio::post(self->strand_, [self, s, r = std::move(r), epoch]() mutable {
+            if (epoch != self->epoch_.load()) {
+              return;  // an earlier incarnation's take: what it moved is the reaper's
+            }
             if (!s.ok()) {
+              // Whether redis moved an id into our processing list is unknown: before the next take,
+              // recover() hands back whatever the list holds that this worker does not run.
               self->taking_ = false;
+              self->recovering_ = true;
               self->retry_later(Ms(200));
               return;
             }
@@ -249,20 +273,24 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
               self->take();
               return;
             }
-            self->claim(r.take_str());
+            self->claim(r.take_str(), epoch);
           });
         },
         options_.block + Ms(2000));
   }
 
-  void claim(std::string id) {
+  void claim(std::string id, std::uint64_t epoch) {
     guarded(guard_, client_,
-            {"EVAL", scripts::kClaim, "0", options_.prefix, id, worker_, std::to_string(options_.heartbeat.count() * 5)},
-            [self = shared_from_this(), id](Status s, redis::Reply r) {
-              boost::asio::post(self->strand_, [self, id, s, r = std::move(r)]() mutable {
+            {"EVAL", scripts::kClaim, "0", options_.prefix, id, worker_of(epoch), std::to_string(options_.lease.count())},
+            [self = shared_from_this(), id, epoch](Status s, redis::Reply r) {
+              boost::asio::post(self->strand_, [self, id, s, r = std::move(r), epoch]() mutable {
+                if (epoch != self->epoch_.load()) {
+                  return;  // fenced meanwhile: the reaper redelivers the id from the old incarnation's list
+                }
                 self->taking_ = false;
                 if (!s.ok() || !r.is_array() || r.elements().empty()) {
-                  // The id stays in our processing list: the reaper puts it back if we never claim it.
+                  // The id stays in our processing list, claimed or not: recover() hands it back.
+                  self->recovering_ = true;
                   self->retry_later(Ms(200));
                   return;
                 }
@@ -273,11 +301,34 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
                   return;
                 }
                 if (code == 1 && r.elements().size() >= 6) {
-                  self->run(id, r.elements());
+                  self->run(id, r.elements(), epoch);
                 }
                 self->take();
               });
             });
+  }
+
+  /// Hands back what this incarnation's processing list holds beyond the jobs it runs (kRecover), then
+  /// takes again; retried while redis cannot be reached. On the strand.
+  void recover() {
+    taking_ = true;
+    std::vector<std::string> args{"EVAL", scripts::kRecover, "0", options_.prefix, worker_};
+    args.insert(args.end(), running_ids_.begin(), running_ids_.end());
+    const std::uint64_t epoch = epoch_.load();
+    guarded(guard_, client_, std::move(args), [self = shared_from_this(), epoch](Status s, redis::Reply r) {
+      boost::asio::post(self->strand_, [self, s, r, epoch] {
+        self->taking_ = false;
+        if (epoch != self->epoch_.load()) {
+          self->recovering_ = false;  // a new incarnation starts with an empty list
+        } else if (s.ok()) {
+          self->recovering_ = false;
+          if (r.integer() > 0) {
+            self->log_.warn("queue.recovered", {{"worker", self->worker_}, {"handed_back", r.integer()}});
+          }
+        }
+        self->retry_later(s.ok() ? Ms(0) : Ms(200));
+      });
+    });
   }
 
   void retry_later(Ms delay) {
@@ -289,7 +340,7 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
     });
   }
 
-  void run(const std::string& id, const std::vector<redis::Reply>& fields) {
+  void run(const std::string& id, const std::vector<redis::Reply>& fields, std::uint64_t epoch) {
     Job job;
     job.id = id;
     job.user_id = fields[1].str();
@@ -297,10 +348,16 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
     job.payload = fields[3].str();
     job.timeout_ms = std::strtoll(fields[4].str().c_str(), nullptr, 10);
     job.attempt = static_cast<std::uint32_t>(std::strtoul(fields[5].str().c_str(), nullptr, 10));
+    job.lease_epoch = epoch;
+    running_ids_.insert(id);
+    job.leased = [self = shared_from_this(), epoch] { return self->holds_lease(epoch); };
     ++running_;
     auto state = std::make_shared<Running>();
     auto once = std::make_shared<std::atomic<bool>>(false);
-    EventSink sink = [self = shared_from_this(), state, id, session = job.session_id](JobEvent e) {
+    EventSink sink = [self = shared_from_this(), state, id, session = job.session_id, epoch](JobEvent e) {
+      if (!self->holds_lease(epoch)) {
+        return;  // fenced: the job is another run's now
+      }
       if (e.type == JobEventType::result) {
         boost::asio::post(self->strand_, [state, data = std::move(e.data)]() mutable {
           state->result = std::move(data);
@@ -312,18 +369,33 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
               {"PUBLISH", self->options_.prefix + "session:" + session, envelope('o', id, session, e.data)},
               [](Status, redis::Reply) {});
     };
-    JobDone done = [self = shared_from_this(), state, id, session = job.session_id, once](Status status) {
+    JobDone done = [self = shared_from_this(), state, id, session = job.session_id, once, epoch](Status status) {
       if (once->exchange(true)) {
         return;
       }
-      boost::asio::post(self->strand_, [self, state, id, session, status] {
+      boost::asio::post(self->strand_, [self, state, id, session, status, epoch] {
+        self->running_ids_.erase(id);
+        if (!self->holds_lease(epoch)) {
+          // The lease lapsed while the job ran: the reaper redelivers it (or did), and this run's
+          // result is refused here rather than raced against the next run's.
+          self->lease_refused_.inc();
+          self->log_.warn("queue.result_fenced", {{"job", id}, {"epoch", epoch}, {"now", self->epoch_.load()}});
+          if (epoch == self->epoch_.load()) {
+            self->renew_incarnation("lease lapsed while a job ran");
+          }
+          --self->running_;
+          self->take();
+          self->maybe_finish_shutdown();
+          return;
+        }
         if (!state->has_result) {
           state->result = bytes::dump(json{
               {"callId", id}, {"exitCode", nullptr}, {"output", ""}, {"truncated", false}, {"durationMs", 0},
               {"error", {{"code", wire_name(status.ok() ? Code::internal : status.code())},
                          {"message", status.ok() ? "the job ended without a result" : status.message()}}}});
         }
-        self->complete(id, session, status.ok() ? "done" : "failed", envelope('r', id, session, state->result), Ms(50));
+        self->complete(id, session, status.ok() ? "done" : "failed", envelope('r', id, session, state->result), Ms(50),
+                       self->worker_of(epoch));
       });
     };
     boost::asio::post(host_.executor(), [handler = handler_, job = std::move(job), sink = std::move(sink),
@@ -334,15 +406,18 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
 
   /// Ends the job; retried while redis cannot be reached (the result is not lost meanwhile, and if the
   /// reaper gave the job to another worker, COMPLETE says 0 and this result is dropped).
+  /// `worker` is the incarnation that claimed the job: COMPLETE is refused when redis gave the job to
+  /// another (or this worker's next incarnation), so a run fenced off since cannot end it.
   void complete(const std::string& id, const std::string& session, const char* outcome, std::string message,
-                Ms backoff) {
-    guarded(guard_, client_, {"EVAL", scripts::kComplete, "0", options_.prefix, id, worker_, outcome, message},
-            [self = shared_from_this(), id, session, outcome, message, backoff](Status s, redis::Reply r) {
-              boost::asio::post(self->strand_, [self, id, session, outcome, message, backoff, s, r]() mutable {
-                if (!s.ok() && !self->handed_back_) {
+                Ms backoff, std::string worker) {
+    guarded(guard_, client_, {"EVAL", scripts::kComplete, "0", options_.prefix, id, worker, outcome, message},
+            [self = shared_from_this(), id, session, outcome, message, backoff, worker](Status s, redis::Reply r) {
+              boost::asio::post(self->strand_, [self, id, session, outcome, message, backoff, worker, s, r]() mutable {
+                if (!s.ok() && !self->handed_back_ && worker == self->worker_of(self->epoch_.load())) {
                   auto timer = std::make_shared<boost::asio::steady_timer>(self->strand_, backoff);
-                  timer->async_wait([self, timer, id, session, outcome, message, backoff](boost::system::error_code) {
-                    self->complete(id, session, outcome, message, std::min(backoff * 2, Ms(2000)));
+                  timer->async_wait([self, timer, id, session, outcome, message, backoff,
+                                     worker](boost::system::error_code) {
+                    self->complete(id, session, outcome, message, std::min(backoff * 2, Ms(2000)), worker);
                   });
                   return;
                 }
@@ -375,6 +450,9 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
       }
     });
     if (handler_ && !handed_back_) {
+      if (lease_until_ns_.load() != 0 && lease_lapsed()) {
+        renew_incarnation("lease lapsed");
+      }
       beat();
       reap();
     }
@@ -389,10 +467,59 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
     });
   }
 
+  [[nodiscard]] static std::int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+
+  /// This process still holds the leases of the jobs it claimed under `epoch`: it is still that
+  /// incarnation, and its last renewal was acknowledged less than JOB_LEASE_MS ago (measured from
+  /// when it was sent, so never later than redis lets the key expire). Any thread.
+  [[nodiscard]] bool holds_lease(std::uint64_t epoch) const { return epoch_.load() == epoch && !lease_lapsed(); }
+  [[nodiscard]] bool lease_lapsed() const { return now_ns() >= lease_until_ns_.load(); }
+  [[nodiscard]] std::string worker_of(std::uint64_t epoch) const { return worker_base_ + ":" + std::to_string(epoch); }
+
+  /// The lease lapsed (a pause, a partition, a stalled redis): the jobs claimed under it are fenced
+  /// off, and the worker goes on as a new incarnation, so nothing it claims from now on can be
+  /// mistaken for what it held before. The old incarnation's jobs are the reaper's to redeliver.
+  void renew_incarnation(const std::string& why) {
+    const std::uint64_t old = epoch_.load();
+    epoch_.store(old + 1);
+    lease_until_ns_.store(0);  // the new incarnation holds nothing until redis acknowledges its lease
+    worker_ = worker_of(old + 1);
+    lease_lapses_.inc();
+    log_.warn("queue.new_incarnation",
+              {{"worker", worker_}, {"epoch", old + 1}, {"running", running_.load()}, {"why", why}});
+    if (blocking_) {
+      // A BLMOVE in flight moves into the old incarnation's list: the reaper hands such ids back.
+      blocking_->stop();
+      redis::ClientOptions co;
+      co.endpoint = options_.endpoint;
+      co.name = "queue-take";
+      co.command_timeout = options_.block + Ms(2000);
+      blocking_ = redis::Client::create(io_, co, log_);
+      blocking_->start();
+      taking_ = false;
+    }
+    beat();
+  }
+
   void beat() {
-    const std::string px = std::to_string(options_.heartbeat.count() * 5);
-    guarded(guard_, client_, {"SET", options_.prefix + "worker:" + worker_, "1", "PX", px}, [](Status, redis::Reply) {});
+    const std::string px = std::to_string(options_.lease.count());
+    const std::int64_t sent = now_ns();
+    const std::uint64_t epoch = epoch_.load();
+    // SADD first, on the same connection: a lease is only acknowledged once the reaper sees the worker.
     guarded(guard_, client_, {"SADD", options_.prefix + "workers", worker_}, [](Status, redis::Reply) {});
+    guarded(guard_, client_, {"SET", options_.prefix + "worker:" + worker_, "1", "PX", px},
+            [self = shared_from_this(), sent, epoch](Status s, redis::Reply) {
+              if (s.ok() && self->epoch_.load() == epoch) {
+                const std::int64_t until =
+                    sent + std::chrono::duration_cast<std::chrono::nanoseconds>(self->options_.lease).count();
+                std::int64_t seen = self->lease_until_ns_.load();
+                while (until > seen && !self->lease_until_ns_.compare_exchange_weak(seen, until)) {
+                }
+              }
+            });
   }
 
   /// One consumer at a time reaps (a lock that expires on its own).
@@ -472,7 +599,10 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
   Logger& log_;
   plugin::Guard& guard_;
   const Options options_;
-  const std::string worker_;
+  const std::string worker_base_;
+  std::string worker_;                            // worker_base_:epoch, the incarnation (on the strand)
+  std::atomic<std::uint64_t> epoch_{1};           // the fencing token of the jobs claimed now
+  std::atomic<std::int64_t> lease_until_ns_{0};  // steady clock: the lease holds until then
   Strand strand_;
   boost::asio::steady_timer ticker_;
   boost::asio::steady_timer retry_;
@@ -487,6 +617,8 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
   unsigned concurrency_ = 1;
   std::atomic<unsigned> running_{0};
   bool taking_ = false;
+  bool recovering_ = false;               // a take or claim reply was lost: recover() before the next take
+  std::set<std::string> running_ids_;     // the jobs handed to the handler and not yet done
   bool stopping_ = false;
   bool finishing_ = false;
   bool handed_back_ = false;
@@ -499,6 +631,8 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
   Counter& failed_;
   Counter& redelivered_;
   Counter& deferred_;
+  Counter& lease_refused_;
+  Counter& lease_lapses_;
 };
 
 /// The strategy the host owns; the queue itself is shared with its own completions.
@@ -539,7 +673,8 @@ struct Factory {
     options.concurrency = static_cast<unsigned>(o.integer("concurrency", 10, 1, 10000));
     options.job_timeout_ms = o.integer("job_timeout_ms", 30000, 1, 86400000);
     options.max_attempts = o.integer("max_attempts", 3, 1, 100);
-    options.heartbeat = Ms(o.integer("heartbeat_ms", 1000, 50, 60000));
+    options.lease = Ms(o.integer("lease_ms", 5000, 250, 600000));
+    options.heartbeat = Ms(o.integer("heartbeat_ms", std::max<std::int64_t>(50, options.lease.count() / 5), 50, 60000));
     options.block = Ms(o.integer("block_ms", 1000, 10, 60000));
     options.shutdown_grace = Ms(o.integer("shutdown_grace_ms", 25000, 0, 3600000));
     o.finish();

@@ -148,6 +148,32 @@ if redelivered > 0 then redis.call('HINCRBY', p .. 'stats', 'redelivered', redel
 return {redelivered, failed}
 )lua";
 
+/// ARGV prefix, worker, ids it runs now… → number of ids handed back. After a take or claim whose reply
+/// was lost (a partition, a timeout) the worker does not know what its processing list holds: every id
+/// there that it does not run (taken but never claimed, or claimed without the worker hearing of it)
+/// goes back to the front of the queue, attempt unchanged (it never ran).
+inline const std::string kRecover = std::string(kHelpers) + R"lua(
+local p, w = ARGV[1], ARGV[2]
+local mine = {}
+for i = 3, #ARGV do mine[ARGV[i]] = true end
+local proc = p .. 'processing:' .. w
+local n = 0
+for _, id in ipairs(redis.call('LRANGE', proc, 0, -1)) do
+  if not mine[id] then
+    local j = job(p, id)
+    redis.call('LREM', proc, 1, id)
+    if j.state == 'running' and j.worker == w then
+      requeue(p, id, j, 0)
+      n = n + 1
+    elseif j.state == 'queued' then
+      redis.call('RPUSH', p .. 'jobs', id)
+      n = n + 1
+    end
+  end
+end
+return n
+)lua";
+
 /// ARGV prefix, worker → number of jobs handed back: a worker stopping before its jobs finished puts
 /// them back at the front of the queue (same attempt) and leaves.
 inline const std::string kHandBack = std::string(kHelpers) + R"lua(

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <optional>
 
+#include <sys/stat.h>
+
 #include "app/session_state.hpp"
 #include "backend/shell_backend.hpp"
 #include "phasekit/bytes.hpp"
@@ -183,6 +185,12 @@ void JobLifecycle::lease_backend(const RunPtr& r) {
         self->finish(r, error_result(s), s);
         return;
       }
+      if (lease_lost(r)) {
+        // Before the session's files move: they stay where the job's next run finds them.
+        self->pool_.release(std::move(lease.backend), true);
+        self->abandon(r, "before its files were brought over");
+        return;
+      }
       r->backend = lease.backend;
       r->hold->backend = std::move(lease.backend);
       self->bring_over(r->hold, [self, r](Status brought) {
@@ -228,14 +236,33 @@ void JobLifecycle::bring_over(const HoldPtr& hold, std::function<void(Status)> t
       log_.warn("session.workspace_refused", {{"session", hold->id}, {"error", s.message()}});
     }
   }
-  if (from != shell->workspace()) {
+  if (from != shell->workspace() && !held) {
+    // Copied, not moved: the session folder stays whole until this job commits over it, so a run of
+    // this job whose lease is lost meanwhile leaves it as the next run needs it.
+    if (Status copied = copy_entries(from, shell->workspace(), hold->files_base_dev, hold->files_base_ino);
+        !copied.ok()) {
+      then(copied);
+      return;
+    }
+    if (from != parked) {
+      std::uint64_t dev = 0;
+      std::uint64_t ino = 0;
+      struct stat st {};
+      if (::stat(parked.c_str(), &st) == 0) {
+        dev = static_cast<std::uint64_t>(st.st_dev);
+        ino = static_cast<std::uint64_t>(st.st_ino);
+      }
+      hold->files_base_dev = dev;
+      hold->files_base_ino = ino;
+    }
+  } else if (from != shell->workspace()) {
     if (Status moved = move_entries(from, shell->workspace()); !moved.ok()) {
       if (!held) {
         then(moved);
         return;
       }
       log_.warn("session.workspace_not_moved", {{"session", hold->id}, {"error", moved.message()}});
-    } else if (held || from != parked) {
+    } else {
       // Nothing comes back to it: a dead backend's workspace or, for a held session, the sessions
       // folder until the next park makes it again. A leased job parks its files there at its end.
       std::error_code ec;
@@ -273,7 +300,29 @@ void JobLifecycle::settle_on(const HoldPtr& hold, const std::string& backend_id,
   save(hold, true, [then = std::move(then)] { then(Status()); });
 }
 
+bool JobLifecycle::lease_lost(const RunPtr& r) {
+  return r->job.leased && !r->job.leased();
+}
+
+void JobLifecycle::abandon(const RunPtr& r, const char* when) {
+  // The queue gave (or will give) the job to another run: this one writes, commits and publishes
+  // nothing more, and its backend goes back without its files being parked over the next run's.
+  log_.warn("job.lease_lost", {{"callId", r->job.id}, {"session", r->job.session_id},
+                               {"epoch", r->job.lease_epoch}, {"when", when}});
+  if (r->hold && options_.tenure == Tenure::leased && r->hold->backend) {
+    drop_backend(*r->hold, false);
+  }
+  const std::array<Label, 1> labels{{{"outcome", "lease_lost"}}};
+  host_.metrics().counter("phasekit_jobs_total", "Jobs run, by outcome.", labels).inc();
+  --in_flight_;
+  r->done(Status(Code::unavailable, "the job's lease was lost; it is redelivered"));
+}
+
 void JobLifecycle::run_tool(const RunPtr& r) {
+  if (lease_lost(r)) {
+    abandon(r, "before the tool started");
+    return;
+  }
   r->ran = true;
   execute_tool(options_.limits, shell_of(r->backend), r->payload, r->job.id, r->job.session_id,
                std::chrono::milliseconds(r->job.timeout_ms), r->sink,
@@ -286,6 +335,10 @@ void JobLifecycle::run_tool(const RunPtr& r) {
 
 void JobLifecycle::finish(const RunPtr& r, json result, Status status) {
   result["callId"] = r->job.id;
+  if (r->job.attempt > 1) {
+    // A redelivery, said to the user: its command may have run in the lost attempt too.
+    result["attempt"] = r->job.attempt;
+  }
   r->result = std::move(result);
   r->status = std::move(status);
   read_back(r);
@@ -313,8 +366,14 @@ void JobLifecycle::read_back(const RunPtr& r) {
 }
 
 void JobLifecycle::put_away(const RunPtr& r, bool changed) {
+  if (lease_lost(r)) {
+    abandon(r, r->ran ? "after the tool ran" : "before the tool started (it ended without running)");
+    return;
+  }
   if (r->hold && options_.tenure == Tenure::leased && r->hold->backend) {
-    hand_back(*r->hold);
+    if (!commit(r)) {
+      return;
+    }
     changed = true;
   }
   if (!r->hold || !r->hold->stored || !changed) {
@@ -323,6 +382,29 @@ void JobLifecycle::put_away(const RunPtr& r, bool changed) {
   }
   // Saved before the result is published: a client that resumes elsewhere after seeing it finds it.
   save(r->hold, true, [self = shared_from_this(), r] { self->publish(r); });
+}
+
+bool JobLifecycle::commit(const RunPtr& r) {
+  SessionHold& hold = *r->hold;
+  const std::string folder = session_folder(options_.workspace_root, hold.id);
+  if (auto shell = shell_of(hold.backend)) {
+    bool conflict = false;
+    const Status s = commit_files(folder, shell->workspace(), fmt::format("{}.{}", r->job.id, r->job.lease_epoch),
+                                  hold.files_base_dev, hold.files_base_ino, r->job.leased, conflict);
+    if (conflict) {
+      abandon(r, s.message().c_str());
+      return false;
+    }
+    if (!s.ok()) {
+      // A lease ends with its job whatever happens: the pool resets the backend and the files are lost.
+      log_.error("worker.workspace_not_saved", {{"session", hold.id}, {"error", s.message()}});
+    }
+  }
+  hold.workspace = folder;
+  hold.backend_id.clear();
+  hold.restore = true;
+  drop_backend(hold, true);
+  return true;
 }
 
 Status JobLifecycle::hand_back(SessionHold& hold) {
@@ -356,6 +438,10 @@ void JobLifecycle::uncount_backend(const SessionHold& hold) {
 }
 
 void JobLifecycle::publish(const RunPtr& r) {
+  if (lease_lost(r)) {
+    abandon(r, "before its result was appended");
+    return;
+  }
   if (!r->hold || !r->hold->stored) {
     deliver(r);
     return;
@@ -365,6 +451,10 @@ void JobLifecycle::publish(const RunPtr& r) {
 }
 
 void JobLifecycle::deliver(const RunPtr& r) {
+  if (lease_lost(r)) {
+    abandon(r, "before its result was published");
+    return;
+  }
   r->sink(plugin::JobEvent{r->job.id, r->job.session_id, plugin::JobEventType::result,
                            bytes::dump(r->result)});
   --in_flight_;

@@ -11,7 +11,8 @@
 // session read or written, otherwise); the shell state is saved before the result is published, and
 // the result is in the conversation before it is published, so what a client has seen is in the
 // store; `done` is called once, after the result was published; every failure ends in a published
-// error result. A malformed job fails before anything is read or written for it.
+// error result. Where the queue leases jobs (Job::leased), a run whose lease was lost stops at its
+// next step: it neither starts the tool, nor writes the store, nor parks files, nor publishes. A malformed job fails before anything is read or written for it.
 //
 // What differs is how a session has its backend, the Tenure:
 //
@@ -116,11 +117,18 @@ class JobLifecycle : public std::enable_shared_from_this<JobLifecycle> {
   void read_back(const RunPtr& r);
   void put_away(const RunPtr& r, bool changed);
   Status hand_back(SessionHold& hold);
+  /// Leased: commits the job's files over the session folder (commit_files) and hands the backend
+  /// back; false when another run committed or the lease was lost (the run is abandoned).
+  bool commit(const RunPtr& r);
   /// The hold's backend goes back to the pool, and out of its user's count.
   void drop_backend(SessionHold& hold, bool reusable);
   void uncount_backend(const SessionHold& hold);
   void publish(const RunPtr& r);
   void deliver(const RunPtr& r);
+  /// The queue says this process no longer holds the job's lease (Job::leased).
+  static bool lease_lost(const RunPtr& r);
+  /// Ends a run whose lease was lost: nothing more is written or published, `done` says UNAVAILABLE.
+  void abandon(const RunPtr& r, const char* when);
 
   LifecycleOptions options_;
   plugin::PoolStrategy& pool_;

@@ -54,6 +54,10 @@ struct SessionHold {
   /// them onto the next backend the session gets.
   bool restore = false;
   bool ended = false;  // held: the session ended; its calls fail UNAVAILABLE
+  /// Leased: the session folder this job's files were copied from (device and inode; 0 when there was
+  /// none): its commit replaces that folder only if it is still the same one.
+  std::uint64_t files_base_dev = 0;
+  std::uint64_t files_base_ino = 0;
 
   plugin::BackendPtr backend;  // held: the session's, across calls; leased: this job's lease
   bool acquiring = false;      // held: one acquire for all the calls waiting in `waiters`

@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <linux/fs.h>
+#include <sys/syscall.h>
 
 #include <cerrno>
 #include <cstring>
@@ -139,6 +141,125 @@ Status move_entries(const std::string& from, const std::string& to) {
   if (ec) {
     return Status(Code::unavailable, fmt::format("reading {}: {}", from, ec.message()));
   }
+  return {};
+}
+
+namespace {
+
+Status copy_tree(const std::string& from, const std::string& to) {
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(from, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string src = it->path().string();
+    const std::string dst = (std::filesystem::path(to) / it->path().filename()).string();
+    struct stat st {};
+    if (::lstat(src.c_str(), &st) != 0) {
+      return Status(Code::unavailable, fmt::format("reading {}: {}", src, std::strerror(errno)));
+    }
+    if (S_ISDIR(st.st_mode)) {
+      if (::mkdir(dst.c_str(), st.st_mode & 07777) != 0 && errno != EEXIST) {
+        return Status(Code::unavailable, fmt::format("making {}: {}", dst, std::strerror(errno)));
+      }
+      if (Status s = copy_tree(src, dst); !s.ok()) {
+        return s;
+      }
+    } else if (S_ISLNK(st.st_mode)) {
+      std::filesystem::copy_symlink(src, dst, ec);
+    } else if (S_ISREG(st.st_mode)) {
+      std::filesystem::copy_file(src, dst, std::filesystem::copy_options::overwrite_existing, ec);
+    } else {
+      continue;  // fifos, sockets, devices: not a session's files
+    }
+    if (ec) {
+      return Status(Code::unavailable, fmt::format("copying {}: {}", src, ec.message()));
+    }
+    (void)::lchown(dst.c_str(), st.st_uid, st.st_gid);
+    if (!S_ISLNK(st.st_mode)) {
+      (void)::chmod(dst.c_str(), st.st_mode & 07777);
+    }
+  }
+  if (ec) {
+    return Status(Code::unavailable, fmt::format("reading {}: {}", from, ec.message()));
+  }
+  return {};
+}
+
+int rename2(const std::string& from, const std::string& to, unsigned flags) {
+  return static_cast<int>(::syscall(SYS_renameat2, AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), flags));
+}
+
+bool same_folder(const std::string& path, std::uint64_t dev, std::uint64_t ino) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && static_cast<std::uint64_t>(st.st_dev) == dev &&
+         static_cast<std::uint64_t>(st.st_ino) == ino;
+}
+
+}  // namespace
+
+Status copy_entries(const std::string& from, const std::string& to, std::uint64_t& base_dev,
+                    std::uint64_t& base_ino) {
+  base_dev = 0;
+  base_ino = 0;
+  const int fd = ::open(from.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    return errno == ENOENT ? Status() : Status(Code::unavailable, fmt::format("opening {}: {}", from, std::strerror(errno)));
+  }
+  struct stat st {};
+  ::fstat(fd, &st);
+  base_dev = static_cast<std::uint64_t>(st.st_dev);
+  base_ino = static_cast<std::uint64_t>(st.st_ino);
+  std::error_code ec;
+  std::filesystem::create_directories(to, ec);
+  // Through the descriptor: a commit that swaps the folder meanwhile does not mix two versions.
+  Status s = copy_tree(fmt::format("/proc/self/fd/{}", fd), to);
+  ::close(fd);
+  return s;
+}
+
+Status commit_files(const std::string& folder, const std::string& workspace, const std::string& tag,
+                    std::uint64_t base_dev, std::uint64_t base_ino, const std::function<bool()>& still_leased,
+                    bool& conflict) {
+  conflict = false;
+  const std::filesystem::path f(folder);
+  const std::string staging = (f.parent_path() / fmt::format(".{}.{}", f.filename().string(), tag)).string();
+  std::error_code ec;
+  std::filesystem::remove_all(staging, ec);
+  std::filesystem::create_directories(staging, ec);
+  ::chmod(staging.c_str(), 0700);
+  if (Status moved = move_entries(workspace, staging); !moved.ok()) {
+    std::filesystem::remove_all(staging, ec);
+    return moved;
+  }
+  const auto drop = [&](Status why) {
+    std::filesystem::remove_all(staging, ec);
+    return why;
+  };
+  if (still_leased && !still_leased()) {
+    conflict = true;
+    return drop(Status(Code::unavailable, "the job's lease was lost before its files were committed"));
+  }
+  if (base_ino == 0) {
+    if (rename2(staging, folder, RENAME_NOREPLACE) != 0) {
+      conflict = errno == EEXIST;
+      return drop(Status(Code::unavailable,
+                         fmt::format("committing {}: {}", folder, std::strerror(errno))));
+    }
+    return {};
+  }
+  if (!same_folder(folder, base_dev, base_ino)) {
+    conflict = true;
+    return drop(Status(Code::unavailable, fmt::format("{} changed since the job copied it", folder)));
+  }
+  if (rename2(staging, folder, RENAME_EXCHANGE) != 0) {
+    return drop(Status(Code::unavailable, fmt::format("committing {}: {}", folder, std::strerror(errno))));
+  }
+  // `staging` now names what was `folder`: it must be the one copied, or another commit got in
+  // between the check and the swap, and the swap is undone.
+  if (!same_folder(staging, base_dev, base_ino)) {
+    (void)rename2(staging, folder, RENAME_EXCHANGE);
+    conflict = true;
+    return drop(Status(Code::unavailable, fmt::format("{} changed while the job committed", folder)));
+  }
+  std::filesystem::remove_all(staging, ec);
   return {};
 }
 

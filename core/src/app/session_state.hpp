@@ -8,6 +8,8 @@
 //  * files move by rename(2) between the backend's workspace and <WORKSPACE_ROOT>/sessions/<id>, so a
 //    move costs one syscall per top-level entry and never copies (both sit on one filesystem).
 #include <functional>
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -49,6 +51,23 @@ Status park_files(const std::string& folder, const std::string& workspace);
 /// Moves every entry of `from` into `to` (both folders; `from` missing = nothing to move). An entry
 /// whose name already exists in `to` replaces it. UNAVAILABLE naming the entry when a move fails.
 Status move_entries(const std::string& from, const std::string& to);
+/// Copies every entry of `from` into `to` (made if missing), keeping modes and owners, and leaves
+/// `from` as it was. `base_dev`/`base_ino` receive the identity of the folder copied (0 when `from`
+/// is missing), read through the same descriptor the copy reads, so they name what was copied.
+Status copy_entries(const std::string& from, const std::string& to, std::uint64_t& base_dev,
+                    std::uint64_t& base_ino);
+
+/// Commits a leased job's files: moves the entries of `workspace` into a staging folder beside
+/// `folder`, then makes it `folder` in one renameat2 step, compare-and-swap style: with
+/// RENAME_NOREPLACE when the job started from no folder (base 0), otherwise with RENAME_EXCHANGE only
+/// while `folder` is still the one the job copied from (checked before, and of the folder swapped
+/// out after; on a mismatch the exchange is undone). `conflict` is set when another run committed
+/// meanwhile or the lease was lost (`still_leased`, asked last before the swap): the job's files are
+/// then dropped, never mixed into the other run's.
+Status commit_files(const std::string& folder, const std::string& workspace, const std::string& tag,
+                    std::uint64_t base_dev, std::uint64_t base_ino, const std::function<bool()>& still_leased,
+                    bool& conflict);
+
 /// OK when `path` is a folder strictly beneath `root` (no `..`), so a path read from the store cannot
 /// point the host elsewhere.
 Status check_beneath(const std::string& root, const std::string& path);

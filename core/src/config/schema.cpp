@@ -206,6 +206,11 @@ constexpr std::array<Spec, kSettingCount> kSettings{{
    100, "", "3", {N, N, N},
    "queue=redis: how many times a job is started when its workers keep dying under it; then it fails "
    "with UNAVAILABLE."},
+  {Key::job_lease_ms, "job_lease_ms", "JOB_LEASE_MS", "job-lease-ms", "Queue", Type::integer, 500, 600000, "",
+   "5000", {N, N, N},
+   "queue=redis: a worker holds its jobs while it renews this lease (every lease/5); a worker silent for "
+   "longer (dead, paused, cut off from redis) loses them: they are redelivered, and its late writes and "
+   "result are refused."},
   {Key::redis_url, "redis_url", "REDIS_URL", "redis-url", "Store", Type::text, 0, 0, "", "",
    {N, "redis://127.0.0.1:6379", "redis://127.0.0.1:6379"},
    "redis://[user:password@]host[:port][/db], rediss://... (TLS: ?ssl_ca_certs=/ca.pem, and ssl_certfile + "

@@ -83,6 +83,7 @@ enum class Key : std::uint16_t {
   enable_worker_mode,
   worker_concurrency,
   job_max_attempts,
+  job_lease_ms,
   redis_url,
   redis_password,
   session_ttl_ms,

@@ -26,6 +26,7 @@ std::string plugin_config_json(std::string_view kind, const config::Config& c) {
     j["redis_password"] = c.text(Key::redis_password);
     j["shutdown_grace_ms"] = c.integer(Key::shutdown_grace_ms);
     j["max_attempts"] = c.integer(Key::job_max_attempts);
+    j["lease_ms"] = c.integer(Key::job_lease_ms);
   } else if (kind == "autoscaler") {
     // An autoscaling/v2 HPA spec over the orchestrator's own metrics (docs/operations.md).
     nlohmann::ordered_json metric = {

@@ -17,6 +17,13 @@ struct Job {
   std::string payload;     // JSON: {"tool":…, "args":…}
   std::int64_t timeout_ms = 0;
   std::uint32_t attempt = 1;
+  /// The fencing token the queue leased this job under (queue=redis: the incarnation of the worker
+  /// that claimed it, which changes whenever that worker's lease lapsed). 0 where there are no leases.
+  std::uint64_t lease_epoch = 0;
+  /// True while this process still holds the job's lease; empty means always. The runner asks before
+  /// each side effect (starting the tool, every store write, committing files, publishing the result):
+  /// a job whose lease is gone was or will be redelivered, and its stale run must change nothing.
+  std::function<bool()> leased;
 };
 
 enum class JobEventType : std::uint8_t { output, result };

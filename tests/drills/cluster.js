@@ -1,0 +1,199 @@
+// The phase 3 cluster of the drills, each process in its own simulated host (topology.js): redis,
+// two orchestrators and two phasekit-workers (queue=redis, store=redis), plus a host for the
+// clients. Every process is started for real, waited for on its ready line, and stopped by its PID;
+// the namespaces and the run's folder are deleted in stop(), whatever happened.
+"use strict";
+const { spawn, execFileSync } = require("node:child_process");
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+const readline = require("node:readline");
+const { Topology } = require("./topology.js");
+const { spawnListening } = require("../support/node/server_process.js");
+
+const SECRET = "drills-secret-0123456789abcdef0123456789abcd";
+const PORT = 8080;
+
+async function waitFor(pred, ms, what) {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await pred();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+class Cluster {
+  constructor({ leaseMs = 2000, workerEnv = [{}, {}], redisArgs = [] } = {}) {
+    this.leaseMs = leaseMs;
+    this.workerEnv = workerEnv;
+    this.redisArgs = redisArgs;
+    this.topo = new Topology(["redis", "orch0", "orch1", "worker0", "worker1", "client"]);
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "phasekit-drill-"));
+    fs.chmodSync(this.dir, 0o711);
+    this.workspaces = path.join(this.dir, "workspaces");
+    fs.mkdirSync(this.workspaces);
+    fs.chmodSync(this.workspaces, 0o711);
+    this.procs = new Map();  // name -> {child, exited, logs}
+    this.binDir = path.dirname(process.env.ORCHESTRATOR_BIN);
+  }
+
+  env(extra) {
+    return {
+      PATH: process.env.PATH,
+      PHASE: "3",
+      ENABLE_WORKER_MODE: "true",
+      REDIS_URL: `redis://${this.topo.ip("redis")}:6379`,
+      BIND_ADDRESS: "0.0.0.0",
+      PORT: String(PORT),
+      ADMIN_PORT: "9090",
+      AUTH_MODE: "token",
+      AUTH_SECRET: SECRET,
+      WORKSPACE_ROOT: this.workspaces,
+      LOG_LEVEL: "info",
+      MAX_CONNECTIONS_PER_ADDRESS: "0",
+      SESSION_GRACE_MS: "60000",
+      JOB_LEASE_MS: String(this.leaseMs),
+      ...extra,
+    };
+  }
+
+  async start() {
+    this.topo.up();
+    try {
+      await this.startRedis();
+      await Promise.all([0, 1].map((i) => this.startOrchestrator(i)));
+      await Promise.all([0, 1].map((i) => this.startWorker(i)));
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+    return this;
+  }
+
+  async startRedis() {
+    const args = ["netns", "exec", this.topo.host("redis").ns, "redis-server", "--port", "6379", "--bind",
+                  this.topo.ip("redis"), "--protected-mode", "no", "--save", "", "--appendonly", "no",
+                  "--dir", this.dir, ...this.redisArgs];
+    const child = spawn("ip", args, { stdio: ["ignore", "pipe", "pipe"] });
+    const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+    const logs = [];
+    readline.createInterface({ input: child.stdout }).on("line", (l) => logs.push({ unparsable: l }));
+    this.procs.set("redis", { child, exited, logs });
+    await waitFor(() => this.redisCli("PING") === "PONG", 10000, "redis-server");
+  }
+
+  /** One redis command from the redis host (its own namespace: always reachable). */
+  redisCli(...args) {
+    try {
+      return execFileSync("ip", ["netns", "exec", this.topo.host("redis").ns, "redis-cli", "-h", this.topo.ip("redis"),
+                                 "-p", "6379", ...args], { timeout: 5000, stdio: ["ignore", "pipe", "ignore"] })
+        .toString().trim();
+    } catch {
+      return null;
+    }
+  }
+
+  async spawnIn(host, name, bin, env, readyMsg) {
+    const started = await spawnListening("ip", env, {}, 30000, readyMsg, ["netns", "exec", this.topo.host(host).ns, bin]);
+    this.procs.set(name, started);
+    return started;
+  }
+
+  async startOrchestrator(i) {
+    await this.spawnIn(`orch${i}`, `orch${i}`, path.join(this.binDir, "phasekit-orchestrator"), this.env({}),
+                       "server.listening");
+  }
+
+  async startWorker(i) {
+    await this.spawnIn(`worker${i}`, `worker${i}`, path.join(this.binDir, "phasekit-worker"),
+                       this.env({ PORT: String(PORT + 1), ADMIN_PORT: "9091", ENABLE_CONTAINER_POOL: "true",
+                                  POOL_MIN_SIZE: "1", ...this.workerEnv[i] }), "worker.started");
+  }
+
+  pid(name) {
+    return this.procs.get(name).child.pid;
+  }
+
+  signal(name, sig) {
+    process.kill(this.pid(name), sig);
+  }
+
+  logs(name) {
+    return this.procs.get(name)?.logs ?? [];
+  }
+
+  /** Log entries of `name` with this msg. */
+  logged(name, msg) {
+    return this.logs(name).filter((e) => e.msg === msg);
+  }
+
+  urls() {
+    return [0, 1].map((i) => `http://${this.topo.ip(`orch${i}`)}:${PORT}`);
+  }
+
+  /** Starts client.js in the client host; resolves {stop(), exited, history} at once. */
+  startClient({ users = 4, inflight = 1, commandSleepMs = 200, resultWaitMs = 60000, prefix = "d", urls = this.urls(),
+                pauseMs = 0, go = false } = {}) {
+    const history = path.join(this.dir, `history-${prefix}.jsonl`);
+    const stopFile = path.join(this.dir, `stop-${prefix}`);
+    const cfg = { modules: process.env.PHASEKIT_NODE_MODULES, secret: SECRET, urls, users, inflight, pauseMs, history,
+                  goFile: go ? path.join(this.dir, `go-${prefix}`) : undefined,
+                  stopFile, commandSleepMs, resultWaitMs, prefix };
+    const child = spawn("ip", ["netns", "exec", this.topo.host("client").ns, process.execPath,
+                               path.join(__dirname, "client.js"), JSON.stringify(cfg)],
+                        { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal, out })));
+    this.procs.set(`client-${prefix}`, { child, exited, logs: [] });
+    return {
+      history,
+      exited,
+      go: () => fs.writeFileSync(path.join(this.dir, `go-${prefix}`), ""),
+      read: () => (fs.existsSync(history) ? fs.readFileSync(history, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l)) : []),
+      stop: async () => {
+        fs.writeFileSync(stopFile, "");
+        const r = await Promise.race([exited, new Promise((res) => setTimeout(() => res(null), resultWaitMs + 15000))]);
+        if (r === null) {
+          child.kill("SIGKILL");
+          throw new Error("client.js did not stop");
+        }
+        if (r.code !== 0) throw new Error(`client.js exited with ${r.code}: ${r.out}`);
+        return r;
+      },
+    };
+  }
+
+  /** Stops every process (SIGCONT first, for one left paused), then deletes the namespaces and folder. */
+  async stop({ keep = false } = {}) {
+    const waits = [];
+    for (const [, p] of this.procs) {
+      if (p.child.exitCode === null && p.child.signalCode === null) {
+        try {
+          process.kill(p.child.pid, "SIGCONT");
+          process.kill(p.child.pid, "SIGTERM");
+        } catch { /* gone */ }
+        waits.push(Promise.race([p.exited, new Promise((r) => setTimeout(r, 10000))]).then(() => {
+          if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill("SIGKILL");
+        }));
+      }
+    }
+    await Promise.all(waits);
+    this.topo.down();
+    if (!keep) fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** The last lines of every process's log, for a failure message. */
+  dump(lines = 15) {
+    const out = [];
+    for (const [name, p] of this.procs) {
+      out.push(`--- ${name}`);
+      for (const e of p.logs.slice(-lines)) out.push(JSON.stringify(e));
+    }
+    return out.join("\n");
+  }
+}
+
+module.exports = { Cluster, waitFor, SECRET };

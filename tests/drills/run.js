@@ -1,0 +1,184 @@
+// One drill: node run.js NAME. Starts the cluster (cluster.js), puts load on it from the client host
+// (client.js), injects the drill's fault, heals it, lets the load run on, stops, and has the checker
+// count every call (checker.js). Exit 0 only with 0 anomalies and the drill's own evidence that the
+// fault bit (packets dropped, a lease lost, a result fenced). Prints the checker's table and one JSON
+// summary line (what docs/reliability.md quotes).
+"use strict";
+const path = require("node:path");
+const { Cluster, waitFor } = require("./cluster.js");
+const { available } = require("./topology.js");
+const { check, table, readEffects } = require("./checker.js");
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const okResults = (h, after = 0) => h.filter((e) => e.ev === "result" && e.exitCode === 0 && !e.code && e.t >= after);
+
+/** Waits until `n` more calls succeeded than at `since` (the load is flowing). */
+async function flowing(client, n, ms, what) {
+  const base = okResults(client.read()).length;
+  await waitFor(() => okResults(client.read()).length >= base + n, ms, what);
+}
+
+const drills = {
+  baseline: {
+    cluster: {},
+    load: { users: 4, commandSleepMs: 100 },
+    async run(c, client) {
+      await sleep(6000);
+      return {};
+    },
+  },
+
+  // SIGSTOP worker0 past its lease, then SIGCONT. worker0 takes up to 4 jobs but has one backend, so
+  // when it stops it holds a job that runs and claimed jobs that have not started.
+  worker_pause: {
+    cluster: { leaseMs: 2000, workerEnv: [{ WORKER_CONCURRENCY: "4", POOL_MAX_SIZE: "1",
+                                                 POOL_ACQUIRE_TIMEOUT_MS: "60000" }, {}] },
+    load: { users: 6, commandSleepMs: 800 },
+    async run(c) {
+      const pausedMs = Number(process.env.DRILL_PAUSE_MS || 6000);
+      c.signal("worker0", "SIGSTOP");
+      const at = Date.now();
+      await sleep(pausedMs);
+      c.signal("worker0", "SIGCONT");
+      return { injected: `SIGSTOP worker0 ${pausedMs} ms (lease ${c.leaseMs} ms)`, healedAt: Date.now(), faultAt: at };
+    },
+    evidence(c) {
+      const lost = c.logged("worker0", "job.lease_lost");
+      const fenced = c.logged("worker0", "queue.result_fenced");
+      const notStarted = lost.filter((e) => /^before/.test(e.when));
+      const midJob = lost.filter((e) => !/^before/.test(e.when))
+        .concat(fenced);
+      return {
+        ok: notStarted.length > 0 && midJob.length > 0 && c.logged("worker0", "queue.new_incarnation").length > 0,
+        facts: { notStartedAfterWake: notStarted.length, lateCompletionsRefused: midJob.length,
+                 incarnations: c.logged("worker0", "queue.new_incarnation").length },
+      };
+    },
+  },
+
+  // worker0 <-> redis cut for 5 s, shorter than the lease: nothing is redelivered, results arrive late.
+  worker_partition_short: {
+    cluster: { leaseMs: 10000 },
+    load: { users: 4, commandSleepMs: 200 },
+    async run(c) {
+      const heal = c.topo.partition("worker0", "redis");
+      const at = Date.now();
+      await sleep(5000);
+      const dropped = c.topo.droppedPackets("worker0");
+      heal();
+      return { injected: "iptables DROP worker0<->redis 5 s (lease 10 s)", healedAt: Date.now(), faultAt: at, dropped };
+    },
+    evidence(c, facts) {
+      return { ok: facts.dropped > 0, facts: { dropped: facts.dropped } };
+    },
+  },
+
+  // worker0 <-> redis cut for longer than the lease: its jobs are redelivered to worker1, and what it
+  // finishes meanwhile is refused.
+  worker_partition_long: {
+    cluster: { leaseMs: 2000 },
+    load: { users: 4, commandSleepMs: 500 },
+    async run(c) {
+      const heal = c.topo.partition("worker0", "redis");
+      const at = Date.now();
+      await sleep(7000);
+      const dropped = c.topo.droppedPackets("worker0");
+      heal();
+      return { injected: `iptables DROP worker0<->redis 7 s (lease ${c.leaseMs} ms)`, healedAt: Date.now(), faultAt: at,
+               dropped };
+    },
+    evidence(c, facts) {
+      const incarnations = c.logged("worker0", "queue.new_incarnation").length;
+      return { ok: facts.dropped > 0 && incarnations > 0,
+               facts: { dropped: facts.dropped, incarnations, fenced: c.logged("worker0", "queue.result_fenced").length,
+                        leaseLost: c.logged("worker0", "job.lease_lost").length } };
+    },
+  },
+
+  // orch0 <-> redis cut for 6 s: its users get UNAVAILABLE fast, orch1's are untouched, and orch0's
+  // sessions go on after the heal. A probe (2 users on orch0, connected before the cut) calls only
+  // while it lasts, one call every 300 ms, so that what a user sees during a cut is measured.
+  orchestrator_partition: {
+    cluster: {},
+    load: { users: 4, commandSleepMs: 100 },
+    async run(c) {
+      const probe = c.startClient({ users: 2, prefix: "p", urls: [c.urls()[0]], commandSleepMs: 0, pauseMs: 300,
+                                    resultWaitMs: 30000, go: true });
+      await waitFor(() => probe.read().filter((e) => e.ev === "connected").length === 2, 15000, "the probe to connect");
+      const heal = c.topo.partition("orch0", "redis");
+      const at = Date.now();
+      probe.go();
+      await sleep(6000);
+      const dropped = c.topo.droppedPackets("orch0");
+      heal();
+      return { injected: "iptables DROP orch0<->redis 6 s", healedAt: Date.now(), faultAt: at, dropped,
+               clients: [probe] };
+    },
+    evidence(c, facts, h) {
+      const during = h.filter((e) => e.t >= facts.faultAt && e.t <= facts.healedAt);
+      const refusals = during.filter((e) => (e.ev === "refused" || e.ev === "approval_refused"));
+      const unavailable = refusals.filter((e) => e.code === "UNAVAILABLE");
+      const slowest = Math.max(0, ...unavailable.map((e) => e.ms || 0));
+      const orch1Users = new Set(h.filter((e) => e.user && e.user.startsWith("du") && Number(e.user.replace(/^\D+/, "")) % 2 === 1).map((e) => e.user));
+      const orch1Ok = okResults(during).filter((e) => orch1Users.has(e.user)).length;
+      return { ok: facts.dropped > 0 && unavailable.length > 0 && orch1Ok > 0,
+               facts: { dropped: facts.dropped, unavailableDuring: unavailable.length,
+                        otherCodesDuring: refusals.length - unavailable.length, slowestUnavailableMs: slowest,
+                        orch1OkDuring: orch1Ok } };
+    },
+  },
+};
+
+async function main() {
+  const name = process.argv[2];
+  const drill = drills[name];
+  if (!drill) throw new Error(`no drill ${name}: ${Object.keys(drills).join(", ")}`);
+  const can = available();
+  if (!can.ok) {
+    console.log(`drill ${name} skipped: network namespaces unavailable (${can.why})`);
+    process.exit(77);
+  }
+  const t0 = Date.now();
+  const c = await new Cluster(drill.cluster).start();
+  let failed = true;
+  try {
+    const client = c.startClient(drill.load);
+    await flowing(client, 8, 30000, "calls to succeed before the fault");
+    const facts = await drill.run(c, client);
+    // Recovery: the first call sent after the heal that succeeded, then enough more to show it flows.
+    const healedAt = facts.healedAt ?? Date.now();
+    const users = drill.load.users;
+    await waitFor(() => new Set(okResults(client.read(), healedAt).map((e) => e.user)).size === users, 60000,
+                  "every user to succeed again after the heal");
+    const recoveryMs = Math.min(...okResults(client.read(), healedAt).map((e) => e.t)) - healedAt;
+    const allBackMs = Math.max(...[...new Set(okResults(client.read(), healedAt).map((e) => e.user))]
+      .map((u) => Math.min(...okResults(client.read(), healedAt).filter((e) => e.user === u).map((e) => e.t)))) - healedAt;
+    await client.stop();
+    for (const extra of facts.clients ?? []) await extra.stop();
+    const history = [client, ...(facts.clients ?? [])].flatMap((x) => x.read());
+    const result = check(history, readEffects(path.join(c.workspaces, "sessions")));
+    console.log(`drill ${name}: ${facts.injected ?? "no fault"}`);
+    console.log(table(result));
+    const evidence = drill.evidence ? drill.evidence(c, facts, history) : { ok: true, facts: {} };
+    const summary = { drill: name, injected: facts.injected ?? "none", counts: result.counts, calls: result.calls,
+                      approved: result.approvedCalls, ok: result.okResults, errors: result.codes,
+                      redelivered: result.redeliveredResults, effectsTwice: result.redeliveries, recoveryMs: facts.healedAt ? recoveryMs : null,
+                      allUsersBackMs: facts.healedAt ? allBackMs : null, evidence: evidence.facts,
+                      seconds: Math.round((Date.now() - t0) / 100) / 10 };
+    console.log(JSON.stringify(summary));
+    if (result.anomalies.length > 0) throw new Error(`${result.anomalies.length} anomalies`);
+    if (!evidence.ok) throw new Error(`the fault did not bite as the drill needs: ${JSON.stringify(evidence.facts)}`);
+    failed = false;
+  } catch (e) {
+    console.log(`drill ${name} FAILED: ${e.message}`);
+    console.log(c.dump(25));
+  } finally {
+    await c.stop({ keep: failed && process.env.DRILL_KEEP === "1" });
+  }
+  process.exit(failed ? 1 : 0);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
