@@ -72,9 +72,37 @@ haproxy_props() {
   grep -q '^  timeout tunnel 1h' "$D/haproxy.cfg" &&
     grep -Eq '^  cookie phasekit_lb insert .*dynamic' "$D/haproxy.cfg" &&
     grep -q 'http-check send meth GET uri /ready' "$D/haproxy.cfg" &&
-    grep -q 'sc_http_req_rate' "$D/haproxy.cfg"
+    grep -Eq 'deny_status 429 if socketio !has_sid \{ sc[0-9]?_http_req_rate' "$D/haproxy.cfg"
 }
 check "haproxy: tunnel timeout, cookie stickiness, /ready check, handshake rate limit" haproxy_props
+# The request-rate table is tracked for handshakes only (an http-request rule with !has_sid), never
+# for a whole connection: a connection-tracked entry counts every poll of a running session too.
+handshake_only() {  # handshake_only CFG
+  local cfg="$1" table
+  # The section holding the table: a backend of its own, not the frontend (whose table every
+  # track-sc of the frontend without "table" uses).
+  table="$(awk '/^(backend|frontend|defaults|global|resolvers) /{s=$1" "$2} /stick-table .*http_req_rate/{print s}' "$cfg")"
+  [[ "$table" == "backend "* ]] || { echo "http_req_rate is not in a backend's table of its own: [$table]"; return 1; }
+  table="${table#backend }"
+  grep -Eq "^  http-request track-sc[0-9] src table $table if socketio !has_sid$" "$cfg" ||
+    { echo "table $table is not tracked for handshakes only"; return 1; }
+  ! grep -Eq "^  tcp-request .*track-sc[0-9] .*table $table( |$)" "$cfg" ||
+    { echo "table $table is tracked for whole connections"; return 1; }
+}
+check "haproxy: the rate limit counts handshakes only, not every polling request" handshake_only "$D/haproxy.cfg"
+# The lost branch's bug: one table, tracked per connection, storing both counters.
+sed -e '/^backend conn_per_address/,/^$/d' -e '/^backend handshakes_per_address/,/^$/d' \
+    -e 's/^  tcp-request connection track-sc1 src table conn_per_address/  stick-table type ip size 200k expire 60s store http_req_rate(10s),conn_cur\n  tcp-request connection track-sc1 src/' \
+    -e 's/sc1_conn_cur(conn_per_address)/sc1_conn_cur/' \
+    -e 's/http-request track-sc0 src table handshakes_per_address/http-request track-sc0 src/' \
+    -e 's/sc0_http_req_rate(handshakes_per_address)/sc_http_req_rate(0)/' "$D/haproxy.cfg" >"$TMP/haproxy-onetable.cfg"
+check "haproxy -c: the one-table variant of the self-test is valid" haproxy -c -q -f "$TMP/haproxy-onetable.cfg"
+rejects "rate-limit check: one table tracked per connection (every poll counted)" handshake_only "$TMP/haproxy-onetable.cfg"
+failover_opts() { awk '/^backend orchestrators/{b=1} /^backend |^frontend /{if($2!="orchestrators")b=0} b' "$1" | grep -q '^  option redispatch$' &&
+  awk '/^backend orchestrators/{b=1} /^backend |^frontend /{if($2!="orchestrators")b=0} b' "$1" | grep -Eq '^  retries [1-9]$'; }
+check "haproxy: option redispatch and retries in the orchestrators' backend (a killed replica's users move on)" failover_opts "$D/haproxy.cfg"
+sed '/^  option redispatch$/d' "$D/haproxy.cfg" >"$TMP/haproxy-noredispatch.cfg"
+rejects "failover check: no option redispatch" failover_opts "$TMP/haproxy-noredispatch.cfg"
 sed 's/^  balance leastconn/  balance leastconnn/' "$D/haproxy.cfg" >"$TMP/haproxy-bad.cfg"
 rejects "haproxy -c: unknown balance algorithm" haproxy -c -q -f "$TMP/haproxy-bad.cfg"
 
