@@ -61,6 +61,37 @@ check "docker-compose.scale.yml runs phasekit-worker" worker_cmd
 rejects "compose environment check: PHASE=ten" compose_plugins "$D/docker-compose.yml" orchestrator \
   "pool=warm queue=inproc store=redis compression=none autoscaler=none" PHASE=ten
 
+# Issue 14, no silent downgrade: the compose stacks run tools unsandboxed (docker's default seccomp
+# profile refuses the sandbox's user namespaces), so each file says SANDBOX=none for every phasekit
+# service, and the README warns of it.
+sandbox_explicit() {  # sandbox_explicit FILE SERVICE...
+  local f="$1" svc
+  shift
+  for svc in "$@"; do
+    compose_env "$f" "$svc" "$TMP/$svc.sandbox.env" || return 1
+    grep -qx 'SANDBOX=none' "$TMP/$svc.sandbox.env" || { echo "$f $svc: SANDBOX is not set to none explicitly"; return 1; }
+  done
+  grep -q 'SANDBOX=none' "$SRC/README.md" || { echo "README.md does not warn of SANDBOX=none"; return 1; }
+}
+check "docker-compose.yml: SANDBOX=none explicit, README warns" sandbox_explicit "$D/docker-compose.yml" orchestrator
+check "docker-compose.scale.yml: SANDBOX=none explicit for orchestrator and worker, README warns" \
+  sandbox_explicit "$D/docker-compose.scale.yml" orchestrator worker
+sed '/SANDBOX: "none"/d' "$D/docker-compose.yml" >"$TMP/silent.yml"
+rejects "sandbox check: a compose file that leaves SANDBOX out" sandbox_explicit "$TMP/silent.yml" orchestrator
+read_only_root() {  # read_only_root FILE SERVICE...: read_only: true and a tmpfs /tmp
+  local f="$1" svc out
+  shift
+  out="$(docker-compose -f "$f" config)" || return 1
+  for svc in "$@"; do
+    awk -v s="  $svc:" '$0 == s {b=1; next} /^  [a-z]/ {b=0} b' <<<"$out" | grep -q '^    read_only: true$' ||
+      { echo "$svc: no read_only: true"; return 1; }
+  done
+}
+check "phasekit services run with a read-only root filesystem" read_only_root "$D/docker-compose.scale.yml" orchestrator worker
+check "docker-compose.yml: orchestrator read-only root filesystem" read_only_root "$D/docker-compose.yml" orchestrator
+sed '/read_only: true/d' "$D/docker-compose.yml" >"$TMP/rw.yml"
+rejects "read-only check: read_only left out" read_only_root "$TMP/rw.yml" orchestrator
+
 { cat "$D/docker-compose.yml"; echo 'name: phasekit'; } >"$TMP/named.yml"
 rejects "docker-compose: top-level name:" compose_ok "$TMP/named.yml"
 sed 's/stop_grace_period: 30s/stop_grace_periodd: 30s/' "$D/docker-compose.yml" >"$TMP/typo.yml"
