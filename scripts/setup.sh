@@ -14,7 +14,7 @@ APT_PACKAGES=(
   redis-server redis-tools nginx jq curl prometheus bash-static iproute2 iptables
   docker-compose haproxy yamllint
   nodejs npm
-  docker.io busybox-static
+  docker.io busybox-static mmdebstrap
   chromium fonts-dejavu-core
 )
 

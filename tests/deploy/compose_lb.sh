@@ -61,6 +61,37 @@ check "docker-compose.scale.yml runs phasekit-worker" worker_cmd
 rejects "compose environment check: PHASE=ten" compose_plugins "$D/docker-compose.yml" orchestrator \
   "pool=warm queue=inproc store=redis compression=none autoscaler=none" PHASE=ten
 
+# Issue 14, no silent downgrade: the compose stacks run tools unsandboxed (docker's default seccomp
+# profile refuses the sandbox's user namespaces), so each file says SANDBOX=none for every phasekit
+# service, and the README warns of it.
+sandbox_explicit() {  # sandbox_explicit FILE SERVICE...
+  local f="$1" svc
+  shift
+  for svc in "$@"; do
+    compose_env "$f" "$svc" "$TMP/$svc.sandbox.env" || return 1
+    grep -qx 'SANDBOX=none' "$TMP/$svc.sandbox.env" || { echo "$f $svc: SANDBOX is not set to none explicitly"; return 1; }
+  done
+  grep -q 'SANDBOX=none' "$SRC/README.md" || { echo "README.md does not warn of SANDBOX=none"; return 1; }
+}
+check "docker-compose.yml: SANDBOX=none explicit, README warns" sandbox_explicit "$D/docker-compose.yml" orchestrator
+check "docker-compose.scale.yml: SANDBOX=none explicit for orchestrator and worker, README warns" \
+  sandbox_explicit "$D/docker-compose.scale.yml" orchestrator worker
+sed '/SANDBOX: "none"/d' "$D/docker-compose.yml" >"$TMP/silent.yml"
+rejects "sandbox check: a compose file that leaves SANDBOX out" sandbox_explicit "$TMP/silent.yml" orchestrator
+read_only_root() {  # read_only_root FILE SERVICE...: read_only: true and a tmpfs /tmp
+  local f="$1" svc out
+  shift
+  out="$(docker-compose -f "$f" config)" || return 1
+  for svc in "$@"; do
+    awk -v s="  $svc:" '$0 == s {b=1; next} /^  [a-z]/ {b=0} b' <<<"$out" | grep -q '^    read_only: true$' ||
+      { echo "$svc: no read_only: true"; return 1; }
+  done
+}
+check "phasekit services run with a read-only root filesystem" read_only_root "$D/docker-compose.scale.yml" orchestrator worker
+check "docker-compose.yml: orchestrator read-only root filesystem" read_only_root "$D/docker-compose.yml" orchestrator
+sed '/read_only: true/d' "$D/docker-compose.yml" >"$TMP/rw.yml"
+rejects "read-only check: read_only left out" read_only_root "$TMP/rw.yml" orchestrator
+
 { cat "$D/docker-compose.yml"; echo 'name: phasekit'; } >"$TMP/named.yml"
 rejects "docker-compose: top-level name:" compose_ok "$TMP/named.yml"
 sed 's/stop_grace_period: 30s/stop_grace_periodd: 30s/' "$D/docker-compose.yml" >"$TMP/typo.yml"
@@ -72,9 +103,37 @@ haproxy_props() {
   grep -q '^  timeout tunnel 1h' "$D/haproxy.cfg" &&
     grep -Eq '^  cookie phasekit_lb insert .*dynamic' "$D/haproxy.cfg" &&
     grep -q 'http-check send meth GET uri /ready' "$D/haproxy.cfg" &&
-    grep -q 'sc_http_req_rate' "$D/haproxy.cfg"
+    grep -Eq 'deny_status 429 if socketio !has_sid \{ sc[0-9]?_http_req_rate' "$D/haproxy.cfg"
 }
 check "haproxy: tunnel timeout, cookie stickiness, /ready check, handshake rate limit" haproxy_props
+# The request-rate table is tracked for handshakes only (an http-request rule with !has_sid), never
+# for a whole connection: a connection-tracked entry counts every poll of a running session too.
+handshake_only() {  # handshake_only CFG
+  local cfg="$1" table
+  # The section holding the table: a backend of its own, not the frontend (whose table every
+  # track-sc of the frontend without "table" uses).
+  table="$(awk '/^(backend|frontend|defaults|global|resolvers) /{s=$1" "$2} /stick-table .*http_req_rate/{print s}' "$cfg")"
+  [[ "$table" == "backend "* ]] || { echo "http_req_rate is not in a backend's table of its own: [$table]"; return 1; }
+  table="${table#backend }"
+  grep -Eq "^  http-request track-sc[0-9] src table $table if socketio !has_sid$" "$cfg" ||
+    { echo "table $table is not tracked for handshakes only"; return 1; }
+  ! grep -Eq "^  tcp-request .*track-sc[0-9] .*table $table( |$)" "$cfg" ||
+    { echo "table $table is tracked for whole connections"; return 1; }
+}
+check "haproxy: the rate limit counts handshakes only, not every polling request" handshake_only "$D/haproxy.cfg"
+# The lost branch's bug: one table, tracked per connection, storing both counters.
+sed -e '/^backend conn_per_address/,/^$/d' -e '/^backend handshakes_per_address/,/^$/d' \
+    -e 's/^  tcp-request connection track-sc1 src table conn_per_address/  stick-table type ip size 200k expire 60s store http_req_rate(10s),conn_cur\n  tcp-request connection track-sc1 src/' \
+    -e 's/sc1_conn_cur(conn_per_address)/sc1_conn_cur/' \
+    -e 's/http-request track-sc0 src table handshakes_per_address/http-request track-sc0 src/' \
+    -e 's/sc0_http_req_rate(handshakes_per_address)/sc_http_req_rate(0)/' "$D/haproxy.cfg" >"$TMP/haproxy-onetable.cfg"
+check "haproxy -c: the one-table variant of the self-test is valid" haproxy -c -q -f "$TMP/haproxy-onetable.cfg"
+rejects "rate-limit check: one table tracked per connection (every poll counted)" handshake_only "$TMP/haproxy-onetable.cfg"
+failover_opts() { awk '/^backend orchestrators/{b=1} /^backend |^frontend /{if($2!="orchestrators")b=0} b' "$1" | grep -q '^  option redispatch$' &&
+  awk '/^backend orchestrators/{b=1} /^backend |^frontend /{if($2!="orchestrators")b=0} b' "$1" | grep -Eq '^  retries [1-9]$'; }
+check "haproxy: option redispatch and retries in the orchestrators' backend (a killed replica's users move on)" failover_opts "$D/haproxy.cfg"
+sed '/^  option redispatch$/d' "$D/haproxy.cfg" >"$TMP/haproxy-noredispatch.cfg"
+rejects "failover check: no option redispatch" failover_opts "$TMP/haproxy-noredispatch.cfg"
 sed 's/^  balance leastconn/  balance leastconnn/' "$D/haproxy.cfg" >"$TMP/haproxy-bad.cfg"
 rejects "haproxy -c: unknown balance algorithm" haproxy -c -q -f "$TMP/haproxy-bad.cfg"
 

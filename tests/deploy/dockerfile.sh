@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# deploy/Dockerfile without an engine or a registry (debian:12 cannot be pulled offline): the
+# deploy/Dockerfile without an engine (tests/live/ builds it for real, with scripts/images.sh): the
 # build stage installs the same build packages as scripts/setup.sh, the runtime stage the Debian
 # package of every shared library the built binaries and plugins link (from ldd + dpkg -S), the
 # image holds the five binaries (the sandbox supervisor too) with the plugins in <exe>/../lib/phasekit, runs as a non-root
@@ -26,8 +26,15 @@ setup_packages() {
   sed -n '/^APT_PACKAGES=(/,/^)/p' "$SRC/scripts/setup.sh" | tr ' ' '\n' | grep -E '^[a-z0-9][a-z0-9.+-]+$' | sort -u
 }
 
-stages() { grep -q '^FROM debian:12 AS build$' "$DF" && grep -q '^FROM debian:12-slim AS runtime$' "$DF"; }
-check "two stages: debian:12 build, debian:12-slim runtime" stages
+stages() {  # stages DOCKERFILE
+  grep -q '^FROM debian:12 AS build$' "$1" && grep -q '^FROM debian:12-slim AS runtime-base$' "$1" &&
+    grep -q '^FROM runtime-base AS prebuilt$' "$1" &&
+    # The default target (the last stage) stays the release build, compiled in the build stage.
+    [[ "$(grep '^FROM ' "$1" | tail -1)" == "FROM runtime-base AS runtime" ]]
+}
+check "stages: debian:12 build, debian:12-slim runtime-base, prebuilt and (last, the default) runtime" stages "$DF"
+awk '/^FROM runtime-base AS runtime$/{skip=1} !skip' "$DF" >"$TMP/Dockerfile.prebuilt-last"
+rejects "stage check: prebuilt as the default (last) target" stages "$TMP/Dockerfile.prebuilt-last"
 
 # Every package the build stage installs is one setup.sh installs, and every build dependency of
 # setup.sh (compiler, tools, -dev libraries other than the test frameworks) is in the build stage.
@@ -39,7 +46,7 @@ build_packages_match() {
   [[ -z "$extra" && -z "$missing" ]] || { echo "not in setup.sh: $extra"; echo "missing from the build stage: $missing"; return 1; }
 }
 check "build stage = setup.sh's build packages" build_packages_match "$DF"
-no_dev_at_runtime() { ! apt_list "$DF" runtime | grep -q -- '-dev$'; }
+no_dev_at_runtime() { ! apt_list "$DF" runtime-base | grep -q -- '-dev$'; }
 check "runtime stage: no -dev packages" no_dev_at_runtime
 
 # runtime_libs_covered DOCKERFILE: each library ldd resolves for the binaries and plugins comes from
@@ -48,7 +55,7 @@ runtime_libs_covered() {
   local df="$1" files=() lib pkg missing="" runtime owners
   files=("$BIN_DIR"/phasekit-orchestrator "$BIN_DIR"/phasekit-load "$BIN_DIR"/phasekit "$PLUGIN_DIR"/*.so)
   [[ -x "$BIN_DIR/phasekit-worker" ]] && files+=("$BIN_DIR/phasekit-worker")
-  runtime="$(apt_list "$df" runtime)"
+  runtime="$(apt_list "$df" runtime-base)"
   mapfile -t libs < <(ldd "${files[@]}" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 }' | sort -u)
   ((${#libs[@]} > 0)) || { echo "ldd found no libraries"; return 1; }
   # One dpkg -S for all (it is slow): the path as ldd prints it and its target (merged /usr).
@@ -74,6 +81,19 @@ image_layout() {
     grep -q 'PATH=/opt/phasekit/bin' "$DF"
 }
 check "image: the five binaries (phasekit-sandbox too) in /opt/phasekit/bin, plugins in /opt/phasekit/lib/phasekit (<exe>/../lib/phasekit)" image_layout
+# The prebuilt target gets the same layout from scripts/images.sh: the same five binaries and the
+# plugins, stripped, in CONTEXT/out/{bin,lib/phasekit}, copied to /opt/phasekit.
+prebuilt_layout() {  # prebuilt_layout IMAGES_SH
+  awk '/^FROM runtime-base AS prebuilt$/{p=1; next} /^FROM /{p=0} p' "$DF" | grep -q '^COPY --chown=0:0 out/ /opt/phasekit/$' &&
+    grep -q '"$bin/phasekit-orchestrator" "$bin/phasekit-worker" "$bin/phasekit-load" "$bin/phasekit"' "$1" &&
+    grep -q '"$bin/phasekit-sandbox" "$ctx/out/bin/"' "$1" &&
+    grep -q 'install -m 0644 -s "$build_dir"/lib/phasekit/\*.so "$ctx/out/lib/phasekit/"' "$1" &&
+    grep -q -- '--target prebuilt' "$1"
+}
+check "prebuilt target: scripts/images.sh stages the five binaries and the plugins as the release build does" \
+  prebuilt_layout "$SRC/scripts/images.sh"
+sed 's/ "$bin\/phasekit-sandbox" / /' "$SRC/scripts/images.sh" >"$TMP/images-nosandbox.sh"
+rejects "prebuilt check: images.sh without phasekit-sandbox" prebuilt_layout "$TMP/images-nosandbox.sh"
 non_root() { local u; u="$(grep '^USER ' "$DF" | tail -1 | awk '{print $2}')"; [[ -n "$u" && "${u%%:*}" != 0 && "${u%%:*}" != root ]]; }
 check "runs as a non-root user" non_root
 healthcheck() { grep -A1 '^HEALTHCHECK' "$DF" | grep -q '/health'; }

@@ -20,6 +20,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "phasekit/random_id.hpp"
 
 namespace phasekit::backend {
 namespace {
@@ -315,8 +316,10 @@ DockerDriver::DockerDriver(boost::asio::any_io_executor executor, DockerOptions 
 
 void DockerDriver::create(std::function<void(Status, plugin::BackendPtr)> done) noexcept {
   // Unique in this process across drivers: a container of an earlier driver may still be going away.
+  // The random tag: other processes (PID 1 in their containers too) may share WORKSPACE_ROOT and the engine.
   static std::atomic<std::uint64_t> next{1};
-  const std::string name = fmt::format("phasekit-{}-{}", ::getpid(), next.fetch_add(1));
+  static const std::string tag = random_id("").substr(0, 12);
+  const std::string name = fmt::format("phasekit-{}-{}-{}", ::getpid(), tag, next.fetch_add(1));
   std::string ws;
   if (Status made = make_workspace(options_.workspace_root, name, options_.run_as_uid, options_.run_as_gid, ws);
       !made.ok()) {

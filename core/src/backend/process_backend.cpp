@@ -27,6 +27,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "phasekit/random_id.hpp"
+
 namespace phasekit::backend {
 namespace {
 
@@ -330,7 +332,7 @@ void ProcessBackend::start(const ProcessOptions& options, const Cgroups* cgroups
 }
 
 ProcessDriver::ProcessDriver(boost::asio::any_io_executor executor, ProcessOptions options, Logger& log)
-    : executor_(std::move(executor)), options_(std::move(options)), log_(log) {
+    : executor_(std::move(executor)), options_(std::move(options)), log_(log), tag_(random_id("").substr(0, 12)) {
   // Writing to a backend that just died must be an error code, not a process-killing SIGPIPE.
   ::signal(SIGPIPE, SIG_IGN);
   if (options_.supervisor.empty()) {
@@ -385,7 +387,7 @@ ProcessDriver::ProcessDriver(boost::asio::any_io_executor executor, ProcessOptio
 ProcessDriver::~ProcessDriver() { remover_.join(); }
 
 void ProcessDriver::create(std::function<void(Status, plugin::BackendPtr)> done) noexcept {
-  const std::string id = fmt::format("p{}-{}", ::getpid(), next_.fetch_add(1));
+  const std::string id = fmt::format("p{}-{}-{}", ::getpid(), tag_, next_.fetch_add(1));
   std::string ws;
   // Namespaced as root, the supervisor (root) hands the shell its user; the workspace is the shell's.
   if (Status made = make_workspace(options_.workspace_root, id, options_.run_as_uid, options_.run_as_gid, ws);
@@ -456,7 +458,8 @@ void verify_sandbox(const ProcessOptions& options, Logger& log) {
   const std::string supervisor = options.supervisor.empty() ? find_supervisor() : options.supervisor;
   prepare_workspace_root(options.workspace_root);
   std::string ws;
-  const std::string name = fmt::format(".verify-{}", ::getpid());
+  // Random too: another process on the same volume may verify at the same moment, with the same PID.
+  const std::string name = fmt::format(".verify-{}-{}", ::getpid(), random_id("").substr(0, 12));
   if (Status made = make_workspace(options.workspace_root, name, options.run_as_uid, options.run_as_gid, ws);
       !made.ok()) {
     throw std::runtime_error(made.message());

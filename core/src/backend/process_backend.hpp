@@ -89,6 +89,10 @@ class ProcessDriver final : public ShellDriver {
   std::unique_ptr<Cgroups> cgroups_;
   LimitsInForce limits_;
   boost::asio::thread_pool remover_{1};  // removes destroyed backends' workspaces
+  // Backend IDs (and workspace names) are "p<pid>-<tag>-<n>": the tag is random, because orchestrators
+  // and workers sharing a WORKSPACE_ROOT (a volume of the compose stack) may all be PID 1 in their
+  // containers, and make_workspace removes whatever already has the name.
+  std::string tag_;
   std::atomic<std::uint64_t> next_{1};
 };
 
