@@ -184,8 +184,9 @@ struct Factory {
     options.ignore("job_timeout_ms");  // enforced by the executor that runs the job
     options.ignore("redis_url");
     options.ignore("redis_password");
-    options.ignore("shutdown_grace_ms");
-    options.ignore("max_attempts");  // a job here dies with its process  // the host's drain waits for jobs in flight
+    options.ignore("shutdown_grace_ms");  // the host's drain waits for jobs in flight
+    options.ignore("max_attempts");       // a job here dies with its process: never redelivered
+    options.ignore("lease_ms");           // and is never leased to another worker
     options.finish();
     return std::make_unique<InprocQueue>(host, static_cast<std::uint64_t>(capacity));
   }
