@@ -9,20 +9,11 @@ const os = require("node:os");
 const path = require("node:path");
 const readline = require("node:readline");
 const { Topology } = require("./topology.js");
-const { spawnListening } = require("../support/node/server_process.js");
+const { spawnListening, waitFor } = require("../support/node/server_process.js");
 
 const SECRET = "drills-secret-0123456789abcdef0123456789abcd";
 const PORT = 8080;
 
-async function waitFor(pred, ms, what) {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 class Cluster {
   constructor({ leaseMs = 2000, workerEnv = [{}, {}], redisArgs = [] } = {}) {

@@ -13,6 +13,17 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const okResults = (h, after = 0) => h.filter((e) => e.ev === "result" && e.exitCode === 0 && !e.code && e.t >= after);
 
 /** Waits until `n` more calls succeeded than at `since` (the load is flowing). */
+/// Drops everything between hosts a and b for ms, then heals: when it began and ended, and the packets
+/// a's side dropped (0 would mean the cut touched nothing).
+async function cutFor(c, a, b, ms) {
+  const heal = c.topo.partition(a, b);
+  const faultAt = Date.now();
+  await sleep(ms);
+  const dropped = c.topo.droppedPackets(a);
+  heal();
+  return { faultAt, healedAt: Date.now(), dropped };
+}
+
 async function flowing(client, n, ms, what) {
   const base = okResults(client.read()).length;
   await waitFor(() => okResults(client.read()).length >= base + n, ms, what);
@@ -61,12 +72,8 @@ const drills = {
     cluster: { leaseMs: 10000 },
     load: { users: 4, commandSleepMs: 200 },
     async run(c) {
-      const heal = c.topo.partition("worker0", "redis");
-      const at = Date.now();
-      await sleep(5000);
-      const dropped = c.topo.droppedPackets("worker0");
-      heal();
-      return { injected: "iptables DROP worker0<->redis 5 s (lease 10 s)", healedAt: Date.now(), faultAt: at, dropped };
+      const facts = await cutFor(c, "worker0", "redis", 5000);
+      return { injected: "iptables DROP worker0<->redis 5 s (lease 10 s)", ...facts };
     },
     evidence(c, facts) {
       return { ok: facts.dropped > 0, facts: { dropped: facts.dropped } };
@@ -79,13 +86,8 @@ const drills = {
     cluster: { leaseMs: 2000 },
     load: { users: 4, commandSleepMs: 500 },
     async run(c) {
-      const heal = c.topo.partition("worker0", "redis");
-      const at = Date.now();
-      await sleep(7000);
-      const dropped = c.topo.droppedPackets("worker0");
-      heal();
-      return { injected: `iptables DROP worker0<->redis 7 s (lease ${c.leaseMs} ms)`, healedAt: Date.now(), faultAt: at,
-               dropped };
+      const facts = await cutFor(c, "worker0", "redis", 7000);
+      return { injected: `iptables DROP worker0<->redis 7 s (lease ${c.leaseMs} ms)`, ...facts };
     },
     evidence(c, facts) {
       const incarnations = c.logged("worker0", "queue.new_incarnation").length;

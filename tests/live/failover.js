@@ -12,6 +12,7 @@
 const assert = require("node:assert");
 const readline = require("node:readline");
 const { io, runTool } = require("../interop/support.js");
+const { waitFor } = require("../support/node/server_process.js");
 
 const [url, transport] = process.argv.slice(2);
 if (!url || !["websocket", "polling"].includes(transport)) {
@@ -31,15 +32,6 @@ async function sessions(ip) {
   }
 }
 
-async function waitFor(pred, ms, what) {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const stdin = readline.createInterface({ input: process.stdin });
 const nextLine = () => new Promise((resolve) => stdin.once("line", resolve));

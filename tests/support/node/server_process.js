@@ -67,4 +67,15 @@ function httpRequest({ host = "127.0.0.1", port, method = "GET", path, headers =
   });
 }
 
-module.exports = { spawnListening, stopProcess, httpRequest };
+/// Polls pred (sync or async) until it returns something truthy, which it returns; throws after ms.
+async function waitFor(pred, ms, what, everyMs = 50) {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await pred();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+module.exports = { spawnListening, stopProcess, httpRequest, waitFor };
