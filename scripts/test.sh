@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole test suite with ctest: every test but the
-# live ones first (-LE live), then, with PHASEKIT_LIVE_TESTS=1, the live ones (-L live: compose stacks
-# in real containers on a private dockerd, tests/live/), so a slow or broken container run never hides
-# the others' results. The live tests are not on by default yet: they have not passed here (issue 18).
+# live ones first (-LE live), then the live ones (-L live: compose stacks in real containers on a
+# private dockerd, tests/live/), so a slow or broken container run never hides the others' results.
+# PHASEKIT_LIVE_TESTS=0 leaves the live ones out (a machine without dockerd's rights).
 #   ./scripts/test.sh                  release build in build/
 #   ./scripts/test.sh --preset asan    ASan+UBSan build in build/asan
 #   ./scripts/test.sh -- -R Config     anything after -- goes to ctest (both runs)
@@ -30,7 +30,7 @@ live_status=0
 # live tests must be there.
 no_tests=()
 ((${#ctest_args[@]} == 0)) || no_tests=(--no-tests=ignore)
-if [[ "${PHASEKIT_LIVE_TESTS:-0}" == 1 ]]; then
+if [[ "${PHASEKIT_LIVE_TESTS:-1}" != 0 ]]; then
   ctest --preset "$preset" -L live "${no_tests[@]}" "${ctest_args[@]}" || live_status=$?
 fi
 end=$(date +%s)

@@ -154,6 +154,7 @@ failover() {  # failover TRANSPORT
   return "$status"
 }
 restarted() {  # the operator starts the killed orchestrator again: the stack is whole and healthy
+  [[ -n "$last_victim" ]] || { echo "no orchestrator was killed before"; return 1; }
   "$DOCKER" start "$last_victim" >/dev/null && wait_healthy
 }
 last_victim=""

@@ -37,6 +37,12 @@ const stdin = readline.createInterface({ input: process.stdin });
 const nextLine = () => new Promise((resolve) => stdin.once("line", resolve));
 
 async function main() {
+  // The load before this leaves sessions behind until their clients' grace ends: wait for none, so
+  // that the one session counted next is this user's.
+  await waitFor(async () => {
+    const counts = await Promise.all(orchestrators.map((o) => sessions(o.ip)));
+    return counts.every((n) => n === 0);
+  }, 150000, "every orchestrator to count no session before the user connects", 500);
   const socket = io(url, {
     transports: [transport],
     upgrade: false,
