@@ -9,8 +9,6 @@
 #include <filesystem>
 #include <optional>
 
-#include <sys/stat.h>
-
 #include "app/session_state.hpp"
 #include "backend/shell_backend.hpp"
 #include "phasekit/bytes.hpp"
@@ -245,15 +243,7 @@ void JobLifecycle::bring_over(const HoldPtr& hold, std::function<void(Status)> t
       return;
     }
     if (from != parked) {
-      std::uint64_t dev = 0;
-      std::uint64_t ino = 0;
-      struct stat st {};
-      if (::stat(parked.c_str(), &st) == 0) {
-        dev = static_cast<std::uint64_t>(st.st_dev);
-        ino = static_cast<std::uint64_t>(st.st_ino);
-      }
-      hold->files_base_dev = dev;
-      hold->files_base_ino = ino;
+      folder_identity(parked, hold->files_base_dev, hold->files_base_ino);
     }
   } else if (from != shell->workspace()) {
     if (Status moved = move_entries(from, shell->workspace()); !moved.ok()) {
@@ -312,8 +302,7 @@ void JobLifecycle::abandon(const RunPtr& r, const char* when) {
   if (r->hold && options_.tenure == Tenure::leased && r->hold->backend) {
     drop_backend(*r->hold, false);
   }
-  const std::array<Label, 1> labels{{{"outcome", "lease_lost"}}};
-  host_.metrics().counter("phasekit_jobs_total", "Jobs run, by outcome.", labels).inc();
+  count_job("lease_lost");
   --in_flight_;
   r->done(Status(Code::unavailable, "the job's lease was lost; it is redelivered"));
 }
@@ -400,10 +389,7 @@ bool JobLifecycle::commit(const RunPtr& r) {
       log_.error("worker.workspace_not_saved", {{"session", hold.id}, {"error", s.message()}});
     }
   }
-  hold.workspace = folder;
-  hold.backend_id.clear();
-  hold.restore = true;
-  drop_backend(hold, true);
+  parked_in(hold, folder);
   return true;
 }
 
@@ -419,11 +405,15 @@ Status JobLifecycle::hand_back(SessionHold& hold) {
       log_.error("worker.workspace_not_saved", {{"session", hold.id}, {"error", moved.message()}});
     }
   }
+  parked_in(hold, folder);
+  return Status();
+}
+
+void JobLifecycle::parked_in(SessionHold& hold, const std::string& folder) {
   hold.workspace = folder;
   hold.backend_id.clear();
   hold.restore = true;
   drop_backend(hold, true);
-  return Status();
 }
 
 void JobLifecycle::drop_backend(SessionHold& hold, bool reusable) {
@@ -458,10 +448,13 @@ void JobLifecycle::deliver(const RunPtr& r) {
   r->sink(plugin::JobEvent{r->job.id, r->job.session_id, plugin::JobEventType::result,
                            bytes::dump(r->result)});
   --in_flight_;
-  const char* outcome = r->status.ok() ? "ok" : r->status.code() == Code::timeout ? "timeout" : "error";
+  count_job(r->status.ok() ? "ok" : r->status.code() == Code::timeout ? "timeout" : "error");
+  r->done(r->status);
+}
+
+void JobLifecycle::count_job(const char* outcome) {
   const std::array<Label, 1> labels{{{"outcome", outcome}}};
   host_.metrics().counter("phasekit_jobs_total", "Jobs run, by outcome.", labels).inc();
-  r->done(r->status);
 }
 
 void JobLifecycle::save(const HoldPtr& hold, bool shell, std::function<void()> then) {

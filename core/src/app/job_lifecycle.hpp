@@ -12,7 +12,8 @@
 // the result is in the conversation before it is published, so what a client has seen is in the
 // store; `done` is called once, after the result was published; every failure ends in a published
 // error result. Where the queue leases jobs (Job::leased), a run whose lease was lost stops at its
-// next step: it neither starts the tool, nor writes the store, nor parks files, nor publishes. A malformed job fails before anything is read or written for it.
+// next step: it neither starts the tool, nor writes the store, nor parks files, nor publishes. A
+// malformed job fails before anything is read or written for it.
 //
 // What differs is how a session has its backend, the Tenure:
 //
@@ -120,6 +121,10 @@ class JobLifecycle : public std::enable_shared_from_this<JobLifecycle> {
   /// Leased: commits the job's files over the session folder (commit_files) and hands the backend
   /// back; false when another run committed or the lease was lost (the run is abandoned).
   bool commit(const RunPtr& r);
+  /// The session's files are in `folder` now: the next backend brings them over, this one goes back.
+  void parked_in(SessionHold& hold, const std::string& folder);
+  /// phasekit_jobs_total{outcome}.
+  void count_job(const char* outcome);
   /// The hold's backend goes back to the pool, and out of its user's count.
   void drop_backend(SessionHold& hold, bool reusable);
   void uncount_backend(const SessionHold& hold);

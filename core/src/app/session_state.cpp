@@ -188,12 +188,20 @@ int rename2(const std::string& from, const std::string& to, unsigned flags) {
 }
 
 bool same_folder(const std::string& path, std::uint64_t dev, std::uint64_t ino) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 && static_cast<std::uint64_t>(st.st_dev) == dev &&
-         static_cast<std::uint64_t>(st.st_ino) == ino;
+  std::uint64_t d = 0;
+  std::uint64_t i = 0;
+  folder_identity(path, d, i);
+  return i != 0 && d == dev && i == ino;
 }
 
 }  // namespace
+
+void folder_identity(const std::string& path, std::uint64_t& dev, std::uint64_t& ino) {
+  struct stat st {};
+  const bool there = ::stat(path.c_str(), &st) == 0;
+  dev = there ? static_cast<std::uint64_t>(st.st_dev) : 0;
+  ino = there ? static_cast<std::uint64_t>(st.st_ino) : 0;
+}
 
 Status copy_entries(const std::string& from, const std::string& to, std::uint64_t& base_dev,
                     std::uint64_t& base_ino) {

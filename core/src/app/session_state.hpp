@@ -7,7 +7,6 @@
 //    it), and are put back by running `cd` and `export` lines through the session's persistent shell;
 //  * files move by rename(2) between the backend's workspace and <WORKSPACE_ROOT>/sessions/<id>, so a
 //    move costs one syscall per top-level entry and never copies (both sit on one filesystem).
-#include <functional>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -56,6 +55,10 @@ Status move_entries(const std::string& from, const std::string& to);
 /// is missing), read through the same descriptor the copy reads, so they name what was copied.
 Status copy_entries(const std::string& from, const std::string& to, std::uint64_t& base_dev,
                     std::uint64_t& base_ino);
+
+/// The device and inode of the folder at `path` (both 0 when there is none): what commit_files
+/// compares to know the folder is still the one a job copied.
+void folder_identity(const std::string& path, std::uint64_t& dev, std::uint64_t& ino);
 
 /// Commits a leased job's files: moves the entries of `workspace` into a staging folder beside
 /// `folder`, then makes it `folder` in one renameat2 step, compare-and-swap style: with

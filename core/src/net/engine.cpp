@@ -36,6 +36,10 @@ std::string_view query_value(const Query& query, std::string_view key) {
   return it == query.end() ? std::string_view{} : std::string_view(it->second);
 }
 
+/// A WebSocket's read buffer is kept between messages up to this size (the next read prepares about
+/// 1.5 KiB in it anyway); a larger one, grown by a large message, is given back.
+constexpr std::size_t kReadBufferKeep = 4096;
+
 /// Bytes a packet holds in the outbox.
 std::size_t weight(const engineio::Packet& p) { return p.data.size() + 1; }
 
@@ -160,8 +164,8 @@ class EngineSessionImpl final : public EngineSession, public std::enable_shared_
   }
 
   /// A WebSocket for this session (a new session, or the upgrade of a polling one), read until it
-  /// closes. This one frame is all an idle WebSocket holds of coroutines besides its writer: the
-  /// handshake request is freed once answered, and the read buffer between messages.
+  /// closes. This one frame is all an idle WebSocket holds of coroutines besides its writer, and the
+  /// handshake request is freed once answered.
   static awaitable<void> run_websocket(std::shared_ptr<EngineSessionImpl> self, std::shared_ptr<Ws> ws,
                                        std::unique_ptr<Request> req, bool upgrade,
                                        [[maybe_unused]] std::shared_ptr<void> connection) {  // held while it reads
@@ -200,7 +204,9 @@ class EngineSessionImpl final : public EngineSession, public std::enable_shared_
       }
       std::string data = beast::buffers_to_string(buffer.data());
       buffer.consume(buffer.size());
-      buffer.shrink_to_fit();  // an idle connection holds no read buffer
+      if (buffer.capacity() > kReadBufferKeep) {
+        buffer.shrink_to_fit();  // a large message does not leave its size behind on an idle connection
+      }
       if (!(co_await self->on_frame(ws, std::move(data)))) {
         co_return;
       }
