@@ -38,7 +38,7 @@ check "published ports bind 127.0.0.1 only: docker-compose.yml" loopback_ports "
 check "published ports bind 127.0.0.1 only: docker-compose.scale.yml" loopback_ports "$D/docker-compose.scale.yml"
 sed 's/"127.0.0.1:3000:3000"/"3000:3000"/' "$D/docker-compose.yml" >"$TMP/public.yml"
 rejects "port check: a port published on every address" loopback_ports "$TMP/public.yml"
-scale_services() { docker-compose -f "$D/docker-compose.scale.yml" config --services | sort | tr '\n' ' ' | grep -q 'lb lb-nginx orchestrator prometheus redis worker'; }
+scale_services() { docker-compose -f "$D/docker-compose.scale.yml" config --services | sort | tr '\n' ' ' | grep 'lb lb-nginx orchestrator prometheus redis worker' >/dev/null; }
 check "scale file: orchestrator, worker, redis, lb, prometheus" scale_services
 
 # The environment each compose file gives phasekit, through the real configuration schema.
@@ -56,7 +56,7 @@ check "docker-compose.scale.yml orchestrator: phase 3 plugins" compose_plugins "
   "pool=warm queue=redis store=redis compression=zlib autoscaler=hpa"
 check "docker-compose.scale.yml worker: phase 3 plugins" compose_plugins "$D/docker-compose.scale.yml" worker \
   "pool=warm queue=redis store=redis compression=zlib autoscaler=hpa"
-worker_cmd() { docker-compose -f "$D/docker-compose.scale.yml" config | grep -A1 'command:' | grep -q 'phasekit-worker'; }
+worker_cmd() { docker-compose -f "$D/docker-compose.scale.yml" config | grep -A1 'command:' | grep 'phasekit-worker' >/dev/null; }
 check "docker-compose.scale.yml runs phasekit-worker" worker_cmd
 rejects "compose environment check: PHASE=ten" compose_plugins "$D/docker-compose.yml" orchestrator \
   "pool=warm queue=inproc store=redis compression=none autoscaler=none" PHASE=ten
@@ -83,7 +83,7 @@ read_only_root() {  # read_only_root FILE SERVICE...: read_only: true and a tmpf
   shift
   out="$(docker-compose -f "$f" config)" || return 1
   for svc in "$@"; do
-    awk -v s="  $svc:" '$0 == s {b=1; next} /^  [a-z]/ {b=0} b' <<<"$out" | grep -q '^    read_only: true$' ||
+    awk -v s="  $svc:" '$0 == s {b=1; next} /^  [a-z]/ {b=0} b' <<<"$out" | grep '^    read_only: true$' >/dev/null ||
       { echo "$svc: no read_only: true"; return 1; }
   done
 }
@@ -129,7 +129,7 @@ sed -e '/^backend conn_per_address/,/^$/d' -e '/^backend handshakes_per_address/
     -e 's/sc0_http_req_rate(handshakes_per_address)/sc_http_req_rate(0)/' "$D/haproxy.cfg" >"$TMP/haproxy-onetable.cfg"
 check "haproxy -c: the one-table variant of the self-test is valid" haproxy -c -q -f "$TMP/haproxy-onetable.cfg"
 rejects "rate-limit check: one table tracked per connection (every poll counted)" handshake_only "$TMP/haproxy-onetable.cfg"
-failover_opts() { awk '/^backend orchestrators/{b=1} /^backend |^frontend /{if($2!="orchestrators")b=0} b' "$1" | grep -q '^  option redispatch$' &&
+failover_opts() { awk '/^backend orchestrators/{b=1} /^backend |^frontend /{if($2!="orchestrators")b=0} b' "$1" | grep '^  option redispatch$' >/dev/null &&
   awk '/^backend orchestrators/{b=1} /^backend |^frontend /{if($2!="orchestrators")b=0} b' "$1" | grep -Eq '^  retries [1-9]$'; }
 check "haproxy: option redispatch and retries in the orchestrators' backend (a killed replica's users move on)" failover_opts "$D/haproxy.cfg"
 sed '/^  option redispatch$/d' "$D/haproxy.cfg" >"$TMP/haproxy-noredispatch.cfg"

@@ -46,7 +46,7 @@ build_packages_match() {
   [[ -z "$extra" && -z "$missing" ]] || { echo "not in setup.sh: $extra"; echo "missing from the build stage: $missing"; return 1; }
 }
 check "build stage = setup.sh's build packages" build_packages_match "$DF"
-no_dev_at_runtime() { ! apt_list "$DF" runtime-base | grep -q -- '-dev$'; }
+no_dev_at_runtime() { ! apt_list "$DF" runtime-base | grep -- '-dev$' >/dev/null; }
 check "runtime stage: no -dev packages" no_dev_at_runtime
 
 # runtime_libs_covered DOCKERFILE: each library ldd resolves for the binaries and plugins comes from
@@ -84,7 +84,7 @@ check "image: the five binaries (phasekit-sandbox too) in /opt/phasekit/bin, plu
 # The prebuilt target gets the same layout from scripts/images.sh: the same five binaries and the
 # plugins, stripped, in CONTEXT/out/{bin,lib/phasekit}, copied to /opt/phasekit.
 prebuilt_layout() {  # prebuilt_layout IMAGES_SH
-  awk '/^FROM runtime-base AS prebuilt$/{p=1; next} /^FROM /{p=0} p' "$DF" | grep -q '^COPY --chown=0:0 out/ /opt/phasekit/$' &&
+  awk '/^FROM runtime-base AS prebuilt$/{p=1; next} /^FROM /{p=0} p' "$DF" | grep '^COPY --chown=0:0 out/ /opt/phasekit/$' >/dev/null &&
     grep -q '"$bin/phasekit-orchestrator" "$bin/phasekit-worker" "$bin/phasekit-load" "$bin/phasekit"' "$1" &&
     grep -q '"$bin/phasekit-sandbox" "$ctx/out/bin/"' "$1" &&
     grep -q 'install -m 0644 -s "$build_dir"/lib/phasekit/\*.so "$ctx/out/lib/phasekit/"' "$1" &&
@@ -96,7 +96,7 @@ sed 's/ "$bin\/phasekit-sandbox" / /' "$SRC/scripts/images.sh" >"$TMP/images-nos
 rejects "prebuilt check: images.sh without phasekit-sandbox" prebuilt_layout "$TMP/images-nosandbox.sh"
 non_root() { local u; u="$(grep '^USER ' "$DF" | tail -1 | awk '{print $2}')"; [[ -n "$u" && "${u%%:*}" != 0 && "${u%%:*}" != root ]]; }
 check "runs as a non-root user" non_root
-healthcheck() { grep -A1 '^HEALTHCHECK' "$DF" | grep -q '/health'; }
+healthcheck() { grep -A1 '^HEALTHCHECK' "$DF" | grep '/health' >/dev/null; }
 check "HEALTHCHECK on /health" healthcheck
 ignore() { grep -qx 'build' "$SRC/deploy/Dockerfile.dockerignore" && grep -qx '\*\*/node_modules' "$SRC/deploy/Dockerfile.dockerignore"; }
 check "build context leaves out build/ and node_modules" ignore

@@ -105,7 +105,15 @@ read_only_non_root() {
   done
 }
 check "orchestrators: uid 10001, read-only root filesystem" read_only_non_root
-sandbox_explicit() { for id in $(orch_ids); do "$DOCKER" logs "$id" 2>&1 | grep -q 'sandbox.none' || return 1; done; }
+# The log goes to a file first: under pipefail, `docker logs | grep -q` fails whenever grep leaves
+# early and docker logs writes again (EPIPE), which is how this check once failed in CI.
+sandbox_explicit() {
+  local id
+  for id in $(orch_ids); do
+    "$DOCKER" logs "$id" >"$TMP/orch.log" 2>&1 || { echo "docker logs $id failed"; return 1; }
+    grep 'sandbox.none' "$TMP/orch.log" >/dev/null || { echo "$id: no sandbox.none in its log:"; tail -20 "$TMP/orch.log"; return 1; }
+  done
+}
 check "orchestrators say SANDBOX=none at start (explicit in the compose file, the open item of issue 18)" sandbox_explicit
 
 # 4. Load through the balancer.
