@@ -1,7 +1,5 @@
 #include "backend/exports_parser.hpp"
 
-#include <fmt/format.h>
-
 #include <cctype>
 #include <charconv>
 
@@ -132,13 +130,14 @@ std::string decode_ansi_c(std::string_view s) {
   return out;
 }
 
-Status parse_exports(std::string_view text, ExportList& out) {
+Status parse_exports(std::string_view text, ExportList& out, ExportScope scope) {
   out.clear();
   std::size_t i = 0;
   std::size_t line = 1;
   std::size_t started = 1;  // the line its declaration began on
   auto bad = [&started](std::string_view why) {
-    return Status(Code::bad_request, fmt::format("exports, line {}: {}", started, why));
+    // No fmt here: the sandbox's static supervisor links this file with libc and libstdc++ only.
+    return Status(Code::bad_request, "exports, line " + std::to_string(started) + ": " + std::string(why));
   };
   constexpr std::string_view kDeclare = "declare -";
   while (i < text.size()) {
@@ -241,7 +240,10 @@ Status parse_exports(std::string_view text, ExportList& out) {
     if (i < text.size() && text[i] != '\n') {
       return bad("trailing characters after the value");
     }
-    if (exported && !array && has_value && !own_variable(name)) {
+    if (scope == ExportScope::environment && exported && flags.find('n') != std::string_view::npos) {
+      return bad("an exported name reference");
+    }
+    if (exported && !array && has_value && (scope == ExportScope::environment || !own_variable(name))) {
       if (out.size() >= kMaxVariables) {
         return bad("too many variables");
       }

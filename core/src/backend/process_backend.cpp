@@ -264,6 +264,9 @@ std::vector<std::string> supervisor_argv(const ProcessOptions& o, const std::str
   if (namespaced && ::geteuid() != 0 && (cgroup == nullptr || cgroup->pids_events < 0) && o.limits.processes > 0) {
     argv.push_back(fmt::format("--processes={}", o.limits.processes));
   }
+  if (!o.direct_spawn) {
+    argv.emplace_back("--through-shell");
+  }
   if (cgroup != nullptr && cgroup->pids_events >= 0) {
     argv.emplace_back("--pids-events-fd=3");
   }

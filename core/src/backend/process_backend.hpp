@@ -29,6 +29,7 @@ struct ProcessOptions {
   int nice = 0;                     // added to the backend's niceness (BACKEND_NICE)
   BackendLimits limits;
   bool use_cgroups = true;          // false: rlimits only (tests of the fallback)
+  bool direct_spawn = true;         // false: every command goes through the shell (--through-shell)
 };
 
 /// Where phasekit-sandbox is: beside /proc/self/exe, in ../libexec/phasekit, or where the build put it.

@@ -237,6 +237,7 @@ void ShellBackend::on_frame(wire::FrameType type, std::string_view payload) {
       res.timed_out = (done.flags & wire::kTimedOut) != 0;
       res.truncated = res.truncated || (done.flags & wire::kTruncated) != 0;
       res.shell_restarted = (done.flags & wire::kShellRestarted) != 0;
+      res.direct = (done.flags & wire::kDirect) != 0;
       res.limit = (done.flags & wire::kMemoryLimit) != 0    ? LimitHit::memory
                   : (done.flags & wire::kProcessLimit) != 0 ? LimitHit::processes
                                                             : LimitHit::none;

@@ -29,6 +29,7 @@ struct RunResult {
   bool timed_out = false;
   bool truncated = false;
   bool shell_restarted = false;  // the call exited, killed or hung its shell; a restored one replaced it
+  bool direct = false;           // a plain program the supervisor spawned itself, the shell's state unchanged
   LimitHit limit = LimitHit::none;
   std::string output;              // at most max_output bytes
   std::uint64_t output_bytes = 0;  // all the command wrote

@@ -76,6 +76,7 @@ enum DoneFlag : std::uint32_t {
   kProcessLimit = 1u << 3,    // a fork failed at the sandbox's process limit
   kTruncated = 1u << 4,       // more output than max_output: the rest was dropped
   kState = 1u << 5,           // cwd and exports follow (sent when they changed since the last DONE)
+  kDirect = 1u << 6,          // the supervisor spawned the program itself; the shell did not fork
 };
 
 struct RunDone {

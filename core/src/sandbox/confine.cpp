@@ -52,6 +52,8 @@ void refuse(std::vector<sock_filter>& f, long nr, int error) {
   f.push_back(stmt(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | static_cast<std::uint32_t>(error)));
 }
 
+}  // namespace
+
 int last_capability() {
   const int fd = ::open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
   char buf[16] = {};
@@ -61,8 +63,6 @@ int last_capability() {
   }
   return n > 0 ? std::atoi(buf) : 63;
 }
-
-}  // namespace
 
 std::string apply_rlimits(const Options& o) {
   if (std::string e = set_limit(RLIMIT_CORE, 0, "RLIMIT_CORE"); !e.empty()) {
@@ -91,7 +91,7 @@ std::string apply_rlimits(const Options& o) {
   return {};
 }
 
-std::string drop_privileges(const Options& o) {
+std::string drop_privileges(const Options& o, int last_cap) {
   if (o.userns) {
     // uid 0 of our own user namespace: keep the uid, lose every capability for good. The securebits
     // first (they need CAP_SETPCAP): an exec as uid 0 must not grant the capabilities back.
@@ -99,7 +99,10 @@ std::string drop_privileges(const Options& o) {
                                        SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED) != 0) {
       return failed("PR_SET_SECUREBITS");
     }
-    for (int cap = 0; cap <= last_capability(); ++cap) {
+    if (last_cap < 0) {
+      last_cap = last_capability();
+    }
+    for (int cap = 0; cap <= last_cap; ++cap) {
       if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {
         return failed("PR_CAPBSET_DROP");
       }

@@ -13,8 +13,13 @@ namespace phasekit::sandbox {
 std::string apply_rlimits(const Options& options);
 
 /// Drops to options.uid/gid (root supervisor) or to no capabilities at all (user namespace), then sets
-/// no_new_privs. "" or what failed.
-std::string drop_privileges(const Options& options);
+/// no_new_privs. "" or what failed. `last_capability`: last_capability(), read once by a caller that
+/// drops privileges in many children (-1: read here); nothing else is read or allocated on success,
+/// so a vfork child may call it.
+std::string drop_privileges(const Options& options, int last_capability = -1);
+
+/// The highest capability number this kernel knows (/proc/sys/kernel/cap_last_cap; 63 when unreadable).
+int last_capability();
 
 /// Installs the seccomp filter: no new user namespaces (clone/unshare with CLONE_NEWUSER, clone3 whose
 /// flags a filter cannot read), no kernel keyrings (shared by every process of a uid, so by every

@@ -24,6 +24,7 @@ struct Options {
   std::uint64_t address_space_bytes = 0;  // RLIMIT_AS (0: unlimited; used when no memory cgroup)
   std::uint64_t processes = 0;            // RLIMIT_NPROC (0: unlimited): per sandbox only in its own user
                                           // namespace, where the kernel counts a uid's processes apart
+  bool direct = true;          // start a plain simple command without the shell (direct.hpp); false: --through-shell
   bool check_shell = false;    // start a shell before READY (the start-up check), not with the first command
   int pids_events_fd = -1;     // a cgroup file whose "max N" counts forks refused at the process limit
   int memory_events_fd = -1;   // a cgroup file whose "oom_kill N" counts processes the OOM killer took

@@ -77,6 +77,8 @@ std::string parse(int argc, char** argv, Options& o) {
       o.userns = true;
     } else if (key == "--check") {
       o.check_shell = true;
+    } else if (key == "--through-shell") {
+      o.direct = false;
     } else if (key == "--tmpfs-bytes") {
       ok = number(value, o.tmpfs_bytes) && o.tmpfs_bytes > 0;
     } else if (key == "--file-bytes") {

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -21,6 +22,7 @@
 
 #include "backend/shell_quote.hpp"
 #include "sandbox/confine.hpp"
+#include "sandbox/direct.hpp"
 #include "sandbox/filesystem.hpp"
 
 namespace phasekit::sandbox {
@@ -32,7 +34,8 @@ namespace wire = backend::wire;
 // The session's shell. It runs every command at the top level (never inside a function), so `cd`,
 // exports, functions, aliases and `declare` carry over as at a terminal prompt. fd 3 brings a line per
 // command (the command is in $__phk_d/cmd); fd 4 takes back, first when the shell is up and then
-// after each command: status NUL cwd NUL `declare -px` NUL `declare -f; alias -p` NUL. A command runs
+// after each command: status NUL cwd NUL `declare -px` NUL `declare -f; alias -p` NUL `$-`, `umask`,
+// `trap -p` and `hash -l`, a line each NUL (the last field is read by direct.hpp only). A command runs
 // with fds 3 and 4 closed (bash keeps its copies close-on-exec), so what it starts cannot reach them.
 // Every command of the loop itself goes through `builtin` (its user may define functions called
 // `printf` or `:`; the restore file never defines one called `builtin`).
@@ -43,7 +46,7 @@ builtin shopt -s expand_aliases
 if [[ -r $__phk_d/restore ]]; then builtin . "$__phk_d/restore" >/dev/null 2>&1 3<&- 4>&-; fi
 __phk_s=ready
 while builtin true; do
-  { builtin printf '%s\0%s\0' "$__phk_s" "$PWD"; builtin declare -px; builtin printf '\0'; builtin declare -f; builtin alias -p; builtin printf '\0'; } >&4 2>/dev/null
+  { builtin printf '%s\0%s\0' "$__phk_s" "$PWD"; builtin declare -px; builtin printf '\0'; builtin declare -f; builtin alias -p; builtin printf '\0%s\n' "$-"; builtin umask; builtin trap -p; builtin hash -l; builtin printf '\0'; } >&4 2>/dev/null
   IFS= builtin read -r -u 3 __phk_t || builtin exit 0
   builtin . "$__phk_d/cmd" 3<&- 4>&-
   __phk_s=$?
@@ -156,6 +159,28 @@ std::vector<pid_t> children_of(pid_t self) {
   return out;
 }
 
+/// A file of /proc, read whole (up to 8 KiB; the kernel makes each in one read or a few).
+std::string read_small_file(const std::string& path) {
+  std::string text;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return text;
+  }
+  std::array<char, 8192> buf{};
+  std::size_t have = 0;
+  for (;;) {
+    const ssize_t n = ::read(fd, buf.data() + have, buf.size() - have);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0 || (have += static_cast<std::size_t>(n)) == buf.size()) {
+      break;
+    }
+  }
+  ::close(fd);
+  return text.assign(buf.data(), have);
+}
+
 }  // namespace
 
 std::uint64_t read_counter(int fd, std::string_view key) {
@@ -213,6 +238,7 @@ std::string Supervisor::write_file(const char* name, std::string_view content) {
 
 int Supervisor::run() {
   pid_one_ = ::getpid() == 1;
+  last_capability_ = last_capability();
   if (state_fd_ < 0) {
     state_fd_ = ::open(state_dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   }
@@ -263,17 +289,21 @@ void Supervisor::serve_host() {
       timeout = static_cast<int>(std::max<std::int64_t>(
           0, std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count() + 1));
     }
-    std::array<pollfd, 4> fds{};
+    std::array<pollfd, 5> fds{};
     fds[0] = {STDIN_FILENO, POLLIN, 0};
     fds[1] = {signal_fd_, POLLIN, 0};
     fds[2] = {out_fd_, POLLIN, 0};
     fds[3] = {status_fd_, POLLIN, 0};
+    fds[4] = {direct_out_, POLLIN, 0};
     if (::poll(fds.data(), fds.size(), timeout) < 0 && errno != EINTR) {
       fatal(std::string("poll: ") + std::strerror(errno));
     }
     // Output first, then the report that ends a call, then deaths: each sees what came before it.
     if (fds[2].revents != 0) {
-      read_output(false);
+      read_output(out_fd_, false);
+    }
+    if (fds[4].revents != 0) {
+      read_output(direct_out_, false);
     }
     if (fds[3].revents != 0) {
       read_status();
@@ -393,7 +423,7 @@ std::string Supervisor::spawn_shell() {
     // (The seccomp filter is the supervisor's own since start: inherited, not built again.)
     std::string e = apply_rlimits(o_);
     if (e.empty()) {
-      e = drop_privileges(o_);
+      e = drop_privileges(o_, last_capability_);
     }
     if (e.empty() && ::chdir(o_.workspace.c_str()) != 0) {
       e = std::string("chdir ") + o_.workspace + ": " + std::strerror(errno);
@@ -438,7 +468,7 @@ std::string Supervisor::wait_ready() {
     fds[2] = {signal_fd_, POLLIN, 0};
     ::poll(fds.data(), fds.size(), 100);
     if (fds[1].revents != 0) {
-      read_output(false);
+      read_output(out_fd_, false);
     }
     if (fds[0].revents != 0) {
       read_status();
@@ -467,17 +497,17 @@ void Supervisor::close_shell() {
   shell_ = -1;
 }
 
-void Supervisor::read_output(bool drain) {
+void Supervisor::read_output(int& fd, bool drain) {
   char* const buf = buffer_.data();
   std::size_t drained = 0;
-  while (out_fd_ >= 0) {
-    const ssize_t n = ::read(out_fd_, buf, buffer_.size());
+  while (fd >= 0) {
+    const ssize_t n = ::read(fd, buf, buffer_.size());
     if (n < 0 && errno == EINTR) {
       continue;
     }
     if (n <= 0) {
       if (n == 0) {
-        close_fd(out_fd_);  // every writer is gone (a killed shell): nothing more will come
+        close_fd(fd);  // every writer is gone (a killed shell or program): nothing more will come
       }
       return;
     }
@@ -531,39 +561,32 @@ void Supervisor::read_status() {
       return;
     }
   }
-  // Complete reports: four NUL-terminated fields each.
+  // Complete reports: five NUL-terminated fields each.
+  constexpr std::size_t kFields = 5;
   for (;;) {
-    std::array<std::string_view, 4> fields{};
     std::size_t at = 0;
-    bool complete = true;
-    for (auto& f : fields) {
+    for (std::size_t n = 0; n < kFields && at != std::string::npos; ++n) {
       const std::size_t nul = status_buffer_.find('\0', at);
-      if (nul == std::string::npos) {
-        complete = false;
-        break;
-      }
-      f = std::string_view(status_buffer_).substr(at, nul - at);
-      at = nul + 1;
+      at = nul == std::string::npos ? nul : nul + 1;
     }
-    if (!complete) {
+    if (at == std::string::npos) {
       return;
     }
     const std::string message = status_buffer_.substr(0, at);
     status_buffer_.erase(0, at);
-    const std::string_view m(message);
-    std::array<std::string_view, 4> copy{};
+    std::array<std::string_view, kFields> field{};
     std::size_t pos = 0;
-    for (auto& f : copy) {
-      const std::size_t nul = m.find('\0', pos);
-      f = m.substr(pos, nul - pos);
+    for (auto& f : field) {
+      const std::size_t nul = message.find('\0', pos);
+      f = std::string_view(message).substr(pos, nul - pos);
       pos = nul + 1;
     }
-    on_shell_message(copy[0], copy[1], copy[2], copy[3]);
+    on_shell_message(field[0], field[1], field[2], field[3], field[4]);
   }
 }
 
 void Supervisor::on_shell_message(std::string_view status, std::string_view cwd, std::string_view exports,
-                                  std::string_view functions) {
+                                  std::string_view functions, std::string_view settings) {
   int code = -1;
   const bool numeric = std::from_chars(status.data(), status.data() + status.size(), code).ec == std::errc() &&
                        code >= 0 && code <= 255;
@@ -571,23 +594,25 @@ void Supervisor::on_shell_message(std::string_view status, std::string_view cwd,
     // A new shell is up (restored, when there was a state to restore). A call may already wait for it.
     if (status == "ready") {
       phase_ = ShellPhase::ready;
-      saved_cwd_.assign(cwd);
-      saved_exports_.assign(exports);
-      saved_functions_.assign(functions);
-      saved_ = true;
+      save(cwd, exports, functions, settings);
     }
     return;
   }
   if (!running_ || !numeric) {
     return;  // not a report of the loop's (a command wrote to a copy of its pipe): ignored
   }
+  save(cwd, exports, functions, settings);
+  finish(code, limits_hit());  // it ended anyway; a limit it ran into says why it may have failed
+}
+
+void Supervisor::save(std::string_view cwd, std::string_view exports, std::string_view functions,
+                      std::string_view settings) {
   saved_cwd_.assign(cwd);
   saved_exports_.assign(exports);
   saved_functions_.assign(functions);
+  saved_settings_.assign(settings);
   saved_ = true;
-  {
-    finish(code, limits_hit());  // it ended anyway; a limit it ran into says why it may have failed
-  }
+  view_current_ = false;
 }
 
 void Supervisor::reap() {
@@ -597,23 +622,36 @@ void Supervisor::reap() {
     if (pid <= 0) {
       return;
     }
+    if (pid == direct_) {
+      // The program ended: all it wrote is in its pipe (what its own children write later is dropped).
+      direct_ = -1;
+      read_output(direct_out_, true);
+      close_fd(direct_out_);
+      if (running_) {
+        finish(exit_code_of(wstatus), wire::kDirect | limits_hit());
+      }
+      continue;
+    }
     if (pid != shell_) {
       continue;  // a command's orphan, adopted by us
     }
     if (phase_ == ShellPhase::starting) {
-      read_output(true);
+      read_output(out_fd_, true);
       std::string why = startup_output_.substr(0, 300);
       std::replace(why.begin(), why.end(), '\n', ' ');
       fatal("the shell exited as it started: " + (why.empty() ? std::to_string(exit_code_of(wstatus)) : why));
     }
-    // The shell itself ended: what it printed last is still in the pipes.
-    read_output(true);
+    // The shell itself ended: what it printed last is still in the pipes. (A program started without
+    // it that killed it ends like a command that did: everything goes, the call says so.)
+    read_output(out_fd_, true);
+    read_output(direct_out_, true);
     read_status();
     const bool was_running = running_;
     close_shell();
     if (std::string e = kill_all(); !e.empty()) {
       fatal(e);
     }
+    close_fd(direct_out_);
     if (was_running) {
       // The kernel's OOM killer may have taken the shell itself.
       finish(exit_code_of(wstatus), wire::kShellRestarted | limits_hit());
@@ -623,14 +661,6 @@ void Supervisor::reap() {
 }
 
 void Supervisor::start_run(wire::RunRequest request) {
-  if (shell_ < 0) {
-    if (std::string e = spawn_shell(); !e.empty()) {
-      fatal(e);
-    }
-  }
-  if (std::string e = write_file("cmd", request.command); !e.empty()) {
-    fatal(e);
-  }
   request_ = std::move(request);
   running_ = true;
   output_bytes_ = 0;
@@ -641,14 +671,151 @@ void Supervisor::start_run(wire::RunRequest request) {
   const auto now = Clock::now();
   deadline_ = now + std::chrono::milliseconds(request_.timeout_ms);
   next_check_ = now + kLimitCheck;
+  if (start_direct()) {
+    return;
+  }
+  if (shell_ < 0) {
+    if (std::string e = spawn_shell(); !e.empty()) {
+      fatal(e);
+    }
+  }
+  if (std::string e = write_file("cmd", request_.command); !e.empty()) {
+    fatal(e);
+  }
   if (::write(cmd_fd_, "\n", 1) != 1) {
     // The shell is gone or closed its end: its death (reaped next) ends this call.
     return;
   }
 }
 
+std::string Supervisor::find_program(int cwd, const std::string& name) const {
+  // As bash looks a command up (findcmd.c): a name with a slash is a path (from the cwd); otherwise
+  // the first regular file with an execute bit in PATH's folders. A folder of "" or a relative one is
+  // taken from the cwd, as bash does. Not found: the shell says so, in its words.
+  auto executable = [cwd](const std::string& path) {
+    struct stat st {};
+    return ::fstatat(cwd, path.c_str(), &st, 0) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111) != 0;
+  };
+  if (name.find('/') != std::string::npos) {
+    return executable(name) ? name : std::string();
+  }
+  if (const auto hashed = view_.hashed.find(name); hashed != view_.hashed.end()) {
+    // bash runs what it remembered without searching again (shopt checkhash is off by default).
+    return executable(hashed->second) ? hashed->second : std::string();
+  }
+  for (const std::string& dir : view_.path) {
+    std::string path = dir.empty() ? name : dir + "/" + name;
+    if (executable(path)) {
+      return path;
+    }
+  }
+  return {};
+}
+
+bool Supervisor::start_direct() {
+  if (!o_.direct || phase_ != ShellPhase::ready || shell_ <= 0) {
+    return false;  // the session's state is the shell's report: there must be one, current
+  }
+  std::vector<std::string> words;
+  if (!plain_words(request_.command, words) || shell_word(words.front())) {
+    return false;
+  }
+  if (!view_current_) {
+    view_ = read_shell_view(saved_exports_, saved_functions_, saved_settings_);
+    view_current_ = true;
+  }
+  if (!view_.usable || view_.shadows.contains(words.front())) {
+    return false;
+  }
+  // The shell's own working directory, not $PWD: the folder may have been renamed or replaced since.
+  const std::string proc = "/proc/" + std::to_string(shell_);
+  const int cwd = ::open((proc + "/cwd").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (cwd < 0) {
+    return false;
+  }
+  std::string program = find_program(cwd, words.front());
+  std::array<rlimit, RLIM_NLIMITS> limits{};
+  bool ok = !program.empty() && parse_proc_limits(read_small_file(proc + "/limits"), limits);
+  std::array<int, 2> out{-1, -1};
+  const int null = ok ? ::open("/dev/null", O_RDONLY | O_CLOEXEC) : -1;
+  if (null < 0 || ::pipe2(out.data(), O_CLOEXEC) != 0) {
+    ::close(cwd);
+    if (null >= 0) {
+      ::close(null);
+    }
+    return false;
+  }
+  // Everything the child needs is built here: between vfork and exec it makes system calls only.
+  const std::string underscore = "_=" + program;
+  std::vector<char*> argv;
+  argv.reserve(words.size() + 1);
+  for (std::string& w : words) {
+    argv.push_back(w.data());
+  }
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  envp.reserve(view_.environment.size() + 2);
+  for (std::string& v : view_.environment) {
+    if (v.compare(0, 2, "_=") != 0) {
+      envp.push_back(v.data());
+    }
+  }
+  envp.push_back(const_cast<char*>(underscore.c_str()));
+  envp.push_back(nullptr);
+  const mode_t mask = view_.umask;
+  spawn_errno_ = 0;
+  const pid_t pid = ::vfork();
+  if (pid == 0) {
+    // The child, sharing our memory until it execs: what the shell's child does before it execs a
+    // program (bash's restore_original_signals, its descriptors), with the shell's limits and ours.
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::signal(SIGPIPE, SIG_DFL);
+    for (const int sig : view_.ignored) {
+      ::signal(sig, SIG_IGN);  // `trap '' SIG`, SIGXFSZ from the start: bash's programs inherit them
+    }
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::setsid();
+    const int o = ::fcntl(out[1], F_DUPFD_CLOEXEC, 10);
+    const int n = ::fcntl(null, F_DUPFD_CLOEXEC, 10);
+    const int c = ::fcntl(cwd, F_DUPFD_CLOEXEC, 10);
+    bool child_ok = o >= 0 && n >= 0 && c >= 0 && ::dup2(n, 0) == 0 && ::dup2(o, 1) == 1 && ::dup2(o, 2) == 2;
+    for (int r = 0; child_ok && r < RLIM_NLIMITS; ++r) {
+      child_ok = ::setrlimit(static_cast<__rlimit_resource>(r), &limits[static_cast<std::size_t>(r)]) == 0;
+    }
+    // (drop_privileges allocates only to say why it failed, and then the child exits: this process
+    // has one thread, so the heap it shares is not in anyone's hands meanwhile.)
+    child_ok = child_ok && drop_privileges(o_, last_capability_).empty() && ::fchdir(c) == 0;
+    if (child_ok) {
+      ::umask(mask);
+      ::syscall(SYS_close_range, 3U, ~0U, 0U);
+      ::execve(program.c_str(), argv.data(), envp.data());
+    }
+    spawn_errno_ = errno != 0 ? errno : EINVAL;
+    ::_exit(127);
+  }
+  const int spawn_errno = spawn_errno_;
+  ::close(cwd);
+  ::close(null);
+  ::close(out[1]);
+  if (pid < 0 || spawn_errno != 0) {
+    // Nothing ran: vfork failed, or the kernel would not exec the file (a script without #!, which
+    // bash runs itself; a file it may not execute, which bash explains). The shell takes the call.
+    ::close(out[0]);
+    if (pid > 0) {
+      ::waitpid(pid, nullptr, 0);
+    }
+    return false;
+  }
+  direct_ = pid;
+  direct_out_ = out[0];
+  ::fcntl(direct_out_, F_SETFL, O_NONBLOCK);
+  return true;
+}
+
 void Supervisor::finish(int exit_code, std::uint32_t flags) {
-  read_output(true);
+  read_output(out_fd_, true);
+  read_output(direct_out_, true);
   wire::RunDone done;
   done.exit_code = exit_code;
   done.flags = flags | (truncated_ ? std::uint32_t{wire::kTruncated} : 0U);
@@ -667,7 +834,9 @@ void Supervisor::finish(int exit_code, std::uint32_t flags) {
 
 void Supervisor::end_in_restart(int exit_code, std::uint32_t flags) {
   // Everything is dead by now (kill_all): read the output to its end, then start over.
-  read_output(true);
+  read_output(out_fd_, true);
+  read_output(direct_out_, true);
+  close_fd(direct_out_);
   close_shell();
   finish(exit_code, flags | wire::kShellRestarted);
   // The next command starts a shell restored from the last report.
@@ -704,9 +873,13 @@ std::string Supervisor::kill_all() {
       if (pid == shell_) {
         shell_ = -1;
       }
+      if (pid == direct_) {
+        direct_ = -1;
+      }
     }
     if (pid < 0 && errno == ECHILD) {
       shell_ = -1;
+      direct_ = -1;
       return {};
     }
     if (Clock::now() >= until) {
@@ -725,6 +898,7 @@ void Supervisor::reset() {
     fatal(e);
   }
   close_shell();
+  close_fd(direct_out_);
   if (std::string e = refresh_scratch(o_); !e.empty()) {
     fatal("reset: " + e);
   }
@@ -749,6 +923,8 @@ void Supervisor::reset() {
   saved_cwd_.clear();
   saved_exports_.clear();
   saved_functions_.clear();
+  saved_settings_.clear();
+  view_current_ = false;
   sent_ = false;
   // The next user's shell starts with its first command: a backend that only serves file tools (a
   // worker's write_file job) never pays for one.

@@ -3,6 +3,8 @@
 // the host on stdin/stdout, keeps one persistent bash for the session, and cleans up after it.
 //
 //  * Commands run in that one shell, so a builtin costs no process and anything else only what it runs.
+//    A plain simple command (`ls -la`) is started by the supervisor itself, as the shell would have
+//    started it, with vfork where bash forks (direct.hpp says when, and why it is the same).
 //    The shell takes each command from a file only the supervisor writes and answers on a pipe of its
 //    own, closed while the command runs: its output reaches the host only inside OUTPUT frames.
 //  * After each command the shell reports its status, cwd, exports, functions and aliases. A shell
@@ -21,6 +23,7 @@
 #include <vector>
 
 #include "backend/supervisor_protocol.hpp"
+#include "sandbox/direct.hpp"
 #include "sandbox/options.hpp"
 
 namespace phasekit::sandbox {
@@ -45,10 +48,15 @@ class Supervisor {
   std::string spawn_shell();
   std::string wait_ready();
   void close_shell();
-  void read_output(bool drain);
+  /// Reads a command's pipe (the shell's or a program's started without it) into OUTPUT frames.
+  void read_output(int& fd, bool drain);
   void read_status();
   void on_shell_message(std::string_view status, std::string_view cwd, std::string_view exports,
-                        std::string_view functions);
+                        std::string_view functions, std::string_view settings);
+  void save(std::string_view cwd, std::string_view exports, std::string_view functions, std::string_view settings);
+  /// Starts request_'s command without the shell when it may (direct.hpp); false: the shell runs it.
+  bool start_direct();
+  [[nodiscard]] std::string find_program(int cwd, const std::string& name) const;
   void reap();
   void start_run(backend::wire::RunRequest request);
   void finish(int exit_code, std::uint32_t flags);
@@ -90,7 +98,15 @@ class Supervisor {
   std::string saved_cwd_;
   std::string saved_exports_;
   std::string saved_functions_;
+  std::string saved_settings_;
   bool saved_ = false;
+  ShellView view_;             // read from the saved report when a command may run without the shell
+  bool view_current_ = false;
+
+  pid_t direct_ = -1;          // the program started without the shell, while it runs
+  int direct_out_ = -1;        // its output pipe, until read to the end
+  volatile int spawn_errno_ = 0;  // set by a vfork child whose exec failed
+  int last_capability_ = -1;
   std::string sent_cwd_;
   std::string sent_exports_;
   bool sent_ = false;

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <sstream>
 #include <thread>
 
 #include <boost/asio/io_context.hpp>
@@ -329,6 +330,148 @@ TEST_P(ProcessBackendTest, ToolsCannotCreateUserNamespaces) {
   EXPECT_EQ(r.output.find("rc=0"), std::string::npos) << r.output;
 }
 
+// A plain simple command is started by the supervisor without the shell (sandbox/direct.hpp).
+// `command NAME` is the same program run by bash itself: the two must see the same world.
+TEST_P(ProcessBackendTest, APlainProgramStartedWithoutTheShellSeesWhatTheShellWouldGiveIt) {
+  ASSERT_EQ(run("mkdir -p sub && cd sub && touch a b && export PHK_D='x y' && unset PHK_NONE && umask 027 && "
+                "ulimit -n 200 && ulimit -S -c 0")
+                .exit_code,
+            0);
+  for (const std::string command :
+       {"env", "ls -la", "cat /proc/self/status", "cat /proc/self/limits", "/bin/pwd", "id", "ls nonexistent",
+        "stat -c %a%n . a b"}) {
+    const RunResult direct = run(command);
+    const RunResult shell = run("command " + command);
+    EXPECT_TRUE(direct.direct) << command;
+    EXPECT_FALSE(shell.direct) << command;
+    EXPECT_EQ(direct.exit_code, shell.exit_code) << command;
+    std::string want = shell.output;
+    std::string got = direct.output;
+    if (command == "env") {
+      // The same variables, in another order (bash's is that of its hash table).
+      auto sorted = [](const std::string& text) {
+        std::vector<std::string> lines;
+        std::istringstream in(text);
+        for (std::string line; std::getline(in, line);) {
+          lines.push_back(line);
+        }
+        std::sort(lines.begin(), lines.end());
+        std::string joined;
+        for (const auto& l : lines) {
+          joined += l + "\n";
+        }
+        return joined;
+      };
+      want = sorted(want);
+      got = sorted(got);
+      EXPECT_NE(got.find("\nPHK_D=x y\n"), std::string::npos) << got;
+    }
+    if (command == "cat /proc/self/status") {
+      // Only what the two processes must share: their mask, credentials, capabilities and seccomp.
+      auto keep = [](const std::string& text) {
+        std::string kept;
+        std::istringstream in(text);
+        for (std::string line; std::getline(in, line);) {
+          for (const char* field : {"Umask:", "Uid:", "Gid:", "Groups:", "NoNewPrivs:", "Seccomp:", "CapInh:",
+                                    "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:", "SigIgn:", "SigBlk:"}) {
+            if (line.starts_with(field)) {
+              kept += line + "\n";
+            }
+          }
+        }
+        return kept;
+      };
+      want = keep(want);
+      got = keep(got);
+      EXPECT_NE(got.find("Umask:\t0027"), std::string::npos) << got;
+    }
+    EXPECT_EQ(got, want) << command;
+  }
+  EXPECT_EQ(run("ls nonexistent").exit_code, 2);
+}
+
+TEST_P(ProcessBackendTest, WhatTheShellGivesMeaningToStaysWithTheShell) {
+  struct Case {
+    std::string setup;    // run first, through the shell
+    std::string command;  // plain words, yet the shell's to run
+    std::string output;
+    std::string undo;
+  };
+  // For each: the command goes to the shell, and gives what bash gives.
+  for (const Case& c : {
+           Case{"alias ls='echo ALIASED'", "ls", "ALIASED\n", "unalias ls"},
+           Case{"cat() { echo FUNCTION; }", "cat x", "FUNCTION\n", "unset -f cat"},
+           Case{"trap 'echo FAILED' ERR", "/bin/false", "FAILED\n", "trap - ERR"},
+           Case{"set -v", "/bin/echo verbose", "/bin/echo verbose\nverbose\n", "set +v"},
+           Case{"f() { :; }; declare -fx f", "env", "", "declare +x -f f"},
+           Case{"echo 'echo from-a-script' > script; chmod +x script", "./script", "from-a-script\n", "rm script"},
+           Case{"", "no-such-program-anywhere", "", ""},
+       }) {
+    if (!c.setup.empty()) {
+      ASSERT_EQ(run(c.setup).exit_code, 0) << c.setup;
+    }
+    const RunResult r = run(c.command);
+    EXPECT_FALSE(r.direct) << c.command << " after " << c.setup;
+    if (c.command == "env") {
+      EXPECT_NE(r.output.find("BASH_FUNC_f%%=() {"), std::string::npos) << r.output;
+    } else if (c.command == "/bin/false") {
+      // (The loop's own `.` fails too, and bash runs the ERR trap again for it: the shell's way.)
+      EXPECT_TRUE(r.output.starts_with(c.output)) << r.output;
+    } else if (c.command == "no-such-program-anywhere") {
+      EXPECT_EQ(r.exit_code, 127);
+      EXPECT_NE(r.output.find("command not found"), std::string::npos) << r.output;
+    } else {
+      EXPECT_EQ(r.output, c.output) << c.command << " after " << c.setup;
+    }
+    if (!c.undo.empty()) {
+      ASSERT_EQ(run(c.undo).exit_code, 0) << c.undo;
+    }
+    EXPECT_TRUE(run("/bin/true").direct) << "after " << c.undo;
+  }
+  // A program bash remembers is run from where it remembered it, as bash would.
+  ASSERT_EQ(run("mkdir -p bin1 && cp /bin/echo bin1/tool && hash -p $PWD/bin1/tool tool").exit_code, 0);
+  const RunResult hashed = run("tool remembered");
+  EXPECT_TRUE(hashed.direct);
+  EXPECT_EQ(hashed.output, "remembered\n");
+}
+
+TEST_P(ProcessBackendTest, ADirectProgramRunsInTheShellsFolderEvenRenamedWithItsLimitsAndNothingElseOpen) {
+  ASSERT_EQ(run("mkdir -p old && cd old").exit_code, 0);
+  EXPECT_TRUE(run("mv ../old ../new").direct);
+  const RunResult pwd = run("/bin/pwd");
+  EXPECT_TRUE(pwd.direct);
+  EXPECT_EQ(pwd.output, backend_->workspace() + "/new\n");
+  // Only stdin (/dev/null), stdout and stderr: fd 3 does not exist in the program.
+  const RunResult fds = run("ls /proc/self/fd");
+  EXPECT_TRUE(fds.direct);
+  EXPECT_EQ(fds.output, "0\n1\n2\n3\n") << "3 is ls's own listing of the folder";
+  EXPECT_EQ(run("readlink /proc/self/fd/0").output, "/dev/null\n");
+  EXPECT_NE(run("readlink /proc/self/fd/3").exit_code, 0);
+  // No way out of the sandbox's privileges.
+  const RunResult ns = run("unshare -r id");
+  EXPECT_TRUE(ns.direct);
+  EXPECT_NE(ns.exit_code, 0);
+  EXPECT_EQ(ns.output.find("uid=0"), std::string::npos) << ns.output;
+}
+
+TEST_P(ProcessBackendTest, ADirectProgramPastItsTimeoutIsKilledAndTheSessionGoesOn) {
+  run("cd /tmp && export KEEP=3");
+  const std::string secs = unique_secs();
+  const RunResult r = run("sleep " + secs, 300ms);
+  EXPECT_TRUE(r.timed_out);
+  EXPECT_EQ(r.exit_code, 124);
+  EXPECT_LT(r.duration, 5s);
+  EXPECT_TRUE(test::wait_until([&] { return sleeping(secs) == 0; }, 10s));
+  EXPECT_EQ(run("echo $KEEP; pwd").output, "3\n/tmp\n");
+  // Killed by a signal: the status bash would give.
+  const RunResult killed = run("sh -c kill\\ -9\\ \\$\\$");
+  EXPECT_FALSE(killed.direct) << "a backslash is the shell's";
+  const RunResult self_killed = run("timeout -s KILL 0.1 sleep 5");
+  EXPECT_TRUE(self_killed.direct);
+  EXPECT_EQ(self_killed.exit_code, 137);
+  EXPECT_TRUE(backend_->alive());
+}
+
 INSTANTIATE_TEST_SUITE_P(Sandboxes, ProcessBackendTest, ::testing::Values("namespaces", "none"),
                          [](const auto& info) { return info.param == "namespaces" ? "sandboxed" : "plain"; });
 
@@ -382,6 +525,12 @@ TEST_P(SandboxedBackend, ABuiltinSpawnsNoProcessAndACommandOnlyWhatItRuns) {
   const int before = pid_after("true");
   EXPECT_EQ(pid_after("echo hi; cd /tmp; export X=1; cd - >/dev/null"), before) << "builtins spawn nothing";
   EXPECT_EQ(pid_after("ls -la >/dev/null"), before + 1) << "ls is the only process";
+  // A plain program is started by the supervisor with no shell in between: one process again.
+  const int mid = pid_after("true");
+  const RunResult ls = run("ls -la");
+  EXPECT_TRUE(ls.direct);
+  EXPECT_NE(ls.output.find(" .\n"), std::string::npos) << ls.output;
+  EXPECT_EQ(pid_after("true"), mid + 1) << "ls, and nothing to start it";
 }
 
 TEST_P(SandboxedBackend, TheSupervisorAndTheHostAreOutOfReach) {
