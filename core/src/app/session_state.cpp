@@ -1,5 +1,6 @@
 #include "app/session_state.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
@@ -7,7 +8,11 @@
 #include <linux/fs.h>
 #include <sys/syscall.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
+#include <climits>
+#include <memory>
 #include <cstring>
 #include <filesystem>
 
@@ -146,39 +151,139 @@ Status move_entries(const std::string& from, const std::string& to) {
 
 namespace {
 
-Status copy_tree(const std::string& from, const std::string& to) {
-  std::error_code ec;
-  for (std::filesystem::directory_iterator it(from, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string src = it->path().string();
-    const std::string dst = (std::filesystem::path(to) / it->path().filename()).string();
-    struct stat st {};
-    if (::lstat(src.c_str(), &st) != 0) {
-      return Status(Code::unavailable, fmt::format("reading {}: {}", src, std::strerror(errno)));
-    }
-    if (S_ISDIR(st.st_mode)) {
-      if (::mkdir(dst.c_str(), st.st_mode & 07777) != 0 && errno != EEXIST) {
-        return Status(Code::unavailable, fmt::format("making {}: {}", dst, std::strerror(errno)));
-      }
-      if (Status s = copy_tree(src, dst); !s.ok()) {
-        return s;
-      }
-    } else if (S_ISLNK(st.st_mode)) {
-      std::filesystem::copy_symlink(src, dst, ec);
-    } else if (S_ISREG(st.st_mode)) {
-      std::filesystem::copy_file(src, dst, std::filesystem::copy_options::overwrite_existing, ec);
-    } else {
-      continue;  // fifos, sockets, devices: not a session's files
-    }
-    if (ec) {
-      return Status(Code::unavailable, fmt::format("copying {}: {}", src, ec.message()));
-    }
-    (void)::lchown(dst.c_str(), st.st_uid, st.st_gid);
-    if (!S_ISLNK(st.st_mode)) {
-      (void)::chmod(dst.c_str(), st.st_mode & 07777);
+constexpr int kMaxCopyDepth = 256;  // folders inside folders; two descriptors held per level
+
+/// Closes a descriptor (or a DIR*) at the end of its scope.
+struct Fd {
+  int fd = -1;
+  explicit Fd(int f) : fd(f) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() {
+    if (fd >= 0) {
+      ::close(fd);
     }
   }
-  if (ec) {
-    return Status(Code::unavailable, fmt::format("reading {}: {}", from, ec.message()));
+};
+
+Status copy_failed(std::string_view what, std::string_view name, int err) {
+  return Status(Code::unavailable, fmt::format("{} {}: {}", what, name, std::strerror(err)));
+}
+
+/// One regular file, `name` in `from_dir` to `name` in `to_dir`. Both ends are opened without
+/// following a symlink, and the destination must turn out a regular file: a link or fifo planted there
+/// by the backend's user is refused, never written through.
+Status copy_file_at(int from_dir, int to_dir, const char* name, const struct stat& st) {
+  Fd in(::openat(from_dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (in.fd < 0) {
+    return copy_failed("reading", name, errno);
+  }
+  Fd out(::openat(to_dir, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600));
+  struct stat got {};
+  if (out.fd < 0 || ::fstat(out.fd, &got) != 0 || !S_ISREG(got.st_mode)) {
+    return copy_failed("writing", name, out.fd < 0 ? errno : EEXIST);
+  }
+  for (;;) {
+    const ssize_t n = ::copy_file_range(in.fd, nullptr, out.fd, nullptr, std::size_t{1} << 30, 0);
+    if (n == 0) {
+      break;
+    }
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      // Across filesystems on older kernels, or a file system without it: the plain way.
+      if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP) {
+        return copy_failed("copying", name, errno);
+      }
+      std::array<char, 65536> buf{};
+      for (;;) {
+        const ssize_t r = ::read(in.fd, buf.data(), buf.size());
+        if (r < 0 && errno == EINTR) {
+          continue;
+        }
+        if (r < 0) {
+          return copy_failed("reading", name, errno);
+        }
+        if (r == 0) {
+          break;
+        }
+        for (ssize_t done = 0; done < r;) {
+          const ssize_t w = ::write(out.fd, buf.data() + done, static_cast<std::size_t>(r - done));
+          if (w < 0 && errno != EINTR) {
+            return copy_failed("writing", name, errno);
+          }
+          done += std::max<ssize_t>(w, 0);
+        }
+      }
+      break;
+    }
+  }
+  (void)::fchown(out.fd, st.st_uid, st.st_gid);
+  (void)::fchmod(out.fd, st.st_mode & 07777);
+  return {};
+}
+
+/// Copies the entries of the folder open as `from_dir` into the one open as `to_dir`, by descriptor
+/// all the way down: no path is resolved again, so a folder swapped for a symlink meanwhile (on
+/// either side) is never followed out of the tree.
+Status copy_tree_at(int from_dir, int to_dir, int depth) {
+  if (depth > kMaxCopyDepth) {
+    return Status(Code::unavailable, fmt::format("more than {} folders deep", kMaxCopyDepth));
+  }
+  const int listing = ::dup(from_dir);
+  DIR* dir = listing < 0 ? nullptr : ::fdopendir(listing);
+  if (dir == nullptr) {
+    if (listing >= 0) {
+      ::close(listing);
+    }
+    return copy_failed("reading", "a folder", errno);
+  }
+  const std::unique_ptr<DIR, int (*)(DIR*)> closer(dir, &::closedir);
+  ::rewinddir(dir);
+  for (errno = 0; const dirent* e = ::readdir(dir); errno = 0) {
+    const char* name = e->d_name;
+    if (std::strcmp(name, ".") == 0 || std::strcmp(name, "..") == 0) {
+      continue;
+    }
+    struct stat st {};
+    if (::fstatat(from_dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      return copy_failed("reading", name, errno);
+    }
+    if (S_ISDIR(st.st_mode)) {
+      if (::mkdirat(to_dir, name, 0700) != 0 && errno != EEXIST) {
+        return copy_failed("making", name, errno);
+      }
+      Fd sub_from(::openat(from_dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      Fd sub_to(::openat(to_dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (sub_from.fd < 0 || sub_to.fd < 0) {
+        return copy_failed(sub_from.fd < 0 ? "reading" : "making", name, errno);
+      }
+      if (Status s = copy_tree_at(sub_from.fd, sub_to.fd, depth + 1); !s.ok()) {
+        return s;
+      }
+      (void)::fchown(sub_to.fd, st.st_uid, st.st_gid);
+      (void)::fchmod(sub_to.fd, st.st_mode & 07777);
+    } else if (S_ISLNK(st.st_mode)) {
+      std::array<char, PATH_MAX> target{};
+      const ssize_t n = ::readlinkat(from_dir, name, target.data(), target.size() - 1);
+      if (n < 0) {
+        return copy_failed("reading", name, errno);
+      }
+      if (::symlinkat(target.data(), to_dir, name) != 0 &&
+          (errno != EEXIST || ::unlinkat(to_dir, name, 0) != 0 || ::symlinkat(target.data(), to_dir, name) != 0)) {
+        return copy_failed("making", name, errno);
+      }
+      (void)::fchownat(to_dir, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW);
+    } else if (S_ISREG(st.st_mode)) {
+      if (Status s = copy_file_at(from_dir, to_dir, name, st); !s.ok()) {
+        return s;
+      }
+    }
+    // fifos, sockets, devices: not a session's files
+  }
+  if (errno != 0) {
+    return copy_failed("reading", "a folder", errno);
   }
   return {};
 }
@@ -215,12 +320,16 @@ Status copy_entries(const std::string& from, const std::string& to, std::uint64_
   ::fstat(fd, &st);
   base_dev = static_cast<std::uint64_t>(st.st_dev);
   base_ino = static_cast<std::uint64_t>(st.st_ino);
+  const Fd from_fd(fd);
   std::error_code ec;
   std::filesystem::create_directories(to, ec);
-  // Through the descriptor: a commit that swaps the folder meanwhile does not mix two versions.
-  Status s = copy_tree(fmt::format("/proc/self/fd/{}", fd), to);
-  ::close(fd);
-  return s;
+  // Through descriptors: a commit that swaps the folder meanwhile does not mix two versions, and
+  // nothing in either tree is followed out of it.
+  const Fd to_fd(::open(to.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
+  if (to_fd.fd < 0) {
+    return Status(Code::unavailable, fmt::format("opening {}: {}", to, std::strerror(errno)));
+  }
+  return copy_tree_at(from_fd.fd, to_fd.fd, 0);
 }
 
 Status commit_files(const std::string& folder, const std::string& workspace, const std::string& tag,

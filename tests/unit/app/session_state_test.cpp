@@ -9,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "backend/process_backend.hpp"
 #include "observe/json_logger.hpp"
@@ -101,6 +102,92 @@ TEST(SessionState, MoveEntriesMovesEverythingAndAMissingSourceIsNothingToMove) {
   EXPECT_FALSE(std::filesystem::exists(root / "b" / "sub" / "stale.txt"));  // replaced, not merged
   EXPECT_TRUE(move_entries((root / "missing").string(), (root / "b").string()).ok());
   EXPECT_EQ(move_entries((root / "b").string(), (root / "no" / "such").string()).code(), Code::unavailable);
+  std::filesystem::remove_all(root);
+}
+
+std::string read_all(const std::filesystem::path& p) {
+  std::ifstream f(p);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+TEST(SessionState, CopyEntriesCopiesFilesFoldersLinksAndModesAndLeavesTheSourceAsItWas) {
+  const auto root = std::filesystem::temp_directory_path() / ("phasekit-copy-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(root);
+  std::filesystem::create_directories(root / "from" / "sub" / "deeper");
+  std::ofstream(root / "from" / "f.txt") << "one";
+  std::ofstream(root / "from" / "sub" / "deeper" / "g.txt") << std::string(200000, 'g');
+  ::chmod((root / "from" / "f.txt").c_str(), 0751);
+  ::chmod((root / "from" / "sub").c_str(), 0710);
+  std::filesystem::create_symlink("sub/deeper/g.txt", root / "from" / "link");
+  std::uint64_t dev = 0;
+  std::uint64_t ino = 0;
+  ASSERT_TRUE(copy_entries((root / "from").string(), (root / "to").string(), dev, ino).ok());
+  EXPECT_NE(ino, 0u);
+  EXPECT_EQ(read_all(root / "to" / "f.txt"), "one");
+  EXPECT_EQ(read_all(root / "to" / "sub" / "deeper" / "g.txt"), std::string(200000, 'g'));
+  EXPECT_EQ(std::filesystem::read_symlink(root / "to" / "link"), "sub/deeper/g.txt");
+  struct stat st {};
+  ASSERT_EQ(::stat((root / "to" / "f.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0751u);
+  ASSERT_EQ(::stat((root / "to" / "sub").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0710u);
+  EXPECT_EQ(read_all(root / "from" / "f.txt"), "one");
+  std::uint64_t none_ino = 1;
+  EXPECT_TRUE(copy_entries((root / "missing").string(), (root / "to2").string(), dev, none_ino).ok());
+  EXPECT_EQ(none_ino, 0u);
+  std::filesystem::remove_all(root);
+}
+
+TEST(SessionState, CopyEntriesNeverWritesThroughALinkPlantedInTheWorkspace) {
+  // The attack: the workspace a session's files are copied into (as root, by the orchestrator or a
+  // worker) holds a symlink or a fifo where a file or folder of the session goes, made by a process
+  // of the backend's user. Writing through it would overwrite or chmod a host file, fill a host
+  // folder, or block the copy for good. Each is refused with an error, the host untouched.
+  const auto root = std::filesystem::temp_directory_path() / ("phasekit-copy-attack-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(root);
+  const auto host = root / "host";
+  std::filesystem::create_directories(host / "etc");
+  std::ofstream(host / "passwd") << "root:x:0:0";
+  ::chmod((host / "passwd").c_str(), 0644);
+  struct Plant {
+    std::string name;
+    std::function<void(const std::filesystem::path&)> plant;  // into the workspace
+    std::function<void(const std::filesystem::path&)> session;  // the session's entry of that name
+  };
+  const std::vector<Plant> plants{
+      {"a file over a link to a host file",
+       [&](const auto& to) { std::filesystem::create_symlink(host / "passwd", to / "passwd"); },
+       [](const auto& from) {
+         std::ofstream(from / "passwd") << "the user's text";
+         ::chmod((from / "passwd").c_str(), 0777);
+       }},
+      {"a folder over a link to a host folder",
+       [&](const auto& to) { std::filesystem::create_symlink(host / "etc", to / "dir"); },
+       [](const auto& from) {
+         std::filesystem::create_directories(from / "dir");
+         std::ofstream(from / "dir" / "inner") << "the user's text";
+       }},
+      {"a file over a fifo", [](const auto& to) { ASSERT_EQ(::mkfifo((to / "fifo").c_str(), 0666), 0); },
+       [](const auto& from) { std::ofstream(from / "fifo") << "data"; }},
+  };
+  int n = 0;
+  for (const Plant& p : plants) {
+    const auto from = root / ("from" + std::to_string(n));
+    const auto to = root / ("to" + std::to_string(n++));
+    std::filesystem::create_directories(from);
+    std::filesystem::create_directories(to);
+    p.session(from);
+    p.plant(to);
+    std::uint64_t dev = 0;
+    std::uint64_t ino = 0;
+    const Status s = copy_entries(from.string(), to.string(), dev, ino);
+    EXPECT_EQ(s.code(), Code::unavailable) << p.name;
+    EXPECT_EQ(read_all(host / "passwd"), "root:x:0:0") << p.name;
+    struct stat st {};
+    ASSERT_EQ(::stat((host / "passwd").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0644u) << p.name;
+    EXPECT_TRUE(std::filesystem::is_empty(host / "etc")) << p.name;
+  }
   std::filesystem::remove_all(root);
 }
 
