@@ -243,7 +243,9 @@ TEST_P(PoolContract, IdleBackendsAreReapedDownToTheMinimum) {
   for (int i = 0; i < 3; ++i) {
     held.push_back(must_acquire());
   }
-  ASSERT_EQ(driver_->live(), 3u);
+  // Three leased; a warm pool may be making a fourth meanwhile, to keep its one idle.
+  ASSERT_GE(driver_->live(), 3u);
+  ASSERT_LE(driver_->live(), warm() ? 4u : 3u);
   for (auto& b : held) {
     pool_->release(b, true);
   }
