@@ -673,7 +673,7 @@ struct Factory {
     options.concurrency = static_cast<unsigned>(o.integer("concurrency", 10, 1, 10000));
     options.job_timeout_ms = o.integer("job_timeout_ms", 30000, 1, 86400000);
     options.max_attempts = o.integer("max_attempts", 3, 1, 100);
-    options.lease = Ms(o.integer("lease_ms", 5000, 250, 600000));
+    options.lease = Ms(o.integer("lease_ms", 5000, 500, 600000));  // JOB_LEASE_MS's range (config/schema.cpp)
     options.heartbeat = Ms(o.integer("heartbeat_ms", std::max<std::int64_t>(50, options.lease.count() / 5), 50, 60000));
     options.block = Ms(o.integer("block_ms", 1000, 10, 60000));
     options.shutdown_grace = Ms(o.integer("shutdown_grace_ms", 25000, 0, 3600000));
