@@ -56,6 +56,10 @@ inline std::string random_id(std::string_view prefix) {
   return out;
 }
 
+/// 48 random bits as 12 hex digits: a tag that tells this process's names (backends, scratch files)
+/// apart from another's, not a credential.
+inline std::string random_tag() { return random_id("").substr(0, 12); }
+
 /// `bytes` random bytes as URL-safe base64 without padding: 15 bytes give 20 characters, the form of
 /// the reference server's Engine.IO sids (base64id).
 inline std::string random_url_id(std::size_t bytes = 15) {

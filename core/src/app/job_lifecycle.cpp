@@ -394,15 +394,13 @@ bool JobLifecycle::commit(const RunPtr& r) {
 }
 
 Status JobLifecycle::hand_back(SessionHold& hold) {
+  // Only a held session parks (Session::detach, through park()); a leased job commits its files
+  // with commit_files instead, and never gets here.
   const std::string folder = session_folder(options_.workspace_root, hold.id);
   if (auto shell = shell_of(hold.backend)) {
     if (Status moved = park_files(folder, shell->workspace()); !moved.ok()) {
-      if (options_.tenure == Tenure::held) {
-        log_.warn("session.workspace_not_parked", {{"session", hold.id}, {"error", moved.message()}});
-        return moved;  // keep the backend: the files are still on it
-      }
-      // A lease ends with its job whatever happens: the pool resets the backend and the files are lost.
-      log_.error("worker.workspace_not_saved", {{"session", hold.id}, {"error", moved.message()}});
+      log_.warn("session.workspace_not_parked", {{"session", hold.id}, {"error", moved.message()}});
+      return moved;  // keep the backend: the files are still on it
     }
   }
   parked_in(hold, folder);

@@ -117,6 +117,7 @@ class JobLifecycle : public std::enable_shared_from_this<JobLifecycle> {
   void finish(const RunPtr& r, nlohmann::json result, Status status);
   void read_back(const RunPtr& r);
   void put_away(const RunPtr& r, bool changed);
+  /// Held: parks the backend's files in the session folder and gives the backend back (park()).
   Status hand_back(SessionHold& hold);
   /// Leased: commits the job's files over the session folder (commit_files) and hands the backend
   /// back; false when another run committed or the lease was lost (the run is abandoned).

@@ -318,7 +318,7 @@ void DockerDriver::create(std::function<void(Status, plugin::BackendPtr)> done) 
   // Unique in this process across drivers: a container of an earlier driver may still be going away.
   // The random tag: other processes (PID 1 in their containers too) may share WORKSPACE_ROOT and the engine.
   static std::atomic<std::uint64_t> next{1};
-  static const std::string tag = random_id("").substr(0, 12);
+  static const std::string tag = random_tag();
   const std::string name = fmt::format("phasekit-{}-{}-{}", ::getpid(), tag, next.fetch_add(1));
   std::string ws;
   if (Status made = make_workspace(options_.workspace_root, name, options_.run_as_uid, options_.run_as_gid, ws);

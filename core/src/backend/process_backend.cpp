@@ -335,7 +335,7 @@ void ProcessBackend::start(const ProcessOptions& options, const Cgroups* cgroups
 }
 
 ProcessDriver::ProcessDriver(boost::asio::any_io_executor executor, ProcessOptions options, Logger& log)
-    : executor_(std::move(executor)), options_(std::move(options)), log_(log), tag_(random_id("").substr(0, 12)) {
+    : executor_(std::move(executor)), options_(std::move(options)), log_(log), tag_(random_tag()) {
   // Writing to a backend that just died must be an error code, not a process-killing SIGPIPE.
   ::signal(SIGPIPE, SIG_IGN);
   if (options_.supervisor.empty()) {
@@ -462,7 +462,7 @@ void verify_sandbox(const ProcessOptions& options, Logger& log) {
   prepare_workspace_root(options.workspace_root);
   std::string ws;
   // Random too: another process on the same volume may verify at the same moment, with the same PID.
-  const std::string name = fmt::format(".verify-{}-{}", ::getpid(), random_id("").substr(0, 12));
+  const std::string name = fmt::format(".verify-{}-{}", ::getpid(), random_tag());
   if (Status made = make_workspace(options.workspace_root, name, options.run_as_uid, options.run_as_gid, ws);
       !made.ok()) {
     throw std::runtime_error(made.message());
