@@ -95,6 +95,13 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
     co.endpoint = options_.endpoint;
     co.name = "queue";
     client_ = redis::Client::create(io_, co, log_);
+    // Connected again: redis answers, so an open breaker probes now instead of after its reset
+    // timeout (30 s by default, which kept workers from taking jobs that long after a restart).
+    client_->on_state([&guard = guard_](bool up) {
+      if (up) {
+        guard.recovered();
+      }
+    });
     client_->start();
   }
 

@@ -128,6 +128,11 @@ class RedisStore final : public plugin::StoreStrategy {
     co.endpoint = options_.endpoint;
     co.name = "store";
     client_ = redis::Client::create(io_.executor(), co, log_);  // io_thread.hpp says why not the host's
+    client_->on_state([&guard = guard_](bool up) {
+      if (up) {
+        guard.recovered();  // redis answers again: an open breaker probes now (plugin::Guard)
+      }
+    });
     client_->start();
   }
   ~RedisStore() override {

@@ -64,6 +64,7 @@ class Cluster {
   }
 
   async startRedis() {
+    // redisArgs come last: a later option of the same name wins (the shipped AOF settings, in drills).
     const args = ["netns", "exec", this.topo.host("redis").ns, "redis-server", "--port", "6379", "--bind",
                   this.topo.ip("redis"), "--protected-mode", "no", "--save", "", "--appendonly", "no",
                   "--dir", this.dir, ...this.redisArgs];

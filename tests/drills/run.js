@@ -2,7 +2,8 @@
 // (client.js), injects the drill's fault, heals it, lets the load run on, stops, and has the checker
 // count every call (checker.js). Exit 0 only with 0 anomalies and the drill's own evidence that the
 // fault bit (packets dropped, a lease lost, a result fenced). Prints the checker's table and one JSON
-// summary line (what docs/reliability.md quotes).
+// summary line (what docs/reliability.md quotes). DRILL_DUMP=1 prints every process's last log lines
+// after a passing drill too; DRILL_KEEP=1 keeps a failed drill's folder.
 "use strict";
 const path = require("node:path");
 const { Cluster, waitFor } = require("./cluster.js");
@@ -97,6 +98,32 @@ const drills = {
     },
   },
 
+  // redis killed with SIGKILL mid-load and started again 2 s later on its own files, with the
+  // persistence deploy/docker-compose.yml ships (AOF, fsync every second): what was acknowledged in
+  // the last second may be gone. Every call must still end, with its result or a clear error, never
+  // hang; and the orchestrators and workers reconnect by themselves.
+  redis_restart: {
+    cluster: { redisArgs: ["--appendonly", "yes", "--appendfsync", "everysec"] },
+    load: { users: 4, commandSleepMs: 200, resultWaitMs: 45000 },
+    async run(c) {
+      const before = c.pid("redis");
+      c.signal("redis", "SIGKILL");
+      const at = Date.now();
+      await c.procs.get("redis").exited;
+      await sleep(2000);
+      await c.startRedis();
+      return { injected: "SIGKILL redis, restarted after 2 s (appendonly yes, appendfsync everysec)",
+               healedAt: Date.now(), faultAt: at, restarted: c.pid("redis") !== before,
+               aofKeys: Number(c.redisCli("DBSIZE")) };
+    },
+    evidence(c, facts) {
+      const reconnected = ["orch0", "orch1", "worker0", "worker1"].filter((n) => c.logs(n).some(
+        (e) => /redis/.test(e.msg ?? "") && /reconnect|connected|restored|up/.test(e.msg ?? "")));
+      return { ok: facts.restarted && facts.aofKeys > 0,
+               facts: { keysAfterRestart: facts.aofKeys, reconnectLogs: reconnected.length } };
+    },
+  },
+
   // orch0 <-> redis cut for 6 s: its users get UNAVAILABLE fast, orch1's are untouched, and orch0's
   // sessions go on after the heal. A probe (2 users on orch0, connected before the cut) calls only
   // while it lasts, one call every 300 ms, so that what a user sees during a cut is measured.
@@ -168,6 +195,7 @@ async function main() {
                       allUsersBackMs: facts.healedAt ? allBackMs : null, evidence: evidence.facts,
                       seconds: Math.round((Date.now() - t0) / 100) / 10 };
     console.log(JSON.stringify(summary));
+    if (process.env.DRILL_DUMP === "1") console.log(c.dump(80));
     if (result.anomalies.length > 0) throw new Error(`${result.anomalies.length} anomalies`);
     if (!evidence.ok) throw new Error(`the fault did not bite as the drill needs: ${JSON.stringify(evidence.facts)}`);
     failed = false;

@@ -35,6 +35,12 @@ std::string_view RegistryGuard::state() const noexcept {
   return breaker_ ? resilience::state_name(breaker_->state()) : std::string_view("none");
 }
 
+void RegistryGuard::recovered() noexcept {
+  if (breaker_) {
+    breaker_->probe_now();
+  }
+}
+
 plugin::Guard& BasicHost::breaker(std::string_view dependency) {
   const std::lock_guard lock(guards_mutex_);
   if (const auto it = guards_.find(dependency); it != guards_.end()) {

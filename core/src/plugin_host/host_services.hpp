@@ -31,6 +31,7 @@ class RegistryGuard final : public plugin::Guard {
       : breaker_(std::move(breaker)), executor_(std::move(executor)) {}
   void call(std::function<void(Settle)> action, std::function<void(Status)> done) noexcept override;
   [[nodiscard]] std::string_view state() const noexcept override;
+  void recovered() noexcept override;
 
  private:
   std::shared_ptr<resilience::CircuitBreaker> breaker_;

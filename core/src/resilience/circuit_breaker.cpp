@@ -236,16 +236,31 @@ void CircuitBreaker::open_locked(Effects& fx) {
     Effects later;
     {
       const std::lock_guard lock(self->mutex_);
-      if (self->state_ != BreakerState::open) {
-        return;
-      }
-      self->state_ = BreakerState::half_open;
-      self->pending_close_ = true;
       self->reset_timer_ = 0;
-      later.transitions.push_back(BreakerState::half_open);
+      self->half_open_locked(later);
     }
     self->finish(std::move(later));
   });
+}
+
+void CircuitBreaker::half_open_locked(Effects& fx) {
+  if (state_ != BreakerState::open) {
+    return;
+  }
+  timers_.cancel(reset_timer_);
+  reset_timer_ = 0;
+  state_ = BreakerState::half_open;
+  pending_close_ = true;
+  fx.transitions.push_back(BreakerState::half_open);
+}
+
+void CircuitBreaker::probe_now() {
+  Effects fx;
+  {
+    const std::lock_guard lock(mutex_);
+    half_open_locked(fx);
+  }
+  finish(std::move(fx));
 }
 
 void CircuitBreaker::close_locked(Effects& fx) {

@@ -105,6 +105,9 @@ class CircuitBreaker : public std::enable_shared_from_this<CircuitBreaker> {
   /// opossum open() / close(): force a state (a forced open still turns halfOpen after resetTimeout).
   void open();
   void close();
+  /// Open: turns halfOpen now, as the reset timeout would (the dependency was seen to answer).
+  /// Any other state: nothing.
+  void probe_now();
   /// Called (outside the breaker's lock) on every state change.
   void set_listener(Listener listener);
 
@@ -129,6 +132,7 @@ class CircuitBreaker : public std::enable_shared_from_this<CircuitBreaker> {
   void count_locked(Field field);
   void open_locked(Effects& fx);
   void close_locked(Effects& fx);
+  void half_open_locked(Effects& fx);
   /// opossum handleError(): errorFilter, failure accounting, open decision, fallback.
   CallResult fail_locked(Status error, Rejection reason, Effects& fx);
   CallResult reject_locked(Status error, Rejection reason);

@@ -381,6 +381,30 @@ TEST_F(BreakerTest, ManualCloseCancelsTheResetTimer) {
   EXPECT_EQ(timers_.pending(), 0u);
 }
 
+// probe_now() (plugin::Guard::recovered: the dependency answered a reconnect): an open breaker turns
+// halfOpen at once, its reset timer gone; a failed probe opens it for a whole reset timeout again; in
+// any other state it does nothing.
+TEST_F(BreakerTest, ProbeNowTurnsOpenIntoHalfOpenBeforeTheResetTimeout) {
+  make({.reset_timeout_ms = 30000, .volume_threshold = 1});
+  breaker_->probe_now();
+  EXPECT_EQ(breaker_->state(), BreakerState::closed);
+  call(Outcome::failure);
+  ASSERT_EQ(breaker_->state(), BreakerState::open);
+  wait(100);
+  breaker_->probe_now();
+  EXPECT_EQ(breaker_->state(), BreakerState::half_open);
+  EXPECT_EQ(timers_.pending(), 0u) << "the reset timer is cancelled";
+  breaker_->probe_now();
+  EXPECT_EQ(breaker_->state(), BreakerState::half_open);
+  call(Outcome::failure);
+  EXPECT_EQ(breaker_->state(), BreakerState::open);
+  wait(29999);
+  EXPECT_EQ(breaker_->state(), BreakerState::open);
+  breaker_->probe_now();
+  call(Outcome::success);
+  EXPECT_EQ(breaker_->state(), BreakerState::closed);
+}
+
 // The listener sees every transition in order: open → halfOpen → closed.
 TEST_F(BreakerTest, ListenerSeesEveryTransition) {
   make({.reset_timeout_ms = 1000, .volume_threshold = 1});

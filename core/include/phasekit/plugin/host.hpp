@@ -42,6 +42,10 @@ class Guard {
   virtual void call(std::function<void(Settle)> action, std::function<void(Status)> done) noexcept = 0;
   /// "closed", "open" or "halfOpen".
   [[nodiscard]] virtual std::string_view state() const noexcept = 0;
+  /// The dependency answered by other means (a connection to it was made again): an open breaker
+  /// lets its next call through as the probe now (halfOpen), not only after its reset timeout. A
+  /// probe that fails opens it again. Thread-safe; nothing happens in any other state.
+  virtual void recovered() noexcept = 0;
 };
 
 class HostServices {
