@@ -381,8 +381,8 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
         return;
       }
       boost::asio::post(self->strand_, [self, state, id, session, status, epoch] {
-        self->running_ids_.erase(id);
         if (!self->holds_lease(epoch)) {
+          self->running_ids_.erase(id);
           // The lease lapsed while the job ran: the reaper redelivers it (or did), and this run's
           // result is refused here rather than raced against the next run's.
           self->lease_refused_.inc();
@@ -428,6 +428,10 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
                   });
                   return;
                 }
+                // Only now is the job off this worker's processing list: until COMPLETE is answered a
+                // recover() must not take it for a lost take and hand it back (it ran: a second run
+                // under the same attempt would double its effect; drills.worker_partition_short).
+                self->running_ids_.erase(id);
                 if (s.ok() && r.integer() == 1) {
                   const bool ok = std::string_view(outcome) == "done";
                   (ok ? self->completed_ : self->failed_).inc();
@@ -625,7 +629,7 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
   std::atomic<unsigned> running_{0};
   bool taking_ = false;
   bool recovering_ = false;               // a take or claim reply was lost: recover() before the next take
-  std::set<std::string> running_ids_;     // the jobs handed to the handler and not yet done
+  std::set<std::string> running_ids_;     // the jobs handed to the handler and not yet completed in redis
   bool stopping_ = false;
   bool finishing_ = false;
   bool handed_back_ = false;
