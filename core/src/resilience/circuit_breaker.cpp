@@ -254,14 +254,7 @@ void CircuitBreaker::half_open_locked(Effects& fx) {
   fx.transitions.push_back(BreakerState::half_open);
 }
 
-void CircuitBreaker::probe_now() {
-  Effects fx;
-  {
-    const std::lock_guard lock(mutex_);
-    half_open_locked(fx);
-  }
-  finish(std::move(fx));
-}
+void CircuitBreaker::probe_now() { transition(&CircuitBreaker::half_open_locked); }
 
 void CircuitBreaker::close_locked(Effects& fx) {
   if (state_ == BreakerState::closed) {
@@ -274,20 +267,15 @@ void CircuitBreaker::close_locked(Effects& fx) {
   fx.transitions.push_back(BreakerState::closed);
 }
 
-void CircuitBreaker::open() {
-  Effects fx;
-  {
-    const std::lock_guard lock(mutex_);
-    open_locked(fx);
-  }
-  finish(std::move(fx));
-}
+void CircuitBreaker::open() { transition(&CircuitBreaker::open_locked); }
 
-void CircuitBreaker::close() {
+void CircuitBreaker::close() { transition(&CircuitBreaker::close_locked); }
+
+void CircuitBreaker::transition(void (CircuitBreaker::*step)(Effects&)) {
   Effects fx;
   {
     const std::lock_guard lock(mutex_);
-    close_locked(fx);
+    (this->*step)(fx);
   }
   finish(std::move(fx));
 }

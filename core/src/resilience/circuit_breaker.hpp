@@ -133,6 +133,8 @@ class CircuitBreaker : public std::enable_shared_from_this<CircuitBreaker> {
   void open_locked(Effects& fx);
   void close_locked(Effects& fx);
   void half_open_locked(Effects& fx);
+  /// Runs one of the *_locked steps under the mutex, then tells the listener (open, close, probe_now).
+  void transition(void (CircuitBreaker::*step)(Effects&));
   /// opossum handleError(): errorFilter, failure accounting, open decision, fallback.
   CallResult fail_locked(Status error, Rejection reason, Effects& fx);
   CallResult reject_locked(Status error, Rejection reason);
