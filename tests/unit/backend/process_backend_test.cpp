@@ -254,9 +254,13 @@ TEST_P(ProcessBackendTest, ResetRemovesFilesProcessesAndState) {
   const std::string secs = unique_secs();
   run("touch secret && mkdir d && cd d && export TOKEN=abc && f() { echo planted; } && "
       "{ setsid sleep " + secs + " >/dev/null 2>&1 & }");
-  ASSERT_TRUE(test::wait_until([&] { return sleeping(secs) == 1; }, 10s));
+  // A program the supervisor starts itself (plain words) that leaves a daemon behind: gone too.
+  const std::string direct_secs = std::to_string(std::stoll(secs) + 1);
+  EXPECT_TRUE(run("setsid -f sleep " + direct_secs).direct);
+  ASSERT_TRUE(test::wait_until([&] { return sleeping(secs) == 1 && sleeping(direct_secs) == 1; }, 10s));
   ASSERT_TRUE(reset(backend_).ok());
   EXPECT_EQ(sleeping(secs), 0) << "the reset waits until every process is gone";
+  EXPECT_EQ(sleeping(direct_secs), 0) << "a direct program's daemon included";
   const RunResult after = run("ls -A; pwd; echo \"[$TOKEN]\"; type f 2>/dev/null || echo no-f");
   EXPECT_EQ(after.output, backend_->workspace() + "\n[]\nno-f\n");
 }
