@@ -8,6 +8,11 @@
 //  * liveness: every worker refreshes a heartbeat key; any consumer reaps the jobs of workers whose
 //    heartbeat expired (redelivered, or failed after max_attempts) and of jobs past their deadline.
 //  * events: published on the session's channel, received by whichever instance subscribed to it.
+//    Pub/sub delivers at most once and a redis restart forgets up to its last second of writes, so the
+//    ends of jobs are accounted for after every reconnect: an orchestrator asks about the jobs it
+//    enqueued and has no result of (kAccount: a result it missed comes again, a job redis lost fails
+//    with UNAVAILABLE), and a worker replays the completions redis may have lost (kReplay), so a job
+//    that ended does not run again. Subscribers deliver each result once.
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -16,9 +21,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <deque>
 #include <map>
-#include <set>
 #include <mutex>
+#include <set>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "guarded.hpp"
 #include "io_thread.hpp"
@@ -67,6 +75,41 @@ std::string envelope(char type, const std::string& job_id, const std::string& se
   return bytes::dump(json{{"t", std::string(1, type)}, {"j", job_id}, {"s", session}, {"d", data}});
 }
 
+/// A result that says the job failed with `code`, as a tool:result's data.
+std::string failed_result(const std::string& job_id, Code code, const std::string& message) {
+  return bytes::dump(json{{"callId", job_id}, {"exitCode", nullptr}, {"output", ""}, {"truncated", false},
+                          {"durationMs", 0}, {"error", {{"code", wire_name(code)}, {"message", message}}}});
+}
+
+/// The ids of the latest results delivered, at most `capacity`: a result published again (kAccount)
+/// reaches a sink once. Not thread-safe.
+class RecentIds {
+ public:
+  explicit RecentIds(std::size_t capacity) : capacity_(capacity) {}
+  /// False when the id is already among the latest.
+  bool insert(const std::string& id) {
+    if (!seen_.insert(id).second) {
+      return false;
+    }
+    order_.push_back(id);
+    if (order_.size() > capacity_) {
+      seen_.erase(order_.front());
+      order_.pop_front();
+    }
+    return true;
+  }
+
+ private:
+  std::size_t capacity_;
+  std::deque<std::string> order_;
+  std::unordered_set<std::string> seen_;
+};
+
+constexpr std::size_t kRecentResults = 16384;  // far more than a redis reconnect's worth of results
+constexpr std::size_t kAccountBatch = 500;     // jobs per kAccount script: each keeps redis busy briefly
+constexpr Ms kReplayWindow{5000};              // AOF fsyncs every second: a restart forgets at most ~2 s
+constexpr std::size_t kReplayMost = 4096;
+
 class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared_from_this<RedisQueue> {
  public:
   /// `io` runs this queue's connections and timers (io_thread.hpp says why they are not on the host's).
@@ -81,6 +124,7 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
         strand_(boost::asio::make_strand(io_)),
         ticker_(strand_),
         retry_(strand_),
+        account_retry_(strand_),
         depth_gauge_(host.metrics().gauge("phasekit_queue_depth", "Jobs waiting in the queue, not yet taken.")),
         enqueued_(counter("enqueued")),
         completed_(counter("completed")),
@@ -95,14 +139,6 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
     co.endpoint = options_.endpoint;
     co.name = "queue";
     client_ = redis::Client::create(io_, co, log_);
-    // Connected again: redis answers, so an open breaker probes now instead of after its reset
-    // timeout (30 s by default, which kept workers from taking jobs that long after a restart).
-    client_->on_state([&guard = guard_](bool up) {
-      if (up) {
-        guard.recovered();
-      }
-    });
-    client_->start();
   }
 
   ~RedisQueue() override { close(); }
@@ -113,6 +149,7 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
     closed_ = true;
     ticker_.cancel();
     retry_.cancel();
+    account_retry_.cancel();
     client_->stop();
     if (blocking_) {
       blocking_->stop();
@@ -123,8 +160,22 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
     }
   }
 
-  /// Starts the periodic work (depth gauge; heartbeat and reaper once consuming).
-  void start() { boost::asio::post(strand_, [self = shared_from_this()] { self->tick(); }); }
+  /// Connects, and starts the periodic work (depth gauge; heartbeat and reaper once consuming).
+  void start() {
+    client_->on_state([weak = weak_from_this()](bool up) {
+      auto self = weak.lock();
+      if (!self || !up) {
+        return;
+      }
+      // Connected again: redis answers, so an open breaker probes now instead of after its reset
+      // timeout (30 s by default, which kept workers from taking jobs that long after a restart).
+      self->guard_.recovered();
+      // A restart may have forgotten completions: they are replayed before anything runs again.
+      boost::asio::post(self->strand_, [self] { self->replay(); });
+    });
+    client_->start();
+    boost::asio::post(strand_, [self = shared_from_this()] { self->tick(); });
+  }
 
   void enqueue(Job job, std::function<void(Status)> queued) noexcept override {
     if (stopping_) {
@@ -132,12 +183,21 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
       return;
     }
     const std::string channel = options_.prefix + "session:" + job.session_id;
+    {
+      // Awaited before it is queued: its result cannot come before it is known here.
+      const std::lock_guard lock(mutex_);
+      awaiting_.insert_or_assign(job.id, job.session_id);
+    }
     guarded(guard_, client_,
             {"EVAL", scripts::kEnqueue, "0", options_.prefix, job.id, job.user_id, job.session_id, job.payload,
              std::to_string(job.timeout_ms > 0 ? job.timeout_ms : options_.job_timeout_ms), channel},
-            [self = shared_from_this(), queued = std::move(queued)](Status s, redis::Reply r) {
+            [self = shared_from_this(), queued = std::move(queued), id = job.id](Status s, redis::Reply r) {
               if (s.ok() && r.integer() == 0) {
                 s = Status(Code::bad_request, "a job with this id is already queued");
+              }
+              if (!s.ok()) {
+                const std::lock_guard lock(self->mutex_);
+                self->awaiting_.erase(id);
               }
               if (s.ok()) {
                 self->enqueued_.inc();
@@ -183,22 +243,37 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
       co.endpoint = options_.endpoint;
       co.name = "queue-events";
       subscriber_ = redis::Subscriber::create(io_, co, log_);
+      // Called once every channel is subscribed again: what was published while it was away is asked for.
+      subscriber_->on_state([weak = weak_from_this()](bool up) {
+        if (auto self = weak.lock(); self && up) {
+          boost::asio::post(self->strand_, [self] { self->account(); });
+        }
+      });
       subscriber_->start();
     }
+    auto sink = std::make_shared<const EventSink>(std::move(on_event));
+    sinks_.insert_or_assign(session_id, sink);
     subscriber_->subscribe(options_.prefix + "session:" + session_id,
-                           [on_event = std::move(on_event)](std::string /*channel*/, std::string payload) {
+                           [weak = weak_from_this(), sink](std::string /*channel*/, std::string payload) {
                              json e = json::parse(payload, nullptr, false);
                              if (e.is_discarded() || !e.is_object() || !e.contains("d") || !e["d"].is_string()) {
                                return;
                              }
-                             on_event(JobEvent{e.value("j", ""), e.value("s", ""),
-                                               e.value("t", "") == "o" ? JobEventType::output : JobEventType::result,
-                                               e["d"].get<std::string>()});
+                             JobEvent event{e.value("j", ""), e.value("s", ""),
+                                            e.value("t", "") == "o" ? JobEventType::output : JobEventType::result,
+                                            e["d"].get<std::string>()};
+                             auto self = weak.lock();
+                             if (!self || (event.type == JobEventType::result && !self->first_result(event.job_id))) {
+                               return;
+                             }
+                             (*sink)(std::move(event));
                            });
   }
 
   void unsubscribe(std::string_view session_id) noexcept override {
     const std::lock_guard lock(mutex_);
+    sinks_.erase(std::string(session_id));
+    std::erase_if(awaiting_, [&](const auto& job) { return job.second == session_id; });
     if (subscriber_) {
       subscriber_->unsubscribe(options_.prefix + "session:" + std::string(session_id));
     }
@@ -225,6 +300,15 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
   struct Running {
     std::string result;  // the result event's data, held back until COMPLETE
     bool has_result = false;
+  };
+  /// A job's end, as COMPLETE tells redis, and kept a few seconds for replay().
+  struct Completion {
+    std::string id;
+    std::string session;
+    std::string outcome;  // done | failed
+    std::string worker;   // the incarnation that claimed it
+    std::uint32_t attempt = 1;
+    std::chrono::steady_clock::time_point at{};
   };
 
   Counter& counter(std::string_view outcome) {
@@ -361,6 +445,7 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
     ++running_;
     auto state = std::make_shared<Running>();
     auto once = std::make_shared<std::atomic<bool>>(false);
+    const std::uint32_t attempt = job.attempt;
     EventSink sink = [self = shared_from_this(), state, id, session = job.session_id, epoch](JobEvent e) {
       if (!self->holds_lease(epoch)) {
         return;  // fenced: the job is another run's now
@@ -376,11 +461,12 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
               {"PUBLISH", self->options_.prefix + "session:" + session, envelope('o', id, session, e.data)},
               [](Status, redis::Reply) {});
     };
-    JobDone done = [self = shared_from_this(), state, id, session = job.session_id, once, epoch](Status status) {
+    JobDone done = [self = shared_from_this(), state, id, session = job.session_id, once, epoch,
+                    attempt](Status status) {
       if (once->exchange(true)) {
         return;
       }
-      boost::asio::post(self->strand_, [self, state, id, session, status, epoch] {
+      boost::asio::post(self->strand_, [self, state, id, session, status, epoch, attempt] {
         if (!self->holds_lease(epoch)) {
           self->running_ids_.erase(id);
           // The lease lapsed while the job ran: the reaper redelivers it (or did), and this run's
@@ -396,13 +482,11 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
           return;
         }
         if (!state->has_result) {
-          state->result = bytes::dump(json{
-              {"callId", id}, {"exitCode", nullptr}, {"output", ""}, {"truncated", false}, {"durationMs", 0},
-              {"error", {{"code", wire_name(status.ok() ? Code::internal : status.code())},
-                         {"message", status.ok() ? "the job ended without a result" : status.message()}}}});
+          state->result = failed_result(id, status.ok() ? Code::internal : status.code(),
+                                        status.ok() ? "the job ended without a result" : status.message());
         }
-        self->complete(id, session, status.ok() ? "done" : "failed", envelope('r', id, session, state->result), Ms(50),
-                       self->worker_of(epoch));
+        self->complete(Completion{id, session, status.ok() ? "done" : "failed", self->worker_of(epoch), attempt},
+                       envelope('r', id, session, state->result), Ms(50));
       });
     };
     boost::asio::post(host_.executor(), [handler = handler_, job = std::move(job), sink = std::move(sink),
@@ -413,38 +497,167 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
 
   /// Ends the job; retried while redis cannot be reached (the result is not lost meanwhile, and if the
   /// reaper gave the job to another worker, COMPLETE says 0 and this result is dropped).
-  /// `worker` is the incarnation that claimed the job: COMPLETE is refused when redis gave the job to
+  /// `c.worker` is the incarnation that claimed the job: COMPLETE is refused when redis gave the job to
   /// another (or this worker's next incarnation), so a run fenced off since cannot end it.
-  void complete(const std::string& id, const std::string& session, const char* outcome, std::string message,
-                Ms backoff, std::string worker) {
-    guarded(guard_, client_, {"EVAL", scripts::kComplete, "0", options_.prefix, id, worker, outcome, message},
-            [self = shared_from_this(), id, session, outcome, message, backoff, worker](Status s, redis::Reply r) {
-              boost::asio::post(self->strand_, [self, id, session, outcome, message, backoff, worker, s, r]() mutable {
-                if (!s.ok() && !self->handed_back_ && worker == self->worker_of(self->epoch_.load())) {
+  void complete(Completion c, std::string message, Ms backoff) {
+    guarded(guard_, client_,
+            {"EVAL", scripts::kComplete, "0", options_.prefix, c.id, c.worker, c.outcome, message,
+             std::to_string(c.attempt)},
+            [self = shared_from_this(), c, message, backoff](Status s, redis::Reply r) mutable {
+              boost::asio::post(self->strand_, [self, c = std::move(c), message = std::move(message), backoff, s,
+                                                r = std::move(r)]() mutable {
+                if (!s.ok() && !self->handed_back_ && c.worker == self->worker_of(self->epoch_.load())) {
                   auto timer = std::make_shared<boost::asio::steady_timer>(self->strand_, backoff);
-                  timer->async_wait([self, timer, id, session, outcome, message, backoff,
-                                     worker](boost::system::error_code) {
-                    self->complete(id, session, outcome, message, std::min(backoff * 2, Ms(2000)), worker);
+                  timer->async_wait([self, timer, c = std::move(c), message = std::move(message),
+                                     backoff](boost::system::error_code) mutable {
+                    self->complete(std::move(c), std::move(message), std::min(backoff * 2, Ms(2000)));
                   });
                   return;
                 }
                 // Only now is the job off this worker's processing list: until COMPLETE is answered a
                 // recover() must not take it for a lost take and hand it back (it ran: a second run
                 // under the same attempt would double its effect; drills.worker_partition_short).
-                self->running_ids_.erase(id);
+                self->running_ids_.erase(c.id);
                 if (s.ok() && r.integer() == 1) {
-                  const bool ok = std::string_view(outcome) == "done";
+                  const bool ok = c.outcome == "done";
                   (ok ? self->completed_ : self->failed_).inc();
-                  const std::lock_guard lock(self->mutex_);
-                  ++(ok ? self->stats_.completed : self->stats_.failed);
+                  {
+                    const std::lock_guard lock(self->mutex_);
+                    ++(ok ? self->stats_.completed : self->stats_.failed);
+                  }
+                  c.at = std::chrono::steady_clock::now();
+                  self->completed_lately_.push_back(std::move(c));
+                  self->forget_old_completions();
                 } else if (s.ok()) {
-                  self->log_.warn("queue.result_dropped", {{"job", id}, {"why", "the job is no longer this worker's"}});
+                  self->log_.warn("queue.result_dropped", {{"job", c.id}, {"why", "the job is no longer this worker's"}});
                 }
                 --self->running_;
                 self->take();
                 self->maybe_finish_shutdown();
               });
             });
+  }
+
+  void forget_old_completions() {
+    const auto oldest = std::chrono::steady_clock::now() - kReplayWindow;
+    while (!completed_lately_.empty() &&
+           (completed_lately_.size() > kReplayMost || completed_lately_.front().at < oldest)) {
+      completed_lately_.pop_front();
+    }
+  }
+
+  /// After a reconnect: the completions of the last seconds, which a redis restart may have lost, end
+  /// their jobs again (kReplay), and the next take first recovers this worker's processing list. On
+  /// the strand.
+  void replay() {
+    if (!handler_) {
+      return;  // not a worker
+    }
+    recovering_ = true;
+    forget_old_completions();
+    if (completed_lately_.empty()) {
+      return;
+    }
+    std::vector<std::string> args{"EVAL", scripts::kReplay, "0", options_.prefix};
+    for (const Completion& c : completed_lately_) {
+      args.insert(args.end(), {c.id, c.session, c.outcome, c.worker});
+    }
+    guarded(guard_, client_, std::move(args), [self = shared_from_this()](Status s, redis::Reply r) {
+      if (s.ok() && r.integer() > 0) {
+        self->log_.warn("queue.replayed", {{"completions", r.integer()},
+                                           {"why", "redis had lost them: it restarted without its last writes"}});
+      }
+    });
+  }
+
+  // ---- results this instance waits for (an orchestrator) ----
+
+  /// True the first time a result for `id` reaches this instance's sinks. Any thread.
+  bool first_result(const std::string& id) {
+    const std::lock_guard lock(mutex_);
+    awaiting_.erase(id);
+    return delivered_.insert(id);
+  }
+
+  /// Asks redis about every job enqueued here with no result yet (kAccount), after the subscriber
+  /// came back: a result published meanwhile comes again, a job redis lost fails with UNAVAILABLE, and
+  /// one whose kept result expired fails here. Retried while redis cannot be reached. On the strand.
+  void account() {
+    if (accounting_) {
+      account_again_ = true;
+      return;
+    }
+    std::vector<std::pair<std::string, std::string>> jobs;
+    {
+      const std::lock_guard lock(mutex_);
+      jobs.assign(awaiting_.begin(), awaiting_.end());
+    }
+    if (jobs.empty() || closed_) {
+      return;
+    }
+    accounting_ = true;
+    auto left = std::make_shared<std::size_t>((jobs.size() + kAccountBatch - 1) / kAccountBatch);
+    auto failed = std::make_shared<bool>(false);
+    for (std::size_t i = 0; i < jobs.size(); i += kAccountBatch) {
+      std::vector<std::string> args{"EVAL", scripts::kAccount, "0", options_.prefix};
+      for (std::size_t j = i; j < std::min(jobs.size(), i + kAccountBatch); ++j) {
+        args.insert(args.end(), {jobs[j].first, jobs[j].second});
+      }
+      guarded(guard_, client_, std::move(args), [self = shared_from_this(), left, failed](Status s, redis::Reply r) {
+        boost::asio::post(self->strand_, [self, left, failed, s, r = std::move(r)]() mutable {
+          if (s.ok() && r.is_array() && r.elements().size() >= 2) {
+            self->accounted(r.elements());
+          } else {
+            *failed = true;
+          }
+          if (--*left > 0) {
+            return;
+          }
+          self->accounting_ = false;
+          if (*failed) {
+            self->account_retry_.expires_after(Ms(500));
+            self->account_retry_.async_wait([self](boost::system::error_code ec) {
+              if (!ec) {
+                self->account();
+              }
+            });
+          } else if (std::exchange(self->account_again_, false)) {
+            self->account();
+          }
+        });
+      });
+    }
+  }
+
+  /// kAccount's answer {lost, republished, gone ids...}: the gone ones fail here. On the strand.
+  void accounted(std::vector<redis::Reply>& reply) {
+    const auto lost = reply[0].integer();
+    const auto republished = reply[1].integer();
+    if (lost > 0 || republished > 0 || reply.size() > 2) {
+      log_.warn("queue.accounted", {{"lost", lost}, {"republished", republished},
+                                    {"result_expired", static_cast<std::int64_t>(reply.size() - 2)}});
+    }
+    for (std::size_t i = 2; i < reply.size(); ++i) {
+      const std::string id = reply[i].take_str();
+      std::shared_ptr<const EventSink> sink;
+      std::string session;
+      {
+        const std::lock_guard lock(mutex_);
+        const auto job = awaiting_.find(id);
+        if (job == awaiting_.end()) {
+          continue;  // its result arrived meanwhile
+        }
+        session = job->second;
+        const auto it = sinks_.find(session);
+        sink = it == sinks_.end() ? nullptr : it->second;
+      }
+      if (sink && first_result(id)) {
+        (*sink)(JobEvent{id, session, JobEventType::result,
+                         failed_result(id, Code::unavailable,
+                                       "the job ended, but its result was lost while this instance was cut off "
+                                       "from redis")});
+      }
+    }
   }
 
   // ---- periodic: depth, heartbeat, reaper ----
@@ -591,6 +804,7 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
     closed_ = true;
     ticker_.cancel();
     retry_.cancel();
+    account_retry_.cancel();
     if (blocking_) {
       blocking_->stop();
     }
@@ -630,6 +844,15 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
   bool taking_ = false;
   bool recovering_ = false;               // a take or claim reply was lost: recover() before the next take
   std::set<std::string> running_ids_;     // the jobs handed to the handler and not yet completed in redis
+  std::deque<Completion> completed_lately_;  // within kReplayWindow, for replay() after a reconnect
+  bool accounting_ = false;
+  bool account_again_ = false;
+  boost::asio::steady_timer account_retry_;
+  // Under mutex_ (an orchestrator's): the jobs enqueued here with no result yet (id → session), the
+  // sessions' sinks, and the latest results delivered.
+  std::unordered_map<std::string, std::string> awaiting_;
+  std::unordered_map<std::string, std::shared_ptr<const EventSink>> sinks_;
+  RecentIds delivered_{kRecentResults};
   bool stopping_ = false;
   bool finishing_ = false;
   bool handed_back_ = false;

@@ -11,10 +11,17 @@
 //   P workers              set of worker ids;  P worker:<id>  its heartbeat (expires when it stops beating)
 //   P lock:<session>       the id of the job of that session that runs now (one at a time per session)
 //   P stats                hash of counters (done, failed, redelivered)
+//   P result:<id>          an ended job's result envelope, kept kResultKeepMs: pub/sub delivers at most
+//                          once, so a subscriber that was away when it was published asks for it again
 //   P session:<id>         pub/sub channel of a session's events
 #include <string>
 
 namespace phasekit::queue_redis::scripts {
+
+/// How long an ended job's result stays in redis for a subscriber that missed its publication (an
+/// orchestrator reconnecting after a redis restart or a partition). Redis holds at most
+/// results per second × this × result size for it.
+inline constexpr int kResultKeepMs = 60000;
 
 /// KEYS none; ARGV prefix, id, user, session, payload, timeout_ms, channel → 1 queued, 0 already known.
 inline constexpr const char* kEnqueue = R"lua(
@@ -27,9 +34,9 @@ redis.call('LPUSH', p .. 'jobs', id)
 return 1
 )lua";
 
-/// What the claim, the reaper and a worker's hand-back share: put a running job back at the front of
-/// the queue, or fail it (publishing its result when it has a channel).
-inline constexpr const char* kHelpers = R"lua(
+/// What the scripts share: put a running job back at the front of the queue, end it (keeping its
+/// result kResultKeepMs), or fail it (publishing its result when it has a channel).
+inline const std::string kHelpers = "local RESULT_KEEP_MS = " + std::to_string(kResultKeepMs) + "\n" + R"lua(
 local function unlock(p, id, session)
   local lock = p .. 'lock:' .. session
   if redis.call('GET', lock) == id then redis.call('DEL', lock) end
@@ -39,16 +46,20 @@ local function requeue(p, id, j, bump)
   redis.call('HSET', p .. 'job:' .. id, 'state', 'queued', 'worker', '', 'attempt', j.attempt + bump)
   redis.call('RPUSH', p .. 'jobs', id)
 end
+local function ended(p, id, outcome, envelope)
+  redis.call('HSET', p .. 'job:' .. id, 'state', outcome)
+  redis.call('PEXPIRE', p .. 'job:' .. id, 3600000)
+  redis.call('HINCRBY', p .. 'stats', outcome, 1)
+  if envelope then redis.call('SET', p .. 'result:' .. id, envelope, 'PX', RESULT_KEEP_MS) end
+end
 local function fail(p, id, j, code, message)
   unlock(p, id, j.session)
-  local jk = p .. 'job:' .. id
-  redis.call('HSET', jk, 'state', 'failed')
-  redis.call('PEXPIRE', jk, 3600000)
-  redis.call('HINCRBY', p .. 'stats', 'failed', 1)
   local result = cjson.encode({callId = id, exitCode = cjson.null, output = '', truncated = false, durationMs = 0,
                                error = {code = code, message = message}})
+  local envelope = cjson.encode({t = 'r', j = id, s = j.session, d = result})
+  ended(p, id, 'failed', envelope)
   if j.channel ~= '' then
-    redis.call('PUBLISH', j.channel, cjson.encode({t = 'r', j = id, s = j.session, d = result}))
+    redis.call('PUBLISH', j.channel, envelope)
   end
 end
 local function job(p, id)
@@ -61,7 +72,7 @@ end
 /// ARGV prefix, id, worker, grace_ms → {1, user, session, payload, timeout, attempt} to run it;
 /// {2} when another job of its session runs (it goes to the back of the queue); {0} to skip it (gone,
 /// already ended, or a malformed record, which is failed and its result published when it can be).
-inline const std::string kClaim = std::string(kHelpers) + R"lua(
+inline const std::string kClaim = kHelpers + R"lua(
 local p, id, w = ARGV[1], ARGV[2], ARGV[3]
 local jk = p .. 'job:' .. id
 local proc = p .. 'processing:' .. w
@@ -91,27 +102,29 @@ redis.call('HSET', jk, 'state', 'running', 'worker', w, 'deadline', now + timeou
 return {1, j[1] or '', j[2], j[3] or '', j[4], j[5] or '1'}
 )lua";
 
-/// ARGV prefix, id, worker, outcome (done|failed), message → 1 completed now, 0 not this worker's
-/// job any more (the reaper gave it to another, or it already ended).
-inline constexpr const char* kComplete = R"lua(
+/// ARGV prefix, id, worker, outcome (done|failed), envelope, attempt → 1 completed now, 0 not this
+/// worker's job any more (the reaper gave it to another, or it already ended). A job redis says is
+/// queued under the attempt this worker ran was claimed in writes a redis restart lost (a redelivery
+/// would have raised its attempt): the run ends it, and it leaves the queue instead of running again.
+inline const std::string kComplete = kHelpers + R"lua(
 local p, id, w = ARGV[1], ARGV[2], ARGV[3]
-local jk = p .. 'job:' .. id
-local j = redis.call('HMGET', jk, 'state', 'worker', 'session', 'channel')
-if j[1] ~= 'running' or j[2] ~= w then return 0 end
-redis.call('HSET', jk, 'state', ARGV[4])
-redis.call('PEXPIRE', jk, 3600000)
-redis.call('LREM', p .. 'processing:' .. w, 1, id)
-local lock = p .. 'lock:' .. j[3]
-if redis.call('GET', lock) == id then redis.call('DEL', lock) end
-redis.call('HINCRBY', p .. 'stats', ARGV[4], 1)
-redis.call('PUBLISH', j[4], ARGV[5])
+local j = job(p, id)
+if j.state == 'queued' and j.attempt == tonumber(ARGV[6]) then
+  redis.call('LREM', p .. 'jobs', 0, id)
+elseif j.state ~= 'running' or j.worker ~= w then
+  return 0
+end
+redis.call('LREM', p .. 'processing:' .. w, 0, id)
+unlock(p, id, j.session)
+ended(p, id, ARGV[4], ARGV[5])
+redis.call('PUBLISH', j.channel, ARGV[5])
 return 1
 )lua";
 
 /// ARGV prefix, max_attempts → {redelivered, failed}. Jobs of a worker whose heartbeat expired go back
 /// to the front of the queue (attempt + 1), or fail after max_attempts; a job running past its
 /// deadline (JOB_TIMEOUT_MS plus grace) on a live worker fails with TIMEOUT.
-inline const std::string kReap = std::string(kHelpers) + R"lua(
+inline const std::string kReap = kHelpers + R"lua(
 local p, maxa = ARGV[1], tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -152,7 +165,7 @@ return {redelivered, failed}
 /// was lost (a partition, a timeout) the worker does not know what its processing list holds: every id
 /// there that it does not run (taken but never claimed, or claimed without the worker hearing of it)
 /// goes back to the front of the queue, attempt unchanged (it never ran).
-inline const std::string kRecover = std::string(kHelpers) + R"lua(
+inline const std::string kRecover = kHelpers + R"lua(
 local p, w = ARGV[1], ARGV[2]
 local mine = {}
 for i = 3, #ARGV do mine[ARGV[i]] = true end
@@ -176,7 +189,7 @@ return n
 
 /// ARGV prefix, worker → number of jobs handed back: a worker stopping before its jobs finished puts
 /// them back at the front of the queue (same attempt) and leaves.
-inline const std::string kHandBack = std::string(kHelpers) + R"lua(
+inline const std::string kHandBack = kHelpers + R"lua(
 local p, w = ARGV[1], ARGV[2]
 local proc = p .. 'processing:' .. w
 local n = 0
@@ -191,6 +204,67 @@ for _, id in ipairs(redis.call('LRANGE', proc, 0, -1)) do
 end
 redis.call('DEL', proc, p .. 'worker:' .. w)
 redis.call('SREM', p .. 'workers', w)
+return n
+)lua";
+
+/// ARGV prefix, then id, session pairs: the jobs an orchestrator enqueued and has no result of, asked
+/// after its subscriber reconnected (pub/sub delivers at most once, and a redis restart loses up to the
+/// last second of writes) → {lost, republished, gone ids...}.
+///  * no record: redis lost the job with the writes it forgot. It ends failed (UNAVAILABLE), its result
+///    published, so the call ends instead of waiting forever;
+///  * ended, result kept: published again (subscribers drop a result they already delivered);
+///  * ended, result no longer kept: its id is returned, for the caller to fail the call itself;
+///  * queued or running: still on its way, nothing to do.
+inline const std::string kAccount = kHelpers + R"lua(
+local p = ARGV[1]
+local lost, republished, gone = 0, 0, {}
+for i = 2, #ARGV - 1, 2 do
+  local id, session = ARGV[i], ARGV[i + 1]
+  local j = job(p, id)
+  if not j.state then
+    local channel = p .. 'session:' .. session
+    redis.call('HSET', p .. 'job:' .. id, 'session', session, 'channel', channel, 'attempt', 1)
+    fail(p, id, {session = session, channel = channel}, 'UNAVAILABLE',
+         'the job queue lost this job: redis restarted without its last writes')
+    lost = lost + 1
+  elseif j.state == 'done' or j.state == 'failed' then
+    local envelope = redis.call('GET', p .. 'result:' .. id)
+    if envelope then
+      redis.call('PUBLISH', j.channel, envelope)
+      republished = republished + 1
+    else
+      gone[#gone + 1] = id
+    end
+  end
+end
+local out = {lost, republished}
+for _, id in ipairs(gone) do out[#out + 1] = id end
+return out
+)lua";
+
+/// ARGV prefix, then id, session, outcome, worker quadruples: the jobs a worker completed lately, replayed
+/// after its connection came back → how many redis had forgotten the end of. A completion lost with a
+/// redis restart's last writes leaves the job running on this worker (or queued, its claim lost too),
+/// and the worker's next recover() would run it again: it ends here as it ended, without publishing
+/// again (its result went out when it ended; a subscriber that missed it asks with kAccount).
+inline const std::string kReplay = kHelpers + R"lua(
+local p = ARGV[1]
+local n = 0
+for i = 2, #ARGV - 3, 4 do
+  local id, session, outcome, w = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local j = job(p, id)
+  if j.state ~= 'done' and j.state ~= 'failed' then
+    redis.call('HSET', p .. 'job:' .. id, 'session', session, 'channel', p .. 'session:' .. session)
+    redis.call('LREM', p .. 'jobs', 0, id)
+    redis.call('LREM', p .. 'processing:' .. w, 0, id)
+    if j.worker and j.worker ~= '' and j.worker ~= w then
+      redis.call('LREM', p .. 'processing:' .. j.worker, 0, id)
+    end
+    unlock(p, id, session)
+    ended(p, id, outcome, nil)
+    n = n + 1
+  end
+end
 return n
 )lua";
 

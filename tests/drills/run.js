@@ -189,8 +189,14 @@ async function main() {
     console.log(`drill ${name}: ${facts.injected ?? "no fault"}`);
     console.log(table(result));
     const evidence = drill.evidence ? drill.evidence(c, facts, history) : { ok: true, facts: {} };
+    // What users read: each error result's code and message, counted.
+    const said = {};
+    for (const e of history.filter((x) => x.ev === "result" && x.code)) {
+      const key = `${e.code}: ${String(e.message ?? "").slice(0, 90)}`;
+      said[key] = (said[key] || 0) + 1;
+    }
     const summary = { drill: name, injected: facts.injected ?? "none", counts: result.counts, calls: result.calls,
-                      approved: result.approvedCalls, ok: result.okResults, errors: result.codes,
+                      approved: result.approvedCalls, ok: result.okResults, errors: result.codes, errorsSaid: said,
                       redelivered: result.redeliveredResults, effectsTwice: result.redeliveries, recoveryMs: facts.healedAt ? recoveryMs : null,
                       allUsersBackMs: facts.healedAt ? allBackMs : null, evidence: evidence.facts,
                       seconds: Math.round((Date.now() - t0) / 100) / 10 };

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -359,6 +360,184 @@ TEST_F(QueueReliability, MalformedJobRecordsEndFailedAndTheQueueGoesOn) {
   EXPECT_EQ(redis_cli(redis.port(), {"HGET", "phasekit:job:bad", "state"}), "failed\n");
   EXPECT_EQ(redis_cli(redis.port(), {"LLEN", "phasekit:jobs"}), "0\n");
   EXPECT_TRUE(worker.running()) << worker.log();
+}
+
+// ---- the ends of jobs after a redis restart or a lost subscriber ----
+// A redis restart forgets up to its last second of writes (appendfsync everysec), and pub/sub delivers
+// at most once. These tests make redis forget by hand what a restart would, and drop the connections a
+// restart drops (CLIENT KILL), then check that every job still ends once (drills.redis_restart runs the
+// real restart).
+
+/// The queue plugin as an orchestrator loads it, with the results its sessions' sinks got.
+class Orchestrator {
+ public:
+  explicit Orchestrator(const test::RedisServer& redis)
+      : host_(logs_, metrics_, clock_, ioc_.get_executor()), io_(std::make_unique<IoThread>(ioc_)) {
+    const plugin_host::Loader loader({PHASEKIT_PLUGIN_DIR});
+    queue_ = plugin_host::instantiate<plugin::QueueStrategy>(loader.find(PHK_KIND_QUEUE, "redis"), host_,
+                                                             json{{"redis_url", redis.url()}}.dump());
+  }
+  ~Orchestrator() { io_.reset(); }  // its handlers stop before what they touch goes
+  Orchestrator(const Orchestrator&) = delete;
+  Orchestrator& operator=(const Orchestrator&) = delete;
+
+  /// Subscribes and waits until redis has the subscription.
+  bool subscribe(const test::RedisServer& redis, const std::string& session) {
+    queue_->subscribe(session, [this](plugin::JobEvent e) {
+      if (e.type == plugin::JobEventType::result) {
+        const std::lock_guard lock(mutex_);
+        results_[e.job_id].push_back(e.data);
+      }
+    });
+    return test::poll_until([&] { return redis_cli(redis.port(), {"PUBSUB", "NUMSUB", "phasekit:session:" + session})
+                                             .find("\n1") != std::string::npos; },
+                            10s);
+  }
+  Status enqueue(const std::string& id, const std::string& session, const std::string& command) {
+    plugin::Job job;
+    job.id = id;
+    job.user_id = "u";
+    job.session_id = session;
+    job.timeout_ms = 30000;
+    job.payload = json{{"tool", "shell"}, {"args", {{"command", command}}}}.dump();
+    std::promise<Status> queued;
+    auto done = queued.get_future();
+    queue_->enqueue(std::move(job), [&queued](Status s) { queued.set_value(std::move(s)); });
+    return done.get();
+  }
+  /// The results the sinks got for `id`, as parsed JSON.
+  std::vector<json> results(const std::string& id) {
+    const std::lock_guard lock(mutex_);
+    std::vector<json> out;
+    for (const auto& data : results_[id]) {
+      out.push_back(json::parse(data, nullptr, false));
+    }
+    return out;
+  }
+  bool wait_result(const std::string& id, std::chrono::milliseconds deadline = 20s) {
+    return test::poll_until([&] { return !results(id).empty(); }, deadline);
+  }
+
+ private:
+  observe::LogSink logs_{STDERR_FILENO, LogLevel::warn};
+  observe::MetricsRegistry metrics_;
+  plugin_host::SystemClock clock_;
+  std::mutex mutex_;
+  std::map<std::string, std::vector<std::string>> results_;
+  boost::asio::io_context ioc_;
+  plugin_host::BasicHost host_;
+  plugin_host::InstancePtr<plugin::QueueStrategy> queue_;  // destroyed after the io thread has stopped
+  std::unique_ptr<IoThread> io_;
+};
+
+std::string hget(const test::RedisServer& redis, const std::string& key, const std::string& field) {
+  std::string v = redis_cli(redis.port(), {"HGET", key, field});
+  while (!v.empty() && v.back() == '\n') {
+    v.pop_back();
+  }
+  return v;
+}
+
+/// Lines of every `name` file under `root` (the sessions' folders), each a run's mark.
+int lines_under(const std::filesystem::path& root, const std::string& name) {
+  int n = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(root, ec); !ec && it != std::filesystem::end(it);
+       it.increment(ec)) {
+    if (it->path().filename() == name) {
+      std::ifstream in(it->path());
+      for (std::string line; std::getline(in, line);) {
+        ++n;
+      }
+    }
+  }
+  return n;
+}
+
+TEST_F(QueueReliability, AJobRedisForgotFailsItsCallWithUnavailableOnceTheSubscriberIsBack) {
+  test::RedisServer redis;  // no worker: the job stays queued until redis forgets it
+  Orchestrator orch(redis);
+  ASSERT_TRUE(orch.subscribe(redis, "s"));
+  ASSERT_TRUE(orch.enqueue("forgotten", "s", "true").ok());
+  ASSERT_EQ(hget(redis, "phasekit:job:forgotten", "state"), "queued");
+  // What a restart that lost the enqueue leaves: no record, no id in the queue, connections dropped.
+  redis_cli(redis.port(), {"DEL", "phasekit:job:forgotten", "phasekit:jobs"});
+  redis_cli(redis.port(), {"CLIENT", "KILL", "TYPE", "pubsub"});
+  ASSERT_TRUE(orch.wait_result("forgotten")) << "the call waits forever for a job redis no longer has";
+  const auto results = orch.results("forgotten");
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0]["error"]["code"], "UNAVAILABLE") << results[0].dump();
+  EXPECT_EQ(results[0]["callId"], "forgotten");
+  EXPECT_EQ(hget(redis, "phasekit:job:forgotten", "state"), "failed");  // it ended, once
+}
+
+TEST_F(QueueReliability, AResultPublishedWhileTheSubscriberWasAwayComesOnceItIsBack) {
+  test::RedisServer redis;
+  Orchestrator orch(redis);
+  ASSERT_TRUE(orch.subscribe(redis, "s"));
+  ASSERT_TRUE(orch.enqueue("missed", "s", "true").ok());
+  ASSERT_TRUE(orch.enqueue("marker", "s", "true").ok());
+  // The job ends as COMPLETE ends it, but its PUBLISH reached no one (the subscriber was away).
+  const std::string data = json{{"callId", "missed"}, {"exitCode", 0}, {"output", "hi\n"}}.dump();
+  const std::string envelope = json{{"t", "r"}, {"j", "missed"}, {"s", "s"}, {"d", data}}.dump();
+  redis_cli(redis.port(), {"LREM", "phasekit:jobs", "0", "missed"});
+  redis_cli(redis.port(), {"HSET", "phasekit:job:missed", "state", "done"});
+  redis_cli(redis.port(), {"SET", "phasekit:result:missed", envelope, "PX", "60000"});
+  redis_cli(redis.port(), {"CLIENT", "KILL", "TYPE", "pubsub"});
+  ASSERT_TRUE(orch.wait_result("missed")) << "a result published while the subscriber was away never comes";
+  ASSERT_EQ(orch.results("missed").size(), 1u);
+  EXPECT_EQ(orch.results("missed")[0], json::parse(data));
+  // Published again (another account, or the original arriving late): the sink still gets it once. The
+  // marker's result comes after it on the same channel, so once the marker is there the copy was seen.
+  redis_cli(redis.port(), {"PUBLISH", "phasekit:session:s", envelope});
+  redis_cli(redis.port(), {"PUBLISH", "phasekit:session:s",
+                           json{{"t", "r"}, {"j", "marker"}, {"s", "s"}, {"d", json{{"callId", "marker"}}.dump()}}.dump()});
+  ASSERT_TRUE(orch.wait_result("marker"));
+  EXPECT_EQ(orch.results("missed").size(), 1u);
+}
+
+TEST_F(QueueReliability, ACompletionRedisForgotDoesNotRunTheJobAgain) {
+  test::RedisServer redis;
+  test::ChildProcess worker(PHASEKIT_WORKER_BIN, {}, worker_env(redis), (dir_ / "worker.log").string());
+  Orchestrator orch(redis);
+  ASSERT_TRUE(orch.subscribe(redis, "r"));
+  ASSERT_TRUE(orch.enqueue("once", "r", "echo ran >> runs.log").ok());
+  ASSERT_TRUE(orch.wait_result("once")) << worker.log();
+  ASSERT_EQ(orch.results("once")[0]["exitCode"], 0) << orch.results("once")[0].dump();
+  const std::string by = hget(redis, "phasekit:job:once", "worker");
+  ASSERT_FALSE(by.empty());
+  // What a restart that lost the COMPLETE leaves: the job running on its worker, still on its list.
+  redis_cli(redis.port(), {"HSET", "phasekit:job:once", "state", "running"});
+  redis_cli(redis.port(), {"RPUSH", "phasekit:processing:" + by, "once"});
+  redis_cli(redis.port(), {"CLIENT", "KILL", "TYPE", "normal"});
+  ASSERT_TRUE(test::poll_until([&] { return hget(redis, "phasekit:job:once", "state") == "done"; }, 20s))
+      << worker.log();
+  // A job sent after it runs after anything the worker handed back to the queue. (The kill dropped this
+  // orchestrator's connection too: its enqueue is refused until it is back.)
+  ASSERT_TRUE(test::poll_until([&] { return orch.enqueue("after", "r", "echo after >> after.log").ok(); }, 20s));
+  ASSERT_TRUE(orch.wait_result("after")) << worker.log();
+  EXPECT_EQ(lines_under(dir_ / "workspaces", "runs.log"), 1) << "the job ran again";
+  EXPECT_EQ(orch.results("once").size(), 1u);
+  EXPECT_EQ(redis_cli(redis.port(), {"LLEN", "phasekit:processing:" + by}), "0\n");
+  EXPECT_NE(worker.log().find("queue.replayed"), std::string::npos) << worker.log();
+}
+
+TEST_F(QueueReliability, AJobWhoseClaimRedisForgotStillEndsWithItsResult) {
+  test::RedisServer redis;
+  test::ChildProcess worker(PHASEKIT_WORKER_BIN, {}, worker_env(redis), (dir_ / "worker.log").string());
+  Orchestrator orch(redis);
+  ASSERT_TRUE(orch.subscribe(redis, "c"));
+  ASSERT_TRUE(orch.enqueue("claimed", "c", "until [ -e " + (gate_ / "open").string() + " ]; do sleep 0.1; done; echo done").ok());
+  ASSERT_TRUE(test::poll_until([&] { return hget(redis, "phasekit:job:claimed", "state") == "running"; }, 20s))
+      << worker.log();
+  // What a restart that lost the claim leaves: the job queued again under the same attempt, while the
+  // worker runs it.
+  redis_cli(redis.port(), {"HSET", "phasekit:job:claimed", "state", "queued", "worker", ""});
+  std::ofstream(gate_ / "open").put('\n');
+  ASSERT_TRUE(orch.wait_result("claimed")) << "the run's completion was refused: " << worker.log();
+  EXPECT_EQ(orch.results("claimed")[0]["exitCode"], 0) << orch.results("claimed")[0].dump();
+  EXPECT_EQ(hget(redis, "phasekit:job:claimed", "state"), "done");
+  EXPECT_EQ(redis_cli(redis.port(), {"LLEN", "phasekit:jobs"}), "0\n");
 }
 
 }  // namespace
