@@ -79,7 +79,9 @@ async function calls(socket, name, lane, results) {
   while (!stopped()) {
     const op = `${name}-${lane}-${n++}`;
     const sleepS = (cfg.commandSleepMs ?? 200) / 1000;
-    const command = `echo ${op} >> effects.log; sleep ${sleepS}`;
+    // && : a call succeeds only when its effect was written (a full disk fails it). With newFile, each
+    // call also writes a file of its own first (an append to effects.log may fit in a page it has).
+    const command = `${cfg.newFile ? `echo ${op} > ${op}.out && ` : ""}echo ${op} >> effects.log && sleep ${sleepS}`;
     if (!socket.connected) {
       await sleep(100);
       continue;

@@ -16,8 +16,9 @@ const PORT = 8080;
 
 
 class Cluster {
-  constructor({ leaseMs = 2000, workerEnv = [{}, {}], redisArgs = [] } = {}) {
+  constructor({ leaseMs = 2000, workerEnv = [{}, {}], redisArgs = [], workspaceBytes = 0 } = {}) {
     this.leaseMs = leaseMs;
+    this.workspaceBytes = workspaceBytes;  // > 0: the workspace volume is a tmpfs of this size
     this.workerEnv = workerEnv;
     this.redisArgs = redisArgs;
     this.topo = new Topology(["redis", "orch0", "orch1", "worker0", "worker1", "client"]);
@@ -53,6 +54,12 @@ class Cluster {
   async start() {
     this.topo.up();
     try {
+      if (this.workspaceBytes > 0) {
+        // Before any process starts: `ip netns exec` gives each a mount namespace of its own.
+        execFileSync("mount", ["-t", "tmpfs", "-o", `size=${this.workspaceBytes},mode=0711`, "drill-workspaces",
+                               this.workspaces]);
+        this.mounted = true;
+      }
       await this.startRedis();
       await Promise.all([0, 1].map((i) => this.startOrchestrator(i)));
       await Promise.all([0, 1].map((i) => this.startWorker(i)));
@@ -127,12 +134,12 @@ class Cluster {
 
   /** Starts client.js in the client host; resolves {stop(), exited, history} at once. */
   startClient({ users = 4, inflight = 1, commandSleepMs = 200, resultWaitMs = 60000, prefix = "d", urls = this.urls(),
-                pauseMs = 0, go = false } = {}) {
+                pauseMs = 0, go = false, newFile = false } = {}) {
     const history = path.join(this.dir, `history-${prefix}.jsonl`);
     const stopFile = path.join(this.dir, `stop-${prefix}`);
     const cfg = { modules: process.env.PHASEKIT_NODE_MODULES, secret: SECRET, urls, users, inflight, pauseMs, history,
                   goFile: go ? path.join(this.dir, `go-${prefix}`) : undefined,
-                  stopFile, commandSleepMs, resultWaitMs, prefix };
+                  stopFile, commandSleepMs, resultWaitMs, prefix, newFile };
     const child = spawn("ip", ["netns", "exec", this.topo.host("client").ns, process.execPath,
                                path.join(__dirname, "client.js"), JSON.stringify(cfg)],
                         { stdio: ["ignore", "pipe", "inherit"] });
@@ -174,7 +181,39 @@ class Cluster {
     }
     await Promise.all(waits);
     this.topo.down();
+    if (this.mounted) {
+      try {
+        execFileSync("umount", ["-l", this.workspaces]);
+      } catch { /* already gone */ }
+    }
     if (!keep) fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Fills the workspace volume to its last byte with a ballast file; the bytes it took. */
+  fillWorkspaces() {
+    const file = path.join(this.workspaces, ".ballast");
+    const fd = fs.openSync(file, "w");
+    let total = 0;
+    try {
+      for (const size of [1 << 20, 4096, 1]) {
+        const chunk = Buffer.alloc(size, 0x61);
+        for (;;) {
+          try {
+            total += fs.writeSync(fd, chunk);
+          } catch (e) {
+            if (e.code !== "ENOSPC") throw e;
+            break;
+          }
+        }
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+    return total;
+  }
+
+  freeWorkspaces() {
+    fs.rmSync(path.join(this.workspaces, ".ballast"), { force: true });
   }
 
   /** The last lines of every process's log, for a failure message. */

@@ -124,6 +124,29 @@ const drills = {
     },
   },
 
+  // The workspace volume (one tmpfs for every orchestrator and worker, as docker-compose.scale.yml
+  // shares one volume) filled to its last byte for 5 s by a ballast file, then freed. Calls that write
+  // fail with a clear error meanwhile; no session loses its files, and every user goes on after.
+  workspace_full: {
+    cluster: { workspaceBytes: 64 << 20 },
+    load: { users: 4, commandSleepMs: 100, newFile: true },
+    async run(c) {
+      const at = Date.now();
+      const ballast = c.fillWorkspaces();
+      await sleep(5000);
+      c.freeWorkspaces();
+      return { injected: `workspace volume (tmpfs, 64 MiB) filled by a ${ballast}-byte ballast for 5 s`,
+               faultAt: at, healedAt: Date.now(), ballast };
+    },
+    evidence(c, facts, h) {
+      const during = h.filter((e) => e.ev === "result" && e.t >= facts.faultAt && e.t <= facts.healedAt + 500);
+      const failed = during.filter((e) => e.code || (e.exitCode !== 0 && e.exitCode !== null));
+      return { ok: facts.ballast > 0 && failed.length > 0,
+               facts: { failedDuring: failed.length, okDuring: during.length - failed.length,
+                        example: failed[0] ? `${failed[0].code ?? `exit ${failed[0].exitCode}`}: ${failed[0].message ?? ""}` : null } };
+    },
+  },
+
   // orch0 <-> redis cut for 6 s: its users get UNAVAILABLE fast, orch1's are untouched, and orch0's
   // sessions go on after the heal. A probe (2 users on orch0, connected before the cut) calls only
   // while it lasts, one call every 300 ms, so that what a user sees during a cut is measured.

@@ -33,6 +33,7 @@ struct JobLifecycle::Run {
   HoldPtr hold;                // null while the session is not found, and when the job may not touch it
   plugin::BackendPtr backend;  // what the tool runs on
   bool ran = false;            // execute_tool was called: the shell state may have changed
+  bool brought = false;        // the session's files reached the backend whole: only then are they committed back
   json result;
   Status status;
 };
@@ -196,6 +197,7 @@ void JobLifecycle::lease_backend(const RunPtr& r) {
           self->finish(r, error_result(brought), brought);
           return;
         }
+        r->brought = true;
         self->run_tool(r);
       });
     });
@@ -360,10 +362,15 @@ void JobLifecycle::put_away(const RunPtr& r, bool changed) {
     return;
   }
   if (r->hold && options_.tenure == Tenure::leased && r->hold->backend) {
-    if (!commit(r)) {
+    if (!r->brought) {
+      // The files never reached the backend whole (a full disk stopped the copy): what it holds is
+      // no version of the session's, and the session folder, untouched, stays the one to bring over.
+      parked_in(*r->hold, session_folder(options_.workspace_root, r->hold->id));
+    } else if (!commit(r)) {
       return;
+    } else {
+      changed = true;
     }
-    changed = true;
   }
   if (!r->hold || !r->hold->stored || !changed) {
     publish(r);
@@ -385,8 +392,11 @@ bool JobLifecycle::commit(const RunPtr& r) {
       return false;
     }
     if (!s.ok()) {
-      // A lease ends with its job whatever happens: the pool resets the backend and the files are lost.
+      // A lease ends with its job whatever happens: the pool resets the backend and what the job
+      // wrote is lost. The session folder keeps its files from before the job, and the user is told.
       log_.error("worker.workspace_not_saved", {{"session", hold.id}, {"error", s.message()}});
+      r->status = Status(Code::unavailable, "the call ran, but its files could not be saved: " + s.message());
+      r->result["error"] = {{"code", wire_name(r->status.code())}, {"message", r->status.message()}};
     }
   }
   parked_in(hold, folder);

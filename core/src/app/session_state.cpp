@@ -340,7 +340,9 @@ Status commit_files(const std::string& folder, const std::string& workspace, con
   const std::string staging = (f.parent_path() / fmt::format(".{}.{}", f.filename().string(), tag)).string();
   std::error_code ec;
   std::filesystem::remove_all(staging, ec);
-  std::filesystem::create_directories(staging, ec);
+  if (std::filesystem::create_directories(staging, ec); ec) {
+    return Status(Code::unavailable, fmt::format("making {}: {}", staging, ec.message()));
+  }
   ::chmod(staging.c_str(), 0700);
   if (Status moved = move_entries(workspace, staging); !moved.ok()) {
     std::filesystem::remove_all(staging, ec);
