@@ -11,7 +11,7 @@
 //    Pub/sub delivers at most once and a redis restart forgets up to its last second of writes, so the
 //    ends of jobs are accounted for after every reconnect: an orchestrator asks about the jobs it
 //    enqueued and has no result of (kAccount: a result it missed comes again, a job redis lost fails
-//    with UNAVAILABLE), and a worker replays the completions redis may have lost (kReplay), so a job
+//    with UNAVAILABLE), and a worker replays the completions redis may have lost (kRecover), so a job
 //    that ended does not run again. Subscribers deliver each result once.
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -24,6 +24,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
@@ -106,8 +107,11 @@ class RecentIds {
 };
 
 constexpr std::size_t kRecentResults = 16384;  // far more than a redis reconnect's worth of results
-constexpr std::size_t kAccountBatch = 500;     // jobs per kAccount script: each keeps redis busy briefly
-constexpr Ms kReplayWindow{5000};              // AOF fsyncs every second: a restart forgets at most ~2 s
+constexpr std::size_t kAccountBatch = 100;     // jobs per kAccount script: ≤ 6.4 MB of results republished
+constexpr Ms kAccountEvery{30000};              // and now and then, for a result missed without a reconnect
+// Completions kept for a replay: those of the last 5 s before the connection went down (AOF fsyncs
+// every second, so a restart forgets about the last 1-2 s), until the replay is done.
+constexpr Ms kReplayWindow{5000};
 constexpr std::size_t kReplayMost = 4096;
 
 class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared_from_this<RedisQueue> {
@@ -164,14 +168,24 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
   void start() {
     client_->on_state([weak = weak_from_this()](bool up) {
       auto self = weak.lock();
-      if (!self || !up) {
+      if (!self) {
         return;
       }
-      // Connected again: redis answers, so an open breaker probes now instead of after its reset
-      // timeout (30 s by default, which kept workers from taking jobs that long after a restart).
-      self->guard_.recovered();
-      // A restart may have forgotten completions: they are replayed before anything runs again.
-      boost::asio::post(self->strand_, [self] { self->replay(); });
+      if (up) {
+        // Connected again: redis answers, so an open breaker probes now instead of after its reset
+        // timeout (30 s by default, which kept workers from taking jobs that long after a restart).
+        self->guard_.recovered();
+      }
+      // Down: whatever redis forgets meanwhile (a restart) is replayed by the next recover(), before
+      // this worker takes a job again; up: that recover runs now.
+      boost::asio::post(self->strand_, [self, up] {
+        if (self->handler_) {
+          self->need_recover();
+          if (up) {
+            self->take();
+          }
+        }
+      });
     });
     client_->start();
     boost::asio::post(strand_, [self = shared_from_this()] { self->tick(); });
@@ -186,7 +200,7 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
     {
       // Awaited before it is queued: its result cannot come before it is known here.
       const std::lock_guard lock(mutex_);
-      awaiting_.insert_or_assign(job.id, job.session_id);
+      awaiting_.insert_or_assign(job.id, Awaited{job.session_id, false});
     }
     guarded(guard_, client_,
             {"EVAL", scripts::kEnqueue, "0", options_.prefix, job.id, job.user_id, job.session_id, job.payload,
@@ -195,9 +209,16 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
               if (s.ok() && r.integer() == 0) {
                 s = Status(Code::bad_request, "a job with this id is already queued");
               }
-              if (!s.ok()) {
+              {
+                // Accounted for only once queued: before, redis would rightly say it has no such job.
                 const std::lock_guard lock(self->mutex_);
-                self->awaiting_.erase(id);
+                if (const auto it = self->awaiting_.find(id); it != self->awaiting_.end()) {
+                  if (s.ok()) {
+                    it->second.queued = true;
+                  } else {
+                    self->awaiting_.erase(it);
+                  }
+                }
               }
               if (s.ok()) {
                 self->enqueued_.inc();
@@ -273,7 +294,7 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
   void unsubscribe(std::string_view session_id) noexcept override {
     const std::lock_guard lock(mutex_);
     sinks_.erase(std::string(session_id));
-    std::erase_if(awaiting_, [&](const auto& job) { return job.second == session_id; });
+    std::erase_if(awaiting_, [&](const auto& job) { return job.second.session == session_id; });
     if (subscriber_) {
       subscriber_->unsubscribe(options_.prefix + "session:" + std::string(session_id));
     }
@@ -309,6 +330,7 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
     std::string worker;   // the incarnation that claimed it
     std::uint32_t attempt = 1;
     std::chrono::steady_clock::time_point at{};
+    std::string envelope;  // its result, kept for a replay when small enough for redis to keep
   };
 
   Counter& counter(std::string_view outcome) {
@@ -327,11 +349,14 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
   // ---- taking jobs (on the strand) ----
 
   void take() {
-    if (!handler_ || stopping_ || taking_ || running_ >= concurrency_) {
+    if (!handler_ || stopping_ || taking_) {
       return;
     }
     if (recovering_) {
-      recover();
+      recover();  // takes nothing: it runs whatever this worker runs now
+      return;
+    }
+    if (running_ >= concurrency_) {
       return;
     }
     if (lease_lapsed()) {
@@ -355,7 +380,7 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
               // Whether redis moved an id into our processing list is unknown: before the next take,
               // recover() hands back whatever the list holds that this worker does not run.
               self->taking_ = false;
-              self->recovering_ = true;
+              self->need_recover();
               self->retry_later(Ms(200));
               return;
             }
@@ -364,7 +389,16 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
               self->take();
               return;
             }
-            self->claim(r.take_str(), epoch);
+            std::string id = r.take_str();
+            if (const auto it = self->running_ids_.find(id); it != self->running_ids_.end()) {
+              // Back in the queue while this worker runs it: its claim was lost with a redis restart.
+              // recover() claims it again; it must not run twice.
+              self->taking_ = false;
+              self->need_recover();
+              self->take();
+              return;
+            }
+            self->claim(std::move(id), epoch);
           });
         },
         options_.block + Ms(2000));
@@ -381,7 +415,7 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
                 self->taking_ = false;
                 if (!s.ok() || !r.is_array() || r.elements().empty()) {
                   // The id stays in our processing list, claimed or not: recover() hands it back.
-                  self->recovering_ = true;
+                  self->need_recover();
                   self->retry_later(Ms(200));
                   return;
                 }
@@ -399,22 +433,46 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
             });
   }
 
-  /// Hands back what this incarnation's processing list holds beyond the jobs it runs (kRecover), then
-  /// takes again; retried while redis cannot be reached. On the strand.
+  void need_recover() {
+    recovering_ = true;
+    if (!recover_since_) {
+      recover_since_ = std::chrono::steady_clock::now();
+    }
+  }
+
+  /// Replays the completions redis may have lost and hands back what this incarnation's processing
+  /// list holds beyond the jobs it runs (kRecover), then takes again; retried while redis cannot be
+  /// reached. On the strand.
   void recover() {
     taking_ = true;
-    std::vector<std::string> args{"EVAL", scripts::kRecover, "0", options_.prefix, worker_};
-    args.insert(args.end(), running_ids_.begin(), running_ids_.end());
-    const std::uint64_t epoch = epoch_.load();
-    guarded(guard_, client_, std::move(args), [self = shared_from_this(), epoch](Status s, redis::Reply r) {
-      boost::asio::post(self->strand_, [self, s, r, epoch] {
+    forget_old_completions();
+    std::vector<std::string> args{"EVAL", scripts::kRecover, "0", options_.prefix, worker_,
+                                  std::to_string(options_.lease.count()), ""};
+    std::size_t mine = 0;
+    for (const auto& [id, run] : running_ids_) {
+      if (run.epoch == epoch_.load()) {  // a fenced run's job is the reaper's
+        args.insert(args.end(), {id, std::to_string(run.attempt)});
+        ++mine;
+      }
+    }
+    args[6] = std::to_string(mine);
+    for (const Completion& c : completed_lately_) {
+      args.insert(args.end(), {c.id, c.session, c.outcome, c.worker, c.envelope});
+    }
+    guarded(guard_, client_, std::move(args), [self = shared_from_this()](Status s, redis::Reply r) {
+      boost::asio::post(self->strand_, [self, s, r = std::move(r)] {
         self->taking_ = false;
-        if (epoch != self->epoch_.load()) {
-          self->recovering_ = false;  // a new incarnation starts with an empty list
-        } else if (s.ok()) {
+        if (s.ok()) {
+          // Done for every incarnation: the replay does not depend on one, and a new incarnation
+          // starts with an empty list.
           self->recovering_ = false;
-          if (r.integer() > 0) {
-            self->log_.warn("queue.recovered", {{"worker", self->worker_}, {"handed_back", r.integer()}});
+          self->recover_since_.reset();
+          const auto count = [&r](std::size_t i) {
+            return r.is_array() && r.elements().size() > i ? r.elements()[i].integer() : 0;
+          };
+          if (count(0) > 0 || count(1) > 0 || count(2) > 0) {
+            self->log_.warn("queue.recovered", {{"worker", self->worker_}, {"handed_back", count(0)},
+                                                {"replayed", count(1)}, {"reclaimed", count(2)}});
           }
         }
         self->retry_later(s.ok() ? Ms(0) : Ms(200));
@@ -440,7 +498,7 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
     job.timeout_ms = std::strtoll(fields[4].str().c_str(), nullptr, 10);
     job.attempt = static_cast<std::uint32_t>(std::strtoul(fields[5].str().c_str(), nullptr, 10));
     job.lease_epoch = epoch;
-    running_ids_.insert(id);
+    running_ids_.insert_or_assign(id, RunningId{job.attempt, epoch});
     job.leased = [self = shared_from_this(), epoch] { return self->holds_lease(epoch); };
     ++running_;
     auto state = std::make_shared<Running>();
@@ -485,8 +543,9 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
           state->result = failed_result(id, status.ok() ? Code::internal : status.code(),
                                         status.ok() ? "the job ended without a result" : status.message());
         }
-        self->complete(Completion{id, session, status.ok() ? "done" : "failed", self->worker_of(epoch), attempt},
-                       envelope('r', id, session, state->result), Ms(50));
+        self->complete(
+            Completion{id, session, status.ok() ? "done" : "failed", self->worker_of(epoch), attempt, {}, {}},
+            envelope('r', id, session, state->result), Ms(50));
       });
     };
     boost::asio::post(host_.executor(), [handler = handler_, job = std::move(job), sink = std::move(sink),
@@ -500,6 +559,13 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
   /// `c.worker` is the incarnation that claimed the job: COMPLETE is refused when redis gave the job to
   /// another (or this worker's next incarnation), so a run fenced off since cannot end it.
   void complete(Completion c, std::string message, Ms backoff) {
+    if (handed_back_) {
+      // Shutting down, the job was handed back to the queue (same attempt): its next run ends it.
+      running_ids_.erase(c.id);
+      --running_;
+      maybe_finish_shutdown();
+      return;
+    }
     guarded(guard_, client_,
             {"EVAL", scripts::kComplete, "0", options_.prefix, c.id, c.worker, c.outcome, message,
              std::to_string(c.attempt)},
@@ -526,6 +592,9 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
                     ++(ok ? self->stats_.completed : self->stats_.failed);
                   }
                   c.at = std::chrono::steady_clock::now();
+                  if (message.size() <= static_cast<std::size_t>(scripts::kResultKeepMost)) {
+                    c.envelope = std::move(message);
+                  }
                   self->completed_lately_.push_back(std::move(c));
                   self->forget_old_completions();
                 } else if (s.ok()) {
@@ -539,35 +608,11 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
   }
 
   void forget_old_completions() {
-    const auto oldest = std::chrono::steady_clock::now() - kReplayWindow;
+    const auto oldest = recover_since_.value_or(std::chrono::steady_clock::now()) - kReplayWindow;
     while (!completed_lately_.empty() &&
            (completed_lately_.size() > kReplayMost || completed_lately_.front().at < oldest)) {
       completed_lately_.pop_front();
     }
-  }
-
-  /// After a reconnect: the completions of the last seconds, which a redis restart may have lost, end
-  /// their jobs again (kReplay), and the next take first recovers this worker's processing list. On
-  /// the strand.
-  void replay() {
-    if (!handler_) {
-      return;  // not a worker
-    }
-    recovering_ = true;
-    forget_old_completions();
-    if (completed_lately_.empty()) {
-      return;
-    }
-    std::vector<std::string> args{"EVAL", scripts::kReplay, "0", options_.prefix};
-    for (const Completion& c : completed_lately_) {
-      args.insert(args.end(), {c.id, c.session, c.outcome, c.worker});
-    }
-    guarded(guard_, client_, std::move(args), [self = shared_from_this()](Status s, redis::Reply r) {
-      if (s.ok() && r.integer() > 0) {
-        self->log_.warn("queue.replayed", {{"completions", r.integer()},
-                                           {"why", "redis had lost them: it restarted without its last writes"}});
-      }
-    });
   }
 
   // ---- results this instance waits for (an orchestrator) ----
@@ -590,7 +635,11 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
     std::vector<std::pair<std::string, std::string>> jobs;
     {
       const std::lock_guard lock(mutex_);
-      jobs.assign(awaiting_.begin(), awaiting_.end());
+      for (const auto& [id, awaited] : awaiting_) {
+        if (awaited.queued) {
+          jobs.emplace_back(id, awaited.session);
+        }
+      }
     }
     if (jobs.empty() || closed_) {
       return;
@@ -647,9 +696,13 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
         if (job == awaiting_.end()) {
           continue;  // its result arrived meanwhile
         }
-        session = job->second;
+        session = job->second.session;
         const auto it = sinks_.find(session);
-        sink = it == sinks_.end() ? nullptr : it->second;
+        if (it == sinks_.end()) {
+          awaiting_.erase(job);  // no one is left to tell
+          continue;
+        }
+        sink = it->second;
       }
       if (sink && first_result(id)) {
         (*sink)(JobEvent{id, session, JobEventType::result,
@@ -673,6 +726,10 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
         self->depth_gauge_.set(static_cast<double>(self->depth_));
       }
     });
+    if (const auto now = std::chrono::steady_clock::now(); now - last_account_ >= kAccountEvery) {
+      last_account_ = now;
+      account();
+    }
     if (handler_ && !handed_back_) {
       if (lease_until_ns_.load() != 0 && lease_lapsed()) {
         renew_incarnation("lease lapsed");
@@ -843,14 +900,24 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
   std::atomic<unsigned> running_{0};
   bool taking_ = false;
   bool recovering_ = false;               // a take or claim reply was lost: recover() before the next take
-  std::set<std::string> running_ids_;     // the jobs handed to the handler and not yet completed in redis
-  std::deque<Completion> completed_lately_;  // within kReplayWindow, for replay() after a reconnect
+  struct RunningId {
+    std::uint32_t attempt = 1;
+    std::uint64_t epoch = 0;  // the incarnation that claimed it
+  };
+  std::map<std::string, RunningId> running_ids_;  // the jobs handed to the handler, not yet completed in redis
+  std::optional<std::chrono::steady_clock::time_point> recover_since_;  // recovering_ since then
+  std::deque<Completion> completed_lately_;  // within kReplayWindow, for recover() to replay
   bool accounting_ = false;
+  std::chrono::steady_clock::time_point last_account_ = std::chrono::steady_clock::now();
   bool account_again_ = false;
   boost::asio::steady_timer account_retry_;
   // Under mutex_ (an orchestrator's): the jobs enqueued here with no result yet (id → session), the
   // sessions' sinks, and the latest results delivered.
-  std::unordered_map<std::string, std::string> awaiting_;
+  struct Awaited {
+    std::string session;
+    bool queued = false;  // the enqueue was acknowledged
+  };
+  std::unordered_map<std::string, Awaited> awaiting_;
   std::unordered_map<std::string, std::shared_ptr<const EventSink>> sinks_;
   RecentIds delivered_{kRecentResults};
   bool stopping_ = false;

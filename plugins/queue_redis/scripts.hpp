@@ -11,8 +11,9 @@
 //   P workers              set of worker ids;  P worker:<id>  its heartbeat (expires when it stops beating)
 //   P lock:<session>       the id of the job of that session that runs now (one at a time per session)
 //   P stats                hash of counters (done, failed, redelivered)
-//   P result:<id>          an ended job's result envelope, kept kResultKeepMs: pub/sub delivers at most
-//                          once, so a subscriber that was away when it was published asks for it again
+//   P result:<id>          an ended job's result envelope (up to kResultKeepMost bytes), kept
+//                          kResultKeepMs: pub/sub delivers at most once, so a subscriber that was away
+//                          when it was published asks for it again
 //   P session:<id>         pub/sub channel of a session's events
 #include <string>
 
@@ -22,6 +23,10 @@ namespace phasekit::queue_redis::scripts {
 /// orchestrator reconnecting after a redis restart or a partition). Redis holds at most
 /// results per second × this × result size for it.
 inline constexpr int kResultKeepMs = 60000;
+/// Larger results are not kept (a call that missed one fails with UNAVAILABLE instead): redis holds at
+/// most results per second × 60 s × 64 KiB for them, and an account's republish of a batch of 100
+/// stays under the 32 MB pub/sub output buffer limit.
+inline constexpr int kResultKeepMost = 64 * 1024;
 
 /// KEYS none; ARGV prefix, id, user, session, payload, timeout_ms, channel → 1 queued, 0 already known.
 inline constexpr const char* kEnqueue = R"lua(
@@ -36,7 +41,8 @@ return 1
 
 /// What the scripts share: put a running job back at the front of the queue, end it (keeping its
 /// result kResultKeepMs), or fail it (publishing its result when it has a channel).
-inline const std::string kHelpers = "local RESULT_KEEP_MS = " + std::to_string(kResultKeepMs) + "\n" + R"lua(
+inline const std::string kHelpers = "local RESULT_KEEP_MS = " + std::to_string(kResultKeepMs) +
+                                    "\nlocal RESULT_KEEP_MOST = " + std::to_string(kResultKeepMost) + "\n" + R"lua(
 local function unlock(p, id, session)
   local lock = p .. 'lock:' .. session
   if redis.call('GET', lock) == id then redis.call('DEL', lock) end
@@ -50,7 +56,9 @@ local function ended(p, id, outcome, envelope)
   redis.call('HSET', p .. 'job:' .. id, 'state', outcome)
   redis.call('PEXPIRE', p .. 'job:' .. id, 3600000)
   redis.call('HINCRBY', p .. 'stats', outcome, 1)
-  if envelope then redis.call('SET', p .. 'result:' .. id, envelope, 'PX', RESULT_KEEP_MS) end
+  if envelope and envelope ~= '' and #envelope <= RESULT_KEEP_MOST then
+    redis.call('SET', p .. 'result:' .. id, envelope, 'PX', RESULT_KEEP_MS)
+  end
 end
 local function fail(p, id, j, code, message)
   unlock(p, id, j.session)
@@ -161,30 +169,73 @@ if redelivered > 0 then redis.call('HINCRBY', p .. 'stats', 'redelivered', redel
 return {redelivered, failed}
 )lua";
 
-/// ARGV prefix, worker, ids it runs now… → number of ids handed back. After a take or claim whose reply
-/// was lost (a partition, a timeout) the worker does not know what its processing list holds: every id
-/// there that it does not run (taken but never claimed, or claimed without the worker hearing of it)
-/// goes back to the front of the queue, attempt unchanged (it never ran).
+/// ARGV prefix, worker, lease_ms, n, then (id, attempt) of the n jobs it runs now under this
+/// incarnation, then (id, session, outcome, worker, envelope) of each job it completed lately →
+/// {handed back, replayed, reclaimed}. Run before a worker takes again after a take or claim whose
+/// reply was lost, or after its connection to redis was down:
+///  * replay: a completion a redis restart lost (its last writes are gone) leaves its job running on
+///    this worker, or queued (its claim lost too), or with no record: it ends here as it ended, its
+///    result kept (not published again: it went out when the job ended; a subscriber that missed it
+///    asks with kAccount). A job another worker runs now is left to that run;
+///  * reclaim: a job it runs that redis says is queued under the same attempt lost its claim with a
+///    restart: it is claimed again, off the queue, before another worker takes it and runs it twice
+///    (a redelivery raises the attempt: a fenced run is never reclaimed);
+///  * recover: every id of this incarnation's processing list that it does not run (taken but never
+///    claimed, or claimed without the worker hearing of it) goes back to the front of the queue,
+///    attempt unchanged (it never ran).
+/// One script, so nothing can hand a job back between the steps.
 inline const std::string kRecover = kHelpers + R"lua(
-local p, w = ARGV[1], ARGV[2]
-local mine = {}
-for i = 3, #ARGV do mine[ARGV[i]] = true end
+local p, w, lease, n = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local proc = p .. 'processing:' .. w
-local n = 0
+local mine = {}
+local reclaimed = 0
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i = 5, 4 + 2 * n, 2 do
+  local id = ARGV[i]
+  mine[id] = true
+  local j = job(p, id)
+  if j.state == 'queued' and j.attempt == tonumber(ARGV[i + 1]) then
+    local timeout = tonumber(redis.call('HGET', p .. 'job:' .. id, 'timeout')) or 0
+    redis.call('LREM', p .. 'jobs', 0, id)
+    redis.call('LREM', proc, 0, id)
+    redis.call('LPUSH', proc, id)
+    redis.call('HSET', p .. 'job:' .. id, 'state', 'running', 'worker', w, 'deadline', now + timeout + lease)
+    redis.call('SET', p .. 'lock:' .. j.session, id, 'NX', 'PX', timeout + lease + 60000)
+    reclaimed = reclaimed + 1
+  end
+end
+local replayed = 0
+for i = 5 + 2 * n, #ARGV - 4, 5 do
+  local id, session, outcome, by, envelope = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local j = job(p, id)
+  local ended_already = j.state == 'done' or j.state == 'failed'
+  local another_runs = j.state == 'running' and j.worker ~= by
+  if not ended_already and not another_runs then
+    redis.call('HSET', p .. 'job:' .. id, 'session', session, 'channel', p .. 'session:' .. session)
+    redis.call('LREM', p .. 'jobs', 0, id)
+    redis.call('LREM', p .. 'processing:' .. by, 0, id)
+    redis.call('LREM', p .. 'processing:' .. w, 0, id)
+    unlock(p, id, session)
+    ended(p, id, outcome, envelope)
+    replayed = replayed + 1
+  end
+end
+local handed = 0
 for _, id in ipairs(redis.call('LRANGE', proc, 0, -1)) do
   if not mine[id] then
     local j = job(p, id)
     redis.call('LREM', proc, 1, id)
     if j.state == 'running' and j.worker == w then
       requeue(p, id, j, 0)
-      n = n + 1
+      handed = handed + 1
     elseif j.state == 'queued' then
       redis.call('RPUSH', p .. 'jobs', id)
-      n = n + 1
+      handed = handed + 1
     end
   end
 end
-return n
+return {handed, replayed, reclaimed}
 )lua";
 
 /// ARGV prefix, worker → number of jobs handed back: a worker stopping before its jobs finished puts
@@ -240,32 +291,6 @@ end
 local out = {lost, republished}
 for _, id in ipairs(gone) do out[#out + 1] = id end
 return out
-)lua";
-
-/// ARGV prefix, then id, session, outcome, worker quadruples: the jobs a worker completed lately, replayed
-/// after its connection came back → how many redis had forgotten the end of. A completion lost with a
-/// redis restart's last writes leaves the job running on this worker (or queued, its claim lost too),
-/// and the worker's next recover() would run it again: it ends here as it ended, without publishing
-/// again (its result went out when it ended; a subscriber that missed it asks with kAccount).
-inline const std::string kReplay = kHelpers + R"lua(
-local p = ARGV[1]
-local n = 0
-for i = 2, #ARGV - 3, 4 do
-  local id, session, outcome, w = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local j = job(p, id)
-  if j.state ~= 'done' and j.state ~= 'failed' then
-    redis.call('HSET', p .. 'job:' .. id, 'session', session, 'channel', p .. 'session:' .. session)
-    redis.call('LREM', p .. 'jobs', 0, id)
-    redis.call('LREM', p .. 'processing:' .. w, 0, id)
-    if j.worker and j.worker ~= '' and j.worker ~= w then
-      redis.call('LREM', p .. 'processing:' .. j.worker, 0, id)
-    end
-    unlock(p, id, session)
-    ended(p, id, outcome, nil)
-    n = n + 1
-  end
-end
-return n
 )lua";
 
 }  // namespace phasekit::queue_redis::scripts

@@ -519,7 +519,7 @@ TEST_F(QueueReliability, ACompletionRedisForgotDoesNotRunTheJobAgain) {
   EXPECT_EQ(lines_under(dir_ / "workspaces", "runs.log"), 1) << "the job ran again";
   EXPECT_EQ(orch.results("once").size(), 1u);
   EXPECT_EQ(redis_cli(redis.port(), {"LLEN", "phasekit:processing:" + by}), "0\n");
-  EXPECT_NE(worker.log().find("queue.replayed"), std::string::npos) << worker.log();
+  EXPECT_NE(worker.log().find("\"replayed\":1"), std::string::npos) << worker.log();
 }
 
 TEST_F(QueueReliability, AJobWhoseClaimRedisForgotStillEndsWithItsResult) {
@@ -538,6 +538,35 @@ TEST_F(QueueReliability, AJobWhoseClaimRedisForgotStillEndsWithItsResult) {
   EXPECT_EQ(orch.results("claimed")[0]["exitCode"], 0) << orch.results("claimed")[0].dump();
   EXPECT_EQ(hget(redis, "phasekit:job:claimed", "state"), "done");
   EXPECT_EQ(redis_cli(redis.port(), {"LLEN", "phasekit:jobs"}), "0\n");
+}
+
+TEST_F(QueueReliability, AJobWhoseClaimAndTakeRedisForgotIsClaimedAgainNotRunTwice) {
+  test::RedisServer redis;
+  test::ChildProcess worker(PHASEKIT_WORKER_BIN, {}, worker_env(redis), (dir_ / "worker.log").string());
+  Orchestrator orch(redis);
+  ASSERT_TRUE(orch.subscribe(redis, "c"));
+  ASSERT_TRUE(orch.enqueue("twice", "c", "until [ -e " + (gate_ / "open").string() + " ]; do sleep 0.1; done").ok());
+  ASSERT_TRUE(test::poll_until([&] { return hget(redis, "phasekit:job:twice", "state") == "running"; }, 20s))
+      << worker.log();
+  const std::string by = hget(redis, "phasekit:job:twice", "worker");
+  // What a restart that lost the take and the claim leaves: the id back in the queue, the job queued
+  // under the same attempt, while the worker runs it; and every connection dropped.
+  redis_cli(redis.port(), {"LREM", "phasekit:processing:" + by, "0", "twice"});
+  redis_cli(redis.port(), {"HSET", "phasekit:job:twice", "state", "queued", "worker", ""});
+  redis_cli(redis.port(), {"RPUSH", "phasekit:jobs", "twice"});
+  redis_cli(redis.port(), {"CLIENT", "KILL", "TYPE", "normal"});
+  // Claimed again by the worker that runs it, before anyone could take it from the queue.
+  ASSERT_TRUE(test::poll_until([&] {
+    return hget(redis, "phasekit:job:twice", "state") == "running" &&
+           redis_cli(redis.port(), {"LLEN", "phasekit:jobs"}) == "0\n";
+  }, 20s)) << worker.log();
+  std::ofstream(gate_ / "open").put('\n');
+  ASSERT_TRUE(orch.wait_result("twice")) << worker.log();
+  EXPECT_EQ(orch.results("twice").size(), 1u);
+  EXPECT_EQ(orch.results("twice")[0]["exitCode"], 0) << orch.results("twice")[0].dump();
+  EXPECT_EQ(hget(redis, "phasekit:job:twice", "state"), "done");
+  EXPECT_NE(worker.log().find("\"reclaimed\":1"), std::string::npos) << worker.log();
+  EXPECT_EQ(worker.log().find("queue.result_dropped"), std::string::npos) << "it ran twice: " << worker.log();
 }
 
 }  // namespace
