@@ -65,6 +65,9 @@ async function user(index) {
     socket.once("connect", resolve);
   });
   log({ user: name, ev: "connected" });
+  // Every later connect: the socket came back (through the balancer, maybe to another orchestrator);
+  // `recovered` says whether the server resumed its session (the pid it had) or made a new one.
+  socket.on("connect", () => log({ user: name, ev: "reconnected", recovered: socket.recovered === true }));
   // A probe waits for its go: connected before a fault, calling only while it lasts.
   while (cfg.goFile && !fs.existsSync(cfg.goFile) && !stopped()) await sleep(20);
   await Promise.all(Array.from({ length: cfg.inflight ?? 1 }, (_, lane) => calls(socket, name, lane, results)));

@@ -16,12 +16,16 @@ const PORT = 8080;
 
 
 class Cluster {
-  constructor({ leaseMs = 2000, workerEnv = [{}, {}], redisArgs = [], workspaceBytes = 0 } = {}) {
+  constructor({ leaseMs = 2000, workerEnv = [{}, {}], orchestratorEnv = {}, redisArgs = [], workspaceBytes = 0,
+                balancer = false } = {}) {
     this.leaseMs = leaseMs;
+    this.orchestratorEnv = orchestratorEnv;
+    this.balancer = balancer;  // HAProxy, with deploy/haproxy.cfg, in a host of its own: clients go through it
     this.workspaceBytes = workspaceBytes;  // > 0: the workspace volume is a tmpfs of this size
     this.workerEnv = workerEnv;
     this.redisArgs = redisArgs;
-    this.topo = new Topology(["redis", "orch0", "orch1", "worker0", "worker1", "client"]);
+    this.topo = new Topology(["redis", "orch0", "orch1", "worker0", "worker1", "client",
+                              ...(balancer ? ["balancer"] : [])]);
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "phasekit-drill-"));
     fs.chmodSync(this.dir, 0o711);
     this.workspaces = path.join(this.dir, "workspaces");
@@ -63,6 +67,7 @@ class Cluster {
       await this.startRedis();
       await Promise.all([0, 1].map((i) => this.startOrchestrator(i)));
       await Promise.all([0, 1].map((i) => this.startWorker(i)));
+      if (this.balancer) await this.startBalancer();
     } catch (e) {
       await this.stop();
       throw e;
@@ -101,8 +106,47 @@ class Cluster {
   }
 
   async startOrchestrator(i) {
-    await this.spawnIn(`orch${i}`, `orch${i}`, path.join(this.binDir, "phasekit-orchestrator"), this.env({}),
-                       "server.listening");
+    await this.spawnIn(`orch${i}`, `orch${i}`, path.join(this.binDir, "phasekit-orchestrator"),
+                       this.env(this.orchestratorEnv), "server.listening");
+  }
+
+  /** HAProxy with the shipped deploy/haproxy.cfg, its two orchestrators named instead of found by DNS. */
+  async startBalancer() {
+    const source = process.env.PHASEKIT_SOURCE_DIR || path.join(__dirname, "..", "..");
+    const shipped = fs.readFileSync(path.join(source, "deploy", "haproxy.cfg"), "utf8");
+    const servers = [0, 1].map((i) => `  server orch${i} ${this.topo.ip(`orch${i}`)}:${PORT}`).join("\n");
+    const cfg = shipped.replace(/^resolvers docker\n(?:  .*\n)+/m, "")
+      .replace(/^ *server-template .*$/m, servers);
+    if (cfg === shipped || /resolvers|server-template/.test(cfg.replace(/^\s*#.*$/gm, ""))) {
+      throw new Error("deploy/haproxy.cfg changed shape: the drills cannot name their orchestrators in it");
+    }
+    const file = path.join(this.dir, "haproxy.cfg");
+    fs.writeFileSync(file, cfg);
+    const child = spawn("ip", ["netns", "exec", this.topo.host("balancer").ns, "haproxy", "-db", "-f", file],
+                        { stdio: ["ignore", "pipe", "pipe"] });
+    const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+    const logs = [];
+    for (const stream of [child.stdout, child.stderr]) {
+      readline.createInterface({ input: stream }).on("line", (l) => logs.push({ unparsable: l }));
+    }
+    this.procs.set("balancer", { child, exited, logs });
+    // Up when its health checks say both orchestrators are (the stats page, as CSV).
+    await waitFor(() => (this.balancerStats() || []).filter((r) => r.status === "UP").length === 2, 20000,
+                  "haproxy to see both orchestrators up");
+  }
+
+  /** The balancer's view of its orchestrators: [{name, status}] (status UP, DOWN, …). */
+  balancerStats() {
+    try {
+      const csv = execFileSync("ip", ["netns", "exec", this.topo.host("client").ns, "curl", "-sf", "--max-time", "2",
+                                      `http://${this.topo.ip("balancer")}:8404/;csv`], { stdio: ["ignore", "pipe", "ignore"] })
+        .toString();
+      const rows = csv.split("\n").map((l) => l.split(","));
+      const col = rows[0].indexOf("status");
+      return rows.filter((r) => r[0] === "orchestrators" && /^orch\d$/.test(r[1])).map((r) => ({ name: r[1], status: r[col] }));
+    } catch {
+      return null;
+    }
   }
 
   async startWorker(i) {
@@ -129,6 +173,7 @@ class Cluster {
   }
 
   urls() {
+    if (this.balancer) return [`http://${this.topo.ip("balancer")}:8080`];
     return [0, 1].map((i) => `http://${this.topo.ip(`orch${i}`)}:${PORT}`);
   }
 

@@ -147,6 +147,34 @@ const drills = {
     },
   },
 
+  // The balancer (HAProxy, deploy/haproxy.cfg) cut off from orch0 for 15 s: orch0's users lose their
+  // sockets (pings stop), reconnect through the balancer, which sends them to orch1 once its health
+  // checks mark orch0 down, and resume their sessions there (socket.io's pid, the store's record and
+  // the shared workspace volume): files, calls and history intact.
+  balancer_partition: {
+    cluster: { balancer: true, orchestratorEnv: { PING_INTERVAL_MS: "1000", PING_TIMEOUT_MS: "1000" } },
+    load: { users: 4, commandSleepMs: 200 },
+    async run(c) {
+      const facts = await cutFor(c, "balancer", "orch0", 15000);
+      return { injected: "iptables DROP balancer<->orch0 15 s (ping 1 s + 1 s)", ...facts,
+               orch0DownSeen: (c.balancerStats() || []).length };
+    },
+    evidence(c, facts, h) {
+      const moved = c.logged("orch1", "session.resumed").length;
+      const back = h.filter((e) => e.ev === "reconnected" && e.t >= facts.faultAt && e.t <= facts.healedAt);
+      const movedUsers = [...new Set(back.map((e) => e.user))];
+      // When each user that reconnected during the cut succeeded again (from the fault).
+      const okAfter = (u) => Math.min(...h.filter((e) => e.user === u && e.ev === "result" && e.exitCode === 0 &&
+                                                      !e.code && e.t >= facts.faultAt).map((e) => e.t)) - facts.faultAt;
+      const movedBackMs = Math.max(0, ...movedUsers.map(okAfter));
+      const replayed = c.logged("orch1", "session.replayed").reduce((n, e) => n + (e.results || 0), 0);
+      return { ok: facts.dropped > 0 && moved > 0 && back.length > 0 && back.every((e) => e.recovered),
+               facts: { dropped: facts.dropped, sessionsResumedOnOrch1: moved, usersMoved: movedUsers.length,
+                        resultsReplayed: replayed,
+                        allRecovered: back.every((e) => e.recovered), movedUsersOkAfterMs: movedBackMs } };
+    },
+  },
+
   // orch0 <-> redis cut for 6 s: its users get UNAVAILABLE fast, orch1's are untouched, and orch0's
   // sessions go on after the heal. A probe (2 users on orch0, connected before the cut) calls only
   // while it lasts, one call every 300 ms, so that what a user sees during a cut is measured.

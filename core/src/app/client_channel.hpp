@@ -16,6 +16,12 @@ class ClientChannel {
  public:
   virtual ~ClientChannel() = default;
   virtual void emit(std::string event, nlohmann::json payload) = 0;
+  /// An event the client may have to be sent again after a reconnect: Socket.IO's connection state
+  /// recovery sends `offset` as the event's last argument, the client keeps the last one it got and
+  /// hands it back when it reconnects (`auth.offset`), and the events after it are sent again.
+  virtual void emit_recoverable(std::string event, nlohmann::json payload, std::string /*offset*/) {
+    emit(std::move(event), std::move(payload));
+  }
   virtual void close(std::string reason) = 0;
 };
 

@@ -106,6 +106,8 @@ bool Session::reattach(const std::string& user, std::shared_ptr<ClientChannel> c
   if (auto old = std::exchange(channel_, std::move(channel))) {
     old->close("session resumed on another connection");
   }
+  results_sent_.clear();  // a new connection: replay_after() decides what it still needs
+  results_sent_order_.clear();
   hold_->status = SessionStatus::active;
   save_record([] {});
   return true;
@@ -256,7 +258,10 @@ void Session::on_message(const json& args, const Ack& ack, TimePoint start) {
       self->record("message", "unavailable", start);
       return;
     }
-    self->emit("tool:request", json{{"callId", call_id}, {"tool", tool}, {"args", tool_args}});
+    if (self->channel_) {
+      self->channel_->emit_recoverable("tool:request", json{{"callId", call_id}, {"tool", tool}, {"args", tool_args}},
+                           "q:" + call_id);
+    }
     self->reply(ack, ok_ack(call_id));
     self->record("message", "ok", start);
   });
@@ -283,7 +288,7 @@ void Session::on_approval(const json& args, const Ack& ack, TimePoint start) {
     const json result{{"callId", call_id}, {"denied", true},     {"exitCode", nullptr},
                       {"output", ""},      {"truncated", false}, {"durationMs", 0}};
     context_.lifecycle.append(hold_, json{{"role", "tool"}, {"result", result}}, [](Status) {});
-    emit("tool:result", result);
+    emit_result(result);
     reply(ack, ok_ack(call_id));
     record("tool:approval", "denied", start);
     return;
@@ -336,7 +341,7 @@ void Session::on_job_event(plugin::JobEvent event) {
   }
   const bool approved = take_call(event.job_id);
   restore_binary_content(data);
-  emit("tool:result", std::move(data));
+  emit_result(std::move(data));
   if (approved) {
     --context_.approved_unfinished;  // after the emit: a drain closes the client only behind it
   }
@@ -437,6 +442,94 @@ void Session::emit(std::string event, json payload) {
   if (channel_) {
     channel_->emit(std::move(event), std::move(payload));
   }
+}
+
+void Session::emit_result(json result) {
+  constexpr std::size_t kResultsSent = 1024;
+  const std::string call_id = result.value("callId", "");
+  if (!channel_ || !results_sent_.insert(call_id).second) {
+    return;  // no client now (a resume replays it), or sent on this connection already
+  }
+  results_sent_order_.push_back(call_id);
+  if (results_sent_order_.size() > kResultsSent) {
+    results_sent_.erase(results_sent_order_.front());
+    results_sent_order_.pop_front();
+  }
+  channel_->emit_recoverable("tool:result", std::move(result), "r:" + call_id);
+}
+
+void Session::replay_after(std::string offset) {
+  // The conversation holds every call's request (role user, callId) and result (role tool) in the
+  // order they happened; the client's offset names the last of them it got.
+  constexpr std::size_t kReplayEntries = 200;
+  const bool is_result = offset.starts_with("r:");
+  if (!is_result && !offset.starts_with("q:")) {
+    return;  // not one of ours: nothing is known to be missing
+  }
+  const std::string call_id = offset.substr(2);
+  plugin::ConversationRange range;
+  range.max_entries = kReplayEntries;
+  range.max_bytes = std::max<std::size_t>(context_.settings.history_page_bytes, 4u << 20);
+  context_.store.read_conversation(id_, range, [self = shared_from_this(), call_id, is_result](
+                                                   Status s, plugin::ConversationPage page) {
+    boost::asio::post(self->strand_, [self, call_id, is_result, s, page = std::move(page)] {
+      if (!s.ok()) {
+        self->context_.log.warn("session.replay_failed", {{"session", self->id_}, {"error", s.message()}});
+        return;
+      }
+      std::vector<json> entries;
+      entries.reserve(page.entries.size());
+      for (const auto& blob : page.entries) {
+        std::string text;
+        json entry;
+        if (self->context_.compression.decompress(blob, text).ok()) {
+          entry = json::parse(text, nullptr, false);
+        }
+        entries.push_back(entry.is_object() ? std::move(entry) : json::object());
+      }
+      // The entry the offset names: the call's result, or its request.
+      const auto names = [&](const json& e) {
+        const auto role = e.find("role");
+        if (role == e.end() || *role != (is_result ? "tool" : "user")) {
+          return false;
+        }
+        const json* holder = &e;
+        if (is_result) {
+          const auto result = e.find("result");
+          if (result == e.end() || !result->is_object()) {
+            return false;
+          }
+          holder = &*result;
+        }
+        const auto id = holder->find("callId");
+        return id != holder->end() && *id == call_id;
+      };
+      const auto last = std::find_if(entries.rbegin(), entries.rend(), names);
+      if (last == entries.rend()) {
+        self->context_.log.info("session.replay_offset_unknown", {{"session", self->id_}});
+        return;
+      }
+      std::size_t replayed = 0;
+      for (auto it = last.base(); it != entries.end(); ++it) {
+        const auto role = it->find("role");
+        const auto result = it->find("result");
+        if (role == it->end() || *role != "tool" || result == it->end() || !result->is_object() ||
+            !result->contains("callId") || !(*result)["callId"].is_string()) {
+          continue;
+        }
+        json r = std::move(*result);
+        const std::string id = r["callId"].get<std::string>();
+        restore_binary_content(r);
+        const bool fresh = self->channel_ && !self->results_sent_.contains(id);
+        self->drop_call(id);  // settled, as when the queue delivers it
+        self->emit_result(std::move(r));
+        replayed += fresh ? 1 : 0;
+      }
+      if (replayed > 0) {
+        self->context_.log.info("session.replayed", {{"session", self->id_}, {"results", replayed}});
+      }
+    });
+  });
 }
 
 void Session::reply(const Ack& ack, json body) {

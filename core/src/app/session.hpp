@@ -11,11 +11,13 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "app/client_channel.hpp"
 #include "app/inflight_limiter.hpp"
@@ -85,6 +87,11 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_unknown(const std::string& name, const Ack& ack, TimePoint start);
   /// A job event from the queue (in-process, or from a worker through pub/sub).
   void on_job_event(plugin::JobEvent event);
+  /// A client came back (here, or from another instance) saying the last event offset it got
+  /// (Socket.IO connection state recovery): the tool:results after it in the conversation that this
+  /// connection has not been sent yet are sent now, oldest first. A result can reach only the instance
+  /// the client was on, and a socket that broke took the ones written to it since.
+  void replay_after(std::string offset);
   /// The socket went away: the session waits SESSION_GRACE_MS for it, then ends.
   void detach();
   void end(EndReason why);
@@ -105,6 +112,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool take_call(const std::string& call_id);
   void drop_call(const std::string& call_id);
   void emit(std::string event, nlohmann::json payload);
+  /// tool:result with its offset ("r:<callId>"), once per call on this session's connection.
+  void emit_result(nlohmann::json result);
   void reply(const Ack& ack, nlohmann::json body);
   void record(std::string_view event, std::string_view outcome, TimePoint start);
 
@@ -116,6 +125,10 @@ class Session : public std::enable_shared_from_this<Session> {
   bool resumed_;
   std::shared_ptr<ClientChannel> channel_;
   std::unordered_map<std::string, Call> calls_;
+  // The calls whose tool:result the current connection was sent, newest last (at most kResultsSent):
+  // a result both replayed and delivered by the queue is sent once.
+  std::deque<std::string> results_sent_order_;
+  std::unordered_set<std::string> results_sent_;
   HoldPtr hold_;  // its backend, files and shell state, and what the store holds of them
 };
 

@@ -129,13 +129,21 @@ SessionPtr ToolService::adopt(const plugin::SessionRecord& record, std::shared_p
 
 void ToolService::connect(const json& auth, std::string_view connection_id, std::shared_ptr<ClientChannel> channel,
                           std::function<void(Status, SessionPtr)> done) {
-  auto finish = [executor = host_.executor(), refused = refused_session(), done = std::move(done)](Status s,
-                                                                                                 SessionPtr session) {
+  // Socket.IO connection state recovery: the last event offset the client got, if it says one.
+  std::string offset;
+  if (const auto it = auth.find("offset"); it != auth.end() && it->is_string() && it->get_ref<const std::string&>().size() <= 160) {
+    offset = it->get<std::string>();
+  }
+  auto finish = [executor = host_.executor(), refused = refused_session(), done = std::move(done),
+                 offset = std::move(offset)](Status s, SessionPtr session) {
     if (s.ok() && !session) {
       s = refused;  // the user is at MAX_SESSIONS_PER_USER
     }
-    boost::asio::post(executor, [done, s = std::move(s), session = std::move(session)]() mutable {
-      done(std::move(s), std::move(session));
+    boost::asio::post(executor, [done, offset, s = std::move(s), session = std::move(session)]() mutable {
+      done(s, session);  // the CONNECT answer goes out first: what is replayed comes after it
+      if (s.ok() && session && !offset.empty()) {
+        boost::asio::post(session->strand(), [session, offset] { session->replay_after(offset); });
+      }
     });
   };
   std::string user;

@@ -12,6 +12,9 @@ class SocketChannel final : public app::ClientChannel {
   void emit(std::string event, json payload) override {
     socket_->emit(json::array({std::move(event), std::move(payload)}));
   }
+  void emit_recoverable(std::string event, json payload, std::string offset) override {
+    socket_->emit(json::array({std::move(event), std::move(payload), std::move(offset)}));
+  }
   /// The application ended the session itself: DISCONNECT, then the connection closes.
   void close(std::string reason) override { socket_->close_connection(std::move(reason)); }
 

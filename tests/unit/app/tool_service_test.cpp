@@ -34,6 +34,10 @@ class RecordingChannel final : public ClientChannel {
     }
     events.emplace_back(std::move(event), std::move(payload));
   }
+  void emit_recoverable(std::string event, json payload, std::string offset) override {
+    offsets.emplace_back(event, std::move(offset));
+    emit(std::move(event), std::move(payload));
+  }
   void close(std::string reason) override { closed = reason; }
   [[nodiscard]] std::vector<json> named(const std::string& name) const {
     std::vector<json> out;
@@ -45,6 +49,7 @@ class RecordingChannel final : public ClientChannel {
     return out;
   }
   std::vector<std::pair<std::string, json>> events;
+  std::vector<std::pair<std::string, std::string>> offsets;  // event, offset: what a client keeps the last of
   std::string closed;
   int unencodable = 0;
 };
@@ -437,6 +442,78 @@ TEST_F(ToolServiceHistoryCaps, ConversationIsCappedAndHistoryComesInBoundedPages
   EXPECT_EQ(call(c, "session:history", json::array({{{"limit", 0}}}))["code"], "BAD_REQUEST");
   EXPECT_EQ(call(c, "session:history", json::array({{{"before", -1}}}))["code"], "BAD_REQUEST");
   EXPECT_EQ(call(c, "session:history", json::array({{{"cursor", "x"}}}))["code"], "BAD_REQUEST");
+}
+
+// Socket.IO connection state recovery: a socket that broke took with it what was written to it since
+// the client's last event. The client comes back with its pid and the offset of the last event it
+// got, and is sent the tool:results after it, once.
+class ToolServiceRecovery : public ToolServiceTest {
+ protected:
+  ServiceSettings make_settings() override {
+    ServiceSettings settings = ToolServiceTest::make_settings();
+    settings.session_grace = 60s;  // the session waits for its client
+    return settings;
+  }
+
+  /// Connects as Socket.IO's client reconnects: {pid, offset} in its auth.
+  Client reconnect(const Client& before, const std::string& offset) {
+    Client c;
+    std::optional<Status> status;
+    service_->connect(json{{"pid", before.session->id()}, {"offset", offset}}, "conn-2", c.channel,
+                      [&](Status s, SessionPtr session) {
+                        c.session = std::move(session);
+                        status = std::move(s);
+                      });
+    EXPECT_TRUE(run_until([&] { return status.has_value(); }));
+    EXPECT_TRUE(status && status->ok());
+    return c;
+  }
+};
+
+TEST_F(ToolServiceRecovery, AClientBackWithItsLastOffsetIsSentTheResultsItMissedAndNoOthers) {
+  const Client first = connect("alice");
+  const json a = run_tool(first, "echo a");
+  const json b = run_tool(first, "echo b");  // written to a socket that broke: the client never saw it
+  ASSERT_EQ(first.channel->offsets.back(), (std::pair<std::string, std::string>{"tool:result", "r:" + b["callId"].get<std::string>()}));
+  const Client back = reconnect(first, "r:" + a["callId"].get<std::string>());
+  ASSERT_EQ(back.session, first.session) << "the session was not resumed";
+  ASSERT_TRUE(run_until([&] { return !back.channel->named("tool:result").empty(); }))
+      << "the result the broken socket took is never sent again";
+  const auto results = back.channel->named("tool:result");
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0], b);
+  EXPECT_EQ(back.channel->offsets.back().second, "r:" + b["callId"].get<std::string>());
+  // The next call's result comes once, and a client that got everything is sent nothing again.
+  const json c = run_tool(back, "echo c");
+  EXPECT_EQ(c["output"], "c\n");
+  EXPECT_EQ(back.channel->named("tool:result").size(), 2u);
+  const Client again = reconnect(back, "r:" + c["callId"].get<std::string>());
+  const json d = run_tool(again, "echo d");
+  ASSERT_EQ(again.channel->named("tool:result").size(), 1u) << again.channel->named("tool:result")[0].dump();
+  EXPECT_EQ(again.channel->named("tool:result")[0], d);
+}
+
+TEST_F(ToolServiceRecovery, AClientThatSawOnlyTheRequestGetsItsResult) {
+  const Client first = connect("alice");
+  const json ack = call(first, "message", json::array({"echo late"}));
+  const std::string id = ack["callId"];
+  ASSERT_EQ(first.channel->offsets.back(), (std::pair<std::string, std::string>{"tool:request", "q:" + id}));
+  EXPECT_EQ(call(first, "tool:approval", json::array({{{"callId", id}, {"approved", true}}}))["ok"], true);
+  ASSERT_TRUE(run_until([&] { return !first.channel->named("tool:result").empty(); }));  // the broken socket's
+  const Client back = reconnect(first, "q:" + id);
+  ASSERT_TRUE(run_until([&] { return !back.channel->named("tool:result").empty(); }));
+  EXPECT_EQ(back.channel->named("tool:result")[0]["output"], "late\n");
+}
+
+TEST_F(ToolServiceRecovery, AnOffsetTheConversationDoesNotHoldReplaysNothing) {
+  const Client first = connect("alice");
+  run_tool(first, "echo a");
+  const Client back = reconnect(first, "r:call-forged");
+  const json b = run_tool(back, "echo b");
+  // A store round trip issued after the replay's read: the replay has answered by then.
+  EXPECT_EQ(call(back, "session:history", json::array())["ok"], true);
+  ASSERT_EQ(back.channel->named("tool:result").size(), 1u) << back.channel->named("tool:result")[0].dump();
+  EXPECT_EQ(back.channel->named("tool:result")[0], b);
 }
 
 }  // namespace
