@@ -11,7 +11,7 @@
 #   (SECONDS defaults to 600, JOBS to nproc; TARGET defaults to all of them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-all_targets=(engineio_payload socketio_decoder supervisor_frames shell_exports shell_view jwt_verify http_request redis_reply
+all_targets=(engineio_payload socketio_decoder supervisor_frames shell_exports shell_view recovery_offset jwt_verify http_request redis_reply
              scenario_yaml template_expr)
 seconds=600
 jobs="$(nproc)"

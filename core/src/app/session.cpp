@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <span>
 
+#include "app/recovery.hpp"
 #include "app/session_state.hpp"
 #include "app/tool_exec.hpp"
 #include "phasekit/bytes.hpp"
@@ -43,12 +44,20 @@ std::span<const Label> labels_for_tool(const std::string& tool) {
 
 /// read_file with encoding "binary": the base64 content becomes a binary value, sent as an attachment.
 void restore_binary_content(json& result) {
+  if (!result.is_object()) {
+    return;
+  }
   auto output = result.find("output");
-  if (output == result.end() || !output->is_object() || output->value("encoding", "") != "binary") {
+  if (output == result.end() || !output->is_object()) {
+    return;
+  }
+  const auto encoding = output->find("encoding");
+  const auto content = output->find("content");
+  if (encoding == output->end() || *encoding != "binary" || content == output->end() || !content->is_string()) {
     return;
   }
   std::string data;
-  if (bytes::base64_decode(output->value("content", ""), data)) {
+  if (bytes::base64_decode(content->get_ref<const std::string&>(), data)) {
     (*output)["content"] = json::binary(json::binary_t::container_type(data.begin(), data.end()));
   }
 }
@@ -258,9 +267,10 @@ void Session::on_message(const json& args, const Ack& ack, TimePoint start) {
       self->record("message", "unavailable", start);
       return;
     }
+    self->outstanding_add(call_id);
     if (self->channel_) {
       self->channel_->emit_recoverable("tool:request", json{{"callId", call_id}, {"tool", tool}, {"args", tool_args}},
-                           "q:" + call_id);
+                                       format_offset({'q', call_id, self->outstanding_}));
     }
     self->reply(ack, ok_ack(call_id));
     self->record("message", "ok", start);
@@ -347,7 +357,10 @@ void Session::on_job_event(plugin::JobEvent event) {
   }
 }
 
-void Session::detach() {
+void Session::detach(const std::shared_ptr<ClientChannel>& channel) {
+  if (channel != channel_) {
+    return;  // a connection this session has left: it is on another one now
+  }
   channel_.reset();
   if (hold_->ended) {
     return;
@@ -444,9 +457,24 @@ void Session::emit(std::string event, json payload) {
   }
 }
 
+void Session::outstanding_add(const std::string& call_id) {
+  if (std::find(outstanding_.begin(), outstanding_.end(), call_id) != outstanding_.end()) {
+    return;
+  }
+  outstanding_.push_back(call_id);
+  if (outstanding_.size() > kOffsetOutstandingMost) {
+    outstanding_.erase(outstanding_.begin());  // a call whose result never came: the oldest goes
+  }
+}
+
 void Session::emit_result(json result) {
   constexpr std::size_t kResultsSent = 1024;
-  const std::string call_id = result.value("callId", "");
+  const auto id = result.is_object() ? result.find("callId") : result.end();
+  if (!result.is_object() || id == result.end() || !id->is_string()) {
+    emit("tool:result", std::move(result));  // not a call's (never made here): sent, not recoverable
+    return;
+  }
+  const std::string call_id = id->get<std::string>();
   if (!channel_ || !results_sent_.insert(call_id).second) {
     return;  // no client now (a resume replays it), or sent on this connection already
   }
@@ -455,78 +483,71 @@ void Session::emit_result(json result) {
     results_sent_.erase(results_sent_order_.front());
     results_sent_order_.pop_front();
   }
-  channel_->emit_recoverable("tool:result", std::move(result), "r:" + call_id);
+  std::erase(outstanding_, call_id);
+  channel_->emit_recoverable("tool:result", std::move(result), format_offset({'r', call_id, outstanding_}));
 }
 
 void Session::replay_after(std::string offset) {
-  // The conversation holds every call's request (role user, callId) and result (role tool) in the
-  // order they happened; the client's offset names the last of them it got.
-  constexpr std::size_t kReplayEntries = 200;
-  const bool is_result = offset.starts_with("r:");
-  if (!is_result && !offset.starts_with("q:")) {
-    return;  // not one of ours: nothing is known to be missing
+  if (replaying_) {
+    replay_next_ = std::move(offset);  // the newest connection's offset is the one that counts
+    return;
   }
-  const std::string call_id = offset.substr(2);
+  replay(std::move(offset));
+}
+
+void Session::replay(std::string offset_text) {
+  const std::optional<RecoveryOffset> offset = parse_offset(offset_text);
+  if (!offset) {
+    context_.log.info("session.replay_offset_unknown", {{"session", id_}});
+    return;
+  }
+  // The newest entries, within a budget both as stored and once inflated: one replay at a time per
+  // session, so this bounds what a reconnecting client can make the server hold.
+  constexpr std::size_t kReplayEntries = 200;
+  constexpr std::size_t kReplayStoredBytes = 4u << 20;
+  constexpr std::size_t kReplayTextBytes = 16u << 20;
   plugin::ConversationRange range;
   range.max_entries = kReplayEntries;
-  range.max_bytes = std::max<std::size_t>(context_.settings.history_page_bytes, 4u << 20);
-  context_.store.read_conversation(id_, range, [self = shared_from_this(), call_id, is_result](
+  range.max_bytes = kReplayStoredBytes;
+  replaying_ = true;
+  context_.store.read_conversation(id_, range, [self = shared_from_this(), offset = *offset](
                                                    Status s, plugin::ConversationPage page) {
-    boost::asio::post(self->strand_, [self, call_id, is_result, s, page = std::move(page)] {
+    boost::asio::post(self->strand_, [self, offset, s, page = std::move(page)] {
       if (!s.ok()) {
         self->context_.log.warn("session.replay_failed", {{"session", self->id_}, {"error", s.message()}});
-        return;
-      }
-      std::vector<json> entries;
-      entries.reserve(page.entries.size());
-      for (const auto& blob : page.entries) {
-        std::string text;
-        json entry;
-        if (self->context_.compression.decompress(blob, text).ok()) {
-          entry = json::parse(text, nullptr, false);
-        }
-        entries.push_back(entry.is_object() ? std::move(entry) : json::object());
-      }
-      // The entry the offset names: the call's result, or its request.
-      const auto names = [&](const json& e) {
-        const auto role = e.find("role");
-        if (role == e.end() || *role != (is_result ? "tool" : "user")) {
-          return false;
-        }
-        const json* holder = &e;
-        if (is_result) {
-          const auto result = e.find("result");
-          if (result == e.end() || !result->is_object()) {
-            return false;
+      } else {
+        std::vector<json> entries;
+        entries.reserve(page.entries.size());
+        std::size_t text_bytes = 0;
+        for (const auto& blob : page.entries) {
+          std::string text;
+          json entry = json::object();
+          if (text_bytes < kReplayTextBytes && self->context_.compression.decompress(blob, text).ok()) {
+            text_bytes += text.size();
+            entry = json::parse(text, nullptr, false);
           }
-          holder = &*result;
+          entries.push_back(entry.is_object() ? std::move(entry) : json::object());
         }
-        const auto id = holder->find("callId");
-        return id != holder->end() && *id == call_id;
-      };
-      const auto last = std::find_if(entries.rbegin(), entries.rend(), names);
-      if (last == entries.rend()) {
-        self->context_.log.info("session.replay_offset_unknown", {{"session", self->id_}});
-        return;
-      }
-      std::size_t replayed = 0;
-      for (auto it = last.base(); it != entries.end(); ++it) {
-        const auto role = it->find("role");
-        const auto result = it->find("result");
-        if (role == it->end() || *role != "tool" || result == it->end() || !result->is_object() ||
-            !result->contains("callId") || !(*result)["callId"].is_string()) {
-          continue;
+        std::vector<std::string> waiting;
+        const auto replay = results_to_replay(entries, offset, waiting);
+        std::size_t sent = 0;
+        for (const std::size_t i : replay) {
+          json result = std::move(entries[i]["result"]);
+          const std::string id = result["callId"].get<std::string>();
+          restore_binary_content(result);
+          sent += self->channel_ && !self->results_sent_.contains(id) ? 1 : 0;
+          self->emit_result(std::move(result));
+          self->drop_call(id);  // settled, as when the queue delivers it (after the emit, as there)
         }
-        json r = std::move(*result);
-        const std::string id = r["callId"].get<std::string>();
-        restore_binary_content(r);
-        const bool fresh = self->channel_ && !self->results_sent_.contains(id);
-        self->drop_call(id);  // settled, as when the queue delivers it
-        self->emit_result(std::move(r));
-        replayed += fresh ? 1 : 0;
+        for (const auto& id : waiting) {
+          self->outstanding_add(id);  // its result comes later, or a later resume replays it
+        }
+        self->context_.log.info("session.replayed", {{"session", self->id_}, {"results", sent},
+                                                     {"waiting", waiting.size()}});
       }
-      if (replayed > 0) {
-        self->context_.log.info("session.replayed", {{"session", self->id_}, {"results", replayed}});
+      self->replaying_ = false;
+      if (!self->replay_next_.empty()) {
+        self->replay(std::exchange(self->replay_next_, std::string()));
       }
     });
   });

@@ -87,13 +87,14 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_unknown(const std::string& name, const Ack& ack, TimePoint start);
   /// A job event from the queue (in-process, or from a worker through pub/sub).
   void on_job_event(plugin::JobEvent event);
-  /// A client came back (here, or from another instance) saying the last event offset it got
-  /// (Socket.IO connection state recovery): the tool:results after it in the conversation that this
-  /// connection has not been sent yet are sent now, oldest first. A result can reach only the instance
-  /// the client was on, and a socket that broke took the ones written to it since.
+  /// A client came back (here, or from another instance) with the offset of the last event it got
+  /// (Socket.IO connection-state recovery, app/recovery.hpp): the tool:results it is missing are sent
+  /// now from the conversation, oldest first, each once on this connection. A result reaches only
+  /// the instance the client was on, and a socket that broke took what was written to it since.
   void replay_after(std::string offset);
-  /// The socket went away: the session waits SESSION_GRACE_MS for it, then ends.
-  void detach();
+  /// `channel`'s socket went away: the session waits SESSION_GRACE_MS for it, then ends. Nothing when
+  /// the session is on another connection now (the old socket of a resumed session closes after).
+  void detach(const std::shared_ptr<ClientChannel>& channel);
   void end(EndReason why);
 
  private:
@@ -112,8 +113,10 @@ class Session : public std::enable_shared_from_this<Session> {
   bool take_call(const std::string& call_id);
   void drop_call(const std::string& call_id);
   void emit(std::string event, nlohmann::json payload);
-  /// tool:result with its offset ("r:<callId>"), once per call on this session's connection.
+  /// tool:result with its offset, once per call on this session's connection.
   void emit_result(nlohmann::json result);
+  void replay(std::string offset);
+  void outstanding_add(const std::string& call_id);
   void reply(const Ack& ack, nlohmann::json body);
   void record(std::string_view event, std::string_view outcome, TimePoint start);
 
@@ -129,6 +132,11 @@ class Session : public std::enable_shared_from_this<Session> {
   // a result both replayed and delivered by the queue is sent once.
   std::deque<std::string> results_sent_order_;
   std::unordered_set<std::string> results_sent_;
+  // The calls whose tool:request went to a client and whose tool:result has not (oldest first, at most
+  // kOffsetOutstandingMost): every recoverable event's offset lists them.
+  std::vector<std::string> outstanding_;
+  bool replaying_ = false;        // one replay at a time; a newer offset waits for it
+  std::string replay_next_;
   HoldPtr hold_;  // its backend, files and shell state, and what the store holds of them
 };
 

@@ -15,6 +15,7 @@
 #include <memory>
 #include <cstring>
 #include <filesystem>
+#include <utility>
 
 #include "backend/exports_parser.hpp"
 #include "backend/shell_quote.hpp"
@@ -221,6 +222,10 @@ Status copy_file_at(int from_dir, int to_dir, const char* name, const struct sta
   }
   (void)::fchown(out.fd, st.st_uid, st.st_gid);
   (void)::fchmod(out.fd, st.st_mode & 07777);
+  // Some file systems (NFS, quotas) say ENOSPC or EDQUOT only at close: a copy is whole only then.
+  if (::close(std::exchange(out.fd, -1)) != 0 && errno != EINTR) {
+    return copy_failed("writing", name, errno);
+  }
   return {};
 }
 

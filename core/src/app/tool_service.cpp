@@ -9,6 +9,7 @@
 #include <random>
 
 #include "app/auth.hpp"
+#include "app/recovery.hpp"
 #include "app/session_status.hpp"
 #include "phasekit/random_id.hpp"
 
@@ -131,7 +132,8 @@ void ToolService::connect(const json& auth, std::string_view connection_id, std:
                           std::function<void(Status, SessionPtr)> done) {
   // Socket.IO connection state recovery: the last event offset the client got, if it says one.
   std::string offset;
-  if (const auto it = auth.find("offset"); it != auth.end() && it->is_string() && it->get_ref<const std::string&>().size() <= 160) {
+  if (const auto it = auth.find("offset");
+      it != auth.end() && it->is_string() && it->get_ref<const std::string&>().size() <= kOffsetBytesMost) {
     offset = it->get<std::string>();
   }
   auto finish = [executor = host_.executor(), refused = refused_session(), done = std::move(done),
@@ -227,9 +229,10 @@ void ToolService::on_event(const SessionPtr& session, std::string_view event, js
   });
 }
 
-void ToolService::on_disconnect(const SessionPtr& session, std::string_view reason) {
+void ToolService::on_disconnect(const SessionPtr& session, const std::shared_ptr<ClientChannel>& channel,
+                                std::string_view reason) {
   log_.debug("session.disconnect", {{"session", session->id()}, {"reason", reason}});
-  boost::asio::post(session->strand(), [session] { session->detach(); });
+  boost::asio::post(session->strand(), [session, channel] { session->detach(channel); });
 }
 
 SessionPtr ToolService::find(const std::string& session_id) const {

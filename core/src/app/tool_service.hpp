@@ -47,7 +47,9 @@ class ToolService : public std::enable_shared_from_this<ToolService> {
   /// One client event: `args` is the array of its arguments (without the name).
   void on_event(const SessionPtr& session, std::string_view event, nlohmann::json args, Ack ack);
   /// The socket went away; the session keeps its backend for SESSION_GRACE_MS, then ends.
-  void on_disconnect(const SessionPtr& session, std::string_view reason);
+  /// `channel`'s socket closed; nothing when the session has moved to another connection since.
+  void on_disconnect(const SessionPtr& session, const std::shared_ptr<ClientChannel>& channel,
+                     std::string_view reason);
 
   /// New `message`s get UNAVAILABLE from now on; calls already requested may still be approved and run.
   void begin_drain() noexcept { draining_ = true; }

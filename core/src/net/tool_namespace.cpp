@@ -25,8 +25,9 @@ class SocketChannel final : public app::ClientChannel {
 /// One connected socket's session.
 class ToolSocket final : public SocketIoHandler {
  public:
-  ToolSocket(std::shared_ptr<app::ToolService> service, app::SessionPtr session)
-      : service_(std::move(service)), session_(std::move(session)) {}
+  ToolSocket(std::shared_ptr<app::ToolService> service, app::SessionPtr session,
+             std::shared_ptr<app::ClientChannel> channel)
+      : service_(std::move(service)), session_(std::move(session)), channel_(std::move(channel)) {}
 
   void on_event(std::string name, json args, SocketIoAck ack) override {
     app::Ack reply;
@@ -36,11 +37,12 @@ class ToolSocket final : public SocketIoHandler {
     service_->on_event(session_, name, std::move(args), std::move(reply));
   }
 
-  void on_disconnect(std::string_view reason) override { service_->on_disconnect(session_, reason); }
+  void on_disconnect(std::string_view reason) override { service_->on_disconnect(session_, channel_, reason); }
 
  private:
   std::shared_ptr<app::ToolService> service_;
   app::SessionPtr session_;
+  std::shared_ptr<app::ClientChannel> channel_;  // this socket's: a session resumed since has another
 };
 
 class ToolNamespace final : public SocketIoNamespace {
@@ -49,15 +51,16 @@ class ToolNamespace final : public SocketIoNamespace {
 
   void connect(const json& auth, std::shared_ptr<SocketIoSocket> socket, std::string_view connection_id,
                std::function<void(SocketIoConnectResult)> done) override {
-    service_->connect(auth, connection_id, std::make_shared<SocketChannel>(std::move(socket)),
-                      [service = service_, done = std::move(done)](Status s, app::SessionPtr session) {
+    auto channel = std::make_shared<SocketChannel>(std::move(socket));
+    service_->connect(auth, connection_id, channel,
+                      [service = service_, channel, done = std::move(done)](Status s, app::SessionPtr session) {
                         if (!s.ok()) {
                           done(SocketIoConnectResult{nullptr, s.message(), {}});
                           return;
                         }
                         std::string pid = app::session_id_of(session);
-                        done(SocketIoConnectResult{std::make_unique<ToolSocket>(service, std::move(session)), {},
-                                                   std::move(pid)});
+                        done(SocketIoConnectResult{std::make_unique<ToolSocket>(service, std::move(session), channel),
+                                                   {}, std::move(pid)});
                       });
   }
 

@@ -119,7 +119,7 @@ class ToolServiceTest : public ::testing::Test {
   /// The client goes away; with no grace period its session ends at once.
   void disconnect(const Client& c) {
     const std::size_t before = service_->session_count();
-    service_->on_disconnect(c.session, "test");
+    service_->on_disconnect(c.session, c.channel, "test");
     EXPECT_TRUE(run_until([&] { return service_->session_count() < before; }));
   }
 
@@ -470,25 +470,37 @@ class ToolServiceRecovery : public ToolServiceTest {
   }
 };
 
+/// The offset the channel got with `event` for `call_id` (what socket.io-client would keep).
+std::string offset_of(const RecordingChannel& channel, const std::string& event, const std::string& call_id) {
+  const auto results = channel.named(event);
+  std::size_t n = 0;
+  for (const auto& [e, offset] : channel.offsets) {
+    if (e == event && n < results.size() && results[n++]["callId"] == call_id) {
+      return offset;
+    }
+  }
+  ADD_FAILURE() << "no " << event << " for " << call_id;
+  return {};
+}
+
 TEST_F(ToolServiceRecovery, AClientBackWithItsLastOffsetIsSentTheResultsItMissedAndNoOthers) {
   const Client first = connect("alice");
   const json a = run_tool(first, "echo a");
   const json b = run_tool(first, "echo b");  // written to a socket that broke: the client never saw it
-  ASSERT_EQ(first.channel->offsets.back(), (std::pair<std::string, std::string>{"tool:result", "r:" + b["callId"].get<std::string>()}));
-  const Client back = reconnect(first, "r:" + a["callId"].get<std::string>());
+  const Client back = reconnect(first, offset_of(*first.channel, "tool:result", a["callId"]));
   ASSERT_EQ(back.session, first.session) << "the session was not resumed";
   ASSERT_TRUE(run_until([&] { return !back.channel->named("tool:result").empty(); }))
       << "the result the broken socket took is never sent again";
   const auto results = back.channel->named("tool:result");
   ASSERT_EQ(results.size(), 1u);
   EXPECT_EQ(results[0], b);
-  EXPECT_EQ(back.channel->offsets.back().second, "r:" + b["callId"].get<std::string>());
   // The next call's result comes once, and a client that got everything is sent nothing again.
   const json c = run_tool(back, "echo c");
   EXPECT_EQ(c["output"], "c\n");
   EXPECT_EQ(back.channel->named("tool:result").size(), 2u);
-  const Client again = reconnect(back, "r:" + c["callId"].get<std::string>());
+  const Client again = reconnect(back, offset_of(*back.channel, "tool:result", c["callId"]));
   const json d = run_tool(again, "echo d");
+  EXPECT_EQ(call(again, "session:history", json::array())["ok"], true);  // the replay has answered
   ASSERT_EQ(again.channel->named("tool:result").size(), 1u) << again.channel->named("tool:result")[0].dump();
   EXPECT_EQ(again.channel->named("tool:result")[0], d);
 }
@@ -497,10 +509,11 @@ TEST_F(ToolServiceRecovery, AClientThatSawOnlyTheRequestGetsItsResult) {
   const Client first = connect("alice");
   const json ack = call(first, "message", json::array({"echo late"}));
   const std::string id = ack["callId"];
-  ASSERT_EQ(first.channel->offsets.back(), (std::pair<std::string, std::string>{"tool:request", "q:" + id}));
+  const std::string offset = offset_of(*first.channel, "tool:request", id);
+  EXPECT_EQ(offset, "q:" + id + ";" + id);  // the request, and its call outstanding
   EXPECT_EQ(call(first, "tool:approval", json::array({{{"callId", id}, {"approved", true}}}))["ok"], true);
   ASSERT_TRUE(run_until([&] { return !first.channel->named("tool:result").empty(); }));  // the broken socket's
-  const Client back = reconnect(first, "q:" + id);
+  const Client back = reconnect(first, offset);
   ASSERT_TRUE(run_until([&] { return !back.channel->named("tool:result").empty(); }));
   EXPECT_EQ(back.channel->named("tool:result")[0]["output"], "late\n");
 }
@@ -508,12 +521,24 @@ TEST_F(ToolServiceRecovery, AClientThatSawOnlyTheRequestGetsItsResult) {
 TEST_F(ToolServiceRecovery, AnOffsetTheConversationDoesNotHoldReplaysNothing) {
   const Client first = connect("alice");
   run_tool(first, "echo a");
-  const Client back = reconnect(first, "r:call-forged");
+  const Client back = reconnect(first, "r:call-forged;");
+  const Client again = reconnect(back, "not an offset,,;;");
+  const json b = run_tool(again, "echo b");
+  // A store round trip issued after the replays' reads: they have answered by then.
+  EXPECT_EQ(call(again, "session:history", json::array())["ok"], true);
+  EXPECT_TRUE(back.channel->named("tool:result").empty());
+  ASSERT_EQ(again.channel->named("tool:result").size(), 1u) << again.channel->named("tool:result")[0].dump();
+  EXPECT_EQ(again.channel->named("tool:result")[0], b);
+}
+
+TEST_F(ToolServiceRecovery, TheOldSocketClosingAfterAResumeDoesNotCutTheNewOne) {
+  const Client first = connect("alice");
+  run_tool(first, "echo a");
+  const Client back = reconnect(first, offset_of(*first.channel, "tool:result", first.channel->named("tool:result")[0]["callId"]));
+  // The broken socket's close arrives only now (its ping timed out after the client was back).
+  service_->on_disconnect(first.session, first.channel, "ping timeout");
   const json b = run_tool(back, "echo b");
-  // A store round trip issued after the replay's read: the replay has answered by then.
-  EXPECT_EQ(call(back, "session:history", json::array())["ok"], true);
-  ASSERT_EQ(back.channel->named("tool:result").size(), 1u) << back.channel->named("tool:result")[0].dump();
-  EXPECT_EQ(back.channel->named("tool:result")[0], b);
+  EXPECT_EQ(b["output"], "b\n") << "the resumed connection lost its results to the old socket's close";
 }
 
 }  // namespace
