@@ -61,23 +61,52 @@ check "docker-compose.scale.yml runs phasekit-worker" worker_cmd
 rejects "compose environment check: PHASE=ten" compose_plugins "$D/docker-compose.yml" orchestrator \
   "pool=warm queue=inproc store=redis compression=none autoscaler=none" PHASE=ten
 
-# Issue 14, no silent downgrade: the compose stacks run tools unsandboxed (docker's default seccomp
-# profile refuses the sandbox's user namespaces), so each file says SANDBOX=none for every phasekit
-# service, and the README warns of it.
-sandbox_explicit() {  # sandbox_explicit FILE SERVICE...
+# Tools run sandboxed in the shipped stacks (issue 18): no phasekit service says SANDBOX=none, and the
+# services that run tools (the workers; the orchestrators of docker-compose.yml and of phase 2) are
+# privileged, which the sandbox needs under Docker (its seccomp profile and masked /proc); the phase-3
+# orchestrators run no tools and keep Docker's defaults.
+service_block() {  # service_block FILE SERVICE [compose -f args...]: the service's rendered config
+  local f="$1" svc="$2"
+  shift 2
+  docker-compose -f "$f" "$@" config | awk -v s="  $svc:" '$0 == s {b=1; next} /^  [a-z]/ {b=0} b'
+}
+no_sandbox_none() {  # no_sandbox_none FILE SERVICE...
   local f="$1" svc
   shift
   for svc in "$@"; do
     compose_env "$f" "$svc" "$TMP/$svc.sandbox.env" || return 1
-    grep -qx 'SANDBOX=none' "$TMP/$svc.sandbox.env" || { echo "$f $svc: SANDBOX is not set to none explicitly"; return 1; }
+    if grep -q '^SANDBOX=' "$TMP/$svc.sandbox.env" && ! grep -qx 'SANDBOX=namespaces' "$TMP/$svc.sandbox.env"; then
+      echo "$f $svc: $(grep '^SANDBOX=' "$TMP/$svc.sandbox.env")"
+      return 1
+    fi
   done
-  grep -q 'SANDBOX=none' "$SRC/README.md" || { echo "README.md does not warn of SANDBOX=none"; return 1; }
 }
-check "docker-compose.yml: SANDBOX=none explicit, README warns" sandbox_explicit "$D/docker-compose.yml" orchestrator
-check "docker-compose.scale.yml: SANDBOX=none explicit for orchestrator and worker, README warns" \
-  sandbox_explicit "$D/docker-compose.scale.yml" orchestrator worker
-sed '/SANDBOX: "none"/d' "$D/docker-compose.yml" >"$TMP/silent.yml"
-rejects "sandbox check: a compose file that leaves SANDBOX out" sandbox_explicit "$TMP/silent.yml" orchestrator
+privileged() {  # privileged FILE SERVICE [-f OVERRIDE]
+  local f="$1" svc="$2"
+  shift 2
+  service_block "$f" "$svc" "$@" | grep '^    privileged: true$' >/dev/null || { echo "$svc: not privileged"; return 1; }
+}
+not_privileged() { ! privileged "$@" >/dev/null; }
+check "docker-compose.yml: tools sandboxed (no SANDBOX=none)" no_sandbox_none "$D/docker-compose.yml" orchestrator
+check "docker-compose.scale.yml: tools sandboxed (no SANDBOX=none)" no_sandbox_none "$D/docker-compose.scale.yml" orchestrator worker
+check "docker-compose.yml: the orchestrator runs tools, privileged for their sandboxes" privileged "$D/docker-compose.yml" orchestrator
+check "docker-compose.scale.yml: the workers run tools, privileged for their sandboxes" privileged "$D/docker-compose.scale.yml" worker
+check "docker-compose.scale.yml: the phase-3 orchestrators run no tools and are not privileged" \
+  not_privileged "$D/docker-compose.scale.yml" orchestrator
+check "with docker-compose.phase2.yml the orchestrators run tools, privileged" \
+  privileged "$D/docker-compose.scale.yml" orchestrator -f "$D/docker-compose.phase2.yml"
+phase2_plugins() {
+  docker-compose -f "$D/docker-compose.scale.yml" -f "$D/docker-compose.phase2.yml" config |
+    node "$(dirname "$0")/env_of.js" compose - orchestrator >"$TMP/phase2.env" &&
+    plugins_are "$TMP/phase2.env" "pool=warm queue=inproc store=redis compression=none autoscaler=none"
+}
+check "docker-compose.scale.yml + docker-compose.phase2.yml: phase 2 plugins in the orchestrators" phase2_plugins
+sed 's/^  ENABLE_WORKER_MODE: .*/&\n  SANDBOX: "none"/' "$D/docker-compose.scale.yml" >"$TMP/unsandboxed.yml"
+rejects "sandbox check: a compose file that says SANDBOX=none" no_sandbox_none "$TMP/unsandboxed.yml" worker
+sed '/privileged: true/d' "$D/docker-compose.scale.yml" >"$TMP/unprivileged.yml"
+rejects "privileged check: a worker left unprivileged" privileged "$TMP/unprivileged.yml" worker
+readme_says() { grep -q 'privileged' "$SRC/README.md" && ! grep -q 'SANDBOX=none`, set explicitly' "$SRC/README.md"; }
+check "README says which containers are privileged, and no longer that tools run unsandboxed" readme_says
 read_only_root() {  # read_only_root FILE SERVICE...: read_only: true and a tmpfs /tmp
   local f="$1" svc out
   shift

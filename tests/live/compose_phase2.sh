@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# live.compose_phase2: the phase-2 compose stack (deploy/docker-compose.scale.yml: HAProxy, 3
-# orchestrators, redis; PHASE=2, no workers) in real containers, on a private dockerd.
+# live.compose_phase2: the phase-2 compose stack (deploy/docker-compose.scale.yml with
+# deploy/docker-compose.phase2.yml: HAProxy, 3 orchestrators that run the tools, redis; no workers) in
+# real containers, on a private dockerd.
 #  1. scripts/dockerd.sh starts a daemon of the test's own (data-root in $PHASEKIT_LIVE_DOCKER_DIR,
 #     default /var/cache/phasekit/docker, kept between runs so images are reused; one test at a
 #     time holds it, by flock), stopped by its PID at the end;
 #  2. scripts/images.sh builds the images (the base tarball and unchanged layers are cached);
 #  3. the stack comes up under a project name of its own, and every healthcheck turns healthy
 #     (deadline);
+#  3b. tools run sandboxed in the containers: the orchestrators say sandbox.ready (namespaces), and a
+#     tool that tries to read their environment (REDIS_PASSWORD, AUTH_SECRET) and reach redis finds
+#     neither (tests/live/tool_escape.js, through HAProxy);
 #  4. phasekit-load runs scenarios/smoke.yml through HAProxy over WebSocket, then over polling
 #     (HAProxy's cookie keeps each polling session on its orchestrator): 0 errors;
 #  5. tests/live/failover.js: a user's orchestrator is killed (docker kill); the user resumes on
@@ -30,14 +34,15 @@ flock -w 600 9 || { echo "FAIL another live test held $DOCKER_DIR.lock for 10 mi
 
 project="phasekit-live-$(openssl rand -hex 4)"
 compose_file="$SRC/deploy/docker-compose.scale.yml"
+phase2_file="$SRC/deploy/docker-compose.phase2.yml"
 started_daemon=0
 teardown() {
   if [[ -n "${DOCKER_HOST:-}" ]] && "$DOCKER" version >/dev/null 2>&1; then
     # What a failure leaves for reading, then the stack goes (idempotent after a clean down).
     if ((failed > 0)); then
-      docker-compose -p "$project" -f "$compose_file" logs --no-color --tail 40 2>/dev/null | tail -150
+      docker-compose -p "$project" -f "$compose_file" -f "$phase2_file" logs --no-color --tail 40 2>/dev/null | tail -150
     fi
-    docker-compose -p "$project" -f "$compose_file" down -v --remove-orphans -t 5 >/dev/null 2>&1
+    docker-compose -p "$project" -f "$compose_file" -f "$phase2_file" down -v --remove-orphans -t 5 >/dev/null 2>&1
   fi
   ((started_daemon)) && "$SRC/scripts/dockerd.sh" stop "$DOCKER_DIR"
   cleanup
@@ -65,9 +70,9 @@ sed -n '/images (size/,$p' "$TMP/images.log"
 
 # 3. The stack.
 stamp "compose up"
-export REDIS_PASSWORD="$(openssl rand -hex 32)" PHASE=2 ENABLE_WORKER_MODE=false AUTH_MODE=none
+export REDIS_PASSWORD="$(openssl rand -hex 32)" AUTH_MODE=none AUTH_SECRET="$(openssl rand -hex 32)"
 export LB_PORT="$(free_port)" LB_STATS_PORT="$(free_port)"
-compose() { docker-compose -p "$project" -f "$compose_file" "$@"; }
+compose() { docker-compose -p "$project" -f "$compose_file" -f "$phase2_file" "$@"; }
 up() { compose up -d --no-build --scale orchestrator=3 lb orchestrator redis 2>&1 | tail -20; return "${PIPESTATUS[0]}"; }
 check "docker-compose up: lb, 3 orchestrators, redis (project $project)" up
 
@@ -107,14 +112,35 @@ read_only_non_root() {
 check "orchestrators: uid 10001, read-only root filesystem" read_only_non_root
 # The log goes to a file first: under pipefail, `docker logs | grep -q` fails whenever grep leaves
 # early and docker logs writes again (EPIPE), which is how this check once failed in CI.
-sandbox_explicit() {
+sandboxed() {
   local id
   for id in $(orch_ids); do
     "$DOCKER" logs "$id" >"$TMP/orch.log" 2>&1 || { echo "docker logs $id failed"; return 1; }
-    grep 'sandbox.none' "$TMP/orch.log" >/dev/null || { echo "$id: no sandbox.none in its log:"; tail -20 "$TMP/orch.log"; return 1; }
+    grep '"msg":"sandbox.ready".*"sandbox":"namespaces"' "$TMP/orch.log" >/dev/null ||
+      { echo "$id: no sandbox.ready (namespaces) in its log:"; tail -20 "$TMP/orch.log"; return 1; }
+    ! grep 'sandbox.none' "$TMP/orch.log" >/dev/null || { echo "$id: says sandbox.none"; return 1; }
   done
 }
-check "orchestrators say SANDBOX=none at start (explicit in the compose file, the open item of issue 18)" sandbox_explicit
+check "orchestrators sandbox their tools (sandbox.ready, namespaces)" sandboxed
+# The attack: a user's tool looks for the stack's secrets and for redis.
+escape() {
+  timeout 90 node "$SRC/tests/live/tool_escape.js" "http://127.0.0.1:$LB_PORT" >"$TMP/escape.json" 2>"$TMP/escape.err" ||
+    { cat "$TMP/escape.err"; return 1; }
+  node -e '
+    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    const out = String(r.output);
+    const bad = [];
+    for (const [name, value] of [["REDIS_PASSWORD", process.env.REDIS_PASSWORD], ["AUTH_SECRET", process.env.AUTH_SECRET]]) {
+      if (value && out.includes(value)) bad.push(`${name} is readable`);
+    }
+    if (out.includes("REACHED-REDIS")) bad.push("redis is reachable");
+    if (!out.includes("--- redis")) bad.push("the command did not run to its end");
+    const procs = Number((out.split("--- processes\n")[1] || "").split("\n")[0]);
+    if (!(procs > 0 && procs < 10)) bad.push(`it sees ${procs} processes (its own pid namespace would show a few)`);
+    if (bad.length) { console.log(bad.join("; ")); console.log(out.slice(0, 3000)); process.exit(1); }
+    console.log(`no secret, no redis, ${procs} processes visible`);' "$TMP/escape.json"
+}
+check "a tool in the stack reads neither REDIS_PASSWORD nor AUTH_SECRET and cannot reach redis" escape
 
 # 4. Load through the balancer.
 load() {  # load TRANSPORT
