@@ -131,19 +131,24 @@ SessionPtr ToolService::adopt(const plugin::SessionRecord& record, std::shared_p
 void ToolService::connect(const json& auth, std::string_view connection_id, std::shared_ptr<ClientChannel> channel,
                           std::function<void(Status, SessionPtr)> done) {
   // Socket.IO connection state recovery: the last event offset the client got, if it says one.
+  // Only for the session it names (`pid`): a client given a new session has nothing in it to miss.
   std::string offset;
-  if (const auto it = auth.find("offset");
-      it != auth.end() && it->is_string() && it->get_ref<const std::string&>().size() <= kOffsetBytesMost) {
+  std::string resuming;
+  const auto pid_of = auth.find("pid");
+  if (const auto it = auth.find("offset"); it != auth.end() && it->is_string() && pid_of != auth.end() &&
+                                           pid_of->is_string() &&
+                                           it->get_ref<const std::string&>().size() <= kOffsetBytesMost) {
     offset = it->get<std::string>();
+    resuming = pid_of->get<std::string>();
   }
   auto finish = [executor = host_.executor(), refused = refused_session(), done = std::move(done),
-                 offset = std::move(offset)](Status s, SessionPtr session) {
+                 offset = std::move(offset), resuming = std::move(resuming)](Status s, SessionPtr session) {
     if (s.ok() && !session) {
       s = refused;  // the user is at MAX_SESSIONS_PER_USER
     }
-    boost::asio::post(executor, [done, offset, s = std::move(s), session = std::move(session)]() mutable {
+    boost::asio::post(executor, [done, offset, resuming, s = std::move(s), session = std::move(session)]() mutable {
       done(s, session);  // the CONNECT answer goes out first: what is replayed comes after it
-      if (s.ok() && session && !offset.empty()) {
+      if (s.ok() && session && !offset.empty() && session->id() == resuming) {
         boost::asio::post(session->strand(), [session, offset] { session->replay_after(offset); });
       }
     });

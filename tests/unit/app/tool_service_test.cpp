@@ -531,6 +531,21 @@ TEST_F(ToolServiceRecovery, AnOffsetTheConversationDoesNotHoldReplaysNothing) {
   EXPECT_EQ(again.channel->named("tool:result")[0], b);
 }
 
+TEST_F(ToolServiceRecovery, AClientGivenANewSessionTakesNothingOfItsOffsetAlong) {
+  Client fresh;
+  std::optional<Status> status;
+  service_->connect(json{{"pid", "s-gone"}, {"offset", "r:call-x;call-y"}}, "conn-3", fresh.channel,
+                    [&](Status s, SessionPtr session) {
+                      fresh.session = std::move(session);
+                      status = std::move(s);
+                    });
+  ASSERT_TRUE(run_until([&] { return status.has_value(); }));
+  ASSERT_TRUE(status->ok());
+  const json a = run_tool(fresh, "echo a");
+  EXPECT_EQ(offset_of(*fresh.channel, "tool:result", a["callId"]), "r:" + a["callId"].get<std::string>() + ";")
+      << "the new session's offsets list calls of another";
+}
+
 TEST_F(ToolServiceRecovery, TheOldSocketClosingAfterAResumeDoesNotCutTheNewOne) {
   const Client first = connect("alice");
   run_tool(first, "echo a");
