@@ -142,6 +142,48 @@ escape() {
 }
 check "a tool in the stack reads neither REDIS_PASSWORD nor AUTH_SECRET and cannot reach redis" escape
 
+# Kubernetes: no cluster here; the rendered overlays against the images just built (names, user,
+# programs, ports), and their probes against running containers of the image: an orchestrator of
+# this stack, and a worker started beside it for the purpose.
+k8s_images() {
+  command -v kubectl >/dev/null || { echo "kubectl not found: scripts/setup.sh installs it"; return 1; }
+  local tags image="phasekit:0.1.0" overlay worker status=0
+  tags="$("$DOCKER" images --format '{{.Repository}}:{{.Tag}}' | grep -v '<none>' | node -e '
+    console.log(JSON.stringify(require("fs").readFileSync(0, "utf8").split("\n").filter(Boolean)))')"
+  "$DOCKER" inspect "$image" >"$TMP/image.json" || return 1
+  "$DOCKER" run --rm --entrypoint sh "$image" -c 'for p in phasekit phasekit-orchestrator phasekit-worker phasekit-sandbox; do command -v "$p" >/dev/null && echo "$p"; done' >"$TMP/programs.txt" || return 1
+  OUT="$TMP/images.json" node -e '
+    const fs = require("fs");
+    const [tags, inspect, programs, image] = process.argv.slice(1);
+    fs.writeFileSync(process.env.OUT, JSON.stringify({ tags: JSON.parse(tags),
+      inspect: { [image]: JSON.parse(fs.readFileSync(inspect, "utf8"))[0] },
+      programs: { [image]: fs.readFileSync(programs, "utf8").split("\n").filter(Boolean) } }));' \
+    "$tags" "$TMP/image.json" "$TMP/programs.txt" "$image" || return 1
+  compose up -d --no-deps --no-build --scale worker=1 worker >"$TMP/worker-up.out" 2>&1 || { cat "$TMP/worker-up.out"; return 1; }
+  worker="$(compose ps -q worker | head -1)"
+  local deadline=$((SECONDS + 60))
+  until "$DOCKER" exec "$worker" curl -fsS -o /dev/null http://127.0.0.1:3000/ready 2>/dev/null; do
+    ((SECONDS < deadline)) || { echo "the worker never became ready:"; "$DOCKER" logs --tail 20 "$worker" 2>&1; return 1; }
+    sleep 1
+  done
+  for overlay in phase1 phase2 phase3; do
+    kubectl kustomize "$SRC/k8s/overlays/$overlay" >"$TMP/k8s-$overlay.yaml" || return 1
+    PROBE_CONTAINER_phasekit_orchestrator="$(orch_ids | head -1)" PROBE_CONTAINER_phasekit_worker="$worker" \
+      DOCKER="$DOCKER" node "$SRC/tests/live/k8s_images.js" "$TMP/k8s-$overlay.yaml" "$TMP/images.json" || status=1
+  done
+  compose rm -sf worker >/dev/null 2>&1
+  return "$status"
+}
+check "k8s overlays match the built image (user, programs, ports) and their probes answer in it" k8s_images
+# Self-tests: the same check refuses a manifest that is wrong in each of those ways.
+k8s_mutant() {  # k8s_mutant SED-EXPRESSION
+  sed "$1" "$TMP/k8s-phase3.yaml" >"$TMP/k8s-mutant.yaml" && node "$SRC/tests/live/k8s_images.js" "$TMP/k8s-mutant.yaml" "$TMP/images.json"
+}
+rejects "k8s image check: an image never built" k8s_mutant 's|image: phasekit:0.1.0|image: phasekit:9.9.9|'
+rejects "k8s image check: a container running as root" k8s_mutant 's|runAsUser: 10001|runAsUser: 0|'
+rejects "k8s image check: a program the image does not have" k8s_mutant 's|phasekit-worker|phasekit-wrker|'
+rejects "k8s image check: a port that is not PORT" k8s_mutant 's|containerPort: 3000|containerPort: 8080|'
+
 # 4. Load through the balancer.
 load() {  # load TRANSPORT
   sed "s/transports: \[\"websocket\"\]/transports: [\"$1\"]/" "$SRC/scenarios/smoke.yml" >"$TMP/smoke-$1.yml"
