@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# live.compose_phase3: the phase-3 compose stack (deploy/docker-compose.scale.yml: HAProxy, 2
+# orchestrators, 2 workers that run the tools, redis) in real containers, on a private dockerd, with
+# load that the drills' checker counts call by call (tests/drills/client.js and checker.js: official
+# socket.io-client users whose every command appends its op id to effects.log in its workspace).
+#  1-2. a private dockerd and the images (tests/live/stack.sh);
+#  3. every healthcheck healthy; the workers sandbox their tools, the orchestrators run none;
+#  4. docker kill of a worker under load: every approved call gets one tool:result, nothing is
+#     lost, and an effect runs twice only for a counted redelivery;
+#  5. docker restart redis under load: any call refused or failed meanwhile says UNAVAILABLE, every
+#     user succeeds again afterwards with nothing else restarted; the checker as in 4;
+#  6. docker-compose down -v leaves no container, network or volume of the project.
+COMPOSE_FILES=("$PHASEKIT_SOURCE_DIR/deploy/docker-compose.scale.yml")
+source "$(dirname "$0")/stack.sh"
+
+# 3. The stack.
+stamp "compose up"
+up() { compose up -d --no-build --scale orchestrator=2 --scale worker=2 lb orchestrator worker redis 2>&1 | tail -20; return "${PIPESTATUS[0]}"; }
+check "docker-compose up: lb, 2 orchestrators, 2 workers, redis (project $project)" up
+check "every healthcheck turns healthy (redis, 2 orchestrators, 2 workers, lb) within 120 s" wait_healthy 6
+stamp "healthy"
+sandboxes() {
+  local id log
+  for id in $(compose ps -q worker); do
+    "$DOCKER" logs "$id" >"$TMP/worker.log" 2>&1
+    grep '"msg":"sandbox.ready".*"sandbox":"namespaces"' "$TMP/worker.log" >/dev/null ||
+      { echo "$id: no sandbox.ready (namespaces):"; tail -20 "$TMP/worker.log"; return 1; }
+  done
+  for id in $(compose ps -q orchestrator); do
+    [[ "$("$DOCKER" inspect -f '{{.HostConfig.Privileged}}' "$id")" == false ]] || { echo "$id: privileged"; return 1; }
+  done
+}
+check "workers sandbox their tools; orchestrators run none and are not privileged" sandboxes
+
+# Load that the checker counts (tests/drills/client.js), and what it needs.
+effects_root() { echo "$("$DOCKER" volume inspect -f '{{.Mountpoint}}' "${project}_workspaces")/sessions"; }
+start_load() {  # start_load PREFIX: 4 users through HAProxy
+  local cfg
+  cfg="$(node -e 'console.log(JSON.stringify({ modules: process.env.PHASEKIT_NODE_MODULES, secret: "none",
+    urls: [process.argv[1]], users: 4, inflight: 1, pauseMs: 0, history: process.argv[2], stopFile: process.argv[3],
+    commandSleepMs: 300, resultWaitMs: 60000, prefix: process.argv[4] }))' "$LB_URL" "$TMP/history-$1.jsonl" "$TMP/stop-$1" "$1")"
+  node "$SRC/tests/drills/client.js" "$cfg" >"$TMP/client-$1.out" 2>&1 &
+  load_pid=$!
+  track_pid "$load_pid"
+}
+# ok_since PREFIX T N [USERS]: at least N successful calls since unix ms T (and every user among them)
+ok_since() {
+  node -e '
+    const fs = require("fs");
+    const [file, since, n, users] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3]), Number(process.argv[4] || 0)];
+    const h = fs.existsSync(file) ? fs.readFileSync(file, "utf8").split("\n").filter(Boolean).map(JSON.parse) : [];
+    const ok = h.filter((e) => e.ev === "result" && e.exitCode === 0 && !e.code && e.t >= since);
+    process.exit(ok.length >= n && new Set(ok.map((e) => e.user)).size >= users ? 0 : 1);' "$TMP/history-$1.jsonl" "$2" "$3" "${4:-0}"
+}
+wait_ok() {  # wait_ok PREFIX T N USERS SECONDS
+  local deadline=$((SECONDS + $5))
+  until ok_since "$1" "$2" "$3" "$4"; do
+    ((SECONDS < deadline)) || { echo "fewer than $3 successful calls from $4 users within $5 s"; tail -5 "$TMP/client-$1.out"; return 1; }
+    sleep 0.5
+  done
+}
+now_ms() { node -e 'console.log(Date.now())'; }
+stop_load() {
+  touch "$TMP/stop-$1"
+  wait "$load_pid" || { echo "client.js exited with $?"; tail -20 "$TMP/client-$1.out"; return 1; }
+}
+checker() {  # checker PREFIX: the checker's table over this load's calls and effects; fails on any anomaly
+  node -e '
+    const { check, table, readHistory, readEffects } = require(process.argv[1]);
+    const mine = readEffects(process.argv[3]).filter((op) => op.startsWith(process.argv[4] + "u"));
+    const r = check(readHistory(process.argv[2]), mine);
+    console.log(table(r));
+    process.exit(r.anomalies.length > 0 || r.approvedCalls === 0 ? 1 : 0);' \
+    "$SRC/tests/drills/checker.js" "$TMP/history-$1.jsonl" "$(effects_root)" "$1"
+}
+
+# 4. A worker killed under load.
+stamp "worker kill"
+worker_kill() {
+  start_load w
+  wait_ok w 0 8 4 60 || return 1
+  local victim at
+  victim="$(compose ps -q worker | head -1)"
+  at="$(now_ms)"
+  "$DOCKER" kill "$victim" >/dev/null || return 1
+  echo "killed worker $victim"
+  wait_ok w "$at" 12 4 90 || return 1
+  stop_load w || return 1
+  checker w
+}
+check "docker kill of a worker under load: every call ends once (checker: 0 anomalies)" worker_kill
+sed 's/^/     /' "$TMP/check.out" | head -12
+
+# 5. Redis restarted under load.
+stamp "redis restart"
+redis_restart() {
+  start_load r
+  wait_ok r 0 8 4 60 || return 1
+  local at refused
+  at="$(now_ms)"
+  "$DOCKER" restart -t 5 "$(compose ps -q redis)" >/dev/null || return 1
+  echo "restarted redis"
+  wait_ok r "$(now_ms)" 12 4 90 || return 1
+  stop_load r || return 1
+  refused="$(node -e '
+    const h = require("fs").readFileSync(process.argv[1], "utf8").split("\n").filter(Boolean).map(JSON.parse);
+    const codes = h.filter((e) => e.t >= Number(process.argv[2]) && e.code).map((e) => e.code);
+    console.log(codes.filter((c) => c !== "UNAVAILABLE").length + " " + codes.length);' "$TMP/history-r.jsonl" "$at")"
+  echo "errors after the restart began: ${refused#* } (other than UNAVAILABLE: ${refused%% *})"
+  [[ "${refused%% *}" == 0 ]] || return 1
+  checker r
+}
+check "docker restart redis under load: no error but UNAVAILABLE, every user back, checker 0 anomalies" redis_restart
+sed 's/^/     /' "$TMP/check.out" | head -12
+
+# 6. Down.
+stack_down
+summary
