@@ -74,42 +74,42 @@ checker() {  # checker PREFIX: the checker's table over this load's calls and ef
     "$SRC/tests/drills/checker.js" "$TMP/history-$1.jsonl" "$(effects_root)" "$1"
 }
 
+# under_load PREFIX FAULT...: load flowing (8 calls, every user), the fault, then 12 more calls from
+# every user after it, then the load stops; fault_at is when the fault began (unix ms).
+under_load() {
+  local prefix="$1"
+  shift
+  start_load "$prefix"
+  wait_ok "$prefix" 0 8 4 60 || return 1
+  fault_at="$(now_ms)"
+  "$@" || return 1
+  wait_ok "$prefix" "$(now_ms)" 12 4 90 || return 1
+  stop_load "$prefix"
+}
+
 # 4. A worker killed under load.
 stamp "worker kill"
-worker_kill() {
-  start_load w
-  wait_ok w 0 8 4 60 || return 1
-  local victim at
+kill_worker() {
+  local victim
   victim="$(compose ps -q worker | head -1)"
-  at="$(now_ms)"
-  "$DOCKER" kill "$victim" >/dev/null || return 1
-  echo "killed worker $victim"
-  wait_ok w "$at" 12 4 90 || return 1
-  stop_load w || return 1
-  checker w
+  "$DOCKER" kill "$victim" >/dev/null && echo "killed worker $victim"
 }
+worker_kill() { under_load w kill_worker && checker w; }
 check "docker kill of a worker under load: every call ends once (checker: 0 anomalies)" worker_kill
 sed 's/^/     /' "$TMP/check.out" | head -12
 
 # 5. Redis restarted under load.
 stamp "redis restart"
-redis_restart() {
-  start_load r
-  wait_ok r 0 8 4 60 || return 1
-  local at refused
-  at="$(now_ms)"
-  "$DOCKER" restart -t 5 "$(compose ps -q redis)" >/dev/null || return 1
-  echo "restarted redis"
-  wait_ok r "$(now_ms)" 12 4 90 || return 1
-  stop_load r || return 1
-  refused="$(node -e '
+restart_redis() { "$DOCKER" restart -t 5 "$(compose ps -q redis)" >/dev/null && echo "restarted redis"; }
+only_unavailable() {  # only_unavailable PREFIX: every error since the fault is UNAVAILABLE
+  node -e '
     const h = require("fs").readFileSync(process.argv[1], "utf8").split("\n").filter(Boolean).map(JSON.parse);
     const codes = h.filter((e) => e.t >= Number(process.argv[2]) && e.code).map((e) => e.code);
-    console.log(codes.filter((c) => c !== "UNAVAILABLE").length + " " + codes.length);' "$TMP/history-r.jsonl" "$at")"
-  echo "errors after the restart began: ${refused#* } (other than UNAVAILABLE: ${refused%% *})"
-  [[ "${refused%% *}" == 0 ]] || return 1
-  checker r
+    const other = codes.filter((c) => c !== "UNAVAILABLE");
+    console.log(`errors since the fault: ${codes.length}, other than UNAVAILABLE: ${other.length} ${other.join(" ")}`);
+    process.exit(other.length === 0 ? 0 : 1);' "$TMP/history-$1.jsonl" "$fault_at"
 }
+redis_restart() { under_load r restart_redis && only_unavailable r && checker r; }
 check "docker restart redis under load: no error but UNAVAILABLE, every user back, checker 0 anomalies" redis_restart
 sed 's/^/     /' "$TMP/check.out" | head -12
 
