@@ -35,6 +35,7 @@
 #include "phasekit/plugin/export.hpp"
 #include "phasekit/plugin_options.hpp"
 #include "phasekit/random_id.hpp"
+#include "phasekit/recent_ids.hpp"
 #include "phasekit/redis/subscriber.hpp"
 #include "scripts.hpp"
 
@@ -81,30 +82,6 @@ std::string failed_result(const std::string& job_id, Code code, const std::strin
   return bytes::dump(json{{"callId", job_id}, {"exitCode", nullptr}, {"output", ""}, {"truncated", false},
                           {"durationMs", 0}, {"error", {{"code", wire_name(code)}, {"message", message}}}});
 }
-
-/// The ids of the latest results delivered, at most `capacity`: a result published again (kAccount)
-/// reaches a sink once. Not thread-safe.
-class RecentIds {
- public:
-  explicit RecentIds(std::size_t capacity) : capacity_(capacity) {}
-  /// False when the id is already among the latest.
-  bool insert(const std::string& id) {
-    if (!seen_.insert(id).second) {
-      return false;
-    }
-    order_.push_back(id);
-    if (order_.size() > capacity_) {
-      seen_.erase(order_.front());
-      order_.pop_front();
-    }
-    return true;
-  }
-
- private:
-  std::size_t capacity_;
-  std::deque<std::string> order_;
-  std::unordered_set<std::string> seen_;
-};
 
 constexpr std::size_t kRecentResults = 16384;  // far more than a redis reconnect's worth of results
 constexpr std::size_t kAccountBatch = 100;     // jobs per kAccount script: ≤ 6.4 MB of results republished
@@ -919,7 +896,7 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
   };
   std::unordered_map<std::string, Awaited> awaiting_;
   std::unordered_map<std::string, std::shared_ptr<const EventSink>> sinks_;
-  RecentIds delivered_{kRecentResults};
+  RecentIds delivered_{kRecentResults};  // results delivered lately: one published again reaches a sink once
   bool stopping_ = false;
   bool finishing_ = false;
   bool handed_back_ = false;

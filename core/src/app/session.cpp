@@ -116,7 +116,6 @@ bool Session::reattach(const std::string& user, std::shared_ptr<ClientChannel> c
     old->close("session resumed on another connection");
   }
   results_sent_.clear();  // a new connection: replay_after() decides what it still needs
-  results_sent_order_.clear();
   hold_->status = SessionStatus::active;
   save_record([] {});
   return true;
@@ -468,20 +467,14 @@ void Session::outstanding_add(const std::string& call_id) {
 }
 
 void Session::emit_result(json result) {
-  constexpr std::size_t kResultsSent = 1024;
   const auto id = result.is_object() ? result.find("callId") : result.end();
   if (!result.is_object() || id == result.end() || !id->is_string()) {
     emit("tool:result", std::move(result));  // not a call's (never made here): sent, not recoverable
     return;
   }
   const std::string call_id = id->get<std::string>();
-  if (!channel_ || !results_sent_.insert(call_id).second) {
+  if (!channel_ || !results_sent_.insert(call_id)) {
     return;  // no client now (a resume replays it), or sent on this connection already
-  }
-  results_sent_order_.push_back(call_id);
-  if (results_sent_order_.size() > kResultsSent) {
-    results_sent_.erase(results_sent_order_.front());
-    results_sent_order_.pop_front();
   }
   std::erase(outstanding_, call_id);
   channel_->emit_recoverable("tool:result", std::move(result), format_offset({'r', call_id, outstanding_}));

@@ -26,6 +26,7 @@
 #include "app/service_settings.hpp"
 #include "app/session_hold.hpp"
 #include "app/session_status.hpp"
+#include "phasekit/recent_ids.hpp"
 #include "phasekit/plugin/compression.hpp"
 #include "phasekit/plugin/host.hpp"
 #include "phasekit/plugin/queue.hpp"
@@ -128,10 +129,9 @@ class Session : public std::enable_shared_from_this<Session> {
   bool resumed_;
   std::shared_ptr<ClientChannel> channel_;
   std::unordered_map<std::string, Call> calls_;
-  // The calls whose tool:result the current connection was sent, newest last (at most kResultsSent):
+  // The calls whose tool:result the current connection was sent (the latest 1,024):
   // a result both replayed and delivered by the queue is sent once.
-  std::deque<std::string> results_sent_order_;
-  std::unordered_set<std::string> results_sent_;
+  RecentIds results_sent_{1024};
   // The calls whose tool:request went to a client and whose tool:result has not (oldest first, at most
   // kOffsetOutstandingMost): every recoverable event's offset lists them.
   std::vector<std::string> outstanding_;
