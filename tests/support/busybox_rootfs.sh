@@ -7,7 +7,10 @@ set -euo pipefail
 out=$1
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
-mkdir -p "$root"/{bin,usr/bin,tmp,proc,dev,etc}
+# /run and /var as Debian's images have them: root's, 0755 (a backend must not depend on an image
+# whose /run its user may write).
+mkdir -p "$root"/{bin,usr/bin,tmp,proc,dev,etc,run,var/tmp}
+chmod 0755 "$root/run" "$root/var"
 cp /bin/busybox "$root/bin/busybox"
 "$root/bin/busybox" --list | while read -r applet; do
   [[ -e "$root/bin/$applet" ]] || ln -s busybox "$root/bin/$applet"
@@ -21,6 +24,6 @@ for exe in /usr/bin/bash /usr/bin/timeout /usr/bin/find /usr/bin/nohup /usr/bin/
 done
 rm -f "$root/bin/bash" "$root/bin/timeout" "$root/bin/find" "$root/bin/nohup" "$root/bin/ipcmk" "$root/bin/ipcs"
 ln -s /usr/bin/bash "$root/bin/bash"
-chmod 1777 "$root/tmp"
+chmod 1777 "$root/tmp" "$root/var/tmp"
 echo 'nobody:x:65534:65534:nobody:/nonexistent:/bin/sh' > "$root/etc/passwd"
 tar -C "$root" -cf "$out" .

@@ -158,7 +158,11 @@ constexpr std::string_view kSupervisorInContainer = "/.phasekit/sandbox";
 
 std::string create_body(const DockerOptions& o, const std::string& workspace) {
   const BackendLimits& l = o.limits;
-  const std::string tmpfs = fmt::format("rw,nosuid,nodev,size={}", l.tmpfs_bytes);
+  // The backend's user owns them: a tmpfs over a folder the image has takes that folder's mode
+  // whatever mode= says (runc), and in Debian's images /run is root's 0755, where the user could make
+  // nothing, not even the supervisor's folder.
+  const std::string tmpfs =
+      fmt::format("rw,nosuid,nodev,uid={},gid={},size={}", o.run_as_uid, o.run_as_gid, l.tmpfs_bytes);
   Json host{{"Binds", {workspace + ":" + workspace, fmt::format("{}:{}:ro", o.supervisor, kSupervisorInContainer)}},
             {"NetworkMode", o.network},
             {"ReadonlyRootfs", true},
