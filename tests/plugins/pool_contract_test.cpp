@@ -15,6 +15,8 @@
 #include <random>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "backend/process_backend.hpp"
 #include "backend_fixtures.hpp"
 #include "observe/json_logger.hpp"
@@ -284,6 +286,24 @@ TEST_P(PoolContract, ABackendKilledFromOutsideIsReplaced) {
   EXPECT_EQ(run(c, "echo alive"), "alive\n");
   pool_->release(c, true);
   EXPECT_GE(pool_->stats().evictions, 2u);
+}
+
+// The docker driver's backends run the supervisor whatever the image's ENTRYPOINT (the test image's
+// is /bin/false), and none of the image's HEALTHCHECK (the test image's probes every second; the
+// phasekit image's would curl a port no backend serves, an exec every 10 s in every backend).
+TEST_P(PoolContract, ABackendRunsNeitherTheImagesEntryPointNorItsHealthcheck) {
+  if (!env_.inspect) {
+    GTEST_SKIP() << test::backend_name(GetParam().backend) << " backends have no image";
+  }
+  make_pool(warm() ? R"({"min_size": 1, "max_size": 1})" : R"({"max_size": 1})");
+  const plugin::BackendPtr a = must_acquire();
+  ASSERT_TRUE(a);
+  EXPECT_EQ(run(a, "echo alive"), "alive\n");
+  const auto container = nlohmann::json::parse(env_.inspect(a), nullptr, false);
+  ASSERT_TRUE(container.is_object()) << env_.inspect(a);
+  EXPECT_EQ(container["Config"]["Healthcheck"]["Test"], nlohmann::json::array({"NONE"}));
+  EXPECT_FALSE(container["State"].contains("Health")) << container["State"].dump();
+  pool_->release(a, true);
 }
 
 INSTANTIATE_TEST_SUITE_P(Pools, PoolContract,

@@ -126,7 +126,14 @@ class Dockerd {
     const std::string tar = dir_ + "/rootfs.tar";
     const auto made = run_process("/bin/bash", {std::string(PHASEKIT_TESTS_DIR) + "/support/busybox_rootfs.sh", tar},
                                   {{"PATH", "/usr/bin:/bin"}}, std::chrono::seconds(60));
-    const auto imported = made.exit_code == 0 ? docker({"import", tar, kImage}, std::chrono::seconds(60)) : made;
+    // An entry point and a HEALTHCHECK of its own, as many images have (the phasekit image has the
+    // latter): a backend must run neither.
+    const auto imported =
+        made.exit_code == 0
+            ? docker({"import", "--change", "ENTRYPOINT [\"/bin/false\"]", "--change",
+                      "HEALTHCHECK --interval=1s --timeout=1s CMD [\"/bin/true\"]", tar, kImage},
+                     std::chrono::seconds(60))
+            : made;
     if (imported.exit_code != 0) {
       error_ = "cannot build the busybox image: " + imported.err;
       stop();
@@ -179,6 +186,13 @@ BackendEnv docker_env(boost::asio::any_io_executor executor, Logger& log) {
     d->call("POST", "/v1.41/containers/" + std::string(b->id()) + "/kill", "",
             [done](Status, unsigned, std::string) { done->set_value(); });
     done->get_future().wait_for(std::chrono::seconds(30));
+  };
+  env.inspect = [d = driver.get()](const plugin::BackendPtr& b) {
+    auto body = std::make_shared<std::promise<std::string>>();
+    d->call("GET", "/v1.41/containers/" + std::string(b->id()) + "/json", "",
+            [body](Status, unsigned, std::string text) { body->set_value(std::move(text)); });
+    auto got = body->get_future();
+    return got.wait_for(std::chrono::seconds(30)) == std::future_status::ready ? got.get() : std::string();
   };
   env.driver = std::move(driver);
   env.teardown = [root = options.workspace_root] {

@@ -30,6 +30,7 @@ struct BackendEnv {
   std::unique_ptr<plugin::BackendDriver> driver;
   std::string skip_reason;                                   // non-empty: this backend cannot run here
   std::function<void(const plugin::BackendPtr&)> kill_from_outside;  // as an operator or the OOM killer would
+  std::function<std::string(const plugin::BackendPtr&)> inspect;    // docker: the container's JSON; else unset
   std::function<void()> teardown = [] {};                    // stops what make_backend_env started
 };
 

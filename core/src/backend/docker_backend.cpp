@@ -183,10 +183,15 @@ std::string create_body(const DockerOptions& o, const std::string& workspace) {
   if (o.nano_cpus > 0) {
     host["NanoCpus"] = o.nano_cpus;
   }
+  // The supervisor is the entry point whatever the image's own is, and the image's HEALTHCHECK does
+  // not run: in every backend it would be an exec every few seconds (the phasekit image's curls a port
+  // no backend serves), and on a small host those execs starved container creation.
   Json body{{"Image", o.image},
+            {"Entrypoint", {std::string(kSupervisorInContainer)}},
             {"Cmd",
-             {std::string(kSupervisorInContainer), "container", "--workspace=" + workspace,
-              fmt::format("--file-bytes={}", l.file_bytes), fmt::format("--open-files={}", l.open_files)}},
+             {"container", "--workspace=" + workspace, fmt::format("--file-bytes={}", l.file_bytes),
+              fmt::format("--open-files={}", l.open_files)}},
+            {"Healthcheck", {{"Test", {"NONE"}}}},
             {"WorkingDir", workspace},
             {"Env", {"PATH=/usr/local/bin:/usr/bin:/bin"}},
             {"AttachStdin", true},
