@@ -7,7 +7,8 @@
 #     (deadline);
 #  3b. tools run sandboxed in the containers: the orchestrators say sandbox.ready (namespaces), and a
 #     tool that tries to read their environment (REDIS_PASSWORD, AUTH_SECRET) and reach redis finds
-#     neither (tests/live/tool_escape.js, through HAProxy);
+#     neither (tests/live/tool_escape.js, through HAProxy); nor does it in an orchestrator given the
+#     narrower grant instead of privileged (deploy/seccomp/phasekit-sandbox.json, systempaths=unconfined);
 #  4. phasekit-load runs scenarios/smoke.yml through HAProxy over WebSocket, then over polling
 #     (HAProxy's cookie keeps each polling session on its orchestrator): 0 errors;
 #  5. tests/live/failover.js: a user's orchestrator is killed (docker kill); the user resumes on
@@ -48,8 +49,8 @@ sandboxed() {
 }
 check "orchestrators sandbox their tools (sandbox.ready, namespaces)" sandboxed
 # The attack: a user's tool looks for the stack's secrets and for redis.
-escape() {
-  timeout 90 node "$SRC/tests/live/tool_escape.js" "http://127.0.0.1:$LB_PORT" >"$TMP/escape.json" 2>"$TMP/escape.err" ||
+escape() {  # escape [URL]: through HAProxy unless another URL is given
+  timeout 90 node "$SRC/tests/live/tool_escape.js" "${1:-http://127.0.0.1:$LB_PORT}" >"$TMP/escape.json" 2>"$TMP/escape.err" ||
     { cat "$TMP/escape.err"; return 1; }
   node -e '
     const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
@@ -66,6 +67,41 @@ escape() {
     console.log(`no secret, no redis, ${procs} processes visible`);' "$TMP/escape.json"
 }
 check "a tool in the stack reads neither REDIS_PASSWORD nor AUTH_SECRET and cannot reach redis" escape
+# The narrower grant (docs/security.md): no privilege, the seccomp profile deploy/seccomp/phasekit-sandbox.json
+# and systempaths=unconfined, as the docker CLI sets them (docker-compose 1.29 cannot). One more
+# orchestrator of the stack's image, environment and network, published on loopback only, outside
+# the balancer: its sandbox starts, the profile is on, and the same attack finds nothing.
+narrow() {
+  local ref name="$project-narrow" port
+  ref="$(orch_ids | head -1)"
+  port="$(free_port)"
+  "$DOCKER" inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$ref" | grep -v '^$' >"$TMP/narrow.env"
+  "$DOCKER" run -d --name "$name" --label "com.docker.compose.project=$project" \
+    --network "$("$DOCKER" inspect -f '{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}' "$ref")" \
+    -p "127.0.0.1:$port:3000" --env-file "$TMP/narrow.env" --read-only --tmpfs /tmp \
+    -v "${project}_workspaces:/var/lib/phasekit/workspaces" \
+    --security-opt "seccomp=$SRC/deploy/seccomp/phasekit-sandbox.json" --security-opt systempaths=unconfined \
+    phasekit:0.1.0 phasekit-orchestrator >/dev/null || return 1
+  local deadline=$((SECONDS + 60))
+  until curl -fs "http://127.0.0.1:$port/ready" >/dev/null; do
+    ((SECONDS < deadline)) || { echo "not ready within 60 s:"; "$DOCKER" logs "$name" 2>&1 | tail -10; "$DOCKER" rm -f "$name" >/dev/null; return 1; }
+    sleep 0.5
+  done
+  "$DOCKER" logs "$name" >"$TMP/narrow.log" 2>&1
+  grep '"msg":"sandbox.ready".*"sandbox":"namespaces"' "$TMP/narrow.log" >/dev/null || { echo "no sandbox.ready (namespaces)"; tail -10 "$TMP/narrow.log"; }
+  "$DOCKER" exec "$name" grep -E '^(Seccomp|CapEff):' /proc/1/status >"$TMP/narrow.status"
+  local privileged seccomp caps status=0
+  privileged="$("$DOCKER" inspect -f '{{.HostConfig.Privileged}}' "$name")"
+  seccomp="$(awk '/^Seccomp:/ {print $2}' "$TMP/narrow.status")"
+  caps="$(awk '/^CapEff:/ {print $2}' "$TMP/narrow.status")"
+  echo "privileged $privileged, Seccomp $seccomp (2: a filter), CapEff $caps"
+  [[ "$privileged" == false && "$seccomp" == 2 && "$caps" == 0000000000000000 ]] || status=1
+  grep '"msg":"sandbox.ready".*"sandbox":"namespaces"' "$TMP/narrow.log" >/dev/null || status=1
+  ((status == 0)) && escape "http://127.0.0.1:$port" || status=1
+  "$DOCKER" rm -f "$name" >/dev/null
+  return "$status"
+}
+check "the narrower grant (seccomp profile, systempaths=unconfined, not privileged): sandboxed, and the attack finds nothing" narrow
 
 # Kubernetes: no cluster here; the rendered overlays against the images just built (names, user,
 # programs, ports), and their probes against running containers of the image: an orchestrator of
@@ -76,7 +112,7 @@ k8s_images() {
   tags="$("$DOCKER" images --format '{{.Repository}}:{{.Tag}}' | grep -v '<none>' | node -e '
     console.log(JSON.stringify(require("fs").readFileSync(0, "utf8").split("\n").filter(Boolean)))')"
   "$DOCKER" inspect "$image" >"$TMP/image.json" || return 1
-  "$DOCKER" run --rm --entrypoint sh "$image" -c 'for p in phasekit phasekit-orchestrator phasekit-worker phasekit-sandbox; do command -v "$p" >/dev/null && echo "$p"; done' >"$TMP/programs.txt" || return 1
+  "$DOCKER" run --rm --network none --entrypoint sh "$image" -c 'for p in phasekit phasekit-orchestrator phasekit-worker phasekit-sandbox; do command -v "$p" >/dev/null && echo "$p"; done' >"$TMP/programs.txt" || return 1
   OUT="$TMP/images.json" node -e '
     const fs = require("fs");
     const [tags, inspect, programs, image] = process.argv.slice(1);
