@@ -4,7 +4,8 @@
 # load that the drills' checker counts call by call (tests/drills/client.js and checker.js: official
 # socket.io-client users whose every command appends its op id to effects.log in its workspace).
 #  1-2. a private dockerd and the images (tests/live/stack.sh);
-#  3. every healthcheck healthy; the workers sandbox their tools, the orchestrators run none;
+#  3. every healthcheck healthy; the workers sandbox their tools, the orchestrators run none; a
+#     tool's escape attempt (tests/live/tool_escape.js) finds no secret and no redis;
 #  4. docker kill of a worker under load: every approved call gets one tool:result, nothing is
 #     lost, and an effect runs twice only for a counted redelivery;
 #  5. docker restart redis under load: any call refused or failed meanwhile says UNAVAILABLE, every
@@ -34,6 +35,8 @@ sandboxes() {
   done
 }
 check "workers sandbox their tools; orchestrators run none and are not privileged" sandboxes
+# In phase 3 the tools run in the workers, whose environment holds REDIS_PASSWORD too.
+check "a tool (run by a worker) reads neither REDIS_PASSWORD nor AUTH_SECRET and cannot reach redis" escape
 
 # Load that the checker counts (tests/drills/client.js), and what it needs.
 effects_root() { echo "$("$DOCKER" volume inspect -f '{{.Mountpoint}}' "${project}_workspaces")/sessions"; }
@@ -172,7 +175,7 @@ redis_outage() {
   sleep 6
   healed_at="$(now_ms)"
   "$DOCKER" start "$(compose ps -q redis)" >/dev/null || return 1
-  echo "redis stopped for $((healed_at - fault_at)) ms"
+  echo "redis stopped for $((healed_at - fault_at)) ms: docker stop returned at $(date -u -d "@$((fault_at / 1000))" +%T).$(printf %03d $((fault_at % 1000))), docker start began at $(date -u -d "@$((healed_at / 1000))" +%T).$(printf %03d $((healed_at % 1000)))"
   wait_ok o "$healed_at" 12 4 90 || return 1
   wait_ok p "$healed_at" 4 2 90 || return 1
   stop_load p && stop_load o || return 1

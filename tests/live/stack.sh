@@ -61,6 +61,25 @@ export REDIS_PASSWORD="$(openssl rand -hex 32)" AUTH_MODE=none AUTH_SECRET="$(op
 export LB_PORT="$(free_port)" LB_STATS_PORT="$(free_port)"
 LB_URL="http://127.0.0.1:$LB_PORT"
 
+# escape [URL]: the attack of a user's tool (tests/live/tool_escape.js) looking for the stack's secrets
+# and for redis; fails when it finds either or sees more processes than its own pid namespace holds.
+escape() {  # escape [URL]: through HAProxy unless another URL is given
+  timeout 90 node "$SRC/tests/live/tool_escape.js" "${1:-http://127.0.0.1:$LB_PORT}" >"$TMP/escape.json" 2>"$TMP/escape.err" ||
+    { cat "$TMP/escape.err"; return 1; }
+  node -e '
+    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    const out = String(r.output);
+    const bad = [];
+    for (const [name, value] of [["REDIS_PASSWORD", process.env.REDIS_PASSWORD], ["AUTH_SECRET", process.env.AUTH_SECRET]]) {
+      if (value && out.includes(value)) bad.push(`${name} is readable`);
+    }
+    if (out.includes("REACHED-REDIS")) bad.push("redis is reachable");
+    if (!out.includes("--- redis")) bad.push("the command did not run to its end");
+    const procs = Number((out.split("--- processes\n")[1] || "").split("\n")[0]);
+    if (!(procs > 0 && procs < 10)) bad.push(`it sees ${procs} processes (its own pid namespace would show a few)`);
+    if (bad.length) { console.log(bad.join("; ")); console.log(out.slice(0, 3000)); process.exit(1); }
+    console.log(`no secret, no redis, ${procs} processes visible`);' "$TMP/escape.json"
+}
 containers() { "$DOCKER" ps -aq --filter "label=com.docker.compose.project=$project" "$@"; }
 all_healthy() {  # all_healthy N: N containers of the project, each with a healthcheck that says healthy
   local ids id st n=0 bad=""
