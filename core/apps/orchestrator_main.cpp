@@ -32,11 +32,12 @@ int main(int argc, char** argv) {
   const cfg::Config& config = *loaded;
 
   phasekit::runtime::Runtime rt(config, "orchestrator");
-  // With ENABLE_WORKER_MODE the workers run every tool call: this process keeps no backends.
-  const bool run_jobs = config.plugin("queue").name != "redis";
-  if (const int code = rt.start(run_jobs); code != 0) {
+  // With a remote queue (ENABLE_WORKER_MODE) the workers run every tool call: this process keeps no
+  // backends.
+  if (const int code = rt.start(phasekit::runtime::Runtime::Role::orchestrator); code != 0) {
     return code;
   }
+  const bool run_jobs = rt.runs_backends();
   phasekit::Logger& log = rt.log();
   auto& ioc = rt.ioc();
   auto& plugins = rt.plugins();
@@ -63,7 +64,7 @@ int main(int argc, char** argv) {
   settings.backend_uid = process.run_as_uid;
   settings.backend_gid = process.run_as_gid;
   settings.run_jobs = run_jobs;
-  settings.persist_sessions = config.plugin("store").name != "memory";
+  settings.persist_sessions = plugins.store->shared();
   settings.workspace_root = process.workspace_root;
   settings.instance_id = phasekit::runtime::instance_name();
   auto service = std::make_shared<phasekit::app::ToolService>(settings, plugins, rt.host());

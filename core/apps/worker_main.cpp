@@ -22,19 +22,15 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   const auto loaded = phasekit::runtime::configure(
       argc, argv, "phasekit-worker", "Runs jobs from the redis queue (ENABLE_WORKER_MODE=true, REDIS_URL) in pooled backends.",
-      exit_code, [](const cfg::Config& c) {
-        if (c.plugin("queue").name == "inproc") {
-          throw cfg::ConfigError(
-              "queue=inproc: a worker takes jobs from a shared queue; set ENABLE_WORKER_MODE=true and REDIS_URL");
-        }
-      });
+      exit_code);
   if (!loaded) {
     return exit_code;
   }
   const cfg::Config& config = *loaded;
 
   phasekit::runtime::Runtime rt(config, "worker");
-  if (const int code = rt.start(); code != 0) {
+  // The queue must be remote: a worker takes jobs that orchestrators enqueue.
+  if (const int code = rt.start(phasekit::runtime::Runtime::Role::worker); code != 0) {
     return code;
   }
   phasekit::Logger& log = rt.log();

@@ -168,6 +168,8 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
     boost::asio::post(strand_, [self = shared_from_this()] { self->tick(); });
   }
 
+  /// Workers take the jobs from redis.
+  [[nodiscard]] bool remote() const noexcept override { return true; }
   void enqueue(Job job, std::function<void(Status)> queued) noexcept override {
     if (stopping_) {
       post(std::move(queued), Status(Code::unavailable, "shutting down"));
@@ -928,6 +930,7 @@ class Handle final : public plugin::QueueStrategy {
   }
   Handle(const Handle&) = delete;
   Handle& operator=(const Handle&) = delete;
+  [[nodiscard]] bool remote() const noexcept override { return true; }
   void enqueue(Job job, std::function<void(Status)> queued) noexcept override { queue_->enqueue(std::move(job), std::move(queued)); }
   void consume(unsigned concurrency, JobHandler handler) noexcept override { queue_->consume(concurrency, std::move(handler)); }
   void set_concurrency(unsigned concurrency) noexcept override { queue_->set_concurrency(concurrency); }

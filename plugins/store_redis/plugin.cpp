@@ -143,6 +143,8 @@ class RedisStore final : public plugin::StoreStrategy {
   RedisStore(const RedisStore&) = delete;
   RedisStore& operator=(const RedisStore&) = delete;
 
+  /// Every instance reads the same redis.
+  [[nodiscard]] bool shared() const noexcept override { return true; }
   void put_session(SessionRecord record, std::function<void(Status)> done) noexcept override {
     std::vector<std::string> argv{"EVAL",          kWrite, "0", "0", options_.prefix, record.id,
                                   ttl_for(record.status)};

@@ -103,7 +103,7 @@ describe("phasekit-orchestrator with socket.io-client", () => {
     const sockets = await Promise.all(Array.from({ length: 200 }, (_, i) => connect(server, `many-${i}`)));
     try {
       const results = await Promise.all(sockets.map((s, i) => runTool(s, `echo client-${i}`, 60000)));
-      results.forEach((r, i) => assert.equal(r.output, `client-${i}\n`));
+      results.forEach((r, i) => assert.equal(r.output, `client-${i}\n`, JSON.stringify(r).slice(0, 400)));
     } finally {
       sockets.forEach((s) => s.close());
     }

@@ -60,6 +60,7 @@ bool ChildProcess::running() {
   int status = 0;
   if (::waitpid(pid_, &status, WNOHANG) == pid_) {
     pid_ = -1;
+    status_ = status;
     return false;
   }
   return true;
@@ -74,7 +75,7 @@ std::string ChildProcess::log() const {
 
 int ChildProcess::stop(int signal, std::chrono::milliseconds grace) {
   if (pid_ <= 0) {
-    return -1;
+    return status_;
   }
   ::kill(pid_, signal);
   int status = 0;

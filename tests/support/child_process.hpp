@@ -23,11 +23,13 @@ class ChildProcess {
   [[nodiscard]] bool running();
   [[nodiscard]] std::string log() const;
   /// Sends `signal` (SIGKILL: a crash); with wait, reaps it (SIGKILL after `grace` if it lingers).
-  /// Returns the exit status as waitpid gives it (-1 when not waited).
+  /// Returns the exit status as waitpid gives it; for a child that had already exited (running()
+  /// said so), the status it exited with, and no signal is sent.
   int stop(int signal, std::chrono::milliseconds grace = std::chrono::seconds(10));
 
  private:
   pid_t pid_ = -1;
+  int status_ = -1;  // waitpid's status once reaped
   std::string log_path_;
 };
 

@@ -23,6 +23,8 @@ class InprocQueue final : public plugin::QueueStrategy {
  public:
   InprocQueue(HostServices& host, std::uint64_t capacity) : host_(host), capacity_(capacity) {}
 
+  /// Jobs run in this process.
+  [[nodiscard]] bool remote() const noexcept override { return false; }
   void enqueue(Job job, std::function<void(Status)> queued) noexcept override {
     Status status;
     {

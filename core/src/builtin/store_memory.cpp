@@ -27,6 +27,8 @@ class MemoryStore final : public plugin::StoreStrategy {
  public:
   MemoryStore(HostServices& host, plugin::ConversationCaps caps) : host_(host), caps_(caps) {}
 
+  /// This process's memory: gone with it.
+  [[nodiscard]] bool shared() const noexcept override { return false; }
   void put_session(SessionRecord record, std::function<void(Status)> done) noexcept override {
     {
       const std::lock_guard lock(mutex_);

@@ -55,6 +55,8 @@ class BasicHost final : public plugin::HostServices {
   [[nodiscard]] const Clock& clock() const override { return clock_; }
   boost::asio::any_io_executor executor() override { return executor_; }
   plugin::BackendDriver* backends() override { return backends_; }
+  /// The driver, when it is made after the host (before the pool is loaded).
+  void set_backends(plugin::BackendDriver* backends) noexcept { backends_ = backends; }
   plugin::Guard& breaker(std::string_view dependency) override;
 
  private:

@@ -79,11 +79,12 @@ InstancePtr<T> load_one(phk_kind kind, const config::Config& config, plugin::Hos
 }  // namespace
 
 PluginSet load_plugins(const config::Config& config, plugin::HostServices& host, const Loader& loader,
-                       bool runs_backends) {
+                       const BackendsDecision& decide) {
   PluginSet set;
   set.compression = load_one<plugin::CompressionStrategy>(PHK_KIND_COMPRESSION, config, host, loader, set.loaded);
   set.store = load_one<plugin::StoreStrategy>(PHK_KIND_STORE, config, host, loader, set.loaded);
   set.queue = load_one<plugin::QueueStrategy>(PHK_KIND_QUEUE, config, host, loader, set.loaded);
+  const bool runs_backends = !decide || decide(set);
   set.pool = load_one<plugin::PoolStrategy>(PHK_KIND_POOL, config, host, loader, set.loaded, runs_backends);
   set.autoscaler = load_one<plugin::AutoscalerStrategy>(PHK_KIND_AUTOSCALER, config, host, loader, set.loaded);
   return set;

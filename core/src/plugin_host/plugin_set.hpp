@@ -1,6 +1,7 @@
 #pragma once
 // One instance of each plugin kind, chosen by the configuration, held so that each is destroyed by
 // the library that made it and no library is unloaded under a live instance.
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -55,10 +56,15 @@ struct PluginSet {
 /// The JSON object a plugin of this kind receives: its own settings only.
 std::string plugin_config_json(std::string_view kind, const config::Config& config);
 
-/// Loads every kind the configuration names. Throws LoadError on the first that fails. With
-/// `runs_backends` false (an orchestrator whose jobs go to workers) the pool is `none` whatever the
-/// configuration says: the same settings configure its workers' pools.
+/// Says, with the queue loaded (and the compression and store before it), whether this process runs
+/// backends, and makes them ready (their driver) if it does; throws to refuse the combination.
+using BackendsDecision = std::function<bool(const PluginSet&)>;
+
+/// Loads every kind the configuration names, the queue before the pool. Throws LoadError on the first
+/// that fails. When `runs_backends` says no (an orchestrator whose queue is remote: workers run its
+/// jobs) the pool is `none` whatever the configuration says: the same settings configure the
+/// workers' pools. Without a decision, the process runs backends.
 PluginSet load_plugins(const config::Config& config, plugin::HostServices& host, const Loader& loader,
-                       bool runs_backends = true);
+                       const BackendsDecision& runs_backends = {});
 
 }  // namespace phasekit::plugin_host

@@ -135,11 +135,52 @@ Runtime::Runtime(const config::Config& config, std::string_view component)
 
 Runtime::~Runtime() = default;
 
-int Runtime::start(bool with_backends) {
+namespace {
+
+/// What stops the process from running backends, carried out of load_plugins' decision: the log
+/// line's name and why.
+struct BackendsRefused {
+  std::string msg;
+  std::string error;
+};
+
+}  // namespace
+
+int Runtime::start(Role role) {
+  // Plugins take their breakers from the same registry as the backends (HostServices::breaker, e.g.
+  // "redis"), so all show up in /api/circuit-breakers. The driver comes once the queue has said
+  // whether this process runs tools.
+  host_ = std::make_unique<plugin_host::BasicHost>(logs_, metrics_, clock_, ioc_.get_executor(), nullptr, &breakers_);
+  const auto decide = [this, role](const plugin_host::PluginSet& set) {
+    const bool remote = set.queue->remote();
+    if (role == Role::worker && !remote) {
+      throw BackendsRefused{"worker.queue_not_remote",
+                            fmt::format("queue={}: a worker takes jobs from a shared queue; set "
+                                        "ENABLE_WORKER_MODE=true and REDIS_URL",
+                                        config_.plugin("queue").name)};
+    }
+    if (role == Role::orchestrator && remote) {
+      return false;  // workers run its jobs: no driver, and pools make nothing
+    }
+    make_backends();
+    return true;
+  };
   try {
-    if (!with_backends) {
-      // No driver: pools make nothing ("this process runs no backends").
-    } else if (docker_) {
+    const plugin_host::Loader loader(plugin_host::Loader::search_path_from(config_.text(Key::plugin_path)));
+    plugins_ = plugin_host::load_plugins(config_, *host_, loader, decide);
+  } catch (const BackendsRefused& e) {
+    log_.error(e.msg, {{"error", e.error}});
+    return kExitUsage;
+  } catch (const plugin_host::LoadError& e) {
+    log_.error("plugin.load_failed", {{"error", e.what()}});
+    return kExitPlugin;
+  }
+  return 0;
+}
+
+void Runtime::make_backends() {
+  try {
+    if (docker_) {
       process_.supervisor = backend::find_supervisor();
       driver_ = make_docker_driver(config_, process_, ioc_, logs_.logger("backend"));
     } else {
@@ -152,24 +193,11 @@ int Runtime::start(bool with_backends) {
       driver_ = std::move(driver);
     }
   } catch (const std::exception& e) {
-    log_.error("backend.unavailable", {{"error", e.what()}});
-    return kExitUsage;
+    throw BackendsRefused{"backend.unavailable", e.what()};
   }
-  // Every call to backends goes through the "backend" circuit breaker; plugins take theirs from the
-  // same registry through HostServices::breaker ("redis"), so all show up in /api/circuit-breakers.
-  if (driver_) {
-    guarded_ = std::make_unique<resilience::BreakerBackendDriver>(*driver_, breakers_.get("backend"));
-  }
-  host_ = std::make_unique<plugin_host::BasicHost>(logs_, metrics_, clock_, ioc_.get_executor(), guarded_.get(),
-                                                   &breakers_);
-  try {
-    const plugin_host::Loader loader(plugin_host::Loader::search_path_from(config_.text(Key::plugin_path)));
-    plugins_ = plugin_host::load_plugins(config_, *host_, loader, with_backends);
-  } catch (const plugin_host::LoadError& e) {
-    log_.error("plugin.load_failed", {{"error", e.what()}});
-    return kExitPlugin;
-  }
-  return 0;
+  // Every call to backends goes through the "backend" circuit breaker.
+  guarded_ = std::make_unique<resilience::BreakerBackendDriver>(*driver_, breakers_.get("backend"));
+  host_->set_backends(guarded_.get());
 }
 
 void Runtime::run() {
@@ -249,7 +277,7 @@ std::string Runtime::plugin_list() const {
 }
 
 std::optional<config::Config> configure(int argc, char** argv, std::string_view program, std::string_view usage,
-                                        int& exit_code, const std::function<void(const config::Config&)>& check) {
+                                        int& exit_code) {
   namespace po = boost::program_options;
   po::options_description own("Options");
   own.add_options()("help,h", "show this help")("print-config", "print every effective setting and exit");
@@ -265,9 +293,6 @@ std::optional<config::Config> configure(int argc, char** argv, std::string_view 
       throw config::ConfigError(fmt::format("unexpected argument \"{}\"", cli.positional.front()));
     }
     config::Config loaded = config::Config::load(cli.inputs);
-    if (check) {
-      check(loaded);
-    }
     if (cli.extra.count("print-config") != 0) {
       std::cout << config::render_table(loaded);
       return std::nullopt;

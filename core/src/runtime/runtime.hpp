@@ -33,10 +33,13 @@ class Runtime {
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
 
-  /// Makes the backend driver (unless this process runs no tools: an orchestrator whose jobs go to
-  /// workers) and loads the plugins. 0, or the exit code after a logged error (kExitUsage: the backend
-  /// cannot work here; kExitPlugin: a plugin did not load).
-  int start(bool with_backends = true);
+  /// What the process is: an orchestrator runs its jobs' backends unless its queue is remote (workers
+  /// take its jobs); a worker runs backends and needs a remote queue.
+  enum class Role { orchestrator, worker };
+  /// Loads the plugins, and makes the backend driver before the pool if the role and the queue say
+  /// this process runs tools. 0, or the exit code after a logged error (kExitUsage: the backend
+  /// cannot work here, or a worker's queue is not remote; kExitPlugin: a plugin did not load).
+  int start(Role role);
   /// Runs the io_context on threads() threads until it is stopped.
   void run();
 
@@ -47,6 +50,8 @@ class Runtime {
   [[nodiscard]] unsigned threads() const noexcept { return threads_; }
   [[nodiscard]] const backend::ProcessOptions& process() const noexcept { return process_; }
   [[nodiscard]] bool docker() const noexcept { return docker_; }
+  /// Whether this process runs tools (after start).
+  [[nodiscard]] bool runs_backends() const noexcept { return driver_ != nullptr; }
   /// "process", "docker", or "none" when the process runs no backends.
   [[nodiscard]] std::string_view backend_name() const noexcept { return driver_ ? driver_->name() : "none"; }
   [[nodiscard]] resilience::AsioTimers& timers() noexcept { return timers_; }
@@ -65,6 +70,8 @@ class Runtime {
 
  private:
   void run_handlers();
+  /// The driver this process's pool makes backends with; throws BackendsRefused.
+  void make_backends();
 
   const config::Config& config_;
   observe::LogSink logs_;
@@ -87,10 +94,9 @@ class Runtime {
 /// What the binaries do alike with their command line and environment: --help prints `usage` and the
 /// settings, --print-config the effective table, a bad setting or argument one line on stderr. Returns
 /// the configuration when the process goes on; otherwise nothing, with `exit_code` set (0 or
-/// kExitUsage). `check` may refuse a configuration by throwing config::ConfigError.
+/// kExitUsage).
 std::optional<config::Config> configure(int argc, char** argv, std::string_view program, std::string_view usage,
-                                        int& exit_code,
-                                        const std::function<void(const config::Config&)>& check = {});
+                                        int& exit_code);
 
 /// Waits (polling every 20 ms) until pred() or the deadline, then calls done.
 void wait_then(boost::asio::io_context& ioc, std::function<bool()> pred, std::chrono::steady_clock::time_point until,

@@ -147,6 +147,7 @@ class FakePool final : public plugin::PoolStrategy {
 /// A queue whose depth and jobs in flight the test sets; records set_concurrency().
 class FakeQueue final : public plugin::QueueStrategy {
  public:
+  [[nodiscard]] bool remote() const noexcept override { return false; }
   void enqueue(plugin::Job, std::function<void(Status)>) noexcept override {}
   void consume(unsigned, JobHandler) noexcept override {}
   void set_concurrency(unsigned concurrency) noexcept override { concurrencies.push_back(concurrency); }

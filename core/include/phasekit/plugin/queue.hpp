@@ -53,6 +53,9 @@ class QueueStrategy {
   using JobHandler = std::function<void(Job, EventSink, JobDone)>;
 
   virtual ~QueueStrategy() = default;
+  /// True when the jobs enqueued here are taken by other processes (phasekit-worker) from a queue
+  /// they share: an orchestrator with a remote queue runs no backends, and a worker needs one.
+  [[nodiscard]] virtual bool remote() const noexcept = 0;
   /// Completes (posted) once the job is durably queued, or with UNAVAILABLE/TOO_MANY_REQUESTS.
   virtual void enqueue(Job job, std::function<void(Status)> queued) noexcept = 0;
   /// Starts taking jobs, at most `concurrency` at once. Called at most once.

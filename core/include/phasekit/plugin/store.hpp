@@ -94,6 +94,9 @@ struct StoreStats {
 class StoreStrategy {
  public:
   virtual ~StoreStrategy() = default;
+  /// True when what is stored outlives this process and other instances read it: sessions are
+  /// persisted as they change, and a client may resume its session on another instance.
+  [[nodiscard]] virtual bool shared() const noexcept = 0;
   virtual void put_session(SessionRecord record, std::function<void(Status)> done) noexcept = 0;
   /// Applies `update` to a stored session; NOT_FOUND when there is no such session.
   virtual void update_session(std::string id, SessionUpdate update, std::function<void(Status)> done) noexcept = 0;
