@@ -6,8 +6,8 @@ find_package(fmt 9 REQUIRED)
 find_package(Threads REQUIRED)
 find_package(ZLIB 1.2.11 REQUIRED)  # compression=zlib
 
-# Boost.Asio/Beast compiled once per binary or plugin (STYLE.md §14): every TU that links
-# phasekit::asio agrees on the separate-compilation defines.
+# Boost.Asio/Beast compiled once per binary or plugin (docs/development.md, "Habits the code comments
+# point to"): every TU that links phasekit::asio agrees on the separate-compilation defines.
 # Two objects, so a plugin that uses only Asio does not pull Beast in.
 add_library(phasekit_asio STATIC "${PROJECT_SOURCE_DIR}/core/src/asio_src.cpp" "${PROJECT_SOURCE_DIR}/core/src/beast_src.cpp")
 add_library(phasekit::asio ALIAS phasekit_asio)

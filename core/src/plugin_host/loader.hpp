@@ -44,7 +44,8 @@ class LoadError : public std::runtime_error {
 };
 
 /// A dlopen'd library. Never dlclose'd: plugin code may have left vtables or Asio services behind
-/// in the host (STYLE.md §3), so the handle is kept until the process exits.
+/// in the host (docs/development.md, "Habits the code comments point to"), so the handle is kept
+/// until the process exits.
 class Library {
  public:
   Library(std::string path, void* handle) : path_(std::move(path)), handle_(handle) {}

@@ -1,6 +1,7 @@
 #pragma once
 // Parse results: a value or an error with one line saying what was wrong. Errors are values on the
-// data plane (STYLE.md §2); nothing here throws on bad input.
+// data plane (docs/development.md, "Habits the code comments point to"); nothing here throws on bad
+// input.
 #include <boost/system/result.hpp>
 
 #include <string>
