@@ -29,7 +29,8 @@ LB_PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()
 export LB_PORT
 started=0
 cleanup() {
-  [[ -n "${host_pid:-}" ]] && kill "$host_pid" 2>/dev/null && wait "$host_pid" 2>/dev/null || true
+  # server: set by start_orchestrator as soon as it starts one, also when it is never ready
+  [[ -n "${server:-}" ]] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null || true
   "$DOCKER" rm -f "$project-narrow" >/dev/null 2>&1 || true
   docker-compose -p "$project" "${files[@]}" -f "$work/none.yml" down -v -t 5 >/dev/null 2>&1 || true
   ((started)) && scripts/dockerd.sh stop "$docker_dir" >/dev/null 2>&1 || true
@@ -109,14 +110,13 @@ measure_host() {  # measure_host NAME POOL_MIN_SIZE [NAME=value ...]
   source bench/lib.sh
   start_orchestrator "$work/$name.log" AUTH_MODE=none PHASE=1 ENABLE_CONTAINER_POOL=true POOL_MIN_SIZE="$min" \
     WORKSPACE_ROOT="$work/workspaces-$name" "$@"
-  host_pid=$server
   rounds_at "$name" "http://127.0.0.1:$port"
   curl -s "http://127.0.0.1:$admin_port/stats/pool" | node -e '
     const p = JSON.parse(require("fs").readFileSync(0, "utf8"));
     console.log(`${process.argv[1]}: acquisitions warm ${p.acquisitions.warm}, made for the user ${p.acquisitions.cold}, after a wait ${p.acquisitions.afterWait}; timeouts ${p.timeouts}`);' "$name"
-  kill "$host_pid"
-  wait "$host_pid" 2>/dev/null || true
-  host_pid=
+  kill "$server"
+  wait "$server" 2>/dev/null || true
+  server=
 }
 measure sandboxed
 measure_narrow
