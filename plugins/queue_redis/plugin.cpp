@@ -930,7 +930,7 @@ class Handle final : public plugin::QueueStrategy {
   }
   Handle(const Handle&) = delete;
   Handle& operator=(const Handle&) = delete;
-  [[nodiscard]] bool remote() const noexcept override { return true; }
+  [[nodiscard]] bool remote() const noexcept override { return queue_->remote(); }
   void enqueue(Job job, std::function<void(Status)> queued) noexcept override { queue_->enqueue(std::move(job), std::move(queued)); }
   void consume(unsigned concurrency, JobHandler handler) noexcept override { queue_->consume(concurrency, std::move(handler)); }
   void set_concurrency(unsigned concurrency) noexcept override { queue_->set_concurrency(concurrency); }

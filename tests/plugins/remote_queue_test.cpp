@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/child_process.hpp"
+#include "support/run_process.hpp"
 
 namespace phasekit {
 namespace {
@@ -39,7 +40,8 @@ class RemoteQueue : public ::testing::Test {
             {"AUTH_MODE", "none"},
             {"SANDBOX", "none"},  // what runs tools is the question here, not how they are confined
             {"QUEUE_PLUGIN", queue},
-            {"PHASEKIT_PLUGIN_PATH", std::string(PHASEKIT_FIXTURE_DIR) + "/relay"},
+            {"ENABLE_CONTAINER_POOL", "true"},  // pool=warm, unless the process runs no backends
+            {"PHASEKIT_PLUGIN_PATH", std::string(PHASEKIT_FIXTURE_DIR) + "/relay:" + PHASEKIT_PLUGIN_DIR},
             {"WORKSPACE_ROOT", (dir_ / "workspaces").string()}};
   }
 
@@ -48,7 +50,7 @@ class RemoteQueue : public ::testing::Test {
     nlohmann::json found;
     test::poll_until(
         [&] {
-          for (const std::string& line : lines(child.log())) {
+          for (const std::string& line : test::lines_of(child.log())) {
             auto j = nlohmann::json::parse(line, nullptr, false);
             if (j.is_object() && j.value("msg", "") == msg) {
               found = std::move(j);
@@ -61,21 +63,12 @@ class RemoteQueue : public ::testing::Test {
     return found;
   }
 
-  static std::vector<std::string> lines(const std::string& text) {
-    std::vector<std::string> out;
-    std::size_t start = 0;
-    for (std::size_t end; (end = text.find('\n', start)) != std::string::npos; start = end + 1) {
-      out.push_back(text.substr(start, end - start));
-    }
-    return out;
-  }
-
   std::filesystem::path dir_;
 };
 
 TEST_F(RemoteQueue, AnOrchestratorKeepsNoBackendsWhenItsQueueOfAnyNameIsRemote) {
   for (const auto& [queue, backend, pool] :
-       {std::tuple{"relay", "none", "pool=none"}, std::tuple{"inproc", "process", "pool=none"}}) {
+       {std::tuple{"relay", "none", "pool=none"}, std::tuple{"inproc", "process", "pool=warm"}}) {
     SCOPED_TRACE(queue);
     test::ChildProcess orchestrator(ORCHESTRATOR_BIN, {}, env(queue), (dir_ / (std::string(queue) + ".log")).string());
     const nlohmann::json listening = line_of(orchestrator, "server.listening");
