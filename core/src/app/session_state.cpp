@@ -129,27 +129,6 @@ Status park_files(const std::string& folder, const std::string& workspace) {
   return move_entries(workspace, folder);
 }
 
-Status move_entries(const std::string& from, const std::string& to) {
-  std::error_code ec;
-  if (!std::filesystem::is_directory(from, ec)) {
-    return {};
-  }
-  for (std::filesystem::directory_iterator it(from, ec), end; !ec && it != end; it.increment(ec)) {
-    const auto target = std::filesystem::path(to) / it->path().filename();
-    if (std::filesystem::is_directory(target, ec) && !std::filesystem::is_symlink(target, ec)) {
-      std::filesystem::remove_all(target, ec);
-    }
-    if (::rename(it->path().c_str(), target.c_str()) != 0) {
-      return Status(Code::unavailable, fmt::format("moving {} to {}: {}", it->path().filename().string(), to,
-                                                   std::strerror(errno)));
-    }
-  }
-  if (ec) {
-    return Status(Code::unavailable, fmt::format("reading {}: {}", from, ec.message()));
-  }
-  return {};
-}
-
 namespace {
 
 constexpr int kMaxCopyDepth = 256;  // folders inside folders; two descriptors held per level
@@ -229,6 +208,47 @@ Status copy_file_at(int from_dir, int to_dir, const char* name, const struct sta
   return {};
 }
 
+Status copy_tree_at(int from_dir, int to_dir, int depth);
+
+/// One entry, `name` in the folder open as `from_dir`, to the same name in the one open as `to_dir`:
+/// a folder with everything in it, a symlink as a symlink, a regular file; fifos, sockets and
+/// devices are not a session's files and are skipped.
+Status copy_entry_at(int from_dir, int to_dir, const char* name, int depth) {
+  struct stat st {};
+  if (::fstatat(from_dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    return copy_failed("reading", name, errno);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    if (::mkdirat(to_dir, name, 0700) != 0 && errno != EEXIST) {
+      return copy_failed("making", name, errno);
+    }
+    Fd sub_from(::openat(from_dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    Fd sub_to(::openat(to_dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (sub_from.fd < 0 || sub_to.fd < 0) {
+      return copy_failed(sub_from.fd < 0 ? "reading" : "making", name, errno);
+    }
+    if (Status s = copy_tree_at(sub_from.fd, sub_to.fd, depth + 1); !s.ok()) {
+      return s;
+    }
+    (void)::fchown(sub_to.fd, st.st_uid, st.st_gid);
+    (void)::fchmod(sub_to.fd, st.st_mode & 07777);
+  } else if (S_ISLNK(st.st_mode)) {
+    std::array<char, PATH_MAX> target{};
+    const ssize_t n = ::readlinkat(from_dir, name, target.data(), target.size() - 1);
+    if (n < 0) {
+      return copy_failed("reading", name, errno);
+    }
+    if (::symlinkat(target.data(), to_dir, name) != 0 &&
+        (errno != EEXIST || ::unlinkat(to_dir, name, 0) != 0 || ::symlinkat(target.data(), to_dir, name) != 0)) {
+      return copy_failed("making", name, errno);
+    }
+    (void)::fchownat(to_dir, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW);
+  } else if (S_ISREG(st.st_mode)) {
+    return copy_file_at(from_dir, to_dir, name, st);
+  }
+  return {};
+}
+
 /// Copies the entries of the folder open as `from_dir` into the one open as `to_dir`, by descriptor
 /// all the way down: no path is resolved again, so a folder swapped for a symlink meanwhile (on
 /// either side) is never followed out of the tree.
@@ -251,41 +271,9 @@ Status copy_tree_at(int from_dir, int to_dir, int depth) {
     if (std::strcmp(name, ".") == 0 || std::strcmp(name, "..") == 0) {
       continue;
     }
-    struct stat st {};
-    if (::fstatat(from_dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      return copy_failed("reading", name, errno);
+    if (Status s = copy_entry_at(from_dir, to_dir, name, depth); !s.ok()) {
+      return s;
     }
-    if (S_ISDIR(st.st_mode)) {
-      if (::mkdirat(to_dir, name, 0700) != 0 && errno != EEXIST) {
-        return copy_failed("making", name, errno);
-      }
-      Fd sub_from(::openat(from_dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      Fd sub_to(::openat(to_dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      if (sub_from.fd < 0 || sub_to.fd < 0) {
-        return copy_failed(sub_from.fd < 0 ? "reading" : "making", name, errno);
-      }
-      if (Status s = copy_tree_at(sub_from.fd, sub_to.fd, depth + 1); !s.ok()) {
-        return s;
-      }
-      (void)::fchown(sub_to.fd, st.st_uid, st.st_gid);
-      (void)::fchmod(sub_to.fd, st.st_mode & 07777);
-    } else if (S_ISLNK(st.st_mode)) {
-      std::array<char, PATH_MAX> target{};
-      const ssize_t n = ::readlinkat(from_dir, name, target.data(), target.size() - 1);
-      if (n < 0) {
-        return copy_failed("reading", name, errno);
-      }
-      if (::symlinkat(target.data(), to_dir, name) != 0 &&
-          (errno != EEXIST || ::unlinkat(to_dir, name, 0) != 0 || ::symlinkat(target.data(), to_dir, name) != 0)) {
-        return copy_failed("making", name, errno);
-      }
-      (void)::fchownat(to_dir, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW);
-    } else if (S_ISREG(st.st_mode)) {
-      if (Status s = copy_file_at(from_dir, to_dir, name, st); !s.ok()) {
-        return s;
-      }
-    }
-    // fifos, sockets, devices: not a session's files
   }
   if (errno != 0) {
     return copy_failed("reading", "a folder", errno);
@@ -305,6 +293,45 @@ bool same_folder(const std::string& path, std::uint64_t dev, std::uint64_t ino) 
 }
 
 }  // namespace
+
+Status move_entries(const std::string& from, const std::string& to) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(from, ec)) {
+    return {};
+  }
+  // Descriptors for the copy a move across file systems falls back to (a backend's workspace on a
+  // tmpfs of its own, BACKEND_WORKSPACE_BYTES, and the session's folder on the volume).
+  const Fd from_fd(::open(from.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
+  const Fd to_fd(::open(to.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
+  if (from_fd.fd < 0 || to_fd.fd < 0) {
+    return Status(Code::unavailable,
+                  fmt::format("opening {}: {}", from_fd.fd < 0 ? from : to, std::strerror(errno)));
+  }
+  for (std::filesystem::directory_iterator it(from, ec), end; !ec && it != end; it.increment(ec)) {
+    const auto target = std::filesystem::path(to) / it->path().filename();
+    if (std::filesystem::is_directory(target, ec) && !std::filesystem::is_symlink(target, ec)) {
+      std::filesystem::remove_all(target, ec);
+    }
+    if (::rename(it->path().c_str(), target.c_str()) == 0) {
+      continue;
+    }
+    if (errno != EXDEV) {
+      return Status(Code::unavailable, fmt::format("moving {} to {}: {}", it->path().filename().string(), to,
+                                                   std::strerror(errno)));
+    }
+    const std::string name = it->path().filename().string();
+    std::filesystem::remove_all(target, ec);
+    if (Status copied = copy_entry_at(from_fd.fd, to_fd.fd, name.c_str(), 0); !copied.ok()) {
+      return Status(Code::unavailable, fmt::format("moving {} to {}: {}", name, to, copied.message()));
+    }
+    std::filesystem::remove_all(it->path(), ec);
+    ec.clear();
+  }
+  if (ec) {
+    return Status(Code::unavailable, fmt::format("reading {}: {}", from, ec.message()));
+  }
+  return {};
+}
 
 void folder_identity(const std::string& path, std::uint64_t& dev, std::uint64_t& ino) {
   struct stat st {};

@@ -24,6 +24,7 @@ struct BackendLimits {
   std::uint64_t tmpfs_bytes = 64u << 20;
   std::uint64_t file_bytes = 0;
   std::uint64_t open_files = 1024;
+  std::uint64_t workspace_bytes = 0;  // a tmpfs of this size per workspace (workspace_bound.hpp); 0: none
 };
 
 /// What the host gives a sandbox of one backend's cgroup.

@@ -24,13 +24,40 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
+#include <set>
 #include <stdexcept>
 #include <vector>
 
+#include "backend/workspace_bound.hpp"
 #include "phasekit/random_id.hpp"
 
 namespace phasekit::backend {
 namespace {
+
+/// The tags of this process's live drivers: the workspaces named after them are not stale (a test
+/// may run several drivers in one process).
+struct LiveTags {
+  std::mutex mutex;
+  std::set<std::string> tags;
+};
+LiveTags& live_tags() {
+  static LiveTags t;
+  return t;
+}
+
+bool live_driver_names(std::string_view name) {
+  const std::string prefix = fmt::format("p{}-", ::getpid());
+  if (!name.starts_with(prefix)) {
+    return false;
+  }
+  name.remove_prefix(prefix.size());
+  LiveTags& live = live_tags();
+  const std::lock_guard lock(live.mutex);
+  return std::any_of(live.tags.begin(), live.tags.end(), [name](const std::string& t) {
+    return name.size() > t.size() && name.starts_with(t) && name[t.size()] == '-';
+  });
+}
 
 constexpr std::chrono::milliseconds kCgroupRetry{20};
 constexpr int kCgroupAttempts = 250;  // 5 s for the sandbox's last processes to leave its cgroup
@@ -384,10 +411,32 @@ ProcessDriver::ProcessDriver(boost::asio::any_io_executor executor, ProcessOptio
   limits_.tmpfs_bytes = options_.sandbox == SandboxKind::namespaces ? l.tmpfs_bytes : 0;
   limits_.file_bytes = l.file_bytes;
   limits_.open_files = l.open_files;
+  limits_.workspace_by = "none";
+  {
+    LiveTags& live = live_tags();
+    const std::lock_guard lock(live.mutex);
+    live.tags.insert(tag_);
+  }
+  if (l.workspace_bytes > 0) {
+    // What a killed predecessor left mounted goes first; then a trial mount says whether we can.
+    if (const std::size_t swept = sweep_stale_workspaces(options_.workspace_root, &live_driver_names); swept > 0) {
+      log_.info("backend.stale_workspaces_removed", {{"count", swept}});
+    }
+    limits_.why_unbounded = can_bound_workspaces(options_.workspace_root);
+    if (limits_.why_unbounded.empty()) {
+      limits_.workspace_bytes = l.workspace_bytes;
+      limits_.workspace_by = "tmpfs";
+    }
+  }
   limits_.user_namespaces = false;  // the shell's seccomp filter refuses them in every mode
 }
 
-ProcessDriver::~ProcessDriver() { remover_.join(); }
+ProcessDriver::~ProcessDriver() {
+  remover_.join();
+  LiveTags& live = live_tags();
+  const std::lock_guard lock(live.mutex);
+  live.tags.erase(tag_);
+}
 
 void ProcessDriver::create(std::function<void(Status, plugin::BackendPtr)> done) noexcept {
   const std::string id = fmt::format("p{}-{}-{}", ::getpid(), tag_, next_.fetch_add(1));
@@ -397,6 +446,15 @@ void ProcessDriver::create(std::function<void(Status, plugin::BackendPtr)> done)
       !made.ok()) {
     boost::asio::post(executor_, [done = std::move(done), made = std::move(made)] { done(made, nullptr); });
     return;
+  }
+  if (limits_.workspace_bytes > 0) {
+    if (Status bounded = bound_workspace(ws, limits_.workspace_bytes, options_.run_as_uid, options_.run_as_gid);
+        !bounded.ok()) {
+      std::error_code ignored;
+      std::filesystem::remove_all(ws, ignored);
+      boost::asio::post(executor_, [done = std::move(done), bounded = std::move(bounded)] { done(bounded, nullptr); });
+      return;
+    }
   }
   auto backend = std::make_shared<ProcessBackend>(executor_, id, ws);
   backend->start(options_, cgroups_.get(), [backend, done = std::move(done), this](Status status) mutable {
@@ -445,6 +503,7 @@ void ProcessDriver::remove_cgroup(ProcessBackendPtr backend, int attempt, std::f
   }
   // A workspace may hold any number of files: removed on a thread of its own, never on the event loop.
   boost::asio::post(remover_, [workspace = backend->workspace()] {
+    unbound_workspace(workspace);
     std::error_code ignored;
     std::filesystem::remove_all(workspace, ignored);
   });

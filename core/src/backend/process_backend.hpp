@@ -66,6 +66,9 @@ struct LimitsInForce {
   std::uint64_t tmpfs_bytes = 0;
   std::uint64_t file_bytes = 0;
   std::uint64_t open_files = 0;
+  std::uint64_t workspace_bytes = 0;
+  std::string workspace_by;  // "tmpfs" or "none"
+  std::string why_unbounded;  // workspace_bytes asked for, but this process cannot mount
   bool user_namespaces = false;  // may a tool create one (never, with a sandbox)
   std::string why_no_cgroups;
 };

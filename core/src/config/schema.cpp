@@ -163,6 +163,12 @@ constexpr std::array<Spec, kSettingCount> kSettings{{
   {Key::backend_file_bytes, "backend_file_bytes", "BACKEND_FILE_BYTES", "backend-file-bytes", "Backends",
    Type::integer, 0, 1099511627776, "", "268435456", {N, N, N},
    "Largest file a tool may write (RLIMIT_FSIZE; a larger write fails with \"File too large\"; 0: no limit)."},
+  {Key::backend_workspace_bytes, "backend_workspace_bytes", "BACKEND_WORKSPACE_BYTES", "backend-workspace-bytes",
+   "Backends", Type::integer, 0, 1099511627776, "", "0", {N, N, N},
+   "Most a backend's workspace may hold, files and folders together: each is a tmpfs of this size, so a user "
+   "who fills theirs gets \"No space left on device\" and the volume other sessions share is untouched "
+   "(0: no bound). Needs root (CAP_SYS_ADMIN) and process backends; elsewhere a warning says it is not in "
+   "force. The pages count in the backend's memory."},
   {Key::backend_open_files, "backend_open_files", "BACKEND_OPEN_FILES", "backend-open-files", "Backends",
    Type::integer, 16, 1048576, "", "1024", {N, N, N}, "Open files per process in a backend (RLIMIT_NOFILE)."},
   {Key::max_requests_per_user, "max_requests_per_user", "MAX_REQUESTS_PER_USER", "max-requests-per-user",

@@ -70,6 +70,7 @@ enum class Key : std::uint16_t {
   backend_processes,
   backend_tmpfs_bytes,
   backend_file_bytes,
+  backend_workspace_bytes,
   backend_open_files,
   max_requests_per_user,
   max_sessions_per_user,

@@ -92,7 +92,14 @@ void log_limits(const backend::LimitsInForce& l, Logger& log) {
                               {"cpu_by", l.cpu_by},
                               {"tmpfs_bytes", l.tmpfs_bytes},
                               {"file_bytes", l.file_bytes},
-                              {"open_files", l.open_files}});
+                              {"open_files", l.open_files},
+                              {"workspace_bytes", l.workspace_bytes},
+                              {"workspace_by", l.workspace_by}});
+  if (!l.why_unbounded.empty()) {
+    log.warn("backend.workspace_unbounded",
+             {{"detail", "BACKEND_WORKSPACE_BYTES is not in force: a user may fill the workspace volume: " +
+                             l.why_unbounded}});
+  }
   if (!l.why_no_cgroups.empty()) {
     log.warn("backend.no_cgroups", {{"detail", "per-backend memory, process and CPU limits fall back to rlimits "
                                                "(processes: " + l.processes_by + "): " + l.why_no_cgroups}});
@@ -122,6 +129,7 @@ Runtime::Runtime(const config::Config& config, std::string_view component)
   process_.limits.tmpfs_bytes = static_cast<std::uint64_t>(config.integer(Key::backend_tmpfs_bytes));
   process_.limits.file_bytes = static_cast<std::uint64_t>(config.integer(Key::backend_file_bytes));
   process_.limits.open_files = static_cast<std::uint64_t>(config.integer(Key::backend_open_files));
+  process_.limits.workspace_bytes = static_cast<std::uint64_t>(config.integer(Key::backend_workspace_bytes));
   process_.limits.nice = process_.nice;
   if (::geteuid() == 0) {
     process_.run_as_uid = kBackendUid;  // backends never run as root
@@ -183,6 +191,12 @@ void Runtime::make_backends() {
     if (docker_) {
       process_.supervisor = backend::find_supervisor();
       driver_ = make_docker_driver(config_, process_, ioc_, logs_.logger("backend"));
+      if (process_.limits.workspace_bytes > 0) {
+        // The engine binds each workspace from its own mount namespace, which need not see ours.
+        log_.warn("backend.workspace_unbounded",
+                  {{"detail", "BACKEND_WORKSPACE_BYTES is not in force with BACKEND=docker: a user may fill the "
+                              "workspace volume"}});
+      }
     } else {
       // Below the isolation it is configured for, the process does not start (let alone become ready).
       process_.supervisor = backend::find_supervisor();
@@ -249,6 +263,7 @@ nlohmann::json Runtime::backend_limits() const {
             {"tmpfsBytes", l.tmpfs_bytes},
             {"fileBytes", l.file_bytes},
             {"openFiles", l.open_files},
+            {"workspaceBytes", {{"max", 0}, {"by", "none"}}},
             {"userNamespaces", false}};
   }
   const backend::LimitsInForce& f = process_driver_->limits();
@@ -261,6 +276,7 @@ nlohmann::json Runtime::backend_limits() const {
                      {"tmpfsBytes", f.tmpfs_bytes},
                      {"fileBytes", f.file_bytes},
                      {"openFiles", f.open_files},
+                     {"workspaceBytes", {{"max", f.workspace_bytes}, {"by", f.workspace_by}}},
                      {"userNamespaces", f.user_namespaces}};
   if (!f.why_no_cgroups.empty()) {
     out["noCgroups"] = f.why_no_cgroups;

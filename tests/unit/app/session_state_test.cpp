@@ -12,6 +12,7 @@
 #include <functional>
 
 #include "backend/process_backend.hpp"
+#include "backend/workspace_bound.hpp"
 #include "observe/json_logger.hpp"
 #include "support/backend_fixtures.hpp"
 
@@ -109,6 +110,43 @@ std::string read_all(const std::filesystem::path& p) {
   std::ifstream f(p);
   return std::string(std::istreambuf_iterator<char>(f), {});
 }
+
+TEST(SessionState, MoveEntriesAcrossFileSystemsCopiesEachEntryAndFollowsNoLink) {
+  // A backend's workspace bounded by BACKEND_WORKSPACE_BYTES is a tmpfs of its own: a rename to the
+  // session's folder on the volume fails with EXDEV, and the move copies instead.
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "mounting a tmpfs needs root";
+  }
+  const auto root = std::filesystem::temp_directory_path() / ("phasekit-move-xdev-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(root);
+  std::filesystem::create_directories(root / "a");
+  std::filesystem::create_directories(root / "b" / "sub");
+  std::filesystem::create_directories(root / "outside");
+  ASSERT_TRUE(backend::bound_workspace((root / "a").string(), 1 << 20, -1, -1).ok());
+  std::filesystem::create_directories(root / "a" / "sub" / "deeper");
+  std::ofstream(root / "a" / "f.txt") << "one";
+  std::ofstream(root / "a" / "sub" / "deeper" / "g.txt") << "three";
+  std::ofstream(root / "b" / "sub" / "stale.txt") << "old";
+  std::ofstream(root / "outside" / "secret") << "host";
+  std::filesystem::create_directory_symlink(root / "outside", root / "a" / "link");
+  struct stat a {};
+  struct stat b {};
+  ASSERT_EQ(::stat((root / "a").c_str(), &a), 0);
+  ASSERT_EQ(::stat((root / "b").c_str(), &b), 0);
+  ASSERT_NE(a.st_dev, b.st_dev);
+
+  const Status moved = move_entries((root / "a").string(), (root / "b").string());
+  ASSERT_TRUE(moved.ok()) << moved.message();
+  EXPECT_TRUE(std::filesystem::is_empty(root / "a"));
+  EXPECT_EQ(read_all(root / "b" / "f.txt"), "one");
+  EXPECT_EQ(read_all(root / "b" / "sub" / "deeper" / "g.txt"), "three");
+  EXPECT_FALSE(std::filesystem::exists(root / "b" / "sub" / "stale.txt"));  // replaced, not merged
+  EXPECT_TRUE(std::filesystem::is_symlink(root / "b" / "link"));           // the link, not what it names
+  EXPECT_EQ(read_all(root / "outside" / "secret"), "host");
+  backend::unbound_workspace((root / "a").string());
+  std::filesystem::remove_all(root);
+}
+
 
 TEST(SessionState, CopyEntriesCopiesFilesFoldersLinksAndModesAndLeavesTheSourceAsItWas) {
   const auto root = std::filesystem::temp_directory_path() / ("phasekit-copy-" + std::to_string(::getpid()));

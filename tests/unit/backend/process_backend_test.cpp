@@ -3,9 +3,13 @@
 // isolation from the host and from the next user, and every limit, each ended cleanly.
 #include "backend/process_backend.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +22,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "backend/workspace_bound.hpp"
 #include "backend_fixtures.hpp"
 #include "observe/json_logger.hpp"
 
@@ -474,6 +479,107 @@ TEST_P(ProcessBackendTest, ADirectProgramPastItsTimeoutIsKilledAndTheSessionGoes
   EXPECT_TRUE(self_killed.direct);
   EXPECT_EQ(self_killed.exit_code, 137);
   EXPECT_TRUE(backend_->alive());
+}
+
+/// Whether anything is mounted at `path` in this process's mount namespace.
+bool mounted_at(const std::string& path) {
+  std::ifstream in("/proc/self/mountinfo");
+  const std::string text((std::istreambuf_iterator<char>(in)), {});
+  const auto parent = std::filesystem::path(path).parent_path().string();
+  const auto names = mounts_under(text, parent);
+  return std::find(names.begin(), names.end(), std::filesystem::path(path).filename().string()) != names.end();
+}
+
+TEST_P(ProcessBackendTest, AUserWhoFillsTheirWorkspaceFillsNothingElse) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "bounding a workspace mounts a tmpfs: root only";
+  }
+  destroy(backend_);
+  backend_.reset();
+  driver_.reset();
+  BackendLimits limits = test::test_limits();
+  limits.workspace_bytes = 8u << 20;
+  make(limits);
+  ASSERT_EQ(driver_->limits().workspace_by, "tmpfs") << driver_->limits().why_unbounded;
+  // The workspace is a file system of its own, of the bound's size: not the volume under root_.
+  struct stat ws {};
+  struct stat volume {};
+  ASSERT_EQ(::stat(backend_->workspace().c_str(), &ws), 0);
+  ASSERT_EQ(::stat(root_.c_str(), &volume), 0);
+  EXPECT_NE(ws.st_dev, volume.st_dev);
+  struct statvfs fs {};
+  ASSERT_EQ(::statvfs(backend_->workspace().c_str(), &fs), 0);
+  EXPECT_EQ(fs.f_blocks * fs.f_frsize, 8u << 20);
+
+  // Bytes: 20 MiB (under BACKEND_FILE_BYTES, 64 MiB) stop at the bound.
+  const RunResult big = run("head -c 20M /dev/zero > big; echo rc=$?; stat -c %s big");
+  EXPECT_NE(big.output.find("No space left on device"), std::string::npos) << big.output;
+  EXPECT_NE(big.output.find("rc=1\n"), std::string::npos) << big.output;
+  // Files: empty ones take no bytes, but inodes, which are bounded too.
+  const RunResult many = run("rm -f big; i=0; while [ $i -lt 20000 ] && : > f$i; do i=$((i+1)); done; echo made=$i");
+  const auto at = many.output.rfind("made=");
+  ASSERT_NE(at, std::string::npos) << many.output;
+  EXPECT_NE(many.output.find("No space left on device"), std::string::npos) << many.output;
+  const int made = std::atoi(many.output.c_str() + at + 5);
+  EXPECT_GT(made, 1000) << many.output;
+  EXPECT_LT(made, 20000) << "20,000 empty files fitted in an 8 MiB workspace";
+
+  // Another backend is untouched, and so is this one once reset for the next user.
+  const auto other = create();
+  ASSERT_TRUE(other);
+  EXPECT_EQ(run_on(other, "head -c 4M /dev/zero > f && stat -c %s f").output, "4194304\n");
+  destroy(other);
+  ASSERT_TRUE(reset(backend_).ok());
+  EXPECT_EQ(run("ls | wc -l; head -c 4M /dev/zero > f && stat -c %s f").output, "0\n4194304\n");
+
+  // Destroyed: unmounted, then removed.
+  const std::string path = backend_->workspace();
+  EXPECT_TRUE(mounted_at(path));
+  destroy(backend_);
+  backend_.reset();
+  EXPECT_FALSE(mounted_at(path));
+}
+
+TEST(WorkspaceBound, MountsUnderARootAreReadWithTheKernelsEscapesUndone) {
+  const std::string info =
+      "22 1 0:21 / /proc rw - proc proc rw\n"
+      "90 22 0:50 / /var/ws/p12-abc-1 rw,nosuid,nodev - tmpfs phasekit-workspace rw,size=1024k\n"
+      "91 22 0:51 / /var/ws/with\\040space rw - tmpfs x rw\n"
+      "92 22 0:52 / /var/ws/p12-abc-1/inner rw - tmpfs x rw\n"
+      "93 22 0:53 / /var/wsx/p1-a-1 rw - tmpfs x rw\n"
+      "garbage\n";
+  EXPECT_EQ(mounts_under(info, "/var/ws"), (std::vector<std::string>{"p12-abc-1", "with space"}));
+  EXPECT_EQ(mounts_under(info, "/var/ws/"), (std::vector<std::string>{"p12-abc-1", "with space"}));
+}
+
+TEST(WorkspaceBound, AWorkspaceAKilledProcessLeftMountedIsSweptAndALiveOnesIsNot) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "mounting a tmpfs needs root";
+  }
+  const auto root = std::filesystem::temp_directory_path() / ("phasekit-sweep-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(root);
+  std::filesystem::create_directories(root);
+  // A pid that no longer runs: a child that has exited and been reaped.
+  const pid_t dead = ::fork();
+  if (dead == 0) {
+    ::_exit(0);
+  }
+  ASSERT_GT(dead, 0);
+  ::waitpid(dead, nullptr, 0);
+  const std::string stale = (root / fmt::format("p{}-oldtag-1", dead)).string();
+  const std::string mine = (root / fmt::format("p{}-livetag-1", ::getpid())).string();
+  const std::string restarted = (root / fmt::format("p{}-before-1", ::getpid())).string();
+  for (const auto& p : {stale, mine, restarted}) {
+    std::filesystem::create_directories(p);
+    ASSERT_TRUE(bound_workspace(p, 1 << 20, -1, -1).ok());
+  }
+  const auto ours = [](std::string_view name) { return name.find("-livetag-") != std::string_view::npos; };
+  EXPECT_EQ(sweep_stale_workspaces(root.string(), ours), 2u);
+  EXPECT_FALSE(std::filesystem::exists(stale));
+  EXPECT_FALSE(std::filesystem::exists(restarted));
+  EXPECT_TRUE(mounted_at(mine));
+  unbound_workspace(mine);
+  std::filesystem::remove_all(root);
 }
 
 INSTANTIATE_TEST_SUITE_P(Sandboxes, ProcessBackendTest, ::testing::Values("namespaces", "none"),
