@@ -58,6 +58,20 @@ po::variables_map parse(const std::vector<std::string>& args, const po::options_
   return vm;
 }
 
+/// What only `run` takes: users that repeat their flow, and the event log.
+po::options_description user_options(load::RunOptions& o, std::string& event_log) {
+  po::options_description d("Users");
+  d.add_options()
+      ("repeat-until", po::value(&o.repeat_until_s)->default_value(0.0),
+       "each user repeats its flow until this many seconds into the run (0: runs it once)")
+      ("keep-going", po::bool_switch(&o.keep_going),
+       "a user whose flow fails counts the error and runs its next flow on the same connection (needs "
+       "--repeat-until) instead of leaving")
+      ("event-log", po::value(&event_log),
+       "write every packet each user sends and receives to FILE, one JSON line each");
+  return d;
+}
+
 po::options_description run_options(load::RunOptions& o, std::string& target, std::string& sources) {
   po::options_description d("Run options");
   d.add_options()
@@ -118,6 +132,12 @@ void check_run_options(const load::RunOptions& o) {
   }
   if (!o.ca_file.empty() && !std::ifstream(o.ca_file)) {
     throw UsageError(fmt::format("--ca {}: cannot read the file", o.ca_file));
+  }
+  if (!(o.repeat_until_s >= 0 && o.repeat_until_s <= 86400)) {
+    throw UsageError(fmt::format("--repeat-until {}: expected 0..86400 seconds", o.repeat_until_s));
+  }
+  if (o.keep_going && o.repeat_until_s <= 0) {
+    throw UsageError("--keep-going: a user goes on to its next flow, so it needs --repeat-until");
   }
   if (o.threads > 256) {
     throw UsageError(fmt::format("--threads {}: at most 256", o.threads));
@@ -233,7 +253,7 @@ load::Scenario load_with_target(const std::string& file, const std::string& targ
   return load::load_scenario(file, target);
 }
 
-volatile int g_interrupted = 0;  // set by SIGINT/SIGTERM
+volatile sig_atomic_t g_interrupted = 0;  // counted up by SIGINT/SIGTERM (RunOptions::interrupted)
 
 int command_run(const std::vector<std::string>& args) {
   load::RunOptions o;
@@ -242,7 +262,9 @@ int command_run(const std::vector<std::string>& args) {
   std::string scenario_file;
   std::vector<std::string> output_values;
   MetricsArgs metrics;
+  std::string event_log_file;
   po::options_description d = run_options(o, target, sources);
+  d.add(user_options(o, event_log_file));
   d.add(output_options(output_values, metrics, "the report"));
   d.add_options()("scenario", po::value(&scenario_file), "scenario file")("help,h", "this help");
   po::positional_options_description p;
@@ -261,6 +283,11 @@ int command_run(const std::vector<std::string>& args) {
   const Outputs out = parse_outputs(output_values);
   o.interrupted = &g_interrupted;
   const load::Scenario scenario = load_with_target(scenario_file, target);
+  std::unique_ptr<load::EventLog> event_log;
+  if (!event_log_file.empty()) {
+    event_log = std::make_unique<load::EventLog>(event_log_file);
+    o.event_log = event_log.get();
+  }
   const load::Schedule schedule(scenario.phases);
   if (!o.quiet) {
     std::cerr << fmt::format("phasekit-load: {} → {}: {} arrivals over {:.0f} s, {} threshold(s)\n", scenario_file,
@@ -583,8 +610,8 @@ int command_compare(const std::vector<std::string>& args) {
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
-  std::signal(SIGINT, [](int) { g_interrupted = 1; });
-  std::signal(SIGTERM, [](int) { g_interrupted = 1; });
+  std::signal(SIGINT, [](int) { g_interrupted = g_interrupted + 1; });
+  std::signal(SIGTERM, [](int) { g_interrupted = g_interrupted + 1; });
   const std::vector<std::string> all(argv + 1, argv + argc);
   if (all.empty() || all[0] == "--help" || all[0] == "-h" || all[0] == "help") {
     std::cout << kUsage;

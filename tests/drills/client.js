@@ -4,11 +4,13 @@
 //   {t, user, op, ev: "send"}                      before the message is sent
 //   {…, ev: "ack", callId} | {…, ev: "refused", code}
 //   {…, ev: "approved", callId} | {…, ev: "approval_refused", callId, code}
-//   {…, ev: "result", callId, exitCode, code, attempt, ms}   each tool:result received (code: its error's)
+//   {…, ev: "result", callId, exitCode, code, attempt, output}   each tool:result received (code: its
+//                                                   error's; output: its last 160 characters)
 //   {…, ev: "no_result", callId}                    none within RESULT_WAIT_MS: the checker counts it lost
 // Each command appends its op id to effects.log in the session's workspace: the side-effect record.
 //
-// Run as: node client.js CONFIG_JSON   (urls, users, history file, stop file, sleep per command)
+// Run as: node client.js CONFIG_JSON   (urls, users, history file, stop file, sleep per command; `command`
+// replaces the default command, with {op} for the op id it must append to effects.log)
 // It stops taking new calls when STOP_FILE exists, waits for the calls in flight, prints
 // {"msg":"client.done"} and exits 0.
 "use strict";
@@ -56,7 +58,8 @@ async function user(index) {
   const results = new Map();  // callId -> resolve
   socket.on("tool:result", (r) => {
     log({ user: name, op: r.callId && results.get(r.callId)?.op, ev: "result", callId: r.callId,
-          exitCode: r.exitCode ?? null, code: r.error?.code ?? null, message: r.error?.message, attempt: r.attempt ?? 1 });
+          exitCode: r.exitCode ?? null, code: r.error?.code ?? null, message: r.error?.message, attempt: r.attempt ?? 1,
+          output: typeof r.output === "string" ? r.output.slice(-160) : undefined });
     const waiter = results.get(r.callId);
     if (waiter) waiter.resolve();
   });
@@ -84,7 +87,8 @@ async function calls(socket, name, lane, results) {
     const sleepS = (cfg.commandSleepMs ?? 200) / 1000;
     // && : a call succeeds only when its effect was written (a full disk fails it). With newFile, each
     // call also writes a file of its own first (an append to effects.log may fit in a page it has).
-    const command = `${cfg.newFile ? `echo ${op} > ${op}.out && ` : ""}echo ${op} >> effects.log && sleep ${sleepS}`;
+    const command = cfg.command ? cfg.command.replaceAll("{op}", op)
+      : `${cfg.newFile ? `echo ${op} > ${op}.out && ` : ""}echo ${op} >> effects.log && sleep ${sleepS}`;
     if (!socket.connected) {
       await sleep(100);
       continue;

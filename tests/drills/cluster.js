@@ -9,6 +9,7 @@ const os = require("node:os");
 const path = require("node:path");
 const readline = require("node:readline");
 const { Topology } = require("./topology.js");
+const load = require("./load.js");
 const { spawnListening, waitFor } = require("../support/node/server_process.js");
 
 const SECRET = "drills-secret-0123456789abcdef0123456789abcd";
@@ -16,9 +17,10 @@ const PORT = 8080;
 
 
 class Cluster {
-  constructor({ leaseMs = 2000, workerEnv = [{}, {}], orchestratorEnv = {}, redisArgs = [], workspaceBytes = 0,
-                balancer = false } = {}) {
+  constructor({ leaseMs = 2000, workerEnv = [{}, {}], orchestratorEnv = {}, commonEnv = {}, redisArgs = [],
+                workspaceBytes = 0, balancer = false } = {}) {
     this.leaseMs = leaseMs;
+    this.commonEnv = commonEnv;  // every orchestrator's and worker's
     this.orchestratorEnv = orchestratorEnv;
     this.balancer = balancer;  // HAProxy, with deploy/haproxy.cfg, in a host of its own: clients go through it
     this.workspaceBytes = workspaceBytes;  // > 0: the workspace volume is a tmpfs of this size
@@ -51,6 +53,7 @@ class Cluster {
       MAX_CONNECTIONS_PER_ADDRESS: "0",
       SESSION_GRACE_MS: "60000",
       JOB_LEASE_MS: String(this.leaseMs),
+      ...this.commonEnv,
       ...extra,
     };
   }
@@ -177,14 +180,25 @@ class Cluster {
     return [0, 1].map((i) => `http://${this.topo.ip(`orch${i}`)}:${PORT}`);
   }
 
-  /** Starts client.js in the client host; resolves {stop(), exited, history} at once. */
+  /**
+   * Starts phasekit-load in the client host (load.js: one run per url, users spread over them); returns
+   * {read(), stop(), exited} at once. Its processes are stopped with the cluster's if still running.
+   */
+  startLoad({ prefix = "d", urls = this.urls(), ...rest } = {}) {
+    const l = load.startLoad({ bin: path.join(this.binDir, "phasekit-load"), dir: this.dir, secret: SECRET, urls, prefix,
+                               enter: ["ip", "netns", "exec", this.topo.host("client").ns], ...rest });
+    l.runs.forEach((r, k) => this.procs.set(`load-${prefix}${k}`, { child: r.child, exited: r.exited, logs: [] }));
+    return l;
+  }
+
+  /** Starts client.js (socket.io-client users, which reconnect) in the client host; resolves {stop(), exited, history} at once. */
   startClient({ users = 4, inflight = 1, commandSleepMs = 200, resultWaitMs = 60000, prefix = "d", urls = this.urls(),
-                pauseMs = 0, go = false, newFile = false } = {}) {
+                pauseMs = 0, go = false, newFile = false, command = undefined } = {}) {
     const history = path.join(this.dir, `history-${prefix}.jsonl`);
     const stopFile = path.join(this.dir, `stop-${prefix}`);
     const cfg = { modules: process.env.PHASEKIT_NODE_MODULES, secret: SECRET, urls, users, inflight, pauseMs, history,
                   goFile: go ? path.join(this.dir, `go-${prefix}`) : undefined,
-                  stopFile, commandSleepMs, resultWaitMs, prefix, newFile };
+                  stopFile, commandSleepMs, resultWaitMs, prefix, newFile, command };
     const child = spawn("ip", ["netns", "exec", this.topo.host("client").ns, process.execPath,
                                path.join(__dirname, "client.js"), JSON.stringify(cfg)],
                         { stdio: ["ignore", "pipe", "inherit"] });
@@ -255,6 +269,12 @@ class Cluster {
       fs.closeSync(fd);
     }
     return total;
+  }
+
+  /** Bytes free on the workspace volume. */
+  workspaceFree() {
+    const s = fs.statfsSync(this.workspaces);
+    return s.bavail * s.bsize;
   }
 
   freeWorkspaces() {

@@ -1,5 +1,6 @@
 // One drill: node run.js NAME. Starts the cluster (cluster.js), puts load on it from the client host
-// (client.js), injects the drill's fault, heals it, lets the load run on, stops, and has the checker
+// (phasekit-load through load.js; socket.io-client users, client.js, where users must reconnect),
+// injects the drill's fault, heals it, lets the load run on, stops, and has the checker
 // count every call (checker.js). Exit 0 only with 0 anomalies and the drill's own evidence that the
 // fault bit (packets dropped, a lease lost, a result fenced). Prints the checker's table and one JSON
 // summary line (what docs/reliability.md quotes). DRILL_DUMP=1 prints every process's last log lines
@@ -81,14 +82,15 @@ const drills = {
     },
   },
 
-  // worker0 <-> redis cut for longer than the lease: its jobs are redelivered to worker1, and what it
-  // finishes meanwhile is refused.
+  // worker0 <-> redis cut for 60 s, far longer than the lease (the default, 5 s): its jobs are
+  // redelivered to worker1, and what it finishes meanwhile is refused. DRILL_CUT_MS shortens it.
   worker_partition_long: {
-    cluster: { leaseMs: 2000 },
+    cluster: { leaseMs: 5000 },
     load: { users: 4, commandSleepMs: 500 },
     async run(c) {
-      const facts = await cutFor(c, "worker0", "redis", 7000);
-      return { injected: `iptables DROP worker0<->redis 7 s (lease ${c.leaseMs} ms)`, ...facts };
+      const ms = Number(process.env.DRILL_CUT_MS || 60000);
+      const facts = await cutFor(c, "worker0", "redis", ms);
+      return { injected: `iptables DROP worker0<->redis ${ms / 1000} s (lease ${c.leaseMs} ms)`, ...facts };
     },
     evidence(c, facts) {
       const incarnations = c.logged("worker0", "queue.new_incarnation").length;
@@ -124,25 +126,54 @@ const drills = {
     },
   },
 
-  // The workspace volume (one tmpfs for every orchestrator and worker, as docker-compose.scale.yml
-  // shares one volume) filled to its last byte for 5 s by a ballast file, then freed. Calls that write
-  // fail with a clear error meanwhile; no session loses its files, and every user goes on after.
+  // Two ways the workspace volume (one tmpfs for every orchestrator and worker, as
+  // docker-compose.scale.yml shares one volume) runs out. First a user tries to fill it from their
+  // own session, again and again for 6 s: each backend's workspace is a tmpfs of its own
+  // (BACKEND_WORKSPACE_BYTES, 4 MiB here), so the writes stop there and the other users see nothing.
+  // Then the volume itself is filled to its last byte by a ballast file for 5 s, as a host's disk
+  // fills: calls that write fail with a clear error meanwhile; no session loses its files, and every
+  // user goes on after.
   workspace_full: {
-    cluster: { workspaceBytes: 64 << 20 },
+    cluster: { workspaceBytes: 64 << 20, commonEnv: { BACKEND_WORKSPACE_BYTES: process.env.DRILL_WORKSPACE_BYTES ?? String(4 << 20) } },
     load: { users: 4, commandSleepMs: 100, newFile: true },
-    async run(c) {
+    async run(c, client) {
+      const attacker = c.startLoad({ users: 1, prefix: "x", urls: [c.urls()[0]], commandSleepMs: 0, pauseMs: 100,
+                                     command: "rm -f fill; echo {op} >> effects.log && head -c 100M /dev/zero > fill" });
+      await waitFor(() => attacker.read().filter((e) => e.ev === "result").length >= 3, 30000,
+                    "the filling user's first calls");
+      const attackFrom = Date.now();
+      let leastFree = c.workspaceFree();
+      while (Date.now() - attackFrom < 6000) {
+        leastFree = Math.min(leastFree, c.workspaceFree());
+        await sleep(50);
+      }
+      const attackTo = Date.now();
+      await attacker.stop();
+      await flowing(client, 4, 30000, "calls to succeed after the filling user left");
       const at = Date.now();
       const ballast = c.fillWorkspaces();
       await sleep(5000);
       c.freeWorkspaces();
-      return { injected: `workspace volume (tmpfs, 64 MiB) filled by a ${ballast}-byte ballast for 5 s`,
-               faultAt: at, healedAt: Date.now(), ballast };
+      return { injected: `one user filling their workspace (bound 4 MiB) for 6 s, then the workspace volume ` +
+                         `(tmpfs, 64 MiB) filled by a ${ballast}-byte ballast for 5 s`,
+               faultAt: at, healedAt: Date.now(), ballast, attackFrom, attackTo, leastFree, clients: [attacker] };
     },
     evidence(c, facts, h) {
+      // The filling user: their own writes failed, with the kernel's words.
+      const mine = h.filter((e) => e.ev === "result" && e.user.startsWith("x") && e.t >= facts.attackFrom &&
+                                   e.t <= facts.attackTo);
+      const filled = mine.filter((e) => e.exitCode !== 0 && /No space left on device/.test(e.output ?? e.message ?? ""));
+      // Everyone else, meanwhile: nothing but successes.
+      const others = h.filter((e) => e.ev === "result" && !e.user.startsWith("x") && e.t >= facts.attackFrom &&
+                                     e.t <= facts.attackTo);
+      const othersFailed = others.filter((e) => e.code || e.exitCode !== 0);
       const during = h.filter((e) => e.ev === "result" && e.t >= facts.faultAt && e.t <= facts.healedAt + 500);
       const failed = during.filter((e) => e.code || (e.exitCode !== 0 && e.exitCode !== null));
-      return { ok: facts.ballast > 0 && failed.length > 0,
-               facts: { failedDuring: failed.length, okDuring: during.length - failed.length,
+      return { ok: filled.length > 0 && filled.length === mine.length && others.length > 0 && othersFailed.length === 0 &&
+                   facts.leastFree > (16 << 20) && facts.ballast > 0 && failed.length > 0,
+               facts: { fillingUserCalls: mine.length, fillingUserNoSpace: filled.length, othersCallsMeanwhile: others.length,
+                        othersFailedMeanwhile: othersFailed.length, volumeLeastFreeMiB: Math.round(facts.leastFree / 1048576),
+                        failedDuring: failed.length, okDuring: during.length - failed.length,
                         example: failed[0] ? `${failed[0].code ?? `exit ${failed[0].exitCode}`}: ${failed[0].message ?? ""}` : null } };
     },
   },
@@ -152,6 +183,9 @@ const drills = {
   // checks mark orch0 down, and resume their sessions there (socket.io's pid, the store's record and
   // the shared workspace volume): files, calls and history intact.
   balancer_partition: {
+    // socket.io-client users: they reconnect, through the balancer, and resume their sessions
+    // (phasekit-load's users do not reconnect).
+    client: "socket.io-client",
     cluster: { balancer: true, orchestratorEnv: { PING_INTERVAL_MS: "1000", PING_TIMEOUT_MS: "1000" } },
     load: { users: 4, commandSleepMs: 200 },
     async run(c) {
@@ -176,18 +210,17 @@ const drills = {
   },
 
   // orch0 <-> redis cut for 6 s: its users get UNAVAILABLE fast, orch1's are untouched, and orch0's
-  // sessions go on after the heal. A probe (2 users on orch0, connected before the cut) calls only
+  // sessions go on after the heal. A probe (2 users on orch0, connected before the cut) calls
   // while it lasts, one call every 300 ms, so that what a user sees during a cut is measured.
   orchestrator_partition: {
     cluster: {},
     load: { users: 4, commandSleepMs: 100 },
     async run(c) {
-      const probe = c.startClient({ users: 2, prefix: "p", urls: [c.urls()[0]], commandSleepMs: 0, pauseMs: 300,
-                                    resultWaitMs: 30000, go: true });
+      const probe = c.startLoad({ users: 2, prefix: "p", urls: [c.urls()[0]], commandSleepMs: 0, pauseMs: 300,
+                                  resultWaitMs: 30000 });
       await waitFor(() => probe.read().filter((e) => e.ev === "connected").length === 2, 15000, "the probe to connect");
       const heal = c.topo.partition("orch0", "redis");
       const at = Date.now();
-      probe.go();
       await sleep(6000);
       const dropped = c.topo.droppedPackets("orch0");
       heal();
@@ -222,7 +255,7 @@ async function main() {
   const c = await new Cluster(drill.cluster).start();
   let failed = true;
   try {
-    const client = c.startClient(drill.load);
+    const client = drill.client === "socket.io-client" ? c.startClient(drill.load) : c.startLoad(drill.load);
     await flowing(client, 8, 30000, "calls to succeed before the fault");
     const facts = await drill.run(c, client);
     // Recovery: the first call sent after the heal that succeeded, then enough more to show it flows.

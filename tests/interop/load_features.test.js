@@ -267,6 +267,60 @@ scenarios:
   });
 });
 
+describe("users that go on, and the event log, against phasekit-orchestrator", () => {
+  it("ends a step at an ack that says no, lets the user go on, and logs every packet", async () => {
+    const server = await startServer({ AUTH_MODE: "none" });
+    try {
+      // A message the server turns into a tool call, then an approval of a call that does not exist:
+      // its ack says NOT_FOUND, and no tool:result will come (the timeout is 30 s).
+      const file = writeScenario("keep-going", `
+config:
+  target: "http://127.0.0.1:1"
+  phases: [{ duration: 1, arrivalCount: 2 }]
+  socketio: { transports: ["websocket"] }
+  timeout: 30
+scenarios:
+  - engine: socketio
+    flow:
+      - emit: { channel: "message", data: "echo hi" }
+        acknowledge: { match: { json: "$.0.ok", value: true }, capture: { json: "$.0.callId", as: "callId" } }
+      - emit: { channel: "tool:approval", data: { callId: "no-such-call", approved: true } }
+        acknowledge: { match: { json: "$.0.ok", value: true } }
+        response: { channel: "tool:result" }
+      - think: 0.1
+`);
+      const events = path.join(tmp, "keep-going-events.jsonl");
+      const started = Date.now();
+      const r = load(file, server.url, ["--repeat-until", "2", "--keep-going", "--event-log", events]);
+      assert.ok(Date.now() - started < 15000, "a refused approval's tool:result was waited for");
+      const c = r.report.total.counters;
+      assert.equal(c["vusers.created"], 2, r.out);
+      assert.equal(c["vusers.failed"], 2, "each user met an error");
+      assert.ok(c["flows.failed"] >= 4, `each user went on after its first failure: ${JSON.stringify(c)}`);
+      assert.equal(c["errors.match_failed"], c["flows.failed"]);
+      const lines = fs.readFileSync(events, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+      const users = [...new Set(lines.map((l) => l.vu))];
+      assert.equal(users.length, 2);
+      for (const vu of users) {
+        const mine = lines.filter((l) => l.vu === vu);
+        assert.equal(mine[0].dir, "open");
+        assert.equal(mine.filter((l) => l.dir === "open").length, 1, "one connection, kept");
+        assert.equal(mine.at(-1).dir, "end");
+        const approvals = mine.filter((l) => l.dir === "out" && l.type === "event" && l.data[0] === "tool:approval");
+        assert.ok(approvals.length >= 2);
+        for (const a of approvals) {
+          const ack = mine.find((l) => l.dir === "in" && l.type === "ack" && l.id === a.id);
+          assert.equal(ack?.data[0]?.code, "NOT_FOUND", JSON.stringify(ack));
+        }
+        // The tool calls its messages made were asked for, by the server, in events no step waited for.
+        assert.ok(mine.some((l) => l.dir === "in" && l.type === "event" && l.data[0] === "tool:request"));
+      }
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe("the shipped staging example against phasekit-orchestrator", () => {
   const example = path.join(SOURCE, "scenarios/staging.yml");
 

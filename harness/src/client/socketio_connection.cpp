@@ -32,6 +32,19 @@ using nlohmann::json;
 using asio::awaitable;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
+std::string_view type_name(socketio::PacketType t) {
+  switch (t) {
+    case socketio::PacketType::connect: return "connect";
+    case socketio::PacketType::disconnect: return "disconnect";
+    case socketio::PacketType::event:
+    case socketio::PacketType::binary_event: return "event";
+    case socketio::PacketType::ack:
+    case socketio::PacketType::binary_ack: return "ack";
+    case socketio::PacketType::connect_error: return "connect_error";
+  }
+  return "unknown";
+}
+
 std::uint64_t micros(SteadyClock::duration d) {
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
   return us < 0 ? 0 : static_cast<std::uint64_t>(us);
@@ -67,7 +80,14 @@ class SocketioConnection final : public Connection, public std::enable_shared_fr
 
   [[nodiscard]] bool dead() const { return death_.has_value(); }
 
+  void log_packet(std::string_view dir, const socketio::Packet& p) {
+    if (options_.tap.log != nullptr) {
+      options_.tap.log->packet(options_.tap.vu, dir, type_name(p.type), p.nsp, p.id, p.data);
+    }
+  }
+
   void send(const socketio::Packet& packet) {
+    log_packet("out", packet);
     for (socketio::Part& part : socketio::encode(packet)) {
       outbox_.push_back(engineio::Packet{engineio::PacketType::message, std::move(part.data), part.binary});
     }
@@ -79,6 +99,9 @@ class SocketioConnection final : public Connection, public std::enable_shared_fr
       return;
     }
     death_ = ConnError{code, std::move(detail)};
+    if (options_.tap.log != nullptr) {
+      options_.tap.log->ended(options_.tap.vu, error_name(code), death_->detail);
+    }
     shutdown_sockets();
     signal_.cancel();
     upgrade_signal_.cancel();
@@ -254,6 +277,9 @@ class SocketioConnection final : public Connection, public std::enable_shared_fr
       return ConnError{ConnErrc::handshake_failed, "open packet without a sid"};
     }
     sid_ = j["sid"].get<std::string>();
+    if (options_.tap.log != nullptr) {
+      options_.tap.log->opened(options_.tap.vu, sid_);
+    }
     max_payload_ = j.value("maxPayload", std::size_t{1000000});
     if (j.contains("upgrades") && j["upgrades"].is_array()) {
       for (const auto& u : j["upgrades"]) {
@@ -331,6 +357,7 @@ class SocketioConnection final : public Connection, public std::enable_shared_fr
   }
 
   void deliver(socketio::Packet& p) {
+    log_packet("in", p);
     switch (p.type) {
       case socketio::PacketType::connect:
         joined_[p.nsp] = std::nullopt;
@@ -614,8 +641,12 @@ awaitable<ConnResult<Reply>> SocketioConnection::emit(Emit request, TimePoint de
     co_return Reply{};
   }
   const TimePoint sent = SteadyClock::now();
+  bool ack_said_no = false;
   const auto waiting = [&] {
-    return (request.response && !self->response_) || (request.ack && !self->ack_);
+    if (request.ack_ends_wait && self->ack_ && !ack_said_no && request.ack_ends_wait(*self->ack_)) {
+      ack_said_no = true;
+    }
+    return !ack_said_no && ((request.response && !self->response_) || (request.ack && !self->ack_));
   };
   while (!self->dead() && waiting() && SteadyClock::now() < deadline) {
     self->signal_.expires_at(deadline);
@@ -667,6 +698,9 @@ awaitable<void> SocketioConnection::close() {
       beast::get_lowest_layer(*self->ws_).expires_after(std::chrono::seconds(2));
       co_await self->ws_->async_close(websocket::close_code::normal, kTuple);
     }
+  }
+  if (!self->dead() && self->options_.tap.log != nullptr) {
+    self->options_.tap.log->ended(self->options_.tap.vu, error_name(ConnErrc::closed), "closed by its user");
   }
   self->death_ = ConnError{ConnErrc::closed, ""};
   self->release_sockets();

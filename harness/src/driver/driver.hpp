@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "driver/event_log.hpp"
 #include "metrics.hpp"
 #include "scenario.hpp"
 
@@ -90,6 +91,9 @@ struct Emit {
   nlohmann::json args = nlohmann::json::array();  // [event name, arguments…]
   bool ack = false;                               // ask for an ack and wait for it
   std::optional<std::string> response;            // wait for this event from the server on ns
+  // With both an ack and a response: called with the ack's arguments when it comes; true ends the
+  // wait there (the ack says the response will not come), and the Reply has no response.
+  std::function<bool(const nlohmann::json&)> ack_ends_wait;
 };
 
 /// What came back for an Emit: each one set when it was asked for.
@@ -128,6 +132,7 @@ using ConnectionPtr = std::shared_ptr<Connection>;
 struct ConnectOptions {
   std::map<std::string, std::string> headers;
   std::string query;  // added to the handshake's query string: "a=1&b=2"
+  EventTap tap;       // --event-log: where the connection logs its packets, and as which user
 };
 
 /// How the connections of one run reach the server: the scenario's target and transports and the

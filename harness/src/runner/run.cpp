@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <iostream>
 #include <memory>
 #include <random>
 #include <thread>
@@ -52,7 +53,7 @@ HookResult run_hook(RunState& run, const Flow& flow, std::uint64_t seed) {
   const TimePoint deadline = now + seconds(run.options.connect_timeout_s + run.scenario.flow_bound_s(flow) + 5);
   asio::co_spawn(w.ioc, VirtualUser::run_hook(std::make_shared<VirtualUser>(w, run, 0, now), &flow, &result),
                  asio::detached);
-  const auto interrupted = [&] { return run.options.interrupted != nullptr && *run.options.interrupted != 0; };
+  const auto interrupted = [&] { return run.options.interrupted != nullptr && *run.options.interrupted >= 2; };
   while (!result.done && !w.ioc.stopped() && SteadyClock::now() < deadline && !interrupted()) {
     w.ioc.run_for(std::chrono::milliseconds(50));
   }
@@ -191,6 +192,8 @@ Report run_scenario(const Scenario& scenario, const RunOptions& options, const D
     options.live->begin_run();
   }
   bool aborted = false;
+  bool stopping = false;  // a first signal came: see RunOptions::interrupted
+  TimePoint stop_deadline = TimePoint::max();
   TimePoint abort_started = TimePoint::max() - std::chrono::hours(1);
   const auto all_done = [&] {
     for (const auto& w : workers) {
@@ -252,8 +255,24 @@ Report run_scenario(const Scenario& scenario, const RunOptions& options, const D
     if (done) {
       break;
     }
-    const bool interrupted = options.interrupted != nullptr && *options.interrupted != 0;
-    if (!aborted && (now >= drain_deadline || interrupted)) {
+    const int signals = options.interrupted != nullptr ? *options.interrupted : 0;
+    if (signals == 1 && !stopping) {
+      // The first signal: no arrival, no next flow; users end the one they are in, as if the
+      // arrivals had ended now.
+      stopping = true;
+      run.stop_arrivals = true;
+      for (const auto& w : workers) {
+        Worker* wp = w.get();
+        asio::post(wp->ioc, [wp] { wp->scheduled_all = true; });
+      }
+      stop_deadline = now + seconds(drain_s);
+      if (!options.quiet) {
+        std::cerr << fmt::format("phasekit-load: stopping: running users end their flow within {:.0f} s (again to "
+                                 "stop at once)\n",
+                                 drain_s);
+      }
+    }
+    if (!aborted && (now >= drain_deadline || signals >= 2 || (stopping && now >= stop_deadline))) {
       aborted = true;
       abort_started = now;
       run.stop_arrivals = true;
@@ -304,7 +323,7 @@ Report run_scenario(const Scenario& scenario, const RunOptions& options, const D
   report.duration_s = std::chrono::duration<double>(SteadyClock::now() - run.start).count();
   report.peak_users = static_cast<std::uint64_t>(run.peak_users.load());
   report.checks = evaluate(scenario.thresholds, report.total, report.duration_s);
-  if (scenario.after && !(options.interrupted != nullptr && *options.interrupted != 0)) {
+  if (scenario.after && !(options.interrupted != nullptr && *options.interrupted >= 2)) {
     const TimePoint started = SteadyClock::now();
     const HookResult after = run_hook(run, *scenario.after, seed ^ 0x6166746572ULL);
     report.meta["after"] = {{"ok", after.outcome.ok()},

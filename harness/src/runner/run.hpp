@@ -31,9 +31,17 @@ struct RunOptions {
   bool cookies = true;           // --no-cookies turns each user's cookie jar off
   bool quiet = false;
   std::uint64_t seed = 0;        // 0: random
-  // Capacity steps: each user repeats its flow until this time (0: runs the flow once).
+  // Each user repeats its flow until this time (0: runs the flow once): capacity steps, --repeat-until.
   double repeat_until_s = 0;
-  // Set (to non-zero) from a signal handler: arrivals stop and running users are closed.
+  // --keep-going: a user whose flow fails (an unmet check, a refused ack, a response that did not
+  // come) counts the error and runs its next flow on the same connection instead of leaving (k6's
+  // way; Artillery's is to leave). Its connection ending still ends it. With repeat_until_s.
+  bool keep_going = false;
+  // --event-log: every packet of every user, one JSON line each (driver/event_log.hpp).
+  EventLog* event_log = nullptr;
+  // Counted up from a signal handler. The first: arrivals stop, users end the flow they are in (no
+  // next one) within the drain period, and the report is written; the second: running users are
+  // closed at once.
   const volatile int* interrupted = nullptr;
   // When set, the run's figures so far are published to it about once a second (for --metrics-port).
   LiveMetrics* live = nullptr;

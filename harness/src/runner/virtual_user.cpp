@@ -61,6 +61,7 @@ std::string VirtualUser::render_text(std::string_view t, Outcome& error) {
 ConnectOptions VirtualUser::connect_options(Outcome& error) {
   const SocketOptions& o = flow_->socket;
   ConnectOptions c;
+  c.tap = EventTap{run_.options.event_log, id_};
   for (const auto& [name, value] : o.headers) {
     std::string v = render_text(value, error);
     if (v.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos && error.ok()) {
@@ -123,6 +124,13 @@ const Flow& VirtualUser::pick_flow() {
     }
   }
   return run_.scenario.flows.back();
+}
+
+Outcome VirtualUser::check(const Expectation& e, const json& payload) {
+  Expectation checks_only;
+  checks_only.data = e.data;
+  checks_only.matches = e.matches;
+  return expect(checks_only, payload);
 }
 
 Outcome VirtualUser::expect(const Expectation& e, const json& payload) {
@@ -188,6 +196,15 @@ awaitable<Outcome> VirtualUser::emit(std::shared_ptr<VirtualUser> self, const St
     co_return error;
   }
   request.ack = step->ack.has_value();
+  if (step->ack && step->response) {
+    // An ack that fails its checks fails the step: the response it also waits for (a tool:result to
+    // a refused approval, say) will not come, and is not waited for.
+    const bool unwrap = self->flow_->v3_acks;
+    request.ack_ends_wait = [self, step, unwrap](const json& args) {
+      const bool one = unwrap && args.is_array() && args.size() == 1;
+      return !self->check(*step->ack, one ? args[0] : args).ok();
+    };
+  }
   self->worker_.add(kEmits);
   ConnResult<Reply> reply = co_await self->conn_->emit(std::move(request), SteadyClock::now() + seconds(sc.timeout_s));
   const TimePoint done = SteadyClock::now();
@@ -204,6 +221,13 @@ awaitable<Outcome> VirtualUser::emit(std::shared_ptr<VirtualUser> self, const St
     self->worker_.record(fmt::format("{}.{}", kResponseTime, step->channel), latency);
   }
   self->intended_ = done;
+  if (step->ack && !reply->response && step->response) {
+    // The wait ended at an ack that failed its checks: that is the step's error.
+    self->worker_.add(kAcks);
+    const json& ack_args = *reply->ack;
+    const bool unwrap = self->flow_->v3_acks && ack_args.is_array() && ack_args.size() == 1;
+    co_return self->expect(*step->ack, unwrap ? ack_args[0] : ack_args);
+  }
   if (step->response) {
     self->worker_.add(kResponses);
     Outcome o = self->expect(*step->response, *reply->response);
@@ -336,12 +360,25 @@ awaitable<Outcome> VirtualUser::session(std::shared_ptr<VirtualUser> self, TimeP
   w.record(kConnectTime, micros(connected - self->arrival_));
   self->intended_ = connected;
   const TimePoint repeat_until = rs.start + seconds(rs.options.repeat_until_s);
+  const auto repeating = [&] {
+    return repeat && rs.options.repeat_until_s > 0 && SteadyClock::now() < repeat_until && !rs.stop_arrivals.load();
+  };
   do {
     outcome = co_await steps(self, &self->flow_->steps);
     if (outcome.ok()) {
       w.add(kFlowsCompleted);
+    } else if (rs.options.keep_going) {
+      w.add(kFlowsFailed);
+      if (!self->conn_->ended() && repeating()) {
+        // --keep-going: the failed flow's error is counted, and the user runs the next on the same
+        // connection. (A last one ends the user, and run() counts its error.)
+        self->failed_a_flow_ = true;
+        w.add(fmt::format("{}{}", kErrorPrefix, outcome.code()));
+        w.note_error(outcome.code(), outcome.detail());
+        outcome = Outcome{};
+      }
     }
-  } while (outcome.ok() && repeat && rs.options.repeat_until_s > 0 && SteadyClock::now() < repeat_until);
+  } while (outcome.ok() && repeating());
   co_return outcome;
 }
 
@@ -360,7 +397,9 @@ awaitable<void> VirtualUser::run(std::shared_ptr<VirtualUser> self, std::size_t 
   if (outcome.is(ConnErrc::sockets_exhausted)) {
     w.add(kArrivalsDropped);
   }
-  if (outcome.ok()) {
+  if (outcome.ok() && self->failed_a_flow_) {
+    w.add(kVusersFailed);  // its errors were counted as its flows failed
+  } else if (outcome.ok()) {
     w.add(kVusersCompleted);
     w.record(kSessionLength, micros(SteadyClock::now() - self->arrival_));
   } else {

@@ -55,6 +55,8 @@ class VirtualUser {
   const Flow& pick_flow();
   /// Checks and captures of an awaited payload.
   Outcome expect(const Expectation& e, const nlohmann::json& payload);
+  /// The checks alone (data and matches), capturing nothing: whether expect() would fail.
+  Outcome check(const Expectation& e, const nlohmann::json& payload);
 
   Worker& worker_;
   RunState& run_;
@@ -65,6 +67,7 @@ class VirtualUser {
   Vars vars_;
   const Flow* flow_ = nullptr;
   ConnectionPtr conn_;
+  bool failed_a_flow_ = false;  // --keep-going: a flow failed, counted, and the user went on
 };
 
 }  // namespace phasekit::load

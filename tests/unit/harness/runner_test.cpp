@@ -4,6 +4,7 @@
 #include "runner/run.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -12,11 +13,14 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <fstream>
+#include <filesystem>
 #include <mutex>
 #include <set>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace phasekit::load {
@@ -79,6 +83,9 @@ class FakeConnection final : public Connection {
     Reply reply;
     if (request.ack) {
       reply.ack = script_.ack;
+    }
+    if (request.ack && request.response && request.ack_ends_wait && request.ack_ends_wait(script_.ack)) {
+      co_return reply;  // as the real connection: an ack that says no ends the wait, without a response
     }
     if (request.response) {
       reply.response = script_.response;
@@ -228,6 +235,97 @@ TEST(RunScenario, FlowErrorIsCountedByName) {
   const Report r = run(scenario(kAskFlow), script);
   EXPECT_EQ(r.total.counter("errors.match_failed"), 4u);
   EXPECT_EQ(r.total.counter(kEmits), 4u) << "the note is never sent";
+}
+
+// docs/load.md "Users that go on".
+TEST(RunScenario, WithKeepGoingAUserCountsAFailedFlowAndRunsTheNextOnTheSameConnection) {
+  Seen seen;
+  Script script;
+  script.seen = &seen;
+  script.ack = json::array({{{"ok", false}}});
+  RunOptions o = quick();
+  o.repeat_until_s = 0.3;
+  o.keep_going = true;
+  const Report r = run(scenario(kAskFlow), script, nullptr, o);
+  EXPECT_GT(r.total.counter(kFlowsFailed), 4u) << "each user failed once and left";
+  EXPECT_EQ(r.total.counter("errors.match_failed"), r.total.counter(kFlowsFailed));
+  EXPECT_EQ(r.total.counter(kVusersFailed), 4u) << "a user that saw an error counts as failed";
+  EXPECT_EQ(r.total.counter(kVusersCompleted), 0u);
+  EXPECT_EQ(seen.connects.size(), 4u) << "one connection per user, kept";
+  // The ack said no: the step ended there, not waiting for its response.
+  EXPECT_EQ(r.total.counter(kResponses), 0u);
+
+  // Without it, Artillery's way: the first failure ends the user.
+  const Report once = run(scenario(kAskFlow), script, nullptr, [] {
+    RunOptions q = quick();
+    q.repeat_until_s = 0.3;
+    return q;
+  }());
+  EXPECT_EQ(once.total.counter(kFlowsFailed), 0u);
+  EXPECT_EQ(once.total.counter("errors.match_failed"), 4u);
+}
+
+TEST(RunScenario, AFirstSignalLetsUsersEndTheirFlowAndASecondClosesThem) {
+  const Script script;
+  const auto with_signals = [&](int signals) {
+    RunOptions o = quick();
+    o.repeat_until_s = 60;  // users would repeat for a minute
+    volatile int interrupted = 0;
+    o.interrupted = &interrupted;
+    std::thread signaller([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      interrupted = signals;
+    });
+    const auto started = SteadyClock::now();
+    Report r = run(scenario("      - think: 0.2\n      - emit: [\"hello\"]\n"), script, nullptr, o);
+    signaller.join();
+    EXPECT_LT(SteadyClock::now() - started, std::chrono::seconds(10));
+    return r;
+  };
+  const Report graceful = with_signals(1);
+  EXPECT_EQ(graceful.total.counter(kVusersCompleted), 4u) << "each ended the flow it was in";
+  EXPECT_EQ(graceful.total.counter("errors.aborted"), 0u);
+  EXPECT_GE(graceful.total.counter(kFlowsCompleted), 4u);
+  const Report now = with_signals(2);
+  EXPECT_EQ(now.total.counter("errors.aborted"), 4u);
+}
+
+// docs/load.md "The event log": each user's packets, as JSON lines a checker can read.
+TEST(EventLog, WritesEachPacketAsALineWithLongStringsCutAndBinaryAsItsSize) {
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            fmt::format("phasekit-event-log-{}.jsonl", ::getpid())).string();
+  {
+    EventLog log(path);
+    log.opened(3, "sid-1");
+    const std::string long_text = std::string(511, 'a') + "\xc3\xa9\xc3\xa9" + std::string(100, 'b');
+    log.packet(3, "out", "event", "/", 7, json::array({"message", long_text}));
+    log.packet(3, "in", "event", "/", std::nullopt,
+               json::array({"file", {{"bytes", json::binary({1, 2, 3})}, {"n", 1}}}));
+    log.packet(3, "in", "event", "/", std::nullopt, json::array({"bad", "\xff"}));
+    log.ended(3, "closed", "closed by its user");
+  }
+  std::ifstream in(path);
+  std::vector<json> lines;
+  for (std::string line; std::getline(in, line);) {
+    lines.push_back(json::parse(line));
+  }
+  std::filesystem::remove(path);
+  ASSERT_EQ(lines.size(), 5u);
+  EXPECT_EQ(lines[0]["dir"], "open");
+  EXPECT_EQ(lines[0]["sid"], "sid-1");
+  EXPECT_EQ(lines[1]["vu"], 3);
+  EXPECT_EQ(lines[1]["id"], 7);
+  EXPECT_EQ(lines[1]["type"], "event");
+  const std::string cut = lines[1]["data"][1].get<std::string>();
+  // 512 bytes would split the first é: the cut is before it.
+  EXPECT_EQ(cut, std::string(511, 'a') + "…(615 bytes)");
+  EXPECT_FALSE(lines[2].contains("id"));
+  EXPECT_EQ(lines[2]["data"][1]["bytes"], json({{"binary", 3}}));
+  EXPECT_EQ(lines[2]["data"][1]["n"], 1);
+  EXPECT_EQ(lines[3]["data"][1], "\xef\xbf\xbd") << "what is not UTF-8 is replaced, not thrown on";
+  EXPECT_EQ(lines[4]["dir"], "end");
+  EXPECT_EQ(lines[4]["code"], "closed");
+  EXPECT_THROW(EventLog("/nonexistent-dir/x.jsonl"), std::runtime_error);
 }
 
 // docs/load.md: users still running when the drain period ends are counted as aborted. A user whose
