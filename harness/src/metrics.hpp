@@ -25,6 +25,7 @@ inline constexpr std::string_view kAcks = "socketio.ack";
 inline constexpr std::string_view kResponses = "socketio.response";
 inline constexpr std::string_view kEventsReceived = "socketio.events_received";
 inline constexpr std::string_view kFlowsCompleted = "flows.completed";
+inline constexpr std::string_view kReconnects = "socketio.reconnects";  // reconnection: connections made again
 inline constexpr std::string_view kFlowsFailed = "flows.failed";  // --keep-going: failed, and the user went on
 inline constexpr std::string_view kErrorPrefix = "errors.";  // errors.<code>
 // Histograms (µs inside, milliseconds wherever a person or a threshold sees them).

@@ -694,6 +694,9 @@ void read_socket_options(Reader& r, const json& j, const std::string& path, Sock
       r.fail(Reader::join(path, flag), "expected true or false");
     }
   }
+  if (j.contains("reconnection") && j["reconnection"].is_boolean()) {
+    o.reconnection = j["reconnection"].get<bool>();
+  }
   if (j.contains("timeout")) {
     r.number(j["timeout"], Reader::join(path, "timeout"), 1, 3'600'000);
   }

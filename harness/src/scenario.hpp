@@ -75,6 +75,9 @@ struct SocketOptions {
   std::vector<std::pair<std::string, nlohmann::json>> query;
   std::map<std::string, std::string> headers;  // extraHeaders, templates: every HTTP request and the upgrade
   std::optional<nlohmann::json> auth;  // CONNECT payload, a template
+  // reconnection: true: a user whose connection breaks connects again, asking the server to recover
+  // its session (the pid and last offset in its CONNECT's auth), and goes on with its next flow.
+  bool reconnection = false;
 };
 
 struct Flow {

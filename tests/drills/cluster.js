@@ -191,39 +191,6 @@ class Cluster {
     return l;
   }
 
-  /** Starts client.js (socket.io-client users, which reconnect) in the client host; resolves {stop(), exited, history} at once. */
-  startClient({ users = 4, inflight = 1, commandSleepMs = 200, resultWaitMs = 60000, prefix = "d", urls = this.urls(),
-                pauseMs = 0, go = false, newFile = false, command = undefined } = {}) {
-    const history = path.join(this.dir, `history-${prefix}.jsonl`);
-    const stopFile = path.join(this.dir, `stop-${prefix}`);
-    const cfg = { modules: process.env.PHASEKIT_NODE_MODULES, secret: SECRET, urls, users, inflight, pauseMs, history,
-                  goFile: go ? path.join(this.dir, `go-${prefix}`) : undefined,
-                  stopFile, commandSleepMs, resultWaitMs, prefix, newFile, command };
-    const child = spawn("ip", ["netns", "exec", this.topo.host("client").ns, process.execPath,
-                               path.join(__dirname, "client.js"), JSON.stringify(cfg)],
-                        { stdio: ["ignore", "pipe", "inherit"] });
-    let out = "";
-    child.stdout.on("data", (d) => (out += d));
-    const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal, out })));
-    this.procs.set(`client-${prefix}`, { child, exited, logs: [] });
-    return {
-      history,
-      exited,
-      go: () => fs.writeFileSync(path.join(this.dir, `go-${prefix}`), ""),
-      read: () => (fs.existsSync(history) ? fs.readFileSync(history, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l)) : []),
-      stop: async () => {
-        fs.writeFileSync(stopFile, "");
-        const r = await Promise.race([exited, new Promise((res) => setTimeout(() => res(null), resultWaitMs + 15000))]);
-        if (r === null) {
-          child.kill("SIGKILL");
-          throw new Error("client.js did not stop");
-        }
-        if (r.code !== 0) throw new Error(`client.js exited with ${r.code}: ${r.out}`);
-        return r;
-      },
-    };
-  }
-
   /** Stops every process (SIGCONT first, for one left paused), then deletes the namespaces and folder. */
   async stop({ keep = false } = {}) {
     const waits = [];

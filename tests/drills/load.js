@@ -10,7 +10,8 @@
 //   an approval whose ack never came (the user went on, or its connection ended) → approval_refused
 //     with code CLIENT_TIMEOUT: the checker then accepts a result or an effect for it, or neither
 //   in `tool:result`                              → {ev: "result", callId, exitCode, code, attempt, output}
-//   in `connect`                                  → {ev: "connected"}
+//   in `connect`                                  → {ev: "connected"}, and on a reconnection
+//                                                   {ev: "reconnected", recovered} (the same pid)
 // Each command starts with `op=<user>-<uuid>;` and appends $op to effects.log in its session's
 // workspace: the side-effect record.
 "use strict";
@@ -58,7 +59,9 @@ function scenario({ url, users, csv, resultWaitMs = 60000, pauseMs = 0, ...cmd }
       target: url,
       phases: [{ duration: 1, arrivalCount: users, name: "users" }],
       payload: { path: csv, fields: ["user", "token"], order: "sequence", cast: false },
-      socketio: { transports: ["websocket"], auth: { token: "{{ token }}" } },
+      // reconnection: a user whose connection breaks (a balancer cut off from its orchestrator)
+      // connects again and asks for its session back (Socket.IO's connection-state recovery).
+      socketio: { transports: ["websocket"], auth: { token: "{{ token }}" }, reconnection: true },
       timeout: Math.ceil(resultWaitMs / 1000),
     },
     scenarios: [{ name: "drill calls", engine: "socketio", flow }],
@@ -90,7 +93,13 @@ function history(events) {
     if (e.dir === "out" && e.type === "connect") {
       v.user = userOfToken(e.data?.token) ?? v.user;
     } else if (e.dir === "in" && e.type === "connect") {
-      out.push({ t: e.t, user: v.user, ev: "connected" });
+      // A second CONNECT answer is a reconnection; the same pid as before says the server recovered
+      // the session (socket.io-client's socket.recovered).
+      const pid = e.data?.pid ?? null;
+      if (v.connected) out.push({ t: e.t, user: v.user, ev: "reconnected", recovered: pid !== null && pid === v.pid });
+      else out.push({ t: e.t, user: v.user, ev: "connected" });
+      v.connected = true;
+      v.pid = pid;
     } else if (e.dir === "out" && e.type === "event" && data[0] === "message") {
       unanswered(v, e.t);
       const op = /^op=(\S+);/.exec(String(data[1]))?.[1] ?? null;

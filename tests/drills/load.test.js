@@ -61,6 +61,14 @@ test("an approved call whose result never came is lost, and a result given twice
   assert.strictEqual(check(twice, ["du0-a"]).counts.doubled_result, 1);
 });
 
+test("a second CONNECT answer is a reconnection, recovered only with the pid it had", () => {
+  const answer = (vu, pid) => ({ t: at(), vu, dir: "in", type: "connect", ns: "/", data: { sid: "s", pid } });
+  const h = history([...connect(0, "du0").slice(0, 1), answer(0, "p1"), { t: at(), vu: 0, dir: "end", code: "transport_error" },
+                     answer(0, "p1"), answer(0, "p2")]);
+  assert.deepStrictEqual(h.map((e) => [e.ev, e.recovered]), [["connected", undefined], ["reconnected", true],
+                                                             ["reconnected", false]]);
+});
+
 test("phasekit-load accepts the drills' scenario", { skip: !process.env.PHASEKIT_LOAD_BIN && "PHASEKIT_LOAD_BIN unset" }, () => {
   const fs = require("node:fs");
   const os = require("node:os");

@@ -1,6 +1,5 @@
 // One drill: node run.js NAME. Starts the cluster (cluster.js), puts load on it from the client host
-// (phasekit-load through load.js; socket.io-client users, client.js, where users must reconnect),
-// injects the drill's fault, heals it, lets the load run on, stops, and has the checker
+// (phasekit-load, through load.js), injects the drill's fault, heals it, lets the load run on, stops, and has the checker
 // count every call (checker.js). Exit 0 only with 0 anomalies and the drill's own evidence that the
 // fault bit (packets dropped, a lease lost, a result fenced). Prints the checker's table and one JSON
 // summary line (what docs/reliability.md quotes). DRILL_DUMP=1 prints every process's last log lines
@@ -183,9 +182,6 @@ const drills = {
   // checks mark orch0 down, and resume their sessions there (socket.io's pid, the store's record and
   // the shared workspace volume): files, calls and history intact.
   balancer_partition: {
-    // socket.io-client users: they reconnect, through the balancer, and resume their sessions
-    // (phasekit-load's users do not reconnect).
-    client: "socket.io-client",
     cluster: { balancer: true, orchestratorEnv: { PING_INTERVAL_MS: "1000", PING_TIMEOUT_MS: "1000" } },
     load: { users: 4, commandSleepMs: 200 },
     async run(c) {
@@ -255,7 +251,7 @@ async function main() {
   const c = await new Cluster(drill.cluster).start();
   let failed = true;
   try {
-    const client = drill.client === "socket.io-client" ? c.startClient(drill.load) : c.startLoad(drill.load);
+    const client = c.startLoad(drill.load);
     await flowing(client, 8, 30000, "calls to succeed before the fault");
     const facts = await drill.run(c, client);
     // Recovery: the first call sent after the heal that succeeded, then enough more to show it flows.

@@ -60,7 +60,8 @@ class SocketioConnection final : public Connection, public std::enable_shared_fr
         metrics_(metrics),
         options_(std::move(options)),
         signal_(executor),
-        upgrade_signal_(executor) {}
+        upgrade_signal_(executor),
+        watchdog_(executor) {}
   SocketioConnection(const SocketioConnection&) = delete;
   SocketioConnection& operator=(const SocketioConnection&) = delete;
 
@@ -71,6 +72,10 @@ class SocketioConnection final : public Connection, public std::enable_shared_fr
   awaitable<void> close() override;
   void abort(std::string detail) override { die(ConnErrc::aborted, std::move(detail)); }
   [[nodiscard]] const std::optional<ConnError>& ended() const override { return death_; }
+  [[nodiscard]] std::optional<Recovery> recovery(const std::string& ns) const override {
+    const auto it = recovery_.find(ns);
+    return it == recovery_.end() ? std::nullopt : std::optional<Recovery>(it->second);
+  }
 
  private:
   // Every coroutine holds the connection (self), so that it lives while any of them runs.
@@ -105,6 +110,7 @@ class SocketioConnection final : public Connection, public std::enable_shared_fr
     shutdown_sockets();
     signal_.cancel();
     upgrade_signal_.cancel();
+    watchdog_.cancel();
   }
 
   void shutdown_sockets() {
@@ -281,6 +287,11 @@ class SocketioConnection final : public Connection, public std::enable_shared_fr
       options_.tap.log->opened(options_.tap.vu, sid_);
     }
     max_payload_ = j.value("maxPayload", std::size_t{1000000});
+    if (j.contains("pingInterval") && j["pingInterval"].is_number_unsigned() && j.contains("pingTimeout") &&
+        j["pingTimeout"].is_number_unsigned()) {
+      silence_ = std::chrono::milliseconds(j["pingInterval"].get<std::uint64_t>() + j["pingTimeout"].get<std::uint64_t>());
+    }
+    heard_ = SteadyClock::now();
     if (j.contains("upgrades") && j["upgrades"].is_array()) {
       for (const auto& u : j["upgrades"]) {
         can_upgrade_ = can_upgrade_ || u == "websocket";
@@ -332,6 +343,7 @@ class SocketioConnection final : public Connection, public std::enable_shared_fr
   }
 
   void handle(engineio::Packet& p) {
+    heard_ = SteadyClock::now();
     switch (p.type) {
       case engineio::PacketType::ping:
         outbox_.push_back(engineio::Packet{engineio::PacketType::pong, std::move(p.data), false});
@@ -361,6 +373,9 @@ class SocketioConnection final : public Connection, public std::enable_shared_fr
     switch (p.type) {
       case socketio::PacketType::connect:
         joined_[p.nsp] = std::nullopt;
+        if (p.data.is_object() && p.data.contains("pid") && p.data["pid"].is_string()) {
+          recovery_[p.nsp] = Recovery{p.data["pid"].get<std::string>(), std::nullopt};
+        }
         break;
       case socketio::PacketType::connect_error:
         joined_[p.nsp] = ConnError{ConnErrc::connect_error, p.data.is_object() ? p.data.value("message", p.data.dump())
@@ -371,6 +386,12 @@ class SocketioConnection final : public Connection, public std::enable_shared_fr
         break;
       default:
         metrics_.add(kEventsReceived);
+        // As socket.io-client: with a pid, an event's last argument, when a string, is its offset.
+        if (const auto it = recovery_.find(p.nsp); it != recovery_.end() &&
+            (p.type == socketio::PacketType::event || p.type == socketio::PacketType::binary_event) &&
+            p.data.is_array() && p.data.size() > 1 && p.data.back().is_string()) {
+          it->second.offset = p.data.back().get<std::string>();
+        }
         take_reply(p);
         break;
     }
@@ -432,6 +453,20 @@ class SocketioConnection final : public Connection, public std::enable_shared_fr
     }
     self->writing_ = false;
     self->upgrade_signal_.cancel();
+  }
+
+  static awaitable<void> watch(Self self) {
+    while (!self->dead()) {
+      const TimePoint limit = self->heard_ + self->silence_;
+      if (SteadyClock::now() >= limit) {
+        self->die(ConnErrc::transport_error,
+                  fmt::format("nothing from the server for {} ms (pingInterval + pingTimeout)",
+                              std::chrono::duration_cast<std::chrono::milliseconds>(self->silence_).count()));
+        break;
+      }
+      self->watchdog_.expires_at(limit);
+      co_await self->watchdog_.async_wait(kTuple);
+    }
   }
 
   static awaitable<void> ws_reader(Self self) {
@@ -532,6 +567,7 @@ class SocketioConnection final : public Connection, public std::enable_shared_fr
   const ConnectOptions options_;
   asio::steady_timer signal_;          // woken on every delivered packet and on death
   asio::steady_timer upgrade_signal_;  // woken when polling or a write stops
+  asio::steady_timer watchdog_;        // the server's silence (watch())
   std::optional<ConnError> death_;
   Mode mode_ = Mode::none;
   std::unique_ptr<Ws> ws_;
@@ -546,8 +582,13 @@ class SocketioConnection final : public Connection, public std::enable_shared_fr
   bool can_upgrade_ = false;
   std::string sid_;
   std::size_t max_payload_ = 1000000;
+  // As socket.io-client: a server heard from not once in pingInterval + pingTimeout is gone (a
+  // balancer that lost its backend may keep the client's TCP connection up).
+  SteadyClock::duration silence_ = std::chrono::seconds(45);
+  TimePoint heard_ = SteadyClock::now();
   SteadyClock::duration poll_timeout_ = std::chrono::seconds(60);
   std::map<std::string, std::optional<ConnError>> joined_;  // answered CONNECTs: nullopt when joined
+  std::map<std::string, Recovery> recovery_;                 // per namespace, when the server offers it
   socketio::Decoder decoder_;
   std::int64_t sockets_held_ = 0;
   // What the current emit waits for.
@@ -570,6 +611,7 @@ awaitable<ConnResult<void>> SocketioConnection::connect(TimePoint deadline) {
     beast::get_lowest_layer(*self->ws_).expires_never();
     self->mode_ = Mode::websocket;
     asio::co_spawn(self->executor_, ws_reader(self), asio::detached);
+    asio::co_spawn(self->executor_, watch(self), asio::detached);
     co_return ConnResult<void>{};
   }
   self->get_ = std::make_unique<FlexStream>(self->executor_, self->dialer_.tls_context());
@@ -594,6 +636,7 @@ awaitable<ConnResult<void>> SocketioConnection::connect(TimePoint deadline) {
   self->mode_ = Mode::polling;
   self->polling_ = true;
   asio::co_spawn(self->executor_, poll_loop(self), asio::detached);
+  asio::co_spawn(self->executor_, watch(self), asio::detached);
   if (o.websocket && self->can_upgrade_) {
     asio::co_spawn(self->executor_, upgrade(self), asio::detached);
   }
@@ -706,6 +749,7 @@ awaitable<void> SocketioConnection::close() {
   self->release_sockets();
   self->signal_.cancel();
   self->upgrade_signal_.cancel();
+  self->watchdog_.cancel();
 }
 
 }  // namespace

@@ -125,6 +125,18 @@ class Connection {
   virtual void abort(std::string detail) = 0;
   /// How the connection ended; nullopt while it is up.
   [[nodiscard]] virtual const std::optional<ConnError>& ended() const = 0;
+  /// Socket.IO's connection-state recovery: the session id (pid) the server gave namespace ns in its
+  /// CONNECT answer, and the offset of the last event since (the last argument of an event, as
+  /// socket.io-client keeps it). What a reconnecting client sends back in its CONNECT's auth; nullopt
+  /// when the server offered no recovery.
+  struct Recovery {
+    std::string pid;
+    std::optional<std::string> offset;
+  };
+  [[nodiscard]] virtual std::optional<Recovery> recovery(const std::string& ns) const {
+    (void)ns;
+    return std::nullopt;
+  }
 };
 using ConnectionPtr = std::shared_ptr<Connection>;
 

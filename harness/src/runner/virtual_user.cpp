@@ -1,6 +1,9 @@
 #include "runner/virtual_user.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 
 #include <iostream>
@@ -336,50 +339,95 @@ awaitable<Outcome> VirtualUser::session(std::shared_ptr<VirtualUser> self, TimeP
   Worker& w = self->worker_;
   const Scenario& sc = rs.scenario;
   Outcome outcome;
-  ConnectOptions options = self->connect_options(outcome);
+  const ConnectOptions options = self->connect_options(outcome);
   if (!outcome.ok()) {
     co_return outcome;
-  }
-  self->conn_ = rs.driver.new_connection(w.ioc.get_executor(), w, std::move(options));
-  w.live.insert(self->conn_.get());
-  const TimePoint deadline = started + seconds(rs.options.connect_timeout_s);
-  ConnResult<void> opened = co_await self->conn_->connect(deadline);
-  if (!opened) {
-    co_return opened.error();
   }
   const SocketOptions& so = self->flow_->socket;
   const std::optional<json> auth = so.auth ? std::optional<json>(self->render_value(*so.auth, outcome)) : std::nullopt;
   if (!outcome.ok()) {
     co_return outcome;
   }
-  ConnResult<void> joined = co_await self->conn_->join(sc.target.ns, auth, deadline);
-  if (!joined) {
-    co_return joined.error();
-  }
-  const TimePoint connected = SteadyClock::now();
-  w.record(kConnectTime, micros(connected - self->arrival_));
-  self->intended_ = connected;
   const TimePoint repeat_until = rs.start + seconds(rs.options.repeat_until_s);
   const auto repeating = [&] {
     return repeat && rs.options.repeat_until_s > 0 && SteadyClock::now() < repeat_until && !rs.stop_arrivals.load();
   };
-  do {
-    outcome = co_await steps(self, &self->flow_->steps);
-    if (outcome.ok()) {
-      w.add(kFlowsCompleted);
-    } else if (rs.options.keep_going) {
-      w.add(kFlowsFailed);
-      if (!self->conn_->ended() && repeating()) {
-        // --keep-going: the failed flow's error is counted, and the user runs the next on the same
-        // connection. (A last one ends the user, and run() counts its error.)
-        self->failed_a_flow_ = true;
-        w.add(fmt::format("{}{}", kErrorPrefix, outcome.code()));
-        w.note_error(outcome.code(), outcome.detail());
-        outcome = Outcome{};
+  // reconnection: a connection that broke (not one this run closed or aborted) is made again while the
+  // user still repeats, after 200 ms doubling up to 2 s, asking the server to recover its session.
+  const auto broke = [&] {
+    const std::optional<ConnError>& e = self->conn_->ended();
+    return e && e->code != ConnErrc::aborted && e->code != ConnErrc::closed;
+  };
+  std::optional<Connection::Recovery> recover;
+  SteadyClock::duration backoff = std::chrono::milliseconds(200);
+  for (bool first = true;; first = false) {
+    if (self->conn_) {
+      w.live.erase(self->conn_.get());
+      co_await self->conn_->close();  // the broken one: its sockets go back to the budget
+    }
+    self->conn_ = rs.driver.new_connection(w.ioc.get_executor(), w, options);
+    w.live.insert(self->conn_.get());
+    const TimePoint deadline = (first ? started : SteadyClock::now()) + seconds(rs.options.connect_timeout_s);
+    std::optional<json> hello = auth;
+    if (recover) {
+      hello = hello.value_or(json::object());
+      (*hello)["pid"] = recover->pid;
+      if (recover->offset) {
+        (*hello)["offset"] = *recover->offset;
       }
     }
-  } while (outcome.ok() && repeating());
-  co_return outcome;
+    // (Not a conditional expression around co_await: GCC 12 miscompiles one.)
+    ConnResult<void> joined = co_await self->conn_->connect(deadline);
+    if (joined) {
+      joined = co_await self->conn_->join(sc.target.ns, hello, deadline);
+    }
+    if (!joined) {
+      if (first || !repeating()) {
+        co_return joined.error();
+      }
+      w.add(fmt::format("{}{}", kErrorPrefix, error_name(joined.error().code)));
+      w.note_error(error_name(joined.error().code), joined.error().detail);
+      boost::asio::steady_timer pause(w.ioc.get_executor(), backoff);
+      co_await pause.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+      backoff = std::min<SteadyClock::duration>(backoff * 2, std::chrono::seconds(2));
+      continue;
+    }
+    const TimePoint connected = SteadyClock::now();
+    if (first) {
+      w.record(kConnectTime, micros(connected - self->arrival_));
+    } else {
+      w.add(kReconnects);
+      backoff = std::chrono::milliseconds(200);
+    }
+    self->intended_ = connected;
+    do {
+      outcome = co_await steps(self, &self->flow_->steps);
+      if (outcome.ok()) {
+        w.add(kFlowsCompleted);
+      } else if (rs.options.keep_going || so.reconnection) {
+        w.add(kFlowsFailed);
+        if (rs.options.keep_going && !self->conn_->ended() && repeating()) {
+          // --keep-going: the failed flow's error is counted, and the user runs the next on the same
+          // connection. (A last one ends the user, and run() counts its error.)
+          self->failed_a_flow_ = true;
+          w.add(fmt::format("{}{}", kErrorPrefix, outcome.code()));
+          w.note_error(outcome.code(), outcome.detail());
+          outcome = Outcome{};
+        }
+      }
+    } while (outcome.ok() && repeating());
+    if (outcome.ok() || !so.reconnection || !broke() || !repeating()) {
+      co_return outcome;
+    }
+    // The flow the connection broke under is counted (flows.failed above); the user connects again.
+    self->failed_a_flow_ = true;
+    w.add(fmt::format("{}{}", kErrorPrefix, outcome.code()));
+    w.note_error(outcome.code(), outcome.detail());
+    outcome = Outcome{};
+    recover = self->conn_->recovery(sc.target.ns);
+    boost::asio::steady_timer pause(w.ioc.get_executor(), backoff);
+    co_await pause.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+  }
 }
 
 awaitable<void> VirtualUser::run(std::shared_ptr<VirtualUser> self, std::size_t phase) {

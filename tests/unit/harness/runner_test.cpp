@@ -115,6 +115,9 @@ class FakeConnection final : public Connection {
     timer_.cancel();
   }
   [[nodiscard]] const std::optional<ConnError>& ended() const override { return ended_; }
+  [[nodiscard]] std::optional<Recovery> recovery(const std::string&) const override {
+    return Recovery{"pid-1", "offset-9"};
+  }
 
  private:
   asio::any_io_executor executor_;
@@ -288,6 +291,44 @@ TEST(RunScenario, AFirstSignalLetsUsersEndTheirFlowAndASecondClosesThem) {
   EXPECT_GE(graceful.total.counter(kFlowsCompleted), 4u);
   const Report now = with_signals(2);
   EXPECT_EQ(now.total.counter("errors.aborted"), 4u);
+}
+
+// docs/load.md "Users that go on": socketio.reconnection.
+TEST(RunScenario, WithReconnectionAUserWhoseConnectionBrokeConnectsAgainAndAsksForItsSession) {
+  Seen seen;
+  Script script;
+  script.seen = &seen;
+  script.dies_while_idle = true;  // every connection breaks at the flow's think
+  RunOptions o = quick();
+  o.repeat_until_s = 0.8;
+  const std::string flow = "      - emit: [\"hello\"]\n      - think: 0.01\n";
+  const Report r = run(scenario(flow, "  engines:\n    socketio: { auth: { token: \"t\" }, reconnection: true }\n", 2), script,
+                       nullptr, o);
+  EXPECT_GE(r.total.counter(kReconnects), 2u);
+  EXPECT_EQ(r.total.counter(kVusersCreated), 2u);
+  EXPECT_GT(seen.connects.size(), 2u) << "a new connection each time";
+  EXPECT_EQ(r.total.counter("errors.server_closed"), r.total.counter(kFlowsFailed));
+  // The first CONNECT of each user has its auth alone; a reconnection's adds the pid and offset.
+  std::size_t plain = 0;
+  std::size_t recovering = 0;
+  for (const auto& a : seen.auths) {  // the run is over: nothing writes seen any more
+    ASSERT_TRUE(a.has_value());
+    EXPECT_EQ((*a)["token"], "t");
+    if (a->contains("pid")) {
+      EXPECT_EQ((*a)["pid"], "pid-1");
+      EXPECT_EQ((*a)["offset"], "offset-9");
+      ++recovering;
+    } else {
+      ++plain;
+    }
+  }
+  EXPECT_EQ(plain, 2u);
+  EXPECT_GE(recovering, 2u);
+
+  // Without reconnection the first break ends the user.
+  const Report once = run(scenario(flow, "  engines:\n    socketio: { auth: { token: \"t\" } }\n", 2), script, nullptr, o);
+  EXPECT_EQ(once.total.counter(kReconnects), 0u);
+  EXPECT_EQ(once.total.counter("errors.server_closed"), 2u);
 }
 
 // docs/load.md "The event log": each user's packets, as JSON lines a checker can read.
