@@ -43,11 +43,12 @@ const drills = {
   // SIGSTOP worker0 past its lease, then SIGCONT. worker0 takes up to 4 jobs but has one backend, so
   // when it stops it holds a job that runs and claimed jobs that have not started.
   worker_pause: {
-    cluster: { leaseMs: 2000, workerEnv: [{ WORKER_CONCURRENCY: "4", POOL_MAX_SIZE: "1",
+    // 30 s, as a long GC pause or a VM stall; the lease is the default, 5 s. DRILL_PAUSE_MS shortens it.
+    cluster: { leaseMs: 5000, workerEnv: [{ WORKER_CONCURRENCY: "4", POOL_MAX_SIZE: "1",
                                                  POOL_ACQUIRE_TIMEOUT_MS: "60000" }, {}] },
     load: { users: 6, commandSleepMs: 800 },
     async run(c) {
-      const pausedMs = Number(process.env.DRILL_PAUSE_MS || 6000);
+      const pausedMs = Number(process.env.DRILL_PAUSE_MS || 30000);
       c.signal("worker0", "SIGSTOP");
       const at = Date.now();
       await sleep(pausedMs);
