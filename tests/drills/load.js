@@ -27,15 +27,6 @@ function token(secret, user) {
   return `${input}.${crypto.createHmac("sha256", secret).update(input).digest("base64url")}`;
 }
 
-/** The user a token names (its payload's sub), or null. */
-function userOfToken(t) {
-  try {
-    return JSON.parse(Buffer.from(String(t).split(".")[1], "base64url").toString()).sub ?? null;
-  } catch {
-    return null;
-  }
-}
-
 /** The shell command of one call: `command` with {op} for the op, or the default effect and sleep. */
 function commandTemplate({ command, newFile = false, commandSleepMs = 200 }) {
   const body = command ? command.replaceAll("{op}", "$op")
@@ -68,12 +59,15 @@ function scenario({ url, users, csv, resultWaitMs = 60000, pauseMs = 0, ...cmd }
   }, null, 2);
 }
 
-/** The checker's history from event-log lines (objects), as the header says. */
-function history(events) {
+/**
+ * The checker's history from event-log lines (objects), as the header says. userOf(vu) names a
+ * user (the log redacts the CONNECT's token): user n of a run took row n of its CSV (order: sequence).
+ */
+function history(events, userOf = (vu) => `vu${vu}`) {
   const out = [];
   const vus = new Map();  // vu -> {user, acks: Map(id -> {kind, op, callId, t}), ops: Map(callId -> op)}
   const vuOf = (n) => {
-    if (!vus.has(n)) vus.set(n, { user: `vu${n}`, acks: new Map() });
+    if (!vus.has(n)) vus.set(n, { user: userOf(n), acks: new Map() });
     return vus.get(n);
   };
   const opOfCall = new Map();
@@ -90,9 +84,7 @@ function history(events) {
   for (const e of events) {
     const v = vuOf(e.vu);
     const data = Array.isArray(e.data) ? e.data : [];
-    if (e.dir === "out" && e.type === "connect") {
-      v.user = userOfToken(e.data?.token) ?? v.user;
-    } else if (e.dir === "in" && e.type === "connect") {
+    if (e.dir === "in" && e.type === "connect") {
       // A second CONNECT answer is a reconnection; the same pid as before says the server recovered
       // the session (socket.io-client's socket.recovered).
       const pid = e.data?.pid ?? null;
@@ -172,14 +164,17 @@ function startLoad({ bin, dir, enter, secret, urls, users = 4, prefix = "d", res
     child.stdout.on("data", (d) => (out += d));
     child.stderr.on("data", (d) => (out += d));
     const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal, out })));
-    return { child, exited, events, report, users: names.length };
+    return { child, exited, events, report, names, users: names.length };
   });
   return {
     runs,
     exited: Promise.all(runs.map((r) => r.exited)),
     // Each run numbers its users from 0: qualified by the run.
     read: () => history(runs.flatMap((r, k) => readJsonLines(r.events).map((e) => ({ ...e, vu: `${k}:${e.vu}` })))
-      .sort((a, b) => a.t - b.t)),
+      .sort((a, b) => a.t - b.t), (vu) => {
+      const [k, n] = vu.split(":").map(Number);
+      return runs[k].names[n % runs[k].names.length];
+    }),
     /** The first signal: users end the call they are in and leave; then the report is written. */
     stop: async () => {
       for (const r of runs) r.child.kill("SIGINT");

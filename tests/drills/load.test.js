@@ -10,8 +10,10 @@ const { check, table } = require("./checker.js");
 const secret = "s".repeat(32);
 let t = 1000;
 const at = () => (t += 10);
-const connect = (vu, user) => [{ t: at(), vu, dir: "out", type: "connect", ns: "/", data: { token: token(secret, user) } },
-                               { t: at(), vu, dir: "in", type: "connect", ns: "/", data: { sid: "x" } }];
+// As phasekit-load logs them: the token redacted; user n of a run took row n of its CSV.
+const connect = (vu) => [{ t: at(), vu, dir: "out", type: "connect", ns: "/", data: { token: "<redacted>" } },
+                         { t: at(), vu, dir: "in", type: "connect", ns: "/", data: { sid: "x" } }];
+const userOf = (vu) => ["du0", "du1"][vu];
 const message = (vu, id, op) => ({ t: at(), vu, dir: "out", type: "event", ns: "/", id,
                                    data: ["message", `op=${op}; echo $op >> effects.log`] });
 const ack = (vu, id, body) => ({ t: at(), vu, dir: "in", type: "ack", ns: "/", id, data: [body] });
@@ -22,14 +24,14 @@ const result = (vu, callId, r) => ({ t: at(), vu, dir: "in", type: "event", ns: 
 
 test("each step of a call is read from the packets, per user", () => {
   const events = [
-    ...connect(0, "du0"), ...connect(1, "du1"),
+    ...connect(0), ...connect(1),
     message(0, 0, "du0-a"), message(1, 0, "du1-a"),   // both users' first acks have id 0
     ack(1, 0, { ok: false, code: "UNAVAILABLE", message: "redis" }),
     ack(0, 0, { ok: true, callId: "c1" }),
     approval(0, 1, "c1"), ack(0, 1, { ok: true, callId: "c1" }),
     result(0, "c1", { exitCode: 0, attempt: 2, output: "fine\n" }),
   ];
-  const h = history(events);
+  const h = history(events, userOf);
   const of = (ev) => h.filter((e) => e.ev === ev);
   assert.deepStrictEqual(of("connected").map((e) => e.user), ["du0", "du1"]);
   assert.deepStrictEqual(of("send").map((e) => [e.user, e.op]), [["du0", "du0-a"], ["du1", "du1-a"]]);
@@ -42,19 +44,19 @@ test("each step of a call is read from the packets, per user", () => {
 });
 
 test("an approval whose ack never came may have run: a later result is no anomaly, none is", () => {
-  const base = [...connect(0, "du0"), message(0, 0, "du0-a"), ack(0, 0, { ok: true, callId: "c1" }), approval(0, 1, "c1")];
+  const base = [...connect(0), message(0, 0, "du0-a"), ack(0, 0, { ok: true, callId: "c1" }), approval(0, 1, "c1")];
   // The user went on (its next message) without the ack; the result came later.
-  const late = history([...base, message(0, 2, "du0-b"), result(0, "c1", { exitCode: 0 })]);
+  const late = history([...base, message(0, 2, "du0-b"), result(0, "c1", { exitCode: 0 })], userOf);
   assert.strictEqual(late.filter((e) => e.ev === "approval_refused" && e.code === "CLIENT_TIMEOUT").length, 1);
   assert.deepStrictEqual(check(late, ["du0-a"]).anomalies, []);
   // Its connection ended instead: unknown, and its effect without a result is a loss the checker names.
-  const ended = history([...base, { t: at(), vu: 0, dir: "end", code: "server_closed", detail: "" }]);
+  const ended = history([...base, { t: at(), vu: 0, dir: "end", code: "server_closed", detail: "" }], userOf);
   assert.strictEqual(ended.filter((e) => e.ev === "approval_refused" && e.code === "CLIENT_TIMEOUT").length, 1);
   assert.strictEqual(check(ended, ["du0-a"]).counts.lost, 1);
 });
 
 test("an approved call whose result never came is lost, and a result given twice is doubled", () => {
-  const base = [...connect(0, "du0"), message(0, 0, "du0-a"), ack(0, 0, { ok: true, callId: "c1" }), approval(0, 1, "c1"),
+  const base = [...connect(0), message(0, 0, "du0-a"), ack(0, 0, { ok: true, callId: "c1" }), approval(0, 1, "c1"),
                 ack(0, 1, { ok: true, callId: "c1" })];
   assert.strictEqual(check(history(base), []).counts.lost, 1);
   const twice = history([...base, result(0, "c1", { exitCode: 0 }), result(0, "c1", { exitCode: 0 })]);
@@ -63,7 +65,7 @@ test("an approved call whose result never came is lost, and a result given twice
 
 test("a second CONNECT answer is a reconnection, recovered only with the pid it had", () => {
   const answer = (vu, pid) => ({ t: at(), vu, dir: "in", type: "connect", ns: "/", data: { sid: "s", pid } });
-  const h = history([...connect(0, "du0").slice(0, 1), answer(0, "p1"), { t: at(), vu: 0, dir: "end", code: "transport_error" },
+  const h = history([...connect(0).slice(0, 1), answer(0, "p1"), { t: at(), vu: 0, dir: "end", code: "transport_error" },
                      answer(0, "p1"), answer(0, "p2")]);
   assert.deepStrictEqual(h.map((e) => [e.ev, e.recovered]), [["connected", undefined], ["reconnected", true],
                                                              ["reconnected", false]]);

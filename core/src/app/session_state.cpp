@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <linux/fs.h>
 #include <sys/syscall.h>
@@ -13,6 +14,7 @@
 #include <cerrno>
 #include <climits>
 #include <memory>
+#include <optional>
 #include <cstring>
 #include <filesystem>
 #include <utility>
@@ -150,10 +152,34 @@ Status copy_failed(std::string_view what, std::string_view name, int err) {
   return Status(Code::unavailable, fmt::format("{} {}: {}", what, name, std::strerror(err)));
 }
 
+/// What a copy out of a bounded workspace may still write: the bytes and entries of the workspace's
+/// own file system. Copied, a sparse file takes its whole size and each hard link a whole file, so
+/// without it a workspace of 8 MiB could become gigabytes on the volume every session shares.
+struct CopyBudget {
+  std::uint64_t bytes = 0;
+  std::uint64_t entries = 0;
+  std::uint64_t bound_bytes = 0;  // for the message
+};
+
+Status over_budget(std::string_view name, const CopyBudget& b) {
+  return Status(Code::resource_exhausted,
+                fmt::format("copying {}: the workspace's files take more than its bound ({} bytes) once copied out "
+                            "(a sparse file or a hard link counts in full)",
+                            name, b.bound_bytes));
+}
+
+/// How much of the next copy to ask for: all of it, or one byte past the budget (to see it exceeded).
+std::size_t chunk(const CopyBudget* budget, std::size_t most) {
+  if (budget == nullptr || budget->bytes >= most) {
+    return most;
+  }
+  return static_cast<std::size_t>(budget->bytes + 1);
+}
+
 /// One regular file, `name` in `from_dir` to `name` in `to_dir`. Both ends are opened without
 /// following a symlink, and the destination must turn out a regular file: a link or fifo planted there
-/// by the backend's user is refused, never written through.
-Status copy_file_at(int from_dir, int to_dir, const char* name, const struct stat& st) {
+/// by the backend's user is refused, never written through. With a budget, every byte written counts.
+Status copy_file_at(int from_dir, int to_dir, const char* name, const struct stat& st, CopyBudget* budget) {
   Fd in(::openat(from_dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   if (in.fd < 0) {
     return copy_failed("reading", name, errno);
@@ -163,10 +189,23 @@ Status copy_file_at(int from_dir, int to_dir, const char* name, const struct sta
   if (out.fd < 0 || ::fstat(out.fd, &got) != 0 || !S_ISREG(got.st_mode)) {
     return copy_failed("writing", name, out.fd < 0 ? errno : EEXIST);
   }
+  const auto spend = [budget](std::uint64_t n) {
+    if (budget == nullptr) {
+      return true;
+    }
+    if (n > budget->bytes) {
+      return false;
+    }
+    budget->bytes -= n;
+    return true;
+  };
   for (;;) {
-    const ssize_t n = ::copy_file_range(in.fd, nullptr, out.fd, nullptr, std::size_t{1} << 30, 0);
+    const ssize_t n = ::copy_file_range(in.fd, nullptr, out.fd, nullptr, chunk(budget, std::size_t{1} << 30), 0);
     if (n == 0) {
       break;
+    }
+    if (n > 0 && !spend(static_cast<std::uint64_t>(n))) {
+      return over_budget(name, *budget);
     }
     if (n < 0) {
       if (errno == EINTR) {
@@ -178,7 +217,7 @@ Status copy_file_at(int from_dir, int to_dir, const char* name, const struct sta
       }
       std::array<char, 65536> buf{};
       for (;;) {
-        const ssize_t r = ::read(in.fd, buf.data(), buf.size());
+        const ssize_t r = ::read(in.fd, buf.data(), chunk(budget, buf.size()));
         if (r < 0 && errno == EINTR) {
           continue;
         }
@@ -187,6 +226,9 @@ Status copy_file_at(int from_dir, int to_dir, const char* name, const struct sta
         }
         if (r == 0) {
           break;
+        }
+        if (!spend(static_cast<std::uint64_t>(r))) {
+          return over_budget(name, *budget);
         }
         for (ssize_t done = 0; done < r;) {
           const ssize_t w = ::write(out.fd, buf.data() + done, static_cast<std::size_t>(r - done));
@@ -200,7 +242,7 @@ Status copy_file_at(int from_dir, int to_dir, const char* name, const struct sta
     }
   }
   (void)::fchown(out.fd, st.st_uid, st.st_gid);
-  (void)::fchmod(out.fd, st.st_mode & 07777);
+  (void)::fchmod(out.fd, st.st_mode & 01777);  // never setuid or setgid, whoever owns it
   // Some file systems (NFS, quotas) say ENOSPC or EDQUOT only at close: a copy is whole only then.
   if (::close(std::exchange(out.fd, -1)) != 0 && errno != EINTR) {
     return copy_failed("writing", name, errno);
@@ -208,12 +250,18 @@ Status copy_file_at(int from_dir, int to_dir, const char* name, const struct sta
   return {};
 }
 
-Status copy_tree_at(int from_dir, int to_dir, int depth);
+Status copy_tree_at(int from_dir, int to_dir, int depth, CopyBudget* budget);
 
 /// One entry, `name` in the folder open as `from_dir`, to the same name in the one open as `to_dir`:
 /// a folder with everything in it, a symlink as a symlink, a regular file; fifos, sockets and
 /// devices are not a session's files and are skipped.
-Status copy_entry_at(int from_dir, int to_dir, const char* name, int depth) {
+Status copy_entry_at(int from_dir, int to_dir, const char* name, int depth, CopyBudget* budget) {
+  if (budget != nullptr) {
+    if (budget->entries == 0) {
+      return over_budget(name, *budget);
+    }
+    --budget->entries;
+  }
   struct stat st {};
   if (::fstatat(from_dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
     return copy_failed("reading", name, errno);
@@ -227,11 +275,11 @@ Status copy_entry_at(int from_dir, int to_dir, const char* name, int depth) {
     if (sub_from.fd < 0 || sub_to.fd < 0) {
       return copy_failed(sub_from.fd < 0 ? "reading" : "making", name, errno);
     }
-    if (Status s = copy_tree_at(sub_from.fd, sub_to.fd, depth + 1); !s.ok()) {
+    if (Status s = copy_tree_at(sub_from.fd, sub_to.fd, depth + 1, budget); !s.ok()) {
       return s;
     }
     (void)::fchown(sub_to.fd, st.st_uid, st.st_gid);
-    (void)::fchmod(sub_to.fd, st.st_mode & 07777);
+    (void)::fchmod(sub_to.fd, st.st_mode & 01777);
   } else if (S_ISLNK(st.st_mode)) {
     std::array<char, PATH_MAX> target{};
     const ssize_t n = ::readlinkat(from_dir, name, target.data(), target.size() - 1);
@@ -244,7 +292,7 @@ Status copy_entry_at(int from_dir, int to_dir, const char* name, int depth) {
     }
     (void)::fchownat(to_dir, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW);
   } else if (S_ISREG(st.st_mode)) {
-    return copy_file_at(from_dir, to_dir, name, st);
+    return copy_file_at(from_dir, to_dir, name, st, budget);
   }
   return {};
 }
@@ -252,7 +300,7 @@ Status copy_entry_at(int from_dir, int to_dir, const char* name, int depth) {
 /// Copies the entries of the folder open as `from_dir` into the one open as `to_dir`, by descriptor
 /// all the way down: no path is resolved again, so a folder swapped for a symlink meanwhile (on
 /// either side) is never followed out of the tree.
-Status copy_tree_at(int from_dir, int to_dir, int depth) {
+Status copy_tree_at(int from_dir, int to_dir, int depth, CopyBudget* budget) {
   if (depth > kMaxCopyDepth) {
     return Status(Code::unavailable, fmt::format("more than {} folders deep", kMaxCopyDepth));
   }
@@ -271,7 +319,7 @@ Status copy_tree_at(int from_dir, int to_dir, int depth) {
     if (std::strcmp(name, ".") == 0 || std::strcmp(name, "..") == 0) {
       continue;
     }
-    if (Status s = copy_entry_at(from_dir, to_dir, name, depth); !s.ok()) {
+    if (Status s = copy_entry_at(from_dir, to_dir, name, depth, budget); !s.ok()) {
       return s;
     }
   }
@@ -307,6 +355,7 @@ Status move_entries(const std::string& from, const std::string& to) {
     return Status(Code::unavailable,
                   fmt::format("opening {}: {}", from_fd.fd < 0 ? from : to, std::strerror(errno)));
   }
+  std::optional<CopyBudget> budget;  // set at the first move that crosses file systems
   for (std::filesystem::directory_iterator it(from, ec), end; !ec && it != end; it.increment(ec)) {
     const auto target = std::filesystem::path(to) / it->path().filename();
     if (std::filesystem::is_directory(target, ec) && !std::filesystem::is_symlink(target, ec)) {
@@ -320,9 +369,19 @@ Status move_entries(const std::string& from, const std::string& to) {
                                                    std::strerror(errno)));
     }
     const std::string name = it->path().filename().string();
+    if (!budget) {
+      // Out of a file system of its own (a bounded workspace): at most what it can hold.
+      struct statvfs fs {};
+      if (::fstatvfs(from_fd.fd, &fs) != 0) {
+        return Status(Code::unavailable, fmt::format("reading {}: {}", from, std::strerror(errno)));
+      }
+      const std::uint64_t bytes = static_cast<std::uint64_t>(fs.f_blocks) * fs.f_frsize;
+      budget = CopyBudget{bytes, static_cast<std::uint64_t>(fs.f_files), bytes};
+    }
     std::filesystem::remove_all(target, ec);
-    if (Status copied = copy_entry_at(from_fd.fd, to_fd.fd, name.c_str(), 0); !copied.ok()) {
-      return Status(Code::unavailable, fmt::format("moving {} to {}: {}", name, to, copied.message()));
+    if (Status copied = copy_entry_at(from_fd.fd, to_fd.fd, name.c_str(), 0, &*budget); !copied.ok()) {
+      return Status(copied.code() == Code::resource_exhausted ? Code::resource_exhausted : Code::unavailable,
+                    fmt::format("moving {} to {}: {}", name, to, copied.message()));
     }
     std::filesystem::remove_all(it->path(), ec);
     ec.clear();
@@ -361,7 +420,7 @@ Status copy_entries(const std::string& from, const std::string& to, std::uint64_
   if (to_fd.fd < 0) {
     return Status(Code::unavailable, fmt::format("opening {}: {}", to, std::strerror(errno)));
   }
-  return copy_tree_at(from_fd.fd, to_fd.fd, 0);
+  return copy_tree_at(from_fd.fd, to_fd.fd, 0, nullptr);
 }
 
 Status commit_files(const std::string& folder, const std::string& workspace, const std::string& tag,

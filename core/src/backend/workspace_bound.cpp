@@ -14,6 +14,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "phasekit/random_id.hpp"
+
 namespace phasekit::backend {
 namespace {
 
@@ -60,7 +62,8 @@ void unbound_workspace(const std::string& path) noexcept {
 }
 
 std::string can_bound_workspaces(const std::string& root) {
-  const std::string probe = (std::filesystem::path(root) / fmt::format(".bound-{}", ::getpid())).string();
+  // Random too: another process on the same volume may probe at the same moment, with the same pid.
+  const std::string probe = (std::filesystem::path(root) / fmt::format(".bound-{}-{}", ::getpid(), random_tag())).string();
   std::error_code ignored;
   std::filesystem::remove_all(probe, ignored);
   if (::mkdir(probe.c_str(), 0700) != 0) {

@@ -12,6 +12,7 @@
 #include <boost/beast/websocket.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <deque>
 #include <map>
 
@@ -289,7 +290,10 @@ class SocketioConnection final : public Connection, public std::enable_shared_fr
     max_payload_ = j.value("maxPayload", std::size_t{1000000});
     if (j.contains("pingInterval") && j["pingInterval"].is_number_unsigned() && j.contains("pingTimeout") &&
         j["pingTimeout"].is_number_unsigned()) {
-      silence_ = std::chrono::milliseconds(j["pingInterval"].get<std::uint64_t>() + j["pingTimeout"].get<std::uint64_t>());
+      // Clamped: the figures are the server's, and a silence of 1 s to 1 hour is all that makes sense.
+      const std::uint64_t ms = std::clamp<std::uint64_t>(j["pingInterval"].get<std::uint64_t>(), 0, 3'600'000) +
+                               std::clamp<std::uint64_t>(j["pingTimeout"].get<std::uint64_t>(), 0, 3'600'000);
+      silence_ = std::chrono::milliseconds(std::clamp<std::uint64_t>(ms, 1000, 3'600'000));
     }
     heard_ = SteadyClock::now();
     if (j.contains("upgrades") && j["upgrades"].is_array()) {
@@ -685,9 +689,11 @@ awaitable<ConnResult<Reply>> SocketioConnection::emit(Emit request, TimePoint de
   }
   const TimePoint sent = SteadyClock::now();
   bool ack_said_no = false;
+  bool ack_checked = false;  // the ack is checked once, when it comes
   const auto waiting = [&] {
-    if (request.ack_ends_wait && self->ack_ && !ack_said_no && request.ack_ends_wait(*self->ack_)) {
-      ack_said_no = true;
+    if (request.ack_ends_wait && self->ack_ && !ack_checked) {
+      ack_checked = true;
+      ack_said_no = request.ack_ends_wait(*self->ack_);
     }
     return !ack_said_no && ((request.response && !self->response_) || (request.ack && !self->ack_));
   };

@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -19,9 +22,16 @@ std::uint64_t unix_ms() {
 
 }  // namespace
 
-EventLog::EventLog(const std::string& path) : file_(std::fopen(path.c_str(), "w")) {
+EventLog::EventLog(const std::string& path) {
+  // Readable by this user only: what users exchange with a server is theirs.
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  file_ = fd < 0 ? nullptr : ::fdopen(fd, "w");
   if (file_ == nullptr) {
-    throw std::runtime_error(fmt::format("--event-log {}: {}", path, std::strerror(errno)));
+    const int err = errno;
+    if (fd >= 0) {
+      ::close(fd);
+    }
+    throw std::runtime_error(fmt::format("--event-log {}: {}", path, std::strerror(err)));
   }
 }
 
@@ -71,7 +81,15 @@ void EventLog::packet(std::uint64_t vu, std::string_view dir, std::string_view t
   if (id) {
     line["id"] = *id;
   }
-  if (!data.is_discarded()) {
+  if (dir == "out" && type == "connect" && data.is_object()) {
+    // The CONNECT's auth holds credentials: its names stay, its values do not (the recovery pid and
+    // offset a reconnection adds are the server's own, and stay).
+    nlohmann::json names = nlohmann::json::object();
+    for (const auto& [k, v] : data.items()) {
+      names[k] = k == "pid" || k == "offset" ? bounded(v) : nlohmann::json("<redacted>");
+    }
+    line["data"] = std::move(names);
+  } else if (!data.is_discarded()) {
     line["data"] = bounded(data);
   }
   write(std::move(line));

@@ -8,7 +8,8 @@
 //    "ns":"/","id":<ack id, when the packet has one>,"data":<its data>}
 //   {"t":…,"vu":…,"dir":"end","code":"<how it ended>","detail":"…"}    the connection ended
 //
-// Strings in `data` longer than 512 bytes are cut (at a character boundary) and end with
+// A CONNECT's auth is logged with its values redacted (its pid and offset kept); the file is the
+// user's alone (mode 0600). Strings in `data` longer than 512 bytes are cut (at a character boundary) and end with
 // "…(N bytes)"; binary attachments are {"binary": <bytes>}. Each line is written whole, under a lock,
 // and reaches the file at once: a reader following the log during the run sees it, and a process
 // killed outright loses nothing it logged.

@@ -361,6 +361,9 @@ awaitable<Outcome> VirtualUser::session(std::shared_ptr<VirtualUser> self, TimeP
   std::optional<Connection::Recovery> recover;
   SteadyClock::duration backoff = std::chrono::milliseconds(200);
   for (bool first = true;; first = false) {
+    if (!first && !repeating()) {
+      co_return outcome;  // the run ended while this user waited to connect again
+    }
     if (self->conn_) {
       w.live.erase(self->conn_.get());
       co_await self->conn_->close();  // the broken one: its sockets go back to the budget
@@ -385,8 +388,7 @@ awaitable<Outcome> VirtualUser::session(std::shared_ptr<VirtualUser> self, TimeP
       if (first || !repeating()) {
         co_return joined.error();
       }
-      w.add(fmt::format("{}{}", kErrorPrefix, error_name(joined.error().code)));
-      w.note_error(error_name(joined.error().code), joined.error().detail);
+      outcome = joined.error();  // what the user ends with if the run ends before a connection
       boost::asio::steady_timer pause(w.ioc.get_executor(), backoff);
       co_await pause.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
       backoff = std::min<SteadyClock::duration>(backoff * 2, std::chrono::seconds(2));
@@ -423,7 +425,7 @@ awaitable<Outcome> VirtualUser::session(std::shared_ptr<VirtualUser> self, TimeP
     self->failed_a_flow_ = true;
     w.add(fmt::format("{}{}", kErrorPrefix, outcome.code()));
     w.note_error(outcome.code(), outcome.detail());
-    outcome = Outcome{};
+    outcome = Outcome{};  // a user that reconnects ended well unless its last connection fails
     recover = self->conn_->recovery(sc.target.ns);
     boost::asio::steady_timer pause(w.ioc.get_executor(), backoff);
     co_await pause.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));

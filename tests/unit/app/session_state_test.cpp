@@ -143,6 +143,40 @@ TEST(SessionState, MoveEntriesAcrossFileSystemsCopiesEachEntryAndFollowsNoLink) 
   EXPECT_FALSE(std::filesystem::exists(root / "b" / "sub" / "stale.txt"));  // replaced, not merged
   EXPECT_TRUE(std::filesystem::is_symlink(root / "b" / "link"));           // the link, not what it names
   EXPECT_EQ(read_all(root / "outside" / "secret"), "host");
+
+  // What takes little room in the bounded workspace but a lot once copied: a sparse file (its
+  // size in full) and hard links (a whole file each). The move stops at the workspace's own size.
+  const auto du = [](const std::filesystem::path& p) {
+    std::uint64_t blocks = 0;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(p)) {
+      struct stat st {};
+      if (::lstat(e.path().c_str(), &st) == 0) {
+        blocks += static_cast<std::uint64_t>(st.st_blocks) * 512;
+      }
+    }
+    return blocks;
+  };
+  for (const bool sparse : {true, false}) {
+    std::filesystem::create_directories(root / "c");
+    std::filesystem::create_directories(root / "d");
+    ASSERT_TRUE(backend::bound_workspace((root / "c").string(), 1 << 20, -1, -1).ok());
+    if (sparse) {
+      std::ofstream(root / "c" / "hole");
+      std::filesystem::resize_file(root / "c" / "hole", std::uintmax_t{256} << 20);
+    } else {
+      std::ofstream(root / "c" / "f") << std::string(300 << 10, 'x');
+      for (int i = 0; i < 20; ++i) {
+        std::filesystem::create_hard_link(root / "c" / "f", root / "c" / ("l" + std::to_string(i)));
+      }
+    }
+    const Status over = move_entries((root / "c").string(), (root / "d").string());
+    EXPECT_EQ(over.code(), Code::resource_exhausted) << over.message();
+    EXPECT_NE(over.message().find("once copied out"), std::string::npos) << over.message();
+    EXPECT_LE(du(root / "d"), std::uint64_t{2} << 20) << "the copy went past the bound";
+    backend::unbound_workspace((root / "c").string());
+    std::filesystem::remove_all(root / "c");
+    std::filesystem::remove_all(root / "d");
+  }
   backend::unbound_workspace((root / "a").string());
   std::filesystem::remove_all(root);
 }

@@ -4,6 +4,7 @@
 #include "runner/run.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -343,15 +344,19 @@ TEST(EventLog, WritesEachPacketAsALineWithLongStringsCutAndBinaryAsItsSize) {
     log.packet(3, "in", "event", "/", std::nullopt,
                json::array({"file", {{"bytes", json::binary({1, 2, 3})}, {"n", 1}}}));
     log.packet(3, "in", "event", "/", std::nullopt, json::array({"bad", "\xff"}));
+    log.packet(3, "out", "connect", "/", std::nullopt, {{"token", "secret-token"}, {"pid", "p-1"}, {"offset", "o-2"}});
     log.ended(3, "closed", "closed by its user");
   }
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u) << "others may not read what users exchanged";
   std::ifstream in(path);
   std::vector<json> lines;
   for (std::string line; std::getline(in, line);) {
     lines.push_back(json::parse(line));
   }
   std::filesystem::remove(path);
-  ASSERT_EQ(lines.size(), 5u);
+  ASSERT_EQ(lines.size(), 6u);
   EXPECT_EQ(lines[0]["dir"], "open");
   EXPECT_EQ(lines[0]["sid"], "sid-1");
   EXPECT_EQ(lines[1]["vu"], 3);
@@ -364,8 +369,9 @@ TEST(EventLog, WritesEachPacketAsALineWithLongStringsCutAndBinaryAsItsSize) {
   EXPECT_EQ(lines[2]["data"][1]["bytes"], json({{"binary", 3}}));
   EXPECT_EQ(lines[2]["data"][1]["n"], 1);
   EXPECT_EQ(lines[3]["data"][1], "\xef\xbf\xbd") << "what is not UTF-8 is replaced, not thrown on";
-  EXPECT_EQ(lines[4]["dir"], "end");
-  EXPECT_EQ(lines[4]["code"], "closed");
+  EXPECT_EQ(lines[4]["data"], json({{"token", "<redacted>"}, {"pid", "p-1"}, {"offset", "o-2"}}));
+  EXPECT_EQ(lines[5]["dir"], "end");
+  EXPECT_EQ(lines[5]["code"], "closed");
   EXPECT_THROW(EventLog("/nonexistent-dir/x.jsonl"), std::runtime_error);
 }
 
