@@ -26,7 +26,7 @@ inline constexpr std::string_view kResponses = "socketio.response";
 inline constexpr std::string_view kEventsReceived = "socketio.events_received";
 inline constexpr std::string_view kFlowsCompleted = "flows.completed";
 inline constexpr std::string_view kReconnects = "socketio.reconnects";  // reconnection: connections made again
-inline constexpr std::string_view kFlowsFailed = "flows.failed";  // --keep-going: failed, and the user went on
+inline constexpr std::string_view kFlowsFailed = "flows.failed";  // --keep-going or reconnection: flows that failed
 inline constexpr std::string_view kErrorPrefix = "errors.";  // errors.<code>
 // Histograms (µs inside, milliseconds wherever a person or a threshold sees them).
 inline constexpr std::string_view kResponseTime = "socketio.response_time";  // emit → awaited ack/response

@@ -502,8 +502,10 @@ void ProcessDriver::remove_cgroup(ProcessBackendPtr backend, int attempt, std::f
     log_.warn("backend.cgroup_left", {{"backend", backend->id()}});
   }
   // A workspace may hold any number of files: removed on a thread of its own, never on the event loop.
-  boost::asio::post(remover_, [workspace = backend->workspace()] {
-    unbound_workspace(workspace);
+  boost::asio::post(remover_, [workspace = backend->workspace(), bounded = limits_.workspace_bytes > 0] {
+    if (bounded) {
+      unbound_workspace(workspace);
+    }
     std::error_code ignored;
     std::filesystem::remove_all(workspace, ignored);
   });

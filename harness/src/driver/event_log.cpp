@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <stdexcept>
 
@@ -111,11 +112,6 @@ void EventLog::write(nlohmann::json line) {
   // Each line reaches the file as it happens: a reader following the log during the run (a drill
   // waiting for calls to succeed) sees it at once, and a killed process loses nothing written.
   std::fwrite(text.data(), 1, text.size(), file_);
-  std::fflush(file_);
-}
-
-void EventLog::flush() {
-  const std::lock_guard lock(mutex_);
   std::fflush(file_);
 }
 

@@ -9,13 +9,12 @@
 //   {"t":…,"vu":…,"dir":"end","code":"<how it ended>","detail":"…"}    the connection ended
 //
 // A CONNECT's auth is logged with its values redacted (its pid and offset kept); the file is the
-// user's alone (mode 0600). Strings in `data` longer than 512 bytes are cut (at a character boundary) and end with
-// "…(N bytes)"; binary attachments are {"binary": <bytes>}. Each line is written whole, under a lock,
+// user's alone (mode 0600). Strings in `data` longer than 512 bytes are cut (at a character
+// boundary) and end with "…(N bytes)"; binary attachments are {"binary": <bytes>}. Each line is written whole, under a lock,
 // and reaches the file at once: a reader following the log during the run sees it, and a process
 // killed outright loses nothing it logged.
 #include <nlohmann/json.hpp>
 
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <mutex>
@@ -33,12 +32,11 @@ class EventLog {
   EventLog(const EventLog&) = delete;
   EventLog& operator=(const EventLog&) = delete;
 
-  /// A packet: dir "out" or "in"; type its Socket.IO type's name; id its ack id (0: none).
+  /// A packet: dir "out" or "in"; type its Socket.IO type's name; id its ack id, when it has one.
   void packet(std::uint64_t vu, std::string_view dir, std::string_view type, std::string_view ns,
               std::optional<std::uint64_t> id, const nlohmann::json& data);
   void opened(std::uint64_t vu, std::string_view sid);
   void ended(std::uint64_t vu, std::string_view code, std::string_view detail);
-  void flush();
 
   /// `data` with long strings cut and binary values replaced by their size (what a line holds).
   static nlohmann::json bounded(const nlohmann::json& data);

@@ -182,7 +182,8 @@ Report run_scenario(const Scenario& scenario, const RunOptions& options, const D
   const double drain_s = options.drain_s >= 0 ? options.drain_s
                                                : options.connect_timeout_s + scenario.flow_bound_s() + 5;
   report.meta["drainSeconds"] = drain_s;
-  const TimePoint drain_deadline = run.start + seconds(end_of_arrivals + drain_s);
+  // Brought forward by a first signal (see RunOptions::interrupted).
+  TimePoint drain_deadline = run.start + seconds(end_of_arrivals + drain_s);
   const auto interval = seconds(interval_s);
   TimePoint next_tick = run.start + interval;
   TimePoint last_tick = run.start;
@@ -192,8 +193,14 @@ Report run_scenario(const Scenario& scenario, const RunOptions& options, const D
     options.live->begin_run();
   }
   bool aborted = false;
-  bool stopping = false;  // a first signal came: see RunOptions::interrupted
-  TimePoint stop_deadline = TimePoint::max();
+  bool stopping = false;  // a first signal came
+  const auto end_arrivals = [&] {
+    run.stop_arrivals = true;
+    for (const auto& w : workers) {
+      Worker* wp = w.get();
+      asio::post(wp->ioc, [wp] { wp->scheduled_all = true; });
+    }
+  };
   TimePoint abort_started = TimePoint::max() - std::chrono::hours(1);
   const auto all_done = [&] {
     for (const auto& w : workers) {
@@ -260,26 +267,18 @@ Report run_scenario(const Scenario& scenario, const RunOptions& options, const D
       // The first signal: no arrival, no next flow; users end the one they are in, as if the
       // arrivals had ended now.
       stopping = true;
-      run.stop_arrivals = true;
-      for (const auto& w : workers) {
-        Worker* wp = w.get();
-        asio::post(wp->ioc, [wp] { wp->scheduled_all = true; });
-      }
-      stop_deadline = now + seconds(drain_s);
+      end_arrivals();
+      drain_deadline = std::min(drain_deadline, now + seconds(drain_s));
       if (!options.quiet) {
         std::cerr << fmt::format("phasekit-load: stopping: running users end their flow within {:.0f} s (again to "
                                  "stop at once)\n",
                                  drain_s);
       }
     }
-    if (!aborted && (now >= drain_deadline || signals >= 2 || (stopping && now >= stop_deadline))) {
+    if (!aborted && (now >= drain_deadline || signals >= 2)) {
       aborted = true;
       abort_started = now;
-      run.stop_arrivals = true;
-      for (const auto& w : workers) {
-        Worker* wp = w.get();
-        asio::post(wp->ioc, [wp] { wp->scheduled_all = true; });
-      }
+      end_arrivals();
       for (const auto& w : workers) {
         Worker* wp = w.get();
         asio::post(wp->ioc, [wp] {

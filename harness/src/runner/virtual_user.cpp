@@ -30,6 +30,18 @@ void restore(Vars& vars, const char* name, std::optional<json> saved) {
   }
 }
 
+/// An error a user met: errors.<code>, and its first detail for the report.
+void count_error(Worker& w, const Outcome& o) {
+  w.add(fmt::format("{}{}", kErrorPrefix, o.code()));
+  w.note_error(o.code(), o.detail());
+}
+
+/// Waits `d` on the worker's loop (a reconnecting user's backoff).
+awaitable<void> pause(Worker& w, SteadyClock::duration d) {
+  boost::asio::steady_timer t(w.ioc.get_executor(), d);
+  co_await t.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+}
+
 std::optional<json> saved(const Vars& vars, const char* name) {
   const auto it = vars.find(name);
   return it == vars.end() ? std::nullopt : std::optional<json>(it->second);
@@ -389,8 +401,7 @@ awaitable<Outcome> VirtualUser::session(std::shared_ptr<VirtualUser> self, TimeP
         co_return joined.error();
       }
       outcome = joined.error();  // what the user ends with if the run ends before a connection
-      boost::asio::steady_timer pause(w.ioc.get_executor(), backoff);
-      co_await pause.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+      co_await pause(w, backoff);
       backoff = std::min<SteadyClock::duration>(backoff * 2, std::chrono::seconds(2));
       continue;
     }
@@ -412,8 +423,7 @@ awaitable<Outcome> VirtualUser::session(std::shared_ptr<VirtualUser> self, TimeP
           // --keep-going: the failed flow's error is counted, and the user runs the next on the same
           // connection. (A last one ends the user, and run() counts its error.)
           self->failed_a_flow_ = true;
-          w.add(fmt::format("{}{}", kErrorPrefix, outcome.code()));
-          w.note_error(outcome.code(), outcome.detail());
+          count_error(w, outcome);
           outcome = Outcome{};
         }
       }
@@ -423,12 +433,10 @@ awaitable<Outcome> VirtualUser::session(std::shared_ptr<VirtualUser> self, TimeP
     }
     // The flow the connection broke under is counted (flows.failed above); the user connects again.
     self->failed_a_flow_ = true;
-    w.add(fmt::format("{}{}", kErrorPrefix, outcome.code()));
-    w.note_error(outcome.code(), outcome.detail());
+    count_error(w, outcome);
     outcome = Outcome{};  // a user that reconnects ended well unless its last connection fails
     recover = self->conn_->recovery(sc.target.ns);
-    boost::asio::steady_timer pause(w.ioc.get_executor(), backoff);
-    co_await pause.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+    co_await pause(w, backoff);
   }
 }
 
@@ -454,8 +462,7 @@ awaitable<void> VirtualUser::run(std::shared_ptr<VirtualUser> self, std::size_t 
     w.record(kSessionLength, micros(SteadyClock::now() - self->arrival_));
   } else {
     w.add(kVusersFailed);
-    w.add(fmt::format("{}{}", kErrorPrefix, outcome.code()));
-    w.note_error(outcome.code(), outcome.detail());
+    count_error(w, outcome);
   }
   if (self->conn_) {
     co_await self->conn_->close();
