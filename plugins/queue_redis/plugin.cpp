@@ -12,7 +12,10 @@
 //    ends of jobs are accounted for after every reconnect: an orchestrator asks about the jobs it
 //    enqueued and has no result of (kAccount: a result it missed comes again, a job redis lost fails
 //    with UNAVAILABLE), and a worker replays the completions redis may have lost (kRecover), so a job
-//    that ended does not run again. Subscribers deliver each result once.
+//    that ended does not run again. Subscribers deliver each result once. After a redis restart (a
+//    new run_id) no worker takes a job for JOB_LEASE_MS, so one whose claim was lost is reclaimed by
+//    the worker running it; a job two workers ran under one attempt anyway has its attempt raised,
+//    and its tool:result says so.
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -75,6 +78,24 @@ std::string worker_name() {
 std::string envelope(char type, const std::string& job_id, const std::string& session, const std::string& data) {
   // Every field is host-made text, but a dump that throws would end the process in a callback.
   return bytes::dump(json{{"t", std::string(1, type)}, {"j", job_id}, {"s", session}, {"d", data}});
+}
+
+/// The attempt kComplete adds to an envelope ("a") when another worker ran the job under the
+/// attempt its run had too: the tool:result says so, as it does for a redelivery.
+void with_attempt(std::string& data, const json& envelope) {
+  const auto a = envelope.find("a");
+  if (a == envelope.end() || !a->is_number_unsigned() || a->get<std::uint64_t>() < 2) {
+    return;
+  }
+  json result = json::parse(data, nullptr, false);
+  if (!result.is_object()) {
+    return;
+  }
+  const auto had = result.find("attempt");
+  if (had == result.end() || !had->is_number_unsigned() || had->get<std::uint64_t>() < a->get<std::uint64_t>()) {
+    result["attempt"] = a->get<std::uint64_t>();
+    data = bytes::dump(result);
+  }
 }
 
 /// A result that says the job failed with `code`, as a tool:result's data.
@@ -225,6 +246,9 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
       self->blocking_->start();
       self->log_.info("queue.consuming", {{"worker", self->worker_}, {"concurrency", self->concurrency_}});
       self->beat();
+      // The first take recovers: nothing to hand back yet, but the reply names the redis this worker
+      // started on, so that it knows a restart when it sees one.
+      self->need_recover();
       self->take();
     });
   }
@@ -262,6 +286,9 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
                              JobEvent event{e.value("j", ""), e.value("s", ""),
                                             e.value("t", "") == "o" ? JobEventType::output : JobEventType::result,
                                             e["d"].get<std::string>()};
+                             if (event.type == JobEventType::result) {
+                               with_attempt(event.data, e);
+                             }
                              auto self = weak.lock();
                              if (!self || (event.type == JobEventType::result && !self->first_result(event.job_id))) {
                                return;
@@ -336,6 +363,10 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
       return;
     }
     if (running_ >= concurrency_) {
+      return;
+    }
+    if (const auto now = std::chrono::steady_clock::now(); now < hold_until_) {
+      retry_later(std::chrono::ceil<Ms>(hold_until_ - now));  // redis restarted: see recover()
       return;
     }
     if (lease_lapsed()) {
@@ -422,19 +453,38 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
   /// Replays the completions redis may have lost and hands back what this incarnation's processing
   /// list holds beyond the jobs it runs (kRecover), then takes again; retried while redis cannot be
   /// reached. On the strand.
+  ///
+  /// A redis restart (a new run_id) that lost the claims of jobs a worker runs puts them back in the
+  /// queue under the same attempt. The worker running one reclaims it here, but only once it has
+  /// reconnected: a worker quicker to reconnect would take it and run it a second time. So after a
+  /// restart no worker takes anything until redis has been up for JOB_LEASE_MS. By then every worker
+  /// still running jobs has reconnected and reclaimed them, or its lease lapsed and its runs are
+  /// fenced (and counted as redelivered: kRecover's "doubled").
   void recover() {
     taking_ = true;
     forget_old_completions();
     std::vector<std::string> args{"EVAL", scripts::kRecover, "0", options_.prefix, worker_,
-                                  std::to_string(options_.lease.count()), ""};
+                                  std::to_string(options_.lease.count()), "", ""};
     std::size_t mine = 0;
     for (const auto& [id, run] : running_ids_) {
-      if (run.epoch == epoch_.load()) {  // a fenced run's job is the reaper's
+      if (run.epoch == epoch_.load()) {
         args.insert(args.end(), {id, std::to_string(run.attempt)});
         ++mine;
       }
     }
+    std::size_t fenced = 0;
+    for (const auto& [id, run] : running_ids_) {
+      if (run.epoch != epoch_.load()) {  // the reaper redelivers it, unless the restart lost its claim
+        args.insert(args.end(), {id, std::to_string(run.attempt)});
+        ++fenced;
+      }
+    }
+    for (const FencedRun& f : fenced_lately_) {
+      args.insert(args.end(), {f.id, std::to_string(f.attempt)});
+      ++fenced;
+    }
     args[6] = std::to_string(mine);
+    args[7] = std::to_string(fenced);
     for (const Completion& c : completed_lately_) {
       args.insert(args.end(), {c.id, c.session, c.outcome, c.worker, c.envelope});
     }
@@ -449,10 +499,25 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
           const auto count = [&r](std::size_t i) {
             return r.is_array() && r.elements().size() > i ? r.elements()[i].integer() : 0;
           };
-          if (count(0) > 0 || count(1) > 0 || count(2) > 0) {
-            self->log_.warn("queue.recovered", {{"worker", self->worker_}, {"handed_back", count(0)},
-                                                {"replayed", count(1)}, {"reclaimed", count(2)}});
+          if (count(0) > 0 || count(1) > 0 || count(2) > 0 || count(3) > 0 || count(4) > 0) {
+            self->log_.warn("queue.recovered",
+                            {{"worker", self->worker_}, {"handed_back", count(0)}, {"replayed", count(1)},
+                             {"reclaimed", count(2)}, {"doubled", count(3)}, {"doubled_unreported", count(4)}});
           }
+          if (count(3) > 0) {
+            self->redelivered_.inc(static_cast<double>(count(3)));
+          }
+          if (r.is_array() && r.elements().size() > 6 && r.elements()[5].is_string()) {
+            std::string run_id = r.elements()[5].str();
+            const Ms up(count(6) * 1000);  // whole seconds: the hold may last up to a second more
+            if (!self->redis_run_id_.empty() && run_id != self->redis_run_id_ && up < self->options_.lease) {
+              self->hold_until_ = std::chrono::steady_clock::now() + (self->options_.lease - up);
+              self->log_.warn("queue.redis_restarted",
+                              {{"worker", self->worker_}, {"hold_ms", (self->options_.lease - up).count()}});
+            }
+            self->redis_run_id_ = std::move(run_id);
+          }
+          self->fenced_lately_.clear();  // told: redis raised their attempts where it had to
         }
         self->retry_later(s.ok() ? Ms(0) : Ms(200));
       });
@@ -506,6 +571,9 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
       boost::asio::post(self->strand_, [self, state, id, session, status, epoch, attempt] {
         if (!self->holds_lease(epoch)) {
           self->running_ids_.erase(id);
+          // Its command may have run: recover() tells redis, in case another worker claims the job
+          // under this attempt (a redis restart that lost the claim hides the redelivery otherwise).
+          self->fenced_lately_.push_back(FencedRun{id, attempt, std::chrono::steady_clock::now()});
           // The lease lapsed while the job ran: the reaper redelivers it (or did), and this run's
           // result is refused here rather than raced against the next run's.
           self->lease_refused_.inc();
@@ -591,6 +659,9 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
     while (!completed_lately_.empty() &&
            (completed_lately_.size() > kReplayMost || completed_lately_.front().at < oldest)) {
       completed_lately_.pop_front();
+    }
+    while (!fenced_lately_.empty() && (fenced_lately_.size() > kReplayMost || fenced_lately_.front().at < oldest)) {
+      fenced_lately_.pop_front();
     }
   }
 
@@ -886,6 +957,14 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
   std::map<std::string, RunningId> running_ids_;  // the jobs handed to the handler, not yet completed in redis
   std::optional<std::chrono::steady_clock::time_point> recover_since_;  // recovering_ since then
   std::deque<Completion> completed_lately_;  // within kReplayWindow, for recover() to replay
+  struct FencedRun {
+    std::string id;
+    std::uint32_t attempt = 1;
+    std::chrono::steady_clock::time_point at{};
+  };
+  std::deque<FencedRun> fenced_lately_;  // ended after their lease lapsed, within kReplayWindow
+  std::string redis_run_id_;             // the redis server last seen by recover(): a new one restarted
+  std::chrono::steady_clock::time_point hold_until_{};  // no take before then (a redis restart)
   bool accounting_ = false;
   std::chrono::steady_clock::time_point last_account_ = std::chrono::steady_clock::now();
   bool account_again_ = false;

@@ -72,7 +72,7 @@ local function fail(p, id, j, code, message)
 end
 local function job(p, id)
   local r = redis.call('HMGET', p .. 'job:' .. id, 'state', 'worker', 'attempt', 'deadline', 'session', 'channel')
-  return {state = r[1], worker = r[2], attempt = tonumber(r[3]) or 1, deadline = tonumber(r[4]) or 0,
+  return {state = r[1], worker = r[2] or '', attempt = tonumber(r[3]) or 1, deadline = tonumber(r[4]) or 0,
           session = r[5] or '', channel = r[6] or ''}
 end
 )lua";
@@ -114,6 +114,9 @@ return {1, j[1] or '', j[2], j[3] or '', j[4], j[5] or '1'}
 /// worker's job any more (the reaper gave it to another, or it already ended). A job redis says is
 /// queued under the attempt this worker ran was claimed in writes a redis restart lost (a redelivery
 /// would have raised its attempt): the run ends it, and it leaves the queue instead of running again.
+/// A record whose attempt is above this run's was raised by kRecover (another worker ran the job
+/// under this run's attempt too): the envelope carries the record's attempt as "a", so the user's
+/// result says it was redelivered.
 inline const std::string kComplete = kHelpers + R"lua(
 local p, id, w = ARGV[1], ARGV[2], ARGV[3]
 local j = job(p, id)
@@ -122,10 +125,18 @@ if j.state == 'queued' and j.attempt == tonumber(ARGV[6]) then
 elseif j.state ~= 'running' or j.worker ~= w then
   return 0
 end
+local envelope = ARGV[5]
+if j.attempt > (tonumber(ARGV[6]) or 1) then
+  local ok, e = pcall(cjson.decode, envelope)
+  if ok and type(e) == 'table' then
+    e.a = j.attempt
+    envelope = cjson.encode(e)
+  end
+end
 redis.call('LREM', p .. 'processing:' .. w, 0, id)
 unlock(p, id, j.session)
-ended(p, id, ARGV[4], ARGV[5])
-redis.call('PUBLISH', j.channel, ARGV[5])
+ended(p, id, ARGV[4], envelope)
+redis.call('PUBLISH', j.channel, envelope)
 return 1
 )lua";
 
@@ -169,10 +180,12 @@ if redelivered > 0 then redis.call('HINCRBY', p .. 'stats', 'redelivered', redel
 return {redelivered, failed}
 )lua";
 
-/// ARGV prefix, worker, lease_ms, n, then (id, attempt) of the n jobs it runs now under this
-/// incarnation, then (id, session, outcome, worker, envelope) of each job it completed lately →
-/// {handed back, replayed, reclaimed}. Run before a worker takes again after a take or claim whose
-/// reply was lost, or after its connection to redis was down:
+/// ARGV prefix, worker, lease_ms, n, m, then (id, attempt) of the n jobs it runs now under this
+/// incarnation, then (id, attempt) of m jobs it ran or runs under an incarnation fenced since, then
+/// (id, session, outcome, worker, envelope) of each job it completed lately → {handed back, replayed,
+/// reclaimed, doubled, doubled and already ended, redis run_id, redis uptime in seconds}. Run before a
+/// worker takes again after a take or claim whose reply was lost, or after its connection to redis was
+/// down:
 ///  * replay: a completion a redis restart lost (its last writes are gone) leaves its job running on
 ///    this worker, or queued (its claim lost too), or with no record: it ends here as it ended, its
 ///    result kept (not published again: it went out when the job ended; a subscriber that missed it
@@ -180,22 +193,41 @@ return {redelivered, failed}
 ///  * reclaim: a job it runs that redis says is queued under the same attempt lost its claim with a
 ///    restart: it is claimed again, off the queue, before another worker takes it and runs it twice
 ///    (a redelivery raises the attempt: a fenced run is never reclaimed);
+///  * doubled: a job it runs (or ran, fenced) that another worker claimed under the same attempt (the
+///    restart lost this worker's claim, and the other took the job before this one could reclaim it)
+///    runs twice: its record's attempt goes up and it counts as redelivered, so the run that ends it
+///    tells the user (kComplete). One that already ended under that attempt can only be counted;
+///    a fenced run's job still queued under its attempt goes up too (the command may have run);
 ///  * recover: every id of this incarnation's processing list that it does not run (taken but never
 ///    claimed, or claimed without the worker hearing of it) goes back to the front of the queue,
 ///    attempt unchanged (it never ran).
-/// One script, so nothing can hand a job back between the steps.
+/// One script, so nothing can hand a job back between the steps. Its reply ends with redis's run_id
+/// and uptime: a worker that sees the run_id change holds off taking (RedisQueue::recover()).
 inline const std::string kRecover = kHelpers + R"lua(
-local p, w, lease, n = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local p, w, lease, n, m = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local proc = p .. 'processing:' .. w
 local mine = {}
-local reclaimed = 0
+local reclaimed, doubled, unreported = 0, 0, 0
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-for i = 5, 4 + 2 * n, 2 do
-  local id = ARGV[i]
-  mine[id] = true
+-- Another worker: not one of this process's incarnations (<base>:<epoch>), whose fenced runs the
+-- reaper redelivers itself.
+local base = string.match(w, '^(.*:)%d+$') or w
+local function another(worker)
+  return worker ~= '' and string.sub(worker, 1, #base) ~= base
+end
+local function raise(id, j)
+  redis.call('HSET', p .. 'job:' .. id, 'attempt', j.attempt + 1)
+  redis.call('HINCRBY', p .. 'stats', 'redelivered', 1)
+  doubled = doubled + 1
+end
+for i = 6, 5 + 2 * (n + m), 2 do
+  local id, attempt, fenced = ARGV[i], tonumber(ARGV[i + 1]), i > 5 + 2 * n
   local j = job(p, id)
-  if j.state == 'queued' and j.attempt == tonumber(ARGV[i + 1]) then
+  if not fenced then mine[id] = true end
+  if j.attempt ~= attempt then
+    -- redelivered (or ended under another attempt) already: nothing of this run's to account for
+  elseif j.state == 'queued' and not fenced then
     local timeout = tonumber(redis.call('HGET', p .. 'job:' .. id, 'timeout')) or 0
     redis.call('LREM', p .. 'jobs', 0, id)
     redis.call('LREM', proc, 0, id)
@@ -203,10 +235,14 @@ for i = 5, 4 + 2 * n, 2 do
     redis.call('HSET', p .. 'job:' .. id, 'state', 'running', 'worker', w, 'deadline', now + timeout + lease)
     redis.call('SET', p .. 'lock:' .. j.session, id, 'NX', 'PX', timeout + lease + 60000)
     reclaimed = reclaimed + 1
+  elseif j.state == 'queued' or (j.state == 'running' and another(j.worker)) then
+    raise(id, j)
+  elseif (j.state == 'done' or j.state == 'failed') and another(j.worker) then
+    unreported = unreported + 1
   end
 end
 local replayed = 0
-for i = 5 + 2 * n, #ARGV - 4, 5 do
+for i = 6 + 2 * (n + m), #ARGV - 4, 5 do
   local id, session, outcome, by, envelope = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local j = job(p, id)
   local ended_already = j.state == 'done' or j.state == 'failed'
@@ -235,7 +271,9 @@ for _, id in ipairs(redis.call('LRANGE', proc, 0, -1)) do
     end
   end
 end
-return {handed, replayed, reclaimed}
+local info = redis.call('INFO', 'server')
+return {handed, replayed, reclaimed, doubled, unreported, string.match(info, 'run_id:(%x+)') or '',
+        tonumber(string.match(info, 'uptime_in_seconds:(%d+)')) or 0}
 )lua";
 
 /// ARGV prefix, worker → number of jobs handed back: a worker stopping before its jobs finished puts

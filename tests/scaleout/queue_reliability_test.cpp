@@ -569,5 +569,90 @@ TEST_F(QueueReliability, AJobWhoseClaimAndTakeRedisForgotIsClaimedAgainNotRunTwi
   EXPECT_EQ(worker.log().find("queue.result_dropped"), std::string::npos) << "it ran twice: " << worker.log();
 }
 
+TEST_F(QueueReliability, TwoWorkersThatRanAJobUnderOneAttemptTellTheUserItWasRedelivered) {
+  // A restart that lost a claim, and another worker that took the job before the one running it could
+  // reclaim it: the command runs twice under one attempt. The user must hear of it as a redelivery.
+  test::RedisServer redis;
+  auto env = worker_env(redis);
+  env["WORKER_CONCURRENCY"] = "1";  // while it runs the job, A takes nothing: only B can take it again
+  test::ChildProcess a(PHASEKIT_WORKER_BIN, {}, env, (dir_ / "worker-a.log").string());
+  Orchestrator orch(redis);
+  ASSERT_TRUE(orch.subscribe(redis, "d"));
+  ASSERT_TRUE(orch.enqueue("both", "d", "echo ran >> runs.log; until [ -e " + (gate_ / "open").string() +
+                                            " ]; do sleep 0.1; done; echo done").ok());
+  ASSERT_TRUE(test::poll_until([&] { return hget(redis, "phasekit:job:both", "state") == "running"; }, 20s))
+      << a.log();
+  const std::string by_a = hget(redis, "phasekit:job:both", "worker");
+  // B on its own volume: which run commits the session's files first is not what this test is about.
+  auto env_b = worker_env(redis);
+  env_b["WORKSPACE_ROOT"] = (dir_ / "workspaces-b").string();
+  test::ChildProcess b(PHASEKIT_WORKER_BIN, {}, env_b, (dir_ / "worker-b.log").string());
+  ASSERT_TRUE(test::poll_until([&] { return redis_cli(redis.port(), {"SCARD", "phasekit:workers"}) == "2\n"; }, 20s))
+      << b.log();
+  // What the restart leaves, as A does not hear of it yet: the job queued again under attempt 1.
+  redis_cli(redis.port(), {"HSET", "phasekit:job:both", "state", "queued", "worker", ""});
+  redis_cli(redis.port(), {"RPUSH", "phasekit:jobs", "both"});
+  ASSERT_TRUE(test::poll_until([&] {
+    const std::string by = hget(redis, "phasekit:job:both", "worker");
+    return hget(redis, "phasekit:job:both", "state") == "running" && !by.empty() && by != by_a;
+  }, 20s)) << b.log();
+  ASSERT_TRUE(test::poll_until([&] { return lines_under(dir_, "runs.log") == 2; }, 20s)) << "both run it";
+  // The connections a restart drops: A reconnects, recovers, and finds B running its job.
+  redis_cli(redis.port(), {"CLIENT", "KILL", "TYPE", "normal"});
+  ASSERT_TRUE(test::poll_until([&] { return hget(redis, "phasekit:job:both", "attempt") == "2"; }, 20s)) << a.log();
+  std::ofstream(gate_ / "open").put('\n');
+  ASSERT_TRUE(orch.wait_result("both")) << a.log() << b.log();
+  ASSERT_TRUE(test::poll_until([&] { return a.log().find("queue.result_dropped") != std::string::npos; }, 20s))
+      << "A's run ended the job too: " << a.log();
+  const auto results = orch.results("both");
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0]["exitCode"], 0) << results[0].dump() << b.log();
+  EXPECT_EQ(results[0].value("attempt", 0), 2) << "ran twice, said once: " << results[0].dump();
+  EXPECT_EQ(hget(redis, "phasekit:stats", "redelivered"), "1");
+  EXPECT_NE(a.log().find("\"doubled\":1"), std::string::npos) << a.log();
+}
+
+TEST_F(QueueReliability, AfterARedisRestartTheWorkerRunningAJobReclaimsItBeforeAnotherTakesIt) {
+  test::RedisServer redis;
+  Orchestrator orch(redis);
+  ASSERT_TRUE(orch.subscribe(redis, "e"));
+  ASSERT_TRUE(orch.enqueue("kept", "e", "echo ran >> runs.log; until [ -e " + (gate_ / "open").string() +
+                                            " ]; do sleep 0.1; done; echo done").ok());
+  // The snapshot the restart comes back with: the job queued, before any worker claimed it.
+  ASSERT_EQ(redis_cli(redis.port(), {"SAVE"}), "OK\n");
+  auto env = worker_env(redis);
+  env["WORKER_CONCURRENCY"] = "1";
+  test::ChildProcess a(PHASEKIT_WORKER_BIN, {}, env, (dir_ / "worker-a.log").string());
+  ASSERT_TRUE(test::poll_until([&] { return lines_under(dir_ / "workspaces", "runs.log") == 1; }, 20s)) << a.log();
+  test::ChildProcess b(PHASEKIT_WORKER_BIN, {}, worker_env(redis), (dir_ / "worker-b.log").string());
+  ASSERT_TRUE(test::poll_until([&] { return redis_cli(redis.port(), {"SCARD", "phasekit:workers"}) == "2\n"; }, 20s))
+      << b.log();
+  // A is slow to reconnect (stopped for the restart, well within its lease): B is back first, and
+  // the job whose claim the restart lost waits in the queue.
+  ASSERT_EQ(::kill(a.pid(), SIGSTOP), 0);
+  redis.kill();
+  redis.restart();
+  ASSERT_EQ(hget(redis, "phasekit:job:kept", "state"), "queued");  // the claim is gone with the restart
+  ASSERT_TRUE(test::poll_until([&] { return b.log().find("queue.redis_restarted") != std::string::npos; }, 20s))
+      << b.log();
+  // B is back, its take connection too (A's is not: A is stopped). For 2 s of B's JOB_LEASE_MS hold,
+  // the job must stay where the restart left it.
+  ASSERT_TRUE(test::poll_until(
+      [&] { return redis_cli(redis.port(), {"CLIENT", "LIST"}).find("name=queue-take") != std::string::npos; }, 20s));
+  EXPECT_FALSE(test::poll_until([&] { return hget(redis, "phasekit:job:kept", "state") != "queued"; }, 2s))
+      << "B took the job A runs: " << b.log();
+  ASSERT_EQ(::kill(a.pid(), SIGCONT), 0);
+  // B holds off; A reconnects and claims its job again.
+  ASSERT_TRUE(test::poll_until([&] { return a.log().find("\"reclaimed\":1") != std::string::npos; }, 20s))
+      << a.log() << b.log();
+  std::ofstream(gate_ / "open").put('\n');
+  ASSERT_TRUE(orch.wait_result("kept", 30s)) << a.log() << b.log();
+  const auto results = orch.results("kept");
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0]["exitCode"], 0) << results[0].dump();
+  EXPECT_FALSE(results[0].contains("attempt")) << results[0].dump();
+  EXPECT_EQ(lines_under(dir_ / "workspaces", "runs.log"), 1) << "B ran it too: " << b.log();
+}
+
 }  // namespace
 }  // namespace phasekit
