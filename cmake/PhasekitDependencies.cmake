@@ -5,6 +5,7 @@ find_package(nlohmann_json 3.11 REQUIRED)
 find_package(fmt 9 REQUIRED)
 find_package(Threads REQUIRED)
 find_package(ZLIB 1.2.11 REQUIRED)  # compression=zlib
+find_package(OpenSSL REQUIRED)  # tokens (HMAC), the WebSocket handshake (SHA-1), rediss:// and https:// (TLS)
 
 # Boost.Asio/Beast compiled once per binary or plugin (docs/development.md, "Habits the code comments
 # point to"): every TU that links phasekit::asio agrees on the separate-compilation defines.

@@ -242,6 +242,30 @@ describe("Engine.IO v4", () => {
       socket.ws.close();
     });
 
+    it("a poll sent after the probe's noop also ends at once, so the client can pause polling", async () => {
+      // With a long pingInterval: the poll must not wait for the next ping. A client that had its
+      // noop before it read "3probe" polls again (socket.io-client may; phasekit-load did), and could
+      // not send "5" until that poll ended: the upgrade then timed out and its messages were lost.
+      const slow = await startServer({ PING_INTERVAL_MS: "20000", PING_TIMEOUT_MS: "20000", UPGRADE_TIMEOUT_MS: "15000" });
+      try {
+        const open = await request(slow, "GET", `${EIO}&transport=polling`);
+        const sid = JSON.parse(open.body.slice(1)).sid;
+        const socket = openWebSocket(`${slow.wsUrl}${EIO}&transport=websocket&sid=${sid}`);
+        await socket.opened;
+        socket.send("2probe");
+        assert.equal(await socket.next(), "3probe");
+        const poll = () => request(slow, "GET", `${EIO}&transport=polling&sid=${sid}`);
+        assert.equal((await poll()).body, "6");  // the noop the probe queued
+        assert.equal((await withTimeout(poll(), 5000, "a poll during the upgrade")).body, "6");  // not 20 s
+        socket.send("5");
+        socket.send("4hello");
+        assert.equal(await socket.next(), "4hello");
+        socket.ws.close();
+      } finally {
+        await slow.stop();
+      }
+    });
+
     it("after the upgrade an HTTP GET with the sid gets 400 and the session stays", async () => {
       const { sid, socket } = await upgraded();
       const res = await get(sid);

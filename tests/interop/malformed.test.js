@@ -50,6 +50,82 @@ async function expectClosed(closed, what) {
   return Promise.race([closed, timeout]);
 }
 
+
+/** A client frame as RFC 6455 asks (masked), or as an attacker sends it. */
+function frame(opcode, payload, { fin = true, masked = true, length } = {}) {
+  const data = Buffer.from(payload);
+  const n = length ?? data.length;
+  let header;
+  if (n < 126) header = Buffer.from([(fin ? 0x80 : 0) | opcode, (masked ? 0x80 : 0) | n]);
+  else if (n <= 0xffff) header = Buffer.from([(fin ? 0x80 : 0) | opcode, (masked ? 0x80 : 0) | 126, n >> 8, n & 0xff]);
+  else {
+    header = Buffer.alloc(10);
+    header[0] = (fin ? 0x80 : 0) | opcode;
+    header[1] = (masked ? 0x80 : 0) | 127;
+    header.writeBigUInt64BE(BigInt(n), 2);
+  }
+  if (!masked) return Buffer.concat([header, data]);
+  const mask = Buffer.from([0x12, 0x34, 0x56, 0x78]);
+  return Buffer.concat([header, mask, Buffer.from(data.map((b, i) => b ^ mask[i & 3]))]);
+}
+
+/**
+ * A WebSocket opened over a plain TCP socket, frames read as they come: {socket, frames, ended, head}.
+ * `headers` replaces the handshake's defaults.
+ */
+function rawFrames(server, headers = {}) {
+  const socket = net.connect(server.port, "127.0.0.1");
+  const h = {
+    Host: `127.0.0.1:${server.port}`, Upgrade: "websocket", Connection: "Upgrade",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13", ...headers,
+  };
+  socket.write(`GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n` +
+               Object.entries(h).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}: ${v}\r\n`).join("") + "\r\n");
+  let buffer = Buffer.alloc(0);
+  let head;
+  const frames = [];
+  const waiters = [];
+  const ended = new Promise((resolve) => socket.on("close", () => resolve()));
+  socket.on("error", () => {});
+  socket.on("data", (d) => {
+    buffer = Buffer.concat([buffer, d]);
+    if (head === undefined) {
+      const end = buffer.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      head = buffer.subarray(0, end).toString("latin1");
+      buffer = buffer.subarray(end + 4);
+    }
+    for (;;) {
+      if (buffer.length < 2) break;
+      let n = buffer[1] & 0x7f;
+      let at = 2;
+      if (n === 126) { if (buffer.length < 4) break; n = buffer.readUInt16BE(2); at = 4; }
+      else if (n === 127) { if (buffer.length < 10) break; n = Number(buffer.readBigUInt64BE(2)); at = 10; }
+      if (buffer.length < at + n) break;
+      frames.push({ opcode: buffer[0] & 0x0f, payload: buffer.subarray(at, at + n) });
+      buffer = buffer.subarray(at + n);
+    }
+    for (const w of waiters.splice(0)) w();
+  });
+  const next = (pred, what) => new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what}: not within 10 s (${frames.length} frames)`)), 10000);
+    const check = () => {
+      const f = frames.find(pred);
+      if (f) { clearTimeout(timer); resolve(f); } else waiters.push(check);
+    };
+    check();
+  });
+  const headReady = () => new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("no handshake answer within 10 s")), 10000);
+    const check = () => {
+      if (head !== undefined) { clearTimeout(timer); resolve(head); } else waiters.push(check);
+    };
+    socket.once("close", () => { if (head === undefined) { clearTimeout(timer); resolve(buffer.toString("latin1")); } });
+    check();
+  });
+  return { socket, frames, ended, next, head: headReady };
+}
+
 describe("malformed input", () => {
   let server;
   let healthy;
@@ -124,6 +200,65 @@ describe("malformed input", () => {
       await stillServing();
     });
   }
+
+  // The WebSocket layer itself (RFC 6455), as a client that breaks it would: each is refused with the
+  // close code the RFC gives, at once, and nothing it announces is buffered.
+  it("refuses a WebSocket handshake of another version (426) or with a bad key (400)", async () => {
+    const old = rawFrames(server, { "Sec-WebSocket-Version": "8" });
+    const head = await old.head();
+    assert.match(head, /^HTTP\/1\.1 426/, head);
+    assert.match(head, /Sec-WebSocket-Version: 13/i, head);
+    old.socket.destroy();
+    for (const key of ["short", undefined]) {
+      const bad = rawFrames(server, { "Sec-WebSocket-Key": key });
+      const h = await bad.head();
+      assert.match(h, /^HTTP\/1\.1 400/, `${key}: ${h}`);
+      bad.socket.destroy();
+    }
+    const good = rawFrames(server);
+    assert.match(await good.head(), /Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=/i);
+    good.socket.destroy();
+    await stillServing();
+  });
+
+  for (const [what, bytes, code] of [
+    ["an unmasked frame", () => frame(1, "40", { masked: false }), 1002],
+    ["a reserved opcode", () => frame(3, "x"), 1002],
+    ["a ping longer than 125 bytes", () => frame(9, "p".repeat(126)), 1002],
+    ["a continuation with no message", () => frame(0, "x"), 1002],
+    ["a 1 GiB frame header", () => frame(2, "", { length: 1 << 30 }), 1009],
+    ["invalid UTF-8 in a text frame", () => frame(1, Buffer.from([0x34, 0xff])), 1007],
+  ]) {
+    it(`answers ${what} with close code ${code} and closes the connection`, async () => {
+      const ws = rawFrames(server);
+      await ws.next((f) => f.opcode === 1 && String(f.payload)[0] === "0", "open packet");
+      ws.socket.write(bytes());
+      const close = await ws.next((f) => f.opcode === 8, "close frame");
+      assert.equal(close.payload.readUInt16BE(0), code, String(close.payload.subarray(2)));
+      ws.socket.end();  // our FIN: the server closes its side after the close frame
+      await expectClosed(ws.ended, what);
+      await stillServing();
+    });
+  }
+
+  it("answers a ping with its payload, joins fragments, and echoes a close", async () => {
+    const ws = rawFrames(server);
+    await ws.next((f) => f.opcode === 1 && String(f.payload)[0] === "0", "open packet");
+    ws.socket.write(frame(9, "are you there"));
+    const pong = await ws.next((f) => f.opcode === 10, "pong");
+    assert.equal(String(pong.payload), "are you there");
+    // A Socket.IO CONNECT in three fragments, a ping between two of them.
+    const connect = `40{"token":"${token("fragments")}"}`;
+    ws.socket.write(Buffer.concat([frame(1, connect.slice(0, 5), { fin: false }), frame(9, "mid"),
+                                   frame(0, connect.slice(5, 12), { fin: false }), frame(0, connect.slice(12))]));
+    const answer = await ws.next((f) => f.opcode === 1 && String(f.payload).startsWith("40"), "CONNECT answer");
+    assert.match(String(answer.payload), /^40\{.*"sid":/);
+    ws.socket.write(frame(8, Buffer.from([0x0f, 0xa0, 0x62, 0x79, 0x65])));  // 4000 "bye"
+    const close = await ws.next((f) => f.opcode === 8, "close echo");
+    assert.equal(close.payload.readUInt16BE(0), 4000);
+    await expectClosed(ws.ended, "close handshake");  // the server closes the TCP connection first
+    await stillServing();
+  });
 
   /** Peak resident memory of the server process (VmHWM), in bytes. */
   function peakMemory() {

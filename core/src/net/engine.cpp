@@ -1,6 +1,7 @@
 #include "net/engine.hpp"
 
 #include "net/lingering_stream.hpp"
+#include "net/ws_connection.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -8,9 +9,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/buffers_to_string.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/websocket.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/write.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -24,7 +24,7 @@ namespace {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
-namespace websocket = beast::websocket;
+namespace websocket = phasekit::websocket;
 using json = nlohmann::json;
 using asio::awaitable;
 using asio::use_awaitable;
@@ -36,12 +36,28 @@ std::string_view query_value(const Query& query, std::string_view key) {
   return it == query.end() ? std::string_view{} : std::string_view(it->second);
 }
 
-/// A WebSocket's read buffer is kept between messages up to this size (the next read prepares about
-/// 1.5 KiB in it anyway); a larger one, grown by a large message, is given back.
-constexpr std::size_t kReadBufferKeep = 4096;
+/// How long a poll waits for packets while an upgrade is under way (the reference server: 100 ms).
+constexpr std::chrono::milliseconds kProbedPoll{100};
 
 /// Bytes a packet holds in the outbox.
 std::size_t weight(const engineio::Packet& p) { return p.data.size() + 1; }
+
+/// RFC 6455 §4.2.1: what beast::websocket::is_upgrade left to check of an opening handshake. A
+/// refusal, or none.
+std::optional<Response> refuse_handshake(const Request& req) {
+  if (req[http::field::sec_websocket_version] != "13") {
+    Response res = make_response(req, http::status::upgrade_required, "unsupported WebSocket version");
+    res.set(http::field::sec_websocket_version, "13");
+    res.keep_alive(false);
+    return res;
+  }
+  if (!websocket::valid_key(req[http::field::sec_websocket_key])) {
+    Response res = make_response(req, http::status::bad_request, "bad Sec-WebSocket-Key");
+    res.keep_alive(false);
+    return res;
+  }
+  return std::nullopt;
+}
 
 }  // namespace
 
@@ -59,9 +75,11 @@ std::string_view message_of(EngineError error) noexcept {
 
 /// One Engine.IO session: its transport (polling, then perhaps a WebSocket), outbox and heartbeat.
 /// All state lives on the strand.
-class EngineSessionImpl final : public EngineSession, public std::enable_shared_from_this<EngineSessionImpl> {
+class EngineSessionImpl final : public EngineSession,
+                                public WsHandler,
+                                public std::enable_shared_from_this<EngineSessionImpl> {
  public:
-  using Ws = websocket::stream<LingeringTcpStream>;  // its teardown reads what the client still sends
+  using Ws = WsConnection;
 
   EngineSessionImpl(EngineServer& server, std::string sid, asio::any_io_executor executor)
       : server_(server),
@@ -96,7 +114,11 @@ class EngineSessionImpl final : public EngineSession, public std::enable_shared_
       close("client too slow", CloseCode::too_slow);
       return;
     }
-    wake_.cancel();
+    if (upgraded_ && ws_) {
+      pump();
+    } else {
+      wake_.cancel();
+    }
   }
 
   void close(std::string_view reason, CloseCode code = CloseCode::normal) override {
@@ -110,9 +132,8 @@ class EngineSessionImpl final : public EngineSession, public std::enable_shared_
       handler_->on_close(reason);
     }
     if (ws_) {
-      websocket::close_reason why(static_cast<std::uint16_t>(code));
-      why.reason = std::string(reason).substr(0, 100);
-      ws_->async_close(why, [ws = ws_](beast::error_code) {});
+      ws_->close(static_cast<websocket::CloseCode>(code), reason);
+      ws_.reset();
     }
     place_.release();
     server_.forget(sid_);
@@ -124,6 +145,10 @@ class EngineSessionImpl final : public EngineSession, public std::enable_shared_
     }
     close_reason_ = std::move(reason);
     close_after_flush_ = true;
+    if (upgraded_ && ws_) {
+      pump();  // closes once the outbox is written
+      return;
+    }
     if (outbox_.empty()) {
       close(close_reason_);
       return;
@@ -163,53 +188,31 @@ class EngineSessionImpl final : public EngineSession, public std::enable_shared_
     co_return self->do_post(std::move(req));
   }
 
-  /// A WebSocket for this session (a new session, or the upgrade of a polling one), read until it
-  /// closes. This one frame is all an idle WebSocket holds of coroutines besides its writer, and the
-  /// handshake request is freed once answered.
-  static awaitable<void> run_websocket(std::shared_ptr<EngineSessionImpl> self, std::shared_ptr<Ws> ws,
-                                       std::unique_ptr<Request> req, bool upgrade,
-                                       [[maybe_unused]] std::shared_ptr<void> connection) {  // held while it reads
-    auto [ec] = co_await ws->async_accept(*req, kTuple);
-    req.reset();
-    if (ec) {
-      if (upgrade) {
-        self->upgrading_ = false;
-      } else {
-        self->close("websocket handshake failed");
-      }
-      co_return;
+  /// A WebSocket for this session (a new session, or the upgrade of a polling one), its handshake
+  /// answered. Nothing of it waits in a coroutine: the connection calls back when a message comes.
+  void start_websocket(const std::shared_ptr<Ws>& ws, bool upgrade) {
+    if (closed_) {
+      ws->close(websocket::CloseCode::going_away, "session closed");
+      return;
     }
-    if (self->closed_) {
-      co_return;
-    }
-    self->ws_ = ws;
+    ws_ = ws;
+    ws->start(shared_from_this());
     if (upgrade) {
-      asio::co_spawn(self->strand_, upgrade_deadline(self, ws, self->server_.settings_.upgrade_timeout), asio::detached);
+      asio::co_spawn(strand_, upgrade_deadline(shared_from_this(), ws, server_.settings_.upgrade_timeout),
+                     asio::detached);
+      return;
     }
-    if (!upgrade) {
-      self->upgraded_ = true;
-      self->send(engineio::Packet{engineio::PacketType::open, self->open_packet(true).substr(1), false});
-      self->schedule_ping();
-      asio::co_spawn(self->strand_, ws_writer(self, ws), asio::detached);
-    }
-    beast::flat_buffer buffer;
-    for (;;) {
-      auto [rec, n] = co_await ws->async_read(buffer, kTuple);
-      if (self->closed_ || self->ws_ != ws) {
-        co_return;
-      }
-      if (rec) {
-        self->lose_websocket(ws, rec == websocket::error::closed ? "transport close" : "transport error");
-        co_return;
-      }
-      std::string data = beast::buffers_to_string(buffer.data());
-      buffer.consume(buffer.size());
-      if (buffer.capacity() > kReadBufferKeep) {
-        buffer.shrink_to_fit();  // a large message does not leave its size behind on an idle connection
-      }
-      if (!(co_await self->on_frame(ws, std::move(data)))) {
-        co_return;
-      }
+    upgraded_ = true;
+    send(engineio::Packet{engineio::PacketType::open, open_packet(true).substr(1), false});
+    schedule_ping();
+  }
+
+  /// The handshake of an upgrade failed: the polling session goes on; a new session ends.
+  void websocket_refused(bool upgrade) {
+    if (upgrade) {
+      upgrading_ = false;
+    } else {
+      close("websocket handshake failed");
     }
   }
 
@@ -226,6 +229,16 @@ class EngineSessionImpl final : public EngineSession, public std::enable_shared_
     }
     poll_active_ = true;
     while (outbox_.empty() && !closed_ && !upgraded_) {
+      if (probed_) {
+        // An upgrade is under way: a poll ends within kProbedPoll, with a noop, so that the client
+        // can pause polling and send "5". (One that was pending at "2probe" got the noop already;
+        // this one came after it, before the client read "3probe". The reference server's
+        // check interval does the same every 100 ms.)
+        wake_.expires_after(kProbedPoll);
+        co_await wake_.async_wait(kTuple);
+        wake_.expires_at(asio::steady_timer::time_point::max());
+        break;
+      }
       co_await wake_.async_wait(kTuple);
     }
     poll_active_ = false;
@@ -274,47 +287,49 @@ class EngineSessionImpl final : public EngineSession, public std::enable_shared_
     return make_response(req, http::status::ok, "ok");
   }
 
-  // ---- websocket -----------------------------------------------------------------------------
-  /// One frame the WebSocket carried. False: stop reading.
-  awaitable<bool> on_frame(const std::shared_ptr<Ws>& ws, std::string data) {
-    if (!ws->got_text()) {
-      on_packet(engineio::Packet{engineio::PacketType::message, std::move(data), true});
-      co_return true;
+  // ---- websocket (WsHandler: called on the strand by the session's WsConnection) ---------------
+  void on_ws_message(const std::shared_ptr<Ws>& ws, bool text, std::string data) override {
+    if (closed_ || ws_ != ws) {
+      return;
     }
-    if (!engineio::valid_utf8(data)) {
-      close("invalid UTF-8");
-      co_return false;
+    if (!text) {
+      on_packet(engineio::Packet{engineio::PacketType::message, std::move(data), true});
+      return;
     }
     auto packet = engineio::decode_text(data);
     if (!packet) {
       close("parse error");
-      co_return false;
+      return;
     }
     if (upgraded_) {
       on_packet(std::move(*packet));
-      co_return true;
+      return;
     }
-    co_return co_await on_probe_packet(ws, *packet);
+    on_probe_packet(ws, *packet);
   }
 
+  void on_ws_drained(const std::shared_ptr<Ws>& ws) override {
+    if (ws_ == ws) {
+      pump();
+    }
+  }
+
+  void on_ws_lost(const std::shared_ptr<Ws>& ws, std::string_view reason) override { lose_websocket(ws, reason); }
+
   /// The upgrade of a polling session: "2probe" → "3probe", then "5" moves the session to this
-  /// WebSocket. Anything else aborts the upgrade (the polling session stays). False: stop reading.
-  awaitable<bool> on_probe_packet(const std::shared_ptr<Ws>& ws, const engineio::Packet& packet) {
+  /// WebSocket. Anything else aborts the upgrade (the polling session stays).
+  void on_probe_packet(const std::shared_ptr<Ws>& ws, const engineio::Packet& packet) {
     using engineio::PacketType;
     if (packet.type == PacketType::ping && packet.data == "probe") {
-      const std::string pong = "3probe";
-      ws->text(true);
-      auto [ec, n] = co_await ws->async_write(asio::buffer(pong), kTuple);
-      if (ec) {
-        lose_websocket(ws, "transport error");
-        co_return false;
-      }
+      probed_ = true;
+      ws->send(websocket::Opcode::text, "3probe");
       send(engineio::Packet{PacketType::noop, "", false});  // ends the pending poll so the client can upgrade
-      co_return true;
+      return;
     }
     if (packet.type == PacketType::upgrade) {
       upgraded_ = true;
       upgrading_ = false;
+      probed_ = false;
       // The noops that were to end a poll are not for the WebSocket.
       std::erase_if(outbox_, [this](const engineio::Packet& p) {
         const bool noop = p.type == engineio::PacketType::noop;
@@ -322,11 +337,10 @@ class EngineSessionImpl final : public EngineSession, public std::enable_shared_
         return noop;
       });
       wake_.cancel();
-      asio::co_spawn(strand_, ws_writer(shared_from_this(), ws), asio::detached);
-      co_return true;
+      pump();
+      return;
     }
     lose_websocket(ws, "unexpected packet during upgrade");
-    co_return false;
   }
 
   /// An upgrade that has not completed within upgrade_timeout is dropped (its WebSocket closed), so
@@ -356,35 +370,33 @@ class EngineSessionImpl final : public EngineSession, public std::enable_shared_
     }
     ws_.reset();
     upgrading_ = false;
-    ws->async_close(websocket::close_reason(websocket::close_code::normal), [ws](beast::error_code) {});
+    probed_ = false;
+    ws->close(websocket::CloseCode::normal, "");
   }
 
-  /// Writes the outbox to the socket while the session lives.
-  static awaitable<void> ws_writer(std::shared_ptr<EngineSessionImpl> self, std::shared_ptr<Ws> ws) {
-    for (;;) {
-      while (self->outbox_.empty() && !self->closed_) {
-        co_await self->wake_.async_wait(kTuple);
+  /// Hands the outbox to the WebSocket, every packet in one write, unless a write is in flight (its
+  /// completion calls back: on_ws_drained). Packets wait in the outbox meanwhile, where
+  /// max_outbox_bytes bounds them.
+  void pump() {
+    if (closed_ || !upgraded_ || !ws_ || ws_->writing()) {
+      return;
+    }
+    if (outbox_.empty()) {
+      if (close_after_flush_) {
+        close(close_reason_);
       }
-      if (self->closed_) {
-        co_return;
-      }
-      engineio::Packet packet = std::move(self->outbox_.front());
-      self->outbox_.pop_front();
-      self->outbox_bytes_ -= weight(packet);
-      ws->text(!packet.binary);
-      const std::string frame = packet.binary ? std::move(packet.data) : engineio::encode_text(packet);
-      auto [ec, n] = co_await ws->async_write(asio::buffer(frame), kTuple);
-      if (ec) {
-        if (self->ws_ == ws) {
-          self->close("transport error");
-        }
-        co_return;
-      }
-      if (self->close_after_flush_ && self->outbox_.empty()) {
-        self->close(self->close_reason_);
-        co_return;
+      return;
+    }
+    for (const engineio::Packet& packet : outbox_) {
+      if (packet.binary) {
+        ws_->queue(websocket::Opcode::binary, packet.data);
+      } else {
+        ws_->queue(websocket::Opcode::text, engineio::encode_text(packet));
       }
     }
+    outbox_.clear();
+    outbox_bytes_ = 0;
+    ws_->flush();
   }
 
   void schedule_ping() {
@@ -445,6 +457,7 @@ class EngineSessionImpl final : public EngineSession, public std::enable_shared_
   std::atomic<bool> upgraded_{false};   // the WebSocket carries the session (read by handshakes, off the strand)
   std::atomic<bool> upgrading_{false};  // an upgrade WebSocket is being probed
   bool awaiting_pong_ = false;
+  bool probed_ = false;  // the upgrade's probe was answered, its "5" not yet received
   bool close_after_flush_ = false;
   std::string close_reason_;
   std::shared_ptr<Ws> ws_;
@@ -608,6 +621,10 @@ awaitable<void> EngineServer::handle_websocket(beast::tcp_stream stream, Request
     co_await http::async_write(stream, res, kTuple);
     co_return;
   }
+  if (auto refused = refuse_handshake(req)) {
+    co_await http::async_write(stream, *refused, kTuple);
+    co_return;
+  }
   std::shared_ptr<EngineSessionImpl> session;
   const bool upgrade = query.count("sid") != 0;
   if (!upgrade && draining_) {
@@ -638,8 +655,17 @@ awaitable<void> EngineServer::handle_websocket(beast::tcp_stream stream, Request
     }
     session = create(std::move(place));
   }
-  // Move the socket onto the session's strand: the WebSocket stream, its timers (Beast's idle pings)
-  // and the session's state are then all serialized by one strand.
+  http::response<http::empty_body> accepted{http::status::switching_protocols, req.version()};
+  accepted.set(http::field::server, "phasekit");
+  accepted.set(http::field::upgrade, "websocket");
+  accepted.set(http::field::connection, "Upgrade");
+  accepted.set(http::field::sec_websocket_accept, websocket::accept_key(req[http::field::sec_websocket_key]));
+  if (auto [written, n] = co_await http::async_write(stream, accepted, kTuple); written) {
+    asio::post(session->strand(), [session, upgrade] { session->websocket_refused(upgrade); });
+    co_return;
+  }
+  // Move the socket onto the session's strand: the WebSocket and the session's state are then
+  // serialized by one strand.
   beast::error_code ec;
   asio::ip::tcp::socket socket = beast::get_lowest_layer(stream).release_socket();
   const auto protocol = socket.local_endpoint(ec).protocol();
@@ -649,19 +675,13 @@ awaitable<void> EngineServer::handle_websocket(beast::tcp_stream stream, Request
     moved.assign(protocol, native, ec);
   }
   if (ec) {
-    asio::post(session->strand(), [session] { session->close("transport error"); });
+    asio::post(session->strand(), [session, upgrade] { session->websocket_refused(upgrade); });
     co_return;
   }
-  auto ws = std::make_shared<EngineSessionImpl::Ws>(LingeringTcpStream(std::move(moved)));
-  ws->set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
-  ws->read_message_max(settings_.max_payload_bytes);
-  ws->set_option(websocket::stream_base::decorator(
-      [](websocket::response_type& res) { res.set(http::field::server, "phasekit"); }));
-  // Detached: the HTTP connection's coroutine (its parser, buffer and stream) ends here.
-  asio::co_spawn(session->strand(),
-                 EngineSessionImpl::run_websocket(session, std::move(ws), std::make_unique<Request>(std::move(req)),
-                                                  upgrade, std::move(connection)),
-                 asio::detached);
+  // The HTTP connection's coroutine (its parser, buffer and stream) ends here; the WebSocket holds
+  // the connection's place.
+  auto ws = std::make_shared<WsConnection>(std::move(moved), settings_.max_payload_bytes, std::move(connection));
+  asio::post(session->strand(), [session, ws = std::move(ws), upgrade] { session->start_websocket(ws, upgrade); });
 }
 
 }  // namespace phasekit::net

@@ -1,0 +1,92 @@
+#pragma once
+// A server WebSocket after its handshake, built to cost little while idle (issue 16): it holds no
+// read buffer and no coroutine frame between messages. It waits for the socket to be readable, then
+// reads into a buffer of the thread's and keeps only the bytes of a frame that has not all arrived
+// (protocol/websocket.hpp). Writes go out in order, one at a time, their buffer freed once written.
+//
+// Closing follows RFC 6455 §7.1.1: the server sends its close frame (or answers the client's),
+// half-closes, and reads on until the client's FIN (at most kDrainTime and kDrainBytes) before it
+// closes the socket, so that unread bytes do not turn into a reset that destroys the close frame.
+//
+// Every member runs on the socket's executor (the session's strand); so do the handler's calls.
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "protocol/websocket.hpp"
+
+namespace phasekit::net {
+
+class WsConnection;
+
+/// What a WebSocket tells its owner (the Engine.IO session), on the socket's executor.
+class WsHandler {
+ public:
+  virtual ~WsHandler() = default;
+  /// A whole message: text (UTF-8, checked) or binary.
+  virtual void on_ws_message(const std::shared_ptr<WsConnection>& ws, bool text, std::string data) = 0;
+  /// Everything given to send() so far is written: the owner may send more.
+  virtual void on_ws_drained(const std::shared_ptr<WsConnection>& ws) = 0;
+  /// The WebSocket ended: "transport close" (the client's close frame) or "transport error" (a read
+  /// or write failed, the peer went away, or it broke the protocol). Not called after close().
+  virtual void on_ws_lost(const std::shared_ptr<WsConnection>& ws, std::string_view reason) = 0;
+};
+
+class WsConnection final : public std::enable_shared_from_this<WsConnection> {
+ public:
+  static constexpr std::chrono::seconds kDrainTime{2};
+  static constexpr std::size_t kDrainBytes = std::size_t{4} << 20;
+
+  /// `socket` is open, its handshake answered; `max_message` bounds one message (MAX_PAYLOAD_BYTES).
+  /// `hold` is kept until the socket closes (the connection's place under the server's limits).
+  WsConnection(boost::asio::ip::tcp::socket socket, std::size_t max_message, std::shared_ptr<void> hold);
+
+  /// Starts reading; `handler` is held until the WebSocket ends or close() is called.
+  void start(std::shared_ptr<WsHandler> handler);
+  /// Queues a frame (text or binary) and writes it. Ignored once closing.
+  void send(websocket::Opcode opcode, std::string_view payload) {
+    queue(opcode, payload);
+    flush();
+  }
+  /// Queues a frame to go out with the next write; flush() starts that write unless one is in flight.
+  void queue(websocket::Opcode opcode, std::string_view payload);
+  void flush();
+  /// True while a write is in flight (what send() queues now waits behind it).
+  [[nodiscard]] bool writing() const noexcept { return writing_; }
+  /// Sends a close frame after what is queued, then tears the connection down. The handler is
+  /// released and hears nothing more.
+  void close(websocket::CloseCode code, std::string_view reason);
+  /// Bytes held now: queued and in-flight writes, and a frame or message not whole yet.
+  [[nodiscard]] std::size_t held_bytes() const noexcept;
+
+ private:
+  void wait_readable();
+  void on_readable();
+  void dispatch(websocket::Event& e);
+  void write_next();
+  void fail(std::string_view reason, websocket::CloseCode code, std::string_view detail);
+  void begin_teardown();
+  void drain();
+  void finish();
+
+  boost::asio::ip::tcp::socket socket_;
+  websocket::Reader reader_;
+  std::shared_ptr<void> hold_;
+  std::shared_ptr<WsHandler> handler_;
+  std::string queued_;   // frames not yet handed to the socket
+  std::string writing_buffer_;  // the frames of the write in flight
+  std::unique_ptr<boost::asio::steady_timer> drain_timer_;  // only while tearing down
+  std::size_t drained_ = 0;
+  bool writing_ = false;
+  bool reading_ = false;
+  bool close_sent_ = false;     // our close frame is queued: nothing more is sent
+  bool tearing_down_ = false;   // half-closed after the close frame, reading until FIN
+  bool finished_ = false;       // the socket is closed
+};
+
+}  // namespace phasekit::net
