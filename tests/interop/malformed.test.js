@@ -266,6 +266,23 @@ describe("malformed input", () => {
     return Number(/VmHWM:\s+(\d+) kB/.exec(status)[1]) * 1024;
   }
 
+  it("holds one pong for a client that pings and never reads (memory stays flat)", async () => {
+    const ws = rawFrames(server);
+    await ws.next((f) => f.opcode === 1 && String(f.payload)[0] === "0", "open packet");
+    ws.socket.pause();  // reads nothing from here on: every pong would wait in the server
+    const before = peakMemory();
+    const ping = frame(9, "p".repeat(125));
+    const burst = Buffer.concat(Array.from({ length: 1000 }, () => ping));  // 131 KB
+    for (let i = 0; i < 160; i++) {  // 21 MB of pings
+      if (!ws.socket.write(burst)) await new Promise((resolve) => ws.socket.once("drain", resolve));
+    }
+    const grown = peakMemory() - before;
+    assert.ok(grown < 8 * 1024 * 1024, `peak memory grew by ${Math.round(grown / 1048576)} MB for 21 MB of pings`);
+    ws.socket.destroy();
+    await stillServing();
+  });
+
+
   // Finding 1: one attachment named by 2,000 placeholders was copied 2,000 times (7.6 MB -> 204 MB),
   // before the CONNECT check. Now the packet is refused at its text, the attachment never buffered.
   const manyPlaceholders = `451-["message"${',{"_placeholder":true,"num":0}'.repeat(2000)}]`;
@@ -334,6 +351,35 @@ describe("CONNECT_TIMEOUT_MS", () => {
       } finally {
         healthy.close();
       }
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe("a WebSocket the server closed", () => {
+  it("goes away within its close deadline even when the client reads nothing", async () => {
+    const server = await startServer({ PING_INTERVAL_MS: "500", PING_TIMEOUT_MS: "500", MAX_REQUESTS_PER_USER: "100" });
+    const connections = async () => {
+      const res = await fetch(`http://127.0.0.1:${server.adminPort}/metrics`);
+      return Number(/^phasekit_http_connections (\d+)/m.exec(await res.text())[1]);
+    };
+    try {
+      const ws = rawFrames(server);
+      await ws.next((f) => f.opcode === 1 && String(f.payload)[0] === "0", "open packet");
+      ws.socket.pause();  // never reads again: the server's writes stall once the buffers are full
+      ws.socket.write(frame(1, `40{"token":"${token("reads-nothing")}"}`));
+      const big = JSON.stringify(`echo ${"x".repeat(90000)}`);  // each comes back in its tool:request
+      for (let i = 0; i < 200; i++) ws.socket.write(frame(1, `42["message",${big}]`));
+      assert.equal(await connections(), 1);
+      // Closed by its ping timeout or as too slow, behind a write that never ends: the connection
+      // (its socket, its place under MAX_CONNECTIONS) must still go within the close deadline (5 s).
+      const deadline = Date.now() + 20000;
+      while ((await connections()) !== 0) {
+        assert.ok(Date.now() < deadline, "the closed WebSocket still holds its connection after 20 s");
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      ws.socket.destroy();
     } finally {
       await server.stop();
     }

@@ -109,8 +109,10 @@ class EngineSessionImpl final : public EngineSession,
     }
     outbox_bytes_ += weight(packet);
     outbox_.push_back(std::move(packet));
-    if (outbox_bytes_ > server_.settings_.max_outbox_bytes) {
-      server_.log_.warn("client.too_slow", {{"sid", sid_}, {"queued_bytes", outbox_bytes_}});
+    // What the WebSocket has not written yet counts too: the outbox goes to it whole.
+    const std::size_t queued = outbox_bytes_ + (ws_ ? ws_->unsent_bytes() : 0);
+    if (queued > server_.settings_.max_outbox_bytes) {
+      server_.log_.warn("client.too_slow", {{"sid", sid_}, {"queued_bytes", queued}});
       close("client too slow", CloseCode::too_slow);
       return;
     }

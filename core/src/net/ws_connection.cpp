@@ -38,10 +38,6 @@ void WsConnection::start(std::shared_ptr<WsHandler> handler) {
   wait_readable();
 }
 
-std::size_t WsConnection::held_bytes() const noexcept {
-  return queued_.size() + writing_buffer_.size() + reader_.held();
-}
-
 void WsConnection::queue(Opcode opcode, std::string_view payload) {
   if (!close_sent_ && !finished_) {
     websocket::encode_into(queued_, opcode, payload);
@@ -56,11 +52,22 @@ void WsConnection::flush() {
 
 void WsConnection::close(CloseCode code, std::string_view reason) {
   handler_.reset();
+  send_close(websocket::close_payload(code, reason));
+}
+
+void WsConnection::send_close(std::string payload) {
   if (close_sent_ || finished_) {
     return;
   }
-  websocket::encode_into(queued_, Opcode::close, websocket::close_payload(code, reason));
+  websocket::encode_into(queued_, Opcode::close, payload);
   close_sent_ = true;
+  pong_due_ = false;
+  close_timer_ = std::make_unique<asio::steady_timer>(socket_.get_executor(), kCloseTime);
+  close_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec) {
+      self->finish();  // the client read nothing of it, or never closed its side
+    }
+  });
   if (!writing_) {
     write_next();
   }
@@ -144,7 +151,15 @@ void WsConnection::dispatch(websocket::Event& e) {
         h->on_ws_message(self, e.opcode == Opcode::text, std::move(e.data));
       }
       return;
-    case Opcode::ping: send(Opcode::pong, e.data); return;
+    case Opcode::ping:
+      // One pong at most waits: a later ping's answer replaces it (RFC 6455 §5.5.3), so a client
+      // that pings and never reads holds 125 bytes here, not a queue.
+      pong_ = std::move(e.data);
+      pong_due_ = true;
+      if (!writing_) {
+        write_next();
+      }
+      return;
     case Opcode::close: {
       // The client's close: answered with its code (none when it sent none), and the session hears
       // of it. The server closes the TCP connection first once the answer is written (RFC 6455 §7.1.1).
@@ -153,11 +168,7 @@ void WsConnection::dispatch(websocket::Event& e) {
         payload.push_back(static_cast<char>(e.close_code >> 8));
         payload.push_back(static_cast<char>(e.close_code & 0xff));
       }
-      websocket::encode_into(queued_, Opcode::close, payload);
-      close_sent_ = true;
-      if (!writing_) {
-        write_next();
-      }
+      send_close(std::move(payload));
       if (auto h = std::move(handler_)) {
         h->on_ws_lost(self, "transport close");
       }
@@ -169,13 +180,7 @@ void WsConnection::dispatch(websocket::Event& e) {
 
 void WsConnection::fail(std::string_view reason, CloseCode code, std::string_view detail) {
   auto self = shared_from_this();
-  if (!close_sent_ && !finished_) {
-    websocket::encode_into(queued_, Opcode::close, websocket::close_payload(code, detail));
-    close_sent_ = true;
-    if (!writing_) {
-      write_next();
-    }
-  }
+  send_close(websocket::close_payload(code, detail));
   if (auto h = std::move(handler_)) {
     h->on_ws_lost(self, reason);
   }
@@ -185,7 +190,7 @@ void WsConnection::write_next() {
   if (writing_ || finished_) {
     return;
   }
-  if (queued_.empty()) {
+  if (queued_.empty() && !pong_due_) {
     if (close_sent_) {
       begin_teardown();
     } else if (auto h = handler_) {
@@ -194,7 +199,15 @@ void WsConnection::write_next() {
     return;
   }
   writing_ = true;
-  writing_buffer_.swap(queued_);
+  if (pong_due_) {
+    pong_due_ = false;
+    websocket::encode_into(writing_buffer_, Opcode::pong, pong_);  // between two frames: never inside one
+    std::string().swap(pong_);
+    writing_buffer_.append(queued_);
+    std::string().swap(queued_);
+  } else {
+    writing_buffer_.swap(queued_);
+  }
   asio::async_write(socket_, asio::buffer(writing_buffer_),
                     [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
                       self->writing_ = false;
@@ -220,13 +233,7 @@ void WsConnection::begin_teardown() {
   tearing_down_ = true;
   boost::system::error_code ignored;
   socket_.shutdown(asio::socket_base::shutdown_send, ignored);
-  drain_timer_ = std::make_unique<asio::steady_timer>(socket_.get_executor(), kDrainTime);
-  drain_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
-    if (!ec) {
-      self->finish();
-    }
-  });
-  wait_readable();
+  wait_readable();  // until the client's FIN, kDrainBytes, or the close deadline
 }
 
 void WsConnection::finish() {
@@ -236,10 +243,11 @@ void WsConnection::finish() {
   finished_ = true;
   boost::system::error_code ignored;
   socket_.close(ignored);
-  if (drain_timer_) {
-    drain_timer_->cancel();
+  if (close_timer_) {
+    close_timer_->cancel();
   }
   std::string().swap(queued_);
+  std::string().swap(pong_);
   hold_.reset();
 }
 

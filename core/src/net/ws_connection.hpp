@@ -5,8 +5,13 @@
 // (protocol/websocket.hpp). Writes go out in order, one at a time, their buffer freed once written.
 //
 // Closing follows RFC 6455 §7.1.1: the server sends its close frame (or answers the client's),
-// half-closes, and reads on until the client's FIN (at most kDrainTime and kDrainBytes) before it
-// closes the socket, so that unread bytes do not turn into a reset that destroys the close frame.
+// half-closes, and reads on until the client's FIN (at most kDrainBytes) before it closes the
+// socket, so that unread bytes do not turn into a reset that destroys the close frame. All of it
+// within kCloseTime of the close: a client that reads nothing cannot hold the connection open.
+//
+// What a client can make it hold: one pong (a ping's answer replaces one not yet written, as RFC
+// 6455 §5.5.3 allows), an incomplete frame, and what the session queued (unsent_bytes(), counted in
+// the session's outbox bound).
 //
 // Every member runs on the socket's executor (the session's strand); so do the handler's calls.
 #include <boost/asio/ip/tcp.hpp>
@@ -39,7 +44,7 @@ class WsHandler {
 
 class WsConnection final : public std::enable_shared_from_this<WsConnection> {
  public:
-  static constexpr std::chrono::seconds kDrainTime{2};
+  static constexpr std::chrono::seconds kCloseTime{5};
   static constexpr std::size_t kDrainBytes = std::size_t{4} << 20;
 
   /// `socket` is open, its handshake answered; `max_message` bounds one message (MAX_PAYLOAD_BYTES).
@@ -61,8 +66,8 @@ class WsConnection final : public std::enable_shared_from_this<WsConnection> {
   /// Sends a close frame after what is queued, then tears the connection down. The handler is
   /// released and hears nothing more.
   void close(websocket::CloseCode code, std::string_view reason);
-  /// Bytes held now: queued and in-flight writes, and a frame or message not whole yet.
-  [[nodiscard]] std::size_t held_bytes() const noexcept;
+  /// Bytes given to send() or queue() and not yet written.
+  [[nodiscard]] std::size_t unsent_bytes() const noexcept { return queued_.size() + writing_buffer_.size(); }
 
  private:
   void wait_readable();
@@ -70,20 +75,23 @@ class WsConnection final : public std::enable_shared_from_this<WsConnection> {
   void dispatch(websocket::Event& e);
   void write_next();
   void fail(std::string_view reason, websocket::CloseCode code, std::string_view detail);
+  /// Queues the close frame (after what is queued) and starts the kCloseTime deadline.
+  void send_close(std::string payload);
   void begin_teardown();
-  void drain();
   void finish();
 
   boost::asio::ip::tcp::socket socket_;
   websocket::Reader reader_;
   std::shared_ptr<void> hold_;
   std::shared_ptr<WsHandler> handler_;
-  std::string queued_;   // frames not yet handed to the socket
+  std::string queued_;          // frames not yet handed to the socket
   std::string writing_buffer_;  // the frames of the write in flight
-  std::unique_ptr<boost::asio::steady_timer> drain_timer_;  // only while tearing down
+  std::string pong_;            // the answer to the latest ping, written ahead of queued_
+  std::unique_ptr<boost::asio::steady_timer> close_timer_;  // only once closing
   std::size_t drained_ = 0;
   bool writing_ = false;
   bool reading_ = false;
+  bool pong_due_ = false;
   bool close_sent_ = false;     // our close frame is queued: nothing more is sent
   bool tearing_down_ = false;   // half-closed after the close frame, reading until FIN
   bool finished_ = false;       // the socket is closed

@@ -15,9 +15,11 @@ bool is_control(Opcode op) noexcept { return (static_cast<std::uint8_t>(op) & 0x
 
 bool known(std::uint8_t op) noexcept { return op <= 2 || (op >= 8 && op <= 10); }
 
-/// Codes a client may send (RFC 6455 7.4): 1000-1003, 1007-1011, and 3000-4999 for applications.
+/// Codes a client may send: RFC 6455 7.4's 1000-1003 and 1007-1011, the IANA registry's 1012-1014
+/// (service restart, try again later, bad gateway), and 3000-4999 for applications. 1004-1006 and
+/// 1015 are reserved, never sent.
 bool valid_close_code(std::uint16_t code) noexcept {
-  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) || (code >= 3000 && code <= 4999);
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
 }
 
 std::optional<Violation> fail(CloseCode code, std::string message) { return Violation{code, std::move(message)}; }

@@ -109,6 +109,13 @@ TEST(WebSocketFrames, ACloseFrameCarriesItsCodeAndReason) {
   fed = feed_all(empty, client_frame(8, ""));
   ASSERT_FALSE(fed.violation);
   EXPECT_EQ(fed.events.at(0).close_code, 0);
+  for (std::uint16_t code : {1001, 1011, 1012, 1013, 1014, 3000, 4999}) {  // what the ws module sends too
+    Reader r2(100);
+    const std::string payload{static_cast<char>(code >> 8), static_cast<char>(code & 0xff)};
+    fed = feed_all(r2, client_frame(8, payload));
+    ASSERT_FALSE(fed.violation) << code << ": " << fed.violation->message;
+    EXPECT_EQ(fed.events.at(0).close_code, code);
+  }
 }
 
 /// Every rule a server enforces, each as what a hostile or broken client sends.
@@ -141,6 +148,8 @@ TEST(WebSocketFrames, ViolationsFailWithTheirCloseCode) {
       {"close with one byte", client_frame(8, "x"), 100, CloseCode::protocol_error},
       {"close with code 1005", client_frame(8, std::string("\x03\xed", 2)), 100, CloseCode::protocol_error},
       {"close with code 999", client_frame(8, std::string("\x03\xe7", 2)), 100, CloseCode::protocol_error},
+      {"close with code 1015", client_frame(8, std::string("\x03\xf7", 2)), 100, CloseCode::protocol_error},
+      {"close with code 5000", client_frame(8, std::string("\x13\x88", 2)), 100, CloseCode::protocol_error},
       {"close reason not UTF-8", client_frame(8, std::string("\x03\xe8\xff", 3)), 100, CloseCode::invalid_payload},
   };
   for (const auto& c : cases) {
