@@ -44,6 +44,10 @@ const [url, n, transports] = [process.argv[2], Number(process.argv[3]), process.
 server=$(pgrep -P "$tracer" -f phasekit-orchestrator || pgrep -f "^$PWD/build/bin/phasekit-orchestrator" | head -1)
 kill -TERM "$server"
 wait "$tracer" || true
+# Each peak with the frames under it, the first phasekit frame being the one that says who holds it.
 heaptrack_print -f "$out"/heap.*zst --print-peaks 1 --print-allocators 0 --print-temporary 0 --print-leaks 0 \
-  --peak-limit 12 --sub-peak-limit 0 2>/dev/null | grep -E "peak memory consumed|^[a-z_:A-Z].*\(" | head -40
+  --peak-limit 20 --sub-peak-limit 0 2>/dev/null |
+  awk '/peak memory consumed/ { if (head) print head " <- " (who ? who : first); head = $0; who = ""; first = ""; next }
+       head && /^[a-zA-Z_].*\(/ { if (!first) first = $0; if (!who && /phasekit::/) who = $0 }
+       END { if (head) print head " <- " (who ? who : first) }' | cut -c1-240
 heaptrack_print -f "$out"/heap.*zst 2>/dev/null | grep -E "peak heap memory|peak RSS"

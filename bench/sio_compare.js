@@ -25,7 +25,8 @@ function start(kind) {
   const child =
     kind === "phasekit"
       ? spawn(path.join(root, "build", "bin", "phasekit-orchestrator"), [], {
-          env: { PATH: process.env.PATH, PORT: "0", AUTH_MODE: "none", LOG_LEVEL: "info", SESSION_GRACE_MS: "0" },
+          env: { PATH: process.env.PATH, PORT: "0", ADMIN_PORT: "0", AUTH_MODE: "none", LOG_LEVEL: "info", SESSION_GRACE_MS: "0",
+                 MAX_CONNECTIONS_PER_ADDRESS: "0" },  // every client is on 127.0.0.1
           stdio: ["ignore", "pipe", "inherit"],
         })
       : spawn(process.execPath, [path.join(__dirname, "node_sio_server.js")], { stdio: ["ignore", "pipe", "inherit"] });

@@ -14,7 +14,6 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include <deque>
 #include <optional>
 
 #include "phasekit/random_id.hpp"
@@ -250,9 +249,8 @@ class EngineSessionImpl final : public EngineSession,
       // polling transport does; closed by the server: the close packet. Upgraded: a noop.
       body = closed_ && !closed_by_client_ ? "1" : "6";
     } else {
-      std::vector<engineio::Packet> packets(std::make_move_iterator(outbox_.begin()),
-                                            std::make_move_iterator(outbox_.end()));
-      outbox_.clear();
+      std::vector<engineio::Packet> packets;
+      packets.swap(outbox_);
       outbox_bytes_ = 0;
       body = engineio::encode_payload(packets);
       if (close_after_flush_) {
@@ -396,7 +394,7 @@ class EngineSessionImpl final : public EngineSession,
         ws_->queue(websocket::Opcode::text, engineio::encode_text(packet));
       }
     }
-    outbox_.clear();
+    std::vector<engineio::Packet>().swap(outbox_);  // an idle session keeps no buffer
     outbox_bytes_ = 0;
     ws_->flush();
   }
@@ -450,7 +448,7 @@ class EngineSessionImpl final : public EngineSession,
   asio::steady_timer wake_;
   asio::steady_timer ping_timer_;
   std::shared_ptr<EngineHandler> handler_;
-  std::deque<engineio::Packet> outbox_;
+  std::vector<engineio::Packet> outbox_;  // a vector: an empty deque holds a 512-byte block
   std::size_t outbox_bytes_ = 0;
   bool closed_ = false;
   bool closed_by_client_ = false;
