@@ -14,6 +14,9 @@ sed -e 's/data: "echo regression/data: "sleep 0.5; echo regression/' "$TMP/fast.
 shortened() { grep -q 'duration: 4' "$TMP/fast.yml" && grep -q 'sleep 0.5' "$TMP/slow.yml"; }
 check "test scenarios derived from scenarios/regression.yml" shortened
 
+MARK="capreg-$$"
+export PHASEKIT_CAPREG_MARK="$MARK"
+
 # Only the metrics the slow commands move (connect time is left out: at a few ms it is noise here).
 run() { "$SCRIPT" --no-build --build-dir "$BUILD" --rounds 1 --metrics socketio.response_time.p95,vusers.session_length.p50,error_rate "$@"; }
 check "--write-baseline (fast commands) writes a report" run --write-baseline --scenario "$TMP/fast.yml" --baseline "$TMP/fast-baseline.json"
@@ -27,7 +30,14 @@ check "... and says which metric regressed" said_regression
 exit_code_1() { run --against stored --scenario "$TMP/slow.yml" --baseline "$TMP/fast-baseline.json" >/dev/null 2>&1; [[ $? -eq 1 ]]; }
 check "a regression is exit code 1 (not 2)" exit_code_1
 rejects "a missing stored baseline is an error" run --against stored --scenario "$TMP/fast.yml" --baseline "$TMP/none.json"
-leftovers() { ! pgrep -f "$ORCHESTRATOR_BIN" >/dev/null; }
+# Its own orchestrators only (they inherit this mark): another test may run one from the same build.
+leftovers() {
+  local pid
+  for pid in $(pgrep -f "$ORCHESTRATOR_BIN"); do
+    tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "PHASEKIT_CAPREG_MARK=$MARK" && return 1
+  done
+  return 0
+}
 check "no orchestrator left running" leftovers
 
 summary

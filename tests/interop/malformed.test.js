@@ -266,7 +266,7 @@ describe("malformed input", () => {
     return Number(/VmHWM:\s+(\d+) kB/.exec(status)[1]) * 1024;
   }
 
-  it("holds one pong for a client that pings and never reads (memory stays flat)", async () => {
+  it("holds one pong for a client that pings and never reads (memory stays flat)", async (t) => {
     const ws = rawFrames(server);
     await ws.next((f) => f.opcode === 1 && String(f.payload)[0] === "0", "open packet");
     ws.socket.pause();  // reads nothing from here on: every pong would wait in the server
@@ -277,7 +277,12 @@ describe("malformed input", () => {
       if (!ws.socket.write(burst)) await new Promise((resolve) => ws.socket.once("drain", resolve));
     }
     const grown = peakMemory() - before;
-    assert.ok(grown < 8 * 1024 * 1024, `peak memory grew by ${Math.round(grown / 1048576)} MB for 21 MB of pings`);
+    if (process.env.PHASEKIT_SANITIZED === "1") {
+      // ASan keeps freed memory in quarantine (256 MB): every read's buffers count as held there.
+      t.diagnostic(`sanitized build: peak memory grew by ${Math.round(grown / 1048576)} MB, not held to 8 MB`);
+    } else {
+      assert.ok(grown < 8 * 1024 * 1024, `peak memory grew by ${Math.round(grown / 1048576)} MB for 21 MB of pings`);
+    }
     ws.socket.destroy();
     await stillServing();
   });

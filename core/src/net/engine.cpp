@@ -538,6 +538,19 @@ void EngineServer::refuse_oversized(const Request& req) {
   }
 }
 
+void EngineServer::abandon_websockets() {
+  std::vector<std::weak_ptr<WsConnection>> all;
+  {
+    const std::lock_guard lock(mutex_);
+    all.swap(websockets_);
+  }
+  for (const auto& w : all) {
+    if (auto ws = w.lock()) {
+      ws->abandon();
+    }
+  }
+}
+
 void EngineServer::close_all(const std::string& reason) {
   std::vector<std::shared_ptr<EngineSessionImpl>> all;
   {
@@ -681,6 +694,14 @@ awaitable<void> EngineServer::handle_websocket(beast::tcp_stream stream, Request
   // The HTTP connection's coroutine (its parser, buffer and stream) ends here; the WebSocket holds
   // the connection's place.
   auto ws = std::make_shared<WsConnection>(std::move(moved), settings_.max_payload_bytes, std::move(connection));
+  {
+    const std::lock_guard lock(mutex_);
+    if (websockets_.size() >= prune_websockets_at_) {
+      std::erase_if(websockets_, [](const std::weak_ptr<WsConnection>& w) { return w.expired(); });
+      prune_websockets_at_ = std::max<std::size_t>(64, 2 * websockets_.size());
+    }
+    websockets_.push_back(ws);
+  }
   asio::post(session->strand(), [session, ws = std::move(ws), upgrade] { session->start_websocket(ws, upgrade); });
 }
 

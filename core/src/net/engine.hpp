@@ -73,6 +73,7 @@ class EngineHandler {
 using HandlerFactory = std::function<std::shared_ptr<EngineHandler>(const std::shared_ptr<EngineSession>&)>;
 
 class EngineSessionImpl;
+class WsConnection;
 
 class EngineServer : public std::enable_shared_from_this<EngineServer> {
  public:
@@ -96,6 +97,11 @@ class EngineServer : public std::enable_shared_from_this<EngineServer> {
   void refuse_oversized(const Request& req);
   /// Each session's handler says goodbye (on_shutdown), then the session closes.
   void close_all(const std::string& reason);
+  /// Closes every WebSocket still open or closing at once, releasing what each holds (its place
+  /// under the connection limits, the connection gauge) while those still exist. For when no thread
+  /// runs the io_context any more: the server's end, whose pending handlers would otherwise release
+  /// them only when the io_context goes, after the limits and the metrics.
+  void abandon_websockets();
   /// From now on a handshake gets 503 {"code":4, "message":"server is shutting down"}.
   void begin_drain() noexcept { draining_ = true; }
   [[nodiscard]] std::size_t session_count() const;
@@ -120,6 +126,8 @@ class EngineServer : public std::enable_shared_from_this<EngineServer> {
   Logger& log_;
   mutable std::mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<EngineSessionImpl>> sessions_;
+  std::vector<std::weak_ptr<WsConnection>> websockets_;  // under mutex_; pruned as it doubles
+  std::size_t prune_websockets_at_ = 64;
   Gauge& connections_;
   std::atomic<bool> draining_{false};
   CountedLimits session_limits_;  // MAX_CONNECTIONS(_PER_ADDRESS) over sessions

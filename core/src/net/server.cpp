@@ -80,6 +80,17 @@ class Server::Impl {
         http_requests_(metrics.counter("phasekit_http_requests_total", "HTTP requests answered (all routes).")),
         open_connections_(metrics.gauge("phasekit_http_connections", "TCP connections open on the public listener.")) {}
 
+  ~Impl() {
+    // The io_context has stopped (the process's end): what WebSockets still hold of this server (a
+    // place under connections_, the gauge) is released now, not when the io_context destroys their
+    // handlers, after this server.
+    if (engine_ && ioc_.stopped()) {
+      engine_->abandon_websockets();
+    }
+  }
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+
   void start() {
     open(acceptor_, settings_.bind_address, settings_.port, "PORT");
     open(admin_acceptor_, settings_.admin_bind_address, settings_.admin_port, "ADMIN_PORT");

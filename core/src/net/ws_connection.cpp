@@ -84,10 +84,7 @@ void WsConnection::wait_readable() {
       return;
     }
     if (ec) {
-      self->finish();
-      if (auto h = std::move(self->handler_)) {
-        h->on_ws_lost(self, "transport error");
-      }
+      self->broken();
       return;
     }
     self->on_readable();
@@ -105,12 +102,10 @@ void WsConnection::on_readable() {
     }
     if (ec) {
       // The peer's FIN or a reset. While tearing down that is the end we wait for.
-      const bool expected = tearing_down_;
-      finish();
-      if (!expected) {
-        if (auto h = std::move(handler_)) {
-          h->on_ws_lost(shared_from_this(), "transport error");
-        }
+      if (tearing_down_) {
+        finish();
+      } else {
+        broken();
       }
       return;
     }
@@ -216,10 +211,7 @@ void WsConnection::write_next() {
                         return;
                       }
                       if (ec) {
-                        self->finish();
-                        if (auto h = std::move(self->handler_)) {
-                          h->on_ws_lost(self, "transport error");
-                        }
+                        self->broken();
                         return;
                       }
                       self->write_next();
@@ -234,6 +226,13 @@ void WsConnection::begin_teardown() {
   boost::system::error_code ignored;
   socket_.shutdown(asio::socket_base::shutdown_send, ignored);
   wait_readable();  // until the client's FIN, kDrainBytes, or the close deadline
+}
+
+void WsConnection::broken() {
+  finish();
+  if (auto h = std::move(handler_)) {
+    h->on_ws_lost(shared_from_this(), "transport error");
+  }
 }
 
 void WsConnection::finish() {

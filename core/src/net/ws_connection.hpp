@@ -66,6 +66,12 @@ class WsConnection final : public std::enable_shared_from_this<WsConnection> {
   /// Sends a close frame after what is queued, then tears the connection down. The handler is
   /// released and hears nothing more.
   void close(websocket::CloseCode code, std::string_view reason);
+  /// Closes the socket now, with no close frame, and releases the handler and `hold`. On the
+  /// socket's strand, or when no thread runs the io_context (EngineServer::abandon_websockets).
+  void abandon() {
+    handler_.reset();
+    finish();
+  }
   /// Bytes given to send() or queue() and not yet written.
   [[nodiscard]] std::size_t unsent_bytes() const noexcept { return queued_.size() + writing_buffer_.size(); }
 
@@ -78,6 +84,9 @@ class WsConnection final : public std::enable_shared_from_this<WsConnection> {
   /// Queues the close frame (after what is queued) and starts the kCloseTime deadline.
   void send_close(std::string payload);
   void begin_teardown();
+  /// A read or write failed (a reset, the peer gone): the socket closes, the handler hears of it.
+  void broken();
+  /// Closes the socket; nothing is read, written or told after it.
   void finish();
 
   boost::asio::ip::tcp::socket socket_;

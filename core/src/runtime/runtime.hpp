@@ -77,6 +77,9 @@ class Runtime {
   observe::LogSink logs_;
   Logger& log_;
   unsigned threads_;
+  // Before the io_context: what its pending handlers hold at the end (a connection's gauge) is
+  // released when it goes, and the registry must still be there then.
+  observe::MetricsRegistry metrics_;
   boost::asio::io_context ioc_;
   backend::ProcessOptions process_;
   bool docker_ = false;
@@ -85,7 +88,6 @@ class Runtime {
   resilience::AsioTimers timers_;
   resilience::BreakerRegistry breakers_;
   std::unique_ptr<resilience::BreakerBackendDriver> guarded_;
-  observe::MetricsRegistry metrics_;
   plugin_host::SystemClock clock_;
   std::unique_ptr<plugin_host::BasicHost> host_;
   plugin_host::PluginSet plugins_;
