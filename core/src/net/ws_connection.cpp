@@ -45,7 +45,7 @@ void WsConnection::queue(Opcode opcode, std::string_view payload) {
 }
 
 void WsConnection::flush() {
-  if (!writing_ && !queued_.empty()) {
+  if (!writing_ && (!queued_.empty() || pong_due_)) {
     write_next();
   }
 }
@@ -68,9 +68,7 @@ void WsConnection::send_close(std::string payload) {
       self->finish();  // the client read nothing of it, or never closed its side
     }
   });
-  if (!writing_) {
-    write_next();
-  }
+  flush();
 }
 
 void WsConnection::wait_readable() {
@@ -151,19 +149,12 @@ void WsConnection::dispatch(websocket::Event& e) {
       // that pings and never reads holds 125 bytes here, not a queue.
       pong_ = std::move(e.data);
       pong_due_ = true;
-      if (!writing_) {
-        write_next();
-      }
+      flush();
       return;
     case Opcode::close: {
       // The client's close: answered with its code (none when it sent none), and the session hears
       // of it. The server closes the TCP connection first once the answer is written (RFC 6455 §7.1.1).
-      std::string payload;
-      if (e.close_code != 0) {
-        payload.push_back(static_cast<char>(e.close_code >> 8));
-        payload.push_back(static_cast<char>(e.close_code & 0xff));
-      }
-      send_close(std::move(payload));
+      send_close(e.close_code == 0 ? std::string() : websocket::close_payload(static_cast<CloseCode>(e.close_code), ""));
       if (auto h = std::move(handler_)) {
         h->on_ws_lost(self, "transport close");
       }

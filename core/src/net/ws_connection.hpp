@@ -58,7 +58,8 @@ class WsConnection final : public std::enable_shared_from_this<WsConnection> {
     queue(opcode, payload);
     flush();
   }
-  /// Queues a frame to go out with the next write; flush() starts that write unless one is in flight.
+  /// Queues a frame to go out with the next write; flush() starts that write (with a pong that is
+  /// due) unless one is in flight, whose completion writes what came meanwhile.
   void queue(websocket::Opcode opcode, std::string_view payload);
   void flush();
   /// True while a write is in flight (what send() queues now waits behind it).

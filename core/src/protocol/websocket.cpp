@@ -27,38 +27,30 @@ std::optional<Violation> fail(CloseCode code, std::string message) { return Viol
 }  // namespace
 
 std::optional<Violation> Reader::feed(std::string_view bytes, std::vector<Event>& out) {
-  // Frames that arrived whole are parsed where they lie; only a frame cut by the read is copied.
-  if (!partial_.empty()) {
+  // Frames that arrived whole are parsed where they lie; only a frame cut by a read is copied, and
+  // the next read is appended to it.
+  const bool joined = !partial_.empty();
+  if (joined) {
     partial_.append(bytes);
-    std::size_t at = 0;
-    for (;;) {
-      std::size_t used = 0;
-      if (auto v = frame(std::string_view(partial_).substr(at), used, out)) {
-        return v;
-      }
-      if (used == 0) {
-        break;
-      }
-      at += used;
-    }
-    partial_.erase(0, at);
-    if (partial_.empty()) {
-      std::string().swap(partial_);  // an idle connection keeps no buffer
-    }
-    return std::nullopt;
   }
+  const std::string_view in = joined ? std::string_view(partial_) : bytes;
   std::size_t at = 0;
-  for (;;) {
-    std::size_t used = 0;
-    if (auto v = frame(bytes.substr(at), used, out)) {
+  for (std::size_t used = 0;; at += used) {
+    if (auto v = frame(in.substr(at), used, out)) {
       return v;
     }
     if (used == 0) {
       break;
     }
-    at += used;
   }
-  partial_.assign(bytes.substr(at));
+  if (joined) {
+    partial_.erase(0, at);
+  } else {
+    partial_.assign(in.substr(at));
+  }
+  if (partial_.empty()) {
+    std::string().swap(partial_);  // an idle connection keeps no buffer
+  }
   return std::nullopt;
 }
 
