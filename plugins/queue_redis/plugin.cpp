@@ -465,20 +465,20 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
     forget_old_completions();
     std::vector<std::string> args{"EVAL", scripts::kRecover, "0", options_.prefix, worker_,
                                   std::to_string(options_.lease.count()), "", ""};
-    std::size_t mine = 0;
-    for (const auto& [id, run] : running_ids_) {
-      if (run.epoch == epoch_.load()) {
-        args.insert(args.end(), {id, std::to_string(run.attempt)});
-        ++mine;
+    const std::uint64_t epoch = epoch_.load();
+    const auto add_runs = [&](bool of_this_incarnation) {
+      std::size_t n = 0;
+      for (const auto& [id, run] : running_ids_) {
+        if ((run.epoch == epoch) == of_this_incarnation) {
+          args.insert(args.end(), {id, std::to_string(run.attempt)});
+          ++n;
+        }
       }
-    }
-    std::size_t fenced = 0;
-    for (const auto& [id, run] : running_ids_) {
-      if (run.epoch != epoch_.load()) {  // the reaper redelivers it, unless the restart lost its claim
-        args.insert(args.end(), {id, std::to_string(run.attempt)});
-        ++fenced;
-      }
-    }
+      return n;
+    };
+    const std::size_t mine = add_runs(true);
+    // Runs fenced off: the reaper redelivers their jobs, unless the restart lost their claims.
+    std::size_t fenced = add_runs(false);
     for (const FencedRun& f : fenced_lately_) {
       args.insert(args.end(), {f.id, std::to_string(f.attempt)});
       ++fenced;
