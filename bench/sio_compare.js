@@ -3,6 +3,7 @@
 //  2. round trip: `message` → ack latency at a fixed open-loop rate (latency from the intended send
 //     time, so a stalled server shows up), p50/p99.
 // Usage: node bench/sio_compare.js [connections=2000] [rate=500] [seconds=10]
+//        PHASEKIT_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 node bench/sio_compare.js …  (another allocator)
 // Loopback only; bounded in count and time.
 "use strict";
 const { spawn } = require("node:child_process");
@@ -26,7 +27,9 @@ function start(kind) {
     kind === "phasekit"
       ? spawn(path.join(root, "build", "bin", "phasekit-orchestrator"), [], {
           env: { PATH: process.env.PATH, PORT: "0", ADMIN_PORT: "0", AUTH_MODE: "none", LOG_LEVEL: "info", SESSION_GRACE_MS: "0",
-                 MAX_CONNECTIONS_PER_ADDRESS: "0" },  // every client is on 127.0.0.1
+                 MAX_CONNECTIONS_PER_ADDRESS: "0",  // every client is on 127.0.0.1
+                 // An allocator to measure instead of glibc's (docs/capacity.md): e.g. libjemalloc.so.2.
+                 ...(process.env.PHASEKIT_PRELOAD ? { LD_PRELOAD: process.env.PHASEKIT_PRELOAD } : {}) },
           stdio: ["ignore", "pipe", "inherit"],
         })
       : spawn(process.execPath, [path.join(__dirname, "node_sio_server.js")], { stdio: ["ignore", "pipe", "inherit"] });

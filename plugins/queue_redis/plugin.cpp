@@ -13,9 +13,10 @@
 //    enqueued and has no result of (kAccount: a result it missed comes again, a job redis lost fails
 //    with UNAVAILABLE), and a worker replays the completions redis may have lost (kRecover), so a job
 //    that ended does not run again. Subscribers deliver each result once. After a redis restart (a
-//    new run_id) no worker takes a job for JOB_LEASE_MS, so one whose claim was lost is reclaimed by
-//    the worker running it; a job two workers ran under one attempt anyway has its attempt raised,
-//    and its tool:result says so.
+//    new run_id, which the data set remembers) no worker takes a job for JOB_LEASE_MS, so one whose
+//    claim was lost is reclaimed by the worker running it; a job two workers ran under one attempt
+//    anyway has its attempt raised, and its tool:result and history say so (or, when its result went
+//    out already, a tool:redelivered notice).
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -283,8 +284,11 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
                              if (e.is_discarded() || !e.is_object() || !e.contains("d") || !e["d"].is_string()) {
                                return;
                              }
+                             const std::string type = e.value("t", "");
                              JobEvent event{e.value("j", ""), e.value("s", ""),
-                                            e.value("t", "") == "o" ? JobEventType::output : JobEventType::result,
+                                            type == "o"   ? JobEventType::output
+                                            : type == "n" ? JobEventType::redelivered
+                                                          : JobEventType::result,
                                             e["d"].get<std::string>()};
                              if (event.type == JobEventType::result) {
                                with_attempt(event.data, e);
@@ -502,15 +506,19 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
           if (count(0) > 0 || count(1) > 0 || count(2) > 0 || count(3) > 0 || count(4) > 0) {
             self->log_.warn("queue.recovered",
                             {{"worker", self->worker_}, {"handed_back", count(0)}, {"replayed", count(1)},
-                             {"reclaimed", count(2)}, {"doubled", count(3)}, {"doubled_unreported", count(4)}});
+                             {"reclaimed", count(2)}, {"doubled", count(3)}, {"doubled_after_end", count(4)}});
           }
-          if (count(3) > 0) {
-            self->redelivered_.inc(static_cast<double>(count(3)));
+          if (count(3) + count(4) > 0) {
+            self->redelivered_.inc(static_cast<double>(count(3) + count(4)));
           }
-          if (r.is_array() && r.elements().size() > 6 && r.elements()[5].is_string()) {
+          if (r.is_array() && r.elements().size() > 7 && r.elements()[5].is_string()) {
             std::string run_id = r.elements()[5].str();
             const Ms up(count(6) * 1000);  // whole seconds: the hold may last up to a second more
-            if (!self->redis_run_id_.empty() && run_id != self->redis_run_id_ && up < self->options_.lease) {
+            // Restarted: the data set says so (a worker started since knows it too), or this worker
+            // saw the run_id change (the data set was saved before it was marked).
+            const bool restarted =
+                count(7) == 1 || (!self->redis_run_id_.empty() && run_id != self->redis_run_id_);
+            if (restarted && up < self->options_.lease) {
               self->hold_until_ = std::chrono::steady_clock::now() + (self->options_.lease - up);
               self->log_.warn("queue.redis_restarted",
                               {{"worker", self->worker_}, {"hold_ms", (self->options_.lease - up).count()}});
@@ -544,6 +552,9 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
     job.lease_epoch = epoch;
     running_ids_.insert_or_assign(id, RunningId{job.attempt, epoch});
     job.leased = [self = shared_from_this(), epoch] { return self->holds_lease(epoch); };
+    job.confirm = [self = shared_from_this(), id, epoch, claimed = job.attempt](std::function<void(std::uint32_t)> answer) {
+      self->confirm(id, epoch, claimed, std::move(answer), Ms(50));
+    };
     ++running_;
     auto state = std::make_shared<Running>();
     auto once = std::make_shared<std::atomic<bool>>(false);
@@ -599,6 +610,41 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
                                          done = std::move(done)]() mutable {
       handler(std::move(job), std::move(sink), std::move(done));
     });
+  }
+
+  /// Job::confirm: the record as COMPLETE will find it. This run's (running on this worker, or queued
+  /// under its attempt after a restart lost the claim): its attempt, raised if another worker's recover
+  /// found that it ran the job under this attempt too. Another run's, or the lease gone: 0, and this run
+  /// records nothing. Asked again while redis cannot be reached (the job cannot end meanwhile anyway).
+  void confirm(std::string id, std::uint64_t epoch, std::uint32_t claimed, std::function<void(std::uint32_t)> answer,
+               Ms backoff) {
+    if (!holds_lease(epoch)) {
+      answer(0);
+      return;
+    }
+    guarded(guard_, client_, {"HMGET", options_.prefix + "job:" + id, "state", "worker", "attempt"},
+            [self = shared_from_this(), id, epoch, claimed, answer = std::move(answer), backoff](
+                Status s, redis::Reply r) mutable {
+              if (!s.ok()) {
+                auto timer = std::make_shared<boost::asio::steady_timer>(self->strand_, backoff);
+                timer->async_wait([self, timer, id = std::move(id), epoch, claimed, answer = std::move(answer),
+                                   backoff](boost::system::error_code) mutable {
+                  self->confirm(std::move(id), epoch, claimed, std::move(answer), std::min(backoff * 2, Ms(2000)));
+                });
+                return;
+              }
+              std::uint32_t attempt = 0;
+              if (r.is_array() && r.elements().size() == 3 && r.elements()[2].is_string()) {
+                const auto& f = r.elements();
+                const std::string state = f[0].is_string() ? f[0].str() : "";
+                const std::string worker = f[1].is_string() ? f[1].str() : "";
+                const auto now = static_cast<std::uint32_t>(std::strtoul(f[2].str().c_str(), nullptr, 10));
+                const bool ours = (state == "running" && worker == self->worker_of(epoch)) ||
+                                  (state == "queued" && now == claimed);
+                attempt = ours ? std::max(claimed, now) : 0;
+              }
+              answer(self->holds_lease(epoch) ? attempt : 0);
+            });
   }
 
   /// Ends the job; retried while redis cannot be reached (the result is not lost meanwhile, and if the

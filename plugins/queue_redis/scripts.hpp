@@ -11,6 +11,8 @@
 //   P workers              set of worker ids;  P worker:<id>  its heartbeat (expires when it stops beating)
 //   P lock:<session>       the id of the job of that session that runs now (one at a time per session)
 //   P stats                hash of counters (done, failed, redelivered)
+//   P server               the run_id of the redis that served this data set last: another one
+//                          restarted and loaded it (kRecover)
 //   P result:<id>          an ended job's result envelope (up to kResultKeepMost bytes), kept
 //                          kResultKeepMs: pub/sub delivers at most once, so a subscriber that was away
 //                          when it was published asks for it again
@@ -33,6 +35,9 @@ inline constexpr const char* kEnqueue = R"lua(
 local p, id = ARGV[1], ARGV[2]
 local jk = p .. 'job:' .. id
 if redis.call('EXISTS', jk) == 1 then return 0 end
+if redis.call('EXISTS', p .. 'server') == 0 then
+  redis.call('SET', p .. 'server', string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or '')
+end
 redis.call('HSET', jk, 'user', ARGV[3], 'session', ARGV[4], 'payload', ARGV[5], 'timeout', ARGV[6],
            'attempt', 1, 'state', 'queued', 'channel', ARGV[7])
 redis.call('LPUSH', p .. 'jobs', id)
@@ -183,7 +188,7 @@ return {redelivered, failed}
 /// ARGV prefix, worker, lease_ms, n, m, then (id, attempt) of the n jobs it runs now under this
 /// incarnation, then (id, attempt) of m jobs it ran or runs under an incarnation fenced since, then
 /// (id, session, outcome, worker, envelope) of each job it completed lately → {handed back, replayed,
-/// reclaimed, doubled, doubled and already ended, redis run_id, redis uptime in seconds}. Run before a
+/// reclaimed, doubled, doubled and already ended, redis run_id, redis uptime in seconds, restarted}. Run before a
 /// worker takes again after a take or claim whose reply was lost, or after its connection to redis was
 /// down:
 ///  * replay: a completion a redis restart lost (its last writes are gone) leaves its job running on
@@ -196,18 +201,20 @@ return {redelivered, failed}
 ///  * doubled: a job it runs (or ran, fenced) that another worker claimed under the same attempt (the
 ///    restart lost this worker's claim, and the other took the job before this one could reclaim it)
 ///    runs twice: its record's attempt goes up and it counts as redelivered, so the run that ends it
-///    tells the user (kComplete). One that already ended under that attempt can only be counted;
-///    a fenced run's job still queued under its attempt goes up too (the command may have run);
+///    tells the user (kComplete, and Job::confirm for the history). One that another worker already
+///    ended under that attempt goes up too, and a notice (envelope t = 'n') tells the session; a
+///    fenced run's job still queued under its attempt goes up too (the command may have run);
 ///  * recover: every id of this incarnation's processing list that it does not run (taken but never
 ///    claimed, or claimed without the worker hearing of it) goes back to the front of the queue,
 ///    attempt unchanged (it never ran).
-/// One script, so nothing can hand a job back between the steps. Its reply ends with redis's run_id
-/// and uptime: a worker that sees the run_id change holds off taking (RedisQueue::recover()).
+/// One script, so nothing can hand a job back between the steps. Its reply ends with redis's run_id,
+/// its uptime, and 1 when the data set was loaded by a restart less than lease_ms ago (P server names
+/// the redis that served it last): the worker then holds off taking (RedisQueue::recover()).
 inline const std::string kRecover = kHelpers + R"lua(
 local p, w, lease, n, m = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local proc = p .. 'processing:' .. w
 local mine = {}
-local reclaimed, doubled, unreported = 0, 0, 0
+local reclaimed, doubled, ended_twice = 0, 0, 0
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 -- Another worker: not one of this process's incarnations (<base>:<epoch>), whose fenced runs the
@@ -238,7 +245,14 @@ for i = 6, 5 + 2 * (n + m), 2 do
   elseif j.state == 'queued' or (j.state == 'running' and another(j.worker)) then
     raise(id, j)
   elseif (j.state == 'done' or j.state == 'failed') and another(j.worker) then
-    unreported = unreported + 1
+    -- Its result went out under this attempt: the user hears of the second run now.
+    redis.call('HSET', p .. 'job:' .. id, 'attempt', j.attempt + 1)
+    redis.call('HINCRBY', p .. 'stats', 'redelivered', 1)
+    if j.channel ~= '' then
+      redis.call('PUBLISH', j.channel, cjson.encode({t = 'n', j = id, s = j.session,
+                                                     d = cjson.encode({callId = id, attempt = j.attempt + 1})}))
+    end
+    ended_twice = ended_twice + 1
   end
 end
 local replayed = 0
@@ -272,8 +286,18 @@ for _, id in ipairs(redis.call('LRANGE', proc, 0, -1)) do
   end
 end
 local info = redis.call('INFO', 'server')
-return {handed, replayed, reclaimed, doubled, unreported, string.match(info, 'run_id:(%x+)') or '',
-        tonumber(string.match(info, 'uptime_in_seconds:(%d+)')) or 0}
+local run_id = string.match(info, 'run_id:(%x+)') or ''
+local up = tonumber(string.match(info, 'uptime_in_seconds:(%d+)')) or 0
+-- The data set names the redis that last served it: another one loaded it after a restart. Until that
+-- one has been up for a lease, no worker takes, not even one started since (it cannot tell otherwise).
+local served_by = redis.call('GET', p .. 'server')
+local restarted = 0
+if served_by and served_by ~= run_id and up * 1000 < lease then
+  restarted = 1
+elseif served_by ~= run_id then
+  redis.call('SET', p .. 'server', run_id)
+end
+return {handed, replayed, reclaimed, doubled, ended_twice, run_id, up, restarted}
 )lua";
 
 /// ARGV prefix, worker → number of jobs handed back: a worker stopping before its jobs finished puts

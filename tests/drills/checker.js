@@ -4,8 +4,9 @@
 //   * every approved call got exactly one tool:result, or a clear error   (lost, doubled_result,
 //                                                                          unclear_error)
 //   * nothing acknowledged was lost: a call that succeeded left its effect (effect_lost)
-//   * a side effect ran twice only where the call was redelivered: at most `attempt` effects, and the
-//     extra ones are counted as redeliveries, not anomalies            (doubled_effect)
+//   * a side effect ran twice only where the call was redelivered: at most `attempt` effects (the
+//     highest its tool:result or a tool:redelivered notice said), and the extra ones are counted as
+//     redeliveries, not anomalies                                      (doubled_effect)
 //   * nothing ran that was never approved                              (effect_unapproved, phantom_effect)
 // check(history, effects) -> {anomalies: [{kind, op, callId, detail}], counts}; table() prints them.
 // As a program: node checker.js HISTORY_JSONL EFFECTS_ROOT  (exit 1 on any anomaly).
@@ -34,6 +35,10 @@ function check(history, effects) {
     if (e.ev === "approved") opOf(e.op).approved = true;
     if (e.ev === "approval_refused" && e.code === "CLIENT_TIMEOUT") opOf(e.op).approvalUnknown = true;
     if (e.ev === "no_result") opOf(e.op).noResult = true;
+  }
+  const noticed = new Map();  // callId -> the highest attempt a tool:redelivered said
+  for (const e of history) {
+    if (e.ev === "redelivered") noticed.set(e.callId, Math.max(noticed.get(e.callId) || 1, Number(e.attempt) || 1));
   }
   const anomalies = [];
   for (const e of history) {
@@ -69,7 +74,7 @@ function check(history, effects) {
     }
     if (o.results.length > 1) add("doubled_result", `${o.results.length} tool:results`);
     const r = o.results[0];
-    const attempt = Math.max(1, ...o.results.map((x) => Number(x.attempt) || 1));
+    const attempt = Math.max(noticed.get(o.callId) || 1, ...o.results.map((x) => Number(x.attempt) || 1));
     if (r.code) {
       codes[r.code] = (codes[r.code] || 0) + 1;
       errorResults += 1;

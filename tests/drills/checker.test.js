@@ -49,6 +49,14 @@ test("an effect run twice for a call redelivered once is counted, not an anomaly
   assert.strictEqual(res.redeliveries, 1);
 });
 
+test("an effect run twice, said by a tool:redelivered after the result, is counted, not an anomaly", () => {
+  const h = [...call("a", "c1"), { ev: "redelivered", op: "a", callId: "c1", attempt: 2 }];
+  const res = check(h, ["a", "a"]);
+  assert.deepStrictEqual(res.anomalies, [], table(res));
+  assert.strictEqual(res.redeliveries, 1);
+  only(check(h, ["a", "a", "a"]), "doubled_effect");
+});
+
 test("three effects for two attempts are still a doubled effect", () => {
   only(check(call("a", "c1", { results: [{ exitCode: 0, attempt: 2 }] }), ["a", "a", "a"]), "doubled_effect");
 });

@@ -6,6 +6,8 @@
 //   {…, ev: "approved", callId} | {…, ev: "approval_refused", callId, code}
 //   {…, ev: "result", callId, exitCode, code, attempt, output}   each tool:result received (code: its
 //                                                   error's; output: its last 160 characters)
+//   {…, ev: "redelivered", callId, attempt}        a tool:redelivered notice (a call whose result went
+//                                                   out already ran again under a new attempt)
 //   {…, ev: "no_result", callId}                    none within RESULT_WAIT_MS: the checker counts it lost
 // Each command appends its op id to effects.log in the session's workspace: the side-effect record.
 //
@@ -62,6 +64,10 @@ async function user(index) {
           output: typeof r.output === "string" ? r.output.slice(-160) : undefined });
     const waiter = results.get(r.callId);
     if (waiter) waiter.resolve();
+  });
+  socket.on("tool:redelivered", (r) => {
+    log({ user: name, op: r.callId && results.get(r.callId)?.op, ev: "redelivered", callId: r.callId,
+          attempt: r.attempt });
   });
   await new Promise((resolve) => {
     if (socket.connected) resolve();

@@ -19,6 +19,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <cstdio>
 #include <thread>
 
@@ -384,9 +385,11 @@ class Orchestrator {
   /// Subscribes and waits until redis has the subscription.
   bool subscribe(const test::RedisServer& redis, const std::string& session) {
     queue_->subscribe(session, [this](plugin::JobEvent e) {
+      const std::lock_guard lock(mutex_);
       if (e.type == plugin::JobEventType::result) {
-        const std::lock_guard lock(mutex_);
         results_[e.job_id].push_back(e.data);
+      } else if (e.type == plugin::JobEventType::redelivered) {
+        notices_[e.job_id].push_back(e.data);
       }
     });
     return test::poll_until([&] { return redis_cli(redis.port(), {"PUBSUB", "NUMSUB", "phasekit:session:" + session})
@@ -414,6 +417,15 @@ class Orchestrator {
     }
     return out;
   }
+  /// The redelivery notices (JobEventType::redelivered) the sinks got for `id`.
+  std::vector<json> notices(const std::string& id) {
+    const std::lock_guard lock(mutex_);
+    std::vector<json> out;
+    for (const auto& data : notices_[id]) {
+      out.push_back(json::parse(data, nullptr, false));
+    }
+    return out;
+  }
   bool wait_result(const std::string& id, std::chrono::milliseconds deadline = 20s) {
     return test::poll_until([&] { return !results(id).empty(); }, deadline);
   }
@@ -424,6 +436,7 @@ class Orchestrator {
   plugin_host::SystemClock clock_;
   std::mutex mutex_;
   std::map<std::string, std::vector<std::string>> results_;
+  std::map<std::string, std::vector<std::string>> notices_;
   boost::asio::io_context ioc_;
   plugin_host::BasicHost host_;
   plugin_host::InstancePtr<plugin::QueueStrategy> queue_;  // destroyed after the io thread has stopped
@@ -436,6 +449,41 @@ std::string hget(const test::RedisServer& redis, const std::string& key, const s
     v.pop_back();
   }
   return v;
+}
+
+/// The session's conversation as the store keeps it (store=redis, no compression): one JSON per entry.
+std::vector<json> conversation(const test::RedisServer& redis, const std::string& session) {
+  std::vector<json> out;
+  std::istringstream in(redis_cli(redis.port(), {"LRANGE", "phasekit:conv:" + session, "0", "-1"}));
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) {
+      out.push_back(json::parse(line, nullptr, false));
+    }
+  }
+  return out;
+}
+
+/// The history's tool results of call `id`.
+std::vector<json> recorded_results(const test::RedisServer& redis, const std::string& session, const std::string& id) {
+  std::vector<json> out;
+  for (const json& e : conversation(redis, session)) {
+    if (e.is_object() && e.value("role", "") == "tool" && e.contains("result") && e["result"].value("callId", "") == id) {
+      out.push_back(e["result"]);
+    }
+  }
+  return out;
+}
+
+/// The first `name` file under `root`, or an empty path.
+std::filesystem::path find_under(const std::filesystem::path& root, const std::string& name) {
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(root, ec); !ec && it != std::filesystem::end(it);
+       it.increment(ec)) {
+    if (it->path().filename() == name) {
+      return it->path();
+    }
+  }
+  return {};
 }
 
 /// Lines of every `name` file under `root` (the sessions' folders), each a run's mark.
@@ -577,6 +625,7 @@ TEST_F(QueueReliability, TwoWorkersThatRanAJobUnderOneAttemptTellTheUserItWasRed
   env["WORKER_CONCURRENCY"] = "1";  // while it runs the job, A takes nothing: only B can take it again
   test::ChildProcess a(PHASEKIT_WORKER_BIN, {}, env, (dir_ / "worker-a.log").string());
   Orchestrator orch(redis);
+  redis_cli(redis.port(), {"HSET", "phasekit:sess:d", "user", "u"});  // a stored session: results go to its history
   ASSERT_TRUE(orch.subscribe(redis, "d"));
   ASSERT_TRUE(orch.enqueue("both", "d", "echo ran >> runs.log; until [ -e " + (gate_ / "open").string() +
                                             " ]; do sleep 0.1; done; echo done").ok());
@@ -610,6 +659,52 @@ TEST_F(QueueReliability, TwoWorkersThatRanAJobUnderOneAttemptTellTheUserItWasRed
   EXPECT_EQ(results[0].value("attempt", 0), 2) << "ran twice, said once: " << results[0].dump();
   EXPECT_EQ(hget(redis, "phasekit:stats", "redelivered"), "1");
   EXPECT_NE(a.log().find("\"doubled\":1"), std::string::npos) << a.log();
+  // The history says what the user was told, once: A's run, which lost the job to B's, records nothing.
+  const auto recorded = recorded_results(redis, "d", "both");
+  ASSERT_EQ(recorded.size(), 1u) << redis_cli(redis.port(), {"LRANGE", "phasekit:conv:d", "0", "-1"});
+  EXPECT_EQ(recorded[0].value("attempt", 0), 2) << recorded[0].dump();
+}
+
+TEST_F(QueueReliability, AJobRunAgainAfterItsResultWentOutIsSaidAsARedelivery) {
+  // A restart lost A's claim; B took the job and ended it, while A's run of it went on: the user had
+  // B's result (attempt 1) when A finds out, and must hear that the command ran twice.
+  test::RedisServer redis;
+  auto env = worker_env(redis);
+  env["WORKER_CONCURRENCY"] = "1";
+  test::ChildProcess a(PHASEKIT_WORKER_BIN, {}, env, (dir_ / "worker-a.log").string());
+  Orchestrator orch(redis);
+  ASSERT_TRUE(orch.subscribe(redis, "n"));
+  // Each run waits for a `go` file in its own workspace, so the test ends B's before A's.
+  ASSERT_TRUE(orch.enqueue("again", "n", "echo ran >> runs.log; until [ -e go ]; do sleep 0.1; done; echo done").ok());
+  ASSERT_TRUE(test::poll_until([&] { return lines_under(dir_ / "workspaces", "runs.log") == 1; }, 20s)) << a.log();
+  auto env_b = worker_env(redis);
+  env_b["WORKSPACE_ROOT"] = (dir_ / "workspaces-b").string();
+  test::ChildProcess b(PHASEKIT_WORKER_BIN, {}, env_b, (dir_ / "worker-b.log").string());
+  ASSERT_TRUE(test::poll_until([&] { return redis_cli(redis.port(), {"SCARD", "phasekit:workers"}) == "2\n"; }, 20s))
+      << b.log();
+  redis_cli(redis.port(), {"HSET", "phasekit:job:again", "state", "queued", "worker", ""});
+  redis_cli(redis.port(), {"RPUSH", "phasekit:jobs", "again"});
+  ASSERT_TRUE(test::poll_until([&] { return !find_under(dir_ / "workspaces-b", "runs.log").empty(); }, 20s)) << b.log();
+  std::ofstream(find_under(dir_ / "workspaces-b", "runs.log").parent_path() / "go").put('\n');
+  ASSERT_TRUE(orch.wait_result("again")) << b.log();
+  ASSERT_EQ(orch.results("again")[0].value("attempt", 1), 1) << "B's run said a redelivery nobody knew of yet";
+  EXPECT_TRUE(orch.notices("again").empty());
+  // The connections a restart drops: A reconnects, recovers, and finds the job it runs ended by B.
+  redis_cli(redis.port(), {"CLIENT", "KILL", "TYPE", "normal"});
+  ASSERT_TRUE(test::poll_until([&] { return !orch.notices("again").empty(); }, 20s))
+      << "the second run is not said: " << a.log();
+  const auto notice = orch.notices("again")[0];
+  EXPECT_EQ(notice.value("callId", ""), "again") << notice.dump();
+  EXPECT_EQ(notice.value("attempt", 0), 2) << notice.dump();
+  EXPECT_EQ(hget(redis, "phasekit:job:again", "attempt"), "2");
+  EXPECT_EQ(hget(redis, "phasekit:stats", "redelivered"), "1");
+  EXPECT_NE(a.log().find("\"doubled_after_end\":1"), std::string::npos) << a.log();
+  // A's run ends, and changes nothing: one result, and B's still the job's.
+  std::ofstream(find_under(dir_ / "workspaces", "runs.log").parent_path() / "go").put('\n');
+  ASSERT_TRUE(test::poll_until([&] { return a.log().find("queue.result_dropped") != std::string::npos; }, 20s))
+      << a.log();
+  EXPECT_EQ(orch.results("again").size(), 1u);
+  EXPECT_EQ(orch.notices("again").size(), 1u);
 }
 
 TEST_F(QueueReliability, AfterARedisRestartTheWorkerRunningAJobReclaimsItBeforeAnotherTakesIt) {
@@ -641,6 +736,12 @@ TEST_F(QueueReliability, AfterARedisRestartTheWorkerRunningAJobReclaimsItBeforeA
       [&] { return redis_cli(redis.port(), {"CLIENT", "LIST"}).find("name=queue-take") != std::string::npos; }, 20s));
   EXPECT_FALSE(test::poll_until([&] { return hget(redis, "phasekit:job:kept", "state") != "queued"; }, 2s))
       << "B took the job A runs: " << b.log();
+  // Nor does a worker started after the restart take it: it cannot know the restart but from redis.
+  test::ChildProcess c(PHASEKIT_WORKER_BIN, {}, worker_env(redis), (dir_ / "worker-c.log").string());
+  ASSERT_TRUE(test::poll_until([&] { return c.log().find("queue.redis_restarted") != std::string::npos; }, 20s))
+      << c.log();
+  EXPECT_FALSE(test::poll_until([&] { return hget(redis, "phasekit:job:kept", "state") != "queued"; }, 1s))
+      << "C took the job A runs: " << c.log();
   ASSERT_EQ(::kill(a.pid(), SIGCONT), 0);
   // B holds off; A reconnects and claims its job again.
   ASSERT_TRUE(test::poll_until([&] { return a.log().find("\"reclaimed\":1") != std::string::npos; }, 20s))
@@ -651,7 +752,7 @@ TEST_F(QueueReliability, AfterARedisRestartTheWorkerRunningAJobReclaimsItBeforeA
   ASSERT_EQ(results.size(), 1u);
   EXPECT_EQ(results[0]["exitCode"], 0) << results[0].dump();
   EXPECT_FALSE(results[0].contains("attempt")) << results[0].dump();
-  EXPECT_EQ(lines_under(dir_ / "workspaces", "runs.log"), 1) << "B ran it too: " << b.log();
+  EXPECT_EQ(lines_under(dir_ / "workspaces", "runs.log"), 1) << "B or C ran it too: " << b.log() << c.log();
 }
 
 }  // namespace

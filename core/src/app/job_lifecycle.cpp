@@ -444,6 +444,28 @@ void JobLifecycle::publish(const RunPtr& r) {
     deliver(r);
     return;
   }
+  if (!r->job.confirm) {
+    record(r);
+    return;
+  }
+  // The history must say the attempt the user's tool:result will say, and another worker's recovery
+  // may have raised it while this run went on (Job::confirm).
+  r->job.confirm([self = shared_from_this(), r](std::uint32_t attempt) {
+    boost::asio::post(r->hold->strand, [self, r, attempt] {
+      if (attempt == 0) {
+        self->abandon(r, "before its result was appended");
+        return;
+      }
+      if (attempt > r->job.attempt) {
+        r->job.attempt = attempt;
+        r->result["attempt"] = attempt;
+      }
+      self->record(r);
+    });
+  });
+}
+
+void JobLifecycle::record(const RunPtr& r) {
   append(r->hold, json{{"role", "tool"}, {"result", r->result}},
          [self = shared_from_this(), r](Status) { self->deliver(r); });
 }

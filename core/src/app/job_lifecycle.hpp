@@ -129,7 +129,10 @@ class JobLifecycle : public std::enable_shared_from_this<JobLifecycle> {
   /// The hold's backend goes back to the pool, and out of its user's count.
   void drop_backend(SessionHold& hold, bool reusable);
   void uncount_backend(const SessionHold& hold);
+  /// Records the result in the session's history under the attempt the queue confirms (Job::confirm),
+  /// then delivers it.
   void publish(const RunPtr& r);
+  void record(const RunPtr& r);
   void deliver(const RunPtr& r);
   /// The queue says this process no longer holds the job's lease (Job::leased).
   static bool lease_lost(const RunPtr& r);

@@ -341,6 +341,16 @@ void Session::on_job_event(plugin::JobEvent event) {
     emit("tool:output", std::move(data));
     return;
   }
+  if (event.type == plugin::JobEventType::redelivered) {
+    // A call whose result went out already ran once more under its attempt: said, and kept.
+    if (!data.is_object() || !data.contains("callId") || data["callId"] != event.job_id || !data.contains("attempt") ||
+        !data["attempt"].is_number_unsigned()) {
+      return;
+    }
+    context_.lifecycle.append(hold_, json{{"role", "tool"}, {"redelivered", data}}, [](Status) {});
+    emit("tool:redelivered", std::move(data));
+    return;
+  }
   const auto it = calls_.find(event.job_id);
   if (it != calls_.end()) {
     context_.host.metrics()

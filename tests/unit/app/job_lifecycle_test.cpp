@@ -388,6 +388,49 @@ TEST_F(JobLifecycleTest, Leased_SessionComesOverFromFolderAndRecordAndGoesBackBe
   EXPECT_EQ(conversation("s1").size(), 2u);
 }
 
+TEST_F(JobLifecycleTest, Leased_TheHistoryAndTheResultSayTheAttemptTheQueueConfirms) {
+  // Another worker's recovery raised the job's attempt while this run went on (both ran it under one
+  // attempt): what the history keeps must say so, as the user's result does.
+  if (!backends_here()) {
+    GTEST_SKIP() << env_.skip_reason;
+  }
+  make_lifecycle(Tenure::leased, true);
+  store_->sessions["s1"] = record("s1", "alice");
+  plugin::Job j = job("s1", "alice", shell("true"));
+  int asked = 0;
+  j.confirm = [this, &asked](std::function<void(std::uint32_t)> answer) {
+    ++asked;
+    order_.push_back("confirm");
+    boost::asio::post(ioc_, [answer = std::move(answer)] { answer(2); });
+  };
+  const Outcome out = run_job(std::move(j));
+  EXPECT_EQ(asked, 1);
+  EXPECT_EQ(out.results[0].value("attempt", 0), 2) << out.results[0].dump();
+  ASSERT_EQ(conversation("s1").size(), 1u);
+  EXPECT_EQ(json::parse(conversation("s1")[0])["result"].value("attempt", 0), 2) << conversation("s1")[0];
+  EXPECT_LT(last("confirm"), last("append"));
+}
+
+TEST_F(JobLifecycleTest, Leased_ARunTheQueueNoLongerConfirmsRecordsAndPublishesNothing) {
+  // The lease went, or another run holds the job now: this one's result is not its to record.
+  if (!backends_here()) {
+    GTEST_SKIP() << env_.skip_reason;
+  }
+  make_lifecycle(Tenure::leased, true);
+  store_->sessions["s1"] = record("s1", "alice");
+  plugin::Job j = job("s1", "alice", shell("true"));
+  j.confirm = [this](std::function<void(std::uint32_t)> answer) {
+    boost::asio::post(ioc_, [answer = std::move(answer)] { answer(0); });
+  };
+  Outcome out;
+  start(std::move(j), out);
+  ASSERT_TRUE(run_until([&] { return !out.done.empty(); }));
+  run_for(20ms);
+  EXPECT_EQ(out.done[0].code(), Code::unavailable) << out.done[0].message();
+  EXPECT_TRUE(out.results.empty());
+  EXPECT_TRUE(conversation("s1").empty());
+}
+
 TEST_F(JobLifecycleTest, Leased_AnotherUsersSessionIsRefusedAndNothingOfItTouched) {
   make_lifecycle(Tenure::leased, true);
   store_->sessions["s1"] = record("s1", "alice", "x");

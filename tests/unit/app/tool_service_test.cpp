@@ -178,6 +178,30 @@ TEST_F(ToolServiceTest, MessageRequestApprovalResult) {
   EXPECT_TRUE(result["durationMs"].is_number_integer());
 }
 
+TEST_F(ToolServiceTest, ACallRunAgainAfterItsResultIsSaidAndKeptInTheHistory) {
+  // The queue's notice (queue=redis: a worker that lost the job found out it ran it too, after another
+  // worker's result went out) reaches the user as tool:redelivered and stays in the history.
+  const Client c = connect("u");
+  const json first = run_tool(c, "true");
+  const std::string id = first["callId"];
+  const std::string session = c.session->id();
+  c.session->on_job_event({id, session, plugin::JobEventType::redelivered, R"({"callId":"x","attempt":"2"})"});
+  c.session->on_job_event({id, session, plugin::JobEventType::redelivered, "not json"});
+  c.session->on_job_event({id, session, plugin::JobEventType::redelivered, json{{"callId", id}, {"attempt", 2}}.dump()});
+  ASSERT_TRUE(run_until([&] { return !c.channel->named("tool:redelivered").empty(); }));
+  const auto notices = c.channel->named("tool:redelivered");
+  ASSERT_EQ(notices.size(), 1u) << "a malformed notice went out";
+  EXPECT_EQ(notices[0], (json{{"callId", id}, {"attempt", 2}}));
+  EXPECT_EQ(c.channel->named("tool:result").size(), 1u);
+  json history;
+  ASSERT_TRUE(run_until([&] {
+    history = call(c, "session:history", json::array());
+    return history["entries"].size() == 3;  // the message, its result, the notice
+  })) << history.dump();
+  EXPECT_EQ(history["entries"][2]["role"], "tool");
+  EXPECT_EQ(history["entries"][2]["redelivered"], (json{{"callId", id}, {"attempt", 2}})) << history.dump();
+}
+
 TEST_F(ToolServiceTest, ShellStatePersistsAndFileToolsShareTheWorkspace) {
   const Client c = connect("u");
   EXPECT_EQ(run_tool(c, "mkdir -p a/b && cd a/b && export X=42")["exitCode"], 0);

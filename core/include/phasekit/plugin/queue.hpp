@@ -24,9 +24,18 @@ struct Job {
   /// each side effect (starting the tool, every store write, committing files, publishing the result):
   /// a job whose lease is gone was or will be redelivered, and its stale run must change nothing.
   std::function<bool()> leased;
+  /// Asked once the job has its result, before it is recorded in the session's history: calls back
+  /// (on any thread) with 0 when this process no longer holds the job's lease, else the attempt the
+  /// queue says the job runs under now. That can be above `attempt`: when two workers ran the job under
+  /// one attempt (a redis restart lost a claim), the one that finds out raises it, and the history must
+  /// say what the user's tool:result says. Empty: `leased()` and `attempt` are the answer.
+  std::function<void(std::function<void(std::uint32_t attempt)>)> confirm;
 };
 
-enum class JobEventType : std::uint8_t { output, result };
+/// output: a tool:output chunk; result: the job's one tool:result; redelivered: a job whose result went
+/// out already was run once more under its attempt (a worker that lost its lease ran it meanwhile),
+/// data {"callId", "attempt"}: the user hears of it as tool:redelivered, and the history keeps it.
+enum class JobEventType : std::uint8_t { output, result, redelivered };
 
 struct JobEvent {
   std::string job_id;
