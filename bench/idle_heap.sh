@@ -3,6 +3,8 @@
 # under heaptrack, opens N idle WebSocket clients (socket.io-client, loopback), holds them, stops the
 # server with SIGTERM and prints heaptrack's peak consumers. Divide by N for the share per connection.
 #   bench/idle_heap.sh [N=2000] [transports=websocket]
+#   IDLE_HEAP_KEEP=DIR keeps heaptrack's file in DIR (heaptrack_print -f DIR/heap.*.zst --print-peaks 1 …
+#   shows every peak's whole backtrace).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${1:-2000}"
@@ -10,7 +12,7 @@ transports="${2:-websocket}"
 ((n >= 1 && n <= 15000)) || { echo "idle_heap: N must be 1..15000" >&2; exit 2; }
 command -v heaptrack >/dev/null || { echo "idle_heap: needs heaptrack (apt-get install heaptrack)" >&2; exit 2; }
 out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+trap '[[ -n "${IDLE_HEAP_KEEP:-}" ]] && mkdir -p "$IDLE_HEAP_KEEP" && cp "$out"/heap.* "$IDLE_HEAP_KEEP"/; rm -rf "$out"' EXIT
 ADMIN_PORT=0 PORT=0 AUTH_MODE=none SESSION_GRACE_MS=0 MAX_CONNECTIONS_PER_ADDRESS=0 \
   heaptrack -o "$out/heap" build/bin/phasekit-orchestrator >"$out/server.log" 2>&1 &
 tracer=$!
