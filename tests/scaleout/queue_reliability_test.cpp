@@ -409,28 +409,23 @@ class Orchestrator {
     return done.get();
   }
   /// The results the sinks got for `id`, as parsed JSON.
-  std::vector<json> results(const std::string& id) {
-    const std::lock_guard lock(mutex_);
-    std::vector<json> out;
-    for (const auto& data : results_[id]) {
-      out.push_back(json::parse(data, nullptr, false));
-    }
-    return out;
-  }
+  std::vector<json> results(const std::string& id) { return parsed(results_, id); }
   /// The redelivery notices (JobEventType::redelivered) the sinks got for `id`.
-  std::vector<json> notices(const std::string& id) {
-    const std::lock_guard lock(mutex_);
-    std::vector<json> out;
-    for (const auto& data : notices_[id]) {
-      out.push_back(json::parse(data, nullptr, false));
-    }
-    return out;
-  }
+  std::vector<json> notices(const std::string& id) { return parsed(notices_, id); }
   bool wait_result(const std::string& id, std::chrono::milliseconds deadline = 20s) {
     return test::poll_until([&] { return !results(id).empty(); }, deadline);
   }
 
  private:
+  std::vector<json> parsed(std::map<std::string, std::vector<std::string>>& got, const std::string& id) {
+    const std::lock_guard lock(mutex_);
+    std::vector<json> out;
+    for (const auto& data : got[id]) {
+      out.push_back(json::parse(data, nullptr, false));
+    }
+    return out;
+  }
+
   observe::LogSink logs_{STDERR_FILENO, LogLevel::warn};
   observe::MetricsRegistry metrics_;
   plugin_host::SystemClock clock_;

@@ -90,7 +90,7 @@ void JobLifecycle::load_record(const RunPtr& r) {
       return;
     }
     auto hold = std::make_shared<SessionHold>(r->job.session_id, s.ok() ? record.user_id : std::string(),
-                                              boost::asio::make_strand(self->host_.executor()));
+                                              make_io_strand(self->host_.executor()));
     if (s.ok()) {
       hold->take_shell_fields(record);
       hold->stored = true;

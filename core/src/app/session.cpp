@@ -80,7 +80,7 @@ const std::string& session_id_of(const SessionPtr& session) { return session->id
 Session::Session(const SessionContext& context, const plugin::SessionRecord& record,
                  std::shared_ptr<ClientChannel> channel, bool resumed)
     : context_(context),
-      strand_(boost::asio::make_strand(context.host.executor())),
+      strand_(make_io_strand(context.host.executor())),
       grace_(strand_),
       id_(record.id),
       user_(record.user_id),

@@ -58,7 +58,7 @@ void record_event(Metrics& metrics, std::string_view event, std::string_view out
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  using Strand = boost::asio::strand<boost::asio::any_io_executor>;
+  using Strand = IoStrand;
   using TimePoint = std::chrono::steady_clock::time_point;
 
   /// `record` is the stored session to resume (`resumed`), or a new one's id and user.

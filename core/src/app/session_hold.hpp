@@ -17,6 +17,7 @@
 
 #include "app/session_state.hpp"
 #include "app/session_status.hpp"
+#include "phasekit/io_strand.hpp"
 #include "phasekit/plugin/backend.hpp"
 #include "phasekit/plugin/store.hpp"
 #include "phasekit/status.hpp"
@@ -24,7 +25,7 @@
 namespace phasekit::app {
 
 struct SessionHold {
-  using Strand = boost::asio::strand<boost::asio::any_io_executor>;
+  using Strand = IoStrand;
 
   SessionHold(std::string session_id, std::string user_id, Strand on)
       : id(std::move(session_id)), user(std::move(user_id)), strand(std::move(on)) {}

@@ -83,7 +83,7 @@ class EngineSessionImpl final : public EngineSession,
   EngineSessionImpl(EngineServer& server, std::string sid, asio::any_io_executor executor)
       : server_(server),
         sid_(std::move(sid)),
-        strand_(asio::make_strand(std::move(executor))),
+        strand_(make_io_strand(executor)),
         wake_(strand_),
         ping_timer_(strand_) {
     wake_.expires_at(asio::steady_timer::time_point::max());
@@ -92,7 +92,7 @@ class EngineSessionImpl final : public EngineSession,
   void set_handler(std::shared_ptr<EngineHandler> handler) { handler_ = std::move(handler); }
 
   [[nodiscard]] const std::string& sid() const override { return sid_; }
-  [[nodiscard]] asio::strand<asio::any_io_executor> strand() const override { return strand_; }
+  [[nodiscard]] IoStrand strand() const override { return strand_; }
   [[nodiscard]] bool closed() const override { return closed_; }
   /// Read off the strand by a WebSocket handshake: the WebSocket carries the session.
   [[nodiscard]] bool upgraded() const noexcept { return upgraded_; }
@@ -444,7 +444,7 @@ class EngineSessionImpl final : public EngineSession,
 
   EngineServer& server_;
   std::string sid_;
-  asio::strand<asio::any_io_executor> strand_;
+  IoStrand strand_;
   asio::steady_timer wake_;
   asio::steady_timer ping_timer_;
   std::shared_ptr<EngineHandler> handler_;

@@ -20,6 +20,7 @@
 #include "net/connection_limits.hpp"
 #include "net/http_util.hpp"
 #include "net/server.hpp"
+#include "phasekit/io_strand.hpp"
 #include "phasekit/plugin/host.hpp"
 #include "protocol/engineio.hpp"
 
@@ -48,7 +49,7 @@ class EngineSession {
  public:
   virtual ~EngineSession() = default;
   [[nodiscard]] virtual const std::string& sid() const = 0;
-  [[nodiscard]] virtual boost::asio::strand<boost::asio::any_io_executor> strand() const = 0;
+  [[nodiscard]] virtual IoStrand strand() const = 0;
   [[nodiscard]] virtual bool closed() const = 0;
   /// Queues a message packet (text or binary) for the client.
   virtual void send(engineio::Packet packet) = 0;

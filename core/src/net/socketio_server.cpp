@@ -19,7 +19,7 @@ class Connection;
 /// A socket's handle for its application: every call hops onto the connection's strand.
 class Socket final : public SocketIoSocket, public std::enable_shared_from_this<Socket> {
  public:
-  Socket(std::weak_ptr<Connection> connection, asio::strand<asio::any_io_executor> strand, std::string nsp)
+  Socket(std::weak_ptr<Connection> connection, IoStrand strand, std::string nsp)
       : connection_(std::move(connection)), strand_(std::move(strand)), id_(random_url_id()), nsp_(std::move(nsp)) {}
 
   [[nodiscard]] const std::string& id() const override { return id_; }
@@ -33,7 +33,7 @@ class Socket final : public SocketIoSocket, public std::enable_shared_from_this<
   void on_strand(F f);
 
   std::weak_ptr<Connection> connection_;
-  asio::strand<asio::any_io_executor> strand_;
+  IoStrand strand_;
   std::string id_;
   std::string nsp_;
 };
@@ -281,7 +281,7 @@ class Connection final : public EngineHandler, public std::enable_shared_from_th
   Logger& log_;
   std::weak_ptr<EngineSession> session_;
   std::string sid_;
-  asio::strand<asio::any_io_executor> strand_;
+  IoStrand strand_;
   socketio::Decoder decoder_;
   asio::steady_timer connect_timer_;
   std::map<std::string, Entry, std::less<>> sockets_;
