@@ -4,6 +4,7 @@
 //     time, so a stalled server shows up), p50/p99.
 // Usage: node bench/sio_compare.js [connections=2000] [rate=500] [seconds=10]
 //        PHASEKIT_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 node bench/sio_compare.js …  (another allocator)
+//        SIO_TRANSPORT=polling node bench/sio_compare.js …  (HTTP long-polling clients instead of WebSocket)
 // Loopback only; bounded in count and time.
 "use strict";
 const { spawn } = require("node:child_process");
@@ -16,6 +17,7 @@ const connections = Math.min(Number(process.argv[2] || 2000), 15000);
 const rate = Number(process.argv[3] || 500);
 const seconds = Math.min(Number(process.argv[4] || 10), 120);
 const root = path.join(__dirname, "..");
+const transport = process.env.SIO_TRANSPORT === "polling" ? "polling" : "websocket";
 
 function rssKiB(pid) {
   const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
@@ -57,7 +59,7 @@ async function measure(kind) {
     for (let j = i; j < Math.min(connections, i + 200); j++) {
       batch.push(
         new Promise((resolve, reject) => {
-          const s = io(url, { transports: ["websocket"], reconnection: false, forceNew: true });
+          const s = io(url, { transports: [transport], reconnection: false, forceNew: true });
           s.once("connect", () => resolve(s));
           s.once("connect_error", reject);
         }),
@@ -101,6 +103,7 @@ async function measure(kind) {
   child.kill("SIGTERM");
   return {
     server: kind,
+    transport,
     connections,
     rssBeforeMiB: +(before / 1024).toFixed(1),
     rssAfterMiB: +(after / 1024).toFixed(1),

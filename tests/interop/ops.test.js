@@ -83,6 +83,60 @@ describe("operations", () => {
     }
   });
 
+  it("raises its open-file limit to the hard one, and says at start when MAX_CONNECTIONS cannot fit", async () => {
+    // Each client is a descriptor; a soft limit of 256 (or systemd's 1,024) would refuse clients at
+    // accept long before MAX_CONNECTIONS.
+    const limits = (pid) => {
+      const line = fs.readFileSync(`/proc/${pid}/limits`, "utf8").split("\n").find((l) => l.startsWith("Max open files"));
+      const [soft, hard] = line.trim().split(/\s+/).slice(3, 5);
+      return { soft, hard };
+    };
+    const launcher = ["prlimit", "--nofile=256:", "--"];
+    const server = await startServer({ LOG_LEVEL: "debug", MAX_CONNECTIONS: "1000" }, {}, { launcher });
+    try {
+      const { soft, hard } = limits(server.child.pid);
+      assert.notEqual(soft, "256", "the soft limit it was started with stayed");
+      assert.equal(soft, hard);
+      assert.ok(!server.logs.some((l) => l.msg === "process.open_files_short"), JSON.stringify(server.logs));
+    } finally {
+      await server.stop();
+    }
+    const { hard } = limits(process.pid);
+    if (hard === "unlimited") return;
+    const short = await startServer({ MAX_CONNECTIONS: String(Number(hard) + 1) }, {}, { launcher });
+    try {
+      const warning = short.logs.find((l) => l.msg === "process.open_files_short");
+      assert.ok(warning, JSON.stringify(short.logs));
+      assert.equal(warning.level, "warn");
+      assert.equal(warning.limit, Number(hard));
+      assert.match(warning.detail, /LimitNOFILE/);
+    } finally {
+      await short.stop();
+    }
+  });
+
+  it("shares PORT between processes with REUSE_PORT=true, and refuses to share it without", async () => {
+    const first = await startServer({ REUSE_PORT: "true", AUTH_MODE: "none" });
+    const servers = [first];
+    try {
+      await assert.rejects(startServer({ PORT: String(first.port), AUTH_MODE: "none" }), /exited/,
+                           "a second process bound the port without REUSE_PORT");
+      servers.push(await startServer({ PORT: String(first.port), REUSE_PORT: "true", AUTH_MODE: "none" }));
+      const sockets = await Promise.all(Array.from({ length: 40 }, () => connect(first)));
+      // The kernel spreads connections by their addresses' hash: all 40 on one process is a 2^-39 chance.
+      const sessions = async (server) => {
+        const { body } = await get(server, "/metrics", { admin: true });
+        return Number(/^phasekit_engineio_sessions (\d+)/m.exec(body)?.[1] ?? 0);
+      };
+      const counts = await Promise.all(servers.map(sessions));
+      assert.equal(counts[0] + counts[1], 40, JSON.stringify(counts));
+      assert.ok(counts[0] > 0 && counts[1] > 0, `one process got every connection: ${JSON.stringify(counts)}`);
+      sockets.forEach((s) => s.close());
+    } finally {
+      for (const server of servers) await server.stop();
+    }
+  });
+
   it("ends a disconnected session after SESSION_GRACE_MS and removes its workspace", async () => {
     const server = await startServer({ SESSION_GRACE_MS: "300" });
     try {

@@ -56,7 +56,8 @@ function orchestratorForOtherUsers() {
  * (PORT and ADMIN_PORT are free ports unless extraEnv says otherwise).
  * spawnOptions go to child_process.spawn (uid and gid, to run it as another user).
  */
-async function startServer(extraEnv = {}, spawnOptions = {}) {
+/** launcher: a command that runs the orchestrator (its path appended), e.g. ["prlimit", "--nofile=256:", "--"]. */
+async function startServer(extraEnv = {}, spawnOptions = {}, { launcher = [] } = {}) {
   const workspaces = fs.mkdtempSync(path.join(os.tmpdir(), "phasekit-interop-"));
   fs.chmodSync(workspaces, 0o711);  // backends run as nobody when the tests run as root
   const env = {
@@ -71,7 +72,9 @@ async function startServer(extraEnv = {}, spawnOptions = {}) {
     ...extraEnv,
   };
   const bin = spawnOptions.uid !== undefined ? orchestratorForOtherUsers() : process.env.ORCHESTRATOR_BIN;
-  const { child, entry, logs, exited } = await spawnListening(bin, env, spawnOptions);
+  const { child, entry, logs, exited } = launcher.length > 0
+    ? await spawnListening(launcher[0], env, spawnOptions, 20000, "server.listening", [...launcher.slice(1), bin])
+    : await spawnListening(bin, env, spawnOptions);
   return {
     port: entry.port,
     url: `http://127.0.0.1:${entry.port}`,

@@ -71,6 +71,11 @@ constexpr std::array<Spec, kSettingCount> kSettings{{
    "The same for one client address (an IPv6 client by its /64): open TCP connections and Engine.IO "
    "sessions each. 0: no limit, for a server behind a load balancer (every client then has the balancer's "
    "address: limit clients at the balancer instead)."},
+  {Key::reuse_port, "reuse_port", "REUSE_PORT", "reuse-port", "Server", Type::boolean, 0, 0, "", "false", {N, N, N},
+   "Bind PORT with SO_REUSEPORT: several orchestrator processes on one host share the port, and the kernel "
+   "spreads new connections over them (one process holds at most its open-file limit of clients). A "
+   "client's next TCP connection may reach another process, which does not know its session: for "
+   "WebSocket clients; polling clients need a balancer with sticky sessions in front of a port per process."},
   {Key::auth_mode, "auth_mode", "AUTH_MODE", "auth-mode", "Auth", Type::choice, 0, 0, "none|token", "none",
    {N, N, N},
    "none: every connection is its own user (local runs); token: CONNECT must carry an HMAC-SHA256 signed "

@@ -40,6 +40,7 @@ enum class Key : std::uint16_t {
   admin_bind_address,
   max_connections,
   max_connections_per_address,
+  reuse_port,
   auth_mode,
   auth_secret,
   auth_issuer,

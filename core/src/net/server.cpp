@@ -92,8 +92,8 @@ class Server::Impl {
   Impl& operator=(const Impl&) = delete;
 
   void start() {
-    open(acceptor_, settings_.bind_address, settings_.port, "PORT");
-    open(admin_acceptor_, settings_.admin_bind_address, settings_.admin_port, "ADMIN_PORT");
+    open(acceptor_, settings_.bind_address, settings_.port, "PORT", settings_.reuse_port);
+    open(admin_acceptor_, settings_.admin_bind_address, settings_.admin_port, "ADMIN_PORT", false);
     owner_.port_ = acceptor_.local_endpoint().port();
     owner_.admin_port_ = admin_acceptor_.local_endpoint().port();
     asio::co_spawn(ioc_, accept_loop(this, Listener::public_), asio::detached);
@@ -101,11 +101,14 @@ class Server::Impl {
   }
 
   static void open(asio::ip::tcp::acceptor& acceptor, const std::string& address, std::uint16_t port,
-                   std::string_view setting) {
+                   std::string_view setting, bool reuse_port) {
     try {
       const asio::ip::tcp::endpoint endpoint(asio::ip::make_address(address), port);
       acceptor.open(endpoint.protocol());
       acceptor.set_option(asio::socket_base::reuse_address(true));
+      if (reuse_port) {
+        acceptor.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true));
+      }
       acceptor.bind(endpoint);
       acceptor.listen(asio::socket_base::max_listen_connections);
     } catch (const std::system_error& e) {
@@ -348,6 +351,7 @@ ServerSettings server_settings(const config::Config& config) {
   s.origins = OriginPolicy::parse(config.text(Key::allowed_origins)).value_or(OriginPolicy());  // checked at load
   s.max_connections = static_cast<std::size_t>(config.integer(Key::max_connections));
   s.max_connections_per_address = static_cast<std::size_t>(config.integer(Key::max_connections_per_address));
+  s.reuse_port = config.boolean(Key::reuse_port);
   s.max_payload_bytes = static_cast<std::size_t>(config.integer(Key::max_payload_bytes));
   s.ping_interval = std::chrono::milliseconds(config.integer(Key::ping_interval_ms));
   s.ping_timeout = std::chrono::milliseconds(config.integer(Key::ping_timeout_ms));

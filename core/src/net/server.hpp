@@ -37,6 +37,8 @@ struct ServerSettings {
   /// per address).
   std::size_t max_connections = 20000;
   std::size_t max_connections_per_address = 256;
+  /// PORT is bound with SO_REUSEPORT (REUSE_PORT): processes on one host share it.
+  bool reuse_port = false;
   std::size_t max_payload_bytes = 1000000;
   std::chrono::milliseconds ping_interval{25000};
   std::chrono::milliseconds ping_timeout{20000};

@@ -3,6 +3,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <fmt/format.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <array>
@@ -152,9 +153,44 @@ struct BackendsRefused {
   std::string error;
 };
 
+/// Descriptors a process needs beside its clients: redis connections, backends' pipes, logs.
+constexpr std::uint64_t kOpenFilesReserve = 1024;
+
+/// Every client connection is a descriptor, and the soft open-file limit a process starts with is
+/// often 1,024 (systemd's default, most shells'), far below MAX_CONNECTIONS: it is raised to the hard
+/// limit, as nginx's worker_rlimit_nofile and Go's runtime do. A hard limit too low for
+/// MAX_CONNECTIONS and the reserve is said at start (docs/operations.md: open files and kernel
+/// settings), instead of as accept errors under load. Backends set their own (BACKEND_OPEN_FILES).
+void raise_open_files(Logger& log, std::uint64_t max_connections) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    return;
+  }
+  const rlim_t was = limit.rlim_cur;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+      limit.rlim_cur = was;
+    }
+  }
+  const auto now = static_cast<std::uint64_t>(limit.rlim_cur);
+  log.debug("process.open_files", {{"soft_was", static_cast<std::uint64_t>(was)}, {"limit", now}});
+  if (limit.rlim_cur != RLIM_INFINITY && now < max_connections + kOpenFilesReserve) {
+    log.warn("process.open_files_short",
+             {{"limit", now},
+              {"max_connections", max_connections},
+              {"detail", fmt::format("MAX_CONNECTIONS {} and {} descriptors for redis, backends and logs need an "
+                                     "open-file limit of {}; clients beyond about {} are refused at accept. Raise "
+                                     "the hard limit (LimitNOFILE=, --ulimit nofile=) or lower MAX_CONNECTIONS",
+                                     max_connections, kOpenFilesReserve, max_connections + kOpenFilesReserve,
+                                     now > kOpenFilesReserve ? now - kOpenFilesReserve : 0)}});
+  }
+}
+
 }  // namespace
 
 int Runtime::start(Role role) {
+  raise_open_files(log_, static_cast<std::uint64_t>(config_.integer(Key::max_connections)));
   // Plugins take their breakers from the same registry as the backends (HostServices::breaker, e.g.
   // "redis"), so all show up in /api/circuit-breakers. The driver comes once the queue has said
   // whether this process runs tools.
