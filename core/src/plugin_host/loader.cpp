@@ -200,8 +200,14 @@ std::vector<ProbeReport> Loader::probe_all() const {
   std::vector<ProbeReport> out;
   for (const Builtin& b : builtins()) {
     const phk_descriptor* d = b.entry();
-    out.push_back({std::string(kBuiltinPath), std::string(kind_name(d->kind)), d->name, d->abi_version, d->version,
-                   d->summary, ""});
+    ProbeReport report;
+    report.path = kBuiltinPath;
+    report.kind = kind_name(d->kind);
+    report.name = d->name;
+    report.abi_version = d->abi_version;
+    report.version = d->version;
+    report.summary = d->summary;
+    out.push_back(std::move(report));
   }
   for (const std::string& dir : search_path_) {
     std::error_code ec;
