@@ -612,6 +612,15 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
     });
   }
 
+  /// Runs `f` on the strand once `delay` has passed: a retry of a redis call that failed.
+  template <class F>
+  void after(Ms delay, F f) {
+    auto timer = std::make_shared<boost::asio::steady_timer>(strand_, delay);
+    timer->async_wait([timer, f = std::move(f)](boost::system::error_code) mutable { f(); });
+  }
+  /// A retry's next backoff: twice the last, at most 2 s.
+  static Ms next_backoff(Ms last) { return std::min(last * 2, Ms(2000)); }
+
   /// Job::confirm: the record as COMPLETE will find it. This run's (running on this worker, or queued
   /// under its attempt after a restart lost the claim): its attempt, raised if another worker's recover
   /// found that it ran the job under this attempt too. Another run's, or the lease gone: 0, and this run
@@ -626,10 +635,9 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
             [self = shared_from_this(), id, epoch, claimed, answer = std::move(answer), backoff](
                 Status s, redis::Reply r) mutable {
               if (!s.ok()) {
-                auto timer = std::make_shared<boost::asio::steady_timer>(self->strand_, backoff);
-                timer->async_wait([self, timer, id = std::move(id), epoch, claimed, answer = std::move(answer),
-                                   backoff](boost::system::error_code) mutable {
-                  self->confirm(std::move(id), epoch, claimed, std::move(answer), std::min(backoff * 2, Ms(2000)));
+                self->after(backoff, [self, id = std::move(id), epoch, claimed, answer = std::move(answer),
+                                      backoff]() mutable {
+                  self->confirm(std::move(id), epoch, claimed, std::move(answer), next_backoff(backoff));
                 });
                 return;
               }
@@ -666,10 +674,8 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
               boost::asio::post(self->strand_, [self, c = std::move(c), message = std::move(message), backoff, s,
                                                 r = std::move(r)]() mutable {
                 if (!s.ok() && !self->handed_back_ && c.worker == self->worker_of(self->epoch_.load())) {
-                  auto timer = std::make_shared<boost::asio::steady_timer>(self->strand_, backoff);
-                  timer->async_wait([self, timer, c = std::move(c), message = std::move(message),
-                                     backoff](boost::system::error_code) mutable {
-                    self->complete(std::move(c), std::move(message), std::min(backoff * 2, Ms(2000)));
+                  self->after(backoff, [self, c = std::move(c), message = std::move(message), backoff]() mutable {
+                    self->complete(std::move(c), std::move(message), next_backoff(backoff));
                   });
                   return;
                 }

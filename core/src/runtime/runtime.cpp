@@ -175,7 +175,7 @@ void raise_open_files(Logger& log, std::uint64_t max_connections) {
   }
   const auto now = static_cast<std::uint64_t>(limit.rlim_cur);
   log.debug("process.open_files", {{"soft_was", static_cast<std::uint64_t>(was)}, {"limit", now}});
-  if (limit.rlim_cur != RLIM_INFINITY && now < max_connections + kOpenFilesReserve) {
+  if (now < max_connections + kOpenFilesReserve) {  // RLIM_INFINITY is the largest value: never short
     log.warn("process.open_files_short",
              {{"limit", now},
               {"max_connections", max_connections},
