@@ -98,6 +98,11 @@ describe("operations", () => {
       assert.notEqual(soft, "256", "the soft limit it was started with stayed");
       assert.equal(soft, hard);
       assert.ok(!server.logs.some((l) => l.msg === "process.open_files_short"), JSON.stringify(server.logs));
+      // What the process may open, a user's command may not: a backend keeps BACKEND_OPEN_FILES.
+      const socket = await connect(server, "many-files");
+      const result = await runTool(socket, "ulimit -Sn; ulimit -Hn");
+      socket.close();
+      assert.equal(result.output, "1024\n1024\n", JSON.stringify(result));
     } finally {
       await server.stop();
     }
