@@ -25,8 +25,9 @@ const hardOpenFiles = (() => {
 const serverMaxClients = hardOpenFiles - 100;
 // Clients per worker: well under the limit, so a worker keeps room for the sockets churn opens
 // before the ones it closes are gone, and its heap stays modest. Each worker has a source address of
-// its own (127.0.0.2, .3, …): ~28,000 ephemeral ports per address.
-const clientsPerWorker = 12500;
+// its own (127.0.0.2, .3, …): ~28,000 ephemeral ports per address. SIO_CLIENTS_PER_WORKER=N sets
+// another (e.g. 1000, to try several workers at a small size).
+const clientsPerWorker = Math.min(12500, Number(process.env.SIO_CLIENTS_PER_WORKER) || 12500);
 
 // ---- latency histogram: log buckets 1 % wide from 1 µs, so a worker sends a few hundred numbers,
 // not every latency; quantiles are the bucket's upper bound (at most 1 % high), capped at the max.
@@ -89,6 +90,7 @@ const children = new Set();
 function track(child) {
   children.add(child);
   child.once("exit", () => children.delete(child));
+  child.once("error", () => child.pid === undefined && children.delete(child));  // never started
   return child;
 }
 function killAll(signal) {
@@ -132,14 +134,25 @@ function run(main) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// null once the process is gone.
 function rssKiB(pid) {
-  const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
-  return Number(/VmRSS:\s+(\d+)/.exec(status)[1]);
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+    return Number(/VmRSS:\s+(\d+)/.exec(status)[1]);
+  } catch {
+    return null;
+  }
 }
-// Sockets a process holds (its client connections, plus its listeners).
+// Sockets a process holds (its client connections, plus its listeners); null once it is gone.
 function socketFds(pid) {
   let n = 0;
-  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+  let fds;
+  try {
+    fds = fs.readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return null;
+  }
+  for (const fd of fds) {
     try {
       if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith("socket:")) n++;
     } catch {}  // closed meanwhile
@@ -199,6 +212,10 @@ function awaitListening(child, name, match) {
     };
     readline.createInterface({ input: child.stdout }).on("line", onLine);
     readline.createInterface({ input: child.stderr }).on("line", onLine);
+    child.once("error", (err) => {
+      clearTimeout(timer);
+      reject(Object.assign(new Error(`${name} did not start: ${err.message}`), { code: err.code }));
+    });
     child.once("exit", (code, signal) => {
       clearTimeout(timer);
       reject(new Error(`${name} exited (${signal || code}) before listening:\n${tail.join("\n")}`));
@@ -206,21 +223,40 @@ function awaitListening(child, name, match) {
   });
 }
 
+// The same, or null when the server does not answer (it died: the caller reports that instead).
+function gaugeOrNull(adminPort, name) {
+  return gauge(adminPort, name).catch(() => null);
+}
+
+// Settings passed on to the orchestrator from this process's environment when set there.
+const passedSettings = ["PING_INTERVAL_MS", "PING_TIMEOUT_MS", "MAX_CONNECTIONS"];
+
 // phasekit-orchestrator on PORT `port` (0: a free one), its admin port a free one. `reusePort`: bound
-// with SO_REUSEPORT, so several processes share `port`. Returns {kind, child, pid, port, adminPort}.
+// with SO_REUSEPORT, so several processes share `port`. The settings in `passedSettings` come from the
+// environment (e.g. PING_INTERVAL_MS=5000 node bench/sio_scale.js …). Returns {kind, child, pid, port,
+// adminPort}.
 async function startOrchestrator({ port = 0, reusePort = false, name = "phasekit" } = {}) {
-  const binary = path.join(root, "build", "bin", "phasekit-orchestrator");
-  // Another engineer may be relinking it: wait a little for it to come back.
-  for (let i = 0; !fs.existsSync(binary); i++) {
-    if (i === 60) throw new Error(`${binary} is missing (build it with ./scripts/build.sh)`);
-    await sleep(1000);
+  // A build may be relinking the binary (missing, not yet executable, or busy): try again for a minute.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await spawnOrchestrator({ port, reusePort, name });
+    } catch (err) {
+      if (!["ENOENT", "EACCES", "ETXTBSY", "ENOEXEC"].includes(err.code) || attempt === 60) throw err;
+      if (attempt === 1) console.error(`${err.message}: a build relinking it? trying again for a minute`);
+      await sleep(1000);
+    }
   }
+}
+
+async function spawnOrchestrator({ port, reusePort, name }) {
+  const binary = path.join(root, "build", "bin", "phasekit-orchestrator");
   const child = track(
     spawn(binary, [], {
       env: { PATH: process.env.PATH, PORT: String(port), ADMIN_PORT: "0", AUTH_MODE: "none", LOG_LEVEL: "info",
              SESSION_GRACE_MS: "0",
              MAX_CONNECTIONS_PER_ADDRESS: "0",  // every client is on a loopback address
              ...(reusePort ? { REUSE_PORT: "true" } : {}),
+             ...Object.fromEntries(passedSettings.filter((k) => process.env[k]).map((k) => [k, process.env[k]])),
              // An allocator to measure instead of glibc's (docs/capacity.md): e.g. libjemalloc.so.2.
              ...(process.env.PHASEKIT_PRELOAD ? { LD_PRELOAD: process.env.PHASEKIT_PRELOAD } : {}) },
       stdio: ["ignore", "pipe", "pipe"],
@@ -348,6 +384,6 @@ class Fleet {
 }
 
 module.exports = {
-  Histogram, Fleet, countInto, addCounts, sumCounts, run, stop, sleep, rssKiB, socketFds, freePort, gauge,
+  Histogram, Fleet, countInto, addCounts, sumCounts, run, stop, sleep, rssKiB, socketFds, freePort, gauge, gaugeOrNull,
   startOrchestrator, startNodeServer, serverMaxClients, clientsPerWorker, hardOpenFiles,
 };
