@@ -23,7 +23,7 @@ const processes = Number(process.argv[3] || 3);
 const rate = Number(process.argv[4] || 1000);
 const seconds = Number(process.argv[5] || 300);
 
-const mib = (kib) => +(kib / 1024).toFixed(1);
+const mib = (kib) => (kib === null ? null : +(kib / 1024).toFixed(1));
 const fmt = (ms) => +ms.toFixed(2);
 
 fleet.run(async () => {
@@ -44,6 +44,16 @@ fleet.run(async () => {
   const port = await fleet.freePort();
   const servers = [];
   for (let k = 0; k < processes; k++) servers.push(await fleet.startOrchestrator({ port, reusePort: true, name: `phasekit#${k}` }));
+  // A process that dies is reported, and the run goes on with the others.
+  let stopping = false;
+  for (const s of servers) {
+    s.exited = null;
+    s.child.once("exit", (code, signal) => {
+      if (stopping) return;
+      s.exited = signal || code;
+      console.error(`phasekit-orchestrator ${s.pid} exited (${s.exited}) during the run`);
+    });
+  }
   await fleet.sleep(300);
   const before = servers.map((s) => fleet.rssKiB(s.pid));
 
@@ -56,7 +66,7 @@ fleet.run(async () => {
   await fleet.sleep(1000);
   const held = await clients.stats();
   const after = servers.map((s) => fleet.rssKiB(s.pid));
-  const spread = await Promise.all(servers.map((s) => fleet.gauge(s.adminPort, "phasekit_engineio_sessions")));
+  const spread = await Promise.all(servers.map((s) => fleet.gaugeOrNull(s.adminPort, "phasekit_engineio_sessions")));
   const sockets = servers.map((s) => fleet.socketFds(s.pid));
 
   // Progress on stderr while the load runs: a long run says early when clients drop.
@@ -72,24 +82,27 @@ fleet.run(async () => {
   clearInterval(progress);
   await fleet.sleep(1000);
   const end = await clients.stats();
-  const endSpread = await Promise.all(servers.map((s) => fleet.gauge(s.adminPort, "phasekit_engineio_sessions")));
+  const endSpread = await Promise.all(servers.map((s) => fleet.gaugeOrNull(s.adminPort, "phasekit_engineio_sessions")));
   const endRss = servers.map((s) => fleet.rssKiB(s.pid));
 
+  stopping = true;
   await clients.close();
   await Promise.all(servers.map((s) => fleet.stop(s.child)));
 
-  const sum = (xs) => xs.reduce((a, x) => a + x, 0);
+  const sum = (xs) => xs.reduce((a, x) => a + (x || 0), 0);
+  const exited = servers.map((s) => s.exited);
   const rows = servers.map((s, k) => ({
     process: `phasekit#${k}`,
     pid: s.pid,
     clients: spread[k],
-    sharePct: +((100 * spread[k]) / Math.max(1, sum(spread))).toFixed(1),
+    sharePct: spread[k] === null ? null : +((100 * spread[k]) / Math.max(1, sum(spread))).toFixed(1),
     socketFds: sockets[k],
     rssBeforeMiB: mib(before[k]),
     rssAfterMiB: mib(after[k]),
-    kibPerConnection: spread[k] ? +((after[k] - before[k]) / spread[k]).toFixed(1) : null,
+    kibPerConnection: spread[k] && after[k] ? +((after[k] - before[k]) / spread[k]).toFixed(1) : null,
     clientsAtEnd: endSpread[k],
-    rssEndMiB: mib(endRss[k]),
+    rssEndMiB: endRss[k] === null ? null : mib(endRss[k]),
+    exited: exited[k],  // null: ran to the end, else its exit code or signal
   }));
   rows.push({
     process: "all",
@@ -102,6 +115,7 @@ fleet.run(async () => {
     kibPerConnection: +((sum(after) - sum(before)) / Math.max(1, connected.connected)).toFixed(1),
     clientsAtEnd: sum(endSpread),
     rssEndMiB: mib(sum(endRss)),
+    exited: exited.filter((e) => e !== null).length,
   });
   const summary = {
     connections,
@@ -124,9 +138,12 @@ fleet.run(async () => {
     clientsAtEnd: end.live,
     drops: fleet.sumCounts(end.unexpected),
     dropReasons: end.unexpected,  // every disconnect no client asked for, from the first connect to the end of the load
+    serversExited: exited.filter((e) => e !== null).length,
   };
   console.table(rows);
   console.table(Object.fromEntries(Object.entries(summary).map(([k, v]) => [k, typeof v === "object" ? JSON.stringify(v) : v])));
   console.log(JSON.stringify({ ...summary, perProcess: rows }));
-  if (summary.drops > 0 || summary.connectFailed > 0) console.error(`NOTE: ${summary.connectFailed} clients did not connect and ${summary.drops} dropped`);
+  if (summary.drops > 0 || summary.connectFailed > 0 || summary.serversExited > 0) {
+    console.error(`NOTE: ${summary.connectFailed} clients did not connect, ${summary.drops} dropped, ${summary.serversExited} servers exited early`);
+  }
 });
