@@ -14,22 +14,27 @@ namespace phasekit {
 
 using IoStrand = boost::asio::strand<boost::asio::io_context::executor_type>;
 
-/// A new strand on the io_context `executor` runs on: `executor` is the io_context's (work-tracking or
-/// not) or an IoStrand (the new strand runs on its io_context, not nested in it). Throws
-/// std::invalid_argument for any other executor.
-inline IoStrand make_io_strand(const boost::asio::any_io_executor& executor) {
+/// The executor of the io_context `executor` runs on: `executor` is the io_context's (work-tracking or
+/// not) or an IoStrand. Throws std::invalid_argument for any other executor.
+inline boost::asio::io_context::executor_type io_executor_of(const boost::asio::any_io_executor& executor) {
   using boost::asio::io_context;
   using Tracked = io_context::basic_executor_type<std::allocator<void>, 4>;  // outstanding_work.tracked
   if (const auto* io = executor.target<io_context::executor_type>()) {
-    return boost::asio::make_strand(io->context().get_executor());
+    return io->context().get_executor();
   }
   if (const auto* tracked = executor.target<Tracked>()) {
-    return boost::asio::make_strand(tracked->context().get_executor());
+    return tracked->context().get_executor();
   }
   if (const auto* strand = executor.target<IoStrand>()) {
-    return boost::asio::make_strand(strand->get_inner_executor().context().get_executor());
+    return strand->get_inner_executor().context().get_executor();
   }
   throw std::invalid_argument("phasekit's strands run on an io_context");
+}
+
+/// A new strand on the io_context `executor` runs on (not nested in `executor` when that is a strand).
+/// Throws std::invalid_argument for an executor of anything but an io_context.
+inline IoStrand make_io_strand(const boost::asio::any_io_executor& executor) {
+  return boost::asio::make_strand(io_executor_of(executor));
 }
 
 }  // namespace phasekit

@@ -81,7 +81,6 @@ Session::Session(const SessionContext& context, const plugin::SessionRecord& rec
                  std::shared_ptr<ClientChannel> channel, bool resumed)
     : context_(context),
       strand_(make_io_strand(context.host.executor())),
-      grace_(strand_),
       id_(record.id),
       user_(record.user_id),
       resumed_(resumed),
@@ -111,7 +110,7 @@ bool Session::reattach(const std::string& user, std::shared_ptr<ClientChannel> c
   if (hold_->ended || (context_.settings.auth_required && user != user_)) {
     return false;
   }
-  grace_.cancel();
+  grace_.reset();
   if (auto old = std::exchange(channel_, std::move(channel))) {
     old->close("session resumed on another connection");
   }
@@ -390,8 +389,8 @@ void Session::detach(const std::shared_ptr<ClientChannel>& channel) {
     end(EndReason::disconnected);
     return;
   }
-  grace_.expires_after(context_.settings.session_grace);
-  grace_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+  grace_ = std::make_unique<boost::asio::steady_timer>(strand_, context_.settings.session_grace);
+  grace_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
     if (!ec) {
       self->end(EndReason::grace_over);
     }
@@ -403,7 +402,7 @@ void Session::end(EndReason why) {
     return;
   }
   context_.lifecycle.end(hold_);
-  grace_.cancel();
+  grace_.reset();
   context_.queue.unsubscribe(id_);
   for (const auto& [call_id, call] : calls_) {
     context_.limiter.release(user_);

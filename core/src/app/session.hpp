@@ -123,7 +123,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   const SessionContext& context_;
   Strand strand_;
-  boost::asio::steady_timer grace_;
+  std::unique_ptr<boost::asio::steady_timer> grace_;  // only while detached: SESSION_GRACE_MS
   std::string id_;
   std::string user_;
   bool resumed_;

@@ -83,11 +83,7 @@ class EngineSessionImpl final : public EngineSession,
   EngineSessionImpl(EngineServer& server, std::string sid, asio::any_io_executor executor)
       : server_(server),
         sid_(std::move(sid)),
-        strand_(make_io_strand(executor)),
-        wake_(strand_),
-        ping_timer_(strand_) {
-    wake_.expires_at(asio::steady_timer::time_point::max());
-  }
+        strand_(make_io_strand(executor)) {}
 
   void set_handler(std::shared_ptr<EngineHandler> handler) { handler_ = std::move(handler); }
 
@@ -118,7 +114,7 @@ class EngineSessionImpl final : public EngineSession,
     if (upgraded_ && ws_) {
       pump();
     } else {
-      wake_.cancel();
+      wake_poll();
     }
   }
 
@@ -127,8 +123,8 @@ class EngineSessionImpl final : public EngineSession,
       return;
     }
     closed_ = true;
-    ping_timer_.cancel();
-    wake_.cancel();
+    ++heartbeat_;  // its deadlines pending in the server's lanes are stale now
+    wake_poll();
     if (handler_) {
       handler_->on_close(reason);
     }
@@ -154,7 +150,7 @@ class EngineSessionImpl final : public EngineSession,
       close(close_reason_);
       return;
     }
-    wake_.cancel();
+    wake_poll();
   }
 
   void shutdown(std::string_view reason) {
@@ -229,18 +225,22 @@ class EngineSessionImpl final : public EngineSession,
       co_return server_.error(req, EngineError::bad_request);
     }
     poll_active_ = true;
+    if (!wake_) {
+      wake_ = std::make_unique<asio::steady_timer>(strand_, asio::steady_timer::time_point::max());
+    }
+    asio::steady_timer& wake = *wake_;
     while (outbox_.empty() && !closed_ && !upgraded_) {
       if (probed_) {
         // An upgrade is under way: a poll ends within kProbedPoll, with a noop, so that the client
         // can pause polling and send "5". (One that was pending at "2probe" got the noop already;
         // this one came after it, before the client read "3probe". The reference server's
         // check interval does the same every 100 ms.)
-        wake_.expires_after(kProbedPoll);
-        co_await wake_.async_wait(kTuple);
-        wake_.expires_at(asio::steady_timer::time_point::max());
+        wake.expires_after(kProbedPoll);
+        co_await wake.async_wait(kTuple);
+        wake.expires_at(asio::steady_timer::time_point::max());
         break;
       }
-      co_await wake_.async_wait(kTuple);
+      co_await wake.async_wait(kTuple);
     }
     poll_active_ = false;
     std::string body;
@@ -336,7 +336,7 @@ class EngineSessionImpl final : public EngineSession,
         outbox_bytes_ -= noop ? weight(p) : 0;
         return noop;
       });
-      wake_.cancel();
+      wake_poll();
       pump();
       return;
     }
@@ -399,24 +399,32 @@ class EngineSessionImpl final : public EngineSession,
     ws_->flush();
   }
 
-  void schedule_ping() {
-    ping_timer_.expires_after(server_.settings_.ping_interval);
-    ping_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-      if (ec || self->closed_) {
-        return;
-      }
-      self->send(engineio::Packet{engineio::PacketType::ping, "", false});
-      self->awaiting_pong_ = true;
-      self->ping_timer_.expires_after(self->server_.settings_.ping_timeout);
-      self->ping_timer_.async_wait([self](beast::error_code ec2) {
-        if (ec2 || self->closed_) {
-          return;
-        }
-        if (self->awaiting_pong_) {
-          self->close("ping timeout");
-        }
-      });
-    });
+  /// The next ping is due one PING_INTERVAL_MS from now (the server's heartbeat lanes hold the
+  /// deadline; a newer one makes it stale).
+  void schedule_ping() { server_.heartbeats_.add(EngineServer::kPingDue, weak_from_this(), ++heartbeat_); }
+
+ public:
+  /// A deadline of this session's heartbeat came (on the strand): send the ping and wait
+  /// PING_TIMEOUT_MS for its pong, or close when that wait is over and no pong came.
+  void on_heartbeat(std::size_t lane, std::uint32_t token) {
+    if (closed_ || token != heartbeat_) {
+      return;
+    }
+    if (lane == EngineServer::kPingDue) {
+      send(engineio::Packet{engineio::PacketType::ping, "", false});
+      awaiting_pong_ = true;
+      server_.heartbeats_.add(EngineServer::kPongDue, weak_from_this(), ++heartbeat_);
+    } else if (awaiting_pong_) {
+      close("ping timeout");
+    }
+  }
+
+ private:
+  /// Ends a poll that waits for packets (or for the session to change).
+  void wake_poll() {
+    if (wake_) {
+      wake_->cancel();
+    }
   }
 
   void on_packet(engineio::Packet packet) {
@@ -445,8 +453,8 @@ class EngineSessionImpl final : public EngineSession,
   EngineServer& server_;
   std::string sid_;
   IoStrand strand_;
-  asio::steady_timer wake_;
-  asio::steady_timer ping_timer_;
+  std::unique_ptr<asio::steady_timer> wake_;  // what a poll waits on; only once one came (not for a WebSocket)
+  std::uint32_t heartbeat_ = 0;               // the token of this session's pending heartbeat deadline
   std::shared_ptr<EngineHandler> handler_;
   std::vector<engineio::Packet> outbox_;  // a vector: an empty deque holds a 512-byte block
   std::size_t outbox_bytes_ = 0;
@@ -471,6 +479,11 @@ EngineServer::EngineServer(ServerSettings settings, asio::any_io_executor execut
       executor_(std::move(executor)),
       handlers_(std::move(handlers)),
       log_(log),
+      heartbeats_(io_executor_of(executor_), {settings_.ping_interval, settings_.ping_timeout},
+                  [](std::shared_ptr<EngineSessionImpl> session, std::size_t lane, std::uint32_t token) {
+                    auto strand = session->strand();
+                    asio::post(strand, [session = std::move(session), lane, token] { session->on_heartbeat(lane, token); });
+                  }),
       connections_(metrics.gauge("phasekit_engineio_sessions", "Engine.IO sessions open.")),
       session_limits_("session", settings_.max_connections, settings_.max_connections_per_address, metrics) {}
 

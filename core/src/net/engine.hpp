@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "net/connection_limits.hpp"
+#include "net/deadline_lanes.hpp"
 #include "net/http_util.hpp"
 #include "net/server.hpp"
 #include "phasekit/io_strand.hpp"
@@ -111,6 +112,8 @@ class EngineServer : public std::enable_shared_from_this<EngineServer> {
 
  private:
   friend class EngineSessionImpl;
+  static constexpr std::size_t kPingDue = 0;  // heartbeats_ lane: PING_INTERVAL_MS after the last pong
+  static constexpr std::size_t kPongDue = 1;  // heartbeats_ lane: PING_TIMEOUT_MS after a ping
   std::shared_ptr<EngineSessionImpl> find(const std::string& sid) const;
   void forget(const std::string& sid);
   std::shared_ptr<EngineSessionImpl> create(ConnectionLimits::Ticket place);
@@ -125,6 +128,7 @@ class EngineServer : public std::enable_shared_from_this<EngineServer> {
   boost::asio::any_io_executor executor_;
   HandlerFactory handlers_;
   Logger& log_;
+  DeadlineLanes<EngineSessionImpl> heartbeats_;  // every session's next ping or pong deadline
   mutable std::mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<EngineSessionImpl>> sessions_;
   std::vector<std::weak_ptr<WsConnection>> websockets_;  // under mutex_; pruned as it doubles

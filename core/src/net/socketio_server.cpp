@@ -49,12 +49,11 @@ class Connection final : public EngineHandler, public std::enable_shared_from_th
         session_(session),
         sid_(session->sid()),
         strand_(session->strand()),
-        decoder_(settings.limits),
-        connect_timer_(strand_) {}
+        decoder_(settings.limits) {}
 
   void start_connect_timer(std::chrono::milliseconds timeout) {
-    connect_timer_.expires_after(timeout);
-    connect_timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    connect_timer_ = std::make_unique<asio::steady_timer>(strand_, timeout);
+    connect_timer_->async_wait([weak = weak_from_this()](boost::system::error_code ec) {
       auto self = weak.lock();
       if (ec || !self || self->joined_) {
         return;
@@ -88,7 +87,7 @@ class Connection final : public EngineHandler, public std::enable_shared_from_th
 
   void on_close(std::string_view reason) override {
     closed_ = true;
-    connect_timer_.cancel();
+    connect_timer_.reset();
     decoder_.reset();
     auto sockets = std::move(sockets_);
     sockets_.clear();
@@ -249,7 +248,7 @@ class Connection final : public EngineHandler, public std::enable_shared_from_th
     }
     entry->handler = std::move(r.handler);
     joined_ = true;
-    connect_timer_.cancel();
+    connect_timer_.reset();  // a joined connection holds no timer
     send(socketio::Packet::connect_ok(socket->nsp(), socket->id(), r.pid));
     for (const auto& early : std::exchange(entry->early, {})) {
       send(early);
@@ -283,7 +282,7 @@ class Connection final : public EngineHandler, public std::enable_shared_from_th
   std::string sid_;
   IoStrand strand_;
   socketio::Decoder decoder_;
-  asio::steady_timer connect_timer_;
+  std::unique_ptr<asio::steady_timer> connect_timer_;  // until a namespace is joined
   std::map<std::string, Entry, std::less<>> sockets_;
   bool joined_ = false;  // a namespace was joined once: the connect timeout is over
   bool closed_ = false;

@@ -278,7 +278,7 @@ Result<std::vector<Packet>> Decoder::feed(std::string_view text) {
       return *e;
     }
     if (p->attachments > 0) {
-      pending_ = std::move(*p);
+      pending_ = std::make_unique<Packet>(std::move(*p));
       buffers_.clear();
       buffered_bytes_ = 0;
       return out;
@@ -311,7 +311,7 @@ Result<std::vector<Packet>> Decoder::feed_binary(std::string bytes) {
 
 void Decoder::reset() noexcept {
   pending_.reset();
-  buffers_.clear();
+  std::vector<std::string>().swap(buffers_);
   buffered_bytes_ = 0;
 }
 

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -63,7 +64,7 @@ class Decoder {
   explicit Decoder(Limits limits = {}) : limits_(limits) {}
   Result<std::vector<Packet>> feed(std::string_view text);
   Result<std::vector<Packet>> feed_binary(std::string bytes);
-  [[nodiscard]] bool awaiting_attachments() const noexcept { return pending_.has_value(); }
+  [[nodiscard]] bool awaiting_attachments() const noexcept { return pending_ != nullptr; }
   /// The binary packet whose attachments are awaited (placeholders in place), or null: lets the
   /// caller refuse it (e.g. before CONNECT) before any attachment is buffered.
   [[nodiscard]] const Packet* pending() const noexcept { return pending_ ? &*pending_ : nullptr; }
@@ -72,7 +73,7 @@ class Decoder {
 
  private:
   Limits limits_;
-  std::optional<Packet> pending_;
+  std::unique_ptr<Packet> pending_;  // a binary packet awaiting its attachments (rare: not held inline)
   std::vector<std::string> buffers_;
   std::size_t buffered_bytes_ = 0;
 };

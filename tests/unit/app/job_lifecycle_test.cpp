@@ -702,7 +702,7 @@ TEST_P(JobLifecycleRedis, ExportsAndCwdThatAreNotUtf8SurviveTheStoreAndComeBackE
 }
 
 INSTANTIATE_TEST_SUITE_P(Tenures, JobLifecycleRedis, ::testing::Values(Tenure::held, Tenure::leased),
-                         [](const auto& info) { return info.param == Tenure::held ? "Held" : "Leased"; });
+                         [](const auto& p) { return p.param == Tenure::held ? "Held" : "Leased"; });
 
 }  // namespace
 }  // namespace phasekit::app
