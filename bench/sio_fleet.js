@@ -108,6 +108,15 @@ for (const signal of ["SIGINT", "SIGTERM"]) {
     process.exit(130);
   });
 }
+// A server dies with this process even when this one is killed outright (SIGKILL leaves no handler to
+// run): started through util-linux's setpriv with a parent-death signal where there is one.
+const setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => fs.existsSync(p));
+function spawnServer(command, args, options) {
+  return setpriv
+    ? spawn(setpriv, ["--pdeathsig", "KILL", command, ...args], options)
+    : spawn(command, args, options);
+}
+
 // Stops a child: SIGTERM, then SIGKILL after `graceMs`.
 function stop(child, graceMs = 10000) {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
@@ -241,7 +250,8 @@ async function startOrchestrator({ port = 0, reusePort = false, name = "phasekit
     try {
       return await spawnOrchestrator({ port, reusePort, name });
     } catch (err) {
-      if (!["ENOENT", "EACCES", "ETXTBSY", "ENOEXEC"].includes(err.code) || attempt === 60) throw err;
+      const relinking = ["ENOENT", "EACCES", "ETXTBSY", "ENOEXEC"].includes(err.code) || /failed to execute/.test(err.message);
+      if (!relinking || attempt === 60) throw err;
       if (attempt === 1) console.error(`${err.message}: a build relinking it? trying again for a minute`);
       await sleep(1000);
     }
@@ -250,8 +260,13 @@ async function startOrchestrator({ port = 0, reusePort = false, name = "phasekit
 
 async function spawnOrchestrator({ port, reusePort, name }) {
   const binary = path.join(root, "build", "bin", "phasekit-orchestrator");
+  try {
+    fs.accessSync(binary, fs.constants.X_OK);
+  } catch (err) {
+    throw Object.assign(new Error(`${binary} cannot be run: ${err.code}`), { code: err.code });
+  }
   const child = track(
-    spawn(binary, [], {
+    spawnServer(binary, [], {
       env: { PATH: process.env.PATH, PORT: String(port), ADMIN_PORT: "0", AUTH_MODE: "none", LOG_LEVEL: "info",
              SESSION_GRACE_MS: "0",
              MAX_CONNECTIONS_PER_ADDRESS: "0",  // every client is on a loopback address
@@ -271,7 +286,7 @@ async function spawnOrchestrator({ port, reusePort, name }) {
 
 // bench/node_sio_server.js on a free loopback port. Returns {kind, child, pid, port}.
 async function startNodeServer() {
-  const child = track(spawn(process.execPath, [path.join(__dirname, "node_sio_server.js")], { stdio: ["ignore", "pipe", "pipe"] }));
+  const child = track(spawnServer(process.execPath, [path.join(__dirname, "node_sio_server.js")], { stdio: ["ignore", "pipe", "pipe"] }));
   const listening = await awaitListening(child, "node", (line) => {
     const m = /^\{"port":(\d+)\}$/.exec(line);
     return m && { port: Number(m[1]) };
