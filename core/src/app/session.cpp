@@ -81,8 +81,6 @@ Session::Session(const SessionContext& context, const plugin::SessionRecord& rec
                  std::shared_ptr<ClientChannel> channel, bool resumed)
     : context_(context),
       strand_(make_io_strand(context.host.executor())),
-      id_(record.id),
-      user_(record.user_id),
       resumed_(resumed),
       channel_(std::move(channel)),
       hold_(std::make_shared<SessionHold>(record.id, record.user_id, strand_)) {
@@ -92,7 +90,7 @@ Session::Session(const SessionContext& context, const plugin::SessionRecord& rec
 }
 
 void Session::open() {
-  context_.queue.subscribe(id_, [weak = weak_from_this()](plugin::JobEvent e) {
+  context_.queue.subscribe(hold_->id, [weak = weak_from_this()](plugin::JobEvent e) {
     if (auto self = weak.lock()) {
       boost::asio::post(self->strand_, [self, e = std::move(e)]() mutable { self->on_job_event(std::move(e)); });
     }
@@ -107,7 +105,7 @@ void Session::open() {
 }
 
 bool Session::reattach(const std::string& user, std::shared_ptr<ClientChannel> channel) {
-  if (hold_->ended || (context_.settings.auth_required && user != user_)) {
+  if (hold_->ended || (context_.settings.auth_required && user != hold_->user)) {
     return false;
   }
   grace_.reset();
@@ -128,14 +126,14 @@ void Session::save_record(std::function<void()> then, bool shell) {
 
 void Session::create_record() {
   plugin::SessionRecord record;
-  record.id = id_;
-  record.user_id = user_;
+  record.id = hold_->id;
+  record.user_id = hold_->user;
   record.status = std::string(to_string(hold_->status));
   record.instance = context_.settings.instance_id;
   record.updated_unix_ms = unix_ms(context_.host.clock());
   context_.store.put_session(std::move(record), [self = shared_from_this()](Status s) {
     if (!s.ok()) {
-      self->context_.log.warn("store.put_session_failed", {{"session", self->id_}, {"error", s.message()}});
+      self->context_.log.warn("store.put_session_failed", {{"session", self->id()}, {"error", s.message()}});
     }
   });
 }
@@ -181,7 +179,7 @@ void Session::on_history(const json& args, const Ack& ack, TimePoint start) {
     record("session:history", "bad_request", start);
     return;
   }
-  context_.store.read_conversation(id_, range, [self = shared_from_this(), ack, start](Status s,
+  context_.store.read_conversation(hold_->id, range, [self = shared_from_this(), ack, start](Status s,
                                                                                      plugin::ConversationPage page) {
     boost::asio::post(self->strand_, [self, ack, start, s, page = std::move(page)] {
       if (!s.ok()) {
@@ -221,7 +219,7 @@ void Session::on_history(const json& args, const Ack& ack, TimePoint start) {
         commands.push_back(bytes::to_json(line));
       }
       json body{{"ok", true},
-                {"sessionId", self->id_},
+                {"sessionId", self->id()},
                 {"entries", std::move(list)},
                 {"first", first},
                 {"total", page.total},
@@ -247,7 +245,7 @@ void Session::on_message(const json& args, const Ack& ack, TimePoint start) {
     record("message", "bad_request", start);
     return;
   }
-  if (!context_.limiter.try_acquire(user_)) {
+  if (!context_.limiter.try_acquire(hold_->user)) {
     reply(ack, error_ack(Status(Code::too_many_requests,
                                 fmt::format("at most {} requests in flight per user", context_.limiter.limit()))));
     record("message", "too_many_requests", start);
@@ -306,8 +304,8 @@ void Session::on_approval(const json& args, const Ack& ack, TimePoint start) {
   ++context_.approved_unfinished;  // settled once its tool:result has been handed to the client
   plugin::Job job;
   job.id = call_id;
-  job.user_id = user_;
-  job.session_id = id_;
+  job.user_id = hold_->user;
+  job.session_id = hold_->id;
   json payload{{"tool", it->second.tool}, {"args", it->second.args}};
   tag_binary(payload);
   job.payload = bytes::dump(payload);
@@ -403,17 +401,17 @@ void Session::end(EndReason why) {
   }
   context_.lifecycle.end(hold_);
   grace_.reset();
-  context_.queue.unsubscribe(id_);
+  context_.queue.unsubscribe(hold_->id);
   for (const auto& [call_id, call] : calls_) {
-    context_.limiter.release(user_);
+    context_.limiter.release(hold_->user);
     if (call.state != Call::State::awaiting_approval) {
       --context_.approved_unfinished;  // the session is gone: no one is left to wait for
     }
   }
   calls_.clear();
   forget_stored(why);
-  context_.forget(id_);
-  context_.log.debug("session.end", {{"session", id_}, {"user", user_}, {"why", to_string(why)}});
+  context_.forget(hold_->id);
+  context_.log.debug("session.end", {{"session", hold_->id}, {"user", hold_->user}, {"why", to_string(why)}});
   if (auto channel = std::exchange(channel_, nullptr)) {
     channel->close(std::string(to_string(why)));
   }
@@ -423,17 +421,17 @@ void Session::end(EndReason why) {
 /// on another instance during the grace period (its record then names that instance).
 void Session::forget_stored(EndReason why) {
   auto remove = [self = shared_from_this()] {
-    self->context_.store.remove_session(self->id_, [](Status) {});
+    self->context_.store.remove_session(self->id(), [](Status) {});
     if (self->context_.settings.persist_sessions && !self->context_.settings.workspace_root.empty()) {
       std::error_code ec;
-      std::filesystem::remove_all(session_folder(self->context_.settings.workspace_root, self->id_), ec);
+      std::filesystem::remove_all(session_folder(self->context_.settings.workspace_root, self->id()), ec);
     }
   };
   if (!context_.settings.persist_sessions || why != EndReason::grace_over) {
     remove();
     return;
   }
-  context_.store.get_session(id_, [self = shared_from_this(), remove](Status s, plugin::SessionRecord stored) {
+  context_.store.get_session(hold_->id, [self = shared_from_this(), remove](Status s, plugin::SessionRecord stored) {
     if (s.ok() && stored.instance == self->context_.settings.instance_id) {
       remove();
     }
@@ -449,7 +447,7 @@ bool Session::take_call(const std::string& call_id) {
   }
   const bool approved = it->second.state != Call::State::awaiting_approval;
   calls_.erase(it);
-  context_.limiter.release(user_);
+  context_.limiter.release(hold_->user);
   return approved;
 }
 
@@ -500,7 +498,7 @@ void Session::replay_after(std::string offset) {
 void Session::replay(std::string offset_text) {
   const std::optional<RecoveryOffset> offset = parse_offset(offset_text);
   if (!offset) {
-    context_.log.info("session.replay_offset_unknown", {{"session", id_}});
+    context_.log.info("session.replay_offset_unknown", {{"session", hold_->id}});
     return;
   }
   // The newest entries, within a budget both as stored and once inflated: one replay at a time per
@@ -512,11 +510,11 @@ void Session::replay(std::string offset_text) {
   range.max_entries = kReplayEntries;
   range.max_bytes = kReplayStoredBytes;
   replaying_ = true;
-  context_.store.read_conversation(id_, range, [self = shared_from_this(), offset = *offset](
+  context_.store.read_conversation(hold_->id, range, [self = shared_from_this(), offset = *offset](
                                                    Status s, plugin::ConversationPage page) {
     boost::asio::post(self->strand_, [self, offset, s, page = std::move(page)] {
       if (!s.ok()) {
-        self->context_.log.warn("session.replay_failed", {{"session", self->id_}, {"error", s.message()}});
+        self->context_.log.warn("session.replay_failed", {{"session", self->id()}, {"error", s.message()}});
       } else {
         std::vector<json> entries;
         entries.reserve(page.entries.size());
@@ -544,7 +542,7 @@ void Session::replay(std::string offset_text) {
         for (const auto& id : waiting) {
           self->outstanding_add(id);  // its result comes later, or a later resume replays it
         }
-        self->context_.log.info("session.replayed", {{"session", self->id_}, {"results", sent},
+        self->context_.log.info("session.replayed", {{"session", self->id()}, {"results", sent},
                                                      {"waiting", waiting.size()}});
       }
       self->replaying_ = false;

@@ -65,8 +65,8 @@ class Session : public std::enable_shared_from_this<Session> {
   Session(const SessionContext& context, const plugin::SessionRecord& record, std::shared_ptr<ClientChannel> channel,
           bool resumed);
 
-  [[nodiscard]] const std::string& id() const { return id_; }
-  [[nodiscard]] const std::string& user() const { return user_; }
+  [[nodiscard]] const std::string& id() const { return hold_->id; }
+  [[nodiscard]] const std::string& user() const { return hold_->user; }
   [[nodiscard]] Strand& strand() { return strand_; }
   /// What the session's calls work on; JobLifecycle runs them on it.
   [[nodiscard]] const HoldPtr& hold() const { return hold_; }
@@ -124,8 +124,6 @@ class Session : public std::enable_shared_from_this<Session> {
   const SessionContext& context_;
   Strand strand_;
   std::unique_ptr<boost::asio::steady_timer> grace_;  // only while detached: SESSION_GRACE_MS
-  std::string id_;
-  std::string user_;
   bool resumed_;
   std::shared_ptr<ClientChannel> channel_;
   std::unordered_map<std::string, Call> calls_;

@@ -520,8 +520,12 @@ std::shared_ptr<EngineSessionImpl> EngineServer::find(const std::string& sid) co
 }
 
 void EngineServer::forget(const std::string& sid) {
+  std::shared_ptr<EngineSessionImpl> gone;  // outlives the entry, whose key is a view of its sid
   const std::lock_guard lock(mutex_);
-  sessions_.erase(sid);
+  if (const auto it = sessions_.find(sid); it != sessions_.end()) {
+    gone = std::move(it->second);
+    sessions_.erase(it);
+  }
   connections_.set(static_cast<double>(sessions_.size()));
 }
 

@@ -130,7 +130,8 @@ class EngineServer : public std::enable_shared_from_this<EngineServer> {
   Logger& log_;
   DeadlineLanes<EngineSessionImpl> heartbeats_;  // every session's next ping or pong deadline
   mutable std::mutex mutex_;
-  std::unordered_map<std::string, std::shared_ptr<EngineSessionImpl>> sessions_;
+  // Keyed by a view of the session's own sid, which the entry keeps alive.
+  std::unordered_map<std::string_view, std::shared_ptr<EngineSessionImpl>> sessions_;
   std::vector<std::weak_ptr<WsConnection>> websockets_;  // under mutex_; pruned as it doubles
   std::size_t prune_websockets_at_ = 64;
   Gauge& connections_;

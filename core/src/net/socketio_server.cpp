@@ -47,7 +47,6 @@ class Connection final : public EngineHandler, public std::enable_shared_from_th
       : namespaces_(std::move(namespaces)),
         log_(log),
         session_(session),
-        sid_(session->sid()),
         strand_(session->strand()),
         decoder_(settings.limits) {}
 
@@ -66,14 +65,14 @@ class Connection final : public EngineHandler, public std::enable_shared_from_th
   void on_message(engineio::Packet packet) override {
     auto decoded = packet.binary ? decoder_.feed_binary(std::move(packet.data)) : decoder_.feed(packet.data);
     if (!decoded) {
-      log_.info("client.bad_packet", {{"sid", sid_}, {"error", decoded.error().message}});
+      log_.info("client.bad_packet", {{"sid", sid()}, {"error", decoded.error().message}});
       close("parse error");
       return;
     }
     // A binary packet for a namespace the client has not joined is refused at its first part:
     // its attachments are never buffered.
     if (const socketio::Packet* pending = decoder_.pending(); pending && !connected(pending->nsp)) {
-      log_.info("client.packet_before_connect", {{"sid", sid_}, {"nsp", pending->nsp}});
+      log_.info("client.packet_before_connect", {{"sid", sid()}, {"nsp", pending->nsp}});
       close("binary packet before CONNECT");
       return;
     }
@@ -165,6 +164,12 @@ class Connection final : public EngineHandler, public std::enable_shared_from_th
     return it == sockets_.end() || it->second.socket.get() != socket ? nullptr : &it->second;
   }
 
+  /// The Engine.IO session's id (not kept here: 50 bytes of every connection); "" once it is gone.
+  [[nodiscard]] std::string sid() const {
+    const auto s = session_.lock();
+    return s ? s->sid() : std::string();
+  }
+
   void close(std::string_view reason) {
     if (auto s = session_.lock()) {
       s->close(reason);
@@ -190,12 +195,12 @@ class Connection final : public EngineHandler, public std::enable_shared_from_th
         connect(std::move(p));
         return;
       }
-      log_.info("client.packet_before_connect", {{"sid", sid_}, {"nsp", p.nsp}});
+      log_.info("client.packet_before_connect", {{"sid", sid()}, {"nsp", p.nsp}});
       close("packet before CONNECT");
       return;
     }
     if (!it->second.handler || p.type == PacketType::connect || p.type == PacketType::connect_error) {
-      log_.info("client.invalid_state", {{"sid", sid_}, {"nsp", p.nsp}});
+      log_.info("client.invalid_state", {{"sid", sid()}, {"nsp", p.nsp}});
       close("invalid state");
       return;
     }
@@ -221,7 +226,7 @@ class Connection final : public EngineHandler, public std::enable_shared_from_th
     auto socket = std::make_shared<Socket>(weak_from_this(), strand_, p.nsp);
     sockets_[p.nsp] = Entry{socket, nullptr, {}};
     const json auth = p.has_data() && p.data.is_object() ? std::move(p.data) : json::object();
-    ns->second->connect(auth, socket, sid_,
+    ns->second->connect(auth, socket, sid(),
                         [weak = weak_from_this(), strand = strand_, socket](SocketIoConnectResult r) mutable {
                           asio::post(strand, [weak, socket, r = std::move(r)]() mutable {
                             if (auto self = weak.lock()) {
@@ -279,7 +284,6 @@ class Connection final : public EngineHandler, public std::enable_shared_from_th
   std::shared_ptr<const SocketIoNamespaces> namespaces_;
   Logger& log_;
   std::weak_ptr<EngineSession> session_;
-  std::string sid_;
   IoStrand strand_;
   socketio::Decoder decoder_;
   std::unique_ptr<asio::steady_timer> connect_timer_;  // until a namespace is joined
