@@ -112,7 +112,7 @@ bool Session::reattach(const std::string& user, std::shared_ptr<ClientChannel> c
   if (auto old = std::exchange(channel_, std::move(channel))) {
     old->close("session resumed on another connection");
   }
-  results_sent_.clear();  // a new connection: replay_after() decides what it still needs
+  results_sent_.reset();  // a new connection: replay_after() decides what it still needs
   hold_->status = SessionStatus::active;
   save_record([] {});
   return true;
@@ -480,7 +480,10 @@ void Session::emit_result(json result) {
     return;
   }
   const std::string call_id = id->get<std::string>();
-  if (!channel_ || !results_sent_.insert(call_id)) {
+  if (!results_sent_) {
+    results_sent_ = std::make_unique<RecentIds>(kResultsRemembered);
+  }
+  if (!channel_ || !results_sent_->insert(call_id)) {
     return;  // no client now (a resume replays it), or sent on this connection already
   }
   std::erase(outstanding_, call_id);
@@ -535,7 +538,7 @@ void Session::replay(std::string offset_text) {
           json result = std::move(entries[i]["result"]);
           const std::string id = result["callId"].get<std::string>();
           restore_binary_content(result);
-          sent += self->channel_ && !self->results_sent_.contains(id) ? 1 : 0;
+          sent += self->channel_ && !(self->results_sent_ && self->results_sent_->contains(id)) ? 1 : 0;
           self->emit_result(std::move(result));
           self->drop_call(id);  // settled, as when the queue delivers it (after the emit, as there)
         }

@@ -127,9 +127,10 @@ class Session : public std::enable_shared_from_this<Session> {
   bool resumed_;
   std::shared_ptr<ClientChannel> channel_;
   std::unordered_map<std::string, Call> calls_;
-  // The calls whose tool:result the current connection was sent (the latest 1,024):
-  // a result both replayed and delivered by the queue is sent once.
-  RecentIds results_sent_{1024};
+  // The calls whose tool:result the current connection was sent (the latest kResultsRemembered):
+  // a result both replayed and delivered by the queue is sent once. Made at the first result.
+  static constexpr std::size_t kResultsRemembered = 1024;
+  std::unique_ptr<RecentIds> results_sent_;
   // The calls whose tool:request went to a client and whose tool:result has not (oldest first, at most
   // kOffsetOutstandingMost): every recoverable event's offset lists them.
   std::vector<std::string> outstanding_;

@@ -5,6 +5,8 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <set>
+#include <string_view>
 
 #include "phasekit/plugin/export.hpp"
 #include "phasekit/plugin_options.hpp"
@@ -32,8 +34,13 @@ class MemoryStore final : public plugin::StoreStrategy {
   void put_session(SessionRecord record, std::function<void(Status)> done) noexcept override {
     {
       const std::lock_guard lock(mutex_);
-      std::string id = record.id;
-      sessions_[std::move(id)] = std::move(record);
+      if (const auto it = sessions_.find(record.id); it != sessions_.end()) {
+        auto node = sessions_.extract(it);
+        node.value() = std::move(record);
+        sessions_.insert(std::move(node));
+      } else {
+        sessions_.insert(std::move(record));
+      }
     }
     complete(std::move(done), Status());
   }
@@ -43,7 +50,9 @@ class MemoryStore final : public plugin::StoreStrategy {
     {
       const std::lock_guard lock(mutex_);
       if (const auto it = sessions_.find(id); it != sessions_.end()) {
-        apply(it->second, std::move(update));
+        auto node = sessions_.extract(it);  // a set's element is changed out of it (its id stays)
+        apply(node.value(), std::move(update));
+        sessions_.insert(std::move(node));
       } else {
         status = Status(Code::not_found, "no such session");
       }
@@ -57,7 +66,7 @@ class MemoryStore final : public plugin::StoreStrategy {
     {
       const std::lock_guard lock(mutex_);
       if (const auto it = sessions_.find(id); it != sessions_.end()) {
-        record = it->second;
+        record = *it;
       } else {
         status = Status(Code::not_found, "no such session");
       }
@@ -71,7 +80,9 @@ class MemoryStore final : public plugin::StoreStrategy {
   void remove_session(std::string id, std::function<void(Status)> done) noexcept override {
     {
       const std::lock_guard lock(mutex_);
-      sessions_.erase(id);
+      if (const auto it = sessions_.find(id); it != sessions_.end()) {
+        sessions_.erase(it);
+      }
       if (const auto it = conversations_.find(id); it != conversations_.end()) {
         bytes_ -= it->second.bytes;
         entries_ -= it->second.entries.size();
@@ -151,7 +162,18 @@ class MemoryStore final : public plugin::StoreStrategy {
   HostServices& host_;
   const plugin::ConversationCaps caps_;
   mutable std::mutex mutex_;
-  std::map<std::string, SessionRecord, std::less<>> sessions_;
+  /// Ordered by id, which each record holds once (a map would hold it twice: 64 bytes of every
+  /// session, issue 16).
+  struct ById {
+    using is_transparent = void;
+    static std::string_view id(const SessionRecord& r) { return r.id; }
+    static std::string_view id(std::string_view key) { return key; }
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      return id(a) < id(b);
+    }
+  };
+  std::set<SessionRecord, ById> sessions_;
   std::map<std::string, Conversation, std::less<>> conversations_;
   std::uint64_t entries_ = 0;
   std::uint64_t bytes_ = 0;

@@ -700,7 +700,7 @@ awaitable<void> EngineServer::handle_websocket(beast::tcp_stream stream, Request
   asio::ip::tcp::socket socket = beast::get_lowest_layer(stream).release_socket();
   const auto protocol = socket.local_endpoint(ec).protocol();
   const auto native = socket.release(ec);
-  asio::ip::tcp::socket moved(session->strand());
+  WsConnection::Socket moved(session->strand());
   if (!ec) {
     moved.assign(protocol, native, ec);
   }

@@ -24,7 +24,7 @@ char* scratch() {
 
 }  // namespace
 
-WsConnection::WsConnection(asio::ip::tcp::socket socket, std::size_t max_message, std::shared_ptr<void> hold)
+WsConnection::WsConnection(Socket socket, std::size_t max_message, std::shared_ptr<void> hold)
     : socket_(std::move(socket)), reader_(max_message), hold_(std::move(hold)) {}
 
 void WsConnection::start(std::shared_ptr<WsHandler> handler) {

@@ -23,6 +23,7 @@
 #include <string>
 #include <string_view>
 
+#include "phasekit/io_strand.hpp"
 #include "protocol/websocket.hpp"
 
 namespace phasekit::net {
@@ -44,12 +45,15 @@ class WsHandler {
 
 class WsConnection final : public std::enable_shared_from_this<WsConnection> {
  public:
+  /// A socket on the session's strand itself (not a type-erased executor: the socket and each of its
+  /// pending waits are 24 bytes smaller).
+  using Socket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, IoStrand>;
   static constexpr std::chrono::seconds kCloseTime{5};
   static constexpr std::size_t kDrainBytes = std::size_t{4} << 20;
 
   /// `socket` is open, its handshake answered; `max_message` bounds one message (MAX_PAYLOAD_BYTES).
   /// `hold` is kept until the socket closes (the connection's place under the server's limits).
-  WsConnection(boost::asio::ip::tcp::socket socket, std::size_t max_message, std::shared_ptr<void> hold);
+  WsConnection(Socket socket, std::size_t max_message, std::shared_ptr<void> hold);
 
   /// Starts reading; `handler` is held until the WebSocket ends or close() is called.
   void start(std::shared_ptr<WsHandler> handler);
@@ -90,7 +94,7 @@ class WsConnection final : public std::enable_shared_from_this<WsConnection> {
   /// Closes the socket; nothing is read, written or told after it.
   void finish();
 
-  boost::asio::ip::tcp::socket socket_;
+  Socket socket_;
   websocket::Reader reader_;
   std::shared_ptr<void> hold_;
   std::shared_ptr<WsHandler> handler_;
