@@ -119,9 +119,10 @@ SessionPtr ToolService::adopt(const plugin::SessionRecord& record, std::shared_p
   {
     const std::lock_guard lock(mutex_);
     if (const auto old = sessions_.find(session->id()); old != sessions_.end()) {
-      sessions_per_user_.release(old->second.user);  // replaced: counted once
+      sessions_per_user_.release(old->second.hold->user);  // replaced: counted once
+      sessions_.erase(old);  // its key views the old hold's id
     }
-    sessions_[session->id()] = Registered{session, record.user_id};
+    sessions_.emplace(std::string_view(session->hold()->id), Registered{session, session->hold()});
     sessions_gauge_.set(static_cast<double>(sessions_.size()));
   }
   session->open();
@@ -249,7 +250,7 @@ SessionPtr ToolService::find(const std::string& session_id) const {
 void ToolService::forget(const std::string& session_id) {
   const std::lock_guard lock(mutex_);
   if (const auto it = sessions_.find(session_id); it != sessions_.end()) {
-    sessions_per_user_.release(it->second.user);
+    sessions_per_user_.release(it->second.hold->user);
     sessions_.erase(it);
   }
   sessions_gauge_.set(static_cast<double>(sessions_.size()));

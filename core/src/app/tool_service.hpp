@@ -80,9 +80,9 @@ class ToolService : public std::enable_shared_from_this<ToolService> {
   mutable std::mutex mutex_;
   struct Registered {
     std::weak_ptr<Session> session;
-    std::string user;
+    HoldPtr hold;  // the session's id and user, which the entry's key views
   };
-  std::unordered_map<std::string, Registered> sessions_;
+  std::unordered_map<std::string_view, Registered> sessions_;
   std::atomic<std::uint64_t> approved_unfinished_{0};
   std::atomic<bool> stopping_{false};
   std::atomic<bool> draining_{false};

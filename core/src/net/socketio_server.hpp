@@ -23,8 +23,6 @@ namespace phasekit::net {
 class SocketIoSocket {
  public:
   virtual ~SocketIoSocket() = default;
-  /// The Socket.IO socket id (from the CSPRNG), sent in the CONNECT answer.
-  [[nodiscard]] virtual const std::string& id() const = 0;
   [[nodiscard]] virtual const std::string& nsp() const = 0;
   /// An EVENT; args[0] is the event name. json binary values travel as attachments.
   virtual void emit(nlohmann::json args) = 0;
