@@ -140,14 +140,14 @@ class EngineSessionImpl final : public EngineSession,
     if (closed_) {
       return;
     }
-    close_reason_ = std::move(reason);
+    close_reason_ = std::make_unique<std::string>(std::move(reason));
     close_after_flush_ = true;
     if (upgraded_ && ws_) {
       pump();  // closes once the outbox is written
       return;
     }
     if (outbox_.empty()) {
-      close(close_reason_);
+      close(*close_reason_);
       return;
     }
     wake_poll();
@@ -254,7 +254,7 @@ class EngineSessionImpl final : public EngineSession,
       outbox_bytes_ = 0;
       body = engineio::encode_payload(packets);
       if (close_after_flush_) {
-        close(close_reason_);  // the response below still carries the last packets
+        close(*close_reason_);  // the response below still carries the last packets
       }
     }
     co_return make_response(req, http::status::ok, std::move(body));
@@ -383,7 +383,7 @@ class EngineSessionImpl final : public EngineSession,
     }
     if (outbox_.empty()) {
       if (close_after_flush_) {
-        close(close_reason_);
+        close(*close_reason_);
       }
       return;
     }
@@ -467,7 +467,7 @@ class EngineSessionImpl final : public EngineSession,
   bool awaiting_pong_ = false;
   bool probed_ = false;  // the upgrade's probe was answered, its "5" not yet received
   bool close_after_flush_ = false;
-  std::string close_reason_;
+  std::unique_ptr<std::string> close_reason_;  // with close_after_flush_ (rare: not inline)
   std::shared_ptr<Ws> ws_;
  public:
   ConnectionLimits::Ticket place_;  // this session's place under MAX_CONNECTIONS(_PER_ADDRESS)

@@ -20,8 +20,8 @@ class Connection;
 /// A socket's handle for its application: every call hops onto the connection's strand.
 class Socket final : public SocketIoSocket, public std::enable_shared_from_this<Socket> {
  public:
-  Socket(std::weak_ptr<Connection> connection, IoStrand strand, std::string nsp)
-      : connection_(std::move(connection)), strand_(std::move(strand)), nsp_(std::move(nsp)) {}
+  Socket(std::weak_ptr<Connection> connection, std::string nsp)
+      : connection_(std::move(connection)), nsp_(std::move(nsp)) {}
 
   [[nodiscard]] const std::string& nsp() const override { return nsp_; }
   void emit(json args) override;
@@ -32,8 +32,7 @@ class Socket final : public SocketIoSocket, public std::enable_shared_from_this<
   template <class F>
   void on_strand(F f);
 
-  std::weak_ptr<Connection> connection_;
-  IoStrand strand_;
+  std::weak_ptr<Connection> connection_;  // and its strand: a socket whose connection is gone does nothing
   std::string nsp_;
 };
 
@@ -59,6 +58,8 @@ class Connection final : public EngineHandler, public std::enable_shared_from_th
       self->close("connect timeout");
     });
   }
+
+  [[nodiscard]] const IoStrand& strand() const noexcept { return strand_; }
 
   // ---- EngineHandler (on the strand) --------------------------------------------------------
   void on_message(engineio::Packet packet) override {
@@ -234,7 +235,7 @@ class Connection final : public EngineHandler, public std::enable_shared_from_th
       send(socketio::Packet::connect_error(p.nsp, "Invalid namespace"));
       return;
     }
-    auto socket = std::make_shared<Socket>(weak_from_this(), strand_, p.nsp);
+    auto socket = std::make_shared<Socket>(weak_from_this(), p.nsp);
     sockets_.push_back(Entry{socket, nullptr, {}});
     const json auth = p.has_data() && p.data.is_object() ? std::move(p.data) : json::object();
     ns->second->connect(auth, socket, sid(),
@@ -309,7 +310,11 @@ class Connection final : public EngineHandler, public std::enable_shared_from_th
 template <class F>
 void Socket::on_strand(F f) {
   // The Socket rides along: the Connection finds its entry by this pointer.
-  asio::post(strand_, [weak = connection_, self = shared_from_this(), f = std::move(f)]() mutable {
+  const auto connection = connection_.lock();
+  if (!connection) {
+    return;
+  }
+  asio::post(connection->strand(), [weak = connection_, self = shared_from_this(), f = std::move(f)]() mutable {
     if (auto c = weak.lock()) {
       f(*c, self.get());
     }

@@ -45,7 +45,7 @@ void WsConnection::queue(Opcode opcode, std::string_view payload) {
 }
 
 void WsConnection::flush() {
-  if (!writing_ && (!queued_.empty() || pong_due_)) {
+  if (!writing_ && (!queued_.empty() || pong_)) {
     write_next();
   }
 }
@@ -61,7 +61,7 @@ void WsConnection::send_close(std::string payload) {
   }
   websocket::encode_into(queued_, Opcode::close, payload);
   close_sent_ = true;
-  pong_due_ = false;
+  pong_.reset();
   close_timer_ = std::make_unique<asio::steady_timer>(socket_.get_executor(), kCloseTime);
   close_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
     if (!ec) {
@@ -147,8 +147,7 @@ void WsConnection::dispatch(websocket::Event& e) {
     case Opcode::ping:
       // One pong at most waits: a later ping's answer replaces it (RFC 6455 §5.5.3), so a client
       // that pings and never reads holds 125 bytes here, not a queue.
-      pong_ = std::move(e.data);
-      pong_due_ = true;
+      pong_ = std::make_unique<std::string>(std::move(e.data));
       flush();
       return;
     case Opcode::close: {
@@ -176,7 +175,7 @@ void WsConnection::write_next() {
   if (writing_ || finished_) {
     return;
   }
-  if (queued_.empty() && !pong_due_) {
+  if (queued_.empty() && !pong_) {
     if (close_sent_) {
       begin_teardown();
     } else if (auto h = handler_) {
@@ -185,10 +184,9 @@ void WsConnection::write_next() {
     return;
   }
   writing_ = true;
-  if (pong_due_) {
-    pong_due_ = false;
-    websocket::encode_into(writing_buffer_, Opcode::pong, pong_);  // between two frames: never inside one
-    std::string().swap(pong_);
+  if (pong_) {
+    websocket::encode_into(writing_buffer_, Opcode::pong, *pong_);  // between two frames: never inside one
+    pong_.reset();
     writing_buffer_.append(queued_);
     std::string().swap(queued_);
   } else {
@@ -237,7 +235,7 @@ void WsConnection::finish() {
     close_timer_->cancel();
   }
   std::string().swap(queued_);
-  std::string().swap(pong_);
+  pong_.reset();
   hold_.reset();
 }
 

@@ -100,12 +100,11 @@ class WsConnection final : public std::enable_shared_from_this<WsConnection> {
   std::shared_ptr<WsHandler> handler_;
   std::string queued_;          // frames not yet handed to the socket
   std::string writing_buffer_;  // the frames of the write in flight
-  std::string pong_;            // the answer to the latest ping, written ahead of queued_
+  std::unique_ptr<std::string> pong_;  // the answer to the latest ping, due ahead of queued_ (rare: not inline)
   std::unique_ptr<boost::asio::steady_timer> close_timer_;  // only once closing
   std::size_t drained_ = 0;
   bool writing_ = false;
   bool reading_ = false;
-  bool pong_due_ = false;
   bool close_sent_ = false;     // our close frame is queued: nothing more is sent
   bool tearing_down_ = false;   // half-closed after the close frame, reading until FIN
   bool finished_ = false;       // the socket is closed
