@@ -122,6 +122,47 @@ TEST_P(StoreContract, ShellFieldsThatAreNotUtf8ComeBackByteForByte) {
   EXPECT_EQ(got->user_id, "u1");
 }
 
+TEST_P(StoreContract, ARecordWithEveryFieldSetComesBackAsItWasPutAndAnUpdateKeepsTheRest) {
+  // Every field, strings past 127 bytes (two length bytes in the memory store's packing) and a NUL.
+  plugin::SessionRecord record;
+  record.id = "s-" + std::string(140, 'k');
+  record.user_id = "u\xff" + std::string(300, 'u');
+  record.status = "detached";
+  record.cwd = std::string("a\0b", 3);
+  record.env = {{"A", ""}, {"", "empty name"}, {"LONG", std::string(1000, 'v')}};
+  record.backend = "b-1";
+  record.workspace = "/ws/sessions/" + record.id;
+  record.history = {"", "ls", std::string(200, 'h')};
+  record.instance = "orchestrator-7";
+  record.updated_unix_ms = 1'765'000'000'123;
+  std::optional<Status> put;
+  store_->put_session(record, [&](Status s) { put = std::move(s); });
+  ASSERT_TRUE(run_until([&] { return put.has_value(); }));
+  ASSERT_TRUE(put->ok()) << put->message();
+
+  const auto get = [&](const std::string& id) {
+    std::optional<plugin::SessionRecord> got;
+    store_->get_session(id, [&](Status s, plugin::SessionRecord r) {
+      EXPECT_TRUE(s.ok()) << s.message();
+      got = std::move(r);
+    });
+    EXPECT_TRUE(run_until([&] { return got.has_value(); }));
+    return got.value_or(plugin::SessionRecord{});
+  };
+  EXPECT_EQ(get(record.id), record);
+
+  plugin::SessionUpdate update;
+  update.status = "active";
+  update.updated_unix_ms = 5;
+  std::optional<Status> updated;
+  store_->update_session(record.id, update, [&](Status s) { updated = std::move(s); });
+  ASSERT_TRUE(run_until([&] { return updated.has_value(); }));
+  ASSERT_TRUE(updated->ok()) << updated->message();
+  plugin::SessionRecord expected = record;
+  plugin::apply(expected, update);
+  EXPECT_EQ(get(record.id), expected);
+}
+
 TEST_P(StoreContract, ConversationKeepsTheNewestWithinItsCapsAndCountsWhatItDropped) {
   // 40 entries of 1000 bytes into caps of 8 entries / 4096 bytes: 4 stay (4000 bytes).
   for (int i = 0; i < 40; ++i) {
@@ -190,7 +231,7 @@ TEST_P(StoreContract, PagesWalkBackwardsWithinTheirBytesAndEntries) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, StoreContract, ::testing::Values(StoreCase{"memory"}, StoreCase{"redis"}),
-                         [](const auto& info) { return std::string(info.param.name); });
+                         [](const auto& p) { return std::string(p.param.name); });
 
 }  // namespace
 }  // namespace phasekit::plugin_host

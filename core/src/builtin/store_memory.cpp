@@ -25,6 +25,100 @@ struct Conversation {
   std::uint64_t dropped = 0;
 };
 
+/// A session record packed into one string (issue 16: every connected session has a record, and a
+/// SessionRecord with its strings costs about 400 bytes where its content is about 80). Each field in
+/// SessionRecord's order: a string as its LEB128 length and its bytes; a list as its LEB128 count and
+/// its strings; updated_unix_ms as 8 bytes. The id comes first, so that the set orders by it.
+class PackedRecord {
+ public:
+  static std::string pack(const SessionRecord& r) {
+    static_assert(sizeof(SessionRecord) == 7 * sizeof(std::string) + 2 * sizeof(std::vector<std::string>) + 8,
+                  "SessionRecord changed: pack and unpack its new field");
+    std::string out;
+    put(out, r.id);
+    put(out, r.user_id);
+    put(out, r.status);
+    put(out, r.cwd);
+    put_size(out, r.env.size());
+    for (const auto& [name, value] : r.env) {
+      put(out, name);
+      put(out, value);
+    }
+    put(out, r.backend);
+    put(out, r.workspace);
+    put_size(out, r.history.size());
+    for (const auto& line : r.history) {
+      put(out, line);
+    }
+    put(out, r.instance);
+    const auto ms = static_cast<std::uint64_t>(r.updated_unix_ms);
+    for (int i = 0; i < 8; ++i) {
+      out.push_back(static_cast<char>((ms >> (8 * i)) & 0xff));
+    }
+    out.shrink_to_fit();
+    return out;
+  }
+
+  static SessionRecord unpack(std::string_view in) {
+    SessionRecord r;
+    r.id = take(in);
+    r.user_id = take(in);
+    r.status = take(in);
+    r.cwd = take(in);
+    for (std::size_t n = take_size(in); n > 0; --n) {
+      std::string name(take(in));
+      r.env.emplace_back(std::move(name), take(in));
+    }
+    r.backend = take(in);
+    r.workspace = take(in);
+    for (std::size_t n = take_size(in); n > 0; --n) {
+      r.history.emplace_back(take(in));
+    }
+    r.instance = take(in);
+    std::uint64_t ms = 0;
+    for (int i = 0; i < 8 && static_cast<std::size_t>(i) < in.size(); ++i) {
+      ms |= std::uint64_t{static_cast<unsigned char>(in[static_cast<std::size_t>(i)])} << (8 * i);
+    }
+    r.updated_unix_ms = static_cast<std::int64_t>(ms);
+    return r;
+  }
+
+  /// The id of a packed record (its first field).
+  static std::string_view id_of(std::string_view packed) { return take(packed); }
+
+ private:
+  static void put_size(std::string& out, std::size_t n) {
+    do {
+      const auto low = static_cast<unsigned char>(n & 0x7f);
+      n >>= 7;
+      out.push_back(static_cast<char>(n != 0 ? low | 0x80 : low));
+    } while (n != 0);
+  }
+  static void put(std::string& out, std::string_view s) {
+    put_size(out, s.size());
+    out.append(s);
+  }
+  // What pack() wrote is read back: the bounds checks only keep a bug from reading past the end.
+  static std::size_t take_size(std::string_view& in) {
+    std::size_t n = 0;
+    for (int shift = 0; !in.empty() && shift < 64; shift += 7) {
+      const auto byte = static_cast<unsigned char>(in.front());
+      in.remove_prefix(1);
+      n |= std::size_t{byte & 0x7fU} << shift;
+      if ((byte & 0x80U) == 0) {
+        break;
+      }
+    }
+    return n;
+  }
+  static std::string_view take(std::string_view& in) {
+    const std::size_t n = std::min(take_size(in), in.size());
+    const std::string_view s = in.substr(0, n);
+    in.remove_prefix(n);
+    return s;
+  }
+};
+
 class MemoryStore final : public plugin::StoreStrategy {
  public:
   MemoryStore(HostServices& host, plugin::ConversationCaps caps) : host_(host), caps_(caps) {}
@@ -33,13 +127,14 @@ class MemoryStore final : public plugin::StoreStrategy {
   [[nodiscard]] bool shared() const noexcept override { return false; }
   void put_session(SessionRecord record, std::function<void(Status)> done) noexcept override {
     {
+      std::string packed = PackedRecord::pack(record);
       const std::lock_guard lock(mutex_);
-      if (const auto it = sessions_.find(record.id); it != sessions_.end()) {
+      if (const auto it = sessions_.find(std::string_view(record.id)); it != sessions_.end()) {
         auto node = sessions_.extract(it);
-        node.value() = std::move(record);
+        node.value() = std::move(packed);  // the same id: its place in the set stays
         sessions_.insert(std::move(node));
       } else {
-        sessions_.insert(std::move(record));
+        sessions_.insert(std::move(packed));
       }
     }
     complete(std::move(done), Status());
@@ -49,9 +144,11 @@ class MemoryStore final : public plugin::StoreStrategy {
     Status status;
     {
       const std::lock_guard lock(mutex_);
-      if (const auto it = sessions_.find(id); it != sessions_.end()) {
+      if (const auto it = sessions_.find(std::string_view(id)); it != sessions_.end()) {
         auto node = sessions_.extract(it);  // a set's element is changed out of it (its id stays)
-        apply(node.value(), std::move(update));
+        SessionRecord record = PackedRecord::unpack(node.value());
+        apply(record, std::move(update));
+        node.value() = PackedRecord::pack(record);
         sessions_.insert(std::move(node));
       } else {
         status = Status(Code::not_found, "no such session");
@@ -65,8 +162,8 @@ class MemoryStore final : public plugin::StoreStrategy {
     SessionRecord record;
     {
       const std::lock_guard lock(mutex_);
-      if (const auto it = sessions_.find(id); it != sessions_.end()) {
-        record = *it;
+      if (const auto it = sessions_.find(std::string_view(id)); it != sessions_.end()) {
+        record = PackedRecord::unpack(*it);
       } else {
         status = Status(Code::not_found, "no such session");
       }
@@ -80,7 +177,7 @@ class MemoryStore final : public plugin::StoreStrategy {
   void remove_session(std::string id, std::function<void(Status)> done) noexcept override {
     {
       const std::lock_guard lock(mutex_);
-      if (const auto it = sessions_.find(id); it != sessions_.end()) {
+      if (const auto it = sessions_.find(std::string_view(id)); it != sessions_.end()) {
         sessions_.erase(it);
       }
       if (const auto it = conversations_.find(id); it != conversations_.end()) {
@@ -162,18 +259,16 @@ class MemoryStore final : public plugin::StoreStrategy {
   HostServices& host_;
   const plugin::ConversationCaps caps_;
   mutable std::mutex mutex_;
-  /// Ordered by id, which each record holds once (a map would hold it twice: 64 bytes of every
-  /// session, issue 16).
+  /// Packed records (PackedRecord) ordered by their id; looked up by an id.
   struct ById {
     using is_transparent = void;
-    static std::string_view id(const SessionRecord& r) { return r.id; }
-    static std::string_view id(std::string_view key) { return key; }
-    template <class A, class B>
-    bool operator()(const A& a, const B& b) const {
-      return id(a) < id(b);
+    bool operator()(const std::string& a, const std::string& b) const {  // two packed records
+      return PackedRecord::id_of(a) < PackedRecord::id_of(b);
     }
+    bool operator()(const std::string& packed, std::string_view id) const { return PackedRecord::id_of(packed) < id; }
+    bool operator()(std::string_view id, const std::string& packed) const { return id < PackedRecord::id_of(packed); }
   };
-  std::set<SessionRecord, ById> sessions_;
+  std::set<std::string, ById> sessions_;
   std::map<std::string, Conversation, std::less<>> conversations_;
   std::uint64_t entries_ = 0;
   std::uint64_t bytes_ = 0;
