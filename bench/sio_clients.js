@@ -81,6 +81,13 @@ function connectOne() {
     };
     s.once("connect", onConnect);
     s.once("connect_error", onError);
+    // A `message` becomes a tool call awaiting its approval (phasekit), and a user holds at most
+    // MAX_REQUESTS_PER_USER of those: the client denies each, as a user who declines would, so that
+    // the call ends without running a tool and the next `message` is not refused. (Node's reference
+    // server has no handler for the approval: it ignores it.)
+    s.on("tool:request", (req) => {
+      if (req && typeof req.callId === "string") s.emit("tool:approval", { callId: req.callId, approved: false });
+    });
   });
 }
 

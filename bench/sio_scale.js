@@ -5,7 +5,9 @@
 //     12,500 each, each from its own source address 127.0.0.2, .3, …) and shows how the kernel spread
 //     them over the processes (phasekit_engineio_sessions on each /metrics, and the sockets in
 //     /proc/PID/fd), each process's RSS after, and the memory per connection over all processes;
-//  3. sends `message` at RATE per second for SECONDS, open loop, spread over all clients: ack p50, p99
+//  3. sends `message` at RATE per second for SECONDS, open loop, from LOAD_CLIENTS of the clients (1,000
+//     by default, in workers of their own; each client denies the tool call its message makes, as a
+//     user who declines would): ack p50, p99
 //     and max (from the intended send time), errors, and every disconnect over the whole run with its
 //     reason: with the default heartbeat (PING_INTERVAL_MS=25000, PING_TIMEOUT_MS=20000) a client
 //     that misses one drops, so a long run shows whether the processes keep up with every heartbeat.
@@ -22,9 +24,45 @@ const connections = Number(process.argv[2] || 50000);
 const processes = Number(process.argv[3] || 3);
 const rate = Number(process.argv[4] || 1000);
 const seconds = Number(process.argv[5] || 300);
+const loadClients = Math.min(Number(process.env.LOAD_CLIENTS || 1000), connections);
 
 const mib = (kib) => (kib === null ? null : +(kib / 1024).toFixed(1));
 const fmt = (ms) => +ms.toFixed(2);
+
+// Several fleets seen as one: connect, stats and close over all of them.
+class Fleets {
+  constructor(fleets) {
+    this.fleets = fleets;
+    this.workers = fleets.flatMap((f) => f.workers);
+  }
+  async connect() {
+    const began = Date.now();
+    const results = await Promise.all(this.fleets.map((f) => f.connect()));
+    const out = { connected: 0, failed: 0, failures: {}, ms: Date.now() - began };
+    for (const r of results) {
+      out.connected += r.connected;
+      out.failed += r.failed;
+      fleet.addCounts(out.failures, r.failures);
+    }
+    return out;
+  }
+  async stats() {
+    const results = await Promise.all(this.fleets.map((f) => f.stats()));
+    const out = { live: 0, expected: {}, unexpected: {}, rssKiB: 0, fds: 0, perWorker: [] };
+    for (const r of results) {
+      out.live += r.live;
+      fleet.addCounts(out.expected, r.expected);
+      fleet.addCounts(out.unexpected, r.unexpected);
+      out.rssKiB += r.rssKiB;
+      out.fds = Math.max(out.fds, r.fds);
+      out.perWorker.push(...r.perWorker);
+    }
+    return out;
+  }
+  async close() {
+    await Promise.all(this.fleets.map((f) => f.close()));
+  }
+}
 
 fleet.run(async () => {
   if (!(Number.isInteger(connections) && connections >= 1 && connections <= 100000)) throw new Error("connections: 1 to 100,000");
@@ -58,7 +96,13 @@ fleet.run(async () => {
   const before = servers.map((s) => fleet.rssKiB(s.pid));
 
   const url = `http://127.0.0.1:${port}`;
-  const clients = new fleet.Fleet(url, connections);
+  // The messages come from workers of their own (LOAD_CLIENTS of the clients, 1,000 by default): a
+  // worker that holds 12,500 idle sockets pauses for its garbage collector, and those pauses would be
+  // measured as the server's latency. Every client, idle or not, counts in CONNECTIONS.
+  const idleCount = connections - loadClients;
+  const idleFleet = idleCount > 0 ? new fleet.Fleet(url, idleCount) : null;
+  const loadFleet = new fleet.Fleet(url, loadClients, { firstHost: 2 + (idleFleet ? idleFleet.workers.length : 0) });
+  const clients = new Fleets([idleFleet, loadFleet].filter(Boolean));
   const idle = await clients.stats();
   console.error(`connecting ${connections} clients to ${url} (${processes} processes) from ${clients.workers.length} workers…`);
   const connected = await clients.connect();
@@ -78,7 +122,7 @@ fleet.run(async () => {
       console.error(`${Math.round((Date.now() - began) / 1000)} s: ${s.live} clients, ${drops} dropped ${drops ? JSON.stringify(s.unexpected) : ""}`);
     } catch {}
   }, 30000);
-  const { sent, errors, hist } = await clients.load(rate, seconds);
+  const { sent, errors, hist } = await loadFleet.load(rate, seconds);
   clearInterval(progress);
   await fleet.sleep(1000);
   const end = await clients.stats();
@@ -122,6 +166,7 @@ fleet.run(async () => {
     processes,
     port,
     workers: clients.workers.length,
+    loadClients,
     connected: connected.connected,
     connectFailed: connected.failed,
     connectFailures: connected.failures,
