@@ -129,7 +129,9 @@ class Server::Impl {
     for (;;) {
       auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(self->ioc_), kTuple);
       if (ec) {
-        if (!acceptor.is_open()) {
+        // Closed by stop_accepting(), which may still be inside close() on another thread: its
+        // cancellation says so (is_open() alone raced with it and logged a failure at every stop).
+        if (ec == asio::error::operation_aborted || !acceptor.is_open()) {
           co_return;
         }
         // EMFILE and friends: back off briefly instead of spinning.

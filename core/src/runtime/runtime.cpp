@@ -180,10 +180,11 @@ void raise_open_files(Logger& log, std::uint64_t max_connections) {
              {{"limit", now},
               {"max_connections", max_connections},
               {"detail", fmt::format("MAX_CONNECTIONS {} and {} descriptors for redis, backends and logs need an "
-                                     "open-file limit of {}; clients beyond about {} are refused at accept. Raise "
-                                     "the hard limit (LimitNOFILE=, --ulimit nofile=) or lower MAX_CONNECTIONS",
+                                     "open-file limit of {}: past about {} clients they eat into that reserve, and at "
+                                     "about {} accept fails (EMFILE) and new clients wait. Raise the hard limit "
+                                     "(LimitNOFILE=, --ulimit nofile=) or lower MAX_CONNECTIONS",
                                      max_connections, kOpenFilesReserve, max_connections + kOpenFilesReserve,
-                                     now > kOpenFilesReserve ? now - kOpenFilesReserve : 0)}});
+                                     now > kOpenFilesReserve ? now - kOpenFilesReserve : 0, now)}});
   }
 }
 
