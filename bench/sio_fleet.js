@@ -238,7 +238,7 @@ function gaugeOrNull(adminPort, name) {
 }
 
 // Settings passed on to the orchestrator from this process's environment when set there.
-const passedSettings = ["PING_INTERVAL_MS", "PING_TIMEOUT_MS", "MAX_CONNECTIONS"];
+const passedSettings = ["PING_INTERVAL_MS", "PING_TIMEOUT_MS", "MAX_CONNECTIONS", "IO_THREADS"];
 
 // phasekit-orchestrator on PORT `port` (0: a free one), its admin port a free one. `reusePort`: bound
 // with SO_REUSEPORT, so several processes share `port`. The settings in `passedSettings` come from the

@@ -142,6 +142,22 @@ describe("operations", () => {
     }
   });
 
+  it("runs IO_THREADS threads for its connections, one per core by default", async () => {
+    const cores = require("node:os").availableParallelism();
+    for (const [env, expected] of [[{}, cores], [{ IO_THREADS: "1" }, 1], [{ IO_THREADS: "3" }, 3]]) {
+      const server = await startServer({ AUTH_MODE: "none", ...env });
+      try {
+        const listening = server.logs.find((e) => e.msg === "server.listening");
+        assert.equal(listening.threads, expected, JSON.stringify(env));
+        const socket = await connect(server);  // and it serves
+        socket.close();
+      } finally {
+        await server.stop();
+      }
+    }
+    await assert.rejects(startServer({ IO_THREADS: "-1" }), /exited/, "a negative IO_THREADS was taken");
+  });
+
   it("ends a disconnected session after SESSION_GRACE_MS and removes its workspace", async () => {
     const server = await startServer({ SESSION_GRACE_MS: "300" });
     try {

@@ -161,7 +161,7 @@ TEST_F(Builtins, QueueInproc_RunsEveryJobOnceWithinConcurrencyAndDeliversEvents)
   queue->subscribe("s1", [&](plugin::JobEvent e) { events.push_back(std::move(e)); });
   int queued = 0;
   for (int i = 0; i < 20; ++i) {
-    queue->enqueue({"job" + std::to_string(i), "u", i % 2 == 0 ? "s1" : "s2", "{}", 1000, 1}, [&](Status s) {
+    queue->enqueue({"job" + std::to_string(i), "u", i % 2 == 0 ? "s1" : "s2", "{}", 1000, 1, 0, {}, {}}, [&](Status s) {
       EXPECT_TRUE(s.ok());
       ++queued;
     });
@@ -208,7 +208,7 @@ TEST_F(Builtins, QueueInproc_RefusesBeyondCapacityAndAfterShutdown) {
   auto queue = make<plugin::QueueStrategy>(PHK_KIND_QUEUE, "inproc", R"({"capacity": 2})");
   std::vector<Status> got;
   for (int i = 0; i < 3; ++i) {
-    queue->enqueue({"j" + std::to_string(i), "u", "s", "{}", 1000, 1}, [&](Status s) { got.push_back(s); });
+    queue->enqueue({"j" + std::to_string(i), "u", "s", "{}", 1000, 1, 0, {}, {}}, [&](Status s) { got.push_back(s); });
   }
   ASSERT_TRUE(run_until([&] { return got.size() == 3; }));
   EXPECT_TRUE(got[0].ok());
@@ -238,7 +238,7 @@ TEST_F(Builtins, QueueInproc_RefusesBeyondCapacityAndAfterShutdown) {
   EXPECT_EQ(finished, 2);
   Status late;
   bool called = false;
-  queue->enqueue({"late", "u", "s", "{}", 1000, 1}, [&](Status s) {
+  queue->enqueue({"late", "u", "s", "{}", 1000, 1, 0, {}, {}}, [&](Status s) {
     late = s;
     called = true;
   });

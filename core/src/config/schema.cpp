@@ -76,6 +76,9 @@ constexpr std::array<Spec, kSettingCount> kSettings{{
    "spreads new connections over them (one process holds at most its open-file limit of clients). A "
    "client's next TCP connection may reach another process, which does not know its session: for "
    "WebSocket clients; polling clients need a balancer with sticky sessions in front of a port per process."},
+  {Key::io_threads, "io_threads", "IO_THREADS", "io-threads", "Server", Type::integer, 0, 256, "", "0", {N, N, N},
+   "Threads that run the process's connections and sessions. 0: one per CPU core. With several processes "
+   "on one host (REUSE_PORT), their threads together should not outnumber the cores: e.g. one each."},
   {Key::auth_mode, "auth_mode", "AUTH_MODE", "auth-mode", "Auth", Type::choice, 0, 0, "none|token", "none",
    {N, N, N},
    "none: every connection is its own user (local runs); token: CONNECT must carry an HMAC-SHA256 signed "

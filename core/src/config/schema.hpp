@@ -41,6 +41,7 @@ enum class Key : std::uint16_t {
   max_connections,
   max_connections_per_address,
   reuse_port,
+  io_threads,
   auth_mode,
   auth_secret,
   auth_issuer,

@@ -113,7 +113,8 @@ Runtime::Runtime(const config::Config& config, std::string_view component)
     : config_(config),
       logs_(STDOUT_FILENO, observe::parse_level(config.text(Key::log_level))),
       log_(logs_.logger(component)),
-      threads_(std::max(1u, std::thread::hardware_concurrency())),
+      threads_(config.integer(Key::io_threads) > 0 ? static_cast<unsigned>(config.integer(Key::io_threads))
+                                                    : std::max(1u, std::thread::hardware_concurrency())),
       ioc_(static_cast<int>(threads_)),
       docker_(config.text(Key::backend) == "docker"),
       timers_(ioc_.get_executor()),

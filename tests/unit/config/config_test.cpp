@@ -173,6 +173,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"cpus that are no number", {{"BACKEND_CPUS", "fast"}}, {},
                 "BACKEND_CPUS=fast (from env): expected a number of CPUs such as 0.5, 1 or 2 (0: no limit; at most 1024)"},
         BadCase{"phase out of range", {{"PHASE", "7"}}, {}, "PHASE=7 (from env): expected an integer in 1..3"},
+        BadCase{"more io threads than a process should run", {{"IO_THREADS", "1000"}}, {},
+                "IO_THREADS=1000 (from env): expected an integer in 0..256"},
         BadCase{"connect timeout below its floor", {{"CONNECT_TIMEOUT_MS", "99"}}, {},
                 "CONNECT_TIMEOUT_MS=99 (from env): expected an integer in 100..3600000"},
         BadCase{"connect timeout that is no number", {{"CONNECT_TIMEOUT_MS", "45s"}}, {},
@@ -287,9 +289,9 @@ INSTANTIATE_TEST_SUITE_P(
                 "AUTH_CLOCK_LEEWAY_S=301 (from env): expected an integer in 0..300"},
         BadCase{"missing config file", {{"PHASEKIT_CONFIG", "/nonexistent/phasekit.json"}}, {},
                 "PHASEKIT_CONFIG=/nonexistent/phasekit.json: cannot read the config file: No such file or directory"}),
-    [](const auto& info) {
+    [](const auto& p) {
       std::string name;
-      for (const char ch : std::string(info.param.what)) {
+      for (const char ch : std::string(p.param.what)) {
         name += std::isalnum(static_cast<unsigned char>(ch)) != 0 ? ch : '_';
       }
       return name;
@@ -327,9 +329,9 @@ INSTANTIATE_TEST_SUITE_P(
                  "key \"pool_min_size\"): expected an integer in 0..10000"},
         FileCase{"config inside config", R"({"config": "/x.json"})",
                  ": key \"config\" cannot be set in a config file (use --config or PHASEKIT_CONFIG)"}),
-    [](const auto& info) {
+    [](const auto& p) {
       std::string name;
-      for (const char ch : std::string(info.param.what)) {
+      for (const char ch : std::string(p.param.what)) {
         name += std::isalnum(static_cast<unsigned char>(ch)) != 0 ? ch : '_';
       }
       return name;
