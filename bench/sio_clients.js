@@ -3,7 +3,7 @@
 // loopback source address, so several workers together hold more clients than one process's
 // open-file limit (20,000 here) or one address's ephemeral ports (~28,000) allow.
 // Started by bench/sio_fleet.js (sio_compare.js, sio_scale.js, sio_churn.js), not by hand:
-//   child_process.fork("bench/sio_clients.js", [URL, SOURCE_ADDRESS])   e.g. http://127.0.0.1:4000 127.0.0.2
+//   child_process.fork("bench/sio_clients.js", [URL, SOURCE_ADDRESS, NICE])   e.g. http://127.0.0.1:4000 127.0.0.2 0
 // Requests over IPC are {id, cmd, ...args}; each is answered {id, result} or {id, error}:
 //   connect {count, batch=200}     count new clients, `batch` connecting at once → {connected, failed, failures}
 //   load {rate, seconds, timeoutMs} `message` "echo hi" with an ack, `rate` per second open loop over the
@@ -22,7 +22,11 @@ const { performance } = require("node:perf_hooks");
 const { io } = require(path.join(__dirname, "..", "tools", "node", "node_modules", "socket.io-client"));
 const { Histogram, countInto } = require("./sio_fleet.js");
 
-const [url, localAddress] = process.argv.slice(2);
+const [url, localAddress, nice] = process.argv.slice(2);
+// A lower priority for workers that only hold idle clients (sio_scale.js): on a shared machine their
+// garbage collector's bursts then wait for the server and the worker that measures, as clients on
+// other machines would not compete with it at all.
+if (Number(nice) > 0) require("node:os").setPriority(Number(nice));
 if (!url || !localAddress || !process.send) {
   console.error("sio_clients.js is a worker of bench/sio_fleet.js: fork it with [URL, SOURCE_ADDRESS] and an IPC channel");
   process.exit(2);

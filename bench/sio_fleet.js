@@ -296,7 +296,8 @@ async function startNodeServer() {
 
 // ---- a fleet of sio_clients.js workers, `total` clients of `url` over as few workers as hold them
 class Fleet {
-  constructor(url, total, { perWorker = clientsPerWorker, firstHost = 2 } = {}) {
+  // `nice`: the workers' scheduling priority (os.setPriority: 0 normal, 19 lowest).
+  constructor(url, total, { perWorker = clientsPerWorker, firstHost = 2, nice = 0 } = {}) {
     const n = Math.max(1, Math.ceil(total / perWorker));
     if (firstHost + n - 1 > 254) throw new Error(`${n} workers need more loopback addresses than 127.0.0.${firstHost}-254`);
     this.total = total;
@@ -304,7 +305,7 @@ class Fleet {
     for (let k = 0; k < n; k++) {
       const count = Math.floor(total / n) + (k < total % n ? 1 : 0);
       const address = `127.0.0.${firstHost + k}`;
-      const child = track(fork(path.join(__dirname, "sio_clients.js"), [url, address], { stdio: ["ignore", "inherit", "inherit", "ipc"] }));
+      const child = track(fork(path.join(__dirname, "sio_clients.js"), [url, address, String(nice)], { stdio: ["ignore", "inherit", "inherit", "ipc"] }));
       const worker = { address, count, child, pending: new Map(), next: 0, exited: null };
       child.on("message", ({ id, result, error }) => {
         const p = worker.pending.get(id);

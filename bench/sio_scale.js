@@ -25,6 +25,7 @@ const processes = Number(process.argv[3] || 3);
 const rate = Number(process.argv[4] || 1000);
 const seconds = Number(process.argv[5] || 300);
 const loadClients = Math.min(Number(process.env.LOAD_CLIENTS || 1000), connections);
+const idleNice = Number(process.env.IDLE_NICE ?? 10);
 
 const mib = (kib) => (kib === null ? null : +(kib / 1024).toFixed(1));
 const fmt = (ms) => +ms.toFixed(2);
@@ -100,7 +101,9 @@ fleet.run(async () => {
   // worker that holds 12,500 idle sockets pauses for its garbage collector, and those pauses would be
   // measured as the server's latency. Every client, idle or not, counts in CONNECTIONS.
   const idleCount = connections - loadClients;
-  const idleFleet = idleCount > 0 ? new fleet.Fleet(url, idleCount) : null;
+  // The idle workers run at a lower priority (nice 10): their collector's bursts on this shared
+  // machine then wait for the servers and the load worker (clients elsewhere would not compete).
+  const idleFleet = idleCount > 0 ? new fleet.Fleet(url, idleCount, { nice: idleNice }) : null;
   const loadFleet = new fleet.Fleet(url, loadClients, { firstHost: 2 + (idleFleet ? idleFleet.workers.length : 0) });
   const clients = new Fleets([idleFleet, loadFleet].filter(Boolean));
   const idle = await clients.stats();
