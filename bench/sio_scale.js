@@ -12,6 +12,7 @@
 //     reason: with the default heartbeat (PING_INTERVAL_MS=25000, PING_TIMEOUT_MS=20000) a client
 //     that misses one drops, so a long run shows whether the processes keep up with every heartbeat.
 // Usage: node bench/sio_scale.js [connections=50000] [processes=3] [rate=1000] [seconds=300]
+//        Each orchestrator runs IO_THREADS threads: the cores / PROCESSES (at least 1) unless set.
 //        e.g. a short one: node bench/sio_scale.js 3000 3 100 20
 // Run it from a shell with `ulimit -n 20000` (the hard limit here). One process holds at most about
 // 19,900 clients and the kernel spreads them by a hash of the addresses, not evenly: CONNECTIONS over
@@ -26,6 +27,11 @@ const rate = Number(process.argv[4] || 1000);
 const seconds = Number(process.argv[5] || 300);
 const loadClients = Math.min(Number(process.env.LOAD_CLIENTS || 1000), connections);
 const idleNice = Number(process.env.IDLE_NICE ?? 10);
+// The orchestrators together run about as many threads as the machine has cores (docs/operations.md:
+// IO_THREADS with REUSE_PORT), unless IO_THREADS says otherwise.
+if (process.env.IO_THREADS === undefined) {
+  process.env.IO_THREADS = String(Math.max(1, Math.floor(require("node:os").availableParallelism() / processes)));
+}
 
 const mib = (kib) => (kib === null ? null : +(kib / 1024).toFixed(1));
 const fmt = (ms) => +ms.toFixed(2);
