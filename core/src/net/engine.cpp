@@ -123,7 +123,6 @@ class EngineSessionImpl final : public EngineSession,
       return;
     }
     closed_ = true;
-    ++heartbeat_;  // its deadlines pending in the server's lanes are stale now
     wake_poll();
     if (handler_) {
       handler_->on_close(reason);
