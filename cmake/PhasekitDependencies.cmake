@@ -21,3 +21,5 @@ set_target_properties(phasekit_asio PROPERTIES POSITION_INDEPENDENT_CODE ON)
 # hiredis 0.14 (Debian libhiredis-dev) is used only as a RESP codec by core/src/redis; Asio owns the I/O.
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis>=0.14)
+# SQLite 3.40 (Debian libsqlite3-dev): store=sqlite, one file that survives restarts.
+pkg_check_modules(SQLITE3 REQUIRED IMPORTED_TARGET sqlite3>=3.37)

@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
   options.limits.backend_uid = rt.process().run_as_uid;
   options.limits.backend_gid = rt.process().run_as_gid;
   options.workspace_root = rt.process().workspace_root;
+  options.instance_id = phasekit::runtime::instance_name();  // the audit log says who ran each call
   auto lifecycle = std::make_shared<phasekit::app::JobLifecycle>(options, *plugins.pool, *plugins.store,
                                                                  *plugins.compression, rt.host(),
                                                                  rt.host().logger("worker"));

@@ -7,31 +7,36 @@
 //   <prefix>conv:<id>   list of conversation entries (opaque: compressed by the host when enabled),
 //                       the newest conversation_max_entries / conversation_max_bytes of them
 //   <prefix>convmeta:<id>  hash: bytes (of the list), dropped (entries the caps removed, oldest first)
+//   <prefix>audit       sorted set of "<session>\0<call>" by the time the call finished: the audit log,
+//                       the records in <prefix>audit:rec (JSON) and their users in <prefix>audit:user,
+//                       both hashes by the same member; records past audit_retention_ms go as others come
 //
 // Every key carries a TTL, renewed on each write: ttl_ms while the session is active, the grace period
 // plus a minute once it is detached or ended, so sessions whose instance died without ending them go
 // away by themselves. Every call goes through the host's "redis" circuit breaker.
 #include <boost/asio/post.hpp>
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <type_traits>
 
 #include "guarded.hpp"
 #include "io_thread.hpp"
 #include "phasekit/bytes.hpp"
 #include "phasekit/plugin/export.hpp"
 #include "phasekit/plugin_options.hpp"
+#include "shell_fields.hpp"
 
 namespace phasekit::store_redis {
 namespace {
 
-using json = nlohmann::json;
 using plugin::HostServices;
 using plugin::SessionRecord;
 using plugin::SessionUpdate;
 using plugin::StoreStats;
+using json = nlohmann::json;
 using redis_plugins::guarded;
 
 /// ARGV: prefix, id, ttl_ms, then field/value pairs → writes them, renews the TTLs. With `only_if_exists`
@@ -95,30 +100,116 @@ for i = #items - keep + 1, #items do out[#out + 1] = items[i] end
 return out
 )lua";
 
+/// ARGV: prefix, cutoff (ms: older records go), then (member, finished, record, user) per record, where
+/// member is "<session>\0<call>". One record per member: a record written again replaces the first.
+constexpr const char* kAuditAppend = R"lua(
+local z, h, u = ARGV[1] .. 'audit', ARGV[1] .. 'audit:rec', ARGV[1] .. 'audit:user'
+for i = 3, #ARGV, 4 do
+  redis.call('ZADD', z, ARGV[i + 1], ARGV[i])
+  redis.call('HSET', h, ARGV[i], ARGV[i + 2])
+  redis.call('HSET', u, ARGV[i], ARGV[i + 3])
+end
+local old = redis.call('ZRANGEBYSCORE', z, '-inf', '(' .. ARGV[2], 'LIMIT', 0, 1000)
+if #old > 0 then
+  redis.call('ZREM', z, unpack(old))
+  redis.call('HDEL', h, unpack(old))
+  redis.call('HDEL', u, unpack(old))
+end
+return #old
+)lua";
+
+/// ARGV: prefix, since, until, user ('' any), session ('' any), limit, cursor finished ('' none), cursor
+/// member → {next finished, next member, record…}: the records in (finished, member) order after the
+/// cursor, at most `limit`, scanning at most 10,000 members; next is '' when the listing is done.
+constexpr const char* kAuditRead = R"lua(
+local z, h, u = ARGV[1] .. 'audit', ARGV[1] .. 'audit:rec', ARGV[1] .. 'audit:user'
+local since, till, user, session = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local limit, cs, cm = tonumber(ARGV[6]), ARGV[7], ARGV[8]
+local rank
+if cs == '' then
+  rank = redis.call('ZCOUNT', z, '-inf', '(' .. ARGV[2])
+else
+  local r = redis.call('ZRANK', z, cm)
+  local s = redis.call('ZSCORE', z, cm)
+  if r and s and tonumber(s) == tonumber(cs) then rank = r + 1 else rank = redis.call('ZCOUNT', z, '-inf', '(' .. cs) end
+end
+local out = {'', ''}
+local found, scanned = 0, 0
+local last_s, last_m = '', ''
+while scanned < 10000 do
+  local batch = redis.call('ZRANGE', z, rank, rank + 499, 'WITHSCORES')
+  if #batch == 0 then return out end
+  for i = 1, #batch, 2 do
+    local m, s = batch[i], batch[i + 1]
+    local sn = tonumber(s)
+    if sn >= till then return out end
+    scanned = scanned + 1
+    local after = cs == '' or sn > tonumber(cs) or (sn == tonumber(cs) and m > cm)
+    if after and sn >= since and (session == '' or string.sub(m, 1, #session + 1) == session .. '\0')
+       and (user == '' or redis.call('HGET', u, m) == user) then
+      if found == limit then
+        out[1], out[2] = last_s, last_m
+        return out
+      end
+      found = found + 1
+      out[#out + 1] = redis.call('HGET', h, m)
+      last_s, last_m = s, m
+    elseif scanned >= 10000 then
+      out[1], out[2] = s, m
+      return out
+    end
+  end
+  rank = rank + #batch / 2
+end
+if found > 0 or last_s ~= '' then out[1], out[2] = last_s, last_m end
+return out
+)lua";
+
+/// An audit record as store=redis keeps it: JSON, its strings byte-safe.
+std::string audit_text(const plugin::AuditRecord& r) {
+  const nlohmann::json j{{"call", bytes::to_json(r.call_id)},    {"user", bytes::to_json(r.user_id)},
+                         {"session", bytes::to_json(r.session_id)}, {"instance", bytes::to_json(r.instance)},
+                         {"tool", bytes::to_json(r.tool)},        {"args", bytes::to_json(r.args)},
+                         {"argsTruncated", r.args_truncated},     {"approved", r.approved},
+                         {"outcome", bytes::to_json(r.outcome)},  {"exitCode", r.exit_code},
+                         {"durationMs", r.duration_ms},           {"outputBytes", r.output_bytes},
+                         {"attempt", r.attempt},                  {"requested", r.requested_unix_ms},
+                         {"finished", r.finished_unix_ms}};
+  return bytes::dump(j);
+}
+
+Status parse_audit(std::string_view text, plugin::AuditRecord& r) {
+  const auto j = nlohmann::json::parse(text, nullptr, false);
+  const auto number = [&](const char* k, auto& out) {
+    if (!j.contains(k) || !j[k].is_number_integer()) {
+      return false;
+    }
+    out = j[k].get<std::remove_reference_t<decltype(out)>>();
+    return true;
+  };
+  if (j.is_object() && j.contains("call") && bytes::from_json(j["call"], r.call_id) && j.contains("user") &&
+      bytes::from_json(j["user"], r.user_id) && j.contains("session") && bytes::from_json(j["session"], r.session_id) &&
+      j.contains("instance") && bytes::from_json(j["instance"], r.instance) && j.contains("tool") &&
+      bytes::from_json(j["tool"], r.tool) && j.contains("args") && bytes::from_json(j["args"], r.args) &&
+      j.contains("outcome") && bytes::from_json(j["outcome"], r.outcome) && j.value("argsTruncated", json()).is_boolean() &&
+      j.value("approved", json()).is_boolean() && number("exitCode", r.exit_code) &&
+      number("durationMs", r.duration_ms) && number("outputBytes", r.output_bytes) && number("attempt", r.attempt) &&
+      number("requested", r.requested_unix_ms) && number("finished", r.finished_unix_ms)) {
+    r.args_truncated = j["argsTruncated"].get<bool>();
+    r.approved = j["approved"].get<bool>();
+    return {};
+  }
+  return Status(Code::internal, "audit: a record in redis is not one this store wrote");
+}
+
 struct Options {
   redis::Endpoint endpoint;
   std::string prefix = "phasekit:";
   std::int64_t ttl_ms = 86400000;
   std::int64_t grace_ms = 30000;
+  std::int64_t audit_retention_ms = 30LL * 86400000;
   plugin::ConversationCaps caps;
 };
-
-/// Exports and history as JSON text, byte-safe: `export X=$'\xff'` is a value like any other.
-std::string env_text(const std::vector<std::pair<std::string, std::string>>& env) {
-  json out = json::array();
-  for (const auto& [k, v] : env) {
-    out.push_back(json::array({bytes::to_json(k), bytes::to_json(v)}));
-  }
-  return bytes::dump(out);
-}
-
-std::string history_text(const std::vector<std::string>& history) {
-  json out = json::array();
-  for (const auto& line : history) {
-    out.push_back(bytes::to_json(line));
-  }
-  return bytes::dump(out);
-}
 
 class RedisStore final : public plugin::StoreStrategy {
  public:
@@ -234,6 +325,63 @@ class RedisStore final : public plugin::StoreStrategy {
             });
   }
 
+  void append_audit(std::vector<plugin::AuditRecord> records, std::function<void(Status)> done) noexcept override {
+    const std::int64_t now =
+        std::chrono::duration_cast<std::chrono::milliseconds>(host_.clock().wall().time_since_epoch()).count();
+    std::vector<std::string> argv{"EVAL", kAuditAppend, "0", options_.prefix,
+                                  std::to_string(now - options_.audit_retention_ms)};
+    argv.reserve(argv.size() + 4 * records.size());
+    for (const auto& r : records) {
+      argv.push_back(r.session_id + '\0' + r.call_id);
+      argv.push_back(std::to_string(r.finished_unix_ms));
+      argv.push_back(audit_text(r));
+      argv.push_back(r.user_id);
+    }
+    guarded(guard_, client_, std::move(argv), [done = std::move(done)](Status s, redis::Reply) { done(std::move(s)); });
+  }
+
+  void read_audit(plugin::AuditQuery query, std::function<void(Status, plugin::AuditPage)> done) noexcept override {
+    plugin::AuditRecord at;
+    if (!query.cursor.empty() && !plugin::audit_position(query.cursor, at)) {
+      boost::asio::post(host_.executor(), [done = std::move(done)] {
+        done(Status(Code::bad_request, "audit: not a cursor of this log"), plugin::AuditPage());
+      });
+      return;
+    }
+    const std::size_t limit = std::clamp<std::size_t>(query.limit, 1, 100000);
+    guarded(guard_, client_,
+            {"EVAL", kAuditRead, "0", options_.prefix, std::to_string(query.since_unix_ms),
+             std::to_string(query.until_unix_ms), query.user_id, query.session_id, std::to_string(limit),
+             query.cursor.empty() ? "" : std::to_string(at.finished_unix_ms), at.session_id + '\0' + at.call_id},
+            [done = std::move(done)](Status s, redis::Reply r) {
+              plugin::AuditPage page;
+              if (s.ok() && (!r.is_array() || r.elements().size() < 2)) {
+                s = Status(Code::internal, "audit: unexpected reply");
+              }
+              if (s.ok()) {
+                auto& e = r.elements();
+                for (std::size_t i = 2; i < e.size() && s.ok(); ++i) {
+                  plugin::AuditRecord rec;
+                  s = parse_audit(e[i].str(), rec);
+                  page.records.push_back(std::move(rec));
+                }
+                if (s.ok() && !e[0].str().empty()) {
+                  plugin::AuditRecord next;
+                  next.finished_unix_ms = std::strtoll(e[0].str().c_str(), nullptr, 10);
+                  const std::string& member = e[1].str();
+                  const auto zero = member.find('\0');
+                  next.session_id = member.substr(0, zero);
+                  next.call_id = zero == std::string::npos ? "" : member.substr(zero + 1);
+                  page.next = plugin::audit_cursor(next);
+                }
+              }
+              if (!s.ok()) {
+                page = plugin::AuditPage();
+              }
+              done(std::move(s), std::move(page));
+            });
+  }
+
   /// This instance's own writes (the shared totals live in redis: `redis-cli --scan --pattern 'phasekit:sess:*'`).
   [[nodiscard]] StoreStats stats() const noexcept override {
     return StoreStats{sessions_.load(), entries_.load(), bytes_.load()};
@@ -257,8 +405,8 @@ class RedisStore final : public plugin::StoreStrategy {
       argv.insert(argv.end(), {"instance", instance});
     }
     if (shell) {
-      argv.insert(argv.end(), {"cwd", r.cwd, "env", env_text(r.env), "backend", r.backend, "workspace",
-                               r.workspace, "history", history_text(r.history)});
+      argv.insert(argv.end(), {"cwd", r.cwd, "env", store_common::env_text(r.env), "backend", r.backend, "workspace",
+                               r.workspace, "history", store_common::history_text(r.history)});
     }
     if (argv[3] == "0") {
       argv.insert(argv.end(), {"updated", std::to_string(r.updated_unix_ms)});
@@ -296,23 +444,13 @@ class RedisStore final : public plugin::StoreStrategy {
         out.instance = v;
       } else if (k == "updated") {
         out.updated_unix_ms = std::strtoll(v.c_str(), nullptr, 10);
-      } else if (k == "env" || k == "history") {
-        const json j = json::parse(v, nullptr, false);
-        if (!j.is_array()) {
-          return Status(Code::internal, fmt::format("session {}: field {} is not a JSON array", id, k));
+      } else if (k == "env") {
+        if (Status s = store_common::parse_env(id, v, out.env); !s.ok()) {
+          return s;
         }
-        for (const auto& item : j) {
-          std::string line;
-          std::string name;
-          std::string value;
-          if (k == "history" && bytes::from_json(item, line)) {
-            out.history.push_back(std::move(line));
-          } else if (k == "env" && item.is_array() && item.size() == 2 && bytes::from_json(item[0], name) &&
-                     bytes::from_json(item[1], value)) {
-            out.env.emplace_back(std::move(name), std::move(value));
-          } else {
-            return Status(Code::internal, fmt::format("session {}: malformed {} entry", id, k));
-          }
+      } else if (k == "history") {
+        if (Status s = store_common::parse_history(id, v, out.history); !s.ok()) {
+          return s;
         }
       }
     }
@@ -341,6 +479,8 @@ struct Factory {
     options.grace_ms = o.integer("session_grace_ms", 30000, 0, 86400000);
     options.caps.max_entries = static_cast<std::size_t>(o.integer("conversation_max_entries", 1000, 1, 10000000));
     options.caps.max_bytes = static_cast<std::size_t>(o.integer("conversation_max_bytes", 4194304, 1024, 1LL << 40));
+    options.audit_retention_ms = o.integer("audit_retention_ms", options.audit_retention_ms, 3600000, 3650LL * 86400000);
+    o.ignore("store_path");
     o.finish();
     return std::make_unique<RedisStore>(host, std::move(options));
   }

@@ -1,14 +1,21 @@
-// What every store promises, run against store=memory and store=redis (a real redis-server on a free
-// port): a session's shell fields come back byte for byte whatever their bytes (issue 15, finding 3:
+// What every store promises, run against store=memory, store=redis (a real redis-server on a free
+// port) and store=sqlite (a file in a temporary folder): a session's shell fields come back byte for byte whatever their bytes (issue 15, finding 3:
 // `export X=$'\xff'` ended the process inside a noexcept function), and a conversation is kept within
 // its caps and read back in pages bounded in bytes (finding 6).
 #include <gtest/gtest.h>
 
 #include <boost/asio/io_context.hpp>
+#include <algorithm>
 #include <chrono>
+#include <iterator>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
+
+#include <unistd.h>
 
 #include "observe/json_logger.hpp"
 #include "observe/metrics_registry.hpp"
@@ -28,17 +35,38 @@ struct StoreCase {
 class StoreContract : public ::testing::TestWithParam<StoreCase> {
  protected:
   void SetUp() override {
-    std::string options = R"({"conversation_max_entries": 8, "conversation_max_bytes": 4096)";
+    options_ = R"({"conversation_max_entries": 8, "conversation_max_bytes": 4096)";
     if (std::string(GetParam().name) == "redis") {
       if (!test::RedisServer::available()) {
         GTEST_SKIP() << "redis-server is not installed (./scripts/setup.sh installs it)";
       }
       redis_.emplace();
-      options += R"(, "redis_url": ")" + redis_->url() + "\"";
+      options_ += R"(, "redis_url": ")" + redis_->url() + "\"";
     }
-    options += "}";
+    if (std::string(GetParam().name) == "sqlite") {
+      folder_ = std::filesystem::temp_directory_path() /
+                ("phasekit-store-" + std::to_string(::getpid()) + "-" +
+                 ::testing::UnitTest::GetInstance()->current_test_info()->name());
+      std::filesystem::remove_all(folder_);
+      std::filesystem::create_directories(folder_);
+      options_ += R"(, "store_path": ")" + (folder_ / "store.db").string() + "\"";
+    }
+    options_ += "}";
+    open_store();
+  }
+
+  void TearDown() override {
+    store_.reset();
+    if (!folder_.empty()) {
+      std::filesystem::remove_all(folder_);
+    }
+  }
+
+  /// A new instance of the store on the same options (and data, where it outlives an instance).
+  void open_store() {
+    store_.reset();
     store_ = instantiate<plugin::StoreStrategy>(Loader({PHASEKIT_PLUGIN_DIR}).find(PHK_KIND_STORE, GetParam().name),
-                                                host_, options);
+                                                host_, options_);
     // The redis client fails fast (UNAVAILABLE) until it has connected: wait for an answer.
     ASSERT_TRUE(run_until([&] {
       std::optional<Status> probe;
@@ -57,6 +85,34 @@ class StoreContract : public ::testing::TestWithParam<StoreCase> {
       ioc_.run_one_for(10ms);
     }
     return pred();
+  }
+
+  Status put(const plugin::SessionRecord& record) {
+    std::optional<Status> result;
+    store_->put_session(record, [&](Status s) { result = std::move(s); });
+    EXPECT_TRUE(run_until([&] { return result.has_value(); }));
+    return result.value_or(Status(Code::timeout, "no answer"));
+  }
+
+  Status update(const std::string& id, const plugin::SessionUpdate& u) {
+    std::optional<Status> result;
+    store_->update_session(id, u, [&](Status s) { result = std::move(s); });
+    EXPECT_TRUE(run_until([&] { return result.has_value(); }));
+    return result.value_or(Status(Code::timeout, "no answer"));
+  }
+
+  std::pair<Status, plugin::SessionRecord> get(const std::string& id) {
+    std::optional<std::pair<Status, plugin::SessionRecord>> result;
+    store_->get_session(id, [&](Status s, plugin::SessionRecord r) { result.emplace(std::move(s), std::move(r)); });
+    EXPECT_TRUE(run_until([&] { return result.has_value(); }));
+    return result.value_or(std::pair{Status(Code::timeout, "no answer"), plugin::SessionRecord{}});
+  }
+
+  Status remove(const std::string& id) {
+    std::optional<Status> result;
+    store_->remove_session(id, [&](Status s) { result = std::move(s); });
+    EXPECT_TRUE(run_until([&] { return result.has_value(); }));
+    return result.value_or(Status(Code::timeout, "no answer"));
   }
 
   Status append(const std::string& session, std::string entry) {
@@ -82,6 +138,8 @@ class StoreContract : public ::testing::TestWithParam<StoreCase> {
   boost::asio::io_context ioc_;
   BasicHost host_{logs_, metrics_, clock_, ioc_.get_executor(), nullptr};
   std::optional<test::RedisServer> redis_;
+  std::filesystem::path folder_;  // store=sqlite's
+  std::string options_;
   InstancePtr<plugin::StoreStrategy> store_;
 };
 
@@ -230,7 +288,160 @@ TEST_P(StoreContract, PagesWalkBackwardsWithinTheirBytesAndEntries) {
   EXPECT_TRUE(page("s1", range).entries.empty());
 }
 
-INSTANTIATE_TEST_SUITE_P(Stores, StoreContract, ::testing::Values(StoreCase{"memory"}, StoreCase{"redis"}),
+TEST_P(StoreContract, AnUpdateOfAnUnknownSessionIsNotFoundAndARemoveTakesItsConversationWithIt) {
+  plugin::SessionUpdate u;
+  u.status = "active";
+  EXPECT_EQ(update("nobody", u).code(), Code::not_found);
+  EXPECT_EQ(get("nobody").first.code(), Code::not_found) << "an update created the session it did not find";
+
+  plugin::SessionRecord record;
+  record.id = "s1";
+  record.user_id = "u1";
+  record.status = "active";
+  ASSERT_TRUE(put(record).ok());
+  ASSERT_TRUE(append("s1", "one").ok());
+  ASSERT_TRUE(append("s1", "two").ok());
+  EXPECT_EQ(store_->stats().conversation_entries, 2u);
+  ASSERT_TRUE(remove("s1").ok());
+  EXPECT_EQ(get("s1").first.code(), Code::not_found);
+  const plugin::ConversationPage after = page("s1", {});
+  EXPECT_TRUE(after.entries.empty());
+  EXPECT_EQ(after.total, 0u) << "the conversation outlived its session";
+  EXPECT_TRUE(remove("s1").ok()) << "removing what is not there is not an error";
+  // A session of the same id starts with no conversation.
+  ASSERT_TRUE(put(record).ok());
+  ASSERT_TRUE(append("s1", "three").ok());
+  const plugin::ConversationPage again = page("s1", {});
+  ASSERT_EQ(again.entries.size(), 1u);
+  EXPECT_EQ(again.first, 0u);
+}
+
+TEST_P(StoreContract, AStoreThatOutlivesItsProcessGivesTheNextInstanceWhatTheLastWrote) {
+  if (!store_->shared()) {
+    GTEST_SKIP() << GetParam().name << " keeps nothing past its instance";
+  }
+  plugin::SessionRecord record;
+  record.id = "s1";
+  record.user_id = "u1";
+  record.status = "detached";
+  record.cwd = "d\xfe";
+  record.env = {{"X", "\xff"}};
+  record.history = {"cd d"};
+  record.instance = "i1";
+  record.updated_unix_ms = 42;
+  ASSERT_TRUE(put(record).ok());
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(append("s1", "entry " + std::to_string(i)).ok());
+  }
+  open_store();  // as a restarted process does
+
+  const auto [status, got] = get("s1");
+  ASSERT_TRUE(status.ok()) << status.message();
+  EXPECT_EQ(got, record);
+  const plugin::ConversationPage p = page("s1", {});
+  EXPECT_EQ(p.total, 10u);
+  EXPECT_EQ(p.dropped, 2u);
+  ASSERT_EQ(p.entries.size(), 8u);
+  EXPECT_EQ(p.entries.front(), "entry 2");
+  EXPECT_EQ(p.entries.back(), "entry 9");
+  ASSERT_TRUE(append("s1", "entry 10").ok());
+  EXPECT_EQ(page("s1", {}).entries.back(), "entry 10") << "the numbering did not go on where it was";
+}
+
+plugin::AuditRecord audit_record(const std::string& session, const std::string& call, const std::string& user,
+                                 std::int64_t finished) {
+  plugin::AuditRecord r;
+  r.call_id = call;
+  r.user_id = user;
+  r.session_id = session;
+  r.instance = "i1";
+  r.tool = "shell";
+  r.args = R"({"command":"echo \u00e9 \xff"})";
+  r.approved = true;
+  r.outcome = "ok";
+  r.exit_code = 0;
+  r.duration_ms = 12;
+  r.output_bytes = 3;
+  r.requested_unix_ms = finished - 20;
+  r.finished_unix_ms = finished;
+  return r;
+}
+
+TEST_P(StoreContract, TheAuditLogKeepsOneRecordPerCallInOrderAndPagesThroughItsFilters) {
+  const std::int64_t t0 = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch()).count();
+  std::vector<plugin::AuditRecord> records;
+  for (int i = 0; i < 30; ++i) {
+    records.push_back(audit_record("s" + std::to_string(i % 3), "c" + std::to_string(i), i % 2 == 0 ? "alice" : "bob",
+                                   t0 + i / 2));  // two calls in each millisecond
+  }
+  records[7].args = "\xff\xfe not UTF-8";
+  records[7].approved = false;
+  records[7].outcome = "denied";
+  records[7].exit_code = -1;
+  const auto write = [&](std::vector<plugin::AuditRecord> batch) {
+    std::optional<Status> result;
+    store_->append_audit(std::move(batch), [&](Status s) { result = std::move(s); });
+    EXPECT_TRUE(run_until([&] { return result.has_value(); }));
+    return result.value_or(Status(Code::timeout, "no answer"));
+  };
+  // In two batches, the second first: the log's order is the calls' finish times, not the writes'.
+  ASSERT_TRUE(write({records.begin() + 15, records.end()}).ok());
+  ASSERT_TRUE(write({records.begin(), records.begin() + 15}).ok());
+  // A record written again (a retry, a redelivered run) replaces the first: one per call.
+  plugin::AuditRecord again = records[4];
+  again.attempt = 2;
+  again.exit_code = 9;
+  ASSERT_TRUE(write({again}).ok());
+  records[4] = again;
+
+  const auto read_all = [&](plugin::AuditQuery q) {
+    std::vector<plugin::AuditRecord> out;
+    for (int pages = 0; pages < 100; ++pages) {
+      std::optional<std::pair<Status, plugin::AuditPage>> got;
+      store_->read_audit(q, [&](Status s, plugin::AuditPage p) { got.emplace(std::move(s), std::move(p)); });
+      EXPECT_TRUE(run_until([&] { return got.has_value(); }));
+      if (!got || !got->first.ok()) {
+        ADD_FAILURE() << (got ? got->first.message() : "no answer");
+        return out;
+      }
+      EXPECT_LE(got->second.records.size(), q.limit);
+      out.insert(out.end(), got->second.records.begin(), got->second.records.end());
+      if (got->second.next.empty()) {
+        return out;
+      }
+      q.cursor = got->second.next;
+    }
+    ADD_FAILURE() << "the pages never ended";
+    return out;
+  };
+  std::vector<plugin::AuditRecord> expected = records;
+  std::sort(expected.begin(), expected.end(), plugin::audit_before);
+  plugin::AuditQuery all;
+  all.limit = 4;
+  EXPECT_EQ(read_all(all), expected) << "every record, once, byte for byte, in the log's order";
+
+  plugin::AuditQuery alice = all;
+  alice.user_id = "alice";
+  alice.session_id = "s1";
+  alice.since_unix_ms = t0 + 2;
+  alice.until_unix_ms = t0 + 12;
+  std::vector<plugin::AuditRecord> wanted;
+  std::copy_if(expected.begin(), expected.end(), std::back_inserter(wanted),
+               [&](const plugin::AuditRecord& r) { return plugin::audit_matches(alice, r); });
+  ASSERT_FALSE(wanted.empty());
+  EXPECT_EQ(read_all(alice), wanted);
+
+  plugin::AuditQuery bad;
+  bad.cursor = "not a cursor";
+  std::optional<Status> refused;
+  store_->read_audit(bad, [&](Status s, plugin::AuditPage) { refused = std::move(s); });
+  ASSERT_TRUE(run_until([&] { return refused.has_value(); }));
+  EXPECT_EQ(refused->code(), Code::bad_request) << refused->message();
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, StoreContract,
+                         ::testing::Values(StoreCase{"memory"}, StoreCase{"redis"}, StoreCase{"sqlite"}),
                          [](const auto& p) { return std::string(p.param.name); });
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "app/job_lifecycle.hpp"
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <fmt/format.h>
 
@@ -441,7 +442,7 @@ void JobLifecycle::publish(const RunPtr& r) {
     return;
   }
   if (!r->hold || !r->hold->stored) {
-    deliver(r);
+    audit_and_deliver(r);
     return;
   }
   if (!r->job.confirm) {
@@ -466,8 +467,134 @@ void JobLifecycle::publish(const RunPtr& r) {
 }
 
 void JobLifecycle::record(const RunPtr& r) {
-  append(r->hold, json{{"role", "tool"}, {"result", r->result}},
-         [self = shared_from_this(), r](Status) { self->deliver(r); });
+  auto blob = std::make_shared<std::string>();
+  if (Status s = conversation_blob(json{{"role", "tool"}, {"result", r->result}}, host_.clock(), compression_, *blob);
+      !s.ok()) {
+    log_.warn("history.append_failed", {{"session", r->hold->id}, {"callId", r->job.id}, {"error", s.message()}});
+    audit_and_deliver(r);
+    return;
+  }
+  write_through(
+      r->hold->strand,
+      [this, id = r->hold->id, blob](std::function<void(Status)> done) {
+        store_.append_conversation(id, *blob, std::move(done));
+      },
+      [r] { return !lease_lost(r); },
+      [self = shared_from_this(), r](Status s) {
+        if (!s.ok()) {
+          self->log_.warn("history.append_failed",
+                          {{"session", r->hold->id}, {"callId", r->job.id}, {"error", s.message()}});
+        }
+        self->audit_and_deliver(r);
+      });
+}
+
+void JobLifecycle::audit_and_deliver(const RunPtr& r) {
+  plugin::AuditRecord a = audit_record(r->job.id, r->job.user_id, r->job.session_id, r->job.payload);
+  a.approved = true;
+  a.attempt = r->job.attempt;
+  a.outcome = r->status.ok() ? "ok" : std::string(wire_name(r->status.code()));
+  const json& result = r->result;
+  if (const auto it = result.find("exitCode"); it != result.end() && it->is_number_integer()) {
+    a.exit_code = it->get<std::int64_t>();
+  }
+  if (const auto it = result.find("durationMs"); it != result.end() && it->is_number()) {
+    a.duration_ms = it->get<std::int64_t>();
+  }
+  std::string output;
+  if (const auto it = result.find("outputBytes"); it != result.end() && it->is_number_unsigned()) {
+    a.output_bytes = it->get<std::uint64_t>();
+  } else if (const auto out = result.find("output"); out != result.end() && bytes::from_json(*out, output)) {
+    a.output_bytes = output.size();
+  }
+  auto then = [self = shared_from_this(), r] { self->deliver(r); };
+  if (r->hold) {
+    audit(r->hold->strand, std::move(a), [r] { return !lease_lost(r); }, std::move(then));
+  } else {
+    audit(make_io_strand(host_.executor()), std::move(a), [r] { return !lease_lost(r); }, std::move(then));
+  }
+}
+
+plugin::AuditRecord JobLifecycle::audit_record(const std::string& call_id, const std::string& user_id,
+                                               const std::string& session_id, std::string_view payload) const {
+  plugin::AuditRecord a;
+  a.call_id = call_id;
+  a.user_id = user_id;
+  a.session_id = session_id;
+  a.instance = options_.instance_id;
+  const json p = json::parse(payload, nullptr, false);
+  if (p.is_object()) {
+    if (const auto tool = p.find("tool"); tool != p.end() && tool->is_string()) {
+      a.tool = tool->get<std::string>();
+    }
+    if (const auto args = p.find("args"); args != p.end()) {
+      a.args = bytes::dump(*args);
+    }
+    if (const auto at = p.find("requested"); at != p.end() && at->is_number_integer()) {
+      a.requested_unix_ms = at->get<std::int64_t>();
+    }
+  }
+  if (a.args.size() > plugin::kAuditArgsMost) {
+    a.args.resize(bytes::utf8_complete_prefix(std::string_view(a.args).substr(0, plugin::kAuditArgsMost)));
+    a.args_truncated = true;
+  }
+  a.finished_unix_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(host_.clock().wall().time_since_epoch()).count();
+  if (a.requested_unix_ms == 0) {
+    a.requested_unix_ms = a.finished_unix_ms;
+  }
+  return a;
+}
+
+void JobLifecycle::audit(SessionHold::Strand strand, plugin::AuditRecord record, std::function<bool()> keep_trying,
+                         std::function<void()> then) {
+  auto records = std::make_shared<const std::vector<plugin::AuditRecord>>(1, std::move(record));
+  write_through(
+      std::move(strand),
+      [this, records](std::function<void(Status)> done) { store_.append_audit(*records, std::move(done)); },
+      std::move(keep_trying),
+      [self = shared_from_this(), records, then = std::move(then)](Status s) {
+        if (!s.ok()) {
+          const auto& a = records->front();
+          self->log_.warn("audit.append_failed",
+                          {{"session", a.session_id}, {"callId", a.call_id}, {"error", s.message()}});
+        }
+        then();
+      });
+}
+
+void JobLifecycle::audit_denied(const HoldPtr& hold, const std::string& call_id, const std::string& payload,
+                                std::function<void()> then) {
+  plugin::AuditRecord a = audit_record(call_id, hold->user, hold->id, payload);
+  a.approved = false;
+  a.outcome = "denied";
+  audit(hold->strand, std::move(a), [] { return true; }, std::move(then));
+}
+
+void JobLifecycle::write_through(SessionHold::Strand strand, std::function<void(std::function<void(Status)>)> write,
+                                 std::function<bool()> keep_trying, std::function<void(Status)> then) {
+  auto attempt = std::make_shared<Retry>(Retry{std::move(strand), std::move(write), std::move(keep_trying),
+                                               std::move(then), kWriteFirstBackoff,
+                                               host_.clock().now() + kWriteRetryFor});
+  try_write(std::move(attempt));
+}
+
+void JobLifecycle::try_write(std::shared_ptr<Retry> w) {
+  w->write([self = shared_from_this(), w](Status s) {
+    boost::asio::post(w->strand, [self, w, s] {
+      // Redis dropped the connection, or its breaker is open: the result waits for it rather than go
+      // out with the history missing it. The job cannot end meanwhile anyway (its completion needs
+      // redis too), and a lost lease ends the wait.
+      const bool transient = s.code() == Code::unavailable || s.code() == Code::timeout;
+      if (transient && w->keep_trying() && self->host_.clock().now() + w->backoff < w->give_up) {
+        auto timer = std::make_shared<boost::asio::steady_timer>(w->strand, w->backoff);
+        w->backoff = std::min(w->backoff * 2, kWriteMaxBackoff);
+        timer->async_wait([self, w, timer](boost::system::error_code) { self->try_write(w); });
+        return;
+      }
+      w->then(s);
+    });
+  });
 }
 
 void JobLifecycle::deliver(const RunPtr& r) {

@@ -33,10 +33,12 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "app/acquire_times.hpp"
 #include "app/inflight_limiter.hpp"
@@ -96,6 +98,10 @@ class JobLifecycle : public std::enable_shared_from_this<JobLifecycle> {
   bool park(const HoldPtr& hold);
   /// The session ended: its backend goes back to the pool, calls waiting for one fail UNAVAILABLE.
   void end(const HoldPtr& hold);
+  /// The user refused the call (its job `payload` never ran): its audit record is written, then `then`
+  /// runs on the strand.
+  void audit_denied(const HoldPtr& hold, const std::string& call_id, const std::string& payload,
+                    std::function<void()> then);
 
   /// Jobs taken and not yet done.
   [[nodiscard]] std::uint64_t in_flight() const noexcept { return in_flight_.load(); }
@@ -132,7 +138,35 @@ class JobLifecycle : public std::enable_shared_from_this<JobLifecycle> {
   /// Records the result in the session's history under the attempt the queue confirms (Job::confirm),
   /// then delivers it.
   void publish(const RunPtr& r);
+  /// Appends the result to the conversation (write_through), then audit_and_deliver().
   void record(const RunPtr& r);
+  /// Writes the call's audit record (write_through), then delivers the result: a result the user got
+  /// is in the log.
+  void audit_and_deliver(const RunPtr& r);
+  [[nodiscard]] plugin::AuditRecord audit_record(const std::string& call_id, const std::string& user_id,
+                                                 const std::string& session_id, std::string_view payload) const;
+  void audit(SessionHold::Strand strand, plugin::AuditRecord record, std::function<bool()> keep_trying,
+             std::function<void()> then);
+  /// A store write, tried again after a transient failure (UNAVAILABLE, TIMEOUT) with a doubling
+  /// backoff, for up to kWriteRetryFor and while `keep_trying` says so; `then` gets the last status on
+  /// `strand` (a failure is the caller's to log: the result goes out anyway). A failure whose command
+  /// reached the store (a reply lost with its connection) may leave a conversation entry there twice:
+  /// a history that says a result twice beats one that misses a result the user saw. (An audit record
+  /// written twice is one: the log keeps one per call.)
+  void write_through(SessionHold::Strand strand, std::function<void(std::function<void(Status)>)> write,
+                     std::function<bool()> keep_trying, std::function<void(Status)> then);
+  struct Retry {
+    SessionHold::Strand strand;
+    std::function<void(std::function<void(Status)>)> write;
+    std::function<bool()> keep_trying;
+    std::function<void(Status)> then;
+    std::chrono::milliseconds backoff;
+    std::chrono::steady_clock::time_point give_up;
+  };
+  void try_write(std::shared_ptr<Retry> w);
+  static constexpr std::chrono::milliseconds kWriteFirstBackoff{50};
+  static constexpr std::chrono::milliseconds kWriteMaxBackoff{2000};
+  static constexpr std::chrono::seconds kWriteRetryFor{15};
   void deliver(const RunPtr& r);
   /// The queue says this process no longer holds the job's lease (Job::leased).
   static bool lease_lost(const RunPtr& r);

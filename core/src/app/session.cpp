@@ -252,7 +252,10 @@ void Session::on_message(const json& args, const Ack& ack, TimePoint start) {
     return;
   }
   const std::string call_id = random_id("call-");
-  calls_[call_id] = Call{call.tool, call.args, Call::State::awaiting_approval, Clock::now()};
+  calls_[call_id] = Call{call.tool, call.args, Call::State::awaiting_approval, Clock::now(), {},
+                         std::chrono::duration_cast<std::chrono::milliseconds>(
+                             context_.host.clock().wall().time_since_epoch())
+                             .count()};
   json entry{{"role", "user"}, {"callId", call_id}, {"message", message}};
   tag_binary(entry);
   context_.lifecycle.append(hold_, std::move(entry), [self = shared_from_this(), call_id, tool = call.tool,
@@ -290,13 +293,17 @@ void Session::on_approval(const json& args, const Ack& ack, TimePoint start) {
     return;
   }
   if (!body["approved"].get<bool>()) {
+    const std::string payload = job_payload(it->second);
     drop_call(call_id);
     const json result{{"callId", call_id}, {"denied", true},     {"exitCode", nullptr},
                       {"output", ""},      {"truncated", false}, {"durationMs", 0}};
     context_.lifecycle.append(hold_, json{{"role", "tool"}, {"result", result}}, [](Status) {});
-    emit_result(result);
-    reply(ack, ok_ack(call_id));
-    record("tool:approval", "denied", start);
+    // In the audit log before the user hears of it, as a result that ran is.
+    context_.lifecycle.audit_denied(hold_, call_id, payload, [self = shared_from_this(), result, call_id, ack, start] {
+      self->emit_result(result);
+      self->reply(ack, ok_ack(call_id));
+      self->record("tool:approval", "denied", start);
+    });
     return;
   }
   it->second.state = Call::State::approved;
@@ -306,9 +313,7 @@ void Session::on_approval(const json& args, const Ack& ack, TimePoint start) {
   job.id = call_id;
   job.user_id = hold_->user;
   job.session_id = hold_->id;
-  json payload{{"tool", it->second.tool}, {"args", it->second.args}};
-  tag_binary(payload);
-  job.payload = bytes::dump(payload);
+  job.payload = job_payload(it->second);
   job.timeout_ms = context_.settings.job_timeout.count();
   context_.queue.enqueue(std::move(job), [self = shared_from_this(), call_id, ack, start](Status queued) {
     boost::asio::post(self->strand_, [self, call_id, ack, start, queued] {
@@ -436,6 +441,13 @@ void Session::forget_stored(EndReason why) {
       remove();
     }
   });
+}
+
+/// The job of a call: its tool and arguments, and when the user asked for it (for the audit log).
+std::string Session::job_payload(const Call& call) {
+  json payload{{"tool", call.tool}, {"args", call.args}, {"requested", call.requested_unix_ms}};
+  tag_binary(payload);
+  return bytes::dump(payload);
 }
 
 /// Removes a call and gives its in-flight slot back; true when it had been approved (and so is counted

@@ -106,7 +106,9 @@ class Session : public std::enable_shared_from_this<Session> {
     State state = State::awaiting_approval;
     TimePoint created;
     TimePoint approved_at{};
+    std::int64_t requested_unix_ms = 0;  // when the user asked for it (wall clock)
   };
+  static std::string job_payload(const Call& call);
 
   void save_record(std::function<void()> then, bool shell = false);
   void create_record();

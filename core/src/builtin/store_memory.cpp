@@ -1,12 +1,15 @@
-// store=memory: sessions and conversations in this process's memory (one instance only).
+// store=memory: sessions, conversations and the audit log (its newest 100,000 records) in this process's
+// memory (one instance only).
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <deque>
 #include <map>
 #include <mutex>
 #include <set>
 #include <string_view>
+#include <tuple>
 
 #include "phasekit/plugin/export.hpp"
 #include "phasekit/plugin_options.hpp"
@@ -121,7 +124,8 @@ class PackedRecord {
 
 class MemoryStore final : public plugin::StoreStrategy {
  public:
-  MemoryStore(HostServices& host, plugin::ConversationCaps caps) : host_(host), caps_(caps) {}
+  MemoryStore(HostServices& host, plugin::ConversationCaps caps, std::int64_t audit_retention_ms)
+      : host_(host), caps_(caps), audit_retention_ms_(audit_retention_ms) {}
 
   /// This process's memory: gone with it.
   [[nodiscard]] bool shared() const noexcept override { return false; }
@@ -223,6 +227,57 @@ class MemoryStore final : public plugin::StoreStrategy {
     });
   }
 
+  void append_audit(std::vector<plugin::AuditRecord> records, std::function<void(Status)> done) noexcept override {
+    const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 host_.clock().wall().time_since_epoch()).count();
+    {
+      const std::lock_guard lock(mutex_);
+      for (auto& r : records) {
+        AuditKey key{r.session_id, r.call_id};
+        if (const auto it = audit_at_.find(key); it != audit_at_.end()) {
+          audit_.erase(AuditPosition{it->second, key.first, key.second});  // written again: it replaces the first
+        }
+        audit_at_[key] = r.finished_unix_ms;
+        audit_.emplace(AuditPosition{r.finished_unix_ms, std::move(key.first), std::move(key.second)}, std::move(r));
+      }
+      // Past its retention or its count: the oldest go.
+      while (!audit_.empty() && (audit_.size() > kAuditMost ||
+                                 std::get<0>(audit_.begin()->first) < now - audit_retention_ms_)) {
+        const auto& [finished, session, call] = audit_.begin()->first;
+        audit_at_.erase(AuditKey{session, call});
+        audit_.erase(audit_.begin());
+      }
+    }
+    complete(std::move(done), Status());
+  }
+
+  void read_audit(plugin::AuditQuery query, std::function<void(Status, plugin::AuditPage)> done) noexcept override {
+    Status status;
+    plugin::AuditPage page;
+    plugin::AuditRecord at;
+    if (!query.cursor.empty() && !plugin::audit_position(query.cursor, at)) {
+      status = Status(Code::bad_request, "audit: not a cursor of this log");
+    } else {
+      const std::lock_guard lock(mutex_);
+      auto it = query.cursor.empty()
+                    ? audit_.lower_bound(AuditPosition{query.since_unix_ms, {}, {}})
+                    : audit_.upper_bound(AuditPosition{at.finished_unix_ms, at.session_id, at.call_id});
+      const std::size_t limit = std::max<std::size_t>(query.limit, 1);
+      for (; it != audit_.end() && std::get<0>(it->first) < query.until_unix_ms; ++it) {
+        if (!plugin::audit_matches(query, it->second)) {
+          continue;
+        }
+        if (page.records.size() == limit) {
+          page.next = plugin::audit_cursor(page.records.back());
+          break;
+        }
+        page.records.push_back(it->second);
+      }
+    }
+    boost::asio::post(host_.executor(), [done = std::move(done), status = std::move(status),
+                                         page = std::move(page)]() mutable { done(std::move(status), std::move(page)); });
+  }
+
   [[nodiscard]] StoreStats stats() const noexcept override {
     const std::lock_guard lock(mutex_);
     return StoreStats{sessions_.size(), entries_, bytes_};
@@ -272,6 +327,13 @@ class MemoryStore final : public plugin::StoreStrategy {
   std::map<std::string, Conversation, std::less<>> conversations_;
   std::uint64_t entries_ = 0;
   std::uint64_t bytes_ = 0;
+  /// The audit log in its order (plugin::audit_before), and where each call's record is in it.
+  using AuditPosition = std::tuple<std::int64_t, std::string, std::string>;  // finished, session, call
+  using AuditKey = std::pair<std::string, std::string>;                     // session, call
+  static constexpr std::size_t kAuditMost = 100000;
+  const std::int64_t audit_retention_ms_;
+  std::map<AuditPosition, plugin::AuditRecord> audit_;
+  std::map<AuditKey, std::int64_t> audit_at_;
 };
 
 struct Factory {
@@ -281,11 +343,13 @@ struct Factory {
     options.ignore("redis_password");
     options.ignore("session_grace_ms");
     options.ignore("ttl_ms");
+    options.ignore("store_path");
     plugin::ConversationCaps caps;
     caps.max_entries = static_cast<std::size_t>(options.integer("conversation_max_entries", 1000, 1, 10000000));
     caps.max_bytes = static_cast<std::size_t>(options.integer("conversation_max_bytes", 4194304, 1024, 1LL << 40));
+    const std::int64_t retention = options.integer("audit_retention_ms", 30LL * 86400000, 3600000, 3650LL * 86400000);
     options.finish();
-    return std::make_unique<MemoryStore>(host, caps);
+    return std::make_unique<MemoryStore>(host, caps, retention);
   }
 };
 

@@ -108,7 +108,7 @@ constexpr std::array<Spec, kSettingCount> kSettings{{
   {Key::queue, "queue", "QUEUE_PLUGIN", "queue", "Plugins", Type::plugin, 0, 0, "", "", {N, N, N},
    "Queue plugin. Empty: redis when ENABLE_WORKER_MODE is on, else inproc."},
   {Key::store, "store", "STORE_PLUGIN", "store", "Plugins", Type::plugin, 0, 0, "", "", {N, N, N},
-   "Store plugin. Empty: redis when REDIS_URL is set, else memory."},
+   "Store plugin: memory, redis or sqlite (STORE_PATH). Empty: redis when REDIS_URL is set, else memory."},
   {Key::compression, "compression", "COMPRESSION_PLUGIN", "compression", "Plugins", Type::plugin, 0, 0, "", "",
    {N, N, N}, "Compression plugin. Empty: zlib when ENABLE_CONVERSATION_COMPRESSION is on, else none."},
   {Key::autoscaler, "autoscaler", "AUTOSCALER_PLUGIN", "autoscaler", "Plugins", Type::plugin, 0, 0, "", "",
@@ -237,8 +237,15 @@ constexpr std::array<Spec, kSettingCount> kSettings{{
    "a URL with a password and REDIS_PASSWORD are refused. Never printed or logged."},
   {Key::session_ttl_ms, "session_ttl_ms", "SESSION_TTL_MS", "session-ttl-ms", "Store", Type::integer, 1000,
    31536000000, "", "86400000", {N, N, N},
-   "store=redis: an active session's record and conversation expire this long after their last write "
-   "(ended and detached ones after SESSION_GRACE_MS plus a minute)."},
+   "store=redis and store=sqlite: an active session's record and conversation expire this long after their "
+   "last write (ended and detached ones after SESSION_GRACE_MS plus a minute)."},
+  {Key::store_path, "store_path", "STORE_PATH", "store-path", "Store", Type::text, 0, 0, "", "phasekit.db",
+   {N, N, N},
+   "store=sqlite: the SQLite file sessions and conversations are kept in (created if missing; its folder must "
+   "exist). Processes on one host may share it."},
+  {Key::history_retention_days, "history_retention_days", "HISTORY_RETENTION_DAYS", "history-retention-days", "Store",
+   Type::integer, 1, 3650, "", "30", {N, N, N},
+   "Days the audit log (`phasekit history`) keeps a tool call's record; older records are purged by the store."},
   {Key::enable_conversation_compression, "enable_conversation_compression", "ENABLE_CONVERSATION_COMPRESSION",
    "enable-conversation-compression", "Store", Type::boolean, 0, 0, "", "false", {N, N, "true"},
    "Compress conversation history in the store (compression=zlib, see COMPRESSION_FORMAT); entries written "

@@ -90,6 +90,8 @@ enum class Key : std::uint16_t {
   redis_url,
   redis_password,
   session_ttl_ms,
+  store_path,
+  history_retention_days,
   enable_conversation_compression,
   compression_format,
   compression_level,

@@ -54,6 +54,8 @@ std::string plugin_config_json(std::string_view kind, const config::Config& c) {
     j["redis_password"] = c.text(Key::redis_password);
     j["session_grace_ms"] = c.integer(Key::session_grace_ms);
     j["ttl_ms"] = c.integer(Key::session_ttl_ms);
+    j["store_path"] = c.text(Key::store_path);
+    j["audit_retention_ms"] = c.integer(Key::history_retention_days) * 86400000;
     j["conversation_max_entries"] = c.integer(Key::history_max_entries);
     j["conversation_max_bytes"] = c.integer(Key::history_max_bytes);
   }

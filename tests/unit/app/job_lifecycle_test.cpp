@@ -79,6 +79,12 @@ class FakeStore final : public plugin::StoreStrategy {
   void append_conversation(std::string session_id, std::string entry,
                            std::function<void(Status)> done) noexcept override {
     order_.push_back("append");
+    if (!fail_appends.empty()) {
+      const Status failure = fail_appends.front();
+      fail_appends.erase(fail_appends.begin());
+      answer(std::move(done), failure);
+      return;
+    }
     conversations[session_id].push_back(std::move(entry));
     answer(std::move(done), Status());
   }
@@ -91,13 +97,29 @@ class FakeStore final : public plugin::StoreStrategy {
       done(Status(), std::move(page));
     });
   }
+  void append_audit(std::vector<plugin::AuditRecord> records, std::function<void(Status)> done) noexcept override {
+    order_.push_back("audit");
+    for (auto& r : records) {
+      audit.push_back(std::move(r));
+    }
+    answer(std::move(done), Status());
+  }
+  void read_audit(plugin::AuditQuery, std::function<void(Status, plugin::AuditPage)> done) noexcept override {
+    plugin::AuditPage page;
+    page.records = audit;
+    boost::asio::post(executor_, [done = std::move(done), page = std::move(page)]() mutable {
+      done(Status(), std::move(page));
+    });
+  }
   [[nodiscard]] plugin::StoreStats stats() const noexcept override { return {}; }
   void async_shutdown(std::function<void()> done) noexcept override { boost::asio::post(executor_, std::move(done)); }
 
   std::map<std::string, plugin::SessionRecord> sessions;
   std::map<std::string, std::vector<std::string>> conversations;
+  std::vector<plugin::AuditRecord> audit;
   Status fail_get;                // not OK: get_session answers this
   bool forget_after_get = false;  // get_session removes the record it answered with
+  std::vector<Status> fail_appends;  // the next appends answer these, in order, and store nothing
   int updates = 0;
 
  private:
@@ -368,7 +390,7 @@ TEST_F(JobLifecycleTest, Leased_SessionComesOverFromFolderAndRecordAndGoesBackBe
   EXPECT_EQ(first.results[0]["exitCode"], 0) << first.results[0].dump();
   EXPECT_TRUE(first.done[0].ok());
   // Saved, then appended, then published, then done.
-  EXPECT_EQ(order_, (std::vector<std::string>{"get", "update", "append", "publish", "done"}));
+  EXPECT_EQ(order_, (std::vector<std::string>{"get", "update", "append", "audit", "publish", "done"}));
   const plugin::SessionRecord& saved = store_->sessions["s1"];
   EXPECT_EQ(saved.cwd, "a/b");
   EXPECT_NE(std::find(saved.env.begin(), saved.env.end(), std::pair<std::string, std::string>{"X", "42"}),
@@ -439,7 +461,7 @@ TEST_F(JobLifecycleTest, Leased_AnotherUsersSessionIsRefusedAndNothingOfItTouche
   EXPECT_EQ(out.results[0]["error"]["code"], "UNAUTHORIZED");
   EXPECT_EQ(out.results[0]["callId"], "call-1");
   EXPECT_EQ(pool_->acquired, 0);
-  EXPECT_EQ(order_, (std::vector<std::string>{"get", "publish", "done"}));
+  EXPECT_EQ(order_, (std::vector<std::string>{"get", "audit", "publish", "done"}));
   EXPECT_TRUE(conversation("s1").empty());
   EXPECT_EQ(store_->sessions["s1"].cwd, "x");
 }
@@ -451,7 +473,7 @@ TEST_F(JobLifecycleTest, Leased_StoreUnavailableFailsTheJobBeforeABackendIsTaken
   EXPECT_EQ(out.done[0].code(), Code::unavailable);
   EXPECT_EQ(out.results[0]["error"]["message"], "session store: redis is down");
   EXPECT_EQ(pool_->acquired, 0);
-  EXPECT_EQ(order_, (std::vector<std::string>{"get", "publish", "done"}));
+  EXPECT_EQ(order_, (std::vector<std::string>{"get", "audit", "publish", "done"}));
 }
 
 TEST_F(JobLifecycleTest, Leased_AcquireFailureIsAppendedAndPublishedAndSavesNothing) {
@@ -461,7 +483,7 @@ TEST_F(JobLifecycleTest, Leased_AcquireFailureIsAppendedAndPublishedAndSavesNoth
   const Outcome out = run_job(job("s1", "alice", shell("echo hi")));
   EXPECT_EQ(out.done[0].code(), Code::timeout);
   EXPECT_EQ(out.results[0]["error"]["code"], "TIMEOUT");
-  EXPECT_EQ(order_, (std::vector<std::string>{"get", "append", "publish", "done"}));
+  EXPECT_EQ(order_, (std::vector<std::string>{"get", "append", "audit", "publish", "done"}));
   EXPECT_EQ(store_->updates, 0);
   EXPECT_EQ(pool_->released, 0);
 }
@@ -473,7 +495,7 @@ TEST_F(JobLifecycleTest, Leased_MalformedJobReadsAndWritesNothing) {
     const Outcome out = run_job(job("s1", "alice", payload));
     EXPECT_EQ(out.done[0].code(), Code::bad_request) << payload;
     EXPECT_EQ(out.results[0]["error"]["message"], "malformed job");
-    EXPECT_EQ(order_, (std::vector<std::string>{"publish", "done"})) << payload;
+    EXPECT_EQ(order_, (std::vector<std::string>{"audit", "publish", "done"})) << payload;
   }
   EXPECT_EQ(pool_->acquired, 0);
 }
@@ -499,7 +521,7 @@ TEST_F(JobLifecycleTest, Leased_SessionEndedWhileTheJobRanIsNotWrittenBack) {
   EXPECT_TRUE(out.done[0].ok()) << out.done[0].message();
   EXPECT_EQ(out.results[0]["exitCode"], 0);
   EXPECT_EQ(store_->sessions.count("s1"), 0u) << "an update does not make the record again";
-  EXPECT_EQ(order_, (std::vector<std::string>{"get", "update", "append", "publish", "done"}));
+  EXPECT_EQ(order_, (std::vector<std::string>{"get", "update", "append", "audit", "publish", "done"}));
   EXPECT_TRUE(std::filesystem::exists(session_folder(root_, "s1") + "/f.txt")) << "the files are parked";
   EXPECT_EQ(pool_->released, 1);
 }
@@ -511,7 +533,7 @@ TEST_F(JobLifecycleTest, Leased_UnknownSessionRunsWithoutRecordOrConversation) {
   make_lifecycle(Tenure::leased, true);
   const Outcome out = run_job(job("gone", "alice", shell("echo hi")));
   EXPECT_EQ(out.results[0]["output"], "hi\n");
-  EXPECT_EQ(order_, (std::vector<std::string>{"get", "publish", "done"}));
+  EXPECT_EQ(order_, (std::vector<std::string>{"get", "audit", "publish", "done"}));
   EXPECT_TRUE(store_->sessions.empty());
   EXPECT_EQ(pool_->released, 1);
 }
@@ -527,7 +549,7 @@ TEST_F(JobLifecycleTest, Held_OneBackendForTheSessionsCallsAndStateSavedBeforeTh
   const Outcome first = run_job(job("s1", "alice", shell("mkdir -p w && cd w && export Y=7")));
   EXPECT_TRUE(first.done[0].ok());
   // The record names the backend as soon as the session has it, then the call's state before the publish.
-  EXPECT_EQ(order_, (std::vector<std::string>{"update", "update", "append", "publish", "done"}));
+  EXPECT_EQ(order_, (std::vector<std::string>{"update", "update", "append", "audit", "publish", "done"}));
   const plugin::SessionRecord& saved = store_->sessions["s1"];
   EXPECT_EQ(saved.cwd, "w");
   EXPECT_EQ(saved.instance, "instance-1");
@@ -552,9 +574,38 @@ TEST_F(JobLifecycleTest, Held_WithoutPersistNothingIsSavedAndTheConversationStil
   hold_session("s1", "alice");
   const Outcome out = run_job(job("s1", "alice", shell("cd /tmp && echo hi")));
   EXPECT_EQ(out.results[0]["output"], "hi\n");
-  EXPECT_EQ(order_, (std::vector<std::string>{"append", "publish", "done"}));
+  EXPECT_EQ(order_, (std::vector<std::string>{"append", "audit", "publish", "done"}));
   EXPECT_EQ(store_->updates, 0);
   EXPECT_EQ(conversation("s1").size(), 1u);
+}
+
+TEST_F(JobLifecycleTest, Held_AResultWaitsForAStoreThatDroppedItsConnectionAndIsInTheHistoryOnce) {
+  if (!backends_here()) {
+    GTEST_SKIP() << env_.skip_reason;
+  }
+  make_lifecycle(Tenure::held, false);
+  hold_session("s1", "alice");
+  // What redis going away for a moment looks like: the client was not connected, then the breaker was open.
+  store_->fail_appends = {Status(Code::unavailable, "redis not connected: connection lost"),
+                          Status(Code::unavailable, "circuit breaker redis is open")};
+  const Outcome out = run_job(job("s1", "alice", shell("echo hi")));
+  EXPECT_EQ(out.results[0]["output"], "hi\n");
+  EXPECT_EQ(order_, (std::vector<std::string>{"append", "append", "append", "audit", "publish", "done"}));
+  ASSERT_EQ(conversation("s1").size(), 1u) << "a result the user saw is missing from the history";
+  EXPECT_EQ(json::parse(conversation("s1")[0])["result"]["callId"], "call-1");
+}
+
+TEST_F(JobLifecycleTest, Held_AResultTheStoreRefusesForGoodIsPublishedWithoutWaiting) {
+  if (!backends_here()) {
+    GTEST_SKIP() << env_.skip_reason;
+  }
+  make_lifecycle(Tenure::held, false);
+  hold_session("s1", "alice");
+  store_->fail_appends = {Status(Code::internal, "redis: OOM command not allowed")};
+  const Outcome out = run_job(job("s1", "alice", shell("echo hi")));
+  EXPECT_EQ(out.results[0]["output"], "hi\n");
+  EXPECT_EQ(order_, (std::vector<std::string>{"append", "audit", "publish", "done"})) << "an error that will not pass was retried";
+  EXPECT_TRUE(conversation("s1").empty());
 }
 
 TEST_F(JobLifecycleTest, Held_AcquireFailureFailsEveryCallWaitingForIt) {
@@ -579,7 +630,7 @@ TEST_F(JobLifecycleTest, Held_SessionGoneBeforeTheJobRanIsUnavailableAndNotAppen
   const Outcome out = run_job(job("nobody-holds-this", "alice", shell("echo hi")));
   EXPECT_EQ(out.done[0].code(), Code::unavailable);
   EXPECT_EQ(out.results[0]["error"]["message"], "session ended before the job ran");
-  EXPECT_EQ(order_, (std::vector<std::string>{"publish", "done"}));
+  EXPECT_EQ(order_, (std::vector<std::string>{"audit", "publish", "done"}));
   EXPECT_EQ(pool_->acquired, 0);
 }
 
@@ -588,7 +639,7 @@ TEST_F(JobLifecycleTest, Held_MalformedJobReadsAndWritesNothing) {
   hold_session("s1", "alice");
   const Outcome out = run_job(job("s1", "alice", json("[")));
   EXPECT_EQ(out.done[0].code(), Code::bad_request);
-  EXPECT_EQ(order_, (std::vector<std::string>{"publish", "done"}));
+  EXPECT_EQ(order_, (std::vector<std::string>{"audit", "publish", "done"}));
   EXPECT_EQ(pool_->acquired, 0);
 }
 

@@ -1,10 +1,14 @@
 #pragma once
 // kind = store: sessions and conversation history. `memory` for one instance; `redis` shared by all
 // instances, so a session survives the death of the instance that held its socket.
+#include <charconv>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -85,6 +89,91 @@ struct ConversationCaps {
   std::size_t max_bytes = 4 * 1024 * 1024;
 };
 
+/// One tool call as the audit log keeps it: who ran what, when, with what result (issue 19). Written by
+/// the process that ran the call (or that the user refused it to) before its tool:result went out, so
+/// a call the user heard of is in the log. A store keeps one record per (session_id, call_id): a record
+/// written again (a retry, a redelivered call) replaces the first.
+struct AuditRecord {
+  std::string call_id;
+  std::string user_id;
+  std::string session_id;
+  std::string instance;  // the orchestrator or worker that ran it, or refused it
+  std::string tool;
+  std::string args;              // the call's arguments as JSON text, at most kAuditArgsMost bytes
+  bool args_truncated = false;   // the arguments were longer (cut at a UTF-8 boundary, not valid JSON)
+  bool approved = false;         // false: the user denied it, and it did not run
+  std::string outcome;           // "ok" (ran, any exit code), "denied", or the failure's code: "timeout", …
+  std::int64_t exit_code = -1;   // the command's, when it ran to its end; -1 otherwise
+  std::int64_t duration_ms = 0;  // from its start on a backend to its end; 0 when it did not run
+  std::uint64_t output_bytes = 0;
+  std::uint32_t attempt = 1;
+  std::int64_t requested_unix_ms = 0;  // when the user asked for it
+  std::int64_t finished_unix_ms = 0;   // when its result (or refusal) was settled
+
+  friend bool operator==(const AuditRecord&, const AuditRecord&) = default;
+};
+
+/// Arguments beyond this many bytes are cut (AuditRecord::args_truncated).
+inline constexpr std::size_t kAuditArgsMost = 4096;
+
+/// Which records: those of `user_id` and `session_id` (when set) that finished in [since, until), in
+/// the log's order (audit_before), at most `limit` of them, from where `cursor` says (AuditPage::next).
+struct AuditQuery {
+  std::string user_id;
+  std::string session_id;
+  std::int64_t since_unix_ms = 0;
+  std::int64_t until_unix_ms = INT64_MAX;
+  std::size_t limit = 1000;
+  std::string cursor;  // "": from the start
+};
+
+/// What one read_audit gives: the records, and the cursor of the next page ("" when there is none).
+/// A page may hold fewer than `limit` records and still have a next one (a store bounds what one call
+/// scans).
+struct AuditPage {
+  std::vector<AuditRecord> records;
+  std::string next;
+};
+
+/// The audit log's order: by finish time, then session, then call.
+inline bool audit_before(const AuditRecord& a, const AuditRecord& b) noexcept {
+  return std::tie(a.finished_unix_ms, a.session_id, a.call_id) < std::tie(b.finished_unix_ms, b.session_id, b.call_id);
+}
+
+/// The cursor of the page after record `r` (AuditPage::next): "<finished>:<length of session>:<session><call>",
+/// byte-safe whatever the ids hold.
+inline std::string audit_cursor(const AuditRecord& r) {
+  return std::to_string(r.finished_unix_ms) + ":" + std::to_string(r.session_id.size()) + ":" + r.session_id +
+         r.call_id;
+}
+
+/// The position a cursor names, in `at` (finished_unix_ms, session_id, call_id); false when `cursor`
+/// is not one audit_cursor() made.
+inline bool audit_position(std::string_view cursor, AuditRecord& at) {
+  const char* p = cursor.data();
+  const char* end = cursor.data() + cursor.size();
+  std::int64_t finished = 0;
+  std::size_t session = 0;
+  auto r = std::from_chars(p, end, finished);
+  if (r.ec != std::errc() || r.ptr == end || *r.ptr != ':') {
+    return false;
+  }
+  r = std::from_chars(r.ptr + 1, end, session);
+  if (r.ec != std::errc() || r.ptr == end || *r.ptr != ':' || static_cast<std::size_t>(end - r.ptr - 1) < session) {
+    return false;
+  }
+  at.finished_unix_ms = finished;
+  at.session_id.assign(r.ptr + 1, session);
+  at.call_id.assign(r.ptr + 1 + session, end);
+  return true;
+}
+
+/// Whether `r` is one of those `q` asks for (its limit and cursor aside).
+inline bool audit_matches(const AuditQuery& q, const AuditRecord& r) noexcept {
+  return (q.user_id.empty() || r.user_id == q.user_id) && (q.session_id.empty() || r.session_id == q.session_id) &&
+         r.finished_unix_ms >= q.since_unix_ms && r.finished_unix_ms < q.until_unix_ms;
+}
+
 struct StoreStats {
   std::uint64_t sessions = 0;
   std::uint64_t conversation_entries = 0;
@@ -112,6 +201,11 @@ class StoreStrategy {
   /// One page of the conversation (an unknown session's is empty).
   virtual void read_conversation(std::string session_id, ConversationRange range,
                                  std::function<void(Status, ConversationPage)> done) noexcept = 0;
+  /// Adds records to the audit log (one per call: a record of a (session_id, call_id) already there
+  /// replaces it). The store drops records older than its `audit_retention_ms` option.
+  virtual void append_audit(std::vector<AuditRecord> records, std::function<void(Status)> done) noexcept = 0;
+  /// Records of the audit log, as AuditQuery says; BAD_REQUEST for a cursor it did not give.
+  virtual void read_audit(AuditQuery query, std::function<void(Status, AuditPage)> done) noexcept = 0;
   [[nodiscard]] virtual StoreStats stats() const noexcept = 0;
   virtual void async_shutdown(std::function<void()> done) noexcept = 0;
 };

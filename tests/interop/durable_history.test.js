@@ -1,0 +1,115 @@
+// store=sqlite under a kill -9 (issue 19): every call whose tool:result a client received is in the
+// audit log after a restart, exactly once, and `phasekit history` reads it while the new process runs.
+"use strict";
+const { describe, it } = require("node:test");
+const assert = require("node:assert/strict");
+const { execFile } = require("node:child_process");
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+const { startServer, connect, once } = require("./support.js");
+
+const PHASEKIT_BIN = path.join(path.dirname(process.env.ORCHESTRATOR_BIN), "phasekit");
+
+/** `phasekit history --json …` on the store at `storePath`; resolves the records. */
+function history(storePath, args = []) {
+  return new Promise((resolve, reject) => {
+    execFile(PHASEKIT_BIN, ["history", "--json", ...args],
+      { env: { PATH: process.env.PATH, STORE_PLUGIN: "sqlite", STORE_PATH: storePath }, maxBuffer: 64 << 20 },
+      (error, stdout, stderr) => {
+        if (error) reject(new Error(`phasekit history: ${error.message}\n${stderr}`));
+        else resolve(stdout.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l)));
+      });
+  });
+}
+
+/** Sends calls one after another until stopped; every tool:result it gets is added to `received`. */
+async function keepCalling(socket, received, stop) {
+  while (!stop.now) {
+    let ack;
+    try {
+      ack = await socket.timeout(10000).emitWithAck("message", `echo ${received.size}; sleep 0.01`);
+    } catch {
+      return;  // the server is gone
+    }
+    if (!ack.ok) continue;
+    const result = new Promise((resolve) => {
+      const onResult = (r) => {
+        if (r.callId !== ack.callId) return;
+        socket.off("tool:result", onResult);
+        received.add(r.callId);
+        resolve();
+      };
+      socket.on("tool:result", onResult);
+      socket.once("disconnect", resolve);
+    });
+    try {
+      await socket.timeout(10000).emitWithAck("tool:approval", { callId: ack.callId, approved: true });
+    } catch {
+      return;
+    }
+    await result;
+  }
+}
+
+describe("store=sqlite and a kill -9", () => {
+  it("keeps every call whose result went out, once, and shows it with phasekit history", async () => {
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), "phasekit-durable-"));
+    const storePath = path.join(folder, "store.db");
+    const env = { STORE_PLUGIN: "sqlite", STORE_PATH: storePath };
+    let server = await startServer(env);
+    const received = new Set();
+    let denied;
+    try {
+      // A call the user refuses is in the log too, as denied.
+      const alice = await connect(server, "alice");
+      const ack = await alice.emitWithAck("message", "rm -rf /tmp/nothing");
+      assert.equal(ack.ok, true);
+      const refused = once(alice, "tool:result");
+      await alice.emitWithAck("tool:approval", { callId: ack.callId, approved: false });
+      assert.equal((await refused)[0].denied, true);
+      denied = ack.callId;
+
+      // Three users calling at once; the process is killed while their calls run.
+      const sockets = [alice, await connect(server, "bob"), await connect(server, "carol")];
+      const stop = { now: false };
+      const callers = sockets.map((s) => keepCalling(s, received, stop));
+      const deadline = Date.now() + 60000;
+      while (received.size < 40 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(received.size >= 40, `only ${received.size} results in a minute`);
+      server.child.kill("SIGKILL");
+      const killed = await server.stop();  // it is gone already: this only removes its workspaces
+      assert.equal(killed.signal, "SIGKILL");
+      const seen = new Set(received);  // what had reached the clients when the process died
+      stop.now = true;
+      for (const s of sockets) s.close();
+      await Promise.all(callers);
+
+      // The next process opens the file the killed one left (its WAL recovered), and the command reads
+      // the log beside it.
+      server = await startServer(env);
+      const records = await history(storePath);
+      const byCall = new Map();
+      for (const r of records) byCall.set(r.callId, (byCall.get(r.callId) ?? 0) + 1);
+      for (const id of seen) assert.equal(byCall.get(id), 1, `call ${id} is in the log ${byCall.get(id) ?? 0} times`);
+      for (const [id, n] of byCall) assert.equal(n, 1, `call ${id} is in the log ${n} times`);
+      const refusedRecord = records.find((r) => r.callId === denied);
+      assert.ok(refusedRecord, "the denied call is not in the log");
+      assert.equal(refusedRecord.approved, false);
+      assert.equal(refusedRecord.outcome, "denied");
+      assert.equal(refusedRecord.user, "alice");
+      assert.deepEqual(JSON.parse(refusedRecord.args), { command: "rm -rf /tmp/nothing" });
+      const ran = records.find((r) => seen.has(r.callId));
+      assert.equal(ran.approved, true);
+      assert.equal(ran.outcome, "ok");
+      assert.equal(ran.exitCode, 0);
+      assert.equal(ran.tool, "shell");
+      assert.ok(ran.outputBytes > 0);
+      assert.ok(Date.parse(ran.finished) >= Date.parse(ran.requested));
+      assert.deepEqual(new Set((await history(storePath, ["--user", "bob"])).map((r) => r.user)), new Set(["bob"]));
+    } finally {
+      await server.stop();
+      fs.rmSync(folder, { recursive: true, force: true });
+    }
+  });
+});
