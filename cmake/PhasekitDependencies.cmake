@@ -23,3 +23,5 @@ find_package(PkgConfig REQUIRED)
 pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis>=0.14)
 # SQLite 3.40 (Debian libsqlite3-dev): store=sqlite, one file that survives restarts.
 pkg_check_modules(SQLITE3 REQUIRED IMPORTED_TARGET sqlite3>=3.37)
+# libpq 15 (Debian libpq-dev): store=postgres.
+pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq>=13)

@@ -9,9 +9,9 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   g++ cmake ninja-build ccache pkg-config binutils
   libboost1.81-dev libboost-program-options1.81-dev
-  nlohmann-json3-dev libfmt-dev libyaml-cpp-dev libhiredis-dev libsqlite3-dev zlib1g-dev libssl-dev openssl ca-certificates
+  nlohmann-json3-dev libfmt-dev libyaml-cpp-dev libhiredis-dev libsqlite3-dev libpq-dev zlib1g-dev libssl-dev openssl ca-certificates
   libgtest-dev libgmock-dev libbenchmark-dev
-  redis-server redis-tools nginx jq curl prometheus bash-static iproute2 iptables
+  redis-server redis-tools postgresql sqlite3 nginx jq curl prometheus bash-static iproute2 iptables
   docker-compose haproxy yamllint
   nodejs npm
   docker.io busybox-static mmdebstrap

@@ -481,6 +481,8 @@ struct Factory {
     options.caps.max_bytes = static_cast<std::size_t>(o.integer("conversation_max_bytes", 4194304, 1024, 1LL << 40));
     options.audit_retention_ms = o.integer("audit_retention_ms", options.audit_retention_ms, 3600000, 3650LL * 86400000);
     o.ignore("store_path");
+    o.ignore("postgres_url");
+    o.ignore("pool_size");
     o.finish();
     return std::make_unique<RedisStore>(host, std::move(options));
   }

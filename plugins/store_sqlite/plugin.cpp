@@ -803,6 +803,8 @@ struct Factory {
     options.audit_retention_ms = o.integer("audit_retention_ms", options.audit_retention_ms, 3600000, 3650LL * 86400000);
     o.ignore("redis_url");
     o.ignore("redis_password");
+    o.ignore("postgres_url");
+    o.ignore("pool_size");
     o.finish();
     return std::make_unique<SqliteStore>(host, std::move(options));
   }

@@ -1,5 +1,6 @@
-// store=sqlite under a kill -9 (issue 19): every call whose tool:result a client received is in the
-// audit log after a restart, exactly once, and `phasekit history` reads it while the new process runs.
+// store=sqlite and store=postgres under a kill -9 (issue 19): every call whose tool:result a client
+// received is in the audit log after a restart, exactly once, and `phasekit history` reads it while the
+// new process runs.
 "use strict";
 const { describe, it } = require("node:test");
 const assert = require("node:assert/strict");
@@ -8,14 +9,15 @@ const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
 const { startServer, connect, once } = require("./support.js");
+const postgres = require("../support/node/postgres.js");
 
 const PHASEKIT_BIN = path.join(path.dirname(process.env.ORCHESTRATOR_BIN), "phasekit");
 
-/** `phasekit history --json …` on the store at `storePath`; resolves the records. */
-function history(storePath, args = []) {
+/** `phasekit history --json …` on the store `env` names; resolves the records. */
+function history(storeEnv, args = []) {
   return new Promise((resolve, reject) => {
     execFile(PHASEKIT_BIN, ["history", "--json", ...args],
-      { env: { PATH: process.env.PATH, STORE_PLUGIN: "sqlite", STORE_PATH: storePath }, maxBuffer: 64 << 20 },
+      { env: { PATH: process.env.PATH, ...storeEnv }, maxBuffer: 64 << 20 },
       (error, stdout, stderr) => {
         if (error) reject(new Error(`phasekit history: ${error.message}\n${stderr}`));
         else resolve(stdout.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l)));
@@ -52,11 +54,29 @@ async function keepCalling(socket, received, stop) {
   }
 }
 
-describe("store=sqlite and a kill -9", () => {
-  it("keeps every call whose result went out, once, and shows it with phasekit history", async () => {
+/** Runs `body(env)` with the store's settings, its server started and stopped around it. */
+const stores = {
+  async sqlite(body) {
     const folder = fs.mkdtempSync(path.join(os.tmpdir(), "phasekit-durable-"));
-    const storePath = path.join(folder, "store.db");
-    const env = { STORE_PLUGIN: "sqlite", STORE_PATH: storePath };
+    try {
+      await body({ STORE_PLUGIN: "sqlite", STORE_PATH: path.join(folder, "store.db") });
+    } finally {
+      fs.rmSync(folder, { recursive: true, force: true });
+    }
+  },
+  async postgres(body) {
+    const server = await postgres.startPostgres();
+    try {
+      await body({ STORE_PLUGIN: "postgres", POSTGRES_URL: server.url() });
+    } finally {
+      await server.stop();
+    }
+  },
+};
+
+for (const [name, withStore] of Object.entries(stores)) {
+  describe(`store=${name} and a kill -9`, () => {
+    it("keeps every call whose result went out, once, and shows it with phasekit history", { skip: name === "postgres" && !postgres.available() && "PostgreSQL 15 is not installed (./scripts/setup.sh installs it)" }, () => withStore(async (env) => {
     let server = await startServer(env);
     const received = new Set();
     let denied;
@@ -88,7 +108,7 @@ describe("store=sqlite and a kill -9", () => {
       // The next process opens the file the killed one left (its WAL recovered), and the command reads
       // the log beside it.
       server = await startServer(env);
-      const records = await history(storePath);
+      const records = await history(env);
       const byCall = new Map();
       for (const r of records) byCall.set(r.callId, (byCall.get(r.callId) ?? 0) + 1);
       for (const id of seen) assert.equal(byCall.get(id), 1, `call ${id} is in the log ${byCall.get(id) ?? 0} times`);
@@ -106,10 +126,10 @@ describe("store=sqlite and a kill -9", () => {
       assert.equal(ran.tool, "shell");
       assert.ok(ran.outputBytes > 0);
       assert.ok(Date.parse(ran.finished) >= Date.parse(ran.requested));
-      assert.deepEqual(new Set((await history(storePath, ["--user", "bob"])).map((r) => r.user)), new Set(["bob"]));
+      assert.deepEqual(new Set((await history(env, ["--user", "bob"])).map((r) => r.user)), new Set(["bob"]));
     } finally {
       await server.stop();
-      fs.rmSync(folder, { recursive: true, force: true });
     }
+    }));
   });
-});
+}

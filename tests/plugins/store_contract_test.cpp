@@ -1,5 +1,6 @@
 // What every store promises, run against store=memory, store=redis (a real redis-server on a free
-// port) and store=sqlite (a file in a temporary folder): a session's shell fields come back byte for byte whatever their bytes (issue 15, finding 3:
+// port), store=sqlite (a file in a temporary folder) and store=postgres (a real PostgreSQL 15 made with
+// initdb, one for the suite, a database per test): a session's shell fields come back byte for byte whatever their bytes (issue 15, finding 3:
 // `export X=$'\xff'` ended the process inside a noexcept function), and a conversation is kept within
 // its caps and read back in pages bounded in bytes (finding 6).
 #include <gtest/gtest.h>
@@ -21,6 +22,7 @@
 #include "observe/metrics_registry.hpp"
 #include "plugin_host/host_services.hpp"
 #include "plugin_host/plugin_set.hpp"
+#include "support/postgres_server.hpp"
 #include "support/redis_server.hpp"
 
 namespace phasekit::plugin_host {
@@ -42,6 +44,17 @@ class StoreContract : public ::testing::TestWithParam<StoreCase> {
       }
       redis_.emplace();
       options_ += R"(, "redis_url": ")" + redis_->url() + "\"";
+    }
+    if (std::string(GetParam().name) == "postgres") {
+      if (!test::PostgresServer::available()) {
+        GTEST_SKIP() << "PostgreSQL 15 is not installed (./scripts/setup.sh installs it)";
+      }
+      // One server for the suite (initdb takes a second or two), a database of its own per test.
+      static const auto server = std::make_unique<test::PostgresServer>();
+      static int databases = 0;
+      const std::string database = "contract" + std::to_string(++databases);
+      server->create_database(database);
+      options_ += R"(, "postgres_url": ")" + server->url(database) + R"(", "pool_size": 4)";
     }
     if (std::string(GetParam().name) == "sqlite") {
       folder_ = std::filesystem::temp_directory_path() /
@@ -441,7 +454,8 @@ TEST_P(StoreContract, TheAuditLogKeepsOneRecordPerCallInOrderAndPagesThroughItsF
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, StoreContract,
-                         ::testing::Values(StoreCase{"memory"}, StoreCase{"redis"}, StoreCase{"sqlite"}),
+                         ::testing::Values(StoreCase{"memory"}, StoreCase{"redis"}, StoreCase{"sqlite"},
+                                           StoreCase{"postgres"}),
                          [](const auto& p) { return std::string(p.param.name); });
 
 }  // namespace

@@ -67,7 +67,9 @@ bool answers_ping(int port) {
   return got.starts_with("+PONG") || got.starts_with("-NOAUTH");
 }
 
-bool reap(pid_t pid, std::chrono::milliseconds deadline) {
+}  // namespace
+
+bool reap_child(pid_t pid, std::chrono::milliseconds deadline) {
   const auto until = Clock::now() + deadline;
   for (;;) {
     int status = 0;
@@ -81,8 +83,6 @@ bool reap(pid_t pid, std::chrono::milliseconds deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));  // polling a condition, with a deadline
   }
 }
-
-}  // namespace
 
 bool RedisServer::available() { return ::access(kBinary, X_OK) == 0; }
 
@@ -189,9 +189,9 @@ void RedisServer::stop(std::chrono::milliseconds grace) {
     return;
   }
   ::kill(pid_, SIGTERM);
-  if (!reap(pid_, grace)) {
+  if (!reap_child(pid_, grace)) {
     ::kill(pid_, SIGKILL);
-    reap(pid_, std::chrono::seconds(10));
+    reap_child(pid_, std::chrono::seconds(10));
   }
   pid_ = -1;
 }
@@ -201,7 +201,7 @@ void RedisServer::kill() {
     return;
   }
   ::kill(pid_, SIGKILL);
-  reap(pid_, std::chrono::seconds(10));
+  reap_child(pid_, std::chrono::seconds(10));
   pid_ = -1;
 }
 

@@ -52,4 +52,7 @@ class RedisServer {
 /// A free TCP port on 127.0.0.1 (bound to port 0, then released).
 int free_loopback_port();
 
+/// Waits for child `pid` to exit (waitpid, polled) until `deadline`; true when it was reaped.
+bool reap_child(pid_t pid, std::chrono::milliseconds deadline);
+
 }  // namespace phasekit::test

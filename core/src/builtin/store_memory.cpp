@@ -344,6 +344,8 @@ struct Factory {
     options.ignore("session_grace_ms");
     options.ignore("ttl_ms");
     options.ignore("store_path");
+    options.ignore("postgres_url");
+    options.ignore("pool_size");
     plugin::ConversationCaps caps;
     caps.max_entries = static_cast<std::size_t>(options.integer("conversation_max_entries", 1000, 1, 10000000));
     caps.max_bytes = static_cast<std::size_t>(options.integer("conversation_max_bytes", 4194304, 1024, 1LL << 40));

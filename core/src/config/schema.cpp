@@ -108,7 +108,8 @@ constexpr std::array<Spec, kSettingCount> kSettings{{
   {Key::queue, "queue", "QUEUE_PLUGIN", "queue", "Plugins", Type::plugin, 0, 0, "", "", {N, N, N},
    "Queue plugin. Empty: redis when ENABLE_WORKER_MODE is on, else inproc."},
   {Key::store, "store", "STORE_PLUGIN", "store", "Plugins", Type::plugin, 0, 0, "", "", {N, N, N},
-   "Store plugin: memory, redis or sqlite (STORE_PATH). Empty: redis when REDIS_URL is set, else memory."},
+   "Store plugin: memory, redis, sqlite (STORE_PATH) or postgres (POSTGRES_URL). Empty: redis when REDIS_URL is "
+   "set, else memory."},
   {Key::compression, "compression", "COMPRESSION_PLUGIN", "compression", "Plugins", Type::plugin, 0, 0, "", "",
    {N, N, N}, "Compression plugin. Empty: zlib when ENABLE_CONVERSATION_COMPRESSION is on, else none."},
   {Key::autoscaler, "autoscaler", "AUTOSCALER_PLUGIN", "autoscaler", "Plugins", Type::plugin, 0, 0, "", "",
@@ -246,6 +247,13 @@ constexpr std::array<Spec, kSettingCount> kSettings{{
   {Key::history_retention_days, "history_retention_days", "HISTORY_RETENTION_DAYS", "history-retention-days", "Store",
    Type::integer, 1, 3650, "", "30", {N, N, N},
    "Days the audit log (`phasekit history`) keeps a tool call's record; older records are purged by the store."},
+  {Key::postgres_url, "postgres_url", "POSTGRES_URL", "postgres-url", "Store", Type::secret, 0, 0, "", "",
+   {N, N, N},
+   "store=postgres: postgres://[user[:password]@]host[:port]/database (libpq's URI, with its parameters such as "
+   "?sslmode=verify-full). Never printed: it may hold a password."},
+  {Key::postgres_pool_size, "postgres_pool_size", "POSTGRES_POOL_SIZE", "postgres-pool-size", "Store",
+   Type::integer, 1, 1000, "", "20", {N, N, N},
+   "store=postgres: connections the pool opens at most (each closed after 30 s idle, opened within 2 s)."},
   {Key::enable_conversation_compression, "enable_conversation_compression", "ENABLE_CONVERSATION_COMPRESSION",
    "enable-conversation-compression", "Store", Type::boolean, 0, 0, "", "false", {N, N, "true"},
    "Compress conversation history in the store (compression=zlib, see COMPRESSION_FORMAT); entries written "

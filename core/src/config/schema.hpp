@@ -92,6 +92,8 @@ enum class Key : std::uint16_t {
   session_ttl_ms,
   store_path,
   history_retention_days,
+  postgres_url,
+  postgres_pool_size,
   enable_conversation_compression,
   compression_format,
   compression_level,

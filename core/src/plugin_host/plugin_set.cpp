@@ -56,6 +56,8 @@ std::string plugin_config_json(std::string_view kind, const config::Config& c) {
     j["ttl_ms"] = c.integer(Key::session_ttl_ms);
     j["store_path"] = c.text(Key::store_path);
     j["audit_retention_ms"] = c.integer(Key::history_retention_days) * 86400000;
+    j["postgres_url"] = c.text(Key::postgres_url);
+    j["pool_size"] = c.integer(Key::postgres_pool_size);
     j["conversation_max_entries"] = c.integer(Key::history_max_entries);
     j["conversation_max_bytes"] = c.integer(Key::history_max_bytes);
   }

@@ -1,0 +1,858 @@
+// store=postgres: sessions, conversations and the audit log in PostgreSQL (POSTGRES_URL), shared by
+// every instance as store=redis is, and durable as a database is.
+//
+//   phasekit_sessions(id, user, status, cwd, env, backend, workspace, history, instance, updated, expires)
+//   phasekit_conversations(session, total, dropped, bytes, expires)
+//   phasekit_entries(session, idx, entry)
+//   phasekit_audit(session, call, user, …, finished)
+//
+// Every string is BYTEA, sent and read in binary: ids, cwd and entries byte for byte, whatever bytes
+// they hold (PostgreSQL's TEXT refuses NUL and invalid UTF-8). TTLs are store=redis's; expired rows read
+// as absent and are purged every purge_interval_ms, audit records past audit_retention_ms too.
+//
+// A pool of pool_size connections (POSTGRES_POOL_SIZE), each owned by a thread of its own that runs one
+// call at a time in a transaction with libpq's blocking calls. A connection is opened when a call needs
+// it (connect timeout connect_timeout_ms), closed after idle_timeout_ms without a call, and dropped and
+// opened again after a failure, so the pool comes back by itself after a restart of the server. Every
+// call goes through the host's "postgres" circuit breaker: while the server is down calls fail fast
+// with UNAVAILABLE. Pool figures are in /metrics (phasekit_postgres_pool_*). On shutdown the calls
+// queued are run before the threads end.
+#include <libpq-fe.h>
+
+#include <endian.h>
+#include <boost/asio/post.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "phasekit/plugin/export.hpp"
+#include "phasekit/plugin_options.hpp"
+#include "shell_fields.hpp"
+
+namespace phasekit::store_postgres {
+namespace {
+
+using plugin::HostServices;
+using plugin::SessionRecord;
+using plugin::SessionUpdate;
+using plugin::StoreStats;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kSchema = R"sql(
+SELECT pg_advisory_xact_lock(7243018);
+CREATE TABLE IF NOT EXISTS phasekit_sessions (
+  id BYTEA PRIMARY KEY, "user" BYTEA NOT NULL, status BYTEA NOT NULL, cwd BYTEA NOT NULL, env BYTEA NOT NULL,
+  backend BYTEA NOT NULL, workspace BYTEA NOT NULL, history BYTEA NOT NULL, instance BYTEA NOT NULL,
+  updated BIGINT NOT NULL, expires BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS phasekit_sessions_expires ON phasekit_sessions (expires);
+CREATE TABLE IF NOT EXISTS phasekit_conversations (
+  session BYTEA PRIMARY KEY, total BIGINT NOT NULL, dropped BIGINT NOT NULL, bytes BIGINT NOT NULL,
+  expires BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS phasekit_conversations_expires ON phasekit_conversations (expires);
+CREATE TABLE IF NOT EXISTS phasekit_entries (
+  session BYTEA NOT NULL, idx BIGINT NOT NULL, entry BYTEA NOT NULL, PRIMARY KEY (session, idx));
+CREATE TABLE IF NOT EXISTS phasekit_audit (
+  session BYTEA NOT NULL, call BYTEA NOT NULL, "user" BYTEA NOT NULL, instance BYTEA NOT NULL, tool BYTEA NOT NULL,
+  args BYTEA NOT NULL, args_truncated BOOLEAN NOT NULL, approved BOOLEAN NOT NULL, outcome BYTEA NOT NULL,
+  exit_code BIGINT NOT NULL, duration_ms BIGINT NOT NULL, output_bytes BIGINT NOT NULL, attempt BIGINT NOT NULL,
+  requested BIGINT NOT NULL, finished BIGINT NOT NULL, PRIMARY KEY (session, call));
+CREATE INDEX IF NOT EXISTS phasekit_audit_order ON phasekit_audit (finished, session, call);
+CREATE INDEX IF NOT EXISTS phasekit_audit_user ON phasekit_audit ("user", finished, session, call);
+)sql";
+
+constexpr unsigned kByteaOid = 17;
+constexpr unsigned kInt8Oid = 20;
+
+/// A statement that failed; `broken`: the connection is no longer usable.
+struct DbError {
+  Status status;
+  bool broken = false;
+};
+
+/// Parameters of one statement: strings as binary BYTEA, integers as text INT8.
+class Params {
+ public:
+  Params& bytes(std::string_view v) {
+    storage_.emplace_back(v);
+    push(kByteaOid, 1);
+    return *this;
+  }
+  Params& integer(std::int64_t v) {
+    storage_.emplace_back(std::to_string(v));
+    push(kInt8Oid, 0);
+    return *this;
+  }
+  Params& null_bytes() {
+    storage_.emplace_back();
+    push(kByteaOid, 1, true);
+    return *this;
+  }
+
+  [[nodiscard]] int size() const { return static_cast<int>(storage_.size()); }
+  /// Pointers into the strings, taken once every parameter is in (the deque keeps them in place).
+  void finish() {
+    values_.clear();
+    for (std::size_t i = 0; i < storage_.size(); ++i) {
+      values_.push_back(nulls_[i] ? nullptr : storage_[i].data());
+      lengths_.push_back(static_cast<int>(storage_[i].size()));
+    }
+  }
+  [[nodiscard]] const unsigned* types() const { return types_.data(); }
+  [[nodiscard]] const char* const* values() const { return values_.data(); }
+  [[nodiscard]] const int* lengths() const { return lengths_.data(); }
+  [[nodiscard]] const int* formats() const { return formats_.data(); }
+
+ private:
+  void push(unsigned type, int format, bool null = false) {
+    types_.push_back(type);
+    formats_.push_back(format);
+    nulls_.push_back(null);
+  }
+  std::deque<std::string> storage_;
+  std::vector<unsigned> types_;
+  std::vector<int> formats_;
+  std::vector<bool> nulls_;
+  std::vector<const char*> values_;
+  std::vector<int> lengths_;
+};
+
+/// A result read in binary.
+class Rows {
+ public:
+  explicit Rows(PGresult* r) : r_(r) {}
+  ~Rows() { PQclear(r_); }
+  Rows(const Rows&) = delete;
+  Rows& operator=(const Rows&) = delete;
+  Rows(Rows&& o) noexcept : r_(std::exchange(o.r_, nullptr)) {}
+
+  [[nodiscard]] int size() const { return PQntuples(r_); }
+  [[nodiscard]] std::int64_t affected() const { return std::strtoll(PQcmdTuples(r_), nullptr, 10); }
+  [[nodiscard]] std::string bytes(int row, int col) const {
+    return std::string(PQgetvalue(r_, row, col), static_cast<std::size_t>(PQgetlength(r_, row, col)));
+  }
+  [[nodiscard]] std::int64_t integer(int row, int col) const {
+    std::uint64_t be = 0;
+    if (PQgetlength(r_, row, col) == 8) {
+      std::memcpy(&be, PQgetvalue(r_, row, col), 8);
+    }
+    return static_cast<std::int64_t>(be64toh(be));
+  }
+  [[nodiscard]] bool boolean(int row, int col) const {
+    return PQgetlength(r_, row, col) == 1 && PQgetvalue(r_, row, col)[0] != 0;
+  }
+
+ private:
+  PGresult* r_;
+};
+
+/// One pooled connection, used by its thread alone.
+class Conn {
+ public:
+  Conn(const std::string& url, std::int64_t connect_timeout_ms) {
+    const std::string timeout = std::to_string(std::max<std::int64_t>(1, (connect_timeout_ms + 999) / 1000));
+    const char* keys[] = {"dbname", "connect_timeout", "application_name", nullptr};
+    const char* values[] = {url.c_str(), timeout.c_str(), "phasekit", nullptr};
+    conn_ = PQconnectdbParams(keys, values, 1);  // expand_dbname: the URL's own settings win
+    if (PQstatus(conn_) != CONNECTION_OK) {
+      const std::string why = conn_ != nullptr ? first_line(PQerrorMessage(conn_)) : "out of memory";
+      PQfinish(conn_);
+      conn_ = nullptr;
+      throw DbError{Status(Code::unavailable, fmt::format("postgres: {}", why)), true};
+    }
+    // Notices ("relation … already exists, skipping" from the schema) are not for the service's stderr.
+    PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
+  }
+  ~Conn() { PQfinish(conn_); }
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
+
+  Rows run(const char* sql, Params p = {}) {
+    p.finish();
+    PGresult* r = PQexecParams(conn_, sql, p.size(), p.types(), p.values(), p.lengths(), p.formats(), 1);
+    const ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+      DbError e = error_of(r);
+      PQclear(r);
+      throw e;
+    }
+    return Rows(r);
+  }
+  /// Several statements without parameters (the schema, BEGIN, COMMIT).
+  void exec(const char* sql) {
+    PGresult* r = PQexec(conn_, sql);
+    const ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+      DbError e = error_of(r);
+      PQclear(r);
+      throw e;
+    }
+    PQclear(r);
+  }
+  [[nodiscard]] bool usable() const { return PQstatus(conn_) == CONNECTION_OK; }
+
+  static std::string first_line(const char* text) {
+    std::string s = text != nullptr ? text : "";
+    if (const auto nl = s.find('\n'); nl != std::string::npos) {
+      s.resize(nl);
+    }
+    return s;
+  }
+
+ private:
+  /// UNAVAILABLE for what passes (the connection went, the server shuts down or is busy, a serialization
+  /// failure or deadlock), INTERNAL for the rest.
+  DbError error_of(PGresult* r) const {
+    const char* code = r != nullptr ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+    const std::string state = code != nullptr ? code : "";
+    const std::string why = first_line(r != nullptr ? PQresultErrorMessage(r) : PQerrorMessage(conn_));
+    const bool broken = !usable();
+    const bool passes = broken || state.starts_with("08") || state.starts_with("57P") || state == "53300" ||
+                        state == "40001" || state == "40P01";
+    return DbError{Status(passes ? Code::unavailable : Code::internal,
+                          fmt::format("postgres: {}", why.empty() ? "connection lost" : why)),
+                   broken};
+  }
+
+  PGconn* conn_ = nullptr;
+};
+
+struct Options {
+  std::string url;
+  std::int64_t pool_size = 20;
+  std::int64_t idle_timeout_ms = 30000;
+  std::int64_t connect_timeout_ms = 2000;
+  std::int64_t ttl_ms = 86400000;
+  std::int64_t grace_ms = 30000;
+  std::int64_t purge_interval_ms = 60000;
+  std::int64_t audit_retention_ms = 30LL * 86400000;
+  std::size_t max_pending = 100000;
+  plugin::ConversationCaps caps;
+};
+
+class PostgresStore final : public plugin::StoreStrategy {
+ public:
+  PostgresStore(HostServices& host, Options options)
+      : host_(host),
+        log_(host.logger("store.postgres")),
+        guard_(host.breaker("postgres")),
+        options_(std::move(options)),
+        open_(host.metrics().gauge("phasekit_postgres_pool_connections", "Connections the store=postgres pool holds open.")),
+        busy_(host.metrics().gauge("phasekit_postgres_pool_busy", "Pool connections running a call.")),
+        waiting_(host.metrics().gauge("phasekit_postgres_pool_waiting", "Calls queued for a pool connection.")),
+        connects_(host.metrics().counter("phasekit_postgres_pool_connects_total", "Connections the pool opened.")),
+        connect_failures_(host.metrics().counter("phasekit_postgres_pool_connect_failures_total",
+                                                 "Connections the pool could not open.")) {
+    for (std::int64_t i = 0; i < options_.pool_size; ++i) {
+      threads_.emplace_back([this, first = i == 0] { worker(first); });
+    }
+  }
+  ~PostgresStore() override {
+    {
+      const std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : threads_) {
+      t.join();  // each runs what is queued first: nothing accepted is dropped
+    }
+  }
+  PostgresStore(const PostgresStore&) = delete;
+  PostgresStore& operator=(const PostgresStore&) = delete;
+
+  [[nodiscard]] bool shared() const noexcept override { return true; }
+
+  void put_session(SessionRecord record, std::function<void(Status)> done) noexcept override {
+    call<bool>(
+        [this, record = std::move(record)](Conn& c) {
+          const std::int64_t now = now_ms();
+          const std::int64_t expires = now + ttl_for(record.status);
+          const Rows r = c.run(
+              R"sql(INSERT INTO phasekit_sessions AS s (id, "user", status, cwd, env, backend, workspace, history,
+                    instance, updated, expires) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                  ON CONFLICT (id) DO UPDATE SET "user" = EXCLUDED."user", status = EXCLUDED.status,
+                    cwd = EXCLUDED.cwd, env = EXCLUDED.env, backend = EXCLUDED.backend, workspace = EXCLUDED.workspace,
+                    history = EXCLUDED.history, instance = EXCLUDED.instance, updated = EXCLUDED.updated,
+                    expires = EXCLUDED.expires
+                  RETURNING (xmax = 0))sql",
+              Params()
+                  .bytes(record.id)
+                  .bytes(record.user_id)
+                  .bytes(record.status)
+                  .bytes(record.cwd)
+                  .bytes(store_common::env_text(record.env))
+                  .bytes(record.backend)
+                  .bytes(record.workspace)
+                  .bytes(store_common::history_text(record.history))
+                  .bytes(record.instance)
+                  .integer(record.updated_unix_ms)
+                  .integer(expires));
+          renew_conversation(c, record.id, expires, now);
+          return r.size() == 1 && r.boolean(0, 0);
+        },
+        [this, done = std::move(done)](Status s, bool created) {
+          if (s.ok() && created) {
+            ++sessions_;
+          }
+          done(std::move(s));
+        });
+  }
+
+  void update_session(std::string id, SessionUpdate update, std::function<void(Status)> done) noexcept override {
+    call<bool>(
+        [this, id = std::move(id), update = std::move(update)](Conn& c) {
+          const std::int64_t now = now_ms();
+          const std::int64_t expires = now + ttl_for(update.status.value_or("active"));
+          Params p;
+          p.bytes(id);
+          update.status ? p.bytes(*update.status) : p.null_bytes();
+          update.instance ? p.bytes(*update.instance) : p.null_bytes();
+          p.integer(update.shell ? 1 : 0)
+              .bytes(update.cwd)
+              .bytes(store_common::env_text(update.env))
+              .bytes(update.backend)
+              .bytes(update.workspace)
+              .bytes(store_common::history_text(update.history))
+              .integer(update.updated_unix_ms)
+              .integer(expires)
+              .integer(now);
+          const Rows r = c.run(R"sql(UPDATE phasekit_sessions SET
+                status = coalesce($2, status), instance = coalesce($3, instance),
+                cwd = CASE WHEN $4 = 1 THEN $5 ELSE cwd END, env = CASE WHEN $4 = 1 THEN $6 ELSE env END,
+                backend = CASE WHEN $4 = 1 THEN $7 ELSE backend END,
+                workspace = CASE WHEN $4 = 1 THEN $8 ELSE workspace END,
+                history = CASE WHEN $4 = 1 THEN $9 ELSE history END, updated = $10, expires = $11
+              WHERE id = $1 AND expires > $12)sql",
+                               std::move(p));
+          const bool found = r.affected() > 0;
+          if (found) {
+            renew_conversation(c, id, expires, now);
+          }
+          return found;
+        },
+        [done = std::move(done)](Status s, bool found) {
+          done(s.ok() && !found ? Status(Code::not_found, "no such session") : std::move(s));
+        });
+  }
+
+  void get_session(std::string id, std::function<void(Status, SessionRecord)> done) noexcept override {
+    call<std::pair<Status, SessionRecord>>(
+        [this, id = std::move(id)](Conn& c) {
+          const Rows r = c.run(R"sql(SELECT "user", status, cwd, env, backend, workspace, history, instance, updated
+                                     FROM phasekit_sessions WHERE id = $1 AND expires > $2)sql",
+                               Params().bytes(id).integer(now_ms()));
+          std::pair<Status, SessionRecord> out{Status(Code::not_found, "no such session"), SessionRecord{}};
+          if (r.size() == 1) {
+            SessionRecord& rec = out.second;
+            rec.id = id;
+            rec.user_id = r.bytes(0, 0);
+            rec.status = r.bytes(0, 1);
+            rec.cwd = r.bytes(0, 2);
+            rec.backend = r.bytes(0, 4);
+            rec.workspace = r.bytes(0, 5);
+            rec.instance = r.bytes(0, 7);
+            rec.updated_unix_ms = r.integer(0, 8);
+            out.first = store_common::parse_env(id, r.bytes(0, 3), rec.env);
+            if (out.first.ok()) {
+              out.first = store_common::parse_history(id, r.bytes(0, 6), rec.history);
+            }
+          }
+          return out;
+        },
+        [done = std::move(done)](Status s, std::pair<Status, SessionRecord> got) {
+          if (!s.ok()) {
+            done(std::move(s), SessionRecord());
+            return;
+          }
+          done(std::move(got.first), std::move(got.second));
+        });
+  }
+
+  void remove_session(std::string id, std::function<void(Status)> done) noexcept override {
+    call<std::pair<Kept, bool>>(
+        [id = std::move(id)](Conn& c) {
+          const Kept gone = drop_conversation(c, id);
+          const Rows r = c.run("DELETE FROM phasekit_sessions WHERE id = $1", Params().bytes(id));
+          return std::pair{gone, r.affected() > 0};
+        },
+        [this, done = std::move(done)](Status s, std::pair<Kept, bool> gone) {
+          if (s.ok()) {
+            forget(gone.first, gone.second ? 1 : 0);
+          }
+          done(std::move(s));
+        });
+  }
+
+  void append_conversation(std::string session_id, std::string entry,
+                           std::function<void(Status)> done) noexcept override {
+    call<std::pair<Kept, Kept>>(
+        [this, id = std::move(session_id), entry = std::move(entry)](Conn& c) {
+          const std::int64_t now = now_ms();
+          // The conversation's row, locked: appends to one session from several instances go one by one.
+          c.run("INSERT INTO phasekit_conversations (session, total, dropped, bytes, expires) VALUES ($1, 0, 0, 0, 0) "
+                "ON CONFLICT (session) DO NOTHING",
+                Params().bytes(id));
+          const Rows row = c.run("SELECT total, dropped, bytes, expires FROM phasekit_conversations WHERE session = $1 "
+                                 "FOR UPDATE",
+                                 Params().bytes(id));
+          std::int64_t total = row.integer(0, 0);
+          std::int64_t dropped = row.integer(0, 1);
+          std::int64_t bytes = row.integer(0, 2);
+          const Kept before{static_cast<std::uint64_t>(total - dropped), static_cast<std::uint64_t>(bytes)};
+          if (row.integer(0, 3) <= now && total > 0) {
+            c.run("DELETE FROM phasekit_entries WHERE session = $1", Params().bytes(id));  // expired: it starts again
+            total = dropped = bytes = 0;
+          }
+          c.run("INSERT INTO phasekit_entries (session, idx, entry) VALUES ($1, $2, $3)",
+                Params().bytes(id).integer(total).bytes(entry));
+          ++total;
+          bytes += static_cast<std::int64_t>(entry.size());
+          const auto max_entries = static_cast<std::int64_t>(options_.caps.max_entries);
+          const auto max_bytes = static_cast<std::int64_t>(options_.caps.max_bytes);
+          if (total - dropped > max_entries || bytes > max_bytes) {
+            const Rows sizes = c.run("SELECT idx, length(entry)::BIGINT FROM phasekit_entries WHERE session = $1 AND "
+                                     "idx >= $2 ORDER BY idx",
+                                     Params().bytes(id).integer(dropped));
+            std::int64_t keep_from = dropped;
+            for (int i = 0; i < sizes.size() && total - keep_from > 1 &&
+                            (total - keep_from > max_entries || bytes > max_bytes);
+                 ++i) {
+              keep_from = sizes.integer(i, 0) + 1;
+              bytes -= sizes.integer(i, 1);
+            }
+            c.run("DELETE FROM phasekit_entries WHERE session = $1 AND idx < $2", Params().bytes(id).integer(keep_from));
+            dropped = keep_from;
+          }
+          c.run("UPDATE phasekit_conversations SET total = $2, dropped = $3, bytes = $4, expires = $5 WHERE session = $1",
+                Params().bytes(id).integer(total).integer(dropped).integer(bytes).integer(now + options_.ttl_ms));
+          return std::pair{before, Kept{static_cast<std::uint64_t>(total - dropped), static_cast<std::uint64_t>(bytes)}};
+        },
+        [this, done = std::move(done)](Status s, std::pair<Kept, Kept> change) {
+          if (s.ok()) {
+            forget(change.first, 0);
+            entries_ += change.second.entries;
+            bytes_ += change.second.bytes;
+          }
+          done(std::move(s));
+        });
+  }
+
+  void read_conversation(std::string session_id, plugin::ConversationRange range,
+                         std::function<void(Status, plugin::ConversationPage)> done) noexcept override {
+    call<plugin::ConversationPage>(
+        [this, id = std::move(session_id), range](Conn& c) {
+          plugin::ConversationPage page;
+          const Rows meta = c.run("SELECT total, dropped FROM phasekit_conversations WHERE session = $1 AND expires > $2",
+                                  Params().bytes(id).integer(now_ms()));
+          if (meta.size() == 1) {
+            page.total = static_cast<std::uint64_t>(meta.integer(0, 0));
+            page.dropped = static_cast<std::uint64_t>(meta.integer(0, 1));
+          }
+          const std::uint64_t end = std::min(std::max(range.before, page.dropped), page.total);
+          if (end > page.dropped && range.max_entries > 0) {
+            const Rows r = c.run("SELECT entry FROM phasekit_entries WHERE session = $1 AND idx >= $2 AND idx < $3 "
+                                 "ORDER BY idx DESC LIMIT $4",
+                                 Params()
+                                     .bytes(id)
+                                     .integer(static_cast<std::int64_t>(page.dropped))
+                                     .integer(static_cast<std::int64_t>(end))
+                                     .integer(static_cast<std::int64_t>(std::min<std::size_t>(range.max_entries, 1U << 30))));
+            std::size_t bytes = 0;
+            for (int i = 0; i < r.size(); ++i) {
+              std::string entry = r.bytes(i, 0);
+              if (!page.entries.empty() && bytes + entry.size() > range.max_bytes) {
+                break;
+              }
+              bytes += entry.size();
+              page.entries.push_back(std::move(entry));
+            }
+          }
+          std::reverse(page.entries.begin(), page.entries.end());
+          page.first = end - page.entries.size();
+          return page;
+        },
+        std::move(done));
+  }
+
+  void append_audit(std::vector<plugin::AuditRecord> records, std::function<void(Status)> done) noexcept override {
+    call<bool>(
+        [records = std::move(records)](Conn& c) {
+          for (const auto& r : records) {
+            c.run(R"sql(INSERT INTO phasekit_audit (session, call, "user", instance, tool, args, args_truncated,
+                          approved, outcome, exit_code, duration_ms, output_bytes, attempt, requested, finished)
+                        VALUES ($1, $2, $3, $4, $5, $6, $7 = 1, $8 = 1, $9, $10, $11, $12, $13, $14, $15)
+                        ON CONFLICT (session, call) DO UPDATE SET "user" = EXCLUDED."user",
+                          instance = EXCLUDED.instance, tool = EXCLUDED.tool, args = EXCLUDED.args,
+                          args_truncated = EXCLUDED.args_truncated, approved = EXCLUDED.approved,
+                          outcome = EXCLUDED.outcome, exit_code = EXCLUDED.exit_code,
+                          duration_ms = EXCLUDED.duration_ms, output_bytes = EXCLUDED.output_bytes,
+                          attempt = EXCLUDED.attempt, requested = EXCLUDED.requested, finished = EXCLUDED.finished)sql",
+                  Params()
+                      .bytes(r.session_id)
+                      .bytes(r.call_id)
+                      .bytes(r.user_id)
+                      .bytes(r.instance)
+                      .bytes(r.tool)
+                      .bytes(r.args)
+                      .integer(r.args_truncated ? 1 : 0)
+                      .integer(r.approved ? 1 : 0)
+                      .bytes(r.outcome)
+                      .integer(r.exit_code)
+                      .integer(r.duration_ms)
+                      .integer(static_cast<std::int64_t>(r.output_bytes))
+                      .integer(r.attempt)
+                      .integer(r.requested_unix_ms)
+                      .integer(r.finished_unix_ms));
+          }
+          return true;
+        },
+        [done = std::move(done)](Status s, bool) { done(std::move(s)); });
+  }
+
+  void read_audit(plugin::AuditQuery query, std::function<void(Status, plugin::AuditPage)> done) noexcept override {
+    plugin::AuditRecord at;
+    if (!query.cursor.empty() && !plugin::audit_position(query.cursor, at)) {
+      boost::asio::post(host_.executor(), [done = std::move(done)] {
+        done(Status(Code::bad_request, "audit: not a cursor of this log"), plugin::AuditPage());
+      });
+      return;
+    }
+    if (query.cursor.empty()) {
+      at.finished_unix_ms = INT64_MIN;
+    }
+    call<plugin::AuditPage>(
+        [query = std::move(query), at = std::move(at)](Conn& c) {
+          const std::size_t limit = std::clamp<std::size_t>(query.limit, 1, 100000);
+          Params p;
+          p.integer(query.since_unix_ms).integer(query.until_unix_ms);
+          query.user_id.empty() ? p.null_bytes() : p.bytes(query.user_id);
+          query.session_id.empty() ? p.null_bytes() : p.bytes(query.session_id);
+          p.integer(at.finished_unix_ms).bytes(at.session_id).bytes(at.call_id).integer(static_cast<std::int64_t>(limit + 1));
+          const Rows r = c.run(
+              R"sql(SELECT session, call, "user", instance, tool, args, args_truncated, approved, outcome, exit_code,
+                      duration_ms, output_bytes, attempt, requested, finished FROM phasekit_audit
+                    WHERE finished >= $1 AND finished < $2 AND ($3::BYTEA IS NULL OR "user" = $3)
+                      AND ($4::BYTEA IS NULL OR session = $4) AND (finished, session, call) > ($5, $6, $7)
+                    ORDER BY finished, session, call LIMIT $8)sql",
+              std::move(p));
+          plugin::AuditPage page;
+          for (int i = 0; i < r.size(); ++i) {
+            if (page.records.size() == limit) {
+              page.next = plugin::audit_cursor(page.records.back());
+              break;
+            }
+            plugin::AuditRecord a;
+            a.session_id = r.bytes(i, 0);
+            a.call_id = r.bytes(i, 1);
+            a.user_id = r.bytes(i, 2);
+            a.instance = r.bytes(i, 3);
+            a.tool = r.bytes(i, 4);
+            a.args = r.bytes(i, 5);
+            a.args_truncated = r.boolean(i, 6);
+            a.approved = r.boolean(i, 7);
+            a.outcome = r.bytes(i, 8);
+            a.exit_code = r.integer(i, 9);
+            a.duration_ms = r.integer(i, 10);
+            a.output_bytes = static_cast<std::uint64_t>(r.integer(i, 11));
+            a.attempt = static_cast<std::uint32_t>(r.integer(i, 12));
+            a.requested_unix_ms = r.integer(i, 13);
+            a.finished_unix_ms = r.integer(i, 14);
+            page.records.push_back(std::move(a));
+          }
+          return page;
+        },
+        std::move(done));
+  }
+
+  /// This instance's own writes (the shared totals are in the database).
+  [[nodiscard]] StoreStats stats() const noexcept override {
+    return StoreStats{sessions_.load(), entries_.load(), bytes_.load()};
+  }
+
+  /// Answered once the calls queued before it are done (the drain of a shutdown).
+  void async_shutdown(std::function<void()> done) noexcept override {
+    std::unique_lock lock(mutex_);
+    if (queue_.empty() && busy_count_ == 0) {
+      lock.unlock();
+      boost::asio::post(host_.executor(), std::move(done));
+      return;
+    }
+    drained_.push_back(std::move(done));
+  }
+
+ private:
+  struct Kept {
+    std::uint64_t entries = 0;
+    std::uint64_t bytes = 0;
+  };
+  /// A call: runs on a pool thread inside a transaction, then settles with the transaction's status.
+  struct Work {
+    std::function<void(Conn&)> run;              // throws DbError
+    std::function<void(Status)> settle;          // the transaction's outcome
+  };
+
+  /// Runs `run` in a transaction on a pool connection through the breaker; `done` gets the status and
+  /// what `run` returned (a default T when it failed), on the host's executor.
+  template <class T, class Run, class Done>
+  void call(Run run, Done done) noexcept {
+    auto value = std::make_shared<T>();
+    guard_.call(
+        [this, run = std::move(run), value](plugin::Guard::Settle settle) mutable {
+          enqueue(Work{[run = std::move(run), value](Conn& c) mutable { *value = run(c); },
+                       [settle = std::move(settle)](Status s) { settle(std::move(s)); }});
+        },
+        [value, done = std::move(done)](Status s) mutable {
+          done(s, s.ok() ? std::move(*value) : T{});
+        });
+  }
+
+  void enqueue(Work w) {
+    {
+      const std::lock_guard lock(mutex_);
+      if (queue_.size() < options_.max_pending && !stopping_) {
+        queue_.push_back(std::move(w));
+        waiting_.set(static_cast<double>(queue_.size()));
+        wake_.notify_one();
+        return;
+      }
+    }
+    w.settle(Status(Code::unavailable, fmt::format("postgres store: {} calls already wait for a connection",
+                                                   options_.max_pending)));
+  }
+
+  /// One pool thread: its connection, opened on demand, closed when idle or broken. `purges`: this
+  /// thread also removes what expired.
+  void worker(bool purges) {
+    std::unique_ptr<Conn> conn;
+    bool schema_done = false;
+    auto last_used = Clock::now();
+    auto next_purge = Clock::now() + std::chrono::milliseconds(options_.purge_interval_ms);
+    for (;;) {
+      std::optional<Work> work;
+      {
+        std::unique_lock lock(mutex_);
+        const auto ready = [&] { return stopping_ || !queue_.empty(); };
+        std::optional<Clock::time_point> until;  // closing an idle connection, or the next purge
+        if (conn) {
+          until = last_used + std::chrono::milliseconds(options_.idle_timeout_ms);
+        }
+        if (purges) {
+          until = until ? std::min(*until, next_purge) : next_purge;
+        }
+        if (until) {
+          wake_.wait_until(lock, *until, ready);
+        } else {
+          wake_.wait(lock, ready);
+        }
+        if (!queue_.empty()) {
+          work.emplace(std::move(queue_.front()));
+          queue_.pop_front();
+          waiting_.set(static_cast<double>(queue_.size()));
+          ++busy_count_;
+        } else if (stopping_) {
+          break;
+        }
+      }
+      if (work) {
+        busy_.add(1);
+        const Status s = in_transaction(conn, schema_done, work->run);
+        busy_.add(-1);
+        last_used = Clock::now();
+        work->settle(s);
+        finish_one();
+        continue;
+      }
+      if (conn && Clock::now() >= last_used + std::chrono::milliseconds(options_.idle_timeout_ms)) {
+        conn.reset();  // idle: the pool shrinks, and opens it again when a call comes
+        open_.add(-1);
+      }
+      if (purges && Clock::now() >= next_purge) {
+        next_purge = Clock::now() + std::chrono::milliseconds(options_.purge_interval_ms);
+        purge(conn, schema_done);
+      }
+    }
+    if (conn) {
+      open_.add(-1);
+    }
+  }
+
+  void finish_one() {
+    std::vector<std::function<void()>> drained;
+    {
+      const std::lock_guard lock(mutex_);
+      --busy_count_;
+      if (queue_.empty() && busy_count_ == 0) {
+        drained.swap(drained_);
+      }
+    }
+    for (auto& d : drained) {
+      boost::asio::post(host_.executor(), std::move(d));
+    }
+  }
+
+  /// Opens the connection if needed (and the schema, once per connection's first use), runs `run` in a
+  /// transaction. A broken connection is dropped: the next call opens another.
+  Status in_transaction(std::unique_ptr<Conn>& conn, bool& schema_done, const std::function<void(Conn&)>& run) {
+    try {
+      if (!conn) {
+        try {
+          conn = std::make_unique<Conn>(options_.url, options_.connect_timeout_ms);
+        } catch (const DbError&) {
+          connect_failures_.inc();
+          throw;
+        }
+        connects_.inc();
+        open_.add(1);
+      }
+      if (!schema_done) {
+        conn->exec(fmt::format("BEGIN; {} COMMIT;", kSchema).c_str());
+        schema_done = true;
+      }
+      conn->exec("BEGIN");
+      run(*conn);
+      conn->exec("COMMIT");
+      return {};
+    } catch (const DbError& e) {
+      if (conn) {
+        if (e.broken || !conn->usable()) {
+          conn.reset();
+          open_.add(-1);
+          schema_done = false;
+        } else {
+          try {
+            conn->exec("ROLLBACK");
+          } catch (const DbError&) {
+            conn.reset();
+            open_.add(-1);
+            schema_done = false;
+          }
+        }
+      }
+      if (e.status.code() != Code::unavailable) {
+        log_.warn("store.postgres_call_failed", {{"error", e.status.message()}});
+      }
+      return e.status;
+    } catch (const std::exception& e) {
+      conn.reset();
+      return Status(Code::internal, fmt::format("postgres store: {}", e.what()));
+    }
+  }
+
+  void purge(std::unique_ptr<Conn>& conn, bool& schema_done) {
+    const Status s = in_transaction(conn, schema_done, [this](Conn& c) {
+      const std::int64_t now = now_ms();
+      const Rows expired = c.run("SELECT session, total - dropped, bytes FROM phasekit_conversations WHERE expires <= $1 "
+                                 "LIMIT 256 FOR UPDATE SKIP LOCKED",
+                                 Params().integer(now));
+      for (int i = 0; i < expired.size(); ++i) {
+        const std::string id = expired.bytes(i, 0);
+        c.run("DELETE FROM phasekit_entries WHERE session = $1", Params().bytes(id));
+        c.run("DELETE FROM phasekit_conversations WHERE session = $1", Params().bytes(id));
+      }
+      c.run("DELETE FROM phasekit_sessions WHERE id IN (SELECT id FROM phasekit_sessions WHERE expires <= $1 LIMIT 256)",
+            Params().integer(now));
+      c.run("DELETE FROM phasekit_audit WHERE (session, call) IN (SELECT session, call FROM phasekit_audit WHERE "
+            "finished < $1 LIMIT 1024)",
+            Params().integer(now - options_.audit_retention_ms));
+    });
+    if (!s.ok() && s.code() != Code::unavailable) {
+      log_.warn("store.postgres_purge_failed", {{"error", s.message()}});
+    }
+  }
+
+  static Kept drop_conversation(Conn& c, const std::string& id) {
+    Kept kept;
+    const Rows r = c.run("DELETE FROM phasekit_conversations WHERE session = $1 RETURNING total - dropped, bytes",
+                         Params().bytes(id));
+    if (r.size() == 1) {
+      kept = Kept{static_cast<std::uint64_t>(r.integer(0, 0)), static_cast<std::uint64_t>(r.integer(0, 1))};
+    }
+    c.run("DELETE FROM phasekit_entries WHERE session = $1", Params().bytes(id));
+    return kept;
+  }
+
+  static void renew_conversation(Conn& c, const std::string& id, std::int64_t expires, std::int64_t now) {
+    c.run("UPDATE phasekit_conversations SET expires = $2 WHERE session = $1 AND expires > $3",
+          Params().bytes(id).integer(expires).integer(now));
+  }
+
+  void forget(Kept gone, std::uint64_t sessions) {
+    entries_ -= std::min(gone.entries, entries_.load());
+    bytes_ -= std::min(gone.bytes, bytes_.load());
+    sessions_ -= std::min(sessions, sessions_.load());
+  }
+
+  std::int64_t ttl_for(const std::string& status) const {
+    return status == "active" ? options_.ttl_ms : options_.grace_ms + 60000;
+  }
+  std::int64_t now_ms() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(host_.clock().wall().time_since_epoch()).count();
+  }
+
+  HostServices& host_;
+  Logger& log_;
+  plugin::Guard& guard_;
+  const Options options_;
+  Gauge& open_;
+  Gauge& busy_;
+  Gauge& waiting_;
+  Counter& connects_;
+  Counter& connect_failures_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Work> queue_;
+  std::size_t busy_count_ = 0;
+  std::vector<std::function<void()>> drained_;
+  bool stopping_ = false;
+  std::atomic<std::uint64_t> sessions_{0};
+  std::atomic<std::uint64_t> entries_{0};
+  std::atomic<std::uint64_t> bytes_{0};
+  std::vector<std::thread> threads_;
+};
+
+struct Factory {
+  static std::unique_ptr<plugin::StoreStrategy> create(HostServices& host, std::string_view config) {
+    PluginOptions o(config);
+    Options options;
+    options.url = o.text("postgres_url", "");
+    if (!options.url.starts_with("postgres://") && !options.url.starts_with("postgresql://")) {
+      throw std::invalid_argument("postgres_url: expected postgres://[user[:password]@]host[:port]/database");
+    }
+    options.pool_size = o.integer("pool_size", 20, 1, 1000);
+    options.idle_timeout_ms = o.integer("idle_timeout_ms", 30000, 100, 86400000);
+    options.connect_timeout_ms = o.integer("connect_timeout_ms", 2000, 1000, 600000);
+    options.ttl_ms = o.integer("ttl_ms", 86400000, 1000, 365LL * 86400000);
+    options.grace_ms = o.integer("session_grace_ms", 30000, 0, 86400000);
+    options.caps.max_entries = static_cast<std::size_t>(o.integer("conversation_max_entries", 1000, 1, 10000000));
+    options.caps.max_bytes = static_cast<std::size_t>(o.integer("conversation_max_bytes", 4194304, 1024, 1LL << 40));
+    options.purge_interval_ms = o.integer("purge_interval_ms", 60000, 10, 86400000);
+    options.audit_retention_ms = o.integer("audit_retention_ms", options.audit_retention_ms, 3600000, 3650LL * 86400000);
+    o.ignore("redis_url");
+    o.ignore("redis_password");
+    o.ignore("store_path");
+    o.finish();
+    return std::make_unique<PostgresStore>(host, std::move(options));
+  }
+};
+
+}  // namespace
+}  // namespace phasekit::store_postgres
+
+PHASEKIT_PLUGIN(PHK_KIND_STORE, "postgres", "1.0.0",
+                "sessions, conversations and the audit log in PostgreSQL, shared by every instance, through a pool",
+                phasekit::store_postgres::Factory)

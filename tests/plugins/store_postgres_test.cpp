@@ -1,0 +1,174 @@
+// store=postgres beyond the store contract (store_contract_test.cpp): a restart of PostgreSQL under load
+// (the breaker opens, calls fail fast, the pool reconnects by itself, nothing acknowledged is lost), its
+// pool figures in /metrics, and the URLs and servers it refuses.
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "observe/json_logger.hpp"
+#include "observe/metrics_registry.hpp"
+#include "plugin_host/host_services.hpp"
+#include "plugin_host/plugin_set.hpp"
+#include "resilience/asio_timers.hpp"
+#include "resilience/breaker_registry.hpp"
+#include "support/postgres_server.hpp"
+
+namespace phasekit::plugin_host {
+namespace {
+
+using namespace std::chrono_literals;
+
+class PostgresStore : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!test::PostgresServer::available()) {
+      GTEST_SKIP() << "PostgreSQL 15 is not installed (./scripts/setup.sh installs it)";
+    }
+    server_.emplace();
+  }
+  void TearDown() override { store_.reset(); }
+
+  InstancePtr<plugin::StoreStrategy> open(const std::string& config) {
+    return instantiate<plugin::StoreStrategy>(Loader({PHASEKIT_PLUGIN_DIR}).find(PHK_KIND_STORE, "postgres"), host_,
+                                              config);
+  }
+  std::string refusal(const std::string& config) {
+    try {
+      open(config);
+    } catch (const std::exception& e) {
+      return e.what();
+    }
+    return "";
+  }
+
+  template <class Pred>
+  bool run_until(Pred pred, std::chrono::milliseconds deadline = 20s) {
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    while (!pred() && std::chrono::steady_clock::now() < until) {
+      if (ioc_.stopped()) {
+        ioc_.restart();
+      }
+      ioc_.run_one_for(10ms);
+    }
+    return pred();
+  }
+
+  Status append(const std::string& id, std::string entry) {
+    std::optional<Status> result;
+    store_->append_conversation(id, std::move(entry), [&](Status s) { result = std::move(s); });
+    EXPECT_TRUE(run_until([&] { return result.has_value(); }));
+    return result.value_or(Status(Code::timeout, "no answer"));
+  }
+
+  std::set<std::string> stored(const std::string& id) {
+    std::optional<plugin::ConversationPage> page;
+    plugin::ConversationRange range;
+    range.max_entries = 100000;
+    range.max_bytes = 1 << 30;
+    store_->read_conversation(id, range, [&](Status s, plugin::ConversationPage p) {
+      EXPECT_TRUE(s.ok()) << s.message();
+      page = std::move(p);
+    });
+    EXPECT_TRUE(run_until([&] { return page.has_value(); }));
+    return page ? std::set<std::string>(page->entries.begin(), page->entries.end()) : std::set<std::string>{};
+  }
+
+  observe::LogSink logs_{[](std::string_view) {}, LogLevel::off};
+  observe::MetricsRegistry metrics_;
+  SystemClock clock_;
+  boost::asio::io_context ioc_;
+  resilience::AsioTimers timers_{ioc_.get_executor()};
+  resilience::BreakerRegistry breakers_{timers_, [] {
+                                          resilience::BreakerOptions o;
+                                          o.reset_timeout_ms = 300;
+                                          o.volume_threshold = 5;
+                                          return o;
+                                        }()};
+  BasicHost host_{logs_, metrics_, clock_, ioc_.get_executor(), nullptr, &breakers_};
+  std::optional<test::PostgresServer> server_;
+  InstancePtr<plugin::StoreStrategy> store_;
+};
+
+TEST_F(PostgresStore, ARestartUnderLoadOpensTheBreakerAndLosesNothingAcknowledged) {
+  store_ = open(R"({"postgres_url": ")" + server_->url() + R"(", "pool_size": 4, "conversation_max_entries": 100000,
+                   "conversation_max_bytes": 1099511627776})");
+  std::map<std::string, Status> answers;  // entry → what its append said
+  int sent = 0;
+  const auto send = [&] {
+    const std::string entry = "e" + std::to_string(sent++);
+    store_->append_conversation("s1", entry, [&answers, entry](Status s) { answers[entry] = std::move(s); });
+    return entry;
+  };
+  for (int i = 0; i < 50; ++i) {
+    send();
+  }
+  ASSERT_TRUE(run_until([&] { return answers.size() == 50; }));
+  for (const auto& [entry, status] : answers) {
+    ASSERT_TRUE(status.ok()) << entry << ": " << status.message();
+  }
+
+  // The server goes away while calls keep coming: they fail, the breaker opens, and then calls fail
+  // at once, without waiting for a connection.
+  server_->stop();
+  ASSERT_TRUE(run_until([&] {
+    send();
+    run_until([] { return false; }, 5ms);
+    return breakers_.to_json().find(R"("postgres":{"state":"open")") != std::string::npos;
+  })) << breakers_.to_json();
+  const auto asked = std::chrono::steady_clock::now();
+  const std::string while_open = send();
+  ASSERT_TRUE(run_until([&] { return answers.count(while_open) == 1; }));
+  EXPECT_EQ(answers[while_open].code(), Code::unavailable) << answers[while_open].message();
+  EXPECT_LT(std::chrono::steady_clock::now() - asked, 100ms) << "an open breaker made the call wait";
+
+  // Back: the pool opens new connections by itself once the breaker lets a probe through.
+  server_->restart();
+  ASSERT_TRUE(run_until([&] {
+    const std::string probe = send();
+    run_until([&] { return answers.count(probe) == 1; });
+    return answers.count(probe) == 1 && answers[probe].ok();
+  }, 30s)) << server_->log();
+  ASSERT_TRUE(run_until([&] { return static_cast<int>(answers.size()) == sent; }));
+
+  // Every append that said OK is there; none that failed is.
+  const std::set<std::string> kept = stored("s1");
+  int acknowledged = 0;
+  for (const auto& [entry, status] : answers) {
+    if (status.ok()) {
+      ++acknowledged;
+      EXPECT_EQ(kept.count(entry), 1u) << entry << " was acknowledged and lost";
+    } else {
+      EXPECT_EQ(status.code(), Code::unavailable) << entry << ": " << status.message();
+      EXPECT_EQ(kept.count(entry), 0u) << entry << " failed and was stored";
+    }
+  }
+  EXPECT_GE(acknowledged, 51);
+  EXPECT_LT(acknowledged, sent) << "no call failed while the server was down";
+  const std::string metrics = metrics_.render();
+  EXPECT_NE(metrics.find("phasekit_postgres_pool_connects_total"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("phasekit_postgres_pool_connect_failures_total"), std::string::npos);
+}
+
+TEST_F(PostgresStore, AUrlThatIsNotPostgresOrAServerThatIsNotThereIsSaidClearly) {
+  EXPECT_NE(refusal(R"({"postgres_url": ""})").find("expected postgres://"), std::string::npos);
+  EXPECT_NE(refusal(R"({"postgres_url": "redis://127.0.0.1:6379"})").find("expected postgres://"), std::string::npos);
+  EXPECT_NE(refusal(R"({"postgres_url": "postgres://x/y", "pool_size": 0})").find("pool_size"), std::string::npos);
+  // A server that is not there is not a load error: calls fail with UNAVAILABLE, saying why.
+  const int port = server_->port();
+  server_->stop();
+  store_ = open(R"({"postgres_url": "postgres://phasekit@127.0.0.1:)" + std::to_string(port) +
+                R"(/postgres", "pool_size": 1})");
+  std::optional<Status> result;
+  store_->get_session("s", [&](Status s, plugin::SessionRecord) { result = std::move(s); });
+  ASSERT_TRUE(run_until([&] { return result.has_value(); }));
+  EXPECT_EQ(result->code(), Code::unavailable);
+  EXPECT_NE(result->message().find("postgres:"), std::string::npos) << result->message();
+}
+
+}  // namespace
+}  // namespace phasekit::plugin_host

@@ -1,0 +1,75 @@
+// A real PostgreSQL 15 for the node tests, as tests/support/postgres_server.cpp makes one for the C++
+// ones: initdb in a temporary folder, the server on a free loopback port, waited for with a deadline
+// (pg_isready), stopped by its PID. As root both run as the `postgres` user (PostgreSQL refuses root).
+"use strict";
+const { execFileSync, execFile, spawn } = require("node:child_process");
+const fs = require("node:fs");
+const net = require("node:net");
+const os = require("node:os");
+const path = require("node:path");
+
+const BIN = "/usr/lib/postgresql/15/bin";
+
+function available() {
+  return fs.existsSync(path.join(BIN, "initdb")) && fs.existsSync(path.join(BIN, "postgres"));
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+    server.on("error", reject);
+  });
+}
+
+function ready(port) {
+  return new Promise((resolve) => {
+    execFile(path.join(BIN, "pg_isready"), ["-h", "127.0.0.1", "-p", String(port), "-t", "1"], (error) => resolve(!error));
+  });
+}
+
+/** Resolves {url(database), port, stop()} once the server accepts connections. */
+async function startPostgres() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "phasekit-pg-"));
+  const as = {};
+  if (process.getuid() === 0) {
+    as.uid = Number(execFileSync("id", ["-u", "postgres"]).toString().trim());
+    as.gid = Number(execFileSync("id", ["-g", "postgres"]).toString().trim());
+    fs.chownSync(dir, as.uid, as.gid);
+  }
+  const env = { PATH: "/usr/bin:/bin", LC_ALL: "C" };
+  execFileSync(path.join(BIN, "initdb"), ["-D", path.join(dir, "data"), "-U", "phasekit", "--auth=trust", "-E", "UTF8",
+                                          "--no-sync", "--no-instructions"], { ...as, env, stdio: "ignore" });
+  const port = await freePort();
+  let log = "";
+  const child = spawn(path.join(BIN, "postgres"), ["-D", path.join(dir, "data"), "-k", dir, "-p", String(port),
+                                                   "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+                      { ...as, env, stdio: ["ignore", "pipe", "pipe"] });
+  child.stdout.on("data", (d) => (log += d));
+  child.stderr.on("data", (d) => (log += d));
+  const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  const deadline = Date.now() + 20000;
+  while (!(await ready(port))) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill("SIGKILL");
+      await exited;
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw new Error(`postgres did not start: ${log}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    port,
+    url: (database = "postgres") => `postgres://phasekit@127.0.0.1:${port}/${database}`,
+    log: () => log,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGINT");
+      await exited;
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+module.exports = { available, startPostgres };
