@@ -50,7 +50,8 @@ JobLifecycle::JobLifecycle(LifecycleOptions options, plugin::PoolStrategy& pool,
       log_(log),
       find_held_(std::move(find_held)),
       backends_per_user_(options_.tenure == Tenure::held ? backends_per_user : nullptr),
-      acquire_times_(host.metrics()) {
+      acquire_times_(host.metrics()),
+      audit_batcher_(std::make_shared<AuditBatcher>(store)) {
   if (options_.tenure == Tenure::leased) {
     options_.persist = true;  // nothing stays on a leased backend
   }
@@ -548,14 +549,14 @@ plugin::AuditRecord JobLifecycle::audit_record(const std::string& call_id, const
 
 void JobLifecycle::audit(SessionHold::Strand strand, plugin::AuditRecord record, std::function<bool()> keep_trying,
                          std::function<void()> then) {
-  auto records = std::make_shared<const std::vector<plugin::AuditRecord>>(1, std::move(record));
+  auto held = std::make_shared<const plugin::AuditRecord>(std::move(record));
   write_through(
       std::move(strand),
-      [this, records](std::function<void(Status)> done) { store_.append_audit(*records, std::move(done)); },
+      [batcher = audit_batcher_, held](std::function<void(Status)> done) { batcher->add(*held, std::move(done)); },
       std::move(keep_trying),
-      [self = shared_from_this(), records, then = std::move(then)](Status s) {
+      [self = shared_from_this(), held, then = std::move(then)](Status s) {
         if (!s.ok()) {
-          const auto& a = records->front();
+          const auto& a = *held;
           self->log_.warn("audit.append_failed",
                           {{"session", a.session_id}, {"callId", a.call_id}, {"error", s.message()}});
         }

@@ -41,6 +41,7 @@
 #include <string_view>
 
 #include "app/acquire_times.hpp"
+#include "app/audit_batcher.hpp"
 #include "app/inflight_limiter.hpp"
 #include "app/session_hold.hpp"
 #include "app/tool_exec.hpp"
@@ -182,6 +183,7 @@ class JobLifecycle : public std::enable_shared_from_this<JobLifecycle> {
   FindHeld find_held_;
   InflightLimiter* backends_per_user_;
   AcquireTimes acquire_times_;
+  std::shared_ptr<AuditBatcher> audit_batcher_;  // the audit records of calls that end together: one write
   std::atomic<std::uint64_t> in_flight_{0};
 };
 

@@ -595,6 +595,40 @@ TEST_F(JobLifecycleTest, Held_AResultWaitsForAStoreThatDroppedItsConnectionAndIs
   EXPECT_EQ(json::parse(conversation("s1")[0])["result"]["callId"], "call-1");
 }
 
+TEST_F(JobLifecycleTest, Held_ACallThatRanIsInTheAuditLogWithWhoWhatAndHowItEndedBeforeItsResult) {
+  if (!backends_here()) {
+    GTEST_SKIP() << env_.skip_reason;
+  }
+  make_lifecycle(Tenure::held, false);
+  hold_session("s1", "alice");
+  json payload = shell("echo hi; exit 3");
+  payload["requested"] = 1'765'000'000'000;
+  run_job(job("s1", "alice", payload));
+  ASSERT_EQ(store_->audit.size(), 1u);
+  const plugin::AuditRecord& a = store_->audit[0];
+  EXPECT_EQ(a.call_id, "call-1");
+  EXPECT_EQ(a.user_id, "alice");
+  EXPECT_EQ(a.session_id, "s1");
+  EXPECT_EQ(a.instance, "instance-1");
+  EXPECT_EQ(a.tool, "shell");
+  EXPECT_EQ(json::parse(a.args), json({{"command", "echo hi; exit 3"}}));
+  EXPECT_FALSE(a.args_truncated);
+  EXPECT_TRUE(a.approved);
+  EXPECT_EQ(a.outcome, "ok");
+  EXPECT_EQ(a.exit_code, 3);
+  EXPECT_EQ(a.output_bytes, 3u);
+  EXPECT_EQ(a.attempt, 1u);
+  EXPECT_EQ(a.requested_unix_ms, 1'765'000'000'000);
+  EXPECT_GT(a.finished_unix_ms, a.requested_unix_ms);
+  EXPECT_LT(last("audit"), last("publish")) << "the result went out before its audit record was written";
+
+  // Arguments past 4 KiB are cut, at a character, and said to be.
+  run_job(job("s1", "alice", shell("echo " + std::string(5000, 'x') + " \u00e9"), "call-2"));
+  ASSERT_EQ(store_->audit.size(), 2u);
+  EXPECT_LE(store_->audit[1].args.size(), plugin::kAuditArgsMost);
+  EXPECT_TRUE(store_->audit[1].args_truncated);
+}
+
 TEST_F(JobLifecycleTest, Held_AResultTheStoreRefusesForGoodIsPublishedWithoutWaiting) {
   if (!backends_here()) {
     GTEST_SKIP() << env_.skip_reason;

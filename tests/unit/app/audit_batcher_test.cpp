@@ -1,0 +1,87 @@
+// AuditBatcher: records that come while a write of the audit log is in flight go together in the next
+// write; each caller hears once, with the status of the write that carried its record.
+#include "app/audit_batcher.hpp"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace phasekit::app {
+namespace {
+
+/// A store whose audit writes complete only when the test says so.
+class HeldStore final : public plugin::StoreStrategy {
+ public:
+  [[nodiscard]] bool shared() const noexcept override { return false; }
+  void put_session(plugin::SessionRecord, std::function<void(Status)>) noexcept override {}
+  void update_session(std::string, plugin::SessionUpdate, std::function<void(Status)>) noexcept override {}
+  void get_session(std::string, std::function<void(Status, plugin::SessionRecord)>) noexcept override {}
+  void remove_session(std::string, std::function<void(Status)>) noexcept override {}
+  void append_conversation(std::string, std::string, std::function<void(Status)>) noexcept override {}
+  void read_conversation(std::string, plugin::ConversationRange,
+                         std::function<void(Status, plugin::ConversationPage)>) noexcept override {}
+  void append_audit(std::vector<plugin::AuditRecord> records, std::function<void(Status)> done) noexcept override {
+    batches.push_back(std::move(records));
+    pending.push_back(std::move(done));
+  }
+  void read_audit(plugin::AuditQuery, std::function<void(Status, plugin::AuditPage)>) noexcept override {}
+  [[nodiscard]] plugin::StoreStats stats() const noexcept override { return {}; }
+  void async_shutdown(std::function<void()>) noexcept override {}
+
+  /// Completes the oldest write still in flight.
+  void complete(Status s = {}) {
+    auto done = std::move(pending.front());
+    pending.erase(pending.begin());
+    done(std::move(s));
+  }
+
+  std::vector<std::vector<plugin::AuditRecord>> batches;
+  std::vector<std::function<void(Status)>> pending;
+};
+
+plugin::AuditRecord record(int i) {
+  plugin::AuditRecord r;
+  r.call_id = "c" + std::to_string(i);
+  return r;
+}
+
+TEST(AuditBatcher, RecordsThatComeWhileAWriteIsInFlightGoTogetherInTheNext) {
+  HeldStore store;
+  auto batcher = std::make_shared<AuditBatcher>(store, 3);
+  std::vector<Status> heard(6, Status(Code::internal, "not yet"));
+  std::vector<int> times(6, 0);
+  const auto add = [&](int i) {
+    batcher->add(record(i), [&, i](Status s) {
+      heard[i] = std::move(s);
+      ++times[i];
+    });
+  };
+  add(0);  // alone: written at once, no timer
+  ASSERT_EQ(store.batches.size(), 1u);
+  for (int i = 1; i < 6; ++i) {
+    add(i);  // while the first write is in flight
+  }
+  EXPECT_EQ(store.batches.size(), 1u) << "a second write started before the first ended";
+  store.complete();
+  ASSERT_EQ(store.batches.size(), 2u);
+  ASSERT_EQ(store.batches[1].size(), 3u) << "at most 3 a write";
+  EXPECT_EQ(store.batches[1][0].call_id, "c1");
+  store.complete(Status(Code::unavailable, "redis not connected"));
+  ASSERT_EQ(store.batches.size(), 3u);
+  EXPECT_EQ(store.batches[2].size(), 2u);
+  store.complete();
+  EXPECT_EQ(store.batches.size(), 3u) << "a write with nothing in it";
+  EXPECT_EQ(batcher->writes(), 3u);
+  EXPECT_EQ(times, std::vector<int>(6, 1)) << "every caller hears once";
+  EXPECT_TRUE(heard[0].ok());
+  for (int i = 1; i <= 3; ++i) {
+    EXPECT_EQ(heard[i].code(), Code::unavailable) << "the status of the write that carried it: " << i;
+  }
+  EXPECT_TRUE(heard[4].ok());
+  EXPECT_TRUE(heard[5].ok());
+}
+
+}  // namespace
+}  // namespace phasekit::app
