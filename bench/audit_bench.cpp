@@ -1,0 +1,240 @@
+// What the audit log costs per tool call, for each store (issue 19): records appended one at a time
+// (each waits for the last: a call that ends alone) and 64 at a time through AuditBatcher (calls that
+// end together: one write carries them). Counters per record:
+//   records/s     records written per second of wall time
+//   cpu_us        CPU of this process (the plugin's threads included) per record
+//   server_cpu_us CPU of the store's server (redis-server; postgres and its backends) per record
+// Compare cpu_us + server_cpu_us with the CPU of one approved call (bench/toolcall_cost.sh).
+//   build/bench/audit_bench [--benchmark_filter=postgres]
+#include <benchmark/benchmark.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cctype>
+#include <charconv>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "app/audit_batcher.hpp"
+#include "observe/json_logger.hpp"
+#include "observe/metrics_registry.hpp"
+#include "plugin_host/host_services.hpp"
+#include "plugin_host/plugin_set.hpp"
+#include "support/postgres_server.hpp"
+#include "support/redis_server.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+namespace host = phasekit::plugin_host;
+using phasekit::Status;
+using phasekit::plugin::AuditRecord;
+
+/// CPU seconds of this process so far (every thread).
+double process_cpu() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+/// CPU seconds of `pid` and of its children that are still running (postgres' backends).
+double server_cpu(pid_t pid) {
+  if (pid <= 0) {
+    return 0;
+  }
+  const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  double total = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    if (!std::isdigit(static_cast<unsigned char>(entry.path().filename().string()[0]))) {
+      continue;
+    }
+    std::ifstream in(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(in, line)) {
+      continue;
+    }
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) {
+      continue;
+    }
+    std::istringstream rest(line.substr(close + 2));
+    std::string state;
+    long long ppid = 0;
+    long long skip = 0;
+    unsigned long long utime = 0;
+    unsigned long long stime = 0;
+    rest >> state >> ppid;
+    for (int i = 0; i < 9; ++i) {
+      rest >> skip;
+    }
+    rest >> utime >> stime;
+    const std::string name = entry.path().filename().string();
+    long long self = 0;
+    std::from_chars(name.data(), name.data() + name.size(), self);
+    if (self == pid || ppid == pid) {
+      total += static_cast<double>(utime + stime) / tick;
+    }
+  }
+  return total;
+}
+
+/// A store of one kind, with its server when it has one, on an io_context of its own thread.
+class Rig {
+ public:
+  explicit Rig(const std::string& kind) {
+    std::string config = R"({"conversation_max_entries": 8)";
+    if (kind == "sqlite") {
+      folder_ = std::filesystem::temp_directory_path() / ("phasekit-audit-bench-" + std::to_string(::getpid()));
+      std::filesystem::create_directories(folder_);
+      config += R"(, "store_path": ")" + (folder_ / "store.db").string() + "\"";
+    } else if (kind == "redis") {
+      redis_.emplace();
+      config += R"(, "redis_url": ")" + redis_->url() + "\"";
+      server_ = redis_->pid();
+    } else if (kind == "postgres") {
+      postgres_.emplace();
+      config += R"(, "postgres_url": ")" + postgres_->url() + R"(", "pool_size": 4)";
+      server_ = postgres_->pid();
+    }
+    config += "}";
+    host_ = std::make_unique<host::BasicHost>(logs_, metrics_, clock_, ioc_.get_executor());
+    thread_ = std::thread([this] { ioc_.run(); });
+    store_ = host::instantiate<phasekit::plugin::StoreStrategy>(
+        host::Loader({PHASEKIT_PLUGIN_DIR}).find(PHK_KIND_STORE, kind), *host_, config);
+    batcher_ = std::make_shared<phasekit::app::AuditBatcher>(*store_);
+    // A remote store answers UNAVAILABLE until it has connected.
+    for (int i = 0; i < 200 && !append_one(record(0)).ok(); ++i) {
+      std::this_thread::sleep_for(50ms);
+    }
+  }
+  ~Rig() {
+    store_.reset();
+    guard_.reset();
+    thread_.join();
+    if (!folder_.empty()) {
+      std::filesystem::remove_all(folder_);
+    }
+  }
+  Rig(const Rig&) = delete;
+  Rig& operator=(const Rig&) = delete;
+
+  AuditRecord record(std::uint64_t i) const {
+    AuditRecord r;
+    r.call_id = "call-" + std::to_string(i) + "-" + std::to_string(::getpid());
+    r.user_id = "user-" + std::to_string(i % 50);
+    r.session_id = "s-" + std::to_string(i % 500);
+    r.instance = "orchestrator-1";
+    r.tool = "shell";
+    r.args = R"({"command":"ls -la /workspace/project && cat README.md | head -n 20"})";
+    r.approved = true;
+    r.outcome = "ok";
+    r.exit_code = 0;
+    r.duration_ms = 4;
+    r.output_bytes = 1200;
+    r.requested_unix_ms = 1'765'000'000'000 + static_cast<std::int64_t>(i);
+    r.finished_unix_ms = r.requested_unix_ms + 5;
+    return r;
+  }
+
+  Status append_one(AuditRecord r) {
+    std::promise<Status> done;
+    auto f = done.get_future();
+    store_->append_audit({std::move(r)}, [&done](Status s) { done.set_value(std::move(s)); });
+    return f.get();
+  }
+
+  /// `n` records added at once through the batcher; waits for all of them.
+  void append_batched(std::uint64_t first, int n) {
+    std::atomic<int> left{n};
+    std::promise<void> all;
+    for (int i = 0; i < n; ++i) {
+      batcher_->add(record(first + static_cast<std::uint64_t>(i)), [&](Status) {
+        if (--left == 0) {
+          all.set_value();
+        }
+      });
+    }
+    all.get_future().wait();
+  }
+
+  [[nodiscard]] pid_t server() const { return server_; }
+  [[nodiscard]] std::size_t writes() const { return batcher_->writes(); }
+
+ private:
+  phasekit::observe::LogSink logs_{[](std::string_view) {}, phasekit::LogLevel::off};
+  phasekit::observe::MetricsRegistry metrics_;
+  host::SystemClock clock_;
+  boost::asio::io_context ioc_;
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guard_{ioc_.get_executor()};
+  std::unique_ptr<host::BasicHost> host_;
+  std::thread thread_;
+  std::filesystem::path folder_;
+  std::optional<phasekit::test::RedisServer> redis_;
+  std::optional<phasekit::test::PostgresServer> postgres_;
+  pid_t server_ = -1;
+  host::InstancePtr<phasekit::plugin::StoreStrategy> store_;
+  std::shared_ptr<phasekit::app::AuditBatcher> batcher_;
+};
+
+void report(benchmark::State& state, std::uint64_t records, double cpu, double server, double wall) {
+  state.counters["records/s"] = static_cast<double>(records) / wall;
+  state.counters["cpu_us"] = cpu * 1e6 / static_cast<double>(records);
+  state.counters["server_cpu_us"] = server * 1e6 / static_cast<double>(records);
+}
+
+void BM_AuditOneAtATime(benchmark::State& state, const std::string& kind) {
+  Rig rig(kind);
+  std::uint64_t i = 1'000'000;
+  const double cpu0 = process_cpu();
+  const double server0 = server_cpu(rig.server());
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    if (!rig.append_one(rig.record(i++)).ok()) {
+      state.SkipWithError("an append failed");
+      return;
+    }
+  }
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  report(state, i - 1'000'000, process_cpu() - cpu0, server_cpu(rig.server()) - server0, wall);
+}
+
+void BM_AuditBatched64(benchmark::State& state, const std::string& kind) {
+  Rig rig(kind);
+  std::uint64_t i = 2'000'000;
+  const std::size_t writes0 = rig.writes();
+  const double cpu0 = process_cpu();
+  const double server0 = server_cpu(rig.server());
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    rig.append_batched(i, 64);
+    i += 64;
+  }
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto records = i - 2'000'000;
+  report(state, records, process_cpu() - cpu0, server_cpu(rig.server()) - server0, wall);
+  state.counters["records_per_write"] =
+      static_cast<double>(records) / static_cast<double>(std::max<std::size_t>(1, rig.writes() - writes0));
+}
+
+}  // namespace
+
+BENCHMARK_CAPTURE(BM_AuditOneAtATime, memory, std::string("memory"))->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_AuditOneAtATime, sqlite, std::string("sqlite"))->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_AuditOneAtATime, redis, std::string("redis"))->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_AuditOneAtATime, postgres, std::string("postgres"))->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_AuditBatched64, memory, std::string("memory"))->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_AuditBatched64, sqlite, std::string("sqlite"))->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_AuditBatched64, redis, std::string("redis"))->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_AuditBatched64, postgres, std::string("postgres"))->UseRealTime()->Unit(benchmark::kMicrosecond);
