@@ -845,6 +845,7 @@ struct Factory {
     o.ignore("redis_url");
     o.ignore("redis_password");
     o.ignore("store_path");
+    o.ignore("read_only");  // phasekit history: reads only what it is asked
     o.finish();
     return std::make_unique<PostgresStore>(host, std::move(options));
   }

@@ -7,7 +7,7 @@
 //   <prefix>conv:<id>   list of conversation entries (opaque: compressed by the host when enabled),
 //                       the newest conversation_max_entries / conversation_max_bytes of them
 //   <prefix>convmeta:<id>  hash: bytes (of the list), dropped (entries the caps removed, oldest first)
-//   <prefix>audit       sorted set of "<session>\0<call>" by the time the call finished: the audit log,
+//   <prefix>audit       sorted set of "<session, NUL escaped>\0<call>" by the time the call finished: the log,
 //                       the records in <prefix>audit:rec (JSON) and their users in <prefix>audit:user,
 //                       both hashes by the same member; records past audit_retention_ms go as others come
 //
@@ -101,7 +101,7 @@ return out
 )lua";
 
 /// ARGV: prefix, cutoff (ms: older records go), then (member, finished, record, user) per record, where
-/// member is "<session>\0<call>". One record per member: a record written again replaces the first.
+/// member is audit_member(session, call). One record per member: a record written again replaces the first.
 constexpr const char* kAuditAppend = R"lua(
 local z, h, u = ARGV[1] .. 'audit', ARGV[1] .. 'audit:rec', ARGV[1] .. 'audit:user'
 for i = 3, #ARGV, 4 do
@@ -118,20 +118,35 @@ end
 return #old
 )lua";
 
-/// ARGV: prefix, since, until, user ('' any), session ('' any), limit, cursor finished ('' none), cursor
-/// member → {next finished, next member, record…}: the records in (finished, member) order after the
-/// cursor, at most `limit`, scanning at most 10,000 members; next is '' when the listing is done.
+/// ARGV: prefix, since, until, user ('' any), the prefix of the session's members ('' any), limit, cursor
+/// finished ('' none), cursor member → {next finished, next member, record…}: the records in
+/// (finished, member) order after the cursor, at most `limit`, scanning at most 10,000 members; next is
+/// '' when the listing is done.
 constexpr const char* kAuditRead = R"lua(
 local z, h, u = ARGV[1] .. 'audit', ARGV[1] .. 'audit:rec', ARGV[1] .. 'audit:user'
 local since, till, user, session = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local limit, cs, cm = tonumber(ARGV[6]), ARGV[7], ARGV[8]
+-- Byte order, as the sorted set orders members (Lua's < follows the server's locale).
+local function less(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
 local rank
+local past = cs == ''  -- true once the scan is past the cursor
 if cs == '' then
   rank = redis.call('ZCOUNT', z, '-inf', '(' .. ARGV[2])
 else
   local r = redis.call('ZRANK', z, cm)
   local s = redis.call('ZSCORE', z, cm)
-  if r and s and tonumber(s) == tonumber(cs) then rank = r + 1 else rank = redis.call('ZCOUNT', z, '-inf', '(' .. cs) end
+  if r and s and tonumber(s) == tonumber(cs) then
+    rank, past = r + 1, true
+  else
+    rank = redis.call('ZCOUNT', z, '-inf', '(' .. cs)
+  end
 end
 local out = {'', ''}
 local found, scanned = 0, 0
@@ -144,8 +159,8 @@ while scanned < 10000 do
     local sn = tonumber(s)
     if sn >= till then return out end
     scanned = scanned + 1
-    local after = cs == '' or sn > tonumber(cs) or (sn == tonumber(cs) and m > cm)
-    if after and sn >= since and (session == '' or string.sub(m, 1, #session + 1) == session .. '\0')
+    past = past or sn > tonumber(cs) or (sn == tonumber(cs) and less(cm, m))
+    if past and sn >= since and (session == '' or string.sub(m, 1, #session) == session)
        and (user == '' or redis.call('HGET', u, m) == user) then
       if found == limit then
         out[1], out[2] = last_s, last_m
@@ -164,6 +179,47 @@ end
 if found > 0 or last_s ~= '' then out[1], out[2] = last_s, last_m end
 return out
 )lua";
+
+/// The sorted-set member of a call: the session with its NUL and \x01 bytes escaped (\x01\x01 and
+/// \x01\x02), a NUL, the call. Unambiguous whatever bytes the ids hold, and ordered as (session, call).
+std::string audit_session_prefix(std::string_view session) {
+  std::string out;
+  out.reserve(session.size() + 1);
+  for (const char c : session) {
+    if (c == '\0' || c == '\x01') {
+      out += '\x01';
+      out += c == '\0' ? '\x01' : '\x02';
+    } else {
+      out += c;
+    }
+  }
+  out += '\0';
+  return out;
+}
+
+std::string audit_member(std::string_view session, std::string_view call) {
+  return audit_session_prefix(session) + std::string(call);
+}
+
+/// audit_member() read back; false when `member` is not one.
+bool audit_ids(std::string_view member, std::string& session, std::string& call) {
+  session.clear();
+  for (std::size_t i = 0; i < member.size(); ++i) {
+    if (member[i] == '\0') {
+      call.assign(member.substr(i + 1));
+      return true;
+    }
+    if (member[i] == '\x01') {
+      if (i + 1 == member.size() || (member[i + 1] != '\x01' && member[i + 1] != '\x02')) {
+        return false;
+      }
+      session += member[++i] == '\x01' ? '\0' : '\x01';
+    } else {
+      session += member[i];
+    }
+  }
+  return false;
+}
 
 /// An audit record as store=redis keeps it: JSON, its strings byte-safe.
 std::string audit_text(const plugin::AuditRecord& r) {
@@ -332,7 +388,7 @@ class RedisStore final : public plugin::StoreStrategy {
                                   std::to_string(now - options_.audit_retention_ms)};
     argv.reserve(argv.size() + 4 * records.size());
     for (const auto& r : records) {
-      argv.push_back(r.session_id + '\0' + r.call_id);
+      argv.push_back(audit_member(r.session_id, r.call_id));
       argv.push_back(std::to_string(r.finished_unix_ms));
       argv.push_back(audit_text(r));
       argv.push_back(r.user_id);
@@ -351,8 +407,9 @@ class RedisStore final : public plugin::StoreStrategy {
     const std::size_t limit = std::clamp<std::size_t>(query.limit, 1, 100000);
     guarded(guard_, client_,
             {"EVAL", kAuditRead, "0", options_.prefix, std::to_string(query.since_unix_ms),
-             std::to_string(query.until_unix_ms), query.user_id, query.session_id, std::to_string(limit),
-             query.cursor.empty() ? "" : std::to_string(at.finished_unix_ms), at.session_id + '\0' + at.call_id},
+             std::to_string(query.until_unix_ms), query.user_id,
+             query.session_id.empty() ? std::string() : audit_session_prefix(query.session_id), std::to_string(limit),
+             query.cursor.empty() ? "" : std::to_string(at.finished_unix_ms), audit_member(at.session_id, at.call_id)},
             [done = std::move(done)](Status s, redis::Reply r) {
               plugin::AuditPage page;
               if (s.ok() && (!r.is_array() || r.elements().size() < 2)) {
@@ -368,11 +425,11 @@ class RedisStore final : public plugin::StoreStrategy {
                 if (s.ok() && !e[0].str().empty()) {
                   plugin::AuditRecord next;
                   next.finished_unix_ms = std::strtoll(e[0].str().c_str(), nullptr, 10);
-                  const std::string& member = e[1].str();
-                  const auto zero = member.find('\0');
-                  next.session_id = member.substr(0, zero);
-                  next.call_id = zero == std::string::npos ? "" : member.substr(zero + 1);
-                  page.next = plugin::audit_cursor(next);
+                  if (audit_ids(e[1].str(), next.session_id, next.call_id)) {
+                    page.next = plugin::audit_cursor(next);
+                  } else {
+                    s = Status(Code::internal, "audit: a member in redis is not one this store wrote");
+                  }
                 }
               }
               if (!s.ok()) {
@@ -483,6 +540,7 @@ struct Factory {
     o.ignore("store_path");
     o.ignore("postgres_url");
     o.ignore("pool_size");
+    o.ignore("read_only");  // phasekit history: reads only what it is asked
     o.finish();
     return std::make_unique<RedisStore>(host, std::move(options));
   }

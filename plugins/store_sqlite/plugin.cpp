@@ -100,9 +100,10 @@ Status status_of(int rc, std::string_view what) {
 /// The connection, used by one thread at a time; prepared statements are kept for its life.
 class Db {
  public:
-  explicit Db(const std::string& path, std::int64_t busy_timeout_ms) {
-    const int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                                   nullptr);
+  /// `read_only`: an existing file, opened for reading (phasekit history); nothing is made or changed.
+  Db(const std::string& path, std::int64_t busy_timeout_ms, bool read_only) {
+    const int flags = (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX;
+    const int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
     if (rc != SQLITE_OK) {
       const std::string why = db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
       sqlite3_close_v2(db_);
@@ -113,6 +114,13 @@ class Db {
       sqlite3_busy_timeout(db_, static_cast<int>(busy_timeout_ms));
       // WAL: readers (phasekit history, another process) do not block the writer, and a commit is one
       // append to the log. NORMAL: no fsync per commit; what committed survives a kill of the process.
+      if (read_only) {
+        // A file some other program wrote is not read as ours.
+        if (text_of("SELECT count(*) FROM sqlite_schema WHERE name = 'audit'") != "1") {
+          throw DbError{Status(Code::internal, "sqlite: not a phasekit store (it has no audit table)")};
+        }
+        return;
+      }
       if (const std::string mode = text_of("PRAGMA journal_mode=WAL"); mode != "wal") {
         throw DbError{Status(Code::internal, fmt::format("sqlite: journal_mode is {}, not wal", mode))};
       }
@@ -248,6 +256,7 @@ struct Options {
   std::int64_t purge_interval_ms = 60000;
   std::int64_t audit_retention_ms = 30LL * 86400000;
   std::size_t max_pending = 100000;
+  bool read_only = false;  // phasekit history: reads an existing file, writes nothing
   plugin::ConversationCaps caps;
 };
 
@@ -255,7 +264,7 @@ class SqliteStore final : public plugin::StoreStrategy {
  public:
   SqliteStore(HostServices& host, Options options)
       : host_(host), log_(host.logger("store.sqlite")), options_(std::move(options)),
-        db_(std::make_unique<Db>(options_.path, options_.busy_timeout_ms)) {
+        db_(std::make_unique<Db>(options_.path, options_.busy_timeout_ms, options_.read_only)) {
     try {
       count_what_is_there();
     } catch (const DbError& e) {
@@ -632,7 +641,7 @@ class SqliteStore final : public plugin::StoreStrategy {
       if (!batch.empty()) {
         run_batch(batch);
       }
-      if (std::chrono::steady_clock::now() >= next_purge) {
+      if (!options_.read_only && std::chrono::steady_clock::now() >= next_purge) {
         next_purge = std::chrono::steady_clock::now() +
                      (purge() ? std::chrono::milliseconds(0) : std::chrono::milliseconds(options_.purge_interval_ms));
       }
@@ -645,7 +654,7 @@ class SqliteStore final : public plugin::StoreStrategy {
     Status failed;
     std::size_t at = batch.size();  // the call that failed; batch.size(): the transaction itself did
     try {
-      db_->exec("BEGIN IMMEDIATE");
+      db_->exec(options_.read_only ? "BEGIN" : "BEGIN IMMEDIATE");
       for (std::size_t i = 0; i < batch.size(); ++i) {
         at = i;
         answers.push_back(batch[i].run(*db_));
@@ -800,6 +809,7 @@ struct Factory {
     options.caps.max_bytes = static_cast<std::size_t>(o.integer("conversation_max_bytes", 4194304, 1024, 1LL << 40));
     options.busy_timeout_ms = o.integer("busy_timeout_ms", 5000, 0, 600000);
     options.purge_interval_ms = o.integer("purge_interval_ms", 60000, 10, 86400000);
+    options.read_only = o.boolean("read_only", false);
     options.audit_retention_ms = o.integer("audit_retention_ms", options.audit_retention_ms, 3600000, 3650LL * 86400000);
     o.ignore("redis_url");
     o.ignore("redis_password");

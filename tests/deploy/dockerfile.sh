@@ -6,7 +6,7 @@
 # user, and has a HEALTHCHECK on /health. Self-tests: a missing runtime library or build package
 # is caught.
 source "$(dirname "$0")/lib.sh"
-need dpkg-query ldd
+need dpkg-query ldd readelf
 DF="$SRC/deploy/Dockerfile"
 BIN_DIR="$(dirname "${ORCHESTRATOR_BIN:?}")"
 PLUGIN_DIR="$BIN_DIR/../lib/phasekit"
@@ -49,14 +49,21 @@ check "build stage = setup.sh's build packages" build_packages_match "$DF"
 no_dev_at_runtime() { ! apt_list "$DF" runtime-base | grep -- '-dev$' >/dev/null; }
 check "runtime stage: no -dev packages" no_dev_at_runtime
 
-# runtime_libs_covered DOCKERFILE: each library ldd resolves for the binaries and plugins comes from
-# a Debian package that the runtime stage installs (or that debian:12-slim already has).
+# runtime_libs_covered DOCKERFILE: each library the binaries and plugins link directly (their NEEDED
+# entries, resolved by ldd) comes from a Debian package that the runtime stage installs (or that
+# debian:12-slim already has). What those libraries link in turn comes with their packages' own
+# dependencies (libpq5 brings Kerberos and LDAP), which apt installs.
 runtime_libs_covered() {
   local df="$1" files=() lib pkg missing="" runtime owners
   files=("$BIN_DIR"/phasekit-orchestrator "$BIN_DIR"/phasekit-load "$BIN_DIR"/phasekit "$PLUGIN_DIR"/*.so)
   [[ -x "$BIN_DIR/phasekit-worker" ]] && files+=("$BIN_DIR/phasekit-worker")
   runtime="$(apt_list "$df" runtime-base)"
-  mapfile -t libs < <(ldd "${files[@]}" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 }' | sort -u)
+  mapfile -t libs < <(for f in "${files[@]}"; do
+    needed="$(readelf -d "$f" 2>/dev/null | awk '/\(NEEDED\)/ { gsub(/[][]/, "", $NF); print $NF }')"
+    ldd "$f" 2>/dev/null | awk -v needed="$needed" '
+      BEGIN { n = split(needed, a, "\n"); for (i = 1; i <= n; i++) want[a[i]] = 1 }
+      $2 == "=>" && ($1 in want) && $3 ~ /^\// { print $3 }'
+  done | sort -u)
   ((${#libs[@]} > 0)) || { echo "ldd found no libraries"; return 1; }
   # One dpkg -S for all (it is slow): the path as ldd prints it and its target (merged /usr).
   owners="$(for lib in "${libs[@]}"; do echo "$lib"; readlink -f "$lib"; done | sort -u | xargs dpkg -S 2>/dev/null)"

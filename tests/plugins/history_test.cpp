@@ -93,6 +93,17 @@ TEST(HistoryOutput, AJsonLineSaysEverythingByteSafeAndARowStaysOnOneLine) {
   const std::string row = table_row(r);
   EXPECT_EQ(row.find('\n'), std::string::npos) << row;
   EXPECT_EQ(row.find('\x1b'), std::string::npos) << "a terminal escape from the user's arguments reached the table";
+  // 8-bit controls (CSI as U+009B moves the cursor on xterm: earlier rows could be erased), bidi
+  // overrides and line separators, in the arguments and in an id: neither output carries them raw.
+  r.args = "ls\u009b1A\u009b2K\u202e\u2066x\u2028y\u0085z";
+  r.user_id = "\u009b2Jmallory";
+  for (const std::string& out : {table_row(r), json_line(r)}) {
+    for (const std::string raw : {"\u009b", "\u202e", "\u2066", "\u2028", "\u0085"}) {
+      EXPECT_EQ(out.find(raw), std::string::npos) << "raw U+" << std::hex << static_cast<int>(raw.back()) << " in " << out;
+    }
+  }
+  EXPECT_NE(table_row(r).find("ls?1A?2K"), std::string::npos) << table_row(r);
+  EXPECT_EQ(nlohmann::json::parse(json_line(r))["args"], r.args) << "the JSON line still says it exactly";
 }
 
 /// The command against a sqlite file the store plugin wrote.
@@ -199,6 +210,11 @@ TEST_F(HistoryCommand, BadArgumentsAndAStoreItCannotOpenAreRefusedClearly) {
   const auto missing = history({});
   EXPECT_EQ(missing.exit_code, 3) << missing.err;
   EXPECT_NE(missing.err.find("unable to open"), std::string::npos) << missing.err;
+  // A mistyped STORE_PATH in a folder that exists: an error, not a new empty store.
+  path_ = (folder_ / "typo.db").string();
+  const auto typo = history({});
+  EXPECT_EQ(typo.exit_code, 3) << typo.err;
+  EXPECT_FALSE(std::filesystem::exists(path_)) << "phasekit history made a store where there was none";
 }
 
 }  // namespace

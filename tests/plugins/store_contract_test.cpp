@@ -388,6 +388,10 @@ TEST_P(StoreContract, TheAuditLogKeepsOneRecordPerCallInOrderAndPagesThroughItsF
     records.push_back(audit_record("s" + std::to_string(i % 3), "c" + std::to_string(i), i % 2 == 0 ? "alice" : "bob",
                                    t0 + i / 2));  // two calls in each millisecond
   }
+  // Ids whose bytes could be mistaken for a store's separators: two calls, not one.
+  records.push_back(audit_record(std::string("a\0b", 3), "c", "carol", t0 + 20));
+  records.push_back(audit_record("a", std::string("b\0c", 3), "carol", t0 + 20));
+  records.push_back(audit_record("a\x01", "c:d", "carol", t0 + 20));
   records[7].args = "\xff\xfe not UTF-8";
   records[7].approved = false;
   records[7].outcome = "denied";
@@ -399,7 +403,7 @@ TEST_P(StoreContract, TheAuditLogKeepsOneRecordPerCallInOrderAndPagesThroughItsF
     return result.value_or(Status(Code::timeout, "no answer"));
   };
   // In two batches, the second first: the log's order is the calls' finish times, not the writes'.
-  ASSERT_TRUE(write({records.begin() + 15, records.end()}).ok());
+  ASSERT_TRUE(write({records.begin() + 15, records.end()}).ok());  // the tricky ids among them
   ASSERT_TRUE(write({records.begin(), records.begin() + 15}).ok());
   // A record written again (a retry, a redelivered run) replaces the first: one per call.
   plugin::AuditRecord again = records[4];
@@ -444,6 +448,11 @@ TEST_P(StoreContract, TheAuditLogKeepsOneRecordPerCallInOrderAndPagesThroughItsF
                [&](const plugin::AuditRecord& r) { return plugin::audit_matches(alice, r); });
   ASSERT_FALSE(wanted.empty());
   EXPECT_EQ(read_all(alice), wanted);
+  plugin::AuditQuery session_a = all;
+  session_a.session_id = "a";
+  const auto in_a = read_all(session_a);
+  ASSERT_EQ(in_a.size(), 1u) << "a session's filter took in another session whose id starts like it";
+  EXPECT_EQ(in_a[0].call_id, std::string("b\0c", 3));
 
   plugin::AuditQuery bad;
   bad.cursor = "not a cursor";

@@ -37,6 +37,8 @@ struct JobLifecycle::Run {
   bool brought = false;        // the session's files reached the backend whole: only then are they committed back
   json result;
   Status status;
+  /// Until when the result's store writes (conversation, audit) are tried again, together.
+  std::optional<std::chrono::steady_clock::time_point> write_deadline;
 };
 
 JobLifecycle::JobLifecycle(LifecycleOptions options, plugin::PoolStrategy& pool, plugin::StoreStrategy& store,
@@ -475,12 +477,13 @@ void JobLifecycle::record(const RunPtr& r) {
     audit_and_deliver(r);
     return;
   }
+  r->write_deadline = host_.clock().now() + kWriteRetryFor;
   write_through(
       r->hold->strand,
       [this, id = r->hold->id, blob](std::function<void(Status)> done) {
         store_.append_conversation(id, *blob, std::move(done));
       },
-      [r] { return !lease_lost(r); },
+      [r] { return !lease_lost(r); }, *r->write_deadline,
       [self = shared_from_this(), r](Status s) {
         if (!s.ok()) {
           self->log_.warn("history.append_failed",
@@ -509,11 +512,9 @@ void JobLifecycle::audit_and_deliver(const RunPtr& r) {
     a.output_bytes = output.size();
   }
   auto then = [self = shared_from_this(), r] { self->deliver(r); };
-  if (r->hold) {
-    audit(r->hold->strand, std::move(a), [r] { return !lease_lost(r); }, std::move(then));
-  } else {
-    audit(make_io_strand(host_.executor()), std::move(a), [r] { return !lease_lost(r); }, std::move(then));
-  }
+  const auto give_up = r->write_deadline.value_or(host_.clock().now() + kWriteRetryFor);
+  audit(r->hold ? r->hold->strand : make_io_strand(host_.executor()), std::move(a), [r] { return !lease_lost(r); },
+        give_up, std::move(then));
 }
 
 plugin::AuditRecord JobLifecycle::audit_record(const std::string& call_id, const std::string& user_id,
@@ -548,12 +549,12 @@ plugin::AuditRecord JobLifecycle::audit_record(const std::string& call_id, const
 }
 
 void JobLifecycle::audit(SessionHold::Strand strand, plugin::AuditRecord record, std::function<bool()> keep_trying,
-                         std::function<void()> then) {
+                         std::chrono::steady_clock::time_point give_up, std::function<void()> then) {
   auto held = std::make_shared<const plugin::AuditRecord>(std::move(record));
   write_through(
       std::move(strand),
       [batcher = audit_batcher_, held](std::function<void(Status)> done) { batcher->add(*held, std::move(done)); },
-      std::move(keep_trying),
+      std::move(keep_trying), give_up,
       [self = shared_from_this(), held, then = std::move(then)](Status s) {
         if (!s.ok()) {
           const auto& a = *held;
@@ -569,14 +570,16 @@ void JobLifecycle::audit_denied(const HoldPtr& hold, const std::string& call_id,
   plugin::AuditRecord a = audit_record(call_id, hold->user, hold->id, payload);
   a.approved = false;
   a.outcome = "denied";
-  audit(hold->strand, std::move(a), [] { return true; }, std::move(then));
+  // Tried while the session lasts: the user waits for the answer to the denial meanwhile.
+  audit(hold->strand, std::move(a), [hold] { return !hold->ended; }, host_.clock().now() + kWriteRetryFor,
+        std::move(then));
 }
 
 void JobLifecycle::write_through(SessionHold::Strand strand, std::function<void(std::function<void(Status)>)> write,
-                                 std::function<bool()> keep_trying, std::function<void(Status)> then) {
+                                 std::function<bool()> keep_trying, std::chrono::steady_clock::time_point give_up,
+                                 std::function<void(Status)> then) {
   auto attempt = std::make_shared<Retry>(Retry{std::move(strand), std::move(write), std::move(keep_trying),
-                                               std::move(then), kWriteFirstBackoff,
-                                               host_.clock().now() + kWriteRetryFor});
+                                               std::move(then), kWriteFirstBackoff, give_up});
   try_write(std::move(attempt));
 }
 

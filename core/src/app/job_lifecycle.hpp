@@ -147,15 +147,17 @@ class JobLifecycle : public std::enable_shared_from_this<JobLifecycle> {
   [[nodiscard]] plugin::AuditRecord audit_record(const std::string& call_id, const std::string& user_id,
                                                  const std::string& session_id, std::string_view payload) const;
   void audit(SessionHold::Strand strand, plugin::AuditRecord record, std::function<bool()> keep_trying,
-             std::function<void()> then);
+             std::chrono::steady_clock::time_point give_up, std::function<void()> then);
   /// A store write, tried again after a transient failure (UNAVAILABLE, TIMEOUT) with a doubling
-  /// backoff, for up to kWriteRetryFor and while `keep_trying` says so; `then` gets the last status on
+  /// backoff, until `give_up` (a result's writes share one: kWriteRetryFor from its first) and while
+  /// `keep_trying` says so; `then` gets the last status on
   /// `strand` (a failure is the caller's to log: the result goes out anyway). A failure whose command
   /// reached the store (a reply lost with its connection) may leave a conversation entry there twice:
   /// a history that says a result twice beats one that misses a result the user saw. (An audit record
   /// written twice is one: the log keeps one per call.)
   void write_through(SessionHold::Strand strand, std::function<void(std::function<void(Status)>)> write,
-                     std::function<bool()> keep_trying, std::function<void(Status)> then);
+                     std::function<bool()> keep_trying, std::chrono::steady_clock::time_point give_up,
+                     std::function<void(Status)> then);
   struct Retry {
     SessionHold::Strand strand;
     std::function<void(std::function<void(Status)>)> write;

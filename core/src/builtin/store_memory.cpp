@@ -346,6 +346,7 @@ struct Factory {
     options.ignore("store_path");
     options.ignore("postgres_url");
     options.ignore("pool_size");
+    options.ignore("read_only");  // phasekit history: reads only what it is asked
     plugin::ConversationCaps caps;
     caps.max_entries = static_cast<std::size_t>(options.integer("conversation_max_entries", 1000, 1, 10000000));
     caps.max_bytes = static_cast<std::size_t>(options.integer("conversation_max_bytes", 4194304, 1024, 1LL << 40));

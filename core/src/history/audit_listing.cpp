@@ -140,18 +140,41 @@ std::string json_line(const plugin::AuditRecord& r) {
   j["durationMs"] = r.duration_ms;
   j["outputBytes"] = r.output_bytes;
   j["attempt"] = r.attempt;
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  // ASCII only: a user's arguments cannot reach the terminal or a line splitter as C1 controls,
+  // bidi overrides or U+2028 (they come out as \uXXXX).
+  return j.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
 }
 
 namespace {
 
-/// A field for the table: control bytes and bytes that are not UTF-8 shown as '?', cut to `width`.
+/// Whether the character at s[i] (a valid sequence of n bytes) is one a terminal acts on or that
+/// reorders or breaks the line: C0 and C1 controls, DEL, the bidi marks and overrides, and the line
+/// and paragraph separators.
+bool unsafe_on_a_terminal(std::string_view s, std::size_t i, std::size_t n) {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  if (n == 1) {
+    return b(0) < 0x20 || b(0) == 0x7f;
+  }
+  if (n == 2) {
+    return b(0) == 0xc2 && b(1) < 0xa0;  // U+0080..U+009F
+  }
+  if (n == 3 && b(0) == 0xe2 && b(1) == 0x80) {
+    return b(2) == 0x8e || b(2) == 0x8f || (b(2) >= 0xa8 && b(2) <= 0xae);  // LRM RLM, U+2028..U+202E
+  }
+  if (n == 3 && b(0) == 0xe2 && b(1) == 0x81) {
+    return b(2) >= 0xa6 && b(2) <= 0xa9;  // U+2066..U+2069
+  }
+  return n == 2 && b(0) == 0xd8 && b(1) == 0x9c;  // U+061C
+}
+
+/// A field for the table: what a terminal would act on, and bytes that are not UTF-8, shown as '?',
+/// cut to `width` characters.
 std::string cell(std::string_view s, std::size_t width) {
   std::string out;
   std::size_t shown = 0;
   for (std::size_t i = 0; i < s.size() && shown < width;) {
     const std::size_t n = bytes::utf8_sequence(s, i);
-    if (n == 0 || (n == 1 && static_cast<unsigned char>(s[i]) < 0x20) || s[i] == 0x7f) {
+    if (n == 0 || unsafe_on_a_terminal(s, i, n)) {
       out += '?';
       i += n == 0 ? 1 : n;
     } else {
@@ -189,8 +212,11 @@ int print_history(const config::Config& config, const Listing& listing, std::ost
   plugin_host::BasicHost host(logs, metrics, clock, ioc.get_executor(), nullptr);
   const plugin_host::Loader loader(plugin_host::Loader::search_path_from(config.text(config::Key::plugin_path)));
   const std::string name = config.plugin("store").name;
-  auto store = plugin_host::instantiate<plugin::StoreStrategy>(loader.find(PHK_KIND_STORE, name), host,
-                                                               plugin_host::plugin_config_json("store", config));
+  // Read only: a mistyped STORE_PATH is an error, not a new empty file, and an operator who may only
+  // read the store can run it.
+  auto options = nlohmann::json::parse(plugin_host::plugin_config_json("store", config));
+  options["read_only"] = true;
+  auto store = plugin_host::instantiate<plugin::StoreStrategy>(loader.find(PHK_KIND_STORE, name), host, options.dump());
   const auto read = [&](const plugin::AuditQuery& q) {
     std::optional<std::pair<Status, plugin::AuditPage>> answer;
     store->read_audit(q, [&](Status s, plugin::AuditPage p) { answer.emplace(std::move(s), std::move(p)); });
