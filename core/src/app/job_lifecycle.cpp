@@ -565,11 +565,12 @@ void JobLifecycle::audit(SessionHold::Strand strand, plugin::AuditRecord record,
       });
 }
 
-void JobLifecycle::audit_denied(const HoldPtr& hold, const std::string& call_id, const std::string& payload,
-                                std::function<void()> then) {
+void JobLifecycle::audit_settled(const HoldPtr& hold, const std::string& call_id, const std::string& payload,
+                                 bool approved, std::string outcome, std::uint32_t attempt, std::function<void()> then) {
   plugin::AuditRecord a = audit_record(call_id, hold->user, hold->id, payload);
-  a.approved = false;
-  a.outcome = "denied";
+  a.approved = approved;
+  a.outcome = std::move(outcome);
+  a.attempt = attempt;
   // Tried while the session lasts: the user waits for the answer to the denial meanwhile.
   audit(hold->strand, std::move(a), [hold] { return !hold->ended; }, host_.clock().now() + kWriteRetryFor,
         std::move(then));
@@ -606,8 +607,11 @@ void JobLifecycle::deliver(const RunPtr& r) {
     abandon(r, "before its result was published");
     return;
   }
-  r->sink(plugin::JobEvent{r->job.id, r->job.session_id, plugin::JobEventType::result,
-                           bytes::dump(r->result)});
+  // "audited": this result's call is in the history and the audit log already; the Session that emits
+  // it takes the mark off. A result without it was settled by the queue itself (Session::on_job_event).
+  json published = r->result;
+  published["audited"] = true;
+  r->sink(plugin::JobEvent{r->job.id, r->job.session_id, plugin::JobEventType::result, bytes::dump(published)});
   --in_flight_;
   count_job(r->status.ok() ? "ok" : r->status.code() == Code::timeout ? "timeout" : "error");
   r->done(r->status);

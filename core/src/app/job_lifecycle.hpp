@@ -99,10 +99,11 @@ class JobLifecycle : public std::enable_shared_from_this<JobLifecycle> {
   bool park(const HoldPtr& hold);
   /// The session ended: its backend goes back to the pool, calls waiting for one fail UNAVAILABLE.
   void end(const HoldPtr& hold);
-  /// The user refused the call (its job `payload` never ran): its audit record is written, then `then`
-  /// runs on the strand.
-  void audit_denied(const HoldPtr& hold, const std::string& call_id, const std::string& payload,
-                    std::function<void()> then);
+  /// A call no run of this lifecycle settled: the user refused it (approved false, outcome "denied"), or
+  /// the queue failed it (its workers kept dying, it ran past its deadline, redis forgot it). Its audit
+  /// record (`payload`: its job's) is written, then `then` runs on the strand.
+  void audit_settled(const HoldPtr& hold, const std::string& call_id, const std::string& payload, bool approved,
+                     std::string outcome, std::uint32_t attempt, std::function<void()> then);
 
   /// Jobs taken and not yet done.
   [[nodiscard]] std::uint64_t in_flight() const noexcept { return in_flight_.load(); }

@@ -299,7 +299,8 @@ void Session::on_approval(const json& args, const Ack& ack, TimePoint start) {
                       {"output", ""},      {"truncated", false}, {"durationMs", 0}};
     context_.lifecycle.append(hold_, json{{"role", "tool"}, {"result", result}}, [](Status) {});
     // In the audit log before the user hears of it, as a result that ran is.
-    context_.lifecycle.audit_denied(hold_, call_id, payload, [self = shared_from_this(), result, call_id, ack, start] {
+    context_.lifecycle.audit_settled(hold_, call_id, payload, false, "denied", 1,
+                                     [self = shared_from_this(), result, call_id, ack, start] {
       self->emit_result(result);
       self->reply(ack, ok_ack(call_id));
       self->record("tool:approval", "denied", start);
@@ -354,13 +355,37 @@ void Session::on_job_event(plugin::JobEvent event) {
     return;
   }
   const auto it = calls_.find(event.job_id);
+  const bool audited = data.is_object() && data.contains("audited");
+  if (data.is_object()) {
+    data.erase("audited");
+  }
+  if (!audited && data.is_object() && it != calls_.end() && it->second.state == Call::State::approved) {
+    // No run got this call to its end: the queue failed it (its workers kept dying, it ran past its
+    // deadline, redis forgot it). It goes into the history and the audit log here, before the user
+    // hears of it, as a result that ran does.
+    const auto error = data.find("error");
+    std::string outcome = error != data.end() && error->is_object() ? error->value("code", "UNAVAILABLE") : "ok";
+    const auto at = data.find("attempt");
+    const auto attempt = at != data.end() && at->is_number_unsigned() ? at->get<std::uint32_t>() : 1u;
+    context_.lifecycle.append(hold_, json{{"role", "tool"}, {"result", data}}, [](Status) {});
+    context_.lifecycle.audit_settled(hold_, event.job_id, job_payload(it->second), true, std::move(outcome), attempt,
+                                     [self = shared_from_this(), id = event.job_id, data = std::move(data)]() mutable {
+                                       self->settle_result(id, std::move(data));
+                                     });
+    return;
+  }
+  settle_result(event.job_id, std::move(data));
+}
+
+void Session::settle_result(const std::string& job_id, json data) {
+  const auto it = calls_.find(job_id);
   if (it != calls_.end()) {
     context_.host.metrics()
         .histogram("phasekit_tool_call_duration_seconds", "Time from approval to tool:result.", call_buckets(),
                    labels_for_tool(it->second.tool))
         .observe(seconds_since(it->second.approved_at));
   }
-  const bool approved = take_call(event.job_id);
+  const bool approved = take_call(job_id);
   restore_binary_content(data);
   emit_result(std::move(data));
   if (approved) {

@@ -109,6 +109,8 @@ class Session : public std::enable_shared_from_this<Session> {
     std::int64_t requested_unix_ms = 0;  // when the user asked for it (wall clock)
   };
   static std::string job_payload(const Call& call);
+  /// A call's tool:result goes out and the call is settled.
+  void settle_result(const std::string& job_id, nlohmann::json data);
 
   void save_record(std::function<void()> then, bool shell = false);
   void create_record();

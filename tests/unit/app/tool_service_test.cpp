@@ -7,6 +7,8 @@
 
 #include <boost/asio/io_context.hpp>
 #include <filesystem>
+#include <map>
+#include <optional>
 
 #include "backend/process_backend.hpp"
 #include "phasekit/bytes.hpp"
@@ -69,6 +71,7 @@ class ToolServiceTest : public ::testing::Test {
     host_ = std::make_unique<plugin_host::BasicHost>(logs_, metrics_, clock_, ioc_.get_executor(), driver_.get());
     const auto config = config::Config::load(config_inputs());
     plugins_ = plugin_host::load_plugins(config, *host_, plugin_host::Loader({}));
+    adjust(plugins_);
     ServiceSettings settings = make_settings();
     settings.backend_uid = options.run_as_uid;
     settings.backend_gid = options.run_as_gid;
@@ -85,6 +88,8 @@ class ToolServiceTest : public ::testing::Test {
   }
 
   virtual config::Inputs config_inputs() { return {}; }
+  /// A subclass may swap a plugin for one of its own before the service starts.
+  virtual void adjust(plugin_host::PluginSet&) {}
 
   virtual ServiceSettings make_settings() {
     ServiceSettings settings;
@@ -415,6 +420,87 @@ TEST_F(ToolServiceUserCaps, BackendsPerUserAreCappedAndFreedWhenTheSessionEnds) 
   EXPECT_EQ(run_tool(a1, "echo again")["output"], "again\n") << "the session that holds one goes on";
   disconnect(a1);
   EXPECT_EQ(run_tool(a2, "echo two")["output"], "two\n");
+}
+
+/// A remote queue whose jobs nobody runs: the test settles them as the redis queue's reaper does, with a
+/// result no run produced (or as a worker does, with one marked audited).
+class SettlingQueue final : public plugin::QueueStrategy {
+ public:
+  explicit SettlingQueue(boost::asio::any_io_executor ex) : ex_(std::move(ex)) {}
+  [[nodiscard]] bool remote() const noexcept override { return true; }
+  void enqueue(plugin::Job job, std::function<void(Status)> queued) noexcept override {
+    jobs.push_back(std::move(job));
+    boost::asio::post(ex_, [queued = std::move(queued)] { queued(Status()); });
+  }
+  void consume(unsigned, JobHandler) noexcept override {}
+  void set_concurrency(unsigned) noexcept override {}
+  void subscribe(std::string session, EventSink sink) noexcept override { sinks[session] = std::move(sink); }
+  void unsubscribe(std::string_view session) noexcept override { sinks.erase(std::string(session)); }
+  [[nodiscard]] plugin::QueueStats stats() const noexcept override { return {}; }
+  void async_shutdown(std::function<void()> done) noexcept override { boost::asio::post(ex_, std::move(done)); }
+
+  std::vector<plugin::Job> jobs;
+  std::map<std::string, EventSink> sinks;
+
+ private:
+  boost::asio::any_io_executor ex_;
+};
+
+class ToolServiceQueueSettled : public ToolServiceTest {
+ protected:
+  void adjust(plugin_host::PluginSet& plugins) override {
+    plugins.queue = plugin_host::InstancePtr<plugin::QueueStrategy>(
+        new SettlingQueue(ioc_.get_executor()),
+        plugin_host::InstanceDeleter<plugin::QueueStrategy>{[](void* p) { delete static_cast<SettlingQueue*>(p); }, {}});
+    queue_ = static_cast<SettlingQueue*>(plugins.queue.get());
+  }
+
+  /// The audit log of the service's store.
+  std::vector<plugin::AuditRecord> audit() {
+    std::optional<plugin::AuditPage> page;
+    plugins_.store->read_audit({}, [&](Status, plugin::AuditPage p) { page = std::move(p); });
+    EXPECT_TRUE(run_until([&] { return page.has_value(); }));
+    return page ? page->records : std::vector<plugin::AuditRecord>{};
+  }
+
+  SettlingQueue* queue_ = nullptr;
+};
+
+TEST_F(ToolServiceQueueSettled, AResultTheQueueSettledWithoutARunIsAuditedAndKeptBeforeTheUserHearsOfIt) {
+  const Client alice = connect("alice");
+  const json ack = call(alice, "message", json::array({"sleep 999"}));
+  const std::string id = ack["callId"];
+  ASSERT_EQ(call(alice, "tool:approval", json::array({{{"callId", id}, {"approved", true}}}))["ok"], true);
+  ASSERT_EQ(queue_->jobs.size(), 1u);
+  const std::string session = queue_->jobs[0].session_id;
+  ASSERT_EQ(queue_->sinks.count(session), 1u);
+  // What the redis queue's reaper publishes when the job's workers died JOB_MAX_ATTEMPTS times.
+  const json reaped{{"callId", id}, {"exitCode", nullptr}, {"output", ""}, {"truncated", false}, {"durationMs", 0},
+                    {"error", {{"code", "UNAVAILABLE"}, {"message", "its worker stopped 3 times while running it"}}}};
+  queue_->sinks[session](plugin::JobEvent{id, session, plugin::JobEventType::result, reaped.dump()});
+  ASSERT_TRUE(run_until([&] { return !alice.channel->named("tool:result").empty(); }));
+  EXPECT_EQ(alice.channel->named("tool:result")[0], reaped);
+  const auto records = audit();
+  ASSERT_EQ(records.size(), 1u) << "the user heard of a call the audit log does not have";
+  EXPECT_EQ(records[0].call_id, id);
+  EXPECT_EQ(records[0].user_id, "alice");
+  EXPECT_EQ(records[0].outcome, "UNAVAILABLE");
+  EXPECT_TRUE(records[0].approved);
+  EXPECT_EQ(json::parse(records[0].args), json({{"command", "sleep 999"}}));
+  const json history = call(alice, "session:history", json::array({json::object()}));
+  EXPECT_NE(history.dump().find("its worker stopped 3 times"), std::string::npos) << history.dump();
+
+  // A result a run published (marked audited) is not written twice, and the mark does not reach the user.
+  const json ack2 = call(alice, "message", json::array({"echo ran"}));
+  const std::string id2 = ack2["callId"];
+  ASSERT_EQ(call(alice, "tool:approval", json::array({{{"callId", id2}, {"approved", true}}}))["ok"], true);
+  const json ran{{"callId", id2}, {"exitCode", 0}, {"output", "ran\n"}, {"truncated", false}, {"durationMs", 3}};
+  json marked = ran;
+  marked["audited"] = true;
+  queue_->sinks[session](plugin::JobEvent{id2, session, plugin::JobEventType::result, marked.dump()});
+  ASSERT_TRUE(run_until([&] { return alice.channel->named("tool:result").size() == 2; }));
+  EXPECT_EQ(alice.channel->named("tool:result")[1], ran);
+  EXPECT_EQ(audit().size(), 1u);
 }
 
 class ToolServiceHistoryCaps : public ToolServiceTest {
