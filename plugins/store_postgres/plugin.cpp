@@ -44,6 +44,7 @@
 #include "phasekit/plugin/export.hpp"
 #include "phasekit/plugin_options.hpp"
 #include "shell_fields.hpp"
+#include "store_options.hpp"
 
 namespace phasekit::store_postgres {
 namespace {
@@ -237,12 +238,9 @@ struct Options {
   std::int64_t pool_size = 20;
   std::int64_t idle_timeout_ms = 30000;
   std::int64_t connect_timeout_ms = 2000;
-  std::int64_t ttl_ms = 86400000;
-  std::int64_t grace_ms = 30000;
+  store_common::Lifetimes lifetimes;
   std::int64_t purge_interval_ms = 60000;
-  std::int64_t audit_retention_ms = 30LL * 86400000;
   std::size_t max_pending = 100000;
-  plugin::ConversationCaps caps;
 };
 
 class PostgresStore final : public plugin::StoreStrategy {
@@ -307,7 +305,7 @@ class PostgresStore final : public plugin::StoreStrategy {
         },
         [this, done = std::move(done)](Status s, bool created) {
           if (s.ok() && created) {
-            ++sessions_;
+            counts_.add_session();
           }
           done(std::move(s));
         });
@@ -392,7 +390,7 @@ class PostgresStore final : public plugin::StoreStrategy {
         },
         [this, done = std::move(done)](Status s, std::pair<Kept, bool> gone) {
           if (s.ok()) {
-            forget(gone.first, gone.second ? 1 : 0);
+            counts_.forget(gone.first, gone.second ? 1 : 0);
           }
           done(std::move(s));
         });
@@ -422,8 +420,8 @@ class PostgresStore final : public plugin::StoreStrategy {
                 Params().bytes(id).integer(total).bytes(entry));
           ++total;
           bytes += static_cast<std::int64_t>(entry.size());
-          const auto max_entries = static_cast<std::int64_t>(options_.caps.max_entries);
-          const auto max_bytes = static_cast<std::int64_t>(options_.caps.max_bytes);
+          const auto max_entries = static_cast<std::int64_t>(options_.lifetimes.caps.max_entries);
+          const auto max_bytes = static_cast<std::int64_t>(options_.lifetimes.caps.max_bytes);
           if (total - dropped > max_entries || bytes > max_bytes) {
             const Rows sizes = c.run("SELECT idx, length(entry)::BIGINT FROM phasekit_entries WHERE session = $1 AND "
                                      "idx >= $2 ORDER BY idx",
@@ -439,14 +437,12 @@ class PostgresStore final : public plugin::StoreStrategy {
             dropped = keep_from;
           }
           c.run("UPDATE phasekit_conversations SET total = $2, dropped = $3, bytes = $4, expires = $5 WHERE session = $1",
-                Params().bytes(id).integer(total).integer(dropped).integer(bytes).integer(now + options_.ttl_ms));
+                Params().bytes(id).integer(total).integer(dropped).integer(bytes).integer(now + options_.lifetimes.ttl_ms));
           return std::pair{before, Kept{static_cast<std::uint64_t>(total - dropped), static_cast<std::uint64_t>(bytes)}};
         },
         [this, done = std::move(done)](Status s, std::pair<Kept, Kept> change) {
           if (s.ok()) {
-            forget(change.first, 0);
-            entries_ += change.second.entries;
-            bytes_ += change.second.bytes;
+            counts_.conversation(change.first, change.second);
           }
           done(std::move(s));
         });
@@ -581,7 +577,7 @@ class PostgresStore final : public plugin::StoreStrategy {
 
   /// This instance's own writes (the shared totals are in the database).
   [[nodiscard]] StoreStats stats() const noexcept override {
-    return StoreStats{sessions_.load(), entries_.load(), bytes_.load()};
+    return counts_.stats();
   }
 
   /// Answered once the calls queued before it are done (the drain of a shutdown).
@@ -596,10 +592,7 @@ class PostgresStore final : public plugin::StoreStrategy {
   }
 
  private:
-  struct Kept {
-    std::uint64_t entries = 0;
-    std::uint64_t bytes = 0;
-  };
+  using Kept = store_common::Counts::Kept;
   /// A call: runs on a pool thread inside a transaction, then settles with the transaction's status.
   struct Work {
     std::function<void(Conn&)> run;              // throws DbError
@@ -768,7 +761,7 @@ class PostgresStore final : public plugin::StoreStrategy {
             Params().integer(now));
       c.run("DELETE FROM phasekit_audit WHERE (session, call) IN (SELECT session, call FROM phasekit_audit WHERE "
             "finished < $1 LIMIT 1024)",
-            Params().integer(now - options_.audit_retention_ms));
+            Params().integer(now - options_.lifetimes.audit_retention_ms));
     });
     if (!s.ok() && s.code() != Code::unavailable) {
       log_.warn("store.postgres_purge_failed", {{"error", s.message()}});
@@ -791,18 +784,8 @@ class PostgresStore final : public plugin::StoreStrategy {
           Params().bytes(id).integer(expires).integer(now));
   }
 
-  void forget(Kept gone, std::uint64_t sessions) {
-    entries_ -= std::min(gone.entries, entries_.load());
-    bytes_ -= std::min(gone.bytes, bytes_.load());
-    sessions_ -= std::min(sessions, sessions_.load());
-  }
-
-  std::int64_t ttl_for(const std::string& status) const {
-    return status == "active" ? options_.ttl_ms : options_.grace_ms + 60000;
-  }
-  std::int64_t now_ms() const {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(host_.clock().wall().time_since_epoch()).count();
-  }
+  std::int64_t ttl_for(std::string_view status) const { return options_.lifetimes.ttl_for(status); }
+  std::int64_t now_ms() const { return store_common::now_ms(host_); }
 
   HostServices& host_;
   Logger& log_;
@@ -819,9 +802,7 @@ class PostgresStore final : public plugin::StoreStrategy {
   std::size_t busy_count_ = 0;
   std::vector<std::function<void()>> drained_;
   bool stopping_ = false;
-  std::atomic<std::uint64_t> sessions_{0};
-  std::atomic<std::uint64_t> entries_{0};
-  std::atomic<std::uint64_t> bytes_{0};
+  store_common::Counts counts_;
   std::vector<std::thread> threads_;
 };
 
@@ -836,16 +817,9 @@ struct Factory {
     options.pool_size = o.integer("pool_size", 20, 1, 1000);
     options.idle_timeout_ms = o.integer("idle_timeout_ms", 30000, 100, 86400000);
     options.connect_timeout_ms = o.integer("connect_timeout_ms", 2000, 1000, 600000);
-    options.ttl_ms = o.integer("ttl_ms", 86400000, 1000, 365LL * 86400000);
-    options.grace_ms = o.integer("session_grace_ms", 30000, 0, 86400000);
-    options.caps.max_entries = static_cast<std::size_t>(o.integer("conversation_max_entries", 1000, 1, 10000000));
-    options.caps.max_bytes = static_cast<std::size_t>(o.integer("conversation_max_bytes", 4194304, 1024, 1LL << 40));
+    options.lifetimes = store_common::read_lifetimes(o);
     options.purge_interval_ms = o.integer("purge_interval_ms", 60000, 10, 86400000);
-    options.audit_retention_ms = o.integer("audit_retention_ms", options.audit_retention_ms, 3600000, 3650LL * 86400000);
-    o.ignore("redis_url");
-    o.ignore("redis_password");
-    o.ignore("store_path");
-    o.ignore("read_only");  // phasekit history: reads only what it is asked
+    store_common::ignore_other_stores(o);
     o.finish();
     return std::make_unique<PostgresStore>(host, std::move(options));
   }

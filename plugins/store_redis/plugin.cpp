@@ -28,6 +28,7 @@
 #include "phasekit/plugin/export.hpp"
 #include "phasekit/plugin_options.hpp"
 #include "shell_fields.hpp"
+#include "store_options.hpp"
 
 namespace phasekit::store_redis {
 namespace {
@@ -261,10 +262,7 @@ Status parse_audit(std::string_view text, plugin::AuditRecord& r) {
 struct Options {
   redis::Endpoint endpoint;
   std::string prefix = "phasekit:";
-  std::int64_t ttl_ms = 86400000;
-  std::int64_t grace_ms = 30000;
-  std::int64_t audit_retention_ms = 30LL * 86400000;
-  plugin::ConversationCaps caps;
+  store_common::Lifetimes lifetimes;
 };
 
 class RedisStore final : public plugin::StoreStrategy {
@@ -345,12 +343,11 @@ class RedisStore final : public plugin::StoreStrategy {
   void append_conversation(std::string session_id, std::string entry, std::function<void(Status)> done) noexcept override {
     const std::size_t bytes = entry.size();
     guarded(guard_, client_,
-            {"EVAL", kAppend, "0", options_.prefix, session_id, std::to_string(options_.ttl_ms),
-             std::to_string(options_.caps.max_entries), std::to_string(options_.caps.max_bytes), std::move(entry)},
+            {"EVAL", kAppend, "0", options_.prefix, session_id, std::to_string(options_.lifetimes.ttl_ms),
+             std::to_string(options_.lifetimes.caps.max_entries), std::to_string(options_.lifetimes.caps.max_bytes), std::move(entry)},
             [this, bytes, done = std::move(done)](Status s, redis::Reply) {
               if (s.ok()) {
-                ++entries_;
-                bytes_ += bytes;
+                counts_.conversation({}, {1, bytes});
               }
               done(std::move(s));
             });
@@ -382,10 +379,8 @@ class RedisStore final : public plugin::StoreStrategy {
   }
 
   void append_audit(std::vector<plugin::AuditRecord> records, std::function<void(Status)> done) noexcept override {
-    const std::int64_t now =
-        std::chrono::duration_cast<std::chrono::milliseconds>(host_.clock().wall().time_since_epoch()).count();
     std::vector<std::string> argv{"EVAL", kAuditAppend, "0", options_.prefix,
-                                  std::to_string(now - options_.audit_retention_ms)};
+                                  std::to_string(store_common::now_ms(host_) - options_.lifetimes.audit_retention_ms)};
     argv.reserve(argv.size() + 4 * records.size());
     for (const auto& r : records) {
       argv.push_back(audit_member(r.session_id, r.call_id));
@@ -441,7 +436,7 @@ class RedisStore final : public plugin::StoreStrategy {
 
   /// This instance's own writes (the shared totals live in redis: `redis-cli --scan --pattern 'phasekit:sess:*'`).
   [[nodiscard]] StoreStats stats() const noexcept override {
-    return StoreStats{sessions_.load(), entries_.load(), bytes_.load()};
+    return counts_.stats();
   }
 
   void async_shutdown(std::function<void()> done) noexcept override {
@@ -449,8 +444,8 @@ class RedisStore final : public plugin::StoreStrategy {
   }
 
  private:
-  std::string ttl_for(const std::string& status) const {
-    return std::to_string(status == "active" ? options_.ttl_ms : options_.grace_ms + 60000);
+  std::string ttl_for(std::string_view status) const {
+    return std::to_string(options_.lifetimes.ttl_for(status));
   }
 
   static void append_fields(std::vector<std::string>& argv, const std::string& status, const std::string& instance,
@@ -476,7 +471,7 @@ class RedisStore final : public plugin::StoreStrategy {
         s = Status(Code::not_found, "no such session");
       }
       if (s.ok() && creates) {
-        ++sessions_;
+        counts_.add_session();
       }
       done(std::move(s));
     });
@@ -520,9 +515,7 @@ class RedisStore final : public plugin::StoreStrategy {
   const Options options_;
   redis_plugins::IoThread io_;
   std::shared_ptr<redis::Client> client_;
-  std::atomic<std::uint64_t> sessions_{0};
-  std::atomic<std::uint64_t> entries_{0};
-  std::atomic<std::uint64_t> bytes_{0};
+  store_common::Counts counts_;  // this instance's own writes
 };
 
 struct Factory {
@@ -532,15 +525,8 @@ struct Factory {
     options.endpoint = redis_plugins::endpoint_of(o.text("redis_url", "redis://127.0.0.1:6379"),
                                                    o.text("redis_password", ""));
     options.prefix = o.text("prefix", "phasekit:");
-    options.ttl_ms = o.integer("ttl_ms", 86400000, 1000, 365LL * 86400000);
-    options.grace_ms = o.integer("session_grace_ms", 30000, 0, 86400000);
-    options.caps.max_entries = static_cast<std::size_t>(o.integer("conversation_max_entries", 1000, 1, 10000000));
-    options.caps.max_bytes = static_cast<std::size_t>(o.integer("conversation_max_bytes", 4194304, 1024, 1LL << 40));
-    options.audit_retention_ms = o.integer("audit_retention_ms", options.audit_retention_ms, 3600000, 3650LL * 86400000);
-    o.ignore("store_path");
-    o.ignore("postgres_url");
-    o.ignore("pool_size");
-    o.ignore("read_only");  // phasekit history: reads only what it is asked
+    options.lifetimes = store_common::read_lifetimes(o);
+    store_common::ignore_other_stores(o);
     o.finish();
     return std::make_unique<RedisStore>(host, std::move(options));
   }

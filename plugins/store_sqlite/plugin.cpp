@@ -44,6 +44,7 @@
 #include "phasekit/plugin/export.hpp"
 #include "phasekit/plugin_options.hpp"
 #include "shell_fields.hpp"
+#include "store_options.hpp"
 
 namespace phasekit::store_sqlite {
 namespace {
@@ -250,14 +251,11 @@ class Query {
 
 struct Options {
   std::string path = "phasekit.db";
-  std::int64_t ttl_ms = 86400000;
-  std::int64_t grace_ms = 30000;
+  store_common::Lifetimes lifetimes;
   std::int64_t busy_timeout_ms = 5000;
   std::int64_t purge_interval_ms = 60000;
-  std::int64_t audit_retention_ms = 30LL * 86400000;
   std::size_t max_pending = 100000;
   bool read_only = false;  // phasekit history: reads an existing file, writes nothing
-  plugin::ConversationCaps caps;
 };
 
 class SqliteStore final : public plugin::StoreStrategy {
@@ -271,8 +269,8 @@ class SqliteStore final : public plugin::StoreStrategy {
       throw std::invalid_argument(fmt::format("store_path {}: {}", options_.path, e.status.message()));
     }
     thread_ = std::thread([this] { writer(); });
-    log_.info("store.sqlite_opened", {{"path", options_.path}, {"sessions", sessions_.load()},
-                                      {"conversation_entries", entries_.load()}});
+    log_.info("store.sqlite_opened", {{"path", options_.path}, {"sessions", counts_.stats().sessions},
+                                      {"conversation_entries", counts_.stats().conversation_entries}});
   }
   ~SqliteStore() override {
     {
@@ -313,7 +311,7 @@ class SqliteStore final : public plugin::StoreStrategy {
       renew_conversation(db, record.id, now + ttl_for(record.status), now);
       return [this, existed, done] {
         if (!existed) {
-          ++sessions_;
+          counts_.add_session();
         }
         answer(done, Status());
       };
@@ -385,7 +383,7 @@ class SqliteStore final : public plugin::StoreStrategy {
       Query(db, "DELETE FROM sessions WHERE id = ?1").text(1, id).step();
       const bool existed = db.changes() > 0;
       return [this, gone, existed, done] {
-        forget(gone, existed ? 1 : 0);
+        counts_.forget(gone, existed ? 1 : 0);
         answer(done, Status());
       };
     });
@@ -421,8 +419,8 @@ class SqliteStore final : public plugin::StoreStrategy {
       ++total;
       bytes += static_cast<std::int64_t>(entry.size());
       // Over a cap: the oldest go (the newest always stays).
-      const auto max_entries = static_cast<std::int64_t>(options_.caps.max_entries);
-      const auto max_bytes = static_cast<std::int64_t>(options_.caps.max_bytes);
+      const auto max_entries = static_cast<std::int64_t>(options_.lifetimes.caps.max_entries);
+      const auto max_bytes = static_cast<std::int64_t>(options_.lifetimes.caps.max_bytes);
       if (total - dropped > max_entries || bytes > max_bytes) {
         std::int64_t keep_from = dropped;
         {
@@ -442,13 +440,11 @@ class SqliteStore final : public plugin::StoreStrategy {
           .integer(2, total)
           .integer(3, dropped)
           .integer(4, bytes)
-          .integer(5, now + options_.ttl_ms)
+          .integer(5, now + options_.lifetimes.ttl_ms)
           .step();
       const Kept after{static_cast<std::uint64_t>(total - dropped), static_cast<std::uint64_t>(bytes)};
       return [this, before, after, done] {
-        forget(before, 0);
-        entries_ += after.entries;
-        bytes_ += after.bytes;
+        counts_.conversation(before, after);
         answer(done, Status());
       };
     });
@@ -576,7 +572,7 @@ class SqliteStore final : public plugin::StoreStrategy {
   }
 
   [[nodiscard]] StoreStats stats() const noexcept override {
-    return StoreStats{sessions_.load(), entries_.load(), bytes_.load()};
+    return counts_.stats();
   }
 
   /// Answered once every call queued before it has committed.
@@ -595,11 +591,7 @@ class SqliteStore final : public plugin::StoreStrategy {
     Run run;
     std::function<void(Status)> fail;  // the call's answer when its transaction did not commit
   };
-  /// Entries and bytes a conversation kept.
-  struct Kept {
-    std::uint64_t entries = 0;
-    std::uint64_t bytes = 0;
-  };
+  using Kept = store_common::Counts::Kept;
 
   static constexpr std::size_t kBatchMost = 512;
 
@@ -712,11 +704,11 @@ class SqliteStore final : public plugin::StoreStrategy {
           .step();
       const auto sessions = static_cast<std::uint64_t>(db_->changes());
       Query(*db_, "DELETE FROM audit WHERE rowid IN (SELECT rowid FROM audit WHERE finished < ?1 LIMIT 1024)")
-          .integer(1, now - options_.audit_retention_ms)
+          .integer(1, now - options_.lifetimes.audit_retention_ms)
           .step();
       const auto audited = db_->changes();
       db_->exec("COMMIT");
-      forget(gone, sessions);
+      counts_.forget(gone, sessions);
       return expired.size() == 256 || sessions == 256 || audited == 1024;
     } catch (const DbError& e) {
       db_->try_exec("ROLLBACK");
@@ -749,29 +741,19 @@ class SqliteStore final : public plugin::StoreStrategy {
   }
 
   void count_what_is_there() {
+    std::uint64_t sessions = 0;
     {
       Query q(*db_, "SELECT count(*) FROM sessions");
-      sessions_ = q.step() ? static_cast<std::uint64_t>(q.integer(0)) : 0;
+      sessions = q.step() ? static_cast<std::uint64_t>(q.integer(0)) : 0;
     }
     Query q(*db_, "SELECT coalesce(sum(total - dropped), 0), coalesce(sum(bytes), 0) FROM conversations");
     if (q.step()) {
-      entries_ = static_cast<std::uint64_t>(q.integer(0));
-      bytes_ = static_cast<std::uint64_t>(q.integer(1));
+      counts_.set(sessions, static_cast<std::uint64_t>(q.integer(0)), static_cast<std::uint64_t>(q.integer(1)));
     }
   }
 
-  void forget(Kept gone, std::uint64_t sessions) {
-    entries_ -= std::min(gone.entries, entries_.load());
-    bytes_ -= std::min(gone.bytes, bytes_.load());
-    sessions_ -= std::min(sessions, sessions_.load());
-  }
-
-  std::int64_t ttl_for(const std::string& status) const {
-    return status == "active" ? options_.ttl_ms : options_.grace_ms + 60000;
-  }
-  std::int64_t now_ms() const {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(host_.clock().wall().time_since_epoch()).count();
-  }
+  std::int64_t ttl_for(std::string_view status) const { return options_.lifetimes.ttl_for(status); }
+  std::int64_t now_ms() const { return store_common::now_ms(host_); }
 
   template <class F>
   void post(F f) {
@@ -789,9 +771,7 @@ class SqliteStore final : public plugin::StoreStrategy {
   std::condition_variable wake_;
   std::deque<Call> queue_;
   bool stopping_ = false;
-  std::atomic<std::uint64_t> sessions_{0};
-  std::atomic<std::uint64_t> entries_{0};
-  std::atomic<std::uint64_t> bytes_{0};
+  store_common::Counts counts_;
   std::thread thread_;
 };
 
@@ -803,18 +783,11 @@ struct Factory {
     if (options.path.empty()) {
       throw std::invalid_argument("store_path is empty: expected the SQLite file to keep sessions in");
     }
-    options.ttl_ms = o.integer("ttl_ms", 86400000, 1000, 365LL * 86400000);
-    options.grace_ms = o.integer("session_grace_ms", 30000, 0, 86400000);
-    options.caps.max_entries = static_cast<std::size_t>(o.integer("conversation_max_entries", 1000, 1, 10000000));
-    options.caps.max_bytes = static_cast<std::size_t>(o.integer("conversation_max_bytes", 4194304, 1024, 1LL << 40));
+    options.lifetimes = store_common::read_lifetimes(o);
     options.busy_timeout_ms = o.integer("busy_timeout_ms", 5000, 0, 600000);
     options.purge_interval_ms = o.integer("purge_interval_ms", 60000, 10, 86400000);
     options.read_only = o.boolean("read_only", false);
-    options.audit_retention_ms = o.integer("audit_retention_ms", options.audit_retention_ms, 3600000, 3650LL * 86400000);
-    o.ignore("redis_url");
-    o.ignore("redis_password");
-    o.ignore("postgres_url");
-    o.ignore("pool_size");
+    store_common::ignore_other_stores(o);
     o.finish();
     return std::make_unique<SqliteStore>(host, std::move(options));
   }
