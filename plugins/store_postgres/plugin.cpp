@@ -399,46 +399,22 @@ class PostgresStore final : public plugin::StoreStrategy {
   void append_conversation(std::string session_id, std::string entry,
                            std::function<void(Status)> done) noexcept override {
     call<std::pair<Kept, Kept>>(
-        [this, id = std::move(session_id), entry = std::move(entry)](Conn& c) {
-          const std::int64_t now = now_ms();
-          // The conversation's row, locked: appends to one session from several instances go one by one.
-          c.run("INSERT INTO phasekit_conversations (session, total, dropped, bytes, expires) VALUES ($1, 0, 0, 0, 0) "
-                "ON CONFLICT (session) DO NOTHING",
-                Params().bytes(id));
-          const Rows row = c.run("SELECT total, dropped, bytes, expires FROM phasekit_conversations WHERE session = $1 "
-                                 "FOR UPDATE",
-                                 Params().bytes(id));
-          std::int64_t total = row.integer(0, 0);
-          std::int64_t dropped = row.integer(0, 1);
-          std::int64_t bytes = row.integer(0, 2);
-          const Kept before{static_cast<std::uint64_t>(total - dropped), static_cast<std::uint64_t>(bytes)};
-          if (row.integer(0, 3) <= now && total > 0) {
-            c.run("DELETE FROM phasekit_entries WHERE session = $1", Params().bytes(id));  // expired: it starts again
-            total = dropped = bytes = 0;
+        [this, id = std::move(session_id), entry = std::move(entry)](Conn& c) { return append_entry(c, id, entry); },
+        [this, done = std::move(done)](Status s, std::pair<Kept, Kept> change) {
+          if (s.ok()) {
+            counts_.conversation(change.first, change.second);
           }
-          c.run("INSERT INTO phasekit_entries (session, idx, entry) VALUES ($1, $2, $3)",
-                Params().bytes(id).integer(total).bytes(entry));
-          ++total;
-          bytes += static_cast<std::int64_t>(entry.size());
-          const auto max_entries = static_cast<std::int64_t>(options_.lifetimes.caps.max_entries);
-          const auto max_bytes = static_cast<std::int64_t>(options_.lifetimes.caps.max_bytes);
-          if (total - dropped > max_entries || bytes > max_bytes) {
-            const Rows sizes = c.run("SELECT idx, length(entry)::BIGINT FROM phasekit_entries WHERE session = $1 AND "
-                                     "idx >= $2 ORDER BY idx",
-                                     Params().bytes(id).integer(dropped));
-            std::int64_t keep_from = dropped;
-            for (int i = 0; i < sizes.size() && total - keep_from > 1 &&
-                            (total - keep_from > max_entries || bytes > max_bytes);
-                 ++i) {
-              keep_from = sizes.integer(i, 0) + 1;
-              bytes -= sizes.integer(i, 1);
-            }
-            c.run("DELETE FROM phasekit_entries WHERE session = $1 AND idx < $2", Params().bytes(id).integer(keep_from));
-            dropped = keep_from;
-          }
-          c.run("UPDATE phasekit_conversations SET total = $2, dropped = $3, bytes = $4, expires = $5 WHERE session = $1",
-                Params().bytes(id).integer(total).integer(dropped).integer(bytes).integer(now + options_.lifetimes.ttl_ms));
-          return std::pair{before, Kept{static_cast<std::uint64_t>(total - dropped), static_cast<std::uint64_t>(bytes)}};
+          done(std::move(s));
+        });
+  }
+
+  void append_result(std::string session_id, std::string entry, plugin::AuditRecord record,
+                     std::function<void(Status)> done) noexcept override {
+    call<std::pair<Kept, Kept>>(
+        [this, id = std::move(session_id), entry = std::move(entry), record = std::move(record)](Conn& c) {
+          auto change = append_entry(c, id, entry);
+          insert_audit(c, record);
+          return change;
         },
         [this, done = std::move(done)](Status s, std::pair<Kept, Kept> change) {
           if (s.ok()) {
@@ -489,31 +465,7 @@ class PostgresStore final : public plugin::StoreStrategy {
     call<bool>(
         [records = std::move(records)](Conn& c) {
           for (const auto& r : records) {
-            c.run(R"sql(INSERT INTO phasekit_audit (session, call, "user", instance, tool, args, args_truncated,
-                          approved, outcome, exit_code, duration_ms, output_bytes, attempt, requested, finished)
-                        VALUES ($1, $2, $3, $4, $5, $6, $7 = 1, $8 = 1, $9, $10, $11, $12, $13, $14, $15)
-                        ON CONFLICT (session, call) DO UPDATE SET "user" = EXCLUDED."user",
-                          instance = EXCLUDED.instance, tool = EXCLUDED.tool, args = EXCLUDED.args,
-                          args_truncated = EXCLUDED.args_truncated, approved = EXCLUDED.approved,
-                          outcome = EXCLUDED.outcome, exit_code = EXCLUDED.exit_code,
-                          duration_ms = EXCLUDED.duration_ms, output_bytes = EXCLUDED.output_bytes,
-                          attempt = EXCLUDED.attempt, requested = EXCLUDED.requested, finished = EXCLUDED.finished)sql",
-                  Params()
-                      .bytes(r.session_id)
-                      .bytes(r.call_id)
-                      .bytes(r.user_id)
-                      .bytes(r.instance)
-                      .bytes(r.tool)
-                      .bytes(r.args)
-                      .integer(r.args_truncated ? 1 : 0)
-                      .integer(r.approved ? 1 : 0)
-                      .bytes(r.outcome)
-                      .integer(r.exit_code)
-                      .integer(r.duration_ms)
-                      .integer(static_cast<std::int64_t>(r.output_bytes))
-                      .integer(r.attempt)
-                      .integer(r.requested_unix_ms)
-                      .integer(r.finished_unix_ms));
+            insert_audit(c, r);
           }
           return true;
         },
@@ -533,7 +485,7 @@ class PostgresStore final : public plugin::StoreStrategy {
     }
     call<plugin::AuditPage>(
         [query = std::move(query), at = std::move(at)](Conn& c) {
-          const std::size_t limit = std::clamp<std::size_t>(query.limit, 1, 100000);
+          const std::size_t limit = std::clamp<std::size_t>(query.limit, 1, plugin::kAuditPageMost);
           Params p;
           p.integer(query.since_unix_ms).integer(query.until_unix_ms);
           query.user_id.empty() ? p.null_bytes() : p.bytes(query.user_id);
@@ -612,6 +564,79 @@ class PostgresStore final : public plugin::StoreStrategy {
         [value, done = std::move(done)](Status s) mutable {
           done(s, s.ok() ? std::move(*value) : T{});
         });
+  }
+
+  /// Appends `entry` to the conversation of `id`, then drops the oldest entries while it is over a cap
+  /// (the newest always stays); what it kept before and after.
+  std::pair<Kept, Kept> append_entry(Conn& c, const std::string& id, const std::string& entry) const {
+    const std::int64_t now = now_ms();
+    // The conversation's row, locked: appends to one session from several instances go one by one.
+    c.run("INSERT INTO phasekit_conversations (session, total, dropped, bytes, expires) VALUES ($1, 0, 0, 0, 0) "
+          "ON CONFLICT (session) DO NOTHING",
+          Params().bytes(id));
+    const Rows row = c.run("SELECT total, dropped, bytes, expires FROM phasekit_conversations WHERE session = $1 "
+                           "FOR UPDATE",
+                           Params().bytes(id));
+    std::int64_t total = row.integer(0, 0);
+    std::int64_t dropped = row.integer(0, 1);
+    std::int64_t bytes = row.integer(0, 2);
+    const Kept before{static_cast<std::uint64_t>(total - dropped), static_cast<std::uint64_t>(bytes)};
+    if (row.integer(0, 3) <= now && total > 0) {
+      c.run("DELETE FROM phasekit_entries WHERE session = $1", Params().bytes(id));  // expired: it starts again
+      total = dropped = bytes = 0;
+    }
+    c.run("INSERT INTO phasekit_entries (session, idx, entry) VALUES ($1, $2, $3)",
+          Params().bytes(id).integer(total).bytes(entry));
+    ++total;
+    bytes += static_cast<std::int64_t>(entry.size());
+    const auto max_entries = static_cast<std::int64_t>(options_.lifetimes.caps.max_entries);
+    const auto max_bytes = static_cast<std::int64_t>(options_.lifetimes.caps.max_bytes);
+    if (total - dropped > max_entries || bytes > max_bytes) {
+      const Rows sizes = c.run("SELECT idx, length(entry)::BIGINT FROM phasekit_entries WHERE session = $1 AND "
+                               "idx >= $2 ORDER BY idx",
+                               Params().bytes(id).integer(dropped));
+      std::int64_t keep_from = dropped;
+      for (int i = 0; i < sizes.size() && total - keep_from > 1 &&
+                      (total - keep_from > max_entries || bytes > max_bytes);
+           ++i) {
+        keep_from = sizes.integer(i, 0) + 1;
+        bytes -= sizes.integer(i, 1);
+      }
+      c.run("DELETE FROM phasekit_entries WHERE session = $1 AND idx < $2", Params().bytes(id).integer(keep_from));
+      dropped = keep_from;
+    }
+    c.run("UPDATE phasekit_conversations SET total = $2, dropped = $3, bytes = $4, expires = $5 WHERE session = $1",
+          Params().bytes(id).integer(total).integer(dropped).integer(bytes).integer(now + options_.lifetimes.ttl_ms));
+    return std::pair{before, Kept{static_cast<std::uint64_t>(total - dropped), static_cast<std::uint64_t>(bytes)}};
+  }
+
+  /// One record of the audit log (a record of the same session and call replaces it).
+  static void insert_audit(Conn& c, const plugin::AuditRecord& r) {
+    c.run(R"sql(INSERT INTO phasekit_audit (session, call, "user", instance, tool, args, args_truncated,
+                  approved, outcome, exit_code, duration_ms, output_bytes, attempt, requested, finished)
+                VALUES ($1, $2, $3, $4, $5, $6, $7 = 1, $8 = 1, $9, $10, $11, $12, $13, $14, $15)
+                ON CONFLICT (session, call) DO UPDATE SET "user" = EXCLUDED."user",
+                  instance = EXCLUDED.instance, tool = EXCLUDED.tool, args = EXCLUDED.args,
+                  args_truncated = EXCLUDED.args_truncated, approved = EXCLUDED.approved,
+                  outcome = EXCLUDED.outcome, exit_code = EXCLUDED.exit_code,
+                  duration_ms = EXCLUDED.duration_ms, output_bytes = EXCLUDED.output_bytes,
+                  attempt = EXCLUDED.attempt, requested = EXCLUDED.requested, finished = EXCLUDED.finished)sql",
+          Params()
+              .bytes(r.session_id)
+              .bytes(r.call_id)
+              .bytes(r.user_id)
+              .bytes(r.instance)
+              .bytes(r.tool)
+              .bytes(r.args)
+              .integer(r.args_truncated ? 1 : 0)
+              .integer(r.approved ? 1 : 0)
+              .bytes(r.outcome)
+              .integer(r.exit_code)
+              .integer(r.duration_ms)
+              .integer(static_cast<std::int64_t>(r.output_bytes))
+              .integer(r.attempt)
+              .integer(r.requested_unix_ms)
+              .integer(r.finished_unix_ms));
   }
 
   void enqueue(Work w) {

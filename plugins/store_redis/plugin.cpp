@@ -20,6 +20,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <string>
+#include <string_view>
 #include <type_traits>
 
 #include "guarded.hpp"
@@ -56,9 +58,9 @@ if redis.call('EXISTS', p .. 'convmeta:' .. id) == 1 then redis.call('PEXPIRE', 
 return 1
 )lua";
 
-/// ARGV: prefix, id, ttl_ms, max_entries, max_bytes, entry → the list's length. Appends, then drops the
-/// oldest entries while the list is over either cap (the newest always stays).
-constexpr const char* kAppend = R"lua(
+/// ARGV: prefix, id, ttl_ms, max_entries, max_bytes, entry; sets n, the list's length. Appends, then
+/// drops the oldest entries while the list is over either cap (the newest always stays).
+constexpr std::string_view kAppendBody = R"lua(
 local ck, mk = ARGV[1] .. 'conv:' .. ARGV[2], ARGV[1] .. 'convmeta:' .. ARGV[2]
 local maxn, maxb = tonumber(ARGV[4]), tonumber(ARGV[5])
 local n = redis.call('RPUSH', ck, ARGV[6])
@@ -75,8 +77,34 @@ if dropped > 0 then
 end
 redis.call('PEXPIRE', ck, ARGV[3])
 redis.call('PEXPIRE', mk, ARGV[3])
-return n
 )lua";
+
+/// ARGV from index `first` on: (member, finished, record, user) per record, where member is
+/// audit_member(session, call); `cutoff` (ms): older records go. One record per member: a record written
+/// again replaces the first. Sets old, the records that went.
+constexpr std::string_view kAuditBody = R"lua(
+local z, h, u = ARGV[1] .. 'audit', ARGV[1] .. 'audit:rec', ARGV[1] .. 'audit:user'
+for i = first, #ARGV, 4 do
+  redis.call('ZADD', z, ARGV[i + 1], ARGV[i])
+  redis.call('HSET', h, ARGV[i], ARGV[i + 2])
+  redis.call('HSET', u, ARGV[i], ARGV[i + 3])
+end
+local old = redis.call('ZRANGEBYSCORE', z, '-inf', '(' .. cutoff, 'LIMIT', 0, 1000)
+if #old > 0 then
+  redis.call('ZREM', z, unpack(old))
+  redis.call('HDEL', h, unpack(old))
+  redis.call('HDEL', u, unpack(old))
+end
+)lua";
+
+/// ARGV as kAppendBody's → the list's length.
+const std::string kAppend = std::string(kAppendBody) + "return n\n";
+
+/// ARGV: kAppendBody's (1 to 6), the audit log's cutoff, then one record as kAuditBody's → the list's
+/// length. A call's result: its conversation entry and its audit record in one script (one round trip,
+/// and no client sees one without the other).
+const std::string kAppendResult =
+    std::string(kAppendBody) + "local cutoff, first = ARGV[7], 8\n" + std::string(kAuditBody) + "return n\n";
 
 /// ARGV: prefix, id, before (-1: the newest), max_entries, max_bytes → {dropped, first, total, entries…}:
 /// the newest entries below index `before` that fit (at least one when there is one).
@@ -101,23 +129,8 @@ for i = #items - keep + 1, #items do out[#out + 1] = items[i] end
 return out
 )lua";
 
-/// ARGV: prefix, cutoff (ms: older records go), then (member, finished, record, user) per record, where
-/// member is audit_member(session, call). One record per member: a record written again replaces the first.
-constexpr const char* kAuditAppend = R"lua(
-local z, h, u = ARGV[1] .. 'audit', ARGV[1] .. 'audit:rec', ARGV[1] .. 'audit:user'
-for i = 3, #ARGV, 4 do
-  redis.call('ZADD', z, ARGV[i + 1], ARGV[i])
-  redis.call('HSET', h, ARGV[i], ARGV[i + 2])
-  redis.call('HSET', u, ARGV[i], ARGV[i + 3])
-end
-local old = redis.call('ZRANGEBYSCORE', z, '-inf', '(' .. ARGV[2], 'LIMIT', 0, 1000)
-if #old > 0 then
-  redis.call('ZREM', z, unpack(old))
-  redis.call('HDEL', h, unpack(old))
-  redis.call('HDEL', u, unpack(old))
-end
-return #old
-)lua";
+/// ARGV: prefix, cutoff, then records as kAuditBody's → how many records went.
+const std::string kAuditAppend = "local cutoff, first = ARGV[2], 3\n" + std::string(kAuditBody) + "return #old\n";
 
 /// ARGV: prefix, since, until, user ('' any), the prefix of the session's members ('' any), limit, cursor
 /// finished ('' none), cursor member → {next finished, next member, record…}: the records in
@@ -342,15 +355,27 @@ class RedisStore final : public plugin::StoreStrategy {
 
   void append_conversation(std::string session_id, std::string entry, std::function<void(Status)> done) noexcept override {
     const std::size_t bytes = entry.size();
-    guarded(guard_, client_,
-            {"EVAL", kAppend, "0", options_.prefix, session_id, std::to_string(options_.lifetimes.ttl_ms),
-             std::to_string(options_.lifetimes.caps.max_entries), std::to_string(options_.lifetimes.caps.max_bytes), std::move(entry)},
-            [this, bytes, done = std::move(done)](Status s, redis::Reply) {
-              if (s.ok()) {
-                counts_.conversation({}, {1, bytes});
-              }
-              done(std::move(s));
-            });
+    std::vector<std::string> argv = append_argv(kAppend, std::move(session_id), std::move(entry));
+    guarded(guard_, client_, std::move(argv), [this, bytes, done = std::move(done)](Status s, redis::Reply) {
+      if (s.ok()) {
+        counts_.conversation({}, {1, bytes});
+      }
+      done(std::move(s));
+    });
+  }
+
+  void append_result(std::string session_id, std::string entry, plugin::AuditRecord record,
+                     std::function<void(Status)> done) noexcept override {
+    const std::size_t bytes = entry.size();
+    std::vector<std::string> argv = append_argv(kAppendResult, std::move(session_id), std::move(entry));
+    argv.push_back(audit_cutoff());
+    push_audit(argv, record);
+    guarded(guard_, client_, std::move(argv), [this, bytes, done = std::move(done)](Status s, redis::Reply) {
+      if (s.ok()) {
+        counts_.conversation({}, {1, bytes});
+      }
+      done(std::move(s));
+    });
   }
 
   void read_conversation(std::string session_id, plugin::ConversationRange range,
@@ -379,14 +404,10 @@ class RedisStore final : public plugin::StoreStrategy {
   }
 
   void append_audit(std::vector<plugin::AuditRecord> records, std::function<void(Status)> done) noexcept override {
-    std::vector<std::string> argv{"EVAL", kAuditAppend, "0", options_.prefix,
-                                  std::to_string(store_common::now_ms(host_) - options_.lifetimes.audit_retention_ms)};
+    std::vector<std::string> argv{"EVAL", kAuditAppend, "0", options_.prefix, audit_cutoff()};
     argv.reserve(argv.size() + 4 * records.size());
     for (const auto& r : records) {
-      argv.push_back(audit_member(r.session_id, r.call_id));
-      argv.push_back(std::to_string(r.finished_unix_ms));
-      argv.push_back(audit_text(r));
-      argv.push_back(r.user_id);
+      push_audit(argv, r);
     }
     guarded(guard_, client_, std::move(argv), [done = std::move(done)](Status s, redis::Reply) { done(std::move(s)); });
   }
@@ -399,7 +420,7 @@ class RedisStore final : public plugin::StoreStrategy {
       });
       return;
     }
-    const std::size_t limit = std::clamp<std::size_t>(query.limit, 1, 100000);
+    const std::size_t limit = std::clamp<std::size_t>(query.limit, 1, plugin::kAuditPageMost);
     guarded(guard_, client_,
             {"EVAL", kAuditRead, "0", options_.prefix, std::to_string(query.since_unix_ms),
              std::to_string(query.until_unix_ms), query.user_id,
@@ -446,6 +467,32 @@ class RedisStore final : public plugin::StoreStrategy {
  private:
   std::string ttl_for(std::string_view status) const {
     return std::to_string(options_.lifetimes.ttl_for(status));
+  }
+
+  /// The EVAL of `script` with kAppendBody's arguments.
+  std::vector<std::string> append_argv(const std::string& script, std::string session_id, std::string entry) const {
+    return {"EVAL",
+            script,
+            "0",
+            options_.prefix,
+            std::move(session_id),
+            std::to_string(options_.lifetimes.ttl_ms),
+            std::to_string(options_.lifetimes.caps.max_entries),
+            std::to_string(options_.lifetimes.caps.max_bytes),
+            std::move(entry)};
+  }
+
+  /// Audit records finished before this (ms) go.
+  std::string audit_cutoff() const {
+    return std::to_string(store_common::now_ms(host_) - options_.lifetimes.audit_retention_ms);
+  }
+
+  /// One record's arguments, as kAuditBody reads them.
+  static void push_audit(std::vector<std::string>& argv, const plugin::AuditRecord& r) {
+    argv.push_back(audit_member(r.session_id, r.call_id));
+    argv.push_back(std::to_string(r.finished_unix_ms));
+    argv.push_back(audit_text(r));
+    argv.push_back(r.user_id);
   }
 
   static void append_fields(std::vector<std::string>& argv, const std::string& status, const std::string& instance,

@@ -254,7 +254,8 @@ struct Options {
   store_common::Lifetimes lifetimes;
   std::int64_t busy_timeout_ms = 5000;
   std::int64_t purge_interval_ms = 60000;
-  std::size_t max_pending = 100000;
+  std::size_t max_pending = 100000;             // calls waiting for the writer, at most
+  std::size_t max_pending_bytes = 256U << 20;  // and the bytes they carry (entries, records, sessions)
   bool read_only = false;  // phasekit history: reads an existing file, writes nothing
 };
 
@@ -287,6 +288,7 @@ class SqliteStore final : public plugin::StoreStrategy {
   [[nodiscard]] bool shared() const noexcept override { return true; }
 
   void put_session(SessionRecord record, std::function<void(Status)> done) noexcept override {
+    const std::size_t bytes = carried(record.cwd, record.env, record.workspace, record.history);
     submit(failing(done), [this, record = std::move(record), done](Db& db) {
       const std::int64_t now = now_ms();
       bool existed = false;
@@ -315,10 +317,11 @@ class SqliteStore final : public plugin::StoreStrategy {
         }
         answer(done, Status());
       };
-    });
+    }, bytes);
   }
 
   void update_session(std::string id, SessionUpdate update, std::function<void(Status)> done) noexcept override {
+    const std::size_t bytes = carried(update.cwd, update.env, update.workspace, update.history);
     submit(failing(done), [this, id = std::move(id), update = std::move(update), done](Db& db) {
       const std::int64_t now = now_ms();
       const std::int64_t expires = now + ttl_for(update.status.value_or("active"));
@@ -346,7 +349,7 @@ class SqliteStore final : public plugin::StoreStrategy {
         renew_conversation(db, id, expires, now);
       }
       return [this, found, done] { answer(done, found ? Status() : Status(Code::not_found, "no such session")); };
-    });
+    }, bytes);
   }
 
   void get_session(std::string id, std::function<void(Status, SessionRecord)> done) noexcept override {
@@ -391,63 +394,28 @@ class SqliteStore final : public plugin::StoreStrategy {
 
   void append_conversation(std::string session_id, std::string entry,
                            std::function<void(Status)> done) noexcept override {
+    const std::size_t bytes = entry.size();
     submit(failing(done), [this, id = std::move(session_id), entry = std::move(entry), done](Db& db) {
-      const std::int64_t now = now_ms();
-      Kept before;
-      std::int64_t total = 0;
-      std::int64_t dropped = 0;
-      std::int64_t bytes = 0;
-      {
-        Query q(db, "SELECT total, dropped, bytes, expires FROM conversations WHERE session = ?1");
-        if (q.text(1, id).step()) {
-          if (q.integer(3) > now) {
-            total = q.integer(0);
-            dropped = q.integer(1);
-            bytes = q.integer(2);
-          }
-          before = Kept{static_cast<std::uint64_t>(q.integer(0) - q.integer(1)), static_cast<std::uint64_t>(q.integer(2))};
-        }
-      }
-      if (total == 0 && before.entries > 0) {
-        Query(db, "DELETE FROM entries WHERE session = ?1").text(1, id).step();  // expired: it starts again
-      }
-      Query(db, "INSERT INTO entries (session, idx, entry) VALUES (?1, ?2, ?3)")
-          .text(1, id)
-          .integer(2, total)
-          .blob(3, entry)
-          .step();
-      ++total;
-      bytes += static_cast<std::int64_t>(entry.size());
-      // Over a cap: the oldest go (the newest always stays).
-      const auto max_entries = static_cast<std::int64_t>(options_.lifetimes.caps.max_entries);
-      const auto max_bytes = static_cast<std::int64_t>(options_.lifetimes.caps.max_bytes);
-      if (total - dropped > max_entries || bytes > max_bytes) {
-        std::int64_t keep_from = dropped;
-        {
-          Query q(db, "SELECT idx, length(entry) FROM entries WHERE session = ?1 AND idx >= ?2 ORDER BY idx");
-          q.text(1, id).integer(2, dropped);
-          while (total - keep_from > 1 && (total - keep_from > max_entries || bytes > max_bytes) && q.step()) {
-            keep_from = q.integer(0) + 1;
-            bytes -= q.integer(1);
-          }
-        }
-        Query(db, "DELETE FROM entries WHERE session = ?1 AND idx < ?2").text(1, id).integer(2, keep_from).step();
-        dropped = keep_from;
-      }
-      Query(db, "INSERT OR REPLACE INTO conversations (session, total, dropped, bytes, expires) "
-                "VALUES (?1, ?2, ?3, ?4, ?5)")
-          .text(1, id)
-          .integer(2, total)
-          .integer(3, dropped)
-          .integer(4, bytes)
-          .integer(5, now + options_.lifetimes.ttl_ms)
-          .step();
-      const Kept after{static_cast<std::uint64_t>(total - dropped), static_cast<std::uint64_t>(bytes)};
+      const auto [before, after] = append_entry(db, id, entry);
       return [this, before, after, done] {
         counts_.conversation(before, after);
         answer(done, Status());
       };
-    });
+    }, bytes);
+  }
+
+  void append_result(std::string session_id, std::string entry, plugin::AuditRecord record,
+                     std::function<void(Status)> done) noexcept override {
+    const std::size_t bytes = entry.size() + carried(record);
+    submit(failing(done), [this, id = std::move(session_id), entry = std::move(entry), record = std::move(record),
+                           done](Db& db) {
+      const auto [before, after] = append_entry(db, id, entry);
+      insert_audit(db, record);
+      return [this, before, after, done] {
+        counts_.conversation(before, after);
+        answer(done, Status());
+      };
+    }, bytes);
   }
 
   void read_conversation(std::string session_id, plugin::ConversationRange range,
@@ -489,30 +457,16 @@ class SqliteStore final : public plugin::StoreStrategy {
   }
 
   void append_audit(std::vector<plugin::AuditRecord> records, std::function<void(Status)> done) noexcept override {
+    std::size_t bytes = 0;
+    for (const auto& r : records) {
+      bytes += carried(r);
+    }
     submit(failing(done), [this, records = std::move(records), done](Db& db) {
       for (const auto& r : records) {
-        Query(db, "INSERT OR REPLACE INTO audit (session, call, user, instance, tool, args, args_truncated, approved, "
-                  "outcome, exit_code, duration_ms, output_bytes, attempt, requested, finished) "
-                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")
-            .text(1, r.session_id)
-            .text(2, r.call_id)
-            .text(3, r.user_id)
-            .text(4, r.instance)
-            .text(5, r.tool)
-            .blob(6, r.args)
-            .integer(7, r.args_truncated ? 1 : 0)
-            .integer(8, r.approved ? 1 : 0)
-            .text(9, r.outcome)
-            .integer(10, r.exit_code)
-            .integer(11, r.duration_ms)
-            .integer(12, static_cast<std::int64_t>(r.output_bytes))
-            .integer(13, r.attempt)
-            .integer(14, r.requested_unix_ms)
-            .integer(15, r.finished_unix_ms)
-            .step();
+        insert_audit(db, r);
       }
       return [this, done] { answer(done, Status()); };
-    });
+    }, bytes);
   }
 
   void read_audit(plugin::AuditQuery query, std::function<void(Status, plugin::AuditPage)> done) noexcept override {
@@ -527,7 +481,7 @@ class SqliteStore final : public plugin::StoreStrategy {
     auto fail = [this, done](Status s) { post([done, s = std::move(s)] { done(s, plugin::AuditPage()); }); };
     submit(std::move(fail), [this, query = std::move(query), at = std::move(at), done](Db& db) {
       // One more than the limit: whether there is a next page.
-      const std::size_t limit = std::clamp<std::size_t>(query.limit, 1, 100000);
+      const std::size_t limit = std::clamp<std::size_t>(query.limit, 1, plugin::kAuditPageMost);
       Query q(db, R"sql(SELECT session, call, user, instance, tool, args, args_truncated, approved, outcome, exit_code,
           duration_ms, output_bytes, attempt, requested, finished FROM audit
         WHERE finished >= ?1 AND finished < ?2 AND (?3 = '' OR user = ?3) AND (?4 = '' OR session = ?4)
@@ -590,23 +544,27 @@ class SqliteStore final : public plugin::StoreStrategy {
   struct Call {
     Run run;
     std::function<void(Status)> fail;  // the call's answer when its transaction did not commit
+    std::size_t bytes = 0;             // what it carries, counted against max_pending_bytes
   };
   using Kept = store_common::Counts::Kept;
 
   static constexpr std::size_t kBatchMost = 512;
 
-  /// Queues a call; `fail` answers it when its transaction does not commit, or at once when the queue
-  /// is full.
-  void submit(std::function<void(Status)> fail, Run run) noexcept {
+  /// Queues a call that carries `bytes` of data; `fail` answers it when its transaction does not commit,
+  /// or at once when the queue is full (by count or by bytes).
+  void submit(std::function<void(Status)> fail, Run run, std::size_t bytes = 0) noexcept {
     {
       const std::lock_guard lock(mutex_);
-      if (queue_.size() < options_.max_pending && !stopping_) {
-        queue_.push_back(Call{std::move(run), std::move(fail)});
+      if (queue_.size() < options_.max_pending && queued_bytes_ + bytes <= options_.max_pending_bytes &&
+          !stopping_) {
+        queued_bytes_ += bytes;
+        queue_.push_back(Call{std::move(run), std::move(fail), bytes});
         wake_.notify_one();
         return;
       }
     }
-    fail(Status(Code::unavailable, fmt::format("sqlite store: {} calls already wait for the disk", options_.max_pending)));
+    fail(Status(Code::unavailable, fmt::format("sqlite store: {} calls or {} MiB already wait for the disk",
+                                               options_.max_pending, options_.max_pending_bytes >> 20)));
   }
   /// The `fail` of a call answered by `done(Status)`.
   std::function<void(Status)> failing(std::function<void(Status)> done) {
@@ -626,6 +584,7 @@ class SqliteStore final : public plugin::StoreStrategy {
         const std::size_t n = std::min(queue_.size(), kBatchMost);
         batch.reserve(n);
         for (std::size_t i = 0; i < n; ++i) {
+          queued_bytes_ -= queue_.front().bytes;
           batch.push_back(std::move(queue_.front()));
           queue_.pop_front();
         }
@@ -731,6 +690,102 @@ class SqliteStore final : public plugin::StoreStrategy {
     return kept;
   }
 
+  /// Appends `entry` to the conversation of `id`, then drops the oldest entries while it is over a cap
+  /// (the newest always stays); what it kept before and after.
+  std::pair<Kept, Kept> append_entry(Db& db, const std::string& id, const std::string& entry) const {
+    const std::int64_t now = now_ms();
+    Kept before;
+    std::int64_t total = 0;
+    std::int64_t dropped = 0;
+    std::int64_t bytes = 0;
+    {
+      Query q(db, "SELECT total, dropped, bytes, expires FROM conversations WHERE session = ?1");
+      if (q.text(1, id).step()) {
+        if (q.integer(3) > now) {
+          total = q.integer(0);
+          dropped = q.integer(1);
+          bytes = q.integer(2);
+        }
+        before = Kept{static_cast<std::uint64_t>(q.integer(0) - q.integer(1)), static_cast<std::uint64_t>(q.integer(2))};
+      }
+    }
+    if (total == 0 && before.entries > 0) {
+      Query(db, "DELETE FROM entries WHERE session = ?1").text(1, id).step();  // expired: it starts again
+    }
+    Query(db, "INSERT INTO entries (session, idx, entry) VALUES (?1, ?2, ?3)")
+        .text(1, id)
+        .integer(2, total)
+        .blob(3, entry)
+        .step();
+    ++total;
+    bytes += static_cast<std::int64_t>(entry.size());
+    // Over a cap: the oldest go (the newest always stays).
+    const auto max_entries = static_cast<std::int64_t>(options_.lifetimes.caps.max_entries);
+    const auto max_bytes = static_cast<std::int64_t>(options_.lifetimes.caps.max_bytes);
+    if (total - dropped > max_entries || bytes > max_bytes) {
+      std::int64_t keep_from = dropped;
+      {
+        Query q(db, "SELECT idx, length(entry) FROM entries WHERE session = ?1 AND idx >= ?2 ORDER BY idx");
+        q.text(1, id).integer(2, dropped);
+        while (total - keep_from > 1 && (total - keep_from > max_entries || bytes > max_bytes) && q.step()) {
+          keep_from = q.integer(0) + 1;
+          bytes -= q.integer(1);
+        }
+      }
+      Query(db, "DELETE FROM entries WHERE session = ?1 AND idx < ?2").text(1, id).integer(2, keep_from).step();
+      dropped = keep_from;
+    }
+    Query(db, "INSERT OR REPLACE INTO conversations (session, total, dropped, bytes, expires) "
+              "VALUES (?1, ?2, ?3, ?4, ?5)")
+        .text(1, id)
+        .integer(2, total)
+        .integer(3, dropped)
+        .integer(4, bytes)
+        .integer(5, now + options_.lifetimes.ttl_ms)
+        .step();
+    return {before, Kept{static_cast<std::uint64_t>(total - dropped), static_cast<std::uint64_t>(bytes)}};
+  }
+
+  /// One record of the audit log (a record of the same session and call replaces it).
+  static void insert_audit(Db& db, const plugin::AuditRecord& r) {
+    Query(db, "INSERT OR REPLACE INTO audit (session, call, user, instance, tool, args, args_truncated, approved, "
+              "outcome, exit_code, duration_ms, output_bytes, attempt, requested, finished) "
+              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")
+        .text(1, r.session_id)
+        .text(2, r.call_id)
+        .text(3, r.user_id)
+        .text(4, r.instance)
+        .text(5, r.tool)
+        .blob(6, r.args)
+        .integer(7, r.args_truncated ? 1 : 0)
+        .integer(8, r.approved ? 1 : 0)
+        .text(9, r.outcome)
+        .integer(10, r.exit_code)
+        .integer(11, r.duration_ms)
+        .integer(12, static_cast<std::int64_t>(r.output_bytes))
+        .integer(13, r.attempt)
+        .integer(14, r.requested_unix_ms)
+        .integer(15, r.finished_unix_ms)
+        .step();
+  }
+
+  /// The bytes a call carries, as the queue's bound counts them.
+  static std::size_t carried(const std::string& cwd, const std::vector<std::pair<std::string, std::string>>& env,
+                             const std::string& workspace, const std::vector<std::string>& history) {
+    std::size_t n = cwd.size() + workspace.size();
+    for (const auto& [name, value] : env) {
+      n += name.size() + value.size();
+    }
+    for (const auto& line : history) {
+      n += line.size();
+    }
+    return n;
+  }
+  static std::size_t carried(const plugin::AuditRecord& r) {
+    return r.call_id.size() + r.user_id.size() + r.session_id.size() + r.instance.size() + r.tool.size() +
+           r.args.size() + r.outcome.size();
+  }
+
   /// A session write renews its conversation's TTL too (store=redis does the same).
   static void renew_conversation(Db& db, const std::string& id, std::int64_t expires, std::int64_t now) {
     Query(db, "UPDATE conversations SET expires = ?2 WHERE session = ?1 AND expires > ?3")
@@ -770,6 +825,7 @@ class SqliteStore final : public plugin::StoreStrategy {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Call> queue_;
+  std::size_t queued_bytes_ = 0;
   bool stopping_ = false;
   store_common::Counts counts_;
   std::thread thread_;

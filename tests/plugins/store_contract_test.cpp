@@ -462,6 +462,37 @@ TEST_P(StoreContract, TheAuditLogKeepsOneRecordPerCallInOrderAndPagesThroughItsF
   EXPECT_EQ(refused->code(), Code::bad_request) << refused->message();
 }
 
+TEST_P(StoreContract, AResultWritesItsConversationEntryAndItsAuditRecordTogether) {
+  const std::int64_t t0 = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch()).count();
+  const std::uint64_t entries_before = store_->stats().conversation_entries;
+  ASSERT_TRUE(append("r1", "first").ok());
+  const auto result = [&](const std::string& entry, const plugin::AuditRecord& record) {
+    std::optional<Status> done;
+    store_->append_result("r1", entry, record, [&](Status s) { done = std::move(s); });
+    EXPECT_TRUE(run_until([&] { return done.has_value(); }));
+    return done.value_or(Status(Code::timeout, "no answer"));
+  };
+  plugin::AuditRecord one = audit_record("r1", "c1", "alice", t0);
+  one.args = "\xff not UTF-8";
+  ASSERT_TRUE(result(std::string("second\0", 7), one).ok());
+  // Written again (a retry): a second entry, still one record.
+  plugin::AuditRecord again = one;
+  again.attempt = 2;
+  ASSERT_TRUE(result("third", again).ok());
+
+  const plugin::ConversationPage p = page("r1", plugin::ConversationRange{});
+  EXPECT_EQ(p.entries, (std::vector<std::string>{"first", std::string("second\0", 7), "third"}));
+  EXPECT_EQ(store_->stats().conversation_entries - entries_before, 3u);
+  std::optional<std::pair<Status, plugin::AuditPage>> got;
+  plugin::AuditQuery q;
+  q.session_id = "r1";
+  store_->read_audit(q, [&](Status s, plugin::AuditPage page) { got.emplace(std::move(s), std::move(page)); });
+  ASSERT_TRUE(run_until([&] { return got.has_value(); }));
+  ASSERT_TRUE(got->first.ok()) << got->first.message();
+  EXPECT_EQ(got->second.records, (std::vector<plugin::AuditRecord>{again}));
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, StoreContract,
                          ::testing::Values(StoreCase{"memory"}, StoreCase{"redis"}, StoreCase{"sqlite"},
                                            StoreCase{"postgres"}),

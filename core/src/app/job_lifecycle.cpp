@@ -478,22 +478,34 @@ void JobLifecycle::record(const RunPtr& r) {
     return;
   }
   r->write_deadline = host_.clock().now() + kWriteRetryFor;
+  // The history entry and the audit record in one store write (one commit for a call that ends alone).
+  auto record = std::make_shared<const plugin::AuditRecord>(run_record(r));
   write_through(
       r->hold->strand,
-      [this, id = r->hold->id, blob](std::function<void(Status)> done) {
-        store_.append_conversation(id, *blob, std::move(done));
+      [this, id = r->hold->id, blob, record](std::function<void(Status)> done) {
+        store_.append_result(id, *blob, *record, std::move(done));
       },
       [r] { return !lease_lost(r); }, *r->write_deadline,
       [self = shared_from_this(), r](Status s) {
-        if (!s.ok()) {
-          self->log_.warn("history.append_failed",
-                          {{"session", r->hold->id}, {"callId", r->job.id}, {"error", s.message()}});
+        if (s.ok()) {
+          self->deliver(r);
+          return;
         }
+        // Neither was written: the audit record gets a write of its own (what remains of the deadline).
+        self->log_.warn("history.append_failed",
+                        {{"session", r->hold->id}, {"callId", r->job.id}, {"error", s.message()}});
         self->audit_and_deliver(r);
       });
 }
 
 void JobLifecycle::audit_and_deliver(const RunPtr& r) {
+  auto then = [self = shared_from_this(), r] { self->deliver(r); };
+  const auto give_up = r->write_deadline.value_or(host_.clock().now() + kWriteRetryFor);
+  audit(r->hold ? r->hold->strand : make_io_strand(host_.executor()), run_record(r), [r] { return !lease_lost(r); },
+        give_up, std::move(then));
+}
+
+plugin::AuditRecord JobLifecycle::run_record(const RunPtr& r) const {
   plugin::AuditRecord a = audit_record(r->job.id, r->job.user_id, r->job.session_id, r->job.payload);
   a.approved = true;
   a.attempt = r->job.attempt;
@@ -511,10 +523,7 @@ void JobLifecycle::audit_and_deliver(const RunPtr& r) {
   } else if (const auto out = result.find("output"); out != result.end() && bytes::from_json(*out, output)) {
     a.output_bytes = output.size();
   }
-  auto then = [self = shared_from_this(), r] { self->deliver(r); };
-  const auto give_up = r->write_deadline.value_or(host_.clock().now() + kWriteRetryFor);
-  audit(r->hold ? r->hold->strand : make_io_strand(host_.executor()), std::move(a), [r] { return !lease_lost(r); },
-        give_up, std::move(then));
+  return a;
 }
 
 plugin::AuditRecord JobLifecycle::audit_record(const std::string& call_id, const std::string& user_id,

@@ -140,11 +140,15 @@ class JobLifecycle : public std::enable_shared_from_this<JobLifecycle> {
   /// Records the result in the session's history under the attempt the queue confirms (Job::confirm),
   /// then delivers it.
   void publish(const RunPtr& r);
-  /// Appends the result to the conversation (write_through), then audit_and_deliver().
+  /// Appends the result to the conversation and its audit record to the log in one store write
+  /// (StoreStrategy::append_result, through write_through), then delivers it; when that write fails
+  /// for good, audit_and_deliver().
   void record(const RunPtr& r);
-  /// Writes the call's audit record (write_through), then delivers the result: a result the user got
-  /// is in the log.
+  /// Writes the call's audit record (write_through, batched), then delivers the result: a result the
+  /// user got is in the log.
   void audit_and_deliver(const RunPtr& r);
+  /// The audit record of a run that ended: its outcome, exit code, duration and output size.
+  [[nodiscard]] plugin::AuditRecord run_record(const RunPtr& r) const;
   [[nodiscard]] plugin::AuditRecord audit_record(const std::string& call_id, const std::string& user_id,
                                                  const std::string& session_id, std::string_view payload) const;
   void audit(SessionHold::Strand strand, plugin::AuditRecord record, std::function<bool()> keep_trying,

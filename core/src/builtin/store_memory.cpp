@@ -197,18 +197,19 @@ class MemoryStore final : public plugin::StoreStrategy {
                            std::function<void(Status)> done) noexcept override {
     {
       const std::lock_guard lock(mutex_);
-      Conversation& c = conversations_[std::move(session_id)];
-      bytes_ += entry.size();
-      ++entries_;
-      c.bytes += entry.size();
-      c.entries.push_back(std::move(entry));
-      while (c.entries.size() > 1 && (c.entries.size() > caps_.max_entries || c.bytes > caps_.max_bytes)) {
-        c.bytes -= c.entries.front().size();
-        bytes_ -= c.entries.front().size();
-        --entries_;
-        ++c.dropped;
-        c.entries.pop_front();
-      }
+      append_locked(std::move(session_id), std::move(entry));
+    }
+    complete(std::move(done), Status());
+  }
+
+  void append_result(std::string session_id, std::string entry, plugin::AuditRecord record,
+                     std::function<void(Status)> done) noexcept override {
+    const std::int64_t now = now_ms();
+    {
+      const std::lock_guard lock(mutex_);
+      append_locked(std::move(session_id), std::move(entry));
+      audit_locked(std::move(record));
+      expire_audit_locked(now);
     }
     complete(std::move(done), Status());
   }
@@ -228,25 +229,13 @@ class MemoryStore final : public plugin::StoreStrategy {
   }
 
   void append_audit(std::vector<plugin::AuditRecord> records, std::function<void(Status)> done) noexcept override {
-    const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                 host_.clock().wall().time_since_epoch()).count();
+    const std::int64_t now = now_ms();
     {
       const std::lock_guard lock(mutex_);
       for (auto& r : records) {
-        AuditKey key{r.session_id, r.call_id};
-        if (const auto it = audit_at_.find(key); it != audit_at_.end()) {
-          audit_.erase(AuditPosition{it->second, key.first, key.second});  // written again: it replaces the first
-        }
-        audit_at_[key] = r.finished_unix_ms;
-        audit_.emplace(AuditPosition{r.finished_unix_ms, std::move(key.first), std::move(key.second)}, std::move(r));
+        audit_locked(std::move(r));
       }
-      // Past its retention or its count: the oldest go.
-      while (!audit_.empty() && (audit_.size() > kAuditMost ||
-                                 std::get<0>(audit_.begin()->first) < now - audit_retention_ms_)) {
-        const auto& [finished, session, call] = audit_.begin()->first;
-        audit_at_.erase(AuditKey{session, call});
-        audit_.erase(audit_.begin());
-      }
+      expire_audit_locked(now);
     }
     complete(std::move(done), Status());
   }
@@ -262,7 +251,7 @@ class MemoryStore final : public plugin::StoreStrategy {
       auto it = query.cursor.empty()
                     ? audit_.lower_bound(AuditPosition{query.since_unix_ms, {}, {}})
                     : audit_.upper_bound(AuditPosition{at.finished_unix_ms, at.session_id, at.call_id});
-      const std::size_t limit = std::max<std::size_t>(query.limit, 1);
+      const std::size_t limit = std::clamp<std::size_t>(query.limit, 1, plugin::kAuditPageMost);
       for (; it != audit_.end() && std::get<0>(it->first) < query.until_unix_ms; ++it) {
         if (!plugin::audit_matches(query, it->second)) {
           continue;
@@ -288,6 +277,45 @@ class MemoryStore final : public plugin::StoreStrategy {
   }
 
  private:
+  [[nodiscard]] std::int64_t now_ms() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(host_.clock().wall().time_since_epoch()).count();
+  }
+
+  /// Appends, then drops the oldest entries while the conversation is over a cap (the newest stays).
+  void append_locked(std::string session_id, std::string entry) {
+    Conversation& c = conversations_[std::move(session_id)];
+    bytes_ += entry.size();
+    ++entries_;
+    c.bytes += entry.size();
+    c.entries.push_back(std::move(entry));
+    while (c.entries.size() > 1 && (c.entries.size() > caps_.max_entries || c.bytes > caps_.max_bytes)) {
+      c.bytes -= c.entries.front().size();
+      bytes_ -= c.entries.front().size();
+      --entries_;
+      ++c.dropped;
+      c.entries.pop_front();
+    }
+  }
+
+  void audit_locked(plugin::AuditRecord r) {
+    AuditKey key{r.session_id, r.call_id};
+    if (const auto it = audit_at_.find(key); it != audit_at_.end()) {
+      audit_.erase(AuditPosition{it->second, key.first, key.second});  // written again: it replaces the first
+    }
+    audit_at_[key] = r.finished_unix_ms;
+    audit_.emplace(AuditPosition{r.finished_unix_ms, std::move(key.first), std::move(key.second)}, std::move(r));
+  }
+
+  /// Past its retention or its count: the oldest go.
+  void expire_audit_locked(std::int64_t now) {
+    while (!audit_.empty() &&
+           (audit_.size() > kAuditMost || std::get<0>(audit_.begin()->first) < now - audit_retention_ms_)) {
+      const auto& [finished, session, call] = audit_.begin()->first;
+      audit_at_.erase(AuditKey{session, call});
+      audit_.erase(audit_.begin());
+    }
+  }
+
   void complete(std::function<void(Status)> done, Status status) {
     boost::asio::post(host_.executor(),
                       [done = std::move(done), status = std::move(status)]() mutable { done(std::move(status)); });

@@ -20,6 +20,7 @@ class HeldStore final : public plugin::StoreStrategy {
   void get_session(std::string, std::function<void(Status, plugin::SessionRecord)>) noexcept override {}
   void remove_session(std::string, std::function<void(Status)>) noexcept override {}
   void append_conversation(std::string, std::string, std::function<void(Status)>) noexcept override {}
+  void append_result(std::string, std::string, plugin::AuditRecord, std::function<void(Status)>) noexcept override {}
   void read_conversation(std::string, plugin::ConversationRange,
                          std::function<void(Status, plugin::ConversationPage)>) noexcept override {}
   void append_audit(std::vector<plugin::AuditRecord> records, std::function<void(Status)> done) noexcept override {

@@ -88,6 +88,20 @@ class FakeStore final : public plugin::StoreStrategy {
     conversations[session_id].push_back(std::move(entry));
     answer(std::move(done), Status());
   }
+  /// One write, "result" in the order: both stored, or (a failure from fail_appends) neither.
+  void append_result(std::string session_id, std::string entry, plugin::AuditRecord record,
+                     std::function<void(Status)> done) noexcept override {
+    order_.push_back("result");
+    if (!fail_appends.empty()) {
+      const Status failure = fail_appends.front();
+      fail_appends.erase(fail_appends.begin());
+      answer(std::move(done), failure);
+      return;
+    }
+    conversations[session_id].push_back(std::move(entry));
+    audit.push_back(std::move(record));
+    answer(std::move(done), Status());
+  }
   void read_conversation(std::string session_id, plugin::ConversationRange,
                          std::function<void(Status, plugin::ConversationPage)> done) noexcept override {
     plugin::ConversationPage page;
@@ -119,7 +133,7 @@ class FakeStore final : public plugin::StoreStrategy {
   std::vector<plugin::AuditRecord> audit;
   Status fail_get;                // not OK: get_session answers this
   bool forget_after_get = false;  // get_session removes the record it answered with
-  std::vector<Status> fail_appends;  // the next appends answer these, in order, and store nothing
+  std::vector<Status> fail_appends;  // the next appends (results too) answer these, in order, and store nothing
   int updates = 0;
 
  private:
@@ -390,7 +404,7 @@ TEST_F(JobLifecycleTest, Leased_SessionComesOverFromFolderAndRecordAndGoesBackBe
   EXPECT_EQ(first.results[0]["exitCode"], 0) << first.results[0].dump();
   EXPECT_TRUE(first.done[0].ok());
   // Saved, then appended, then published, then done.
-  EXPECT_EQ(order_, (std::vector<std::string>{"get", "update", "append", "audit", "publish", "done"}));
+  EXPECT_EQ(order_, (std::vector<std::string>{"get", "update", "result", "publish", "done"}));
   const plugin::SessionRecord& saved = store_->sessions["s1"];
   EXPECT_EQ(saved.cwd, "a/b");
   EXPECT_NE(std::find(saved.env.begin(), saved.env.end(), std::pair<std::string, std::string>{"X", "42"}),
@@ -430,7 +444,7 @@ TEST_F(JobLifecycleTest, Leased_TheHistoryAndTheResultSayTheAttemptTheQueueConfi
   EXPECT_EQ(out.results[0].value("attempt", 0), 2) << out.results[0].dump();
   ASSERT_EQ(conversation("s1").size(), 1u);
   EXPECT_EQ(json::parse(conversation("s1")[0])["result"].value("attempt", 0), 2) << conversation("s1")[0];
-  EXPECT_LT(last("confirm"), last("append"));
+  EXPECT_LT(last("confirm"), last("result"));
 }
 
 TEST_F(JobLifecycleTest, Leased_ARunTheQueueNoLongerConfirmsRecordsAndPublishesNothing) {
@@ -483,7 +497,7 @@ TEST_F(JobLifecycleTest, Leased_AcquireFailureIsAppendedAndPublishedAndSavesNoth
   const Outcome out = run_job(job("s1", "alice", shell("echo hi")));
   EXPECT_EQ(out.done[0].code(), Code::timeout);
   EXPECT_EQ(out.results[0]["error"]["code"], "TIMEOUT");
-  EXPECT_EQ(order_, (std::vector<std::string>{"get", "append", "audit", "publish", "done"}));
+  EXPECT_EQ(order_, (std::vector<std::string>{"get", "result", "publish", "done"}));
   EXPECT_EQ(store_->updates, 0);
   EXPECT_EQ(pool_->released, 0);
 }
@@ -521,7 +535,7 @@ TEST_F(JobLifecycleTest, Leased_SessionEndedWhileTheJobRanIsNotWrittenBack) {
   EXPECT_TRUE(out.done[0].ok()) << out.done[0].message();
   EXPECT_EQ(out.results[0]["exitCode"], 0);
   EXPECT_EQ(store_->sessions.count("s1"), 0u) << "an update does not make the record again";
-  EXPECT_EQ(order_, (std::vector<std::string>{"get", "update", "append", "audit", "publish", "done"}));
+  EXPECT_EQ(order_, (std::vector<std::string>{"get", "update", "result", "publish", "done"}));
   EXPECT_TRUE(std::filesystem::exists(session_folder(root_, "s1") + "/f.txt")) << "the files are parked";
   EXPECT_EQ(pool_->released, 1);
 }
@@ -549,7 +563,7 @@ TEST_F(JobLifecycleTest, Held_OneBackendForTheSessionsCallsAndStateSavedBeforeTh
   const Outcome first = run_job(job("s1", "alice", shell("mkdir -p w && cd w && export Y=7")));
   EXPECT_TRUE(first.done[0].ok());
   // The record names the backend as soon as the session has it, then the call's state before the publish.
-  EXPECT_EQ(order_, (std::vector<std::string>{"update", "update", "append", "audit", "publish", "done"}));
+  EXPECT_EQ(order_, (std::vector<std::string>{"update", "update", "result", "publish", "done"}));
   const plugin::SessionRecord& saved = store_->sessions["s1"];
   EXPECT_EQ(saved.cwd, "w");
   EXPECT_EQ(saved.instance, "instance-1");
@@ -561,8 +575,8 @@ TEST_F(JobLifecycleTest, Held_OneBackendForTheSessionsCallsAndStateSavedBeforeTh
   EXPECT_EQ(second.results[0]["output"], "w|7");
   EXPECT_EQ(pool_->acquired, 1) << "the session keeps its backend";
   EXPECT_EQ(pool_->released, 0);
-  EXPECT_LT(last("update"), last("append"));
-  EXPECT_LT(last("append"), last("publish"));
+  EXPECT_LT(last("update"), last("result"));
+  EXPECT_LT(last("result"), last("publish"));
   EXPECT_LT(last("publish"), last("done"));
 }
 
@@ -574,7 +588,7 @@ TEST_F(JobLifecycleTest, Held_WithoutPersistNothingIsSavedAndTheConversationStil
   hold_session("s1", "alice");
   const Outcome out = run_job(job("s1", "alice", shell("cd /tmp && echo hi")));
   EXPECT_EQ(out.results[0]["output"], "hi\n");
-  EXPECT_EQ(order_, (std::vector<std::string>{"append", "audit", "publish", "done"}));
+  EXPECT_EQ(order_, (std::vector<std::string>{"result", "publish", "done"}));
   EXPECT_EQ(store_->updates, 0);
   EXPECT_EQ(conversation("s1").size(), 1u);
 }
@@ -590,7 +604,7 @@ TEST_F(JobLifecycleTest, Held_AResultWaitsForAStoreThatDroppedItsConnectionAndIs
                           Status(Code::unavailable, "circuit breaker redis is open")};
   const Outcome out = run_job(job("s1", "alice", shell("echo hi")));
   EXPECT_EQ(out.results[0]["output"], "hi\n");
-  EXPECT_EQ(order_, (std::vector<std::string>{"append", "append", "append", "audit", "publish", "done"}));
+  EXPECT_EQ(order_, (std::vector<std::string>{"result", "result", "result", "publish", "done"}));
   ASSERT_EQ(conversation("s1").size(), 1u) << "a result the user saw is missing from the history";
   EXPECT_EQ(json::parse(conversation("s1")[0])["result"]["callId"], "call-1");
 }
@@ -620,7 +634,7 @@ TEST_F(JobLifecycleTest, Held_ACallThatRanIsInTheAuditLogWithWhoWhatAndHowItEnde
   EXPECT_EQ(a.attempt, 1u);
   EXPECT_EQ(a.requested_unix_ms, 1'765'000'000'000);
   EXPECT_GT(a.finished_unix_ms, a.requested_unix_ms);
-  EXPECT_LT(last("audit"), last("publish")) << "the result went out before its audit record was written";
+  EXPECT_LT(last("result"), last("publish")) << "the result went out before its audit record was written";
 
   // Arguments past 4 KiB are cut, at a character, and said to be.
   run_job(job("s1", "alice", shell("echo " + std::string(5000, 'x') + " \u00e9"), "call-2"));
@@ -638,8 +652,11 @@ TEST_F(JobLifecycleTest, Held_AResultTheStoreRefusesForGoodIsPublishedWithoutWai
   store_->fail_appends = {Status(Code::internal, "redis: OOM command not allowed")};
   const Outcome out = run_job(job("s1", "alice", shell("echo hi")));
   EXPECT_EQ(out.results[0]["output"], "hi\n");
-  EXPECT_EQ(order_, (std::vector<std::string>{"append", "audit", "publish", "done"})) << "an error that will not pass was retried";
+  EXPECT_EQ(order_, (std::vector<std::string>{"result", "audit", "publish", "done"}))
+      << "an error that will not pass was retried, or the audit record was not tried alone";
   EXPECT_TRUE(conversation("s1").empty());
+  ASSERT_EQ(store_->audit.size(), 1u) << "the call the user heard of is missing from the audit log";
+  EXPECT_EQ(store_->audit[0].call_id, "call-1");
 }
 
 TEST_F(JobLifecycleTest, Held_AcquireFailureFailsEveryCallWaitingForIt) {

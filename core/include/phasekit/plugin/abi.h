@@ -23,7 +23,7 @@
 extern "C" {
 #endif
 
-#define PHK_ABI_VERSION 9u
+#define PHK_ABI_VERSION 10u
 #define PHK_ENTRY_SYMBOL "phasekit_plugin_entry"
 
 #if defined(__GNUC__)

@@ -116,6 +116,9 @@ struct AuditRecord {
 /// Arguments beyond this many bytes are cut (AuditRecord::args_truncated).
 inline constexpr std::size_t kAuditArgsMost = 4096;
 
+/// One read_audit page holds at most this many records, whatever AuditQuery::limit asks.
+inline constexpr std::size_t kAuditPageMost = 100000;
+
 /// Which records: those of `user_id` and `session_id` (when set) that finished in [since, until), in
 /// the log's order (audit_before), at most `limit` of them, from where `cursor` says (AuditPage::next).
 struct AuditQuery {
@@ -198,6 +201,11 @@ class StoreStrategy {
   /// and `conversation_max_bytes` options).
   virtual void append_conversation(std::string session_id, std::string entry,
                                    std::function<void(Status)> done) noexcept = 0;
+  /// A call's result, in one write: `entry` appended to the session's conversation (as
+  /// append_conversation) and `record` added to the audit log (as append_audit). Both are stored or
+  /// neither is, and a call that ends alone costs the store one commit, not two.
+  virtual void append_result(std::string session_id, std::string entry, AuditRecord record,
+                             std::function<void(Status)> done) noexcept = 0;
   /// One page of the conversation (an unknown session's is empty).
   virtual void read_conversation(std::string session_id, ConversationRange range,
                                  std::function<void(Status, ConversationPage)> done) noexcept = 0;
