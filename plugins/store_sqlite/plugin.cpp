@@ -18,7 +18,9 @@
 // The calls that queued up while it committed go in one transaction (group commit), so a burst of
 // appends costs one WAL write. A call is answered, on the host's executor, only once its transaction
 // committed. A call whose statements fail is run again alone, so it fails without taking the calls
-// batched with it down.
+// batched with it down. While the disk (or another process's lock) holds the writer, at most 100,000
+// calls carrying at most queue_max_bytes (256 MiB) wait; a call beyond either fails at once with
+// UNAVAILABLE.
 #include <sqlite3.h>
 
 #include <boost/asio/post.hpp>
@@ -564,7 +566,7 @@ class SqliteStore final : public plugin::StoreStrategy {
       }
     }
     fail(Status(Code::unavailable, fmt::format("sqlite store: {} calls or {} MiB already wait for the disk",
-                                               options_.max_pending, options_.max_pending_bytes >> 20)));
+                                               options_.max_pending, static_cast<double>(options_.max_pending_bytes) / (1 << 20))));
   }
   /// The `fail` of a call answered by `done(Status)`.
   std::function<void(Status)> failing(std::function<void(Status)> done) {
@@ -842,6 +844,8 @@ struct Factory {
     options.lifetimes = store_common::read_lifetimes(o);
     options.busy_timeout_ms = o.integer("busy_timeout_ms", 5000, 0, 600000);
     options.purge_interval_ms = o.integer("purge_interval_ms", 60000, 10, 86400000);
+    options.max_pending_bytes = static_cast<std::size_t>(
+        o.integer("queue_max_bytes", static_cast<std::int64_t>(options.max_pending_bytes), 65536, std::int64_t{1} << 40));
     options.read_only = o.boolean("read_only", false);
     store_common::ignore_other_stores(o);
     o.finish();

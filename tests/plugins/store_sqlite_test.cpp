@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/io_context.hpp>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -220,6 +221,43 @@ TEST_F(SqliteStore, ManyCallsAtOnceAreCommittedTogetherAndEachIsAnsweredOnce) {
   const plugin::ConversationPage p = page("s3");
   EXPECT_EQ(p.total, static_cast<std::uint64_t>((kCalls + 3) / 7));
   EXPECT_EQ(p.entries.back(), "entry " + std::to_string(kCalls - 1)) << "appends went in out of order";
+}
+
+TEST_F(SqliteStore, WhileTheDiskIsHeldTheQueueRefusesWhatWouldPassItsBytesAndLosesNothingItTook) {
+  store_ = open(options(R"(, "busy_timeout_ms": 20000, "queue_max_bytes": 1048576, )"
+                        R"("conversation_max_entries": 100000, "conversation_max_bytes": 1099511627776)"));
+  ASSERT_TRUE(append("s", "first").ok());  // the file and its tables exist
+  // Another process holds the write lock: the writer waits for it, and calls queue up behind it.
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  constexpr int kCalls = 64;  // 64 × 64 KiB: 4 MiB offered against a 1 MiB bound
+  std::vector<std::optional<Status>> answers(kCalls);
+  for (int i = 0; i < kCalls; ++i) {
+    store_->append_conversation("s", std::string(64 * 1024, static_cast<char>('a' + i % 26)),
+                                [&answers, i](Status s) { answers[static_cast<std::size_t>(i)] = std::move(s); });
+  }
+  // The refusals come at once, while the lock is still held.
+  ASSERT_TRUE(run_until([&] {
+    return std::count_if(answers.begin(), answers.end(), [](const auto& a) { return a.has_value(); }) >= kCalls - 17;
+  })) << "the queue took more than its bytes while the disk was held";
+  std::size_t refused = 0;
+  for (const auto& a : answers) {
+    if (a) {
+      EXPECT_EQ(a->code(), Code::unavailable) << a->message();
+      EXPECT_NE(a->message().find("1 MiB"), std::string::npos) << a->message();
+      ++refused;
+    }
+  }
+  EXPECT_GE(refused, static_cast<std::size_t>(kCalls - 17)) << "at most the writer's call and 16 × 64 KiB wait";
+  ASSERT_EQ(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(other);
+  ASSERT_TRUE(run_until([&] {
+    return std::all_of(answers.begin(), answers.end(), [](const auto& a) { return a.has_value(); });
+  }));
+  const auto took = std::count_if(answers.begin(), answers.end(), [](const auto& a) { return a->ok(); });
+  EXPECT_GT(took, 0);
+  EXPECT_EQ(rows("entries"), 1 + took) << "a call the queue took was lost, or a refused one was written";
 }
 
 TEST_F(SqliteStore, WhatWasQueuedWhenTheStoreIsDestroyedIsWrittenNotDropped) {
