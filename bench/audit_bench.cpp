@@ -4,6 +4,10 @@
 //   records/s     records written per second of wall time
 //   cpu_us        CPU of this process (the plugin's threads included) per record
 //   server_cpu_us CPU of the store's server (redis-server; postgres and its backends) per record
+// BM_ResultAlone: what a call that ends alone writes, per call: its history entry only (entry_only: no
+// audit log), the entry then its record (entry_then_audit), or both in one write (together: what
+// JobLifecycle does, StoreStrategy::append_result). The audit log's cost is together - entry_only.
+// BM_Results64: the same for 64 calls that end at once (entry_only or together), per call.
 // Compare cpu_us + server_cpu_us with the CPU of one approved call (bench/toolcall_cost.sh).
 //   build/bench/audit_bench [--benchmark_filter=postgres]
 #include <benchmark/benchmark.h>
@@ -155,6 +159,58 @@ class Rig {
     return f.get();
   }
 
+  /// What a call that ends alone writes: its history entry alone (`Write::entry`, as before the
+  /// audit log), the entry then its record (`entry_then_audit`), or both in one write (`together`,
+  /// StoreStrategy::append_result, what JobLifecycle does).
+  enum class Write { entry, entry_then_audit, together };
+  static std::string entry_of(const AuditRecord& r) {
+    return R"({"role":"tool","result":{"callId":")" + r.call_id + R"(","exitCode":0,"durationMs":4,"output":")" +
+           std::string(200, 'x') + R"("}})";
+  }
+  Status result_one(std::uint64_t i, Write how) {
+    AuditRecord r = record(i);
+    const std::string session = r.session_id;
+    std::string entry = entry_of(r);
+    std::promise<Status> done;
+    auto f = done.get_future();
+    auto set = [&done](Status s) { done.set_value(std::move(s)); };
+    if (how == Write::together) {
+      store_->append_result(session, std::move(entry), std::move(r), set);
+      return f.get();
+    }
+    store_->append_conversation(session, std::move(entry), set);
+    Status s = f.get();
+    if (s.ok() && how == Write::entry_then_audit) {
+      std::promise<Status> audited;
+      auto g = audited.get_future();
+      batcher_->add(std::move(r), [&audited](Status a) { audited.set_value(std::move(a)); });
+      s = g.get();
+    }
+    return s;
+  }
+
+  /// `n` calls ending at once: each writes its entry alone (`Write::entry`) or with its record
+  /// (`together`); waits for all of them.
+  void results_at_once(std::uint64_t first, int n, Write how) {
+    std::atomic<int> left{n};
+    std::promise<void> all;
+    auto one_done = [&](Status) {
+      if (--left == 0) {
+        all.set_value();
+      }
+    };
+    for (int i = 0; i < n; ++i) {
+      AuditRecord r = record(first + static_cast<std::uint64_t>(i));
+      const std::string session = r.session_id;
+      if (how == Write::together) {
+        store_->append_result(session, entry_of(r), std::move(r), one_done);
+      } else {
+        store_->append_conversation(session, entry_of(r), one_done);
+      }
+    }
+    all.get_future().wait();
+  }
+
   /// `n` records added at once through the batcher; waits for all of them.
   void append_batched(std::uint64_t first, int n) {
     std::atomic<int> left{n};
@@ -210,6 +266,38 @@ void BM_AuditOneAtATime(benchmark::State& state, const std::string& kind) {
   report(state, i - 1'000'000, process_cpu() - cpu0, server_cpu(rig.server()) - server0, wall);
 }
 
+/// A call that ends alone: its result's writes, one call after another (Rig::Write).
+void BM_ResultAlone(benchmark::State& state, const std::string& kind, Rig::Write how) {
+  Rig rig(kind);
+  std::uint64_t i = 3'000'000;
+  const double cpu0 = process_cpu();
+  const double server0 = server_cpu(rig.server());
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    if (!rig.result_one(i++, how).ok()) {
+      state.SkipWithError("a write failed");
+      return;
+    }
+  }
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  report(state, i - 3'000'000, process_cpu() - cpu0, server_cpu(rig.server()) - server0, wall);
+}
+
+/// 64 calls that end at once (Rig::results_at_once), per call.
+void BM_Results64(benchmark::State& state, const std::string& kind, Rig::Write how) {
+  Rig rig(kind);
+  std::uint64_t i = 4'000'000;
+  const double cpu0 = process_cpu();
+  const double server0 = server_cpu(rig.server());
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    rig.results_at_once(i, 64, how);
+    i += 64;
+  }
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  report(state, i - 4'000'000, process_cpu() - cpu0, server_cpu(rig.server()) - server0, wall);
+}
+
 void BM_AuditBatched64(benchmark::State& state, const std::string& kind) {
   Rig rig(kind);
   std::uint64_t i = 2'000'000;
@@ -238,3 +326,63 @@ BENCHMARK_CAPTURE(BM_AuditBatched64, memory, std::string("memory"))->UseRealTime
 BENCHMARK_CAPTURE(BM_AuditBatched64, sqlite, std::string("sqlite"))->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_AuditBatched64, redis, std::string("redis"))->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_AuditBatched64, postgres, std::string("postgres"))->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_ResultAlone, memory_entry_only, std::string("memory"), Rig::Write::entry)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_ResultAlone, memory_entry_then_audit, std::string("memory"), Rig::Write::entry_then_audit)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_ResultAlone, memory_together, std::string("memory"), Rig::Write::together)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_ResultAlone, sqlite_entry_only, std::string("sqlite"), Rig::Write::entry)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_ResultAlone, sqlite_entry_then_audit, std::string("sqlite"), Rig::Write::entry_then_audit)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_ResultAlone, sqlite_together, std::string("sqlite"), Rig::Write::together)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_ResultAlone, redis_entry_only, std::string("redis"), Rig::Write::entry)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_ResultAlone, redis_entry_then_audit, std::string("redis"), Rig::Write::entry_then_audit)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_ResultAlone, redis_together, std::string("redis"), Rig::Write::together)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_ResultAlone, postgres_entry_only, std::string("postgres"), Rig::Write::entry)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_ResultAlone, postgres_entry_then_audit, std::string("postgres"), Rig::Write::entry_then_audit)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_ResultAlone, postgres_together, std::string("postgres"), Rig::Write::together)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Results64, memory_entry_only, std::string("memory"), Rig::Write::entry)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Results64, memory_together, std::string("memory"), Rig::Write::together)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Results64, sqlite_entry_only, std::string("sqlite"), Rig::Write::entry)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Results64, sqlite_together, std::string("sqlite"), Rig::Write::together)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Results64, redis_entry_only, std::string("redis"), Rig::Write::entry)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Results64, redis_together, std::string("redis"), Rig::Write::together)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Results64, postgres_entry_only, std::string("postgres"), Rig::Write::entry)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Results64, postgres_together, std::string("postgres"), Rig::Write::together)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);

@@ -31,6 +31,7 @@
 #include <cstring>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -183,9 +184,13 @@ class Conn {
   Conn(const Conn&) = delete;
   Conn& operator=(const Conn&) = delete;
 
+  /// Runs one statement, prepared on this connection the first time it runs here: the server parses
+  /// and plans it once per connection, not once per call. (Every statement is a constant text, so a
+  /// connection prepares a bounded few.)
   Rows run(const char* sql, Params p = {}) {
     p.finish();
-    PGresult* r = PQexecParams(conn_, sql, p.size(), p.types(), p.values(), p.lengths(), p.formats(), 1);
+    const std::string& name = prepared(sql, p);
+    PGresult* r = PQexecPrepared(conn_, name.c_str(), p.size(), p.values(), p.lengths(), p.formats(), 1);
     const ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
       DbError e = error_of(r);
@@ -216,6 +221,21 @@ class Conn {
   }
 
  private:
+  const std::string& prepared(const char* sql, const Params& p) {
+    if (const auto it = statements_.find(std::string_view(sql)); it != statements_.end()) {
+      return it->second;
+    }
+    std::string name = "phasekit_" + std::to_string(statements_.size());
+    PGresult* r = PQprepare(conn_, name.c_str(), sql, p.size(), p.types());
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+      DbError e = error_of(r);
+      PQclear(r);
+      throw e;
+    }
+    PQclear(r);
+    return statements_.emplace(sql, std::move(name)).first->second;
+  }
+
   /// UNAVAILABLE for what passes (the connection went, the server shuts down or is busy, a serialization
   /// failure or deadlock), INTERNAL for the rest.
   DbError error_of(PGresult* r) const {
@@ -231,6 +251,7 @@ class Conn {
   }
 
   PGconn* conn_ = nullptr;
+  std::map<std::string, std::string, std::less<>> statements_;  // text → its prepared name here
 };
 
 struct Options {
@@ -242,6 +263,43 @@ struct Options {
   std::int64_t purge_interval_ms = 60000;
   std::size_t max_pending = 100000;
 };
+
+/// The audit log's upsert (a record of the same session and call replaces the first), its 15 values
+/// from $<first> on, as audit_params() gives them.
+std::string audit_upsert(int first) {
+  std::string values;
+  for (int i = 0; i < 15; ++i) {
+    values += fmt::format("{}${}{}", i == 0 ? "" : ", ", first + i, i == 6 || i == 7 ? " = 1" : "");
+  }
+  return "INSERT INTO phasekit_audit (session, call, \"user\", instance, tool, args, args_truncated, approved, outcome, "
+         "exit_code, duration_ms, output_bytes, attempt, requested, finished) VALUES (" +
+         values +
+         ") ON CONFLICT (session, call) DO UPDATE SET \"user\" = EXCLUDED.\"user\", instance = EXCLUDED.instance, "
+         "tool = EXCLUDED.tool, args = EXCLUDED.args, args_truncated = EXCLUDED.args_truncated, "
+         "approved = EXCLUDED.approved, outcome = EXCLUDED.outcome, exit_code = EXCLUDED.exit_code, "
+         "duration_ms = EXCLUDED.duration_ms, output_bytes = EXCLUDED.output_bytes, attempt = EXCLUDED.attempt, "
+         "requested = EXCLUDED.requested, finished = EXCLUDED.finished";
+}
+
+/// `p` with a record's 15 values after what it holds (audit_upsert's order).
+Params audit_params(Params p, const plugin::AuditRecord& r) {
+  p.bytes(r.session_id)
+      .bytes(r.call_id)
+      .bytes(r.user_id)
+      .bytes(r.instance)
+      .bytes(r.tool)
+      .bytes(r.args)
+      .integer(r.args_truncated ? 1 : 0)
+      .integer(r.approved ? 1 : 0)
+      .bytes(r.outcome)
+      .integer(r.exit_code)
+      .integer(r.duration_ms)
+      .integer(static_cast<std::int64_t>(r.output_bytes))
+      .integer(r.attempt)
+      .integer(r.requested_unix_ms)
+      .integer(r.finished_unix_ms);
+  return p;
+}
 
 class PostgresStore final : public plugin::StoreStrategy {
  public:
@@ -412,9 +470,7 @@ class PostgresStore final : public plugin::StoreStrategy {
                      std::function<void(Status)> done) noexcept override {
     call<std::pair<Kept, Kept>>(
         [this, id = std::move(session_id), entry = std::move(entry), record = std::move(record)](Conn& c) {
-          auto change = append_entry(c, id, entry);
-          insert_audit(c, record);
-          return change;
+          return append_entry(c, id, entry, &record);
         },
         [this, done = std::move(done)](Status s, std::pair<Kept, Kept> change) {
           if (s.ok()) {
@@ -568,7 +624,10 @@ class PostgresStore final : public plugin::StoreStrategy {
 
   /// Appends `entry` to the conversation of `id`, then drops the oldest entries while it is over a cap
   /// (the newest always stays); what it kept before and after.
-  std::pair<Kept, Kept> append_entry(Conn& c, const std::string& id, const std::string& entry) const {
+  /// With `record`, the call's audit record goes in the same statement as the conversation's new
+  /// counts (a data-modifying WITH): one round trip less than insert_audit after it.
+  std::pair<Kept, Kept> append_entry(Conn& c, const std::string& id, const std::string& entry,
+                                     const plugin::AuditRecord* record = nullptr) const {
     const std::int64_t now = now_ms();
     // The conversation's row, locked: appends to one session from several instances go one by one.
     c.run("INSERT INTO phasekit_conversations (session, total, dropped, bytes, expires) VALUES ($1, 0, 0, 0, 0) "
@@ -605,38 +664,23 @@ class PostgresStore final : public plugin::StoreStrategy {
       c.run("DELETE FROM phasekit_entries WHERE session = $1 AND idx < $2", Params().bytes(id).integer(keep_from));
       dropped = keep_from;
     }
-    c.run("UPDATE phasekit_conversations SET total = $2, dropped = $3, bytes = $4, expires = $5 WHERE session = $1",
-          Params().bytes(id).integer(total).integer(dropped).integer(bytes).integer(now + options_.lifetimes.ttl_ms));
+    static constexpr const char* kCounts =
+        "UPDATE phasekit_conversations SET total = $2, dropped = $3, bytes = $4, expires = $5 WHERE session = $1";
+    Params counts;
+    counts.bytes(id).integer(total).integer(dropped).integer(bytes).integer(now + options_.lifetimes.ttl_ms);
+    if (record != nullptr) {
+      static const std::string with_audit = "WITH audit AS (" + audit_upsert(6) + ") " + kCounts;
+      c.run(with_audit.c_str(), audit_params(std::move(counts), *record));
+    } else {
+      c.run(kCounts, std::move(counts));
+    }
     return std::pair{before, Kept{static_cast<std::uint64_t>(total - dropped), static_cast<std::uint64_t>(bytes)}};
   }
 
   /// One record of the audit log (a record of the same session and call replaces it).
   static void insert_audit(Conn& c, const plugin::AuditRecord& r) {
-    c.run(R"sql(INSERT INTO phasekit_audit (session, call, "user", instance, tool, args, args_truncated,
-                  approved, outcome, exit_code, duration_ms, output_bytes, attempt, requested, finished)
-                VALUES ($1, $2, $3, $4, $5, $6, $7 = 1, $8 = 1, $9, $10, $11, $12, $13, $14, $15)
-                ON CONFLICT (session, call) DO UPDATE SET "user" = EXCLUDED."user",
-                  instance = EXCLUDED.instance, tool = EXCLUDED.tool, args = EXCLUDED.args,
-                  args_truncated = EXCLUDED.args_truncated, approved = EXCLUDED.approved,
-                  outcome = EXCLUDED.outcome, exit_code = EXCLUDED.exit_code,
-                  duration_ms = EXCLUDED.duration_ms, output_bytes = EXCLUDED.output_bytes,
-                  attempt = EXCLUDED.attempt, requested = EXCLUDED.requested, finished = EXCLUDED.finished)sql",
-          Params()
-              .bytes(r.session_id)
-              .bytes(r.call_id)
-              .bytes(r.user_id)
-              .bytes(r.instance)
-              .bytes(r.tool)
-              .bytes(r.args)
-              .integer(r.args_truncated ? 1 : 0)
-              .integer(r.approved ? 1 : 0)
-              .bytes(r.outcome)
-              .integer(r.exit_code)
-              .integer(r.duration_ms)
-              .integer(static_cast<std::int64_t>(r.output_bytes))
-              .integer(r.attempt)
-              .integer(r.requested_unix_ms)
-              .integer(r.finished_unix_ms));
+    static const std::string sql = audit_upsert(1);
+    c.run(sql.c_str(), audit_params(Params(), r));
   }
 
   void enqueue(Work w) {
