@@ -75,6 +75,8 @@ int main(int argc, char** argv) {
   phasekit::net::Server server(ioc, server_settings, service, metrics, *plugins.pool, rt.logs().logger("server"));
   server.add_json_route("/api/circuit-breakers", [&breakers] { return breakers.to_json(); });
   server.on_scrape([&breakers, &metrics] { breakers.export_metrics(metrics); });
+  server.add_readiness_check("store", [&plugins] { return plugins.store->reachable(); },
+                             config.boolean(Key::ready_requires_store));
 
   // ENABLE_AUTOSCALER: the recommendation is in /metrics and sizes the warm pool (autoscale/sizers.hpp).
   std::optional<phasekit::autoscale::PoolSizer> pool_sizer;

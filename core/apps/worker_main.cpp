@@ -71,6 +71,8 @@ int main(int argc, char** argv) {
   auto& metrics = rt.metrics();
   server.add_json_route("/api/circuit-breakers", [&breakers] { return breakers.to_json(); });
   server.on_scrape([&breakers, &metrics] { breakers.export_metrics(metrics); });
+  server.add_readiness_check("store", [&plugins] { return plugins.store->reachable(); },
+                             config.boolean(Key::ready_requires_store));
   try {
     server.start();
   } catch (const std::exception& e) {

@@ -315,7 +315,7 @@ class PostgresStore final : public plugin::StoreStrategy {
         connect_failures_(host.metrics().counter("phasekit_postgres_pool_connect_failures_total",
                                                  "Connections the pool could not open.")) {
     for (std::int64_t i = 0; i < options_.pool_size; ++i) {
-      threads_.emplace_back([this, first = i == 0] { worker(first); });
+      threads_.emplace_back([this, first = i == 0] { worker(first); });  // the first also keeps house
     }
   }
   ~PostgresStore() override {
@@ -332,6 +332,7 @@ class PostgresStore final : public plugin::StoreStrategy {
   PostgresStore& operator=(const PostgresStore&) = delete;
 
   [[nodiscard]] bool shared() const noexcept override { return true; }
+  [[nodiscard]] bool reachable() const noexcept override { return guard_.state() != "open"; }
 
   void put_session(SessionRecord record, std::function<void(Status)> done) noexcept override {
     call<bool>(
@@ -601,6 +602,7 @@ class PostgresStore final : public plugin::StoreStrategy {
 
  private:
   using Kept = store_common::Counts::Kept;
+  static constexpr std::chrono::milliseconds kProbeEvery{1000};
   /// A call: runs on a pool thread inside a transaction, then settles with the transaction's status.
   struct Work {
     std::function<void(Conn&)> run;              // throws DbError
@@ -697,13 +699,17 @@ class PostgresStore final : public plugin::StoreStrategy {
                                                    options_.max_pending)));
   }
 
-  /// One pool thread: its connection, opened on demand, closed when idle or broken. `purges`: this
-  /// thread also removes what expired.
-  void worker(bool purges) {
+  /// One pool thread: its connection, opened on demand, closed when idle or broken. The housekeeper
+  /// (the first thread) also purges what expired, and probes
+  /// the server while the breaker is open: once a connection opens again it lets the next call through
+  /// (Guard::recovered), so the store is back within a probe interval of the server, not after the
+  /// breaker's reset timeout (30 s by default). redis' client does the same when it reconnects.
+  void worker(bool housekeeper) {
     std::unique_ptr<Conn> conn;
     bool schema_done = false;
     auto last_used = Clock::now();
     auto next_purge = Clock::now() + std::chrono::milliseconds(options_.purge_interval_ms);
+    auto next_probe = Clock::now() + kProbeEvery;
     for (;;) {
       std::optional<Work> work;
       {
@@ -713,8 +719,8 @@ class PostgresStore final : public plugin::StoreStrategy {
         if (conn) {
           until = last_used + std::chrono::milliseconds(options_.idle_timeout_ms);
         }
-        if (purges) {
-          until = until ? std::min(*until, next_purge) : next_purge;
+        if (housekeeper) {
+          until = std::min(until.value_or(next_purge), std::min(next_purge, next_probe));
         }
         if (until) {
           wake_.wait_until(lock, *until, ready);
@@ -743,9 +749,17 @@ class PostgresStore final : public plugin::StoreStrategy {
         conn.reset();  // idle: the pool shrinks, and opens it again when a call comes
         open_.add(-1);
       }
-      if (purges && Clock::now() >= next_purge) {
+      if (housekeeper && Clock::now() >= next_purge) {
         next_purge = Clock::now() + std::chrono::milliseconds(options_.purge_interval_ms);
         purge(conn, schema_done);
+      }
+      if (housekeeper && Clock::now() >= next_probe) {
+        next_probe = Clock::now() + kProbeEvery;
+        if (guard_.state() == "open" && in_transaction(conn, schema_done, [](Conn&) {}).ok()) {
+          last_used = Clock::now();
+          log_.info("store.postgres_reachable", {{"probe", "a new connection answered"}});
+          guard_.recovered();
+        }
       }
     }
     if (conn) {
@@ -810,7 +824,11 @@ class PostgresStore final : public plugin::StoreStrategy {
       }
       return e.status;
     } catch (const std::exception& e) {
-      conn.reset();
+      if (conn) {
+        conn.reset();
+        open_.add(-1);
+      }
+      schema_done = false;
       return Status(Code::internal, fmt::format("postgres store: {}", e.what()));
     }
   }

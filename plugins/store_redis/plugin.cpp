@@ -303,6 +303,7 @@ class RedisStore final : public plugin::StoreStrategy {
 
   /// Every instance reads the same redis.
   [[nodiscard]] bool shared() const noexcept override { return true; }
+  [[nodiscard]] bool reachable() const noexcept override { return guard_.state() != "open"; }
   void put_session(SessionRecord record, std::function<void(Status)> done) noexcept override {
     std::vector<std::string> argv{"EVAL",          kWrite, "0", "0", options_.prefix, record.id,
                                   ttl_for(record.status)};

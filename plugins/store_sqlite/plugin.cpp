@@ -288,6 +288,8 @@ class SqliteStore final : public plugin::StoreStrategy {
 
   /// What it keeps outlives the process, so sessions are persisted as they change.
   [[nodiscard]] bool shared() const noexcept override { return true; }
+  /// A file on this host: a failing disk fails its calls, it never makes them fail fast.
+  [[nodiscard]] bool reachable() const noexcept override { return true; }
 
   void put_session(SessionRecord record, std::function<void(Status)> done) noexcept override {
     const std::size_t bytes = carried(record.cwd, record.env, record.workspace, record.history);

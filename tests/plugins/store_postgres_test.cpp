@@ -85,7 +85,9 @@ class PostgresStore : public ::testing::Test {
   resilience::AsioTimers timers_{ioc_.get_executor()};
   resilience::BreakerRegistry breakers_{timers_, [] {
                                           resilience::BreakerOptions o;
-                                          o.reset_timeout_ms = 300;
+                                          // Longer than the test: the store must find its server again
+                                          // by itself, not wait for the breaker to probe.
+                                          o.reset_timeout_ms = 120000;
                                           o.volume_threshold = 5;
                                           return o;
                                         }()};
@@ -126,13 +128,19 @@ TEST_F(PostgresStore, ARestartUnderLoadOpensTheBreakerAndLosesNothingAcknowledge
   EXPECT_EQ(answers[while_open].code(), Code::unavailable) << answers[while_open].message();
   EXPECT_LT(std::chrono::steady_clock::now() - asked, 100ms) << "an open breaker made the call wait";
 
-  // Back: the pool opens new connections by itself once the breaker lets a probe through.
+  EXPECT_FALSE(store_->reachable());
+
+  // Back: the pool finds the server by itself (its housekeeper probes every second while the breaker
+  // is open), well before the breaker's own reset timeout would let a call through.
   server_->restart();
+  const auto restarted = std::chrono::steady_clock::now();
   ASSERT_TRUE(run_until([&] {
     const std::string probe = send();
     run_until([&] { return answers.count(probe) == 1; });
     return answers.count(probe) == 1 && answers[probe].ok();
-  }, 30s)) << server_->log();
+  }, 15s)) << "the store stayed away after its server came back\n" << server_->log();
+  EXPECT_LT(std::chrono::steady_clock::now() - restarted, 10s);
+  EXPECT_TRUE(store_->reachable());
   ASSERT_TRUE(run_until([&] { return static_cast<int>(answers.size()) == sent; }));
 
   // Every append that said OK is there; none that failed is.

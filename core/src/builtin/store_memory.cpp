@@ -129,6 +129,7 @@ class MemoryStore final : public plugin::StoreStrategy {
 
   /// This process's memory: gone with it.
   [[nodiscard]] bool shared() const noexcept override { return false; }
+  [[nodiscard]] bool reachable() const noexcept override { return true; }
   void put_session(SessionRecord record, std::function<void(Status)> done) noexcept override {
     {
       std::string packed = PackedRecord::pack(record);

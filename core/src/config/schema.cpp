@@ -254,6 +254,11 @@ constexpr std::array<Spec, kSettingCount> kSettings{{
   {Key::postgres_pool_size, "postgres_pool_size", "POSTGRES_POOL_SIZE", "postgres-pool-size", "Store",
    Type::integer, 1, 1000, "", "20", {N, N, N},
    "store=postgres: connections the pool opens at most (each closed after 30 s idle, opened within 2 s)."},
+  {Key::ready_requires_store, "ready_requires_store", "READY_REQUIRES_STORE", "ready-requires-store", "Store",
+   Type::boolean, 0, 0, "", "false", {N, N, N},
+   "/ready answers 503 while the store cannot be reached (store=redis or postgres with its circuit breaker "
+   "open). Off by default: the store is shared, so every instance would turn unready at once and the "
+   "balancer would have nowhere to send users. /ready's body says the store's state either way."},
   {Key::enable_conversation_compression, "enable_conversation_compression", "ENABLE_CONVERSATION_COMPRESSION",
    "enable-conversation-compression", "Store", Type::boolean, 0, 0, "", "false", {N, N, "true"},
    "Compress conversation history in the store (compression=zlib, see COMPRESSION_FORMAT); entries written "

@@ -94,6 +94,7 @@ enum class Key : std::uint16_t {
   history_retention_days,
   postgres_url,
   postgres_pool_size,
+  ready_requires_store,
   enable_conversation_compression,
   compression_format,
   compression_level,

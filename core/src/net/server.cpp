@@ -296,7 +296,19 @@ class Server::Impl {
     if (!owner_.ready_) {
       return make_response(req, http::status::service_unavailable, R"({"status":"starting"})", "application/json");
     }
-    return make_response(req, http::status::ok, R"({"status":"ready"})", "application/json");
+    if (readiness_.empty()) {
+      return make_response(req, http::status::ok, R"({"status":"ready"})", "application/json");
+    }
+    nlohmann::json checks = nlohmann::json::object();
+    bool ready = true;
+    for (const auto& check : readiness_) {
+      const bool ok = check.ok();
+      checks[check.name] = ok ? "ok" : "unreachable";
+      ready = ready && (ok || !check.gates);
+    }
+    return make_response(req, ready ? http::status::ok : http::status::service_unavailable,
+                         nlohmann::json{{"status", ready ? "ready" : "unready"}, {"checks", std::move(checks)}}.dump(),
+                         "application/json");
   }
 
   [[nodiscard]] nlohmann::json pool_stats() const {
@@ -339,6 +351,12 @@ class Server::Impl {
   Gauge& open_connections_;
   std::map<std::string, std::function<std::string()>, std::less<>> json_routes_;  // set before start()
   std::vector<std::function<void()>> scrape_hooks_;                               // set before start()
+  struct Readiness {
+    std::string name;
+    std::function<bool()> ok;
+    bool gates;
+  };
+  std::vector<Readiness> readiness_;  // set before start()
   std::array<Label, 1> idle_label_{{{"state", "idle"}}};
   std::array<Label, 1> active_label_{{{"state", "active"}}};
 };
@@ -374,6 +392,10 @@ void Server::add_json_route(std::string path, std::function<std::string()> body)
 }
 
 void Server::on_scrape(std::function<void()> refresh) { impl_->scrape_hooks_.push_back(std::move(refresh)); }
+
+void Server::add_readiness_check(std::string name, std::function<bool()> ok, bool gates) {
+  impl_->readiness_.push_back(Impl::Readiness{std::move(name), std::move(ok), gates});
+}
 
 void Server::begin_drain() {
   // /ready turns 503 and new Engine.IO sessions are refused, but the listener stays open so that

@@ -86,6 +86,9 @@ class Server {
   void add_json_route(std::string path, std::function<std::string()> body);
   /// Before start(): runs before every /metrics rendering, to bring gauges and counters up to date.
   void on_scrape(std::function<void()> refresh);
+  /// Before start(): a dependency /ready reports in its body ({"checks": {name: "ok" | "unreachable"}})
+  /// from `ok()` (called on any thread). With `gates`, /ready answers 503 while it is not ok.
+  void add_readiness_check(std::string name, std::function<bool()> ok, bool gates);
 
  private:
   friend class EngineServer;

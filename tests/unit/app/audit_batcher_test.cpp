@@ -15,6 +15,7 @@ namespace {
 class HeldStore final : public plugin::StoreStrategy {
  public:
   [[nodiscard]] bool shared() const noexcept override { return false; }
+  [[nodiscard]] bool reachable() const noexcept override { return true; }
   void put_session(plugin::SessionRecord, std::function<void(Status)>) noexcept override {}
   void update_session(std::string, plugin::SessionUpdate, std::function<void(Status)>) noexcept override {}
   void get_session(std::string, std::function<void(Status, plugin::SessionRecord)>) noexcept override {}

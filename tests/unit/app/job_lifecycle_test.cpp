@@ -37,6 +37,7 @@ class FakeStore final : public plugin::StoreStrategy {
       : executor_(std::move(executor)), order_(order) {}
 
   [[nodiscard]] bool shared() const noexcept override { return true; }
+  [[nodiscard]] bool reachable() const noexcept override { return true; }
   void put_session(plugin::SessionRecord record, std::function<void(Status)> done) noexcept override {
     order_.push_back("put");
     sessions[record.id] = std::move(record);

@@ -189,6 +189,9 @@ class StoreStrategy {
   /// True when what is stored outlives this process and other instances read it: sessions are
   /// persisted as they change, and a client may resume its session on another instance.
   [[nodiscard]] virtual bool shared() const noexcept = 0;
+  /// False while calls fail fast because the store cannot be reached (its circuit breaker is open);
+  /// a store in this process is always reachable. Called from any thread (/ready reports it).
+  [[nodiscard]] virtual bool reachable() const noexcept = 0;
   virtual void put_session(SessionRecord record, std::function<void(Status)> done) noexcept = 0;
   /// Applies `update` to a stored session; NOT_FOUND when there is no such session.
   virtual void update_session(std::string id, SessionUpdate update, std::function<void(Status)> done) noexcept = 0;
