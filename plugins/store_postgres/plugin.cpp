@@ -784,7 +784,7 @@ class PostgresStore final : public plugin::StoreStrategy {
   /// Opens the connection if needed (and the schema, once per connection's first use), runs `run` in a
   /// transaction. A broken connection is dropped: the next call opens another.
   Status in_transaction(std::unique_ptr<Conn>& conn, bool& schema_done, const std::function<void(Conn&)>& run) {
-    try {
+    const auto connect = [&] {
       if (!conn) {
         try {
           conn = std::make_unique<Conn>(options_.url, options_.connect_timeout_ms);
@@ -799,7 +799,25 @@ class PostgresStore final : public plugin::StoreStrategy {
         conn->exec(fmt::format("BEGIN; {} COMMIT;", kSchema).c_str());
         schema_done = true;
       }
-      conn->exec("BEGIN");
+    };
+    try {
+      const bool reused = conn != nullptr;
+      connect();
+      try {
+        conn->exec("BEGIN");
+      } catch (const DbError& e) {
+        if (!reused || !(e.broken || !conn->usable())) {
+          throw;
+        }
+        // The server dropped this connection while it sat in the pool (a restart, an idle-session
+        // timeout). Nothing ran on it, so the call goes on a new one rather than fail; otherwise each
+        // pooled connection would fail one call after a restart, and the breaker's probe with it.
+        conn.reset();
+        open_.add(-1);
+        schema_done = false;
+        connect();
+        conn->exec("BEGIN");
+      }
       run(*conn);
       conn->exec("COMMIT");
       return {};

@@ -1,10 +1,12 @@
 // store=sqlite and store=postgres under a kill -9 (issue 19): every call whose tool:result a client
 // received is in the audit log after a restart, exactly once, and `phasekit history` reads it while the
-// new process runs.
+// new process runs. And PostgreSQL restarted under an orchestrator's load: calls fail fast while it is
+// down, /ready says so, the store comes back by itself, and no result that went out is missing.
 "use strict";
 const { describe, it } = require("node:test");
 const assert = require("node:assert/strict");
 const { execFile } = require("node:child_process");
+const http = require("node:http");
 const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
@@ -52,6 +54,60 @@ async function keepCalling(socket, received, stop) {
     }
     await result;
   }
+}
+
+/** Like keepCalling, through a store outage: a refused message is noted in `failures` ({code, ms}). */
+async function keepCallingThrough(socket, received, failures, stop) {
+  while (!stop.now) {
+    const asked = Date.now();
+    let ack;
+    try {
+      ack = await socket.timeout(20000).emitWithAck("message", `echo ${received.size}`);
+    } catch {
+      return;
+    }
+    if (!ack.ok) {
+      failures.push({ code: ack.code, message: ack.message, at: asked, ms: Date.now() - asked });
+      await new Promise((r) => setTimeout(r, 20));
+      continue;
+    }
+    const result = new Promise((resolve) => {
+      const onResult = (r) => {
+        if (r.callId !== ack.callId) return;
+        socket.off("tool:result", onResult);
+        received.add(r.callId);
+        resolve();
+      };
+      socket.on("tool:result", onResult);
+      socket.once("disconnect", resolve);
+    });
+    try {
+      await socket.timeout(20000).emitWithAck("tool:approval", { callId: ack.callId, approved: true });
+    } catch {
+      return;
+    }
+    await result;
+  }
+}
+
+/** GET /ready on the public port: {status, body}. */
+function ready(server) {
+  return new Promise((resolve, reject) => {
+    http.get({ host: "127.0.0.1", port: server.port, path: "/ready" }, (res) => {
+      let body = "";
+      res.on("data", (d) => (body += d));
+      res.on("end", () => resolve({ status: res.statusCode, body: JSON.parse(body) }));
+    }).on("error", reject);
+  });
+}
+
+async function waitFor(what, predicate, timeoutMs) {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (await predicate()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`${what} did not happen within ${timeoutMs} ms`);
 }
 
 /** Runs `body(env)` with the store's settings, its server started and stopped around it. */
@@ -133,3 +189,62 @@ for (const [name, withStore] of Object.entries(stores)) {
     }));
   });
 }
+
+describe("store=postgres restarted under load", () => {
+  it("fails calls fast while it is down, says so in /ready, comes back by itself and keeps every result that went out", { skip: !postgres.available() && "PostgreSQL 15 is not installed (./scripts/setup.sh installs it)" }, async () => {
+    const pg = await postgres.startPostgres();
+    // The breaker's reset timeout stays at its default (30 s): the store must find PostgreSQL again
+    // by itself, well before that.
+    const env = { STORE_PLUGIN: "postgres", POSTGRES_URL: pg.url(), READY_REQUIRES_STORE: "true" };
+    const server = await startServer(env);
+    const received = new Set();
+    const failures = [];
+    const stop = { now: false };
+    let sockets = [];
+    let callers = [];
+    try {
+      await waitFor("/ready 200", async () => (await ready(server)).status === 200, 30000);
+      assert.deepEqual((await ready(server)).body, { status: "ready", checks: { store: "ok" } });
+      sockets = [await connect(server, "alice"), await connect(server, "bob"), await connect(server, "carol")];
+      callers = sockets.map((s) => keepCallingThrough(s, received, failures, stop));
+      await waitFor("20 results", () => received.size >= 20, 60000);
+
+      await pg.halt();
+      await waitFor("/ready 503", async () => (await ready(server)).status === 503, 20000);
+      assert.deepEqual((await ready(server)).body, { status: "unready", checks: { store: "unreachable" } });
+      const open = Date.now();
+      await waitFor("calls refused while the breaker is open", () => failures.filter((f) => f.at >= open).length >= 10,
+                    10000);
+      const refused = failures.filter((f) => f.at >= open);
+      for (const f of refused) assert.equal(f.code, "UNAVAILABLE", JSON.stringify(f));
+      const slowest = Math.max(...refused.map((f) => f.ms));
+      assert.ok(slowest < 500, `a refusal took ${slowest} ms while the breaker was open: not failing fast`);
+
+      const before = received.size;
+      await pg.resume();
+      const resumed = Date.now();
+      await waitFor("/ready 200 again", async () => (await ready(server)).status === 200, 15000);
+      const back = Date.now() - resumed;
+      assert.ok(back < 10000, `the store took ${back} ms to come back (the breaker's reset timeout is 30 s)`);
+      await waitFor("20 more results", () => received.size >= before + 20, 30000);
+
+      stop.now = true;
+      await Promise.all(callers);
+      callers = [];
+      const failedWrites = server.logs.filter((e) => e.msg === "audit.append_failed" || e.msg === "history.append_failed");
+      assert.deepEqual(failedWrites, [], "a result went out with its store writes failed");
+      const records = await history(env);
+      const byCall = new Map();
+      for (const r of records) byCall.set(r.callId, (byCall.get(r.callId) ?? 0) + 1);
+      const about = (id) => JSON.stringify(server.logs.filter((e) => JSON.stringify(e).includes(id)));
+      for (const id of received) assert.equal(byCall.get(id), 1, `call ${id}'s result went out; it is in the log ${byCall.get(id) ?? 0} times: ${about(id)}`);
+      for (const [id, n] of byCall) assert.equal(n, 1, `call ${id} is in the log ${n} times`);
+    } finally {
+      stop.now = true;
+      for (const s of sockets) s.close();
+      await Promise.allSettled(callers);
+      await server.stop();
+      await pg.stop();
+    }
+  });
+});

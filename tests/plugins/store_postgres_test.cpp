@@ -4,11 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/io_context.hpp>
+
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "observe/json_logger.hpp"
 #include "observe/metrics_registry.hpp"
@@ -160,6 +163,32 @@ TEST_F(PostgresStore, ARestartUnderLoadOpensTheBreakerAndLosesNothingAcknowledge
   const std::string metrics = metrics_.render();
   EXPECT_NE(metrics.find("phasekit_postgres_pool_connects_total"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("phasekit_postgres_pool_connect_failures_total"), std::string::npos);
+}
+
+TEST_F(PostgresStore, ConnectionsTheServerDroppedWhileTheySatInThePoolFailNoCall) {
+  store_ = open(R"({"postgres_url": ")" + server_->url() + R"(", "pool_size": 4, "conversation_max_entries": 100000})");
+  const auto burst = [&](const std::string& prefix) {
+    std::vector<std::optional<Status>> answers(40);
+    for (std::size_t i = 0; i < answers.size(); ++i) {
+      store_->append_conversation("s1", prefix + std::to_string(i), [&answers, i](Status s) { answers[i] = std::move(s); });
+    }
+    EXPECT_TRUE(run_until([&] {
+      return std::all_of(answers.begin(), answers.end(), [](const auto& a) { return a.has_value(); });
+    }));
+    std::vector<std::string> failed;
+    for (const auto& a : answers) {
+      if (a && !a->ok()) {
+        failed.push_back(a->message());
+      }
+    }
+    return failed;
+  };
+  ASSERT_EQ(burst("before-"), std::vector<std::string>{});  // every pooled thread holds a connection now
+  // Restarted while nothing ran: every pooled connection is dead, and none of them knows it yet.
+  server_->stop();
+  server_->restart();
+  EXPECT_EQ(burst("after-"), std::vector<std::string>{}) << "a call failed on a connection from before the restart";
+  EXPECT_EQ(stored("s1").size(), 80u);
 }
 
 TEST_F(PostgresStore, AUrlThatIsNotPostgresOrAServerThatIsNotThereIsSaidClearly) {

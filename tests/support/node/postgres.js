@@ -30,7 +30,7 @@ function ready(port) {
   });
 }
 
-/** Resolves {url(database), port, stop()} once the server accepts connections. */
+/** Resolves {url(database), port, log(), halt(), resume(), stop()} once the server accepts connections. */
 async function startPostgres() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "phasekit-pg-"));
   const as = {};
@@ -44,29 +44,47 @@ async function startPostgres() {
                                           "--no-sync", "--no-instructions"], { ...as, env, stdio: "ignore" });
   const port = await freePort();
   let log = "";
-  const child = spawn(path.join(BIN, "postgres"), ["-D", path.join(dir, "data"), "-k", dir, "-p", String(port),
-                                                   "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
-                      { ...as, env, stdio: ["ignore", "pipe", "pipe"] });
-  child.stdout.on("data", (d) => (log += d));
-  child.stderr.on("data", (d) => (log += d));
-  const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
-  const deadline = Date.now() + 20000;
-  while (!(await ready(port))) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill("SIGKILL");
-      await exited;
-      fs.rmSync(dir, { recursive: true, force: true });
-      throw new Error(`postgres did not start: ${log}`);
+  let child;
+  let exited;
+  /** Starts the server on the folder and port it keeps; resolves once it accepts connections. */
+  async function launch() {
+    child = spawn(path.join(BIN, "postgres"), ["-D", path.join(dir, "data"), "-k", dir, "-p", String(port),
+                                               "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+                  { ...as, env, stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout.on("data", (d) => (log += d));
+    child.stderr.on("data", (d) => (log += d));
+    const self = child;
+    exited = new Promise((resolve) => self.on("exit", (code, signal) => resolve({ code, signal })));
+    const deadline = Date.now() + 20000;
+    while (!(await ready(port))) {
+      if (child.exitCode !== null || Date.now() > deadline) {
+        child.kill("SIGKILL");
+        await exited;
+        throw new Error(`postgres did not start: ${log}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
     }
-    await new Promise((r) => setTimeout(r, 50));
+  }
+  /** Stops the server by its PID (a fast shutdown: its sessions are cut), keeping its data. */
+  async function halt() {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGINT");
+    await exited;
+  }
+  try {
+    await launch();
+  } catch (e) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw e;
   }
   return {
     port,
     url: (database = "postgres") => `postgres://phasekit@127.0.0.1:${port}/${database}`,
     log: () => log,
+    halt,
+    /** Starts it again on the same port and data after halt(). */
+    resume: launch,
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGINT");
-      await exited;
+      await halt();
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
