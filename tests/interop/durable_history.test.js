@@ -208,11 +208,22 @@ describe("store=postgres restarted under load", () => {
       sockets = [await connect(server, "alice"), await connect(server, "bob"), await connect(server, "carol")];
       callers = sockets.map((s) => keepCallingThrough(s, received, failures, stop));
       await waitFor("20 results", () => received.size >= 20, 60000);
+      // One call is sure to end while PostgreSQL is down, and to outlast its writes' 15 s: its result
+      // goes out with its record deferred, and the record must reach the log once PostgreSQL is back.
+      const dave = await connect(server, "dave");
+      sockets.push(dave);
+      const lateAck = await dave.emitWithAck("message", "sleep 1; echo late");
+      assert.equal(lateAck.ok, true, JSON.stringify(lateAck));
+      const lateResult = once(dave, "tool:result", 60000);
+      assert.equal((await dave.emitWithAck("tool:approval", { callId: lateAck.callId, approved: true })).ok, true);
 
+      const marks = { halting: new Date().toISOString() };
       await pg.halt();
+      marks.halted = new Date().toISOString();
       await waitFor("/ready 503", async () => (await ready(server)).status === 503, 20000);
       assert.deepEqual((await ready(server)).body, { status: "unready", checks: { store: "unreachable" } });
       const open = Date.now();
+      marks.unready = new Date(open).toISOString();
       await waitFor("calls refused while the breaker is open", () => failures.filter((f) => f.at >= open).length >= 10,
                     10000);
       const refused = failures.filter((f) => f.at >= open);
@@ -220,24 +231,41 @@ describe("store=postgres restarted under load", () => {
       const slowest = Math.max(...refused.map((f) => f.ms));
       assert.ok(slowest < 500, `a refusal took ${slowest} ms while the breaker was open: not failing fast`);
 
+      const [late] = await lateResult;
+      assert.equal(late.callId, lateAck.callId);
+      assert.equal(late.exitCode, 0, JSON.stringify(late));
+      received.add(late.callId);
+      assert.ok(server.logs.some((e) => e.msg === "audit.append_deferred" && e.callId === late.callId),
+                "the late call's record was not deferred");
+
       const before = received.size;
       await pg.resume();
       const resumed = Date.now();
+      marks.resumed = new Date(resumed).toISOString();
       await waitFor("/ready 200 again", async () => (await ready(server)).status === 200, 15000);
       const back = Date.now() - resumed;
+      marks.ready = new Date().toISOString();
       assert.ok(back < 10000, `the store took ${back} ms to come back (the breaker's reset timeout is 30 s)`);
       await waitFor("20 more results", () => received.size >= before + 20, 30000);
 
       stop.now = true;
       await Promise.all(callers);
       callers = [];
-      const failedWrites = server.logs.filter((e) => e.msg === "audit.append_failed" || e.msg === "history.append_failed");
-      assert.deepEqual(failedWrites, [], "a result went out with its store writes failed");
-      const records = await history(env);
+      // A result whose writes outlasted their 15 s (the breaker opens only once failures outweigh the
+      // last 10 s of successes) went out with its record deferred: the record must still arrive.
+      const failedWrites = server.logs.filter((e) => e.msg === "audit.append_failed");
+      const ids = new Set(server.logs.filter((e) => e.msg === "audit.append_deferred").map((e) => e.callId));
+      const story = () => JSON.stringify({ marks, logs: server.logs.filter((e) => e.msg === "breaker.state" || e.component?.startsWith("store") || e.component === "audit" || ids.has(e.callId)) });
+      assert.deepEqual(failedWrites, [], `an audit record was given up on; the store's story: ${story()}`);
+      let records = [];
+      const missing = () => [...received].filter((id) => !records.some((r) => r.callId === id));
+      await waitFor("every result that went out in the log", async () => {
+        records = await history(env);
+        return missing().length === 0;
+      }, 20000).catch(() => assert.fail(`not in the log: ${missing().join(", ")}; the store's story: ${story()}`));
+      assert.ok(server.logs.some((e) => e.msg === "audit.deferred_written"), story());
       const byCall = new Map();
       for (const r of records) byCall.set(r.callId, (byCall.get(r.callId) ?? 0) + 1);
-      const about = (id) => JSON.stringify(server.logs.filter((e) => JSON.stringify(e).includes(id)));
-      for (const id of received) assert.equal(byCall.get(id), 1, `call ${id}'s result went out; it is in the log ${byCall.get(id) ?? 0} times: ${about(id)}`);
       for (const [id, n] of byCall) assert.equal(n, 1, `call ${id} is in the log ${n} times`);
     } finally {
       stop.now = true;

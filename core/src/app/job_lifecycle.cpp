@@ -53,7 +53,7 @@ JobLifecycle::JobLifecycle(LifecycleOptions options, plugin::PoolStrategy& pool,
       find_held_(std::move(find_held)),
       backends_per_user_(options_.tenure == Tenure::held ? backends_per_user : nullptr),
       acquire_times_(host.metrics()),
-      audit_batcher_(std::make_shared<AuditBatcher>(store)) {
+      audit_batcher_(std::make_shared<AuditBatcher>(store, &host)) {
   if (options_.tenure == Tenure::leased) {
     options_.persist = true;  // nothing stays on a leased backend
   }
@@ -563,10 +563,16 @@ void JobLifecycle::audit(SessionHold::Strand strand, plugin::AuditRecord record,
   write_through(
       std::move(strand),
       [batcher = audit_batcher_, held](std::function<void(Status)> done) { batcher->add(*held, std::move(done)); },
-      std::move(keep_trying), give_up,
-      [self = shared_from_this(), held, then = std::move(then)](Status s) {
-        if (!s.ok()) {
-          const auto& a = *held;
+      keep_trying, give_up,
+      [self = shared_from_this(), held, keep_trying, then = std::move(then)](Status s) {
+        const auto& a = *held;
+        if (!s.ok() && (s.code() == Code::unavailable || s.code() == Code::timeout) && keep_trying()) {
+          // The store is still away and the result goes out now: its record is written once the store
+          // is back (AuditBatcher::defer), so the log still gets every result a client saw.
+          self->log_.warn("audit.append_deferred",
+                          {{"session", a.session_id}, {"callId", a.call_id}, {"error", s.message()}});
+          self->audit_batcher_->defer(a);
+        } else if (!s.ok()) {
           self->log_.warn("audit.append_failed",
                           {{"session", a.session_id}, {"callId", a.call_id}, {"error", s.message()}});
         }

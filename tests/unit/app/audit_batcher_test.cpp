@@ -1,12 +1,20 @@
 // AuditBatcher: records that come while a write of the audit log is in flight go together in the next
-// write; each caller hears once, with the status of the write that carried its record.
+// write; each caller hears once, with the status of the write that carried its record. And records
+// deferred while the store is away are written once it is back, within a bound.
 #include "app/audit_batcher.hpp"
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/io_context.hpp>
+
+#include <chrono>
 #include <functional>
 #include <string>
 #include <vector>
+
+#include "observe/json_logger.hpp"
+#include "observe/metrics_registry.hpp"
+#include "plugin_host/host_services.hpp"
 
 namespace phasekit::app {
 namespace {
@@ -51,7 +59,7 @@ plugin::AuditRecord record(int i) {
 
 TEST(AuditBatcher, RecordsThatComeWhileAWriteIsInFlightGoTogetherInTheNext) {
   HeldStore store;
-  auto batcher = std::make_shared<AuditBatcher>(store, 3);
+  auto batcher = std::make_shared<AuditBatcher>(store, nullptr, 3);
   std::vector<Status> heard(6, Status(Code::internal, "not yet"));
   std::vector<int> times(6, 0);
   const auto add = [&](int i) {
@@ -83,6 +91,59 @@ TEST(AuditBatcher, RecordsThatComeWhileAWriteIsInFlightGoTogetherInTheNext) {
   }
   EXPECT_TRUE(heard[4].ok());
   EXPECT_TRUE(heard[5].ok());
+}
+
+TEST(AuditBatcher, RecordsDeferredWhileTheStoreIsAwayAreWrittenOnceItIsBackAndNoMoreThanTheBoundWait) {
+  using namespace std::chrono_literals;
+  boost::asio::io_context ioc;
+  std::vector<std::string> lines;
+  observe::LogSink logs{[&lines](std::string_view line) { lines.emplace_back(line); }, LogLevel::info};
+  observe::MetricsRegistry metrics;
+  plugin_host::SystemClock clock;
+  plugin_host::BasicHost host(logs, metrics, clock, ioc.get_executor(), nullptr);
+  HeldStore store;
+  {
+    auto batcher = std::make_shared<AuditBatcher>(store, &host, 3);
+    for (int i = 0; i < 4; ++i) {
+      batcher->defer(record(i));
+    }
+    EXPECT_TRUE(store.batches.empty()) << "a deferred record was written at once, not after the retry interval";
+    EXPECT_EQ(batcher->deferred(), 4u);
+    const auto run_until = [&](auto pred) {
+      const auto until = std::chrono::steady_clock::now() + 5s;
+      while (!pred() && std::chrono::steady_clock::now() < until) {
+        ioc.restart();
+        ioc.run_for(10ms);
+      }
+      return pred();
+    };
+    // The first try finds the store still away: the records wait, in their order, for the next.
+    ASSERT_TRUE(run_until([&] { return store.batches.size() == 1; }));
+    ASSERT_EQ(store.batches[0].size(), 3u);
+    store.complete(Status(Code::unavailable, "circuit breaker postgres is open"));
+    EXPECT_EQ(batcher->deferred(), 4u);
+    ASSERT_TRUE(run_until([&] { return store.batches.size() == 2; }));
+    EXPECT_EQ(store.batches[1][0].call_id, "c0");
+    store.complete();  // back: the rest goes at once
+    ASSERT_TRUE(run_until([&] { return store.batches.size() == 3; }));
+    ASSERT_EQ(store.batches[2].size(), 1u);
+    EXPECT_EQ(store.batches[2][0].call_id, "c3");
+    store.complete();
+    EXPECT_EQ(batcher->deferred(), 0u);
+
+    // Past the bound the oldest go, and say so.
+    for (std::size_t i = 0; i < AuditBatcher::kDeferredMost + 5; ++i) {
+      batcher->defer(record(static_cast<int>(i)));
+    }
+    EXPECT_EQ(batcher->deferred(), AuditBatcher::kDeferredMost);
+    EXPECT_NE(metrics.render().find("phasekit_audit_dropped_total 5"), std::string::npos) << metrics.render();
+  }
+  // Gone with records still waiting: the gap in the log is said.
+  bool said = false;
+  for (const auto& line : lines) {
+    said = said || line.find("audit.deferred_lost") != std::string::npos;
+  }
+  EXPECT_TRUE(said);
 }
 
 }  // namespace
