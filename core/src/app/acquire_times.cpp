@@ -2,6 +2,8 @@
 
 #include <string_view>
 
+#include "observe/metrics_registry.hpp"
+
 namespace phasekit::app {
 
 AcquireTimes::AcquireTimes(Metrics& metrics) {
@@ -9,15 +11,13 @@ AcquireTimes::AcquireTimes(Metrics& metrics) {
   constexpr std::string_view kHelp =
       "Time to get a backend from the pool for a session (orchestrator) or a job (worker), by source: warm "
       "(idle), cold (made for it), waited (freed by another session), failed.";
-  static constexpr std::array<double, 14> kBuckets{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                                   0.025,  0.05,    0.1,    0.25,  0.5,    1,     5};
   static constexpr std::array<std::string_view, 4> kSources{"warm", "cold", "waited", "failed"};
   static_assert(static_cast<std::size_t>(plugin::AcquireSource::warm) == 0 &&
                 static_cast<std::size_t>(plugin::AcquireSource::cold) == 1 &&
                 static_cast<std::size_t>(plugin::AcquireSource::waited) == 2);
   for (std::size_t i = 0; i < kSources.size(); ++i) {
     const std::array<Label, 1> label{{{"source", kSources[i]}}};
-    by_source_[i] = &metrics.histogram(kName, kHelp, kBuckets, label);
+    by_source_[i] = &metrics.histogram(kName, kHelp, observe::MetricsRegistry::event_buckets(), label);
   }
 }
 

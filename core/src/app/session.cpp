@@ -11,6 +11,7 @@
 #include "app/recovery.hpp"
 #include "app/session_state.hpp"
 #include "app/tool_exec.hpp"
+#include "observe/metrics_registry.hpp"
 #include "phasekit/bytes.hpp"
 #include "phasekit/random_id.hpp"
 
@@ -26,12 +27,6 @@ std::int64_t unix_ms(const phasekit::Clock& clock) {
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-std::span<const double> call_buckets() {
-  static constexpr std::array<double, 14> kBuckets{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                                   0.25,  0.5,    1,     2.5,  5,     10,   30};
-  return kBuckets;
 }
 
 std::span<const Label> labels_for_tool(const std::string& tool) {
@@ -69,9 +64,7 @@ void record_event(Metrics& metrics, std::string_view event, std::string_view out
   metrics.counter("phasekit_events_total", "Client events handled, by event and outcome.", labels).inc();
   metrics
       .histogram("phasekit_event_duration_seconds", "Time from a client event to its acknowledgement.",
-                 std::array<double, 14>{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                        0.5, 1, 5},
-                 labels)
+                 observe::MetricsRegistry::event_buckets(), labels)
       .observe(seconds_since(start));
 }
 
@@ -381,7 +374,8 @@ void Session::settle_result(const std::string& job_id, json data) {
   const auto it = calls_.find(job_id);
   if (it != calls_.end()) {
     context_.host.metrics()
-        .histogram("phasekit_tool_call_duration_seconds", "Time from approval to tool:result.", call_buckets(),
+        .histogram("phasekit_tool_call_duration_seconds", "Time from approval to tool:result.",
+                   observe::MetricsRegistry::call_buckets(),
                    labels_for_tool(it->second.tool))
         .observe(seconds_since(it->second.approved_at));
   }

@@ -209,9 +209,15 @@ std::string MetricsRegistry::render() const {
   return out;
 }
 
-std::span<const double> MetricsRegistry::latency_buckets() noexcept {
-  static constexpr std::array<double, 16> kBuckets{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                                   0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    30};
+std::span<const double> MetricsRegistry::event_buckets() noexcept {
+  static constexpr std::array<double, 14> kBuckets{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                   0.025,  0.05,    0.1,    0.25,  0.5,    1,     5};
+  return kBuckets;
+}
+
+std::span<const double> MetricsRegistry::call_buckets() noexcept {
+  static constexpr std::array<double, 14> kBuckets{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                   0.25,  0.5,    1,     2.5,  5,     10,   30};
   return kBuckets;
 }
 

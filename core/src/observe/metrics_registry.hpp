@@ -24,8 +24,11 @@ class MetricsRegistry final : public Metrics {
   /// The exposition text of every family, in the order they were first registered.
   [[nodiscard]] std::string render() const;
 
-  /// Latency buckets in seconds used across phasekit: 100 µs … 30 s.
-  static std::span<const double> latency_buckets() noexcept;
+  /// The two sets of histogram buckets phasekit uses, in seconds (one place, so dashboards compare).
+  /// What takes 100 µs to seconds: a client event's handling, getting a backend from the pool.
+  static std::span<const double> event_buckets() noexcept;
+  /// A tool call, from its approval to its result: 1 ms to 30 s.
+  static std::span<const double> call_buckets() noexcept;
 
  private:
   struct Family;

@@ -67,7 +67,7 @@ TEST(MetricsRegistry, ConflictingRegistrationsAndBadNamesThrow) {
   EXPECT_THROW(r.counter("9bad", "x"), std::invalid_argument);
   EXPECT_THROW(r.counter("has-dash", "x"), std::invalid_argument);
   const std::array<Label, 1> le{{{"le", "1"}}};
-  EXPECT_THROW(r.histogram("phasekit_h_seconds", "h", MetricsRegistry::latency_buckets(), le), std::invalid_argument);
+  EXPECT_THROW(r.histogram("phasekit_h_seconds", "h", MetricsRegistry::event_buckets(), le), std::invalid_argument);
   const std::array<double, 2> unsorted{1, 0.5};
   EXPECT_THROW(r.histogram("phasekit_u_seconds", "h", unsorted), std::invalid_argument);
 }
