@@ -17,6 +17,7 @@
 #include "config/config.hpp"
 #include "net/server.hpp"
 #include "runtime/runtime.hpp"
+#include "runtime/server_setup.hpp"
 
 namespace cfg = phasekit::config;
 using phasekit::config::Key;
@@ -42,7 +43,6 @@ int main(int argc, char** argv) {
   auto& ioc = rt.ioc();
   auto& plugins = rt.plugins();
   auto& metrics = rt.metrics();
-  auto& breakers = rt.breakers();
   const auto& process = rt.process();
 
   phasekit::app::ServiceSettings settings;
@@ -70,13 +70,8 @@ int main(int argc, char** argv) {
   auto service = std::make_shared<phasekit::app::ToolService>(settings, plugins, rt.host());
   service->start();
 
-  phasekit::net::ServerSettings server_settings = phasekit::net::server_settings(config);
-  server_settings.backend_limits = rt.backend_limits();
-  phasekit::net::Server server(ioc, server_settings, service, metrics, *plugins.pool, rt.logs().logger("server"));
-  server.add_json_route("/api/circuit-breakers", [&breakers] { return breakers.to_json(); });
-  server.on_scrape([&breakers, &metrics] { breakers.export_metrics(metrics); });
-  server.add_readiness_check("store", [&plugins] { return plugins.store->reachable(); },
-                             config.boolean(Key::ready_requires_store));
+  const std::unique_ptr<phasekit::net::Server> listeners = phasekit::runtime::make_server(rt, service);
+  phasekit::net::Server& server = *listeners;
 
   // ENABLE_AUTOSCALER: the recommendation is in /metrics and sizes the warm pool (autoscale/sizers.hpp).
   std::optional<phasekit::autoscale::PoolSizer> pool_sizer;
@@ -107,10 +102,7 @@ int main(int argc, char** argv) {
     autoscale->start();
   }
 
-  try {
-    server.start();
-  } catch (const std::exception& e) {
-    log.error("server.listen_failed", {{"error", e.what()}});
+  if (!phasekit::runtime::listen(server, log)) {
     return 1;
   }
   // Ready (for a load balancer's or Kubernetes' probe of /ready) once the pool holds its minimum of idle
@@ -121,9 +113,9 @@ int main(int argc, char** argv) {
     return s.idle >= s.min_size;
   };
   server.set_ready(warm());
-  log.info("server.listening", {{"address", server_settings.bind_address},
+  log.info("server.listening", {{"address", server.settings().bind_address},
                                 {"port", static_cast<unsigned>(server.port())},
-                                {"admin_address", server_settings.admin_bind_address},
+                                {"admin_address", server.settings().admin_bind_address},
                                 {"admin_port", static_cast<unsigned>(server.admin_port())},
                                 {"phase", config.phase()},
                                 {"plugins", rt.plugin_list()},

@@ -13,6 +13,7 @@
 #include "config/config.hpp"
 #include "net/server.hpp"
 #include "runtime/runtime.hpp"
+#include "runtime/server_setup.hpp"
 
 namespace cfg = phasekit::config;
 using phasekit::config::Key;
@@ -63,20 +64,9 @@ int main(int argc, char** argv) {
     }
   }
 
-  phasekit::net::ServerSettings server_settings = phasekit::net::server_settings(config);
-  server_settings.backend_limits = rt.backend_limits();
-  phasekit::net::Server server(rt.ioc(), server_settings, nullptr, rt.metrics(), *plugins.pool,
-                               rt.logs().logger("server"));
-  auto& breakers = rt.breakers();
-  auto& metrics = rt.metrics();
-  server.add_json_route("/api/circuit-breakers", [&breakers] { return breakers.to_json(); });
-  server.on_scrape([&breakers, &metrics] { breakers.export_metrics(metrics); });
-  server.add_readiness_check("store", [&plugins] { return plugins.store->reachable(); },
-                             config.boolean(Key::ready_requires_store));
-  try {
-    server.start();
-  } catch (const std::exception& e) {
-    log.error("server.listen_failed", {{"error", e.what()}});
+  const std::unique_ptr<phasekit::net::Server> listeners = phasekit::runtime::make_server(rt, nullptr);
+  phasekit::net::Server& server = *listeners;
+  if (!phasekit::runtime::listen(server, log)) {
     return 1;
   }
   plugins.queue->consume(concurrency, [lifecycle](phasekit::plugin::Job job,

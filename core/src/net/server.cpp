@@ -391,6 +391,8 @@ void Server::add_json_route(std::string path, std::function<std::string()> body)
   impl_->json_routes_[std::move(path)] = std::move(body);
 }
 
+const ServerSettings& Server::settings() const noexcept { return impl_->settings_; }
+
 void Server::on_scrape(std::function<void()> refresh) { impl_->scrape_hooks_.push_back(std::move(refresh)); }
 
 void Server::add_readiness_check(std::string name, std::function<bool()> ok, bool gates) {

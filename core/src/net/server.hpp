@@ -71,6 +71,8 @@ class Server {
   void start();
   [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
   [[nodiscard]] std::uint16_t admin_port() const noexcept { return admin_port_; }
+  /// What it was made with (the addresses it binds, its limits).
+  [[nodiscard]] const ServerSettings& settings() const noexcept;
 
   /// /ready answers 503 from now on and new Engine.IO sessions are refused; open clients stay.
   void begin_drain();
