@@ -10,6 +10,7 @@
 // ends the process. Header-only: used by core and by plugins (each gets its own copy).
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -86,65 +87,75 @@ inline std::size_t utf8_complete_prefix(std::string_view s) noexcept {
 
 namespace detail {
 inline constexpr char kBase64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+inline constexpr char kBase64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-constexpr std::array<std::int8_t, 256> base64_table() {
+constexpr std::array<std::int8_t, 256> decode_table(const char* alphabet) {
   std::array<std::int8_t, 256> t{};
   for (auto& v : t) {
     v = -1;
   }
   for (int i = 0; i < 64; ++i) {
-    t[static_cast<unsigned char>(kBase64[i])] = static_cast<std::int8_t>(i);
+    t[static_cast<unsigned char>(alphabet[i])] = static_cast<std::int8_t>(i);
   }
   return t;
 }
-inline constexpr std::array<std::int8_t, 256> kDecode = base64_table();
-}  // namespace detail
+inline constexpr std::array<std::int8_t, 256> kDecode = decode_table(kBase64);
+inline constexpr std::array<std::int8_t, 256> kDecodeUrl = decode_table(kBase64Url);
 
-/// Standard alphabet, '=' padded.
-inline std::string base64_encode(std::string_view bytes) {
-  using detail::kBase64;
+/// RFC 4648 encoding with `alphabet`; '=' padded when `padded`.
+inline std::string encode64(std::string_view bytes, const char* alphabet, bool padded) {
   std::string out;
   out.reserve((bytes.size() + 2) / 3 * 4);
   std::size_t i = 0;
   auto at = [&](std::size_t k) { return static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[k])); };
   for (; i + 2 < bytes.size(); i += 3) {
     const std::uint32_t v = (at(i) << 16) | (at(i + 1) << 8) | at(i + 2);
-    const char quad[4] = {kBase64[v >> 18], kBase64[(v >> 12) & 63], kBase64[(v >> 6) & 63], kBase64[v & 63]};
+    const char quad[4] = {alphabet[v >> 18], alphabet[(v >> 12) & 63], alphabet[(v >> 6) & 63], alphabet[v & 63]};
     out.append(quad, 4);
   }
-  if (i + 1 == bytes.size()) {
-    const std::uint32_t v = at(i) << 16;
-    const char quad[4] = {kBase64[v >> 18], kBase64[(v >> 12) & 63], '=', '='};
-    out.append(quad, 4);
-  } else if (i + 2 == bytes.size()) {
-    const std::uint32_t v = (at(i) << 16) | (at(i + 1) << 8);
-    const char quad[4] = {kBase64[v >> 18], kBase64[(v >> 12) & 63], kBase64[(v >> 6) & 63], '='};
-    out.append(quad, 4);
+  const std::size_t left = bytes.size() - i;  // 0, 1 or 2
+  if (left > 0) {
+    const std::uint32_t v = (at(i) << 16) | (left == 2 ? at(i + 1) << 8 : 0);
+    out += alphabet[v >> 18];
+    out += alphabet[(v >> 12) & 63];
+    if (left == 2) {
+      out += alphabet[(v >> 6) & 63];
+    }
+    if (padded) {
+      out.append(3 - left, '=');
+    }
   }
   return out;
 }
 
-/// Strict: standard alphabet, '=' padding only at the end, length a multiple of 4, canonical (the
-/// bits padding leaves unused are zero, so whatever decodes re-encodes to the same text).
-inline bool base64_decode(std::string_view text, std::string& out) {
+/// Strict RFC 4648 decoding with `table`: padded, a length that is a multiple of 4 with '=' only at the
+/// end; unpadded, any length but 4k+1 and no '='. Canonical either way (the bits the last group leaves
+/// unused are zero, so whatever decodes re-encodes to the same text).
+inline bool decode64(std::string_view text, const std::array<std::int8_t, 256>& table, bool padded,
+                     std::string& out) {
   out.clear();
-  if (text.size() % 4 != 0) {
+  if (padded ? text.size() % 4 != 0 : text.size() % 4 == 1) {
     return false;
   }
-  out.reserve(text.size() / 4 * 3);
+  out.reserve(text.size() / 4 * 3 + 2);
   for (std::size_t i = 0; i < text.size(); i += 4) {
-    const bool last = i + 4 == text.size();
+    const std::size_t have = std::min<std::size_t>(4, text.size() - i);
+    const bool last = i + have == text.size();
     std::uint32_t n = 0;
     int pad = 0;
-    for (std::size_t k = 0; k < 4; ++k) {
+    for (std::size_t k = 0; k < have; ++k) {
       const char c = text[i + k];
       int v = 0;
-      if (c == '=' && last && k >= 2) {
+      if (padded && c == '=' && last && k >= 2) {
         ++pad;
-      } else if (pad > 0 || (v = detail::kDecode[static_cast<unsigned char>(c)]) < 0) {
+      } else if (pad > 0 || (v = table[static_cast<unsigned char>(c)]) < 0) {
         return false;  // data after padding, or not in the alphabet
       }
       n = (n << 6) | static_cast<std::uint32_t>(v);
+    }
+    for (std::size_t k = have; k < 4; ++k) {  // an unpadded last group
+      n <<= 6;
+      ++pad;
     }
     if ((pad == 1 && (n & 0xff) != 0) || (pad == 2 && (n & 0xffff) != 0)) {
       return false;
@@ -158,6 +169,25 @@ inline bool base64_decode(std::string_view text, std::string& out) {
     }
   }
   return true;
+}
+}  // namespace detail
+
+/// Standard alphabet, '=' padded.
+inline std::string base64_encode(std::string_view bytes) { return detail::encode64(bytes, detail::kBase64, true); }
+
+/// Strict: standard alphabet, '=' padding only at the end, length a multiple of 4, canonical.
+inline bool base64_decode(std::string_view text, std::string& out) {
+  return detail::decode64(text, detail::kDecode, true, out);
+}
+
+/// URL-safe alphabet ('-' and '_'), unpadded: RFC 4648 section 5 as JWTs use it (RFC 7515).
+inline std::string base64url_encode(std::string_view bytes) {
+  return detail::encode64(bytes, detail::kBase64Url, false);
+}
+
+/// Strict: URL-safe alphabet, no padding, canonical; false on anything else (a length of 4k+1 too).
+inline bool base64url_decode(std::string_view text, std::string& out) {
+  return detail::decode64(text, detail::kDecodeUrl, false, out);
 }
 
 /// The byte-safe JSON form of `bytes`: a string when they are UTF-8, else {"base64": "…"}.

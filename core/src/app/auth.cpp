@@ -13,7 +13,6 @@
 namespace phasekit::app {
 namespace {
 
-constexpr std::string_view kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 constexpr std::size_t kMaxTokenBytes = 8192;
 
 std::string hmac_sha256(std::string_view key, std::string_view data) {
@@ -40,47 +39,6 @@ bool valid_user_id(std::string_view id) noexcept {
     }
   }
   return true;
-}
-
-std::string base64url_encode(std::string_view bytes) {
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (const unsigned char c : bytes) {
-    acc = (acc << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out += kAlphabet[(acc >> bits) & 0x3f];
-    }
-  }
-  if (bits > 0) {
-    out += kAlphabet[(acc << (6 - bits)) & 0x3f];
-  }
-  return out;
-}
-
-bool base64url_decode(std::string_view text, std::string& out) {
-  if (text.size() % 4 == 1) {
-    return false;
-  }
-  out.clear();
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (const char c : text) {
-    const auto pos = kAlphabet.find(c);
-    if (pos == std::string_view::npos) {
-      return false;
-    }
-    acc = (acc << 6) | static_cast<std::uint32_t>(pos);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  return (acc & ((1u << bits) - 1)) == 0;  // leftover bits must be zero (canonical encoding)
 }
 
 std::string sign_jwt(std::string_view header_json, std::string_view payload_json, std::string_view secret) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "phasekit/bytes.hpp"
 #include "phasekit/status.hpp"
 
 namespace phasekit::app {
@@ -40,8 +41,8 @@ std::string sign_token(std::string_view user_id, std::int64_t expires_unix, std:
 /// header.payload.signature of the given JSON texts, as they are (for tokens with other claims).
 std::string sign_jwt(std::string_view header_json, std::string_view payload_json, std::string_view secret);
 
-std::string base64url_encode(std::string_view bytes);
-/// false on characters outside the alphabet or an impossible length.
-bool base64url_decode(std::string_view text, std::string& out);
+/// Tokens' base64url (phasekit/bytes.hpp: one base64 for the tree).
+using bytes::base64url_decode;
+using bytes::base64url_encode;
 
 }  // namespace phasekit::app
