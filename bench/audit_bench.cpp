@@ -250,70 +250,54 @@ void report(benchmark::State& state, std::uint64_t records, double cpu, double s
   state.counters["server_cpu_us"] = server * 1e6 / static_cast<double>(records);
 }
 
-void BM_AuditOneAtATime(benchmark::State& state, const std::string& kind) {
-  Rig rig(kind);
-  std::uint64_t i = 1'000'000;
+/// Runs `step(first record's index)` once per iteration; each writes `per_step` records (or calls), and
+/// the counters are per record. `step` returns false when a write failed.
+template <class Step>
+void measure(benchmark::State& state, Rig& rig, std::uint64_t first, std::uint64_t per_step, Step step) {
+  std::uint64_t i = first;
   const double cpu0 = process_cpu();
   const double server0 = server_cpu(rig.server());
   const auto t0 = std::chrono::steady_clock::now();
   for (auto _ : state) {
-    if (!rig.append_one(rig.record(i++)).ok()) {
-      state.SkipWithError("an append failed");
+    if (!step(i)) {
+      state.SkipWithError("a write failed");
       return;
     }
+    i += per_step;
   }
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  report(state, i - 1'000'000, process_cpu() - cpu0, server_cpu(rig.server()) - server0, wall);
+  report(state, i - first, process_cpu() - cpu0, server_cpu(rig.server()) - server0, wall);
+}
+
+void BM_AuditOneAtATime(benchmark::State& state, const std::string& kind) {
+  Rig rig(kind);
+  measure(state, rig, 1'000'000, 1, [&](std::uint64_t i) { return rig.append_one(rig.record(i)).ok(); });
 }
 
 /// A call that ends alone: its result's writes, one call after another (Rig::Write).
 void BM_ResultAlone(benchmark::State& state, const std::string& kind, Rig::Write how) {
   Rig rig(kind);
-  std::uint64_t i = 3'000'000;
-  const double cpu0 = process_cpu();
-  const double server0 = server_cpu(rig.server());
-  const auto t0 = std::chrono::steady_clock::now();
-  for (auto _ : state) {
-    if (!rig.result_one(i++, how).ok()) {
-      state.SkipWithError("a write failed");
-      return;
-    }
-  }
-  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  report(state, i - 3'000'000, process_cpu() - cpu0, server_cpu(rig.server()) - server0, wall);
+  measure(state, rig, 3'000'000, 1, [&](std::uint64_t i) { return rig.result_one(i, how).ok(); });
 }
 
 /// 64 calls that end at once (Rig::results_at_once), per call.
 void BM_Results64(benchmark::State& state, const std::string& kind, Rig::Write how) {
   Rig rig(kind);
-  std::uint64_t i = 4'000'000;
-  const double cpu0 = process_cpu();
-  const double server0 = server_cpu(rig.server());
-  const auto t0 = std::chrono::steady_clock::now();
-  for (auto _ : state) {
+  measure(state, rig, 4'000'000, 64, [&](std::uint64_t i) {
     rig.results_at_once(i, 64, how);
-    i += 64;
-  }
-  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  report(state, i - 4'000'000, process_cpu() - cpu0, server_cpu(rig.server()) - server0, wall);
+    return true;
+  });
 }
 
 void BM_AuditBatched64(benchmark::State& state, const std::string& kind) {
   Rig rig(kind);
-  std::uint64_t i = 2'000'000;
   const std::size_t writes0 = rig.writes();
-  const double cpu0 = process_cpu();
-  const double server0 = server_cpu(rig.server());
-  const auto t0 = std::chrono::steady_clock::now();
-  for (auto _ : state) {
+  measure(state, rig, 2'000'000, 64, [&](std::uint64_t i) {
     rig.append_batched(i, 64);
-    i += 64;
-  }
-  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const auto records = i - 2'000'000;
-  report(state, records, process_cpu() - cpu0, server_cpu(rig.server()) - server0, wall);
+    return true;
+  });
   state.counters["records_per_write"] =
-      static_cast<double>(records) / static_cast<double>(std::max<std::size_t>(1, rig.writes() - writes0));
+      static_cast<double>(state.iterations() * 64) / static_cast<double>(std::max<std::size_t>(1, rig.writes() - writes0));
 }
 
 }  // namespace

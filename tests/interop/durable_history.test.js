@@ -27,48 +27,26 @@ function history(storeEnv, args = []) {
   });
 }
 
-/** Sends calls one after another until stopped; every tool:result it gets is added to `received`. */
-async function keepCalling(socket, received, stop) {
-  while (!stop.now) {
-    let ack;
-    try {
-      ack = await socket.timeout(10000).emitWithAck("message", `echo ${received.size}; sleep 0.01`);
-    } catch {
-      return;  // the server is gone
-    }
-    if (!ack.ok) continue;
-    const result = new Promise((resolve) => {
-      const onResult = (r) => {
-        if (r.callId !== ack.callId) return;
-        socket.off("tool:result", onResult);
-        received.add(r.callId);
-        resolve();
-      };
-      socket.on("tool:result", onResult);
-      socket.once("disconnect", resolve);
-    });
-    try {
-      await socket.timeout(10000).emitWithAck("tool:approval", { callId: ack.callId, approved: true });
-    } catch {
-      return;
-    }
-    await result;
-  }
-}
-
-/** Like keepCalling, through a store outage: a refused message is noted in `failures` ({code, ms}). */
-async function keepCallingThrough(socket, received, failures, stop) {
+/**
+ * Sends calls one after another until stopped; every tool:result it gets is added to `received`. With
+ * `failures`, a refused message is noted there ({code, message, at, ms}) and the next one follows 20 ms
+ * later (calls through a store outage).
+ */
+async function keepCalling(socket, received, stop, failures = null) {
+  const wait = failures ? 20000 : 10000;
   while (!stop.now) {
     const asked = Date.now();
     let ack;
     try {
-      ack = await socket.timeout(20000).emitWithAck("message", `echo ${received.size}`);
+      ack = await socket.timeout(wait).emitWithAck("message", `echo ${received.size}; sleep 0.01`);
     } catch {
-      return;
+      return;  // the server is gone
     }
     if (!ack.ok) {
-      failures.push({ code: ack.code, message: ack.message, at: asked, ms: Date.now() - asked });
-      await new Promise((r) => setTimeout(r, 20));
+      if (failures) {
+        failures.push({ code: ack.code, message: ack.message, at: asked, ms: Date.now() - asked });
+        await new Promise((r) => setTimeout(r, 20));
+      }
       continue;
     }
     const result = new Promise((resolve) => {
@@ -82,7 +60,7 @@ async function keepCallingThrough(socket, received, failures, stop) {
       socket.once("disconnect", resolve);
     });
     try {
-      await socket.timeout(20000).emitWithAck("tool:approval", { callId: ack.callId, approved: true });
+      await socket.timeout(wait).emitWithAck("tool:approval", { callId: ack.callId, approved: true });
     } catch {
       return;
     }
@@ -206,7 +184,7 @@ describe("store=postgres restarted under load", () => {
       await waitFor("/ready 200", async () => (await ready(server)).status === 200, 30000);
       assert.deepEqual((await ready(server)).body, { status: "ready", checks: { store: "ok" } });
       sockets = [await connect(server, "alice"), await connect(server, "bob"), await connect(server, "carol")];
-      callers = sockets.map((s) => keepCallingThrough(s, received, failures, stop));
+      callers = sockets.map((s) => keepCalling(s, received, stop, failures));
       await waitFor("20 results", () => received.size >= 20, 60000);
       // One call is sure to end while PostgreSQL is down, and to outlast its writes' 15 s: its result
       // goes out with its record deferred, and the record must reach the log once PostgreSQL is back.

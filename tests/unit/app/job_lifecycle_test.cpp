@@ -80,10 +80,7 @@ class FakeStore final : public plugin::StoreStrategy {
   void append_conversation(std::string session_id, std::string entry,
                            std::function<void(Status)> done) noexcept override {
     order_.push_back("append");
-    if (!fail_appends.empty()) {
-      const Status failure = fail_appends.front();
-      fail_appends.erase(fail_appends.begin());
-      answer(std::move(done), failure);
+    if (fail_next(done)) {
       return;
     }
     conversations[session_id].push_back(std::move(entry));
@@ -93,10 +90,7 @@ class FakeStore final : public plugin::StoreStrategy {
   void append_result(std::string session_id, std::string entry, plugin::AuditRecord record,
                      std::function<void(Status)> done) noexcept override {
     order_.push_back("result");
-    if (!fail_appends.empty()) {
-      const Status failure = fail_appends.front();
-      fail_appends.erase(fail_appends.begin());
-      answer(std::move(done), failure);
+    if (fail_next(done)) {
       return;
     }
     conversations[session_id].push_back(std::move(entry));
@@ -140,6 +134,16 @@ class FakeStore final : public plugin::StoreStrategy {
  private:
   void answer(std::function<void(Status)> done, Status s) {
     boost::asio::post(executor_, [done = std::move(done), s] { done(s); });
+  }
+  /// Answers `done` with the next of fail_appends; false when none is left.
+  bool fail_next(std::function<void(Status)>& done) {
+    if (fail_appends.empty()) {
+      return false;
+    }
+    const Status failure = fail_appends.front();
+    fail_appends.erase(fail_appends.begin());
+    answer(std::move(done), failure);
+    return true;
   }
 
   boost::asio::any_io_executor executor_;
