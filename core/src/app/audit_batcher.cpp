@@ -7,6 +7,15 @@
 #include <utility>
 
 namespace phasekit::app {
+namespace {
+
+/// A record's bytes as the deferral's bound counts them (its strings, and the rest as a fixed 64).
+std::size_t bytes_of(const plugin::AuditRecord& r) {
+  return r.call_id.size() + r.user_id.size() + r.session_id.size() + r.instance.size() + r.tool.size() +
+         r.args.size() + r.outcome.size() + 64;
+}
+
+}  // namespace
 
 AuditBatcher::AuditBatcher(plugin::StoreStrategy& store, plugin::HostServices* host, std::size_t most)
     : store_(store), host_(host), most_(most) {}
@@ -68,10 +77,14 @@ void AuditBatcher::defer(plugin::AuditRecord record) {
   std::size_t dropped = 0;
   {
     const std::lock_guard lock(mutex_);
-    while (deferred_.size() >= kDeferredMost) {
+    const std::size_t size = bytes_of(record);
+    while (!deferred_.empty() &&
+           (deferred_.size() >= kDeferredMost || deferred_bytes_ + size > kDeferredBytesMost)) {
+      deferred_bytes_ -= bytes_of(deferred_.front());
       deferred_.pop_front();
       ++dropped;
     }
+    deferred_bytes_ += size;
     deferred_.push_back(std::move(record));
     host_->metrics()
         .gauge("phasekit_audit_deferred", "Audit records waiting for the store to take writes again.")
@@ -111,6 +124,9 @@ void AuditBatcher::retry_deferred() {
     batch.assign(std::make_move_iterator(deferred_.begin()),
                  std::make_move_iterator(deferred_.begin() + static_cast<std::ptrdiff_t>(n)));
     deferred_.erase(deferred_.begin(), deferred_.begin() + static_cast<std::ptrdiff_t>(n));
+    for (const auto& r : batch) {
+      deferred_bytes_ -= bytes_of(r);
+    }
   }
   if (batch.empty()) {
     return;
@@ -123,7 +139,10 @@ void AuditBatcher::retry_deferred() {
     } else {
       // Still away: back to the front, in their order, for the next try (the bound holds: what
       // arrived meanwhile counted these as gone).
-      for (auto it = held->rbegin(); it != held->rend() && self->deferred_.size() < kDeferredMost; ++it) {
+      for (auto it = held->rbegin(); it != held->rend() && self->deferred_.size() < kDeferredMost &&
+                                     self->deferred_bytes_ + bytes_of(*it) <= kDeferredBytesMost;
+           ++it) {
+        self->deferred_bytes_ += bytes_of(*it);
         self->deferred_.push_front(std::move(*it));
       }
     }

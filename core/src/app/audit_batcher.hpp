@@ -36,8 +36,8 @@ class AuditBatcher : public std::enable_shared_from_this<AuditBatcher> {
   void add(plugin::AuditRecord record, std::function<void(Status)> done);
 
   /// Keeps `record`, whose write failed for a while, and writes it when the store takes writes again
-  /// (tried every kDeferredRetry). At most kDeferredMost wait; past that the oldest is dropped, logged
-  /// and counted (phasekit_audit_dropped_total).
+  /// (tried every kDeferredRetry). At most kDeferredMost records and kDeferredBytesMost bytes wait; past
+  /// either the oldest are dropped, logged and counted (phasekit_audit_dropped_total).
   void defer(plugin::AuditRecord record);
 
   /// Store writes made so far (for tests: fewer than the records under load).
@@ -46,6 +46,7 @@ class AuditBatcher : public std::enable_shared_from_this<AuditBatcher> {
   [[nodiscard]] std::size_t deferred() const;
 
   static constexpr std::size_t kDeferredMost = 100000;
+  static constexpr std::size_t kDeferredBytesMost = std::size_t{64} << 20;
   static constexpr std::chrono::milliseconds kDeferredRetry{1000};
 
  private:
@@ -65,6 +66,7 @@ class AuditBatcher : public std::enable_shared_from_this<AuditBatcher> {
   std::vector<plugin::AuditRecord> records_;
   std::vector<std::function<void(Status)>> waiting_;
   std::deque<plugin::AuditRecord> deferred_;
+  std::size_t deferred_bytes_ = 0;  // what deferred_ holds, as bytes_of() counts it
   std::optional<boost::asio::steady_timer> timer_;
   bool armed_ = false;
 };

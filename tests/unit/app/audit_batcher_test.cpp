@@ -137,6 +137,15 @@ TEST(AuditBatcher, RecordsDeferredWhileTheStoreIsAwayAreWrittenOnceItIsBackAndNo
     }
     EXPECT_EQ(batcher->deferred(), AuditBatcher::kDeferredMost);
     EXPECT_NE(metrics.render().find("phasekit_audit_dropped_total 5"), std::string::npos) << metrics.render();
+    // And past its bytes: records with 4 KiB of arguments each (an outage of long command lines).
+    for (int i = 0; i < 20000; ++i) {
+      plugin::AuditRecord big = record(i);
+      big.args.assign(plugin::kAuditArgsMost, 'x');
+      batcher->defer(std::move(big));
+    }
+    EXPECT_LT(batcher->deferred() * plugin::kAuditArgsMost, AuditBatcher::kDeferredBytesMost)
+        << "the records waiting hold more than the bound's bytes";
+    EXPECT_GT(batcher->deferred(), AuditBatcher::kDeferredBytesMost / (plugin::kAuditArgsMost + 200));
   }
   // Gone with records still waiting: the gap in the log is said.
   bool said = false;
