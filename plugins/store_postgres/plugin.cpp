@@ -11,8 +11,11 @@
 // as absent and are purged every purge_interval_ms, audit records past audit_retention_ms too.
 //
 // A pool of pool_size connections (POSTGRES_POOL_SIZE), each owned by a thread of its own that runs one
-// call at a time in a transaction with libpq's blocking calls. A connection is opened when a call needs
-// it (connect timeout connect_timeout_ms), closed after idle_timeout_ms without a call, and dropped and
+// call at a time in a transaction with libpq's blocking calls. Every statement is prepared once per
+// connection; a result's write (its history entry and audit record) is one statement, phasekit_append()
+// on the server, so one round trip. A connection is opened when a call needs it (connect timeout
+// connect_timeout_ms; the schema only when the database's is older than kSchemaVersion), closed after
+// idle_timeout_ms without a call, replaced when the server closed it while idle, and dropped and
 // opened again after a failure, so the pool comes back by itself after a restart of the server. Every
 // call goes through the host's "postgres" circuit breaker: while the server is down calls fail fast
 // with UNAVAILABLE. Pool figures are in /metrics (phasekit_postgres_pool_*). On shutdown the calls
@@ -20,6 +23,7 @@
 #include <libpq-fe.h>
 
 #include <endian.h>
+#include <poll.h>
 #include <boost/asio/post.hpp>
 #include <fmt/format.h>
 
@@ -56,6 +60,9 @@ using plugin::SessionUpdate;
 using plugin::StoreStats;
 using Clock = std::chrono::steady_clock;
 
+/// The schema's version: a connection runs kSchema only when the database's is older (its DDL takes
+/// locks that queue behind, and then hold up, every call in flight). Raise it with every change below.
+constexpr std::int64_t kSchemaVersion = 2;
 constexpr const char* kSchema = R"sql(
 SELECT pg_advisory_xact_lock(7243018);
 CREATE TABLE IF NOT EXISTS phasekit_sessions (
@@ -76,6 +83,47 @@ CREATE TABLE IF NOT EXISTS phasekit_audit (
   requested BIGINT NOT NULL, finished BIGINT NOT NULL, PRIMARY KEY (session, call));
 CREATE INDEX IF NOT EXISTS phasekit_audit_order ON phasekit_audit (finished, session, call);
 CREATE INDEX IF NOT EXISTS phasekit_audit_user ON phasekit_audit ("user", finished, session, call);
+-- A conversation's append, server-side: one round trip for what took six. The conversation's row is
+-- locked, so appends to one session from several instances go one by one. An expired conversation
+-- starts again; past a cap the oldest entries go (the newest always stays). Returns what the
+-- conversation kept before and after: entries and bytes.
+CREATE OR REPLACE FUNCTION phasekit_append(p_session BYTEA, p_entry BYTEA, p_now BIGINT, p_expires BIGINT,
+    p_max_entries BIGINT, p_max_bytes BIGINT, OUT kept_before BIGINT, OUT bytes_before BIGINT,
+    OUT kept_after BIGINT, OUT bytes_after BIGINT)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_total BIGINT; v_dropped BIGINT; v_bytes BIGINT; v_expires BIGINT; old RECORD;
+BEGIN
+  INSERT INTO phasekit_conversations (session, total, dropped, bytes, expires) VALUES (p_session, 0, 0, 0, 0)
+    ON CONFLICT (session) DO NOTHING;
+  SELECT total, dropped, bytes, expires INTO v_total, v_dropped, v_bytes, v_expires
+    FROM phasekit_conversations WHERE session = p_session FOR UPDATE;
+  kept_before := v_total - v_dropped;
+  bytes_before := v_bytes;
+  IF v_expires <= p_now AND v_total > 0 THEN
+    DELETE FROM phasekit_entries WHERE session = p_session;
+    v_total := 0; v_dropped := 0; v_bytes := 0;
+  END IF;
+  INSERT INTO phasekit_entries (session, idx, entry) VALUES (p_session, v_total, p_entry);
+  v_total := v_total + 1;
+  v_bytes := v_bytes + length(p_entry);
+  IF v_total - v_dropped > p_max_entries OR v_bytes > p_max_bytes THEN
+    FOR old IN SELECT idx, length(entry)::BIGINT AS size FROM phasekit_entries
+               WHERE session = p_session AND idx >= v_dropped ORDER BY idx LOOP
+      EXIT WHEN v_total - v_dropped <= 1 OR (v_total - v_dropped <= p_max_entries AND v_bytes <= p_max_bytes);
+      v_dropped := old.idx + 1;
+      v_bytes := v_bytes - old.size;
+    END LOOP;
+    DELETE FROM phasekit_entries WHERE session = p_session AND idx < v_dropped;
+  END IF;
+  UPDATE phasekit_conversations SET total = v_total, dropped = v_dropped, bytes = v_bytes, expires = p_expires
+    WHERE session = p_session;
+  kept_after := v_total - v_dropped;
+  bytes_after := v_bytes;
+END
+$fn$;
+CREATE TABLE IF NOT EXISTS phasekit_schema (
+  one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one), version BIGINT NOT NULL);
 )sql";
 
 constexpr unsigned kByteaOid = 17;
@@ -211,6 +259,23 @@ class Conn {
     PQclear(r);
   }
   [[nodiscard]] bool usable() const { return PQstatus(conn_) == CONNECTION_OK; }
+  /// Inside a transaction block, failed or not (a ROLLBACK ends it).
+  [[nodiscard]] bool in_transaction() const {
+    const PGTransactionStatusType t = PQtransactionStatus(conn_);
+    return t == PQTRANS_INTRANS || t == PQTRANS_INERROR;
+  }
+  /// False once the server has closed this idle connection: its goodbye (a FATAL error) or the end of
+  /// the stream waits on the socket. Nothing else arrives unasked here (no LISTEN; a parameter report
+  /// after a reload is read and the connection kept).
+  [[nodiscard]] bool still_open() {
+    pollfd p{PQsocket(conn_), POLLIN | POLLRDHUP, 0};
+    if (::poll(&p, 1, 0) > 0) {
+      if ((p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0 || PQconsumeInput(conn_) == 0) {
+        return false;
+      }
+    }
+    return usable() && PQtransactionStatus(conn_) == PQTRANS_IDLE;
+  }
 
   static std::string first_line(const char* text) {
     std::string s = text != nullptr ? text : "";
@@ -464,7 +529,8 @@ class PostgresStore final : public plugin::StoreStrategy {
             counts_.conversation(change.first, change.second);
           }
           done(std::move(s));
-        });
+        },
+        Tx::single);
   }
 
   void append_result(std::string session_id, std::string entry, plugin::AuditRecord record,
@@ -478,7 +544,8 @@ class PostgresStore final : public plugin::StoreStrategy {
             counts_.conversation(change.first, change.second);
           }
           done(std::move(s));
-        });
+        },
+        Tx::single);
   }
 
   void read_conversation(std::string session_id, plugin::ConversationRange range,
@@ -603,21 +670,26 @@ class PostgresStore final : public plugin::StoreStrategy {
  private:
   using Kept = store_common::Counts::Kept;
   static constexpr std::chrono::milliseconds kProbeEvery{1000};
+  /// How a call's statements commit: between BEGIN and COMMIT (`wrap`), or as one statement that is
+  /// its own transaction (`single`: two round trips fewer).
+  enum class Tx { wrap, single };
   /// A call: runs on a pool thread inside a transaction, then settles with the transaction's status.
   struct Work {
     std::function<void(Conn&)> run;              // throws DbError
     std::function<void(Status)> settle;          // the transaction's outcome
+    Tx tx = Tx::wrap;
   };
 
   /// Runs `run` in a transaction on a pool connection through the breaker; `done` gets the status and
-  /// what `run` returned (a default T when it failed), on the host's executor.
+  /// what `run` returned (a default T when it failed), on the host's executor. With Tx::single, `run`
+  /// runs exactly one statement.
   template <class T, class Run, class Done>
-  void call(Run run, Done done) noexcept {
+  void call(Run run, Done done, Tx tx = Tx::wrap) noexcept {
     auto value = std::make_shared<T>();
     guard_.call(
-        [this, run = std::move(run), value](plugin::Guard::Settle settle) mutable {
+        [this, run = std::move(run), value, tx](plugin::Guard::Settle settle) mutable {
           enqueue(Work{[run = std::move(run), value](Conn& c) mutable { *value = run(c); },
-                       [settle = std::move(settle)](Status s) { settle(std::move(s)); }});
+                       [settle = std::move(settle)](Status s) { settle(std::move(s)); }, tx});
         },
         [value, done = std::move(done)](Status s) mutable {
           done(s, s.ok() ? std::move(*value) : T{});
@@ -625,58 +697,30 @@ class PostgresStore final : public plugin::StoreStrategy {
   }
 
   /// Appends `entry` to the conversation of `id`, then drops the oldest entries while it is over a cap
-  /// (the newest always stays); what it kept before and after.
-  /// With `record`, the call's audit record goes in the same statement as the conversation's new
-  /// counts (a data-modifying WITH): one round trip less than insert_audit after it.
+  /// (the newest always stays); what it kept before and after. One statement, phasekit_append() (the
+  /// schema's), run as its own transaction (Tx::single): one round trip.
+  /// With `record`, the call's audit record goes in the same statement (a data-modifying WITH).
   std::pair<Kept, Kept> append_entry(Conn& c, const std::string& id, const std::string& entry,
                                      const plugin::AuditRecord* record = nullptr) const {
+    static constexpr const char* kAppend = "SELECT * FROM phasekit_append($1, $2, $3, $4, $5, $6)";
+    static const std::string with_audit = "WITH audit AS (" + audit_upsert(7) + ") " + kAppend;
     const std::int64_t now = now_ms();
-    // The conversation's row, locked: appends to one session from several instances go one by one.
-    c.run("INSERT INTO phasekit_conversations (session, total, dropped, bytes, expires) VALUES ($1, 0, 0, 0, 0) "
-          "ON CONFLICT (session) DO NOTHING",
-          Params().bytes(id));
-    const Rows row = c.run("SELECT total, dropped, bytes, expires FROM phasekit_conversations WHERE session = $1 "
-                           "FOR UPDATE",
-                           Params().bytes(id));
-    std::int64_t total = row.integer(0, 0);
-    std::int64_t dropped = row.integer(0, 1);
-    std::int64_t bytes = row.integer(0, 2);
-    const Kept before{static_cast<std::uint64_t>(total - dropped), static_cast<std::uint64_t>(bytes)};
-    if (row.integer(0, 3) <= now && total > 0) {
-      c.run("DELETE FROM phasekit_entries WHERE session = $1", Params().bytes(id));  // expired: it starts again
-      total = dropped = bytes = 0;
+    Params p;
+    p.bytes(id)
+        .bytes(entry)
+        .integer(now)
+        .integer(now + options_.lifetimes.ttl_ms)
+        .integer(static_cast<std::int64_t>(options_.lifetimes.caps.max_entries))
+        .integer(static_cast<std::int64_t>(options_.lifetimes.caps.max_bytes));
+    const Rows r = record != nullptr ? c.run(with_audit.c_str(), audit_params(std::move(p), *record))
+                                     : c.run(kAppend, std::move(p));
+    if (r.size() != 1) {
+      throw DbError{Status(Code::internal, "postgres: phasekit_append returned no row"), false};
     }
-    c.run("INSERT INTO phasekit_entries (session, idx, entry) VALUES ($1, $2, $3)",
-          Params().bytes(id).integer(total).bytes(entry));
-    ++total;
-    bytes += static_cast<std::int64_t>(entry.size());
-    const auto max_entries = static_cast<std::int64_t>(options_.lifetimes.caps.max_entries);
-    const auto max_bytes = static_cast<std::int64_t>(options_.lifetimes.caps.max_bytes);
-    if (total - dropped > max_entries || bytes > max_bytes) {
-      const Rows sizes = c.run("SELECT idx, length(entry)::BIGINT FROM phasekit_entries WHERE session = $1 AND "
-                               "idx >= $2 ORDER BY idx",
-                               Params().bytes(id).integer(dropped));
-      std::int64_t keep_from = dropped;
-      for (int i = 0; i < sizes.size() && total - keep_from > 1 &&
-                      (total - keep_from > max_entries || bytes > max_bytes);
-           ++i) {
-        keep_from = sizes.integer(i, 0) + 1;
-        bytes -= sizes.integer(i, 1);
-      }
-      c.run("DELETE FROM phasekit_entries WHERE session = $1 AND idx < $2", Params().bytes(id).integer(keep_from));
-      dropped = keep_from;
-    }
-    static constexpr const char* kCounts =
-        "UPDATE phasekit_conversations SET total = $2, dropped = $3, bytes = $4, expires = $5 WHERE session = $1";
-    Params counts;
-    counts.bytes(id).integer(total).integer(dropped).integer(bytes).integer(now + options_.lifetimes.ttl_ms);
-    if (record != nullptr) {
-      static const std::string with_audit = "WITH audit AS (" + audit_upsert(6) + ") " + kCounts;
-      c.run(with_audit.c_str(), audit_params(std::move(counts), *record));
-    } else {
-      c.run(kCounts, std::move(counts));
-    }
-    return std::pair{before, Kept{static_cast<std::uint64_t>(total - dropped), static_cast<std::uint64_t>(bytes)}};
+    const auto kept = [&](int col) {
+      return Kept{static_cast<std::uint64_t>(r.integer(0, col)), static_cast<std::uint64_t>(r.integer(0, col + 1))};
+    };
+    return std::pair{kept(0), kept(2)};
   }
 
   /// One record of the audit log (a record of the same session and call replaces it).
@@ -706,7 +750,6 @@ class PostgresStore final : public plugin::StoreStrategy {
   /// breaker's reset timeout (30 s by default). redis' client does the same when it reconnects.
   void worker(bool housekeeper) {
     std::unique_ptr<Conn> conn;
-    bool schema_done = false;
     auto last_used = Clock::now();
     auto next_purge = Clock::now() + std::chrono::milliseconds(options_.purge_interval_ms);
     auto next_probe = Clock::now() + kProbeEvery;
@@ -738,7 +781,7 @@ class PostgresStore final : public plugin::StoreStrategy {
       }
       if (work) {
         busy_.add(1);
-        const Status s = in_transaction(conn, schema_done, work->run);
+        const Status s = in_transaction(conn, work->run, work->tx);
         busy_.add(-1);
         last_used = Clock::now();
         work->settle(s);
@@ -751,11 +794,11 @@ class PostgresStore final : public plugin::StoreStrategy {
       }
       if (housekeeper && Clock::now() >= next_purge) {
         next_purge = Clock::now() + std::chrono::milliseconds(options_.purge_interval_ms);
-        purge(conn, schema_done);
+        purge(conn);
       }
       if (housekeeper && Clock::now() >= next_probe) {
         next_probe = Clock::now() + kProbeEvery;
-        if (guard_.state() == "open" && in_transaction(conn, schema_done, [](Conn&) {}).ok()) {
+        if (guard_.state() == "open" && in_transaction(conn, [](Conn&) {}).ok()) {
           last_used = Clock::now();
           log_.info("store.postgres_reachable", {{"probe", "a new connection answered"}});
           guard_.recovered();
@@ -781,60 +824,41 @@ class PostgresStore final : public plugin::StoreStrategy {
     }
   }
 
-  /// Opens the connection if needed (and the schema, once per connection's first use), runs `run` in a
-  /// transaction. A broken connection is dropped: the next call opens another.
-  Status in_transaction(std::unique_ptr<Conn>& conn, bool& schema_done, const std::function<void(Conn&)>& run) {
-    const auto connect = [&] {
-      if (!conn) {
-        try {
-          conn = std::make_unique<Conn>(options_.url, options_.connect_timeout_ms);
-        } catch (const DbError&) {
-          connect_failures_.inc();
-          throw;
-        }
-        connects_.inc();
-        open_.add(1);
-      }
-      if (!schema_done) {
-        conn->exec(fmt::format("BEGIN; {} COMMIT;", kSchema).c_str());
-        schema_done = true;
+  /// Opens the connection if needed, runs `run` in a transaction (`tx`). A broken connection is
+  /// dropped: the next call opens another.
+  Status in_transaction(std::unique_ptr<Conn>& conn, const std::function<void(Conn&)>& run, Tx tx = Tx::wrap) {
+    const auto drop = [&] {
+      if (conn) {
+        conn.reset();
+        open_.add(-1);
       }
     };
     try {
-      const bool reused = conn != nullptr;
-      connect();
-      try {
-        conn->exec("BEGIN");
-      } catch (const DbError& e) {
-        if (!reused || !(e.broken || !conn->usable())) {
-          throw;
-        }
-        // The server dropped this connection while it sat in the pool (a restart, an idle-session
-        // timeout). Nothing ran on it, so the call goes on a new one rather than fail; otherwise each
-        // pooled connection would fail one call after a restart, and the breaker's probe with it.
-        conn.reset();
-        open_.add(-1);
-        schema_done = false;
-        connect();
-        conn->exec("BEGIN");
+      // The server may have closed this connection while it sat in the pool (a restart, an idle-session
+      // timeout): it is replaced before anything runs on it, rather than fail the call. Otherwise every
+      // pooled connection would fail one call after a restart, the breaker's probe with it.
+      if (conn && !conn->still_open()) {
+        drop();
       }
+      if (!conn) {
+        conn = open();
+      }
+      if (tx == Tx::single) {
+        run(*conn);
+        return {};
+      }
+      conn->exec("BEGIN");
       run(*conn);
       conn->exec("COMMIT");
       return {};
     } catch (const DbError& e) {
-      if (conn) {
-        if (e.broken || !conn->usable()) {
-          conn.reset();
-          open_.add(-1);
-          schema_done = false;
-        } else {
-          try {
-            conn->exec("ROLLBACK");
-          } catch (const DbError&) {
-            conn.reset();
-            open_.add(-1);
-            schema_done = false;
-          }
+      if (conn && (e.broken || !conn->usable())) {
+        drop();
+      } else if (conn && conn->in_transaction()) {
+        try {
+          conn->exec("ROLLBACK");
+        } catch (const DbError&) {
+          drop();
         }
       }
       if (e.status.code() != Code::unavailable) {
@@ -842,17 +866,39 @@ class PostgresStore final : public plugin::StoreStrategy {
       }
       return e.status;
     } catch (const std::exception& e) {
-      if (conn) {
-        conn.reset();
-        open_.add(-1);
-      }
-      schema_done = false;
+      drop();
       return Status(Code::internal, fmt::format("postgres store: {}", e.what()));
     }
   }
 
-  void purge(std::unique_ptr<Conn>& conn, bool& schema_done) {
-    const Status s = in_transaction(conn, schema_done, [this](Conn& c) {
+  /// A new connection, with the schema brought up to kSchemaVersion if the database's is older.
+  std::unique_ptr<Conn> open() {
+    std::unique_ptr<Conn> conn;
+    try {
+      conn = std::make_unique<Conn>(options_.url, options_.connect_timeout_ms);
+    } catch (const DbError&) {
+      connect_failures_.inc();
+      throw;
+    }
+    connects_.inc();
+    const Rows known = conn->run("SELECT to_regclass('phasekit_schema') IS NOT NULL");
+    std::int64_t version = 0;
+    if (known.size() == 1 && known.boolean(0, 0)) {
+      const Rows v = conn->run("SELECT version FROM phasekit_schema");
+      version = v.size() == 1 ? v.integer(0, 0) : 0;
+    }
+    if (version < kSchemaVersion) {
+      conn->exec(fmt::format("BEGIN; {} INSERT INTO phasekit_schema (version) VALUES ({}) ON CONFLICT (one) DO UPDATE "
+                             "SET version = greatest(phasekit_schema.version, EXCLUDED.version); COMMIT;",
+                             kSchema, kSchemaVersion)
+                     .c_str());
+    }
+    open_.add(1);
+    return conn;
+  }
+
+  void purge(std::unique_ptr<Conn>& conn) {
+    const Status s = in_transaction(conn, [this](Conn& c) {
       const std::int64_t now = now_ms();
       const Rows expired = c.run("SELECT session, total - dropped, bytes FROM phasekit_conversations WHERE expires <= $1 "
                                  "LIMIT 256 FOR UPDATE SKIP LOCKED",

@@ -1,6 +1,6 @@
 // store=postgres beyond the store contract (store_contract_test.cpp): a restart of PostgreSQL under load
 // (the breaker opens, calls fail fast, the pool reconnects by itself, nothing acknowledged is lost), its
-// pool figures in /metrics, and the URLs and servers it refuses.
+// pool figures in /metrics, a new instance beside a long transaction, and the URLs and servers it refuses.
 #include <gtest/gtest.h>
 
 #include <boost/asio/io_context.hpp>
@@ -189,6 +189,26 @@ TEST_F(PostgresStore, ConnectionsTheServerDroppedWhileTheySatInThePoolFailNoCall
   server_->restart();
   EXPECT_EQ(burst("after-"), std::vector<std::string>{}) << "a call failed on a connection from before the restart";
   EXPECT_EQ(stored("s1").size(), 80u);
+}
+
+TEST_F(PostgresStore, AnInstanceStartingBesideALongTransactionWaitsForNoLock) {
+  const std::string config = R"({"postgres_url": ")" + server_->url() + R"(", "pool_size": 2})";
+  store_ = open(config);
+  ASSERT_TRUE(append("s1", "from the first instance").ok());  // the schema is there now
+  const auto first = std::move(store_);
+  // Someone holds a transaction open on the audit log (a slow report, a client stuck mid-transaction).
+  // The schema's DDL (CREATE INDEX IF NOT EXISTS takes SHARE on its table even when the index exists)
+  // would queue behind it, and every later call behind the DDL: a new instance, or the pool's next
+  // connection after a restart, must not run it when the schema is current.
+  test::PostgresSession holder = server_->session();
+  holder.sql("BEGIN; LOCK TABLE phasekit_audit IN ROW EXCLUSIVE MODE");
+  store_ = open(config);
+  std::optional<Status> result;
+  store_->append_conversation("s2", "from the second", [&](Status s) { result = std::move(s); });
+  const bool answered = run_until([&] { return result.has_value(); }, 5s);
+  holder.sql("ROLLBACK");  // before the assertions: the store's threads must be able to finish
+  ASSERT_TRUE(answered) << "the second instance's first call waited for the transaction on phasekit_audit";
+  EXPECT_TRUE(result->ok()) << result->message();
 }
 
 TEST_F(PostgresStore, AUrlThatIsNotPostgresOrAServerThatIsNotThereIsSaidClearly) {

@@ -17,6 +17,7 @@
 #include <stdexcept>
 #include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "support/redis_server.hpp"  // free_loopback_port, reap_child
@@ -133,18 +134,33 @@ std::string PostgresServer::url(const std::string& database) const {
   return "postgres://phasekit@127.0.0.1:" + std::to_string(port_) + "/" + database;
 }
 
-void PostgresServer::sql(const std::string& statement, const std::string& database) const {
-  const std::string conninfo = "host=127.0.0.1 port=" + std::to_string(port_) + " user=phasekit dbname=" + database;
-  std::unique_ptr<PGconn, decltype(&PQfinish)> conn(PQconnectdb(conninfo.c_str()), &PQfinish);
-  if (PQstatus(conn.get()) != CONNECTION_OK) {
-    throw std::runtime_error(std::string("postgres: ") + PQerrorMessage(conn.get()));
+PostgresSession::PostgresSession(int port, const std::string& database) {
+  const std::string conninfo = "host=127.0.0.1 port=" + std::to_string(port) + " user=phasekit dbname=" + database;
+  conn_ = PQconnectdb(conninfo.c_str());
+  if (PQstatus(conn_) != CONNECTION_OK) {
+    const std::string why = conn_ != nullptr ? PQerrorMessage(conn_) : "out of memory";
+    PQfinish(conn_);
+    throw std::runtime_error("postgres: " + why);
   }
-  std::unique_ptr<PGresult, decltype(&PQclear)> r(PQexec(conn.get(), statement.c_str()), &PQclear);
+}
+
+PostgresSession::~PostgresSession() { PQfinish(conn_); }
+
+PostgresSession::PostgresSession(PostgresSession&& other) noexcept : conn_(std::exchange(other.conn_, nullptr)) {}
+
+void PostgresSession::sql(const std::string& statement) {
+  std::unique_ptr<PGresult, decltype(&PQclear)> r(PQexec(conn_, statement.c_str()), &PQclear);
   const ExecStatusType st = PQresultStatus(r.get());
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
     throw std::runtime_error(std::string("postgres: ") + PQresultErrorMessage(r.get()));
   }
 }
+
+void PostgresServer::sql(const std::string& statement, const std::string& database) const {
+  session(database).sql(statement);
+}
+
+PostgresSession PostgresServer::session(const std::string& database) const { return {port_, database}; }
 
 void PostgresServer::create_database(const std::string& name) const { sql("CREATE DATABASE \"" + name + "\""); }
 

@@ -8,7 +8,27 @@
 #include <chrono>
 #include <string>
 
+struct pg_conn;
+
 namespace phasekit::test {
+
+/// One connection of the superuser, kept open: what it locks stays locked until it ends the
+/// transaction or goes.
+class PostgresSession {
+ public:
+  PostgresSession(int port, const std::string& database);
+  ~PostgresSession();
+  PostgresSession(PostgresSession&& other) noexcept;
+  PostgresSession& operator=(PostgresSession&&) = delete;
+  PostgresSession(const PostgresSession&) = delete;
+  PostgresSession& operator=(const PostgresSession&) = delete;
+
+  /// Runs SQL (several statements allowed); throws std::runtime_error with the server's message.
+  void sql(const std::string& statement);
+
+ private:
+  pg_conn* conn_;
+};
 
 class PostgresServer {
  public:
@@ -28,6 +48,8 @@ class PostgresServer {
   [[nodiscard]] std::string url(const std::string& database = "postgres") const;
   /// Runs SQL as the superuser on `database`; throws std::runtime_error with the server's message.
   void sql(const std::string& statement, const std::string& database = "postgres") const;
+  /// A connection of the superuser to `database` that stays open (to hold a lock, say).
+  [[nodiscard]] PostgresSession session(const std::string& database = "postgres") const;
   /// A new empty database, named `name`.
   void create_database(const std::string& name) const;
   [[nodiscard]] std::string log() const;
