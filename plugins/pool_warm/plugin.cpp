@@ -1,7 +1,9 @@
 // pool=warm: the entry point and the factory that turns its JSON options into a WarmConfig.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <stdexcept>
+#include <thread>
 
 #include "phasekit/plugin/export.hpp"
 #include "phasekit/plugin_options.hpp"
@@ -19,7 +21,9 @@ struct Factory {
     c.idle_timeout = std::chrono::milliseconds(options.integer("idle_timeout_ms", 300000, 1, 86400000));
     c.acquire_timeout = std::chrono::milliseconds(options.integer("acquire_timeout_ms", 5000, 0, 600000));
     c.health_interval = std::chrono::milliseconds(options.integer("health_check_ms", 5000, 1, 86400000));
-    c.create_concurrency = static_cast<std::uint64_t>(options.integer("create_concurrency", 8, 1, 10000));
+    // 0: twice the CPU cores (POOL_CREATE_CONCURRENCY's default). Making a sandbox is CPU work.
+    const std::int64_t creates = options.integer("create_concurrency", 0, 0, 10000);
+    c.create_concurrency = creates > 0 ? static_cast<std::uint64_t>(creates) : 2 * std::max(1u, std::thread::hardware_concurrency());
     options.finish();
     if (c.min_size > c.max_size) {
       throw std::invalid_argument(

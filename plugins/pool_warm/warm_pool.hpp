@@ -19,7 +19,7 @@ struct WarmConfig {
   std::chrono::milliseconds idle_timeout{300000};
   std::chrono::milliseconds acquire_timeout{5000};
   std::chrono::milliseconds health_interval{5000};  // how often an idle backend is checked
-  std::uint64_t create_concurrency = 8;  // backends being made at once; the rest of the demand waits its turn
+  std::uint64_t create_concurrency = 8;  // backends being made at once (the factory makes 0 twice the cores); the rest wait their turn
 };
 
 class WarmPool final : public plugin::PoolStrategy {

@@ -24,7 +24,7 @@ struct Factory {
     options.lease = Ms(o.integer("lease_ms", 5000, 500, 600000));  // JOB_LEASE_MS's range (config/schema.cpp)
     options.heartbeat = Ms(o.integer("heartbeat_ms", std::max<std::int64_t>(50, options.lease.count() / 5), 50, 60000));
     options.block = Ms(o.integer("block_ms", 1000, 10, 60000));
-    options.shutdown_grace = Ms(o.integer("shutdown_grace_ms", 25000, 0, 3600000));
+    options.shutdown_grace = Ms(o.integer("shutdown_grace_ms", 10000, 0, 3600000));  // SHUTDOWN_GRACE_MS
     o.finish();
     return make_queue(host, std::move(options));
   }

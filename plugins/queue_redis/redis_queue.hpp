@@ -22,7 +22,7 @@ struct Options {
   Ms lease{5000};            // JOB_LEASE_MS: a worker that has not renewed it for this long loses its jobs
   Ms heartbeat{1000};        // how often the lease is renewed (lease / 5)
   Ms block{1000};            // BLMOVE block time
-  Ms shutdown_grace{25000};  // jobs still running then are handed back
+  Ms shutdown_grace{10000};  // jobs still running then are handed back (SHUTDOWN_GRACE_MS)
 };
 
 /// The queue=redis strategy: its own I/O thread, connected to `options.endpoint`, started.

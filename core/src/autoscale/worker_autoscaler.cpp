@@ -1,7 +1,5 @@
 #include "autoscale/worker_autoscaler.hpp"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 
 #include "plugin_host/loader.hpp"
@@ -26,19 +24,10 @@ plugin_host::InstancePtr<plugin::AutoscalerStrategy> load_worker_strategy(const 
 }  // namespace
 
 std::string worker_autoscaler_config_json(const config::Config& c) {
-  nlohmann::ordered_json metric = {
-      {"type", "External"},
-      {"external",
-       {{"metric", {{"name", "phasekit_jobs"}}}, {"target", {{"type", "AverageValue"}, {"averageValue", "1"}}}}}};
-  nlohmann::ordered_json j = nlohmann::ordered_json::object();
-  j["spec"] = {{"minReplicas", worker_floor(c)},
-               {"maxReplicas", c.integer(Key::autoscaler_max_worker_concurrency)},
-               {"metrics", nlohmann::ordered_json::array({metric})}};
-  if (const std::string& behavior = c.text(Key::autoscaler_worker_behavior); !behavior.empty()) {
-    j["spec"]["behavior"] = nlohmann::ordered_json::parse(behavior);  // validated at start-up
-  }
-  j["tolerance"] = static_cast<double>(c.integer(Key::autoscaler_tolerance_percent)) / 100.0;
-  return j.dump();
+  return plugin_host::hpa_config_json({"phasekit_jobs", 1, static_cast<std::int64_t>(worker_floor(c)),
+                                       c.integer(Key::autoscaler_max_worker_concurrency),
+                                       c.text(Key::autoscaler_worker_behavior),
+                                       c.integer(Key::autoscaler_tolerance_percent)});
 }
 
 WorkerAutoscaler::WorkerAutoscaler(const config::Config& config, plugin::HostServices& host,

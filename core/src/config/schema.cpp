@@ -344,6 +344,37 @@ constexpr std::array<PluginSelection, 5> kSelections{{
     {Key::autoscaler, "autoscaler", Key::enable_autoscaler, "hpa", "none"},
 }};
 
+// The settings above that plugins receive. Every plugin of a kind gets all of that kind's keys, and
+// ignores (PluginOptions::ignore) the ones it has no use for. The autoscaler's configuration is an
+// HPA spec built from its settings (plugin_host::hpa_config_json), not keys of this table.
+constexpr std::array<PluginKey, 25> kPluginKeys{{
+    {"pool", Key::pool_min_size, "min_size"},
+    {"pool", Key::pool_max_size, "max_size"},
+    {"pool", Key::pool_idle_timeout_ms, "idle_timeout_ms"},
+    {"pool", Key::pool_acquire_timeout_ms, "acquire_timeout_ms"},
+    {"pool", Key::pool_create_concurrency, "create_concurrency"},
+    {"queue", Key::worker_concurrency, "concurrency"},
+    {"queue", Key::job_timeout_ms, "job_timeout_ms"},
+    {"queue", Key::redis_url, "redis_url"},
+    {"queue", Key::redis_password, "redis_password"},
+    {"queue", Key::shutdown_grace_ms, "shutdown_grace_ms"},
+    {"queue", Key::job_max_attempts, "max_attempts"},
+    {"queue", Key::job_lease_ms, "lease_ms"},
+    {"compression", Key::compression_format, "format"},
+    {"compression", Key::compression_level, "level"},
+    {"compression", Key::compression_max_entry_bytes, "max_entry_bytes"},
+    {"store", Key::redis_url, "redis_url"},
+    {"store", Key::redis_password, "redis_password"},
+    {"store", Key::session_grace_ms, "session_grace_ms"},
+    {"store", Key::session_ttl_ms, "ttl_ms"},
+    {"store", Key::store_path, "store_path"},
+    {"store", Key::history_retention_days, "audit_retention_ms", 86400000},
+    {"store", Key::postgres_url, "postgres_url"},
+    {"store", Key::postgres_pool_size, "pool_size"},
+    {"store", Key::history_max_entries, "conversation_max_entries"},
+    {"store", Key::history_max_bytes, "conversation_max_bytes"},
+}};
+
 template <class Field>
 const Spec* find_by(std::string_view wanted, Field field) noexcept {
   const auto it = std::find_if(kSettings.begin(), kSettings.end(),
@@ -359,6 +390,7 @@ const Spec* find_by_name(std::string_view name) noexcept { return find_by(name, 
 const Spec* find_by_env(std::string_view env) noexcept { return find_by(env, &Spec::env); }
 const Spec* find_by_flag(std::string_view flag) noexcept { return find_by(flag, &Spec::flag); }
 std::span<const PluginSelection> plugin_selections() noexcept { return kSelections; }
+std::span<const PluginKey> plugin_keys() noexcept { return kPluginKeys; }
 
 std::string allowed_text(const Spec& s) {
   switch (s.type) {

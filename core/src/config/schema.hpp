@@ -161,6 +161,17 @@ struct PluginSelection {
 };
 std::span<const PluginSelection> plugin_selections() noexcept;
 
+/// A setting a plugin of one kind is given, and its key in the plugin's JSON configuration
+/// (plugin_host::plugin_config_json writes them): its range and default are the setting's. An integer
+/// is multiplied by `scale` (days to milliseconds).
+struct PluginKey {
+  std::string_view kind;  // "pool"
+  Key setting;            // Key::pool_min_size
+  std::string_view key;   // "min_size"
+  std::int64_t scale = 1;
+};
+std::span<const PluginKey> plugin_keys() noexcept;
+
 /// "an integer in 0..10000", "one of none|token", "true or false", …
 std::string allowed_text(const Spec& s);
 

@@ -1,9 +1,11 @@
 #pragma once
 // One instance of each plugin kind, chosen by the configuration, held so that each is destroyed by
 // the library that made it and no library is unloaded under a live instance.
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/config.hpp"
@@ -53,8 +55,22 @@ struct PluginSet {
   std::vector<LoadedPlugin> loaded;
 };
 
-/// The JSON object a plugin of this kind receives: its own settings only.
+/// The JSON object a plugin of this kind receives: its own settings only, under the keys
+/// config::plugin_keys() gives them.
 std::string plugin_config_json(std::string_view kind, const config::Config& config);
+
+/// What an autoscaler plugin is given: an autoscaling/v2 HPA spec with one External metric of this
+/// process and its AverageValue target, the replica range and the behavior (a JSON object's text; empty:
+/// none), and the tolerance.
+struct HpaTarget {
+  std::string_view metric;
+  std::int64_t average_value = 1;
+  std::int64_t min_replicas = 1;
+  std::int64_t max_replicas = 1;
+  std::string_view behavior;
+  std::int64_t tolerance_percent = 10;
+};
+std::string hpa_config_json(const HpaTarget& target);
 
 /// Says, with the queue loaded (and the compression and store before it), whether this process runs
 /// backends, and makes them ready (their driver) if it does; throws to refuse the combination.
