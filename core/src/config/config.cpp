@@ -32,6 +32,18 @@ bool is_plugin_name(std::string_view s) {
   });
 }
 
+/// Whether `name` is one of the '|'-separated `names`.
+bool names_include(std::string_view names, std::string_view name) {
+  while (!names.empty()) {
+    const std::size_t bar = names.find('|');
+    if (names.substr(0, bar) == name) {
+      return true;
+    }
+    names = bar == std::string_view::npos ? std::string_view() : names.substr(bar + 1);
+  }
+  return false;
+}
+
 bool has_control_char(std::string_view s) {
   return std::any_of(s.begin(), s.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
 }
@@ -403,11 +415,16 @@ Config Config::load(const Inputs& inputs) {
     }
     c.plugins_.push_back(std::move(p));
   }
-  for (const PluginChoice& p : c.plugins_) {
-    if ((p.kind == "queue" || p.kind == "store") && p.name == "redis" && c.text(Key::redis_url).empty()) {
-      throw ConfigError(fmt::format("{}={}{}: expected REDIS_URL to be set (redis://host:port)",
-                                    p.kind == "queue" ? "QUEUE_PLUGIN" : "STORE_PLUGIN", p.name,
-                                    p.via.empty() ? std::string() : fmt::format(" (via {})", p.via)));
+  // A plugin chosen without a setting it needs (plugin_keys()' required_by): stopped here, with the
+  // other bad settings, rather than when the plugin loads.
+  for (const PluginSelection& sel : plugin_selections()) {
+    const PluginChoice& p = c.plugin(sel.kind);
+    for (const PluginKey& k : plugin_keys()) {
+      if (k.kind == sel.kind && names_include(k.required_by, p.name) && c.text(k.setting).empty()) {
+        throw ConfigError(fmt::format("{}={}{}: expected {} to be set", spec(sel.selection).env, p.name,
+                                      p.via.empty() ? std::string() : fmt::format(" (via {})", p.via),
+                                      spec(k.setting).env));
+      }
     }
   }
   return c;

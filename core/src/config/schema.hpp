@@ -165,10 +165,14 @@ std::span<const PluginSelection> plugin_selections() noexcept;
 /// (plugin_host::plugin_config_json writes them): its range and default are the setting's. An integer
 /// is multiplied by `scale` (days to milliseconds).
 struct PluginKey {
-  std::string_view kind;  // "pool"
-  Key setting;            // Key::pool_min_size
-  std::string_view key;   // "min_size"
-  std::int64_t scale = 1;
+  constexpr PluginKey(std::string_view kind_, Key setting_, std::string_view key_, std::int64_t scale_ = 1,
+                      std::string_view required_by_ = {})
+      : kind(kind_), setting(setting_), key(key_), scale(scale_), required_by(required_by_) {}
+  std::string_view kind;         // "pool"
+  Key setting;                   // Key::pool_min_size
+  std::string_view key;          // "min_size"
+  std::int64_t scale;            // integers are multiplied by it
+  std::string_view required_by;  // plugins of the kind that need it set, "a|b" ("": none)
 };
 std::span<const PluginKey> plugin_keys() noexcept;
 
