@@ -30,11 +30,11 @@
 #include <string>
 #include <thread>
 
-#include "app/audit_batcher.hpp"
-#include "observe/json_logger.hpp"
-#include "observe/metrics_registry.hpp"
-#include "plugin_host/host_services.hpp"
-#include "plugin_host/plugin_set.hpp"
+#include "phasekit/app/audit_batcher.hpp"
+#include "phasekit/observe/json_logger.hpp"
+#include "phasekit/observe/metrics_registry.hpp"
+#include "phasekit/plugin_host/host_services.hpp"
+#include "phasekit/plugin_host/plugin_set.hpp"
 #include "support/postgres_server.hpp"
 #include "support/redis_server.hpp"
 

@@ -3,8 +3,8 @@
 
 #include <string>
 
-#include "protocol/engineio.hpp"
-#include "protocol/socketio.hpp"
+#include "phasekit/protocol/engineio.hpp"
+#include "phasekit/protocol/socketio.hpp"
 
 namespace {
 

@@ -6,8 +6,8 @@
 
 #include "histogram.hpp"
 #include "metrics.hpp"
-#include "protocol/engineio.hpp"
-#include "protocol/socketio.hpp"
+#include "phasekit/protocol/engineio.hpp"
+#include "phasekit/protocol/socketio.hpp"
 #include "template.hpp"
 
 namespace {

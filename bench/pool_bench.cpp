@@ -15,12 +15,12 @@
 #include <thread>
 #include <vector>
 
-#include "backend/shell_backend.hpp"
+#include "phasekit/backend/shell_backend.hpp"
 #include "backend_fixtures.hpp"
-#include "observe/json_logger.hpp"
-#include "observe/metrics_registry.hpp"
-#include "plugin_host/host_services.hpp"
-#include "plugin_host/plugin_set.hpp"
+#include "phasekit/observe/json_logger.hpp"
+#include "phasekit/observe/metrics_registry.hpp"
+#include "phasekit/plugin_host/host_services.hpp"
+#include "phasekit/plugin_host/plugin_set.hpp"
 
 namespace {
 

@@ -9,7 +9,7 @@
 #     to the end, reaped) COUNT times; the cgroup's CPU divided by COUNT.
 # Targets (issue 14): `echo hi` at most 1.0× one spawn of `sh -c 'echo hi'`; `ls -la` at most 1.5× one
 # spawn of `ls -la`. `command ls -la` is the same program started by bash rather than by the
-# supervisor (sandbox/direct.hpp), for comparison.
+# supervisor (phasekit/sandbox/direct.hpp), for comparison.
 #   [ROUNDS=3] bench/toolcall_cost.sh [CALLS] [USERS]   (after ./scripts/build.sh; root; loopback only)
 # KEEP=1 keeps the work folder (logs, reports) and prints its name.
 set -euo pipefail

@@ -11,13 +11,13 @@
 #include <optional>
 #include <thread>
 
-#include "app/tool_service.hpp"
-#include "autoscale/autoscale_loop.hpp"
-#include "autoscale/sizers.hpp"
-#include "config/config.hpp"
-#include "net/server.hpp"
-#include "runtime/runtime.hpp"
-#include "runtime/server_setup.hpp"
+#include "phasekit/app/tool_service.hpp"
+#include "phasekit/autoscale/autoscale_loop.hpp"
+#include "phasekit/autoscale/sizers.hpp"
+#include "phasekit/config/config.hpp"
+#include "phasekit/net/server.hpp"
+#include "phasekit/runtime/runtime.hpp"
+#include "phasekit/runtime/server_setup.hpp"
 
 namespace cfg = phasekit::config;
 using phasekit::config::Key;
@@ -73,7 +73,8 @@ int main(int argc, char** argv) {
   const std::unique_ptr<phasekit::net::Server> listeners = phasekit::runtime::make_server(rt, service);
   phasekit::net::Server& server = *listeners;
 
-  // ENABLE_AUTOSCALER: the recommendation is in /metrics and sizes the warm pool (autoscale/sizers.hpp).
+  // ENABLE_AUTOSCALER: the recommendation is in /metrics and sizes the warm pool
+  // (phasekit/autoscale/sizers.hpp).
   std::optional<phasekit::autoscale::PoolSizer> pool_sizer;
   std::optional<phasekit::autoscale::AutoscaleLoop> autoscale;
   if (config.plugin("autoscaler").name != "none") {

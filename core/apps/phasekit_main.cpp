@@ -9,12 +9,12 @@
 #include <cstdio>
 #include <iostream>
 
-#include "config/cli.hpp"
-#include "config/print.hpp"
-#include "history/audit_listing.hpp"
+#include "phasekit/config/cli.hpp"
+#include "phasekit/config/print.hpp"
+#include "phasekit/history/audit_listing.hpp"
 #include "phasekit/plugin/abi.h"
-#include "plugin_host/loader.hpp"
-#include "simulate/simulate.hpp"
+#include "phasekit/plugin_host/loader.hpp"
+#include "phasekit/simulate/simulate.hpp"
 
 extern char** environ;
 

@@ -8,12 +8,12 @@
 #include <iostream>
 #include <optional>
 
-#include "app/job_lifecycle.hpp"
-#include "autoscale/worker_autoscaler.hpp"
-#include "config/config.hpp"
-#include "net/server.hpp"
-#include "runtime/runtime.hpp"
-#include "runtime/server_setup.hpp"
+#include "phasekit/app/job_lifecycle.hpp"
+#include "phasekit/autoscale/worker_autoscaler.hpp"
+#include "phasekit/config/config.hpp"
+#include "phasekit/net/server.hpp"
+#include "phasekit/runtime/runtime.hpp"
+#include "phasekit/runtime/server_setup.hpp"
 
 namespace cfg = phasekit::config;
 using phasekit::config::Key;
@@ -53,7 +53,8 @@ int main(int argc, char** argv) {
                                                                  *plugins.compression, rt.host(),
                                                                  rt.host().logger("worker"));
   const auto concurrency = static_cast<unsigned>(config.integer(Key::worker_concurrency));
-  // ENABLE_AUTOSCALER: jobs in flight and queued size the concurrency (autoscale/worker_autoscaler.hpp).
+  // ENABLE_AUTOSCALER: jobs in flight and queued size the concurrency
+  // (phasekit/autoscale/worker_autoscaler.hpp).
   std::optional<phasekit::autoscale::WorkerAutoscaler> autoscale;
   if (config.plugin("autoscaler").name != "none") {
     try {

@@ -28,11 +28,11 @@
 #include <cstdlib>
 #include <optional>
 
-#include "net/engine.hpp"
-#include "net/lingering_stream.hpp"
-#include "net/socketio_server.hpp"
-#include "observe/json_logger.hpp"
-#include "observe/metrics_registry.hpp"
+#include "phasekit/net/engine.hpp"
+#include "phasekit/net/lingering_stream.hpp"
+#include "phasekit/net/socketio_server.hpp"
+#include "phasekit/observe/json_logger.hpp"
+#include "phasekit/observe/metrics_registry.hpp"
 
 namespace {
 

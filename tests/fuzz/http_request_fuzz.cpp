@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-#include "net/http_util.hpp"
+#include "phasekit/net/http_util.hpp"
 
 namespace {
 

@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-#include "app/auth.hpp"
+#include "phasekit/app/auth.hpp"
 
 namespace {
 

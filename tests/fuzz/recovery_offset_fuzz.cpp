@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "app/recovery.hpp"
+#include "phasekit/app/recovery.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using nlohmann::json;

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "backend/exports_parser.hpp"
+#include "phasekit/backend/exports_parser.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);

@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "sandbox/direct.hpp"
+#include "phasekit/sandbox/direct.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);

@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "protocol/socketio.hpp"
+#include "phasekit/protocol/socketio.hpp"
 
 namespace {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "backend/supervisor_protocol.hpp"
+#include "phasekit/backend/supervisor_protocol.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   namespace wire = phasekit::backend::wire;

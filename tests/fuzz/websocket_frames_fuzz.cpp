@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-#include "protocol/websocket.hpp"
+#include "phasekit/protocol/websocket.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace phasekit::websocket;

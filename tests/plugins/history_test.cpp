@@ -13,11 +13,11 @@
 
 #include <unistd.h>
 
-#include "history/audit_listing.hpp"
-#include "observe/json_logger.hpp"
-#include "observe/metrics_registry.hpp"
-#include "plugin_host/host_services.hpp"
-#include "plugin_host/plugin_set.hpp"
+#include "phasekit/history/audit_listing.hpp"
+#include "phasekit/observe/json_logger.hpp"
+#include "phasekit/observe/metrics_registry.hpp"
+#include "phasekit/plugin_host/host_services.hpp"
+#include "phasekit/plugin_host/plugin_set.hpp"
 #include "support/run_process.hpp"
 
 namespace phasekit::history {

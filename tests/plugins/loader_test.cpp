@@ -1,4 +1,4 @@
-#include "plugin_host/loader.hpp"
+#include "phasekit/plugin_host/loader.hpp"
 
 #include <gtest/gtest.h>
 
@@ -9,11 +9,11 @@
 #include <filesystem>
 #include <fstream>
 
-#include "observe/json_logger.hpp"
-#include "observe/metrics_registry.hpp"
+#include "phasekit/observe/json_logger.hpp"
+#include "phasekit/observe/metrics_registry.hpp"
 #include "phasekit/plugin/build_signature.hpp"
-#include "plugin_host/host_services.hpp"
-#include "plugin_host/plugin_set.hpp"
+#include "phasekit/plugin_host/host_services.hpp"
+#include "phasekit/plugin_host/plugin_set.hpp"
 #include "support/run_process.hpp"
 
 namespace phasekit::plugin_host {

@@ -13,14 +13,14 @@
 #include <string>
 #include <vector>
 
-#include "config/config.hpp"
-#include "config/schema.hpp"
-#include "observe/json_logger.hpp"
-#include "observe/metrics_registry.hpp"
+#include "phasekit/config/config.hpp"
+#include "phasekit/config/schema.hpp"
+#include "phasekit/observe/json_logger.hpp"
+#include "phasekit/observe/metrics_registry.hpp"
 #include "phasekit/plugin/backend.hpp"
-#include "plugin_host/host_services.hpp"
-#include "plugin_host/loader.hpp"
-#include "plugin_host/plugin_set.hpp"
+#include "phasekit/plugin_host/host_services.hpp"
+#include "phasekit/plugin_host/loader.hpp"
+#include "phasekit/plugin_host/plugin_set.hpp"
 
 namespace phasekit::plugin_host {
 namespace {

@@ -13,12 +13,12 @@
 #include <string>
 #include <vector>
 
-#include "observe/json_logger.hpp"
-#include "observe/metrics_registry.hpp"
-#include "plugin_host/host_services.hpp"
-#include "plugin_host/plugin_set.hpp"
-#include "resilience/asio_timers.hpp"
-#include "resilience/breaker_registry.hpp"
+#include "phasekit/observe/json_logger.hpp"
+#include "phasekit/observe/metrics_registry.hpp"
+#include "phasekit/plugin_host/host_services.hpp"
+#include "phasekit/plugin_host/plugin_set.hpp"
+#include "phasekit/resilience/asio_timers.hpp"
+#include "phasekit/resilience/breaker_registry.hpp"
 #include "support/postgres_server.hpp"
 
 namespace phasekit::plugin_host {

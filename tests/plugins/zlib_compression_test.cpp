@@ -12,13 +12,13 @@
 #include <fstream>
 #include <tuple>
 
-#include "config/config.hpp"
+#include "phasekit/config/config.hpp"
 #include "conversation_corpus.hpp"
 #include "conversation_dictionary.hpp"
-#include "observe/json_logger.hpp"
-#include "observe/metrics_registry.hpp"
-#include "plugin_host/host_services.hpp"
-#include "plugin_host/plugin_set.hpp"
+#include "phasekit/observe/json_logger.hpp"
+#include "phasekit/observe/metrics_registry.hpp"
+#include "phasekit/plugin_host/host_services.hpp"
+#include "phasekit/plugin_host/plugin_set.hpp"
 #include "support/run_process.hpp"
 
 namespace phasekit::compression_zlib {

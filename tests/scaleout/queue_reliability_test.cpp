@@ -23,10 +23,10 @@
 #include <cstdio>
 #include <thread>
 
-#include "observe/json_logger.hpp"
-#include "observe/metrics_registry.hpp"
-#include "plugin_host/host_services.hpp"
-#include "plugin_host/plugin_set.hpp"
+#include "phasekit/observe/json_logger.hpp"
+#include "phasekit/observe/metrics_registry.hpp"
+#include "phasekit/plugin_host/host_services.hpp"
+#include "phasekit/plugin_host/plugin_set.hpp"
 #include "support/child_process.hpp"
 #include "support/redis_server.hpp"
 #include "support/run_process.hpp"

@@ -13,8 +13,8 @@
 #include <mutex>
 #include <optional>
 
-#include "backend/docker_backend.hpp"
-#include "backend/process_backend.hpp"
+#include "phasekit/backend/docker_backend.hpp"
+#include "phasekit/backend/process_backend.hpp"
 #include "support/run_process.hpp"
 
 namespace phasekit::test {

@@ -13,7 +13,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
-#include "backend/cgroups.hpp"
+#include "phasekit/backend/cgroups.hpp"
 #include "phasekit/plugin/backend.hpp"
 #include "phasekit/plugin/log.hpp"
 

@@ -1,8 +1,8 @@
-#include "app/acquire_times.hpp"
+#include "phasekit/app/acquire_times.hpp"
 
 #include <string_view>
 
-#include "observe/metrics_registry.hpp"
+#include "phasekit/observe/metrics_registry.hpp"
 
 namespace phasekit::app {
 

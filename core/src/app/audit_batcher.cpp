@@ -1,4 +1,4 @@
-#include "app/audit_batcher.hpp"
+#include "phasekit/app/audit_batcher.hpp"
 
 #include <boost/asio/post.hpp>
 

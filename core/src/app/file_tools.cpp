@@ -1,4 +1,4 @@
-#include "app/file_tools.hpp"
+#include "file_tools.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -14,8 +14,8 @@
 #include <cstring>
 #include <vector>
 
-#include "app/auth.hpp"
-#include "backend/fd.hpp"
+#include "phasekit/app/auth.hpp"
+#include "phasekit/backend/fd.hpp"
 #include "phasekit/bytes.hpp"
 
 namespace phasekit::app {

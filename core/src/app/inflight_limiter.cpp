@@ -1,4 +1,4 @@
-#include "app/inflight_limiter.hpp"
+#include "phasekit/app/inflight_limiter.hpp"
 
 namespace phasekit::app {
 

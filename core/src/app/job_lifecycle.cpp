@@ -1,4 +1,4 @@
-#include "app/job_lifecycle.hpp"
+#include "phasekit/app/job_lifecycle.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -10,8 +10,8 @@
 #include <filesystem>
 #include <optional>
 
-#include "app/session_state.hpp"
-#include "backend/shell_backend.hpp"
+#include "phasekit/app/session_state.hpp"
+#include "phasekit/backend/shell_backend.hpp"
 #include "phasekit/bytes.hpp"
 
 namespace phasekit::app {

@@ -1,4 +1,4 @@
-#include "app/planner.hpp"
+#include "phasekit/app/planner.hpp"
 
 #include <fmt/format.h>
 

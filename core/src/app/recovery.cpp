@@ -1,4 +1,4 @@
-#include "app/recovery.hpp"
+#include "phasekit/app/recovery.hpp"
 
 #include <algorithm>
 #include <unordered_set>

@@ -1,4 +1,4 @@
-#include "app/session.hpp"
+#include "phasekit/app/session.hpp"
 
 #include <boost/asio/post.hpp>
 #include <fmt/format.h>
@@ -8,10 +8,10 @@
 #include <filesystem>
 #include <span>
 
-#include "app/recovery.hpp"
-#include "app/session_state.hpp"
-#include "app/tool_exec.hpp"
-#include "observe/metrics_registry.hpp"
+#include "phasekit/app/recovery.hpp"
+#include "phasekit/app/session_state.hpp"
+#include "phasekit/app/tool_exec.hpp"
+#include "phasekit/observe/metrics_registry.hpp"
 #include "phasekit/bytes.hpp"
 #include "phasekit/random_id.hpp"
 

@@ -1,4 +1,4 @@
-#include "app/session_state.hpp"
+#include "phasekit/app/session_state.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -19,8 +19,8 @@
 #include <filesystem>
 #include <utility>
 
-#include "backend/exports_parser.hpp"
-#include "backend/shell_quote.hpp"
+#include "phasekit/backend/exports_parser.hpp"
+#include "phasekit/backend/shell_quote.hpp"
 #include "phasekit/bytes.hpp"
 
 namespace phasekit::app {

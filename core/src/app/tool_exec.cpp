@@ -1,6 +1,6 @@
-#include "app/tool_exec.hpp"
+#include "phasekit/app/tool_exec.hpp"
 
-#include "app/file_tools.hpp"
+#include "file_tools.hpp"
 #include "phasekit/bytes.hpp"
 
 namespace phasekit::app {

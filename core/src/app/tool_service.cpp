@@ -1,4 +1,4 @@
-#include "app/tool_service.hpp"
+#include "phasekit/app/tool_service.hpp"
 
 #include <boost/asio/post.hpp>
 #include <fmt/format.h>
@@ -8,9 +8,9 @@
 #include <optional>
 #include <random>
 
-#include "app/auth.hpp"
-#include "app/recovery.hpp"
-#include "app/session_status.hpp"
+#include "phasekit/app/auth.hpp"
+#include "phasekit/app/recovery.hpp"
+#include "phasekit/app/session_status.hpp"
 #include "phasekit/random_id.hpp"
 
 namespace phasekit::app {

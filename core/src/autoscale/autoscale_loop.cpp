@@ -1,4 +1,4 @@
-#include "autoscale/autoscale_loop.hpp"
+#include "phasekit/autoscale/autoscale_loop.hpp"
 
 namespace phasekit::autoscale {
 

@@ -1,4 +1,4 @@
-#include "autoscale/sizers.hpp"
+#include "phasekit/autoscale/sizers.hpp"
 
 #include <algorithm>
 #include <limits>

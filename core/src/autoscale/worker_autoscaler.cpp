@@ -1,8 +1,8 @@
-#include "autoscale/worker_autoscaler.hpp"
+#include "phasekit/autoscale/worker_autoscaler.hpp"
 
 #include <algorithm>
 
-#include "plugin_host/loader.hpp"
+#include "phasekit/plugin_host/loader.hpp"
 
 namespace phasekit::autoscale {
 

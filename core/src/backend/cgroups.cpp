@@ -1,4 +1,4 @@
-#include "backend/cgroups.hpp"
+#include "phasekit/backend/cgroups.hpp"
 
 #include <fcntl.h>
 #include <signal.h>

@@ -1,5 +1,5 @@
 // The only translation unit with Beast in the backend library: Engine API calls over the unix socket.
-#include "backend/docker_backend.hpp"
+#include "phasekit/backend/docker_backend.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>

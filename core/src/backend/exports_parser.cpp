@@ -1,4 +1,4 @@
-#include "backend/exports_parser.hpp"
+#include "phasekit/backend/exports_parser.hpp"
 
 #include <cctype>
 #include <charconv>

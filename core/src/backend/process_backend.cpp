@@ -1,4 +1,4 @@
-#include "backend/process_backend.hpp"
+#include "phasekit/backend/process_backend.hpp"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -29,7 +29,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "backend/workspace_bound.hpp"
+#include "workspace_bound.hpp"
 #include "phasekit/random_id.hpp"
 
 namespace phasekit::backend {

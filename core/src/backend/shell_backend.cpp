@@ -1,8 +1,8 @@
-#include "backend/shell_backend.hpp"
+#include "phasekit/backend/shell_backend.hpp"
 
 #include <fcntl.h>
 
-#include "backend/fd.hpp"
+#include "phasekit/backend/fd.hpp"
 
 #include <boost/asio/post.hpp>
 #include <fmt/format.h>

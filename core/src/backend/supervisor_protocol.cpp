@@ -1,4 +1,4 @@
-#include "backend/supervisor_protocol.hpp"
+#include "phasekit/backend/supervisor_protocol.hpp"
 
 #include <cstring>
 

@@ -1,4 +1,4 @@
-#include "backend/workspace_bound.hpp"
+#include "workspace_bound.hpp"
 
 #include <fmt/format.h>
 #include <signal.h>

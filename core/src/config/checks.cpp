@@ -1,4 +1,4 @@
-#include "config/checks.hpp"
+#include "phasekit/config/checks.hpp"
 
 #include <arpa/inet.h>
 
@@ -8,7 +8,7 @@
 #include <charconv>
 #include <string>
 
-#include "net/origin_policy.hpp"
+#include "phasekit/net/origin_policy.hpp"
 #include "phasekit/hpa_behavior.hpp"
 #include "phasekit/redis/url.hpp"
 

@@ -1,4 +1,4 @@
-#include "config/cli.hpp"
+#include "phasekit/config/cli.hpp"
 
 #include <boost/program_options/parsers.hpp>
 #include <boost/program_options/value_semantic.hpp>

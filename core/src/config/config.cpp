@@ -1,6 +1,6 @@
-#include "config/config.hpp"
+#include "phasekit/config/config.hpp"
 
-#include "config/checks.hpp"
+#include "phasekit/config/checks.hpp"
 #include "phasekit/redis/url.hpp"
 
 #include "phasekit/plugin/log.hpp"

@@ -1,4 +1,4 @@
-#include "config/print.hpp"
+#include "phasekit/config/print.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>

@@ -1,11 +1,11 @@
-#include "config/schema.hpp"
+#include "phasekit/config/schema.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
 
-#include "config/checks.hpp"
+#include "phasekit/config/checks.hpp"
 
 namespace phasekit::config {
 namespace {

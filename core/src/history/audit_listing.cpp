@@ -1,4 +1,4 @@
-#include "history/audit_listing.hpp"
+#include "phasekit/history/audit_listing.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <fmt/format.h>
@@ -13,12 +13,12 @@
 #include <thread>
 #include <ostream>
 
-#include "observe/json_logger.hpp"
-#include "observe/metrics_registry.hpp"
+#include "phasekit/observe/json_logger.hpp"
+#include "phasekit/observe/metrics_registry.hpp"
 #include "phasekit/bytes.hpp"
-#include "plugin_host/host_services.hpp"
-#include "plugin_host/loader.hpp"
-#include "plugin_host/plugin_set.hpp"
+#include "phasekit/plugin_host/host_services.hpp"
+#include "phasekit/plugin_host/loader.hpp"
+#include "phasekit/plugin_host/plugin_set.hpp"
 
 namespace phasekit::history {
 namespace {

@@ -1,4 +1,4 @@
-#include "net/connection_limits.hpp"
+#include "phasekit/net/connection_limits.hpp"
 
 namespace phasekit::net {
 

@@ -1,7 +1,7 @@
-#include "net/engine.hpp"
+#include "phasekit/net/engine.hpp"
 
-#include "net/lingering_stream.hpp"
-#include "net/ws_connection.hpp"
+#include "phasekit/net/lingering_stream.hpp"
+#include "ws_connection.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>

@@ -1,4 +1,4 @@
-#include "net/http_util.hpp"
+#include "phasekit/net/http_util.hpp"
 
 #include <boost/beast/version.hpp>
 #include <nlohmann/json.hpp>

@@ -1,4 +1,4 @@
-#include "net/lingering_stream.hpp"
+#include "phasekit/net/lingering_stream.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>

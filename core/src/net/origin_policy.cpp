@@ -1,4 +1,4 @@
-#include "net/origin_policy.hpp"
+#include "phasekit/net/origin_policy.hpp"
 
 #include <algorithm>
 #include <charconv>

@@ -1,4 +1,4 @@
-#include "net/server.hpp"
+#include "phasekit/net/server.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -16,11 +16,11 @@
 #include <fstream>
 #include <utility>
 
-#include "net/connection_limits.hpp"
-#include "net/engine.hpp"
-#include "net/lingering_stream.hpp"
-#include "net/socketio_server.hpp"
-#include "net/tool_namespace.hpp"
+#include "phasekit/net/connection_limits.hpp"
+#include "phasekit/net/engine.hpp"
+#include "phasekit/net/lingering_stream.hpp"
+#include "phasekit/net/socketio_server.hpp"
+#include "tool_namespace.hpp"
 
 namespace phasekit::net {
 namespace {

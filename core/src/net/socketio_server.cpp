@@ -1,4 +1,4 @@
-#include "net/socketio_server.hpp"
+#include "phasekit/net/socketio_server.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>

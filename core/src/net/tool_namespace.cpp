@@ -1,4 +1,4 @@
-#include "net/tool_namespace.hpp"
+#include "tool_namespace.hpp"
 
 namespace phasekit::net {
 namespace {

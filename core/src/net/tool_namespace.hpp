@@ -3,8 +3,8 @@
 // whose ClientChannel and acknowledgements come back as Socket.IO packets.
 #include <memory>
 
-#include "app/tool_service.hpp"
-#include "net/socketio_server.hpp"
+#include "phasekit/app/tool_service.hpp"
+#include "phasekit/net/socketio_server.hpp"
 
 namespace phasekit::net {
 

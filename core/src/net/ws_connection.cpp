@@ -1,4 +1,4 @@
-#include "net/ws_connection.hpp"
+#include "ws_connection.hpp"
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/write.hpp>

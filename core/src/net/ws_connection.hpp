@@ -2,7 +2,7 @@
 // A server WebSocket after its handshake, built to cost little while idle (issue 16): it holds no
 // read buffer and no coroutine frame between messages. It waits for the socket to be readable, then
 // reads into a buffer of the thread's and keeps only the bytes of a frame that has not all arrived
-// (protocol/websocket.hpp). Writes go out in order, one at a time, their buffer freed once written.
+// (phasekit/protocol/websocket.hpp). Writes go out in order, one at a time, their buffer freed once written.
 //
 // Closing follows RFC 6455 §7.1.1: the server sends its close frame (or answers the client's),
 // half-closes, and reads on until the client's FIN (at most kDrainBytes) before it closes the
@@ -24,7 +24,7 @@
 #include <string_view>
 
 #include "phasekit/io_strand.hpp"
-#include "protocol/websocket.hpp"
+#include "phasekit/protocol/websocket.hpp"
 
 namespace phasekit::net {
 

@@ -1,4 +1,4 @@
-#include "observe/json_logger.hpp"
+#include "phasekit/observe/json_logger.hpp"
 
 #include <fmt/chrono.h>
 #include <fmt/format.h>

@@ -1,4 +1,4 @@
-#include "plugin_host/builtins.hpp"
+#include "builtins.hpp"
 
 #include <array>
 

@@ -1,4 +1,4 @@
-#include "plugin_host/host_services.hpp"
+#include "phasekit/plugin_host/host_services.hpp"
 
 #include <boost/asio/post.hpp>
 #include <fmt/format.h>

@@ -1,4 +1,4 @@
-#include "plugin_host/loader.hpp"
+#include "phasekit/plugin_host/loader.hpp"
 
 #include <dlfcn.h>
 #include <fmt/format.h>
@@ -11,7 +11,7 @@
 #include <system_error>
 
 #include "phasekit/plugin/build_signature.hpp"
-#include "plugin_host/builtins.hpp"
+#include "builtins.hpp"
 
 namespace phasekit::plugin_host {
 namespace {

@@ -1,4 +1,4 @@
-#include "plugin_host/plugin_set.hpp"
+#include "phasekit/plugin_host/plugin_set.hpp"
 
 #include <nlohmann/json.hpp>
 

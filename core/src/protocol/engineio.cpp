@@ -1,4 +1,4 @@
-#include "protocol/engineio.hpp"
+#include "phasekit/protocol/engineio.hpp"
 
 #include <boost/throw_exception.hpp>
 #include <fmt/format.h>

@@ -1,4 +1,4 @@
-#include "protocol/websocket.hpp"
+#include "phasekit/protocol/websocket.hpp"
 
 #include <openssl/evp.h>
 

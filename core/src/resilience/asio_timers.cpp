@@ -1,4 +1,4 @@
-#include "resilience/asio_timers.hpp"
+#include "phasekit/resilience/asio_timers.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 

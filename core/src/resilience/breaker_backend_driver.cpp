@@ -1,4 +1,4 @@
-#include "resilience/breaker_backend_driver.hpp"
+#include "phasekit/resilience/breaker_backend_driver.hpp"
 
 namespace phasekit::resilience {
 namespace {

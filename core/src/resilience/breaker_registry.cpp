@@ -1,4 +1,4 @@
-#include "resilience/breaker_registry.hpp"
+#include "phasekit/resilience/breaker_registry.hpp"
 
 #include <nlohmann/json.hpp>
 

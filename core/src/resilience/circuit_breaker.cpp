@@ -1,4 +1,4 @@
-#include "resilience/circuit_breaker.hpp"
+#include "phasekit/resilience/circuit_breaker.hpp"
 
 #include <fmt/format.h>
 

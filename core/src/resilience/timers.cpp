@@ -1,4 +1,4 @@
-#include "resilience/timers.hpp"
+#include "phasekit/resilience/timers.hpp"
 
 namespace phasekit::resilience {
 

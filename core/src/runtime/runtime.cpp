@@ -1,4 +1,4 @@
-#include "runtime/runtime.hpp"
+#include "phasekit/runtime/runtime.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 #include <fmt/format.h>
@@ -14,10 +14,10 @@
 
 #include <iostream>
 
-#include "backend/docker_backend.hpp"
-#include "config/checks.hpp"
-#include "config/cli.hpp"
-#include "config/print.hpp"
+#include "phasekit/backend/docker_backend.hpp"
+#include "phasekit/config/checks.hpp"
+#include "phasekit/config/cli.hpp"
+#include "phasekit/config/print.hpp"
 
 extern char** environ;
 

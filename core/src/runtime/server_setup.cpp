@@ -1,8 +1,8 @@
-#include "runtime/server_setup.hpp"
+#include "phasekit/runtime/server_setup.hpp"
 
 #include <exception>
 
-#include "config/schema.hpp"
+#include "phasekit/config/schema.hpp"
 
 namespace phasekit::runtime {
 

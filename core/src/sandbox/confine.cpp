@@ -1,4 +1,4 @@
-#include "sandbox/confine.hpp"
+#include "confine.hpp"
 
 #include <fcntl.h>
 #include <grp.h>

@@ -5,7 +5,7 @@
 // supervisor on itself and inherited).
 #include <string>
 
-#include "sandbox/options.hpp"
+#include "options.hpp"
 
 namespace phasekit::sandbox {
 

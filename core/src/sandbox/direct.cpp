@@ -1,4 +1,4 @@
-#include "sandbox/direct.hpp"
+#include "phasekit/sandbox/direct.hpp"
 
 #include <algorithm>
 #include <array>
@@ -6,7 +6,7 @@
 #include <csignal>
 #include <cstring>
 
-#include "backend/exports_parser.hpp"
+#include "phasekit/backend/exports_parser.hpp"
 
 namespace phasekit::sandbox {
 namespace {

@@ -1,4 +1,4 @@
-#include "sandbox/filesystem.hpp"
+#include "filesystem.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "sandbox/options.hpp"
+#include "options.hpp"
 
 namespace phasekit::sandbox {
 

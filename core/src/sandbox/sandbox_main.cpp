@@ -1,6 +1,6 @@
 // phasekit-sandbox: the supervisor of one backend. Started by the process driver as PID 1 of fresh
 // namespaces, by the docker driver as a container's PID 1, or as a plain child with SANDBOX=none;
-// it then speaks the frame protocol on stdin/stdout (backend/supervisor_protocol.hpp).
+// it then speaks the frame protocol on stdin/stdout (phasekit/backend/supervisor_protocol.hpp).
 //
 //   phasekit-sandbox namespaces|container|plain --workspace=DIR [--workspace-root=DIR]
 //       [--uid=N --gid=N | --userns] [--tmpfs-bytes=N] [--file-bytes=N] [--open-files=N]
@@ -22,9 +22,9 @@
 #include <string>
 #include <string_view>
 
-#include "backend/supervisor_protocol.hpp"
-#include "sandbox/filesystem.hpp"
-#include "sandbox/supervisor.hpp"
+#include "phasekit/backend/supervisor_protocol.hpp"
+#include "filesystem.hpp"
+#include "supervisor.hpp"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "sandbox/supervisor.hpp"
+#include "supervisor.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -20,10 +20,10 @@
 #include <string_view>
 #include <vector>
 
-#include "backend/shell_quote.hpp"
-#include "sandbox/confine.hpp"
-#include "sandbox/direct.hpp"
-#include "sandbox/filesystem.hpp"
+#include "phasekit/backend/shell_quote.hpp"
+#include "confine.hpp"
+#include "phasekit/sandbox/direct.hpp"
+#include "filesystem.hpp"
 
 namespace phasekit::sandbox {
 namespace {

@@ -1,5 +1,5 @@
 #pragma once
-// The supervisor of one sandbox: it speaks the frame protocol (backend/supervisor_protocol.hpp) with
+// The supervisor of one sandbox: it speaks the frame protocol (phasekit/backend/supervisor_protocol.hpp) with
 // the host on stdin/stdout, keeps one persistent bash for the session, and cleans up after it.
 //
 //  * Commands run in that one shell, so a builtin costs no process and anything else only what it runs.
@@ -22,9 +22,9 @@
 #include <string>
 #include <vector>
 
-#include "backend/supervisor_protocol.hpp"
-#include "sandbox/direct.hpp"
-#include "sandbox/options.hpp"
+#include "phasekit/backend/supervisor_protocol.hpp"
+#include "phasekit/sandbox/direct.hpp"
+#include "options.hpp"
 
 namespace phasekit::sandbox {
 

@@ -10,11 +10,11 @@
 #include <sstream>
 #include <ostream>
 
-#include "observe/json_logger.hpp"
+#include "phasekit/observe/json_logger.hpp"
 #include "phasekit/json_fields.hpp"
-#include "plugin_host/host_services.hpp"
-#include "plugin_host/plugin_set.hpp"
-#include "simulate/simulate.hpp"
+#include "phasekit/plugin_host/host_services.hpp"
+#include "phasekit/plugin_host/plugin_set.hpp"
+#include "phasekit/simulate/simulate.hpp"
 
 namespace phasekit::simulate {
 namespace {

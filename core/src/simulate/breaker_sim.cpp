@@ -3,8 +3,8 @@
 #include <ostream>
 
 #include "phasekit/json_fields.hpp"
-#include "resilience/circuit_breaker.hpp"
-#include "simulate/simulate.hpp"
+#include "phasekit/resilience/circuit_breaker.hpp"
+#include "phasekit/simulate/simulate.hpp"
 
 namespace phasekit::simulate {
 namespace {

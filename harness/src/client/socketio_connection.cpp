@@ -18,8 +18,8 @@
 
 #include "client/cookie_jar.hpp"
 #include "client/flex_stream.hpp"
-#include "protocol/engineio.hpp"
-#include "protocol/socketio.hpp"
+#include "phasekit/protocol/engineio.hpp"
+#include "phasekit/protocol/socketio.hpp"
 
 namespace phasekit::load {
 namespace {

@@ -1,7 +1,7 @@
 // AuditBatcher: records that come while a write of the audit log is in flight go together in the next
 // write; each caller hears once, with the status of the write that carried its record. And records
 // deferred while the store is away are written once it is back, within a bound.
-#include "app/audit_batcher.hpp"
+#include "phasekit/app/audit_batcher.hpp"
 
 #include <gtest/gtest.h>
 
@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "observe/json_logger.hpp"
-#include "observe/metrics_registry.hpp"
-#include "plugin_host/host_services.hpp"
+#include "phasekit/observe/json_logger.hpp"
+#include "phasekit/observe/metrics_registry.hpp"
+#include "phasekit/plugin_host/host_services.hpp"
 
 namespace phasekit::app {
 namespace {

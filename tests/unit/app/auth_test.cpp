@@ -1,4 +1,4 @@
-#include "app/auth.hpp"
+#include "phasekit/app/auth.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "app/file_tools.hpp"
+#include "file_tools.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

@@ -1,7 +1,7 @@
 // One tool call through JobLifecycle under both tenures: held (the orchestrator's sessions) and leased
 // (phasekit-worker). The store and the pool are fakes that record what was asked of them and in which
 // order; backends are real sandboxed processes where a call has to run, and absent where it must not.
-#include "app/job_lifecycle.hpp"
+#include "phasekit/app/job_lifecycle.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -14,12 +14,12 @@
 #include <map>
 #include <optional>
 
-#include "app/session_state.hpp"
-#include "observe/json_logger.hpp"
-#include "observe/metrics_registry.hpp"
-#include "plugin_host/host_services.hpp"
+#include "phasekit/app/session_state.hpp"
+#include "phasekit/observe/json_logger.hpp"
+#include "phasekit/observe/metrics_registry.hpp"
+#include "phasekit/plugin_host/host_services.hpp"
 #include "phasekit/bytes.hpp"
-#include "plugin_host/plugin_set.hpp"
+#include "phasekit/plugin_host/plugin_set.hpp"
 #include "support/backend_fixtures.hpp"
 #include "support/redis_server.hpp"
 

@@ -1,5 +1,5 @@
-#include "app/inflight_limiter.hpp"
-#include "app/planner.hpp"
+#include "phasekit/app/inflight_limiter.hpp"
+#include "phasekit/app/planner.hpp"
 
 #include <gtest/gtest.h>
 

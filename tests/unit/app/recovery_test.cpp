@@ -1,6 +1,7 @@
 // The offsets of Socket.IO connection-state recovery and what a client coming back is missing
-// (app/recovery.hpp), against conversations whose stored order differs from the order events went out.
-#include "app/recovery.hpp"
+// (phasekit/app/recovery.hpp), against conversations whose stored order differs from the order
+// events went out.
+#include "phasekit/app/recovery.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // What of a session survives its backend: the shell's report and its parsing, the restore command, the file moves,
 // and a round trip through a real sandboxed backend.
-#include "app/session_state.hpp"
-#include "app/tool_exec.hpp"
+#include "phasekit/app/session_state.hpp"
+#include "phasekit/app/tool_exec.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -11,9 +11,9 @@
 #include <fstream>
 #include <functional>
 
-#include "backend/process_backend.hpp"
-#include "backend/workspace_bound.hpp"
-#include "observe/json_logger.hpp"
+#include "phasekit/backend/process_backend.hpp"
+#include "workspace_bound.hpp"
+#include "phasekit/observe/json_logger.hpp"
 #include "support/backend_fixtures.hpp"
 
 namespace phasekit::app {

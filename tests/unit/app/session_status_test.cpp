@@ -1,4 +1,4 @@
-#include "app/session_status.hpp"
+#include "phasekit/app/session_status.hpp"
 
 #include <gtest/gtest.h>
 

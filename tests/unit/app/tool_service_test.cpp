@@ -1,6 +1,6 @@
 // The whole tool-call flow without a socket: the built-in plugins, a real process backend, and a
 // channel that records what the client would receive.
-#include "app/tool_service.hpp"
+#include "phasekit/app/tool_service.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -10,12 +10,12 @@
 #include <map>
 #include <optional>
 
-#include "backend/process_backend.hpp"
+#include "phasekit/backend/process_backend.hpp"
 #include "phasekit/bytes.hpp"
 #include "support/backend_fixtures.hpp"
-#include "observe/json_logger.hpp"
-#include "observe/metrics_registry.hpp"
-#include "plugin_host/host_services.hpp"
+#include "phasekit/observe/json_logger.hpp"
+#include "phasekit/observe/metrics_registry.hpp"
+#include "phasekit/plugin_host/host_services.hpp"
 
 namespace phasekit::app {
 namespace {

@@ -1,4 +1,4 @@
-// What the autoscaler's recommendation sizes (core/src/autoscale/sizers.hpp): the mapping functions as
+// What the autoscaler's recommendation sizes (phasekit/autoscale/sizers.hpp): the mapping functions as
 // tables, then the real hpa algorithm (phasekit_hpa_impl, given the JSON the processes hand the plugin)
 // in an AutoscaleLoop on virtual time, against a fake pool and a fake queue that record every
 // resize / set_concurrency. Each step's numbers are worked out in the comment above it. Nothing sleeps.
@@ -12,18 +12,18 @@
 #include <string>
 #include <vector>
 
-#include "autoscale/autoscale_loop.hpp"
-#include "autoscale/sizers.hpp"
-#include "autoscale/worker_autoscaler.hpp"
-#include "config/config.hpp"
+#include "phasekit/autoscale/autoscale_loop.hpp"
+#include "phasekit/autoscale/sizers.hpp"
+#include "phasekit/autoscale/worker_autoscaler.hpp"
+#include "phasekit/config/config.hpp"
 #include "hpa_autoscaler.hpp"
 #include "hpa_spec.hpp"
-#include "observe/json_logger.hpp"
-#include "observe/metrics_registry.hpp"
-#include "plugin_host/host_services.hpp"
-#include "plugin_host/loader.hpp"
-#include "plugin_host/plugin_set.hpp"
-#include "resilience/timers.hpp"
+#include "phasekit/observe/json_logger.hpp"
+#include "phasekit/observe/metrics_registry.hpp"
+#include "phasekit/plugin_host/host_services.hpp"
+#include "phasekit/plugin_host/loader.hpp"
+#include "phasekit/plugin_host/plugin_set.hpp"
+#include "phasekit/resilience/timers.hpp"
 
 namespace phasekit::autoscale {
 namespace {

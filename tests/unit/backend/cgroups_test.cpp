@@ -1,6 +1,6 @@
 // Cgroups per backend: where they go and what is written, on fake v1 and v2 trees (files only), and
 // on this machine's real hierarchy when it offers one.
-#include "backend/cgroups.hpp"
+#include "phasekit/backend/cgroups.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

@@ -1,6 +1,6 @@
-// What the supervisor reads before it starts a program without the shell (sandbox/direct.hpp): which
+// What the supervisor reads before it starts a program without the shell (phasekit/sandbox/direct.hpp): which
 // commands are plain, the shell's report as a view, a process's limits. bash itself is the oracle.
-#include "sandbox/direct.hpp"
+#include "phasekit/sandbox/direct.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>

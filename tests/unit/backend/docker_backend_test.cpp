@@ -1,6 +1,6 @@
 // The pure parts of the docker driver: the attach stream's frame demultiplexer and DOCKER_HOST.
 // (The driver against a real dockerd is in tests/plugins/pool_contract_test.cpp.)
-#include "backend/docker_backend.hpp"
+#include "phasekit/backend/docker_backend.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // `declare -px` as bash 5 prints it, parsed back into variables; and what a hostile shell may print.
-#include "backend/exports_parser.hpp"
+#include "phasekit/backend/exports_parser.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // The process backend against the real sandbox (namespaces, cgroups on this machine) and as a plain
 // process: the persistent shell, timeouts and shells that die, output framing, reset, and — sandboxed —
 // isolation from the host and from the next user, and every limit, each ended cleanly.
-#include "backend/process_backend.hpp"
+#include "phasekit/backend/process_backend.hpp"
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -22,9 +22,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "backend/workspace_bound.hpp"
+#include "workspace_bound.hpp"
 #include "backend_fixtures.hpp"
-#include "observe/json_logger.hpp"
+#include "phasekit/observe/json_logger.hpp"
 
 namespace phasekit::backend {
 namespace {
@@ -339,7 +339,7 @@ TEST_P(ProcessBackendTest, ToolsCannotCreateUserNamespaces) {
   EXPECT_EQ(r.output.find("rc=0"), std::string::npos) << r.output;
 }
 
-// A plain simple command is started by the supervisor without the shell (sandbox/direct.hpp).
+// A plain simple command is started by the supervisor without the shell (phasekit/sandbox/direct.hpp).
 // `command NAME` is the same program run by bash itself: the two must see the same world.
 TEST_P(ProcessBackendTest, APlainProgramStartedWithoutTheShellSeesWhatTheShellWouldGiveIt) {
   ASSERT_EQ(run("mkdir -p sub && cd sub && touch a b && export PHK_D='x y' && unset PHK_NONE && umask 027 && "

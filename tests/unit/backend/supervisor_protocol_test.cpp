@@ -1,6 +1,6 @@
 // The frames between a backend's host side and its supervisor: round trips, streams cut anywhere,
 // and every malformed form refused.
-#include "backend/supervisor_protocol.hpp"
+#include "phasekit/backend/supervisor_protocol.hpp"
 
 #include <gtest/gtest.h>
 

@@ -9,7 +9,7 @@
 
 #include <fmt/format.h>
 
-#include "backend/shell_backend.hpp"
+#include "phasekit/backend/shell_backend.hpp"
 
 namespace phasekit::backend {
 namespace {

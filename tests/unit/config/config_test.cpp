@@ -1,4 +1,4 @@
-#include "config/config.hpp"
+#include "phasekit/config/config.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "config/print.hpp"
+#include "phasekit/config/print.hpp"
 
 namespace phasekit::config {
 namespace {

@@ -4,7 +4,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "config/print.hpp"
+#include "phasekit/config/print.hpp"
 
 namespace phasekit::config {
 namespace {

@@ -1,5 +1,5 @@
 // MAX_CONNECTIONS and MAX_CONNECTIONS_PER_ADDRESS as counted by net::ConnectionLimits.
-#include "net/connection_limits.hpp"
+#include "phasekit/net/connection_limits.hpp"
 
 #include <gtest/gtest.h>
 

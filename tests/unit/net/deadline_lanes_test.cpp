@@ -1,7 +1,7 @@
 // DeadlineLanes: the heartbeat deadlines of every Engine.IO session on one timer (issue 16). A deadline
 // fires once, not before its time, in its lane's order, and a later lane's earlier deadline is not
 // held up behind the timer's current wait; a target that is gone is not fired, nor anything after stop().
-#include "net/deadline_lanes.hpp"
+#include "phasekit/net/deadline_lanes.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // ALLOWED_ORIGINS: what the setting accepts, and which Origin headers each policy lets through.
-#include "net/origin_policy.hpp"
+#include "phasekit/net/origin_policy.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "observe/metrics_registry.hpp"
+#include "phasekit/observe/metrics_registry.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "protocol/engineio.hpp"
+#include "phasekit/protocol/engineio.hpp"
 
 #include <gtest/gtest.h>
 

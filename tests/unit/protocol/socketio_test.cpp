@@ -1,4 +1,4 @@
-#include "protocol/socketio.hpp"
+#include "phasekit/protocol/socketio.hpp"
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>

@@ -4,10 +4,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "autoscale/autoscale_loop.hpp"
-#include "observe/metrics_registry.hpp"
-#include "resilience/breaker_backend_driver.hpp"
-#include "resilience/breaker_registry.hpp"
+#include "phasekit/autoscale/autoscale_loop.hpp"
+#include "phasekit/observe/metrics_registry.hpp"
+#include "phasekit/resilience/breaker_backend_driver.hpp"
+#include "phasekit/resilience/breaker_registry.hpp"
 
 namespace phasekit::resilience {
 namespace {

@@ -1,6 +1,6 @@
 // Circuit breaker sequences, each derived from opossum 10's lib/circuit.js and lib/status.js (the rule
 // pinned is named in the comment above each test). Virtual time: nothing sleeps.
-#include "resilience/circuit_breaker.hpp"
+#include "phasekit/resilience/circuit_breaker.hpp"
 
 #include <gtest/gtest.h>
 
