@@ -8,6 +8,8 @@
 // audit log), the entry then its record (entry_then_audit), or both in one write (together: what
 // JobLifecycle does, StoreStrategy::append_result). The audit log's cost is together - entry_only.
 // BM_Results64: the same for 64 calls that end at once (entry_only or together), per call.
+// BM_AuditAdded: together - entry_only as a paired difference (blocks of each alternate in one run), the
+// figure to quote: the separate benchmarks above drift apart between runs on this VM.
 // Compare cpu_us + server_cpu_us with the CPU of one approved call (bench/toolcall_cost.sh).
 //   build/bench/audit_bench [--benchmark_filter=postgres]
 #include <benchmark/benchmark.h>
@@ -300,8 +302,58 @@ void BM_AuditBatched64(benchmark::State& state, const std::string& kind) {
       static_cast<double>(state.iterations() * 64) / static_cast<double>(std::max<std::size_t>(1, rig.writes() - writes0));
 }
 
+/// What the audit log adds to a result's write, as a paired difference: blocks of 64 calls that write
+/// the entry alone and blocks that write it with its record (together) alternate, their order swapped
+/// every iteration, so the drift of this VM's speed (tens of µs a write between runs: waking an idle
+/// vCPU) falls on both sides. `at_once`: 1 (each call waits for the last) or 64 (one burst a block).
+/// Counters per call, this process and the store's server together: entry_cpu_us, together_cpu_us,
+/// added_cpu_us (their difference).
+void BM_AuditAdded(benchmark::State& state, const std::string& kind, int at_once) {
+  static constexpr int kBlock = 64;
+  Rig rig(kind);
+  std::uint64_t i = 5'000'000;
+  double spent[2] = {0, 0};  // [entry, together]
+  const auto block = [&](Rig::Write how) {
+    const double cpu0 = process_cpu() + server_cpu(rig.server());
+    for (int done = 0; done < kBlock; done += at_once) {
+      if (at_once == 1) {
+        if (!rig.result_one(i, how).ok()) {
+          return false;
+        }
+      } else {
+        rig.results_at_once(i, at_once, how);
+      }
+      i += static_cast<std::uint64_t>(at_once);
+    }
+    spent[how == Rig::Write::together ? 1 : 0] += process_cpu() + server_cpu(rig.server()) - cpu0;
+    return true;
+  };
+  bool together_first = false;
+  for (auto _ : state) {
+    const Rig::Write first = together_first ? Rig::Write::together : Rig::Write::entry;
+    const Rig::Write second = together_first ? Rig::Write::entry : Rig::Write::together;
+    if (!block(first) || !block(second)) {
+      state.SkipWithError("a write failed");
+      return;
+    }
+    together_first = !together_first;
+  }
+  const double calls = static_cast<double>(state.iterations()) * kBlock;
+  state.counters["entry_cpu_us"] = spent[0] * 1e6 / calls;
+  state.counters["together_cpu_us"] = spent[1] * 1e6 / calls;
+  state.counters["added_cpu_us"] = (spent[1] - spent[0]) * 1e6 / calls;
+}
+
 }  // namespace
 
+BENCHMARK_CAPTURE(BM_AuditAdded, memory_alone, std::string("memory"), 1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_AuditAdded, sqlite_alone, std::string("sqlite"), 1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_AuditAdded, redis_alone, std::string("redis"), 1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_AuditAdded, postgres_alone, std::string("postgres"), 1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_AuditAdded, memory_64, std::string("memory"), 64)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_AuditAdded, sqlite_64, std::string("sqlite"), 64)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_AuditAdded, redis_64, std::string("redis"), 64)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_AuditAdded, postgres_64, std::string("postgres"), 64)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_AuditOneAtATime, memory, std::string("memory"))->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_AuditOneAtATime, sqlite, std::string("sqlite"))->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_AuditOneAtATime, redis, std::string("redis"))->UseRealTime()->Unit(benchmark::kMicrosecond);
