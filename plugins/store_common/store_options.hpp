@@ -8,7 +8,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "phasekit/plugin/host.hpp"
 #include "phasekit/plugin/store.hpp"
@@ -38,6 +41,24 @@ inline Lifetimes read_lifetimes(PluginOptions& o) {
   l.caps.max_entries = static_cast<std::size_t>(o.integer("conversation_max_entries", 1000, 1, 10000000));
   l.caps.max_bytes = static_cast<std::size_t>(o.integer("conversation_max_bytes", 4194304, 1024, 1LL << 40));
   return l;
+}
+
+/// The bytes a call carries, as a store's bounded queue counts them: a session's record or update,
+/// and an audit record.
+inline std::size_t carried(const std::string& cwd, const std::vector<std::pair<std::string, std::string>>& env,
+                           const std::string& workspace, const std::vector<std::string>& history) {
+  std::size_t n = cwd.size() + workspace.size();
+  for (const auto& [name, value] : env) {
+    n += name.size() + value.size();
+  }
+  for (const auto& line : history) {
+    n += line.size();
+  }
+  return n;
+}
+inline std::size_t carried(const plugin::AuditRecord& r) {
+  return r.call_id.size() + r.user_id.size() + r.session_id.size() + r.instance.size() + r.tool.size() +
+         r.args.size() + r.outcome.size();
 }
 
 /// Takes every store's keys a store may not use itself (those it read are taken already).

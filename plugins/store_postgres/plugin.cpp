@@ -18,8 +18,10 @@
 // idle_timeout_ms without a call, replaced when the server closed it while idle, and dropped and
 // opened again after a failure, so the pool comes back by itself after a restart of the server. Every
 // call goes through the host's "postgres" circuit breaker: while the server is down calls fail fast
-// with UNAVAILABLE. Pool figures are in /metrics (phasekit_postgres_pool_*). On shutdown the calls
-// queued are run before the threads end.
+// with UNAVAILABLE. Calls wait for a connection in a queue bounded by count (100,000) and by the bytes
+// they carry (queue_max_bytes, 256 MiB); past either a call fails at once with UNAVAILABLE. Pool
+// figures are in /metrics (phasekit_postgres_pool_*). On shutdown the calls queued are run before the
+// threads end.
 #include <libpq-fe.h>
 
 #include <endian.h>
@@ -340,7 +342,8 @@ struct Options {
   std::int64_t connect_timeout_ms = 2000;
   store_common::Lifetimes lifetimes;
   std::int64_t purge_interval_ms = 60000;
-  std::size_t max_pending = 100000;
+  std::size_t max_pending = 100000;              // calls waiting for a connection at most
+  std::size_t max_pending_bytes = 256U << 20;    // and the bytes they carry (entries, records, sessions)
 };
 
 /// The audit log's upsert (a record of the same session and call replaces the first), its 15 values
@@ -414,6 +417,7 @@ class PostgresStore final : public plugin::StoreStrategy {
   [[nodiscard]] bool reachable() const noexcept override { return guard_.state() != "open"; }
 
   void put_session(SessionRecord record, std::function<void(Status)> done) noexcept override {
+    const std::size_t bytes = store_common::carried(record.cwd, record.env, record.workspace, record.history);
     call<bool>(
         [this, record = std::move(record)](Conn& c) {
           const std::int64_t now = now_ms();
@@ -446,10 +450,12 @@ class PostgresStore final : public plugin::StoreStrategy {
             counts_.add_session();
           }
           done(std::move(s));
-        });
+        },
+        Tx::wrap, bytes);
   }
 
   void update_session(std::string id, SessionUpdate update, std::function<void(Status)> done) noexcept override {
+    const std::size_t bytes = store_common::carried(update.cwd, update.env, update.workspace, update.history);
     call<bool>(
         [this, id = std::move(id), update = std::move(update)](Conn& c) {
           const std::int64_t now = now_ms();
@@ -483,7 +489,8 @@ class PostgresStore final : public plugin::StoreStrategy {
         },
         [done = std::move(done)](Status s, bool found) {
           done(s.ok() && !found ? Status(Code::not_found, "no such session") : std::move(s));
-        });
+        },
+        Tx::wrap, bytes);
   }
 
   void get_session(std::string id, std::function<void(Status, SessionRecord)> done) noexcept override {
@@ -536,6 +543,7 @@ class PostgresStore final : public plugin::StoreStrategy {
 
   void append_conversation(std::string session_id, std::string entry,
                            std::function<void(Status)> done) noexcept override {
+    const std::size_t bytes = entry.size();
     call<std::pair<Kept, Kept>>(
         [this, id = std::move(session_id), entry = std::move(entry)](Conn& c) { return append_entry(c, id, entry); },
         [this, done = std::move(done)](Status s, std::pair<Kept, Kept> change) {
@@ -544,11 +552,12 @@ class PostgresStore final : public plugin::StoreStrategy {
           }
           done(std::move(s));
         },
-        Tx::single);
+        Tx::single, bytes);
   }
 
   void append_result(std::string session_id, std::string entry, plugin::AuditRecord record,
                      std::function<void(Status)> done) noexcept override {
+    const std::size_t bytes = entry.size() + store_common::carried(record);
     call<std::pair<Kept, Kept>>(
         [this, id = std::move(session_id), entry = std::move(entry), record = std::move(record)](Conn& c) {
           return append_entry(c, id, entry, &record);
@@ -559,7 +568,7 @@ class PostgresStore final : public plugin::StoreStrategy {
           }
           done(std::move(s));
         },
-        Tx::single);
+        Tx::single, bytes);
   }
 
   void read_conversation(std::string session_id, plugin::ConversationRange range,
@@ -600,6 +609,10 @@ class PostgresStore final : public plugin::StoreStrategy {
   }
 
   void append_audit(std::vector<plugin::AuditRecord> records, std::function<void(Status)> done) noexcept override {
+    std::size_t bytes = 0;
+    for (const auto& r : records) {
+      bytes += store_common::carried(r);
+    }
     call<bool>(
         [records = std::move(records)](Conn& c) {
           for (const auto& r : records) {
@@ -607,7 +620,7 @@ class PostgresStore final : public plugin::StoreStrategy {
           }
           return true;
         },
-        [done = std::move(done)](Status s, bool) { done(std::move(s)); });
+        [done = std::move(done)](Status s, bool) { done(std::move(s)); }, Tx::wrap, bytes);
   }
 
   void read_audit(plugin::AuditQuery query, std::function<void(Status, plugin::AuditPage)> done) noexcept override {
@@ -692,18 +705,19 @@ class PostgresStore final : public plugin::StoreStrategy {
     std::function<void(Conn&)> run;              // throws DbError
     std::function<void(Status)> settle;          // the transaction's outcome
     Tx tx = Tx::wrap;
+    std::size_t bytes = 0;                       // what it carries, counted against max_pending_bytes
   };
 
   /// Runs `run` in a transaction on a pool connection through the breaker; `done` gets the status and
   /// what `run` returned (a default T when it failed), on the host's executor. With Tx::single, `run`
-  /// runs exactly one statement.
+  /// runs exactly one statement. `bytes`: the data the call carries, for the queue's bound.
   template <class T, class Run, class Done>
-  void call(Run run, Done done, Tx tx = Tx::wrap) noexcept {
+  void call(Run run, Done done, Tx tx = Tx::wrap, std::size_t bytes = 0) noexcept {
     auto value = std::make_shared<T>();
     guard_.call(
-        [this, run = std::move(run), value, tx](plugin::Guard::Settle settle) mutable {
+        [this, run = std::move(run), value, tx, bytes](plugin::Guard::Settle settle) mutable {
           enqueue(Work{[run = std::move(run), value](Conn& c) mutable { *value = run(c); },
-                       [settle = std::move(settle)](Status s) { settle(std::move(s)); }, tx});
+                       [settle = std::move(settle)](Status s) { settle(std::move(s)); }, tx, bytes});
         },
         [value, done = std::move(done)](Status s) mutable {
           done(s, s.ok() ? std::move(*value) : T{});
@@ -746,15 +760,18 @@ class PostgresStore final : public plugin::StoreStrategy {
   void enqueue(Work w) {
     {
       const std::lock_guard lock(mutex_);
-      if (queue_.size() < options_.max_pending && !stopping_) {
+      if (queue_.size() < options_.max_pending && queued_bytes_ + w.bytes <= options_.max_pending_bytes &&
+          !stopping_) {
+        queued_bytes_ += w.bytes;
         queue_.push_back(std::move(w));
         waiting_.set(static_cast<double>(queue_.size()));
         wake_.notify_one();
         return;
       }
     }
-    w.settle(Status(Code::unavailable, fmt::format("postgres store: {} calls already wait for a connection",
-                                                   options_.max_pending)));
+    w.settle(Status(Code::unavailable, fmt::format("postgres store: {} calls or {} MiB already wait for a connection",
+                                                   options_.max_pending,
+                                                   static_cast<double>(options_.max_pending_bytes) / (1 << 20))));
   }
 
   /// One pool thread: its connection, opened on demand, closed when idle or broken. The housekeeper
@@ -787,6 +804,7 @@ class PostgresStore final : public plugin::StoreStrategy {
         if (!queue_.empty()) {
           work.emplace(std::move(queue_.front()));
           queue_.pop_front();
+          queued_bytes_ -= work->bytes;
           waiting_.set(static_cast<double>(queue_.size()));
           ++busy_count_;
         } else if (stopping_) {
@@ -964,6 +982,7 @@ class PostgresStore final : public plugin::StoreStrategy {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Work> queue_;
+  std::size_t queued_bytes_ = 0;
   std::size_t busy_count_ = 0;
   std::vector<std::function<void()>> drained_;
   bool stopping_ = false;
@@ -984,6 +1003,8 @@ struct Factory {
     options.connect_timeout_ms = o.integer("connect_timeout_ms", 2000, 1000, 600000);
     options.lifetimes = store_common::read_lifetimes(o);
     options.purge_interval_ms = o.integer("purge_interval_ms", 60000, 10, 86400000);
+    options.max_pending_bytes = static_cast<std::size_t>(
+        o.integer("queue_max_bytes", static_cast<std::int64_t>(options.max_pending_bytes), 65536, std::int64_t{1} << 40));
     store_common::ignore_other_stores(o);
     o.finish();
     return std::make_unique<PostgresStore>(host, std::move(options));

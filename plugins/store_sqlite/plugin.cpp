@@ -292,7 +292,7 @@ class SqliteStore final : public plugin::StoreStrategy {
   [[nodiscard]] bool reachable() const noexcept override { return true; }
 
   void put_session(SessionRecord record, std::function<void(Status)> done) noexcept override {
-    const std::size_t bytes = carried(record.cwd, record.env, record.workspace, record.history);
+    const std::size_t bytes = store_common::carried(record.cwd, record.env, record.workspace, record.history);
     submit(failing(done), [this, record = std::move(record), done](Db& db) {
       const std::int64_t now = now_ms();
       bool existed = false;
@@ -325,7 +325,7 @@ class SqliteStore final : public plugin::StoreStrategy {
   }
 
   void update_session(std::string id, SessionUpdate update, std::function<void(Status)> done) noexcept override {
-    const std::size_t bytes = carried(update.cwd, update.env, update.workspace, update.history);
+    const std::size_t bytes = store_common::carried(update.cwd, update.env, update.workspace, update.history);
     submit(failing(done), [this, id = std::move(id), update = std::move(update), done](Db& db) {
       const std::int64_t now = now_ms();
       const std::int64_t expires = now + ttl_for(update.status.value_or("active"));
@@ -410,7 +410,7 @@ class SqliteStore final : public plugin::StoreStrategy {
 
   void append_result(std::string session_id, std::string entry, plugin::AuditRecord record,
                      std::function<void(Status)> done) noexcept override {
-    const std::size_t bytes = entry.size() + carried(record);
+    const std::size_t bytes = entry.size() + store_common::carried(record);
     submit(failing(done), [this, id = std::move(session_id), entry = std::move(entry), record = std::move(record),
                            done](Db& db) {
       const auto [before, after] = append_entry(db, id, entry);
@@ -463,7 +463,7 @@ class SqliteStore final : public plugin::StoreStrategy {
   void append_audit(std::vector<plugin::AuditRecord> records, std::function<void(Status)> done) noexcept override {
     std::size_t bytes = 0;
     for (const auto& r : records) {
-      bytes += carried(r);
+      bytes += store_common::carried(r);
     }
     submit(failing(done), [this, records = std::move(records), done](Db& db) {
       for (const auto& r : records) {
@@ -771,23 +771,6 @@ class SqliteStore final : public plugin::StoreStrategy {
         .integer(14, r.requested_unix_ms)
         .integer(15, r.finished_unix_ms)
         .step();
-  }
-
-  /// The bytes a call carries, as the queue's bound counts them.
-  static std::size_t carried(const std::string& cwd, const std::vector<std::pair<std::string, std::string>>& env,
-                             const std::string& workspace, const std::vector<std::string>& history) {
-    std::size_t n = cwd.size() + workspace.size();
-    for (const auto& [name, value] : env) {
-      n += name.size() + value.size();
-    }
-    for (const auto& line : history) {
-      n += line.size();
-    }
-    return n;
-  }
-  static std::size_t carried(const plugin::AuditRecord& r) {
-    return r.call_id.size() + r.user_id.size() + r.session_id.size() + r.instance.size() + r.tool.size() +
-           r.args.size() + r.outcome.size();
   }
 
   /// A session write renews its conversation's TTL too (store=redis does the same).

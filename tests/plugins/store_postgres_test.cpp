@@ -1,6 +1,7 @@
 // store=postgres beyond the store contract (store_contract_test.cpp): a restart of PostgreSQL under load
 // (the breaker opens, calls fail fast, the pool reconnects by itself, nothing acknowledged is lost), its
-// pool figures in /metrics, a new instance beside a long transaction, and the URLs and servers it refuses.
+// pool figures in /metrics, a new instance beside a long transaction, the bound on calls waiting for a
+// connection, and the URLs and servers it refuses.
 #include <gtest/gtest.h>
 
 #include <boost/asio/io_context.hpp>
@@ -209,6 +210,46 @@ TEST_F(PostgresStore, AnInstanceStartingBesideALongTransactionWaitsForNoLock) {
   holder.sql("ROLLBACK");  // before the assertions: the store's threads must be able to finish
   ASSERT_TRUE(answered) << "the second instance's first call waited for the transaction on phasekit_audit";
   EXPECT_TRUE(result->ok()) << result->message();
+}
+
+TEST_F(PostgresStore, CallsWaitingForAConnectionAreBoundedByTheBytesTheyCarry) {
+  store_ = open(R"({"postgres_url": ")" + server_->url() + R"(", "pool_size": 1, "queue_max_bytes": 65536,
+                   "conversation_max_entries": 100000, "conversation_max_bytes": 1099511627776})");
+  for (int i = 0; i < 10; ++i) {  // the schema is made, and the breaker has seen calls succeed
+    ASSERT_TRUE(append("s1", "small-" + std::to_string(i)).ok());
+  }
+  // The pool's one connection is held up: its next call waits for a lock someone else holds, and
+  // what comes after waits in the queue, 10 KB each, until 64 KiB are waiting.
+  test::PostgresSession holder = server_->session();
+  holder.sql("BEGIN; LOCK TABLE phasekit_conversations IN ACCESS EXCLUSIVE MODE");
+  const std::string big(10000, 'x');
+  std::vector<std::optional<Status>> answers(10);
+  for (std::size_t i = 0; i < answers.size(); ++i) {
+    store_->append_conversation("s1", "big-" + std::to_string(i) + big, [&answers, i](Status s) { answers[i] = std::move(s); });
+  }
+  const auto refused = [&] {
+    return std::count_if(answers.begin(), answers.end(), [](const auto& a) { return a && !a->ok(); });
+  };
+  // Refused at once, while the lock is still held: nothing waited for the disk or the server.
+  const bool refused_at_once = run_until([&] { return refused() >= 3; }, 5s);
+  holder.sql("ROLLBACK");
+  ASSERT_TRUE(refused_at_once) << "nothing was refused while 100 KB waited behind a 64 KiB bound";
+  ASSERT_TRUE(run_until([&] { return std::all_of(answers.begin(), answers.end(), [](const auto& a) { return a.has_value(); }); }));
+  const std::set<std::string> kept = stored("s1");
+  int accepted = 0;
+  for (std::size_t i = 0; i < answers.size(); ++i) {
+    const std::string entry = "big-" + std::to_string(i) + big;
+    if (answers[i]->ok()) {
+      ++accepted;
+      EXPECT_EQ(kept.count(entry), 1u) << "big-" << i << " was acknowledged and lost";
+    } else {
+      EXPECT_EQ(answers[i]->code(), Code::unavailable);
+      EXPECT_NE(answers[i]->message().find("MiB already wait"), std::string::npos) << answers[i]->message();
+      EXPECT_EQ(kept.count(entry), 0u) << "big-" << i << " was refused and stored";
+    }
+  }
+  EXPECT_GE(accepted, 6) << "the bound let less through than 64 KiB";
+  EXPECT_LE(accepted, 7) << "the bound let more through than 64 KiB and the call running";
 }
 
 TEST_F(PostgresStore, AUrlThatIsNotPostgresOrAServerThatIsNotThereIsSaidClearly) {
