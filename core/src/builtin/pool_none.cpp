@@ -4,6 +4,7 @@
 
 #include <mutex>
 
+#include "idle_shutdown.hpp"
 #include "phasekit/plugin/export.hpp"
 #include "phasekit/plugin_options.hpp"
 
@@ -31,7 +32,7 @@ class NonePool final : public plugin::PoolStrategy {
       const std::lock_guard lock(mutex_);
       if (driver == nullptr) {
         refusal = Status(Code::unavailable, "this process runs no backends");
-      } else if (shutting_down_) {
+      } else if (shutdown_.begun()) {
         refusal = Status(Code::unavailable, "shutting down");
       } else if (stats_.total >= max_size_) {
         refusal = Status(Code::unavailable, fmt::format("all {} backends are in use", max_size_));
@@ -62,15 +63,13 @@ class NonePool final : public plugin::PoolStrategy {
           }
           backend.reset();
         }
-        finished = take_shutdown_if_idle();
+        finished = shutdown_.take_if(idle());
       }
       boost::asio::post(host_.executor(), [done = std::move(done), status = std::move(status),
                                            lease = Lease{std::move(backend), plugin::AcquireSource::cold}]() mutable {
         done(std::move(status), std::move(lease));
       });
-      if (finished) {
-        boost::asio::post(host_.executor(), std::move(finished));
-      }
+      IdleShutdown::post_if(host_.executor(), std::move(finished));
     });
   }
 
@@ -91,11 +90,9 @@ class NonePool final : public plugin::PoolStrategy {
         --pending_;
         --stats_.total;
         ++stats_.destroyed;
-        finished = take_shutdown_if_idle();
+        finished = shutdown_.take_if(idle());
       }
-      if (finished) {
-        boost::asio::post(host_.executor(), std::move(finished));
-      }
+      IdleShutdown::post_if(host_.executor(), std::move(finished));
     });
   }
 
@@ -109,16 +106,7 @@ class NonePool final : public plugin::PoolStrategy {
   }
 
   void async_shutdown(std::function<void()> done) noexcept override {
-    std::function<void()> finished;
-    {
-      const std::lock_guard lock(mutex_);
-      shutting_down_ = true;
-      on_shutdown_ = std::move(done);
-      finished = take_shutdown_if_idle();
-    }
-    if (finished) {
-      boost::asio::post(host_.executor(), std::move(finished));
-    }
+    shutdown_.begin(mutex_, host_.executor(), std::move(done), [this] { return idle(); });
   }
 
  private:
@@ -130,20 +118,15 @@ class NonePool final : public plugin::PoolStrategy {
 
   // Called with mutex_ held: the shutdown completion once no driver call is outstanding. Leased
   // backends belong to their sessions, which release them before the host destroys the pool.
-  std::function<void()> take_shutdown_if_idle() {
-    if (shutting_down_ && pending_ == 0 && on_shutdown_) {
-      return std::exchange(on_shutdown_, nullptr);
-    }
-    return nullptr;
-  }
+  /// Nothing in flight: shutdown may answer (under mutex_).
+  [[nodiscard]] bool idle() const { return pending_ == 0; }
 
   HostServices& host_;
   const std::uint64_t max_size_;
   mutable std::mutex mutex_;
   PoolStats stats_;
   std::uint64_t pending_ = 0;
-  bool shutting_down_ = false;
-  std::function<void()> on_shutdown_;
+  IdleShutdown shutdown_;
 };
 
 struct Factory {

@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 
+#include "idle_shutdown.hpp"
 #include "phasekit/plugin/export.hpp"
 #include "phasekit/plugin_options.hpp"
 
@@ -29,7 +30,7 @@ class InprocQueue final : public plugin::QueueStrategy {
     Status status;
     {
       const std::lock_guard lock(mutex_);
-      if (shutting_down_) {
+      if (shutdown_.begun()) {
         status = Status(Code::unavailable, "shutting down");
       } else if (jobs_.size() >= capacity_) {
         ++stats_.rejected;
@@ -84,16 +85,7 @@ class InprocQueue final : public plugin::QueueStrategy {
   }
 
   void async_shutdown(std::function<void()> done) noexcept override {
-    std::function<void()> finished;
-    {
-      const std::lock_guard lock(mutex_);
-      shutting_down_ = true;
-      on_shutdown_ = std::move(done);
-      finished = take_shutdown_if_idle();
-    }
-    if (finished) {
-      boost::asio::post(host_.executor(), std::move(finished));
-    }
+    shutdown_.begin(mutex_, host_.executor(), std::move(done), [this] { return idle(); });
   }
 
  private:
@@ -150,20 +142,14 @@ class InprocQueue final : public plugin::QueueStrategy {
       } else {
         ++stats_.failed;
       }
-      finished = take_shutdown_if_idle();
+      finished = shutdown_.take_if(idle());
     }
-    if (finished) {
-      boost::asio::post(host_.executor(), std::move(finished));
-    }
+    IdleShutdown::post_if(host_.executor(), std::move(finished));
     dispatch();
   }
 
-  std::function<void()> take_shutdown_if_idle() {
-    if (shutting_down_ && in_flight_ == 0 && (jobs_.empty() || !handler_) && on_shutdown_) {
-      return std::exchange(on_shutdown_, nullptr);
-    }
-    return nullptr;
-  }
+  /// Nothing in flight: shutdown may answer (under mutex_).
+  [[nodiscard]] bool idle() const { return in_flight_ == 0 && (jobs_.empty() || !handler_); }
 
   HostServices& host_;
   const std::uint64_t capacity_;
@@ -174,8 +160,7 @@ class InprocQueue final : public plugin::QueueStrategy {
   unsigned concurrency_ = 1;
   std::uint64_t in_flight_ = 0;
   QueueStats stats_;
-  bool shutting_down_ = false;
-  std::function<void()> on_shutdown_;
+  IdleShutdown shutdown_;
 };
 
 struct Factory {
