@@ -64,7 +64,7 @@ using Clock = std::chrono::steady_clock;
 
 /// The schema's version: a connection runs kSchema only when the database's is older (its DDL takes
 /// locks that queue behind, and then hold up, every call in flight). Raise it with every change below.
-constexpr std::int64_t kSchemaVersion = 3;  // 2: phasekit_append; 3: narrow audit indexes, HOT conversation rows
+constexpr std::int64_t kSchemaVersion = 4;  // 2: phasekit_append; 3: narrow audit indexes, HOT conversations; 4: insert vacuums on
 constexpr const char* kSchema = R"sql(
 SELECT pg_advisory_xact_lock(7243018);
 CREATE TABLE IF NOT EXISTS phasekit_sessions (
@@ -90,13 +90,14 @@ CREATE TABLE IF NOT EXISTS phasekit_audit (
   exit_code BIGINT NOT NULL, duration_ms BIGINT NOT NULL, output_bytes BIGINT NOT NULL, attempt BIGINT NOT NULL,
   requested BIGINT NOT NULL, finished BIGINT NOT NULL, PRIMARY KEY (session, call));
 -- The log's order and its per-user order: narrow keys (a page's ties on `finished` are sorted on the
--- rows, an incremental sort), so a record costs two small index entries beside its key. An append-only
--- log needs no vacuum for its inserts (the purge's deletes still trigger one).
+-- rows, an incremental sort), so a record costs two small index entries beside its key. Its vacuums
+-- after inserts stay on (version 3 had them off): they freeze the log a little at a time, where an
+-- anti-wraparound vacuum would read all of it at once.
 DROP INDEX IF EXISTS phasekit_audit_order;
 DROP INDEX IF EXISTS phasekit_audit_user;
 CREATE INDEX IF NOT EXISTS phasekit_audit_finished ON phasekit_audit (finished);
 CREATE INDEX IF NOT EXISTS phasekit_audit_user_finished ON phasekit_audit ("user", finished);
-ALTER TABLE phasekit_audit SET (autovacuum_vacuum_insert_threshold = -1);
+ALTER TABLE phasekit_audit RESET (autovacuum_vacuum_insert_threshold);
 -- A conversation's append, server-side: one round trip for what took six. The conversation's row is
 -- locked, so appends to one session from several instances go one by one. An expired conversation
 -- starts again; past a cap the oldest entries go (the newest always stays). Returns what the
