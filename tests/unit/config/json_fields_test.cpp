@@ -1,4 +1,5 @@
-// The one strict JSON reader (phasekit/json_fields.hpp): what it refuses, and the words it says it in.
+// The one strict JSON reader (phasekit/json_fields.hpp) and the flat reader of a plugin's options built
+// on it (phasekit/plugin_options.hpp): what they refuse, and the words they say it in.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "phasekit/json_fields.hpp"
+#include "phasekit/plugin_options.hpp"
 
 namespace phasekit {
 namespace {
@@ -82,6 +84,30 @@ TEST(JsonFields, AValueIsShownShortAndBytesThatAreNotUtf8DoNotThrow) {
   EXPECT_EQ(jf::shown(Json(std::vector<int>(50, 1))), "an array");
   EXPECT_EQ(jf::shown(Json("\xff")), "\"\xEF\xBF\xBD\"");  // U+FFFD
   EXPECT_EQ(error_of([] { jf::integer(Json("\xff"), "n", 0, 1); }), "n: \"\xEF\xBF\xBD\": expected an integer in 0..1");
+}
+
+TEST(PluginOptions, IsAFlatObjectReadWithTheSameChecks) {
+  PluginOptions o(R"({"min_size":"ten","n":18446744073709551615,"format":"zstd"})");
+  EXPECT_EQ(error_of([&] { o.integer("min_size", 2, 0, 10000); }), "min_size: \"ten\": expected an integer in 0..10000");
+  EXPECT_EQ(error_of([&] { o.integer("n", 0, -1, 10); }), "n: 18446744073709551615: expected an integer in -1..10");
+  EXPECT_EQ(error_of([&] { o.one_of("format", "gzip", {"deflate_dict", "gzip"}); }),
+            "format: \"zstd\": expected one of deflate_dict|gzip");
+  PluginOptions empty("");
+  EXPECT_EQ(empty.integer("level", 6, 1, 9), 6);
+  EXPECT_THROW(PluginOptions("[1]"), std::invalid_argument);
+}
+
+TEST(PluginOptions, FinishRefusesAKeyNoGetterAskedFor_ListingThoseThatDid) {
+  PluginOptions o(R"({"level":6,"levle":6,"host_key":1})");
+  EXPECT_EQ(o.integer("level", 1, 1, 9), 6);
+  EXPECT_EQ(o.text("format", "gzip"), "gzip");
+  o.ignore("host_key");
+  EXPECT_EQ(error_of([&] { o.finish(); }), "levle: unknown key (expected one of format|host_key|level)");
+  const PluginOptions none(R"({"x":1})");
+  EXPECT_EQ(error_of([&] { none.finish(); }), "x: unknown key (none is expected here)");
+  PluginOptions null_is_absent(R"({"level":null})");
+  EXPECT_EQ(null_is_absent.integer("level", 3, 1, 9), 3);
+  EXPECT_NO_THROW(null_is_absent.finish());
 }
 
 }  // namespace
