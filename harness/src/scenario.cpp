@@ -12,8 +12,10 @@
 #include <initializer_list>
 #include <sstream>
 #include <stdexcept>
+#include <type_traits>
 
 #include "csv.hpp"
+#include "phasekit/json_fields.hpp"
 
 namespace phasekit::load {
 namespace {
@@ -22,24 +24,21 @@ using nlohmann::json;
 
 constexpr std::uint64_t kMaxArrivals = 50'000'000;
 
-std::string type_name(const json& j) {
-  switch (j.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::boolean: return "a boolean";
-    case json::value_t::string: return fmt::format("\"{}\"", j.get<std::string>());
-    case json::value_t::array: return "a list";
-    case json::value_t::object: return "a mapping";
-    default: return j.dump();
-  }
-}
+namespace jf = json_fields;
 
-// Reads one document, remembering the path of what it reads so every error names it.
+// Reads one document with json_fields (the checks and their words are the same as everywhere), and
+// throws each error as a ScenarioError that starts with the file and line of the field it names.
 class Reader {
  public:
   Reader(std::string file, const SourceLines* lines) : file_(std::move(file)), lines_(lines) {}
 
-  [[noreturn]] void fail(const std::string& path, const std::string& what) const {
-    throw ScenarioError(fmt::format("{}: {}: {}", where(path), path.empty() ? "(document)" : path, what));
+  [[noreturn]] void fail(const std::string& path, const std::string& what) const { fail(jf::FieldError(path, what)); }
+  [[noreturn]] void fail(const jf::FieldError& e) const {
+    throw ScenarioError(fmt::format("{}: {}", where(e.path()), e.what()));
+  }
+  /// `<path>: <the value>: expected <expected>`, as json_fields says it.
+  [[noreturn]] void refuse(const json& j, const std::string& path, std::string_view expected) const {
+    fail(path, jf::wrong(j, expected));
   }
 
   /// "file:line" for the value at path (or the nearest value around it that has a line), "file" for
@@ -61,29 +60,13 @@ class Reader {
   const std::string& file() const { return file_; }
 
   void keys(const json& j, const std::string& path, std::initializer_list<std::string_view> allowed) const {
-    if (!j.is_object()) {
-      fail(path, fmt::format("expected a mapping, got {}", type_name(j)));
-    }
-    for (const auto& [key, value] : j.items()) {
-      bool known = false;
-      for (std::string_view a : allowed) {
-        known = known || a == key;
-      }
-      if (!known) {
-        std::string list;
-        for (std::string_view a : allowed) {
-          list += fmt::format("{}{}", list.empty() ? "" : ", ", a);
-        }
-        fail(join(path, key), fmt::format("unknown key (expected one of: {})", list));
-      }
-      (void)value;
-    }
+    checked([&] { jf::only_keys(j, path, allowed); });
   }
 
-  static std::string join(const std::string& path, std::string_view key) {
-    return path.empty() ? std::string(key) : fmt::format("{}.{}", path, key);
+  /// The value of key, which must be there; what says what it is for.
+  const json& required(const json& j, const std::string& path, std::string_view key, std::string_view what) const {
+    return checked([&]() -> const json& { return jf::required(j, path, key, what); });
   }
-  static std::string at(const std::string& path, std::size_t i) { return fmt::format("{}[{}]", path, i); }
 
   // Seconds: a number, or "500ms", "30s", "2m", "1h" (also sec, min).
   double seconds(const json& j, const std::string& path, double min_value) const {
@@ -111,33 +94,29 @@ class Reader {
       }
     }
     if (!std::isfinite(v) || v < min_value) {
-      fail(path, fmt::format("expected a duration of at least {} s (a number of seconds, or \"30s\", \"2m\"), got {}",
-                             min_value, type_name(j)));
+      refuse(j, path, fmt::format("a duration of at least {} s (a number of seconds, or \"30s\", \"2m\")", min_value));
     }
     return v;
   }
 
   double number(const json& j, const std::string& path, double min_value, double max_value) const {
-    if (!j.is_number() || !std::isfinite(j.get<double>()) || j.get<double>() < min_value ||
-        j.get<double>() > max_value) {
-      fail(path, fmt::format("expected a number in {}..{}, got {}", min_value, max_value, type_name(j)));
-    }
-    return j.get<double>();
+    return checked([&] { return jf::number(j, path, min_value, max_value); });
   }
 
-  std::uint64_t integer(const json& j, const std::string& path, std::uint64_t min_value, std::uint64_t max_value) const {
-    if (!j.is_number_integer() || j.get<std::int64_t>() < 0 || j.get<std::uint64_t>() < min_value ||
-        j.get<std::uint64_t>() > max_value) {
-      fail(path, fmt::format("expected a whole number in {}..{}, got {}", min_value, max_value, type_name(j)));
-    }
-    return j.get<std::uint64_t>();
+  std::uint64_t integer(const json& j, const std::string& path, std::int64_t min_value, std::int64_t max_value) const {
+    return static_cast<std::uint64_t>(checked([&] { return jf::integer(j, path, min_value, max_value); }));
   }
 
   std::string text(const json& j, const std::string& path, bool allow_empty = false) const {
-    if (!j.is_string() || (!allow_empty && j.get_ref<const std::string&>().empty())) {
-      fail(path, fmt::format("expected a non-empty string, got {}", type_name(j)));
-    }
-    return j.get<std::string>();
+    return checked([&] { return jf::text(j, path, allow_empty); });
+  }
+
+  bool boolean(const json& j, const std::string& path) const {
+    return checked([&] { return jf::boolean(j, path); });
+  }
+
+  std::string one_of(const json& j, const std::string& path, std::initializer_list<std::string_view> allowed) const {
+    return checked([&] { return jf::one_of(j, path, allowed); });
   }
 
   // Every template in value must parse; its variable names are remembered for the final check.
@@ -158,6 +137,15 @@ class Reader {
   const std::vector<std::pair<std::string, std::string>>& references() const { return references_; }
 
  private:
+  template <class Read>
+  std::invoke_result_t<Read> checked(Read read) const {
+    try {
+      return read();
+    } catch (const jf::FieldError& e) {
+      fail(e);
+    }
+  }
+
   std::string file_;
   const SourceLines* lines_;
   std::vector<std::pair<std::string, std::string>> references_;  // name, path
@@ -186,7 +174,7 @@ json yaml_to_json(const YAML::Node& node, std::size_t& budget, SourceLines* line
     case YAML::NodeType::Sequence: {
       json out = json::array();
       for (const auto& item : node) {
-        const std::string p = lines != nullptr ? Reader::at(path, out.size()) : std::string();
+        const std::string p = lines != nullptr ? jf::item(path, out.size()) : std::string();
         if (lines != nullptr && item.Mark().line >= 0) {
           lines->emplace(p, item.Mark().line + 1);
         }
@@ -201,7 +189,7 @@ json yaml_to_json(const YAML::Node& node, std::size_t& budget, SourceLines* line
         if (out.contains(key)) {
           throw DocumentError{kv.first.Mark().line + 1, fmt::format("duplicate key \"{}\"", key)};
         }
-        const std::string p = lines != nullptr ? Reader::join(path, key) : std::string();
+        const std::string p = lines != nullptr ? jf::child(path, key) : std::string();
         if (lines != nullptr && kv.first.Mark().line >= 0) {
           lines->emplace(p, kv.first.Mark().line + 1);
         }
@@ -262,12 +250,12 @@ void each_entry(const json& j, const std::string& path, Item item) {
     return;
   }
   for (std::size_t i = 0; i < j.size(); ++i) {
-    item(j[i], Reader::at(path, i));
+    item(j[i], jf::item(path, i));
   }
 }
 
 JsonPath read_path(Reader& r, const json& entry, const std::string& path) {
-  const std::string p = Reader::join(path, "json");
+  const std::string p = jf::child(path, "json");
   try {
     return JsonPath(r.text(entry["json"], p));
   } catch (const std::invalid_argument& e) {
@@ -279,10 +267,9 @@ std::vector<Capture> read_captures(Reader& r, const json& j, const std::string& 
   std::vector<Capture> out;
   each_entry(j, path, [&](const json& entry, const std::string& p) {
     r.keys(entry, p, {"json", "as"});
-    if (!entry.contains("json") || !entry.contains("as")) {
-      r.fail(p, "a capture needs both json (a JSON path such as $.callId) and as (the variable name)");
-    }
-    out.push_back(Capture{read_path(r, entry, p), r.text(entry["as"], Reader::join(p, "as"))});
+    r.required(entry, p, "json", "a JSON path such as $.callId");
+    const std::string as = r.text(r.required(entry, p, "as", "the variable name"), jf::child(p, "as"));
+    out.push_back(Capture{read_path(r, entry, p), as});
     defined.insert(out.back().as);
   });
   return out;
@@ -295,7 +282,7 @@ std::vector<Match> read_matches(Reader& r, const json& j, const std::string& pat
     if (!entry.contains("json") || !entry.contains("value")) {
       r.fail(p, "a match needs json (a JSON path) and value");
     }
-    out.push_back(Match{read_path(r, entry, p), r.templated(entry["value"], Reader::join(p, "value"))});
+    out.push_back(Match{read_path(r, entry, p), r.templated(entry["value"], jf::child(p, "value"))});
   });
   return out;
 }
@@ -304,24 +291,22 @@ Expectation read_expectation(Reader& r, const json& j, const std::string& path, 
                              std::set<std::string>& defined) {
   if (response) {
     r.keys(j, path, {"channel", "data", "capture", "match"});
-    if (!j.contains("channel")) {
-      r.fail(path, "a response needs the channel of the server event to wait for");
-    }
+    r.required(j, path, "channel", "the server event to wait for");
   } else {
     r.keys(j, path, {"data", "capture", "match"});
   }
   Expectation e;
   if (response) {
-    e.channel = r.templated(r.text(j["channel"], Reader::join(path, "channel")), Reader::join(path, "channel"));
+    e.channel = r.templated(r.text(j["channel"], jf::child(path, "channel")), jf::child(path, "channel"));
   }
   if (j.contains("data")) {
-    e.data = r.templated(j["data"], Reader::join(path, "data"));
+    e.data = r.templated(j["data"], jf::child(path, "data"));
   }
   if (j.contains("capture")) {
-    e.captures = read_captures(r, j["capture"], Reader::join(path, "capture"), defined);
+    e.captures = read_captures(r, j["capture"], jf::child(path, "capture"), defined);
   }
   if (j.contains("match")) {
-    e.matches = read_matches(r, j["match"], Reader::join(path, "match"));
+    e.matches = read_matches(r, j["match"], jf::child(path, "match"));
   }
   return e;
 }
@@ -329,7 +314,7 @@ Expectation read_expectation(Reader& r, const json& j, const std::string& path, 
 std::string read_namespace(Reader& r, const json& j, const std::string& path) {
   std::string ns = r.text(j, path);
   if (ns.front() != '/') {
-    r.fail(path, fmt::format("a namespace starts with /, got \"{}\"", ns));
+    r.refuse(j, path, "a namespace starting with /");
   }
   return ns;
 }
@@ -350,7 +335,7 @@ std::vector<Step> read_flow(Reader& r, const json& j, const std::string& path, F
 
 Condition read_condition(Reader& r, const json& j, const std::string& path) {
   if (!j.is_string()) {
-    r.fail(path, fmt::format("expected an expression such as \"status == 200 and retries < 3\", got {}", type_name(j)));
+    r.refuse(j, path, "an expression such as \"status == 200 and retries < 3\"");
   }
   try {
     Condition c(j.get_ref<const std::string&>());
@@ -374,7 +359,7 @@ void read_over(Reader& r, const json& j, const std::string& path, FlowContext& c
     return;
   }
   if (!j.is_string()) {
-    r.fail(path, fmt::format("expected a list, or the name of a variable holding one, got {}", type_name(j)));
+    r.refuse(j, path, "an array, or the name of a variable holding one");
   }
   std::string_view name = j.get_ref<const std::string&>();
   if (name.starts_with("{{") && name.ends_with("}}")) {
@@ -388,7 +373,7 @@ void read_over(Reader& r, const json& j, const std::string& path, FlowContext& c
   }
   const bool loop_element = name == "$loopElement" || name.starts_with("$loopElement.");
   if (check_expression(name) || (name.starts_with('$') && !loop_element)) {
-    r.fail(path, fmt::format("\"{}\": expected a list, or the name of a variable holding one", j.get<std::string>()));
+    r.refuse(j, path, "an array, or the name of a variable holding one");
   }
   s.over_variable = std::string(name);
   r.reference(s.over_variable, path);
@@ -400,46 +385,43 @@ Step read_step(Reader& r, const json& j, const std::string& path, FlowContext& c
   std::set<std::string>& defined = c.defined;
   std::set<std::string>& channels = c.channels;
   if (!j.is_object()) {
-    r.fail(path, fmt::format("expected a step (emit, think, loop or log), got {}", type_name(j)));
+    r.refuse(j, path, "a step (emit, think, loop or log)");
   }
   Step s;
   s.where = path;
   if (j.contains("ifTrue")) {
-    s.if_true = read_condition(r, j["ifTrue"], Reader::join(path, "ifTrue"));
+    s.if_true = read_condition(r, j["ifTrue"], jf::child(path, "ifTrue"));
   }
   if (j.contains("emit")) {
     r.keys(j, path, {"emit", "response", "acknowledge", "namespace", "ifTrue"});
     const json& e = j["emit"];
-    const std::string ep = Reader::join(path, "emit");
+    const std::string ep = jf::child(path, "emit");
     if (e.is_array()) {  // the socketio-v3 engine form: [channel, arg, …]
       if (e.empty()) {
-        r.fail(ep, "expected [channel, arguments…], got an empty list");
+        r.refuse(e, ep, "[channel, arguments…]");
       }
-      s.channel = r.text(e[0], Reader::at(ep, 0));
+      s.channel = r.text(e[0], jf::item(ep, 0));
       for (std::size_t i = 1; i < e.size(); ++i) {
-        s.args.push_back(r.templated(e[i], Reader::at(ep, i)));
+        s.args.push_back(r.templated(e[i], jf::item(ep, i)));
       }
     } else {
       r.keys(e, ep, {"channel", "data", "response", "acknowledge", "namespace"});
-      if (!e.contains("channel")) {
-        r.fail(ep, "an emit needs a channel");
-      }
-      s.channel = r.text(e["channel"], Reader::join(ep, "channel"));
+      s.channel = r.text(r.required(e, ep, "channel", "the event to emit"), jf::child(ep, "channel"));
       if (e.contains("data")) {
-        s.args.push_back(r.templated(e["data"], Reader::join(ep, "data")));
+        s.args.push_back(r.templated(e["data"], jf::child(ep, "data")));
       }
     }
-    r.templated(s.channel, Reader::join(ep, "channel"));
+    r.templated(s.channel, jf::child(ep, "channel"));
     if (s.channel.find("{{") == std::string::npos) {
       channels.insert(s.channel);
     }
     // Artillery has had response/acknowledge/namespace both inside emit and beside it.
     const auto option = [&](const char* key) -> std::pair<const json*, std::string> {
       if (j.contains(key)) {
-        return {&j[key], Reader::join(path, key)};
+        return {&j[key], jf::child(path, key)};
       }
       if (e.is_object() && e.contains(key)) {
-        return {&e[key], Reader::join(ep, key)};
+        return {&e[key], jf::child(ep, key)};
       }
       return {nullptr, ""};
     };
@@ -461,7 +443,7 @@ Step read_step(Reader& r, const json& j, const std::string& path, FlowContext& c
   } else if (j.contains("think")) {
     r.keys(j, path, {"think", "ifTrue"});
     s.kind = Step::Kind::think;
-    s.think_s = r.seconds(j["think"], Reader::join(path, "think"), 0);
+    s.think_s = r.seconds(j["think"], jf::child(path, "think"), 0);
   } else if (j.contains("loop")) {
     r.keys(j, path, {"loop", "count", "over", "ifTrue", "whileTrue"});
     if (depth >= 8) {
@@ -469,24 +451,24 @@ Step read_step(Reader& r, const json& j, const std::string& path, FlowContext& c
     }
     s.kind = Step::Kind::loop;
     if (j.contains("whileTrue")) {
-      r.fail(Reader::join(path, "whileTrue"), "whileTrue names a JavaScript function, which phasekit-load does not run; "
+      r.fail(jf::child(path, "whileTrue"), "whileTrue names a JavaScript function, which phasekit-load does not run; "
                                               "loop with count or over");
     }
     if (j.contains("count") && j.contains("over")) {
       r.fail(path, "a loop takes count or over, not both");
     }
     if (j.contains("over")) {
-      read_over(r, j["over"], Reader::join(path, "over"), c, s);
+      read_over(r, j["over"], jf::child(path, "over"), c, s);
     } else if (j.contains("count")) {
-      s.count = r.integer(j["count"], Reader::join(path, "count"), 1, 1'000'000);
+      s.count = r.integer(j["count"], jf::child(path, "count"), 1, 1'000'000);
     } else {
-      r.fail(path, "a loop needs a count or a list to go over (loops without either would never end)");
+      r.fail(path, "a loop needs a count or an array to go over (loops without either would never end)");
     }
-    s.steps = read_flow(r, j["loop"], Reader::join(path, "loop"), c, depth + 1);
+    s.steps = read_flow(r, j["loop"], jf::child(path, "loop"), c, depth + 1);
   } else if (j.contains("log")) {
     r.keys(j, path, {"log", "ifTrue"});
     s.kind = Step::Kind::log;
-    s.message = r.templated(r.text(j["log"], Reader::join(path, "log"), true), Reader::join(path, "log"));
+    s.message = r.templated(r.text(j["log"], jf::child(path, "log"), true), jf::child(path, "log"));
   } else {
     std::string first = j.empty() ? std::string("(empty)") : j.begin().key();
     if (first == "ifTrue" && j.size() > 1) {
@@ -495,18 +477,18 @@ Step read_step(Reader& r, const json& j, const std::string& path, FlowContext& c
     if (first == "function") {
       r.fail(path, "function steps run JavaScript processors, which phasekit-load does not run");
     }
-    r.fail(Reader::join(path, first), "unknown step (expected emit, think, loop or log)");
+    r.fail(jf::child(path, first), "unknown step (expected " + jf::one_of_names({"emit", "think", "loop", "log"}) + ")");
   }
   return s;
 }
 
 std::vector<Step> read_flow(Reader& r, const json& j, const std::string& path, FlowContext& c, int depth) {
   if (!j.is_array() || j.empty()) {
-    r.fail(path, fmt::format("expected a non-empty list of steps, got {}", type_name(j)));
+    r.refuse(j, path, "a non-empty array of steps");
   }
   std::vector<Step> steps;
   for (std::size_t i = 0; i < j.size(); ++i) {
-    steps.push_back(read_step(r, j[i], Reader::at(path, i), c, depth));
+    steps.push_back(read_step(r, j[i], jf::item(path, i), c, depth));
   }
   return steps;
 }
@@ -515,31 +497,28 @@ Phase read_phase(Reader& r, const json& j, const std::string& path) {
   r.keys(j, path, {"name", "duration", "arrivalRate", "rampTo", "arrivalCount", "pause", "maxVusers"});
   Phase p;
   if (j.contains("name")) {
-    p.name = r.text(j["name"], Reader::join(path, "name"));
+    p.name = r.text(j["name"], jf::child(path, "name"));
   }
   if (j.contains("pause")) {
     if (j.size() > (j.contains("name") ? 2u : 1u)) {
       r.fail(path, "a pause phase has only pause (and name)");
     }
     p.pause = true;
-    p.duration_s = r.seconds(j["pause"], Reader::join(path, "pause"), 0);
+    p.duration_s = r.seconds(j["pause"], jf::child(path, "pause"), 0);
     return p;
   }
-  if (!j.contains("duration")) {
-    r.fail(path, "a phase needs a duration (seconds)");
-  }
-  p.duration_s = r.seconds(j["duration"], Reader::join(path, "duration"), 0.001);
+  p.duration_s = r.seconds(r.required(j, path, "duration", "seconds"), jf::child(path, "duration"), 0.001);
   if (j.contains("arrivalCount")) {
     if (j.contains("arrivalRate") || j.contains("rampTo")) {
       r.fail(path, "arrivalCount cannot be combined with arrivalRate or rampTo");
     }
-    p.arrival_count = r.integer(j["arrivalCount"], Reader::join(path, "arrivalCount"), 0, kMaxArrivals);
+    p.arrival_count = r.integer(j["arrivalCount"], jf::child(path, "arrivalCount"), 0, kMaxArrivals);
   } else if (j.contains("arrivalRate") || j.contains("rampTo")) {
     if (j.contains("arrivalRate")) {
-      p.arrival_rate = r.number(j["arrivalRate"], Reader::join(path, "arrivalRate"), 0, 1e6);
+      p.arrival_rate = r.number(j["arrivalRate"], jf::child(path, "arrivalRate"), 0, 1e6);
     }
     if (j.contains("rampTo")) {
-      p.ramp_to = r.number(j["rampTo"], Reader::join(path, "rampTo"), 0, 1e6);
+      p.ramp_to = r.number(j["rampTo"], jf::child(path, "rampTo"), 0, 1e6);
     }
   } else {
     r.fail(path, "a phase needs arrivalRate, rampTo or arrivalCount (or is a pause)");
@@ -550,7 +529,7 @@ Phase read_phase(Reader& r, const json& j, const std::string& path) {
     r.fail(path, fmt::format("{:.0f} arrivals in one phase; at most {}", arrivals, kMaxArrivals));
   }
   if (j.contains("maxVusers")) {
-    p.max_vusers = r.integer(j["maxVusers"], Reader::join(path, "maxVusers"), 1, 10'000'000);
+    p.max_vusers = r.integer(j["maxVusers"], jf::child(path, "maxVusers"), 1, 10'000'000);
   }
   return p;
 }
@@ -598,11 +577,9 @@ TlsOptions read_tls_options(Reader& r, const json& j, const std::string& file) {
     if (!j.contains(key)) {
       continue;
     }
-    const std::string path = Reader::join("config.tls", key);
-    if (!j[key].is_boolean()) {
-      r.fail(path, fmt::format("expected true or false, got {}", type_name(j[key])));
-    }
-    const bool this_insecure = std::string_view(key) == "insecure" ? j[key].get<bool>() : !j[key].get<bool>();
+    const std::string path = jf::child("config.tls", key);
+    const bool value = r.boolean(j[key], path);
+    const bool this_insecure = std::string_view(key) == "insecure" ? value : !value;
     if (insecure && *insecure != this_insecure) {
       r.fail(path, "contradicts config.tls.insecure (rejectUnauthorized: false is insecure: true)");
     }
@@ -617,7 +594,7 @@ void read_socket_options(Reader& r, const json& j, const std::string& path, Sock
                    "timeout"});
   if (j.contains("query")) {  // replaces the query of config.socketio, as Artillery merges them
     const json& q = j["query"];
-    const std::string qp = Reader::join(path, "query");
+    const std::string qp = jf::child(path, "query");
     o.query_text.reset();
     o.query.clear();
     if (q.is_string()) {
@@ -628,77 +605,65 @@ void read_socket_options(Reader& r, const json& j, const std::string& path, Sock
           r.fail(qp, "a query parameter needs a name");
         }
         if (v.is_structured()) {
-          r.fail(Reader::join(qp, k), fmt::format("expected a text or a number, got {}", type_name(v)));
+          r.refuse(v, jf::child(qp, k), "a string or a number");
         }
-        o.query.emplace_back(k, r.templated(v, Reader::join(qp, k)));
+        o.query.emplace_back(k, r.templated(v, jf::child(qp, k)));
       }
     } else {
-      r.fail(qp, fmt::format("expected a string (a=1&b=2) or a mapping, got {}", type_name(q)));
+      r.refuse(q, qp, "a string (a=1&b=2) or an object");
     }
   }
   if (j.contains("path")) {
-    o.path = r.text(j["path"], Reader::join(path, "path"));
+    o.path = r.text(j["path"], jf::child(path, "path"));
     if (o.path.front() != '/') {
-      r.fail(Reader::join(path, "path"), "expected a path starting with /");
+      r.refuse(j["path"], jf::child(path, "path"), "a path starting with /");
     }
     if (o.path.back() != '/') {
       o.path += '/';
     }
   }
   if (j.contains("extraHeaders")) {
-    const std::string hp = Reader::join(path, "extraHeaders");
+    const std::string hp = jf::child(path, "extraHeaders");
     if (!j["extraHeaders"].is_object()) {
-      r.fail(hp, "expected a mapping of header names to values");
+      r.refuse(j["extraHeaders"], hp, "an object of header names to values");
     }
     o.headers.clear();  // replaces the headers of config.socketio, as Artillery merges them
     for (const auto& [k, v] : j["extraHeaders"].items()) {
-      check_header_name(r, k, Reader::join(hp, k));
+      check_header_name(r, k, jf::child(hp, k));
       const json value = v.is_number() || v.is_boolean() ? json(v.dump()) : v;
-      o.headers[k] = r.templated(r.text(value, Reader::join(hp, k), true), Reader::join(hp, k)).get<std::string>();
+      o.headers[k] = r.templated(r.text(value, jf::child(hp, k), true), jf::child(hp, k)).get<std::string>();
     }
   }
   if (j.contains("transports")) {
     const json& t = j["transports"];
-    const std::string tp = Reader::join(path, "transports");
+    const std::string tp = jf::child(path, "transports");
     if (!t.is_array() || t.empty()) {
-      r.fail(tp, "expected a list of transports: websocket, polling");
+      r.refuse(t, tp, "a non-empty array of transports: websocket, polling");
     }
     o.polling = o.websocket = false;
     for (std::size_t i = 0; i < t.size(); ++i) {
-      const std::string name = r.text(t[i], Reader::at(tp, i));
-      if (name == "polling") {
-        o.polling = true;
-      } else if (name == "websocket") {
-        o.websocket = true;
-      } else {
-        r.fail(Reader::at(tp, i), fmt::format("unknown transport \"{}\" (expected websocket or polling)", name));
-      }
+      (r.one_of(t[i], jf::item(tp, i), {"websocket", "polling"}) == "polling" ? o.polling : o.websocket) = true;
     }
   }
   if (j.contains("upgrade")) {
-    if (!j["upgrade"].is_boolean()) {
-      r.fail(Reader::join(path, "upgrade"), "expected true or false");
-    }
-    if (!j["upgrade"].get<bool>() && o.polling) {
+    if (!r.boolean(j["upgrade"], jf::child(path, "upgrade")) && o.polling) {
       o.websocket = false;  // polling stays polling
     }
   }
   if (j.contains("auth")) {
     if (!j["auth"].is_object()) {
-      r.fail(Reader::join(path, "auth"), "expected a mapping (the CONNECT auth payload, e.g. {token: ...})");
+      r.refuse(j["auth"], jf::child(path, "auth"), "an object (the CONNECT auth payload, e.g. {token: ...})");
     }
-    o.auth = r.templated(j["auth"], Reader::join(path, "auth"));
+    o.auth = r.templated(j["auth"], jf::child(path, "auth"));
   }
-  for (const char* flag : {"reconnection", "forceNew"}) {
-    if (j.contains(flag) && !j[flag].is_boolean()) {
-      r.fail(Reader::join(path, flag), "expected true or false");
-    }
+  if (j.contains("forceNew")) {
+    r.boolean(j["forceNew"], jf::child(path, "forceNew"));
   }
-  if (j.contains("reconnection") && j["reconnection"].is_boolean()) {
-    o.reconnection = j["reconnection"].get<bool>();
+  if (j.contains("reconnection")) {
+    o.reconnection = r.boolean(j["reconnection"], jf::child(path, "reconnection"));
   }
   if (j.contains("timeout")) {
-    r.number(j["timeout"], Reader::join(path, "timeout"), 1, 3'600'000);
+    r.number(j["timeout"], jf::child(path, "timeout"), 1, 3'600'000);
   }
 }
 
@@ -716,21 +681,21 @@ void read_thresholds(Reader& r, const json& config, Scenario& s, const MetricCat
            {"p50", "p75", "p90", "p95", "p99", "p999", "min", "max", "median", "mean", "maxErrorRate", "thresholds",
             "conditions"});
     for (const auto& [key, value] : e.items()) {
-      const std::string p = Reader::join("config.ensure", key);
+      const std::string p = jf::child("config.ensure", key);
       if (key == "conditions") {
         r.fail(p, "conditions (expressions) are not supported; use thresholds or config.thresholds");
       }
       if (key == "thresholds") {
         if (!value.is_array()) {
-          r.fail(p, "expected a list of {metric: value} (each passes when the metric is below the value)");
+          r.refuse(value, p, "an array of {metric: value} (each passes when the metric is below the value)");
         }
         for (std::size_t i = 0; i < value.size(); ++i) {
-          const std::string tp = Reader::at(p, i);
+          const std::string tp = jf::item(p, i);
           if (!value[i].is_object() || value[i].size() != 1) {
-            r.fail(tp, "expected one {metric: value}");
+            r.refuse(value[i], tp, "one {metric: value}");
           }
           const std::string metric = value[i].begin().key();
-          const double v = r.number(value[i].begin().value(), Reader::join(tp, metric), -1e18, 1e18);
+          const double v = r.number(value[i].begin().value(), jf::child(tp, metric), -1e18, 1e18);
           add(tp, [&] { return make_threshold(metric, Op::lt, v, fmt::format("{} < {}", metric, v), catalog); });
         }
       } else if (key == "maxErrorRate") {
@@ -747,19 +712,19 @@ void read_thresholds(Reader& r, const json& config, Scenario& s, const MetricCat
   if (config.contains("thresholds")) {
     const json& t = config["thresholds"];
     if (!t.is_object()) {
-      r.fail("config.thresholds", "expected a mapping of metric names to lists of expressions (k6 form)");
+      r.refuse(t, "config.thresholds", "an object of metric names to arrays of expressions (k6 form)");
     }
     for (const auto& [metric, list] : t.items()) {
-      const std::string p = Reader::join("config.thresholds", metric);
+      const std::string p = jf::child("config.thresholds", metric);
       if (!list.is_array()) {
-        r.fail(p, "expected a list of expressions such as \"p(95)<200\"");
+        r.refuse(list, p, "an array of expressions such as \"p(95)<200\"");
       }
       for (std::size_t i = 0; i < list.size(); ++i) {
-        const std::string ip = Reader::at(p, i);
+        const std::string ip = jf::item(p, i);
         std::string expression;
         if (list[i].is_object()) {
           r.keys(list[i], ip, {"threshold"});
-          expression = r.text(list[i].value("threshold", json()), Reader::join(ip, "threshold"));
+          expression = r.text(list[i].value("threshold", json()), jf::child(ip, "threshold"));
         } else {
           expression = r.text(list[i], ip);
         }
@@ -798,59 +763,51 @@ bool flag(Reader& r, const json& entry, const std::string& path, const char* key
   if (!entry.contains(key)) {
     return fallback;
   }
-  if (!entry[key].is_boolean()) {
-    r.fail(Reader::join(path, key), fmt::format("expected true or false, got {}", type_name(entry[key])));
-  }
-  return entry[key].get<bool>();
+  return r.boolean(entry[key], jf::child(path, key));
 }
 
 // One config.payload entry: its CSV file read, parsed and checked against fields.
 Payload read_payload(Reader& r, const json& entry, const std::string& path, const FileReader& read_file,
                      std::set<std::string>& defined) {
   r.keys(entry, path, {"path", "fields", "order", "skipHeader", "delimiter", "cast", "skipEmptyLines", "loadAll", "name"});
-  if (!entry.contains("path")) {
-    r.fail(path, "a payload needs path (the CSV file, relative to this scenario)");
-  }
+  r.required(entry, path, "path", "the CSV file, relative to this scenario");
   Payload p;
   const auto name_ok = [](std::string_view n) { return !n.empty() && !n.starts_with('$') && !check_expression(n); };
   if (entry.contains("fields")) {
     const json& f = entry["fields"];
-    const std::string fp = Reader::join(path, "fields");
+    const std::string fp = jf::child(path, "fields");
     if (!f.is_array() || f.empty()) {
-      r.fail(fp, "expected a list of variable names, one per column");
+      r.refuse(f, fp, "a non-empty array of variable names, one per column");
     }
     for (std::size_t i = 0; i < f.size(); ++i) {
-      const std::string name = r.text(f[i], Reader::at(fp, i));
+      const std::string name = r.text(f[i], jf::item(fp, i));
       if (!name_ok(name)) {
-        r.fail(Reader::at(fp, i), fmt::format("\"{}\" is not a variable name (letters, digits, _ - .)", name));
+        r.fail(jf::item(fp, i), fmt::format("\"{}\" is not a variable name (letters, digits, _ - .)", name));
       }
       if (std::find(p.fields.begin(), p.fields.end(), name) != p.fields.end()) {
-        r.fail(Reader::at(fp, i), fmt::format("\"{}\" is named twice", name));
+        r.fail(jf::item(fp, i), fmt::format("\"{}\" is named twice", name));
       }
       p.fields.push_back(name);
     }
   }
   const bool load_all = flag(r, entry, path, "loadAll", false);
   if (entry.contains("order")) {
-    const std::string order = r.text(entry["order"], Reader::join(path, "order"));
-    if (order != "random" && order != "sequence") {
-      r.fail(Reader::join(path, "order"), fmt::format("\"{}\": expected random or sequence", order));
-    }
+    const std::string order = r.one_of(entry["order"], jf::child(path, "order"), {"random", "sequence"});
     if (load_all) {
-      r.fail(Reader::join(path, "order"), "loadAll gives every row to every user: order does not apply");
+      r.fail(jf::child(path, "order"), "loadAll gives every row to every user: order does not apply");
     }
     p.sequence = order == "sequence";
   }
   if (entry.contains("name") && !load_all) {
-    r.fail(Reader::join(path, "name"), "name goes with loadAll: true (the variable that holds every row)");
+    r.fail(jf::child(path, "name"), "name goes with loadAll: true (the variable that holds every row)");
   }
   if (load_all) {
     if (!entry.contains("name")) {
       r.fail(path, "loadAll: true needs name (the variable that holds every row)");
     }
-    p.name = r.text(entry["name"], Reader::join(path, "name"));
+    p.name = r.text(entry["name"], jf::child(path, "name"));
     if (!name_ok(p.name)) {
-      r.fail(Reader::join(path, "name"), fmt::format("\"{}\" is not a variable name (letters, digits, _ - .)", p.name));
+      r.fail(jf::child(path, "name"), fmt::format("\"{}\" is not a variable name (letters, digits, _ - .)", p.name));
     }
   } else if (p.fields.empty()) {
     r.fail(path, "a payload needs fields (the variable each column sets), or loadAll: true with a name");
@@ -860,14 +817,14 @@ Payload read_payload(Reader& r, const json& entry, const std::string& path, cons
   csv.skip_empty_lines = flag(r, entry, path, "skipEmptyLines", true);
   const bool cast = flag(r, entry, path, "cast", true);
   if (entry.contains("delimiter")) {
-    const std::string d = r.text(entry["delimiter"], Reader::join(path, "delimiter"));
+    const std::string d = r.text(entry["delimiter"], jf::child(path, "delimiter"));
     if (d.size() != 1 || d == "\"" || d == "\n" || d == "\r") {
-      r.fail(Reader::join(path, "delimiter"), fmt::format("\"{}\": expected one character (not a quote or a line break)", d));
+      r.refuse(entry["delimiter"], jf::child(path, "delimiter"), "one character (not a quote or a line break)");
     }
     csv.delimiter = d.front();
   }
 
-  const std::string pp = Reader::join(path, "path");
+  const std::string pp = jf::child(path, "path");
   const std::string written = r.text(entry["path"], pp);
   const std::filesystem::path relative(written);
   p.file = relative.is_absolute() ? written : (std::filesystem::path(r.file()).parent_path() / relative).string();
@@ -942,28 +899,25 @@ Flow read_flow_entry(Reader& r, const json& j, const std::string& path, const So
   }
   for (const char* processor_hook : {"beforeScenario", "afterScenario", "beforeRequest", "afterResponse"}) {
     if (j.contains(processor_hook)) {
-      r.fail(Reader::join(path, processor_hook), "names a JavaScript function, which phasekit-load does not run");
+      r.fail(jf::child(path, processor_hook), "names a JavaScript function, which phasekit-load does not run");
     }
   }
   Flow f;
-  f.name = j.contains("name") ? r.text(j["name"], Reader::join(path, "name")) : std::move(default_name);
-  const std::string engine = j.contains("engine") ? r.text(j["engine"], Reader::join(path, "engine")) : "http";
+  f.name = j.contains("name") ? r.text(j["name"], jf::child(path, "name")) : std::move(default_name);
+  const std::string engine = j.contains("engine") ? r.text(j["engine"], jf::child(path, "engine")) : "http";
   if (engine != "socketio" && engine != "socketio-v3") {
-    r.fail(Reader::join(path, "engine"),
+    r.fail(jf::child(path, "engine"),
            fmt::format("engine \"{}\": phasekit-load runs Socket.IO scenarios (engine: socketio or socketio-v3)", engine));
   }
   f.v3_acks = engine == "socketio-v3";
   if (j.contains("weight")) {
-    f.weight = r.number(j["weight"], Reader::join(path, "weight"), 0, 1e6);
+    f.weight = r.number(j["weight"], jf::child(path, "weight"), 0, 1e6);
   }
   f.socket = base;
   if (j.contains("socketio")) {
-    read_socket_options(r, j["socketio"], Reader::join(path, "socketio"), f.socket);
+    read_socket_options(r, j["socketio"], jf::child(path, "socketio"), f.socket);
   }
-  if (!j.contains("flow")) {
-    r.fail(Reader::join(path, "flow"), "missing (the list of steps)");
-  }
-  f.steps = read_flow(r, j["flow"], Reader::join(path, "flow"), c, 0);
+  f.steps = read_flow(r, r.required(j, path, "flow", "the array of steps"), jf::child(path, "flow"), c, 0);
   return f;
 }
 
@@ -1117,35 +1071,28 @@ Scenario load_scenario(const std::string& file, const std::string& target) {
 Scenario parse_scenario(const json& doc, const std::string& file, const SourceLines* lines, const FileReader& read) {
   Reader r(file, lines);
   r.keys(doc, "", {"config", "scenarios", "before", "after"});
-  if (!doc.contains("config")) {
-    r.fail("config", "missing (it holds target and phases)");
-  }
-  const json& config = doc["config"];
+  const json& config = r.required(doc, "", "config", "it holds target and phases");
   r.keys(config, "config",
          {"target", "phases", "variables", "payload", "socketio", "engines", "timeout", "ensure", "thresholds",
           "plugins", "processor", "environments", "http", "tls", "defaults"});
   for (const char* unsupported : {"processor", "environments", "http", "defaults"}) {
     if (config.contains(unsupported)) {
-      r.fail(Reader::join("config", unsupported), std::string_view(unsupported) == "processor"
+      r.fail(jf::child("config", unsupported), std::string_view(unsupported) == "processor"
                                                       ? "JavaScript processors are not supported"
                                                       : "not supported by phasekit-load");
     }
   }
   Scenario s;
   s.file = file;
-  if (!config.contains("target")) {
-    r.fail("config.target", "missing (the server's URL, e.g. http://127.0.0.1:3000)");
-  }
-  s.target = parse_target(r.text(config["target"], "config.target"), fmt::format("{}: config.target", r.where("config.target")));
+  const json& target = r.required(config, "config", "target", "the server's URL, e.g. http://127.0.0.1:3000");
+  s.target = parse_target(r.text(target, "config.target"), fmt::format("{}: config.target", r.where("config.target")));
 
-  if (!config.contains("phases")) {
-    r.fail("config.phases", "missing (a list of phases with duration and arrivalRate)");
+  const json& phases = r.required(config, "config", "phases", "an array of phases with duration and arrivalRate");
+  if (!phases.is_array() || phases.empty()) {
+    r.refuse(phases, "config.phases", "a non-empty array of phases");
   }
-  if (!config["phases"].is_array() || config["phases"].empty()) {
-    r.fail("config.phases", "expected a non-empty list of phases");
-  }
-  for (std::size_t i = 0; i < config["phases"].size(); ++i) {
-    s.phases.push_back(read_phase(r, config["phases"][i], Reader::at("config.phases", i)));
+  for (std::size_t i = 0; i < phases.size(); ++i) {
+    s.phases.push_back(read_phase(r, phases[i], jf::item("config.phases", i)));
   }
 
   std::set<std::string> defined{"$loopCount", "$loopElement", "$uuid"};
@@ -1164,16 +1111,16 @@ Scenario parse_scenario(const json& doc, const std::string& file, const SourceLi
   if (config.contains("variables")) {
     const json& v = config["variables"];
     if (!v.is_object()) {
-      r.fail("config.variables", "expected a mapping of names to values (or lists of values, one picked per user)");
+      r.refuse(v, "config.variables", "an object of names to values (or arrays of values, one picked per user)");
     }
     for (const auto& [name, values] : v.items()) {
       if (values.is_array() && values.empty()) {
-        r.fail(Reader::join("config.variables", name), "an empty list has no value to pick");
+        r.fail(jf::child("config.variables", name), "an empty array has no value to pick");
       }
       s.variables[name] = values.is_array() ? values.get<std::vector<json>>() : std::vector<json>{values};
       std::uint64_t longest = 0;
       for (const json& one : s.variables[name]) {
-        r.templated(one, Reader::join("config.variables", name));
+        r.templated(one, jf::child("config.variables", name));
         longest = std::max<std::uint64_t>(longest, one.is_array() ? one.size() : 0);
       }
       list_sizes[name] = longest;
@@ -1186,7 +1133,7 @@ Scenario parse_scenario(const json& doc, const std::string& file, const SourceLi
   if (config.contains("engines")) {
     r.keys(config["engines"], "config.engines", {"socketio", "socketio-v3"});
     for (const auto& [engine, options] : config["engines"].items()) {
-      read_socket_options(r, options, Reader::join("config.engines", engine), s.socket);
+      read_socket_options(r, options, jf::child("config.engines", engine), s.socket);
     }
   }
   if (config.contains("tls")) {
@@ -1204,16 +1151,13 @@ Scenario parse_scenario(const json& doc, const std::string& file, const SourceLi
   if (doc.contains("before")) {
     s.before = read_flow_entry(r, doc["before"], "before", s.socket, hooks, true, "before");
   }
-  if (!doc.contains("scenarios")) {
-    r.fail("scenarios", "missing (a list of scenarios, each with engine: socketio and a flow)");
-  }
-  const json& list = doc["scenarios"];
+  const json& list = r.required(doc, "", "scenarios", "an array of scenarios, each with engine: socketio and a flow");
   if (!list.is_array() || list.empty()) {
-    r.fail("scenarios", "expected a non-empty list of scenarios");
+    r.refuse(list, "scenarios", "a non-empty array of scenarios");
   }
   FlowContext users{defined, s.channels, list_sizes};
   for (std::size_t i = 0; i < list.size(); ++i) {
-    s.flows.push_back(read_flow_entry(r, list[i], Reader::at("scenarios", i), s.socket, users, false,
+    s.flows.push_back(read_flow_entry(r, list[i], jf::item("scenarios", i), s.socket, users, false,
                                       fmt::format("scenario {}", i)));
   }
   if (doc.contains("after")) {
@@ -1231,12 +1175,12 @@ Scenario parse_scenario(const json& doc, const std::string& file, const SourceLi
   const auto same_client = [&](const Flow& f, const std::string& path) {
     if (f.socket.path != first.socket.path || f.socket.polling != first.socket.polling ||
         f.socket.websocket != first.socket.websocket) {
-      r.fail(Reader::join(path, "socketio"), "path and transports are the same for every user of a run: these differ "
+      r.fail(jf::child(path, "socketio"), "path and transports are the same for every user of a run: these differ "
                                              "from scenarios[0]'s (set them in config.socketio)");
     }
   };
   for (std::size_t i = 1; i < s.flows.size(); ++i) {
-    same_client(s.flows[i], Reader::at("scenarios", i));
+    same_client(s.flows[i], jf::item("scenarios", i));
   }
   if (s.before) {
     same_client(*s.before, "before");

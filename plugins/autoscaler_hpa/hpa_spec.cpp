@@ -24,14 +24,14 @@ void parse_target(const Json& j, const std::string& path, MetricSpec& m, bool ut
     m.target = TargetType::average_value;
     m.milli = quantity(required(j, path, "averageValue"), child(path, "averageValue"));
   } else {
-    std::string allowed;
+    std::vector<std::string_view> allowed;
     for (const auto& [ok, name] : {std::pair{utilization_ok, "Utilization"}, std::pair{value_ok, "Value"},
                                    std::pair{average_value_ok, "AverageValue"}}) {
       if (ok) {
-        allowed += (allowed.empty() ? "" : "|") + std::string(name);
+        allowed.emplace_back(name);
       }
     }
-    throw FieldError(child(path, "type"), "\"" + type + "\": expected one of " + allowed + " for this metric source");
+    refuse(type, child(path, "type"), one_of_names(allowed) + " for this metric source");
   }
   if (m.target != TargetType::utilization && m.milli <= 0) {
     throw FieldError(child(path, m.target == TargetType::value ? "value" : "averageValue"), "must be positive");
@@ -48,7 +48,8 @@ std::string metric_name(const Json& source, const std::string& path) {
 MetricSpec parse_metric(const Json& j, const std::string& path) {
   object(j, path);
   MetricSpec m;
-  const std::string type = text(required(j, path, "type"), child(path, "type"));
+  const std::string type = one_of(required(j, path, "type"), child(path, "type"),
+                                  {"Resource", "ContainerResource", "Pods", "Object", "External"});
   if (type == "Resource" || type == "ContainerResource") {
     const bool container = type == "ContainerResource";
     const char* key = container ? "containerResource" : "resource";
@@ -85,7 +86,7 @@ MetricSpec parse_metric(const Json& j, const std::string& path) {
     m.source = SourceType::object;
     m.name = metric_name(s, spath);
     parse_target(required(s, spath, "target"), child(spath, "target"), m, false, true, true);
-  } else if (type == "External") {
+  } else {  // External
     only_keys(j, path, {"type", "external"});
     const std::string spath = child(path, "external");
     const Json& s = object(required(j, path, "external"), spath);
@@ -93,9 +94,6 @@ MetricSpec parse_metric(const Json& j, const std::string& path) {
     m.source = SourceType::external;
     m.name = metric_name(s, spath);
     parse_target(required(s, spath, "target"), child(spath, "target"), m, false, true, true);
-  } else {
-    throw FieldError(child(path, "type"),
-                     "\"" + type + "\": expected one of Resource|ContainerResource|Pods|Object|External");
   }
   return m;
 }

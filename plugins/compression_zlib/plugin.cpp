@@ -12,10 +12,10 @@ struct Factory {
   static std::unique_ptr<plugin::CompressionStrategy> create(plugin::HostServices&, std::string_view json) {
     PluginOptions options(json);
     ZlibConfig c;
-    const std::string format = options.text("format", std::string(format_name(c.format)));
-    const auto parsed = parse_format(format);
+    const auto parsed =
+        parse_format(options.one_of("format", std::string(format_name(c.format)), {"deflate_dict", "gzip"}));
     if (!parsed) {
-      throw std::invalid_argument("format=\"" + format + "\": expected one of deflate_dict|gzip");
+      throw std::logic_error("compression=zlib: a format it lists but cannot parse");
     }
     c.format = *parsed;
     c.level = static_cast<int>(options.integer("level", c.level, 1, 9));

@@ -120,7 +120,7 @@ TEST_F(LoaderCreate, CreateThatFails_CarriesTheReasonOnOneLine) {
   } catch (const LoadError& e) {
     EXPECT_EQ(e.stage(), Stage::create_failed);
     EXPECT_EQ(std::string(e.what()), where("create_fails") +
-                                         ": refused its configuration: min_size=-1: expected an integer in 0..10000 "
+                                         ": refused its configuration: min_size: -1: expected an integer in 0..10000 "
                                          "(second line is folded)");
   }
 }

@@ -302,10 +302,11 @@ TEST_F(WarmPoolTest, OptionsAreCheckedWithOneLineSayingWhatIsAllowed) {
   const Candidate c = Loader({PHASEKIT_PLUGIN_DIR}).find(PHK_KIND_POOL, "warm");
   for (const auto& [json, expected] : std::vector<std::pair<std::string, std::string>>{
            {R"({"min_size": 5, "max_size": 2})", "min_size=5 exceeds max_size=2"},
-           {R"({"max_size": 0})", "max_size=0: expected an integer in 1..10000"},
-           {R"({"create_concurrency": -1})", "create_concurrency=-1: expected an integer in 0..10000"},
-           {R"({"min_size": "ten"})", "min_size=\"ten\": expected an integer"},
-           {R"({"bogus": 1})", "unknown option \"bogus\""},
+           {R"({"max_size": 0})", "max_size: 0: expected an integer in 1..10000"},
+           {R"({"create_concurrency": -1})", "create_concurrency: -1: expected an integer in 0..10000"},
+           {R"({"min_size": "ten"})", "min_size: \"ten\": expected an integer in 0..10000"},
+           {R"({"bogus": 1})", "bogus: unknown key (expected one of acquire_timeout_ms|create_concurrency|health_check_ms|"
+                               "idle_timeout_ms|max_size|min_size)"},
        }) {
     try {
       void* p = create_instance(c, &host_, json);

@@ -74,16 +74,8 @@ inline ScalingRules parse_rules(const json_fields::Json* j, const std::string& p
         jf::integer(*w, jf::child(path, "stabilizationWindowSeconds"), 0, kMaxStabilizationWindowSeconds));
   }
   if (const jf::Json* s = jf::optional(*j, "selectPolicy")) {
-    const std::string v = jf::text(*s, jf::child(path, "selectPolicy"));
-    if (v == "Max") {
-      r.select = SelectPolicy::max;
-    } else if (v == "Min") {
-      r.select = SelectPolicy::min;
-    } else if (v == "Disabled") {
-      r.select = SelectPolicy::disabled;
-    } else {
-      throw jf::FieldError(jf::child(path, "selectPolicy"), "\"" + v + "\": expected one of Max|Min|Disabled");
-    }
+    const std::string v = jf::one_of(*s, jf::child(path, "selectPolicy"), {"Max", "Min", "Disabled"});
+    r.select = v == "Max" ? SelectPolicy::max : v == "Min" ? SelectPolicy::min : SelectPolicy::disabled;
   }
   if (const jf::Json* t = jf::optional(*j, "tolerance")) {
     r.tolerance = static_cast<double>(jf::quantity(*t, jf::child(path, "tolerance"))) / 1000.0;
@@ -103,11 +95,8 @@ inline ScalingRules parse_rules(const json_fields::Json* j, const std::string& p
       const jf::Json& e = jf::object((*p)[i], ipath);
       jf::only_keys(e, ipath, {"type", "value", "periodSeconds"});
       ScalingPolicy policy;
-      const std::string type = jf::text(jf::required(e, ipath, "type"), jf::child(ipath, "type"));
-      if (type != "Pods" && type != "Percent") {
-        throw jf::FieldError(jf::child(ipath, "type"), "\"" + type + "\": expected one of Pods|Percent");
-      }
-      policy.percent = type == "Percent";
+      policy.percent =
+          jf::one_of(jf::required(e, ipath, "type"), jf::child(ipath, "type"), {"Pods", "Percent"}) == "Percent";
       policy.value = static_cast<std::int32_t>(
           jf::integer(jf::required(e, ipath, "value"), jf::child(ipath, "value"), 1, kInt32Max));
       policy.period_seconds = static_cast<std::int32_t>(jf::integer(

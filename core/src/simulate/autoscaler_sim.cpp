@@ -34,7 +34,7 @@ plugin::MilliValues quantities(const Json* j, const std::string& path) {
 }
 
 PodPhase parse_phase(const Json& j, const std::string& path) {
-  const std::string v = text(j, path);
+  const std::string v = one_of(j, path, {"Pending", "Running", "Succeeded", "Failed", "Unknown"});
   if (v == "Pending") {
     return PodPhase::pending;
   }
@@ -47,10 +47,7 @@ PodPhase parse_phase(const Json& j, const std::string& path) {
   if (v == "Failed") {
     return PodPhase::failed;
   }
-  if (v == "Unknown") {
-    return PodPhase::unknown;
-  }
-  throw FieldError(path, "\"" + v + "\": expected one of Pending|Running|Succeeded|Failed|Unknown");
+  return PodPhase::unknown;
 }
 
 bool flag(const Json& j, const std::string& path, const char* key, bool fallback) {

@@ -83,21 +83,15 @@ struct Step {
 Step parse_step(const Json& j, const std::string& path, std::size_t index) {
   object(j, path);
   Step s;
-  s.op = text(required(j, path, "op"), child(path, "op"));
+  s.op = one_of(required(j, path, "op"), child(path, "op"), {"call", "fire", "wait"});
   if (s.op == "wait") {
     only_keys(j, path, {"op", "ms"});
     s.ms = integer(required(j, path, "ms"), child(path, "ms"), 0, kMaxMs);
     return s;
   }
-  if (s.op != "call" && s.op != "fire") {
-    throw FieldError(child(path, "op"), "\"" + s.op + "\": expected one of call|fire|wait");
-  }
   only_keys(j, path, {"op", "id", "outcome", "delay_ms"});
   s.id = optional(j, "id") != nullptr ? text(j["id"], child(path, "id")) : "step" + std::to_string(index);
-  s.outcome = text(required(j, path, "outcome"), child(path, "outcome"));
-  if (s.outcome != "success" && s.outcome != "failure" && s.outcome != "ignored_failure") {
-    throw FieldError(child(path, "outcome"), "\"" + s.outcome + "\": expected one of success|failure|ignored_failure");
-  }
+  s.outcome = one_of(required(j, path, "outcome"), child(path, "outcome"), {"success", "failure", "ignored_failure"});
   if (const Json* d = optional(j, "delay_ms")) {
     s.ms = integer(*d, child(path, "delay_ms"), 0, kMaxMs);
   }
