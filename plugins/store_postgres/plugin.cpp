@@ -98,7 +98,7 @@ DROP INDEX IF EXISTS phasekit_audit_user;
 CREATE INDEX IF NOT EXISTS phasekit_audit_finished ON phasekit_audit (finished);
 CREATE INDEX IF NOT EXISTS phasekit_audit_user_finished ON phasekit_audit ("user", finished);
 ALTER TABLE phasekit_audit RESET (autovacuum_vacuum_insert_threshold);
--- A conversation's append, server-side: one round trip for what took six. The conversation's row is
+-- A conversation's append, server-side: one round trip for what took eight. The conversation's row is
 -- locked, so appends to one session from several instances go one by one. An expired conversation
 -- starts again; past a cap the oldest entries go (the newest always stays). Returns what the
 -- conversation kept before and after: entries and bytes.

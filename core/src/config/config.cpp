@@ -267,14 +267,7 @@ Value parse_value(const Spec& spec, std::string_view raw, Origin origin, std::st
     }
     case Type::choice: {
       const std::string wanted = lower(raw);
-      std::string_view rest = spec.choices;
-      bool found = false;
-      while (!rest.empty() && !found) {
-        const auto bar = rest.find('|');
-        found = rest.substr(0, bar) == wanted;
-        rest = bar == std::string_view::npos ? std::string_view() : rest.substr(bar + 1);
-      }
-      if (!found) {
+      if (!names_include(spec.choices, wanted)) {
         fail(spec, raw, source, allowed_text(spec));
       }
       v.text = wanted;
