@@ -129,6 +129,55 @@ class SqliteStore : public ::testing::Test {
     return n;
   }
 
+  /// `sql`'s first column of its first row, read by a connection of the test's own ("" when none).
+  std::string text(const std::string& sql) const {
+    sqlite3* db = nullptr;
+    std::string out;
+    if (sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+      sqlite3_stmt* stmt = nullptr;
+      if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW &&
+          sqlite3_column_text(stmt, 0) != nullptr) {
+        out = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+      }
+      sqlite3_finalize(stmt);
+    }
+    sqlite3_close_v2(db);
+    return out;
+  }
+  Status write_audit(std::vector<plugin::AuditRecord> records) {
+    std::optional<Status> result;
+    store_->append_audit(std::move(records), [&](Status s) { result = std::move(s); });
+    EXPECT_TRUE(run_until([&] { return result.has_value(); }));
+    return result.value_or(Status(Code::timeout, "no answer"));
+  }
+  std::vector<plugin::AuditRecord> audit() {
+    std::optional<std::pair<Status, plugin::AuditPage>> got;
+    store_->read_audit({}, [&](Status s, plugin::AuditPage p) { got.emplace(std::move(s), std::move(p)); });
+    EXPECT_TRUE(run_until([&] { return got.has_value(); }));
+    if (!got) {
+      return {};
+    }
+    EXPECT_TRUE(got->first.ok()) << got->first.message();
+    return got->second.records;
+  }
+  static plugin::AuditRecord record(const std::string& session, const std::string& call, std::int64_t finished) {
+    plugin::AuditRecord r;
+    r.session_id = session;
+    r.call_id = call;
+    r.user_id = "alice";
+    r.instance = "i1";
+    r.tool = "shell";
+    r.args = R"({"command":"ls"})";
+    r.approved = true;
+    r.outcome = "ok";
+    r.duration_ms = 3;
+    r.output_bytes = 10;
+    r.attempt = 1;
+    r.requested_unix_ms = finished - 3;
+    r.finished_unix_ms = finished;
+    return r;
+  }
+
   observe::LogSink logs_{[](std::string_view) {}, LogLevel::off};
   observe::MetricsRegistry metrics_;
   ManualClock clock_;
@@ -270,6 +319,128 @@ TEST_F(SqliteStore, WhatWasQueuedWhenTheStoreIsDestroyedIsWrittenNotDropped) {
   }
   store_.reset();  // at once, as a shutdown does after its last calls
   EXPECT_EQ(rows("entries"), 200);
+}
+
+TEST_F(SqliteStore, AuditRecordsPastTheRetentionArePurgedABatchAtATimeAndTheNewerStay) {
+  store_ = open(options(R"(, "purge_interval_ms": 10, "audit_retention_ms": 3600000)"));
+  const std::int64_t now = clock_.ms.load();
+  std::vector<plugin::AuditRecord> old;
+  for (int i = 0; i < 2500; ++i) {  // more than one purge pass takes (1,024)
+    old.push_back(record("s" + std::to_string(i % 7), "c" + std::to_string(i), now - 7'200'000 + i));
+  }
+  ASSERT_TRUE(write_audit(std::move(old)).ok());
+  ASSERT_TRUE(write_audit({record("s1", "fresh", now - 60'000), record("s2", "edge", now - 3'599'000)}).ok());
+  ASSERT_TRUE(run_until([&] { return rows("audit") == 2; })) << rows("audit") << " records left";
+  const auto left = audit();
+  ASSERT_EQ(left.size(), 2u);
+  EXPECT_EQ(left[0].call_id, "edge");
+  EXPECT_EQ(left[1].call_id, "fresh");
+}
+
+TEST_F(SqliteStore, AVersion1FileIsUpgradedInPlaceAndKeepsEveryAuditRecord) {
+  // Version 1's tables as its build made them (the audit log a rowid table keyed by session and call).
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    const char* v1 = R"sql(
+PRAGMA journal_mode=WAL;
+CREATE TABLE sessions (
+  id TEXT PRIMARY KEY, user TEXT NOT NULL, status TEXT NOT NULL, cwd BLOB NOT NULL, env TEXT NOT NULL,
+  backend TEXT NOT NULL, workspace BLOB NOT NULL, history TEXT NOT NULL, instance TEXT NOT NULL,
+  updated INTEGER NOT NULL, expires INTEGER NOT NULL);
+CREATE INDEX sessions_expires ON sessions (expires);
+CREATE TABLE conversations (
+  session TEXT PRIMARY KEY, total INTEGER NOT NULL, dropped INTEGER NOT NULL, bytes INTEGER NOT NULL,
+  expires INTEGER NOT NULL);
+CREATE INDEX conversations_expires ON conversations (expires);
+CREATE TABLE entries (
+  session TEXT NOT NULL, idx INTEGER NOT NULL, entry BLOB NOT NULL, PRIMARY KEY (session, idx));
+CREATE TABLE audit (
+  session TEXT NOT NULL, call TEXT NOT NULL, user TEXT NOT NULL, instance TEXT NOT NULL, tool TEXT NOT NULL,
+  args BLOB NOT NULL, args_truncated INTEGER NOT NULL, approved INTEGER NOT NULL, outcome TEXT NOT NULL,
+  exit_code INTEGER NOT NULL, duration_ms INTEGER NOT NULL, output_bytes INTEGER NOT NULL,
+  attempt INTEGER NOT NULL, requested INTEGER NOT NULL, finished INTEGER NOT NULL, PRIMARY KEY (session, call));
+CREATE INDEX audit_order ON audit (finished, session, call);
+CREATE INDEX audit_user ON audit (user, finished, session, call);
+INSERT INTO audit VALUES ('s1', 'c2', 'bob', 'i1', 'shell', x'7b7d', 0, 0, 'denied', -1, 0, 0, 1, 1765000000100,
+                          1765000000200);
+INSERT INTO audit VALUES ('s1', 'c1', 'alice', 'i1', 'shell', x'ff00', 1, 1, 'ok', 3, 40, 12, 2, 1765000000000,
+                          1765000000050);
+PRAGMA user_version=1;
+)sql";
+    ASSERT_EQ(sqlite3_exec(db, v1, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  store_ = open(options());
+  EXPECT_EQ(text("PRAGMA user_version"), "2");
+  EXPECT_NE(text("SELECT sql FROM sqlite_schema WHERE name = 'audit'").find("WITHOUT ROWID"), std::string::npos);
+  EXPECT_EQ(text("SELECT count(*) FROM sqlite_schema WHERE name LIKE 'audit_version%' OR name IN ('audit_order', 'audit_user')"), "0");
+  const auto records = audit();
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0].call_id, "c1");  // in the order the calls finished
+  EXPECT_EQ(records[0].user_id, "alice");
+  EXPECT_EQ(records[0].args, std::string("\xff\0", 2));  // bytes, not text
+  EXPECT_TRUE(records[0].args_truncated);
+  EXPECT_EQ(records[0].exit_code, 3);
+  EXPECT_EQ(records[0].output_bytes, 12u);
+  EXPECT_EQ(records[0].attempt, 2);
+  EXPECT_EQ(records[0].finished_unix_ms, 1765000000050);
+  EXPECT_EQ(records[1].call_id, "c2");
+  EXPECT_FALSE(records[1].approved);
+  EXPECT_EQ(records[1].outcome, "denied");
+  // The upgraded table still keeps one record per call: written again, it replaces the first.
+  plugin::AuditRecord again = records[0];
+  again.attempt = 3;
+  again.finished_unix_ms = 1765000000300;
+  ASSERT_TRUE(write_audit({again}).ok());
+  const auto after = audit();
+  ASSERT_EQ(after.size(), 2u);
+  EXPECT_EQ(after[0].call_id, "c2");
+  EXPECT_EQ(after[1].call_id, "c1");
+  EXPECT_EQ(after[1].attempt, 3);
+  // Opened again, an upgraded file is left as it is.
+  store_.reset();
+  store_ = open(options());
+  EXPECT_EQ(audit().size(), 2u);
+}
+
+TEST_F(SqliteStore, AUserFilterScansABoundedPartOfTheLogPerPageAndPagesOnToTheMatches) {
+  store_ = open(options());
+  const std::int64_t t0 = clock_.ms.load() - 100'000;
+  std::vector<plugin::AuditRecord> records;
+  for (int i = 0; i < 10'050; ++i) {  // more than one read scans (10,000)
+    plugin::AuditRecord r = record("s" + std::to_string(i % 9), "b" + std::to_string(i), t0 + i);
+    r.user_id = "bob";
+    records.push_back(std::move(r));
+  }
+  for (int i = 0; i < 3; ++i) {
+    records.push_back(record("s1", "a" + std::to_string(i), t0 + 20'000 + i));  // alice's, after bob's
+  }
+  ASSERT_TRUE(write_audit(std::move(records)).ok());
+  plugin::AuditQuery q;
+  q.user_id = "alice";
+  std::vector<std::string> calls;
+  int pages = 0;
+  for (; pages < 5; ++pages) {
+    std::optional<std::pair<Status, plugin::AuditPage>> got;
+    store_->read_audit(q, [&](Status s, plugin::AuditPage p) { got.emplace(std::move(s), std::move(p)); });
+    ASSERT_TRUE(run_until([&] { return got.has_value(); }));
+    ASSERT_TRUE(got->first.ok()) << got->first.message();
+    if (pages == 0) {
+      EXPECT_TRUE(got->second.records.empty()) << "the first read scanned past its bound";
+      EXPECT_FALSE(got->second.next.empty()) << "a read that stopped at its bound gave no cursor to go on from";
+    }
+    for (const auto& r : got->second.records) {
+      EXPECT_EQ(r.user_id, "alice");
+      calls.push_back(r.call_id);
+    }
+    if (got->second.next.empty()) {
+      break;
+    }
+    q.cursor = got->second.next;
+  }
+  EXPECT_EQ(pages, 1) << "expected two reads: the bounded scan, then the rest";
+  EXPECT_EQ(calls, (std::vector<std::string>{"a0", "a1", "a2"}));
 }
 
 }  // namespace
