@@ -55,6 +55,25 @@ double process_cpu() {
          static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
+/// CPU seconds of the process at `proc` (/proc/<pid>) to the nanosecond: the sum of its threads' time on
+/// a CPU (schedstat). `ticks` (its utime + stime, counted in 10 ms clock ticks) when schedstat is not
+/// there. A block of 64 calls spends about a clock tick of the server's CPU, so counted in ticks its
+/// share jumps by whole ticks, and the difference of two blocks swung by ±10 µs a call between runs.
+double on_cpu(const std::filesystem::path& proc, double ticks) {
+  double total = 0;
+  bool any = false;
+  std::error_code error;
+  for (const auto& task : std::filesystem::directory_iterator(proc / "task", error)) {
+    std::ifstream in(task.path() / "schedstat");
+    unsigned long long ns = 0;
+    if (in >> ns) {
+      total += static_cast<double>(ns) / 1e9;
+      any = true;
+    }
+  }
+  return any ? total : ticks;
+}
+
 /// CPU seconds of `pid` and of its children that are still running (postgres' backends).
 double server_cpu(pid_t pid) {
   if (pid <= 0) {
@@ -90,7 +109,7 @@ double server_cpu(pid_t pid) {
     long long self = 0;
     std::from_chars(name.data(), name.data() + name.size(), self);
     if (self == pid || ppid == pid) {
-      total += static_cast<double>(utime + stime) / tick;
+      total += on_cpu(entry.path(), static_cast<double>(utime + stime) / tick);
     }
   }
   return total;

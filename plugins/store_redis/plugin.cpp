@@ -41,10 +41,11 @@ using plugin::SessionUpdate;
 using plugin::StoreStats;
 using json = nlohmann::json;
 using redis_plugins::guarded;
+using redis_plugins::Script;
 
 /// ARGV: prefix, id, ttl_ms, then field/value pairs → writes them, renews the TTLs. With `only_if_exists`
 /// (first ARGV "1") nothing happens unless the session exists, and 0 is returned.
-constexpr const char* kWrite = R"lua(
+const Script kWrite(R"lua(
 local p, id, ttl = ARGV[2], ARGV[3], ARGV[4]
 local sk = p .. 'sess:' .. id
 if ARGV[1] == '1' and redis.call('EXISTS', sk) == 0 then return 0 end
@@ -56,7 +57,7 @@ redis.call('PEXPIRE', sk, ttl)
 if redis.call('EXISTS', p .. 'conv:' .. id) == 1 then redis.call('PEXPIRE', p .. 'conv:' .. id, ttl) end
 if redis.call('EXISTS', p .. 'convmeta:' .. id) == 1 then redis.call('PEXPIRE', p .. 'convmeta:' .. id, ttl) end
 return 1
-)lua";
+)lua");
 
 /// ARGV: prefix, id, ttl_ms, max_entries, max_bytes, entry; sets n, the list's length. Appends, then
 /// drops the oldest entries while the list is over either cap (the newest always stays).
@@ -80,8 +81,9 @@ redis.call('PEXPIRE', mk, ARGV[3])
 )lua";
 
 /// ARGV from index `first` on: (member, finished, record, user) per record, where member is
-/// audit_member(session, call); `cutoff` (ms): older records go. One record per member: a record written
-/// again replaces the first. Sets old, the records that went.
+/// audit_member(session, call); `cutoff` (ms): older records go, at most 1,000 ('' for none: one result in
+/// kTrimEvery trims, the others leave it to it). One record per member: a record written again replaces
+/// the first. Sets old, the records that went.
 constexpr std::string_view kAuditBody = R"lua(
 local z, h, u = ARGV[1] .. 'audit', ARGV[1] .. 'audit:rec', ARGV[1] .. 'audit:user'
 for i = first, #ARGV, 4 do
@@ -89,7 +91,8 @@ for i = first, #ARGV, 4 do
   redis.call('HSET', h, ARGV[i], ARGV[i + 2])
   redis.call('HSET', u, ARGV[i], ARGV[i + 3])
 end
-local old = redis.call('ZRANGEBYSCORE', z, '-inf', '(' .. cutoff, 'LIMIT', 0, 1000)
+local old = {}
+if cutoff ~= '' then old = redis.call('ZRANGEBYSCORE', z, '-inf', '(' .. cutoff, 'LIMIT', 0, 1000) end
 if #old > 0 then
   redis.call('ZREM', z, unpack(old))
   redis.call('HDEL', h, unpack(old))
@@ -98,17 +101,20 @@ end
 )lua";
 
 /// ARGV as kAppendBody's → the list's length.
-const std::string kAppend = std::string(kAppendBody) + "return n\n";
+const Script kAppend(std::string(kAppendBody) + "return n\n");
+
+/// One result's script in this many trims the audit log (result_cutoff()).
+constexpr std::uint64_t kTrimEvery = 64;
 
 /// ARGV: kAppendBody's (1 to 6), the audit log's cutoff, then one record as kAuditBody's → the list's
 /// length. A call's result: its conversation entry and its audit record in one script (one round trip,
 /// and no client sees one without the other).
-const std::string kAppendResult =
-    std::string(kAppendBody) + "local cutoff, first = ARGV[7], 8\n" + std::string(kAuditBody) + "return n\n";
+const Script kAppendResult(std::string(kAppendBody) + "local cutoff, first = ARGV[7], 8\n" + std::string(kAuditBody) +
+                           "return n\n");
 
 /// ARGV: prefix, id, before (-1: the newest), max_entries, max_bytes → {dropped, first, total, entries…}:
 /// the newest entries below index `before` that fit (at least one when there is one).
-constexpr const char* kPage = R"lua(
+const Script kPage(R"lua(
 local ck = ARGV[1] .. 'conv:' .. ARGV[2]
 local dropped = tonumber(redis.call('HGET', ARGV[1] .. 'convmeta:' .. ARGV[2], 'dropped') or '0')
 local n = redis.call('LLEN', ck)
@@ -127,16 +133,16 @@ end
 local out = {dropped, dropped + e - keep, dropped + n}
 for i = #items - keep + 1, #items do out[#out + 1] = items[i] end
 return out
-)lua";
+)lua");
 
 /// ARGV: prefix, cutoff, then records as kAuditBody's → how many records went.
-const std::string kAuditAppend = "local cutoff, first = ARGV[2], 3\n" + std::string(kAuditBody) + "return #old\n";
+const Script kAuditAppend("local cutoff, first = ARGV[2], 3\n" + std::string(kAuditBody) + "return #old\n");
 
 /// ARGV: prefix, since, until, user ('' any), the prefix of the session's members ('' any), limit, cursor
 /// finished ('' none), cursor member → {next finished, next member, record…}: the records in
 /// (finished, member) order after the cursor, at most `limit`, scanning at most 10,000 members; next is
 /// '' when the listing is done.
-constexpr const char* kAuditRead = R"lua(
+const Script kAuditRead(R"lua(
 local z, h, u = ARGV[1] .. 'audit', ARGV[1] .. 'audit:rec', ARGV[1] .. 'audit:user'
 local since, till, user, session = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local limit, cs, cm = tonumber(ARGV[6]), ARGV[7], ARGV[8]
@@ -192,7 +198,7 @@ while scanned < 10000 do
 end
 if found > 0 or last_s ~= '' then out[1], out[2] = last_s, last_m end
 return out
-)lua";
+)lua");
 
 /// The sorted-set member of a call: the session with its NUL and \x01 bytes escaped (\x01\x01 and
 /// \x01\x02), a NUL, the call. Unambiguous whatever bytes the ids hold, and ordered as (session, call).
@@ -305,7 +311,7 @@ class RedisStore final : public plugin::StoreStrategy {
   [[nodiscard]] bool shared() const noexcept override { return true; }
   [[nodiscard]] bool reachable() const noexcept override { return guard_.state() != "open"; }
   void put_session(SessionRecord record, std::function<void(Status)> done) noexcept override {
-    std::vector<std::string> argv{"EVAL",          kWrite, "0", "0", options_.prefix, record.id,
+    std::vector<std::string> argv{"EVALSHA",        kWrite.sha1(), "0", "0", options_.prefix, record.id,
                                   ttl_for(record.status)};
     append_fields(argv, record.status, record.instance, true, record);
     argv.insert(argv.end(), {"user", record.user_id});
@@ -313,7 +319,7 @@ class RedisStore final : public plugin::StoreStrategy {
   }
 
   void update_session(std::string id, SessionUpdate update, std::function<void(Status)> done) noexcept override {
-    std::vector<std::string> argv{"EVAL", kWrite, "0", "1", options_.prefix, id,
+    std::vector<std::string> argv{"EVALSHA", kWrite.sha1(), "0", "1", options_.prefix, id,
                                   ttl_for(update.status.value_or("active"))};
     SessionRecord shell;
     if (update.shell) {
@@ -357,7 +363,7 @@ class RedisStore final : public plugin::StoreStrategy {
   void append_conversation(std::string session_id, std::string entry, std::function<void(Status)> done) noexcept override {
     const std::size_t bytes = entry.size();
     std::vector<std::string> argv = append_argv(kAppend, std::move(session_id), std::move(entry));
-    guarded(guard_, client_, std::move(argv), [this, bytes, done = std::move(done)](Status s, redis::Reply) {
+    guarded(guard_, client_, kAppend, std::move(argv), [this, bytes, done = std::move(done)](Status s, redis::Reply) {
       if (s.ok()) {
         counts_.conversation({}, {1, bytes});
       }
@@ -369,9 +375,9 @@ class RedisStore final : public plugin::StoreStrategy {
                      std::function<void(Status)> done) noexcept override {
     const std::size_t bytes = entry.size();
     std::vector<std::string> argv = append_argv(kAppendResult, std::move(session_id), std::move(entry));
-    argv.push_back(audit_cutoff());
+    argv.push_back(result_cutoff());
     push_audit(argv, record);
-    guarded(guard_, client_, std::move(argv), [this, bytes, done = std::move(done)](Status s, redis::Reply) {
+    guarded(guard_, client_, kAppendResult, std::move(argv), [this, bytes, done = std::move(done)](Status s, redis::Reply) {
       if (s.ok()) {
         counts_.conversation({}, {1, bytes});
       }
@@ -382,8 +388,8 @@ class RedisStore final : public plugin::StoreStrategy {
   void read_conversation(std::string session_id, plugin::ConversationRange range,
                          std::function<void(Status, plugin::ConversationPage)> done) noexcept override {
     const std::string before = range.before == UINT64_MAX ? "-1" : std::to_string(range.before);
-    guarded(guard_, client_,
-            {"EVAL", kPage, "0", options_.prefix, session_id, before, std::to_string(range.max_entries),
+    guarded(guard_, client_, kPage,
+            {"EVALSHA", kPage.sha1(), "0", options_.prefix, session_id, before, std::to_string(range.max_entries),
              std::to_string(range.max_bytes)},
             [done = std::move(done)](Status s, redis::Reply r) {
               plugin::ConversationPage page;
@@ -405,12 +411,13 @@ class RedisStore final : public plugin::StoreStrategy {
   }
 
   void append_audit(std::vector<plugin::AuditRecord> records, std::function<void(Status)> done) noexcept override {
-    std::vector<std::string> argv{"EVAL", kAuditAppend, "0", options_.prefix, audit_cutoff()};
+    std::vector<std::string> argv{"EVALSHA", kAuditAppend.sha1(), "0", options_.prefix, audit_cutoff()};
     argv.reserve(argv.size() + 4 * records.size());
     for (const auto& r : records) {
       push_audit(argv, r);
     }
-    guarded(guard_, client_, std::move(argv), [done = std::move(done)](Status s, redis::Reply) { done(std::move(s)); });
+    guarded(guard_, client_, kAuditAppend, std::move(argv),
+            [done = std::move(done)](Status s, redis::Reply) { done(std::move(s)); });
   }
 
   void read_audit(plugin::AuditQuery query, std::function<void(Status, plugin::AuditPage)> done) noexcept override {
@@ -422,8 +429,8 @@ class RedisStore final : public plugin::StoreStrategy {
       return;
     }
     const std::size_t limit = std::clamp<std::size_t>(query.limit, 1, plugin::kAuditPageMost);
-    guarded(guard_, client_,
-            {"EVAL", kAuditRead, "0", options_.prefix, std::to_string(query.since_unix_ms),
+    guarded(guard_, client_, kAuditRead,
+            {"EVALSHA", kAuditRead.sha1(), "0", options_.prefix, std::to_string(query.since_unix_ms),
              std::to_string(query.until_unix_ms), query.user_id,
              query.session_id.empty() ? std::string() : audit_session_prefix(query.session_id), std::to_string(limit),
              query.cursor.empty() ? "" : std::to_string(at.finished_unix_ms), audit_member(at.session_id, at.call_id)},
@@ -470,10 +477,10 @@ class RedisStore final : public plugin::StoreStrategy {
     return std::to_string(options_.lifetimes.ttl_for(status));
   }
 
-  /// The EVAL of `script` with kAppendBody's arguments.
-  std::vector<std::string> append_argv(const std::string& script, std::string session_id, std::string entry) const {
-    return {"EVAL",
-            script,
+  /// The EVALSHA of `script` with kAppendBody's arguments.
+  std::vector<std::string> append_argv(const Script& script, std::string session_id, std::string entry) const {
+    return {"EVALSHA",
+            script.sha1(),
             "0",
             options_.prefix,
             std::move(session_id),
@@ -486,6 +493,12 @@ class RedisStore final : public plugin::StoreStrategy {
   /// Audit records finished before this (ms) go.
   std::string audit_cutoff() const {
     return std::to_string(store_common::now_ms(host_) - options_.lifetimes.audit_retention_ms);
+  }
+  /// audit_cutoff() for one result in kTrimEvery, '' (no trim) for the others: a trim takes up to 1,000
+  /// records, so the log still sheds far faster than results come, and a result's script runs one
+  /// redis command less.
+  std::string result_cutoff() {
+    return results_.fetch_add(1, std::memory_order_relaxed) % kTrimEvery == 0 ? audit_cutoff() : std::string();
   }
 
   /// One record's arguments, as kAuditBody reads them.
@@ -514,7 +527,7 @@ class RedisStore final : public plugin::StoreStrategy {
   }
 
   void write(std::vector<std::string> argv, std::function<void(Status)> done, bool creates) {
-    guarded(guard_, client_, std::move(argv), [this, creates, done = std::move(done)](Status s, redis::Reply r) {
+    guarded(guard_, client_, kWrite, std::move(argv), [this, creates, done = std::move(done)](Status s, redis::Reply r) {
       if (s.ok() && r.integer() == 0) {
         s = Status(Code::not_found, "no such session");
       }
@@ -564,6 +577,7 @@ class RedisStore final : public plugin::StoreStrategy {
   redis_plugins::IoThread io_;
   std::shared_ptr<redis::Client> client_;
   store_common::Counts counts_;  // this instance's own writes
+  std::atomic<std::uint64_t> results_{0};  // append_result calls, for result_cutoff()
 };
 
 struct Factory {

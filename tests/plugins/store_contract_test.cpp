@@ -24,6 +24,7 @@
 #include "phasekit/plugin_host/plugin_set.hpp"
 #include "support/postgres_server.hpp"
 #include "support/redis_server.hpp"
+#include "support/run_process.hpp"
 
 namespace phasekit::plugin_host {
 namespace {
@@ -491,6 +492,75 @@ TEST_P(StoreContract, AResultWritesItsConversationEntryAndItsAuditRecordTogether
   ASSERT_TRUE(run_until([&] { return got.has_value(); }));
   ASSERT_TRUE(got->first.ok()) << got->first.message();
   EXPECT_EQ(got->second.records, (std::vector<plugin::AuditRecord>{again}));
+}
+
+TEST_P(StoreContract, ARedisThatForgotTheStoresScriptsIsSentThemOnceAndTheCallsGoOnBySha1) {
+  if (std::string(GetParam().name) != "redis") {
+    GTEST_SKIP() << "only store=redis runs scripts";
+  }
+  const auto cli = [&](const std::vector<std::string>& args) {
+    std::vector<std::string> all{"-p", std::to_string(redis_->port())};
+    all.insert(all.end(), args.begin(), args.end());
+    return test::run_process("/usr/bin/redis-cli", all, {{"PATH", "/usr/bin:/bin"}}).out;
+  };
+  // calls=N of one command in INFO commandstats (0 when it never ran).
+  const auto calls = [&](const std::string& command) {
+    const std::string stats = cli({"INFO", "commandstats"});
+    const auto at = stats.find("cmdstat_" + command + ":calls=");
+    return at == std::string::npos ? 0L : std::stol(stats.substr(at + command.size() + 15));
+  };
+  const std::int64_t t0 = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch()).count();
+  const auto result = [&](const std::string& call) {
+    std::optional<Status> done;
+    store_->append_result("f1", "entry " + call, audit_record("f1", call, "alice", t0), [&](Status s) { done = std::move(s); });
+    EXPECT_TRUE(run_until([&] { return done.has_value(); }));
+    return done.value_or(Status(Code::timeout, "no answer"));
+  };
+  ASSERT_TRUE(result("c1").ok());
+  ASSERT_EQ(cli({"SCRIPT", "FLUSH"}), "OK\n");  // what a redis restart does to them too
+  const long evals = calls("eval");
+  const long by_sha1 = calls("evalsha");
+  for (int i = 2; i <= 5; ++i) {
+    ASSERT_TRUE(result("c" + std::to_string(i)).ok()) << "call " << i;
+  }
+  EXPECT_EQ(calls("eval") - evals, 1) << "the script went whole more than once after the flush";
+  EXPECT_EQ(calls("evalsha") - by_sha1, 4) << "the calls did not go by the script's SHA-1";
+  EXPECT_EQ(page("f1", plugin::ConversationRange{}).entries.size(), 5u);
+}
+
+TEST_P(StoreContract, RedisShedsAuditRecordsPastTheRetentionAsResultsComeRecordsAndHashesAlike) {
+  if (std::string(GetParam().name) != "redis") {
+    GTEST_SKIP() << "sqlite and postgres purge on a timer (their own tests)";
+  }
+  options_.back() = ' ';
+  options_ += R"(, "audit_retention_ms": 3600000})";
+  open_store();
+  const auto cli = [&](const std::vector<std::string>& args) {
+    std::vector<std::string> all{"-p", std::to_string(redis_->port())};
+    all.insert(all.end(), args.begin(), args.end());
+    return test::run_process("/usr/bin/redis-cli", all, {{"PATH", "/usr/bin:/bin"}}).out;
+  };
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch()).count();
+  std::vector<plugin::AuditRecord> old;
+  for (int i = 0; i < 2500; ++i) {  // a trim takes up to 1,000
+    old.push_back(audit_record("o" + std::to_string(i % 7), "c" + std::to_string(i), "bob", now - 7'200'000 + i));
+  }
+  std::optional<Status> written;
+  store_->append_audit(std::move(old), [&](Status s) { written = std::move(s); });
+  ASSERT_TRUE(run_until([&] { return written.has_value(); }));
+  ASSERT_TRUE(written->ok()) << written->message();
+  for (int i = 0; i < 200; ++i) {  // results: a few of them trim
+    std::optional<Status> done;
+    store_->append_result("n1", "entry", audit_record("n1", "r" + std::to_string(i), "alice", now + i),
+                          [&](Status s) { done = std::move(s); });
+    ASSERT_TRUE(run_until([&] { return done.has_value(); }));
+    ASSERT_TRUE(done->ok()) << done->message();
+  }
+  EXPECT_EQ(cli({"ZCARD", "phasekit:audit"}), "200\n");
+  EXPECT_EQ(cli({"HLEN", "phasekit:audit:rec"}), "200\n");
+  EXPECT_EQ(cli({"HLEN", "phasekit:audit:user"}), "200\n");
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, StoreContract,
