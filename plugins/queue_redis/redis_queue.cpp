@@ -190,8 +190,8 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
       const std::lock_guard lock(mutex_);
       awaiting_.insert_or_assign(job.id, Awaited{job.session_id, false});
     }
-    guarded(guard_, client_,
-            {"EVAL", scripts::kEnqueue, "0", options_.prefix, job.id, job.user_id, job.session_id, job.payload,
+    guarded(guard_, client_, scripts::kEnqueue,
+            {"EVALSHA", scripts::kEnqueue.sha1(), "0", options_.prefix, job.id, job.user_id, job.session_id, job.payload,
              std::to_string(job.timeout_ms > 0 ? job.timeout_ms : options_.job_timeout_ms), channel},
             [self = shared_from_this(), queued = std::move(queued), id = job.id](Status s, redis::Reply r) {
               if (s.ok() && r.integer() == 0) {
@@ -406,8 +406,8 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
   }
 
   void claim(std::string id, std::uint64_t epoch) {
-    guarded(guard_, client_,
-            {"EVAL", scripts::kClaim, "0", options_.prefix, id, worker_of(epoch), std::to_string(options_.lease.count())},
+    guarded(guard_, client_, scripts::kClaim,
+            {"EVALSHA", scripts::kClaim.sha1(), "0", options_.prefix, id, worker_of(epoch), std::to_string(options_.lease.count())},
             [self = shared_from_this(), id, epoch](Status s, redis::Reply r) {
               boost::asio::post(self->strand_, [self, id, s, r = std::move(r), epoch]() mutable {
                 if (epoch != self->epoch_.load()) {
@@ -454,7 +454,7 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
   void recover() {
     taking_ = true;
     forget_old_completions();
-    std::vector<std::string> args{"EVAL", scripts::kRecover, "0", options_.prefix, worker_,
+    std::vector<std::string> args{"EVALSHA", scripts::kRecover.sha1(), "0", options_.prefix, worker_,
                                   std::to_string(options_.lease.count()), "", ""};
     const std::uint64_t epoch = epoch_.load();
     const auto add_runs = [&](bool of_this_incarnation) {
@@ -479,7 +479,7 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
     for (const Completion& c : completed_lately_) {
       args.insert(args.end(), {c.id, c.session, c.outcome, c.worker, c.envelope});
     }
-    guarded(guard_, client_, std::move(args), [self = shared_from_this()](Status s, redis::Reply r) {
+    guarded(guard_, client_, scripts::kRecover, std::move(args), [self = shared_from_this()](Status s, redis::Reply r) {
       boost::asio::post(self->strand_, [self, s, r = std::move(r)] {
         self->taking_ = false;
         if (s.ok()) {
@@ -654,8 +654,8 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
       maybe_finish_shutdown();
       return;
     }
-    guarded(guard_, client_,
-            {"EVAL", scripts::kComplete, "0", options_.prefix, c.id, c.worker, c.outcome, message,
+    guarded(guard_, client_, scripts::kComplete,
+            {"EVALSHA", scripts::kComplete.sha1(), "0", options_.prefix, c.id, c.worker, c.outcome, message,
              std::to_string(c.attempt)},
             [self = shared_from_this(), c, message, backoff](Status s, redis::Reply r) mutable {
               boost::asio::post(self->strand_, [self, c = std::move(c), message = std::move(message), backoff, s,
@@ -737,33 +737,34 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
     auto left = std::make_shared<std::size_t>((jobs.size() + kAccountBatch - 1) / kAccountBatch);
     auto failed = std::make_shared<bool>(false);
     for (std::size_t i = 0; i < jobs.size(); i += kAccountBatch) {
-      std::vector<std::string> args{"EVAL", scripts::kAccount, "0", options_.prefix};
+      std::vector<std::string> args{"EVALSHA", scripts::kAccount.sha1(), "0", options_.prefix};
       for (std::size_t j = i; j < std::min(jobs.size(), i + kAccountBatch); ++j) {
         args.insert(args.end(), {jobs[j].first, jobs[j].second});
       }
-      guarded(guard_, client_, std::move(args), [self = shared_from_this(), left, failed](Status s, redis::Reply r) {
-        boost::asio::post(self->strand_, [self, left, failed, s, r = std::move(r)]() mutable {
-          if (s.ok() && r.is_array() && r.elements().size() >= 2) {
-            self->accounted(r.elements());
-          } else {
-            *failed = true;
-          }
-          if (--*left > 0) {
-            return;
-          }
-          self->accounting_ = false;
-          if (*failed) {
-            self->account_retry_.expires_after(Ms(500));
-            self->account_retry_.async_wait([self](boost::system::error_code ec) {
-              if (!ec) {
-                self->account();
-              }
-            });
-          } else if (std::exchange(self->account_again_, false)) {
-            self->account();
-          }
-        });
-      });
+      guarded(guard_, client_, scripts::kAccount, std::move(args),
+              [self = shared_from_this(), left, failed](Status s, redis::Reply r) {
+                boost::asio::post(self->strand_, [self, left, failed, s, r = std::move(r)]() mutable {
+                  if (s.ok() && r.is_array() && r.elements().size() >= 2) {
+                    self->accounted(r.elements());
+                  } else {
+                    *failed = true;
+                  }
+                  if (--*left > 0) {
+                    return;
+                  }
+                  self->accounting_ = false;
+                  if (*failed) {
+                    self->account_retry_.expires_after(Ms(500));
+                    self->account_retry_.async_wait([self](boost::system::error_code ec) {
+                      if (!ec) {
+                        self->account();
+                      }
+                    });
+                  } else if (std::exchange(self->account_again_, false)) {
+                    self->account();
+                  }
+                });
+              });
     }
   }
 
@@ -900,8 +901,8 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
               if (!s.ok() || !r.is_status()) {
                 return;
               }
-              guarded(self->guard_, self->client_,
-                      {"EVAL", scripts::kReap, "0", self->options_.prefix, std::to_string(self->options_.max_attempts)},
+              guarded(self->guard_, self->client_, scripts::kReap,
+                      {"EVALSHA", scripts::kReap.sha1(), "0", self->options_.prefix, std::to_string(self->options_.max_attempts)},
                       [self](Status s2, redis::Reply r2) {
                         if (!s2.ok() || !r2.is_array() || r2.elements().size() < 2) {
                           return;
@@ -934,7 +935,7 @@ class RedisQueue final : public plugin::QueueStrategy, public std::enable_shared
       return;
     }
     // Leaves the worker set; jobs still running (past the grace period) go back to the queue.
-    guarded(guard_, client_, {"EVAL", scripts::kHandBack, "0", options_.prefix, worker_},
+    guarded(guard_, client_, scripts::kHandBack, {"EVALSHA", scripts::kHandBack.sha1(), "0", options_.prefix, worker_},
             [self = shared_from_this()](Status s, redis::Reply r) {
               boost::asio::post(self->strand_, [self, s, r] {
                 if (s.ok() && r.integer() > 0) {

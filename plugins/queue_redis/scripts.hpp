@@ -19,6 +19,8 @@
 //   P session:<id>         pub/sub channel of a session's events
 #include <string>
 
+#include "guarded.hpp"
+
 namespace phasekit::queue_redis::scripts {
 
 /// How long an ended job's result stays in redis for a subscriber that missed its publication (an
@@ -31,7 +33,7 @@ inline constexpr int kResultKeepMs = 60000;
 inline constexpr int kResultKeepMost = 64 * 1024;
 
 /// KEYS none; ARGV prefix, id, user, session, payload, timeout_ms, channel → 1 queued, 0 already known.
-inline constexpr const char* kEnqueue = R"lua(
+inline const redis_plugins::Script kEnqueue(R"lua(
 local p, id = ARGV[1], ARGV[2]
 local jk = p .. 'job:' .. id
 if redis.call('EXISTS', jk) == 1 then return 0 end
@@ -42,7 +44,7 @@ redis.call('HSET', jk, 'user', ARGV[3], 'session', ARGV[4], 'payload', ARGV[5], 
            'attempt', 1, 'state', 'queued', 'channel', ARGV[7])
 redis.call('LPUSH', p .. 'jobs', id)
 return 1
-)lua";
+)lua");
 
 /// What the scripts share: put a running job back at the front of the queue, end it (keeping its
 /// result kResultKeepMs), or fail it (publishing its result when it has a channel).
@@ -85,7 +87,7 @@ end
 /// ARGV prefix, id, worker, grace_ms → {1, user, session, payload, timeout, attempt} to run it;
 /// {2} when another job of its session runs (it goes to the back of the queue); {0} to skip it (gone,
 /// already ended, or a malformed record, which is failed and its result published when it can be).
-inline const std::string kClaim = kHelpers + R"lua(
+inline const redis_plugins::Script kClaim(kHelpers + R"lua(
 local p, id, w = ARGV[1], ARGV[2], ARGV[3]
 local jk = p .. 'job:' .. id
 local proc = p .. 'processing:' .. w
@@ -113,7 +115,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('SET', lock, id, 'PX', timeout + tonumber(ARGV[4]) + 60000)
 redis.call('HSET', jk, 'state', 'running', 'worker', w, 'deadline', now + timeout + tonumber(ARGV[4]))
 return {1, j[1] or '', j[2], j[3] or '', j[4], j[5] or '1'}
-)lua";
+)lua");
 
 /// ARGV prefix, id, worker, outcome (done|failed), envelope, attempt → 1 completed now, 0 not this
 /// worker's job any more (the reaper gave it to another, or it already ended). A job redis says is
@@ -122,7 +124,7 @@ return {1, j[1] or '', j[2], j[3] or '', j[4], j[5] or '1'}
 /// A record whose attempt is above this run's was raised by kRecover (another worker ran the job
 /// under this run's attempt too): the envelope carries the record's attempt as "a", so the user's
 /// result says it was redelivered.
-inline const std::string kComplete = kHelpers + R"lua(
+inline const redis_plugins::Script kComplete(kHelpers + R"lua(
 local p, id, w = ARGV[1], ARGV[2], ARGV[3]
 local j = job(p, id)
 if j.state == 'queued' and j.attempt == tonumber(ARGV[6]) then
@@ -143,12 +145,12 @@ unlock(p, id, j.session)
 ended(p, id, ARGV[4], envelope)
 redis.call('PUBLISH', j.channel, envelope)
 return 1
-)lua";
+)lua");
 
 /// ARGV prefix, max_attempts → {redelivered, failed}. Jobs of a worker whose heartbeat expired go back
 /// to the front of the queue (attempt + 1), or fail after max_attempts; a job running past its
 /// deadline (JOB_TIMEOUT_MS plus grace) on a live worker fails with TIMEOUT.
-inline const std::string kReap = kHelpers + R"lua(
+inline const redis_plugins::Script kReap(kHelpers + R"lua(
 local p, maxa = ARGV[1], tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -183,7 +185,7 @@ for _, w in ipairs(redis.call('SMEMBERS', p .. 'workers')) do
 end
 if redelivered > 0 then redis.call('HINCRBY', p .. 'stats', 'redelivered', redelivered) end
 return {redelivered, failed}
-)lua";
+)lua");
 
 /// ARGV prefix, worker, lease_ms, n, m, then (id, attempt) of the n jobs it runs now under this
 /// incarnation, then (id, attempt) of m jobs it ran or runs under an incarnation fenced since, then
@@ -210,7 +212,7 @@ return {redelivered, failed}
 /// One script, so nothing can hand a job back between the steps. Its reply ends with redis's run_id,
 /// its uptime, and 1 when the data set was loaded by a restart less than lease_ms ago (P server names
 /// the redis that served it last): the worker then holds off taking (RedisQueue::recover()).
-inline const std::string kRecover = kHelpers + R"lua(
+inline const redis_plugins::Script kRecover(kHelpers + R"lua(
 local p, w, lease, n, m = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local proc = p .. 'processing:' .. w
 local mine = {}
@@ -298,11 +300,11 @@ elseif served_by ~= run_id then
   redis.call('SET', p .. 'server', run_id)
 end
 return {handed, replayed, reclaimed, doubled, ended_twice, run_id, up, restarted}
-)lua";
+)lua");
 
 /// ARGV prefix, worker → number of jobs handed back: a worker stopping before its jobs finished puts
 /// them back at the front of the queue (same attempt) and leaves.
-inline const std::string kHandBack = kHelpers + R"lua(
+inline const redis_plugins::Script kHandBack(kHelpers + R"lua(
 local p, w = ARGV[1], ARGV[2]
 local proc = p .. 'processing:' .. w
 local n = 0
@@ -318,7 +320,7 @@ end
 redis.call('DEL', proc, p .. 'worker:' .. w)
 redis.call('SREM', p .. 'workers', w)
 return n
-)lua";
+)lua");
 
 /// ARGV prefix, then id, session pairs: the jobs an orchestrator enqueued and has no result of, asked
 /// after its subscriber reconnected (pub/sub delivers at most once, and a redis restart loses up to the
@@ -328,7 +330,7 @@ return n
 ///  * ended, result kept: published again (subscribers drop a result they already delivered);
 ///  * ended, result no longer kept: its id is returned, for the caller to fail the call itself;
 ///  * queued or running: still on its way, nothing to do.
-inline const std::string kAccount = kHelpers + R"lua(
+inline const redis_plugins::Script kAccount(kHelpers + R"lua(
 local p = ARGV[1]
 local lost, republished, gone = 0, 0, {}
 for i = 2, #ARGV - 1, 2 do
@@ -353,6 +355,6 @@ end
 local out = {lost, republished}
 for _, id in ipairs(gone) do out[#out + 1] = id end
 return out
-)lua";
+)lua");
 
 }  // namespace phasekit::queue_redis::scripts
