@@ -91,12 +91,14 @@ inline void guarded(plugin::Guard& guard, const std::shared_ptr<redis::Client>& 
           settle(std::move(s));
         };
         std::vector<std::string> first = argv;  // kept for the EVAL after a NOSCRIPT
-        client->command(std::move(first), [client, &script, argv = std::move(argv), settle = std::move(settle),
-                                           settle_with](Status s, redis::Reply r) mutable {
-          if (s.ok() && r.is_error() && r.str().starts_with("NOSCRIPT")) {
+        // The reply's handler holds the client weakly: the client holds the handler until it runs.
+        client->command(std::move(first), [weak = std::weak_ptr<redis::Client>(client), &script, argv = std::move(argv),
+                                           settle = std::move(settle), settle_with](Status s, redis::Reply r) mutable {
+          const auto again = weak.lock();
+          if (again && s.ok() && r.is_error() && r.str().starts_with("NOSCRIPT")) {
             argv[0] = "EVAL";
             argv[1] = script.body();
-            client->command(std::move(argv), [settle = std::move(settle), settle_with](Status s2, redis::Reply r2) mutable {
+            again->command(std::move(argv), [settle = std::move(settle), settle_with](Status s2, redis::Reply r2) mutable {
               settle_with(settle, std::move(s2), std::move(r2));
             });
             return;

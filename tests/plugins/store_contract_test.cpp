@@ -23,6 +23,7 @@
 #include "phasekit/plugin_host/host_services.hpp"
 #include "phasekit/plugin_host/plugin_set.hpp"
 #include "support/postgres_server.hpp"
+#include "support/audit_record.hpp"
 #include "support/redis_server.hpp"
 #include "support/run_process.hpp"
 
@@ -362,24 +363,7 @@ TEST_P(StoreContract, AStoreThatOutlivesItsProcessGivesTheNextInstanceWhatTheLas
   EXPECT_EQ(page("s1", {}).entries.back(), "entry 10") << "the numbering did not go on where it was";
 }
 
-plugin::AuditRecord audit_record(const std::string& session, const std::string& call, const std::string& user,
-                                 std::int64_t finished) {
-  plugin::AuditRecord r;
-  r.call_id = call;
-  r.user_id = user;
-  r.session_id = session;
-  r.instance = "i1";
-  r.tool = "shell";
-  r.args = R"({"command":"echo \u00e9 \xff"})";
-  r.approved = true;
-  r.outcome = "ok";
-  r.exit_code = 0;
-  r.duration_ms = 12;
-  r.output_bytes = 3;
-  r.requested_unix_ms = finished - 20;
-  r.finished_unix_ms = finished;
-  return r;
-}
+using test::audit_record;
 
 TEST_P(StoreContract, TheAuditLogKeepsOneRecordPerCallInOrderAndPagesThroughItsFilters) {
   const std::int64_t t0 = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -19,6 +19,7 @@
 #include "phasekit/observe/metrics_registry.hpp"
 #include "phasekit/plugin_host/host_services.hpp"
 #include "phasekit/plugin_host/plugin_set.hpp"
+#include "support/audit_record.hpp"
 
 namespace phasekit::plugin_host {
 namespace {
@@ -161,21 +162,7 @@ class SqliteStore : public ::testing::Test {
     return got->second.records;
   }
   static plugin::AuditRecord record(const std::string& session, const std::string& call, std::int64_t finished) {
-    plugin::AuditRecord r;
-    r.session_id = session;
-    r.call_id = call;
-    r.user_id = "alice";
-    r.instance = "i1";
-    r.tool = "shell";
-    r.args = R"({"command":"ls"})";
-    r.approved = true;
-    r.outcome = "ok";
-    r.duration_ms = 3;
-    r.output_bytes = 10;
-    r.attempt = 1;
-    r.requested_unix_ms = finished - 3;
-    r.finished_unix_ms = finished;
-    return r;
+    return test::audit_record(session, call, "alice", finished);
   }
 
   observe::LogSink logs_{[](std::string_view) {}, LogLevel::off};
