@@ -77,12 +77,14 @@ class Script {
 /// guarded() of `argv`, an EVALSHA of `script` ({"EVALSHA", script.sha1(), numkeys, …}). A redis that
 /// does not hold the script (it restarted, or SCRIPT FLUSH ran) answers NOSCRIPT: the call is then sent
 /// once more as EVAL with the script, which loads it for the calls after. One outcome for the breaker.
-/// `script` outlives the call (the plugins' scripts are constants).
+/// `argv` is held (not copied) until the reply, for that second send; the plugins' scripts are
+/// constants that outlive every call.
 inline void guarded(plugin::Guard& guard, const std::shared_ptr<redis::Client>& client, const Script& script,
                     std::vector<std::string> argv, std::function<void(Status, redis::Reply)> done) {
   auto reply = std::make_shared<redis::Reply>();
   guard.call(
-      [client, &script, argv = std::move(argv), reply](plugin::Guard::Settle settle) mutable {
+      [client, &script, argv = std::make_shared<std::vector<std::string>>(std::move(argv)),
+       reply](plugin::Guard::Settle settle) mutable {
         auto settle_with = [reply](plugin::Guard::Settle& settle, Status s, redis::Reply r) {
           if (s.ok() && r.is_error()) {
             s = Status(Code::internal, fmt::format("redis: {}", r.str()));
@@ -90,15 +92,14 @@ inline void guarded(plugin::Guard& guard, const std::shared_ptr<redis::Client>& 
           *reply = std::move(r);
           settle(std::move(s));
         };
-        std::vector<std::string> first = argv;  // kept for the EVAL after a NOSCRIPT
         // The reply's handler holds the client weakly: the client holds the handler until it runs.
-        client->command(std::move(first), [weak = std::weak_ptr<redis::Client>(client), &script, argv = std::move(argv),
-                                           settle = std::move(settle), settle_with](Status s, redis::Reply r) mutable {
+        client->command(*argv, [weak = std::weak_ptr<redis::Client>(client), &script, argv, settle = std::move(settle),
+                                settle_with](Status s, redis::Reply r) mutable {
           const auto again = weak.lock();
           if (again && s.ok() && r.is_error() && r.str().starts_with("NOSCRIPT")) {
-            argv[0] = "EVAL";
-            argv[1] = script.body();
-            again->command(std::move(argv), [settle = std::move(settle), settle_with](Status s2, redis::Reply r2) mutable {
+            (*argv)[0] = "EVAL";
+            (*argv)[1] = script.body();
+            again->command(*argv, [settle = std::move(settle), settle_with](Status s2, redis::Reply r2) mutable {
               settle_with(settle, std::move(s2), std::move(r2));
             });
             return;
@@ -108,6 +109,9 @@ inline void guarded(plugin::Guard& guard, const std::shared_ptr<redis::Client>& 
       },
       [reply, done = std::move(done)](Status s) { done(s, s.ok() ? std::move(*reply) : redis::Reply()); });
 }
+/// A script that is not a constant would be gone before its reply.
+void guarded(plugin::Guard&, const std::shared_ptr<redis::Client>&, const Script&&, std::vector<std::string>,
+             std::function<void(Status, redis::Reply)>) = delete;
 
 /// The endpoint of the redis_url option, with the redis_password option (REDIS_PASSWORD) as its password
 /// when set; throws std::invalid_argument naming the problem (the plugin's load error), never with the

@@ -517,8 +517,8 @@ class SqliteStore final : public plugin::StoreStrategy {
     submit(std::move(fail), [this, query = std::move(query), at = std::move(at), done](Db& db) {
       // The log in its order from the cursor, at most kAuditScanMost records a call (this thread answers
       // nothing else meanwhile); the user and session filters are applied to what it scans. One match
-      // more than the limit: whether there is a next page. A scan that stops at its bound gives the
-      // cursor of the last record it read.
+      // more than the limit: whether there is a next page. A scan that stops at its bound (with a record
+      // after it) gives the cursor of the last record it read.
       const std::size_t limit = std::clamp<std::size_t>(query.limit, 1, plugin::kAuditPageMost);
       Query q(db, R"sql(SELECT session, call, user, instance, tool, args, args_truncated, approved, outcome, exit_code,
           duration_ms, output_bytes, attempt, requested, finished FROM audit
@@ -529,12 +529,15 @@ class SqliteStore final : public plugin::StoreStrategy {
           .integer(3, at.finished_unix_ms)
           .text(4, at.session_id)
           .text(5, at.call_id)
-          .integer(6, static_cast<std::int64_t>(kAuditScanMost));
+          .integer(6, static_cast<std::int64_t>(kAuditScanMost + 1));
       plugin::AuditPage page;
       plugin::AuditRecord last;  // the last record scanned: its key
       std::size_t scanned = 0;
       while (q.step()) {
-        ++scanned;
+        if (++scanned > kAuditScanMost) {  // there is more, past the bound: go on from the last one read
+          page.next = plugin::audit_cursor(last);
+          break;
+        }
         last.session_id = q.bytes(0);
         last.call_id = q.bytes(1);
         last.finished_unix_ms = q.integer(14);
@@ -563,9 +566,6 @@ class SqliteStore final : public plugin::StoreStrategy {
         r.requested_unix_ms = q.integer(13);
         r.finished_unix_ms = last.finished_unix_ms;
         page.records.push_back(std::move(r));
-      }
-      if (page.next.empty() && scanned == kAuditScanMost) {
-        page.next = plugin::audit_cursor(last);
       }
       return [this, done, page = std::move(page)]() mutable {
         post([done, page = std::move(page)]() mutable { done(Status(), std::move(page)); });

@@ -430,5 +430,23 @@ TEST_F(SqliteStore, AUserFilterScansABoundedPartOfTheLogPerPageAndPagesOnToTheMa
   EXPECT_EQ(calls, (std::vector<std::string>{"a0", "a1", "a2"}));
 }
 
+TEST_F(SqliteStore, AScanThatEndsExactlyAtItsBoundIsTheLastPage) {
+  store_ = open(options());
+  const std::int64_t t0 = clock_.ms.load() - 100'000;
+  std::vector<plugin::AuditRecord> records;
+  for (int i = 0; i < 10'000; ++i) {  // exactly what one read scans
+    records.push_back(record("s" + std::to_string(i % 9), "b" + std::to_string(i), t0 + i));
+  }
+  ASSERT_TRUE(write_audit(std::move(records)).ok());
+  plugin::AuditQuery q;
+  q.user_id = "nobody";
+  std::optional<std::pair<Status, plugin::AuditPage>> got;
+  store_->read_audit(q, [&](Status s, plugin::AuditPage p) { got.emplace(std::move(s), std::move(p)); });
+  ASSERT_TRUE(run_until([&] { return got.has_value(); }));
+  ASSERT_TRUE(got->first.ok()) << got->first.message();
+  EXPECT_TRUE(got->second.records.empty());
+  EXPECT_TRUE(got->second.next.empty()) << "a cursor to an empty page: the scan had read the whole log";
+}
+
 }  // namespace
 }  // namespace phasekit::plugin_host

@@ -17,7 +17,7 @@ class ClientImpl final : public Connection {
   ClientImpl(asio::any_io_executor ex, ClientOptions options, Logger& log)
       : Connection(std::move(ex), std::move(options), log, "client"), timer_(strand()) {}
 
-  void command(std::vector<std::string> argv, std::chrono::milliseconds timeout, Client::Done done);
+  void command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout, Client::Done done);
   void pipeline(std::vector<std::vector<std::string>> commands, Client::PipelineDone done);
   [[nodiscard]] std::chrono::milliseconds default_timeout() const noexcept { return options_.command_timeout; }
   [[nodiscard]] std::size_t pending() const {
@@ -71,7 +71,7 @@ bool ClientImpl::admit_locked(std::size_t n, Status& refusal) const {
   return true;
 }
 
-void ClientImpl::command(std::vector<std::string> argv, std::chrono::milliseconds timeout, Client::Done done) {
+void ClientImpl::command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout, Client::Done done) {
   if (argv.empty()) {
     post([done = std::move(done)] { done(Status(Code::bad_request, "empty redis command"), Reply{}); });
     return;
@@ -85,7 +85,7 @@ void ClientImpl::command(std::vector<std::string> argv, std::chrono::millisecond
     return;
   }
   const auto deadline = deadline_for(timeout);
-  pending_.push_back(Pending{std::move(done), nullptr, 0, deadline, timeout, std::move(argv.front())});
+  pending_.push_back(Pending{std::move(done), nullptr, 0, deadline, timeout, argv.front()});
   write_locked(encoded);
   if (deadline < timer_at_) {
     arm_timer_locked(deadline);
@@ -240,11 +240,11 @@ std::shared_ptr<Client> Client::create(boost::asio::any_io_executor ex, ClientOp
 
 void Client::start() { impl_->start(); }
 void Client::stop() { impl_->stop(); }
-void Client::command(std::vector<std::string> argv, Done done) {
-  impl_->command(std::move(argv), impl_->default_timeout(), std::move(done));
+void Client::command(const std::vector<std::string>& argv, Done done) {
+  impl_->command(argv, impl_->default_timeout(), std::move(done));
 }
-void Client::command(std::vector<std::string> argv, std::chrono::milliseconds timeout, Done done) {
-  impl_->command(std::move(argv), timeout, std::move(done));
+void Client::command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout, Done done) {
+  impl_->command(argv, timeout, std::move(done));
 }
 void Client::pipeline(std::vector<std::vector<std::string>> commands, PipelineDone done) {
   impl_->pipeline(std::move(commands), std::move(done));

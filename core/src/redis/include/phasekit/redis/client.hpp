@@ -69,9 +69,10 @@ class Client : public std::enable_shared_from_this<Client> {
   /// client cannot be started again.
   void stop();
 
-  void command(std::vector<std::string> argv, Done done);  // options.command_timeout
+  /// Encodes `argv` before it returns (the caller may reuse or drop it at once) and keeps only its name.
+  void command(const std::vector<std::string>& argv, Done done);  // options.command_timeout
   /// timeout: for a blocking command, its block time plus a margin; 0 or less: no timeout (BLMOVE … 0).
-  void command(std::vector<std::string> argv, std::chrono::milliseconds timeout, Done done);
+  void command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout, Done done);
   /// Written in one go, replies in order. done gets OK with one Reply per command (error replies included),
   /// or the first transport failure and no replies. Empty: OK with no replies. One timeout for all:
   /// options.command_timeout.
