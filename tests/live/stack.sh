@@ -50,6 +50,32 @@ fi
 daemon_up() { "$DOCKER" version --format '{{.Server.Version}}'; }
 check "private dockerd answers at $DOCKER_HOST" daemon_up
 
+# What an earlier live test left in this data root (one killed before its teardown ran, by a timeout's
+# SIGKILL say) goes first. This test holds the directory's lock, so any live project here is a
+# leftover. Left alone, a dockerd that starts restarts its containers: one found on 2026-12-07 had
+# its bind mount's source in a deleted clone, and dockerd made a folder at that path.
+leftover_projects() {
+  "$DOCKER" ps -a --format '{{.Label "com.docker.compose.project"}}'
+  "$DOCKER" volume ls --format '{{.Label "com.docker.compose.project"}}'
+  "$DOCKER" network ls --format '{{.Label "com.docker.compose.project"}}'
+}
+remove_leftovers() {
+  local p ids
+  for p in $(leftover_projects | grep -E '^phasekit-live-[0-9a-f]+$' | grep -vx "$project" | sort -u); do
+    echo "removing what project $p left"
+    ids="$("$DOCKER" ps -aq --filter "label=com.docker.compose.project=$p")"
+    [[ -z "$ids" ]] || "$DOCKER" rm -f $ids >/dev/null || return 1
+    ids="$("$DOCKER" network ls -q --filter "label=com.docker.compose.project=$p")"
+    [[ -z "$ids" ]] || "$DOCKER" network rm $ids >/dev/null || return 1
+    ids="$("$DOCKER" volume ls -q --filter "label=com.docker.compose.project=$p")"
+    [[ -z "$ids" ]] || "$DOCKER" volume rm -f $ids >/dev/null || return 1
+  done
+  [[ -z "$(leftover_projects | grep -E '^phasekit-live-[0-9a-f]+$' | grep -vx "$project")" ]]
+}
+# Self-test first: a volume labelled as an earlier project's goes with the rest.
+"$DOCKER" volume create --label "com.docker.compose.project=phasekit-live-0000dead" phasekit-live-0000dead_selftest >/dev/null
+check "what earlier live tests left in $DOCKER_DIR is removed" remove_leftovers
+
 # 2. Images.
 stamp "images"
 images() { "$SRC/scripts/images.sh" --build-dir "$BUILD_DIR" >"$TMP/images.log" 2>&1 || { tail -60 "$TMP/images.log"; return 1; }; }
