@@ -21,6 +21,29 @@
 
 namespace phasekit::redis_plugins {
 
+namespace detail {
+
+/// A reply settles a guarded call: an error reply is a failure of redis (INTERNAL "redis: <text>").
+/// The reply is kept in `kept` for the call's done.
+inline void settle_reply(redis::Reply& kept, const plugin::Guard::Settle& settle, Status s, redis::Reply r) {
+  if (s.ok() && r.is_error()) {
+    s = Status(Code::internal, fmt::format("redis: {}", r.str()));
+  }
+  kept = std::move(r);
+  settle(std::move(s));
+}
+
+/// A guarded call's done for the breaker: `done` with the kept reply when the outcome is OK. Only an OK
+/// outcome was settled by the reply, which therefore happened before this call.
+inline std::function<void(Status)> with_reply(std::shared_ptr<redis::Reply> kept,
+                                              std::function<void(Status, redis::Reply)> done) {
+  return [kept = std::move(kept), done = std::move(done)](Status s) {
+    done(s, s.ok() ? std::move(*kept) : redis::Reply());
+  };
+}
+
+}  // namespace detail
+
 /// done gets OK and the reply, or the failure (an error reply becomes INTERNAL "redis: <text>").
 inline void guarded(plugin::Guard& guard, const std::shared_ptr<redis::Client>& client, std::vector<std::string> argv,
                     std::function<void(Status, redis::Reply)> done,
@@ -29,22 +52,15 @@ inline void guarded(plugin::Guard& guard, const std::shared_ptr<redis::Client>& 
   guard.call(
       [client, argv = std::move(argv), reply, timeout](plugin::Guard::Settle settle) mutable {
         auto on_reply = [reply, settle = std::move(settle)](Status s, redis::Reply r) {
-          if (s.ok() && r.is_error()) {
-            s = Status(Code::internal, fmt::format("redis: {}", r.str()));
-          }
-          *reply = std::move(r);
-          settle(std::move(s));
+          detail::settle_reply(*reply, settle, std::move(s), std::move(r));
         };
         if (timeout.count() > 0) {
-          client->command(std::move(argv), timeout, std::move(on_reply));
+          client->command(argv, timeout, std::move(on_reply));
         } else {
-          client->command(std::move(argv), std::move(on_reply));
+          client->command(argv, std::move(on_reply));
         }
       },
-      [reply, done = std::move(done)](Status s) {
-        // Only an OK outcome was settled by the reply, which therefore happened before this call.
-        done(s, s.ok() ? std::move(*reply) : redis::Reply());
-      });
+      detail::with_reply(reply, std::move(done)));
 }
 
 /// A Lua script the redis plugins run by its SHA-1 (EVALSHA): a call sends 40 bytes where it sent the
@@ -85,29 +101,22 @@ inline void guarded(plugin::Guard& guard, const std::shared_ptr<redis::Client>& 
   guard.call(
       [client, &script, argv = std::make_shared<std::vector<std::string>>(std::move(argv)),
        reply](plugin::Guard::Settle settle) mutable {
-        auto settle_with = [reply](plugin::Guard::Settle& settle, Status s, redis::Reply r) {
-          if (s.ok() && r.is_error()) {
-            s = Status(Code::internal, fmt::format("redis: {}", r.str()));
-          }
-          *reply = std::move(r);
-          settle(std::move(s));
-        };
         // The reply's handler holds the client weakly: the client holds the handler until it runs.
-        client->command(*argv, [weak = std::weak_ptr<redis::Client>(client), &script, argv, settle = std::move(settle),
-                                settle_with](Status s, redis::Reply r) mutable {
+        client->command(*argv, [weak = std::weak_ptr<redis::Client>(client), &script, argv, reply,
+                                settle = std::move(settle)](Status s, redis::Reply r) mutable {
           const auto again = weak.lock();
           if (again && s.ok() && r.is_error() && r.str().starts_with("NOSCRIPT")) {
             (*argv)[0] = "EVAL";
             (*argv)[1] = script.body();
-            again->command(*argv, [settle = std::move(settle), settle_with](Status s2, redis::Reply r2) mutable {
-              settle_with(settle, std::move(s2), std::move(r2));
+            again->command(*argv, [reply, settle = std::move(settle)](Status s2, redis::Reply r2) {
+              detail::settle_reply(*reply, settle, std::move(s2), std::move(r2));
             });
             return;
           }
-          settle_with(settle, std::move(s), std::move(r));
+          detail::settle_reply(*reply, settle, std::move(s), std::move(r));
         });
       },
-      [reply, done = std::move(done)](Status s) { done(s, s.ok() ? std::move(*reply) : redis::Reply()); });
+      detail::with_reply(reply, std::move(done)));
 }
 /// A script that is not a constant would be gone before its reply.
 void guarded(plugin::Guard&, const std::shared_ptr<redis::Client>&, const Script&&, std::vector<std::string>,
