@@ -114,20 +114,10 @@ class SqliteStore : public ::testing::Test {
     return result.value_or(plugin::ConversationPage{});
   }
 
-  /// Rows of `table` in the file, read by a connection of the test's own.
+  /// Rows of `table` in the file, read by a connection of the test's own (-1 when there is no such table).
   std::int64_t rows(const char* table) const {
-    sqlite3* db = nullptr;
-    std::int64_t n = -1;
-    if (sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
-      sqlite3_stmt* stmt = nullptr;
-      const std::string sql = std::string("SELECT count(*) FROM ") + table;
-      if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW) {
-        n = sqlite3_column_int64(stmt, 0);
-      }
-      sqlite3_finalize(stmt);
-    }
-    sqlite3_close_v2(db);
-    return n;
+    const std::string n = text(std::string("SELECT count(*) FROM ") + table);
+    return n.empty() ? -1 : std::stoll(n);
   }
 
   /// `sql`'s first column of its first row, read by a connection of the test's own ("" when none).
