@@ -25,7 +25,6 @@
 #include "support/postgres_server.hpp"
 #include "support/audit_record.hpp"
 #include "support/redis_server.hpp"
-#include "support/run_process.hpp"
 
 namespace phasekit::plugin_host {
 namespace {
@@ -482,14 +481,9 @@ TEST_P(StoreContract, ARedisThatForgotTheStoresScriptsIsSentThemOnceAndTheCallsG
   if (std::string(GetParam().name) != "redis") {
     GTEST_SKIP() << "only store=redis runs scripts";
   }
-  const auto cli = [&](const std::vector<std::string>& args) {
-    std::vector<std::string> all{"-p", std::to_string(redis_->port())};
-    all.insert(all.end(), args.begin(), args.end());
-    return test::run_process("/usr/bin/redis-cli", all, {{"PATH", "/usr/bin:/bin"}}).out;
-  };
   // calls=N of one command in INFO commandstats (0 when it never ran).
   const auto calls = [&](const std::string& command) {
-    const std::string stats = cli({"INFO", "commandstats"});
+    const std::string stats = redis_->cli({"INFO", "commandstats"});
     const auto at = stats.find("cmdstat_" + command + ":calls=");
     return at == std::string::npos ? 0L : std::stol(stats.substr(at + command.size() + 15));
   };
@@ -502,7 +496,7 @@ TEST_P(StoreContract, ARedisThatForgotTheStoresScriptsIsSentThemOnceAndTheCallsG
     return done.value_or(Status(Code::timeout, "no answer"));
   };
   ASSERT_TRUE(result("c1").ok());
-  ASSERT_EQ(cli({"SCRIPT", "FLUSH"}), "OK\n");  // what a redis restart does to them too
+  ASSERT_EQ(redis_->cli({"SCRIPT", "FLUSH"}), "OK\n");  // what a redis restart does to them too
   const long evals = calls("eval");
   const long by_sha1 = calls("evalsha");
   for (int i = 2; i <= 5; ++i) {
@@ -520,11 +514,6 @@ TEST_P(StoreContract, RedisShedsAuditRecordsPastTheRetentionAsResultsComeRecords
   options_.back() = ' ';
   options_ += R"(, "audit_retention_ms": 3600000})";
   open_store();
-  const auto cli = [&](const std::vector<std::string>& args) {
-    std::vector<std::string> all{"-p", std::to_string(redis_->port())};
-    all.insert(all.end(), args.begin(), args.end());
-    return test::run_process("/usr/bin/redis-cli", all, {{"PATH", "/usr/bin:/bin"}}).out;
-  };
   const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                                std::chrono::system_clock::now().time_since_epoch()).count();
   std::vector<plugin::AuditRecord> old;
@@ -542,9 +531,9 @@ TEST_P(StoreContract, RedisShedsAuditRecordsPastTheRetentionAsResultsComeRecords
     ASSERT_TRUE(run_until([&] { return done.has_value(); }));
     ASSERT_TRUE(done->ok()) << done->message();
   }
-  EXPECT_EQ(cli({"ZCARD", "phasekit:audit"}), "200\n");
-  EXPECT_EQ(cli({"HLEN", "phasekit:audit:rec"}), "200\n");
-  EXPECT_EQ(cli({"HLEN", "phasekit:audit:user"}), "200\n");
+  EXPECT_EQ(redis_->cli({"ZCARD", "phasekit:audit"}), "200\n");
+  EXPECT_EQ(redis_->cli({"HLEN", "phasekit:audit:rec"}), "200\n");
+  EXPECT_EQ(redis_->cli({"HLEN", "phasekit:audit:user"}), "200\n");
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, StoreContract,

@@ -29,7 +29,7 @@
 #include "phasekit/plugin_host/plugin_set.hpp"
 #include "support/child_process.hpp"
 #include "support/redis_server.hpp"
-#include "support/run_process.hpp"
+#include "support/run_process.hpp"  // lines_of
 
 namespace phasekit {
 namespace {
@@ -64,12 +64,6 @@ class IoThread {
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   std::thread thread_;
 };
-
-std::string redis_cli(int port, const std::vector<std::string>& args) {
-  std::vector<std::string> all{"-p", std::to_string(port)};
-  all.insert(all.end(), args.begin(), args.end());
-  return test::run_process("/usr/bin/redis-cli", all, {{"PATH", "/usr/bin:/bin"}}).out;
-}
 
 class QueueReliability : public ::testing::Test {
  protected:
@@ -123,7 +117,7 @@ TEST_F(QueueReliability, TenThousandJobsFourWorkersOneKilledEveryJobEndsExactlyO
   };
   auto workers_up = [&](std::size_t n) {
     return test::poll_until(
-        [&] { return redis_cli(redis.port(), {"SCARD", "phasekit:workers"}) == std::to_string(n) + "\n"; }, 60s);
+        [&] { return redis.cli({"SCARD", "phasekit:workers"}) == std::to_string(n) + "\n"; }, 60s);
   };
 
   // This test plays the orchestrator: the queue plugin as the orchestrator loads it.
@@ -181,7 +175,7 @@ TEST_F(QueueReliability, TenThousandJobsFourWorkersOneKilledEveryJobEndsExactlyO
       });
     }
     // Subscriptions are asynchronous: give the subscriber its channels before results can arrive.
-    ASSERT_TRUE(test::poll_until([&] { return redis_cli(redis.port(), {"PUBSUB", "NUMSUB", "phasekit:session:s99"})
+    ASSERT_TRUE(test::poll_until([&] { return redis.cli({"PUBSUB", "NUMSUB", "phasekit:session:s99"})
                                                   .find("\n1") != std::string::npos; },
                                  10s));
 
@@ -229,13 +223,13 @@ TEST_F(QueueReliability, TenThousandJobsFourWorkersOneKilledEveryJobEndsExactlyO
     const std::string pid = ":" + std::to_string(workers[0]->pid()) + ":";
     auto slow_jobs_running = [&] {
       int n = 0;
-      for (const auto& w : test::lines_of(redis_cli(redis.port(), {"SMEMBERS", "phasekit:workers"}))) {
+      for (const auto& w : test::lines_of(redis.cli({"SMEMBERS", "phasekit:workers"}))) {
         if (w.find(pid) == std::string::npos) {
           continue;
         }
-        for (const auto& id : test::lines_of(redis_cli(redis.port(), {"LRANGE", "phasekit:processing:" + w, "0", "-1"}))) {
+        for (const auto& id : test::lines_of(redis.cli({"LRANGE", "phasekit:processing:" + w, "0", "-1"}))) {
           n += id.rfind("slow-", 0) == 0 &&
-               redis_cli(redis.port(), {"HMGET", "phasekit:job:" + id, "state", "worker"}) == "running\n" + w + "\n";
+               redis.cli({"HMGET", "phasekit:job:" + id, "state", "worker"}) == "running\n" + w + "\n";
         }
       }
       return n;
@@ -280,7 +274,7 @@ TEST_F(QueueReliability, TenThousandJobsFourWorkersOneKilledEveryJobEndsExactlyO
       ASSERT_EQ(n, 1) << id << " completed " << n << " times";
     }
     EXPECT_TRUE(failures.empty()) << failures.size() << " jobs failed, e.g. " << failures.begin()->first << ": " << first_failure;
-    const auto stats = redis_cli(redis.port(), {"HGETALL", "phasekit:stats"});
+    const auto stats = redis.cli({"HGETALL", "phasekit:stats"});
     const auto lines = test::lines_of(stats);
     std::map<std::string, long> counters;
     for (std::size_t i = 0; i + 1 < lines.size(); i += 2) {
@@ -288,11 +282,11 @@ TEST_F(QueueReliability, TenThousandJobsFourWorkersOneKilledEveryJobEndsExactlyO
     }
     EXPECT_EQ(counters["done"] + counters["failed"], kJobs + kSlow) << stats;
     EXPECT_GE(counters["redelivered"], kSlow) << "the killed worker's slow jobs were not redelivered\n" << stats;
-    EXPECT_EQ(redis_cli(redis.port(), {"LLEN", "phasekit:jobs"}), "0\n");
+    EXPECT_EQ(redis.cli({"LLEN", "phasekit:jobs"}), "0\n");
     // Every job's own record says it ended.
     std::size_t unfinished = 0;
     for (int i = 0; i < kJobs; i += 97) {
-      const auto state = redis_cli(redis.port(), {"HGET", "phasekit:job:job-" + std::to_string(i), "state"});
+      const auto state = redis.cli({"HGET", "phasekit:job:job-" + std::to_string(i), "state"});
       unfinished += (state != "done\n" && state != "failed\n") ? 1 : 0;
     }
     EXPECT_EQ(unfinished, 0u);
@@ -336,12 +330,12 @@ TEST_F(QueueReliability, MalformedJobRecordsEndFailedAndTheQueueGoesOn) {
     }
   });
   ASSERT_TRUE(test::poll_until(
-      [&] { return redis_cli(redis.port(), {"PUBSUB", "NUMSUB", "phasekit:session:s"}).find("\n1") != std::string::npos; },
+      [&] { return redis.cli({"PUBSUB", "NUMSUB", "phasekit:session:s"}).find("\n1") != std::string::npos; },
       10s));
   // Hand-written records: a timeout that is no number and no attempt, and an id with no record at all.
-  redis_cli(redis.port(), {"HSET", "phasekit:job:bad", "user", "u", "session", "s", "payload", "{{{", "timeout",
+  redis.cli({"HSET", "phasekit:job:bad", "user", "u", "session", "s", "payload", "{{{", "timeout",
                            "soon", "state", "queued", "channel", "phasekit:session:s"});
-  redis_cli(redis.port(), {"LPUSH", "phasekit:jobs", "bad", "missing"});
+  redis.cli({"LPUSH", "phasekit:jobs", "bad", "missing"});
   plugin::Job good;
   good.id = "good";
   good.user_id = "u";
@@ -358,8 +352,8 @@ TEST_F(QueueReliability, MalformedJobRecordsEndFailedAndTheQueueGoesOn) {
       << worker.log();
   EXPECT_EQ(result_of("bad")["error"]["code"], "BAD_REQUEST");
   EXPECT_EQ(result_of("good")["exitCode"], 0) << result_of("good").dump();
-  EXPECT_EQ(redis_cli(redis.port(), {"HGET", "phasekit:job:bad", "state"}), "failed\n");
-  EXPECT_EQ(redis_cli(redis.port(), {"LLEN", "phasekit:jobs"}), "0\n");
+  EXPECT_EQ(redis.cli({"HGET", "phasekit:job:bad", "state"}), "failed\n");
+  EXPECT_EQ(redis.cli({"LLEN", "phasekit:jobs"}), "0\n");
   EXPECT_TRUE(worker.running()) << worker.log();
 }
 
@@ -392,7 +386,7 @@ class Orchestrator {
         notices_[e.job_id].push_back(e.data);
       }
     });
-    return test::poll_until([&] { return redis_cli(redis.port(), {"PUBSUB", "NUMSUB", "phasekit:session:" + session})
+    return test::poll_until([&] { return redis.cli({"PUBSUB", "NUMSUB", "phasekit:session:" + session})
                                              .find("\n1") != std::string::npos; },
                             10s);
   }
@@ -439,7 +433,7 @@ class Orchestrator {
 };
 
 std::string hget(const test::RedisServer& redis, const std::string& key, const std::string& field) {
-  std::string v = redis_cli(redis.port(), {"HGET", key, field});
+  std::string v = redis.cli({"HGET", key, field});
   while (!v.empty() && v.back() == '\n') {
     v.pop_back();
   }
@@ -449,7 +443,7 @@ std::string hget(const test::RedisServer& redis, const std::string& key, const s
 /// The session's conversation as the store keeps it (store=redis, no compression): one JSON per entry.
 std::vector<json> conversation(const test::RedisServer& redis, const std::string& session) {
   std::vector<json> out;
-  std::istringstream in(redis_cli(redis.port(), {"LRANGE", "phasekit:conv:" + session, "0", "-1"}));
+  std::istringstream in(redis.cli({"LRANGE", "phasekit:conv:" + session, "0", "-1"}));
   for (std::string line; std::getline(in, line);) {
     if (!line.empty()) {
       out.push_back(json::parse(line, nullptr, false));
@@ -504,8 +498,8 @@ TEST_F(QueueReliability, AJobRedisForgotFailsItsCallWithUnavailableOnceTheSubscr
   ASSERT_TRUE(orch.enqueue("forgotten", "s", "true").ok());
   ASSERT_EQ(hget(redis, "phasekit:job:forgotten", "state"), "queued");
   // What a restart that lost the enqueue leaves: no record, no id in the queue, connections dropped.
-  redis_cli(redis.port(), {"DEL", "phasekit:job:forgotten", "phasekit:jobs"});
-  redis_cli(redis.port(), {"CLIENT", "KILL", "TYPE", "pubsub"});
+  redis.cli({"DEL", "phasekit:job:forgotten", "phasekit:jobs"});
+  redis.cli({"CLIENT", "KILL", "TYPE", "pubsub"});
   ASSERT_TRUE(orch.wait_result("forgotten")) << "the call waits forever for a job redis no longer has";
   const auto results = orch.results("forgotten");
   ASSERT_EQ(results.size(), 1u);
@@ -523,17 +517,17 @@ TEST_F(QueueReliability, AResultPublishedWhileTheSubscriberWasAwayComesOnceItIsB
   // The job ends as COMPLETE ends it, but its PUBLISH reached no one (the subscriber was away).
   const std::string data = json{{"callId", "missed"}, {"exitCode", 0}, {"output", "hi\n"}}.dump();
   const std::string envelope = json{{"t", "r"}, {"j", "missed"}, {"s", "s"}, {"d", data}}.dump();
-  redis_cli(redis.port(), {"LREM", "phasekit:jobs", "0", "missed"});
-  redis_cli(redis.port(), {"HSET", "phasekit:job:missed", "state", "done"});
-  redis_cli(redis.port(), {"SET", "phasekit:result:missed", envelope, "PX", "60000"});
-  redis_cli(redis.port(), {"CLIENT", "KILL", "TYPE", "pubsub"});
+  redis.cli({"LREM", "phasekit:jobs", "0", "missed"});
+  redis.cli({"HSET", "phasekit:job:missed", "state", "done"});
+  redis.cli({"SET", "phasekit:result:missed", envelope, "PX", "60000"});
+  redis.cli({"CLIENT", "KILL", "TYPE", "pubsub"});
   ASSERT_TRUE(orch.wait_result("missed")) << "a result published while the subscriber was away never comes";
   ASSERT_EQ(orch.results("missed").size(), 1u);
   EXPECT_EQ(orch.results("missed")[0], json::parse(data));
   // Published again (another account, or the original arriving late): the sink still gets it once. The
   // marker's result comes after it on the same channel, so once the marker is there the copy was seen.
-  redis_cli(redis.port(), {"PUBLISH", "phasekit:session:s", envelope});
-  redis_cli(redis.port(), {"PUBLISH", "phasekit:session:s",
+  redis.cli({"PUBLISH", "phasekit:session:s", envelope});
+  redis.cli({"PUBLISH", "phasekit:session:s",
                            json{{"t", "r"}, {"j", "marker"}, {"s", "s"}, {"d", json{{"callId", "marker"}}.dump()}}.dump()});
   ASSERT_TRUE(orch.wait_result("marker"));
   EXPECT_EQ(orch.results("missed").size(), 1u);
@@ -550,9 +544,9 @@ TEST_F(QueueReliability, ACompletionRedisForgotDoesNotRunTheJobAgain) {
   const std::string by = hget(redis, "phasekit:job:once", "worker");
   ASSERT_FALSE(by.empty());
   // What a restart that lost the COMPLETE leaves: the job running on its worker, still on its list.
-  redis_cli(redis.port(), {"HSET", "phasekit:job:once", "state", "running"});
-  redis_cli(redis.port(), {"RPUSH", "phasekit:processing:" + by, "once"});
-  redis_cli(redis.port(), {"CLIENT", "KILL", "TYPE", "normal"});
+  redis.cli({"HSET", "phasekit:job:once", "state", "running"});
+  redis.cli({"RPUSH", "phasekit:processing:" + by, "once"});
+  redis.cli({"CLIENT", "KILL", "TYPE", "normal"});
   ASSERT_TRUE(test::poll_until([&] { return hget(redis, "phasekit:job:once", "state") == "done"; }, 20s))
       << worker.log();
   // A job sent after it runs after anything the worker handed back to the queue. (The kill dropped this
@@ -561,7 +555,7 @@ TEST_F(QueueReliability, ACompletionRedisForgotDoesNotRunTheJobAgain) {
   ASSERT_TRUE(orch.wait_result("after")) << worker.log();
   EXPECT_EQ(lines_under(dir_ / "workspaces", "runs.log"), 1) << "the job ran again";
   EXPECT_EQ(orch.results("once").size(), 1u);
-  EXPECT_EQ(redis_cli(redis.port(), {"LLEN", "phasekit:processing:" + by}), "0\n");
+  EXPECT_EQ(redis.cli({"LLEN", "phasekit:processing:" + by}), "0\n");
   EXPECT_NE(worker.log().find("\"replayed\":1"), std::string::npos) << worker.log();
 }
 
@@ -575,12 +569,12 @@ TEST_F(QueueReliability, AJobWhoseClaimRedisForgotStillEndsWithItsResult) {
       << worker.log();
   // What a restart that lost the claim leaves: the job queued again under the same attempt, while the
   // worker runs it.
-  redis_cli(redis.port(), {"HSET", "phasekit:job:claimed", "state", "queued", "worker", ""});
+  redis.cli({"HSET", "phasekit:job:claimed", "state", "queued", "worker", ""});
   std::ofstream(gate_ / "open").put('\n');
   ASSERT_TRUE(orch.wait_result("claimed")) << "the run's completion was refused: " << worker.log();
   EXPECT_EQ(orch.results("claimed")[0]["exitCode"], 0) << orch.results("claimed")[0].dump();
   EXPECT_EQ(hget(redis, "phasekit:job:claimed", "state"), "done");
-  EXPECT_EQ(redis_cli(redis.port(), {"LLEN", "phasekit:jobs"}), "0\n");
+  EXPECT_EQ(redis.cli({"LLEN", "phasekit:jobs"}), "0\n");
 }
 
 TEST_F(QueueReliability, AJobWhoseClaimAndTakeRedisForgotIsClaimedAgainNotRunTwice) {
@@ -594,14 +588,14 @@ TEST_F(QueueReliability, AJobWhoseClaimAndTakeRedisForgotIsClaimedAgainNotRunTwi
   const std::string by = hget(redis, "phasekit:job:twice", "worker");
   // What a restart that lost the take and the claim leaves: the id back in the queue, the job queued
   // under the same attempt, while the worker runs it; and every connection dropped.
-  redis_cli(redis.port(), {"LREM", "phasekit:processing:" + by, "0", "twice"});
-  redis_cli(redis.port(), {"HSET", "phasekit:job:twice", "state", "queued", "worker", ""});
-  redis_cli(redis.port(), {"RPUSH", "phasekit:jobs", "twice"});
-  redis_cli(redis.port(), {"CLIENT", "KILL", "TYPE", "normal"});
+  redis.cli({"LREM", "phasekit:processing:" + by, "0", "twice"});
+  redis.cli({"HSET", "phasekit:job:twice", "state", "queued", "worker", ""});
+  redis.cli({"RPUSH", "phasekit:jobs", "twice"});
+  redis.cli({"CLIENT", "KILL", "TYPE", "normal"});
   // Claimed again by the worker that runs it, before anyone could take it from the queue.
   ASSERT_TRUE(test::poll_until([&] {
     return hget(redis, "phasekit:job:twice", "state") == "running" &&
-           redis_cli(redis.port(), {"LLEN", "phasekit:jobs"}) == "0\n";
+           redis.cli({"LLEN", "phasekit:jobs"}) == "0\n";
   }, 20s)) << worker.log();
   std::ofstream(gate_ / "open").put('\n');
   ASSERT_TRUE(orch.wait_result("twice")) << worker.log();
@@ -620,7 +614,7 @@ TEST_F(QueueReliability, TwoWorkersThatRanAJobUnderOneAttemptTellTheUserItWasRed
   env["WORKER_CONCURRENCY"] = "1";  // while it runs the job, A takes nothing: only B can take it again
   test::ChildProcess a(PHASEKIT_WORKER_BIN, {}, env, (dir_ / "worker-a.log").string());
   Orchestrator orch(redis);
-  redis_cli(redis.port(), {"HSET", "phasekit:sess:d", "user", "u"});  // a stored session: results go to its history
+  redis.cli({"HSET", "phasekit:sess:d", "user", "u"});  // a stored session: results go to its history
   ASSERT_TRUE(orch.subscribe(redis, "d"));
   ASSERT_TRUE(orch.enqueue("both", "d", "echo ran >> runs.log; until [ -e " + (gate_ / "open").string() +
                                             " ]; do sleep 0.1; done; echo done").ok());
@@ -631,18 +625,18 @@ TEST_F(QueueReliability, TwoWorkersThatRanAJobUnderOneAttemptTellTheUserItWasRed
   auto env_b = worker_env(redis);
   env_b["WORKSPACE_ROOT"] = (dir_ / "workspaces-b").string();
   test::ChildProcess b(PHASEKIT_WORKER_BIN, {}, env_b, (dir_ / "worker-b.log").string());
-  ASSERT_TRUE(test::poll_until([&] { return redis_cli(redis.port(), {"SCARD", "phasekit:workers"}) == "2\n"; }, 20s))
+  ASSERT_TRUE(test::poll_until([&] { return redis.cli({"SCARD", "phasekit:workers"}) == "2\n"; }, 20s))
       << b.log();
   // What the restart leaves, as A does not hear of it yet: the job queued again under attempt 1.
-  redis_cli(redis.port(), {"HSET", "phasekit:job:both", "state", "queued", "worker", ""});
-  redis_cli(redis.port(), {"RPUSH", "phasekit:jobs", "both"});
+  redis.cli({"HSET", "phasekit:job:both", "state", "queued", "worker", ""});
+  redis.cli({"RPUSH", "phasekit:jobs", "both"});
   ASSERT_TRUE(test::poll_until([&] {
     const std::string by = hget(redis, "phasekit:job:both", "worker");
     return hget(redis, "phasekit:job:both", "state") == "running" && !by.empty() && by != by_a;
   }, 20s)) << b.log();
   ASSERT_TRUE(test::poll_until([&] { return lines_under(dir_, "runs.log") == 2; }, 20s)) << "both run it";
   // The connections a restart drops: A reconnects, recovers, and finds B running its job.
-  redis_cli(redis.port(), {"CLIENT", "KILL", "TYPE", "normal"});
+  redis.cli({"CLIENT", "KILL", "TYPE", "normal"});
   ASSERT_TRUE(test::poll_until([&] { return hget(redis, "phasekit:job:both", "attempt") == "2"; }, 20s)) << a.log();
   std::ofstream(gate_ / "open").put('\n');
   ASSERT_TRUE(orch.wait_result("both")) << a.log() << b.log();
@@ -656,7 +650,7 @@ TEST_F(QueueReliability, TwoWorkersThatRanAJobUnderOneAttemptTellTheUserItWasRed
   EXPECT_NE(a.log().find("\"doubled\":1"), std::string::npos) << a.log();
   // The history says what the user was told, once: A's run, which lost the job to B's, records nothing.
   const auto recorded = recorded_results(redis, "d", "both");
-  ASSERT_EQ(recorded.size(), 1u) << redis_cli(redis.port(), {"LRANGE", "phasekit:conv:d", "0", "-1"});
+  ASSERT_EQ(recorded.size(), 1u) << redis.cli({"LRANGE", "phasekit:conv:d", "0", "-1"});
   EXPECT_EQ(recorded[0].value("attempt", 0), 2) << recorded[0].dump();
 }
 
@@ -675,17 +669,17 @@ TEST_F(QueueReliability, AJobRunAgainAfterItsResultWentOutIsSaidAsARedelivery) {
   auto env_b = worker_env(redis);
   env_b["WORKSPACE_ROOT"] = (dir_ / "workspaces-b").string();
   test::ChildProcess b(PHASEKIT_WORKER_BIN, {}, env_b, (dir_ / "worker-b.log").string());
-  ASSERT_TRUE(test::poll_until([&] { return redis_cli(redis.port(), {"SCARD", "phasekit:workers"}) == "2\n"; }, 20s))
+  ASSERT_TRUE(test::poll_until([&] { return redis.cli({"SCARD", "phasekit:workers"}) == "2\n"; }, 20s))
       << b.log();
-  redis_cli(redis.port(), {"HSET", "phasekit:job:again", "state", "queued", "worker", ""});
-  redis_cli(redis.port(), {"RPUSH", "phasekit:jobs", "again"});
+  redis.cli({"HSET", "phasekit:job:again", "state", "queued", "worker", ""});
+  redis.cli({"RPUSH", "phasekit:jobs", "again"});
   ASSERT_TRUE(test::poll_until([&] { return !find_under(dir_ / "workspaces-b", "runs.log").empty(); }, 20s)) << b.log();
   std::ofstream(find_under(dir_ / "workspaces-b", "runs.log").parent_path() / "go").put('\n');
   ASSERT_TRUE(orch.wait_result("again")) << b.log();
   ASSERT_EQ(orch.results("again")[0].value("attempt", 1), 1) << "B's run said a redelivery nobody knew of yet";
   EXPECT_TRUE(orch.notices("again").empty());
   // The connections a restart drops: A reconnects, recovers, and finds the job it runs ended by B.
-  redis_cli(redis.port(), {"CLIENT", "KILL", "TYPE", "normal"});
+  redis.cli({"CLIENT", "KILL", "TYPE", "normal"});
   ASSERT_TRUE(test::poll_until([&] { return !orch.notices("again").empty(); }, 20s))
       << "the second run is not said: " << a.log();
   const auto notice = orch.notices("again")[0];
@@ -709,13 +703,13 @@ TEST_F(QueueReliability, AfterARedisRestartTheWorkerRunningAJobReclaimsItBeforeA
   ASSERT_TRUE(orch.enqueue("kept", "e", "echo ran >> runs.log; until [ -e " + (gate_ / "open").string() +
                                             " ]; do sleep 0.1; done; echo done").ok());
   // The snapshot the restart comes back with: the job queued, before any worker claimed it.
-  ASSERT_EQ(redis_cli(redis.port(), {"SAVE"}), "OK\n");
+  ASSERT_EQ(redis.cli({"SAVE"}), "OK\n");
   auto env = worker_env(redis);
   env["WORKER_CONCURRENCY"] = "1";
   test::ChildProcess a(PHASEKIT_WORKER_BIN, {}, env, (dir_ / "worker-a.log").string());
   ASSERT_TRUE(test::poll_until([&] { return lines_under(dir_ / "workspaces", "runs.log") == 1; }, 20s)) << a.log();
   test::ChildProcess b(PHASEKIT_WORKER_BIN, {}, worker_env(redis), (dir_ / "worker-b.log").string());
-  ASSERT_TRUE(test::poll_until([&] { return redis_cli(redis.port(), {"SCARD", "phasekit:workers"}) == "2\n"; }, 20s))
+  ASSERT_TRUE(test::poll_until([&] { return redis.cli({"SCARD", "phasekit:workers"}) == "2\n"; }, 20s))
       << b.log();
   // A is slow to reconnect (stopped for the restart, well within its lease): B is back first, and
   // the job whose claim the restart lost waits in the queue.
@@ -728,7 +722,7 @@ TEST_F(QueueReliability, AfterARedisRestartTheWorkerRunningAJobReclaimsItBeforeA
   // B is back, its take connection too (A's is not: A is stopped). For 2 s of B's JOB_LEASE_MS hold,
   // the job must stay where the restart left it.
   ASSERT_TRUE(test::poll_until(
-      [&] { return redis_cli(redis.port(), {"CLIENT", "LIST"}).find("name=queue-take") != std::string::npos; }, 20s));
+      [&] { return redis.cli({"CLIENT", "LIST"}).find("name=queue-take") != std::string::npos; }, 20s));
   EXPECT_FALSE(test::poll_until([&] { return hget(redis, "phasekit:job:kept", "state") != "queued"; }, 2s))
       << "B took the job A runs: " << b.log();
   // Nor does a worker started after the restart take it: it cannot know the restart but from redis.

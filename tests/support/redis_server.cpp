@@ -1,5 +1,7 @@
 #include "support/redis_server.hpp"
 
+#include "support/run_process.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -175,6 +177,12 @@ void RedisServer::wait_ready(std::chrono::milliseconds deadline) {
   }
   throw std::runtime_error("redis-server did not answer PING within " + std::to_string(deadline.count()) +
                            " ms; its log:\n" + log());
+}
+
+std::string RedisServer::cli(const std::vector<std::string>& args) const {
+  std::vector<std::string> all{"-p", std::to_string(port_)};
+  all.insert(all.end(), args.begin(), args.end());
+  return run_process("/usr/bin/redis-cli", all, {{"PATH", "/usr/bin:/bin"}}).out;
 }
 
 std::string RedisServer::log() const {

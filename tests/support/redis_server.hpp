@@ -30,6 +30,8 @@ class RedisServer {
   [[nodiscard]] std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
   /// The server's own log (stdout/stderr).
   [[nodiscard]] std::string log() const;
+  /// What /usr/bin/redis-cli prints for `args` against this server (its stdout).
+  [[nodiscard]] std::string cli(const std::vector<std::string>& args) const;
 
   /// SIGTERM, SIGKILL after `grace`, waitpid.
   void stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
