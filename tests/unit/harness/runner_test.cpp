@@ -270,14 +270,25 @@ TEST(RunScenario, WithKeepGoingAUserCountsAFailedFlowAndRunsTheNextOnTheSameConn
 }
 
 TEST(RunScenario, AFirstSignalLetsUsersEndTheirFlowAndASecondClosesThem) {
-  const Script script;
   const auto with_signals = [&](int signals) {
+    Seen seen;
+    Script script;
+    script.seen = &seen;
     RunOptions o = quick();
     o.repeat_until_s = 60;  // users would repeat for a minute
     volatile int interrupted = 0;
     o.interrupted = &interrupted;
+    // The signal comes once all four users are in their flow: a signal ends the arrivals, and one
+    // sent at a fixed time could come before a late user arrived.
+    const auto connected = [&] {
+      const std::lock_guard lock(seen.mutex);
+      return seen.connects.size();
+    };
     std::thread signaller([&] {
-      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      const auto deadline = SteadyClock::now() + std::chrono::seconds(10);
+      while (connected() < 4 && SteadyClock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
       interrupted = signals;
     });
     const auto started = SteadyClock::now();
@@ -389,7 +400,9 @@ TEST(RunScenario, ConnectionThatDiesWhileTheLastStepThinksFailsTheUser) {
 TEST(RunScenario, UserThinkingWhenTheDrainEndsIsCountedAsAborted) {
   const Script script;
   RunOptions o = quick();
-  o.drain_s = 0.2;
+  // The drain's clock runs from the last arrival's planned time (0.15 s), not from when it came, and
+  // an arrival later than the drain is never made: a second leaves a loaded machine room, 0.2 s little.
+  o.drain_s = 1;
   const auto started = SteadyClock::now();
   const Report r = run(scenario("      - emit: [\"hello\"]\n      - think: 30\n"), script, nullptr, o);
   EXPECT_LT(SteadyClock::now() - started, std::chrono::seconds(10)) << "the users stopped thinking when aborted";
