@@ -12,7 +12,6 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
-#include <random>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -148,7 +147,7 @@ TEST_P(PoolContract, NothingUserALeavesReachesUserB) {
   // One backend at most, so with pool=warm user B gets the very backend user A used. (pool=none
   // refuses at once while A's backend is still being destroyed, so it gets room for two.)
   make_pool(warm() ? R"({"min_size": 1, "max_size": 1})" : R"({"max_size": 2})");
-  const std::string secs = std::to_string(std::random_device{}() % 100000 + 200000);  // names A's processes
+  const std::string secs = test::unique_on_host();  // names A's processes
   const std::string mark = "phk-mark-" + secs;
   const plugin::BackendPtr a = must_acquire();
   ASSERT_TRUE(a);

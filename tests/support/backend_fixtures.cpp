@@ -292,4 +292,9 @@ int count_processes(const std::vector<std::string>& argv) {
   return n;
 }
 
+std::string unique_on_host() {
+  static std::atomic<int> calls{0};
+  return std::to_string(::getpid()) + std::to_string(100 + calls.fetch_add(1) % 900);
+}
+
 }  // namespace phasekit::test

@@ -64,6 +64,11 @@ class CountingDriver final : public plugin::BackendDriver {
 /// out. A process that exits while it is read is skipped (its /proc files fail with ESRCH).
 int count_processes(const std::vector<std::string>& argv);
 
+/// A number no other process of this host gets from this function: this process's pid followed by a
+/// count of its calls here, so test processes running at once (ctest -j) never share one. For the
+/// `sleep <n>` a test starts and then counts with count_processes.
+std::string unique_on_host();
+
 /// Polls pred every millisecond until it holds or the deadline passes; returns pred().
 template <class Pred>
 bool wait_until(Pred pred, std::chrono::milliseconds deadline) {
