@@ -65,8 +65,13 @@ pid_t spawn_as(const std::vector<std::string>& args, uid_t uid, gid_t gid, const
 }
 
 /// PQping against the server: true once it accepts connections.
-bool accepts(int port) {
-  const std::string conninfo = "host=127.0.0.1 port=" + std::to_string(port) + " user=phasekit dbname=postgres connect_timeout=1";
+/// Asked on the server's own unix socket, in its own folder (`-k`): an answer comes from our server and
+/// no other (a TCP port picked free can be taken by another test's server before ours binds it).
+/// PostgreSQL binds its one TCP address before it accepts anything, or exits, so an answer also means
+/// it holds its port.
+bool accepts(const std::string& socket_dir, int port) {
+  const std::string conninfo =
+      "host=" + socket_dir + " port=" + std::to_string(port) + " user=phasekit dbname=postgres connect_timeout=1";
   return PQping(conninfo.c_str()) == PQPING_OK;
 }
 
@@ -179,7 +184,7 @@ void PostgresServer::wait_ready(std::chrono::milliseconds deadline) {
       pid_ = -1;
       throw std::runtime_error("postgres exited at start; its log:\n" + log());
     }
-    if (accepts(port_)) {
+    if (accepts(dir_, port_)) {
       return;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling a condition, with a deadline

@@ -8,11 +8,13 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -41,18 +43,23 @@ struct Fd {
 
 /// One TCP connect + PING with short socket timeouts; true when the server answers like Redis
 /// (+PONG, or -NOAUTH when it requires a password).
-bool answers_ping(int port) {
-  Fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+/// Asked on the server's own unix socket, in its own folder: an answer comes from our redis-server
+/// and no other (a TCP port picked free can be taken by another test's server before ours binds
+/// it). redis binds every listener before it serves, so an answer also means it holds its port.
+bool answers_ping(const std::string& socket_path) {
+  Fd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (s.fd < 0) {
     return false;
   }
   timeval tv{0, 200000};
   ::setsockopt(s.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(s.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof addr.sun_path) {
+    return false;
+  }
+  std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
   if (::connect(s.fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
     return false;
   }
@@ -170,7 +177,7 @@ void RedisServer::wait_ready(std::chrono::milliseconds deadline) {
       pid_ = -1;
       throw std::runtime_error("redis-server exited at start; its log:\n" + log());
     }
-    if (answers_ping(port_)) {
+    if (answers_ping(socket_path_)) {
       return;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling a condition, with a deadline

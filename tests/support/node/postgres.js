@@ -24,9 +24,12 @@ function freePort() {
   });
 }
 
-function ready(port) {
+// Asked on the server's own unix socket, in its own folder: an answer comes from our server and no
+// other (a port picked free can be taken by another test's server before ours binds it). PostgreSQL
+// binds its one TCP address before it accepts anything, or exits, so an answer means it holds the port.
+function ready(dir, port) {
   return new Promise((resolve) => {
-    execFile(path.join(BIN, "pg_isready"), ["-h", "127.0.0.1", "-p", String(port), "-t", "1"], (error) => resolve(!error));
+    execFile(path.join(BIN, "pg_isready"), ["-h", dir, "-p", String(port), "-t", "1"], (error) => resolve(!error));
   });
 }
 
@@ -42,7 +45,7 @@ async function startPostgres() {
   const env = { PATH: "/usr/bin:/bin", LC_ALL: "C" };
   execFileSync(path.join(BIN, "initdb"), ["-D", path.join(dir, "data"), "-U", "phasekit", "--auth=trust", "-E", "UTF8",
                                           "--no-sync", "--no-instructions"], { ...as, env, stdio: "ignore" });
-  const port = await freePort();
+  let port;
   let log = "";
   let child;
   let exited;
@@ -56,7 +59,7 @@ async function startPostgres() {
     const self = child;
     exited = new Promise((resolve) => self.on("exit", (code, signal) => resolve({ code, signal })));
     const deadline = Date.now() + 20000;
-    while (!(await ready(port))) {
+    while (!(await ready(dir, port))) {
       if (child.exitCode !== null || Date.now() > deadline) {
         child.kill("SIGKILL");
         await exited;
@@ -70,11 +73,19 @@ async function startPostgres() {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGINT");
     await exited;
   }
-  try {
-    await launch();
-  } catch (e) {
-    fs.rmSync(dir, { recursive: true, force: true });
-    throw e;
+  // A port picked free can be taken before the server binds it: a few tries, each on a new one.
+  for (let attempt = 1; ; ++attempt) {
+    port = await freePort();
+    try {
+      await launch();
+      break;
+    } catch (e) {
+      if (attempt === 5) {
+        fs.rmSync(dir, { recursive: true, force: true });
+        throw e;
+      }
+      log = "";
+    }
   }
   return {
     port,
