@@ -10,7 +10,7 @@ const http = require("node:http");
 const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
-const { startServer, connect, once } = require("./support.js");
+const { startServer, connect, once, runTool } = require("./support.js");
 const postgres = require("../support/node/postgres.js");
 
 const PHASEKIT_BIN = path.join(path.dirname(process.env.ORCHESTRATOR_BIN), "phasekit");
@@ -188,9 +188,13 @@ describe("store=postgres restarted under load", () => {
       await waitFor("20 results", () => received.size >= 20, 60000);
       // One call is sure to end while PostgreSQL is down, and to outlast its writes' 15 s: its result
       // goes out with its record deferred, and the record must reach the log once PostgreSQL is back.
+      // It waits for a file the test makes once the breaker is seen open, so it ends while PostgreSQL
+      // is down however long the halt takes (a `sleep 1` could end, and be written, before it).
       const dave = await connect(server, "dave");
       sockets.push(dave);
-      const lateAck = await dave.emitWithAck("message", "sleep 1; echo late");
+      const daveWorkspace = (await runTool(dave, "pwd")).output.trim();
+      const lateAck = await dave.emitWithAck("message",
+        "i=0; while [ ! -e go ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i + 1)); done; [ -e go ] && echo late");
       assert.equal(lateAck.ok, true, JSON.stringify(lateAck));
       const lateResult = once(dave, "tool:result", 60000);
       assert.equal((await dave.emitWithAck("tool:approval", { callId: lateAck.callId, approved: true })).ok, true);
@@ -205,9 +209,13 @@ describe("store=postgres restarted under load", () => {
       await waitFor("calls refused while the breaker is open", () => failures.filter((f) => f.at >= open).length >= 10,
                     10000);
       const refused = failures.filter((f) => f.at >= open);
-      for (const f of refused) assert.equal(f.code, "UNAVAILABLE", JSON.stringify(f));
-      const slowest = Math.max(...refused.map((f) => f.ms));
-      assert.ok(slowest < 500, `a refusal took ${slowest} ms while the breaker was open: not failing fast`);
+      // Fast means refused by the open breaker, with no attempt at PostgreSQL: its message says so. (A
+      // bound in milliseconds would measure the load on the machine, not the store.)
+      for (const f of refused) {
+        assert.equal(f.code, "UNAVAILABLE", JSON.stringify(f));
+        assert.match(f.message, /circuit breaker postgres is open/, JSON.stringify(f));
+      }
+      fs.writeFileSync(`${daveWorkspace}/go`, "");
 
       const [late] = await lateResult;
       assert.equal(late.callId, lateAck.callId);

@@ -166,6 +166,7 @@ TEST_F(WarmPoolTest, WhenExhaustedCallersWaitInOrderThenTimeOutWithUnavailable) 
   ASSERT_TRUE(first->status.ok());
   EXPECT_EQ(first->lease.source, plugin::AcquireSource::cold);
   auto second = acquire();
+  const auto third_asked = std::chrono::steady_clock::now();
   auto third = acquire();
   run_until([] { return false; }, 50ms);
   EXPECT_FALSE(second->called);
@@ -175,9 +176,9 @@ TEST_F(WarmPoolTest, WhenExhaustedCallersWaitInOrderThenTimeOutWithUnavailable) 
   EXPECT_EQ(second->lease.source, plugin::AcquireSource::waited);
   EXPECT_EQ(second->lease.backend, first->lease.backend);
   EXPECT_FALSE(third->called);
-  const auto started = std::chrono::steady_clock::now();
   ASSERT_TRUE(run_until([&] { return third->called; }));
-  EXPECT_GE(std::chrono::steady_clock::now() - started, 150ms);
+  // Its deadline runs from when it asked; a timer never fires early, however loaded the machine.
+  EXPECT_GE(std::chrono::steady_clock::now() - third_asked, 300ms);
   EXPECT_EQ(third->status.code(), Code::unavailable);
   EXPECT_NE(third->status.message().find("no backend free within 300 ms"), std::string::npos)
       << third->status.message();
