@@ -1,7 +1,8 @@
 // A Node.js socket.io v4 server over HTTPS (or plain HTTP), with a cookie of its own, for testing
 // phasekit-load's TLS and cookie jar.
 //   node tls_server.js [--cert FILE --key FILE]   → prints {"port":N} once listening on 127.0.0.1
-// Events: "echo" is acked with {ok: true, echo}. Every Engine.IO handshake answers with
+// Events: "echo" is acked with {ok: true, echo}; "transport" with {ok: true, transport} once the
+// session runs over WebSocket (at most 5 s). Every Engine.IO handshake answers with
 //   Set-Cookie: pk_affinity=<random>; Path=/; HttpOnly[; Secure over HTTPS]
 // and every later request of that session (polls, POSTs, the WebSocket upgrade) is checked for it.
 // GET /counts returns {connections, upgrades, sessionRequests, cookieMissing, cookieWrong}.
@@ -68,6 +69,18 @@ io.on("connection", (socket) => {
   counts.connections++;
   socket.on("echo", (data, ack) => {
     if (typeof ack === "function") ack({ ok: true, echo: data ?? null });
+  });
+  // Acked with the session's transport once it is WebSocket (or after 5 s): a flow that ends with it
+  // cannot close on polling while its upgrade is still under way.
+  socket.on("transport", (_data, ack) => {
+    if (typeof ack !== "function") return;
+    const answer = () => ack({ ok: true, transport: socket.conn.transport.name });
+    if (socket.conn.transport.name === "websocket") return answer();
+    const timer = setTimeout(answer, 5000);
+    socket.conn.once("upgrade", () => {
+      clearTimeout(timer);
+      answer();
+    });
   });
 });
 server.listen(0, "127.0.0.1", () => {

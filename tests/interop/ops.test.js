@@ -189,21 +189,27 @@ describe("operations", () => {
   it("drains on SIGTERM: /ready 503, work in flight finishes, clients are told, exit 0", async () => {
     const server = await startServer({ SHUTDOWN_GRACE_MS: "10000" });
     const socket = await connect(server, "drain-user");
-    const ack = await socket.emitWithAck("message", "sleep 1; echo finished");
-    const result = once(socket, "tool:result", 15000);
-    const disconnected = once(socket, "disconnect", 15000);
+    // The job in flight waits for a file the test makes only once the drain has been seen, so it is
+    // still running then however slow the machine (a `sleep 1` could end first, and the drain with it).
+    const workspace = (await runTool(socket, "pwd")).output.trim();
+    const ack = await socket.emitWithAck("message",
+      "i=0; while [ ! -e go ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done; [ -e go ] && echo finished");
+    const result = once(socket, "tool:result", 45000);
+    const disconnected = once(socket, "disconnect", 45000);
     assert.equal((await socket.emitWithAck("tool:approval", { callId: ack.callId, approved: true })).ok, true);
     server.child.kill("SIGTERM");
     await waitFor("/ready 503", async () => (await get(server, "/ready")).status === 503);
-    const late = await socket.emitWithAck("message", "echo too late");
+    const late = await socket.timeout(10000).emitWithAck("message", "echo too late");
     assert.deepEqual([late.ok, late.code], [false, "UNAVAILABLE"]);
+    fs.writeFileSync(`${workspace}/go`, "");
     const [finished] = await result;
     assert.equal(finished.output, "finished\n", `the job in flight completed: ${JSON.stringify(finished)}`);
     const [reason] = await disconnected;
     assert.equal(reason, "io server disconnect");
     const { code } = await server.exited;
     assert.equal(code, 0);
-    assert.ok(server.logs.some((l) => l.msg === "shutdown.done"), "logs shutdown.done");
+    // 'exit' can come before the last lines on its stdout are read.
+    await waitFor("shutdown.done in the log", () => server.logs.some((l) => l.msg === "shutdown.done"));
     await server.stop();
   });
 });
