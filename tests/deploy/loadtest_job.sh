@@ -20,10 +20,16 @@ script phasekit-load-merge merge >"$TMP/merge.sh"
 check "orchestrator starts" start_orchestrator "$TMP/orchestrator.log" ENABLE_CONTAINER_POOL=true POOL_MIN_SIZE=4
 mkdir -p "$TMP/scenario" "$TMP/reports" "$TMP/bin"
 ln -s "$HARNESS_BIN" "$TMP/bin/phasekit-load"
-sed -E 's/^    - \{ duration: 60, arrivalRate: 5, rampTo: 25, name: "Ramp up" \}$/    - { duration: 3, arrivalRate: 4, name: "short" }/; /name: "Sustained"/d; s/^      - think: 5$/      - think: 0.1/' \
+# The copy keeps maxErrorRate and drops the latency limits: this test is about the Jobs' scripts, and
+# it runs beside other tests, where a p95 of ~24 calls is one stalled call away from 500 ms.
+sed -E 's/^    - \{ duration: 60, arrivalRate: 5, rampTo: 25, name: "Ramp up" \}$/    - { duration: 3, arrivalRate: 4, name: "short" }/; /name: "Sustained"/d; s/^      - think: 5$/      - think: 0.1/; /^    p9[59]: /d' \
   "$SRC/k8s/overlays/loadtest/scenario.yml" >"$TMP/scenario/scenario.yml"
-short() { grep -q 'duration: 3' "$TMP/scenario/scenario.yml" && ! grep -q 'Sustained' "$TMP/scenario/scenario.yml"; }
-check "scenario shortened to 3 s" short
+short() {
+  grep -q 'duration: 3' "$TMP/scenario/scenario.yml" && ! grep -q 'Sustained' "$TMP/scenario/scenario.yml" &&
+    ! grep -Eq '^    p9[59]: ' "$TMP/scenario/scenario.yml" && grep -q '^    maxErrorRate: 1$' "$TMP/scenario/scenario.yml" &&
+    grep -q '^    p95: 500$' "$SRC/k8s/overlays/loadtest/scenario.yml" && grep -q '^    p99: 2000$' "$SRC/k8s/overlays/loadtest/scenario.yml"
+}
+check "scenario shortened to 3 s, without the shipped p95 500 / p99 2000 limits" short
 
 pod() {  # pod INDEX RUN_ID: the load container's script, as Kubernetes would run it
   env PATH="$TMP/bin:$PATH" RUN_ID="$2" LOAD_PODS=2 JOB_COMPLETION_INDEX="$1" TARGET="http://127.0.0.1:$ORCH_PORT" \
