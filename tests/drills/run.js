@@ -13,18 +13,36 @@ const { check, table, readEffects } = require("./checker.js");
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const okResults = (h, after = 0) => h.filter((e) => e.ev === "result" && e.exitCode === 0 && !e.code && e.t >= after);
 
-/** Waits until `n` more calls succeeded than at `since` (the load is flowing). */
-/// Drops everything between hosts a and b for ms, then heals: when it began and ended, and the packets
-/// a's side dropped (0 would mean the cut touched nothing).
-async function cutFor(c, a, b, ms) {
+/// Sleeps minMs, then on until bitten(from) holds or maxMs have passed since `from`: a fault lasts until
+/// its evidence is in, which a fixed length could end before on a loaded machine.
+async function holdFault(from, minMs, maxMs, bitten) {
+  await sleep(minMs);
+  while (!bitten(from) && Date.now() - from < maxMs) await sleep(50);
+}
+
+/// Drops everything between hosts a and b for ms (and on, up to maxMs, until bitten(faultAt)), then
+/// heals: when it began and ended, and the packets a's side dropped (0: the cut touched nothing).
+async function cutFor(c, a, b, ms, bitten = () => true, maxMs = ms) {
   const heal = c.topo.partition(a, b);
   const faultAt = Date.now();
-  await sleep(ms);
+  await holdFault(faultAt, ms, maxMs, bitten);
   const dropped = c.topo.droppedPackets(a);
   heal();
   return { faultAt, healedAt: Date.now(), dropped };
 }
 
+/// What users saw between from and to while orch0 was cut off from redis: the refusals (UNAVAILABLE
+/// among them), and the calls of orch1's users (odd-numbered: load.js spreads users by number) that succeeded.
+function orch0CutSeen(h, from, to) {
+  const during = h.filter((e) => e.t >= from && e.t <= to);
+  const refusals = during.filter((e) => (e.ev === "refused" || e.ev === "approval_refused"));
+  const unavailable = refusals.filter((e) => e.code === "UNAVAILABLE");
+  const orch1Users = new Set(h.filter((e) => e.user && e.user.startsWith("du") && Number(e.user.replace(/^\D+/, "")) % 2 === 1).map((e) => e.user));
+  const orch1Ok = okResults(during).filter((e) => orch1Users.has(e.user)).length;
+  return { refusals, unavailable, orch1Ok };
+}
+
+/** Waits until `n` more calls succeeded than now (the load is flowing). */
 async function flowing(client, n, ms, what) {
   const base = okResults(client.read()).length;
   await waitFor(() => okResults(client.read()).length >= base + n, ms, what);
@@ -152,10 +170,12 @@ const drills = {
       await flowing(client, 4, 30000, "calls to succeed after the filling user left");
       const at = Date.now();
       const ballast = c.fillWorkspaces();
-      await sleep(5000);
+      // 5 s, and on (30 s at most) until a call has failed for want of space.
+      await holdFault(at, 5000, 30000, () => client.read().some((e) => e.ev === "result" && e.t >= at &&
+                                                                  (e.code || (e.exitCode !== 0 && e.exitCode !== null))));
       c.freeWorkspaces();
       return { injected: `one user filling their workspace (bound 4 MiB) for 6 s, then the workspace volume ` +
-                         `(tmpfs, 64 MiB) filled by a ${ballast}-byte ballast for 5 s`,
+                         `(tmpfs, 64 MiB) filled by a ${ballast}-byte ballast for ${Math.round((Date.now() - at) / 1000)} s`,
                faultAt: at, healedAt: Date.now(), ballast, attackFrom, attackTo, leastFree, clients: [attacker] };
     },
     evidence(c, facts, h) {
@@ -185,10 +205,13 @@ const drills = {
   balancer_partition: {
     cluster: { balancer: true, orchestratorEnv: { PING_INTERVAL_MS: "1000", PING_TIMEOUT_MS: "1000" } },
     load: { users: 4, commandSleepMs: 200 },
-    async run(c) {
-      const facts = await cutFor(c, "balancer", "orch0", 15000);
-      return { injected: "iptables DROP balancer<->orch0 15 s (ping 1 s + 1 s)", ...facts,
-               orch0DownSeen: (c.balancerStats() || []).length };
+    async run(c, client) {
+      // 15 s, and on (60 s at most) until a user has reconnected and orch1 has resumed a session.
+      const moved = (faultAt) => c.logged("orch1", "session.resumed").length > 0 &&
+        client.read().some((e) => e.ev === "reconnected" && e.t >= faultAt);
+      const facts = await cutFor(c, "balancer", "orch0", 15000, moved, 60000);
+      return { injected: `iptables DROP balancer<->orch0 ${Math.round((facts.healedAt - facts.faultAt) / 1000)} s ` +
+                         "(ping 1 s + 1 s)", ...facts, orch0DownSeen: (c.balancerStats() || []).length };
     },
     evidence(c, facts, h) {
       const moved = c.logged("orch1", "session.resumed").length;
@@ -212,25 +235,22 @@ const drills = {
   orchestrator_partition: {
     cluster: {},
     load: { users: 4, commandSleepMs: 100 },
-    async run(c) {
+    async run(c, client) {
       const probe = c.startLoad({ users: 2, prefix: "p", urls: [c.urls()[0]], commandSleepMs: 0, pauseMs: 300,
                                   resultWaitMs: 30000 });
       await waitFor(() => probe.read().filter((e) => e.ev === "connected").length === 2, 15000, "the probe to connect");
-      const heal = c.topo.partition("orch0", "redis");
-      const at = Date.now();
-      await sleep(6000);
-      const dropped = c.topo.droppedPackets("orch0");
-      heal();
-      return { injected: "iptables DROP orch0<->redis 6 s", healedAt: Date.now(), faultAt: at, dropped,
+      // 6 s, and on (30 s at most) until orch0 has refused a call and an orch1 user has succeeded.
+      const bitten = (faultAt) => {
+        const { unavailable, orch1Ok } = orch0CutSeen([...client.read(), ...probe.read()], faultAt, Date.now());
+        return unavailable.length > 0 && orch1Ok > 0;
+      };
+      const facts = await cutFor(c, "orch0", "redis", 6000, bitten, 30000);
+      return { injected: `iptables DROP orch0<->redis ${Math.round((facts.healedAt - facts.faultAt) / 1000)} s`, ...facts,
                clients: [probe] };
     },
     evidence(c, facts, h) {
-      const during = h.filter((e) => e.t >= facts.faultAt && e.t <= facts.healedAt);
-      const refusals = during.filter((e) => (e.ev === "refused" || e.ev === "approval_refused"));
-      const unavailable = refusals.filter((e) => e.code === "UNAVAILABLE");
+      const { refusals, unavailable, orch1Ok } = orch0CutSeen(h, facts.faultAt, facts.healedAt);
       const slowest = Math.max(0, ...unavailable.map((e) => e.ms || 0));
-      const orch1Users = new Set(h.filter((e) => e.user && e.user.startsWith("du") && Number(e.user.replace(/^\D+/, "")) % 2 === 1).map((e) => e.user));
-      const orch1Ok = okResults(during).filter((e) => orch1Users.has(e.user)).length;
       return { ok: facts.dropped > 0 && unavailable.length > 0 && orch1Ok > 0,
                facts: { dropped: facts.dropped, unavailableDuring: unavailable.length,
                         otherCodesDuring: refusals.length - unavailable.length, slowestUnavailableMs: slowest,
@@ -269,7 +289,10 @@ async function main() {
     const result = check(history, readEffects(path.join(c.workspaces, "sessions")));
     console.log(`drill ${name}: ${facts.injected ?? "no fault"}`);
     console.log(table(result));
-    const evidence = drill.evidence ? drill.evidence(c, facts, history) : { ok: true, facts: {} };
+    // Some evidence is in logs that reach us through pipes after the heal: judged until it holds (15 s).
+    const judge = () => (drill.evidence ? drill.evidence(c, facts, history) : { ok: true, facts: {} });
+    let evidence = judge();
+    for (const until = Date.now() + 15000; !evidence.ok && Date.now() < until; evidence = judge()) await sleep(100);
     // What users read: each error result's code and message, counted.
     const said = {};
     for (const e of history.filter((x) => x.ev === "result" && x.code)) {
