@@ -3,13 +3,15 @@
 //   node record_server.js   → prints {"msg":"server.listening","port":N} on stdout once listening on 127.0.0.1
 // It records every HTTP request and WebSocket upgrade under /socket.io/ (transport, query, x-*
 // headers), every connection (its handshake query, auth and x-* headers) and every event in the order
-// it arrived. An event with an ack is acked with {ok: true, room: "room-<n>"} (n counts the acks).
+// it arrived. An event with an ack is acked with {ok: true, room: "room-<n>"} (n counts the acks),
+// but "transport", acked with {ok: true, transport} once the session runs over WebSocket (5 s at most).
 // GET /seen returns the records.
 "use strict";
 const path = require("node:path");
 const http = require("node:http");
 const modules = process.env.PHASEKIT_NODE_MODULES || path.join(__dirname, "../../tools/node/node_modules");
 const { Server } = require(path.join(modules, "socket.io"));
+const { whenWebSocket } = require("./when_websocket.js");
 
 const seen = { requests: [], connections: [], events: [] };
 let acks = 0;
@@ -61,7 +63,9 @@ io.on("connection", (socket) => {
   socket.onAny((event, ...args) => {
     const ack = typeof args[args.length - 1] === "function" ? args.pop() : null;
     seen.events.push({ connection, event, args });
-    if (ack) {
+    if (ack && event === "transport") {
+      whenWebSocket(socket.conn, (transport) => ack({ ok: true, transport }));
+    } else if (ack) {
       acks++;
       ack({ ok: true, room: `room-${acks}` });
     }

@@ -14,6 +14,7 @@ const https = require("node:https");
 const path = require("node:path");
 const modules = process.env.PHASEKIT_NODE_MODULES || path.join(__dirname, "../../tools/node/node_modules");
 const { Server } = require(path.join(modules, "socket.io"));
+const { whenWebSocket } = require("./when_websocket.js");
 
 const arg = (name) => {
   const i = process.argv.indexOf(name);
@@ -70,17 +71,8 @@ io.on("connection", (socket) => {
   socket.on("echo", (data, ack) => {
     if (typeof ack === "function") ack({ ok: true, echo: data ?? null });
   });
-  // Acked with the session's transport once it is WebSocket (or after 5 s): a flow that ends with it
-  // cannot close on polling while its upgrade is still under way.
   socket.on("transport", (_data, ack) => {
-    if (typeof ack !== "function") return;
-    const answer = () => ack({ ok: true, transport: socket.conn.transport.name });
-    if (socket.conn.transport.name === "websocket") return answer();
-    const timer = setTimeout(answer, 5000);
-    socket.conn.once("upgrade", () => {
-      clearTimeout(timer);
-      answer();
-    });
+    if (typeof ack === "function") whenWebSocket(socket.conn, (transport) => ack({ ok: true, transport }));
   });
 });
 server.listen(0, "127.0.0.1", () => {

@@ -99,10 +99,19 @@ scenarios:
     flow:
       - emit: ["hello", "{{ name }}"]
 `, { "users.csv": USERS_CSV });
-    const r = load(file, server.url, ["--threads", "2"]);
+    const events = path.join(tmp, "sequence-events.jsonl");
+    const r = load(file, server.url, ["--threads", "2", "--event-log", events]);
     assert.equal(r.code, 0, r.out);
+    // User i (the event log's vu) said row i's name. Read from the users' side: the server sees the
+    // connections of two threads in the order they completed, which a stalled thread can change.
+    const said = fs.readFileSync(events, "utf8").trim().split("\n").map((l) => JSON.parse(l))
+      .filter((e) => e.dir === "out" && e.type === "event" && e.data[0] === "hello")
+      .sort((a, b) => a.vu - b.vu).map((e) => [e.vu, e.data[1]]);
+    assert.deepEqual(said, [[0, "user1"], [1, "user2"], [2, "user3"], [3, "user4"], [4, "user5"], [5, "user1"],
+                            [6, "user2"]]);
+    // The server got those rows, each with its own fields in the CONNECT.
     const auths = await whoConnected(from);
-    assert.deepEqual(auths.map((a) => a.name), ["user1", "user2", "user3", "user4", "user5", "user1", "user2"]);
+    assert.deepEqual(auths.map((a) => a.name).sort(), ["user1", "user1", "user2", "user2", "user3", "user4", "user5"]);
     for (const a of auths) assert.equal(a.token, tokenOf[a.name]);
   });
 
@@ -141,6 +150,9 @@ scenarios:
       - think: 0.5
       - emit: ["bye", "{{ name }}"]
         acknowledge: true
+      - emit: ["transport"]
+        acknowledge:
+          match: { json: "$.0.transport", value: "websocket" }
 `, { "users.csv": USERS_CSV });
       const r = load(file, server.url);
       assert.equal(r.code, 0, r.out);
