@@ -13,22 +13,30 @@ const { check, table, readEffects } = require("./checker.js");
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const okResults = (h, after = 0) => h.filter((e) => e.ev === "result" && e.exitCode === 0 && !e.code && e.t >= after);
 
-/// Sleeps minMs, then on until bitten(from) holds or maxMs have passed since `from`: a fault lasts until
-/// its evidence is in, which a fixed length could end before on a loaded machine.
+/// Holds a fault minMs, and on until bitten(from) holds or maxMs have passed since `from`, looking every
+/// 250 ms: a fault lasts until its evidence is in, which a fixed length could end before on a loaded
+/// machine. Returns how long after `from` bitten() was first seen to hold (null: never), which the
+/// drill bounds, so that a slow reaction still fails.
 async function holdFault(from, minMs, maxMs, bitten) {
-  await sleep(minMs);
-  while (!bitten(from) && Date.now() - from < maxMs) await sleep(50);
+  let bittenMs = null;
+  for (;;) {
+    const elapsed = Date.now() - from;
+    if (bittenMs === null && bitten(from)) bittenMs = elapsed;
+    if (elapsed >= maxMs || (elapsed >= minMs && bittenMs !== null)) return bittenMs;
+    await sleep(Math.min(250, Math.max(1, (bittenMs === null ? maxMs : minMs) - elapsed)));
+  }
 }
 
 /// Drops everything between hosts a and b for ms (and on, up to maxMs, until bitten(faultAt)), then
-/// heals: when it began and ended, and the packets a's side dropped (0: the cut touched nothing).
+/// heals: when it began and ended, when it bit, and the packets a's side dropped (0: the cut touched
+/// nothing).
 async function cutFor(c, a, b, ms, bitten = () => true, maxMs = ms) {
   const heal = c.topo.partition(a, b);
   const faultAt = Date.now();
-  await holdFault(faultAt, ms, maxMs, bitten);
+  const bittenMs = await holdFault(faultAt, ms, maxMs, bitten);
   const dropped = c.topo.droppedPackets(a);
   heal();
-  return { faultAt, healedAt: Date.now(), dropped };
+  return { faultAt, healedAt: Date.now(), bittenMs, dropped };
 }
 
 /// What users saw between from and to while orch0 was cut off from redis: the refusals (UNAVAILABLE
@@ -170,13 +178,14 @@ const drills = {
       await flowing(client, 4, 30000, "calls to succeed after the filling user left");
       const at = Date.now();
       const ballast = c.fillWorkspaces();
-      // 5 s, and on (30 s at most) until a call has failed for want of space.
-      await holdFault(at, 5000, 30000, () => client.read().some((e) => e.ev === "result" && e.t >= at &&
-                                                                  (e.code || (e.exitCode !== 0 && e.exitCode !== null))));
+      // 5 s, and on (30 s at most) until a call has failed (the evidence wants one).
+      const failedAfterMs = await holdFault(at, 5000, 30000, () => client.read().some(
+        (e) => e.ev === "result" && e.t >= at && (e.code || (e.exitCode !== 0 && e.exitCode !== null))));
       c.freeWorkspaces();
       return { injected: `one user filling their workspace (bound 4 MiB) for 6 s, then the workspace volume ` +
                          `(tmpfs, 64 MiB) filled by a ${ballast}-byte ballast for ${Math.round((Date.now() - at) / 1000)} s`,
-               faultAt: at, healedAt: Date.now(), ballast, attackFrom, attackTo, leastFree, clients: [attacker] };
+               faultAt: at, healedAt: Date.now(), failedAfterMs, ballast, attackFrom, attackTo, leastFree,
+               clients: [attacker] };
     },
     evidence(c, facts, h) {
       // The filling user: their own writes failed, with the kernel's words.
@@ -190,8 +199,9 @@ const drills = {
       const during = h.filter((e) => e.ev === "result" && e.t >= facts.faultAt && e.t <= facts.healedAt + 500);
       const failed = during.filter((e) => e.code || (e.exitCode !== 0 && e.exitCode !== null));
       return { ok: filled.length > 0 && filled.length === mine.length && others.length > 0 && othersFailed.length === 0 &&
-                   facts.leastFree > (16 << 20) && facts.ballast > 0 && failed.length > 0,
-               facts: { fillingUserCalls: mine.length, fillingUserNoSpace: filled.length, othersCallsMeanwhile: others.length,
+                   facts.leastFree > (16 << 20) && facts.ballast > 0 && failed.length > 0 &&
+                   facts.failedAfterMs !== null && facts.failedAfterMs <= 10000,  // the next call that writes fails
+               facts: { failedAfterMs: facts.failedAfterMs, fillingUserCalls: mine.length, fillingUserNoSpace: filled.length, othersCallsMeanwhile: others.length,
                         othersFailedMeanwhile: othersFailed.length, volumeLeastFreeMiB: Math.round(facts.leastFree / 1048576),
                         failedDuring: failed.length, okDuring: during.length - failed.length,
                         example: failed[0] ? `${failed[0].code ?? `exit ${failed[0].exitCode}`}: ${failed[0].message ?? ""}` : null } };
@@ -222,8 +232,13 @@ const drills = {
                                                       !e.code && e.t >= facts.faultAt).map((e) => e.t)) - facts.faultAt;
       const movedBackMs = Math.max(0, ...movedUsers.map(okAfter));
       const replayed = c.logged("orch1", "session.replayed").reduce((n, e) => n + (e.results || 0), 0);
-      return { ok: facts.dropped > 0 && moved > 0 && back.length > 0 && back.every((e) => e.recovered),
-               facts: { dropped: facts.dropped, sessionsResumedOnOrch1: moved, usersMoved: movedUsers.length,
+      // A user has reconnected and resumed on orch1 about 2 s into the cut (ping 1 s + 1 s), and its
+      // calls succeed about 7 s in (HAProxy's connect timeout 5 s, then its redispatch); 30 s for the
+      // first leaves a loaded machine room and still fails a failover gone slow.
+      return { ok: facts.dropped > 0 && moved > 0 && back.length > 0 && back.every((e) => e.recovered) &&
+                   facts.bittenMs !== null && facts.bittenMs <= 30000,
+               facts: { dropped: facts.dropped, movedAfterMs: facts.bittenMs, sessionsResumedOnOrch1: moved,
+                        usersMoved: movedUsers.length,
                         resultsReplayed: replayed,
                         allRecovered: back.every((e) => e.recovered), movedUsersOkAfterMs: movedBackMs } };
     },
@@ -251,8 +266,11 @@ const drills = {
     evidence(c, facts, h) {
       const { refusals, unavailable, orch1Ok } = orch0CutSeen(h, facts.faultAt, facts.healedAt);
       const slowest = Math.max(0, ...unavailable.map((e) => e.ms || 0));
-      return { ok: facts.dropped > 0 && unavailable.length > 0 && orch1Ok > 0,
-               facts: { dropped: facts.dropped, unavailableDuring: unavailable.length,
+      // The first refusal comes after the 3 s redis command timeout, the rest at once (breaker open);
+      // 10 s for either leaves a loaded machine room and still fails a longer timeout or no breaker.
+      return { ok: facts.dropped > 0 && unavailable.length > 0 && orch1Ok > 0 && facts.bittenMs !== null &&
+                   facts.bittenMs <= 10000 && slowest <= 10000,
+               facts: { dropped: facts.dropped, refusedAfterMs: facts.bittenMs, unavailableDuring: unavailable.length,
                         otherCodesDuring: refusals.length - unavailable.length, slowestUnavailableMs: slowest,
                         orch1OkDuring: orch1Ok } };
     },

@@ -173,7 +173,10 @@ describe("store=postgres restarted under load", () => {
     const pg = await postgres.startPostgres();
     // The breaker's reset timeout stays at its default (30 s): the store must find PostgreSQL again
     // by itself, well before that.
-    const env = { STORE_PLUGIN: "postgres", POSTGRES_URL: pg.url(), READY_REQUIRES_STORE: "true" };
+    // The late call below waits out the test's own deadlines before it may end (up to 30 s), so it gets
+    // a job timeout past them.
+    const env = { STORE_PLUGIN: "postgres", POSTGRES_URL: pg.url(), READY_REQUIRES_STORE: "true",
+                  JOB_TIMEOUT_MS: "120000" };
     const server = await startServer(env);
     const received = new Set();
     const failures = [];
@@ -189,7 +192,8 @@ describe("store=postgres restarted under load", () => {
       // One call is sure to end while PostgreSQL is down, and to outlast its writes' 15 s: its result
       // goes out with its record deferred, and the record must reach the log once PostgreSQL is back.
       // It waits for a file the test makes once the breaker is seen open, so it ends while PostgreSQL
-      // is down however long the halt takes (a `sleep 1` could end, and be written, before it).
+      // is down, however long the halt takes within the test's deadlines (a `sleep 1` could end, and
+      // be written, before it).
       const dave = await connect(server, "dave");
       sockets.push(dave);
       const daveWorkspace = (await runTool(dave, "pwd")).output.trim();
@@ -209,12 +213,15 @@ describe("store=postgres restarted under load", () => {
       await waitFor("calls refused while the breaker is open", () => failures.filter((f) => f.at >= open).length >= 10,
                     10000);
       const refused = failures.filter((f) => f.at >= open);
-      // Fast means refused by the open breaker, with no attempt at PostgreSQL: its message says so. (A
-      // bound in milliseconds would measure the load on the machine, not the store.)
+      // Fast means refused by the open breaker, with no attempt at PostgreSQL: its message says so. And
+      // nothing else held the answer up: no refusal near the 15 s a store write may retry for (the
+      // old 500 ms bound measured the load on the machine as much as the store).
       for (const f of refused) {
         assert.equal(f.code, "UNAVAILABLE", JSON.stringify(f));
         assert.match(f.message, /circuit breaker postgres is open/, JSON.stringify(f));
       }
+      const slowest = Math.max(...refused.map((f) => f.ms));
+      assert.ok(slowest < 5000, `a refusal took ${slowest} ms while the breaker was open: not failing fast`);
       fs.writeFileSync(`${daveWorkspace}/go`, "");
 
       const [late] = await lateResult;

@@ -109,10 +109,15 @@ scenarios:
       .sort((a, b) => a.vu - b.vu).map((e) => [e.vu, e.data[1]]);
     assert.deepEqual(said, [[0, "user1"], [1, "user2"], [2, "user3"], [3, "user4"], [4, "user5"], [5, "user1"],
                             [6, "user2"]]);
-    // The server got those rows, each with its own fields in the CONNECT.
-    const auths = await whoConnected(from);
+    // The server got those rows, each connection's CONNECT carrying the fields of the row its user
+    // said hello with.
+    const seen = await server.seen();
+    const auths = seen.connections.slice(from).map((c) => c.auth);
     assert.deepEqual(auths.map((a) => a.name).sort(), ["user1", "user1", "user2", "user2", "user3", "user4", "user5"]);
     for (const a of auths) assert.equal(a.token, tokenOf[a.name]);
+    const hellos = seen.events.filter((e) => e.connection >= from && e.event === "hello");
+    assert.equal(hellos.length, 7);
+    for (const e of hellos) assert.equal(e.args[0], seen.connections[e.connection].auth.name);
   });
 
   it("gives every user a row with order: random, and the rows are covered", async () => {

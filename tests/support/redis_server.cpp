@@ -41,11 +41,11 @@ struct Fd {
   Fd& operator=(const Fd&) = delete;
 };
 
-/// One TCP connect + PING with short socket timeouts; true when the server answers like Redis
-/// (+PONG, or -NOAUTH when it requires a password).
-/// Asked on the server's own unix socket, in its own folder: an answer comes from our redis-server
-/// and no other (a TCP port picked free can be taken by another test's server before ours binds
-/// it). redis binds every listener before it serves, so an answer also means it holds its port.
+/// One connect + PING with short socket timeouts; true when the server answers like Redis (+PONG, or
+/// -NOAUTH when it requires a password). Asked on the server's own unix socket, in its own folder:
+/// an answer comes from our redis-server and no other (a TCP port picked free can be taken by another
+/// test's server before ours binds it). redis binds every listener before it serves, so an answer
+/// also means it holds its port.
 bool answers_ping(const std::string& socket_path) {
   Fd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (s.fd < 0) {

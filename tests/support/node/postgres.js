@@ -61,9 +61,10 @@ async function startPostgres() {
     const deadline = Date.now() + 20000;
     while (!(await ready(dir, port))) {
       if (child.exitCode !== null || Date.now() > deadline) {
+        const exitedByItself = child.exitCode !== null;
         child.kill("SIGKILL");
         await exited;
-        throw new Error(`postgres did not start: ${log}`);
+        throw Object.assign(new Error(`postgres did not start: ${log}`), { exitedByItself });
       }
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -73,14 +74,15 @@ async function startPostgres() {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGINT");
     await exited;
   }
-  // A port picked free can be taken before the server binds it: a few tries, each on a new one.
+  // A port picked free can be taken before the server binds it, and the server then exits at once: a
+  // few tries, each on a new port. One that did not answer in time is not tried again.
   for (let attempt = 1; ; ++attempt) {
     port = await freePort();
     try {
       await launch();
       break;
     } catch (e) {
-      if (attempt === 5) {
+      if (attempt === 5 || !e.exitedByItself) {
         fs.rmSync(dir, { recursive: true, force: true });
         throw e;
       }

@@ -109,24 +109,36 @@ class ProcessBackendTest : public ::testing::TestWithParam<std::string> {
     return pred();
   }
 
+  /// A call under way. It is shared with the call's callback, so a test that gives up on it (a failed
+  /// ASSERT returns early) leaves nothing on its stack for the callback to write into later.
+  struct Pending {
+    Status status{Code::internal, "not called"};
+    RunResult result;
+    bool done = false;
+  };
+
+  std::shared_ptr<Pending> start(const std::shared_ptr<ProcessBackend>& b, const std::string& command,
+                                 std::chrono::milliseconds timeout, std::size_t max_output = 65536) {
+    auto pending = std::make_shared<Pending>();
+    b->run(command, timeout, max_output, nullptr, [pending](Status s, RunResult r) {
+      pending->status = std::move(s);
+      pending->result = std::move(r);
+      pending->done = true;
+    });
+    return pending;
+  }
+
   RunResult run_on(const std::shared_ptr<ProcessBackend>& b, const std::string& command,
                    std::chrono::milliseconds timeout = 10s, std::size_t max_output = 65536,
                    Status* status_out = nullptr) {
-    RunResult result;
-    Status status(Code::internal, "not called");
-    bool done = false;
-    b->run(command, timeout, max_output, nullptr, [&](Status s, RunResult r) {
-      status = std::move(s);
-      result = std::move(r);
-      done = true;
-    });
-    EXPECT_TRUE(run_until([&] { return done; }, timeout + 30s)) << command;
+    const auto call = start(b, command, timeout, max_output);
+    EXPECT_TRUE(run_until([&] { return call->done; }, timeout + 30s)) << command;
     if (status_out != nullptr) {
-      *status_out = status;
+      *status_out = call->status;
     } else {
-      EXPECT_TRUE(status.ok()) << status.message();
+      EXPECT_TRUE(call->status.ok()) << call->status.message();
     }
-    return result;
+    return call->result;
   }
 
   RunResult run(const std::string& command, std::chrono::milliseconds timeout = 10s, std::size_t max_output = 65536,
@@ -263,7 +275,7 @@ TEST_P(ProcessBackendTest, ResetRemovesFilesProcessesAndState) {
   run("touch secret && mkdir d && cd d && export TOKEN=abc && f() { echo planted; } && "
       "{ setsid sleep " + secs + " >/dev/null 2>&1 & }");
   // A program the supervisor starts itself (plain words) that leaves a daemon behind: gone too.
-  const std::string direct_secs = std::to_string(std::stoll(secs) + 1);
+  const std::string direct_secs = unique_secs();
   EXPECT_TRUE(run("setsid -f sleep " + direct_secs).direct);
   ASSERT_TRUE(test::wait_until([&] { return sleeping(secs) == 1 && sleeping(direct_secs) == 1; }, 10s));
   ASSERT_TRUE(reset(backend_).ok());
@@ -674,15 +686,11 @@ TEST_P(SandboxedBackend, AForkBombEndsItsCallAndNothingOfItRemainsWhileAnotherBa
   auto other = create();
   ASSERT_TRUE(other);
   const auto started = std::chrono::steady_clock::now();
-  bool bomb_done = false;
-  RunResult r;
-  backend_->run("bomb() { bomb | bomb & }; bomb; sleep 20", 30s, 65536, nullptr, [&](Status s, RunResult got) {
-    EXPECT_TRUE(s.ok()) << s.message();
-    r = std::move(got);
-    bomb_done = true;
-  });
+  const auto bomb = start(backend_, "bomb() { bomb | bomb & }; bomb; sleep 20", 30s);
   EXPECT_EQ(run_on(other, "echo other user").output, "other user\n");
-  ASSERT_TRUE(run_until([&] { return bomb_done; }, 30s));
+  ASSERT_TRUE(run_until([&] { return bomb->done; }, 30s));
+  EXPECT_TRUE(bomb->status.ok()) << bomb->status.message();
+  const RunResult& r = bomb->result;
   destroy(other);
   EXPECT_EQ(r.limit, LimitHit::processes);
   EXPECT_TRUE(r.shell_restarted);
@@ -697,17 +705,12 @@ TEST_P(SandboxedBackend, AMemoryHogEndsItsCallWhileAnotherBackendKeepsWorking) {
   require_cgroups();
   auto other = create();
   ASSERT_TRUE(other);
-  bool hog_done = false;
-  RunResult hog;
   // tail keeps a line it has not finished: 2 GiB without a newline, against a 256 MiB limit.
-  backend_->run("head -c 2G /dev/zero | tail -n 1 | wc -c", 60s, 4096, nullptr, [&](Status s, RunResult r) {
-    EXPECT_TRUE(s.ok()) << s.message();
-    hog = std::move(r);
-    hog_done = true;
-  });
+  const auto hog = start(backend_, "head -c 2G /dev/zero | tail -n 1 | wc -c", 60s, 4096);
   EXPECT_EQ(run_on(other, "echo other user").output, "other user\n");
-  ASSERT_TRUE(run_until([&] { return hog_done; }, 60s));
-  EXPECT_EQ(hog.limit, LimitHit::memory);
+  ASSERT_TRUE(run_until([&] { return hog->done; }, 60s));
+  EXPECT_TRUE(hog->status.ok()) << hog->status.message();
+  EXPECT_EQ(hog->result.limit, LimitHit::memory);
   EXPECT_EQ(run("echo alive").output, "alive\n");
   destroy(other);
 }
@@ -754,20 +757,18 @@ TEST_P(SandboxedBackend, ACpuHogIsHeldToItsShareWhileAnotherBackendKeepsWorking)
     }
     return -1LL;
   };
-  bool hog_done = false;
-  RunResult hog;
-  backend_->run("(while :; do :; done) & (while :; do :; done) & "
-                "while [ ! -e stop ]; do sleep 0.05; done; kill %1 %2; wait",
-                60s, 4096, nullptr, [&](Status s, RunResult r) {
-                  EXPECT_TRUE(s.ok()) << s.message();
-                  hog = std::move(r);
-                  hog_done = true;
-                });
-  const bool held = run_until([&] { return throttled() > 0; }, 20s);
+  EXPECT_EQ(run("true").exit_code, 0);
+  const long long before = throttled();  // the shell's own start may have met the quota already
+  const auto hog = start(backend_,
+                         "(while :; do :; done) & (while :; do :; done) & "
+                         "while [ ! -e stop ]; do sleep 0.05; done; kill %1 %2; wait",
+                         60s, 4096);
+  const bool held = run_until([&] { return throttled() > before; }, 20s);
   std::ofstream(backend_->workspace() + "/stop").put('\n');
-  ASSERT_TRUE(run_until([&] { return hog_done; }, 20s));
+  ASSERT_TRUE(run_until([&] { return hog->done; }, 20s));
   EXPECT_TRUE(held) << "two CPUs of demand against a quarter of one were never throttled in 20 s";
-  EXPECT_EQ(hog.exit_code, 0) << hog.output;
+  EXPECT_TRUE(hog->status.ok()) << hog->status.message();
+  EXPECT_EQ(hog->result.exit_code, 0) << hog->result.output;
   EXPECT_EQ(run("echo alive").output, "alive\n");
 }
 

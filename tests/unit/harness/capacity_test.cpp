@@ -169,10 +169,11 @@ TEST(RunOutputs, WithoutAChosenIntervalAShortRunGetsOneSecondIntervals) {
   EXPECT_EQ(r.meta["intervalSeconds"], 1.0);
   ASSERT_GE(r.intervals.size(), 3u);
   // Each interval ends at its tick or, on a loaded machine, after it (never before), and the next
-  // starts where it ended: checks that hold however late a wake-up comes.
+  // starts where it ended (within the 1 ms of an empty interval the report leaves out): checks that
+  // hold however late a wake-up comes.
   for (std::size_t i = 0; i + 1 < r.intervals.size(); ++i) {
     EXPECT_GE(r.intervals[i].end_s, static_cast<double>(i + 1) - 1e-9) << i;
-    EXPECT_EQ(r.intervals[i + 1].start_s, r.intervals[i].end_s) << i;
+    EXPECT_NEAR(r.intervals[i + 1].start_s, r.intervals[i].end_s, 1e-3) << i;
   }
   o.progress_s = 0.5;  // a chosen interval wins
   EXPECT_EQ(run_scenario(s, o, acking(), nullptr).meta["intervalSeconds"], 0.5);

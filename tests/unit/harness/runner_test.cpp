@@ -278,8 +278,8 @@ TEST(RunScenario, AFirstSignalLetsUsersEndTheirFlowAndASecondClosesThem) {
     o.repeat_until_s = 60;  // users would repeat for a minute
     volatile int interrupted = 0;
     o.interrupted = &interrupted;
-    // The signal comes once all four users are in their flow: a signal ends the arrivals, and one
-    // sent at a fixed time could come before a late user arrived.
+    // The signal comes once all four users have arrived (each connects as it does): a signal ends the
+    // arrivals, and one sent at a fixed time could come before a late user arrived.
     const auto connected = [&] {
       const std::lock_guard lock(seen.mutex);
       return seen.connects.size();
