@@ -9,7 +9,7 @@ const fs = require("node:fs");
 const http = require("node:http");
 const os = require("node:os");
 const path = require("node:path");
-const { startDelayServer, startServer } = require("./support.js");
+const { io, startDelayServer, startServer } = require("./support.js");
 
 const LOAD = process.env.HARNESS_BIN;
 const SOURCE = process.env.PHASEKIT_SOURCE_DIR;
@@ -24,6 +24,31 @@ function counts(server) {
       res.on("end", () => resolve(JSON.parse(body)));
     }).on("error", reject);
   });
+}
+
+/// What node's own socket.io-client measures against the same server: `users` clients at once, each
+/// sending `count` echoes one after another; the p50 of send to ack, in ms. The reference the
+/// harness's figure is held to, measured in the same run, so that it meets the same machine.
+async function nodeClientP50(url, transports, users = 4, count = 40) {
+  const times = [];
+  await Promise.all(Array.from({ length: users }, async () => {
+    const socket = io(url, { transports, forceNew: true, reconnection: false });
+    try {
+      await new Promise((resolve, reject) => {
+        socket.once("connect", resolve);
+        socket.once("connect_error", reject);
+      });
+      for (let i = 0; i < count; ++i) {
+        const sent = process.hrtime.bigint();
+        await socket.timeout(10000).emitWithAck("echo", "x");
+        times.push(Number(process.hrtime.bigint() - sent) / 1e6);
+      }
+    } finally {
+      socket.close();
+    }
+  }));
+  times.sort((a, b) => a - b);
+  return times[Math.ceil(times.length / 2) - 1];
 }
 
 function writeScenario(name, text) {
@@ -88,17 +113,25 @@ describe("phasekit-load against node socket.io", () => {
       assert.equal(c["socketio.response"], now.answers - before.answers);
       assert.equal(now.connections - before.connections, 80);
       const p50 = report.total.histograms["socketio.response_time"].summaryMs.p50;
-      console.log(`${transports.join("+")}: p50 ${p50} ms for a ${DELAY_MS} ms delay (server hold p50 ${now.holdP50Ms.toFixed(3)} ms)`);
-      // Over WebSocket the harness adds a loopback round trip and its own wake-up to the delay. Polling
-      // alone adds an HTTP POST and the answer to a pending GET per message, so it gets 3 ms.
-      const tolerance = transports.includes("websocket") ? 1 : 3;
+      // A time measured from send to answer is never below the server's delay.
+      assert.ok(p50 >= DELAY_MS, `p50 ${p50} ms is below the server's ${DELAY_MS} ms delay`);
+      // Beyond the delay, the harness measures a loopback round trip and the wake-ups of both processes
+      // after it. node's socket.io-client, measured right after against the same server, meets the same
+      // ones, and whatever else the machine is doing: the harness may add no more than it does (here
+      // it adds less: 0.5 ms against 1.2 over WebSocket, 1.2 against 4.4 over polling).
+      const reference = await nodeClientP50(server.url, transports);
+      console.log(`${transports.join("+")}: p50 ${p50} ms for a ${DELAY_MS} ms delay, socket.io-client ${reference.toFixed(3)} ms ` +
+                  `(server hold p50 ${now.holdP50Ms.toFixed(3)} ms)`);
+      // Polling alone adds an HTTP POST and the answer to a pending GET per message, and varies more.
+      const tolerance = transports.includes("websocket") ? 0.5 : 1;
       if (process.env.PHASEKIT_SANITIZED === "1") {
         // ASan+UBSan slow every instruction several times over: that build checks memory, the
         // release build checks time.
-        t.diagnostic(`sanitized build: p50 ${p50} ms not held to ${tolerance} ms`);
+        t.diagnostic(`sanitized build: p50 ${p50} ms against ${reference} ms not held to ${tolerance} ms`);
         return;
       }
-      assert.ok(Math.abs(p50 - DELAY_MS) <= tolerance, `p50 ${p50} ms is not within ${tolerance} ms of ${DELAY_MS} ms`);
+      assert.ok(p50 <= reference + tolerance,
+                `p50 ${p50} ms is over socket.io-client's ${reference.toFixed(3)} ms by more than ${tolerance} ms`);
     });
   }
 
