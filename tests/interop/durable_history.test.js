@@ -10,7 +10,7 @@ const http = require("node:http");
 const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
-const { startServer, connect, once, runTool } = require("./support.js");
+const { startServer, connect, once, runTool, whenFileThen } = require("./support.js");
 const postgres = require("../support/node/postgres.js");
 
 const PHASEKIT_BIN = path.join(path.dirname(process.env.ORCHESTRATOR_BIN), "phasekit");
@@ -197,8 +197,7 @@ describe("store=postgres restarted under load", () => {
       const dave = await connect(server, "dave");
       sockets.push(dave);
       const daveWorkspace = (await runTool(dave, "pwd")).output.trim();
-      const lateAck = await dave.emitWithAck("message",
-        "i=0; while [ ! -e go ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i + 1)); done; [ -e go ] && echo late");
+      const lateAck = await dave.emitWithAck("message", whenFileThen("go", "echo late", 60));
       assert.equal(lateAck.ok, true, JSON.stringify(lateAck));
       const lateResult = once(dave, "tool:result", 60000);
       assert.equal((await dave.emitWithAck("tool:approval", { callId: lateAck.callId, approved: true })).ok, true);

@@ -181,8 +181,9 @@ describe("phasekit-load --metrics-port and --output jsonl", () => {
 
       // Each scrape's figures are the run's at the scrape's own elapsed time: the users created match
       // the schedule (10 a second from 0 s), within the arrivals made between the clock read and the
-      // count (two, should the run's thread be held up for 100 ms there), and a late one. Judged by the run's clock, not by when this test got to scrape (the old
-      // check against the report's total could fail whenever a loaded machine delayed the last scrape).
+      // count (two, should the run's thread be held up for 100 ms there), and a late one. Judged by the
+      // run's clock, not by when this test got to scrape (the old check against the report's total
+      // could fail whenever a loaded machine delayed the last scrape).
       for (const s of running) {
         const elapsed = s.samples.get("phasekit_load_run_elapsed_seconds");
         const created = s.samples.get("phasekit_load_vusers_created_total");

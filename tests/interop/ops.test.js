@@ -7,7 +7,7 @@ const { describe, it } = require("node:test");
 const assert = require("node:assert/strict");
 const { spawnSync } = require("node:child_process");
 const fs = require("node:fs");
-const { startServer, request, connect, runTool, once } = require("./support.js");
+const { startServer, request, connect, runTool, whenFileThen, once } = require("./support.js");
 
 /** GET on the public listener (PORT), or on the admin listener with { admin: true }. */
 async function get(server, path, { admin = false } = {}) {
@@ -192,8 +192,7 @@ describe("operations", () => {
     // The job in flight waits for a file the test makes only once the drain has been seen, so it is
     // still running then however slow the machine (a `sleep 1` could end first, and the drain with it).
     const workspace = (await runTool(socket, "pwd")).output.trim();
-    const ack = await socket.emitWithAck("message",
-      "i=0; while [ ! -e go ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done; [ -e go ] && echo finished");
+    const ack = await socket.emitWithAck("message", whenFileThen("go", "echo finished", 30));
     const result = once(socket, "tool:result", 45000);
     const disconnected = once(socket, "disconnect", 45000);
     assert.equal((await socket.emitWithAck("tool:approval", { callId: ack.callId, approved: true })).ok, true);

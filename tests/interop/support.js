@@ -117,6 +117,14 @@ function connect(server, user, options = {}) {
   });
 }
 
+/// A tool command that waits in its workspace for the file `name`, which the test makes when it is
+/// ready for the call to end (seconds at most), then runs `then`: a call held in flight for as long as
+/// the test needs, where a `sleep` could end before the test looked.
+function whenFileThen(name, then, seconds) {
+  return `i=0; while [ ! -e ${name} ] && [ $i -lt ${seconds * 20} ]; do sleep 0.05; i=$((i + 1)); done; ` +
+    `[ -e ${name} ] && ${then}`;
+}
+
 /** message → tool:request → approval → tool:result; resolves the result. */
 async function runTool(socket, message, timeoutMs = 15000) {
   const ack = await socket.timeout(timeoutMs).emitWithAck("message", message);
@@ -157,4 +165,5 @@ async function startDelayServer(delayMs) {
   return { port: entry.port, url: `http://127.0.0.1:${entry.port}`, stop: () => stopProcess(child, exited) };
 }
 
-module.exports = { io, startDelayServer, WebSocket, token, startServer, request, connect, runTool, once, SECRET };
+module.exports = { io, startDelayServer, WebSocket, token, startServer, request, connect, runTool, whenFileThen, once,
+                   SECRET };

@@ -34,6 +34,10 @@ using namespace std::chrono_literals;
 /// Processes of this host (sandboxes' included) whose command line is `sleep <secs>`, not zombies.
 int sleeping(const std::string& secs) { return test::count_processes({"sleep", secs}); }
 
+/// Prints how many processes the shell sees, counted by its own glob, which starts no process. (A count
+/// through `ls /proc | grep` raced itself: ls could read /proc before grep was forked.)
+constexpr const char* kCountProcesses = "n=0; for p in /proc/[0-9]*; do n=$((n + 1)); done; echo $n";
+
 /// A sleep duration no other process of this host has.
 std::string unique_secs() { return test::unique_on_host(); }
 
@@ -661,14 +665,12 @@ TEST_P(SandboxedBackend, ABuiltinSpawnsNoProcessAndACommandOnlyWhatItRuns) {
 TEST_P(SandboxedBackend, TheSupervisorAndTheHostAreOutOfReach) {
   const RunResult r = run("cat /proc/1/environ >/dev/null 2>&1 || echo environ-denied; "
                           "cat /proc/1/mem >/dev/null 2>&1 || echo mem-denied; "
-                          "n=0; for p in /proc/[0-9]*; do n=$((n + 1)); done; echo $n; "
-                          "ls -A /run/phasekit | tr '\\n' ' '; "
+                          + std::string(kCountProcesses) + "; ls -A /run/phasekit | tr '\\n' ' '; "
                           "echo x > /run/phasekit/cmd 2>/dev/null && echo wrote-cmd");
   EXPECT_NE(r.output.find("environ-denied"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("mem-denied"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("wrote-cmd"), std::string::npos) << "the command file is the supervisor's: " << r.output;
-  // The shell counts with its own glob, starting nothing: the supervisor and the shell, nothing of the
-  // host. (Counting with `ls /proc | grep` raced itself: ls could read /proc before grep was forked.)
+  // The supervisor and the shell: nothing of the host.
   EXPECT_NE(r.output.find("\n2\n"), std::string::npos) << r.output;
 }
 
@@ -696,8 +698,8 @@ TEST_P(SandboxedBackend, AForkBombEndsItsCallAndNothingOfItRemainsWhileAnotherBa
   EXPECT_TRUE(r.shell_restarted);
   EXPECT_LT(std::chrono::steady_clock::now() - started, 15s);
   EXPECT_TRUE(backend_->spent());
-  // Counted by the shell's own glob, which starts no process: the supervisor and the new shell.
-  EXPECT_EQ(run("echo alive; n=0; for p in /proc/[0-9]*; do n=$((n + 1)); done; echo $n").output, "alive\n2\n");
+  // The supervisor and the new shell.
+  EXPECT_EQ(run(std::string("echo alive; ") + kCountProcesses).output, "alive\n2\n");
   EXPECT_FALSE(reset(backend_).ok()) << "a spent backend is replaced, not reset";
 }
 
